@@ -1,0 +1,84 @@
+/**
+ * Typed keys. Each role has its own type and text prefix so a machine key can never be passed
+ * where a node key is meant:
+ * - node key: WireGuard X25519, text "nodekey:<hex>", private "privkey:<hex>".
+ * - machine key: Ed25519, text "mkey:<hex>", private "mprivkey:<hex>".
+ * Private keys never leave the device that generated them.
+ */
+import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { bytesToHex, hexToBytes } from '@noble/curves/utils.js';
+import { timingSafeEqual } from 'node:crypto';
+
+declare const brand: unique symbol;
+type Brand<T, B extends string> = T & { readonly [brand]: B };
+
+export type NodePublicKey = Brand<string, 'NodePublicKey'>;
+export type NodePrivateKey = Brand<string, 'NodePrivateKey'>;
+export type MachinePublicKey = Brand<string, 'MachinePublicKey'>;
+export type MachinePrivateKey = Brand<string, 'MachinePrivateKey'>;
+
+const NODE_PUB = 'nodekey:';
+const NODE_PRIV = 'privkey:';
+const MACHINE_PUB = 'mkey:';
+const MACHINE_PRIV = 'mprivkey:';
+
+function parse<T>(text: string, prefix: string, what: string): T {
+  if (!text.startsWith(prefix) || !/^[0-9a-f]{64}$/.test(text.slice(prefix.length))) {
+    throw new TypeError(`${what} must be "${prefix}" followed by 64 lowercase hex digits`);
+  }
+  return text as T;
+}
+
+export const parseNodePublicKey = (t: string) => parse<NodePublicKey>(t, NODE_PUB, 'node public key');
+export const parseNodePrivateKey = (t: string) => parse<NodePrivateKey>(t, NODE_PRIV, 'node private key');
+export const parseMachinePublicKey = (t: string) => parse<MachinePublicKey>(t, MACHINE_PUB, 'machine public key');
+export const parseMachinePrivateKey = (t: string) => parse<MachinePrivateKey>(t, MACHINE_PRIV, 'machine private key');
+
+/** Raw 32 bytes of any of the key types. */
+export function keyBytes(key: NodePublicKey | NodePrivateKey | MachinePublicKey | MachinePrivateKey): Uint8Array {
+  return hexToBytes(key.slice(key.indexOf(':') + 1));
+}
+
+export function generateNodeKey(): { privateKey: NodePrivateKey; publicKey: NodePublicKey } {
+  const secret = x25519.utils.randomSecretKey();
+  return { privateKey: (NODE_PRIV + bytesToHex(secret)) as NodePrivateKey, publicKey: nodePublicKeyOf(secret) };
+}
+
+export function nodePublicKeyOf(privateKey: NodePrivateKey | Uint8Array): NodePublicKey {
+  const secret = typeof privateKey === 'string' ? keyBytes(privateKey) : privateKey;
+  return (NODE_PUB + bytesToHex(x25519.getPublicKey(secret))) as NodePublicKey;
+}
+
+export function generateMachineKey(): { privateKey: MachinePrivateKey; publicKey: MachinePublicKey } {
+  const secret = ed25519.utils.randomSecretKey();
+  return { privateKey: (MACHINE_PRIV + bytesToHex(secret)) as MachinePrivateKey, publicKey: machinePublicKeyOf(secret) };
+}
+
+export function machinePublicKeyOf(privateKey: MachinePrivateKey | Uint8Array): MachinePublicKey {
+  const secret = typeof privateKey === 'string' ? keyBytes(privateKey) : privateKey;
+  return (MACHINE_PUB + bytesToHex(ed25519.getPublicKey(secret))) as MachinePublicKey;
+}
+
+/** WireGuard's own text form (base64), as `wg` and wg-quick files use. */
+export function toWireGuardBase64(key: NodePublicKey | NodePrivateKey): string {
+  return Buffer.from(keyBytes(key)).toString('base64');
+}
+
+export function fromWireGuardBase64(b64: string): NodePublicKey {
+  const raw = Buffer.from(b64, 'base64');
+  if (raw.length !== 32) throw new TypeError('WireGuard key must be 32 bytes of base64');
+  return (NODE_PUB + raw.toString('hex')) as NodePublicKey;
+}
+
+/** Hex form without prefix, as the wireguard-go UAPI speaks it. */
+export function toHex(key: NodePublicKey | NodePrivateKey): string {
+  return key.slice(key.indexOf(':') + 1);
+}
+
+/** Constant-time comparison of two strings of key or secret material. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a);
+  const bb = Buffer.from(b);
+  if (ab.length !== bb.length) return false;
+  return timingSafeEqual(ab, bb);
+}

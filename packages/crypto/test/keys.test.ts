@@ -1,0 +1,41 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  constantTimeEqual, fromWireGuardBase64, generateMachineKey, generateNodeKey, generateSecret,
+  hashSecret, parseNodePublicKey, secretPrefix, toWireGuardBase64,
+} from '../src/index.js';
+
+describe('node keys', () => {
+  it('derives the same public key as `wg pubkey`', () => {
+    if (!existsSync('/usr/bin/wg')) throw new Error('wireguard-tools missing: apt-get install wireguard-tools');
+    const { privateKey, publicKey } = generateNodeKey();
+    const wgPub = execFileSync('wg', ['pubkey'], { input: toWireGuardBase64(privateKey) + '\n' }).toString().trim();
+    expect(wgPub).toBe(toWireGuardBase64(publicKey));
+    expect(fromWireGuardBase64(wgPub)).toBe(publicKey);
+  });
+
+  it('rejects keys of the wrong role or shape', () => {
+    const { publicKey } = generateMachineKey();
+    expect(() => parseNodePublicKey(publicKey)).toThrow(/nodekey:/);
+    expect(() => parseNodePublicKey('nodekey:XYZ')).toThrow();
+  });
+});
+
+describe('secrets', () => {
+  it('are shown once with a visible prefix and stored as a hash', () => {
+    const s = generateSecret('auth');
+    expect(s.key.startsWith(s.prefix + '-')).toBe(true);
+    expect(s.hash).toBe(hashSecret(s.key));
+    expect(s.hash).not.toContain(s.key);
+    expect(secretPrefix('auth', s.key)).toBe(s.prefix);
+    expect(secretPrefix('api', s.key)).toBeNull();
+    expect(secretPrefix('auth', s.key + 'x')).toBeNull();
+  });
+
+  it('compares in constant time and by value', () => {
+    expect(constantTimeEqual('abc', 'abc')).toBe(true);
+    expect(constantTimeEqual('abc', 'abd')).toBe(false);
+    expect(constantTimeEqual('abc', 'abcd')).toBe(false);
+  });
+});

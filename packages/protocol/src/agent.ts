@@ -1,0 +1,165 @@
+/**
+ * Agent <-> server messages: registration over HTTP, then one WebSocket per node at `/agent/v1`.
+ *
+ * Connection: the agent opens `GET /agent/v1` with `Authorization: Bearer <jwt>`, where the JWT is
+ * EdDSA-signed by the node's machine key (see `MachineTokenClaims`). The server replies with one
+ * `netmap` message, then `delta` messages. Every server message carries `seq`; seq grows by exactly
+ * one per message on a connection, starting at 1 with the netmap. A gap means the agent missed a
+ * message: it sends `resync` and the server answers with a fresh `netmap`.
+ */
+import { z } from 'zod';
+import { Endpoint, Hostname, MachineKeyText, NodeKeyText, Timestamp } from './common.js';
+
+/** Claims of the short-lived JWT an agent signs with its machine key on every request. */
+export const MachineTokenClaims = z.object({
+  /** Machine public key, "mkey:<hex>". Must match the key that verifies the signature. */
+  sub: MachineKeyText,
+  /** Audience: the server URL's origin. */
+  aud: z.string(),
+  iat: z.number().int(),
+  /** At most MACHINE_TOKEN_MAX_AGE_S after iat. */
+  exp: z.number().int(),
+  /** Agent's protocol version. */
+  pv: z.number().int(),
+});
+export type MachineTokenClaims = z.infer<typeof MachineTokenClaims>;
+
+/** Longest lifetime the server accepts for a machine token. */
+export const MACHINE_TOKEN_MAX_AGE_S = 120;
+
+/**
+ * `POST /agent/v1/register`, authorised by a machine token. With `authKey`, the node joins at once.
+ * Without it, the server starts (or continues) an interactive login and answers `pending` with a
+ * URL and short code; the agent polls with the same body until `registered`.
+ * A machine key that is already registered gets its existing node back (restart, re-up).
+ */
+export const RegisterRequest = z.strictObject({
+  nodeKey: NodeKeyText,
+  hostname: Hostname,
+  authKey: z.string().min(1).max(200).optional(),
+});
+export type RegisterRequest = z.infer<typeof RegisterRequest>;
+
+export const SelfNode = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  user: z.string(),
+  ipv4: z.string(),
+  ipv6: z.string(),
+  nodeKey: NodeKeyText,
+  expiresAt: Timestamp.nullable(),
+});
+export type SelfNode = z.infer<typeof SelfNode>;
+
+export const RegisterResponse = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('registered'), node: SelfNode }),
+  z.object({
+    status: z.literal('pending'),
+    /** Page where a person approves this device. */
+    loginUrl: z.string(),
+    /** Short code an admin can approve with `weft-server nodes approve CODE`. */
+    code: z.string(),
+    expiresAt: Timestamp,
+  }),
+]);
+export type RegisterResponse = z.infer<typeof RegisterResponse>;
+
+/** A peer as the agent needs it to program WireGuard and show status. */
+export const Peer = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  user: z.string(),
+  nodeKey: NodeKeyText,
+  ipv4: z.string(),
+  ipv6: z.string(),
+  /** CIDRs routed to this peer: its /32 and /128 today, subnet routes later. */
+  allowedIps: z.array(z.string()),
+  /** Candidate endpoints, most preferred first. Empty = unknown. */
+  endpoints: z.array(Endpoint),
+  online: z.boolean(),
+  lastSeen: Timestamp.nullable(),
+});
+export type Peer = z.infer<typeof Peer>;
+
+/** Fields that can change without a full upsert. Absent = unchanged. */
+export const PeerPatch = z.object({
+  id: z.number().int(),
+  endpoints: z.array(Endpoint).optional(),
+  online: z.boolean().optional(),
+  lastSeen: Timestamp.nullable().optional(),
+});
+export type PeerPatch = z.infer<typeof PeerPatch>;
+
+export const NetmapMessage = z.object({
+  type: z.literal('netmap'),
+  seq: z.number().int(),
+  protocolVersion: z.number().int(),
+  self: SelfNode,
+  /** Every peer this node may see, sorted by id. */
+  peers: z.array(Peer),
+});
+export type NetmapMessage = z.infer<typeof NetmapMessage>;
+
+/**
+ * Changes since the previous message. Applied in this order: remove, upsert, patch.
+ * Absent = nothing of that kind.
+ */
+export const DeltaMessage = z.object({
+  type: z.literal('delta'),
+  seq: z.number().int(),
+  /** Peers added or changed in a way that needs reprogramming (key, addresses). */
+  upsert: z.array(Peer).optional(),
+  /** Peer ids no longer visible. */
+  remove: z.array(z.number().int()).optional(),
+  patch: z.array(PeerPatch).optional(),
+  /** This node itself changed (renamed, expiry). */
+  self: SelfNode.optional(),
+});
+export type DeltaMessage = z.infer<typeof DeltaMessage>;
+
+export const ServerMessage = z.discriminatedUnion('type', [NetmapMessage, DeltaMessage]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
+
+/** Agent reports its endpoint candidates (replaces the previous list). */
+export const EndpointsMessage = z.strictObject({
+  type: z.literal('endpoints'),
+  endpoints: z.array(Endpoint).max(16),
+});
+
+/** Agent saw a seq gap or lost state: server replies with a full netmap. */
+export const ResyncMessage = z.strictObject({ type: z.literal('resync') });
+
+export const AgentMessage = z.discriminatedUnion('type', [EndpointsMessage, ResyncMessage]);
+export type AgentMessage = z.infer<typeof AgentMessage>;
+
+/** Largest agent->server WebSocket message the server reads; larger closes the socket. */
+export const MAX_AGENT_MESSAGE_BYTES = 16 * 1024;
+
+/** WebSocket close codes the server uses on `/agent/v1` (4000-4999 are application codes). */
+export const CloseCode = {
+  /** Message was not valid JSON or not a valid AgentMessage. */
+  BadMessage: 4400,
+  /** Machine token missing, malformed, or not signed by a registered machine key. */
+  Unauthorized: 4401,
+  /** Node was deleted: do not reconnect; the agent tears its interface down. */
+  NodeDeleted: 4403,
+  /** Node key expired: re-authenticate. */
+  NodeExpired: 4410,
+  /** Agent protocol version too old. */
+  UpgradeRequired: 4426,
+  /** Server is shutting down; reconnect with backoff. */
+  GoingAway: 1001,
+  /** Message larger than MAX_AGENT_MESSAGE_BYTES. */
+  TooBig: 1009,
+} as const;
+
+/** Sent as the HTTP status / problem code when the server refuses an agent at the door. */
+export const RegisterErrorCode = {
+  AuthKeyInvalid: 'auth_key_invalid',
+  AuthKeyExpired: 'auth_key_expired',
+  AuthKeyUsed: 'auth_key_used',
+  AuthKeyRevoked: 'auth_key_revoked',
+  NodeDeleted: 'node_deleted',
+  NodeExpired: 'node_expired',
+  LoginExpired: 'login_expired',
+} as const;

@@ -1,0 +1,138 @@
+/**
+ * REST bodies for `/api/v1`. Every response schema here is an allowlist: what is not named does
+ * not leave the server.
+ */
+import { z } from 'zod';
+import { Endpoint, NodeKeyText, Tag, Timestamp } from './common.js';
+
+/** User names: lowercase login-like names, also used in node names and policy. */
+export const UserName = z.string().regex(/^[a-z0-9][a-z0-9._@-]{0,63}$/, 'must be 1-64 of a-z 0-9 . _ @ - starting with a letter or digit');
+
+export const User = z.object({
+  id: z.number().int(),
+  name: UserName,
+  displayName: z.string().nullable(),
+  email: z.string().nullable(),
+  createdAt: Timestamp,
+});
+export type User = z.infer<typeof User>;
+
+export const CreateUser = z.strictObject({
+  name: UserName,
+  displayName: z.string().min(1).max(128).optional(),
+  email: z.string().email().max(254).optional(),
+});
+export type CreateUser = z.infer<typeof CreateUser>;
+
+export const Node = z.object({
+  id: z.number().int(),
+  /** Unique DNS label within the deployment. */
+  name: z.string(),
+  /** Hostname the device reported. */
+  hostname: z.string(),
+  user: z.string(),
+  ipv4: z.string(),
+  ipv6: z.string(),
+  nodeKey: NodeKeyText,
+  tags: z.array(z.string()),
+  ephemeral: z.boolean(),
+  online: z.boolean(),
+  /** Absent = never connected. */
+  lastSeen: Timestamp.nullable(),
+  expiresAt: Timestamp.nullable(),
+  expired: z.boolean(),
+  endpoints: z.array(Endpoint),
+  createdAt: Timestamp,
+});
+export type Node = z.infer<typeof Node>;
+
+export const RenameNode = z.strictObject({
+  name: z.string().min(1).max(63),
+});
+
+/** Ids in paths are positive integers. */
+export const IdParam = z.strictObject({ id: z.coerce.number().int().positive() });
+
+export const AuthKey = z.object({
+  id: z.number().int(),
+  /** Visible, non-secret part; the full key is shown once at creation. */
+  prefix: z.string(),
+  user: z.string(),
+  reusable: z.boolean(),
+  ephemeral: z.boolean(),
+  tags: z.array(z.string()),
+  expiresAt: Timestamp.nullable(),
+  usedCount: z.number().int(),
+  revoked: z.boolean(),
+  createdAt: Timestamp,
+});
+export type AuthKey = z.infer<typeof AuthKey>;
+
+export const CreateAuthKey = z.strictObject({
+  user: UserName,
+  reusable: z.boolean().default(false),
+  ephemeral: z.boolean().default(false),
+  tags: z.array(Tag).max(32).default([]),
+  /** Seconds until the key expires; absent = 1 hour; 0 = never. */
+  expiresIn: z.number().int().min(0).max(10 * 365 * 86400).optional(),
+});
+export type CreateAuthKey = z.input<typeof CreateAuthKey>;
+
+/** Returned once, at creation: carries the secret. */
+export const CreatedAuthKey = AuthKey.extend({ key: z.string() });
+export type CreatedAuthKey = z.infer<typeof CreatedAuthKey>;
+
+export const ApiScope = z.enum(['admin', 'read']);
+export type ApiScope = z.infer<typeof ApiScope>;
+
+export const ApiKey = z.object({
+  id: z.number().int(),
+  prefix: z.string(),
+  scopes: z.array(ApiScope),
+  description: z.string().nullable(),
+  expiresAt: Timestamp.nullable(),
+  lastUsedAt: Timestamp.nullable(),
+  revoked: z.boolean(),
+  createdAt: Timestamp,
+});
+export type ApiKey = z.infer<typeof ApiKey>;
+
+export const CreateApiKey = z.strictObject({
+  scopes: z.array(ApiScope).min(1).max(2),
+  description: z.string().max(200).optional(),
+  /** Seconds until the key expires; absent or 0 = never. */
+  expiresIn: z.number().int().min(0).max(10 * 365 * 86400).optional(),
+});
+export type CreateApiKey = z.input<typeof CreateApiKey>;
+
+export const CreatedApiKey = ApiKey.extend({ key: z.string() });
+export type CreatedApiKey = z.infer<typeof CreatedApiKey>;
+
+export const ApprovePendingLogin = z.strictObject({
+  /** User the approved device will belong to. */
+  user: UserName,
+});
+
+export const PendingLogin = z.object({
+  code: z.string(),
+  hostname: z.string(),
+  nodeKey: NodeKeyText,
+  expiresAt: Timestamp,
+  approved: z.boolean(),
+});
+export type PendingLogin = z.infer<typeof PendingLogin>;
+
+/** RFC 7807 problem details; `code` is stable and safe to branch on. */
+export const Problem = z.object({
+  type: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  code: z.string(),
+  detail: z.string().optional(),
+  retryable: z.boolean(),
+  /** For validation errors: which fields were wrong and why. */
+  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+});
+export type Problem = z.infer<typeof Problem>;
+
+export const List = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });

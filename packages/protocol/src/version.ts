@@ -1,0 +1,11 @@
+/**
+ * The one protocol version spoken between agent and server. Code branches on this integer,
+ * never on a package version string.
+ *
+ * History:
+ * - 1 (2026-11-22): registration, `/agent/v1` WebSocket with full netmap then sequenced deltas.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** Oldest agent protocol version the server still serves. */
+export const MIN_PROTOCOL_VERSION = 1;

@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// The whole test suite, every tier, in order: typecheck, unit, integration (PGlite and a throwaway
+// Postgres), e2e (network namespaces, real wireguard-go). A tier whose prerequisites are missing
+// fails with a message saying what to install; nothing is skipped.
+import { spawnSync } from 'node:child_process';
+
+const steps = [
+  ['typecheck', ['npx', 'tsc', '-p', 'tsconfig.json']],
+  ['prisma generate', ['npx', 'prisma', 'generate']],
+  ['unit', ['npx', 'vitest', 'run', '--project', 'unit']],
+  ['integration', ['npx', 'vitest', 'run', '--project', 'integration']],
+  ['e2e', ['npx', 'vitest', 'run', '--project', 'e2e']],
+];
+const only = process.argv.slice(2);
+const env = { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: '/bin/false', CHECKPOINT_DISABLE: '1' };
+// Generate first so the typecheck sees the client.
+steps.unshift(steps.splice(1, 1)[0]);
+for (const [name, cmd] of steps) {
+  if (only.length && !only.includes(name)) continue;
+  console.log(`\n=== ${name}: ${cmd.join(' ')}`);
+  const r = spawnSync(cmd[0], cmd.slice(1), { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    console.error(`\n=== ${name} failed (exit ${r.status ?? r.signal})`);
+    process.exit(1);
+  }
+}
+console.log('\n=== all tiers passed');

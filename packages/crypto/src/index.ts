@@ -6,3 +6,4 @@
 export * from './keys.js';
 export * from './jwk.js';
 export * from './secret.js';
+export * from './machine-token.js';

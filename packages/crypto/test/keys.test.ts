@@ -39,3 +39,21 @@ describe('secrets', () => {
     expect(constantTimeEqual('abc', 'abcd')).toBe(false);
   });
 });
+
+describe('machine tokens', () => {
+  it('prove possession of the machine key', async () => {
+    const { signMachineToken, verifyMachineToken } = await import('../src/index.js');
+    const m = generateMachineKey();
+    const token = await signMachineToken(m.privateKey);
+    const v = await verifyMachineToken(token);
+    expect(v.machineKey).toBe(m.publicKey);
+    // A token whose sub names another key does not verify.
+    const other = generateMachineKey();
+    const [h, p, s] = token.split('.');
+    const payload = JSON.parse(Buffer.from(p!, 'base64url').toString());
+    payload.sub = other.publicKey;
+    const forged = [h, Buffer.from(JSON.stringify(payload)).toString('base64url'), s].join('.');
+    await expect(verifyMachineToken(forged)).rejects.toThrow(/rejected/);
+    await expect(verifyMachineToken('garbage')).rejects.toThrow(/not a JWT/);
+  });
+});

@@ -14,7 +14,7 @@ import { Endpoint, Hostname, MachineKeyText, NodeKeyText, Timestamp } from './co
 export const MachineTokenClaims = z.object({
   /** Machine public key, "mkey:<hex>". Must match the key that verifies the signature. */
   sub: MachineKeyText,
-  /** Audience: the server URL's origin. */
+  /** Always MACHINE_TOKEN_AUDIENCE. */
   aud: z.string(),
   iat: z.number().int(),
   /** At most MACHINE_TOKEN_MAX_AGE_S after iat. */
@@ -163,3 +163,6 @@ export const RegisterErrorCode = {
   NodeExpired: 'node_expired',
   LoginExpired: 'login_expired',
 } as const;
+
+/** `aud` of every machine token. */
+export const MACHINE_TOKEN_AUDIENCE = 'weft-control';

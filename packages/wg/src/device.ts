@@ -35,6 +35,11 @@ export interface InterfaceConfig {
   addresses: string[];
   /** Default 1280. */
   mtu?: number;
+  /**
+   * CIDRs routed via the interface, e.g. the mesh ranges "100.64.0.0/10" and the tailnet's IPv6
+   * ULA /48. Absent = none. Routes dropped from this list on a later `configure` are removed.
+   */
+  routes?: string[];
 }
 
 export interface Device {
@@ -63,4 +68,11 @@ export interface OpenOptions {
   backend: BackendChoice;
   /** Called with human-readable events: wireguard-go restarted, etc. */
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Create the interface inside this network namespace (tests). Normally absent: the agent is
+   * itself started inside the namespace it should program.
+   */
+  netns?: string;
+  /** Path of the wireguard-go binary; default "wireguard-go" from PATH. Userspace only. */
+  wireguardGo?: string;
 }

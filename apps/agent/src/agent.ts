@@ -1,0 +1,433 @@
+/**
+ * The daemon's core: joins (register, interactive login), keeps the control session, feeds
+ * netmaps into the engine, persists what a restart needs, and answers status. The local API and
+ * the CLI are thin layers over this class.
+ */
+import { hostname as osHostname } from 'node:os';
+import type { Peer, SelfNode } from '@weft/protocol';
+import { AgentError } from './agent-error.js';
+import { AgentErrorCode } from './cli/exit-codes.js';
+import { normaliseServerUrl, register } from './control-client.js';
+import { ControlError } from './control-error.js';
+import { ControlSession, type Final } from './control-session.js';
+import { localEndpoints } from './endpoints.js';
+import { Engine, type OpenDevice } from './engine.js';
+import type { Logger } from './log.js';
+import { Netmap } from './netmap.js';
+import type { Keys, Phase, StateStore } from './state-store.js';
+import { peerStatus, type Status } from './status.js';
+import type { BackendChoice } from '@weft/wg';
+
+export const LOGIN_POLL_MS = 1000;
+const ENDPOINT_REFRESH_MS = 15_000;
+/** `weft up` on a node that has a last netmap waits this long for the server before returning. */
+const RESUME_WAIT_MS = 10_000;
+
+export interface AgentOptions {
+  store: StateStore;
+  openDevice: OpenDevice;
+  interfaceName: string;
+  backend: BackendChoice;
+  listenPort: number;
+  mtu: number;
+  log: Logger;
+  /** For tests. */
+  loginPollMs?: number;
+  hostname?: () => string;
+}
+
+export interface UpRequest {
+  server?: string;
+  authKey?: string;
+  hostname?: string;
+}
+
+export type UpEvent =
+  | { type: 'login'; url: string; code: string; expiresAt: string }
+  | { type: 'registered'; node: SelfNode };
+
+interface Waiter { resolve: () => void; reject: (err: Error) => void }
+
+export class Agent {
+  private phase: Phase = 'needs-login';
+  private serverUrl: string | null = null;
+  private hostname: string | null = null;
+  private keys: Keys | undefined;
+  private netmap = new Netmap();
+  private engine: Engine | undefined;
+  private session: ControlSession | undefined;
+  private online = false;
+  private joining = false;
+  private login: Status['login'] = null;
+  private lastError: Status['lastError'] = null;
+  private netmapWaiters: Waiter[] = [];
+  private endpointTimer: NodeJS.Timeout | undefined;
+  private lastEndpoints = '';
+
+  constructor(private readonly opts: AgentOptions) {}
+
+  /** Loads state; a node that was running comes back with its last peers and reconnects. */
+  async start(): Promise<void> {
+    const { store, log } = this.opts;
+    await store.init();
+    const state = await store.loadState();
+    this.phase = state.phase;
+    this.serverUrl = state.serverUrl;
+    this.hostname = state.hostname;
+    if (state.self) this.netmap = new Netmap({ self: state.self, peers: state.peers });
+    log('info', 'daemon state loaded', { phase: this.phase, server: this.serverUrl, peers: state.peers.length });
+    if (this.phase === 'running' && this.serverUrl && state.self) {
+      await this.ensureKeys();
+      await this.applyLastNetmap();
+      this.startSession();
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    this.stopSession();
+    this.rejectWaiters(new AgentError(AgentErrorCode.Internal, 'daemon is shutting down'));
+    await this.engine?.close().catch((err: Error) => this.opts.log('warn', 'closing device failed', { error: err.message }));
+  }
+
+  // ---- commands -------------------------------------------------------------------------
+
+  /** `weft up` / `weft login`: join if needed, bring the interface up, wait for a netmap. */
+  async up(req: UpRequest, emit: (e: UpEvent) => void, signal: AbortSignal): Promise<void> {
+    if (this.joining) throw new AgentError(AgentErrorCode.BadRequest, 'another weft up is already in progress');
+    if (this.phase === 'revoked') {
+      throw new AgentError(AgentErrorCode.NodeRevoked, 'this node was revoked by an admin (deleted on the server)');
+    }
+    const requested = req.server ? normaliseServerUrl(req.server) : undefined;
+    const registered = this.netmap.self !== undefined && this.phase !== 'needs-login';
+    if (registered && requested && this.serverUrl && requested !== this.serverUrl) {
+      throw new AgentError(AgentErrorCode.AlreadyRegistered, `this node is registered with ${this.serverUrl}; run weft logout first to join ${requested}`);
+    }
+    const server = requested ?? this.serverUrl;
+    if (!server) throw new AgentError(AgentErrorCode.NotLoggedIn, 'no control server known: weft up needs --server URL the first time');
+
+    this.joining = true;
+    try {
+      await this.ensureKeys();
+      if (!registered || this.phase === 'expired') {
+        const self = await this.register(server, req, emit, signal);
+        emit({ type: 'registered', node: self });
+      }
+      this.phase = 'running';
+      this.lastError = null;
+      await this.persist();
+      if (this.session && this.online && this.engine?.up) return; // already up and current
+      const hadNetmap = this.netmap.peers.length > 0;
+      const fresh = this.waitForNetmap(signal);
+      if (!this.session) {
+        if (this.netmap.self) await this.applyLastNetmap();
+        this.startSession();
+      }
+      if (hadNetmap && this.engine?.up) {
+        // Tunnels are up on the last netmap; do not hang if the server is away.
+        await Promise.race([fresh, new Promise<void>((r) => setTimeout(r, RESUME_WAIT_MS).unref())]);
+      } else {
+        await fresh;
+      }
+    } finally {
+      this.joining = false;
+      this.login = null;
+    }
+  }
+
+  /** `weft down`: leave the control server and take the link down; stays registered. */
+  async down(): Promise<void> {
+    if (this.phase !== 'running') return;
+    this.phase = 'stopped';
+    this.stopSession();
+    this.rejectWaiters(new AgentError(AgentErrorCode.Internal, 'weft down was called'));
+    await this.engine?.down();
+    await this.persist();
+    this.opts.log('info', 'down');
+  }
+
+  /**
+   * `weft logout`: forget this node. The control protocol has no deregistration call yet, so the
+   * server is not told; an admin deletes the node there (or it expires).
+   */
+  async logout(): Promise<{ serverNotified: boolean }> {
+    this.stopSession();
+    this.rejectWaiters(new AgentError(AgentErrorCode.NotLoggedIn, 'logged out'));
+    await this.engine?.close();
+    this.engine = undefined;
+    await this.opts.store.wipe();
+    this.keys = undefined;
+    this.netmap = new Netmap();
+    this.phase = 'needs-login';
+    this.serverUrl = null;
+    this.hostname = null;
+    this.lastError = null;
+    this.opts.log('info', 'logged out: keys and state removed');
+    return { serverNotified: false };
+  }
+
+  async status(): Promise<Status> {
+    const now = new Date();
+    let stats = new Map();
+    let listenPort: number | null = null;
+    try {
+      if (this.engine?.up) {
+        stats = await this.engine.stats();
+        listenPort = (await this.engine.listenPort()) ?? null;
+      }
+    } catch (err) {
+      this.opts.log('warn', 'reading WireGuard stats failed', { error: (err as Error).message });
+    }
+    const self = this.netmap.self;
+    const startingUp = this.joining || (this.phase === 'running' && !this.engine?.up);
+    return {
+      version: 1,
+      state: startingUp && this.phase !== 'revoked' && this.phase !== 'expired' ? 'starting' : this.phase,
+      online: this.online,
+      server: this.serverUrl,
+      self: self ? { ...self, machineKey: this.keys?.machinePublicKey ?? null } : null,
+      interface: {
+        name: this.engine?.deviceInfo?.name ?? this.opts.interfaceName,
+        backend: this.engine?.deviceInfo?.backend ?? null,
+        up: this.engine?.up ?? false,
+        listenPort,
+        mtu: this.opts.mtu,
+      },
+      login: this.login,
+      lastError: this.lastError,
+      peers: this.phase === 'revoked' ? [] : this.netmap.peers.map((p) => peerStatus(p, stats.get(p.nodeKey), now)),
+    };
+  }
+
+  // ---- joining --------------------------------------------------------------------------
+
+  private async register(server: string, req: UpRequest, emit: (e: UpEvent) => void, signal: AbortSignal): Promise<SelfNode> {
+    const hostname = req.hostname ?? this.hostname ?? (this.opts.hostname ?? osHostname)();
+    const body = { nodeKey: this.keys!.nodePublicKey, hostname, ...(req.authKey && { authKey: req.authKey }) };
+    let lastCode: string | undefined;
+    for (;;) {
+      if (signal.aborted) throw new AgentError(AgentErrorCode.Internal, 'weft up was cancelled');
+      let res;
+      try {
+        res = await register(server, this.keys!.machinePrivateKey, body, signal);
+      } catch (err) {
+        if (signal.aborted) throw new AgentError(AgentErrorCode.Internal, 'weft up was cancelled');
+        throw this.translate(err);
+      }
+      if (res.status === 'registered') {
+        this.serverUrl = server;
+        this.hostname = hostname;
+        this.login = null;
+        this.netmap = new Netmap({ self: res.node, peers: this.netmap.self?.id === res.node.id ? this.netmap.peers : [] });
+        this.opts.log('info', 'registered', { node: res.node.name, ipv4: res.node.ipv4, ipv6: res.node.ipv6 });
+        return res.node;
+      }
+      this.login = { url: res.loginUrl, code: res.code, expiresAt: res.expiresAt };
+      if (res.code !== lastCode) {
+        lastCode = res.code;
+        this.opts.log('info', 'waiting for login approval', { url: res.loginUrl, code: res.code });
+        emit({ type: 'login', url: res.loginUrl, code: res.code, expiresAt: res.expiresAt });
+      }
+      await sleep(this.opts.loginPollMs ?? LOGIN_POLL_MS, signal);
+    }
+  }
+
+  private translate(err: unknown): Error {
+    if (err instanceof ControlError) {
+      const code = err.code === 'node_deleted' ? AgentErrorCode.NodeRevoked : err.code;
+      this.lastError = { code, message: err.message };
+      return new AgentError(code, err.message, { cause: err });
+    }
+    return err as Error;
+  }
+
+  // ---- control session ------------------------------------------------------------------
+
+  private startSession(): void {
+    if (this.session || !this.serverUrl || !this.keys) return;
+    const log = this.opts.log;
+    this.netmap.resetConnection();
+    this.session = new ControlSession({
+      serverUrl: this.serverUrl,
+      machineKey: this.keys.machinePrivateKey,
+      log,
+      events: {
+        onOpen: () => {
+          this.netmap.resetConnection();
+          this.lastEndpoints = '';
+        },
+        onMessage: (msg) => void this.onServerMessage(msg),
+        onDisconnect: (reason, retryInMs) => {
+          if (this.online) log('warn', 'control connection lost; tunnels keep running on the last netmap', { reason });
+          this.online = false;
+          log('info', 'reconnecting to control server', { reason, retryInMs });
+        },
+        onFinal: (final, reason) => void this.onFinal(final, reason),
+      },
+    });
+    this.session.start();
+    this.endpointTimer = setInterval(() => void this.reportEndpoints(), ENDPOINT_REFRESH_MS);
+    this.endpointTimer.unref();
+  }
+
+  private stopSession(): void {
+    this.session?.stop();
+    this.session = undefined;
+    clearInterval(this.endpointTimer);
+    this.online = false;
+  }
+
+  private async onServerMessage(msg: Parameters<Netmap['apply']>[0]): Promise<void> {
+    const change = this.netmap.apply(msg);
+    try {
+      switch (change.kind) {
+        case 'resync':
+          this.opts.log('warn', 'asking for a full netmap', { reason: change.reason });
+          this.session?.send({ type: 'resync' });
+          return;
+        case 'ignored':
+          return;
+        case 'full':
+          if (this.phase !== 'running') return;
+          await this.engineFor().applyFull(change.self, change.peers);
+          this.online = true;
+          this.lastError = null;
+          this.session?.markHealthy();
+          await this.persist();
+          this.resolveWaiters();
+          await this.reportEndpoints();
+          return;
+        case 'delta':
+          if (this.phase !== 'running') return;
+          await this.engineFor().applyChange(change, this.netmap.self!);
+          await this.persist();
+          return;
+      }
+    } catch (err) {
+      const message = `programming WireGuard failed: ${(err as Error).message}`;
+      this.opts.log('error', message);
+      this.lastError = { code: AgentErrorCode.DeviceError, message };
+      this.rejectWaiters(new AgentError(AgentErrorCode.DeviceError, message));
+    }
+  }
+
+  private async onFinal(final: Final, reason: string): Promise<void> {
+    const log = this.opts.log;
+    this.session = undefined;
+    this.online = false;
+    clearInterval(this.endpointTimer);
+    if (final === 'upgrade-required') {
+      this.lastError = { code: 'upgrade_required', message: `control server requires a newer weft (${reason})` };
+      log('error', this.lastError.message);
+      this.rejectWaiters(new AgentError('upgrade_required', this.lastError.message));
+      return;
+    }
+    this.phase = final;
+    const err = final === 'revoked'
+      ? new AgentError(AgentErrorCode.NodeRevoked, `this node was revoked by an admin (${reason})`)
+      : new AgentError(AgentErrorCode.NodeExpired, `this node's key expired (${reason})`);
+    this.lastError = { code: err.code, message: err.message };
+    log('error', err.message, { final });
+    this.rejectWaiters(err);
+    await this.engine?.close().catch((e: Error) => log('warn', 'removing interface failed', { error: e.message }));
+    this.engine = undefined;
+    if (final === 'revoked') this.netmap = new Netmap(this.netmap.self && { self: this.netmap.self, peers: [] });
+    await this.persist();
+  }
+
+  private async reportEndpoints(): Promise<void> {
+    if (!this.online || !this.engine?.up) return;
+    const port = await this.engine.listenPort();
+    if (!port) return;
+    const self = this.netmap.self;
+    const endpoints = localEndpoints(port, {
+      interfaceName: this.engine.deviceInfo?.name ?? this.opts.interfaceName,
+      addresses: self ? [self.ipv4] : [],
+    });
+    const key = endpoints.join(',');
+    if (key === this.lastEndpoints) return;
+    if (this.session?.send({ type: 'endpoints', endpoints })) {
+      this.lastEndpoints = key;
+      this.opts.log('info', 'reported endpoints', { endpoints });
+    }
+  }
+
+  // ---- helpers --------------------------------------------------------------------------
+
+  private async ensureKeys(): Promise<Keys> {
+    this.keys ??= await this.opts.store.loadOrCreateKeys();
+    return this.keys;
+  }
+
+  private engineFor(): Engine {
+    this.engine ??= new Engine({
+      openDevice: this.opts.openDevice,
+      interfaceName: this.opts.interfaceName,
+      backend: this.opts.backend,
+      privateKey: this.keys!.nodePrivateKey,
+      listenPort: this.opts.listenPort,
+      mtu: this.opts.mtu,
+      log: this.opts.log,
+    });
+    return this.engine;
+  }
+
+  /** Interface up on the persisted netmap, before the server has said anything. */
+  private async applyLastNetmap(): Promise<void> {
+    const self = this.netmap.self;
+    const engine = this.engineFor();
+    if (!self) return;
+    try {
+      await engine.applyFull(self, this.netmap.peers);
+      this.opts.log('info', 'restored last netmap', { peers: this.netmap.peers.length });
+    } catch (err) {
+      const message = `bringing the interface up failed: ${(err as Error).message}`;
+      this.lastError = { code: AgentErrorCode.DeviceError, message };
+      this.opts.log('error', message);
+    }
+  }
+
+  private waitForNetmap(signal: AbortSignal): Promise<void> {
+    this.engineFor();
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject };
+      this.netmapWaiters.push(waiter);
+      signal.addEventListener('abort', () => {
+        this.netmapWaiters = this.netmapWaiters.filter((w) => w !== waiter);
+        reject(new AgentError(AgentErrorCode.Internal, 'weft up was cancelled'));
+      }, { once: true });
+    });
+  }
+
+  private resolveWaiters(): void {
+    const waiters = this.netmapWaiters;
+    this.netmapWaiters = [];
+    for (const w of waiters) w.resolve();
+  }
+
+  private rejectWaiters(err: Error): void {
+    const waiters = this.netmapWaiters;
+    this.netmapWaiters = [];
+    for (const w of waiters) w.reject(err);
+  }
+
+  private persist(): Promise<void> {
+    const self = this.netmap.self ?? null;
+    return this.opts.store.saveState({
+      phase: this.phase,
+      serverUrl: this.serverUrl,
+      hostname: this.hostname,
+      self,
+      peers: this.netmap.peers as Peer[],
+    });
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}

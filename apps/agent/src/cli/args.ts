@@ -1,0 +1,200 @@
+/**
+ * Command-line grammar: `weft <command> [flags]`. Every command takes --socket and --state-dir
+ * (several daemons side by side) and --help. Parsing is pure; commands get validated values.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { CliError, ExitCode } from './exit-codes.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const common: Options = {
+  socket: { type: 'string' },
+  'state-dir': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+const joinFlags: Options = {
+  server: { type: 'string' },
+  'auth-key': { type: 'string' },
+  hostname: { type: 'string' },
+  json: { type: 'boolean' },
+  timeout: { type: 'string' },
+};
+
+export const commands = {
+  daemon: {
+    summary: 'run the node agent in the foreground (needs root)',
+    usage: 'weft daemon [--state-dir DIR] [--socket PATH] [--wg-backend auto|kernel|userspace] [--interface NAME] [--listen-port N] [--mtu N] [--log-format json|text]',
+    options: {
+      'wg-backend': { type: 'string' },
+      interface: { type: 'string' },
+      'listen-port': { type: 'string' },
+      mtu: { type: 'string' },
+      'log-format': { type: 'string' },
+    } as Options,
+  },
+  up: {
+    summary: 'join the mesh (first time: --server URL) or bring the interface back up',
+    usage: 'weft up [--server URL] [--auth-key KEY] [--hostname NAME] [--timeout SECONDS] [--json] [--socket PATH]',
+    options: joinFlags,
+  },
+  login: {
+    summary: 'same as up: join, interactively without --auth-key',
+    usage: 'weft login [--server URL] [--auth-key KEY] [--hostname NAME] [--timeout SECONDS] [--json] [--socket PATH]',
+    options: joinFlags,
+  },
+  status: {
+    summary: 'show this node and its peers',
+    usage: 'weft status [--json] [--socket PATH]',
+    options: { json: { type: 'boolean' } } as Options,
+  },
+  down: {
+    summary: 'take the interface down; the node stays registered (weft up brings it back)',
+    usage: 'weft down [--json] [--socket PATH]',
+    options: { json: { type: 'boolean' } } as Options,
+  },
+  logout: {
+    summary: 'leave: interface removed, keys and state deleted',
+    usage: 'weft logout [--json] [--socket PATH]',
+    options: { json: { type: 'boolean' } } as Options,
+  },
+} as const;
+
+export type CommandName = keyof typeof commands;
+
+export interface Parsed {
+  command: CommandName | 'help' | 'version';
+  /** For `help`: which command to explain. */
+  topic?: CommandName;
+  help: boolean;
+  socket?: string;
+  stateDir?: string;
+  json: boolean;
+  server?: string;
+  authKey?: string;
+  hostname?: string;
+  timeoutS?: number;
+  backend?: 'auto' | 'kernel' | 'userspace';
+  interfaceName?: string;
+  listenPort?: number;
+  mtu?: number;
+  logFormat?: 'json' | 'text';
+}
+
+const usageError = (msg: string, command?: CommandName) =>
+  new CliError(msg, ExitCode.Usage, command ? `usage: ${commands[command].usage}` : 'run: weft --help');
+
+function int(value: string | undefined, flag: string, min: number, max: number, command: CommandName): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw usageError(`--${flag} must be an integer from ${min} to ${max}, got "${value}"`, command);
+  return n;
+}
+
+export function parse(argv: string[]): Parsed {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    const topic = first === 'help' ? rest[0] : undefined;
+    if (topic !== undefined && !(topic in commands)) throw usageError(`unknown command "${topic}"`);
+    return { command: 'help', help: true, json: false, ...(topic && { topic: topic as CommandName }) };
+  }
+  if (first === '--version' || first === 'version') return { command: 'version', help: false, json: false };
+  if (!(first in commands)) throw usageError(`unknown command "${first}"`);
+  const command = first as CommandName;
+
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: rest, options: { ...common, ...commands[command].options }, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+  } catch (err) {
+    throw usageError((err as Error).message.replace(/\. To specify a positional.*$/s, ''), command);
+  }
+  const str = (k: string) => values[k] as string | undefined;
+  const out: Parsed = { command, help: values.help === true, json: values.json === true };
+  if (str('socket') !== undefined) out.socket = str('socket')!;
+  if (str('state-dir') !== undefined) out.stateDir = str('state-dir')!;
+  if (str('server') !== undefined) out.server = str('server')!;
+  if (str('auth-key') !== undefined) out.authKey = str('auth-key')!;
+  if (str('hostname') !== undefined) out.hostname = str('hostname')!;
+  const timeoutS = int(str('timeout'), 'timeout', 1, 86_400, command);
+  if (timeoutS !== undefined) out.timeoutS = timeoutS;
+
+  const backend = str('wg-backend');
+  if (backend !== undefined) {
+    if (backend !== 'auto' && backend !== 'kernel' && backend !== 'userspace') throw usageError(`--wg-backend must be auto, kernel or userspace, got "${backend}"`, command);
+    out.backend = backend;
+  }
+  const logFormat = str('log-format');
+  if (logFormat !== undefined) {
+    if (logFormat !== 'json' && logFormat !== 'text') throw usageError(`--log-format must be json or text, got "${logFormat}"`, command);
+    out.logFormat = logFormat;
+  }
+  if (str('interface') !== undefined) {
+    const name = str('interface')!;
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw usageError(`--interface must be 1-15 characters of A-Z a-z 0-9 _ . -, got "${name}"`, command);
+    out.interfaceName = name;
+  }
+  const port = int(str('listen-port'), 'listen-port', 0, 65_535, command);
+  if (port !== undefined) out.listenPort = port;
+  const mtu = int(str('mtu'), 'mtu', 1280, 9000, command);
+  if (mtu !== undefined) out.mtu = mtu;
+  return out;
+}
+
+export function helpText(topic?: CommandName): string {
+  if (topic) {
+    const c = commands[topic];
+    return `${c.usage}\n\n${c.summary}\n\n${commandDetail[topic]}\n`;
+  }
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+  return [
+    'weft: the Weft node agent',
+    '',
+    'usage: weft <command> [flags]',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    'Every command takes --socket PATH and --state-dir DIR (the socket defaults to',
+    '<state-dir>/weftd.sock when --state-dir is given, else $WEFT_SOCKET, else /var/run/weft/weftd.sock)',
+    'and --help. Exit codes: see `weft help status` or apps/agent/src/cli/exit-codes.ts.',
+    '',
+  ].join('\n');
+}
+
+const exitCodeTable = [
+  'exit codes: 0 ok, 1 error, 2 usage, 3 not root, 4 daemon not running, 5 server unreachable,',
+  '  6 auth key invalid, 7 auth key expired, 8 auth key used, 9 auth key revoked, 10 node revoked,',
+  '  11 node expired, 12 login expired, 13 not logged in, 130 interrupted',
+].join('\n');
+
+const commandDetail: Record<CommandName, string> = {
+  daemon: [
+    'Keeps this node in the mesh: holds the connection to the control server and programs',
+    'WireGuard. State (keys, last netmap) lives in --state-dir (default /var/lib/weft, 0700);',
+    'the CLI talks to it over --socket (0600). Logs go to stderr (--log-format, default json',
+    'when stderr is not a terminal). Defaults: --interface weft0, --wg-backend auto,',
+    '--listen-port 41641, --mtu 1280.',
+    exitCodeTable,
+  ].join('\n'),
+  up: [
+    'With --auth-key the node joins at once. Without it, an interactive login: weft prints a URL',
+    'and a short code and waits until the device is approved (in the browser, or by an admin:',
+    'weft-server nodes approve CODE). Returns when the interface is up with a netmap.',
+    'After `weft down`, `weft up` with no flags brings the node back.',
+    exitCodeTable,
+  ].join('\n'),
+  login: 'Same as weft up.\n' + exitCodeTable,
+  status: [
+    'State is one of: running, starting, needs-login, stopped, revoked, expired.',
+    'PATH is direct when WireGuard has an endpoint and a handshake in the last 3 minutes,',
+    'relay when relayed (not yet implemented), none otherwise. --json prints the stable',
+    'machine-readable form (see apps/agent/src/status.ts).',
+    exitCodeTable,
+  ].join('\n'),
+  down: 'The control connection is closed and the link taken down; keys and registration stay.\n' + exitCodeTable,
+  logout: [
+    'Removes the interface, deletes the keys and state. The control server is not told yet',
+    '(no deregistration endpoint): ask an admin to delete the node there.',
+    exitCodeTable,
+  ].join('\n'),
+};

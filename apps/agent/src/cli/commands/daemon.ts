@@ -1,0 +1,56 @@
+/** `weft daemon`: root check, state, device, local API, signals. */
+import { openDevice } from '@weft/wg';
+import { Agent } from '../../agent.js';
+import { DEFAULT_MTU } from '../../engine.js';
+import { createLocalApi, listenLocal } from '../../local-api.js';
+import { createLogger } from '../../log.js';
+import { DEFAULT_INTERFACE, DEFAULT_LISTEN_PORT, DEFAULT_STATE_DIR, resolveSocket } from '../../paths.js';
+import { StateStore } from '../../state-store.js';
+import type { Parsed } from '../args.js';
+import { CliError, ExitCode } from '../exit-codes.js';
+
+export async function daemon(args: Parsed): Promise<number> {
+  if (process.getuid?.() !== 0) {
+    throw new CliError('weft daemon needs root to create and program the WireGuard interface', ExitCode.NotRoot,
+      'Run it as root: sudo weft daemon (or through the systemd unit)');
+  }
+  const log = createLogger(args.logFormat ?? (process.stderr.isTTY ? 'text' : 'json'));
+  const stateDir = args.stateDir ?? DEFAULT_STATE_DIR;
+  const socket = resolveSocket(args);
+  const agent = new Agent({
+    store: new StateStore(stateDir),
+    openDevice,
+    interfaceName: args.interfaceName ?? DEFAULT_INTERFACE,
+    backend: args.backend ?? 'auto',
+    listenPort: args.listenPort ?? DEFAULT_LISTEN_PORT,
+    mtu: args.mtu ?? DEFAULT_MTU,
+    log,
+  });
+  const api = createLocalApi(agent, log);
+  try {
+    await listenLocal(api, socket);
+  } catch (err) {
+    throw new CliError((err as Error).message, ExitCode.Generic);
+  }
+  log('info', 'weft daemon listening', { socket, stateDir, pid: process.pid });
+  await agent.start();
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log('info', 'shutting down', { signal });
+      api.close();
+      api.closeAllConnections();
+      const force = setTimeout(() => resolve(ExitCode.Generic), 10_000);
+      force.unref();
+      void agent.shutdown().finally(() => {
+        clearTimeout(force);
+        resolve(ExitCode.Ok);
+      });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}

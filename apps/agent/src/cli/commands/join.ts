@@ -1,0 +1,49 @@
+/** `weft up` and `weft login`: ask the daemon to join, show the login URL, wait until up. */
+import type { Parsed } from '../args.js';
+import { CliError, ExitCode, exitCodeFor, hintFor } from '../exit-codes.js';
+import type { LocalClient } from '../local-client.js';
+import { Spinner } from '../spinner.js';
+import type { Status } from '../../status.js';
+
+export async function join(args: Parsed, client: LocalClient): Promise<number> {
+  const body = { server: args.server, authKey: args.authKey, hostname: args.hostname };
+  const spinner = new Spinner();
+  const abort = new AbortController();
+  const timer = args.timeoutS ? setTimeout(() => abort.abort(), args.timeoutS * 1000) : undefined;
+  let result: { status: Status } | { code: string; message: string } | undefined;
+  try {
+    await client.stream('/v1/up', body, (e) => {
+      if (e.type === 'login') {
+        spinner.stop();
+        if (args.json) process.stdout.write(JSON.stringify(e) + '\n');
+        else {
+          process.stdout.write(`\nTo approve, open ${String(e.url)}\nor ask an admin to run: weft-server nodes approve ${String(e.code)}\n\n`);
+        }
+        spinner.start('waiting for approval');
+      } else if (e.type === 'registered') {
+        spinner.stop();
+        spinner.start('bringing the interface up');
+      } else if (e.type === 'up') {
+        result = { status: e.status as Status };
+      } else if (e.type === 'error') {
+        result = { code: String(e.code), message: String(e.message) };
+      }
+    }, abort.signal);
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') {
+      throw new CliError(`not up after ${args.timeoutS}s`, ExitCode.Generic, 'See weft status, and the daemon log');
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    spinner.stop();
+  }
+  if (!result) throw new CliError('the daemon ended the join without an answer', ExitCode.Generic, 'See the daemon log');
+  if ('code' in result) throw new CliError(result.message, exitCodeFor(result.code), hintFor(result.code));
+  const s = result.status;
+  if (args.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+  else if (s.self) {
+    process.stdout.write(`${s.self.name} is up: ${s.self.ipv4} ${s.self.ipv6}, ${s.peers.length} peer${s.peers.length === 1 ? '' : 's'}${s.online ? '' : ' (control server not reachable: running on the last netmap)'}\n`);
+  }
+  return ExitCode.Ok;
+}

@@ -1,0 +1,103 @@
+/**
+ * Every exit code `weft` uses, in one place. Scripts (and the e2e lab) branch on these numbers;
+ * they never change meaning. Error codes coming from the daemon's local API (and from the control
+ * server's problem+json `code`) map onto them in `exitCodeFor`.
+ */
+export const ExitCode = {
+  Ok: 0,
+  /** Anything without a more specific code. */
+  Generic: 1,
+  /** Unknown command or flag, missing or malformed argument. */
+  Usage: 2,
+  /** `weft daemon` not run as root, or the CLI may not open the root-only control socket. */
+  NotRoot: 3,
+  /** No daemon answers on the control socket. */
+  DaemonNotRunning: 4,
+  /** The control server could not be reached (network error, 5xx, timeout). */
+  ServerUnreachable: 5,
+  AuthKeyInvalid: 6,
+  AuthKeyExpired: 7,
+  AuthKeyUsed: 8,
+  AuthKeyRevoked: 9,
+  /** An admin deleted this node (or the server no longer knows its machine key). */
+  NodeRevoked: 10,
+  /** The node's key expired: log in again. */
+  NodeExpired: 11,
+  /** The interactive login was not approved before it expired. */
+  LoginExpired: 12,
+  /** The command needs a node that has joined (`weft up --server URL` first). */
+  NotLoggedIn: 13,
+  /** Interrupted (Ctrl-C). */
+  Interrupted: 130,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/**
+ * Stable error codes the daemon reports over the local API. The first group are the control
+ * server's RegisterErrorCode values passed through unchanged.
+ */
+export const AgentErrorCode = {
+  AuthKeyInvalid: 'auth_key_invalid',
+  AuthKeyExpired: 'auth_key_expired',
+  AuthKeyUsed: 'auth_key_used',
+  AuthKeyRevoked: 'auth_key_revoked',
+  LoginExpired: 'login_expired',
+  NodeRevoked: 'node_revoked',
+  NodeExpired: 'node_expired',
+  ServerUnreachable: 'server_unreachable',
+  ServerError: 'server_error',
+  NotLoggedIn: 'not_logged_in',
+  AlreadyRegistered: 'already_registered',
+  BadRequest: 'bad_request',
+  DeviceError: 'device_error',
+  Internal: 'internal',
+} as const;
+export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
+
+const byCode: Record<string, ExitCode> = {
+  auth_key_invalid: ExitCode.AuthKeyInvalid,
+  auth_key_expired: ExitCode.AuthKeyExpired,
+  auth_key_used: ExitCode.AuthKeyUsed,
+  auth_key_revoked: ExitCode.AuthKeyRevoked,
+  login_expired: ExitCode.LoginExpired,
+  node_revoked: ExitCode.NodeRevoked,
+  node_deleted: ExitCode.NodeRevoked,
+  node_expired: ExitCode.NodeExpired,
+  server_unreachable: ExitCode.ServerUnreachable,
+  server_error: ExitCode.ServerUnreachable,
+  not_logged_in: ExitCode.NotLoggedIn,
+  already_registered: ExitCode.Usage,
+  bad_request: ExitCode.Usage,
+};
+
+export function exitCodeFor(code: string): ExitCode {
+  return byCode[code] ?? ExitCode.Generic;
+}
+
+/** What to tell a person next, per error code; appended to the daemon's message. */
+const hints: Record<string, string> = {
+  auth_key_invalid: 'Check the key, or create one with: weft-server authkeys create --user NAME',
+  auth_key_expired: 'Create a new key with: weft-server authkeys create --user NAME',
+  auth_key_used: 'That key was single-use. Create a new one, or a reusable one with --reusable',
+  auth_key_revoked: 'Create a new key with: weft-server authkeys create --user NAME',
+  login_expired: 'Run weft up (or weft login) again and approve within the time shown',
+  node_revoked: 'An admin removed this node. To join again as a new node: weft logout && weft up --server URL',
+  node_expired: 'Log in again: weft login (or weft up --auth-key KEY)',
+  server_unreachable: 'Check the --server URL and that weft-server is running and reachable from here',
+  not_logged_in: 'Join first: weft up --server URL [--auth-key KEY]',
+};
+
+export function hintFor(code: string): string | undefined {
+  return hints[code];
+}
+
+/** An error the CLI turns into a message on stderr and an exit code. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}

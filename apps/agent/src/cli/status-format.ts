@@ -1,0 +1,62 @@
+/** Human form of `weft status`, in the spirit of `tailscale status`: one line per peer. */
+import type { Status } from '../status.js';
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+export function formatAge(seconds: number | null): string {
+  if (seconds === null) return 'never';
+  if (seconds < 60) return `${seconds}s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, '0')}s ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m ago`;
+  return `${Math.floor(seconds / 86400)}d ago`;
+}
+
+const stateText: Record<Status['state'], string> = {
+  running: 'running',
+  starting: 'starting',
+  'needs-login': 'needs login (run: weft up --server URL)',
+  stopped: 'stopped (run: weft up)',
+  revoked: 'revoked by an admin (to join again: weft logout && weft up --server URL)',
+  expired: 'node key expired (run: weft login)',
+};
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ').trimEnd()).join('\n');
+}
+
+export function formatStatus(s: Status): string {
+  const lines: string[] = [];
+  if (s.self) {
+    lines.push(`${s.self.ipv4}  ${s.self.name}  ${s.self.user}  ${s.self.ipv6}`);
+  }
+  lines.push(`state: ${stateText[s.state]}`);
+  lines.push(`control: ${s.server ?? '-'} (${s.online ? 'online' : 'offline'})`);
+  if (s.interface.up) {
+    lines.push(`interface: ${s.interface.name} (${s.interface.backend ?? '?'}, port ${s.interface.listenPort ?? '?'}, mtu ${s.interface.mtu})`);
+  }
+  if (s.login) lines.push(`login: open ${s.login.url} or ask an admin to run: weft-server nodes approve ${s.login.code}`);
+  if (s.lastError) lines.push(`last error: ${s.lastError.message} [${s.lastError.code}]`);
+  if (s.peers.length === 0) {
+    lines.push('', s.self ? 'no peers' : '');
+    return lines.join('\n').trimEnd() + '\n';
+  }
+  const rows = [['IP', 'NAME', 'USER', 'PATH', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'CONTROL']];
+  for (const p of s.peers) {
+    rows.push([
+      p.ipv4, p.name, p.user, p.path, p.endpoint ?? '-', formatAge(p.handshakeAgeSeconds),
+      formatBytes(p.rxBytes), formatBytes(p.txBytes), p.online ? 'online' : 'offline',
+    ]);
+  }
+  lines.push('', table(rows));
+  return lines.join('\n') + '\n';
+}

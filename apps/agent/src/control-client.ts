@@ -1,0 +1,53 @@
+/**
+ * HTTP side of the control protocol: registration. Every request carries a fresh machine token
+ * (an EdDSA JWT signed with the machine key), so possession of the key is proven each time.
+ */
+import { signMachineToken, type MachinePrivateKey } from '@weft/crypto';
+import { RegisterResponse, type RegisterRequest } from '@weft/protocol';
+import { ControlError, controlErrorFrom, unreachable } from './control-error.js';
+import { AgentErrorCode } from './cli/exit-codes.js';
+
+export const REGISTER_TIMEOUT_MS = 15_000;
+
+/** "http://host:8080/" -> "http://host:8080"; rejects anything that is not http(s). */
+export function normaliseServerUrl(input: string): string {
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new ControlError(AgentErrorCode.BadRequest, `not a URL: ${input} (expected e.g. http://10.0.0.1:8080)`, false);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ControlError(AgentErrorCode.BadRequest, `server URL must be http:// or https://, got ${url.protocol}`, false);
+  }
+  return url.toString().replace(/\/+$/, '');
+}
+
+/** ws(s)://host/agent/v1 for an http(s) server URL. */
+export function agentSocketUrl(serverUrl: string): string {
+  const url = new URL(serverUrl);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.pathname = url.pathname.replace(/\/+$/, '') + '/agent/v1';
+  return url.toString();
+}
+
+export async function register(serverUrl: string, machineKey: MachinePrivateKey, body: RegisterRequest, signal?: AbortSignal): Promise<RegisterResponse> {
+  const token = await signMachineToken(machineKey);
+  let res: Response;
+  try {
+    const timeout = AbortSignal.timeout(REGISTER_TIMEOUT_MS);
+    res = await fetch(`${serverUrl}/agent/v1/register`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    throw unreachable(serverUrl, err);
+  }
+  if (!res.ok) throw await controlErrorFrom(res);
+  const parsed = RegisterResponse.safeParse(await res.json().catch(() => undefined));
+  if (!parsed.success) throw new ControlError(AgentErrorCode.ServerError, 'control server sent a malformed register response', false);
+  return parsed.data;
+}

@@ -1,0 +1,196 @@
+/**
+ * The one WebSocket to the control server (`/agent/v1`), kept open: a fresh machine token per
+ * connect, 45 s of silence counts as a dead connection, and any close that is not final is
+ * followed by a reconnect after a jittered exponential backoff. Final closes (node deleted,
+ * expired, unknown machine key) stop the session and are reported once.
+ */
+import WebSocket from 'ws';
+import { signMachineToken, type MachinePrivateKey } from '@weft/crypto';
+import { CloseCode, ServerMessage, type AgentMessage } from '@weft/protocol';
+import { RECONNECT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js';
+import { agentSocketUrl } from './control-client.js';
+import type { Logger } from './log.js';
+
+/** Silence after which the connection is presumed dead (the server pings well within this). */
+export const SILENCE_TIMEOUT_MS = 45_000;
+const CONNECT_TIMEOUT_MS = 15_000;
+
+export type Final = 'revoked' | 'expired' | 'upgrade-required';
+
+/** What a close code means for the agent: stop for good (and why), or reconnect. */
+export function classifyClose(code: number): Final | 'reconnect' {
+  switch (code) {
+    case CloseCode.NodeDeleted:
+    case CloseCode.Unauthorized: // not registered: deleted while we were offline
+      return 'revoked';
+    case CloseCode.NodeExpired:
+      return 'expired';
+    case CloseCode.UpgradeRequired:
+      return 'upgrade-required';
+    default:
+      return 'reconnect';
+  }
+}
+
+/** Same decision for a refused upgrade (HTTP status + problem code before any WebSocket). */
+export function classifyRefusal(status: number, problemCode: string | undefined): Final | 'reconnect' {
+  if (problemCode === 'node_deleted' || status === 401) return 'revoked';
+  if (problemCode === 'node_expired') return 'expired';
+  if (status === 426) return 'upgrade-required';
+  if (status === 403) return 'revoked';
+  return 'reconnect';
+}
+
+export interface SessionEvents {
+  onMessage(msg: ServerMessage): void;
+  /** A socket opened; the server's netmap follows. */
+  onOpen(): void;
+  /** The socket is gone and another attempt follows after `retryInMs`. */
+  onDisconnect(reason: string, retryInMs: number): void;
+  onFinal(final: Final, reason: string): void;
+}
+
+export interface SessionOptions {
+  serverUrl: string;
+  machineKey: MachinePrivateKey;
+  log: Logger;
+  events: SessionEvents;
+  backoff?: BackoffOptions;
+  silenceTimeoutMs?: number;
+}
+
+export class ControlSession {
+  private ws: WebSocket | undefined;
+  private attempt = 0;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private silenceTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: SessionOptions) {}
+
+  start(): void {
+    this.stopped = false;
+    void this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.silenceTimer);
+    const ws = this.ws;
+    this.ws = undefined;
+    if (ws) {
+      ws.removeAllListeners();
+      ws.on('error', () => {});
+      ws.close(1000, 'agent stopping');
+      // A close handshake the server never answers must not keep the socket alive.
+      setTimeout(() => ws.terminate(), 1000).unref();
+    }
+  }
+
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  send(msg: AgentMessage): boolean {
+    if (!this.connected) return false;
+    this.ws!.send(JSON.stringify(msg));
+    return true;
+  }
+
+  /** A netmap arrived: the link works, so the next disconnect starts the backoff from the bottom. */
+  markHealthy(): void {
+    this.attempt = 0;
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const { serverUrl, machineKey, log } = this.opts;
+    let token: string;
+    try {
+      token = await signMachineToken(machineKey);
+    } catch (err) {
+      this.retry(`signing machine token failed: ${(err as Error).message}`);
+      return;
+    }
+    if (this.stopped) return;
+    const url = agentSocketUrl(serverUrl);
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: CONNECT_TIMEOUT_MS });
+    this.ws = ws;
+    let settled = false;
+    const done = (fn: () => void) => {
+      if (settled || this.ws !== ws) return;
+      settled = true;
+      this.ws = undefined;
+      clearTimeout(this.silenceTimer);
+      fn();
+    };
+
+    ws.on('open', () => {
+      log('info', 'control connection open', { url });
+      this.feed(ws);
+      this.opts.events.onOpen();
+    });
+    ws.on('ping', () => this.feed(ws));
+    ws.on('pong', () => this.feed(ws));
+    ws.on('message', (data, isBinary) => {
+      this.feed(ws);
+      if (isBinary) return;
+      let parsed: ServerMessage;
+      try {
+        parsed = ServerMessage.parse(JSON.parse(data.toString()));
+      } catch (err) {
+        log('warn', 'ignoring malformed control message', { error: (err as Error).message });
+        return;
+      }
+      this.opts.events.onMessage(parsed);
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        let code: string | undefined;
+        try {
+          code = (JSON.parse(Buffer.concat(chunks).toString()) as { code?: string }).code;
+        } catch { /* not problem+json */ }
+        const status = res.statusCode ?? 0;
+        done(() => {
+          ws.terminate();
+          this.closed(classifyRefusal(status, code), `server refused connection: HTTP ${status}${code ? ` ${code}` : ''}`);
+        });
+      });
+    });
+    ws.on('error', (err) => {
+      log('debug', 'control socket error', { error: err.message });
+    });
+    ws.on('close', (code, reason) => {
+      done(() => this.closed(classifyClose(code), `closed ${code}${reason.length ? ` ${reason.toString()}` : ''}`));
+    });
+  }
+
+  private closed(kind: Final | 'reconnect', reason: string): void {
+    if (this.stopped) return;
+    if (kind === 'reconnect') {
+      this.retry(reason);
+      return;
+    }
+    this.stopped = true;
+    this.opts.events.onFinal(kind, reason);
+  }
+
+  private retry(reason: string): void {
+    if (this.stopped) return;
+    const delay = backoffDelay(this.attempt, this.opts.backoff ?? RECONNECT_BACKOFF);
+    this.attempt++;
+    this.opts.events.onDisconnect(reason, delay);
+    this.retryTimer = setTimeout(() => void this.connect(), delay);
+  }
+
+  private feed(ws: WebSocket): void {
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => {
+      this.opts.log('warn', 'control connection silent, reconnecting', { silentMs: this.opts.silenceTimeoutMs ?? SILENCE_TIMEOUT_MS });
+      ws.terminate();
+    }, this.opts.silenceTimeoutMs ?? SILENCE_TIMEOUT_MS);
+  }
+}

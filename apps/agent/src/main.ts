@@ -1,0 +1,56 @@
+/** `weft` entry point: parse, run one command, print errors a person can act on, exit. */
+import { readFileSync } from 'node:fs';
+import { parse, helpText } from './cli/args.js';
+import { daemon } from './cli/commands/daemon.js';
+import { join } from './cli/commands/join.js';
+import { down, logout, status } from './cli/commands/simple.js';
+import { CliError, ExitCode, exitCodeFor, hintFor } from './cli/exit-codes.js';
+import { LocalClient } from './cli/local-client.js';
+import { resolveSocket } from './paths.js';
+
+async function run(argv: string[]): Promise<number> {
+  const args = parse(argv);
+  if (args.command === 'help' || args.help) {
+    process.stdout.write(helpText(args.command === 'help' ? args.topic : args.command === 'version' ? undefined : args.command));
+    return ExitCode.Ok;
+  }
+  if (args.command === 'version') {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`weft ${pkg.version}\n`);
+    return ExitCode.Ok;
+  }
+  if (args.command === 'daemon') return daemon(args);
+  const client = new LocalClient(resolveSocket(args));
+  switch (args.command) {
+    case 'up':
+    case 'login':
+      return join(args, client);
+    case 'status':
+      return status(args, client);
+    case 'down':
+      return down(args, client);
+    case 'logout':
+      return logout(args, client);
+  }
+}
+
+function report(err: unknown): number {
+  if (err instanceof CliError) {
+    process.stderr.write(`weft: ${err.message}\n${err.hint ? `${err.hint}\n` : ''}`);
+    return err.exitCode;
+  }
+  const daemonCode = (err as { daemonCode?: string }).daemonCode;
+  if (daemonCode) {
+    const hint = hintFor(daemonCode);
+    process.stderr.write(`weft: ${(err as Error).message}\n${hint ? `${hint}\n` : ''}`);
+    return exitCodeFor(daemonCode);
+  }
+  process.stderr.write(`weft: ${(err as Error).stack ?? String(err)}\n`);
+  return ExitCode.Generic;
+}
+
+process.on('SIGINT', () => process.exit(ExitCode.Interrupted));
+run(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => process.exit(report(err)),
+);

@@ -1,0 +1,85 @@
+/**
+ * `GET /v1/status` on the local socket, and `weft status --json`. Field names are stable: scripts
+ * and the e2e lab read them. Local to this host; not part of the control protocol.
+ */
+import type { Peer } from '@weft/protocol';
+import type { PeerStats } from '@weft/wg';
+import type { Phase } from './state-store.js';
+
+/** `starting`: joining or bringing the interface up; otherwise the persisted phase. */
+export type State = Phase | 'starting';
+
+/** direct: endpoint known and a handshake within DIRECT_HANDSHAKE_WINDOW_S; relay: reserved. */
+export type Path = 'direct' | 'relay' | 'none';
+
+export const DIRECT_HANDSHAKE_WINDOW_S = 180;
+
+export interface PeerStatus {
+  id: number;
+  name: string;
+  user: string;
+  ipv4: string;
+  ipv6: string;
+  nodeKey: string;
+  /** Online to the control server, as the server last said. */
+  online: boolean;
+  path: Path;
+  /** Where WireGuard sends to now ("ip:port"), null = unknown. */
+  endpoint: string | null;
+  /** ISO timestamp, null = never. */
+  lastHandshake: string | null;
+  /** Seconds since lastHandshake, null = never. */
+  handshakeAgeSeconds: number | null;
+  rxBytes: number;
+  txBytes: number;
+}
+
+export interface Status {
+  /** Version of this status shape. */
+  version: 1;
+  state: State;
+  /** Connected to the control server with a current netmap. */
+  online: boolean;
+  server: string | null;
+  self: {
+    id: number;
+    name: string;
+    user: string;
+    ipv4: string;
+    ipv6: string;
+    nodeKey: string;
+    machineKey: string | null;
+    expiresAt: string | null;
+  } | null;
+  interface: { name: string; backend: string | null; up: boolean; listenPort: number | null; mtu: number };
+  /** Set while an interactive login waits for approval. */
+  login: { url: string; code: string; expiresAt: string } | null;
+  /** Last problem worth showing (cleared when things work again). */
+  lastError: { code: string; message: string } | null;
+  peers: PeerStatus[];
+}
+
+export function pathOf(stats: PeerStats | undefined, now: Date): Path {
+  if (!stats?.endpoint || !stats.lastHandshake) return 'none';
+  const ageS = (now.getTime() - stats.lastHandshake.getTime()) / 1000;
+  return ageS <= DIRECT_HANDSHAKE_WINDOW_S ? 'direct' : 'none';
+}
+
+export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date): PeerStatus {
+  const hs = stats?.lastHandshake ?? null;
+  return {
+    id: peer.id,
+    name: peer.name,
+    user: peer.user,
+    ipv4: peer.ipv4,
+    ipv6: peer.ipv6,
+    nodeKey: peer.nodeKey,
+    online: peer.online,
+    path: pathOf(stats, now),
+    endpoint: stats?.endpoint ?? peer.endpoints[0] ?? null,
+    lastHandshake: hs ? hs.toISOString() : null,
+    handshakeAgeSeconds: hs ? Math.max(0, Math.round((now.getTime() - hs.getTime()) / 1000)) : null,
+    rxBytes: stats?.rxBytes ?? 0,
+    txBytes: stats?.txBytes ?? 0,
+  };
+}

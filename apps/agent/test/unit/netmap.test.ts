@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import type { Peer, SelfNode } from '@weft/protocol';
+import { Netmap } from '../../src/netmap.js';
+import { peer, self } from './fixtures.js';
+
+const netmap = (seq: number, peers: Peer[], s: SelfNode = self) => ({ type: 'netmap' as const, seq, protocolVersion: 1, self: s, peers });
+
+describe('Netmap sequencing', () => {
+  it('applies a netmap then in-order deltas as remove, upsert, patch', () => {
+    const nm = new Netmap();
+    nm.resetConnection();
+    expect(nm.apply(netmap(1, [peer(2), peer(3)])).kind).toBe('full');
+    const change = nm.apply({
+      type: 'delta', seq: 2,
+      remove: [2],
+      upsert: [peer(4)],
+      patch: [{ id: 3, endpoints: ['192.0.2.3:41641'] }, { id: 4, online: false }],
+    });
+    expect(change.kind).toBe('delta');
+    if (change.kind !== 'delta') return;
+    expect(change.removed.map((p) => p.id)).toEqual([2]);
+    expect(change.upserted.map((u) => [u.peer.id, u.previous])).toEqual([[4, undefined]]);
+    // the patch to 4 lands on the peer upserted in the same delta
+    expect(change.patched.map((p) => p.peer.id)).toEqual([3, 4]);
+    expect(nm.peers.map((p) => p.id)).toEqual([3, 4]);
+    expect(nm.peer(3)!.endpoints).toEqual(['192.0.2.3:41641']);
+    expect(nm.peer(4)!.online).toBe(false);
+  });
+
+  it('a remove and re-upsert of the same id in one delta leaves the new peer', () => {
+    const nm = new Netmap();
+    nm.apply(netmap(1, [peer(2)]));
+    const replacement = { ...peer(2), nodeKey: `nodekey:${'b'.repeat(64)}` };
+    nm.apply({ type: 'delta', seq: 2, remove: [2], upsert: [replacement] });
+    expect(nm.peer(2)!.nodeKey).toBe(replacement.nodeKey);
+  });
+
+  it('asks for a resync on a seq gap and ignores deltas until the fresh netmap', () => {
+    const nm = new Netmap();
+    nm.apply(netmap(1, [peer(2)]));
+    expect(nm.apply({ type: 'delta', seq: 3, remove: [2] })).toMatchObject({ kind: 'resync' });
+    expect(nm.apply({ type: 'delta', seq: 4, remove: [2] })).toEqual({ kind: 'ignored' });
+    expect(nm.peers.map((p) => p.id)).toEqual([2]); // nothing applied from the stale deltas
+    expect(nm.apply(netmap(5, [peer(7)])).kind).toBe('full');
+    expect(nm.apply({ type: 'delta', seq: 6, upsert: [peer(8)] }).kind).toBe('delta');
+    expect(nm.peers.map((p) => p.id)).toEqual([7, 8]);
+  });
+
+  it('asks for a resync when a delta comes before any netmap on a connection', () => {
+    const nm = new Netmap({ self, peers: [peer(2)] });
+    nm.resetConnection();
+    expect(nm.apply({ type: 'delta', seq: 1 })).toMatchObject({ kind: 'resync' });
+    expect(nm.apply({ type: 'delta', seq: 2 })).toEqual({ kind: 'ignored' });
+  });
+
+  it('a new connection starts a new seq space', () => {
+    const nm = new Netmap();
+    nm.apply(netmap(1, []));
+    nm.apply({ type: 'delta', seq: 2 });
+    nm.resetConnection();
+    expect(nm.apply(netmap(1, [peer(3)])).kind).toBe('full');
+    expect(nm.apply({ type: 'delta', seq: 2 }).kind).toBe('delta');
+  });
+
+  it('a duplicate (replayed) seq is a gap too', () => {
+    const nm = new Netmap();
+    nm.apply(netmap(1, []));
+    nm.apply({ type: 'delta', seq: 2 });
+    expect(nm.apply({ type: 'delta', seq: 2 }).kind).toBe('resync');
+  });
+
+  it('ignores a patch for an unknown peer and records self changes', () => {
+    const nm = new Netmap();
+    nm.apply(netmap(1, []));
+    const renamed = { ...self, name: 'renamed' };
+    const change = nm.apply({ type: 'delta', seq: 2, patch: [{ id: 99, online: true }], self: renamed });
+    expect(change).toMatchObject({ kind: 'delta', patched: [], self: renamed });
+    expect(nm.self!.name).toBe('renamed');
+  });
+});

@@ -1,0 +1,34 @@
+/** The storage error catalogue (STYLE.md 8): a stable code, whether retrying can help, a safe message. */
+export type DbErrorCode =
+  /** A migration already applied to this database differs from the file with its name. */
+  | 'MIGRATION_CHECKSUM_MISMATCH'
+  /** A migration's SQL failed; it was rolled back and is not recorded. */
+  | 'MIGRATION_FAILED'
+  /** `_prisma_migrations` holds a migration that started and never finished (e.g. by `prisma migrate`). */
+  | 'MIGRATION_PREVIOUSLY_FAILED'
+  /** A change-bus payload larger than MAX_PAYLOAD_BYTES. */
+  | 'BUS_PAYLOAD_TOO_LARGE'
+  /** publish() after close(). */
+  | 'BUS_CLOSED';
+
+const RETRYABLE: Record<DbErrorCode, boolean> = {
+  MIGRATION_CHECKSUM_MISMATCH: false,
+  MIGRATION_FAILED: false,
+  MIGRATION_PREVIOUSLY_FAILED: false,
+  BUS_PAYLOAD_TOO_LARGE: false,
+  BUS_CLOSED: false,
+};
+
+export class DbError extends Error {
+  override readonly name = 'DbError';
+  readonly retryable: boolean;
+
+  constructor(
+    readonly code: DbErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.retryable = RETRYABLE[code];
+  }
+}

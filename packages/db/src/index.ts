@@ -1,0 +1,19 @@
+/**
+ * @weft/db — storage for the control server.
+ *
+ * Owns: opening the database (embedded PGlite in a data directory, or Postgres by URL), applying
+ * prisma/migrations at open time (recorded in Prisma's `_prisma_migrations`, serialised across
+ * processes by an advisory lock), the change bus between server replicas (LISTEN/NOTIFY on Postgres),
+ * and the generated Prisma client. This is the only package that imports @prisma/client or the
+ * generated client; everyone else imports the client and model types from here.
+ *
+ * Must not import: apps/*, or any other @weft package (storage knows nothing of the domain).
+ *
+ * Development tooling that is not part of the runtime API: `npm run db:migration -- NAME`
+ * (new-migration.ts) and the schema engine wrapper (schema-engine.ts).
+ */
+export { openDatabase, type Database, type OpenOptions } from './open-database.js';
+export { type ChangeBus, MAX_PAYLOAD_BYTES, CHANNEL as CHANGE_BUS_CHANNEL } from './change-bus.js';
+export { DbError, type DbErrorCode } from './errors.js';
+export type { Log } from './log.js';
+export * from './generated/client.js';

@@ -1,0 +1,119 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { type ChangeBus, LocalChangeBus, PgChangeBus } from './change-bus.js';
+import { PrismaClient } from './generated/client.js';
+import { type Log, silentLog } from './log.js';
+import { migrate, type SqlSession } from './migrate.js';
+import { migrationsDir as defaultMigrationsDir } from './paths.js';
+
+export type OpenOptions = ({ dataDir: string } | { databaseUrl: string }) & {
+  /** Where the migrations are; tests only. Default: the repository's prisma/migrations. */
+  migrationsDir?: string;
+};
+
+export interface Database {
+  prisma: PrismaClient;
+  backend: 'pglite' | 'postgres';
+  bus: ChangeBus;
+  /** Migrations this open applied, in order; empty when the database was already current. */
+  appliedMigrations: readonly string[];
+  /** Closes the bus, the client and the connections (or the embedded database). */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the embedded database in `<dataDir>/db` (PGlite), or Postgres at `databaseUrl`
+ * (postgres:// or postgresql://), and applies pending migrations before returning.
+ */
+export async function openDatabase(opts: OpenOptions, log: Log = silentLog): Promise<Database> {
+  const migrationsDir = opts.migrationsDir ?? defaultMigrationsDir;
+  if ('databaseUrl' in opts) {
+    if (!/^postgres(ql)?:\/\//.test(opts.databaseUrl)) {
+      throw new Error(`database URL must start with postgres:// or postgresql://, got ${opts.databaseUrl.split(':')[0]}:`);
+    }
+    return openPostgres(opts.databaseUrl, migrationsDir, log);
+  }
+  return openPGlite(opts.dataDir, migrationsDir, log);
+}
+
+async function openPGlite(dataDir: string, migrationsDir: string, log: Log): Promise<Database> {
+  const dir = join(dataDir, 'db');
+  mkdirSync(dir, { recursive: true });
+  const pglite = await PGlite.create({ dataDir: dir });
+  try {
+    const session: SqlSession = {
+      query: async <R>(sql: string, params?: unknown[]) => (await pglite.query<R>(sql, params)).rows,
+      exec: async (script) => void (await pglite.exec(script)),
+    };
+    const appliedMigrations = await migrate(session, { migrationsDir, lock: false, log });
+    // pglite-prisma-adapter is typed against the PGlite version it was built with; the API it uses is unchanged.
+    const adapter = new PrismaPGlite(pglite as unknown as ConstructorParameters<typeof PrismaPGlite>[0]);
+    const prisma = new PrismaClient({ adapter });
+    const bus = new LocalChangeBus(log);
+    return {
+      prisma,
+      backend: 'pglite',
+      bus,
+      appliedMigrations,
+      async close() {
+        bus.close();
+        await prisma.$disconnect();
+        await pglite.close();
+      },
+    };
+  } catch (err) {
+    await pglite.close().catch(() => {});
+    throw err;
+  }
+}
+
+async function openPostgres(url: string, migrationsDir: string, log: Log): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url });
+  // An idle pooled connection dying (server restart) must not crash the process; the pool replaces it.
+  pool.on('error', (err) => log.warn({ err }, 'idle Postgres connection failed'));
+  let bus: PgChangeBus | null = null;
+  try {
+    const appliedMigrations = await migratePostgres(pool, migrationsDir, log);
+    bus = new PgChangeBus({ connectionString: url }, pool, log);
+    await bus.start();
+    const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+    const theBus = bus;
+    return {
+      prisma,
+      backend: 'postgres',
+      bus: theBus,
+      appliedMigrations,
+      async close() {
+        await theBus.close();
+        await prisma.$disconnect();
+        await pool.end();
+      },
+    };
+  } catch (err) {
+    await bus?.close();
+    await pool.end().catch(() => {});
+    throw err;
+  }
+}
+
+async function migratePostgres(pool: pg.Pool, migrationsDir: string, log: Log): Promise<string[]> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    const session: SqlSession = {
+      query: async <R>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as R[],
+      exec: async (script) => void (await client.query(script)),
+    };
+    return await migrate(session, { migrationsDir, lock: true, log });
+  } catch (err) {
+    // Do not return a connection in an unknown state (open transaction, held lock) to the pool.
+    broken = err as Error;
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}

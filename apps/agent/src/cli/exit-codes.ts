@@ -82,6 +82,7 @@ const hints: Record<string, string> = {
   auth_key_revoked: 'Create a new key with: weft-server authkeys create --user NAME',
   login_expired: 'Run weft up (or weft login) again and approve within the time shown',
   node_revoked: 'An admin removed this node. To join again as a new node: weft logout && weft up --server URL',
+  node_deleted: 'An admin removed this node. To join again as a new node: weft logout && weft up --server URL',
   node_expired: 'Log in again: weft login (or weft up --auth-key KEY)',
   server_unreachable: 'Check the --server URL and that weft-server is running and reachable from here',
   not_logged_in: 'Join first: weft up --server URL [--auth-key KEY]',

@@ -1,0 +1,201 @@
+/**
+ * The daemon core against a scripted control server (real loopback HTTP + WebSocket) and an
+ * in-memory Device. Real WireGuard and the real server are covered by the e2e lab.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SelfNode } from '@weft/protocol';
+import { Agent, type UpEvent } from '../../src/agent.js';
+import { AgentError } from '../../src/agent-error.js';
+import { silentLogger } from '../../src/log.js';
+import { StateStore } from '../../src/state-store.js';
+import { FakeControl, problem } from './fake-control.js';
+import { FakeDevice } from './fake-device.js';
+import { peer, self } from './fixtures.js';
+
+const netmap = (seq: number, peers = [peer(2)], s: SelfNode = self) => ({ type: 'netmap' as const, seq, protocolVersion: 1, self: s, peers });
+
+async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('Agent', () => {
+  let dir: string;
+  let control: FakeControl;
+  let devices: FakeDevice[];
+  let agents: Agent[];
+
+  const newAgent = () => {
+    const agent = new Agent({
+      store: new StateStore(dir), openDevice: () => { const d = new FakeDevice(); devices.push(d); return d; },
+      interfaceName: 'weft0', backend: 'userspace', listenPort: 41641, mtu: 1280, log: silentLogger, loginPollMs: 20,
+      hostname: () => 'testhost',
+    });
+    agents.push(agent);
+    return agent;
+  };
+  const device = () => devices[devices.length - 1]!;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'weft-agent-'));
+    control = new FakeControl();
+    await control.start();
+    control.onRegister = () => ({ status: 200, body: { status: 'registered', node: self } });
+    control.onConnect = (ws) => ws.send(JSON.stringify(netmap(1)));
+    devices = [];
+    agents = [];
+  });
+  afterEach(async () => {
+    for (const a of agents) await a.shutdown();
+    await control.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('joins with an auth key, programs peers and reports endpoints', async () => {
+    const agent = newAgent();
+    await agent.start();
+    const events: UpEvent[] = [];
+    await agent.up({ server: control.url + '/', authKey: 'weft-auth-x' }, (e) => events.push(e), new AbortController().signal);
+    expect(control.registers[0]).toMatchObject({ hostname: 'testhost', authKey: 'weft-auth-x' });
+    expect(control.registers[0]!.nodeKey).toMatch(/^nodekey:/);
+    expect(events.map((e) => e.type)).toEqual(['registered']);
+    expect([...device().peers.keys()]).toEqual([peer(2).nodeKey]);
+    const status = await agent.status();
+    expect(status).toMatchObject({ state: 'running', online: true, server: control.url, self: { name: 'self' }, interface: { up: true } });
+    await until(() => control.received.some((m) => m.type === 'endpoints'));
+    const ep = control.received.find((m) => m.type === 'endpoints')!;
+    if (ep.type !== 'endpoints') throw new Error();
+    for (const e of ep.endpoints) expect(e).toMatch(/:41641$/);
+  });
+
+  it('interactive login: emits URL and code once, polls until approved', async () => {
+    control.onRegister = (_req, n) => n < 4
+      ? { status: 200, body: { status: 'pending', loginUrl: `${control.url}/login/ABC`, code: 'ABC-123', expiresAt: new Date(Date.now() + 60_000).toISOString() } }
+      : { status: 200, body: { status: 'registered', node: self } };
+    const agent = newAgent();
+    await agent.start();
+    const events: UpEvent[] = [];
+    await agent.up({ server: control.url }, (e) => events.push(e), new AbortController().signal);
+    expect(events.map((e) => e.type)).toEqual(['login', 'registered']);
+    expect(events[0]).toMatchObject({ code: 'ABC-123' });
+    expect(control.registers.length).toBe(4);
+    expect(control.registers.every((r) => r.authKey === undefined)).toBe(true);
+  });
+
+  it('maps register problems to stable codes', async () => {
+    control.onRegister = () => ({ status: 401, body: problem(401, 'auth_key_used') });
+    const agent = newAgent();
+    await agent.start();
+    const err = await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AgentError);
+    expect((err as AgentError).code).toBe('auth_key_used');
+    expect((await agent.status()).state).toBe('needs-login');
+  });
+
+  it('reports an unreachable server', async () => {
+    const agent = newAgent();
+    await agent.start();
+    const err = await agent.up({ server: 'http://127.0.0.1:1', authKey: 'k' }, () => {}, new AbortController().signal).catch((e: unknown) => e);
+    expect((err as AgentError).code).toBe('server_unreachable');
+  });
+
+  it('resyncs on a seq gap and applies the fresh netmap', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    control.send({ type: 'delta', seq: 2, upsert: [peer(3)] });
+    await until(() => device().peers.size === 2);
+    control.send({ type: 'delta', seq: 4, upsert: [peer(4)] }); // seq 3 lost
+    await until(() => control.received.some((m) => m.type === 'resync'));
+    expect(device().peers.has(peer(4).nodeKey)).toBe(false);
+    control.send(netmap(5, [peer(2), peer(3), peer(4)]));
+    await until(() => device().peers.size === 3);
+  });
+
+  it('revoked (4403): interface removed, state remembered, up refuses, restart stays revoked', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    const connections = control.connections;
+    control.closeAll(4403);
+    await until(async () => (await agent.status()).state === 'revoked');
+    expect(device().closed).toBe(true);
+    const s = await agent.status();
+    expect(s).toMatchObject({ online: false, peers: [], lastError: { code: 'node_revoked' } });
+    const err = await agent.up({}, () => {}, new AbortController().signal).catch((e: unknown) => e);
+    expect((err as AgentError).code).toBe('node_revoked');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(control.connections).toBe(connections); // no reconnect
+    await agent.shutdown();
+    const again = newAgent();
+    await again.start();
+    expect((await again.status()).state).toBe('revoked');
+  });
+
+  it('expired (4410): needs login again, and weft up registers again', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    control.closeAll(4410);
+    await until(async () => (await agent.status()).state === 'expired');
+    expect(device().closed).toBe(true);
+    await agent.up({ authKey: 'k2' }, () => {}, new AbortController().signal);
+    expect(control.registers.length).toBe(2);
+    expect((await agent.status()).state).toBe('running');
+  });
+
+  it('reconnects after the server drops the socket and takes the new netmap', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    control.onConnect = (ws) => ws.send(JSON.stringify(netmap(1, [peer(2), peer(9)])));
+    control.closeAll(1001);
+    await until(() => control.connections === 2 && device().peers.size === 2);
+    expect(device().calls.filter((c) => c.startsWith('configure')).length).toBe(1); // link never reconfigured
+  });
+
+  it('a restarted daemon comes back on its last netmap before the server answers, without logging in', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    control.send({ type: 'delta', seq: 2, upsert: [peer(3)] });
+    await until(async () => (await agent.status()).peers.length === 2);
+    await agent.shutdown();
+    control.onConnect = () => {}; // server says nothing this time
+    const again = newAgent();
+    await again.start();
+    expect([...device().peers.keys()].sort()).toEqual([peer(2).nodeKey, peer(3).nodeKey].sort());
+    expect(device().config?.privateKey).toBe(devices[0]!.config?.privateKey);
+    expect(control.registers.length).toBe(1);
+    await until(() => control.connections === 2);
+  });
+
+  it('down keeps the registration; up with no flags comes back; logout forgets everything', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    await agent.down();
+    expect((await agent.status())).toMatchObject({ state: 'stopped', online: false, interface: { up: false } });
+    await agent.up({}, () => {}, new AbortController().signal);
+    expect((await agent.status())).toMatchObject({ state: 'running', online: true, interface: { up: true } });
+    expect(control.registers.length).toBe(1);
+    expect(await agent.logout()).toEqual({ serverNotified: false });
+    expect((await agent.status())).toMatchObject({ state: 'needs-login', self: null, server: null });
+    const err = await agent.up({}, () => {}, new AbortController().signal).catch((e: unknown) => e);
+    expect((err as AgentError).code).toBe('not_logged_in');
+  });
+
+  it('refuses to switch servers without logout', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    const err = await agent.up({ server: 'http://10.9.9.9:8080' }, () => {}, new AbortController().signal).catch((e: unknown) => e);
+    expect((err as AgentError).code).toBe('already_registered');
+  });
+});

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { helpText, parse, commands } from '../../src/cli/args.js';
+import { CliError, ExitCode, exitCodeFor, hintFor } from '../../src/cli/exit-codes.js';
+import { resolveSocket } from '../../src/paths.js';
+import { RegisterErrorCode } from '@weft/protocol';
+
+const usage = (argv: string[]) => {
+  try {
+    parse(argv);
+  } catch (err) {
+    expect(err).toBeInstanceOf(CliError);
+    return (err as CliError).exitCode;
+  }
+  throw new Error('expected a usage error');
+};
+
+describe('CLI arguments', () => {
+  it('parses up with every flag', () => {
+    expect(parse(['up', '--server', 'http://10.77.0.1:8080', '--auth-key', 'k', '--hostname', 'h', '--json', '--socket', '/s', '--timeout', '30'])).toEqual({
+      command: 'up', help: false, json: true, server: 'http://10.77.0.1:8080', authKey: 'k', hostname: 'h', socket: '/s', timeoutS: 30,
+    });
+  });
+
+  it('parses daemon flags and validates their values', () => {
+    expect(parse(['daemon', '--state-dir', '/d', '--wg-backend', 'userspace', '--interface', 'wg1', '--listen-port', '51820', '--mtu', '1420', '--log-format', 'text'])).toMatchObject({
+      command: 'daemon', stateDir: '/d', backend: 'userspace', interfaceName: 'wg1', listenPort: 51820, mtu: 1420, logFormat: 'text',
+    });
+    expect(usage(['daemon', '--wg-backend', 'magic'])).toBe(ExitCode.Usage);
+    expect(usage(['daemon', '--listen-port', '70000'])).toBe(ExitCode.Usage);
+    expect(usage(['daemon', '--mtu', '576'])).toBe(ExitCode.Usage);
+    expect(usage(['daemon', '--interface', 'way-too-long-interface'])).toBe(ExitCode.Usage);
+  });
+
+  it('rejects unknown commands, unknown flags, positionals and missing values', () => {
+    expect(usage(['frobnicate'])).toBe(ExitCode.Usage);
+    expect(usage(['status', '--bogus'])).toBe(ExitCode.Usage);
+    expect(usage(['status', 'extra'])).toBe(ExitCode.Usage);
+    expect(usage(['up', '--server'])).toBe(ExitCode.Usage);
+    expect(usage(['down', '--server', 'x'])).toBe(ExitCode.Usage);
+  });
+
+  it('every command has --help, --socket and --state-dir', () => {
+    for (const name of Object.keys(commands)) {
+      expect(parse([name, '--help']).help).toBe(true);
+      expect(parse([name, '-h']).help).toBe(true);
+      expect(parse([name, '--socket', '/x', '--state-dir', '/y'])).toMatchObject({ socket: '/x', stateDir: '/y' });
+      expect(helpText(name as keyof typeof commands)).toContain(`weft ${name}`);
+    }
+    expect(parse([])).toMatchObject({ command: 'help' });
+    expect(parse(['help', 'status'])).toMatchObject({ command: 'help', topic: 'status' });
+  });
+
+  it('finds the socket from --socket, $WEFT_SOCKET, --state-dir, then the default', () => {
+    expect(resolveSocket({ socket: '/a', stateDir: '/b' }, { WEFT_SOCKET: '/c' })).toBe('/a');
+    expect(resolveSocket({ stateDir: '/b' }, { WEFT_SOCKET: '/c' })).toBe('/c');
+    expect(resolveSocket({ stateDir: '/b' }, {})).toBe('/b/weftd.sock');
+    expect(resolveSocket({}, {})).toBe('/var/run/weft/weftd.sock');
+  });
+});
+
+describe('error -> exit code', () => {
+  it('maps every register error the server can send to a distinct, documented code', () => {
+    const codes = Object.values(RegisterErrorCode).map(exitCodeFor);
+    expect(codes).toEqual([
+      ExitCode.AuthKeyInvalid, ExitCode.AuthKeyExpired, ExitCode.AuthKeyUsed, ExitCode.AuthKeyRevoked,
+      ExitCode.NodeRevoked, ExitCode.NodeExpired, ExitCode.LoginExpired,
+    ]);
+    for (const code of Object.values(RegisterErrorCode)) expect(hintFor(code)).toBeTruthy();
+  });
+
+  it('maps agent-side conditions', () => {
+    expect(exitCodeFor('node_revoked')).toBe(ExitCode.NodeRevoked);
+    expect(exitCodeFor('server_unreachable')).toBe(ExitCode.ServerUnreachable);
+    expect(exitCodeFor('not_logged_in')).toBe(ExitCode.NotLoggedIn);
+    expect(exitCodeFor('something_new')).toBe(ExitCode.Generic);
+  });
+
+  it('exit codes are unique', () => {
+    const values = Object.values(ExitCode);
+    expect(new Set(values).size).toBe(values.length);
+  });
+});

@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { generateNodeKey } from '@weft/crypto';
+import { Engine, interfaceAddresses, peerConfig } from '../../src/engine.js';
+import { Netmap } from '../../src/netmap.js';
+import { silentLogger } from '../../src/log.js';
+import { FakeDevice } from './fake-device.js';
+import { peer, self } from './fixtures.js';
+
+function setup() {
+  const device = new FakeDevice();
+  const engine = new Engine({
+    openDevice: () => device, interfaceName: 'weft0', backend: 'userspace',
+    privateKey: generateNodeKey().privateKey, listenPort: 41641, mtu: 1280, log: silentLogger,
+  });
+  return { device, engine };
+}
+
+async function delta(engine: Engine, nm: Netmap, msg: Parameters<Netmap['apply']>[0]) {
+  const change = nm.apply(msg);
+  if (change.kind !== 'delta') throw new Error(`expected delta, got ${change.kind}`);
+  await engine.applyChange(change, nm.self!);
+}
+
+describe('Engine', () => {
+  it('configures the interface with tailnet prefixes, MTU and keepalive peers', async () => {
+    const { device, engine } = setup();
+    await engine.applyFull(self, [peer(2), peer(3, { endpoints: [] })]);
+    expect(device.config).toMatchObject({ addresses: ['100.64.0.1/10', 'fd7a:115c:a1e0::1/48'], mtu: 1280, listenPort: 41641 });
+    expect([...device.peers.values()]).toEqual([peerConfig(peer(2)), peerConfig(peer(3, { endpoints: [] }))]);
+    expect(peerConfig(peer(2))).toEqual({
+      publicKey: peer(2).nodeKey, endpoint: '192.0.2.2:41641', allowedIps: ['100.64.0.2/32', 'fd7a:115c:a1e0::2/128'], persistentKeepalive: 25,
+    });
+    expect(peerConfig(peer(3, { endpoints: [] }))).not.toHaveProperty('endpoint');
+  });
+
+  it('applies deltas with upsert/remove only, never setPeers or reconfigure', async () => {
+    const { device, engine } = setup();
+    const nm = new Netmap();
+    const full = nm.apply({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(2), peer(3)] });
+    if (full.kind !== 'full') throw new Error();
+    await engine.applyFull(full.self, full.peers);
+    device.calls = [];
+    await delta(engine, nm, { type: 'delta', seq: 2, upsert: [peer(4)] });
+    await delta(engine, nm, { type: 'delta', seq: 3, remove: [4] });
+    await delta(engine, nm, { type: 'delta', seq: 4, patch: [{ id: 2, endpoints: ['198.51.100.2:1'] }, { id: 3, online: false }] });
+    expect(device.calls).toEqual(['upsert 0404', 'remove 0404', 'upsert 0202']);
+    expect(device.peers.get(peer(2).nodeKey)!.endpoint).toBe('198.51.100.2:1');
+  });
+
+  it('a re-keyed peer loses its old key before the new one is added', async () => {
+    const { device, engine } = setup();
+    const nm = new Netmap();
+    nm.apply({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(2)] });
+    await engine.applyFull(self, nm.peers);
+    device.calls = [];
+    const rekeyed = peer(2, { nodeKey: `nodekey:${'ab'.repeat(32)}` });
+    await delta(engine, nm, { type: 'delta', seq: 2, upsert: [rekeyed] });
+    expect(device.calls).toEqual(['remove 0202', 'upsert abab']);
+    expect([...device.peers.keys()]).toEqual([rekeyed.nodeKey]);
+  });
+
+  it('an upsert that changes only the name does not touch WireGuard', async () => {
+    const { device, engine } = setup();
+    const nm = new Netmap();
+    nm.apply({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(2)] });
+    await engine.applyFull(self, nm.peers);
+    device.calls = [];
+    await delta(engine, nm, { type: 'delta', seq: 2, upsert: [peer(2, { name: 'renamed' })] });
+    expect(device.calls).toEqual([]);
+  });
+
+  it('down keeps the device; deltas while down are skipped; a netmap brings it back', async () => {
+    const { device, engine } = setup();
+    const nm = new Netmap();
+    nm.apply({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(2)] });
+    await engine.applyFull(self, nm.peers);
+    await engine.down();
+    expect(engine.up).toBe(false);
+    await delta(engine, nm, { type: 'delta', seq: 2, upsert: [peer(5)] });
+    expect(device.calls).toEqual(['configure 100.64.0.1/10,fd7a:115c:a1e0::1/48', 'setPeers 1', 'down']);
+    await engine.applyFull(self, nm.peers);
+    expect(engine.up).toBe(true);
+    expect(device.peers.size).toBe(2);
+  });
+
+  it('interfaceAddresses strips prefixes the server may already include', () => {
+    expect(interfaceAddresses({ ...self, ipv4: '100.64.0.9/32', ipv6: 'fd00::9/128' })).toEqual(['100.64.0.9/10', 'fd00::9/48']);
+  });
+});

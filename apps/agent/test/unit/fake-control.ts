@@ -1,0 +1,93 @@
+/**
+ * A stand-in control server on a loopback port for the agent's unit tests: real HTTP and a real
+ * WebSocket, machine tokens verified with @weft/crypto, behaviour scripted by the test.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { verifyMachineToken } from '@weft/crypto';
+import type { AgentMessage, RegisterRequest, ServerMessage } from '@weft/protocol';
+
+export type RegisterReply = { status: number; body: unknown };
+
+export class FakeControl {
+  url = '';
+  registers: RegisterRequest[] = [];
+  onRegister: (req: RegisterRequest, n: number) => RegisterReply = () => ({ status: 500, body: {} });
+  /** Called when an agent connects; send its netmap here. */
+  onConnect: (ws: WebSocket) => void = () => {};
+  received: AgentMessage[] = [];
+  connections = 0;
+  sockets = new Set<WebSocket>();
+  private server: Server;
+  private wss = new WebSocketServer({ noServer: true });
+
+  constructor() {
+    this.server = createServer((req, res) => {
+      void this.handle(req).then(({ status, body }) => {
+        res.writeHead(status, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json' });
+        res.end(JSON.stringify(body));
+      });
+    });
+    this.server.on('upgrade', (req, socket, head) => {
+      void this.authorise(req).then((ok) => {
+        if (!ok) {
+          socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n');
+          return;
+        }
+        this.wss.handleUpgrade(req, socket, head, (ws) => {
+          this.connections++;
+          this.sockets.add(ws);
+          ws.on('close', () => this.sockets.delete(ws));
+          ws.on('message', (data) => this.received.push(JSON.parse(data.toString()) as AgentMessage));
+          this.onConnect(ws);
+        });
+      });
+    });
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const ws of this.sockets) ws.terminate();
+    this.wss.close();
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  send(msg: ServerMessage): void {
+    for (const ws of this.sockets) ws.send(JSON.stringify(msg));
+  }
+
+  closeAll(code: number): void {
+    for (const ws of this.sockets) ws.close(code, 'test');
+  }
+
+  private async authorise(req: IncomingMessage): Promise<boolean> {
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (!token) return false;
+    try {
+      await verifyMachineToken(token);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async handle(req: IncomingMessage): Promise<RegisterReply> {
+    if (req.method !== 'POST' || req.url !== '/agent/v1/register') return { status: 404, body: {} };
+    if (!(await this.authorise(req))) return { status: 401, body: problem(401, 'unauthorized') };
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const body = JSON.parse(Buffer.concat(chunks).toString()) as RegisterRequest;
+    this.registers.push(body);
+    return this.onRegister(body, this.registers.length);
+  }
+}
+
+export function problem(status: number, code: string, retryable = false) {
+  return { type: `https://weft.dev/problems/${code}`, title: code, status, code, detail: `detail for ${code}`, retryable };
+}

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { formatAge, formatBytes, formatStatus } from '../../src/cli/status-format.js';
+import { pathOf, peerStatus, type Status } from '../../src/status.js';
+import { peer, self } from './fixtures.js';
+
+const now = new Date('2026-11-22T12:00:00Z');
+const ago = (s: number) => new Date(now.getTime() - s * 1000);
+
+describe('peer path', () => {
+  const stats = (endpoint: string | null, lastHandshake: Date | null) => ({ publicKey: peer(2).nodeKey as never, endpoint, lastHandshake, rxBytes: 0, txBytes: 0 });
+  it('is direct with an endpoint and a handshake within 3 minutes', () => {
+    expect(pathOf(stats('192.0.2.2:41641', ago(179)), now)).toBe('direct');
+    expect(pathOf(stats('192.0.2.2:41641', ago(180)), now)).toBe('direct');
+    expect(pathOf(stats('192.0.2.2:41641', ago(181)), now)).toBe('none');
+    expect(pathOf(stats(null, ago(5)), now)).toBe('none');
+    expect(pathOf(stats('192.0.2.2:41641', null), now)).toBe('none');
+    expect(pathOf(undefined, now)).toBe('none');
+  });
+
+  it('peerStatus fills stats and ages', () => {
+    const s = peerStatus(peer(2), { publicKey: peer(2).nodeKey as never, endpoint: '10.0.0.2:41641', lastHandshake: ago(42), rxBytes: 1234, txBytes: 5 }, now);
+    expect(s).toMatchObject({ path: 'direct', endpoint: '10.0.0.2:41641', handshakeAgeSeconds: 42, lastHandshake: ago(42).toISOString(), rxBytes: 1234, txBytes: 5 });
+    expect(peerStatus(peer(3), undefined, now)).toMatchObject({ path: 'none', endpoint: '192.0.2.3:41641', lastHandshake: null, handshakeAgeSeconds: null, rxBytes: 0 });
+  });
+});
+
+describe('formatting', () => {
+  it('bytes and ages', () => {
+    expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(1023)).toBe('1023 B');
+    expect(formatBytes(1536)).toBe('1.5 KiB');
+    expect(formatBytes(5 * 1024 ** 3)).toBe('5.0 GiB');
+    expect(formatAge(null)).toBe('never');
+    expect(formatAge(7)).toBe('7s ago');
+    expect(formatAge(125)).toBe('2m05s ago');
+    expect(formatAge(3 * 3600 + 60)).toBe('3h01m ago');
+  });
+
+  const base: Status = {
+    version: 1, state: 'running', online: true, server: 'http://10.77.0.1:8080',
+    self: { ...self, machineKey: null }, interface: { name: 'weft0', backend: 'userspace', up: true, listenPort: 41641, mtu: 1280 },
+    login: null, lastError: null, peers: [],
+  };
+
+  it('renders self, state and an aligned peer table', () => {
+    const out = formatStatus({
+      ...base,
+      peers: [
+        peerStatus(peer(2), { publicKey: peer(2).nodeKey as never, endpoint: '10.0.0.2:41641', lastHandshake: ago(3), rxBytes: 2048, txBytes: 10 }, now),
+        peerStatus(peer(13, { name: 'a-much-longer-name', online: false, endpoints: [] }), undefined, now),
+      ],
+    });
+    expect(out).toMatchInlineSnapshot(`
+      "100.64.0.1  self  alice  fd7a:115c:a1e0::1
+      state: running
+      control: http://10.77.0.1:8080 (online)
+      interface: weft0 (userspace, port 41641, mtu 1280)
+
+      IP           NAME                USER   PATH    ENDPOINT        HANDSHAKE  RX       TX    CONTROL
+      100.64.0.2   peer2               alice  direct  10.0.0.2:41641  3s ago     2.0 KiB  10 B  online
+      100.64.0.13  a-much-longer-name  alice  none    -               never      0 B      0 B   offline
+      "
+    `);
+  });
+
+  it('tells a revoked node what to do', () => {
+    const out = formatStatus({ ...base, state: 'revoked', online: false, interface: { ...base.interface, up: false }, lastError: { code: 'node_revoked', message: 'this node was revoked by an admin (closed 4403)' } });
+    expect(out).toContain('revoked by an admin (to join again: weft logout && weft up --server URL)');
+    expect(out).toContain('control: http://10.77.0.1:8080 (offline)');
+  });
+});

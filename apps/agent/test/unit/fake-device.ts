@@ -5,7 +5,7 @@ import type { Device, InterfaceConfig, PeerConfig, PeerStats } from '@weft/wg';
 export class FakeDevice implements Device {
   readonly backend = 'userspace' as const;
   calls: string[] = [];
-  peers = new Map<NodePublicKey, PeerConfig>();
+  peers = new Map<string, PeerConfig>();
   config: InterfaceConfig | undefined;
   isUp = false;
   closed = false;

@@ -88,7 +88,10 @@ export class ManagedDevice implements Device {
     const now = await this.driver.read();
     const wantPort = config.listenPort || this.boundPort || undefined;
     const set: InterfaceSet = {};
-    if (now.privateKey !== config.privateKey) set.privateKey = config.privateKey;
+    // WireGuard stores the key clamped, so compare what it implies: the public key.
+    if (!now.privateKey || nodePublicKeyOf(now.privateKey) !== nodePublicKeyOf(config.privateKey)) {
+      set.privateKey = config.privateKey;
+    }
     if (wantPort !== undefined && now.listenPort !== wantPort) set.listenPort = wantPort;
     await this.driver.write(set, []);
     const routes = config.routes ?? [];

@@ -1,0 +1,147 @@
+/**
+ * The userspace backend against real wireguard-go in network namespaces: tunnels carry traffic,
+ * `wg show` sees exactly the peers we set, peer churn does not disturb an existing session, and
+ * a killed wireguard-go is restarted with its configuration.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateNodeKey, toWireGuardBase64 } from '@weft/crypto';
+import type { NodePrivateKey, NodePublicKey } from '@weft/crypto';
+import { openUserspace } from '@weft/wg';
+import type { PeerConfig, UserspaceDevice } from '@weft/wg';
+import { cleanStale, Lab, ping, pingUntil, preflight, sh } from './netns-lab.js';
+import type { Host } from './netns-lab.js';
+
+const MESH_ROUTES = ['100.64.0.0/10', 'fd7a:115c:a1e0::/48'];
+const PORT = 51820;
+
+interface Node {
+  host: Host;
+  dev: UserspaceDevice;
+  key: { privateKey: NodePrivateKey; publicKey: NodePublicKey };
+  v4: string;
+  v6: string;
+  logs: Array<{ level: string; msg: string }>;
+}
+
+let lab: Lab | undefined;
+const nodes: Node[] = [];
+
+function peerOf(n: Node): PeerConfig {
+  return { publicKey: n.key.publicKey, endpoint: `${n.host.underlay}:${PORT}`, allowedIps: [`${n.v4}/32`, `${n.v6}/128`] };
+}
+
+/** Peers listed by `wg show NAME dump` run inside the node's namespace, as base64 keys. */
+function wgShowPeers(n: Node): string[] {
+  return sh(['wg', 'show', n.host.ifname, 'dump'], { netns: n.host.ns })
+    .trim().split('\n').slice(1).filter(Boolean).map((l) => l.split('\t')[0]!).sort();
+}
+
+const b64 = (n: Node) => toWireGuardBase64(n.key.publicKey);
+
+beforeAll(async () => {
+  preflight();
+  cleanStale();
+  lab = new Lab(['a', 'b', 'c']);
+  for (const [i, host] of lab.hosts.entries()) {
+    const logs: Node['logs'] = [];
+    const dev = await openUserspace({
+      name: host.ifname, backend: 'userspace', netns: host.ns, log: (level, msg) => logs.push({ level, msg }),
+    });
+    const node: Node = { host, dev, key: generateNodeKey(), v4: `100.64.0.${i + 1}`, v6: `fd7a:115c:a1e0::${i + 1}`, logs };
+    nodes.push(node);
+    await dev.configure({
+      privateKey: node.key.privateKey, listenPort: PORT, addresses: [`${node.v4}/32`, `${node.v6}/128`], routes: MESH_ROUTES,
+    });
+  }
+});
+
+afterAll(async () => {
+  for (const n of nodes) await n.dev.close().catch(() => undefined);
+  lab?.destroy();
+  cleanStale();
+});
+
+describe('userspace WireGuard in network namespaces', () => {
+  it('configures address, MTU 1280, routes and listen port', async () => {
+    const [a] = nodes;
+    const link = sh(['ip', '-o', 'link', 'show', 'dev', a!.host.ifname], { netns: a!.host.ns });
+    expect(link).toMatch(/mtu 1280/);
+    expect(link).toMatch(/UP/);
+    expect(sh(['ip', '-o', 'addr', 'show', 'dev', a!.host.ifname], { netns: a!.host.ns })).toContain('100.64.0.1/32');
+    expect(sh(['ip', 'route', 'show', 'dev', a!.host.ifname], { netns: a!.host.ns })).toContain('100.64.0.0/10');
+    expect(sh(['ip', '-6', 'route', 'show', 'dev', a!.host.ifname], { netns: a!.host.ns })).toContain('fd7a:115c:a1e0::/48');
+    expect(await a!.dev.listenPort()).toBe(PORT);
+    // Idempotent: configuring again changes nothing and does not fail.
+    await a!.dev.configure({ privateKey: a!.key.privateKey, listenPort: PORT, addresses: [`${a!.v4}/32`, `${a!.v6}/128`], routes: MESH_ROUTES });
+  });
+
+  it('carries IPv4 and IPv6 pings between two peers; wg show lists exactly them', async () => {
+    const [a, b] = nodes as [Node, Node, Node];
+    await a.dev.setPeers([peerOf(b)]);
+    await b.dev.setPeers([peerOf(a)]);
+    expect(wgShowPeers(a)).toEqual([b64(b)]);
+    expect(wgShowPeers(b)).toEqual([b64(a)]);
+    expect(await pingUntil(a.host.ns, b.v4, 10_000)).toBe(true);
+    expect((await ping(a.host.ns, b.v6, ['-c', '3', '-i', '0.2', '-W', '2'])).received).toBe(3);
+    const stats = await a.dev.stats();
+    expect(stats).toHaveLength(1);
+    expect(stats[0]!.publicKey).toBe(b.key.publicKey);
+    expect(stats[0]!.lastHandshake).toBeInstanceOf(Date);
+    expect(stats[0]!.rxBytes).toBeGreaterThan(0);
+    expect(stats[0]!.endpoint).toBe(`${b.host.underlay}:${PORT}`);
+  });
+
+  it('adding and removing peer C loses no packets to peer B', async () => {
+    const [a, b, c] = nodes as [Node, Node, Node];
+    await c.dev.setPeers([peerOf(a)]);
+    const handshakeB = (await a.dev.stats()).find((s) => s.publicKey === b.key.publicKey)!.lastHandshake;
+    expect(handshakeB).toBeInstanceOf(Date);
+    const stream = ping(a.host.ns, b.v4, ['-i', '0.05', '-c', '100', '-W', '1']);
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      await a.dev.setPeers([peerOf(b), peerOf(c)]);
+      expect(wgShowPeers(a)).toEqual([b64(b), b64(c)].sort());
+      await new Promise((r) => setTimeout(r, 300));
+      await a.dev.upsertPeer({ ...peerOf(c), persistentKeepalive: 25 });
+      await a.dev.removePeer(c.key.publicKey);
+      expect(wgShowPeers(a)).toEqual([b64(b)]);
+    }
+    await a.dev.setPeers([peerOf(b), peerOf(c)]);
+    const res = await stream;
+    expect(res.sent).toBe(100);
+    expect(res.received, res.out).toBe(100);
+    const afterB = (await a.dev.stats()).find((s) => s.publicKey === b.key.publicKey)!.lastHandshake;
+    expect(afterB).toEqual(handshakeB);
+    // C is reachable too, and B's session was never replaced (its handshake stays the first one).
+    expect(await pingUntil(a.host.ns, c.v4, 10_000)).toBe(true);
+    expect(wgShowPeers(a)).toEqual([b64(b), b64(c)].sort());
+  });
+
+  it('restarts a SIGKILLed wireguard-go and re-applies its configuration', async () => {
+    const [a, b] = nodes as [Node, Node, Node];
+    const pid = b.dev.pid;
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid!, 'SIGKILL');
+    const deadline = Date.now() + 15_000;
+    while ((b.dev.pid === null || b.dev.pid === pid || wgShowPeers(b).length === 0) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(b.dev.pid).not.toBe(pid);
+    expect(b.logs.some((l) => l.level === 'warn' && /wireguard-go exited unexpectedly/.test(l.msg))).toBe(true);
+    expect(wgShowPeers(b)).toEqual([b64(a)]);
+    expect(await b.dev.listenPort()).toBe(PORT);
+    expect(sh(['ip', '-o', 'link', 'show', 'dev', b.host.ifname], { netns: b.host.ns })).toMatch(/mtu 1280/);
+    // B initiates a fresh handshake as soon as it has traffic for A.
+    expect(await pingUntil(b.host.ns, a.v4, 15_000)).toBe(true);
+    expect(await pingUntil(a.host.ns, b.v4, 15_000)).toBe(true);
+  });
+
+  it('close() stops wireguard-go and removes the link', async () => {
+    const c = nodes[2]!;
+    const pid = c.dev.pid!;
+    await c.dev.close();
+    expect(sh(['ip', 'link', 'show', 'dev', c.host.ifname], { netns: c.host.ns, allowFail: true })).toBe('');
+    expect(() => process.kill(pid, 0)).toThrow();
+    await expect(c.dev.stats()).rejects.toMatchObject({ code: 'closed' });
+  });
+});

@@ -3,10 +3,11 @@
  * `wg show` sees exactly the peers we set, peer churn does not disturb an existing session, and
  * a killed wireguard-go is restarted with its configuration.
  */
+import { rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateNodeKey, toWireGuardBase64 } from '@weft/crypto';
 import type { NodePrivateKey, NodePublicKey } from '@weft/crypto';
-import { openUserspace } from '@weft/wg';
+import { openDevice, openUserspace, toWgQuick } from '@weft/wg';
 import type { PeerConfig, UserspaceDevice } from '@weft/wg';
 import { cleanStale, Lab, ping, pingUntil, preflight, sh } from './netns-lab.js';
 import type { Host } from './netns-lab.js';
@@ -41,8 +42,8 @@ const b64 = (n: Node) => toWireGuardBase64(n.key.publicKey);
 beforeAll(async () => {
   preflight();
   cleanStale();
-  lab = new Lab(['a', 'b', 'c']);
-  for (const [i, host] of lab.hosts.entries()) {
+  lab = new Lab(['a', 'b', 'c', 'p']);
+  for (const [i, host] of lab.hosts.slice(0, 3).entries()) {
     const logs: Node['logs'] = [];
     const dev = await openUserspace({
       name: host.ifname, backend: 'userspace', netns: host.ns, log: (level, msg) => logs.push({ level, msg }),
@@ -55,8 +56,11 @@ beforeAll(async () => {
   }
 });
 
+const extra: Array<{ close(): Promise<void> }> = [];
+
 afterAll(async () => {
   for (const n of nodes) await n.dev.close().catch(() => undefined);
+  for (const d of extra) await d.close().catch(() => undefined);
   lab?.destroy();
   cleanStale();
 });
@@ -143,5 +147,56 @@ describe('userspace WireGuard in network namespaces', () => {
     expect(sh(['ip', 'link', 'show', 'dev', c.host.ifname], { netns: c.host.ns, allowFail: true })).toBe('');
     expect(() => process.kill(pid, 0)).toThrow();
     await expect(c.dev.stats()).rejects.toMatchObject({ code: 'closed' });
+  });
+
+  it('openDevice auto picks userspace where kernel WireGuard is missing; kernel is refused clearly', async () => {
+    const host = lab!.hosts[3]!;
+    const kernel = sh(['sh', '-c', 'test -d /sys/module/wireguard && echo yes'], { allowFail: true }).trim() === 'yes';
+    const dev = await openDevice({ name: `${host.ifname}x`.slice(0, 15), backend: 'auto', netns: host.ns });
+    extra.push(dev);
+    expect(dev.backend).toBe(kernel ? 'kernel' : 'userspace');
+    await dev.close();
+    if (!kernel) {
+      await expect(openDevice({ name: `${host.ifname}k`.slice(0, 15), backend: 'kernel', netns: host.ns }))
+        .rejects.toMatchObject({ code: 'kernel_unavailable' });
+    }
+  });
+
+  it('a node-less peer set up from the exported wg-quick text reaches the mesh', async () => {
+    const a = nodes[0]!;
+    const phone = lab!.hosts[3]!;
+    const key = generateNodeKey();
+    const text = toWgQuick({
+      privateKey: key.privateKey, addresses: ['100.64.0.50/32'], mtu: 1280,
+      peers: [{ ...peerOf(a), allowedIps: ['100.64.0.0/10'], persistentKeepalive: 25 }],
+    });
+    await a.dev.upsertPeer({ publicKey: key.publicKey, allowedIps: ['100.64.0.50/32'] });
+    // The phone side: a bare wireguard-go programmed only by the official tools from our text.
+    const dev = await openUserspace({ name: phone.ifname, backend: 'userspace', netns: phone.ns });
+    extra.push(dev);
+    const file = `/tmp/${phone.ifname}.conf`;
+    writeFileSync(file, text, { mode: 0o600 });
+    try {
+      const stripped = sh(['wg-quick', 'strip', file]);
+      writeFileSync(file, stripped, { mode: 0o600 });
+      sh(['wg', 'setconf', phone.ifname, file], { netns: phone.ns });
+    } finally {
+      rmSync(file, { force: true });
+    }
+    sh(['ip', 'addr', 'add', '100.64.0.50/32', 'dev', phone.ifname], { netns: phone.ns });
+    sh(['ip', 'link', 'set', phone.ifname, 'mtu', '1280', 'up'], { netns: phone.ns });
+    sh(['ip', 'route', 'add', '100.64.0.0/10', 'dev', phone.ifname], { netns: phone.ns });
+    expect(await pingUntil(phone.ns, a.v4, 10_000)).toBe(true);
+    expect(wgShowPeers(a)).toContain(toWireGuardBase64(key.publicKey));
+  });
+
+  it('down() takes the link down; configure() brings it back with its peers', async () => {
+    const [a, b] = nodes as [Node, Node, Node];
+    await a.dev.down();
+    expect(sh(['ip', '-o', 'link', 'show', 'dev', a.host.ifname], { netns: a.host.ns })).not.toMatch(/[<,]UP[,>]/);
+    expect((await ping(a.host.ns, b.v4, ['-c', '1', '-W', '1'])).received).toBe(0);
+    await a.dev.configure({ privateKey: a.key.privateKey, listenPort: PORT, addresses: [`${a.v4}/32`, `${a.v6}/128`], routes: MESH_ROUTES });
+    expect(await pingUntil(a.host.ns, b.v4, 15_000)).toBe(true);
+    expect(wgShowPeers(a)).toContain(b64(b));
   });
 });

@@ -39,6 +39,8 @@ export class ManagedDevice implements Device {
   private peers = new Map<NodePublicKey, PeerConfig>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** `down()` was called and no `configure` since: a re-apply must leave the link down. */
+  private isDown = false;
 
   constructor(private readonly driver: Driver, protected readonly log: Log) {}
 
@@ -69,6 +71,7 @@ export class ManagedDevice implements Device {
     });
     await this.applyConfig(this.config);
     await this.applyPeers();
+    if (this.isDown) await linkDown(this.driver.runner, this.name);
   }
 
   /** Re-applies the last configuration if the interface had to be recreated. */
@@ -76,11 +79,12 @@ export class ManagedDevice implements Device {
     return this.serialize(async () => undefined);
   }
 
-  configure(config: InterfaceConfig): Promise<void> {
+  async configure(config: InterfaceConfig): Promise<void> {
     nodePublicKeyOf(config.privateKey); // validates
     return this.serialize(async () => {
       await this.applyConfig(config);
       this.config = config;
+      this.isDown = false;
     });
   }
 
@@ -108,7 +112,7 @@ export class ManagedDevice implements Device {
     await this.driver.write({}, diffPeers(now.peers, [...this.peers.values()]));
   }
 
-  setPeers(peers: PeerConfig[]): Promise<void> {
+  async setPeers(peers: PeerConfig[]): Promise<void> {
     const want = new Map(peers.map((p) => [p.publicKey, normalizePeer(p)]));
     return this.serialize(async () => {
       const now = await this.driver.read();
@@ -117,7 +121,7 @@ export class ManagedDevice implements Device {
     });
   }
 
-  upsertPeer(peer: PeerConfig): Promise<void> {
+  async upsertPeer(peer: PeerConfig): Promise<void> {
     const want = normalizePeer(peer);
     return this.serialize(async () => {
       const now = await this.driver.read();
@@ -149,7 +153,10 @@ export class ManagedDevice implements Device {
   }
 
   down(): Promise<void> {
-    return this.serialize(() => linkDown(this.driver.runner, this.name));
+    return this.serialize(async () => {
+      await linkDown(this.driver.runner, this.name);
+      this.isDown = true;
+    });
   }
 
   close(): Promise<void> {

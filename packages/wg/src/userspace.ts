@@ -102,7 +102,7 @@ export class UserspaceDriver implements Driver {
     this.output = '';
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'error' },
+      env: { ...process.env, LOG_LEVEL: process.env.WEFT_WG_LOG_LEVEL ?? 'error' },
     });
     const keep = (chunk: Buffer) => { this.output = (this.output + chunk.toString()).slice(-4096); };
     child.stdout?.on('data', keep);

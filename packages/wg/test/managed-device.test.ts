@@ -111,6 +111,24 @@ describe('ManagedDevice', () => {
     expect(driver.writes.at(-2)).toContain('listen_port=40000');
   });
 
+  it('stays down across a re-apply until configured again', async () => {
+    const { driver, dev } = await open();
+    await dev.configure(CONFIG);
+    await dev.down();
+    await driver.destroy();
+    driver.commands = [];
+    await dev.recover();
+    expect(driver.commands.at(-1)).toEqual(['ip', 'link', 'set', 'dev', 'weft0', 'down']);
+    await dev.configure(CONFIG);
+    expect(driver.commands).toContainEqual(['ip', 'link', 'set', 'dev', 'weft0', 'mtu', '1280', 'up']);
+  });
+
+  it('rejects (not throws) on a bad peer', async () => {
+    const { dev } = await open();
+    const p = dev.setPeers([{ publicKey: PUB_2, allowedIps: ['nope'] }]);
+    await expect(p).rejects.toThrow(TypeError);
+  });
+
   it('refuses work after close', async () => {
     const { dev } = await open();
     await dev.close();

@@ -17,11 +17,8 @@ import { Netmap } from './netmap.js';
 import type { Keys, Phase, StateStore } from './state-store.js';
 import { peerStatus, type Status } from './status.js';
 import type { BackendChoice } from '@weft/wg';
+import { ENDPOINT_REFRESH_MS, LOGIN_POLL_MS, RESUME_WAIT_MS } from './tunables.js';
 
-export const LOGIN_POLL_MS = 1000;
-const ENDPOINT_REFRESH_MS = 15_000;
-/** `weft up` on a node that has a last netmap waits this long for the server before returning. */
-const RESUME_WAIT_MS = 10_000;
 
 export interface AgentOptions {
   store: StateStore;

@@ -9,7 +9,7 @@ export interface BackoffOptions {
   random?: () => number;
 }
 
-export const RECONNECT_BACKOFF: BackoffOptions = { baseMs: 250, capMs: 30_000 };
+export { RECONNECT_BACKOFF } from './tunables.js';
 
 /** Upper bound of the delay before reconnect attempt `attempt` (0-based). */
 export function backoffCeiling(attempt: number, { baseMs, capMs }: BackoffOptions): number {

@@ -7,7 +7,7 @@ import { RegisterResponse, type RegisterRequest } from '@weft/protocol';
 import { ControlError, controlErrorFrom, unreachable } from './control-error.js';
 import { AgentErrorCode } from './cli/exit-codes.js';
 
-export const REGISTER_TIMEOUT_MS = 15_000;
+import { REGISTER_TIMEOUT_MS } from './tunables.js';
 
 /** "http://host:8080/" -> "http://host:8080"; rejects anything that is not http(s). */
 export function normaliseServerUrl(input: string): string {

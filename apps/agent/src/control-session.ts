@@ -7,22 +7,27 @@
 import WebSocket from 'ws';
 import { signMachineToken, type MachinePrivateKey } from '@weft/crypto';
 import { CloseCode, ServerMessage, type AgentMessage } from '@weft/protocol';
-import { RECONNECT_BACKOFF, backoffDelay, type BackoffOptions } from './backoff.js';
+import { backoffDelay, type BackoffOptions } from './backoff.js';
+import { CONNECT_TIMEOUT_MS, RECONNECT_BACKOFF, SILENCE_TIMEOUT_MS } from './tunables.js';
 import { agentSocketUrl } from './control-client.js';
 import type { Logger } from './log.js';
 
-/** Silence after which the connection is presumed dead (the server pings well within this). */
-export const SILENCE_TIMEOUT_MS = 45_000;
-const CONNECT_TIMEOUT_MS = 15_000;
 
 export type Final = 'revoked' | 'expired' | 'upgrade-required';
 
-/** What a close code means for the agent: stop for good (and why), or reconnect. */
-export function classifyClose(code: number): Final | 'reconnect' {
+/**
+ * What a close means: stop for good (and why), reconnect, or `unauthorized`: the server does not
+ * know our machine key (deleted while we were offline) or rejected the token. The session retries
+ * that once with a fresh token, so a single bad token cannot revoke a node, then treats it as revoked.
+ */
+type Closing = Final | 'reconnect' | 'unauthorized';
+
+export function classifyClose(code: number): Closing {
   switch (code) {
     case CloseCode.NodeDeleted:
-    case CloseCode.Unauthorized: // not registered: deleted while we were offline
       return 'revoked';
+    case CloseCode.Unauthorized:
+      return 'unauthorized';
     case CloseCode.NodeExpired:
       return 'expired';
     case CloseCode.UpgradeRequired:
@@ -33,8 +38,9 @@ export function classifyClose(code: number): Final | 'reconnect' {
 }
 
 /** Same decision for a refused upgrade (HTTP status + problem code before any WebSocket). */
-export function classifyRefusal(status: number, problemCode: string | undefined): Final | 'reconnect' {
-  if (problemCode === 'node_deleted' || status === 401) return 'revoked';
+export function classifyRefusal(status: number, problemCode: string | undefined): Closing {
+  if (problemCode === 'node_deleted') return 'revoked';
+  if (status === 401) return 'unauthorized';
   if (problemCode === 'node_expired') return 'expired';
   if (status === 426) return 'upgrade-required';
   if (status === 403) return 'revoked';
@@ -62,6 +68,7 @@ export interface SessionOptions {
 export class ControlSession {
   private ws: WebSocket | undefined;
   private attempt = 0;
+  private unauthorizedStreak = 0;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private silenceTimer: NodeJS.Timeout | undefined;
@@ -101,6 +108,7 @@ export class ControlSession {
   /** A netmap arrived: the link works, so the next disconnect starts the backoff from the bottom. */
   markHealthy(): void {
     this.attempt = 0;
+    this.unauthorizedStreak = 0;
   }
 
   private async connect(): Promise<void> {
@@ -168,8 +176,16 @@ export class ControlSession {
     });
   }
 
-  private closed(kind: Final | 'reconnect', reason: string): void {
+  private closed(kind: Closing, reason: string): void {
     if (this.stopped) return;
+    if (kind === 'unauthorized') {
+      if (this.unauthorizedStreak++ === 0) {
+        this.opts.log('warn', 'control server refused our machine token; retrying once with a fresh one', { reason });
+        this.retry(reason);
+        return;
+      }
+      kind = 'revoked';
+    }
     if (kind === 'reconnect') {
       this.retry(reason);
       return;

@@ -18,9 +18,8 @@ import { parseNodePublicKey } from '@weft/crypto';
 import type { BackendChoice, Device, OpenOptions, PeerConfig, PeerStats } from '@weft/wg';
 import type { NetmapChange } from './netmap.js';
 import type { Logger } from './log.js';
+import { PERSISTENT_KEEPALIVE_S } from './tunables.js';
 
-export const PERSISTENT_KEEPALIVE_S = 25;
-export const DEFAULT_MTU = 1280;
 export const IPV4_PREFIX = 10;
 export const IPV6_PREFIX = 48;
 

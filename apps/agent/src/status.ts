@@ -5,6 +5,7 @@
 import type { Peer } from '@weft/protocol';
 import type { PeerStats } from '@weft/wg';
 import type { Phase } from './state-store.js';
+import { DIRECT_HANDSHAKE_WINDOW_S } from './tunables.js';
 
 /** `starting`: joining or bringing the interface up; otherwise the persisted phase. */
 export type State = Phase | 'starting';
@@ -12,7 +13,6 @@ export type State = Phase | 'starting';
 /** direct: endpoint known and a handshake within DIRECT_HANDSHAKE_WINDOW_S; relay: reserved. */
 export type Path = 'direct' | 'relay' | 'none';
 
-export const DIRECT_HANDSHAKE_WINDOW_S = 180;
 
 export interface PeerStatus {
   id: number;

@@ -138,6 +138,17 @@ describe('Agent', () => {
     expect((await again.status()).state).toBe('revoked');
   });
 
+  it('unauthorized (4401) twice in a row counts as revoked; once is retried', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    control.onConnect = (ws) => ws.close(4401, 'no node has this machine key');
+    control.closeAll(4401);
+    await until(async () => (await agent.status()).state === 'revoked');
+    expect(control.connections).toBe(2); // the original, then exactly one retry
+    expect(device().closed).toBe(true);
+  });
+
   it('expired (4410): needs login again, and weft up registers again', async () => {
     const agent = newAgent();
     await agent.start();

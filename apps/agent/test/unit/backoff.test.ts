@@ -24,9 +24,9 @@ describe('reconnect backoff', () => {
 });
 
 describe('close codes', () => {
-  it('stops for deleted, unauthorized and expired; reconnects for the rest', () => {
+  it('stops for deleted and expired, retries unauthorized once, reconnects for the rest', () => {
     expect(classifyClose(4403)).toBe('revoked');
-    expect(classifyClose(4401)).toBe('revoked');
+    expect(classifyClose(4401)).toBe('unauthorized');
     expect(classifyClose(4410)).toBe('expired');
     expect(classifyClose(4426)).toBe('upgrade-required');
     for (const code of [1000, 1001, 1006, 1009, 1011, 4400]) expect(classifyClose(code)).toBe('reconnect');
@@ -34,7 +34,7 @@ describe('close codes', () => {
 
   it('classifies refused upgrades by problem code first', () => {
     expect(classifyRefusal(403, 'node_deleted')).toBe('revoked');
-    expect(classifyRefusal(401, undefined)).toBe('revoked');
+    expect(classifyRefusal(401, undefined)).toBe('unauthorized');
     expect(classifyRefusal(403, 'node_expired')).toBe('expired');
     expect(classifyRefusal(503, undefined)).toBe('reconnect');
     expect(classifyRefusal(502, 'whatever')).toBe('reconnect');

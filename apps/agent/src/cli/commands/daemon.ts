@@ -1,7 +1,7 @@
 /** `weft daemon`: root check, state, device, local API, signals. */
 import { openDevice } from '@weft/wg';
 import { Agent } from '../../agent.js';
-import { DEFAULT_MTU } from '../../engine.js';
+import { DEFAULT_MTU } from '../../tunables.js';
 import { createLocalApi, listenLocal } from '../../local-api.js';
 import { createLogger } from '../../log.js';
 import { DEFAULT_INTERFACE, DEFAULT_LISTEN_PORT, DEFAULT_STATE_DIR, resolveSocket } from '../../paths.js';

@@ -1,0 +1,26 @@
+/**
+ * Every timing and size knob of the agent in one place (protocol constants such as close codes
+ * and message limits live in @weft/protocol). Changing one of these changes behaviour only, never
+ * the wire format.
+ */
+
+/** Reconnect delay: full jitter over 250 ms * 2^attempt, capped at 30 s (see backoff.ts). */
+export const RECONNECT_BACKOFF = { baseMs: 250, capMs: 30_000 } as const;
+/** No message or ping for this long = dead connection. The server pings every 15 s. */
+export const SILENCE_TIMEOUT_MS = 45_000;
+/** WebSocket opening handshake limit. */
+export const CONNECT_TIMEOUT_MS = 15_000;
+/** One registration request. */
+export const REGISTER_TIMEOUT_MS = 15_000;
+/** Interactive login: how often the pending registration is repeated. */
+export const LOGIN_POLL_MS = 1000;
+/** How often local addresses are re-read; endpoints are sent only when they changed. */
+export const ENDPOINT_REFRESH_MS = 15_000;
+/** `weft up` on a node with a last netmap waits this long for the server, then returns. */
+export const RESUME_WAIT_MS = 10_000;
+/** WireGuard keepalive for every peer: keeps NAT mappings open. */
+export const PERSISTENT_KEEPALIVE_S = 25;
+/** Interface MTU unless --mtu: fits WireGuard over IPv6 over PPPoE, tunnels and mobile links. */
+export const DEFAULT_MTU = 1280;
+/** `weft status` calls a path direct if the last handshake is at most this old (WireGuard rekeys every 2 min). */
+export const DIRECT_HANDSHAKE_WINDOW_S = 180;

@@ -41,6 +41,7 @@ export class ManagedDevice implements Device {
   private closed = false;
   /** `down()` was called and no `configure` since: a re-apply must leave the link down. */
   private isDown = false;
+  private stale = false;
 
   constructor(private readonly driver: Driver, protected readonly log: Log) {}
 
@@ -56,7 +57,12 @@ export class ManagedDevice implements Device {
   protected serialize<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.queue.then(async () => {
       if (this.closed) throw new WgError('closed', `device ${this.name} is closed`);
-      if (await this.driver.ensure()) await this.reapply();
+      // A recreated interface is stale until a re-apply fully succeeds (it may fail half-way).
+      if (await this.driver.ensure()) this.stale = true;
+      if (this.stale) {
+        await this.reapply();
+        this.stale = false;
+      }
       return fn();
     });
     this.queue = next.catch(() => undefined);

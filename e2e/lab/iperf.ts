@@ -7,6 +7,8 @@ export interface IperfOptions {
   seconds?: number;
   /** Default 5201. */
   port?: number;
+  /** Leading seconds left out of the result (TCP slow start). Default 1. */
+  omitSeconds?: number;
 }
 
 export interface IperfResult {
@@ -17,15 +19,18 @@ export interface IperfResult {
   seconds: number;
 }
 
-/** Client in `client`, server in `server` bound to `targetIp` (an address of `server`). */
+/**
+ * Client in `client`, server in `server` bound to `targetIp` (an address of `server`). The server
+ * runs with --forceflush: iperf3 block-buffers stdout into a pipe, and we wait for its banner.
+ */
 export async function iperf3(client: Host, server: Host, targetIp: string, opts: IperfOptions = {}): Promise<IperfResult> {
   requireBinaries(['iperf3']);
   const seconds = opts.seconds ?? 5;
   const port = String(opts.port ?? 5201);
-  const srv = server.spawn('iperf3', ['-s', '-1', '-B', targetIp, '-p', port], { logName: 'iperf3-server' });
+  const srv = server.spawn('iperf3', ['-s', '-1', '--forceflush', '-B', targetIp, '-p', port], { logName: 'iperf3-server' });
   try {
     await srv.waitForLine(/Server listening/, 10_000);
-    const r = await client.execOk('iperf3', ['-c', targetIp, '-p', port, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 });
+    const r = await client.execOk('iperf3', ['-c', targetIp, '-p', port, '-t', String(seconds), '-O', String(opts.omitSeconds ?? 1), '-J'], { timeoutMs: (seconds + (opts.omitSeconds ?? 1) + 20) * 1000 });
     const j = JSON.parse(r.stdout) as {
       end?: { sum_received?: { bits_per_second?: number; seconds?: number }; sum_sent?: { retransmits?: number } };
       error?: string;

@@ -12,11 +12,17 @@ export class WaitTimeoutError extends Error {
   override name = 'WaitTimeoutError';
 }
 
+/** Thrown from a `waitFor` callback: stop waiting now (the process died, say) and reject with it. */
+export class GiveUp extends Error {
+  override name = 'GiveUp';
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Calls `fn` until it returns a value other than `undefined`, `null` or `false`, and returns that
- * value. A throw from `fn` counts as "not yet"; the last one is the timeout error's cause.
+ * value. A throw from `fn` counts as "not yet" (the last one is the timeout error's cause), except
+ * `GiveUp`, which rejects at once.
  */
 export async function waitFor<T>(fn: () => T | Promise<T>, opts: WaitOptions): Promise<Exclude<T, undefined | null | false>> {
   const interval = opts.intervalMs ?? 50;
@@ -29,6 +35,7 @@ export async function waitFor<T>(fn: () => T | Promise<T>, opts: WaitOptions): P
       if (v !== undefined && v !== null && v !== false) return v as Exclude<T, undefined | null | false>;
       lastError = undefined;
     } catch (err) {
+      if (err instanceof GiveUp) throw err;
       lastError = err;
     }
     const left = deadline - Date.now();

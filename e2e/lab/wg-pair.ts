@@ -7,7 +7,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import type { Host } from './host.js';
 import type { LabProcess } from './process.js';
 import { requireBinaries } from './preflight.js';
-import { waitFor } from './wait.js';
+import { GiveUp, waitFor } from './wait.js';
 
 export interface WgPairOptions {
   /** Interface name prefix (see `Host.ifname`). Default "wgb". */
@@ -45,10 +45,12 @@ export const uapiSocket = (ifname: string) => `/var/run/wireguard/${ifname}.sock
 
 /** Starts wireguard-go in the host and waits until its UAPI socket answers. */
 export async function startWireguardGo(host: Host, ifname: string, timeoutMs = 10_000): Promise<LabProcess> {
-  const proc = host.spawn('wireguard-go', ['-f', ifname], { logName: `wireguard-go-${ifname}` });
+  // WG_PROCESS_FOREGROUND=1 silences the "kernel has WireGuard, you don't need me" banner that
+  // would otherwise fill every log tail.
+  const proc = host.spawn('wireguard-go', ['-f', ifname], { logName: `wireguard-go-${ifname}`, env: { WG_PROCESS_FOREGROUND: '1' } });
   await waitFor(
     async () => {
-      if (!proc.running) throw new Error(`wireguard-go exited (${proc.exitStatus?.code ?? proc.exitStatus?.signal}):\n${proc.tail(10)}`);
+      if (!proc.running) throw new GiveUp(`wireguard-go exited (${proc.exitStatus?.code ?? proc.exitStatus?.signal}):\n${proc.tail(10)}`);
       if (!existsSync(uapiSocket(ifname))) return false;
       return (await host.exec('wg', ['show', ifname, 'listen-port'], { timeoutMs: 3000 })).code === 0;
     },

@@ -1,0 +1,194 @@
+/**
+ * `npm run bench:join` — how fast a node joins, and what the Weft-managed tunnel costs.
+ *
+ * Lab: hosts server, a, b on one bridged LAN (e2e/lab). b joins once and stays. Then, ITERATIONS
+ * times, a fresh node in a (new state dir, so new keys and a new registration) runs
+ * `weft up --auth-key`; the clock starts when `weft up` is started and stops at the first ping reply
+ * from b's tunnel address (a prober in a pings in a tight loop from before the start). The daemon
+ * is already running: this times the join, not Node's start-up. Each joined node is deleted again.
+ *
+ * Throughput: iperf3 TCP a -> b through the Weft tunnel and through a hand-configured wireguard-go
+ * pair (same hosts, same MTU, same run), interleaved ROUNDS times; ratio = median Weft / median
+ * baseline.
+ *
+ * Writes bench/results/join.json. The baseline half needs only wireguard-go; if the Weft half cannot
+ * run, the file says why (`pending`) and the exit code is 1.
+ *
+ * Env: BENCH_JOIN_ITERATIONS (default 20), BENCH_IPERF_SECONDS (5), BENCH_IPERF_ROUNDS (5).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Lab, iperf3, requireBinaries, startWgPair, type Host, type IperfResult, type WgPair } from '../e2e/lab/index.js';
+import { WeftAgent, WeftServer } from '../e2e/lab/weft.js';
+import { machine } from './lib/machine.js';
+import { median, percentile, round } from './lib/stats.js';
+
+const ITERATIONS = Number(process.env.BENCH_JOIN_ITERATIONS ?? 20);
+const IPERF_SECONDS = Number(process.env.BENCH_IPERF_SECONDS ?? 5);
+const ROUNDS = Number(process.env.BENCH_IPERF_ROUNDS ?? 5);
+/** The agent's default; the baseline uses the same so the ratio compares like with like. */
+const MTU = 1280;
+const JOIN_TARGET_MS = 1000;
+const RATIO_TARGET = 0.95;
+/** Per join: give up on an iteration after this long without a reply. */
+const JOIN_TIMEOUT_MS = 30_000;
+
+const OUT = fileURLToPath(new URL('./results/join.json', import.meta.url));
+
+interface JoinSample {
+  /** `weft up` started -> first ping reply from b through the tunnel. */
+  firstReplyMs: number;
+  /** `weft up` started -> `weft up` exited 0. */
+  upReturnedMs: number;
+}
+
+const log = (msg: string) => process.stderr.write(`[bench:join] ${msg}\n`);
+
+/**
+ * Pings `target` from `host` in a tight loop until the first reply; prints REPLY then. Bounded:
+ * at most JOIN_TIMEOUT_MS worth of attempts. Started before the clock so its own start-up is free.
+ */
+function startProber(host: Host, target: string, i: number) {
+  const attempts = Math.ceil(JOIN_TIMEOUT_MS / 10);
+  const script = `echo PROBING; i=0; while [ $i -lt ${attempts} ]; do ping -n -q -c 1 -W 0.2 ${target} >/dev/null 2>&1 && { echo REPLY; exit 0; }; sleep 0.005; i=$((i+1)); done; echo GAVE_UP; exit 1`;
+  return host.spawn('sh', ['-c', script], { logName: `prober-${i}` });
+}
+
+async function joinOnce(server: WeftServer, a: Host, authKey: string, target: string, i: number): Promise<JoinSample> {
+  const agent = await WeftAgent.start(a, { stateDir: a.tmpPath(`join-${i}`), mtu: MTU });
+  try {
+    const prober = startProber(a, target, i);
+    await prober.waitForLine(/PROBING/, 5000);
+    const t0 = performance.now();
+    const reply = prober.waitForLine(/REPLY|GAVE_UP/, JOIN_TIMEOUT_MS).then((m) => {
+      if (m.line !== 'REPLY') throw new Error(`join ${i}: no ping reply from ${target} within ${JOIN_TIMEOUT_MS} ms`);
+      return performance.now() - t0;
+    });
+    reply.catch(() => {}); // awaited below; do not let it go unhandled while `up` runs
+    const up = await agent.up({ server: server.url, authKey, hostname: `join-${i}`, timeoutMs: JOIN_TIMEOUT_MS });
+    const upReturnedMs = performance.now() - t0;
+    if (up.code !== 0) throw new Error(`join ${i}: weft up exited ${up.code}: ${up.stderr.trim() || up.stdout.trim()}`);
+    const firstReplyMs = await reply;
+    await prober.kill({ graceMs: 500 });
+    const id = up.status?.self?.id ?? (await agent.status()).self?.id;
+    if (id !== undefined) await server.api.deleteNode(id);
+    return { firstReplyMs, upReturnedMs };
+  } finally {
+    await agent.stop();
+  }
+}
+
+async function throughput(a: Host, b: Host, pair: WgPair, weftTarget: string | null) {
+  const baseline: IperfResult[] = [];
+  const weft: IperfResult[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    baseline.push(await iperf3(a, b, pair.b.tunnelIp, { seconds: IPERF_SECONDS }));
+    log(`round ${r + 1}/${ROUNDS} baseline ${(baseline.at(-1)!.bitsPerSecond / 1e6).toFixed(0)} Mbit/s`);
+    if (weftTarget) {
+      weft.push(await iperf3(a, b, weftTarget, { seconds: IPERF_SECONDS }));
+      log(`round ${r + 1}/${ROUNDS} weft     ${(weft.at(-1)!.bitsPerSecond / 1e6).toFixed(0)} Mbit/s`);
+    }
+  }
+  const summary = (runs: IperfResult[]) => ({
+    mbitPerSecond: runs.map((x) => round(x.bitsPerSecond / 1e6)),
+    medianMbitPerSecond: round(median(runs.map((x) => x.bitsPerSecond)) / 1e6),
+    retransmits: runs.map((x) => x.retransmits),
+  });
+  const ratio = weft.length > 0 ? median(weft.map((x) => x.bitsPerSecond)) / median(baseline.map((x) => x.bitsPerSecond)) : null;
+  return {
+    tool: 'iperf3 TCP, one stream, a -> b, first second omitted (slow start)',
+    secondsPerRun: IPERF_SECONDS,
+    rounds: ROUNDS,
+    mtu: MTU,
+    baseline: { what: 'hand-configured wireguard-go pair (wg set, ip addr)', ...summary(baseline) },
+    weft: weft.length > 0 ? { what: 'Weft-managed tunnel (agent daemon, wireguard-go backend)', ...summary(weft) } : null,
+    ratio: ratio === null ? null : round(ratio, 3),
+    ratioTarget: RATIO_TARGET,
+    meetsTarget: ratio === null ? null : ratio >= RATIO_TARGET,
+  };
+}
+
+async function main(): Promise<number> {
+  requireBinaries(['iperf3']);
+  const started = new Date();
+  const pending: string[] = [];
+  const lab = await Lab.create({ name: 'bench', hosts: ['server', 'a', 'b'] });
+  const { a, b } = lab.hosts;
+  let joinResult: Record<string, unknown> | null = null;
+  let tput: Awaited<ReturnType<typeof throughput>> | null = null;
+  let failed = false;
+  try {
+    const pair = await startWgPair(a, b, { mtu: MTU });
+
+    let weftTarget: string | null = null;
+    try {
+      const server = await WeftServer.start(lab);
+      const authKey = await server.authKey('bench');
+      const bAgent = await WeftAgent.start(b, { mtu: MTU });
+      const bStatus = await bAgent.upOk({ server: server.url, authKey, hostname: 'bench-b' });
+      const target = bStatus.self?.ipv4 ?? (await bAgent.tunnelIp());
+      if (!target) throw new Error('b joined but reports no tunnel IPv4');
+
+      const samples: JoinSample[] = [];
+      for (let i = 0; i < ITERATIONS; i++) {
+        const s = await joinOnce(server, a, authKey, target, i);
+        samples.push(s);
+        log(`join ${i + 1}/${ITERATIONS}: first reply ${s.firstReplyMs.toFixed(0)} ms, weft up returned ${s.upReturnedMs.toFixed(0)} ms`);
+      }
+      const first = samples.map((s) => s.firstReplyMs);
+      const upRet = samples.map((s) => s.upReturnedMs);
+      joinResult = {
+        what: '`weft up --auth-key` started -> first ping reply through the tunnel (daemon already running, fresh node each time)',
+        iterations: ITERATIONS,
+        samplesMs: first.map((x) => round(x)),
+        medianMs: round(median(first)),
+        p95Ms: round(percentile(first, 95)),
+        upReturned: { medianMs: round(median(upRet)), p95Ms: round(percentile(upRet, 95)) },
+        targetMs: JOIN_TARGET_MS,
+        meetsTarget: median(first) < JOIN_TARGET_MS,
+      };
+
+      // The node measured for throughput stays joined.
+      const aAgent = await WeftAgent.start(a, { mtu: MTU });
+      await aAgent.upOk({ server: server.url, authKey, hostname: 'bench-a' });
+      weftTarget = target;
+    } catch (err) {
+      failed = true;
+      const msg = err instanceof Error ? err.message : String(err);
+      const lines = msg.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('{') && !l.startsWith('#') && !/^\s+at /.test(l));
+      pending.push(`Weft half did not run: ${lines.slice(0, 3).join(' | ')}`);
+      log(`Weft half failed, measuring the baseline only:\n${msg}`);
+      lab.printLogTails(25);
+    }
+    tput = await throughput(a, b, pair, weftTarget);
+  } catch (err) {
+    failed = true;
+    lab.printLogTails(25);
+    throw err;
+  } finally {
+    const out = {
+      benchmark: 'join',
+      date: started.toISOString(),
+      complete: !failed,
+      pending,
+      machine: machine({ 'wireguard-go': ['wireguard-go', ['--version']], iperf3: ['iperf3', ['--version']] }),
+      lab: { hosts: ['server', 'a', 'b'], link: 'veth pairs on one Linux bridge, each host its own network namespace', wgBackend: 'userspace (wireguard-go)' },
+      join: joinResult ?? { pending: 'needs the Weft server and agent (see pending)' },
+      throughput: tput,
+    };
+    mkdirSync(dirname(OUT), { recursive: true });
+    writeFileSync(OUT, JSON.stringify(out, null, 2) + '\n');
+    log(`wrote ${OUT}`);
+    await lab.cleanup();
+  }
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`[bench:join] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

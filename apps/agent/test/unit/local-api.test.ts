@@ -1,0 +1,109 @@
+/** The local control socket: permissions, one daemon per socket, the NDJSON join stream, the CLI client. */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Server } from 'node:http';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Agent } from '../../src/agent.js';
+import { LocalClient } from '../../src/cli/local-client.js';
+import { ExitCode } from '../../src/cli/exit-codes.js';
+import { createLocalApi, listenLocal } from '../../src/local-api.js';
+import { silentLogger } from '../../src/log.js';
+import { StateStore } from '../../src/state-store.js';
+import type { Status } from '../../src/status.js';
+import { FakeControl, problem } from './fake-control.js';
+import { FakeDevice } from './fake-device.js';
+import { peer, self } from './fixtures.js';
+
+const BIN = new URL('../../bin/weft.mjs', import.meta.url).pathname;
+
+describe('local API', () => {
+  let dir: string;
+  let control: FakeControl;
+  let agent: Agent;
+  let api: Server;
+  let socket: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'weft-api-'));
+    control = new FakeControl();
+    await control.start();
+    control.onRegister = () => ({ status: 200, body: { status: 'registered', node: self } });
+    control.onConnect = (ws) => ws.send(JSON.stringify({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(2)] }));
+    agent = new Agent({
+      store: new StateStore(join(dir, 'state')), openDevice: () => new FakeDevice(), interfaceName: 'weft0', backend: 'userspace',
+      listenPort: 41641, mtu: 1280, log: silentLogger, loginPollMs: 20, hostname: () => 'h',
+    });
+    await agent.start();
+    api = createLocalApi(agent, silentLogger);
+    socket = join(dir, 'run', 'weftd.sock');
+    await listenLocal(api, socket);
+  });
+  afterEach(async () => {
+    await agent.shutdown();
+    api.closeAllConnections();
+    await new Promise((r) => api.close(r));
+    await control.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the socket is 0600 and a second daemon on it is refused', async () => {
+    expect((await stat(socket)).mode & 0o777).toBe(0o600);
+    const other = createLocalApi(agent, silentLogger);
+    await expect(listenLocal(other, socket)).rejects.toThrow(/already listening/);
+  });
+
+  it('a stale socket file from a crashed daemon is replaced', async () => {
+    const stale = join(dir, 'stale.sock');
+    const s = createNetServer();
+    await new Promise<void>((r) => s.listen(stale, r));
+    // Simulate a crash: the file stays, nothing listens.
+    await new Promise((r) => { s.close(r); });
+    await writeFile(stale, '');
+    const api2 = createLocalApi(agent, silentLogger);
+    await listenLocal(api2, stale);
+    await new Promise((r) => api2.close(r));
+  });
+
+  it('streams the join and answers status, down and logout', async () => {
+    const client = new LocalClient(socket);
+    const events: Record<string, unknown>[] = [];
+    await client.stream('/v1/up', { server: control.url, authKey: 'k' }, (e) => events.push(e));
+    expect(events.map((e) => e.type)).toEqual(['registered', 'up']);
+    expect((events[1]!.status as Status).peers.map((p) => p.name)).toEqual(['peer2']);
+    expect((await client.call<Status>('GET', '/v1/status')).state).toBe('running');
+    expect((await client.call<Status>('POST', '/v1/down', {})).state).toBe('stopped');
+    expect(await client.call('POST', '/v1/logout', {})).toMatchObject({ serverNotified: false, status: { state: 'needs-login' } });
+  });
+
+  it('a refused join ends the stream with the error code', async () => {
+    control.onRegister = () => ({ status: 400, body: problem(400, 'auth_key_expired') });
+    const events: Record<string, unknown>[] = [];
+    await new LocalClient(socket).stream('/v1/up', { server: control.url, authKey: 'old' }, (e) => events.push(e));
+    expect(events).toEqual([{ type: 'error', code: 'auth_key_expired', message: 'detail for auth_key_expired' }]);
+  });
+
+  it('rejects unknown fields and unknown routes', async () => {
+    const client = new LocalClient(socket);
+    await expect(client.stream('/v1/up', { server: control.url, bogus: 1 }, () => {})).rejects.toMatchObject({ daemonCode: 'bad_request' });
+    await expect(client.call('GET', '/v1/nope')).rejects.toMatchObject({ daemonCode: 'not_found' });
+  });
+
+  it('the weft binary maps failures to documented exit codes from any cwd', async () => {
+    const run = (args: string[]) => promisify(execFile)(process.execPath, [BIN, ...args], { cwd: '/' }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => ({ code: err.code, stderr: err.stderr }),
+    );
+    const notRunning = await run(['status', '--socket', join(dir, 'none.sock')]);
+    expect(notRunning.code).toBe(ExitCode.DaemonNotRunning);
+    expect(notRunning.stderr).toContain('weft daemon');
+    expect((await run(['status', '--frob'])).code).toBe(ExitCode.Usage);
+    control.onRegister = () => ({ status: 401, body: problem(401, 'auth_key_invalid') });
+    const bad = await run(['up', '--socket', socket, '--server', control.url, '--auth-key', 'nope']);
+    expect(bad.code).toBe(ExitCode.AuthKeyInvalid);
+    expect(bad.stderr).toContain('authkeys create');
+  }, 30_000);
+});

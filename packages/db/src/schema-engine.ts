@@ -23,7 +23,23 @@ interface WasmApi {
  * The package's entry point does `import * as wasm from "./schema_engine_bg.wasm"`, which Node 20 cannot
  * load without a flag; instantiate the module by hand with the same glue instead.
  */
-async function loadSchemaEngine(): Promise<typeof import('@prisma/schema-engine-wasm')> {
+let loaded: Promise<typeof import('@prisma/schema-engine-wasm')> | null = null;
+
+/** The glue module keeps per-instance state, so instantiate the Wasm once per process. */
+function loadSchemaEngine(): Promise<typeof import('@prisma/schema-engine-wasm')> {
+  loaded ??= instantiateSchemaEngine();
+  return loaded;
+}
+
+/** Where the engine reports a Rust panic's message before it dies (it expects this global). */
+let lastPanic: string | null = null;
+(globalThis as unknown as { PRISMA_WASM_PANIC_REGISTRY: unknown }).PRISMA_WASM_PANIC_REGISTRY = {
+  set_message(message: string) {
+    lastPanic = message;
+  },
+};
+
+async function instantiateSchemaEngine(): Promise<typeof import('@prisma/schema-engine-wasm')> {
   const require = createRequire(import.meta.url);
   const pkgDir = dirname(require.resolve('@prisma/schema-engine-wasm'));
   const glue = (await import('@prisma/schema-engine-wasm/schema_engine_bg')) as typeof import('@prisma/schema-engine-wasm') & {
@@ -59,7 +75,8 @@ async function withEngine<T>(fn: (engine: SchemaEngine, schema: string) => Promi
   try {
     return await fn(engine, schema);
   } catch (err) {
-    throw new Error(`schema engine failed${errors.length ? `:\n${errors.join('\n')}` : ''}`, { cause: err });
+    const detail = [...errors, ...(lastPanic ? [`panic: ${lastPanic}`] : [])];
+    throw new Error(`schema engine failed${detail.length ? `:\n${detail.join('\n')}` : ''}`, { cause: err });
   } finally {
     engine.free();
     await pglite.close();

@@ -1,0 +1,123 @@
+/**
+ * A simulated agent: real keys, the real registration request and the real WebSocket handshake
+ * (machine token in the Authorization header), with no WireGuard. Used by the in-process tests
+ * and the control-plane benchmark.
+ */
+import WebSocket from 'ws';
+import { generateMachineKey, generateNodeKey, signMachineToken } from '@weft/crypto';
+import type { Peer, RegisterResponse, SelfNode } from '@weft/protocol';
+
+/** `at` is performance.timeOrigin + performance.now(): comparable across processes. */
+export interface Received { at: number; raw: string; bytes: number; msg: { type: string; seq: number; [k: string]: unknown } }
+
+export const now = () => performance.timeOrigin + performance.now();
+
+export class SimAgent {
+  readonly machine = generateMachineKey();
+  readonly node = generateNodeKey();
+  self: SelfNode | null = null;
+  socket: WebSocket | null = null;
+  readonly received: Received[] = [];
+  peers = new Map<number, Peer>();
+  closed: { code: number; reason: string } | null = null;
+  /** Called for every message after it is recorded. */
+  onMessage: ((r: Received) => void) | null = null;
+  private waiters: (() => void)[] = [];
+
+  constructor(readonly serverUrl: string, readonly hostname = 'sim') {}
+
+  async register(authKey?: string, hostname = this.hostname): Promise<RegisterResponse> {
+    const res = await fetch(`${this.serverUrl}/agent/v1/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await signMachineToken(this.machine.privateKey)}` },
+      body: JSON.stringify({ nodeKey: this.node.publicKey, hostname, ...(authKey ? { authKey } : {}) }),
+    });
+    const body = (await res.json()) as RegisterResponse & { code?: string; status: unknown };
+    if (!res.ok) throw Object.assign(new Error(`register failed: ${res.status} ${JSON.stringify(body)}`), { status: res.status, body });
+    if (body.status === 'registered') this.self = body.node;
+    return body;
+  }
+
+  /**
+   * Opens the agent socket. `parse` = false keeps full netmaps as raw text (benchmarks with
+   * thousands of agents cannot afford to parse megabytes each); deltas are always parsed.
+   */
+  connect(opts: { parse?: boolean; url?: string } = {}): Promise<void> {
+    const parse = opts.parse ?? true;
+    return signMachineToken(this.machine.privateKey).then(
+      (token) =>
+        new Promise<void>((resolve, reject) => {
+          const ws = new WebSocket(`${(opts.url ?? this.serverUrl).replace(/^http/, 'ws')}/agent/v1`, { headers: { authorization: `Bearer ${token}` } });
+          this.socket = ws;
+          this.closed = null;
+          ws.on('open', () => resolve());
+          ws.on('error', (err) => reject(err));
+          ws.on('close', (code, reason) => {
+            this.closed = { code, reason: reason.toString() };
+            this.wake();
+          });
+          ws.on('message', (data: Buffer) => {
+            const at = now();
+            const head = data.subarray(0, 40).toString();
+            if (!parse && head.startsWith('{"type":"netmap"')) {
+              // Only the head is decoded: thousands of multi-megabyte netmaps would swamp the fleet.
+              const seq = Number(/"seq":(\d+)/.exec(head)?.[1]);
+              this.received.push({ at, raw: '', bytes: data.length, msg: { type: 'netmap', seq } });
+            } else {
+              const raw = data.toString();
+              const msg = JSON.parse(raw) as Received['msg'];
+              this.received.push({ at, raw: parse ? raw : '', bytes: data.length, msg });
+              this.apply(msg);
+            }
+            this.onMessage?.(this.received.at(-1)!);
+            this.wake();
+          });
+        }),
+    );
+  }
+
+  send(data: string | Buffer): void {
+    this.socket?.send(data);
+  }
+
+  close(): void {
+    this.socket?.close();
+  }
+
+  /** Resolves when `pred` holds, checking after each message or close; rejects after timeoutMs. */
+  async waitFor(pred: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; last messages: ${this.received.slice(-3).map((r) => r.raw.slice(0, 200)).join(' | ')} closed=${JSON.stringify(this.closed)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 200));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private apply(msg: Received['msg']): void {
+    if (msg.type === 'netmap') {
+      this.peers = new Map((msg.peers as Peer[]).map((p) => [p.id, p]));
+      this.self = msg.self as SelfNode;
+      return;
+    }
+    for (const id of (msg.remove as number[] | undefined) ?? []) this.peers.delete(id);
+    for (const p of (msg.upsert as Peer[] | undefined) ?? []) this.peers.set(p.id, p);
+    for (const p of (msg.patch as { id: number }[] | undefined) ?? []) {
+      const cur = this.peers.get(p.id);
+      if (cur) this.peers.set(p.id, { ...cur, ...p });
+    }
+    if (msg.self) this.self = msg.self as SelfNode;
+  }
+}

@@ -17,7 +17,8 @@ import { Netmap } from './netmap.js';
 import type { Keys, Phase, StateStore } from './state-store.js';
 import { peerStatus, type Status } from './status.js';
 import type { BackendChoice } from '@weft/wg';
-import { ENDPOINT_REFRESH_MS, LOGIN_POLL_MS, RESUME_WAIT_MS } from './tunables.js';
+import { ENDPOINT_REFRESH_MS, LOGIN_POLL_MS, RECONNECT_BACKOFF, RESUME_WAIT_MS } from './tunables.js';
+import { backoffDelay } from './backoff.js';
 
 
 export interface AgentOptions {
@@ -59,6 +60,8 @@ export class Agent {
   private lastError: Status['lastError'] = null;
   private netmapWaiters: Waiter[] = [];
   private endpointTimer: NodeJS.Timeout | undefined;
+  private reapplyTimer: NodeJS.Timeout | undefined;
+  private reapplyAttempt = 0;
   private lastEndpoints = '';
 
   constructor(private readonly opts: AgentOptions) {}
@@ -267,6 +270,8 @@ export class Agent {
   }
 
   private stopSession(): void {
+    clearTimeout(this.reapplyTimer);
+    this.reapplyTimer = undefined;
     this.session?.stop();
     this.session = undefined;
     clearInterval(this.endpointTimer);
@@ -304,7 +309,36 @@ export class Agent {
       this.opts.log('error', message);
       this.lastError = { code: AgentErrorCode.DeviceError, message };
       this.rejectWaiters(new AgentError(AgentErrorCode.DeviceError, message));
+      this.scheduleReapply();
     }
+  }
+
+  /**
+   * WireGuard could not be programmed (device busy, wireguard-go missing...): try the whole
+   * current netmap again with backoff, so a transient failure does not leave the node half-up
+   * until the next reconnect.
+   */
+  private scheduleReapply(): void {
+    if (this.reapplyTimer) return;
+    const delay = backoffDelay(this.reapplyAttempt++, { baseMs: 1000, capMs: RECONNECT_BACKOFF.capMs }) + 500;
+    this.reapplyTimer = setTimeout(() => {
+      this.reapplyTimer = undefined;
+      const self = this.netmap.self;
+      if (this.phase !== 'running' || !self) return;
+      this.engineFor().applyFull(self, this.netmap.peers).then(() => {
+        this.reapplyAttempt = 0;
+        this.lastError = null;
+        this.opts.log('info', 'WireGuard programmed after an earlier failure', { peers: this.netmap.peers.length });
+        if (this.session?.connected) {
+          this.online = true;
+          this.resolveWaiters();
+        }
+      }, (err: Error) => {
+        this.opts.log('warn', 'programming WireGuard failed again', { error: err.message });
+        this.scheduleReapply();
+      });
+    }, delay);
+    this.reapplyTimer.unref();
   }
 
   private async onFinal(final: Final, reason: string): Promise<void> {
@@ -380,6 +414,7 @@ export class Agent {
       const message = `bringing the interface up failed: ${(err as Error).message}`;
       this.lastError = { code: AgentErrorCode.DeviceError, message };
       this.opts.log('error', message);
+      this.scheduleReapply();
     }
   }
 

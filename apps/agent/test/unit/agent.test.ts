@@ -202,6 +202,25 @@ describe('Agent', () => {
     expect((err as AgentError).code).toBe('not_logged_in');
   });
 
+  it('a device that cannot be opened at first is retried until the netmap is programmed', async () => {
+    let failures = 1;
+    const agent = new Agent({
+      store: new StateStore(dir), interfaceName: 'weft0', backend: 'userspace', listenPort: 41641, mtu: 1280, log: silentLogger,
+      openDevice: () => {
+        if (failures-- > 0) throw new Error('a wireguard-go for weft0 is already running');
+        const d = new FakeDevice();
+        devices.push(d);
+        return d;
+      },
+    });
+    agents.push(agent);
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal).catch(() => {});
+    await until(async () => (await agent.status()).interface.up, 5000);
+    expect([...device().peers.keys()]).toEqual([peer(2).nodeKey]);
+    expect((await agent.status()).lastError).toBeNull();
+  });
+
   it('refuses to switch servers without logout', async () => {
     const agent = newAgent();
     await agent.start();

@@ -5,11 +5,9 @@ import { WgError } from './errors.js';
 export interface RunOptions {
   /** Run inside this network namespace (`ip netns exec NS ...`). */
   netns?: string;
-  /** Written to the command's stdin (e.g. a private key for `wg set ... private-key /dev/stdin`). */
-  input?: string;
 }
 
-export type Runner = (argv: string[], opts?: { input?: string }) => Promise<string>;
+export type Runner = (argv: string[]) => Promise<string>;
 
 /** argv prefixed for a namespace, if any. */
 export function inNetns(argv: string[], netns?: string): string[] {
@@ -19,10 +17,9 @@ export function inNetns(argv: string[], netns?: string): string[] {
 export function run(argv: string[], opts: RunOptions = {}): Promise<string> {
   const full = inNetns(argv, opts.netns);
   return new Promise((resolve, reject) => {
-    const child = execFile(full[0]!, full.slice(1), { timeout: 15_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile(full[0]!, full.slice(1), { timeout: 15_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
       const e = err as NodeJS.ErrnoException;
-      // Never echo stdin: it may be a private key.
       const shown = argv.join(' ');
       if (e.code === 'ENOENT') {
         return reject(new WgError('binary_missing', `${full[0]} not found (install iproute2 / wireguard-tools)`, { cause: err }));
@@ -31,11 +28,10 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<string> {
         cause: err, fields: { argv: full, stderr: stderr.trim(), netns: opts.netns },
       }));
     });
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
 
 /** A Runner bound to a namespace. */
 export function runner(netns?: string): Runner {
-  return (argv, opts) => run(argv, { ...opts, ...(netns ? { netns } : {}) });
+  return (argv) => run(argv, netns ? { netns } : {});
 }

@@ -2,7 +2,11 @@
  * Kernel WireGuard backend: `ip link add NAME type wireguard`, programmed with `wg set` and read
  * back with `wg show NAME dump`. Same incremental peer logic as userspace (peer-diff.ts).
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { toWireGuardBase64 } from '@weft/crypto';
+import type { NodePrivateKey } from '@weft/crypto';
 import type { Driver } from './managed-device.js';
 import { runner } from './exec.js';
 import type { Runner } from './exec.js';
@@ -12,13 +16,17 @@ import type { InterfaceSet, DeviceState } from './uapi.js';
 import { parseWgDump } from './wg-dump.js';
 
 /**
- * `wg set` argv for interface settings and peer ops. The private key is read from stdin
- * (`/dev/stdin`) so it never appears in argv; `input` is what to feed it.
+ * `wg set` argv for interface settings and peer ops. The private key is read from `keyPath`
+ * (a 0600 file we write and delete) so it never appears in argv. Not /dev/stdin: Node's stdio
+ * pipes are socketpairs, which `wg` cannot fopen.
  */
-export function wgSetCommand(name: string, iface: InterfaceSet, ops: PeerOp[]): { argv: string[]; input?: string } {
+export function wgSetCommand(name: string, iface: InterfaceSet, ops: PeerOp[], keyPath?: string): string[] {
   const argv = ['wg', 'set', name];
   if (iface.listenPort !== undefined) argv.push('listen-port', String(iface.listenPort));
-  if (iface.privateKey !== undefined) argv.push('private-key', '/dev/stdin');
+  if (iface.privateKey !== undefined) {
+    if (!keyPath) throw new TypeError('wgSetCommand: a private key needs keyPath');
+    argv.push('private-key', keyPath);
+  }
   for (const op of ops) {
     argv.push('peer', toWireGuardBase64(op.publicKey));
     if (op.kind === 'remove') {
@@ -32,7 +40,20 @@ export function wgSetCommand(name: string, iface: InterfaceSet, ops: PeerOp[]): 
     // `allowed-ips` replaces the peer's whole set; "" clears it.
     if (op.allowedIps !== undefined) argv.push('allowed-ips', op.allowedIps.join(','));
   }
-  return iface.privateKey !== undefined ? { argv, input: toWireGuardBase64(iface.privateKey) + '\n' } : { argv };
+  return argv;
+}
+
+/** Runs `fn` with the key in a fresh 0600 file inside a 0700 directory, removed afterwards. */
+async function withKeyFile<T>(privateKey: NodePrivateKey | undefined, fn: (path?: string) => Promise<T>): Promise<T> {
+  if (privateKey === undefined) return fn();
+  const dir = await mkdtemp(join(tmpdir(), 'weft-wg-'));
+  try {
+    const path = join(dir, 'key');
+    await writeFile(path, toWireGuardBase64(privateKey) + '\n', { mode: 0o600 });
+    return await fn(path);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 export function kernelLinkAddCommand(name: string): string[] {
@@ -63,8 +84,7 @@ export class KernelDriver implements Driver {
 
   async write(iface: InterfaceSet, ops: PeerOp[]): Promise<void> {
     if (iface.privateKey === undefined && iface.listenPort === undefined && ops.length === 0) return;
-    const { argv, input } = wgSetCommand(this.name, iface, ops);
-    await this.run(argv, input !== undefined ? { input } : {});
+    await withKeyFile(iface.privateKey, (keyPath) => this.run(wgSetCommand(this.name, iface, ops, keyPath)));
   }
 
   async destroy(): Promise<void> {

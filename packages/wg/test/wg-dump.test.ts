@@ -37,22 +37,25 @@ describe('kernel command construction', () => {
     expect(kernelLinkAddCommand('weft0')).toEqual(['ip', 'link', 'add', 'dev', 'weft0', 'type', 'wireguard']);
   });
 
-  it('builds wg set with the private key on stdin, never in argv', () => {
-    const { argv, input } = wgSetCommand('weft0', { privateKey: PRIV_1, listenPort: 41641 }, [
+  it('builds wg set with the private key in a file, never in argv', () => {
+    const argv = wgSetCommand('weft0', { privateKey: PRIV_1, listenPort: 41641 }, [
       { kind: 'remove', publicKey: PUB_3 },
       { kind: 'upsert', publicKey: PUB_2, create: true, endpoint: '10.0.0.2:51820', persistentKeepalive: 0, allowedIps: ['100.64.0.2/32', 'fd7a:115c:a1e0::2/128'] },
-    ]);
+    ], '/tmp/weft-wg-x/key');
     expect(argv).toEqual([
-      'wg', 'set', 'weft0', 'listen-port', '41641', 'private-key', '/dev/stdin',
+      'wg', 'set', 'weft0', 'listen-port', '41641', 'private-key', '/tmp/weft-wg-x/key',
       'peer', PUB_3_B64, 'remove',
       'peer', PUB_2_B64, 'endpoint', '10.0.0.2:51820', 'persistent-keepalive', 'off', 'allowed-ips', '100.64.0.2/32,fd7a:115c:a1e0::2/128',
     ]);
-    expect(input).toBe(`${PRIV_1_B64}\n`);
     expect(argv.join(' ')).not.toContain(PRIV_1_B64);
+  });
+
+  it('refuses a private key without a key file', () => {
+    expect(() => wgSetCommand('weft0', { privateKey: PRIV_1 }, [])).toThrow(/keyPath/);
   });
 
   it('clears allowed IPs with an empty list and only touches given fields', () => {
     expect(wgSetCommand('weft0', {}, [{ kind: 'upsert', publicKey: PUB_2, create: false, allowedIps: [] }]))
-      .toEqual({ argv: ['wg', 'set', 'weft0', 'peer', PUB_2_B64, 'allowed-ips', ''] });
+      .toEqual(['wg', 'set', 'weft0', 'peer', PUB_2_B64, 'allowed-ips', '']);
   });
 });

@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Lab, execIn, listNamespaces, nsPrefix, pidAlive, startWgPair, waitFor } from './lab/index.js';
+import { Lab, execIn, listNamespaces, nsPrefix, parsePing, pidAlive, startWgPair, waitFor } from './lab/index.js';
+import { WeftAgent, parseWgDump } from './lab/weft.js';
+import { median, percentile } from '../bench/lib/stats.js';
 import type { LabDescription } from './lab/fixtures/describe.js';
 import { uapiSocket } from './lab/wg-pair.js';
 import { useLab } from './lab/vitest.js';
@@ -28,6 +30,27 @@ async function expectGone(d: LabDescription): Promise<void> {
   expect(d.pids.filter(pidAlive)).toEqual([]);
   expect(existsSync(d.tmpDir)).toBe(false);
 }
+
+describe('parsers', () => {
+  it('read ping summaries, wg dumps and percentiles', () => {
+    expect(parsePing('3 packets transmitted, 2 received, 33% packet loss, time 402ms\nrtt min/avg/max/mdev = 0.05/0.07/0.09/0.01 ms')).toMatchObject({
+      ok: true, sent: 3, received: 2, lossPct: 33, avgRttMs: 0.07,
+    });
+    expect(parsePing('connect: Network is unreachable')).toMatchObject({ ok: false, sent: 0, lossPct: 100, avgRttMs: null });
+    const dump = parseWgDump('priv\tPUB=\t41641\toff\npeerA=\t(none)\t10.77.0.11:41641\t100.64.0.2/32,fd7a::2/128\t1795323228\t92\t180\toff\npeerB=\t(none)\t(none)\t(none)\t0\t0\t0\toff\n');
+    expect(dump).toEqual({
+      publicKey: 'PUB=', listenPort: 41641,
+      peers: [
+        { publicKey: 'peerA=', endpoint: '10.77.0.11:41641', allowedIps: ['100.64.0.2/32', 'fd7a::2/128'], latestHandshake: 1795323228, rxBytes: 92, txBytes: 180 },
+        { publicKey: 'peerB=', endpoint: null, allowedIps: [], latestHandshake: 0, rxBytes: 0, txBytes: 0 },
+      ],
+    });
+    const xs = Array.from({ length: 20 }, (_, i) => 20 - i); // 20..1
+    expect(median(xs)).toBe(10.5);
+    expect(percentile(xs, 95)).toBe(19);
+    expect(percentile([7], 95)).toBe(7);
+  });
+});
 
 describe('hosts', () => {
   it('ping each other over the LAN, and not an address nobody has', async () => {
@@ -83,6 +106,18 @@ describe('hand-configured wireguard-go pair', () => {
     await pair.close();
     expect(existsSync(uapiSocket(pair.a.ifname))).toBe(false);
     expect((await a.ping(pair.b.tunnelIp, { timeoutMs: 1000 })).ok).toBe(false);
+  });
+});
+
+describe('weft helpers', () => {
+  it('start an agent daemon in a host; weft status --json answers before login', async () => {
+    const agent = await WeftAgent.start(ctx.lab.hosts.b);
+    const st = await agent.status();
+    expect(st).toMatchObject({ state: 'needs-login', self: null, interface: { name: agent.iface } });
+    expect(agent.iface).toBe('wftltb');
+    expect(await agent.wgDump()).toBeNull(); // no interface until it joins
+    await agent.stop();
+    expect(agent.process.running).toBe(false);
   });
 });
 

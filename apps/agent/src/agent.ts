@@ -17,7 +17,7 @@ import { Netmap } from './netmap.js';
 import type { Keys, Phase, StateStore } from './state-store.js';
 import { peerStatus, type Status } from './status.js';
 import type { BackendChoice } from '@weft/wg';
-import { ENDPOINT_REFRESH_MS, LOGIN_POLL_MS, RECONNECT_BACKOFF, RESUME_WAIT_MS } from './tunables.js';
+import { ENDPOINT_REFRESH_MS, LOGIN_POLL_MS, PERSIST_DEBOUNCE_MS, RECONNECT_BACKOFF, RESUME_WAIT_MS } from './tunables.js';
 import { backoffDelay } from './backoff.js';
 
 
@@ -62,6 +62,7 @@ export class Agent {
   private endpointTimer: NodeJS.Timeout | undefined;
   private reapplyTimer: NodeJS.Timeout | undefined;
   private reapplyAttempt = 0;
+  private persistTimer: NodeJS.Timeout | undefined;
   private lastEndpoints = '';
 
   constructor(private readonly opts: AgentOptions) {}
@@ -85,6 +86,7 @@ export class Agent {
 
   async shutdown(): Promise<void> {
     this.stopSession();
+    if (this.persistTimer) await this.persist();
     this.rejectWaiters(new AgentError(AgentErrorCode.Internal, 'daemon is shutting down'));
     await this.engine?.close().catch((err: Error) => this.opts.log('warn', 'closing device failed', { error: err.message }));
   }
@@ -152,6 +154,8 @@ export class Agent {
   async logout(): Promise<{ serverNotified: boolean }> {
     this.stopSession();
     this.rejectWaiters(new AgentError(AgentErrorCode.NotLoggedIn, 'logged out'));
+    clearTimeout(this.persistTimer);
+    this.persistTimer = undefined;
     await this.engine?.close();
     this.engine = undefined;
     await this.opts.store.wipe();
@@ -301,7 +305,7 @@ export class Agent {
         case 'delta':
           if (this.phase !== 'running') return;
           await this.engineFor().applyChange(change, this.netmap.self!);
-          await this.persist();
+          this.persistSoon();
           return;
       }
     } catch (err) {
@@ -442,7 +446,21 @@ export class Agent {
     for (const w of waiters) w.reject(err);
   }
 
+  /**
+   * Deltas can come in bursts; the last netmap on disk only has to be recent, not exact (a
+   * restart resyncs anyway), so they are saved at most once per PERSIST_DEBOUNCE_MS.
+   */
+  private persistSoon(): void {
+    if (this.persistTimer) return;
+    this.persistTimer = setTimeout(() => {
+      this.persistTimer = undefined;
+      this.persist().catch((err: Error) => this.opts.log('warn', 'saving state failed', { error: err.message }));
+    }, PERSIST_DEBOUNCE_MS);
+  }
+
   private persist(): Promise<void> {
+    clearTimeout(this.persistTimer);
+    this.persistTimer = undefined;
     const self = this.netmap.self ?? null;
     return this.opts.store.saveState({
       phase: this.phase,

@@ -24,3 +24,5 @@ export const PERSISTENT_KEEPALIVE_S = 25;
 export const DEFAULT_MTU = 1280;
 /** `weft status` calls a path direct if the last handshake is at most this old (WireGuard rekeys every 2 min). */
 export const DIRECT_HANDSHAKE_WINDOW_S = 180;
+/** Deltas are written to state.json at most this often (netmaps and phase changes at once). */
+export const PERSIST_DEBOUNCE_MS = 500;

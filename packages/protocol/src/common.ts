@@ -12,6 +12,6 @@ export const Timestamp = z.string().datetime();
 export const Endpoint = z.string().max(64).regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/, 'must be ip:port');
 
 /** Hostname as reported by a device: printable, up to 253 characters. The server sanitises it. */
-export const Hostname = z.string().min(1).max(253).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII');
+export const Hostname = z.string().min(1).max(253).regex(/^[^\p{C}]+$/u, 'must not contain control characters');
 
 export const Tag = z.string().regex(/^tag:[a-z0-9][a-z0-9-]{0,62}$/, 'must look like "tag:name"');

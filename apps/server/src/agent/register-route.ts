@@ -1,0 +1,33 @@
+/** `POST /agent/v1/register`: a device proves its machine key and joins or comes back. */
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { MachineTokenError, verifyMachineToken, type MachinePublicKey } from '@weft/crypto';
+import { Problem, RegisterRequest, RegisterResponse } from '@weft/protocol';
+import { ApiError, Errors } from '../errors.js';
+import type { State } from '../state/index.js';
+
+export async function machineKeyFrom(authorization: string | undefined): Promise<MachinePublicKey> {
+  const token = /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
+  if (!token) throw new ApiError(Errors.machineUnauthorized, 'send Authorization: Bearer <machine token>');
+  try {
+    return (await verifyMachineToken(token)).machineKey;
+  } catch (err) {
+    if (err instanceof MachineTokenError) throw new ApiError(Errors.machineUnauthorized, err.message, { cause: err });
+    throw err;
+  }
+}
+
+export function registerRoute(app: FastifyInstance, state: State): void {
+  app.withTypeProvider<ZodTypeProvider>().post('/agent/v1/register', {
+    schema: {
+      tags: ['agent'],
+      summary: 'Register a device (auth key or interactive login)',
+      body: RegisterRequest,
+      response: { 200: RegisterResponse, '4xx': Problem },
+    },
+    handler: async (req) => {
+      const machineKey = await machineKeyFrom(req.headers.authorization);
+      return state.nodes.register(machineKey, req.body);
+    },
+  });
+}

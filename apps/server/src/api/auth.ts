@@ -1,0 +1,30 @@
+/**
+ * Who is calling `/api/v1`. Requests arriving on the admin unix socket (owner-only permissions in
+ * the data directory) act as the local administrator; everything else presents an API key as
+ * `Authorization: Bearer <key>`. GETs need `read` or `admin`; everything else needs `admin`.
+ */
+import type { FastifyRequest } from 'fastify';
+import type { ApiScope } from '@weft/protocol';
+import { ApiError, Errors } from '../errors.js';
+import type { State } from '../state/index.js';
+
+/** Set on requests that came in through the admin unix socket. */
+export const LOCAL_SOCKET = Symbol('weft.localSocket');
+
+export interface Principal { actor: string; scopes: ApiScope[] }
+
+export async function authenticate(req: FastifyRequest, state: State, need: ApiScope): Promise<Principal> {
+  let principal: Principal;
+  if ((req.raw as unknown as Record<symbol, boolean>)[LOCAL_SOCKET]) {
+    principal = { actor: 'local-socket', scopes: ['admin'] };
+  } else {
+    const key = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (!key) throw new ApiError(Errors.unauthenticated, 'send an API key as "Authorization: Bearer <key>"; create one with: weft-server apikeys create --scopes admin');
+    const found = await state.apiKeys.authenticate(key);
+    if (!found) throw new ApiError(Errors.unauthenticated, 'the API key is not valid, expired or revoked');
+    principal = { actor: `apikey:${found.prefix}`, scopes: found.scopes };
+  }
+  const ok = principal.scopes.includes('admin') || (need === 'read' && principal.scopes.includes('read'));
+  if (!ok) throw new ApiError(Errors.forbidden, `this needs the "${need}" scope; the key has: ${principal.scopes.join(', ')}`);
+  return principal;
+}

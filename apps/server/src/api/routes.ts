@@ -1,0 +1,108 @@
+/** `/api/v1`: users, nodes, auth keys, API keys, pending logins. Every route declares its schemas. */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import {
+  ApiKey, ApprovePendingLogin, AuthKey, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey,
+  CreateUser, IdParam, List, Node, PendingLogin, Problem, RenameNode, User, UserName,
+} from '@weft/protocol';
+import type { State } from '../state/index.js';
+import { authenticate } from './auth.js';
+
+const errors = { '4xx': Problem, '5xx': Problem } as const;
+const UserRefParam = z.strictObject({ user: z.union([z.coerce.number().int().positive(), UserName]) });
+const CodeParam = z.strictObject({ code: z.string().min(4).max(16) });
+
+export function apiRoutes(app: FastifyInstance, state: State): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const admin = (req: FastifyRequest) => authenticate(req, state, 'admin');
+  const read = (req: FastifyRequest) => authenticate(req, state, 'read');
+  const tag = (t: string) => ({ tags: [t], security: [{ bearer: [] }] });
+
+  // Users
+  r.get('/api/v1/users', { schema: { ...tag('users'), summary: 'List users', response: { 200: List(User), ...errors } } }, async (req) => {
+    await read(req);
+    return { items: await state.users.list() };
+  });
+  r.post('/api/v1/users', { schema: { ...tag('users'), summary: 'Create a user', body: CreateUser, response: { 201: User, ...errors } } }, async (req, reply) => {
+    const p = await admin(req);
+    return reply.code(201).send(await state.users.create(p.actor, req.body));
+  });
+  r.get('/api/v1/users/:user', { schema: { ...tag('users'), summary: 'Get a user by id or name', params: UserRefParam, response: { 200: User, ...errors } } }, async (req) => {
+    await read(req);
+    return state.users.get(req.params.user);
+  });
+  r.delete('/api/v1/users/:user', {
+    schema: { ...tag('users'), summary: 'Delete a user and every node they own (offboarding)', params: UserRefParam, response: { 200: User, ...errors } },
+  }, async (req) => {
+    const p = await admin(req);
+    return state.users.delete(p.actor, req.params.user);
+  });
+
+  // Nodes
+  r.get('/api/v1/nodes', { schema: { ...tag('nodes'), summary: 'List nodes', response: { 200: List(Node), ...errors } } }, async (req) => {
+    await read(req);
+    return { items: await state.nodes.list() };
+  });
+  r.get('/api/v1/nodes/:id', { schema: { ...tag('nodes'), summary: 'Get a node', params: IdParam, response: { 200: Node, ...errors } } }, async (req) => {
+    await read(req);
+    return state.nodes.get(req.params.id);
+  });
+  r.delete('/api/v1/nodes/:id', { schema: { ...tag('nodes'), summary: 'Delete a node; every peer drops it at once', params: IdParam, response: { 200: Node, ...errors } } }, async (req) => {
+    const p = await admin(req);
+    return state.nodes.delete(p.actor, req.params.id);
+  });
+  r.post('/api/v1/nodes/:id/expire', { schema: { ...tag('nodes'), summary: "Expire a node's key now", params: IdParam, response: { 200: Node, ...errors } } }, async (req) => {
+    const p = await admin(req);
+    return state.nodes.expire(p.actor, req.params.id);
+  });
+  r.post('/api/v1/nodes/:id/rename', { schema: { ...tag('nodes'), summary: 'Rename a node', params: IdParam, body: RenameNode, response: { 200: Node, ...errors } } }, async (req) => {
+    const p = await admin(req);
+    return state.nodes.rename(p.actor, req.params.id, req.body.name);
+  });
+
+  // Pending interactive logins
+  r.get('/api/v1/logins', { schema: { ...tag('logins'), summary: 'List devices waiting for approval', response: { 200: List(PendingLogin), ...errors } } }, async (req) => {
+    await read(req);
+    return { items: await state.logins.list() };
+  });
+  r.get('/api/v1/logins/:code', { schema: { ...tag('logins'), summary: 'Get a pending login', params: CodeParam, response: { 200: PendingLogin, ...errors } } }, async (req) => {
+    await read(req);
+    return state.logins.get(req.params.code);
+  });
+  r.post('/api/v1/logins/:code/approve', {
+    schema: { ...tag('logins'), summary: 'Approve a waiting device as a node of a user', params: CodeParam, body: ApprovePendingLogin, response: { 200: Node, ...errors } },
+  }, async (req) => {
+    const p = await admin(req);
+    const { nodeId } = await state.logins.approve(p.actor, req.params.code, req.body.user);
+    return state.nodes.get(nodeId);
+  });
+
+  // Auth keys
+  r.get('/api/v1/authkeys', { schema: { ...tag('authkeys'), summary: 'List auth keys (never the secrets)', response: { 200: List(AuthKey), ...errors } } }, async (req) => {
+    await read(req);
+    return { items: await state.authKeys.list() };
+  });
+  r.post('/api/v1/authkeys', { schema: { ...tag('authkeys'), summary: 'Create an auth key; the key is shown only in this reply', body: CreateAuthKey, response: { 201: CreatedAuthKey, ...errors } } }, async (req, reply) => {
+    const p = await admin(req);
+    return reply.code(201).send(await state.authKeys.create(p.actor, req.body));
+  });
+  r.delete('/api/v1/authkeys/:id', { schema: { ...tag('authkeys'), summary: 'Revoke an auth key', params: IdParam, response: { 200: AuthKey, ...errors } } }, async (req) => {
+    const p = await admin(req);
+    return state.authKeys.revoke(p.actor, req.params.id);
+  });
+
+  // API keys
+  r.get('/api/v1/apikeys', { schema: { ...tag('apikeys'), summary: 'List API keys (never the secrets)', response: { 200: List(ApiKey), ...errors } } }, async (req) => {
+    await admin(req);
+    return { items: await state.apiKeys.list() };
+  });
+  r.post('/api/v1/apikeys', { schema: { ...tag('apikeys'), summary: 'Create an API key; the key is shown only in this reply', body: CreateApiKey, response: { 201: CreatedApiKey, ...errors } } }, async (req, reply) => {
+    const p = await admin(req);
+    return reply.code(201).send(await state.apiKeys.create(p.actor, req.body));
+  });
+  r.delete('/api/v1/apikeys/:id', { schema: { ...tag('apikeys'), summary: 'Revoke an API key', params: IdParam, response: { 200: ApiKey, ...errors } } }, async (req) => {
+    const p = await admin(req);
+    return state.apiKeys.revoke(p.actor, req.params.id);
+  });
+}

@@ -1,0 +1,110 @@
+/**
+ * Server configuration: defaults, then a JSON config file, then `WEFT_*` environment variables,
+ * then flags. Validated once; a bad value fails start-up with a message naming the key and where
+ * it came from.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+export const ServerConfig = z.strictObject({
+  /** host:port the HTTP server listens on. */
+  listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT, e.g. 0.0.0.0:8080'),
+  /** Directory for the embedded database and the admin socket. */
+  dataDir: z.string().min(1),
+  /** postgres:// URL; absent = embedded PGlite in dataDir. */
+  databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, 'must start with postgres://').optional(),
+  /** URL agents and browsers use to reach this server; used in login links. */
+  serverUrl: z.string().url('must be a URL such as https://weft.example.com').optional(),
+  /** Log level. */
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  /** Seconds an interactive login waits for approval. */
+  loginTimeout: z.number().int().positive().default(600),
+  /** Seconds an ephemeral node may stay disconnected before it is deleted. */
+  ephemeralTimeout: z.number().int().positive().default(60),
+});
+export type ServerConfig = z.infer<typeof ServerConfig>;
+
+const ENV_KEYS: Record<string, keyof ServerConfig> = {
+  WEFT_LISTEN: 'listen',
+  WEFT_DATA_DIR: 'dataDir',
+  WEFT_DATABASE_URL: 'databaseUrl',
+  DATABASE_URL: 'databaseUrl',
+  WEFT_SERVER_URL: 'serverUrl',
+  WEFT_LOG_LEVEL: 'logLevel',
+};
+
+const FLAG_KEYS: Record<string, keyof ServerConfig> = {
+  '--listen': 'listen',
+  '--data-dir': 'dataDir',
+  '--database-url': 'databaseUrl',
+  '--server-url': 'serverUrl',
+  '--log-level': 'logLevel',
+};
+
+export class ConfigError extends Error {}
+
+const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+
+/** Builds the config from `--config FILE`, env and flags; throws ConfigError naming the bad key. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ServerConfig {
+  const raw: Record<string, unknown> = { listen: '127.0.0.1:8080', dataDir: './data' };
+  const source: Record<string, string> = {};
+  const flags = parseFlags(argv);
+
+  const file = flags.get('--config') ?? env.WEFT_CONFIG;
+  if (file) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`config file ${file} must hold a JSON object`);
+    for (const [k, v] of Object.entries(parsed)) {
+      raw[k] = v;
+      source[k] = `config file ${file}`;
+    }
+  }
+  for (const [name, key] of Object.entries(ENV_KEYS)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') {
+      raw[key] = v;
+      source[key] = `environment variable ${name}`;
+    }
+  }
+  for (const [flag, key] of Object.entries(FLAG_KEYS)) {
+    const v = flags.get(flag);
+    if (v !== undefined) {
+      raw[key] = v;
+      source[key] = `flag ${flag}`;
+    }
+  }
+  const result = ServerConfig.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => {
+      const key = String(i.path[0] ?? '');
+      const where = source[key] ?? 'config';
+      return i.code === 'unrecognized_keys'
+        ? `unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')} in ${where}`
+        : `"${kebab(key)}" (${where}): ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return { ...result.data, dataDir: resolve(result.data.dataDir) };
+}
+
+/** `--flag value` and `--flag=value`; unknown flags are an error. */
+function parseFlags(argv: string[]): Map<string, string> {
+  const known = new Set([...Object.keys(FLAG_KEYS), '--config']);
+  const out = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const [name, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    if (!known.has(name)) throw new ConfigError(`unknown flag ${name} (known: ${[...known].join(', ')})`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new ConfigError(`flag ${name} needs a value`);
+    out.set(name, value);
+  }
+  return out;
+}

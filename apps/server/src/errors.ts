@@ -1,0 +1,65 @@
+/**
+ * The server's error catalogue: each error a stable code, an HTTP status, a retryable flag and a
+ * message safe to show. Handlers throw `ApiError`; the error handler turns it into RFC 7807
+ * problem+json. The internal error, if any, is kept as `cause` and logged, never sent.
+ */
+export interface ErrorDef {
+  code: string;
+  status: number;
+  title: string;
+  retryable: boolean;
+}
+
+const def = (code: string, status: number, title: string, retryable = false): ErrorDef => ({ code, status, title, retryable });
+
+export const Errors = {
+  invalidRequest: def('invalid_request', 400, 'The request is invalid'),
+  malformedJson: def('malformed_json', 400, 'The request body is not valid JSON'),
+  unauthenticated: def('unauthenticated', 401, 'Authentication required'),
+  forbidden: def('forbidden', 403, 'Not allowed'),
+  notFound: def('not_found', 404, 'No such resource'),
+  methodNotAllowed: def('method_not_allowed', 405, 'Method not allowed'),
+  bodyTooLarge: def('body_too_large', 413, 'Request body too large'),
+  unsupportedMediaType: def('unsupported_media_type', 415, 'Unsupported media type'),
+  userExists: def('user_exists', 409, 'A user with that name already exists'),
+  userNotFound: def('user_not_found', 404, 'No such user'),
+  nodeNotFound: def('node_not_found', 404, 'No such node'),
+  nameTaken: def('name_taken', 409, 'That node name is taken'),
+  authKeyNotFound: def('auth_key_not_found', 404, 'No such auth key'),
+  apiKeyNotFound: def('api_key_not_found', 404, 'No such API key'),
+  loginNotFound: def('login_not_found', 404, 'No such pending login'),
+  authKeyInvalid: def('auth_key_invalid', 401, 'Auth key is not valid'),
+  authKeyExpired: def('auth_key_expired', 401, 'Auth key has expired'),
+  authKeyUsed: def('auth_key_used', 401, 'Single-use auth key was already used'),
+  authKeyRevoked: def('auth_key_revoked', 401, 'Auth key was revoked'),
+  machineUnauthorized: def('machine_unauthorized', 401, 'Machine key proof missing or invalid'),
+  loginExpired: def('login_expired', 410, 'The login expired; run `weft up` again'),
+  addressesExhausted: def('addresses_exhausted', 507, 'No free tunnel addresses left'),
+  rateLimited: def('rate_limited', 429, 'Too many requests', true),
+  unavailable: def('unavailable', 503, 'Temporarily unavailable', true),
+  internal: def('internal', 500, 'Internal server error', true),
+} as const satisfies Record<string, ErrorDef>;
+
+export class ApiError extends Error {
+  constructor(
+    readonly def: ErrorDef,
+    readonly detail?: string,
+    options?: { cause?: unknown; errors?: { path: string; message: string }[] },
+  ) {
+    super(detail ?? def.title, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.errors = options?.errors;
+  }
+  readonly errors: { path: string; message: string }[] | undefined;
+}
+
+export function problemBody(def: ErrorDef, detail?: string, errors?: { path: string; message: string }[]) {
+  return {
+    type: `https://weft.dev/problems/${def.code}`,
+    title: def.title,
+    status: def.status,
+    code: def.code,
+    ...(detail ? { detail } : {}),
+    retryable: def.retryable,
+    ...(errors ? { errors } : {}),
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * Where a change goes after the write path emits it: to this replica's mapper at once, and onto
+ * the change bus for every other replica (Postgres NOTIFY). A replica ignores its own echoes.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import type { ChangeBus } from '@weft/db';
+import type { Change } from './state/changes.js';
+import type { Mapper } from './mapper/mapper.js';
+
+interface Envelope { origin: string; change: Change }
+
+export class ChangeHub {
+  readonly origin = randomUUID();
+  private unsubscribe: (() => void) | null = null;
+  private mapper: Mapper | null = null;
+
+  constructor(private readonly bus: ChangeBus, private readonly log: FastifyBaseLogger) {}
+
+  /** Starts delivering to `mapper`, from this replica and from the bus. */
+  connect(mapper: Mapper): void {
+    this.mapper = mapper;
+    this.unsubscribe = this.bus.subscribe((payload) => {
+      let env: Envelope;
+      try {
+        env = JSON.parse(payload) as Envelope;
+      } catch (err) {
+        this.log.warn({ err }, 'ignoring malformed change-bus payload');
+        return;
+      }
+      if (env.origin !== this.origin) void mapper.apply(env.change);
+    });
+  }
+
+  emit = (change: Change): void => {
+    void this.mapper?.apply(change);
+    for (const part of splitForBus(change)) {
+      this.bus.publish(JSON.stringify({ origin: this.origin, change: part } satisfies Envelope)).catch((err: unknown) => {
+        this.log.error({ err, change: change.kind }, 'failed to publish change to other replicas');
+      });
+    }
+  };
+
+  close(): void {
+    this.unsubscribe?.();
+  }
+}
+
+/** NOTIFY payloads are limited to ~8000 bytes: split long id lists. */
+function splitForBus(change: Change): Change[] {
+  const MAX = 500;
+  if (change.kind === 'nodes-patched') {
+    const out: Change[] = [];
+    for (let i = 0; i < change.patches.length; i += 20) out.push({ kind: 'nodes-patched', patches: change.patches.slice(i, i + 20) });
+    return out;
+  }
+  const out: Change[] = [];
+  for (let i = 0; i < change.nodeIds.length; i += MAX) out.push({ ...change, nodeIds: change.nodeIds.slice(i, i + MAX) });
+  return out;
+}

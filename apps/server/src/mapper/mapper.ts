@@ -1,0 +1,198 @@
+/**
+ * The mapper turns change descriptors into netmaps and deltas for the nodes they affect.
+ *
+ * It keeps every node's peer view in memory (one serialized JSON string per node, in chunks), so a
+ * change costs one serialization plus one small message per affected session: per-node cost grows
+ * with that node's peers, never with the tailnet squared. Structural changes (join, delete,
+ * expire, rename) go out at once; patches (online, endpoints) are coalesced for `patchIntervalMs`
+ * so a storm of connects does not become a storm of messages.
+ *
+ * Visibility today: every live (not expired) node sees every other. The policy engine will
+ * replace `visible`.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import { CloseCode, PROTOCOL_VERSION, type Peer, type PeerPatch } from '@weft/protocol';
+import type { Change } from '../state/changes.js';
+import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.js';
+import { PeerChunks } from './peer-chunks.js';
+import { Session } from './session.js';
+
+interface Entry {
+  row: NodeWithUser;
+  peer: Peer;
+}
+
+export interface MapperOptions {
+  loadRows: (ids?: number[]) => Promise<NodeWithUser[]>;
+  log: FastifyBaseLogger;
+  patchIntervalMs?: number;
+}
+
+export class Mapper {
+  private readonly entries = new Map<number, Entry>();
+  private readonly chunks = new PeerChunks();
+  private readonly sessions = new Map<number, Session>();
+  private queue: Promise<void> = Promise.resolve();
+  private pendingPatches = new Map<number, PeerPatch>();
+  private patchTimer: NodeJS.Timeout | null = null;
+  private readonly patchIntervalMs: number;
+
+  constructor(private readonly opts: MapperOptions) {
+    this.patchIntervalMs = opts.patchIntervalMs ?? 200;
+  }
+
+  async init(): Promise<void> {
+    const rows = await this.opts.loadRows();
+    for (const row of rows) this.entries.set(row.id, { row, peer: peerDto(row) });
+    this.chunks.reset([...this.entries.values()].filter((e) => visible(e.row)).map((e) => [e.row.id, JSON.stringify(e.peer)]));
+  }
+
+  get connectedCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Changes are applied strictly in order. */
+  apply(change: Change): Promise<void> {
+    this.queue = this.queue.then(() => this.applyNow(change)).catch((err) => this.opts.log.error({ err, change: change.kind }, 'mapper failed to apply change'));
+    return this.queue;
+  }
+
+  /** Waits until every change enqueued so far is applied. */
+  settled(): Promise<void> {
+    return this.queue;
+  }
+
+  /** A node's socket authenticated: replaces any older session of that node, sends the netmap. */
+  attach(nodeId: number, socket: import('ws').WebSocket): Session | null {
+    const entry = this.entries.get(nodeId);
+    if (!entry) {
+      socket.close(CloseCode.Unauthorized, 'unknown node');
+      return null;
+    }
+    this.sessions.get(nodeId)?.close(4409, 'replaced by a newer connection');
+    const session = new Session(nodeId, socket);
+    this.sessions.set(nodeId, session);
+    this.sendNetmap(session);
+    return session;
+  }
+
+  isAttached(nodeId: number): boolean {
+    return this.sessions.has(nodeId);
+  }
+
+  detach(session: Session): void {
+    if (this.sessions.get(session.nodeId) === session) this.sessions.delete(session.nodeId);
+  }
+
+  sendNetmap(session: Session): void {
+    const entry = this.entries.get(session.nodeId);
+    if (!entry) return;
+    session.resetSeq();
+    const head = `,"protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"peers":[`;
+    session.send('netmap', head + this.chunks.joinedExcept(session.nodeId) + ']}');
+  }
+
+  /** Closes every session (shutdown). */
+  closeAll(code: number, reason: string): void {
+    for (const s of this.sessions.values()) s.close(code, reason);
+    this.sessions.clear();
+  }
+
+  private async applyNow(change: Change): Promise<void> {
+    switch (change.kind) {
+      case 'nodes-upserted':
+        return this.upserted(change.nodeIds);
+      case 'nodes-removed':
+        return this.removed(change.nodeIds, CloseCode.NodeDeleted, 'node deleted');
+      case 'nodes-expired':
+        return this.removed(change.nodeIds, CloseCode.NodeExpired, 'node key expired');
+      case 'nodes-patched':
+        return this.patched(change.patches);
+    }
+  }
+
+  private async upserted(ids: number[]): Promise<void> {
+    const rows = await this.opts.loadRows(ids);
+    const upsert: Peer[] = [];
+    const gone: number[] = [];
+    for (const row of rows) {
+      const peer = peerDto(row);
+      this.entries.set(row.id, { row, peer });
+      if (visible(row)) {
+        this.chunks.set(row.id, JSON.stringify(peer));
+        upsert.push(peer);
+      } else {
+        this.chunks.delete(row.id);
+        gone.push(row.id);
+      }
+      const own = this.sessions.get(row.id);
+      if (own) own.send('delta', `,"self":${JSON.stringify(selfDto(row))}}`);
+    }
+    const found = new Set(rows.map((r) => r.id));
+    for (const id of ids) if (!found.has(id)) gone.push(id);
+    if (upsert.length) this.broadcast(`,"upsert":${JSON.stringify(upsert)}}`, new Set(upsert.map((p) => p.id)));
+    if (gone.length) await this.removed(gone, CloseCode.NodeDeleted, 'node deleted');
+  }
+
+  private async removed(ids: number[], code: number, reason: string): Promise<void> {
+    const visibleBefore = ids.filter((id) => this.entries.get(id) && visible(this.entries.get(id)!.row));
+    for (const id of ids) {
+      this.sessions.get(id)?.close(code, reason);
+      this.sessions.delete(id);
+      this.chunks.delete(id);
+      if (code === CloseCode.NodeDeleted) this.entries.delete(id);
+      else {
+        // Expired: keep the row (the node still exists) but mark it so visibility drops it.
+        const e = this.entries.get(id);
+        if (e && !isExpired(e.row)) e.row = { ...e.row, expiresAt: new Date() };
+      }
+    }
+    if (visibleBefore.length) this.broadcast(`,"remove":${JSON.stringify(visibleBefore)}}`, new Set(ids));
+  }
+
+  private patched(patches: PeerPatch[]): void {
+    for (const p of patches) {
+      const e = this.entries.get(p.id);
+      if (!e) continue;
+      const peer = { ...e.peer, ...p };
+      e.peer = peer;
+      e.row = { ...e.row, ...(p.online !== undefined ? { online: p.online } : {}), ...(p.endpoints ? { endpoints: p.endpoints } : {}), ...(p.lastSeen !== undefined ? { lastSeen: p.lastSeen ? new Date(p.lastSeen) : null } : {}) };
+      if (!visible(e.row)) continue;
+      this.chunks.set(p.id, JSON.stringify(peer));
+      const prev = this.pendingPatches.get(p.id);
+      this.pendingPatches.set(p.id, prev ? { ...prev, ...p } : p);
+    }
+    if (this.pendingPatches.size && !this.patchTimer) {
+      this.patchTimer = setTimeout(() => this.flushPatches(), this.patchIntervalMs);
+      this.patchTimer.unref();
+    }
+  }
+
+  private flushPatches(): void {
+    this.patchTimer = null;
+    const patches = [...this.pendingPatches.values()];
+    this.pendingPatches = new Map();
+    if (!patches.length) return;
+    if (patches.length === 1) {
+      this.broadcast(`,"patch":${JSON.stringify(patches)}}`, new Set([patches[0]!.id]));
+      return;
+    }
+    // A node is not sent its own patch; with many patches, build that one variant per patched node.
+    const all = `,"patch":${JSON.stringify(patches)}}`;
+    const own = new Map(patches.map((p) => [p.id, p]));
+    for (const s of this.sessions.values()) {
+      if (!own.has(s.nodeId)) s.send('delta', all);
+      else s.send('delta', `,"patch":${JSON.stringify(patches.filter((p) => p.id !== s.nodeId))}}`);
+    }
+  }
+
+  /** Sends the same delta body to every session except those of `except`. */
+  private broadcast(rest: string, except: Set<number>): void {
+    for (const s of this.sessions.values()) if (!except.has(s.nodeId)) s.send('delta', rest);
+  }
+}
+
+/** Whether other nodes see this one at all. */
+function visible(row: NodeWithUser): boolean {
+  return !isExpired(row);
+}

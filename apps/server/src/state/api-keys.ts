@@ -1,0 +1,60 @@
+import { constantTimeEqual, generateSecret, hashSecret, secretPrefix } from '@weft/crypto';
+import type { ApiKey, ApiScope, CreateApiKey, CreatedApiKey } from '@weft/protocol';
+import { ApiError, Errors } from '../errors.js';
+import { audit, type Actor, type StateContext } from './context.js';
+import { apiKeyDto } from './dto.js';
+
+export interface ApiPrincipal { prefix: string; scopes: ApiScope[] }
+
+/** lastUsedAt is written at most this often per key, so reads do not become writes. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export class ApiKeys {
+  constructor(private readonly ctx: StateContext) {}
+
+  async create(actor: Actor, input: CreateApiKey): Promise<CreatedApiKey> {
+    const secret = generateSecret('api');
+    const row = await this.ctx.prisma.$transaction(async (tx) => {
+      const k = await tx.apiKey.create({
+        data: {
+          prefix: secret.prefix,
+          hash: secret.hash,
+          scopes: [...new Set(input.scopes)],
+          description: input.description ?? null,
+          expiresAt: input.expiresIn ? new Date(Date.now() + input.expiresIn * 1000) : null,
+        },
+      });
+      await audit(tx, actor, 'apikey.create', `apikey:${k.prefix}`, { scopes: k.scopes });
+      return k;
+    });
+    return { ...apiKeyDto(row), key: secret.key };
+  }
+
+  async list(): Promise<ApiKey[]> {
+    return (await this.ctx.prisma.apiKey.findMany({ orderBy: { id: 'asc' } })).map(apiKeyDto);
+  }
+
+  async revoke(actor: Actor, id: number): Promise<ApiKey> {
+    const row = await this.ctx.prisma.$transaction(async (tx) => {
+      const k = await tx.apiKey.findUnique({ where: { id } });
+      if (!k) throw new ApiError(Errors.apiKeyNotFound, `no API key with id ${id}`);
+      const updated = await tx.apiKey.update({ where: { id }, data: { revokedAt: k.revokedAt ?? new Date() } });
+      await audit(tx, actor, 'apikey.revoke', `apikey:${k.prefix}`);
+      return updated;
+    });
+    return apiKeyDto(row);
+  }
+
+  /** The principal for a presented bearer key, or null if it is not a live API key. */
+  async authenticate(presented: string): Promise<ApiPrincipal | null> {
+    const prefix = secretPrefix('api', presented);
+    if (!prefix) return null;
+    const k = await this.ctx.prisma.apiKey.findUnique({ where: { prefix } });
+    if (!k || !constantTimeEqual(k.hash, hashSecret(presented))) return null;
+    if (k.revokedAt || (k.expiresAt && k.expiresAt.getTime() <= Date.now())) return null;
+    if (!k.lastUsedAt || Date.now() - k.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+      await this.ctx.prisma.apiKey.update({ where: { id: k.id }, data: { lastUsedAt: new Date() } });
+    }
+    return { prefix: k.prefix, scopes: k.scopes as ApiScope[] };
+  }
+}

@@ -1,0 +1,69 @@
+import { constantTimeEqual, generateSecret, hashSecret, secretPrefix } from '@weft/crypto';
+import type { AuthKey, CreateAuthKey, CreatedAuthKey } from '@weft/protocol';
+import { ApiError, Errors } from '../errors.js';
+import { audit, type Actor, type StateContext, type Tx } from './context.js';
+import { authKeyDto } from './dto.js';
+import { findUserOrThrow } from './users.js';
+
+const DEFAULT_EXPIRY_S = 3600;
+
+export class AuthKeys {
+  constructor(private readonly ctx: StateContext) {}
+
+  async create(actor: Actor, input: CreateAuthKey): Promise<CreatedAuthKey> {
+    const secret = generateSecret('auth');
+    const expiresIn = input.expiresIn ?? DEFAULT_EXPIRY_S;
+    const row = await this.ctx.prisma.$transaction(async (tx) => {
+      const user = await findUserOrThrow(tx, input.user);
+      const k = await tx.authKey.create({
+        data: {
+          prefix: secret.prefix,
+          hash: secret.hash,
+          userId: user.id,
+          reusable: input.reusable ?? false,
+          ephemeral: input.ephemeral ?? false,
+          tags: input.tags ?? [],
+          expiresAt: expiresIn === 0 ? null : new Date(Date.now() + expiresIn * 1000),
+        },
+        include: { user: { select: { name: true } } },
+      });
+      await audit(tx, actor, 'authkey.create', `authkey:${k.prefix}`, { user: user.name, reusable: k.reusable, ephemeral: k.ephemeral, tags: k.tags });
+      return k;
+    });
+    return { ...authKeyDto(row), key: secret.key };
+  }
+
+  async list(): Promise<AuthKey[]> {
+    const rows = await this.ctx.prisma.authKey.findMany({ orderBy: { id: 'asc' }, include: { user: { select: { name: true } } } });
+    return rows.map(authKeyDto);
+  }
+
+  async revoke(actor: Actor, id: number): Promise<AuthKey> {
+    const row = await this.ctx.prisma.$transaction(async (tx) => {
+      const k = await tx.authKey.findUnique({ where: { id } });
+      if (!k) throw new ApiError(Errors.authKeyNotFound, `no auth key with id ${id}`);
+      const updated = await tx.authKey.update({ where: { id }, data: { revokedAt: k.revokedAt ?? new Date() }, include: { user: { select: { name: true } } } });
+      await audit(tx, actor, 'authkey.revoke', `authkey:${k.prefix}`);
+      return updated;
+    });
+    return authKeyDto(row);
+  }
+
+  /**
+   * Checks a presented key and consumes one use, inside the caller's transaction. Throws the
+   * precise reason a person can act on (invalid, expired, used, revoked).
+   */
+  async consume(tx: Tx, presented: string) {
+    const prefix = secretPrefix('auth', presented);
+    const k = prefix ? await tx.authKey.findUnique({ where: { prefix } }) : null;
+    if (!k || !constantTimeEqual(k.hash, hashSecret(presented))) {
+      throw new ApiError(Errors.authKeyInvalid, 'the auth key is not valid; create one with: weft-server authkeys create --user NAME');
+    }
+    if (k.revokedAt) throw new ApiError(Errors.authKeyRevoked, `auth key ${k.prefix} was revoked; create a new one`);
+    if (k.expiresAt && k.expiresAt.getTime() <= Date.now()) throw new ApiError(Errors.authKeyExpired, `auth key ${k.prefix} expired at ${k.expiresAt.toISOString()}; create a new one`);
+    // Conditional update so two concurrent joins cannot both spend a single-use key.
+    const spent = await tx.authKey.updateMany({ where: { id: k.id, ...(k.reusable ? {} : { usedCount: 0 }) }, data: { usedCount: { increment: 1 } } });
+    if (spent.count === 0) throw new ApiError(Errors.authKeyUsed, `single-use auth key ${k.prefix} was already used; create a new one or use --reusable`);
+    return k;
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * Change descriptors: what a state write changed, in terms the mapper needs to compute deltas.
+ * They carry ids (and small patches), not rows, so they fit in a Postgres NOTIFY payload; a
+ * replica that receives one from the bus reloads the rows it names.
+ */
+import type { PeerPatch } from '@weft/protocol';
+
+export type Change =
+  /** Nodes created or changed in a way peers must reprogram (key, addresses, name, expiry renewed). */
+  | { kind: 'nodes-upserted'; nodeIds: number[] }
+  /** Nodes deleted: their sockets close with NodeDeleted and they leave every netmap. */
+  | { kind: 'nodes-removed'; nodeIds: number[] }
+  /** Nodes expired: their sockets close with NodeExpired and they leave every netmap. */
+  | { kind: 'nodes-expired'; nodeIds: number[] }
+  /** Small field changes: online, last seen, endpoints. */
+  | { kind: 'nodes-patched'; patches: PeerPatch[] };
+
+export type ChangeSink = (change: Change) => void;

@@ -1,0 +1,80 @@
+/** Database rows to wire shapes. The only place that decides what of a row leaves the server. */
+import type { ApiKey as DbApiKey, AuthKey as DbAuthKey, Node as DbNode, User as DbUser } from '@weft/db';
+import type { ApiKey, AuthKey, Node, Peer, SelfNode, User } from '@weft/protocol';
+
+export type NodeWithUser = DbNode & { user: Pick<DbUser, 'name'> };
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export const isExpired = (n: Pick<DbNode, 'expiresAt'>, now = Date.now()) => n.expiresAt !== null && n.expiresAt.getTime() <= now;
+
+export function userDto(u: DbUser): User {
+  return { id: u.id, name: u.name, displayName: u.displayName, email: u.email, createdAt: u.createdAt.toISOString() };
+}
+
+export function nodeDto(n: NodeWithUser): Node {
+  return {
+    id: n.id,
+    name: n.name,
+    hostname: n.hostname,
+    user: n.user.name,
+    ipv4: n.ipv4,
+    ipv6: n.ipv6,
+    nodeKey: n.nodeKey,
+    tags: n.tags,
+    ephemeral: n.ephemeral,
+    online: n.online,
+    lastSeen: iso(n.lastSeen),
+    expiresAt: iso(n.expiresAt),
+    expired: isExpired(n),
+    endpoints: n.endpoints,
+    createdAt: n.createdAt.toISOString(),
+  };
+}
+
+export function selfDto(n: NodeWithUser): SelfNode {
+  return { id: n.id, name: n.name, user: n.user.name, ipv4: n.ipv4, ipv6: n.ipv6, nodeKey: n.nodeKey, expiresAt: iso(n.expiresAt) };
+}
+
+export function peerDto(n: NodeWithUser): Peer {
+  return {
+    id: n.id,
+    name: n.name,
+    user: n.user.name,
+    nodeKey: n.nodeKey,
+    ipv4: n.ipv4,
+    ipv6: n.ipv6,
+    allowedIps: [`${n.ipv4}/32`, `${n.ipv6}/128`],
+    endpoints: n.endpoints,
+    online: n.online,
+    lastSeen: iso(n.lastSeen),
+  };
+}
+
+export function authKeyDto(k: DbAuthKey & { user: Pick<DbUser, 'name'> }): AuthKey {
+  return {
+    id: k.id,
+    prefix: k.prefix,
+    user: k.user.name,
+    reusable: k.reusable,
+    ephemeral: k.ephemeral,
+    tags: k.tags,
+    expiresAt: iso(k.expiresAt),
+    usedCount: k.usedCount,
+    revoked: k.revokedAt !== null,
+    createdAt: k.createdAt.toISOString(),
+  };
+}
+
+export function apiKeyDto(k: DbApiKey): ApiKey {
+  return {
+    id: k.id,
+    prefix: k.prefix,
+    scopes: k.scopes as ApiKey['scopes'],
+    description: k.description,
+    expiresAt: iso(k.expiresAt),
+    lastUsedAt: iso(k.lastUsedAt),
+    revoked: k.revokedAt !== null,
+    createdAt: k.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,52 @@
+/**
+ * The one write path (STYLE.md 3). Every change to users, nodes, keys and logins goes through
+ * here, is audited in the same transaction, and emits a change descriptor for the mapper. Route
+ * handlers validate, call state, and shape the reply; they never touch Prisma.
+ */
+import type { PrismaClient } from '@weft/db';
+import { ApiKeys } from './api-keys.js';
+import { AuthKeys } from './auth-keys.js';
+import { generateUlaPrefix } from './addresses.js';
+import type { ChangeSink } from './changes.js';
+import type { StateContext } from './context.js';
+import { Logins } from './logins.js';
+import { Nodes } from './nodes.js';
+import { Users } from './users.js';
+
+export type { Change, ChangeSink } from './changes.js';
+export type { Actor } from './context.js';
+export type { ApiPrincipal } from './api-keys.js';
+export type { NodeWithUser } from './dto.js';
+export { peerDto, selfDto, isExpired } from './dto.js';
+
+export class State {
+  readonly users: Users;
+  readonly authKeys: AuthKeys;
+  readonly apiKeys: ApiKeys;
+  readonly logins: Logins;
+  readonly nodes: Nodes;
+
+  private constructor(readonly ctx: StateContext) {
+    this.users = new Users(ctx);
+    this.authKeys = new AuthKeys(ctx);
+    this.apiKeys = new ApiKeys(ctx);
+    this.logins = new Logins(ctx);
+    this.nodes = new Nodes(ctx, this.authKeys, this.logins);
+  }
+
+  static async open(opts: { prisma: PrismaClient; emit: ChangeSink; serverUrl: string; loginTimeoutS: number }): Promise<State> {
+    const ulaPrefix = await deploymentUlaPrefix(opts.prisma);
+    return new State({ ...opts, ulaPrefix });
+  }
+
+  async ping(): Promise<void> {
+    await this.ctx.prisma.$queryRawUnsafe('SELECT 1');
+  }
+}
+
+/** The /48 chosen on the deployment's first start; replicas racing to choose agree on one. */
+async function deploymentUlaPrefix(prisma: PrismaClient): Promise<string> {
+  await prisma.setting.createMany({ data: [{ key: 'ula_prefix', value: generateUlaPrefix() }], skipDuplicates: true });
+  const row = await prisma.setting.findUniqueOrThrow({ where: { key: 'ula_prefix' } });
+  return row.value;
+}

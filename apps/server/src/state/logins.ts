@@ -1,0 +1,93 @@
+/**
+ * Interactive logins: a device without an auth key gets a short code and a URL, and waits until a
+ * person approves it in the browser or an admin runs `weft-server nodes approve CODE`.
+ */
+import { randomInt } from 'node:crypto';
+import type { MachinePublicKey } from '@weft/crypto';
+import type { PendingLogin, RegisterRequest, RegisterResponse } from '@weft/protocol';
+import { ApiError, Errors } from '../errors.js';
+import { insertNode, lockAllocation } from './allocate.js';
+import { audit, TX_OPTIONS, type Actor, type StateContext } from './context.js';
+import { selfDto } from './dto.js';
+import { findUserOrThrow } from './users.js';
+
+/** No 0/O, 1/I/L: codes are read aloud and typed. */
+const CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
+
+function newCode(): string {
+  let s = '';
+  for (let i = 0; i < 8; i++) s += CODE_ALPHABET[randomInt(CODE_ALPHABET.length)];
+  return `${s.slice(0, 4)}-${s.slice(4)}`;
+}
+
+/** Accepts "abcd-efgh", "ABCDEFGH", " ABCD EFGH ". */
+export function normalizeCode(input: string): string {
+  const s = input.toUpperCase().replace(/[^A-Z0-9]/g, '');
+  return s.length === 8 ? `${s.slice(0, 4)}-${s.slice(4)}` : s;
+}
+
+export class Logins {
+  constructor(private readonly ctx: StateContext) {}
+
+  async startOrPoll(machineKey: MachinePublicKey, req: RegisterRequest): Promise<RegisterResponse> {
+    const prisma = this.ctx.prisma;
+    let pending = await prisma.pendingLogin.findUnique({ where: { machineKey } });
+    if (pending?.nodeId) {
+      const node = await prisma.node.findUnique({ where: { id: pending.nodeId }, include: { user: { select: { name: true } } } });
+      await prisma.pendingLogin.delete({ where: { id: pending.id } });
+      if (node) return { status: 'registered', node: selfDto(node) };
+      pending = null;
+    }
+    if (pending && pending.expiresAt.getTime() <= Date.now()) {
+      await prisma.pendingLogin.delete({ where: { id: pending.id } });
+      throw new ApiError(Errors.loginExpired, 'nobody approved this device in time; run `weft up` again');
+    }
+    if (!pending) {
+      pending = await prisma.pendingLogin.create({
+        data: { code: newCode(), machineKey, nodeKey: req.nodeKey, hostname: req.hostname, expiresAt: new Date(Date.now() + this.ctx.loginTimeoutS * 1000) },
+      });
+    } else if (pending.nodeKey !== req.nodeKey || pending.hostname !== req.hostname) {
+      pending = await prisma.pendingLogin.update({ where: { id: pending.id }, data: { nodeKey: req.nodeKey, hostname: req.hostname } });
+    }
+    return {
+      status: 'pending',
+      code: pending.code,
+      loginUrl: `${this.ctx.serverUrl}/login/${pending.code}`,
+      expiresAt: pending.expiresAt.toISOString(),
+    };
+  }
+
+  async list(): Promise<PendingLogin[]> {
+    const rows = await this.ctx.prisma.pendingLogin.findMany({ where: { expiresAt: { gt: new Date() } }, orderBy: { id: 'asc' } });
+    return rows.map((p) => ({ code: p.code, hostname: p.hostname, nodeKey: p.nodeKey, expiresAt: p.expiresAt.toISOString(), approved: p.nodeId !== null }));
+  }
+
+  async get(code: string): Promise<PendingLogin> {
+    const p = await this.ctx.prisma.pendingLogin.findUnique({ where: { code: normalizeCode(code) } });
+    if (!p || p.expiresAt.getTime() <= Date.now()) throw new ApiError(Errors.loginNotFound, `no pending login with code ${normalizeCode(code)}; it may have expired`);
+    return { code: p.code, hostname: p.hostname, nodeKey: p.nodeKey, expiresAt: p.expiresAt.toISOString(), approved: p.nodeId !== null };
+  }
+
+  /** Approves the device as a node of `userName`; the waiting agent picks it up on its next poll. */
+  async approve(actor: Actor, code: string, userName: string): Promise<{ nodeId: number }> {
+    const node = await this.ctx.prisma.$transaction(async (tx) => {
+      const p = await tx.pendingLogin.findUnique({ where: { code: normalizeCode(code) } });
+      if (!p || p.expiresAt.getTime() <= Date.now()) throw new ApiError(Errors.loginNotFound, `no pending login with code ${normalizeCode(code)}; it may have expired`);
+      if (p.nodeId) return { id: p.nodeId };
+      const user = await findUserOrThrow(tx, userName);
+      const existing = await tx.node.findUnique({ where: { machineKey: p.machineKey } });
+      let n;
+      if (existing) {
+        n = await tx.node.update({ where: { id: existing.id }, data: { nodeKey: p.nodeKey, hostname: p.hostname, expiresAt: null, userId: user.id }, include: { user: { select: { name: true } } } });
+      } else {
+        await lockAllocation(tx);
+        n = await insertNode(this.ctx, tx, { userId: user.id, hostname: p.hostname, nodeKey: p.nodeKey, machineKey: p.machineKey, tags: [], ephemeral: false, authKeyId: null, expiresAt: null });
+      }
+      await tx.pendingLogin.update({ where: { id: p.id }, data: { nodeId: n.id, approvedBy: actor } });
+      await audit(tx, actor, 'node.approve', `node:${n.name}`, { code: p.code, user: user.name, ipv4: n.ipv4 });
+      return n;
+    }, TX_OPTIONS);
+    this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
+    return { nodeId: node.id };
+  }
+}

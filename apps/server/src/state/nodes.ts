@@ -1,0 +1,155 @@
+import type { MachinePublicKey } from '@weft/crypto';
+import type { Node, PeerPatch, RegisterRequest, RegisterResponse } from '@weft/protocol';
+import { ApiError, Errors } from '../errors.js';
+import { insertNode, lockAllocation } from './allocate.js';
+import type { AuthKeys } from './auth-keys.js';
+import { audit, isUniqueViolation, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
+import { isExpired, nodeDto, selfDto, type NodeWithUser } from './dto.js';
+import type { Logins } from './logins.js';
+
+const withUser = { user: { select: { name: true } } } as const;
+
+export class Nodes {
+  constructor(
+    private readonly ctx: StateContext,
+    private readonly authKeys: AuthKeys,
+    private readonly logins: Logins,
+  ) {}
+
+  async list(): Promise<Node[]> {
+    return (await this.ctx.prisma.node.findMany({ orderBy: { id: 'asc' }, include: withUser })).map(nodeDto);
+  }
+
+  async get(id: number): Promise<Node> {
+    return nodeDto(await this.row(id));
+  }
+
+  /** Rows for the mapper: every node, or just `ids`. */
+  async rows(ids?: number[]): Promise<NodeWithUser[]> {
+    return this.ctx.prisma.node.findMany({ where: ids ? { id: { in: ids } } : {}, include: withUser, orderBy: { id: 'asc' } });
+  }
+
+  async byMachineKey(machineKey: MachinePublicKey): Promise<NodeWithUser | null> {
+    return this.ctx.prisma.node.findUnique({ where: { machineKey }, include: withUser });
+  }
+
+  /** Inside a transaction pass `tx`: PGlite has one connection, so a query beside it would wait forever. */
+  private async row(id: number, db: Tx = this.ctx.prisma): Promise<NodeWithUser> {
+    const n = await db.node.findUnique({ where: { id }, include: withUser });
+    if (!n) throw new ApiError(Errors.nodeNotFound, `no node with id ${id}; list them with: weft-server nodes list`);
+    return n;
+  }
+
+  /**
+   * A device joins (or comes back). Proof of the machine key was checked by the caller.
+   * - Known machine key, not expired, no auth key: returns the existing node (restart, re-up).
+   * - Auth key: joins at once (a known, expired machine is renewed in place).
+   * - Neither: interactive login, answered `pending` until a person approves it.
+   */
+  async register(machineKey: MachinePublicKey, req: RegisterRequest): Promise<RegisterResponse> {
+    const existing = await this.byMachineKey(machineKey);
+    if (existing && !req.authKey && !isExpired(existing)) {
+      // An approved login that the agent has not collected yet is done with now.
+      await this.ctx.prisma.pendingLogin.deleteMany({ where: { machineKey } });
+      if (existing.nodeKey !== req.nodeKey) {
+        const updated = await this.ctx.prisma.$transaction(async (tx) => {
+          const n = await tx.node.update({ where: { id: existing.id }, data: { nodeKey: req.nodeKey }, include: withUser });
+          await audit(tx, `node:${n.id}`, 'node.rotate-key', `node:${n.name}`);
+          return n;
+        });
+        this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [updated.id] });
+        return { status: 'registered', node: selfDto(updated) };
+      }
+      return { status: 'registered', node: selfDto(existing) };
+    }
+    if (!req.authKey) return this.logins.startOrPoll(machineKey, req);
+
+    const authKey = req.authKey;
+    try {
+      const node = await this.ctx.prisma.$transaction(async (tx) => {
+        const key = await this.authKeys.consume(tx, authKey);
+        if (existing) {
+          // Renewal of a known machine: same node, same addresses, fresh key and expiry.
+          const n = await tx.node.update({
+            where: { id: existing.id },
+            data: { nodeKey: req.nodeKey, hostname: req.hostname, expiresAt: null, userId: key.userId, authKeyId: key.id },
+            include: withUser,
+          });
+          await audit(tx, `authkey:${key.prefix}`, 'node.renew', `node:${n.name}`);
+          return n;
+        }
+        await lockAllocation(tx);
+        const n = await insertNode(this.ctx, tx, {
+          userId: key.userId,
+          hostname: req.hostname,
+          nodeKey: req.nodeKey,
+          machineKey,
+          tags: key.tags,
+          ephemeral: key.ephemeral,
+          authKeyId: key.id,
+          expiresAt: null,
+        });
+        await audit(tx, `authkey:${key.prefix}`, 'node.register', `node:${n.name}`, { ipv4: n.ipv4, user: n.user.name });
+        return n;
+      }, TX_OPTIONS);
+      this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
+      return { status: 'registered', node: selfDto(node) };
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ApiError(Errors.invalidRequest, 'that node key is already registered to another machine', { cause: err });
+      throw err;
+    }
+  }
+
+  async delete(actor: Actor, id: number): Promise<Node> {
+    const node = await this.ctx.prisma.$transaction(async (tx) => {
+      const n = await tx.node.findUnique({ where: { id }, include: withUser });
+      if (!n) throw new ApiError(Errors.nodeNotFound, `no node with id ${id}; list them with: weft-server nodes list`);
+      await tx.node.delete({ where: { id } });
+      await audit(tx, actor, 'node.delete', `node:${n.name}`, { user: n.user.name, ipv4: n.ipv4 });
+      return n;
+    });
+    this.ctx.emit({ kind: 'nodes-removed', nodeIds: [node.id] });
+    return nodeDto(node);
+  }
+
+  async expire(actor: Actor, id: number): Promise<Node> {
+    const node = await this.ctx.prisma.$transaction(async (tx) => {
+      await this.row(id, tx);
+      const n = await tx.node.update({ where: { id }, data: { expiresAt: new Date() }, include: withUser });
+      await audit(tx, actor, 'node.expire', `node:${n.name}`);
+      return n;
+    });
+    this.ctx.emit({ kind: 'nodes-expired', nodeIds: [node.id] });
+    return nodeDto(node);
+  }
+
+  async rename(actor: Actor, id: number, name: string): Promise<Node> {
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) {
+      throw new ApiError(Errors.invalidRequest, 'name must be a DNS label: 1-63 of a-z, 0-9 and "-", not starting or ending with "-"', {
+        errors: [{ path: 'name', message: 'not a DNS label' }],
+      });
+    }
+    try {
+      const node = await this.ctx.prisma.$transaction(async (tx) => {
+        const before = await this.row(id, tx);
+        const n = await tx.node.update({ where: { id }, data: { name }, include: withUser });
+        await audit(tx, actor, 'node.rename', `node:${before.name}`, { to: name });
+        return n;
+      });
+      this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
+      return nodeDto(node);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ApiError(Errors.nameTaken, `another node is already named "${name}"`, { cause: err });
+      throw err;
+    }
+  }
+
+  /** Connection state and endpoints: telemetry from the agent channel, not audited. */
+  async patch(id: number, data: { online?: boolean; endpoints?: string[] }): Promise<void> {
+    const lastSeen = new Date();
+    const res = await this.ctx.prisma.node.updateMany({ where: { id }, data: { ...data, lastSeen } });
+    if (res.count === 0) return;
+    const patch: PeerPatch = { id, ...data, lastSeen: lastSeen.toISOString() };
+    this.ctx.emit({ kind: 'nodes-patched', patches: [patch] });
+  }
+}

@@ -1,0 +1,159 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { CloseCode, MAX_AGENT_MESSAGE_BYTES } from '@weft/protocol';
+import { signMachineToken } from '@weft/crypto';
+import { SimAgent } from '../../../../test-support/sim-agent.js';
+import { BACKENDS, startServer, type TestServer } from '../support/server.js';
+
+describe.each(BACKENDS)('agent channel on %s', (backend) => {
+  let s: TestServer;
+  let key: string;
+  beforeAll(async () => {
+    s = await startServer(backend);
+    await s.api('POST', '/api/v1/users', { name: 'ops' });
+    await s.api('POST', '/api/v1/users', { name: 'leaver' });
+    key = (await s.api('POST', '/api/v1/authkeys', { user: 'ops', reusable: true })).body.key;
+  });
+  afterAll(async () => s?.close());
+
+  async function joined(hostname: string, authKey = key): Promise<SimAgent> {
+    const a = new SimAgent(s.url, hostname);
+    await a.register(authKey);
+    await a.connect();
+    await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
+    return a;
+  }
+
+  it('sends a full netmap on connect, then sequenced deltas to the nodes affected', async () => {
+    const a = await joined('alpha');
+    expect(a.received[0]!.msg).toMatchObject({ type: 'netmap', seq: 1 });
+    const b = await joined('beta');
+    expect(b.peers.has(a.self!.id)).toBe(true);
+    await a.waitFor(() => a.peers.has(b.self!.id), 5000, 'beta upserted into alpha');
+    const seqs = a.received.map((r) => r.msg.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    expect(a.peers.get(b.self!.id)).toMatchObject({ nodeKey: b.node.publicKey, allowedIps: [`${b.self!.ipv4}/32`, `${b.self!.ipv6}/128`] });
+    // Endpoints reported by one node reach the other as a patch.
+    b.send(JSON.stringify({ type: 'endpoints', endpoints: ['192.0.2.7:41641'] }));
+    await a.waitFor(() => a.peers.get(b.self!.id)?.endpoints[0] === '192.0.2.7:41641', 5000, 'endpoint patch');
+    // A node never sees itself as a peer.
+    expect(a.peers.has(a.self!.id)).toBe(false);
+    a.close();
+    b.close();
+  });
+
+  it('resends a full netmap on resync', async () => {
+    const a = await joined('gamma');
+    a.send(JSON.stringify({ type: 'resync' }));
+    await a.waitFor(() => a.received.filter((r) => r.msg.type === 'netmap').length === 2, 5000, 'second netmap');
+    expect(a.received.at(-1)!.msg.seq).toBe(1);
+    a.close();
+  });
+
+  it('deleting a node closes its socket at once, removes it from every peer, and it cannot reconnect', async () => {
+    const victim = await joined('victim');
+    const watcher = await joined('watcher');
+    await victim.waitFor(() => victim.peers.has(watcher.self!.id));
+    const res = await s.api('DELETE', `/api/v1/nodes/${victim.self!.id}`);
+    expect(res.status).toBe(200);
+    await victim.waitFor(() => victim.closed !== null, 5000, 'victim closed');
+    expect(victim.closed!.code).toBe(CloseCode.NodeDeleted);
+    await watcher.waitFor(() => !watcher.peers.has(victim.self!.id), 5000, 'victim removed from watcher');
+    await victim.connect().catch(() => {});
+    await victim.waitFor(() => victim.closed !== null, 5000);
+    expect(victim.closed!.code).toBe(CloseCode.Unauthorized);
+    watcher.close();
+  });
+
+  it('deleting a user removes every node of theirs from every peer', async () => {
+    const leaverKey = (await s.api('POST', '/api/v1/authkeys', { user: 'leaver', reusable: true })).body.key;
+    const l1 = await joined('leaver-laptop', leaverKey);
+    const l2 = await joined('leaver-desktop', leaverKey);
+    const stay = await joined('stayer');
+    await stay.waitFor(() => stay.peers.has(l1.self!.id) && stay.peers.has(l2.self!.id));
+    expect((await s.api('DELETE', '/api/v1/users/leaver')).status).toBe(200);
+    await stay.waitFor(() => !stay.peers.has(l1.self!.id) && !stay.peers.has(l2.self!.id), 5000, 'leaver nodes removed');
+    await l1.waitFor(() => l1.closed !== null);
+    await l2.waitFor(() => l2.closed !== null);
+    expect([l1.closed!.code, l2.closed!.code]).toEqual([CloseCode.NodeDeleted, CloseCode.NodeDeleted]);
+    stay.close();
+  });
+
+  it('expiring a node closes it with NodeExpired and hides it; a new auth key renews it in place', async () => {
+    const e = await joined('expiring');
+    const w = await joined('witness');
+    await w.waitFor(() => w.peers.has(e.self!.id));
+    const before = e.self!;
+    await s.api('POST', `/api/v1/nodes/${e.self!.id}/expire`);
+    await e.waitFor(() => e.closed !== null);
+    expect(e.closed!.code).toBe(CloseCode.NodeExpired);
+    await w.waitFor(() => !w.peers.has(before.id), 5000, 'expired node hidden');
+    await e.connect().catch(() => {});
+    await e.waitFor(() => e.closed !== null);
+    expect(e.closed!.code).toBe(CloseCode.NodeExpired);
+    await expect(e.register()).resolves.toMatchObject({ status: 'pending' });
+    const renewed = await e.register(key);
+    expect(renewed).toMatchObject({ status: 'registered', node: { id: before.id, ipv4: before.ipv4 } });
+    await w.waitFor(() => w.peers.has(before.id), 5000, 'renewed node visible again');
+    w.close();
+  });
+
+  it('a malformed or oversize message closes only that socket', async () => {
+    const bad = await joined('bad-json');
+    const big = await joined('too-big');
+    const wrong = await joined('wrong-shape');
+    const good = await joined('good');
+    bad.send('{not json');
+    big.send('x'.repeat(MAX_AGENT_MESSAGE_BYTES + 1));
+    wrong.send(JSON.stringify({ type: 'endpoints', endpoints: ['not-an-endpoint'] }));
+    await bad.waitFor(() => bad.closed !== null);
+    await big.waitFor(() => big.closed !== null);
+    await wrong.waitFor(() => wrong.closed !== null);
+    expect(bad.closed!.code).toBe(CloseCode.BadMessage);
+    expect(big.closed!.code).toBe(CloseCode.TooBig);
+    expect(wrong.closed!.code).toBe(CloseCode.BadMessage);
+    const late = await joined('late');
+    await good.waitFor(() => good.peers.has(late.self!.id), 5000, 'late peer reaches good node');
+    expect(good.closed).toBeNull();
+    good.close();
+    late.close();
+  });
+
+  it('refuses sockets without a valid machine token', async () => {
+    const closeCode = (headers: Record<string, string>) =>
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(`${s.url.replace('http', 'ws')}/agent/v1`, { headers });
+        ws.on('close', (code) => resolve(code));
+        ws.on('error', () => {});
+      });
+    expect(await closeCode({})).toBe(CloseCode.Unauthorized);
+    expect(await closeCode({ authorization: 'Bearer nope' })).toBe(CloseCode.Unauthorized);
+    const stranger = new SimAgent(s.url);
+    expect(await closeCode({ authorization: `Bearer ${await signMachineToken(stranger.machine.privateKey)}` })).toBe(CloseCode.Unauthorized);
+  });
+
+  it('single-use keys work once; the same machine key comes back as the same node', async () => {
+    const once = (await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key;
+    const a = new SimAgent(s.url, 'once');
+    const first = await a.register(once);
+    await expect(new SimAgent(s.url, 'twice').register(once)).rejects.toMatchObject({ body: { code: 'auth_key_used' } });
+    expect(await a.register()).toEqual(first);
+    await expect(new SimAgent(s.url).register('weft-auth-000000000000-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')).rejects.toMatchObject({ body: { code: 'auth_key_invalid' } });
+    const expired = (await s.api('POST', '/api/v1/authkeys', { user: 'ops', expiresIn: 1 })).body.key;
+    await new Promise((r) => setTimeout(r, 1100));
+    await expect(new SimAgent(s.url).register(expired)).rejects.toMatchObject({ body: { code: 'auth_key_expired' } });
+  });
+
+  it('interactive login: pending with a code until an admin approves it', async () => {
+    const a = new SimAgent(s.url, 'laptop');
+    const pending = await a.register();
+    if (pending.status !== 'pending') throw new Error('expected pending');
+    expect(pending.code).toMatch(/^[A-Z2-9]{4}-[A-Z2-9]{4}$/);
+    expect(pending.loginUrl).toContain(`/login/${pending.code}`);
+    expect(await a.register()).toMatchObject({ status: 'pending', code: pending.code });
+    expect(await (await fetch(`${s.url}/login/${pending.code}`)).text()).toContain(pending.code);
+    expect((await s.api('POST', `/api/v1/logins/${pending.code.toLowerCase()}/approve`, { user: 'ops' })).status).toBe(200);
+    expect(await a.register()).toMatchObject({ status: 'registered', node: { user: 'ops', name: 'laptop' } });
+    expect((await s.api('POST', `/api/v1/logins/${pending.code}/approve`, { user: 'ops' })).status).toBe(404);
+  });
+});

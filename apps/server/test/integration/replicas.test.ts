@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CloseCode } from '@weft/protocol';
+import { createTestDatabase } from '../../../../test-support/test-database.js';
+import { SimAgent } from '../../../../test-support/sim-agent.js';
+import { cli, spawnServer, type ServerProcess } from '../support/process.js';
+
+describe('two server processes on one Postgres', () => {
+  let a: ServerProcess;
+  let b: ServerProcess;
+  let adminKey: string;
+  const api = async (s: ServerProcess, method: string, path: string, body?: unknown) => {
+    const res = await fetch(s.url + path, {
+      method,
+      headers: { authorization: `Bearer ${adminKey}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  beforeAll(async () => {
+    const url = await createTestDatabase();
+    // Started together: both migrate the empty database at once.
+    [a, b] = await Promise.all([spawnServer({ DATABASE_URL: url }), spawnServer({ DATABASE_URL: url })]);
+    const created = await cli(['apikeys', 'create', '--scopes', 'admin', '--json', '--data-dir', a.dataDir]);
+    expect(created.code, created.stderr).toBe(0);
+    adminKey = JSON.parse(created.stdout).key;
+    expect((await api(a, 'POST', '/api/v1/users', { name: 'fleet' })).status).toBe(201);
+  });
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  it('200 concurrent registrations across both: no duplicate, no lost node', async () => {
+    const key = (await api(b, 'POST', '/api/v1/authkeys', { user: 'fleet', reusable: true })).body.key;
+    const agents = Array.from({ length: 200 }, (_, i) => new SimAgent(i % 2 ? a.url : b.url, 'worker'));
+    const results = await Promise.all(agents.map((ag) => ag.register(key)));
+    expect(results.every((r) => r.status === 'registered')).toBe(true);
+    const nodes = (await api(a, 'GET', '/api/v1/nodes')).body.items as { ipv4: string; ipv6: string; name: string; nodeKey: string }[];
+    expect(nodes).toHaveLength(200);
+    for (const field of ['ipv4', 'ipv6', 'name', 'nodeKey'] as const) expect(new Set(nodes.map((n) => n[field])).size, field).toBe(200);
+    expect(new Set(agents.map((ag) => ag.self!.ipv4))).toEqual(new Set(nodes.map((n) => n.ipv4)));
+  });
+
+  it('a change made on one replica reaches agents connected to the other', async () => {
+    const key = (await api(a, 'POST', '/api/v1/authkeys', { user: 'fleet', reusable: true })).body.key;
+    const onA = new SimAgent(a.url, 'on-a');
+    const onB = new SimAgent(b.url, 'on-b');
+    await onA.register(key);
+    await onB.register(key);
+    await onA.connect();
+    await onB.connect();
+    await onA.waitFor(() => onA.peers.has(onB.self!.id), 10_000, 'on-b visible on replica A');
+    // A node joining through B reaches the agent on A.
+    const late = new SimAgent(b.url, 'late');
+    await late.register(key);
+    await onA.waitFor(() => onA.peers.has(late.self!.id), 10_000, 'late join via B reaches A');
+    // Deleting through A closes the socket held by B and updates the agent on A.
+    expect((await api(a, 'DELETE', `/api/v1/nodes/${onB.self!.id}`)).status).toBe(200);
+    await onB.waitFor(() => onB.closed !== null, 10_000, 'on-b closed by replica B');
+    expect(onB.closed!.code).toBe(CloseCode.NodeDeleted);
+    await onA.waitFor(() => !onA.peers.has(onB.self!.id), 10_000, 'on-b removed on A');
+    onA.close();
+  });
+});

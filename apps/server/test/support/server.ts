@@ -1,0 +1,57 @@
+/** A real control server on a loopback port, on embedded PGlite or a fresh Postgres database. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase } from '@weft/db';
+import { createTestDatabase } from '../../../../test-support/test-database.js';
+import { buildApp, type App } from '../../src/app.js';
+
+export type Backend = 'pglite' | 'postgres';
+export const BACKENDS: Backend[] = ['pglite', 'postgres'];
+
+export interface TestServer extends App {
+  url: string;
+  adminKey: string;
+  readKey: string;
+  /** Admin-authorised JSON request; returns status and parsed body. */
+  api: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: any; type: string | null }>;
+  close: () => Promise<void>;
+}
+
+export async function startServer(backend: Backend, opts: { patchIntervalMs?: number } = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-srv-'));
+  const db = await openDatabase(backend === 'pglite' ? { dataDir: dir } : { databaseUrl: await createTestDatabase() });
+  const built = await buildApp({ db, serverUrl: 'http://127.0.0.1', patchIntervalMs: opts.patchIntervalMs ?? 20 });
+  await built.app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = built.app.server.address();
+  const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  const adminKey = (await built.state.apiKeys.create('test', { scopes: ['admin'] })).key;
+  const readKey = (await built.state.apiKeys.create('test', { scopes: ['read'] })).key;
+  const api: TestServer['api'] = async (method, path, body, headers = {}) => {
+    const res = await fetch(url + path, {
+      method,
+      headers: { authorization: `Bearer ${adminKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* not JSON: leave as text */
+    }
+    return { status: res.status, body: parsed, type: res.headers.get('content-type') };
+  };
+  return {
+    ...built,
+    url,
+    adminKey,
+    readKey,
+    api,
+    close: async () => {
+      await built.app.close();
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

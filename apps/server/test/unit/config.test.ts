@@ -1,0 +1,26 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+
+describe('server config', () => {
+  it('layers file, env and flags, flags winning', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-'));
+    const file = join(dir, 'weft.json');
+    writeFileSync(file, JSON.stringify({ listen: '0.0.0.0:9000', logLevel: 'debug' }));
+    const c = loadConfig(['--config', file, '--listen', '127.0.0.1:7000'], { WEFT_DATA_DIR: dir, WEFT_LOG_LEVEL: 'warn' });
+    expect(c).toMatchObject({ listen: '127.0.0.1:7000', dataDir: dir, logLevel: 'warn' });
+  });
+
+  it('names the bad key and where it came from', () => {
+    expect(() => loadConfig(['--listen', 'nope'], {})).toThrow(/"listen" \(flag --listen\)/);
+    expect(() => loadConfig([], { WEFT_DATABASE_URL: 'mysql://x' })).toThrow(/"database-url" \(environment variable WEFT_DATABASE_URL\): must start with postgres/);
+    const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-'));
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ lissen: 'x' }));
+    expect(() => loadConfig(['--config', join(dir, 'bad.json')], {})).toThrow(/unknown key\(s\) "lissen"/);
+    writeFileSync(join(dir, 'broken.json'), '{');
+    expect(() => loadConfig(['--config', join(dir, 'broken.json')], {})).toThrow(/cannot read config file/);
+    expect(() => loadConfig(['--port', '1'], {})).toThrow(/unknown flag --port/);
+  });
+});

@@ -6,6 +6,8 @@ export type DbErrorCode =
   | 'MIGRATION_FAILED'
   /** `_prisma_migrations` holds a migration that started and never finished (e.g. by `prisma migrate`). */
   | 'MIGRATION_PREVIOUSLY_FAILED'
+  /** Another live process (or this one) has the embedded database open. */
+  | 'DATA_DIR_IN_USE'
   /** A change-bus payload larger than MAX_PAYLOAD_BYTES. */
   | 'BUS_PAYLOAD_TOO_LARGE'
   /** publish() after close(). */
@@ -15,6 +17,7 @@ const RETRYABLE: Record<DbErrorCode, boolean> = {
   MIGRATION_CHECKSUM_MISMATCH: false,
   MIGRATION_FAILED: false,
   MIGRATION_PREVIOUSLY_FAILED: false,
+  DATA_DIR_IN_USE: false,
   BUS_PAYLOAD_TOO_LARGE: false,
   BUS_CLOSED: false,
 };

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { type ChangeBus, LocalChangeBus, PgChangeBus } from './change-bus.js';
 import { PrismaClient } from './generated/client.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { type Log, silentLog } from './log.js';
 import { migrate, type SqlSession } from './migrate.js';
 import { migrationsDir as defaultMigrationsDir } from './paths.js';
@@ -43,7 +44,14 @@ export async function openDatabase(opts: OpenOptions, log: Log = silentLog): Pro
 async function openPGlite(dataDir: string, migrationsDir: string, log: Log): Promise<Database> {
   const dir = join(dataDir, 'db');
   mkdirSync(dir, { recursive: true });
-  const pglite = await PGlite.create({ dataDir: dir });
+  const unlock = lockDataDir(dataDir);
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create({ dataDir: dir });
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   try {
     const session: SqlSession = {
       query: async <R>(sql: string, params?: unknown[]) => (await pglite.query<R>(sql, params)).rows,
@@ -59,14 +67,16 @@ async function openPGlite(dataDir: string, migrationsDir: string, log: Log): Pro
       backend: 'pglite',
       bus,
       appliedMigrations,
-      async close() {
+      close: once(async () => {
         bus.close();
         await prisma.$disconnect();
         await pglite.close();
-      },
+        unlock();
+      }),
     };
   } catch (err) {
     await pglite.close().catch(() => {});
+    unlock();
     throw err;
   }
 }
@@ -87,11 +97,11 @@ async function openPostgres(url: string, migrationsDir: string, log: Log): Promi
       backend: 'postgres',
       bus: theBus,
       appliedMigrations,
-      async close() {
+      close: once(async () => {
         await theBus.close();
         await prisma.$disconnect();
         await pool.end();
-      },
+      }),
     };
   } catch (err) {
     await bus?.close();
@@ -116,4 +126,10 @@ async function migratePostgres(pool: pg.Pool, migrationsDir: string, log: Log): 
   } finally {
     client.release(broken);
   }
+}
+
+/** close() may be called more than once (signal handler and test teardown); only the first one works. */
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let done: Promise<void> | null = null;
+  return () => (done ??= fn());
 }

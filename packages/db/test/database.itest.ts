@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,6 +184,30 @@ describe.each<Backend>(['pglite', 'postgres'])('openDatabase on %s', (backend) =
     } finally {
       await db.close();
     }
+  });
+});
+
+describe('openDatabase on pglite, data directory', () => {
+  it('refuses a second open of a data directory that is in use, and allows it after close', async () => {
+    const target = await freshTarget('pglite');
+    const db = await openDatabase(target);
+    try {
+      const err = await openDatabase(target).catch((e: unknown) => e);
+      expect((err as DbError).code).toBe('DATA_DIR_IN_USE');
+    } finally {
+      await db.close();
+      await db.close();
+    }
+    const again = await openDatabase(target);
+    await again.close();
+  });
+
+  it('takes over a lock left behind by a process that died', async () => {
+    const target = await freshTarget('pglite');
+    const gone = spawnSync(process.execPath, ['-e', 'process.pid'], { stdio: 'ignore' }).pid;
+    writeFileSync(join((target as { dataDir: string }).dataDir, 'db.lock'), `${gone}\n`);
+    const db = await openDatabase(target);
+    await db.close();
   });
 });
 

@@ -44,7 +44,9 @@ function pgUser(): { uid: number; gid: number } | null {
   const existing = lookup();
   if (existing) return existing;
   // Another test process may create it at the same moment; whoever loses finds it on the re-check.
-  const r = spawnSync('useradd', ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', RUN_AS], {
+  // Root's PATH does not always include /usr/sbin (e.g. under `su` without -l).
+  const useradd = existsSync('/usr/sbin/useradd') ? '/usr/sbin/useradd' : 'useradd';
+  const r = spawnSync(useradd, ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', RUN_AS], {
     encoding: 'utf8',
   });
   const created = lookup();

@@ -1,7 +1,8 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../../test-support/test-database.js';
@@ -221,6 +222,32 @@ describe('openDatabase on postgres, several replicas', () => {
       expect(rows.map((r) => r.migration_name)).toEqual(files.map((f) => f.name));
     } finally {
       await Promise.all(replicas.map((r) => r.close()));
+    }
+  });
+
+  it('lets separate processes start at once on a fresh database', async () => {
+    const databaseUrl = await createTestDatabase();
+    const fixture = fileURLToPath(new URL('./fixtures/open-database.ts', import.meta.url));
+    const runs = await Promise.all(
+      [1, 2, 3].map(
+        () =>
+          new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+            const child = spawn(process.execPath, ['--import', 'tsx', fixture, databaseUrl], { stdio: ['ignore', 'pipe', 'pipe'] });
+            let out = '';
+            let err = '';
+            child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+            child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+            child.on('close', (code) => resolve({ code, out, err }));
+          }),
+      ),
+    );
+    for (const r of runs) expect(r.code, r.err).toBe(0);
+    expect(runs.flatMap((r) => JSON.parse(r.out) as string[]).sort()).toEqual(files.map((f) => f.name).sort());
+    const db = await openDatabase({ databaseUrl });
+    try {
+      expect((await migrationRows(db)).map((r) => r.migration_name)).toEqual(files.map((f) => f.name));
+    } finally {
+      await db.close();
     }
   });
 

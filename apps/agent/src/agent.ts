@@ -185,7 +185,7 @@ export class Agent {
     const startingUp = this.joining || (this.phase === 'running' && !this.engine?.up);
     return {
       version: 1,
-      state: startingUp && this.phase !== 'revoked' && this.phase !== 'expired' ? 'starting' : this.phase,
+      state: this.login ? 'needs-login' : startingUp && this.phase !== 'revoked' && this.phase !== 'expired' ? 'starting' : this.phase,
       online: this.online,
       server: this.serverUrl,
       self: self ? { ...self, machineKey: this.keys?.machinePublicKey ?? null } : null,

@@ -75,14 +75,20 @@ describe('Agent', () => {
   });
 
   it('interactive login: emits URL and code once, polls until approved', async () => {
+    const seen: string[] = [];
     control.onRegister = (_req, n) => n < 4
       ? { status: 200, body: { status: 'pending', loginUrl: `${control.url}/login/ABC`, code: 'ABC-123', expiresAt: new Date(Date.now() + 60_000).toISOString() } }
       : { status: 200, body: { status: 'registered', node: self } };
     const agent = newAgent();
     await agent.start();
     const events: UpEvent[] = [];
-    await agent.up({ server: control.url }, (e) => events.push(e), new AbortController().signal);
+    await agent.up({ server: control.url }, (e) => {
+      events.push(e);
+      if (e.type === 'login') void agent.status().then((st) => seen.push(`${st.state} ${st.login?.code}`));
+    }, new AbortController().signal);
     expect(events.map((e) => e.type)).toEqual(['login', 'registered']);
+    expect(seen).toEqual(['needs-login ABC-123']);
+    expect((await agent.status()).login).toBeNull();
     expect(events[0]).toMatchObject({ code: 'ABC-123' });
     expect(control.registers.length).toBe(4);
     expect(control.registers.every((r) => r.authKey === undefined)).toBe(true);

@@ -13,7 +13,7 @@ import type { ExecResult } from './exec.js';
 import { ExecError } from './exec.js';
 import type { Host } from './host.js';
 import type { Lab } from './lab.js';
-import type { LabProcess } from './process.js';
+import type { ExitStatus, LabProcess } from './process.js';
 import { RestClient } from './weft-rest.js';
 import { GiveUp, waitFor } from './wait.js';
 
@@ -131,15 +131,19 @@ export class WeftServer {
     return parseJsonOutput<T>(r, `weft-server ${args.join(' ')}`);
   }
 
-  /** Creates the user if needed and a reusable, non-expiring auth key for it; returns the key. */
+  /**
+   * Creates the user if needed and an auth key for it (reusable unless told otherwise, never
+   * expires); returns the secret. Over REST: each admin CLI call costs a Node start-up (~2 s here).
+   */
   async authKey(user: string, opts: { reusable?: boolean; ephemeral?: boolean } = {}): Promise<string> {
-    const existing = await this.admin<Array<{ name: string }>>(['users', 'list']);
-    if (!existing.some((u) => u.name === user)) await this.admin(['users', 'create', user]);
-    const args = ['authkeys', 'create', '--user', user, '--expiration', '0'];
-    if (opts.reusable ?? true) args.push('--reusable');
-    if (opts.ephemeral) args.push('--ephemeral');
-    const k = await this.admin<{ key: string }>(args);
-    return k.key;
+    const users = (await this.api.get<{ items: Array<{ name: string }> }>('/api/v1/users')).items;
+    if (!users.some((u) => u.name === user)) await this.api.createUser(user);
+    return this.api.createAuthKey({ user, reusable: opts.reusable ?? true, ephemeral: opts.ephemeral ?? false, expiresIn: 0 });
+  }
+
+  /** `weft-server nodes approve CODE --user USER`: an admin approves an interactive login. */
+  approve(code: string, user: string): Promise<unknown> {
+    return this.admin(['nodes', 'approve', code, '--user', user]);
   }
 
   async readyz(): Promise<boolean> {
@@ -255,6 +259,21 @@ export class WeftAgent {
     return { ...r, status };
   }
 
+  /**
+   * Interactive `weft up` (no auth key) in the background: resolves once it printed the login URL
+   * and code; `done` resolves when it exits (0 once approved).
+   */
+  async upInteractive(o: Omit<UpOptions, 'authKey' | 'timeoutMs'>, timeoutMs = 30_000): Promise<{ url: string; code: string; process: LabProcess; done: Promise<ExitStatus> }> {
+    const p = this.host.spawn(process.execPath, [AGENT_BIN, ...cli.up({ socket: this.socket, ...o })], {
+      logName: 'weft-up-interactive',
+      env: { ...CLEAN_ENV, ...this.opts.env },
+      cwd: REPO,
+    });
+    const m = await p.waitForLine(/"type"\s*:\s*"login"/, timeoutMs);
+    const e = JSON.parse(m.line) as { url: string; code: string };
+    return { url: e.url, code: e.code, process: p, done: p.exited };
+  }
+
   /** Like `up` but rejects unless `weft up` exits 0. */
   async upOk(o: UpOptions): Promise<Status> {
     const r = await this.up(o);
@@ -313,6 +332,11 @@ export class WeftAgent {
       { timeoutMs: this.opts.readyTimeoutMs ?? 20_000, intervalMs: 50, what: `weft daemon socket ${this.socket}` },
     );
   }
+}
+
+/** "nodekey:<hex>" (how Weft writes node keys) -> base64 (how `wg show` prints them). */
+export function wgKeyOf(nodeKey: string): string {
+  return Buffer.from(nodeKey.replace(/^nodekey:/, ''), 'hex').toString('base64');
 }
 
 export function parseWgDump(text: string): WgDump {

@@ -112,6 +112,7 @@ async function throughput(a: Host, b: Host, pair: WgPair, weftTarget: string | n
 async function main(): Promise<number> {
   requireBinaries(['iperf3']);
   const started = new Date();
+  const loadAtStart = machine().loadAvg1m;
   const pending: string[] = [];
   const lab = await Lab.create({ name: 'bench', hosts: ['server', 'a', 'b'] });
   const { a, b } = lab.hosts;
@@ -130,6 +131,15 @@ async function main(): Promise<number> {
       const target = bStatus.self?.ipv4 ?? (await bAgent.tunnelIp());
       if (!target) throw new Error('b joined but reports no tunnel IPv4');
 
+      // What a bare `weft` invocation costs (Node + tsx start-up): part of every join below.
+      const startup: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const t = performance.now();
+        const r = await bAgent.cli(['version']);
+        if (r.code !== 0) throw new Error(`weft version exited ${r.code}: ${r.stderr}`);
+        startup.push(performance.now() - t);
+      }
+
       const samples: JoinSample[] = [];
       for (let i = 0; i < ITERATIONS; i++) {
         const s = await joinOnce(server, a, authKey, target, i);
@@ -145,6 +155,7 @@ async function main(): Promise<number> {
         medianMs: round(median(first)),
         p95Ms: round(percentile(first, 95)),
         upReturned: { medianMs: round(median(upRet)), p95Ms: round(percentile(upRet, 95)) },
+        cliStartup: { what: '`weft version` run to exit: Node + tsx start-up included in every join', medianMs: round(median(startup)) },
         targetMs: JOIN_TARGET_MS,
         meetsTarget: median(first) < JOIN_TARGET_MS,
       };
@@ -172,6 +183,7 @@ async function main(): Promise<number> {
       date: started.toISOString(),
       complete: !failed,
       pending,
+      loadAvg1mAtStart: loadAtStart,
       machine: machine({ 'wireguard-go': ['wireguard-go', ['--version']], iperf3: ['iperf3', ['--version']] }),
       lab: { hosts: ['server', 'a', 'b'], link: 'veth pairs on one Linux bridge, each host its own network namespace', wgBackend: 'userspace (wireguard-go)' },
       join: joinResult ?? { pending: 'needs the Weft server and agent (see pending)' },

@@ -1,6 +1,6 @@
 /** What a benchmark ran on, recorded next to its numbers. */
 import { spawnSync } from 'node:child_process';
-import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 
 export interface Machine {
   nproc: number;
@@ -8,6 +8,8 @@ export interface Machine {
   memoryMiB: number;
   kernel: string;
   node: string;
+  /** 1-minute load average when recorded: other work on a shared machine skews the numbers. */
+  loadAvg1m: number;
   /** Versions of the external tools the benchmark used. */
   tools: Record<string, string>;
 }
@@ -24,6 +26,7 @@ export function machine(tools: Record<string, [string, string[]]> = {}): Machine
     memoryMiB: Math.round(totalmem() / 2 ** 20),
     kernel: release(),
     node: process.version,
+    loadAvg1m: Math.round(loadavg()[0]! * 100) / 100,
     tools: Object.fromEntries(Object.entries(tools).map(([name, [cmd, args]]) => [name, version(cmd, args)])),
   };
 }

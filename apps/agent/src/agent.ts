@@ -265,7 +265,7 @@ export class Agent {
           this.online = false;
           log('info', 'reconnecting to control server', { reason, retryInMs });
         },
-        onFinal: (final, reason) => void this.onFinal(final, reason),
+        onFinal: (final, reason) => void this.onFinal(final, reason).catch((err: Error) => log('error', 'handling the end of the control session failed', { error: err.message })),
       },
     });
     this.session.start();
@@ -424,7 +424,7 @@ export class Agent {
 
   private waitForNetmap(signal: AbortSignal): Promise<void> {
     this.engineFor();
-    return new Promise<void>((resolve, reject) => {
+    const waiting = new Promise<void>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject };
       this.netmapWaiters.push(waiter);
       signal.addEventListener('abort', () => {
@@ -432,6 +432,9 @@ export class Agent {
         reject(new AgentError(AgentErrorCode.Internal, 'weft up was cancelled'));
       }, { once: true });
     });
+    // `up` may stop waiting (resume timeout) before this settles; a later rejection is not an error.
+    waiting.catch(() => {});
+    return waiting;
   }
 
   private resolveWaiters(): void {

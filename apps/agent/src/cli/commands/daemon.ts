@@ -26,6 +26,8 @@ export async function daemon(args: Parsed): Promise<number> {
     mtu: args.mtu ?? DEFAULT_MTU,
     log,
   });
+  // A bug in one handler must not take the data plane down with the process; log it loudly.
+  process.on('unhandledRejection', (err) => log('error', 'unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
   const api = createLocalApi(agent, log);
   try {
     await listenLocal(api, socket);

@@ -8,6 +8,7 @@ import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Database } from '@weft/db';
 import { MAX_AGENT_MESSAGE_BYTES, PROTOCOL_VERSION } from '@weft/protocol';
+import { logoutRoute } from './agent/logout-route.js';
 import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
 import { apiRoutes } from './api/routes.js';
@@ -75,6 +76,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 
   await app.register(async (scope) => {
     registerRoute(scope, state);
+    logoutRoute(scope, state);
     socketRoute(scope, state, mapper);
     apiRoutes(scope, state);
     loginPage(scope);

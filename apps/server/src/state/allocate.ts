@@ -35,8 +35,11 @@ async function nextIpv4(tx: Tx): Promise<number> {
 
 async function freeName(tx: Tx, hostname: string): Promise<string> {
   const base = sanitizeHostname(hostname);
-  const similar = await tx.node.findMany({ where: { name: { startsWith: base } }, select: { name: true } });
-  return uniqueName(base, new Set(similar.map((n) => n.name)));
+  if (!(await tx.node.findUnique({ where: { name: base }, select: { id: true } }))) return base;
+  // Taken: look only at "<base>-<n>" names, not every name sharing the prefix.
+  const suffixed = await tx.node.findMany({ where: { name: { startsWith: `${base.slice(0, 60)}-` } }, select: { name: true } });
+  const pattern = /-\d+$/;
+  return uniqueName(base, new Set([base, ...suffixed.map((n) => n.name).filter((n) => pattern.test(n))]));
 }
 
 /** Inserts a node with fresh addresses and a unique name. Caller holds the allocation lock. */

@@ -144,6 +144,19 @@ describe.each(BACKENDS)('agent channel on %s', (backend) => {
     await expect(new SimAgent(s.url).register(expired)).rejects.toMatchObject({ body: { code: 'auth_key_expired' } });
   });
 
+  it('a device that logs out is deleted and dropped by its peers', async () => {
+    const leaving = await joined('leaving');
+    const peer = await joined('peer-of-leaving');
+    await peer.waitFor(() => peer.peers.has(leaving.self!.id));
+    const res = await fetch(`${s.url}/agent/v1/logout`, { method: 'POST', headers: { authorization: `Bearer ${await signMachineToken(leaving.machine.privateKey)}` } });
+    expect(res.status).toBe(200);
+    await peer.waitFor(() => !peer.peers.has(leaving.self!.id), 5000, 'logged-out node removed');
+    expect((await s.api('GET', `/api/v1/nodes/${leaving.self!.id}`)).status).toBe(404);
+    const again = await fetch(`${s.url}/agent/v1/logout`, { method: 'POST', headers: { authorization: `Bearer ${await signMachineToken(leaving.machine.privateKey)}` } });
+    expect(again.status).toBe(404);
+    peer.close();
+  });
+
   it('interactive login: pending with a code until an admin approves it', async () => {
     const a = new SimAgent(s.url, 'laptop');
     const pending = await a.register();

@@ -1,0 +1,25 @@
+/** `POST /agent/v1/logout`: a device deregisters itself (`weft logout`); peers drop it at once. */
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { Problem } from '@weft/protocol';
+import { ApiError, Errors } from '../errors.js';
+import type { State } from '../state/index.js';
+import { machineKeyFrom } from './register-route.js';
+
+export function logoutRoute(app: FastifyInstance, state: State): void {
+  app.withTypeProvider<ZodTypeProvider>().post('/agent/v1/logout', {
+    schema: {
+      tags: ['agent'],
+      summary: 'Deregister the calling device (proved by its machine token)',
+      response: { 200: z.object({ deleted: z.number().int() }), '4xx': Problem },
+    },
+    handler: async (req) => {
+      const machineKey = await machineKeyFrom(req.headers.authorization);
+      const node = await state.nodes.byMachineKey(machineKey);
+      if (!node) throw new ApiError(Errors.nodeNotFound, 'this machine is not registered');
+      await state.nodes.delete(`node:${node.id}`, node.id);
+      return { deleted: node.id };
+    },
+  });
+}

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Status } from '../../apps/agent/src/status.js';
+import type { Status } from '@weft/agent';
 import type { ExecResult } from './exec.js';
 import { ExecError } from './exec.js';
 import type { Host } from './host.js';
@@ -17,7 +17,7 @@ import type { ExitStatus, LabProcess } from './process.js';
 import { RestClient } from './weft-rest.js';
 import { GiveUp, waitFor } from './wait.js';
 
-export type { Status as AgentStatus, PeerStatus as AgentPeerStatus } from '../../apps/agent/src/status.js';
+export type { Status as AgentStatus, PeerStatus as AgentPeerStatus } from '@weft/agent';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const SERVER_BIN = join(REPO, 'apps/server/bin/weft-server.mjs');

@@ -13,6 +13,7 @@ interface Envelope { origin: string; change: Change }
 export class ChangeHub {
   readonly origin = randomUUID();
   private unsubscribe: (() => void) | null = null;
+  private unsubscribeReconnect: (() => void) | null = null;
   private mapper: Mapper | null = null;
 
   constructor(private readonly bus: ChangeBus, private readonly log: FastifyBaseLogger) {}
@@ -30,6 +31,11 @@ export class ChangeHub {
       }
       if (env.origin !== this.origin) void mapper.apply(env.change);
     });
+    // Notifications sent while the listener was reconnecting are lost: start from the database.
+    this.unsubscribeReconnect = this.bus.onReconnect(() => {
+      this.log.warn('change bus reconnected; resyncing every session');
+      void mapper.resyncAll();
+    });
   }
 
   emit = (change: Change): void => {
@@ -43,6 +49,7 @@ export class ChangeHub {
 
   close(): void {
     this.unsubscribe?.();
+    this.unsubscribeReconnect?.();
   }
 }
 

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { AgentMessage, CloseCode, MAX_AGENT_MESSAGE_BYTES } from '@weft/protocol';
 import type { Mapper } from '../mapper/mapper.js';
-import { isExpired, type State } from '../state/index.js';
+import { isExpired, type NodeWithUser, type State } from '../state/index.js';
 import { machineKeyFrom } from './register-route.js';
 
 /** Server pings this often; an agent that misses two is dropped. */
@@ -14,19 +14,19 @@ const PING_INTERVAL_MS = 15_000;
 
 export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper): void {
   app.get('/agent/v1', { websocket: true, schema: { hide: true } as object }, async (socket, req) => {
-    let nodeId: number;
+    let node: NodeWithUser | null;
     try {
       const machineKey = await machineKeyFrom(req.headers.authorization);
-      const node = await state.nodes.byMachineKey(machineKey);
+      node = await state.nodes.byMachineKey(machineKey);
       if (!node) return socket.close(CloseCode.Unauthorized, 'no node has this machine key; run weft up');
       if (isExpired(node)) return socket.close(CloseCode.NodeExpired, 'node key expired; run weft up');
-      nodeId = node.id;
     } catch (err) {
       req.log.info({ err: (err as Error).message }, 'agent refused');
       return socket.close(CloseCode.Unauthorized, 'machine token invalid');
     }
     await mapper.settled();
-    const session = mapper.attach(nodeId, socket);
+    const nodeId = node.id;
+    const session = mapper.attach(node, socket);
     if (!session) return;
     let alive = true;
     const ping = setInterval(() => {

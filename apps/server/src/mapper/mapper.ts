@@ -51,9 +51,32 @@ export class Mapper {
     return this.sessions.size;
   }
 
-  /** Changes are applied strictly in order. */
+  /**
+   * Changes are applied strictly in order. If one cannot be applied (the database failed to
+   * answer), the mapper reloads everything and resends full netmaps rather than drift.
+   */
   apply(change: Change): Promise<void> {
-    this.queue = this.queue.then(() => this.applyNow(change)).catch((err) => this.opts.log.error({ err, change: change.kind }, 'mapper failed to apply change'));
+    this.queue = this.queue
+      .then(() => this.applyNow(change))
+      .catch((err: unknown) => {
+        this.opts.log.error({ err, change: change.kind }, 'mapper failed to apply a change; resyncing every session');
+        return this.resyncAll();
+      })
+      .catch((err: unknown) => this.opts.log.error({ err }, 'mapper resync failed'));
+    return this.queue;
+  }
+
+  /** Reloads every node and sends every session a fresh netmap (after missed changes). */
+  resyncAll(): Promise<void> {
+    const run = async () => {
+      this.entries.clear();
+      await this.init();
+      for (const s of this.sessions.values()) {
+        if (this.entries.has(s.nodeId)) this.sendNetmap(s);
+        else s.close(CloseCode.NodeDeleted, 'node deleted');
+      }
+    };
+    this.queue = this.queue.then(run, run);
     return this.queue;
   }
 
@@ -62,12 +85,16 @@ export class Mapper {
     return this.queue;
   }
 
-  /** A node's socket authenticated: replaces any older session of that node, sends the netmap. */
-  attach(nodeId: number, socket: import('ws').WebSocket): Session | null {
-    const entry = this.entries.get(nodeId);
-    if (!entry) {
-      socket.close(CloseCode.Unauthorized, 'unknown node');
-      return null;
+  /**
+   * A node's socket authenticated (`row` was just read from the database): replaces any older
+   * session of that node and sends the netmap.
+   */
+  attach(row: NodeWithUser, socket: import('ws').WebSocket): Session | null {
+    const nodeId = row.id;
+    if (!this.entries.has(nodeId)) {
+      // The change that created it has not reached this replica yet: take the fresher row.
+      this.entries.set(nodeId, { row, peer: peerDto(row) });
+      if (visible(row)) this.chunks.set(nodeId, JSON.stringify(peerDto(row)));
     }
     this.sessions.get(nodeId)?.close(4409, 'replaced by a newer connection');
     const session = new Session(nodeId, socket);

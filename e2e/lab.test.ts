@@ -17,7 +17,7 @@ import { uapiSocket } from './lab/wg-pair.js';
 import { useLab } from './lab/vitest.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-const scratch = mkdtempSync(join(tmpdir(), 'weft-lab-test-'));
+const scratch = mkdtempSync(join(tmpdir(), 'weft-labtest-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const ctx = useLab({ name: 'lt', hosts: ['a', 'b'] });

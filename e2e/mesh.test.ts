@@ -29,7 +29,9 @@ async function peersDropped(watchers: WeftAgent[], goneNodeKeys: string[], timeo
     },
     { timeoutMs, intervalMs: 25, what: `peers ${goneNodeKeys.join(', ')} removed from ${watchers.map((w) => w.host.name).join(', ')}` },
   );
-  return Date.now() - t0;
+  const ms = Date.now() - t0;
+  console.info(`peers ${goneNodeKeys.length} removed from ${watchers.map((w) => w.host.name).join(',')} ${ms} ms after the REST call returned`);
+  return ms;
 }
 
 describe('mesh', () => {

@@ -205,7 +205,7 @@ export class Agent {
   // ---- joining --------------------------------------------------------------------------
 
   private async register(server: string, req: UpRequest, emit: (e: UpEvent) => void, signal: AbortSignal): Promise<SelfNode> {
-    const hostname = req.hostname ?? this.hostname ?? (this.opts.hostname ?? osHostname)();
+    const hostname = req.hostname ?? this.hostname ?? reportableHostname((this.opts.hostname ?? osHostname)());
     const body = { nodeKey: this.keys!.nodePublicKey, hostname, ...(req.authKey && { authKey: req.authKey }) };
     let lastCode: string | undefined;
     for (;;) {
@@ -473,6 +473,11 @@ export class Agent {
       peers: this.netmap.peers as Peer[],
     });
   }
+}
+
+/** The OS hostname in the shape RegisterRequest accepts (printable ASCII, 1-253); the server sanitises further. */
+export function reportableHostname(raw: string): string {
+  return raw.replace(/[^\x20-\x7e]/g, '-').slice(0, 253) || 'weft-node';
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SelfNode } from '@weft/protocol';
-import { Agent, type UpEvent } from '../../src/agent.js';
+import { Agent, reportableHostname, type UpEvent } from '../../src/agent.js';
 import { AgentError } from '../../src/agent-error.js';
 import { silentLogger } from '../../src/log.js';
 import { StateStore } from '../../src/state-store.js';
@@ -225,6 +225,12 @@ describe('Agent', () => {
     await until(async () => (await agent.status()).interface.up, 5000);
     expect([...device().peers.keys()]).toEqual([peer(2).nodeKey]);
     expect((await agent.status()).lastError).toBeNull();
+  });
+
+  it('reports a hostname the protocol accepts', () => {
+    expect(reportableHostname('café-box')).toBe('caf--box');
+    expect(reportableHostname('')).toBe('weft-node');
+    expect(reportableHostname('x'.repeat(300))).toHaveLength(253);
   });
 
   it('refuses to switch servers without logout', async () => {

@@ -25,6 +25,8 @@ export interface AppOptions {
   /** A pino logger; absent = silent. */
   logger?: FastifyBaseLogger;
   loginTimeoutS?: number;
+  /** Seconds an ephemeral node may stay offline before it is deleted. */
+  ephemeralTimeoutS?: number;
   /** How long online/endpoint patches are coalesced before going out. */
   patchIntervalMs?: number;
 }
@@ -82,7 +84,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     loginPage(scope);
   });
 
+  const ephemeralTimeoutS = opts.ephemeralTimeoutS ?? 60;
+  const reaper = setInterval(() => {
+    state.nodes.reapEphemeral(ephemeralTimeoutS).catch((err: unknown) => app.log.warn({ err }, 'ephemeral node sweep failed'));
+  }, Math.max(500, (ephemeralTimeoutS * 1000) / 4));
+  reaper.unref();
+
   app.addHook('onClose', async () => {
+    clearInterval(reaper);
     hub.close();
     mapper.closeAll(1001, 'server shutting down');
   });

@@ -144,6 +144,24 @@ export class Nodes {
     }
   }
 
+  /**
+   * Deletes ephemeral nodes that have been offline longer than `olderThanS` (CI runners and other
+   * short-lived machines that never log out). Safe on every replica at once.
+   */
+  async reapEphemeral(olderThanS: number): Promise<number[]> {
+    const cutoff = new Date(Date.now() - olderThanS * 1000);
+    const stale = { ephemeral: true, online: false, OR: [{ lastSeen: { lt: cutoff } }, { lastSeen: null, createdAt: { lt: cutoff } }] };
+    const ids = await this.ctx.prisma.$transaction(async (tx) => {
+      const nodes = await tx.node.findMany({ where: stale, select: { id: true, name: true } });
+      if (!nodes.length) return [];
+      await tx.node.deleteMany({ where: { id: { in: nodes.map((n) => n.id) }, ...stale } });
+      for (const n of nodes) await audit(tx, 'system', 'node.delete-ephemeral', `node:${n.name}`);
+      return nodes.map((n) => n.id);
+    });
+    if (ids.length) this.ctx.emit({ kind: 'nodes-removed', nodeIds: ids });
+    return ids;
+  }
+
   /** Connection state and endpoints: telemetry from the agent channel, not audited. */
   async patch(id: number, data: { online?: boolean; endpoints?: string[] }): Promise<void> {
     const lastSeen = new Date();

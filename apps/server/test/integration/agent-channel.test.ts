@@ -144,6 +144,21 @@ describe.each(BACKENDS)('agent channel on %s', (backend) => {
     await expect(new SimAgent(s.url).register(expired)).rejects.toMatchObject({ body: { code: 'auth_key_expired' } });
   });
 
+  it('an ephemeral node is deleted once it has been offline past the timeout, and peers drop it', async () => {
+    const eph = (await s.api('POST', '/api/v1/authkeys', { user: 'ops', ephemeral: true })).body.key;
+    const runner = await joined('ci-runner', eph);
+    const peer = await joined('peer-of-runner');
+    await peer.waitFor(() => peer.peers.has(runner.self!.id));
+    expect((await s.api('GET', `/api/v1/nodes/${runner.self!.id}`)).body.ephemeral).toBe(true);
+    // Connected ephemeral nodes stay, however long.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await s.api('GET', `/api/v1/nodes/${runner.self!.id}`)).status).toBe(200);
+    runner.close();
+    await peer.waitFor(() => !peer.peers.has(runner.self!.id), 10_000, 'ephemeral node reaped');
+    expect((await s.api('GET', `/api/v1/nodes/${runner.self!.id}`)).status).toBe(404);
+    peer.close();
+  });
+
   it('a device that logs out is deleted and dropped by its peers', async () => {
     const leaving = await joined('leaving');
     const peer = await joined('peer-of-leaving');

@@ -20,9 +20,9 @@ export async function freePort(): Promise<number> {
 
 export interface ServerProcess { url: string; dataDir: string; proc: ChildProcess; output: () => string; stop: () => Promise<void> }
 
-export async function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function spawnServer(env: Record<string, string> = {}, existingDataDir?: string): Promise<ServerProcess> {
   const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'weft-proc-'));
+  const dataDir = existingDataDir ?? mkdtempSync(join(tmpdir(), 'weft-proc-'));
   const url = `http://127.0.0.1:${port}`;
   const proc = spawn(process.execPath, [SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--log-level', 'warn'], {
     env: { ...process.env, ...env },

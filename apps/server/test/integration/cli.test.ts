@@ -1,0 +1,78 @@
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, spawnServer, type ServerProcess } from '../support/process.js';
+
+describe('weft-server admin CLI and process lifecycle (embedded database)', () => {
+  let s: ServerProcess;
+  const local = (...args: string[]) => cli([...args, '--data-dir', s.dataDir]);
+  beforeAll(async () => {
+    s = await spawnServer();
+  });
+  afterAll(async () => s?.stop());
+
+  it('prints where it listens and how to add the first user', () => {
+    expect(s.output()).toContain(`listening on ${s.url}`);
+    expect(s.output()).toContain('weft-server users create');
+  });
+
+  it('the admin socket is owner-only', () => {
+    expect(statSync(join(s.dataDir, 'weft-server.sock')).mode & 0o777).toBe(0o600);
+  });
+
+  it('manages users, auth keys and API keys with --json and human output', async () => {
+    const created = await local('users', 'create', 'alice', '--json');
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ name: 'alice' });
+    const key = await local('authkeys', 'create', '--user', 'alice', '--reusable', '--json');
+    expect(key.code, key.stderr).toBe(0);
+    const parsed = JSON.parse(key.stdout);
+    expect(parsed.key).toMatch(/^weft-auth-/);
+    expect(parsed.reusable).toBe(true);
+    const api = await local('apikeys', 'create', '--scopes', 'admin', '--json');
+    const apiKey = JSON.parse(api.stdout).key as string;
+    expect(apiKey).toMatch(/^weft-api-/);
+    // Any server, by URL and API key.
+    const remote = await cli(['users', 'list', '--server', s.url, '--api-key', apiKey]);
+    expect(remote.code, remote.stderr).toBe(0);
+    expect(remote.stdout).toMatch(/ID\s+NAME/);
+    expect(remote.stdout).toContain('alice');
+    const keys = await local('authkeys', 'list');
+    expect(keys.stdout).toContain(parsed.prefix);
+    expect(keys.stdout).not.toContain(parsed.key);
+  });
+
+  it('exit codes mean something: refused 1, usage 2, unreachable 3', async () => {
+    const dup = await local('users', 'create', 'alice');
+    expect(dup.code).toBe(1);
+    expect(dup.stderr).toContain('user_exists');
+    const usage = await local('users', 'frobnicate');
+    expect(usage.code).toBe(2);
+    expect((await local('authkeys', 'create')).stderr).toContain('--user');
+    const gone = await cli(['users', 'list', '--data-dir', '/nonexistent']);
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toContain('is weft-server serve running');
+    const badKey = await cli(['users', 'list', '--server', s.url, '--api-key', 'weft-api-000000000000-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']);
+    expect(badKey.code).toBe(1);
+    expect(badKey.stderr).toContain('unauthenticated');
+  });
+
+  it('a bad config value stops start-up naming the key', async () => {
+    const r = await cli(['serve', '--listen', 'not-a-port', '--data-dir', s.dataDir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('"listen" (flag --listen)');
+  });
+
+  it('shuts down cleanly on SIGTERM and comes back with its data', async () => {
+    const other = await spawnServer();
+    const created = await cli(['users', 'create', 'persisted', '--data-dir', other.dataDir]);
+    expect(created.code).toBe(0);
+    const exited = new Promise<number | null>((r) => other.proc.once('exit', (code) => r(code)));
+    other.proc.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const again = await spawnServer({}, other.dataDir);
+    const list = await cli(['users', 'list', '--json', '--data-dir', other.dataDir]);
+    expect(JSON.parse(list.stdout).map((u: { name: string }) => u.name)).toEqual(['persisted']);
+    await again.stop();
+  });
+});

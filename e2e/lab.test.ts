@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Lab, execIn, listNamespaces, nsPrefix, parsePing, pidAlive, startWgPair, waitFor } from './lab/index.js';
+import { Lab, LabPrerequisiteError, execIn, listNamespaces, nsPrefix, parsePing, pidAlive, preflight, startWgPair, waitFor } from './lab/index.js';
 import { WeftAgent, parseWgDump } from './lab/weft.js';
 import { median, percentile } from '../bench/lib/stats.js';
 import type { LabDescription } from './lab/fixtures/describe.js';
@@ -49,6 +49,20 @@ describe('parsers', () => {
     expect(median(xs)).toBe(10.5);
     expect(percentile(xs, 95)).toBe(19);
     expect(percentile([7], 95)).toBe(7);
+  });
+});
+
+describe('preflight', () => {
+  it('fails loudly, naming the packages to install, when a binary is missing', () => {
+    const path = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      expect(() => preflight()).toThrow(LabPrerequisiteError);
+      expect(() => preflight()).toThrow(/apt-get install -y iproute2 iputils-ping util-linux wireguard-go wireguard-tools curl/);
+    } finally {
+      process.env.PATH = path;
+    }
+    expect(() => preflight()).not.toThrow();
   });
 });
 

@@ -58,7 +58,7 @@ describe('preflight', () => {
     process.env.PATH = '/nonexistent';
     try {
       expect(() => preflight()).toThrow(LabPrerequisiteError);
-      expect(() => preflight()).toThrow(/apt-get install -y iproute2 iputils-ping util-linux wireguard-go wireguard-tools curl/);
+      expect(() => preflight()).toThrow(/apt-get install -y iproute2 iputils-ping util-linux wireguard-go wireguard-tools/);
     } finally {
       process.env.PATH = path;
     }

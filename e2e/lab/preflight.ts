@@ -14,14 +14,13 @@ export const PACKAGES = {
   'wireguard-go': 'wireguard-go',
   wg: 'wireguard-tools',
   nft: 'nftables',
-  curl: 'curl',
   iperf3: 'iperf3',
   conntrack: 'conntrack',
 } as const;
 export type Binary = keyof typeof PACKAGES;
 
 /** What every lab needs; `Lab.create` checks these. Others are checked where they are used. */
-export const LAB_BINARIES: Binary[] = ['ip', 'ping', 'flock', 'wireguard-go', 'wg', 'curl'];
+export const LAB_BINARIES: Binary[] = ['ip', 'ping', 'flock', 'wireguard-go', 'wg'];
 
 export class LabPrerequisiteError extends Error {
   override name = 'LabPrerequisiteError';

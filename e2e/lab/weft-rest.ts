@@ -1,13 +1,34 @@
 /**
  * A small client for the server's REST API (`/api/v1`, `Authorization: Bearer <admin key>`).
  *
- * Transport: curl run inside a lab host (`ip netns exec`). The server listens on its LAN address in
- * its own namespace, which the test process (root namespace) cannot reach, and giving the server a
- * veth into the root namespace would put lab addresses and routes on the machine running the tests
- * (and clash between concurrent labs). curl costs ~10 ms a call, which no test here notices.
+ * Transport: a one-shot Node fetch (http-request.mjs) run inside a lab host (`ip netns exec`). The
+ * server listens on its LAN address in its own namespace, which the test process (root namespace)
+ * cannot reach; giving the server a veth into the root namespace would put lab addresses and routes
+ * on the machine running the tests (and clash between concurrent labs). ~50 ms a call; no extra
+ * package (curl) for CI to install.
  */
+import { fileURLToPath } from 'node:url';
 import type { Node, User } from '@weft/protocol';
 import type { Host } from './host.js';
+
+const HTTP_REQUEST = fileURLToPath(new URL('./http-request.mjs', import.meta.url));
+
+export interface HttpResult {
+  status: number;
+  text: string;
+}
+
+/** One HTTP request from inside `via`'s namespace; rejects when no response came back. */
+export async function httpFrom(via: Host, method: string, url: string, opts: { body?: string; auth?: string; timeoutMs?: number } = {}): Promise<HttpResult> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const r = await via.exec(process.execPath, [HTTP_REQUEST, method, url, String(timeoutMs)], {
+    timeoutMs: timeoutMs + 5000,
+    input: opts.body ?? '',
+    env: { WEFT_LAB_AUTH: opts.auth ?? '' },
+  });
+  if (r.code !== 0) throw new Error(`${method} ${url} from ${via.name} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout) as HttpResult;
+}
 
 export interface RestResponse<T = unknown> {
   status: number;
@@ -28,7 +49,7 @@ export class RestError extends Error {
 
 export class RestClient {
   constructor(
-    /** The host curl runs in. */
+    /** The host the requests are made from. */
     readonly via: Host,
     /** e.g. "http://10.77.0.10:8080". */
     readonly baseUrl: string,
@@ -37,18 +58,11 @@ export class RestClient {
 
   /** Any status; see `call` for the throwing form. */
   async request<T = unknown>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number; auth?: boolean } = {}): Promise<RestResponse<T>> {
-    const timeoutMs = opts.timeoutMs ?? 10_000;
-    const args = ['-sS', '-X', method, '--max-time', String(timeoutMs / 1000), '-w', '\n%{http_code}'];
-    if (opts.auth !== false) args.push('-H', `Authorization: Bearer ${this.apiKey}`);
-    if (body !== undefined) args.push('-H', 'content-type: application/json', '--data-binary', '@-');
-    args.push(this.baseUrl + path);
-    const r = await this.via.exec('curl', args, { timeoutMs: timeoutMs + 5000, input: body === undefined ? '' : JSON.stringify(body) });
-    const nl = r.stdout.lastIndexOf('\n');
-    const status = Number(r.stdout.slice(nl + 1));
-    if (r.code !== 0 || !Number.isInteger(status) || status === 0) {
-      throw new Error(`curl ${method} ${this.baseUrl}${path} from ${this.via.name} failed (exit ${r.code}): ${r.stderr.trim()}`);
-    }
-    const text = r.stdout.slice(0, nl);
+    const { status, text } = await httpFrom(this.via, method, this.baseUrl + path, {
+      body: body === undefined ? undefined : JSON.stringify(body),
+      auth: opts.auth === false ? undefined : `Bearer ${this.apiKey}`,
+      timeoutMs: opts.timeoutMs,
+    });
     let parsed: unknown = text;
     try {
       parsed = text === '' ? null : JSON.parse(text);

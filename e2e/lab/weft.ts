@@ -3,7 +3,7 @@
  * host, the CLIs against them. Every command line is built in `cli` below, so when a flag changes
  * the fix is one line.
  *
- * REST calls go through curl inside a lab host; see weft-rest.ts for why.
+ * REST calls are made from inside a lab host; see weft-rest.ts for why and how.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +14,7 @@ import { ExecError } from './exec.js';
 import type { Host } from './host.js';
 import type { Lab } from './lab.js';
 import type { ExitStatus, LabProcess } from './process.js';
-import { RestClient } from './weft-rest.js';
+import { RestClient, httpFrom } from './weft-rest.js';
 import { GiveUp, waitFor } from './wait.js';
 
 export type { Status as AgentStatus, PeerStatus as AgentPeerStatus } from '@weft/agent';
@@ -147,8 +147,11 @@ export class WeftServer {
   }
 
   async readyz(): Promise<boolean> {
-    const r = await this.host.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', `${this.url}/readyz`], { timeoutMs: 5000 });
-    return r.stdout.trim() === '200';
+    try {
+      return (await httpFrom(this.host, 'GET', `${this.url}/readyz`, { timeoutMs: 2000 })).status === 200;
+    } catch {
+      return false; // not listening yet
+    }
   }
 
   /** SIGTERM (graceful shutdown), SIGKILL after `graceMs`. */

@@ -8,7 +8,8 @@ import { SimAgent, now } from '../test-support/sim-agent.js';
 type Cmd =
   | { cmd: 'register'; url: string; authKey: string; count: number; concurrency: number }
   | { cmd: 'connect'; concurrency: number }
-  | { cmd: 'track-removal'; nodeId: number; timeoutMs: number }
+  | { cmd: 'track-removal'; nodeId: number; deleted: number[]; timeoutMs: number }
+  | { cmd: 'closed' }
   | { cmd: 'exit' };
 
 let agents: SimAgent[] = [];
@@ -41,9 +42,14 @@ process.on('message', async (m: Cmd) => {
         netmapBytes = Math.max(netmapBytes, nm.bytes);
       });
       send({ ok: 'connect', ms: now() - t0, netmapMs, netmapBytes, open: agents.filter((a) => a.closed === null).length });
+    } else if (m.cmd === 'closed') {
+      const codes: Record<string, number> = {};
+      for (const a of agents) if (a.closed) codes[a.closed.code] = (codes[a.closed.code] ?? 0) + 1;
+      send({ ok: 'closed', codes });
     } else if (m.cmd === 'track-removal') {
       // Every agent except the deleted one must see a delta removing it; report the last arrival.
-      const affected = agents.filter((a) => a.self!.id !== m.nodeId && a.closed === null);
+      const gone = new Set([m.nodeId, ...m.deleted]);
+      const affected = agents.filter((a) => !gone.has(a.self!.id) && a.closed === null);
       const arrivals: number[] = [];
       await Promise.all(affected.map((a) => new Promise<void>((resolve) => {
         const done = (at: number) => {
@@ -64,7 +70,14 @@ process.on('message', async (m: Cmd) => {
           }
         };
       })));
-      send({ ok: 'track-removal', affected: affected.length, received: arrivals.length, lastAt: Math.max(...arrivals) });
+      const missing = affected.filter((a) => !a.received.some((r) => (r.msg.remove as number[] | undefined)?.includes(m.nodeId)));
+      send({
+        ok: 'track-removal',
+        affected: affected.length,
+        received: arrivals.length,
+        lastAt: Math.max(...arrivals),
+        missing: missing.slice(0, 5).map((a) => ({ id: a.self!.id, closed: a.closed, lastSeq: a.received.at(-1)?.msg.seq, messages: a.received.length })),
+      });
     } else if (m.cmd === 'exit') {
       for (const a of agents) a.close();
       setTimeout(() => process.exit(0), 200);

@@ -1,6 +1,7 @@
 /**
  * `npm run bench:control`: one real `weft-server` (embedded PGlite, the default) against a fleet of
  * simulated agents in a separate process, at 1,000 and 10,000 nodes (override: BENCH_SIZES=500,2000).
+ * BENCH_BACKENDS=pglite,postgres picks the storage (Postgres: a throwaway local cluster).
  * Measures: time to connect all; full-netmap latency; delta propagation p50/p99 from a REST node
  * delete to the last affected agent receiving the removal; server RSS per connected node.
  * Writes bench/results/control.json with the machine noted.
@@ -10,9 +11,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'nod
 import { cpus, totalmem, tmpdir, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, SERVER_BIN } from '../apps/server/test/support/process.js';
+import { startPostgres } from '../test-support/postgres.js';
 import { now } from '../test-support/sim-agent.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '1000,10000').split(',').map(Number);
+/** "pglite" (the embedded default), "postgres" (a throwaway local cluster), or both. */
+const BACKENDS = (process.env.BENCH_BACKENDS ?? 'pglite,postgres').split(',') as ('pglite' | 'postgres')[];
 const DELETES = Number(process.env.BENCH_DELETES ?? 40);
 const here = import.meta.dirname;
 
@@ -23,11 +27,15 @@ const pct = (xs: number[], p: number) => {
 const round = (x: number) => Math.round(x * 10) / 10;
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
-async function runOnce(n: number) {
+async function runOnce(n: number, backend: 'pglite' | 'postgres') {
   const dataDir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const server = spawn(process.execPath, [SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'pipe'] });
+  const pg = backend === 'postgres' ? await startPostgres() : null;
+  const server = spawn(process.execPath, [SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--log-level', 'warn'], {
+    stdio: ['ignore', 'inherit', 'pipe'],
+    env: { ...process.env, ...(pg ? { WEFT_DATABASE_URL: pg.url } : {}) },
+  });
   let serverErr = '';
   server.stderr!.on('data', (d) => (serverErr += d));
   const fleet = fork(join(here, 'control-fleet.ts'), [], { execArgv: ['--import', 'tsx', '--max-old-space-size=8192'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -69,8 +77,10 @@ async function runOnce(n: number) {
     const fromRequest: number[] = [];
     const fromReturn: number[] = [];
     let missed = 0;
+    const deleted: number[] = [];
     for (const id of victims) {
-      const tracking = ask({ cmd: 'track-removal', nodeId: id, timeoutMs: 15_000 });
+      const tracking = ask({ cmd: 'track-removal', nodeId: id, deleted, timeoutMs: 15_000 });
+      deleted.push(id);
       await new Promise((r) => setTimeout(r, 50)); // tracker armed
       const t0 = now();
       const res = await fetch(`${url}/api/v1/nodes/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${apiKey}` } });
@@ -78,11 +88,15 @@ async function runOnce(n: number) {
       if (res.status !== 200) throw new Error(`delete ${id}: ${res.status}`);
       const r = await tracking;
       missed += r.affected - r.received;
+      if (r.missing.length) console.log(`[${n}] delete ${id}: ${r.affected - r.received} agents missed it, e.g. ${JSON.stringify(r.missing)}`);
       fromRequest.push(r.lastAt - t0);
       fromReturn.push(r.lastAt - t1);
     }
+    const closed = (await ask({ cmd: 'closed' })).codes;
     const result = {
       nodes: n,
+      backend,
+      agentSocketsClosedByCode: closed,
       registerAllSeconds: round(reg.ms / 1000),
       connectAllSeconds: round(conn.ms / 1000),
       netmapBytes: conn.netmapBytes,
@@ -105,18 +119,19 @@ async function runOnce(n: number) {
   } finally {
     fleet.send({ cmd: 'exit' });
     server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
+    if (server.exitCode === null) await new Promise((r) => server.once('exit', r));
+    await pg?.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
 const results = [];
-for (const n of SIZES) results.push(await runOnce(n));
+for (const backend of BACKENDS) for (const n of SIZES) results.push(await runOnce(n, backend));
 const out = {
   benchmark: 'control',
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release(), node: process.version },
-  setup: 'one weft-server process (embedded PGlite) + one fleet process of simulated agents, loopback; every node sees every other (no policy)',
+  setup: 'one weft-server process (embedded PGlite, or Postgres 15 in its own processes) + one fleet process of simulated agents, loopback; every node sees every other (no policy). serverRss is the weft-server process only.',
   targets: { propagationP99Ms: 1000, rssPerNodeKiB: 50 },
   results,
 };

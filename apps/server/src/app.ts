@@ -62,7 +62,17 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(websocket, { options: { maxPayload: MAX_AGENT_MESSAGE_BYTES } });
+  await app.register(websocket, {
+    options: { maxPayload: MAX_AGENT_MESSAGE_BYTES },
+    // At shutdown agents get 1001 Going Away (reconnect with backoff), not a bare close.
+    preClose: function (this: FastifyInstance, done: () => void) {
+      hub.close();
+      mapper.closeAll(1001, 'server shutting down');
+      for (const client of this.websocketServer.clients) client.close(1001, 'server shutting down');
+      this.websocketServer.close();
+      done();
+    },
+  });
 
   app.get('/healthz', { schema: { hide: true } as object }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } as object }, async (_req, reply) => {
@@ -79,7 +89,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   await app.register(async (scope) => {
     registerRoute(scope, state);
     logoutRoute(scope, state);
-    socketRoute(scope, state, mapper);
+    socketRoute(scope, state, mapper, hub);
     apiRoutes(scope, state);
     loginPage(scope);
   });
@@ -90,10 +100,6 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   }, Math.max(500, (ephemeralTimeoutS * 1000) / 4));
   reaper.unref();
 
-  app.addHook('onClose', async () => {
-    clearInterval(reaper);
-    hub.close();
-    mapper.closeAll(1001, 'server shutting down');
-  });
+  app.addHook('onClose', async () => clearInterval(reaper));
   return { app, state, mapper, hub };
 }

@@ -38,8 +38,12 @@ export class ChangeHub {
     });
   }
 
+  /** True once the server is shutting down: nothing more goes onto the bus. */
+  closed = false;
+
   emit = (change: Change): void => {
     void this.mapper?.apply(change);
+    if (this.closed) return;
     for (const part of splitForBus(change)) {
       this.bus.publish(JSON.stringify({ origin: this.origin, change: part } satisfies Envelope)).catch((err: unknown) => {
         this.log.error({ err, change: change.kind }, 'failed to publish change to other replicas');
@@ -48,6 +52,7 @@ export class ChangeHub {
   };
 
   close(): void {
+    this.closed = true;
     this.unsubscribe?.();
     this.unsubscribeReconnect?.();
   }

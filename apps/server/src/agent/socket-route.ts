@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { AgentMessage, CloseCode, MAX_AGENT_MESSAGE_BYTES } from '@weft/protocol';
+import type { ChangeHub } from '../hub.js';
 import type { Mapper } from '../mapper/mapper.js';
 import { isExpired, type NodeWithUser, type State } from '../state/index.js';
 import { machineKeyFrom } from './register-route.js';
@@ -12,7 +13,7 @@ import { machineKeyFrom } from './register-route.js';
 /** Server pings this often; an agent that misses two is dropped. */
 const PING_INTERVAL_MS = 15_000;
 
-export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper): void {
+export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, hub: ChangeHub): void {
   app.get('/agent/v1', { websocket: true, schema: { hide: true } as object }, async (socket, req) => {
     let node: NodeWithUser | null;
     try {
@@ -48,8 +49,9 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper):
       clearInterval(ping);
       session.closed = true;
       mapper.detach(session);
-      // A newer connection of the same node may already have replaced this one.
-      if (!mapper.isAttached(nodeId)) {
+      // A newer connection of the same node may already have replaced this one. At shutdown the
+      // node is not marked offline: it reconnects to another replica or to this one restarted.
+      if (!mapper.isAttached(nodeId) && !hub.closed) {
         void state.nodes.patch(nodeId, { online: false }).catch((err: unknown) => req.log.error({ err }, 'failed to mark node offline'));
       }
     });

@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { cli, spawnServer, type ServerProcess } from '../support/process.js';
 
 describe('weft-server admin CLI and process lifecycle (embedded database)', () => {
@@ -67,9 +68,17 @@ describe('weft-server admin CLI and process lifecycle (embedded database)', () =
     const other = await spawnServer();
     const created = await cli(['users', 'create', 'persisted', '--data-dir', other.dataDir]);
     expect(created.code).toBe(0);
+    // A connected agent is told the server is going away (1001), not dropped (1006).
+    const key = JSON.parse((await cli(['authkeys', 'create', '--user', 'persisted', '--json', '--data-dir', other.dataDir])).stdout).key;
+    const agent = new SimAgent(other.url, 'stays');
+    await agent.register(key);
+    await agent.connect();
+    await agent.waitFor(() => agent.received.length > 0);
     const exited = new Promise<number | null>((r) => other.proc.once('exit', (code) => r(code)));
     other.proc.kill('SIGTERM');
     expect(await exited).toBe(0);
+    await agent.waitFor(() => agent.closed !== null);
+    expect(agent.closed!.code).toBe(1001);
     const again = await spawnServer({}, other.dataDir);
     const list = await cli(['users', 'list', '--json', '--data-dir', other.dataDir]);
     expect(JSON.parse(list.stdout).map((u: { name: string }) => u.name)).toEqual(['persisted']);

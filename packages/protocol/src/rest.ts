@@ -3,7 +3,7 @@
  * not leave the server.
  */
 import { z } from 'zod';
-import { Endpoint, NodeKeyText, Tag, Timestamp } from './common.js';
+import { Endpoint, Hostname, NodeKeyText, Tag, Timestamp } from './common.js';
 
 /** User names: lowercase login-like names, also used in node names and policy. */
 export const UserName = z.string().regex(/^[a-z0-9][a-z0-9._@-]{0,63}$/, 'must be 1-64 of a-z 0-9 . _ @ - starting with a letter or digit');
@@ -45,6 +45,19 @@ export const Node = z.object({
   createdAt: Timestamp,
 });
 export type Node = z.infer<typeof Node>;
+
+/**
+ * Registers a node-less peer (a phone or router running the official WireGuard app) by its public
+ * key only. Whoever made the key pair keeps the private key; the server never sees it.
+ */
+export const CreateNode = z.strictObject({
+  user: UserName,
+  /** Hostname to derive the node name from, e.g. "alice-phone". */
+  hostname: Hostname,
+  nodeKey: NodeKeyText,
+  tags: z.array(Tag).max(32).default([]),
+});
+export type CreateNode = z.input<typeof CreateNode>;
 
 export const RenameNode = z.strictObject({
   name: z.string().min(1).max(63),

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import {
-  ApiKey, ApprovePendingLogin, AuthKey, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey,
+  ApiKey, ApprovePendingLogin, AuthKey, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
   CreateUser, IdParam, List, Node, PendingLogin, Problem, RenameNode, User, UserName,
 } from '@weft/protocol';
 import type { State } from '../state/index.js';
@@ -43,6 +43,12 @@ export function apiRoutes(app: FastifyInstance, state: State): void {
   r.get('/api/v1/nodes', { schema: { ...tag('nodes'), summary: 'List nodes', response: { 200: List(Node), ...errors } } }, async (req) => {
     await read(req);
     return { items: await state.nodes.list() };
+  });
+  r.post('/api/v1/nodes', {
+    schema: { ...tag('nodes'), summary: 'Add a node-less peer (phone, router) by its public key', body: CreateNode, response: { 201: Node, ...errors } },
+  }, async (req, reply) => {
+    const p = await admin(req);
+    return reply.code(201).send(await state.nodes.createExternal(p.actor, req.body));
   });
   r.get('/api/v1/nodes/:id', { schema: { ...tag('nodes'), summary: 'Get a node', params: IdParam, response: { 200: Node, ...errors } } }, async (req) => {
     await read(req);

@@ -7,6 +7,7 @@ import type { ApiKey, AuthKey, CreatedApiKey, CreatedAuthKey, Node, PendingLogin
 import { adminSocketPath } from '../local-socket.js';
 import { parseArgs, parseDuration, UsageError, type Parsed } from './args.js';
 import { call, ProblemError, ServerUnreachable, type Target } from './client.js';
+import { addPeer } from './add-peer.js';
 import { ago, table } from './table.js';
 
 export const ExitCode = { Ok: 0, Refused: 1, Usage: 2, Unreachable: 3 } as const;
@@ -17,6 +18,8 @@ const COMMON_BOOL = ['json', 'help'];
 export const ADMIN_USAGE = `Admin commands (reach a running server through <data-dir>/weft-server.sock, or any server with --server URL --api-key KEY):
   weft-server users list | create NAME [--display-name TEXT] [--email ADDR] | get NAME | delete NAME
   weft-server nodes list | get ID | delete ID | expire ID | rename ID NAME | pending | approve CODE [--user NAME]
+  weft-server nodes add-peer HOSTNAME --user NAME [--tags tag:a] [--out FILE.conf] [--qr-png FILE.png]
+      (a node-less peer such as a phone: prints a wg-quick config and a QR code for the WireGuard app)
   weft-server authkeys list | create --user NAME [--reusable] [--ephemeral] [--tags tag:a,tag:b] [--expiration 1h|0] | revoke ID
   weft-server apikeys list | create --scopes admin|read[,..] [--description TEXT] [--expiration 90d|0] | revoke ID
 Common flags: --json  --data-dir DIR (default ./data, env WEFT_DATA_DIR)  --socket PATH  --server URL (env WEFT_SERVER)  --api-key KEY (env WEFT_API_KEY)`;
@@ -75,7 +78,7 @@ async function run(argv: string[], out: Out): Promise<number> {
   const [noun, verb = 'list', ...rest] = argv;
   const extra = {
     users: { string: ['display-name', 'email'], boolean: [] as string[] },
-    nodes: { string: ['user'], boolean: [] },
+    nodes: { string: ['user', 'tags', 'out', 'qr-png'], boolean: [] },
     authkeys: { string: ['user', 'tags', 'expiration'], boolean: ['reusable', 'ephemeral'] },
     apikeys: { string: ['scopes', 'description', 'expiration'], boolean: [] },
   }[noun as 'users'];
@@ -134,6 +137,15 @@ async function run(argv: string[], out: Out): Promise<number> {
     case 'nodes rename': {
       const n = await call<Node>(t, 'POST', `/api/v1/nodes/${id(p, 0)}/rename`, { name: arg(p, 1, 'NAME') });
       show(n, () => `Renamed node ${n.id} to ${n.name}.`);
+      break;
+    }
+    case 'nodes add-peer': {
+      const user = str(p, 'user');
+      if (!user) throw new UsageError('nodes add-peer needs --user NAME');
+      const out = await addPeer(t, { hostname: arg(p, 0, 'HOSTNAME'), user, tags: str(p, 'tags')?.split(',').filter(Boolean) ?? [], out: str(p, 'out'), qrPng: str(p, 'qr-png') });
+      show({ node: out.node, config: out.config }, () =>
+        `${out.config}\n${out.qr}\nAdded ${out.node.name} (${out.node.ipv4}) for ${out.node.user}. Scan the code in the WireGuard app` +
+        `${str(p, 'out') ? ` or import ${str(p, 'out')}` : ''}.\nThis is the only copy of its private key: it was made here and the server never saw it.`);
       break;
     }
     case 'nodes pending': {

@@ -1,11 +1,12 @@
 import type { MachinePublicKey } from '@weft/crypto';
-import type { Node, PeerPatch, RegisterRequest, RegisterResponse } from '@weft/protocol';
+import type { CreateNode, Node, PeerPatch, RegisterRequest, RegisterResponse } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
 import { insertNode, lockAllocation } from './allocate.js';
 import type { AuthKeys } from './auth-keys.js';
 import { audit, isUniqueViolation, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
 import { isExpired, nodeDto, selfDto, type NodeWithUser } from './dto.js';
 import type { Logins } from './logins.js';
+import { findUserOrThrow } from './users.js';
 
 const withUser = { user: { select: { name: true } } } as const;
 
@@ -96,6 +97,33 @@ export class Nodes {
       return { status: 'registered', node: selfDto(node) };
     } catch (err) {
       if (isUniqueViolation(err)) throw new ApiError(Errors.invalidRequest, 'that node key is already registered to another machine', { cause: err });
+      throw err;
+    }
+  }
+
+  /** A node-less peer: public key only, no machine key, no agent. Its peers see it at once. */
+  async createExternal(actor: Actor, input: CreateNode): Promise<Node> {
+    try {
+      const node = await this.ctx.prisma.$transaction(async (tx) => {
+        const user = await findUserOrThrow(tx, input.user);
+        await lockAllocation(tx);
+        const n = await insertNode(this.ctx, tx, {
+          userId: user.id,
+          hostname: input.hostname,
+          nodeKey: input.nodeKey,
+          machineKey: null,
+          tags: input.tags ?? [],
+          ephemeral: false,
+          authKeyId: null,
+          expiresAt: null,
+        });
+        await audit(tx, actor, 'node.create-external', `node:${n.name}`, { user: user.name, ipv4: n.ipv4 });
+        return n;
+      }, TX_OPTIONS);
+      this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
+      return nodeDto(node);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new ApiError(Errors.invalidRequest, 'that node key is already registered', { cause: err });
       throw err;
     }
   }

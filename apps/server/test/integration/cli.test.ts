@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
@@ -41,6 +41,36 @@ describe('weft-server admin CLI and process lifecycle (embedded database)', () =
     const keys = await local('authkeys', 'list');
     expect(keys.stdout).toContain(parsed.prefix);
     expect(keys.stdout).not.toContain(parsed.key);
+  });
+
+  it('adds a node-less peer: wg-quick config and QR for the WireGuard app, other nodes see it', async () => {
+    const key = JSON.parse((await local('authkeys', 'create', '--user', 'alice', '--json')).stdout).key;
+    const laptop = new SimAgent(s.url, 'alice-laptop');
+    await laptop.register(key);
+    await laptop.connect();
+    await laptop.waitFor(() => laptop.received.length > 0);
+    laptop.send(JSON.stringify({ type: 'endpoints', endpoints: ['192.0.2.10:41641'] }));
+    await new Promise((r) => setTimeout(r, 500));
+    const out = join(s.dataDir, 'phone.conf');
+    const png = join(s.dataDir, 'phone.png');
+    const r = await local('nodes', 'add-peer', 'alice-phone', '--user', 'alice', '--out', out, '--qr-png', png, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const { node, config } = JSON.parse(r.stdout);
+    expect(node).toMatchObject({ name: 'alice-phone', user: 'alice' });
+    expect(config).toMatch(/^\[Interface\]\nPrivateKey = [A-Za-z0-9+/]{43}=\n/);
+    expect(config).toContain(`Address = ${node.ipv4}/32, ${node.ipv6}/128`);
+    expect(config).toContain(`AllowedIPs = ${laptop.self!.ipv4}/32`);
+    expect(config).toContain('Endpoint = 192.0.2.10:41641');
+    expect(readFileSync(out, 'utf8')).toBe(config);
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
+    // The server has the public key only; the laptop gets the phone in its netmap.
+    await laptop.waitFor(() => laptop.peers.has(node.id), 5000, 'phone in laptop netmap');
+    expect(laptop.peers.get(node.id)!.nodeKey).toBe(node.nodeKey);
+    const human = await local('nodes', 'add-peer', 'alice-tablet', '--user', 'alice');
+    expect(human.stdout).toContain('[Interface]');
+    expect(human.stdout).toContain('█');
+    laptop.close();
   });
 
   it('exit codes mean something: refused 1, usage 2, unreachable 3', async () => {

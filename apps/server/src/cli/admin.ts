@@ -145,7 +145,8 @@ async function run(argv: string[], out: Out): Promise<number> {
       const out = await addPeer(t, { hostname: arg(p, 0, 'HOSTNAME'), user, tags: str(p, 'tags')?.split(',').filter(Boolean) ?? [], out: str(p, 'out'), qrPng: str(p, 'qr-png') });
       show({ node: out.node, config: out.config }, () =>
         `${out.config}\n${out.qr}\nAdded ${out.node.name} (${out.node.ipv4}) for ${out.node.user}. Scan the code in the WireGuard app` +
-        `${str(p, 'out') ? ` or import ${str(p, 'out')}` : ''}.\nThis is the only copy of its private key: it was made here and the server never saw it.`);
+        `${str(p, 'out') ? ` or import ${str(p, 'out')}` : ''}.\nThis is the only copy of its private key: it was made here and the server never saw it.` +
+        `\nThe config lists the nodes that exist now; nodes that join later reach it, but it reaches them only after you export a new config.`);
       break;
     }
     case 'nodes pending': {

@@ -146,7 +146,7 @@ async function run(argv: string[], out: Out): Promise<number> {
       show({ node: out.node, config: out.config }, () =>
         `${out.config}\n${out.qr}\nAdded ${out.node.name} (${out.node.ipv4}) for ${out.node.user}. Scan the code in the WireGuard app` +
         `${str(p, 'out') ? ` or import ${str(p, 'out')}` : ''}.\nThis is the only copy of its private key: it was made here and the server never saw it.` +
-        `\nThe config lists the nodes that exist now; nodes that join later reach it, but it reaches them only after you export a new config.`);
+        `\nThe config lists the nodes that exist now; to reach nodes that join later, export a new one.`);
       break;
     }
     case 'nodes pending': {

@@ -6,6 +6,7 @@
  * `weft up --auth-key`; the clock starts when `weft up` is started and stops at the first ping reply
  * from b's tunnel address (a prober in a pings in a tight loop from before the start). The daemon
  * is already running: this times the join, not Node's start-up. Each joined node is deleted again.
+ * `join.phases` says where the time went, from the timestamps in the daemon's and server's logs.
  *
  * Throughput: iperf3 TCP a -> b through the Weft tunnel and through a hand-configured wireguard-go
  * pair (same hosts, same MTU, same run), interleaved ROUNDS times; ratio = median Weft / median
@@ -21,6 +22,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, iperf3, requireBinaries, startWgPair, type Host, type IperfResult, type WgPair } from '../e2e/lab/index.js';
 import { WeftAgent, WeftServer } from '../e2e/lab/weft.js';
+import { joinPhases, type Phases } from './lib/join-phases.js';
 import { machine } from './lib/machine.js';
 import { median, percentile, round } from './lib/stats.js';
 
@@ -41,6 +43,8 @@ interface JoinSample {
   firstReplyMs: number;
   /** `weft up` started -> `weft up` exited 0. */
   upReturnedMs: number;
+  /** `weft up` started -> each step in the daemon's and the server's logs (lib/join-phases.ts). */
+  phases: Phases;
 }
 
 const log = (msg: string) => process.stderr.write(`[bench:join] ${msg}\n`);
@@ -60,6 +64,8 @@ async function joinOnce(server: WeftServer, a: Host, authKey: string, target: st
   try {
     const prober = startProber(a, target, i);
     await prober.waitForLine(/PROBING/, 5000);
+    const serverFrom = server.process.lines().length;
+    const t0Epoch = Date.now();
     const t0 = performance.now();
     const reply = prober.waitForLine(/REPLY|GAVE_UP/, JOIN_TIMEOUT_MS).then((m) => {
       if (m.line !== 'REPLY') throw new Error(`join ${i}: no ping reply from ${target} within ${JOIN_TIMEOUT_MS} ms`);
@@ -71,12 +77,36 @@ async function joinOnce(server: WeftServer, a: Host, authKey: string, target: st
     if (up.code !== 0) throw new Error(`join ${i}: weft up exited ${up.code}: ${up.stderr.trim() || up.stdout.trim()}`);
     const firstReplyMs = await reply;
     await prober.kill({ graceMs: 500 });
+    const phases = { ...joinPhases(t0Epoch, agent.process.lines(), server.process.lines().slice(serverFrom)), firstReply: firstReplyMs };
     const id = up.status?.self?.id ?? (await agent.status()).self?.id;
     if (id !== undefined) await server.api.deleteNode(id);
-    return { firstReplyMs, upReturnedMs };
+    return { firstReplyMs, upReturnedMs, phases };
   } finally {
     await agent.stop();
   }
+}
+
+/** Median ms from the `weft up` start to each logged step, and the medians of the steps between them. */
+function phaseSummary(samples: JoinSample[]) {
+  const at = (name: string) => samples.map((s) => s.phases[name]).filter((x): x is number => x !== undefined);
+  const between = (from: string, to: string) => samples
+    .map((s) => (s.phases[from] !== undefined && s.phases[to] !== undefined ? s.phases[to]! - s.phases[from]! : undefined))
+    .filter((x): x is number => x !== undefined);
+  const names = [...new Set(samples.flatMap((s) => Object.keys(s.phases)))];
+  names.sort((x, y) => median(at(x)) - median(at(y)));
+  return {
+    what: 'median ms after `weft up` started at which the daemon (a) and the server logged each step',
+    medianAtMs: Object.fromEntries(names.map((n) => [n, round(median(at(n)))])),
+    stepsMedianMs: Object.fromEntries(([
+      ['cli start-up + local request (up requested)', 'start', 'upRequested'],
+      ['agent: keys, token, request out', 'upRequested', 'serverRegisterIn'],
+      ['server: POST /agent/v1/register', 'serverRegisterIn', 'serverRegisterDone'],
+      ['agent: registered -> WebSocket upgrade at the server', 'registered', 'serverUpgradeIn'],
+      ['server: upgrade -> first netmap at the agent', 'serverUpgradeIn', 'netmapReceived'],
+      ['agent: netmap -> peers in WireGuard', 'netmapReceived', 'peersApplied'],
+      ['peers in WireGuard -> first ping reply (handshake, prober)', 'peersApplied', 'firstReply'],
+    ] as const).map(([label, from, to]) => [label, round(median(from === 'start' ? at(to) : between(from, to)))])),
+  };
 }
 
 async function throughput(a: Host, b: Host, pair: WgPair, weftTarget: string | null) {
@@ -155,7 +185,8 @@ async function main(): Promise<number> {
         medianMs: round(median(first)),
         p95Ms: round(percentile(first, 95)),
         upReturned: { medianMs: round(median(upRet)), p95Ms: round(percentile(upRet, 95)) },
-        cliStartup: { what: '`weft version` run to exit: Node + tsx start-up included in every join', medianMs: round(median(startup)) },
+        cliStartup: { what: '`weft version` run to exit: the CLI start-up included in every join (bundle from dist/ when current, else tsx)', medianMs: round(median(startup)) },
+        phases: phaseSummary(samples),
         targetMs: JOIN_TARGET_MS,
         meetsTarget: median(first) < JOIN_TARGET_MS,
       };

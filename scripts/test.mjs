@@ -1,12 +1,16 @@
 #!/usr/bin/env node
-// The whole test suite, every tier, in order: typecheck, unit, integration (PGlite and a throwaway
-// Postgres), e2e (network namespaces, real wireguard-go). A tier whose prerequisites are missing
-// fails with a message saying what to install; nothing is skipped.
+// The whole test suite, every tier, in order: prisma generate, typecheck, the agent bundle, unit,
+// integration (PGlite and a throwaway Postgres), e2e (network namespaces, real wireguard-go). A
+// tier whose prerequisites are missing fails with a message saying what to install; nothing is
+// skipped.
 import { spawnSync } from 'node:child_process';
 
 const steps = [
   ['typecheck', ['npx', 'tsc', '-p', 'tsconfig.json']],
   ['prisma generate', ['npx', 'prisma', 'generate']],
+  // The weft CLI runs from its bundle when current (apps/agent/bin/weft.mjs); rebuild it so the
+  // tiers test the code as it is now, at bundle speed.
+  ['build', ['node', 'scripts/build.mjs']],
   ['unit', ['npx', 'vitest', 'run', '--project', 'unit']],
   ['integration', ['npx', 'vitest', 'run', '--project', 'integration']],
   ['e2e', ['npx', 'vitest', 'run', '--project', 'e2e']],

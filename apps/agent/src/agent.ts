@@ -79,8 +79,7 @@ export class Agent {
     log('info', 'daemon state loaded', { phase: this.phase, server: this.serverUrl, peers: state.peers.length });
     if (this.phase === 'running' && this.serverUrl && state.self) {
       await this.ensureKeys();
-      await this.applyLastNetmap();
-      this.startSession();
+      await this.resume();
     }
   }
 
@@ -108,22 +107,31 @@ export class Agent {
     if (!server) throw new AgentError(AgentErrorCode.NotLoggedIn, 'no control server known: weft up needs --server URL the first time');
 
     this.joining = true;
+    this.opts.log('debug', 'up requested', { server, authKey: req.authKey !== undefined });
     try {
       await this.ensureKeys();
       if (!registered || this.phase === 'expired') {
-        const self = await this.register(server, req, emit, signal);
+        // wireguard-go starts while the server registers us; a failed join takes it down again.
+        const early = this.engine ? undefined : this.engineFor();
+        early?.open().catch(() => {}); // an open that fails is retried (and reported) by the first applyFull
+        let self: SelfNode;
+        try {
+          self = await this.register(server, req, emit, signal);
+        } catch (err) {
+          if (early && this.engine === early) this.engine = undefined;
+          await early?.close().catch(() => {});
+          throw err;
+        }
         emit({ type: 'registered', node: self });
       }
       this.phase = 'running';
       this.lastError = null;
-      await this.persist();
-      if (this.session && this.online && this.engine?.up) return; // already up and current
+      const saving = this.persist(); // written while the interface comes up
+      if (this.session && this.online && this.engine?.up) return await saving; // already up and current
       const hadNetmap = this.netmap.peers.length > 0;
       const fresh = this.waitForNetmap(signal);
-      if (!this.session) {
-        if (this.netmap.self) await this.applyLastNetmap();
-        this.startSession();
-      }
+      if (!this.session) await this.resume();
+      await saving;
       if (hadNetmap && this.engine?.up) {
         // Tunnels are up on the last netmap; do not hang if the server is away.
         await Promise.race([fresh, new Promise<void>((r) => setTimeout(r, RESUME_WAIT_MS).unref())]);
@@ -294,6 +302,7 @@ export class Agent {
           return;
         case 'full':
           if (this.phase !== 'running') return;
+          this.opts.log('debug', 'netmap received', { peers: change.peers.length });
           await this.engineFor().applyFull(change.self, change.peers);
           this.online = true;
           this.lastError = null;
@@ -406,14 +415,25 @@ export class Agent {
     return this.engine;
   }
 
+  /**
+   * Interface up on the last netmap and the control connection opening, at the same time: the
+   * engine queue applies the server's netmap after the restored one whatever arrives first.
+   */
+  private async resume(): Promise<void> {
+    const restoring = this.applyLastNetmap();
+    this.startSession();
+    await restoring;
+  }
+
   /** Interface up on the persisted netmap, before the server has said anything. */
   private async applyLastNetmap(): Promise<void> {
     const self = this.netmap.self;
     const engine = this.engineFor();
     if (!self) return;
+    const peers = this.netmap.peers;
     try {
-      await engine.applyFull(self, this.netmap.peers);
-      this.opts.log('info', 'restored last netmap', { peers: this.netmap.peers.length });
+      await engine.applyFull(self, peers);
+      this.opts.log('info', 'restored last netmap', { peers: peers.length });
     } catch (err) {
       const message = `bringing the interface up failed: ${(err as Error).message}`;
       this.lastError = { code: AgentErrorCode.DeviceError, message };

@@ -82,19 +82,35 @@ export class Engine {
     return next;
   }
 
-  private async ensureConfigured(self: SelfNode): Promise<Device> {
+  private async openDevice(): Promise<Device> {
     if (!this.device) {
       this.device = await this.opts.openDevice({ name: this.opts.interfaceName, backend: this.opts.backend, log: this.opts.log });
       this.opts.log('info', 'WireGuard device opened', { name: this.device.name, backend: this.device.backend });
     }
+    return this.device;
+  }
+
+  /**
+   * Creates the interface (starts wireguard-go) without configuring it, so that work overlaps
+   * with registration; the first `applyFull` configures it.
+   */
+  open(): Promise<void> {
+    return this.serial(async () => {
+      await this.openDevice();
+    });
+  }
+
+  private async ensureConfigured(self: SelfNode): Promise<Device> {
+    await this.openDevice();
+    const device = this.device!;
     const addresses = interfaceAddresses(self);
     const key = addresses.join(',');
     if (this.configuredFor !== key) {
-      await this.device.configure({ privateKey: this.opts.privateKey, listenPort: this.opts.listenPort, addresses, mtu: this.opts.mtu });
+      await device.configure({ privateKey: this.opts.privateKey, listenPort: this.opts.listenPort, addresses, mtu: this.opts.mtu });
       this.configuredFor = key;
       this.opts.log('info', 'interface configured', { addresses, mtu: this.opts.mtu });
     }
-    return this.device;
+    return device;
   }
 
   /** Full netmap (or the persisted last one at start-up): interface up, peer set exact. */

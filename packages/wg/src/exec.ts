@@ -5,9 +5,11 @@ import { WgError } from './errors.js';
 export interface RunOptions {
   /** Run inside this network namespace (`ip netns exec NS ...`). */
   netns?: string;
+  /** Written to the command's stdin (e.g. the script of `ip -batch -`); absent = no stdin. */
+  input?: string;
 }
 
-export type Runner = (argv: string[]) => Promise<string>;
+export type Runner = (argv: string[], input?: string) => Promise<string>;
 
 /** argv prefixed for a namespace, if any. */
 export function inNetns(argv: string[], netns?: string): string[] {
@@ -17,7 +19,7 @@ export function inNetns(argv: string[], netns?: string): string[] {
 export function run(argv: string[], opts: RunOptions = {}): Promise<string> {
   const full = inNetns(argv, opts.netns);
   return new Promise((resolve, reject) => {
-    execFile(full[0]!, full.slice(1), { timeout: 15_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    const child = execFile(full[0]!, full.slice(1), { timeout: 15_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
       const e = err as NodeJS.ErrnoException;
       const shown = argv.join(' ');
@@ -28,10 +30,16 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<string> {
         cause: err, fields: { argv: full, stderr: stderr.trim(), netns: opts.netns },
       }));
     });
+    if (opts.input !== undefined) {
+      child.stdin?.on('error', () => undefined); // a command that exits early is reported above
+      child.stdin?.end(opts.input);
+    } else {
+      child.stdin?.end();
+    }
   });
 }
 
 /** A Runner bound to a namespace. */
 export function runner(netns?: string): Runner {
-  return (argv) => run(argv, netns ? { netns } : {});
+  return (argv, input) => run(argv, { ...(netns ? { netns } : {}), ...(input !== undefined ? { input } : {}) });
 }

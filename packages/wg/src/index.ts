@@ -22,7 +22,7 @@ export { parseWgDump } from './wg-dump.js';
 export { diffPeers, peerOp, normalizePeer } from './peer-diff.js';
 export type { PeerOp, PeerState } from './peer-diff.js';
 export { normalizeCidr, normalizeEndpoint } from './cidr.js';
-export { DEFAULT_MTU, linkPlan, linkCleanupPlan, applyLink } from './routes.js';
+export { DEFAULT_MTU, linkPlan, linkCleanupPlan, applyLink, batchScript } from './routes.js';
 export type { LinkConfig } from './routes.js';
 export { toWgQuick, qrTerminal, qrSvg, qrPng } from './export.js';
 export type { WgQuickConfig } from './export.js';

@@ -48,16 +48,25 @@ export async function currentAddresses(run: Runner, name: string): Promise<strin
 }
 
 /**
+ * `ip` commands as one `ip -batch -` script: one process instead of one per command, which was
+ * most of the time `configure` took. A batch line cannot carry options, so "-4"/"-6" go; ip
+ * infers the family from the address. Arguments here never contain spaces (names, CIDRs, numbers).
+ */
+export function batchScript(plan: string[][]): string {
+  return plan.map((argv) => argv.slice(1).filter((a) => a !== '-4' && a !== '-6').join(' ')).join('\n') + '\n';
+}
+
+/**
  * Applies `want`: link up with the MTU, addresses replaced, routes replaced; then removes
  * addresses on the link that are not wanted and routes we added before (`hadRoutes`) that are
  * not wanted any more. Routes we never added are left alone.
  */
 export async function applyLink(run: Runner, name: string, want: LinkConfig, hadRoutes: string[]): Promise<void> {
   const had = { addresses: await currentAddresses(run, name), routes: hadRoutes };
-  for (const argv of linkPlan(name, want)) await run(argv);
-  for (const argv of linkCleanupPlan(name, had, want)) {
-    await run(argv).catch(() => undefined); // already gone is fine
-  }
+  await run(['ip', '-batch', '-'], batchScript(linkPlan(name, want)));
+  const cleanup = linkCleanupPlan(name, had, want);
+  // -force: carry on past a line that fails; already gone is fine.
+  if (cleanup.length > 0) await run(['ip', '-force', '-batch', '-'], batchScript(cleanup)).catch(() => undefined);
 }
 
 export async function linkExists(run: Runner, name: string): Promise<boolean> {

@@ -12,7 +12,11 @@ class FakeDriver implements Driver {
   commands: string[][] = [];
   state: DeviceState = { privateKey: null, listenPort: 0, fwmark: 0, peers: [] };
   exists = false;
-  readonly runner = async (argv: string[]) => {
+  readonly runner = async (argv: string[], input?: string) => {
+    if (argv.includes('-batch')) {
+      for (const line of (input ?? '').trim().split('\n')) this.commands.push(['ip', ...line.split(' ')]);
+      return '';
+    }
     this.commands.push(argv);
     return argv.includes('-j') ? '[]' : '';
   };

@@ -102,6 +102,22 @@ describe('Agent', () => {
     expect(err).toBeInstanceOf(AgentError);
     expect((err as AgentError).code).toBe('auth_key_used');
     expect((await agent.status()).state).toBe('needs-login');
+    // The device opened while registering is closed again.
+    expect(devices.every((d) => d.closed)).toBe(true);
+    expect((await agent.status()).interface.backend).toBeNull();
+  });
+
+  it('opens the device while registering, so a join does not wait for wireguard-go after the server answered', async () => {
+    let openedBeforeReply = false;
+    control.onRegister = () => {
+      openedBeforeReply = devices.length > 0;
+      return { status: 200, body: { status: 'registered', node: self } };
+    };
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    expect(openedBeforeReply).toBe(true);
+    expect(devices).toHaveLength(1);
   });
 
   it('reports an unreachable server', async () => {

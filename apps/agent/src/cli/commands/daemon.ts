@@ -6,6 +6,7 @@ import { createLocalApi, listenLocal } from '../../local-api.js';
 import { createLogger } from '../../log.js';
 import { DEFAULT_INTERFACE, DEFAULT_LISTEN_PORT, DEFAULT_STATE_DIR, resolveSocket } from '../../paths.js';
 import { StateStore } from '../../state-store.js';
+import { warmUp } from '../../warm-up.js';
 import type { Parsed } from '../args.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 
@@ -28,6 +29,8 @@ export async function daemon(args: Parsed): Promise<number> {
   });
   // A bug in one handler must not take the data plane down with the process; log it loudly.
   process.on('unhandledRejection', (err) => log('error', 'unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
+  // Before the socket exists: a CLI started as soon as the daemon is ready must not share the CPU with it.
+  await warmUp().catch((err: Error) => log('debug', 'warm-up failed', { error: err.message }));
   const api = createLocalApi(agent, log);
   try {
     await listenLocal(api, socket);

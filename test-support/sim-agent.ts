@@ -20,6 +20,8 @@ export class SimAgent {
   readonly received: Received[] = [];
   peers = new Map<number, Peer>();
   closed: { code: number; reason: string } | null = null;
+  /** Patch-only deltas skipped without parsing when connected with parse: false. */
+  patchesSeen = 0;
   /** Called for every message after it is recorded. */
   onMessage: ((r: Received) => void) | null = null;
   private waiters: (() => void)[] = [];
@@ -63,6 +65,10 @@ export class SimAgent {
               // Only the head is decoded: thousands of multi-megabyte netmaps would swamp the fleet.
               const seq = Number(/"seq":(\d+)/.exec(head)?.[1]);
               this.received.push({ at, raw: '', bytes: data.length, msg: { type: 'netmap', seq } });
+            } else if (!parse && /^\{"type":"delta","seq":\d+,"patch"/.test(head)) {
+              // Online/endpoint patches: counted, not kept (a 10,000-node fleet gets millions).
+              this.patchesSeen++;
+              return;
             } else {
               const raw = data.toString();
               const msg = JSON.parse(raw) as Received['msg'];

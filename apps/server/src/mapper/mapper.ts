@@ -4,8 +4,8 @@
  * It keeps every node's peer view in memory (one serialized JSON string per node, in chunks), so a
  * change costs one serialization plus one small message per affected session: per-node cost grows
  * with that node's peers, never with the tailnet squared. Structural changes (join, delete,
- * expire, rename) go out at once; patches (online, endpoints) are coalesced for `patchIntervalMs`
- * so a storm of connects does not become a storm of messages.
+ * expire, rename) go out at once; patches (online, endpoints) are coalesced for a window that grows
+ * with the fleet (`patchWindowMs`) so a storm of connects does not become a storm of messages.
  *
  * Visibility today: every live (not expired) node sees every other. The policy engine will
  * replace `visible`.
@@ -190,9 +190,18 @@ export class Mapper {
       this.pendingPatches.set(p.id, prev ? { ...prev, ...p } : p);
     }
     if (this.pendingPatches.size && !this.patchTimer) {
-      this.patchTimer = setTimeout(() => this.flushPatches(), this.patchIntervalMs);
+      this.patchTimer = setTimeout(() => this.flushPatches(), this.patchWindowMs());
       this.patchTimer.unref();
     }
+  }
+
+  /**
+   * Every flush is one message to every session, so the window grows with the fleet: 200 ms up to
+   * 2,000 sessions, then 0.1 ms per session (1 s at 10,000), capped at 2 s. Online and endpoint
+   * changes are not worth 50,000 messages a second.
+   */
+  private patchWindowMs(): number {
+    return Math.min(2000, Math.max(this.patchIntervalMs, this.sessions.size / 10));
   }
 
   private flushPatches(): void {

@@ -7,7 +7,7 @@ import { hostname as osHostname } from 'node:os';
 import type { Peer, SelfNode } from '@weft/protocol';
 import { AgentError } from './agent-error.js';
 import { AgentErrorCode } from './cli/exit-codes.js';
-import { normaliseServerUrl, register } from './control-client.js';
+import { logout as logoutFromServer, normaliseServerUrl, register } from './control-client.js';
 import { ControlError } from './control-error.js';
 import { ControlSession, type Final } from './control-session.js';
 import { localEndpoints } from './endpoints.js';
@@ -43,6 +43,13 @@ export interface UpRequest {
 export type UpEvent =
   | { type: 'login'; url: string; code: string; expiresAt: string }
   | { type: 'registered'; node: SelfNode };
+
+export interface LogoutResult {
+  /** The server deleted the node, or answered that it had no such node. */
+  serverNotified: boolean;
+  /** Why the server was not told; null when it was. */
+  serverError: string | null;
+}
 
 interface Waiter { resolve: () => void; reject: (err: Error) => void }
 
@@ -156,12 +163,13 @@ export class Agent {
   }
 
   /**
-   * `weft logout`: forget this node. The control protocol has no deregistration call yet, so the
-   * server is not told; an admin deletes the node there (or it expires).
+   * `weft logout`: the server deletes the node (POST /agent/v1/logout) and this host forgets it.
+   * Local state goes even when the server cannot be reached; `serverError` says why it was not told.
    */
-  async logout(): Promise<{ serverNotified: boolean }> {
-    this.stopSession();
+  async logout(): Promise<LogoutResult> {
+    this.stopSession(); // first, so the server's close for the deleted node does not race the wipe
     this.rejectWaiters(new AgentError(AgentErrorCode.NotLoggedIn, 'logged out'));
+    const result = await this.tellServerLogout();
     clearTimeout(this.persistTimer);
     this.persistTimer = undefined;
     await this.engine?.close();
@@ -173,8 +181,23 @@ export class Agent {
     this.serverUrl = null;
     this.hostname = null;
     this.lastError = null;
-    this.opts.log('info', 'logged out: keys and state removed');
-    return { serverNotified: false };
+    this.opts.log('info', 'logged out: keys and state removed', { ...result });
+    return result;
+  }
+
+  private async tellServerLogout(): Promise<LogoutResult> {
+    const self = this.netmap.self;
+    if (!this.serverUrl || !self) return { serverNotified: false, serverError: 'not registered with a control server' };
+    try {
+      const keys = await this.ensureKeys();
+      const deleted = await logoutFromServer(this.serverUrl, keys.machinePrivateKey);
+      this.opts.log('info', deleted === null ? 'control server no longer knew this node' : 'control server deleted this node', { id: self.id });
+      return { serverNotified: true, serverError: null };
+    } catch (err) {
+      const message = (err as Error).message;
+      this.opts.log('warn', 'could not tell the control server about the logout', { error: message });
+      return { serverNotified: false, serverError: message };
+    }
   }
 
   async status(): Promise<Status> {

@@ -6,7 +6,7 @@
  * Must not import @weft/db or apps/server; wire types come from @weft/protocol only.
  */
 export { Agent } from './agent.js';
-export type { AgentOptions, UpEvent, UpRequest } from './agent.js';
+export type { AgentOptions, LogoutResult, UpEvent, UpRequest } from './agent.js';
 export { Engine, interfaceAddresses, peerConfig } from './engine.js';
 export { Netmap } from './netmap.js';
 export type { NetmapChange } from './netmap.js';

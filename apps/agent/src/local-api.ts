@@ -10,7 +10,8 @@
  *                     {"type":"error","code","message"}          (failed: done)
  *                     Closing the request cancels a join that is still waiting.
  *   POST /v1/down     -> 200 Status
- *   POST /v1/logout   -> 200 {serverNotified, status}
+ *   POST /v1/logout   -> 200 {serverNotified, serverError, status}  (serverError: why the server
+ *                     was not told, null when it was; keys and state are gone either way)
  * Errors outside the stream: 4xx/5xx with {"error":{"code","message"}}.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -88,8 +89,8 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
       return sendJson(res, 200, await agent.status());
     case 'POST /v1/logout': {
       await readJson(req);
-      const { serverNotified } = await agent.logout();
-      return sendJson(res, 200, { serverNotified, status: await agent.status() });
+      const result = await agent.logout();
+      return sendJson(res, 200, { ...result, status: await agent.status() });
     }
     default:
       throw new HttpError(404, 'not_found', `no route ${route}`);

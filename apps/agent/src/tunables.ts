@@ -12,6 +12,8 @@ export const SILENCE_TIMEOUT_MS = 45_000;
 export const CONNECT_TIMEOUT_MS = 15_000;
 /** One registration request. */
 export const REGISTER_TIMEOUT_MS = 15_000;
+/** `weft logout` telling the server; short, because local state goes either way. */
+export const LOGOUT_TIMEOUT_MS = 5_000;
 /** Interactive login: how often the pending registration is repeated. */
 export const LOGIN_POLL_MS = 1000;
 /** How often local addresses are re-read; endpoints are sent only when they changed. */

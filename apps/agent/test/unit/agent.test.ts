@@ -218,10 +218,48 @@ describe('Agent', () => {
     await agent.up({}, () => {}, new AbortController().signal);
     expect((await agent.status())).toMatchObject({ state: 'running', online: true, interface: { up: true } });
     expect(control.registers.length).toBe(1);
-    expect(await agent.logout()).toEqual({ serverNotified: false });
+    const machineKey = (await agent.status()).self!.machineKey;
+    expect(await agent.logout()).toEqual({ serverNotified: true, serverError: null });
+    expect(control.logouts).toEqual([machineKey]);
     expect((await agent.status())).toMatchObject({ state: 'needs-login', self: null, server: null });
     const err = await agent.up({}, () => {}, new AbortController().signal).catch((e: unknown) => e);
     expect((err as AgentError).code).toBe('not_logged_in');
+  });
+
+  it('logout tells the server; a server that no longer knows the node counts as told', async () => {
+    control.onLogout = () => ({ status: 404, body: problem(404, 'node_not_found') });
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    expect(await agent.logout()).toEqual({ serverNotified: true, serverError: null });
+    expect(control.logouts).toHaveLength(1);
+    expect(device().closed).toBe(true);
+  });
+
+  it('logout with the server unreachable still removes the interface, keys and state, and says why', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    await control.stop();
+    const r = await agent.logout();
+    expect(r.serverNotified).toBe(false);
+    expect(r.serverError).toMatch(/cannot reach control server/);
+    expect(device().closed).toBe(true);
+    expect((await agent.status())).toMatchObject({ state: 'needs-login', self: null, server: null });
+    expect(await new StateStore(dir).loadState()).toMatchObject({ phase: 'needs-login', self: null });
+    control = new FakeControl(); // afterEach stops it
+    await control.start();
+  });
+
+  it('logout refused by the server (not 404) still wipes local state', async () => {
+    control.onLogout = () => ({ status: 500, body: problem(500, 'internal', true) });
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    const r = await agent.logout();
+    expect(r).toMatchObject({ serverNotified: false });
+    expect(r.serverError).toBeTruthy();
+    expect((await agent.status()).self).toBeNull();
   });
 
   it('a device that cannot be opened at first is retried until the netmap is programmed', async () => {

@@ -14,6 +14,9 @@ export class FakeControl {
   url = '';
   registers: RegisterRequest[] = [];
   onRegister: (req: RegisterRequest, n: number) => RegisterReply = () => ({ status: 500, body: {} });
+  /** POST /agent/v1/logout calls, by the machine key their token proved. */
+  logouts: string[] = [];
+  onLogout: (machineKey: string) => RegisterReply = () => ({ status: 200, body: { deleted: 1 } });
   /** Called when an agent connects; send its netmap here. */
   onConnect: (ws: WebSocket) => void = () => {};
   received: AgentMessage[] = [];
@@ -78,6 +81,13 @@ export class FakeControl {
   }
 
   private async handle(req: IncomingMessage): Promise<RegisterReply> {
+    if (req.method === 'POST' && req.url === '/agent/v1/logout') {
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      const proven = await verifyMachineToken(token).catch(() => null);
+      if (!proven) return { status: 401, body: problem(401, 'unauthorized') };
+      this.logouts.push(proven.machineKey);
+      return this.onLogout(proven.machineKey);
+    }
     if (req.method !== 'POST' || req.url !== '/agent/v1/register') return { status: 404, body: {} };
     if (!(await this.authorise(req))) return { status: 401, body: problem(401, 'unauthorized') };
     const chunks: Buffer[] = [];

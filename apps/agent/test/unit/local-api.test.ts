@@ -76,7 +76,7 @@ describe('local API', () => {
     expect((events[1]!.status as Status).peers.map((p) => p.name)).toEqual(['peer2']);
     expect((await client.call<Status>('GET', '/v1/status')).state).toBe('running');
     expect((await client.call<Status>('POST', '/v1/down', {})).state).toBe('stopped');
-    expect(await client.call('POST', '/v1/logout', {})).toMatchObject({ serverNotified: false, status: { state: 'needs-login' } });
+    expect(await client.call('POST', '/v1/logout', {})).toMatchObject({ serverNotified: true, serverError: null, status: { state: 'needs-login' } });
   });
 
   it('a refused join ends the stream with the error code', async () => {

@@ -18,11 +18,15 @@ export async function down(args: Parsed, client: LocalClient): Promise<number> {
 }
 
 export async function logout(args: Parsed, client: LocalClient): Promise<number> {
-  const r = await client.call<{ serverNotified: boolean; status: Status }>('POST', '/v1/logout', {});
+  const before = await client.call<Status>('GET', '/v1/status');
+  const r = await client.call<{ serverNotified: boolean; serverError?: string | null; status: Status }>('POST', '/v1/logout', {});
   if (args.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
   else {
-    process.stdout.write('logged out: interface removed, keys and state deleted\n');
-    if (!r.serverNotified) process.stdout.write('the control server was not told; an admin can delete the node with: weft-server nodes delete ID\n');
+    process.stdout.write(`logged out: ${r.serverNotified ? 'the control server removed this node; ' : ''}interface removed, keys and state deleted\n`);
+    if (!r.serverNotified) {
+      const id = before.self?.id ?? 'ID';
+      process.stdout.write(`the control server was not told (${r.serverError ?? 'unknown reason'}); an admin can delete the node with: weft-server nodes delete ${id}\n`);
+    }
   }
   return ExitCode.Ok;
 }

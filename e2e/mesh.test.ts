@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useLab } from './lab/vitest.js';
-import { startMesh, WeftAgent, wgKeyOf, type Mesh } from './lab/weft.js';
+import { parseJsonOutput, startMesh, WeftAgent, wgKeyOf, type Mesh } from './lab/weft.js';
 import { waitFor } from './lab/wait.js';
 
 const PEER_GONE_MS = 1000;
@@ -66,6 +66,30 @@ describe('mesh', () => {
     expect((await mesh.server.api.nodes()).length).toBe(3);
   });
 
+  it('a daemon killed with -9 leaves wireguard-go running; the next daemon adopts it: same node, tunnels never stop', async () => {
+    const a = mesh.agents.a;
+    const { hosts } = ctx.lab;
+    const before = await a.status();
+    const wgPid = a.wireguardGoPid();
+    expect(wgPid).not.toBeNull();
+    await a.crash();
+    // No daemon: the data plane is wireguard-go's alone.
+    expect(a.wireguardGoPid()).toBe(wgPid);
+    expect((await hosts.a.ping(mesh.ips.b, { count: 1, timeoutMs: 5000 })).ok).toBe(true);
+
+    await a.startAgain();
+    const after = await waitFor(async () => {
+      const s = await a.status().catch(() => null);
+      return s?.state === 'running' && s.online ? s : null;
+    }, { timeoutMs: 20_000, intervalMs: 200, what: 'a running again after kill -9' });
+    expect(after.self).toMatchObject({ id: before.self!.id, ipv4: before.self!.ipv4, nodeKey: before.self!.nodeKey });
+    expect(a.wireguardGoPid()).toBe(wgPid); // adopted, not replaced
+    expect(a.process.output()).toContain('adopted running wireguard-go');
+    for (const y of ['b', 'c'] as const) expect((await hosts.a.ping(mesh.ips[y], { count: 1, timeoutMs: 5000 })).ok, `a -> ${y}`).toBe(true);
+    expect((await hosts.b.ping(mesh.ips.a, { count: 1, timeoutMs: 5000 })).ok, 'b -> a').toBe(true);
+    expect((await mesh.server.api.nodes()).length).toBe(3);
+  });
+
   it('with the server stopped tunnels keep working; back up, agents reconnect and see new changes', async () => {
     const { hosts } = ctx.lab;
     await mesh.server.stop();
@@ -97,6 +121,19 @@ describe('mesh', () => {
     const st = await e.status();
     expect(st.self?.user).toBe('bob');
     expect((await ctx.lab.hosts.e.ping(mesh.ips.a, { count: 1, timeoutMs: 5000 })).ok).toBe(true);
+  });
+
+  it(`weft logout tells the server: the node leaves GET /api/v1/nodes and every peer's wg show within ${PEER_GONE_MS} ms`, async () => {
+    const d = more.d!;
+    const self = (await d.status()).self!;
+    const r = await d.logout();
+    expect(r.code, r.stderr).toBe(0);
+    expect(parseJsonOutput<{ serverNotified: boolean }>(r, 'weft logout')).toMatchObject({ serverNotified: true, serverError: null });
+    expect((await mesh.server.api.nodes()).map((n) => n.id)).not.toContain(self.id);
+    const ms = await peersDropped([mesh.agents.a, mesh.agents.b, mesh.agents.c, more.e!], [self.nodeKey], PEER_GONE_MS);
+    expect(ms).toBeLessThanOrEqual(PEER_GONE_MS);
+    expect(await d.wgDump()).toBeNull(); // its own interface is gone
+    expect((await d.status()).state).toBe('needs-login');
   });
 
   it(`DELETE /api/v1/nodes/:id: within ${PEER_GONE_MS} ms no peer has its key, pings fail, and its daemon says revoked`, async () => {

@@ -5,7 +5,7 @@
  *
  * REST calls are made from inside a lab host; see weft-rest.ts for why and how.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Status } from '@weft/agent';
@@ -321,6 +321,36 @@ export class WeftAgent {
   async restart(): Promise<void> {
     await this.stop();
     await this.launch();
+  }
+
+  /**
+   * `kill -9` of the daemon alone, not its process group: its wireguard-go keeps running as an
+   * orphan, as after a crash or an OOM kill. `startAgain()` brings a daemon back.
+   */
+  async crash(): Promise<void> {
+    process.kill(this.process.pid, 'SIGKILL');
+    await this.process.exited;
+  }
+
+  /** A new daemon on the same state dir, socket and interface, after `crash()`. */
+  async startAgain(): Promise<void> {
+    rmSync(this.socket, { force: true }); // the dead daemon's; launch waits for the new one
+    await this.launch();
+  }
+
+  /** PID of the wireguard-go serving this agent's interface (there is one per name), or null. */
+  wireguardGoPid(): number | null {
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      let argv: string[];
+      try {
+        argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      } catch {
+        continue;
+      }
+      if (argv[0]?.endsWith('wireguard-go') && argv.includes(this.iface)) return Number(entry);
+    }
+    return null;
   }
 
   private async launch(): Promise<void> {

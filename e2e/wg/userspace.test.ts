@@ -1,9 +1,12 @@
 /**
  * The userspace backend against real wireguard-go in network namespaces: tunnels carry traffic,
  * `wg show` sees exactly the peers we set, peer churn does not disturb an existing session, and
- * a killed wireguard-go is restarted with its configuration.
+ * a killed wireguard-go is restarted with its configuration, and one whose owner was killed with
+ * -9 is adopted by the next owner.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateNodeKey, toWireGuardBase64 } from '@weft/crypto';
 import type { NodePrivateKey, NodePublicKey } from '@weft/crypto';
@@ -221,5 +224,55 @@ describe('userspace WireGuard in network namespaces', () => {
     expect(stats.find((s) => s.publicKey === a.key.publicKey)?.lastHandshake).toBeInstanceOf(Date);
     await dev.removePeer(b.key.publicKey);
     expect((await dev.stats()).map((s) => s.publicKey)).toEqual([a.key.publicKey]);
+  });
+
+  it('a wireguard-go whose owner was killed with -9 is adopted by the next open: same process, session kept, no packet lost', async () => {
+    const a = nodes[0]!;
+    const host = lab!.hosts[3]!;
+    const name = `${host.ifname}o`.slice(0, 15);
+    const key = generateNodeKey();
+    const config = { privateKey: key.privateKey, listenPort: 51822, addresses: ['100.64.0.70/32'], routes: ['100.64.0.0/10'] };
+    const peers = [{ ...peerOf(a), persistentKeepalive: 25 }];
+    await a.dev.upsertPeer({ publicKey: key.publicKey, endpoint: `${host.underlay}:51822`, allowedIps: ['100.64.0.70/32'] });
+    const holder = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./hold-device.ts', import.meta.url)), JSON.stringify({ name, netns: host.ns, config, peers })], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<void>((r) => holder.once('exit', () => r()));
+    const pid = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      holder.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /READY (\d+)/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      holder.once('exit', (code) => reject(new Error(`hold-device exited ${code}: ${out}`)));
+    });
+    expect(await pingUntil(host.ns, a.v4, 10_000)).toBe(true);
+    const handshake = () => sh(['wg', 'show', name, 'latest-handshakes'], { netns: host.ns }).trim();
+    const before = handshake();
+
+    holder.kill('SIGKILL');
+    await exited;
+    const alive = () => existsSync(`/proc/${pid}/stat`) && !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    expect(alive()).toBe(true); // orphaned, still forwarding
+
+    const stream = ping(host.ns, a.v4, ['-i', '0.05', '-c', '40', '-W', '1']);
+    const logs: string[] = [];
+    const dev = await openUserspace({ name, backend: 'userspace', netns: host.ns, log: (_level, msg) => logs.push(msg) });
+    extra.push(dev);
+    expect(dev.pid).toBe(pid);
+    expect(logs).toContain('adopted running wireguard-go');
+    await dev.configure(config);
+    await dev.setPeers(peers);
+    const res = await stream;
+    expect(res.received, res.out).toBe(40);
+    expect(handshake()).toBe(before); // the session from before the kill carried the stream
+
+    await dev.close();
+    expect(sh(['ip', 'link', 'show', 'dev', name], { netns: host.ns, allowFail: true })).toBe('');
+    const deadline = Date.now() + 5000;
+    while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(alive()).toBe(false);
+    await a.dev.removePeer(key.publicKey);
   });
 });

@@ -441,8 +441,15 @@ export class Agent {
   /**
    * Interface up on the last netmap and the control connection opening, at the same time: the
    * engine queue applies the server's netmap after the restored one whatever arrives first.
+   * Without last peers (a fresh join) only the device is opened: addresses with no peer behind
+   * them would blackhole the first packets, so the server's netmap configures the interface.
    */
   private async resume(): Promise<void> {
+    if (this.netmap.peers.length === 0) {
+      this.engineFor().open().catch(() => {}); // a failure is retried and reported by the netmap's applyFull
+      this.startSession();
+      return;
+    }
     const restoring = this.applyLastNetmap();
     this.startSession();
     await restoring;

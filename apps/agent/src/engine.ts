@@ -113,11 +113,17 @@ export class Engine {
     return device;
   }
 
-  /** Full netmap (or the persisted last one at start-up): interface up, peer set exact. */
+  /**
+   * Full netmap (or the persisted last one at start-up): interface up, peer set exact. When the
+   * interface is not configured for `self` yet, peers go in before the addresses: nothing sent
+   * the moment an address appears is blackholed for want of a peer (it waits for the handshake).
+   */
   applyFull(self: SelfNode, peers: Peer[]): Promise<void> {
     return this.serial(async () => {
+      const configured = this.configuredFor === interfaceAddresses(self).join(',');
+      if (!configured) await (await this.openDevice()).setPeers(peers.map(peerConfig));
       const device = await this.ensureConfigured(self);
-      await device.setPeers(peers.map(peerConfig));
+      if (configured) await device.setPeers(peers.map(peerConfig));
       this.opts.log('info', 'netmap applied', { peers: peers.length });
     });
   }

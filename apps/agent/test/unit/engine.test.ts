@@ -77,10 +77,20 @@ describe('Engine', () => {
     await engine.down();
     expect(engine.up).toBe(false);
     await delta(engine, nm, { type: 'delta', seq: 2, upsert: [peer(5)] });
-    expect(device.calls).toEqual(['configure 100.64.0.1/10,fd7a:115c:a1e0::1/48', 'setPeers 1', 'down']);
+    expect(device.calls).toEqual(['setPeers 1', 'configure 100.64.0.1/10,fd7a:115c:a1e0::1/48', 'down']);
     await engine.applyFull(self, nm.peers);
     expect(engine.up).toBe(true);
     expect(device.peers.size).toBe(2);
+  });
+
+  it('peers go in before the addresses on first configuration, so the first packets find a peer', async () => {
+    const { device, engine } = setup();
+    await engine.open();
+    expect(device.calls).toEqual([]);
+    await engine.applyFull(self, [peer(2), peer(3)]);
+    expect(device.calls).toEqual(['setPeers 2', 'configure 100.64.0.1/10,fd7a:115c:a1e0::1/48']);
+    await engine.applyFull(self, [peer(2)]); // configured already: peers only
+    expect(device.calls.slice(2)).toEqual(['setPeers 1']);
   });
 
   it('interfaceAddresses strips prefixes the server may already include', () => {

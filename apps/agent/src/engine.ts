@@ -41,15 +41,20 @@ export function interfaceAddresses(self: SelfNode): string[] {
   return [`${bare(self.ipv4)}/${IPV4_PREFIX}`, `${bare(self.ipv6)}/${IPV6_PREFIX}`];
 }
 
+/**
+ * Keepalive only with an endpoint: a keepalive to a peer with none makes WireGuard attempt a
+ * handshake it cannot send, and it then holds off new attempts for RekeyTimeout (5 s). Two
+ * nodes joining together each get the other before its endpoint, so both stalled for 5 s.
+ * Turned on together with the endpoint, keepalive starts the handshake at once instead.
+ */
 export function peerConfig(peer: Peer): PeerConfig {
   const allowedIps = peer.allowedIps.length > 0 ? peer.allowedIps : [`${bare(peer.ipv4)}/32`, `${bare(peer.ipv6)}/128`];
-  const config: PeerConfig = {
-    publicKey: parseNodePublicKey(peer.nodeKey),
-    allowedIps,
-    persistentKeepalive: PERSISTENT_KEEPALIVE_S,
-  };
+  const config: PeerConfig = { publicKey: parseNodePublicKey(peer.nodeKey), allowedIps };
   const endpoint = peer.endpoints[0];
-  if (endpoint) config.endpoint = endpoint;
+  if (endpoint) {
+    config.endpoint = endpoint;
+    config.persistentKeepalive = PERSISTENT_KEEPALIVE_S;
+  }
   return config;
 }
 

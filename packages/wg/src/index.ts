@@ -19,7 +19,7 @@ export {
 } from './uapi.js';
 export type { DeviceState, InterfaceSet } from './uapi.js';
 export { parseWgDump } from './wg-dump.js';
-export { diffPeers, peerOp, normalizePeer } from './peer-diff.js';
+export { diffPeers, peerOp, peerOps, normalizePeer } from './peer-diff.js';
 export type { PeerOp, PeerState } from './peer-diff.js';
 export { normalizeCidr, normalizeEndpoint } from './cidr.js';
 export { DEFAULT_MTU, linkPlan, linkCleanupPlan, applyLink, batchScript } from './routes.js';

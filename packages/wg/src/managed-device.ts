@@ -7,7 +7,7 @@ import { nodePublicKeyOf } from '@weft/crypto';
 import type { Backend, Device, InterfaceConfig, OpenOptions, PeerConfig, PeerStats } from './device.js';
 import { WgError } from './errors.js';
 import type { Runner } from './exec.js';
-import { diffPeers, normalizePeer, peerOp } from './peer-diff.js';
+import { diffPeers, normalizePeer, peerOps } from './peer-diff.js';
 import type { PeerOp } from './peer-diff.js';
 import { applyLink, DEFAULT_MTU, linkDown } from './routes.js';
 import type { DeviceState, InterfaceSet } from './uapi.js';
@@ -132,8 +132,8 @@ export class ManagedDevice implements Device {
     return this.serialize(async () => {
       const now = await this.driver.read();
       const current = now.peers.find((p) => p.publicKey === want.publicKey);
-      const op = peerOp(want, current, this.peers.get(want.publicKey));
-      if (op) await this.driver.write({}, [op]);
+      const ops = peerOps(want, current, this.peers.get(want.publicKey));
+      if (ops.length > 0) await this.driver.write({}, ops);
       this.peers.set(want.publicKey, want);
     });
   }

@@ -97,6 +97,22 @@ export function peerOp(want: PeerConfig, current: PeerState | undefined, lastAsk
 }
 
 /**
+ * The ops for one peer, like `peerOp`, except when the peer gets its first endpoint before it ever
+ * completed a handshake: then it is removed and created afresh. Packets sent to a peer with no
+ * endpoint make WireGuard try a handshake it cannot send and hold off new tries for
+ * RekeyTimeout (5 s); a fresh peer forgets that and, with keepalive on, handshakes at once.
+ * There is no session to lose.
+ */
+export function peerOps(want: PeerConfig, current: PeerState | undefined, lastAsked?: PeerConfig): PeerOp[] {
+  const op = peerOp(want, current, lastAsked);
+  if (!op) return [];
+  if (current && op.kind === 'upsert' && op.endpoint !== undefined && current.endpoint === null && current.lastHandshake === null) {
+    return [{ kind: 'remove', publicKey: current.publicKey }, peerOp(want, undefined)!];
+  }
+  return [op];
+}
+
+/**
  * Operations that make the device's peer set exactly `want`. Removals come first so an allowed IP
  * moving from a removed peer to a new one is never claimed twice. Duplicate keys in `want`: the
  * last one wins.

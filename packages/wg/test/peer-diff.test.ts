@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { NodePublicKey } from '@weft/crypto';
-import { diffPeers, normalizeCidr, normalizeEndpoint } from '../src/index.js';
+import { diffPeers, normalizeCidr, normalizeEndpoint, peerOps } from '../src/index.js';
 import type { PeerConfig, PeerOp, PeerState } from '../src/index.js';
 import { PUB_1, PUB_2, PUB_3 } from './fixtures.js';
 
@@ -115,3 +115,25 @@ describe('diffPeers', () => {
     }), { numRuns: 300 });
   });
 });
+
+describe('peerOps', () => {
+  const want: PeerConfig = { publicKey: PUB_2, endpoint: '10.0.0.2:51820', allowedIps: ['100.64.0.2/32'], persistentKeepalive: 25 };
+  const device = (p: Partial<PeerState>): PeerState => ({
+    publicKey: PUB_2, endpoint: null, allowedIps: ['100.64.0.2/32'], persistentKeepalive: 0, lastHandshake: null, rxBytes: 0, txBytes: 0, ...p,
+  });
+
+  it('a first endpoint for a peer that never handshook recreates it (WireGuard holds off handshakes 5 s after one it could not send)', () => {
+    expect(peerOps(want, device({}))).toEqual([
+      { kind: 'remove', publicKey: PUB_2 },
+      { kind: 'upsert', publicKey: PUB_2, create: true, endpoint: '10.0.0.2:51820', allowedIps: ['100.64.0.2/32'], persistentKeepalive: 25 },
+    ]);
+  });
+
+  it('a peer with a session is updated in place', () => {
+    const ops = peerOps(want, device({ lastHandshake: new Date() }));
+    expect(ops).toHaveLength(1);
+    expect(ops[0]).toMatchObject({ kind: 'upsert', create: false, endpoint: '10.0.0.2:51820' });
+    expect(peerOps(want, device({ endpoint: '10.0.0.2:51820', persistentKeepalive: 25 }))).toEqual([]);
+  });
+});
+

@@ -83,6 +83,12 @@ describe('Engine', () => {
     expect(device.peers.size).toBe(2);
   });
 
+  it('keepalive only for a peer with an endpoint, so a handshake is never tried with nowhere to send it', () => {
+    expect(peerConfig(peer(2, { endpoints: [] }))).not.toHaveProperty('persistentKeepalive');
+    expect(peerConfig(peer(2, { endpoints: [] }))).not.toHaveProperty('endpoint');
+    expect(peerConfig(peer(2))).toMatchObject({ endpoint: '192.0.2.2:41641', persistentKeepalive: 25 });
+  });
+
   it('peers go in before the addresses on first configuration, so the first packets find a peer', async () => {
     const { device, engine } = setup();
     await engine.open();

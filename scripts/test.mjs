@@ -4,6 +4,13 @@
 // tier whose prerequisites are missing fails with a message saying what to install; nothing is
 // skipped.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// Each vitest tier also writes a JSON report, so the run ends with one line of totals.
+const reports = mkdtempSync(join(tmpdir(), 'weft-test-reports-'));
+const vitest = (project) => ['npx', 'vitest', 'run', '--project', project, '--reporter=default', '--reporter=json', `--outputFile.json=${join(reports, project + '.json')}`];
 
 const steps = [
   ['typecheck', ['npx', 'tsc', '-p', 'tsconfig.json']],
@@ -11,9 +18,9 @@ const steps = [
   // The weft CLI runs from its bundle when current (apps/agent/bin/weft.mjs); rebuild it so the
   // tiers test the code as it is now, at bundle speed.
   ['build', ['node', 'scripts/build.mjs']],
-  ['unit', ['npx', 'vitest', 'run', '--project', 'unit']],
-  ['integration', ['npx', 'vitest', 'run', '--project', 'integration']],
-  ['e2e', ['npx', 'vitest', 'run', '--project', 'e2e']],
+  ['unit', vitest('unit')],
+  ['integration', vitest('integration')],
+  ['e2e', vitest('e2e')],
 ];
 const only = process.argv.slice(2);
 const env = { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: '/bin/false', CHECKPOINT_DISABLE: '1' };
@@ -25,7 +32,27 @@ for (const [name, cmd] of steps) {
   const r = spawnSync(cmd[0], cmd.slice(1), { stdio: 'inherit', env });
   if (r.status !== 0) {
     console.error(`\n=== ${name} failed (exit ${r.status ?? r.signal})`);
+    totals();
     process.exit(1);
   }
 }
 console.log('\n=== all tiers passed');
+totals();
+
+function totals() {
+  let passed = 0;
+  let failed = 0;
+  let skipped = 0;
+  for (const project of ['unit', 'integration', 'e2e']) {
+    try {
+      const r = JSON.parse(readFileSync(join(reports, project + '.json'), 'utf8'));
+      passed += r.numPassedTests;
+      failed += r.numFailedTests;
+      skipped += r.numPendingTests + r.numTodoTests;
+    } catch {
+      // tier not run
+    }
+  }
+  rmSync(reports, { recursive: true, force: true });
+  console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
+}

@@ -166,3 +166,10 @@ export const RegisterErrorCode = {
 
 /** `aud` of every machine token. */
 export const MACHINE_TOKEN_AUDIENCE = 'weft-control';
+
+/** `POST /agent/v1/logout` (machine token): the calling device's node is deleted. */
+export const LogoutResponse = z.object({
+  /** Id of the node that was deleted. */
+  deleted: z.number().int(),
+});
+export type LogoutResponse = z.infer<typeof LogoutResponse>;

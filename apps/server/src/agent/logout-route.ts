@@ -1,8 +1,7 @@
 /** `POST /agent/v1/logout`: a device deregisters itself (`weft logout`); peers drop it at once. */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { z } from 'zod';
-import { Problem } from '@weft/protocol';
+import { LogoutResponse, Problem } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
 import type { State } from '../state/index.js';
 import { machineKeyFrom } from './register-route.js';
@@ -12,7 +11,7 @@ export function logoutRoute(app: FastifyInstance, state: State): void {
     schema: {
       tags: ['agent'],
       summary: 'Deregister the calling device (proved by its machine token)',
-      response: { 200: z.object({ deleted: z.number().int() }), '4xx': Problem },
+      response: { 200: LogoutResponse, '4xx': Problem },
     },
     handler: async (req) => {
       const machineKey = await machineKeyFrom(req.headers.authorization);

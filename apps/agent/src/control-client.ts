@@ -3,7 +3,7 @@
  * (an EdDSA JWT signed with the machine key), so possession of the key is proven each time.
  */
 import { signMachineToken, type MachinePrivateKey } from '@weft/crypto';
-import { RegisterResponse, type RegisterRequest } from '@weft/protocol';
+import { LogoutResponse, RegisterResponse, type RegisterRequest } from '@weft/protocol';
 import { ControlError, controlErrorFrom, unreachable } from './control-error.js';
 import { AgentErrorCode } from './cli/exit-codes.js';
 
@@ -75,7 +75,7 @@ export async function logout(serverUrl: string, machineKey: MachinePrivateKey): 
     if (err.code === 'node_not_found') return null;
     throw err;
   }
-  const body = (await res.json().catch(() => undefined)) as { deleted?: unknown } | undefined;
-  if (typeof body?.deleted !== 'number') throw new ControlError(AgentErrorCode.ServerError, 'control server sent a malformed logout response', false);
-  return body.deleted;
+  const body = LogoutResponse.safeParse(await res.json().catch(() => undefined));
+  if (!body.success) throw new ControlError(AgentErrorCode.ServerError, 'control server sent a malformed logout response', false);
+  return body.data.deleted;
 }

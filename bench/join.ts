@@ -15,7 +15,7 @@
  * Writes bench/results/join.json. The baseline half needs only wireguard-go; if the Weft half cannot
  * run, the file says why (`pending`) and the exit code is 1.
  *
- * Env: BENCH_JOIN_ITERATIONS (default 20), BENCH_IPERF_SECONDS (5), BENCH_IPERF_ROUNDS (5).
+ * Env: BENCH_JOIN_ITERATIONS (default 20), BENCH_IPERF_SECONDS (8), BENCH_IPERF_ROUNDS (9): throughput swings 15-20% between runs on a shared 2-core machine, so more, longer rounds.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -27,8 +27,8 @@ import { machine } from './lib/machine.js';
 import { median, percentile, round } from './lib/stats.js';
 
 const ITERATIONS = Number(process.env.BENCH_JOIN_ITERATIONS ?? 20);
-const IPERF_SECONDS = Number(process.env.BENCH_IPERF_SECONDS ?? 5);
-const ROUNDS = Number(process.env.BENCH_IPERF_ROUNDS ?? 5);
+const IPERF_SECONDS = Number(process.env.BENCH_IPERF_SECONDS ?? 8);
+const ROUNDS = Number(process.env.BENCH_IPERF_ROUNDS ?? 9);
 /** The agent's default; the baseline uses the same so the ratio compares like with like. */
 const MTU = 1280;
 const JOIN_TARGET_MS = 1000;

@@ -14,13 +14,17 @@ export type State = Phase | 'starting';
 export type Path = 'direct' | 'relay' | 'none';
 
 
-export interface PeerStatus {
+/** Who a node is: shared by `self` and every peer. */
+export interface NodeIdentity {
   id: number;
   name: string;
   user: string;
   ipv4: string;
   ipv6: string;
   nodeKey: string;
+}
+
+export interface PeerStatus extends NodeIdentity {
   /** Online to the control server, as the server last said. */
   online: boolean;
   path: Path;
@@ -41,16 +45,7 @@ export interface Status {
   /** Connected to the control server with a current netmap. */
   online: boolean;
   server: string | null;
-  self: {
-    id: number;
-    name: string;
-    user: string;
-    ipv4: string;
-    ipv6: string;
-    nodeKey: string;
-    machineKey: string | null;
-    expiresAt: string | null;
-  } | null;
+  self: (NodeIdentity & { machineKey: string | null; expiresAt: string | null }) | null;
   interface: { name: string; backend: string | null; up: boolean; listenPort: number | null; mtu: number };
   /** Set while an interactive login waits for approval. */
   login: { url: string; code: string; expiresAt: string } | null;

@@ -8,6 +8,8 @@ export type DbErrorCode =
   | 'MIGRATION_PREVIOUSLY_FAILED'
   /** Another live process (or this one) has the embedded database open. */
   | 'DATA_DIR_IN_USE'
+  /** A new embedded database could not be created (initdb failed, or the directory holds something else). */
+  | 'DATABASE_INIT_FAILED'
   /** A change-bus payload larger than MAX_PAYLOAD_BYTES. */
   | 'BUS_PAYLOAD_TOO_LARGE'
   /** publish() after close(). */
@@ -18,6 +20,7 @@ const RETRYABLE: Record<DbErrorCode, boolean> = {
   MIGRATION_FAILED: false,
   MIGRATION_PREVIOUSLY_FAILED: false,
   DATA_DIR_IN_USE: false,
+  DATABASE_INIT_FAILED: false,
   BUS_PAYLOAD_TOO_LARGE: false,
   BUS_CLOSED: false,
 };

@@ -9,6 +9,7 @@ import { PrismaClient } from './generated/client.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { type Log, silentLog } from './log.js';
 import { migrate, type SqlSession } from './migrate.js';
+import { initPGliteDir } from './pglite-init.js';
 import { migrationsDir as defaultMigrationsDir } from './paths.js';
 
 export type OpenOptions = ({ dataDir: string } | { databaseUrl: string }) & {
@@ -53,10 +54,11 @@ const PGLITE_START_PARAMS = [
 
 async function openPGlite(dataDir: string, migrationsDir: string, log: Log): Promise<Database> {
   const dir = join(dataDir, 'db');
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true });
   const unlock = lockDataDir(dataDir);
   let pglite: PGlite;
   try {
+    await initPGliteDir(dir, log);
     pglite = await PGlite.create({ dataDir: dir, startParams: PGLITE_START_PARAMS });
   } catch (err) {
     unlock();

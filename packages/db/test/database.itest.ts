@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../../test-support/test-database.js';
 import { type Database, DbError, MAX_PAYLOAD_BYTES, openDatabase, type OpenOptions } from '../src/index.js';
+import type { Log } from '../src/log.js';
 import { readMigrations } from '../src/migration-files.js';
 import { migrationsDir } from '../src/paths.js';
 
@@ -210,7 +211,45 @@ describe('openDatabase on pglite, data directory', () => {
     const db = await openDatabase(target);
     await db.close();
   });
+
+  it('creates a new database in a child process, so its memory is not held by the server', async () => {
+    const { dataDir } = (await freshTarget('pglite')) as { dataDir: string };
+    const log = recordingLog();
+    const db = await openDatabase({ dataDir }, log);
+    try {
+      const created = log.lines.find((l) => l.msg === 'created the embedded database in a child process');
+      expect(created?.obj.pid).toEqual(expect.any(Number));
+      expect(created?.obj.pid).not.toBe(process.pid);
+      expect(existsSync(join(dataDir, 'db', 'PG_VERSION'))).toBe(true);
+      expect(existsSync(join(dataDir, 'db.creating'))).toBe(false);
+    } finally {
+      await db.close();
+    }
+    // An existing database opens in-process, with no child.
+    const again = recordingLog();
+    const reopened = await openDatabase({ dataDir }, again);
+    await reopened.close();
+    expect(again.lines.map((l) => l.msg)).not.toContain('created the embedded database in a child process');
+  });
+
+  it('refuses a db directory that holds something other than a database, and leaves it alone', async () => {
+    const { dataDir } = (await freshTarget('pglite')) as { dataDir: string };
+    mkdirSync(join(dataDir, 'db'));
+    writeFileSync(join(dataDir, 'db', 'notes.txt'), 'mine\n');
+    const err = await openDatabase({ dataDir }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DbError);
+    expect((err as DbError).code).toBe('DATABASE_INIT_FAILED');
+    expect((err as DbError).message).toMatch(/not empty but holds no database/);
+    expect(readdirSync(join(dataDir, 'db'))).toEqual(['notes.txt']);
+    expect(existsSync(join(dataDir, 'db.lock'))).toBe(false);
+  });
 });
+
+function recordingLog(): Log & { lines: { obj: Record<string, unknown>; msg: string }[] } {
+  const lines: { obj: Record<string, unknown>; msg: string }[] = [];
+  const record = (obj: object, msg?: string) => void lines.push({ obj: obj as Record<string, unknown>, msg: msg ?? '' });
+  return { lines, info: record, warn: record, error: record };
+}
 
 describe('openDatabase on postgres, several replicas', () => {
   it('lets replicas start at once on a fresh database; the migration is recorded once', async () => {

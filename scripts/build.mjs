@@ -1,52 +1,87 @@
 #!/usr/bin/env node
-// Bundles the `weft` agent (apps/agent/src/main.ts with the @weft/* workspace code and its npm
-// deps) into apps/agent/dist/, so the CLI starts on plain Node instead of compiling TypeScript
-// through tsx on every run (~540 ms -> ~60 ms). Run by `npm ci`/`npm install` (postinstall) and
-// by `npm test` before any tier, so tests never run a stale bundle.
+// Bundles the two programs with esbuild, so they start on plain Node instead of compiling
+// TypeScript through tsx on every run. Run by `npm ci`/`npm install` (postinstall) and by
+// `npm test` before any tier, so tests never run a stale bundle.
 //
-// dist/weft.mjs is the entry; the daemon's code sits in chunks that the quick commands (status,
-// up) never load. dist/inputs.json lists the workspace sources that went in, with their mtimes:
-// bin/weft.mjs uses the bundle only while none of them changed, else falls back to tsx.
+// - apps/agent/dist: `weft`, with its npm dependencies inside (CLI start ~540 ms -> ~60 ms). The
+//   daemon's code sits in chunks that the quick commands (status, up) never load.
+// - apps/server/dist: `weft-server`, the workspace code only; npm packages stay in node_modules
+//   (PGlite and Prisma load their WASM from beside their own files). tsx held ~80 MB of the
+//   server's memory (measured: importing PGlite through tsx 124 MB RSS, plain Node 44 MB).
+//
+// dist/inputs.json lists the workspace sources that went in, with their mtimes: bin/*.mjs
+// (scripts/launch.mjs) uses a bundle only while none of them changed, else falls back to tsx.
 import { build } from 'esbuild';
+import { builtinModules } from 'node:module';
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const agent = join(root, 'apps/agent');
-const outdir = join(agent, 'dist');
 
-const t0 = performance.now();
-rmSync(outdir, { recursive: true, force: true });
-mkdirSync(outdir, { recursive: true });
-const result = await build({
-  absWorkingDir: root,
-  entryPoints: { weft: join(agent, 'src/main.ts') },
-  outdir,
-  outExtension: { '.js': '.mjs' },
-  chunkNames: 'chunks/[name]-[hash]',
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  metafile: true,
-  logLevel: 'warning',
-  // ws loads these native speed-ups only if installed; they are optional and not bundleable.
-  external: ['bufferutil', 'utf-8-validate'],
-  // CommonJS deps bundled into ESM still call require() for Node built-ins.
-  banner: { js: "import { createRequire as __weftCreateRequire } from 'node:module'; const require = __weftCreateRequire(import.meta.url);" },
-});
+// CommonJS deps bundled into ESM still call require() for Node built-ins.
+const requireBanner = "import { createRequire as __weftCreateRequire } from 'node:module'; const require = __weftCreateRequire(import.meta.url);";
 
-// Workspace sources only: node_modules changes go through npm, whose postinstall rebuilds.
-const inputs = Object.keys(result.metafile.inputs)
-  .filter((p) => !p.includes('node_modules/'))
-  .map((p) => resolve(root, p));
-const builtAt = Date.now();
-writeFileSync(join(outdir, 'inputs.json'), JSON.stringify({
-  builtAt,
-  inputs: inputs.map((p) => ({ path: relative(agent, p), mtimeMs: statSync(p).mtimeMs })),
-}, null, 1) + '\n');
-const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-console.log(`built apps/agent/dist (${inputs.length} workspace sources, ${(bytes / 1024).toFixed(0)} KiB) in ${(performance.now() - t0).toFixed(0)} ms`);
+/**
+ * Leaves npm packages out of the bundle, imported by a path relative to the output directory:
+ * the very file Node would have loaded from the importing source (two packages may pin different
+ * versions of one dependency; a bare name would find whichever npm hoisted to the root).
+ */
+function externalPackages(outdir) {
+  const builtins = new Set(builtinModules);
+  return {
+    name: 'external-packages',
+    setup(b) {
+      b.onResolve({ filter: /^[^./]/ }, async (args) => {
+        if (args.path.startsWith('node:') || builtins.has(args.path)) return { path: args.path, external: true };
+        if (args.path.startsWith('@weft/') || args.pluginData === 'resolving') return undefined;
+        const r = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: 'resolving' });
+        if (r.errors.length) return { errors: r.errors };
+        let rel = relative(outdir, r.path);
+        if (!rel.startsWith('.')) rel = `./${rel}`;
+        return { path: rel, external: true };
+      });
+    },
+  };
+}
+
+async function bundle({ app, name, bundlePackages }) {
+  const appDir = join(root, 'apps', app);
+  const outdir = join(appDir, 'dist');
+  const t0 = performance.now();
+  rmSync(outdir, { recursive: true, force: true });
+  mkdirSync(outdir, { recursive: true });
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: { [name]: join(appDir, 'src/main.ts') },
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    chunkNames: 'chunks/[name]-[hash]',
+    bundle: true,
+    splitting: bundlePackages,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: 'linked',
+    metafile: true,
+    logLevel: 'warning',
+    // ws loads these native speed-ups only if installed; they are optional and not bundleable.
+    external: ['bufferutil', 'utf-8-validate'],
+    plugins: bundlePackages ? [] : [externalPackages(outdir)],
+    banner: { js: requireBanner },
+  });
+
+  // Workspace sources only: node_modules changes go through npm, whose postinstall rebuilds.
+  const inputs = Object.keys(result.metafile.inputs)
+    .filter((p) => !p.includes('node_modules/'))
+    .map((p) => resolve(root, p));
+  writeFileSync(join(outdir, 'inputs.json'), JSON.stringify({
+    builtAt: Date.now(),
+    inputs: inputs.map((p) => ({ path: relative(appDir, p), mtimeMs: statSync(p).mtimeMs })),
+  }, null, 1) + '\n');
+  const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
+  console.log(`built apps/${app}/dist (${inputs.length} workspace sources, ${(bytes / 1024).toFixed(0)} KiB) in ${(performance.now() - t0).toFixed(0)} ms`);
+}
+
+await bundle({ app: 'agent', name: 'weft', bundlePackages: true });
+await bundle({ app: 'server', name: 'weft-server', bundlePackages: false });

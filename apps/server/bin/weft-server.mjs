@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// weft-server: the Weft control server and its admin CLI. TypeScript source, loaded through tsx.
-import { register } from 'tsx/esm/api';
+// `weft-server`: the bundle in ../dist when current, else the TypeScript sources (scripts/launch.mjs).
+import { launch } from '../../../scripts/launch.mjs';
 
-register();
-await import('../src/main.ts');
+await launch(new URL('../', import.meta.url), 'weft-server');

@@ -116,7 +116,7 @@ export class Mapper {
     if (!entry) return;
     session.resetSeq();
     const head = `,"protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"peers":[`;
-    session.send('netmap', head + this.chunks.joinedExcept(session.nodeId) + ']}');
+    session.sendParts('netmap', [head, ...this.chunks.partsExcept(session.nodeId), ']}']);
   }
 
   /** Closes every session (shutdown). */

@@ -19,13 +19,30 @@ export class Session {
 
   /** `rest` is the message's JSON after `"seq":N` (starting with "," or "}"). */
   send(type: 'netmap' | 'delta', rest: string): void {
-    if (this.closed) return;
-    if (this.socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-      this.close(1013, 'reader too slow; reconnect');
-      return;
-    }
+    if (!this.ready()) return;
     this.seq++;
     this.socket.send(`{"type":"${type}","seq":${this.seq}${rest}`);
+  }
+
+  /**
+   * Like send, with the JSON after `"seq":N` in parts: one text message sent as one WebSocket
+   * fragment per part, so large shared parts (the cached peer list) are written as they are,
+   * never copied into a per-session string. The receiver sees one message.
+   */
+  sendParts(type: 'netmap' | 'delta', rest: (string | Buffer)[]): void {
+    if (!this.ready()) return;
+    this.seq++;
+    const parts = [`{"type":"${type}","seq":${this.seq}`, ...rest];
+    parts.forEach((part, i) => this.socket.send(part, { binary: false, fin: i === parts.length - 1 }));
+  }
+
+  private ready(): boolean {
+    if (this.closed) return false;
+    if (this.socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.close(1013, 'reader too slow; reconnect');
+      return false;
+    }
+    return true;
   }
 
   /** Restarts numbering for a resync: the fresh netmap is seq 1 again. */

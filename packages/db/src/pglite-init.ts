@@ -25,6 +25,7 @@ export async function initPGliteDir(dir: string, log: Log): Promise<void> {
   // Resolved from this package, so the child loads the same PGlite version the server does.
   const entry = createRequire(join(dirname(prismaDir), 'packages/db/package.json')).resolve('@electric-sql/pglite');
   const script = 'const { PGlite } = require(process.argv[1]); PGlite.create({ dataDir: process.argv[2] }).then((db) => db.close());';
+  log.info({ dir }, 'creating the embedded database (first start; a few seconds)');
   const child = spawn(process.execPath, ['-e', script, entry, building], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));

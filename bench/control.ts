@@ -20,10 +20,10 @@ const SIZES = (process.env.BENCH_SIZES ?? '1000,10000').split(',').map(Number);
 /** "pglite" (the embedded default), "postgres" (a throwaway local cluster), or both. */
 const BACKENDS = (process.env.BENCH_BACKENDS ?? 'pglite,postgres').split(',') as ('pglite' | 'postgres')[];
 const DELETES = Number(process.env.BENCH_DELETES ?? 40);
-/** Extra Node flags for the server process, e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
 /** How long the server idles before an RSS reading counts as settled. */
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Extra Node flags for the server process, e.g. BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const here = import.meta.dirname;
 

@@ -15,5 +15,7 @@ function findPrismaDir(): string {
 }
 
 export const prismaDir = findPrismaDir();
+/** The repository (workspace) root. */
+export const repoRoot = dirname(prismaDir);
 export const schemaPath = join(prismaDir, 'schema.prisma');
 export const migrationsDir = join(prismaDir, 'migrations');

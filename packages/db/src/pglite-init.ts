@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { DbError } from './errors.js';
 import type { Log } from './log.js';
-import { prismaDir } from './paths.js';
+import { repoRoot } from './paths.js';
 
 /**
  * Creates a new embedded database in `dir` in a short-lived child process, if there is none yet.
@@ -23,7 +23,7 @@ export async function initPGliteDir(dir: string, log: Log): Promise<void> {
   const building = `${dir}.creating`;
   rmSync(building, { recursive: true, force: true });
   // Resolved from this package, so the child loads the same PGlite version the server does.
-  const entry = createRequire(join(dirname(prismaDir), 'packages/db/package.json')).resolve('@electric-sql/pglite');
+  const entry = createRequire(join(repoRoot, 'packages/db/package.json')).resolve('@electric-sql/pglite');
   const script = 'const { PGlite } = require(process.argv[1]); PGlite.create({ dataDir: process.argv[2] }).then((db) => db.close());';
   log.info({ dir }, 'creating the embedded database (first start; a few seconds)');
   const child = spawn(process.execPath, ['-e', script, entry, building], { stdio: ['ignore', 'ignore', 'pipe'] });

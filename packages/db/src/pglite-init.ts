@@ -39,5 +39,5 @@ export async function initPGliteDir(dir: string, log: Log): Promise<void> {
   }
   rmSync(dir, { recursive: true, force: true }); // empty, checked above
   renameSync(building, dir);
-  log.info({ dir, pid: child.pid }, 'created the embedded database in a child process');
+  log.info({ dir, childPid: child.pid }, 'created the embedded database in a child process');
 }

@@ -218,8 +218,8 @@ describe('openDatabase on pglite, data directory', () => {
     const db = await openDatabase({ dataDir }, log);
     try {
       const created = log.lines.find((l) => l.msg === 'created the embedded database in a child process');
-      expect(created?.obj.pid).toEqual(expect.any(Number));
-      expect(created?.obj.pid).not.toBe(process.pid);
+      expect(created?.obj.childPid).toEqual(expect.any(Number));
+      expect(created?.obj.childPid).not.toBe(process.pid);
       expect(existsSync(join(dataDir, 'db', 'PG_VERSION'))).toBe(true);
       expect(existsSync(join(dataDir, 'db.creating'))).toBe(false);
     } finally {

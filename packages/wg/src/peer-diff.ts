@@ -113,9 +113,9 @@ export function peerOps(want: PeerConfig, current: PeerState | undefined, lastAs
 }
 
 /**
- * Operations that make the device's peer set exactly `want`. Removals come first so an allowed IP
- * moving from a removed peer to a new one is never claimed twice. Duplicate keys in `want`: the
- * last one wins.
+ * Operations that make the device's peer set exactly `want`. Removals of peers no longer wanted
+ * come first so an allowed IP moving from a removed peer to a new one is never claimed twice.
+ * Duplicate keys in `want`: the last one wins.
  */
 export function diffPeers(
   current: PeerState[],
@@ -128,9 +128,8 @@ export function diffPeers(
   for (const p of current) {
     if (!wantByKey.has(p.publicKey)) ops.push({ kind: 'remove', publicKey: p.publicKey });
   }
-  for (const p of wantByKey.values()) {
-    const op = peerOp(p, currentByKey.get(p.publicKey), lastAsked.get(p.publicKey));
-    if (op) ops.push(op);
-  }
+  // peerOps, not peerOp: a full netmap that brings a peer its first endpoint needs the same
+  // recreation as a delta does.
+  for (const p of wantByKey.values()) ops.push(...peerOps(p, currentByKey.get(p.publicKey), lastAsked.get(p.publicKey)));
   return ops;
 }

@@ -129,6 +129,14 @@ describe('peerOps', () => {
     ]);
   });
 
+  it('a full netmap applies the same rule: a first endpoint for a peer that never handshook recreates it', () => {
+    expect(diffPeers([device({})], [want])).toEqual([
+      { kind: 'remove', publicKey: PUB_2 },
+      { kind: 'upsert', publicKey: PUB_2, create: true, endpoint: '10.0.0.2:51820', allowedIps: ['100.64.0.2/32'], persistentKeepalive: 25 },
+    ]);
+    expect(diffPeers([device({ lastHandshake: new Date() })], [want])).toMatchObject([{ kind: 'upsert', create: false }]);
+  });
+
   it('a peer with a session is updated in place', () => {
     const ops = peerOps(want, device({ lastHandshake: new Date() }));
     expect(ops).toHaveLength(1);

@@ -61,7 +61,7 @@ async function bundle({ app, name, bundlePackages }) {
     splitting: bundlePackages,
     format: 'esm',
     platform: 'node',
-    target: 'node20',
+    target: 'node22',
     sourcemap: 'linked',
     metafile: true,
     logLevel: 'warning',

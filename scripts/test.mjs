@@ -8,6 +8,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+// Node 20 is end of life; the suite runs on a maintained LTS line (22 or 24; CI uses 24).
+const nodeMajor = Number(process.versions.node.split('.')[0]);
+if (nodeMajor < 22) {
+  console.error(`npm test needs Node.js 22 or newer (this is ${process.version}). Run it as: bash scripts/with-node.sh npm test`);
+  process.exit(2);
+}
+
 // Each vitest tier also writes a JSON report, so the run ends with one line of totals.
 const reports = mkdtempSync(join(tmpdir(), 'weft-test-reports-'));
 const vitest = (project) => ['npx', 'vitest', 'run', '--project', project, '--reporter=default', '--reporter=json', `--outputFile.json=${join(reports, project + '.json')}`];

@@ -1,6 +1,7 @@
 /**
  * `weft-server users|nodes|authkeys|apikeys ...`: the admin CLI. Human tables by default, `--json`
- * for scripts. Exit codes: 0 ok, 1 the server refused (problem shown), 2 usage, 3 server unreachable.
+ * for scripts. Exit codes: 0 ok, 1 the server refused (problem shown), 2 usage (or a local file that
+ * cannot be written), 3 server unreachable.
  */
 import { resolve } from 'node:path';
 import type { ApiKey, AuthKey, CreatedApiKey, CreatedAuthKey, Node, PendingLogin, ServerInfo, User } from '@weft/protocol';
@@ -54,6 +55,11 @@ export async function admin(argv: string[], out: Out = (s) => process.stdout.wri
       for (const f of e.problem.errors ?? []) safeErr(`  ${f.path}: ${f.message}`);
       return ExitCode.Refused;
     }
+    if (e instanceof Error && 'syscall' in e && 'path' in e) {
+      // A local file named on the command line (--out, --qr-png): the input is what is wrong.
+      safeErr(`weft-server: ${e.message}`);
+      return ExitCode.Usage;
+    }
     throw e;
   }
 }
@@ -96,7 +102,7 @@ function id(p: Parsed, i: number): number {
 
 async function run(argv: string[], out: Out, io: Prompt): Promise<number> {
   const [noun, ...afterNoun] = argv;
-  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}"`);
+  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, --help, --version)`);
   // `nodes --json` and `nodes --help` are `nodes list ...`: a flag is not a verb.
   const [verb, ...rest] = afterNoun[0] === undefined || afterNoun[0].startsWith('-') ? ['list', ...afterNoun] : afterNoun;
   if (verb === 'help' || rest.includes('--help') || rest.includes('-h')) {

@@ -62,5 +62,5 @@ export function prettyLine(json: string, colour = false): string {
 
 function quote(v: string): string {
   const safe = terminalSafe(v);
-  return /^[^\s"=]+$/.test(safe) ? safe : `"${safe.replace(/"/g, '\\"')}"`;
+  return /^\S+$/.test(safe) ? safe : `"${safe.replace(/"/g, '\\"')}"`;
 }

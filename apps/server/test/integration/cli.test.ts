@@ -154,7 +154,7 @@ describe('weft-server admin CLI and process lifecycle (embedded database)', () =
     const list = await cli(['users', 'list', '--json', '--data-dir', other.dataDir]);
     expect(JSON.parse(list.stdout).map((u: { name: string }) => u.name)).toEqual(['persisted']);
     await again.stop();
-  });
+  }, 180_000); // two server starts, the first creating its database
 });
 
 describe('weft-server --help and --version answer at every level', () => {

@@ -42,14 +42,17 @@ export const BODY_LIMIT_BYTES = 64 * 1024;
 
 /**
  * Fastify logs two lines per request at info, which buries everything else at the default level:
- * here one line per request, at debug (a failed request keeps Fastify's error line).
+ * here the same two lines (same fields: bench/lib/join-phases.ts reads them) at debug. A failed
+ * request keeps Fastify's error line.
  */
 class RequestLogAtDebug extends LogController {
-  override incomingRequest(): void {}
+  override incomingRequest(request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request');
+  }
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (error) return super.requestCompleted(error, request, reply, {});
-    reply.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, responseTime: Math.round(reply.elapsedTime) }, 'request completed');
+    reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
   }
 
   /** A scanner's 404s are requests like any other. */

@@ -334,7 +334,8 @@ describe('every printed hint works as typed', () => {
       expect(r.code, `${hint}\n${r.stderr}`).toBe(0);
     }
     // Pretty lines (WEFT_LOG_FORMAT), and each request at debug as one line.
-    expect(s.output()).toMatch(/^\d\d:\d\d:\d\d\.\d{3} DEBUG request completed .*url=\/readyz statusCode=200/m);
+    expect(s.output()).toMatch(/^\d\d:\d\d:\d\d\.\d{3} DEBUG incoming request {2}.*req=\{"method":"GET","url":"\/readyz"/m);
+    expect(s.output()).toMatch(/^\d\d:\d\d:\d\d\.\d{3} DEBUG request completed {2}.*res=\{"statusCode":200\}/m);
     expect(s.output()).not.toMatch(/^\{"level"/m);
   });
 });

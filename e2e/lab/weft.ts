@@ -39,7 +39,8 @@ const CLEAN_ENV: Record<string, string> = {
 
 /** argv (after `node BIN`) for every command the lab runs. */
 export const cli = {
-  serve: (o: { listen: string; dataDir: string; serverUrl: string }) => ['serve', '--listen', o.listen, '--data-dir', o.dataDir, '--server-url', o.serverUrl],
+  // debug: one line per request, which bench/lib/join-phases.ts reads for the server's phases.
+  serve: (o: { listen: string; dataDir: string; serverUrl: string }) => ['serve', '--listen', o.listen, '--data-dir', o.dataDir, '--server-url', o.serverUrl, '--log-level', 'debug'],
   /** Admin commands reach the running server through the unix socket in its data dir. */
   admin: (dataDir: string, args: string[]) => [...args, '--data-dir', dataDir, '--json'],
   daemon: (o: { stateDir: string; socket: string; iface: string; listenPort?: number; mtu?: number }) => [

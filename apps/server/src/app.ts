@@ -2,7 +2,7 @@
  * `buildApp` assembles the control server: state (the one write path), the mapper, the change
  * hub, REST API, agent channel and health checks. It never listens; `main.ts` does.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
@@ -40,10 +40,32 @@ export interface App {
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
+/**
+ * Fastify logs two lines per request at info, which buries everything else at the default level:
+ * here the same two lines (same fields: bench/lib/join-phases.ts reads them) at debug. A failed
+ * request keeps Fastify's error line.
+ */
+class RequestLogAtDebug extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request');
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (error) return super.requestCompleted(error, request, reply, {});
+    reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
+
+  /** A scanner's 404s are requests like any other. */
+  override routeNotFound(request: FastifyRequest): void {
+    request.log.debug({ method: request.method, url: request.url }, 'route not found');
+  }
+}
+
 export async function buildApp(opts: AppOptions): Promise<App> {
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT_BYTES,
+    logController: new RequestLogAtDebug(),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

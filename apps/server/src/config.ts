@@ -16,8 +16,10 @@ export const ServerConfig = z.strictObject({
   databaseUrl: z.string().regex(/^postgres(ql)?:\/\//, 'must start with postgres://').optional(),
   /** URL agents and browsers use to reach this server; used in login links. */
   serverUrl: z.string().url('must be a URL such as https://weft.example.com').optional(),
-  /** Log level. */
+  /** Log level. Each HTTP request is logged at debug. */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  /** `json` (one object a line, for collectors) or `pretty` (readable lines); absent = pretty on a terminal, else json. */
+  logFormat: z.enum(['json', 'pretty']).optional(),
   /** Seconds an interactive login waits for approval. */
   loginTimeout: z.number().int().positive().default(600),
   /** Seconds an ephemeral node may stay disconnected before it is deleted. */
@@ -32,6 +34,7 @@ const ENV_KEYS: Record<string, keyof ServerConfig> = {
   DATABASE_URL: 'databaseUrl',
   WEFT_SERVER_URL: 'serverUrl',
   WEFT_LOG_LEVEL: 'logLevel',
+  WEFT_LOG_FORMAT: 'logFormat',
 };
 
 const FLAG_KEYS: Record<string, keyof ServerConfig> = {
@@ -40,6 +43,7 @@ const FLAG_KEYS: Record<string, keyof ServerConfig> = {
   '--database-url': 'databaseUrl',
   '--server-url': 'serverUrl',
   '--log-level': 'logLevel',
+  '--log-format': 'logFormat',
 };
 
 export class ConfigError extends Error {}

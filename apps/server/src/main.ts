@@ -1,22 +1,32 @@
 /** `weft-server`: `serve` runs the control server; everything else is the admin CLI. */
-import { admin, ADMIN_USAGE, ExitCode } from './cli/admin.js';
+import { admin, ExitCode } from './cli/admin.js';
+import { NOUN_USAGE, nounUsage, SERVE_USAGE, USAGE, VERSION_TEXT, type Noun } from './cli/help.js';
 import { ConfigError } from './config.js';
 import { serve } from './serve.js';
 
-const USAGE = `Usage:
-  weft-server serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--database-url URL] [--server-url URL] [--log-level LEVEL]
-    Config comes from the JSON file, then WEFT_* environment variables (WEFT_LISTEN, WEFT_DATA_DIR,
-    WEFT_DATABASE_URL or DATABASE_URL, WEFT_SERVER_URL, WEFT_LOG_LEVEL), then flags.
-${ADMIN_USAGE}`;
+const isHelp = (a: string | undefined) => a === '--help' || a === '-h' || a === 'help';
 
 const [command, ...rest] = process.argv.slice(2);
-if (!command || command === '--help' || command === '-h' || command === 'help') {
-  process.stdout.write(USAGE + '\n');
-  process.exit(command ? ExitCode.Ok : ExitCode.Usage);
+if (!command) {
+  process.stderr.write(USAGE + '\n');
+  process.exit(ExitCode.Usage);
+} else if (isHelp(command)) {
+  const topic = rest[0];
+  if (topic === 'serve') process.stdout.write(SERVE_USAGE + '\n');
+  else if (topic && Object.hasOwn(NOUN_USAGE, topic)) process.stdout.write(nounUsage(topic as Noun) + '\n');
+  else process.stdout.write(USAGE + '\n');
+  process.exit(ExitCode.Ok);
+} else if (command === '--version' || command === '-V' || command === 'version') {
+  process.stdout.write(VERSION_TEXT + '\n');
+  process.exit(ExitCode.Ok);
 } else if (command === 'serve') {
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(SERVE_USAGE + '\n');
+    process.exit(ExitCode.Ok);
+  }
   serve(rest).catch((err: unknown) => {
     if (err instanceof ConfigError) {
-      process.stderr.write(`weft-server: ${err.message}\n`);
+      process.stderr.write(`weft-server: ${err.message}\n\nRun weft-server serve --help for the flags.\n`);
       process.exit(ExitCode.Usage);
     }
     process.stderr.write(`weft-server: failed to start: ${(err as Error).stack ?? String(err)}\n`);

@@ -1,31 +1,31 @@
 /** `weft-server serve`: read config, open storage, listen, shut down cleanly on SIGTERM/SIGINT. */
 import { mkdirSync } from 'node:fs';
-import pino from 'pino';
 import { openDatabase } from '@weft/db';
 import { buildApp } from './app.js';
+import { shellWord, startHint } from './cli/hints.js';
 import { loadConfig } from './config.js';
 import { adminSocketPath, listenAdminSocket } from './local-socket.js';
+import { createLogger } from './log.js';
 
 export async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(argv, process.env);
-  const log = pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.authKey', '*.key'] });
+  const log = createLogger({ level: config.logLevel, format: config.logFormat });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const [host, port] = splitHostPort(config.listen);
   const serverUrl = config.serverUrl ?? `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
 
   const db = await openDatabase(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: config.dataDir }, log);
-  const { app } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout });
+  const { app, state } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout });
   await app.listen({ host, port });
   const admin = await listenAdminSocket(app, config.dataDir);
 
   const where = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const [users, nodes] = await Promise.all([state.ctx.prisma.user.count(), state.ctx.prisma.node.count()]);
   process.stderr.write(
     `\nWeft control server listening on ${where} (${db.backend === 'pglite' ? `embedded database in ${config.dataDir}` : 'Postgres'})\n` +
       `Agents and browsers use ${serverUrl}\n` +
       `Admin socket: ${adminSocketPath(config.dataDir)}\n\n` +
-      `Add the first user and an auth key:\n` +
-      `  weft-server users create alice --data-dir ${config.dataDir}\n` +
-      `  weft-server authkeys create --user alice --data-dir ${config.dataDir}\n\n`,
+      startHint(users, nodes, shellWord(config.dataDir)),
   );
 
   let stopping = false;

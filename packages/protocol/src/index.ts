@@ -1,8 +1,10 @@
 /**
  * @weft/protocol — every wire type: agent<->server messages and REST bodies, as zod schemas with
- * inferred types, documented field by field. Imports nothing from this repository.
+ * inferred types, documented field by field, and the one helper that makes their text safe for a
+ * terminal. Imports nothing from this repository.
  */
 export * from './version.js';
 export * from './common.js';
 export * from './rest.js';
 export * from './agent.js';
+export * from './terminal-text.js';

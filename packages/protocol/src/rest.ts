@@ -135,6 +135,17 @@ export const PendingLogin = z.object({
 });
 export type PendingLogin = z.infer<typeof PendingLogin>;
 
+/** `GET /api/v1/server`: what a client needs to print commands that reach this server. */
+export const ServerInfo = z.object({
+  /** The URL agents and browsers use (the server's `serverUrl`), without a trailing slash. */
+  serverUrl: z.string(),
+  /** The server's release, from its package.json (display only; never branched on). */
+  version: z.string(),
+  /** The agent protocol version this server speaks (version.ts). */
+  protocolVersion: z.number().int(),
+});
+export type ServerInfo = z.infer<typeof ServerInfo>;
+
 /** RFC 7807 problem details; `code` is stable and safe to branch on. */
 export const Problem = z.object({
   type: z.string(),

@@ -1,4 +1,6 @@
 /** Human form of `weft status`, in the spirit of `tailscale status`: one line per peer. */
+// The subpath, not the package root: the quick CLI commands do not load zod and the wire schemas.
+import { terminalSafe, terminalSafeLines } from '@weft/protocol/terminal-text';
 import type { Status } from '../status.js';
 
 export function formatBytes(n: number): string {
@@ -29,12 +31,19 @@ const stateText: Record<Status['state'], string> = {
   expired: 'node key expired (run: weft login)',
 };
 
+/** Cells are made terminal-safe before they are measured (peer names come from other nodes). */
 function table(rows: string[][]): string {
+  rows = rows.map((r) => r.map(terminalSafe));
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ').trimEnd()).join('\n');
 }
 
+/** Every value here came from the server or from other nodes: the whole text is made terminal-safe. */
 export function formatStatus(s: Status): string {
+  return terminalSafeLines(formatStatusRaw(s));
+}
+
+function formatStatusRaw(s: Status): string {
   const lines: string[] = [];
   if (s.self) {
     lines.push(`${s.self.ipv4}  ${s.self.name}  ${s.self.user}  ${s.self.ipv6}`);

@@ -4,9 +4,10 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import {
   ApiKey, ApprovePendingLogin, AuthKey, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
-  CreateUser, IdParam, List, Node, PendingLogin, Problem, RenameNode, User, UserName,
+  CreateUser, IdParam, List, Node, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, User, UserName,
 } from '@weft/protocol';
 import type { State } from '../state/index.js';
+import { SERVER_VERSION } from '../version.js';
 import { authenticate } from './auth.js';
 
 const errors = { '4xx': Problem, '5xx': Problem } as const;
@@ -18,6 +19,12 @@ export function apiRoutes(app: FastifyInstance, state: State): void {
   const admin = (req: FastifyRequest) => authenticate(req, state, 'admin');
   const read = (req: FastifyRequest) => authenticate(req, state, 'read');
   const tag = (t: string) => ({ tags: [t], security: [{ bearer: [] }] });
+
+  // This server: lets the CLI print `weft up --server URL` with the real URL.
+  r.get('/api/v1/server', { schema: { ...tag('server'), summary: 'Server URL and versions', response: { 200: ServerInfo, ...errors } } }, async (req) => {
+    await read(req);
+    return { serverUrl: state.ctx.serverUrl, version: SERVER_VERSION, protocolVersion: PROTOCOL_VERSION };
+  });
 
   // Users
   r.get('/api/v1/users', { schema: { ...tag('users'), summary: 'List users', response: { 200: List(User), ...errors } } }, async (req) => {

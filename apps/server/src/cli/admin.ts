@@ -1,13 +1,18 @@
 /**
  * `weft-server users|nodes|authkeys|apikeys ...`: the admin CLI. Human tables by default, `--json`
- * for scripts. Exit codes: 0 ok, 1 the server refused (problem shown), 2 usage, 3 server unreachable.
+ * for scripts. Exit codes: 0 ok, 1 the server refused (problem shown), 2 usage (or a local file that
+ * cannot be written), 3 server unreachable.
  */
 import { resolve } from 'node:path';
-import type { ApiKey, AuthKey, CreatedApiKey, CreatedAuthKey, Node, PendingLogin, User } from '@weft/protocol';
+import type { ApiKey, AuthKey, CreatedApiKey, CreatedAuthKey, Node, PendingLogin, ServerInfo, User } from '@weft/protocol';
+import { terminalSafeLines } from '@weft/protocol/terminal-text';
 import { adminSocketPath } from '../local-socket.js';
+import { addPeer } from './add-peer.js';
+import { ownerOf, ttyPrompt, type Prompt } from './approve-owner.js';
 import { parseArgs, parseDuration, UsageError, type Parsed } from './args.js';
 import { call, ProblemError, ServerUnreachable, type Target } from './client.js';
-import { addPeer } from './add-peer.js';
+import { ADMIN_USAGE, NOUN_USAGE, nounUsage, type Noun } from './help.js';
+import { API_KEY_PLACEHOLDER, reachFlags, shellWord } from './hints.js';
 import { ago, table } from './table.js';
 
 export const ExitCode = { Ok: 0, Refused: 1, Usage: 2, Unreachable: 3 } as const;
@@ -15,33 +20,45 @@ export const ExitCode = { Ok: 0, Refused: 1, Usage: 2, Unreachable: 3 } as const
 const COMMON_STRING = ['data-dir', 'socket', 'server', 'api-key'];
 const COMMON_BOOL = ['json', 'help'];
 
-export const ADMIN_USAGE = `Admin commands (reach a running server through <data-dir>/weft-server.sock, or any server with --server URL --api-key KEY):
-  weft-server users list | create NAME [--display-name TEXT] [--email ADDR] | get NAME | delete NAME
-  weft-server nodes list | get ID | delete ID | expire ID | rename ID NAME | pending | approve CODE [--user NAME]
-  weft-server nodes add-peer HOSTNAME --user NAME [--tags tag:a] [--out FILE.conf] [--qr-png FILE.png]
-      (a node-less peer such as a phone: prints a wg-quick config and a QR code for the WireGuard app)
-  weft-server authkeys list | create --user NAME [--reusable] [--ephemeral] [--tags tag:a,tag:b] [--expiration 1h|0] | revoke ID
-  weft-server apikeys list | create --scopes admin|read[,..] [--description TEXT] [--expiration 90d|0] | revoke ID
-Common flags: --json  --data-dir DIR (default ./data, env WEFT_DATA_DIR)  --socket PATH  --server URL (env WEFT_SERVER)  --api-key KEY (env WEFT_API_KEY)`;
-
 type Out = (s: string) => void;
 
-export async function admin(argv: string[], out: Out = (s) => process.stdout.write(s + '\n'), err: Out = (s) => process.stderr.write(s + '\n')): Promise<number> {
+const EXTRA_FLAGS: Record<Noun, { string: string[]; boolean: string[] }> = {
+  users: { string: ['display-name', 'email'], boolean: [] },
+  nodes: { string: ['user', 'tags', 'out', 'qr-png'], boolean: [] },
+  authkeys: { string: ['user', 'tags', 'expiration'], boolean: ['reusable', 'ephemeral'] },
+  apikeys: { string: ['scopes', 'description', 'expiration'], boolean: [] },
+};
+
+const isNoun = (s: string | undefined): s is Noun => s !== undefined && Object.hasOwn(NOUN_USAGE, s);
+
+/**
+ * Runs one admin command. Human output goes through terminalSafeLines on its way out: names,
+ * descriptions and problem details came from the server and may hold terminal escapes. `--json`
+ * output is written exactly as received.
+ */
+export async function admin(argv: string[], out: Out = (s) => process.stdout.write(s + '\n'), err: Out = (s) => process.stderr.write(s + '\n'), io: Prompt = ttyPrompt): Promise<number> {
+  const safeErr = (s: string) => err(terminalSafeLines(s));
   try {
-    return await run(argv, out);
+    return await run(argv, out, io);
   } catch (e) {
     if (e instanceof UsageError) {
-      err(`weft-server: ${e.message}\n\n${ADMIN_USAGE}`);
+      const noun = isNoun(argv[0]) ? argv[0] : undefined;
+      safeErr(`weft-server: ${e.message}\n\n${noun ? nounUsage(noun) : ADMIN_USAGE}`);
       return ExitCode.Usage;
     }
     if (e instanceof ServerUnreachable) {
-      err(`weft-server: ${e.message}`);
+      safeErr(`weft-server: ${e.message}`);
       return ExitCode.Unreachable;
     }
     if (e instanceof ProblemError) {
-      err(`weft-server: ${e.problem.detail ?? e.problem.title} (${e.problem.code})`);
-      for (const f of e.problem.errors ?? []) err(`  ${f.path}: ${f.message}`);
+      safeErr(`weft-server: ${e.problem.detail ?? e.problem.title} (${e.problem.code})`);
+      for (const f of e.problem.errors ?? []) safeErr(`  ${f.path}: ${f.message}`);
       return ExitCode.Refused;
+    }
+    if (e instanceof Error && 'syscall' in e && 'path' in e) {
+      // A local file named on the command line (--out, --qr-png): the input is what is wrong.
+      safeErr(`weft-server: ${e.message}`);
+      return ExitCode.Usage;
     }
     throw e;
   }
@@ -51,10 +68,19 @@ function targetOf(p: Parsed): Target {
   const server = str(p, 'server') ?? process.env.WEFT_SERVER;
   if (server) {
     const apiKey = str(p, 'api-key') ?? process.env.WEFT_API_KEY;
-    if (!apiKey) throw new UsageError('--server needs --api-key (or WEFT_API_KEY); create one with: weft-server apikeys create --scopes admin');
+    if (!apiKey) throw new UsageError('--server needs --api-key (or WEFT_API_KEY); on the server host, create one with: weft-server apikeys create --scopes admin --data-dir DIR');
+    if (apiKey === API_KEY_PLACEHOLDER) {
+      throw new UsageError(`--api-key ${API_KEY_PLACEHOLDER} in a printed command stands for your API key: put the key there, or export WEFT_API_KEY=... and leave --api-key out`);
+    }
     return { url: server, apiKey };
   }
   return { socketPath: str(p, 'socket') ?? adminSocketPath(resolve(str(p, 'data-dir') ?? process.env.WEFT_DATA_DIR ?? './data')) };
+}
+
+/** Flags for printed next steps: the ones this command line used to reach its server. */
+function reachOf(p: Parsed): string {
+  const remote = Boolean(str(p, 'server') ?? process.env.WEFT_SERVER);
+  return reachFlags({ server: str(p, 'server'), socket: str(p, 'socket'), dataDir: str(p, 'data-dir'), apiKeyFlag: remote && str(p, 'api-key') !== undefined });
 }
 
 const str = (p: Parsed, name: string) => {
@@ -74,23 +100,21 @@ function id(p: Parsed, i: number): number {
   return Number(v);
 }
 
-async function run(argv: string[], out: Out): Promise<number> {
-  const [noun, verb = 'list', ...rest] = argv;
-  const extra = {
-    users: { string: ['display-name', 'email'], boolean: [] as string[] },
-    nodes: { string: ['user', 'tags', 'out', 'qr-png'], boolean: [] },
-    authkeys: { string: ['user', 'tags', 'expiration'], boolean: ['reusable', 'ephemeral'] },
-    apikeys: { string: ['scopes', 'description', 'expiration'], boolean: [] },
-  }[noun as 'users'];
-  if (!extra) throw new UsageError(`unknown command "${noun ?? ''}"`);
-  const p = parseArgs(rest, { string: [...COMMON_STRING, ...extra.string], boolean: [...COMMON_BOOL, ...extra.boolean] });
-  if (p.flags.has('help') || verb === 'help') {
-    out(ADMIN_USAGE);
+async function run(argv: string[], out: Out, io: Prompt): Promise<number> {
+  const [noun, ...afterNoun] = argv;
+  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, --help, --version)`);
+  // `nodes --json` and `nodes --help` are `nodes list ...`: a flag is not a verb.
+  const [verb, ...rest] = afterNoun[0] === undefined || afterNoun[0].startsWith('-') ? ['list', ...afterNoun] : afterNoun;
+  if (verb === 'help' || rest.includes('--help') || rest.includes('-h')) {
+    out(nounUsage(noun));
     return ExitCode.Ok;
   }
+  const extra = EXTRA_FLAGS[noun];
+  const p = parseArgs(rest, { string: [...COMMON_STRING, ...extra.string], boolean: [...COMMON_BOOL, ...extra.boolean] });
   const t = targetOf(p);
   const json = p.flags.has('json');
-  const show = (value: unknown, human: () => string) => out(json ? JSON.stringify(value, null, 2) : human());
+  const show = (value: unknown, human: () => string) => out(json ? JSON.stringify(value, null, 2) : terminalSafeLines(human()));
+  const reach = reachOf(p);
   const key = `${noun} ${verb}`;
 
   switch (key) {
@@ -101,7 +125,7 @@ async function run(argv: string[], out: Out): Promise<number> {
     }
     case 'users create': {
       const u = await call<User>(t, 'POST', '/api/v1/users', { name: arg(p, 0, 'NAME'), displayName: str(p, 'display-name'), email: str(p, 'email') });
-      show(u, () => `Created user ${u.name} (id ${u.id}). Next: weft-server authkeys create --user ${u.name}`);
+      show(u, () => `Created user ${u.name} (id ${u.id}). Next, an auth key for their devices:\n  weft-server authkeys create --user ${u.name}${reach}`);
       break;
     }
     case 'users get': {
@@ -142,11 +166,22 @@ async function run(argv: string[], out: Out): Promise<number> {
     case 'nodes add-peer': {
       const user = str(p, 'user');
       if (!user) throw new UsageError('nodes add-peer needs --user NAME');
-      const out = await addPeer(t, { hostname: arg(p, 0, 'HOSTNAME'), user, tags: str(p, 'tags')?.split(',').filter(Boolean) ?? [], out: str(p, 'out'), qrPng: str(p, 'qr-png') });
-      show({ node: out.node, config: out.config }, () =>
-        `${out.config}\n${out.qr}\nAdded ${out.node.name} (${out.node.ipv4}) for ${out.node.user}. Scan the code in the WireGuard app` +
-        `${str(p, 'out') ? ` or import ${str(p, 'out')}` : ''}.\nThis is the only copy of its private key: it was made here and the server never saw it.` +
-        `\nThe config lists the nodes that exist now; to reach nodes that join later, export a new one.`);
+      const file = str(p, 'out');
+      const png = str(p, 'qr-png');
+      const r = await addPeer(t, { hostname: arg(p, 0, 'HOSTNAME'), user, tags: str(p, 'tags')?.split(',').filter(Boolean) ?? [], out: file, qrPng: png });
+      const added = `Added ${r.node.name} (${r.node.ipv4}) for ${r.node.user}.`;
+      const later = 'The config lists the nodes that exist now; to reach nodes that join later, export a new one.';
+      if (file) {
+        // The private key is in the file only: neither the config nor its QR code reaches stdout.
+        show({ node: r.node, out: resolve(file), ...(png ? { qrPng: resolve(png) } : {}) }, () =>
+          `${added}\nIts wg-quick config, with the only copy of its private key, is in ${resolve(file)} (mode 0600).` +
+          `${png ? `\nThe same config as a QR code for the WireGuard app is in ${resolve(png)} (mode 0600).` : ''}` +
+          `\nImport the file in the WireGuard app, then delete it.\n${later}`);
+      } else {
+        show({ node: r.node, config: r.config, ...(png ? { qrPng: resolve(png) } : {}) }, () =>
+          `${r.config}\n${r.qr}\n${added} Scan the code in the WireGuard app.\n` +
+          `This is the only copy of its private key: it was made here and the server never saw it.\n${later}`);
+      }
       break;
     }
     case 'nodes pending': {
@@ -156,14 +191,9 @@ async function run(argv: string[], out: Out): Promise<number> {
     }
     case 'nodes approve': {
       const code = arg(p, 0, 'CODE');
-      let user = str(p, 'user');
-      if (!user) {
-        const { items } = await call<{ items: User[] }>(t, 'GET', '/api/v1/users');
-        if (items.length !== 1) throw new UsageError(items.length === 0 ? 'there are no users yet: weft-server users create NAME' : 'which user owns this device? pass --user NAME');
-        user = items[0]!.name;
-      }
+      const user = str(p, 'user') ?? (await ownerOf(t, code, reach, io));
       const n = await call<Node>(t, 'POST', `/api/v1/logins/${encodeURIComponent(code)}/approve`, { user });
-      show(n, () => `Approved: ${n.name} (${n.ipv4}) joined as ${n.user}.`);
+      show(n, () => `Approved: ${n.name} (${n.ipv4}) joined as ${n.user}. See it with: weft-server nodes list${reach}`);
       break;
     }
     case 'authkeys list': {
@@ -182,7 +212,12 @@ async function run(argv: string[], out: Out): Promise<number> {
         tags: str(p, 'tags')?.split(',').filter(Boolean) ?? [],
         ...(exp !== undefined ? { expiresIn: parseDuration(exp) } : {}),
       });
-      show(k, () => `${k.key}\n\nAuth key for ${k.user} (${k.reusable ? 'reusable' : 'single use'}${k.ephemeral ? ', ephemeral' : ''}, expires ${k.expiresAt ?? 'never'}).\nThis is the only time the key is shown. Join a device with:\n  weft up --server URL --auth-key ${k.key}`);
+      if (json) {
+        show(k, () => '');
+        break;
+      }
+      const { serverUrl } = await call<ServerInfo>(t, 'GET', '/api/v1/server');
+      show(k, () => `${k.key}\n\nAuth key for ${k.user} (${k.reusable ? 'reusable' : 'single use'}${k.ephemeral ? ', ephemeral' : ''}, expires ${k.expiresAt ?? 'never'}).\nThis is the only time the key is shown. Join a device with:\n  weft up --server ${shellWord(serverUrl)} --auth-key ${k.key}`);
       break;
     }
     case 'authkeys revoke': {

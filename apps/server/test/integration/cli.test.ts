@@ -1,8 +1,11 @@
-import { readFileSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PROTOCOL_VERSION } from '@weft/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
-import { cli, spawnServer, type ServerProcess } from '../support/process.js';
+import { cli, SERVER_BIN, spawnServer, type ServerProcess } from '../support/process.js';
 
 describe('weft-server admin CLI and process lifecycle (embedded database)', () => {
   let s: ServerProcess;
@@ -53,17 +56,22 @@ describe('weft-server admin CLI and process lifecycle (embedded database)', () =
     await new Promise((r) => setTimeout(r, 500));
     const out = join(s.dataDir, 'phone.conf');
     const png = join(s.dataDir, 'phone.png');
+    // An existing file at --out is replaced (not written through), 0600, with no temporary file left.
+    writeFileSync(out, 'old\n', { mode: 0o644 });
     const r = await local('nodes', 'add-peer', 'alice-phone', '--user', 'alice', '--out', out, '--qr-png', png, '--json');
     expect(r.code, r.stderr).toBe(0);
-    const { node, config } = JSON.parse(r.stdout);
-    expect(node).toMatchObject({ name: 'alice-phone', user: 'alice' });
+    const { node, ...rest } = JSON.parse(r.stdout);
+    expect(rest).toEqual({ out, qrPng: png });
+    const config = readFileSync(out, 'utf8');
     expect(config).toMatch(/^\[Interface\]\nPrivateKey = [A-Za-z0-9+/]{43}=\n/);
+    expect(node).toMatchObject({ name: 'alice-phone', user: 'alice' });
     expect(config).toContain(`Address = ${node.ipv4}/32, ${node.ipv6}/128`);
     expect(config).toContain(`AllowedIPs = ${laptop.self!.ipv4}/32`);
     expect(config).toContain('Endpoint = 192.0.2.10:41641');
-    expect(readFileSync(out, 'utf8')).toBe(config);
     expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(statSync(png).mode & 0o777).toBe(0o600);
     expect(readFileSync(png).subarray(1, 4).toString()).toBe('PNG');
+    expect(readdirSync(s.dataDir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     // The server has the public key only; the laptop gets the phone in its netmap.
     await laptop.waitFor(() => laptop.peers.has(node.id), 5000, 'phone in laptop netmap');
     expect(laptop.peers.get(node.id)!.nodeKey).toBe(node.nodeKey);
@@ -71,6 +79,39 @@ describe('weft-server admin CLI and process lifecycle (embedded database)', () =
     expect(human.stdout).toContain('[Interface]');
     expect(human.stdout).toContain('█');
     laptop.close();
+  });
+
+  it('add-peer --out keeps the private key out of stdout: no config, no QR code, only where it went', async () => {
+    const out = join(s.dataDir, 'watch.conf');
+    const r = await local('nodes', 'add-peer', 'alice-watch', '--user', 'alice', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const privateKey = /PrivateKey = (\S+)/.exec(readFileSync(out, 'utf8'))![1]!;
+    expect(r.stdout).not.toContain(privateKey);
+    expect(r.stdout).not.toContain('PrivateKey');
+    expect(r.stdout).not.toContain('█');
+    expect(r.stderr).not.toContain(privateKey);
+    expect(r.stdout).toContain(`is in ${out} (mode 0600)`);
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+  });
+
+  it('an --out path that cannot be written fails before a node is added', async () => {
+    const r = await local('nodes', 'add-peer', 'alice-nowhere', '--user', 'alice', '--out', join(s.dataDir, 'no-such-dir', 'x.conf'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('ENOENT');
+    const names = (JSON.parse((await local('nodes', 'list', '--json')).stdout) as { name: string }[]).map((n) => n.name);
+    expect(names).not.toContain('alice-nowhere');
+  });
+
+  it('terminal escapes in values from the server are shown escaped in human output; --json stays exact', async () => {
+    const evil = 'x\u001b]0;pwned\u0007\u202e';
+    const created = await local('apikeys', 'create', '--scopes', 'read', '--description', evil, '--json');
+    expect(created.code, created.stderr).toBe(0);
+    const human = await local('apikeys', 'list');
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain('x\\x1b]0;pwned\\x07\\u202e');
+    expect(human.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    const json = await local('apikeys', 'list', '--json');
+    expect((JSON.parse(json.stdout) as { description: string | null }[]).map((k) => k.description)).toContain(evil);
   });
 
   it('exit codes mean something: refused 1, usage 2, unreachable 3', async () => {
@@ -113,5 +154,188 @@ describe('weft-server admin CLI and process lifecycle (embedded database)', () =
     const list = await cli(['users', 'list', '--json', '--data-dir', other.dataDir]);
     expect(JSON.parse(list.stdout).map((u: { name: string }) => u.name)).toEqual(['persisted']);
     await again.stop();
+  }, 180_000); // two server starts, the first creating its database
+});
+
+describe('weft-server --help and --version answer at every level', () => {
+  it.each([
+    [['--help']], [['-h']], [['help']], [['help', 'nodes']], [['serve', '--help']], [['nodes', '--help']], [['users', '--help']],
+    [['authkeys', '--help']], [['apikeys', 'help']], [['nodes', 'approve', '--help']], [['authkeys', 'create', '--help']],
+  ])('weft-server %j exits 0 with usage on stdout', async (args) => {
+    const r = await cli(args);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Usage/);
+    expect(r.stderr).toBe('');
+  });
+
+  it('serve --help lists --log-format; nodes --help lists approve and add-peer', async () => {
+    expect((await cli(['serve', '--help'])).stdout).toContain('--log-format json|pretty');
+    const nodes = (await cli(['nodes', '--help'])).stdout;
+    expect(nodes).toContain('nodes approve CODE');
+    expect(nodes).toContain('nodes add-peer HOSTNAME');
+  });
+
+  it('--version prints the package version and the agent protocol version', async () => {
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+    const r = await cli(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`weft-server ${pkg.version} (agent protocol ${PROTOCOL_VERSION})\n`);
+  });
+});
+
+/** The words of a printed command line (the hints quote nothing in these tests' paths). */
+function words(line: string): string[] {
+  const w = line.trim().split(/\s+/);
+  expect(line).not.toMatch(/['"]/);
+  return w;
+}
+
+/** Runs a printed `weft-server ...` line as typed. */
+async function runPrinted(line: string, opts: { cwd?: string; env?: Record<string, string> } = {}) {
+  const [program, ...args] = words(line);
+  expect(program).toBe('weft-server');
+  return cli(args, opts);
+}
+
+/** The indented command lines under the first line of `text` that contains `heading`. */
+function commandsAfter(text: string, heading: string): string[] {
+  const lines = text.split('\n');
+  const at = lines.findIndex((l) => l.includes(heading));
+  expect(at, `"${heading}" in:\n${text}`).toBeGreaterThanOrEqual(0);
+  const out: string[] = [];
+  for (const l of lines.slice(at + 1)) {
+    if (!l.startsWith('  ')) break;
+    out.push(l.trim());
+  }
+  return out;
+}
+
+/** Runs `weft-server` on a pseudo-terminal (util-linux script), typing `input`. */
+function onTerminal(args: string[], input: string, cwd: string): Promise<{ code: number; output: string }> {
+  return new Promise((res) => {
+    const p = spawn('script', ['-qec', [process.execPath, SERVER_BIN, ...args].join(' '), '/dev/null'], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    p.stdout.on('data', (d) => {
+      output += d;
+      if (output.includes('User: ') && input) {
+        p.stdin.write(input);
+        input = '';
+      }
+    });
+    p.stderr.on('data', (d) => (output += d));
+    p.on('exit', (code) => {
+      p.stdin.destroy();
+      res({ code: code ?? -1, output });
+    });
+  });
+}
+
+describe('every printed hint works as typed', () => {
+  let s: ServerProcess;
+  let home: string;
+  beforeAll(async () => {
+    // The server's data dir is ./data of `home`, so the agent's hint (no --data-dir) is typed there.
+    home = mkdtempSync(join(tmpdir(), 'weft-hints-'));
+    s = await spawnServer({}, join(home, 'data'), ['--log-level', 'info']);
+  });
+  afterAll(async () => {
+    await s?.stop();
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+
+  it('the start-up hint on an empty server adds the first user and an auth key; the key joins at the URL printed', async () => {
+    const hints = commandsAfter(s.output(), 'Add the first user');
+    expect(hints).toHaveLength(2);
+    const user = await runPrinted(hints[0]!, { cwd: tmpdir() });
+    expect(user.code, user.stderr).toBe(0);
+    const key = await runPrinted(hints[1]!, { cwd: tmpdir() });
+    expect(key.code, key.stderr).toBe(0);
+    const join = commandsAfter(key.stdout, 'Join a device with')[0]!;
+    const [weft, up, serverFlag, url, authFlag, authKey] = words(join);
+    expect([weft, up, serverFlag, authFlag]).toEqual(['weft', 'up', '--server', '--auth-key']);
+    expect(url).toBe(s.url);
+    const agent = new SimAgent(url!, 'from-hint');
+    expect((await agent.register(authKey)).status).toBe('registered');
+  });
+
+  it('users create prints a next step with the --data-dir it was given, and that step works from anywhere', async () => {
+    const r = await cli(['users', 'create', 'bob', '--data-dir', s.dataDir]);
+    expect(r.code, r.stderr).toBe(0);
+    const next = commandsAfter(r.stdout, 'Next')[0]!;
+    expect(next).toBe(`weft-server authkeys create --user bob --data-dir ${s.dataDir}`);
+    const ran = await runPrinted(next, { cwd: tmpdir() });
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout).toMatch(/^weft-auth-/);
+  });
+
+  it('over --server, the next step names the server and a KEY placeholder the CLI explains; WEFT_API_KEY needs no flag', async () => {
+    const apiKey = JSON.parse((await cli(['apikeys', 'create', '--scopes', 'admin', '--json', '--data-dir', s.dataDir])).stdout).key as string;
+    const r = await cli(['users', 'create', 'carol', '--server', s.url, '--api-key', apiKey]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).not.toContain(apiKey);
+    const next = commandsAfter(r.stdout, 'Next')[0]!;
+    expect(next).toBe(`weft-server authkeys create --user carol --server ${s.url} --api-key KEY`);
+    const literal = await runPrinted(next);
+    expect(literal.code).toBe(2);
+    expect(literal.stderr).toContain('--api-key KEY in a printed command stands for your API key');
+    expect((await runPrinted(next.replace(/KEY$/, apiKey))).code).toBe(0);
+
+    const viaEnv = await cli(['users', 'create', 'dave', '--server', s.url], { env: { WEFT_API_KEY: apiKey } });
+    const envNext = commandsAfter(viaEnv.stdout, 'Next')[0]!;
+    expect(envNext).toBe(`weft-server authkeys create --user dave --server ${s.url}`);
+    expect((await runPrinted(envNext, { env: { WEFT_API_KEY: apiKey } })).code).toBe(0);
+  });
+
+  it("`weft-server nodes approve CODE` as weft up prints it, with several users: a script is given commands that work", async () => {
+    const device = new SimAgent(s.url, 'scripted');
+    const pending = await device.register();
+    expect(pending.status).toBe('pending');
+    const code = (pending as { code: string }).code;
+    // What `weft up` prints: "ask an admin to run: weft-server nodes approve CODE" (no flags).
+    const asPrinted = await runPrinted(`weft-server nodes approve ${code}`, { cwd: home });
+    expect(asPrinted.code).toBe(2);
+    expect(asPrinted.stderr).toContain(`scripted (${code}) could belong to any of`);
+    const choices = commandsAfter(asPrinted.stderr, 'approve it as one of them');
+    expect(choices).toContain(`weft-server nodes approve ${code} --user bob`);
+    const approved = await runPrinted(`weft-server nodes approve ${code} --user bob`, { cwd: home });
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(approved.stdout).toContain('joined as bob');
+    const done = await device.register();
+    expect(done.status).toBe('registered');
+    expect(device.self!.user).toBe('bob');
+  });
+
+  it('`weft-server nodes approve CODE` on a terminal asks whose device it is, and approves it as the answer', async () => {
+    const device = new SimAgent(s.url, 'interactive');
+    const code = ((await device.register()) as { code: string }).code;
+    const r = await onTerminal(['nodes', 'approve', code], 'carol\n', home);
+    expect(r.code, r.output).toBe(0);
+    expect(r.output).toContain(`Which user owns interactive (${code})?`);
+    expect(r.output).toContain('joined as carol');
+    await device.register();
+    expect(device.self!.user).toBe('carol');
+  });
+
+  it('with one request per line at debug only: info shows no request lines; the logs are JSON when not a terminal', () => {
+    const lines = s.output().split('\n').filter((l) => l.startsWith('{'));
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) expect(() => JSON.parse(l)).not.toThrow();
+    expect(s.output()).not.toContain('request completed');
+    expect(s.output()).not.toContain('incoming request');
+  });
+
+  it('on restart with users, the hint shows counts and commands that work instead of "Add the first user"', async () => {
+    await s.stop();
+    s = await spawnServer({ WEFT_LOG_FORMAT: 'pretty' }, join(home, 'data'), ['--log-level', 'debug']);
+    expect(s.output()).not.toContain('Add the first user');
+    expect(s.output()).toMatch(/4 users, \d+ nodes\./);
+    for (const hint of commandsAfter(s.output(), 'See them')) {
+      const r = await runPrinted(hint, { cwd: tmpdir() });
+      expect(r.code, `${hint}\n${r.stderr}`).toBe(0);
+    }
+    // Pretty lines (WEFT_LOG_FORMAT), and each request at debug as one line.
+    expect(s.output()).toMatch(/^\d\d:\d\d:\d\d\.\d{3} DEBUG incoming request {2}.*req=\{"method":"GET","url":"\/readyz"/m);
+    expect(s.output()).toMatch(/^\d\d:\d\d:\d\d\.\d{3} DEBUG request completed {2}.*res=\{"statusCode":200\}/m);
+    expect(s.output()).not.toMatch(/^\{"level"/m);
   });
 });

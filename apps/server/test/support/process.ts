@@ -20,11 +20,11 @@ export async function freePort(): Promise<number> {
 
 export interface ServerProcess { url: string; dataDir: string; proc: ChildProcess; output: () => string; stop: () => Promise<void> }
 
-export async function spawnServer(env: Record<string, string> = {}, existingDataDir?: string): Promise<ServerProcess> {
+export async function spawnServer(env: Record<string, string> = {}, existingDataDir?: string, extraArgs: string[] = []): Promise<ServerProcess> {
   const port = await freePort();
   const dataDir = existingDataDir ?? mkdtempSync(join(tmpdir(), 'weft-proc-'));
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(process.execPath, [SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--log-level', 'warn'], {
+  const proc = spawn(process.execPath, [SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--log-level', 'warn', ...extraArgs], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -54,9 +54,9 @@ export async function spawnServer(env: Record<string, string> = {}, existingData
 }
 
 /** Runs the admin CLI and returns exit code and output. */
-export async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function cli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const p = spawn(process.execPath, [SERVER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [SERVER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd, env: { ...process.env, ...opts.env } });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));

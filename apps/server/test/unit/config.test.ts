@@ -23,4 +23,18 @@ describe('server config', () => {
     expect(() => loadConfig(['--config', join(dir, 'broken.json')], {})).toThrow(/cannot read config file/);
     expect(() => loadConfig(['--port', '1'], {})).toThrow(/unknown flag --port/);
   });
+
+  it('log-format comes from the file, WEFT_LOG_FORMAT or --log-format, absent means decide by terminal', () => {
+    expect(loadConfig([], {}).logFormat).toBeUndefined();
+    expect(loadConfig([], { WEFT_LOG_FORMAT: 'json' }).logFormat).toBe('json');
+    expect(loadConfig(['--log-format', 'pretty'], { WEFT_LOG_FORMAT: 'json' }).logFormat).toBe('pretty');
+    expect(() => loadConfig([], { WEFT_LOG_FORMAT: 'yaml' })).toThrow(/"log-format" \(environment variable WEFT_LOG_FORMAT\)/);
+    expect(() => loadConfig(['--log-format=text'], {})).toThrow(/"log-format" \(flag --log-format\)/);
+  });
+
+  it('deploy/server.example.json is a valid config', () => {
+    const file = join(import.meta.dirname, '../../../../deploy/server.example.json');
+    const c = loadConfig(['--config', file], {});
+    expect(c.logFormat).toBe('json');
+  });
 });

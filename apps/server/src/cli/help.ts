@@ -1,0 +1,50 @@
+/** `--help` text for every level of `weft-server`: the program, `serve`, and each admin noun. */
+import { PROTOCOL_VERSION } from '@weft/protocol';
+import { SERVER_VERSION } from '../version.js';
+
+export const VERSION_TEXT = `weft-server ${SERVER_VERSION} (agent protocol ${PROTOCOL_VERSION})`;
+
+export const SERVE_USAGE = `Usage: weft-server serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--database-url URL]
+                         [--server-url URL] [--log-level LEVEL] [--log-format json|pretty]
+  Runs the control server. Config comes from the JSON file (--config or WEFT_CONFIG), then WEFT_*
+  environment variables (WEFT_LISTEN, WEFT_DATA_DIR, WEFT_DATABASE_URL or DATABASE_URL,
+  WEFT_SERVER_URL, WEFT_LOG_LEVEL, WEFT_LOG_FORMAT), then flags.
+  --listen        host:port to listen on (default 127.0.0.1:8080)
+  --data-dir      embedded database and admin socket (default ./data)
+  --database-url  postgres://... instead of the embedded database
+  --server-url    the URL agents and browsers use (default http://HOST:PORT of --listen)
+  --log-level     fatal|error|warn|info|debug|trace (default info; each request is logged at debug)
+  --log-format    json or pretty (default pretty on a terminal, json otherwise)`;
+
+const COMMON = `Common flags: --json  --data-dir DIR (default ./data, env WEFT_DATA_DIR)  --socket PATH
+              --server URL (env WEFT_SERVER)  --api-key KEY (env WEFT_API_KEY)  --help`;
+
+export const NOUN_USAGE = {
+  users: `  weft-server users list | create NAME [--display-name TEXT] [--email ADDR] | get NAME | delete NAME`,
+  nodes: `  weft-server nodes list | get ID | delete ID | expire ID | rename ID NAME
+  weft-server nodes pending
+  weft-server nodes approve CODE [--user NAME]
+      (with one user, the device is theirs; with several, asks which on a terminal, else --user is needed)
+  weft-server nodes add-peer HOSTNAME --user NAME [--tags tag:a] [--out FILE.conf] [--qr-png FILE.png]
+      (a node-less peer such as a phone: a wg-quick config and a QR code for the WireGuard app;
+       with --out the private key goes only to that file, written 0600)`,
+  authkeys: `  weft-server authkeys list | create --user NAME [--reusable] [--ephemeral] [--tags tag:a,tag:b] [--expiration 1h|0] | revoke ID`,
+  apikeys: `  weft-server apikeys list | create --scopes admin|read[,..] [--description TEXT] [--expiration 90d|0] | revoke ID`,
+} as const;
+export type Noun = keyof typeof NOUN_USAGE;
+
+const REACH = `Admin commands reach a running server through <data-dir>/weft-server.sock, or any server with --server URL --api-key KEY.`;
+
+export const ADMIN_USAGE = `${REACH}\n${Object.values(NOUN_USAGE).join('\n')}\n${COMMON}`;
+
+export function nounUsage(noun: Noun): string {
+  return `Usage:\n${NOUN_USAGE[noun]}\n${REACH}\n${COMMON}`;
+}
+
+export const USAGE = `Usage:
+  weft-server serve [flags]     run the control server (weft-server serve --help)
+  weft-server users|nodes|authkeys|apikeys ...   the admin CLI (weft-server nodes --help)
+  weft-server --version
+${SERVE_USAGE.split('\n').slice(2).join('\n')}
+
+${ADMIN_USAGE}`;

@@ -26,7 +26,9 @@ function weft(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numb
   });
 }
 
-describe('weft help and version', () => {
+// Each case starts real processes (the bundle, or tsx when the sources changed since the build),
+// on a shared 2-core machine: a generous bound, not a timing assertion.
+describe('weft help and version', { timeout: 60_000 }, () => {
   it('answers --help with exit 0 at every level', async () => {
     const levels = [['--help'], ['-h'], ['help'], ['help', '--help'], [], ...Object.keys(commands).flatMap((c) => [[c, '--help'], ['help', c]])];
     const results = await Promise.all(levels.map((l) => weft(l)));
@@ -44,7 +46,7 @@ describe('weft help and version', () => {
   });
 });
 
-describe('weft status exit code', () => {
+describe('weft status exit code', { timeout: 60_000 }, () => {
   const socket = join(dir, 'weftd.sock');
   let state: State = 'running';
   let server: Server;

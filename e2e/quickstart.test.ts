@@ -3,9 +3,10 @@
  * the README (so the two cannot drift), each in a fresh non-interactive shell (`env -i ... bash -c`)
  * on a clean copy of the repository after the documented install command. Fails on "command not
  * found", on a non-zero exit, and on a printed `weft ...`/`weft-server ...` hint whose command does
- * not exist as typed. The server runs in lab host `server`, the agent in host `a` with the daemon's
- * default paths (/var/lib/weft, /run/weft) bound to lab directories, so `weft status` with no flags
- * must find `weft daemon` with no flags, as on a real machine.
+ * not exist as typed. The server runs in lab host `server`; host `a` is "another machine": weft
+ * there is the packed agent (`npm pack -w apps/agent`, `npm install -g`, README "Install"), with the
+ * daemon's default paths (/var/lib/weft, /run/weft) bound to lab directories, so `weft status`
+ * with no flags must find `weft daemon` with no flags, as on a real machine.
  *
  * Also: the packed agent (`npm pack -w apps/agent`) installs into an empty prefix and runs.
  */
@@ -109,9 +110,12 @@ describe('README quick start', () => {
 
     // What a fresh login shell on a Debian machine has, with the install prefix in front (no
     // /usr/local/bin: a `weft` someone else installed there must not stand in for ours).
-    const shellEnv = [`PATH=${prefix}/bin:/usr/sbin:/usr/bin:/sbin:/bin`, `HOME=${lab.tmpDir}`, `PREFIX=${prefix}`, 'LANG=C.UTF-8'];
+    // Host a is "another machine": weft comes from the packed package (README "Install"), in a
+    // prefix of its own that has no weft-server.
+    const aPrefix = join(lab.tmpDir, 'a-prefix');
+    const shellEnv = (host: Host) => [`PATH=${host === a ? aPrefix : prefix}/bin:/usr/sbin:/usr/bin:/sbin:/bin`, `HOME=${lab.tmpDir}`, `PREFIX=${prefix}`, 'LANG=C.UTF-8'];
     const argv = (host: Host, command: string): [string, string[]] => {
-      const shell = ['env', '-i', ...shellEnv, 'bash', '-c', `cd ${clone} && ${command}`];
+      const shell = ['env', '-i', ...shellEnv(host), 'bash', '-c', `cd ${clone} && ${command}`];
       if (host !== a) return [shell[0]!, shell.slice(1)];
       return ['unshare', ['--mount', '--propagation', 'private', 'sh', '-c',
         `mount --bind ${varLib} /var/lib && mount --bind ${run} /run && exec "$@"`, 'sh', ...shell]];
@@ -139,8 +143,18 @@ describe('README quick start', () => {
     const background: LabProcess[] = [];
     /** What the foreground commands printed to the person (the background ones print logs). */
     const outputs: string[] = [];
+    const ok = async (host: Host, command: string) => {
+      const r = await exec(host, command, 90_000);
+      expect({ command, code: r.code, out: r.code === 0 ? '' : r.stdout + r.stderr }).toEqual({ command, code: 0, out: '' });
+    };
+    let agentInstalled = false;
     for (const line of lines) {
       const host = line.agent ? a : server;
+      if (line.agent && !agentInstalled) {
+        agentInstalled = true;
+        await ok(server, `npm pack -w apps/agent --pack-destination ${lab.tmpDir}`);
+        await ok(a, `npm install -g --offline --prefix ${aPrefix} ${lab.tmpDir}/weft-agent-*.tgz`);
+      }
       const command = substitute(line.command);
       if (line.background) {
         const [cmd, args] = argv(host, `exec ${command}`);

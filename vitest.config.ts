@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three tiers (STYLE.md 10). `npm test` runs all of them; each tier is a vitest project.
+// Three tiers (docs/style.md 10). `npm test` runs all of them; each tier is a vitest project.
 export default defineConfig({
   test: {
     projects: [

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Status } from '@weft/agent';
+import { statusExitCode, type Status } from '@weft/agent';
 import type { ExecResult } from './exec.js';
 import { ExecError } from './exec.js';
 import type { Host } from './host.js';
@@ -287,8 +287,15 @@ export class WeftAgent {
 
   async status(): Promise<Status> {
     const r = await this.cli(cli.status(this.socket), 15_000);
-    if (r.code !== 0) throw new ExecError(['weft', 'status', `(${this.host.name})`], r);
-    return parseJsonOutput<Status>(r, 'weft status');
+    // Non-zero for every state but running (still with the document); anything else is a failure.
+    let s: Status;
+    try {
+      s = parseJsonOutput<Status>(r, 'weft status');
+    } catch {
+      throw new ExecError(['weft', 'status', `(${this.host.name})`], r);
+    }
+    if (r.code !== statusExitCode(s.state)) throw new ExecError(['weft', 'status', `(${this.host.name}, state ${s.state})`], r);
+    return s;
   }
 
   down(): Promise<ExecResult> {

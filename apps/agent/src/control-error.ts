@@ -1,6 +1,6 @@
 /**
  * Errors from the control server, reduced to what the agent decides on: the problem's stable
- * `code` and its `retryable` flag (STYLE.md 8: retries follow the flag, never the text).
+ * `code` and its `retryable` flag (docs/style.md 8: retries follow the flag, never the text).
  */
 import { Problem } from '@weft/protocol';
 import { AgentErrorCode } from './cli/exit-codes.js';

@@ -13,5 +13,5 @@ export type { NetmapChange } from './netmap.js';
 export { StateStore } from './state-store.js';
 export type { Phase, PersistedState } from './state-store.js';
 export type { Status, PeerStatus, Path, State } from './status.js';
-export { ExitCode, AgentErrorCode, exitCodeFor } from './cli/exit-codes.js';
+export { ExitCode, AgentErrorCode, exitCodeFor, statusExitCode } from './cli/exit-codes.js';
 export { DEFAULT_SOCKET, DEFAULT_STATE_DIR, resolveSocket } from './paths.js';

@@ -14,8 +14,10 @@ async function run(argv: string[]): Promise<number> {
     return ExitCode.Ok;
   }
   if (args.command === 'version') {
+    // ../package.json from src/ and from dist/ alike (also in the packed package).
     const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-    process.stdout.write(`weft ${pkg.version}\n`);
+    const { PROTOCOL_VERSION } = await import('@weft/protocol');
+    process.stdout.write(`weft ${pkg.version} (control protocol ${PROTOCOL_VERSION})\n`);
     return ExitCode.Ok;
   }
   // Loaded only here: the daemon pulls in @weft/wg and the control client, which the quick CLI

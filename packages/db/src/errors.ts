@@ -1,4 +1,4 @@
-/** The storage error catalogue (STYLE.md 8): a stable code, whether retrying can help, a safe message. */
+/** The storage error catalogue (docs/style.md 8): a stable code, whether retrying can help, a safe message. */
 export type DbErrorCode =
   /** A migration already applied to this database differs from the file with its name. */
   | 'MIGRATION_CHECKSUM_MISMATCH'

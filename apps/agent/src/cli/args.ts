@@ -3,6 +3,7 @@
  * (several daemons side by side) and --help. Parsing is pure; commands get validated values.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { DEFAULT_STATE_DIR, socketLookupLines } from '../paths.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -94,7 +95,7 @@ function int(value: string | undefined, flag: string, min: number, max: number, 
 export function parse(argv: string[]): Parsed {
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
-    const topic = first === 'help' ? rest[0] : undefined;
+    const topic = first === 'help' && rest[0] !== '--help' && rest[0] !== '-h' ? rest[0] : undefined;
     if (topic !== undefined && !(topic in commands)) throw usageError(`unknown command "${topic}"`);
     return { command: 'help', help: true, json: false, ...(topic && { topic: topic as CommandName }) };
   }
@@ -154,9 +155,11 @@ export function helpText(topic?: CommandName): string {
     'commands:',
     ...lines,
     '',
-    'Every command takes --socket PATH and --state-dir DIR (the socket defaults to',
-    '<state-dir>/weftd.sock when --state-dir is given, else $WEFT_SOCKET, else /var/run/weft/weftd.sock)',
-    'and --help. Exit codes: see `weft help status` or apps/agent/src/cli/exit-codes.ts.',
+    `Every command takes --help, --state-dir DIR (default ${DEFAULT_STATE_DIR}) and --socket PATH.`,
+    'The control socket is the first of:',
+    ...socketLookupLines(),
+    '`weft --version` prints the version and the control protocol version it speaks.',
+    'Exit codes: `weft help status`.',
     '',
   ].join('\n');
 }
@@ -164,13 +167,13 @@ export function helpText(topic?: CommandName): string {
 const exitCodeTable = [
   'exit codes: 0 ok, 1 error, 2 usage, 3 not root, 4 daemon not running, 5 server unreachable,',
   '  6 auth key invalid, 7 auth key expired, 8 auth key used, 9 auth key revoked, 10 node revoked,',
-  '  11 node expired, 12 login expired, 13 not logged in, 130 interrupted',
+  '  11 node expired, 12 login expired, 13 not logged in, 14 stopped, 15 starting, 130 interrupted',
 ].join('\n');
 
 const commandDetail: Record<CommandName, string> = {
   daemon: [
     'Keeps this node in the mesh: holds the connection to the control server and programs',
-    'WireGuard. State (keys, last netmap) lives in --state-dir (default /var/lib/weft, 0700);',
+    `WireGuard. State (keys, last netmap) lives in --state-dir (default ${DEFAULT_STATE_DIR}, 0700);`,
     'the CLI talks to it over --socket (0600). Logs go to stderr (--log-format, default json',
     'when stderr is not a terminal). Defaults: --interface weft0, --wg-backend auto,',
     '--listen-port 41641, --mtu 1280.',
@@ -188,7 +191,8 @@ const commandDetail: Record<CommandName, string> = {
     'State is one of: running, starting, needs-login, stopped, revoked, expired.',
     'PATH is direct when WireGuard has an endpoint and a handshake in the last 3 minutes,',
     'relay when relayed (not yet implemented), none otherwise. --json prints the stable',
-    'machine-readable form (see apps/agent/src/status.ts).',
+    'machine-readable form (see apps/agent/src/status.ts). Exits 0 only while running: 4 no daemon,',
+    '13 needs login, 14 stopped, 15 starting, 10 revoked, 11 expired (the status is printed all the same).',
     exitCodeTable,
   ].join('\n'),
   down: 'The control connection is closed and the link taken down; keys and registration stay.\n' + exitCodeTable,

@@ -3,6 +3,8 @@
  * they never change meaning. Error codes coming from the daemon's local API (and from the control
  * server's problem+json `code`) map onto them in `exitCodeFor`.
  */
+import type { State } from '../status.js';
+
 export const ExitCode = {
   Ok: 0,
   /** Anything without a more specific code. */
@@ -25,8 +27,12 @@ export const ExitCode = {
   NodeExpired: 11,
   /** The interactive login was not approved before it expired. */
   LoginExpired: 12,
-  /** The command needs a node that has joined (`weft up --server URL` first). */
+  /** The command needs a node that has joined (`weft up --server URL` first); also `weft status` while waiting for login. */
   NotLoggedIn: 13,
+  /** `weft status`: the node is down (`weft down`); `weft up` brings it back. */
+  Stopped: 14,
+  /** `weft status`: still joining or bringing the interface up; ask again shortly. */
+  Starting: 15,
   /** Interrupted (Ctrl-C). */
   Interrupted: 130,
 } as const;
@@ -69,6 +75,24 @@ const byCode: Record<string, ExitCode> = {
   already_registered: ExitCode.Usage,
   bad_request: ExitCode.Usage,
 };
+
+/**
+ * `weft status` exits 0 only while the node is running, as `tailscale status` does, so a script
+ * or health check can branch on it without parsing. A running node whose control connection is
+ * down is still 0: its tunnels work on the last netmap (`online` in --json says which).
+ */
+const byState: Record<State, ExitCode> = {
+  running: ExitCode.Ok,
+  starting: ExitCode.Starting,
+  'needs-login': ExitCode.NotLoggedIn,
+  stopped: ExitCode.Stopped,
+  revoked: ExitCode.NodeRevoked,
+  expired: ExitCode.NodeExpired,
+};
+
+export function statusExitCode(state: State): ExitCode {
+  return byState[state];
+}
 
 export function exitCodeFor(code: string): ExitCode {
   return byCode[code] ?? ExitCode.Generic;

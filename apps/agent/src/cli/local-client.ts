@@ -1,5 +1,6 @@
 /** The CLI's side of the local API (src/local-api.ts): HTTP over the daemon's unix socket. */
 import { request, type IncomingMessage } from 'node:http';
+import { SYSTEMD_UNIT } from '../paths.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
 function socketError(err: NodeJS.ErrnoException, socket: string): CliError {
@@ -8,7 +9,7 @@ function socketError(err: NodeJS.ErrnoException, socket: string): CliError {
   }
   if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
     return new CliError(`weft daemon is not running (no daemon at ${socket})`, ExitCode.DaemonNotRunning,
-      'Start it with: sudo weft daemon   (or: sudo systemctl start weftd). Use --socket/--state-dir if it runs elsewhere');
+      `Start it with: sudo systemctl start ${SYSTEMD_UNIT}   (or in the foreground: sudo weft daemon). Use --socket/--state-dir if it runs elsewhere`);
   }
   return new CliError(`cannot talk to weft daemon at ${socket}: ${err.message}`, ExitCode.Generic);
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { helpText, parse, commands } from '../../src/cli/args.js';
-import { CliError, ExitCode, exitCodeFor, hintFor } from '../../src/cli/exit-codes.js';
-import { resolveSocket } from '../../src/paths.js';
+import { CliError, ExitCode, exitCodeFor, hintFor, statusExitCode } from '../../src/cli/exit-codes.js';
+import { DEFAULT_SOCKET, SOCKET_LOOKUP, resolveSocket } from '../../src/paths.js';
+import type { State } from '../../src/status.js';
 import { RegisterErrorCode } from '@weft/protocol';
 
 const usage = (argv: string[]) => {
@@ -54,7 +55,21 @@ describe('CLI arguments', () => {
     expect(resolveSocket({ socket: '/a', stateDir: '/b' }, { WEFT_SOCKET: '/c' })).toBe('/a');
     expect(resolveSocket({ stateDir: '/b' }, { WEFT_SOCKET: '/c' })).toBe('/c');
     expect(resolveSocket({ stateDir: '/b' }, {})).toBe('/b/weftd.sock');
-    expect(resolveSocket({}, {})).toBe('/var/run/weft/weftd.sock');
+    expect(resolveSocket({}, {})).toBe('/run/weft/weftd.sock');
+  });
+
+  it('weft --help lists the socket lookup in the order resolveSocket applies it', () => {
+    const help = helpText();
+    const at = SOCKET_LOOKUP.map((s) => help.indexOf(s.describe));
+    expect(at.every((i) => i >= 0)).toBe(true);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
+    expect(SOCKET_LOOKUP.map((s) => s.describe)).toEqual(['--socket PATH', '$WEFT_SOCKET', 'DIR/weftd.sock with --state-dir DIR', DEFAULT_SOCKET]);
+  });
+
+  it('help answers at every level, also as `weft help --help`', () => {
+    expect(parse(['help', '--help'])).toMatchObject({ command: 'help' });
+    expect(parse(['help', '--help']).topic).toBeUndefined();
+    expect(parse(['--version'])).toMatchObject({ command: 'version' });
   });
 });
 
@@ -73,6 +88,15 @@ describe('error -> exit code', () => {
     expect(exitCodeFor('server_unreachable')).toBe(ExitCode.ServerUnreachable);
     expect(exitCodeFor('not_logged_in')).toBe(ExitCode.NotLoggedIn);
     expect(exitCodeFor('something_new')).toBe(ExitCode.Generic);
+  });
+
+  it('weft status exits 0 only while running; every other state has its own documented code', () => {
+    const states: State[] = ['running', 'starting', 'needs-login', 'stopped', 'revoked', 'expired'];
+    expect(Object.fromEntries(states.map((s) => [s, statusExitCode(s)]))).toEqual({
+      running: ExitCode.Ok, starting: ExitCode.Starting, 'needs-login': ExitCode.NotLoggedIn,
+      stopped: ExitCode.Stopped, revoked: ExitCode.NodeRevoked, expired: ExitCode.NodeExpired,
+    });
+    for (const s of states.slice(1)) expect(helpText('status')).toContain(`${statusExitCode(s)} ${s === 'needs-login' ? 'needs login' : s}`);
   });
 
   it('exit codes are unique', () => {

@@ -1,5 +1,5 @@
 /**
- * The one write path (STYLE.md 3). Every change to users, nodes, keys and logins goes through
+ * The one write path (docs/style.md 3). Every change to users, nodes, keys and logins goes through
  * here, is audited in the same transaction, and emits a change descriptor for the mapper. Route
  * handlers validate, call state, and shape the reply; they never touch Prisma.
  */

@@ -1,6 +1,6 @@
 /** `weft status`, `weft down`, `weft logout`: one request each. */
 import type { Parsed } from '../args.js';
-import { ExitCode } from '../exit-codes.js';
+import { ExitCode, statusExitCode } from '../exit-codes.js';
 import type { LocalClient } from '../local-client.js';
 import { formatStatus } from '../status-format.js';
 import type { Status } from '../../status.js';
@@ -8,7 +8,7 @@ import type { Status } from '../../status.js';
 export async function status(args: Parsed, client: LocalClient): Promise<number> {
   const s = await client.call<Status>('GET', '/v1/status');
   process.stdout.write(args.json ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s));
-  return ExitCode.Ok;
+  return statusExitCode(s.state);
 }
 
 export async function down(args: Parsed, client: LocalClient): Promise<number> {

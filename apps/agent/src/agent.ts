@@ -71,6 +71,8 @@ export class Agent {
   private reapplyAttempt = 0;
   private persistTimer: NodeJS.Timeout | undefined;
   private lastEndpoints = '';
+  /** Set by shutdown: nothing may open the interface again (a late message or timer). */
+  private shutDown = false;
 
   constructor(private readonly opts: AgentOptions) {}
 
@@ -91,6 +93,7 @@ export class Agent {
   }
 
   async shutdown(): Promise<void> {
+    this.shutDown = true;
     this.stopSession();
     if (this.persistTimer) await this.persist();
     this.rejectWaiters(new AgentError(AgentErrorCode.Internal, 'daemon is shutting down'));
@@ -426,6 +429,7 @@ export class Agent {
   }
 
   private engineFor(): Engine {
+    if (this.shutDown) throw new AgentError(AgentErrorCode.Internal, 'daemon is shutting down');
     this.engine ??= new Engine({
       openDevice: this.opts.openDevice,
       interfaceName: this.opts.interfaceName,

@@ -36,7 +36,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       alive = true;
       const msg = isBinary ? null : parse(data.toString());
       if (!msg) return session.close(CloseCode.BadMessage, 'message is not a valid agent message');
-      if (msg.type === 'resync') mapper.sendNetmap(session);
+      if (msg.type === 'resync') mapper.resync(session);
       else if (msg.type === 'endpoints') void state.nodes.patch(nodeId, { endpoints: msg.endpoints }).catch((err: unknown) => req.log.error({ err }, 'failed to store endpoints'));
     });
     socket.on('close', () => {

@@ -20,6 +20,8 @@ export class SimAgent {
   readonly received: Received[] = [];
   peers = new Map<number, Peer>();
   closed: { code: number; reason: string } | null = null;
+  /** The server answered the upgrade with an HTTP error instead of 101 (body parsed when JSON). */
+  refused: { status: number; type: string | undefined; body: any } | null = null;
   /** Patch-only deltas skipped without parsing when connected with parse: false. */
   patchesSeen = 0;
   /** Called for every message after it is recorded. */
@@ -52,7 +54,22 @@ export class SimAgent {
           const ws = new WebSocket(`${(opts.url ?? this.serverUrl).replace(/^http/, 'ws')}/agent/v1`, { headers: { authorization: `Bearer ${token}` } });
           this.socket = ws;
           this.closed = null;
+          this.refused = null;
           ws.on('open', () => resolve());
+          ws.on('unexpected-response', (_req, res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              const text = Buffer.concat(chunks).toString();
+              let body: unknown = text;
+              try {
+                body = JSON.parse(text);
+              } catch { /* not JSON */ }
+              this.refused = { status: res.statusCode ?? 0, type: res.headers['content-type'], body };
+              reject(Object.assign(new Error(`upgrade refused: HTTP ${res.statusCode}`), { refused: this.refused }));
+              ws.terminate();
+            });
+          });
           ws.on('error', (err) => reject(err));
           ws.on('close', (code, reason) => {
             this.closed = { code, reason: reason.toString() };

@@ -6,7 +6,7 @@
  */
 import WebSocket from 'ws';
 import { signMachineToken, type MachinePrivateKey } from '@weft/crypto';
-import { CloseCode, ServerMessage, type AgentMessage } from '@weft/protocol';
+import { CloseCode, Problem, ServerMessage, type AgentMessage } from '@weft/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { CONNECT_TIMEOUT_MS, RECONNECT_BACKOFF, SILENCE_TIMEOUT_MS } from './tunables.js';
 import { agentSocketUrl } from './control-client.js';
@@ -37,11 +37,16 @@ export function classifyClose(code: number): Closing {
   }
 }
 
-/** Same decision for a refused upgrade (HTTP status + problem code before any WebSocket). */
+/**
+ * Same decision for a refused upgrade: the server authenticates before upgrading and answers
+ * problem+json (401 machine_unauthorized: bad token or no node has our machine key; 410
+ * node_expired). The problem code decides first, then the status.
+ */
 export function classifyRefusal(status: number, problemCode: string | undefined): Closing {
   if (problemCode === 'node_deleted') return 'revoked';
-  if (status === 401) return 'unauthorized';
   if (problemCode === 'node_expired') return 'expired';
+  if (status === 401) return 'unauthorized';
+  if (status === 410) return 'expired';
   if (status === 426) return 'upgrade-required';
   if (status === 403) return 'revoked';
   return 'reconnect';
@@ -157,14 +162,16 @@ export class ControlSession {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        let code: string | undefined;
+        let problem: Problem | undefined;
         try {
-          code = (JSON.parse(Buffer.concat(chunks).toString()) as { code?: string }).code;
+          const parsed = Problem.safeParse(JSON.parse(Buffer.concat(chunks).toString()));
+          if (parsed.success) problem = parsed.data;
         } catch { /* not problem+json */ }
         const status = res.statusCode ?? 0;
+        const detail = problem ? `: ${problem.detail ?? problem.title}` : '';
         done(() => {
           ws.terminate();
-          this.closed(classifyRefusal(status, code), `server refused connection: HTTP ${status}${code ? ` ${code}` : ''}`);
+          this.closed(classifyRefusal(status, problem?.code), `server refused connection: HTTP ${status}${problem ? ` ${problem.code}` : ''}${detail}`);
         });
       });
     });

@@ -12,10 +12,12 @@ import { logoutRoute } from './agent/logout-route.js';
 import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
 import { apiRoutes } from './api/routes.js';
+import { statusRoute } from './api/status-route.js';
 import { ChangeHub } from './hub.js';
 import { loginPage } from './login-page.js';
 import { Mapper } from './mapper/mapper.js';
 import { installProblemHandler } from './problem-handler.js';
+import { installSecurityHeaders } from './security-headers.js';
 import { State } from './state/index.js';
 
 export interface AppOptions {
@@ -70,6 +72,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installProblemHandler(app);
+  installSecurityHeaders(app);
 
   const hub = new ChangeHub(opts.db.bus, app.log);
   const state = await State.open({ prisma: opts.db.prisma, emit: hub.emit, serverUrl: opts.serverUrl.replace(/\/$/, ''), loginTimeoutS: opts.loginTimeoutS ?? 600 });
@@ -100,7 +103,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.get('/readyz', { schema: { hide: true } as object }, async (_req, reply) => {
     try {
       await state.ping();
-      return { status: 'ready', connectedNodes: mapper.connectedCount };
+      // Fleet facts (how many nodes are connected) are for API keys: GET /api/v1/status.
+      return { status: 'ready' };
     } catch (err) {
       app.log.warn({ err }, 'database not reachable');
       return reply.code(503).send({ status: 'database unreachable' });
@@ -113,6 +117,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     logoutRoute(scope, state);
     socketRoute(scope, state, mapper, hub);
     apiRoutes(scope, state);
+    statusRoute(scope, state, mapper);
     loginPage(scope);
   });
 

@@ -34,6 +34,7 @@ export const Errors = {
   authKeyRevoked: def('auth_key_revoked', 401, 'Auth key was revoked'),
   machineUnauthorized: def('machine_unauthorized', 401, 'Machine key proof missing or invalid'),
   loginExpired: def('login_expired', 410, 'The login expired; run `weft up` again'),
+  nodeExpired: def('node_expired', 410, "The node's key expired; run `weft up` again"),
   addressesExhausted: def('addresses_exhausted', 507, 'No free tunnel addresses left'),
   rateLimited: def('rate_limited', 429, 'Too many requests', true),
   unavailable: def('unavailable', 503, 'Temporarily unavailable', true),

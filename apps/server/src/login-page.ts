@@ -14,7 +14,10 @@ export function loginPage(app: FastifyInstance): void {
     schema: { hide: true, params: z.strictObject({ code: z.string().max(16) }) } as object,
   }, async (req, reply) => {
     const code = esc((req.params as { code: string }).code.toUpperCase());
-    reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+    // The page shows a login code: never cached, never framed (security-headers.ts adds the rest).
+    reply.type('text/html; charset=utf-8')
+      .header('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+      .header('cache-control', 'no-store');
     return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Approve device ${code} · Weft</title>
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <style>body{font:16px system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#1a1a1a}

@@ -151,6 +151,8 @@ export const CloseCode = {
   GoingAway: 1001,
   /** Message larger than MAX_AGENT_MESSAGE_BYTES. */
   TooBig: 1009,
+  /** The agent fell behind reading (too much queued for it): reconnect with backoff and resync. */
+  TryAgainLater: 1013,
 } as const;
 
 /** Sent as the HTTP status / problem code when the server refuses an agent at the door. */

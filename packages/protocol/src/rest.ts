@@ -146,6 +146,13 @@ export const ServerInfo = z.object({
 });
 export type ServerInfo = z.infer<typeof ServerInfo>;
 
+/** `GET /api/v1/status`: facts about the fleet as this replica sees it (fleet facts need an API key; `/readyz` says only ready or not). */
+export const ReplicaStatus = z.object({
+  /** Agents with an open control socket to this replica (not the whole fleet when there are several). */
+  connectedNodes: z.number().int().nonnegative(),
+});
+export type ReplicaStatus = z.infer<typeof ReplicaStatus>;
+
 /** RFC 7807 problem details; `code` is stable and safe to branch on. */
 export const Problem = z.object({
   type: z.string(),

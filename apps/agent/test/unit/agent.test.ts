@@ -185,6 +185,49 @@ describe('Agent', { timeout: 20_000 }, () => {
     expect((await agent.status()).state).toBe('running');
   });
 
+  it('refused at the upgrade with 401 machine_unauthorized: retried once with a fresh token, then revoked, saying why', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    const before = control.upgrades;
+    control.onUpgrade = () => ({ status: 401, body: problem(401, 'machine_unauthorized') });
+    control.closeAll(1001);
+    await until(async () => (await agent.status()).state === 'revoked');
+    expect(control.upgrades - before).toBe(2);
+    expect(device().closed).toBe(true);
+    expect((await agent.status()).lastError).toMatchObject({ code: 'node_revoked', message: expect.stringContaining('HTTP 401 machine_unauthorized: detail for machine_unauthorized') });
+  });
+
+  it('refused at the upgrade with 410 node_expired: expired at once, and weft up registers again', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    const before = control.upgrades;
+    control.onUpgrade = () => ({ status: 410, body: problem(410, 'node_expired') });
+    control.closeAll(1001);
+    await until(async () => (await agent.status()).state === 'expired');
+    expect(control.upgrades - before).toBe(1);
+    expect((await agent.status()).lastError).toMatchObject({ code: 'node_expired' });
+    control.onUpgrade = () => null;
+    await agent.up({ authKey: 'k2' }, () => {}, new AbortController().signal);
+    expect((await agent.status()).state).toBe('running');
+  });
+
+  it('refused at the upgrade with a retryable 503: keeps retrying with backoff and reconnects when the server is back', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    const before = control.upgrades;
+    control.onUpgrade = () => ({ status: 503, body: problem(503, 'unavailable', true) });
+    control.closeAll(1001);
+    await until(() => control.upgrades - before >= 3);
+    expect(['revoked', 'expired']).not.toContain((await agent.status()).state);
+    const connections = control.connections;
+    control.onUpgrade = () => null;
+    await until(() => control.connections === connections + 1, 10_000);
+    await until(async () => (await agent.status()).online);
+  });
+
   it('reconnects after the server drops the socket and takes the new netmap', async () => {
     const agent = newAgent();
     await agent.start();

@@ -36,6 +36,10 @@ describe('close codes', () => {
     expect(classifyRefusal(403, 'node_deleted')).toBe('revoked');
     expect(classifyRefusal(401, undefined)).toBe('unauthorized');
     expect(classifyRefusal(403, 'node_expired')).toBe('expired');
+    expect(classifyRefusal(410, 'node_expired')).toBe('expired');
+    expect(classifyRefusal(401, 'machine_unauthorized')).toBe('unauthorized');
+    expect(classifyRefusal(410, undefined)).toBe('expired');
+    expect(classifyRefusal(429, 'rate_limited')).toBe('reconnect');
     expect(classifyRefusal(503, undefined)).toBe('reconnect');
     expect(classifyRefusal(502, 'whatever')).toBe('reconnect');
   });

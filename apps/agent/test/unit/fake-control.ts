@@ -17,6 +17,10 @@ export class FakeControl {
   /** POST /agent/v1/logout calls, by the machine key their token proved. */
   logouts: string[] = [];
   onLogout: (machineKey: string) => RegisterReply = () => ({ status: 200, body: { deleted: 1 } });
+  /** Before an upgrade with a valid token: a reply here refuses it with that status and body. */
+  onUpgrade: () => RegisterReply | null = () => null;
+  /** Upgrade requests seen, refused or not. */
+  upgrades = 0;
   /** Called when an agent connects; send its netmap here. */
   onConnect: (ws: WebSocket) => void = () => {};
   received: AgentMessage[] = [];
@@ -34,8 +38,15 @@ export class FakeControl {
     });
     this.server.on('upgrade', (req, socket, head) => {
       void this.authorise(req).then((ok) => {
+        this.upgrades++;
         if (!ok) {
           socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n');
+          return;
+        }
+        const refusal = this.onUpgrade();
+        if (refusal) {
+          const body = JSON.stringify(refusal.body);
+          socket.end(`HTTP/1.1 ${refusal.status} Refused\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
           return;
         }
         this.wss.handleUpgrade(req, socket, head, (ws) => {

@@ -1,30 +1,24 @@
 /**
  * `GET /agent/v1` (WebSocket): one per node. The machine token is checked before the upgrade
- * completes; a deleted node is refused, an expired one told so. Agent messages are small JSON;
- * anything malformed or oversize closes that socket only.
+ * (socket-auth.ts): a bad token or unknown node gets 401, an expired node 410, as problem+json.
+ * Agent messages are small JSON; anything malformed or oversize closes that socket only.
  */
 import type { FastifyInstance } from 'fastify';
 import { AgentMessage, CloseCode, MAX_AGENT_MESSAGE_BYTES } from '@weft/protocol';
 import type { ChangeHub } from '../hub.js';
 import type { Mapper } from '../mapper/mapper.js';
-import { isExpired, type NodeWithUser, type State } from '../state/index.js';
-import { machineKeyFrom } from './register-route.js';
-
-/** Server pings this often; an agent that misses two is dropped. */
-const PING_INTERVAL_MS = 15_000;
+import type { State } from '../state/index.js';
+import { PING_INTERVAL_MS } from '../tunables.js';
+import { agentNode, authenticateAgent } from './socket-auth.js';
 
 export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, hub: ChangeHub): void {
-  app.get('/agent/v1', { websocket: true, schema: { hide: true } as object }, async (socket, req) => {
-    let node: NodeWithUser | null;
-    try {
-      const machineKey = await machineKeyFrom(req.headers.authorization);
-      node = await state.nodes.byMachineKey(machineKey);
-      if (!node) return socket.close(CloseCode.Unauthorized, 'no node has this machine key; run weft up');
-      if (isExpired(node)) return socket.close(CloseCode.NodeExpired, 'node key expired; run weft up');
-    } catch (err) {
-      req.log.info({ err: (err as Error).message }, 'agent refused');
-      return socket.close(CloseCode.Unauthorized, 'machine token invalid');
-    }
+  app.get('/agent/v1', {
+    websocket: true,
+    schema: { hide: true } as object,
+    preValidation: (req) => authenticateAgent(state, req),
+  }, async (socket, req) => {
+    const node = agentNode(req);
+    if (!node) return socket.close(CloseCode.Unauthorized, 'machine token invalid');
     await mapper.settled();
     const nodeId = node.id;
     const session = mapper.attach(node, socket);
@@ -42,7 +36,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       alive = true;
       const msg = isBinary ? null : parse(data.toString());
       if (!msg) return session.close(CloseCode.BadMessage, 'message is not a valid agent message');
-      if (msg.type === 'resync') mapper.sendNetmap(session);
+      if (msg.type === 'resync') mapper.resync(session);
       else if (msg.type === 'endpoints') void state.nodes.patch(nodeId, { endpoints: msg.endpoints }).catch((err: unknown) => req.log.error({ err }, 'failed to store endpoints'));
     });
     socket.on('close', () => {

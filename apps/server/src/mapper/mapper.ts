@@ -15,7 +15,7 @@ import { CloseCode, PROTOCOL_VERSION, type Peer, type PeerPatch } from '@weft/pr
 import type { Change } from '../state/changes.js';
 import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.js';
 import { PeerChunks } from './peer-chunks.js';
-import { Session } from './session.js';
+import { Session, type ResyncOutcome } from './session.js';
 
 interface Entry {
   row: NodeWithUser;
@@ -109,6 +109,11 @@ export class Mapper {
 
   detach(session: Session): void {
     if (this.sessions.get(session.nodeId) === session) this.sessions.delete(session.nodeId);
+  }
+
+  /** The agent asked for a fresh netmap: coalesced and rate limited by the session. */
+  resync(session: Session): ResyncOutcome {
+    return session.requestNetmap(() => this.sendNetmap(session));
   }
 
   sendNetmap(session: Session): void {

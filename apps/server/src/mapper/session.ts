@@ -1,27 +1,50 @@
 /**
  * One connected agent. Numbers every message it is sent (seq starts at 1 with the netmap) and
- * guards the server against a reader that does not keep up.
+ * guards the server against a reader that does not keep up: what may be queued for the socket is
+ * bounded by a small multiple of the agent's own netmap, resync requests are coalesced and rate
+ * limited, and a socket over the bound is destroyed so its buffers go back at once.
  */
 import type { WebSocket } from 'ws';
 import { CloseCode } from '@weft/protocol';
+import { RESYNC_BURST, RESYNC_INTERVAL_MS, SOCKET_CLOSE_GRACE_MS, SOCKET_QUEUE_FLOOR_BYTES, SOCKET_QUEUE_NETMAPS } from '../tunables.js';
+import { ResyncLimiter } from './resync-limiter.js';
 
-/** A socket with more than this queued is dropped; the agent reconnects and resyncs. */
-const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
+/** What became of a resync request (for logs and tests). */
+export type ResyncOutcome = 'sent' | 'coalesced' | 'deferred' | 'refused';
 
 export class Session {
   private seq = 0;
   closed = false;
+  /** Bytes of the last netmap: the queue bound scales with it. */
+  private netmapBytes = 0;
+  /** A netmap is written to the socket but not yet taken by the kernel. */
+  private netmapQueued = false;
+  private readonly resyncs = new ResyncLimiter(RESYNC_BURST, RESYNC_INTERVAL_MS);
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private killTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly nodeId: number,
     private readonly socket: WebSocket,
-  ) {}
+  ) {
+    socket.once('close', () => {
+      this.closed = true;
+      clearTimeout(this.resyncTimer);
+      clearTimeout(this.killTimer);
+    });
+  }
+
+  /** Most bytes this socket may have queued before it is dropped. */
+  get queueLimit(): number {
+    return Math.max(SOCKET_QUEUE_FLOOR_BYTES, SOCKET_QUEUE_NETMAPS * this.netmapBytes);
+  }
 
   /** `rest` is the message's JSON after `"seq":N` (starting with "," or "}"). */
   send(type: 'netmap' | 'delta', rest: string): void {
     if (!this.ready()) return;
     this.seq++;
     this.socket.send(`{"type":"${type}","seq":${this.seq}${rest}`);
+    this.checkQueue();
   }
 
   /**
@@ -33,26 +56,79 @@ export class Session {
     if (!this.ready()) return;
     this.seq++;
     const parts = [`{"type":"${type}","seq":${this.seq}`, ...rest];
-    parts.forEach((part, i) => this.socket.send(part, { binary: false, fin: i === parts.length - 1 }));
+    const last = parts.length - 1;
+    if (type === 'netmap') {
+      this.netmapBytes = parts.reduce((n, p) => n + (typeof p === 'string' ? Buffer.byteLength(p) : p.length), 0);
+      this.netmapQueued = true;
+    }
+    // The last fragment's callback runs once the whole message has left for the kernel.
+    const flushed = type === 'netmap' ? () => (this.netmapQueued = false) : undefined;
+    parts.forEach((part, i) => this.socket.send(part, { binary: false, fin: i === last }, i === last ? flushed : undefined));
+    this.checkQueue();
+  }
+
+  /**
+   * The agent asked for a fresh netmap (it saw a seq gap). A netmap still queued answers it
+   * already; past the rate limit the answer waits for its turn, and requests meanwhile fold into
+   * it. A healthy agent never asks again before its netmap arrived, so more than RESYNC_BURST
+   * requests waiting is a misbehaving client, and it is dropped.
+   */
+  requestNetmap(sendNetmap: () => void): ResyncOutcome {
+    if (this.closed) return 'refused';
+    if (this.netmapQueued || this.resyncTimer) {
+      if (this.resyncs.unanswered() >= RESYNC_BURST) {
+        this.drop(CloseCode.TryAgainLater, 'too many resync requests; reconnect');
+        return 'refused';
+      }
+      this.resyncs.fold();
+      return this.resyncTimer ? 'deferred' : 'coalesced';
+    }
+    const waitMs = this.resyncs.take(Date.now());
+    if (waitMs === 0) {
+      sendNetmap();
+      return 'sent';
+    }
+    this.resyncTimer = setTimeout(() => {
+      this.resyncTimer = undefined;
+      if (!this.closed && !this.netmapQueued) sendNetmap();
+    }, waitMs);
+    this.resyncTimer.unref();
+    return 'deferred';
   }
 
   private ready(): boolean {
     if (this.closed) return false;
-    if (this.socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-      this.close(1013, 'reader too slow; reconnect');
-      return false;
-    }
-    return true;
+    return this.checkQueue();
+  }
+
+  /** Drops the socket when more is queued than this agent can need (checked before and after each send). */
+  private checkQueue(): boolean {
+    if (this.socket.bufferedAmount <= this.queueLimit) return true;
+    this.drop(CloseCode.TryAgainLater, 'reader too slow; reconnect');
+    return false;
   }
 
   /** Restarts numbering for a resync: the fresh netmap is seq 1 again. */
   resetSeq(): void {
     this.seq = 0;
+    this.resyncs.answered();
   }
 
   close(code: number = CloseCode.GoingAway, reason = ''): void {
+    this.drop(code, reason);
+  }
+
+  /**
+   * Sends the close code (queued behind whatever the peer has not read) and destroys the socket
+   * if the peer has not completed the close shortly after: ws's own close waits 30 s for a peer
+   * that does not read, holding every queued byte meanwhile.
+   */
+  private drop(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.resyncTimer);
     this.socket.close(code, reason);
+    this.killTimer = setTimeout(() => this.socket.terminate(), SOCKET_CLOSE_GRACE_MS);
+    this.killTimer.unref();
   }
 }

@@ -84,8 +84,7 @@ describe.each(BACKENDS)('agent channel on %s', (backend) => {
     expect(victim.closed!.code).toBe(CloseCode.NodeDeleted);
     await watcher.waitFor(() => !watcher.peers.has(victim.self!.id), 5000, 'victim removed from watcher');
     await victim.connect().catch(() => {});
-    await victim.waitFor(() => victim.closed !== null, 5000);
-    expect(victim.closed!.code).toBe(CloseCode.Unauthorized);
+    expect(victim.refused).toMatchObject({ status: 401, body: { code: 'machine_unauthorized' } });
     watcher.close();
   });
 
@@ -112,9 +111,9 @@ describe.each(BACKENDS)('agent channel on %s', (backend) => {
     await e.waitFor(() => e.closed !== null);
     expect(e.closed!.code).toBe(CloseCode.NodeExpired);
     await w.waitFor(() => !w.peers.has(before.id), 5000, 'expired node hidden');
+    // Refused before the upgrade: 410 with the code the agent stops on.
     await e.connect().catch(() => {});
-    await e.waitFor(() => e.closed !== null);
-    expect(e.closed!.code).toBe(CloseCode.NodeExpired);
+    expect(e.refused).toMatchObject({ status: 410, type: 'application/problem+json; charset=utf-8', body: { code: 'node_expired', retryable: false } });
     await expect(e.register()).resolves.toMatchObject({ status: 'pending' });
     const renewed = await e.register(key);
     expect(renewed).toMatchObject({ status: 'registered', node: { id: before.id, ipv4: before.ipv4 } });
@@ -143,17 +142,32 @@ describe.each(BACKENDS)('agent channel on %s', (backend) => {
     late.close();
   });
 
-  it('refuses sockets without a valid machine token', async () => {
-    const closeCode = (headers: Record<string, string>) =>
-      new Promise<number>((resolve) => {
+  it('an agent without a valid machine token is refused with 401 problem+json before the upgrade', async () => {
+    const refusal = (headers: Record<string, string>) =>
+      new Promise<{ status: number; type: string | undefined; body: any; upgraded: boolean }>((resolve) => {
         const ws = new WebSocket(`${s.url.replace('http', 'ws')}/agent/v1`, { headers });
-        ws.on('close', (code) => resolve(code));
+        ws.on('open', () => {
+          resolve({ status: 101, type: undefined, body: null, upgraded: true });
+          ws.terminate();
+        });
+        ws.on('unexpected-response', (_req, res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'], body: JSON.parse(text), upgraded: false }));
+        });
         ws.on('error', () => {});
       });
-    expect(await closeCode({})).toBe(CloseCode.Unauthorized);
-    expect(await closeCode({ authorization: 'Bearer nope' })).toBe(CloseCode.Unauthorized);
     const stranger = new SimAgent(s.url);
-    expect(await closeCode({ authorization: `Bearer ${await signMachineToken(stranger.machine.privateKey)}` })).toBe(CloseCode.Unauthorized);
+    const cases: Record<string, string>[] = [{}, { authorization: 'Bearer nope' }, { authorization: `Bearer ${await signMachineToken(stranger.machine.privateKey)}` }];
+    for (const headers of cases) {
+      const r = await refusal(headers);
+      expect(r, JSON.stringify(headers)).toMatchObject({ upgraded: false, status: 401, type: 'application/problem+json; charset=utf-8', body: { status: 401, code: 'machine_unauthorized', retryable: false } });
+      expect(r.body.detail).toEqual(expect.any(String));
+    }
+    // A registered node still gets through.
+    const ok = await joined('after-refusals');
+    expect(ok.refused).toBeNull();
+    ok.close();
   });
 
   it('single-use keys work once; the same machine key comes back as the same node', async () => {

@@ -93,7 +93,7 @@ describe.each(BACKENDS)('REST API on %s', (backend) => {
     const res = await fetch(`${s.url}/api/v1/openapi.json`);
     const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
     expect(doc.openapi).toMatch(/^3\./);
-    for (const p of ['/api/v1/users', '/api/v1/users/{user}', '/api/v1/nodes', '/api/v1/nodes/{id}', '/api/v1/nodes/{id}/expire', '/api/v1/nodes/{id}/rename', '/api/v1/authkeys', '/api/v1/authkeys/{id}', '/api/v1/apikeys', '/api/v1/apikeys/{id}', '/agent/v1/register']) {
+    for (const p of ['/api/v1/users', '/api/v1/users/{user}', '/api/v1/nodes', '/api/v1/nodes/{id}', '/api/v1/nodes/{id}/expire', '/api/v1/nodes/{id}/rename', '/api/v1/authkeys', '/api/v1/authkeys/{id}', '/api/v1/apikeys', '/api/v1/apikeys/{id}', '/api/v1/status', '/agent/v1/register']) {
       expect(doc.paths[p], p).toBeDefined();
     }
     expect(Object.keys(doc.paths['/api/v1/users']!)).toEqual(expect.arrayContaining(['get', 'post']));
@@ -103,5 +103,15 @@ describe.each(BACKENDS)('REST API on %s', (backend) => {
     expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${s.url}/readyz`);
     expect(ready.status).toBe(200);
+  });
+
+  it('readiness tells an anonymous caller nothing about the fleet; the connected count needs an API key', async () => {
+    expect(await (await fetch(`${s.url}/readyz`)).json()).toEqual({ status: 'ready' });
+    const anonymous = await fetch(`${s.url}/api/v1/status`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const withRead = await s.api('GET', '/api/v1/status', undefined, { authorization: `Bearer ${s.readKey}` });
+    expect(withRead).toMatchObject({ status: 200, body: { connectedNodes: s.mapper.connectedCount } });
+    expect(Object.keys(withRead.body)).toEqual(['connectedNodes']);
   });
 });

@@ -1,0 +1,30 @@
+/**
+ * Who may open `/agent/v1`: decided before the WebSocket upgrade, so a refused agent gets an HTTP
+ * status with problem+json (401 bad or unknown machine token, 410 expired node) instead of a 101
+ * followed by a close. Close codes stay for what happens after the upgrade.
+ */
+import type { FastifyRequest } from 'fastify';
+import { ApiError, Errors } from '../errors.js';
+import { isExpired, type NodeWithUser, type State } from '../state/index.js';
+import { machineKeyFrom } from './register-route.js';
+
+const authenticated = new WeakMap<FastifyRequest, NodeWithUser>();
+
+/** A `preValidation` hook: throws the ApiError that refuses the upgrade, or remembers the node. */
+export async function authenticateAgent(state: State, req: FastifyRequest): Promise<void> {
+  let node: NodeWithUser | null;
+  try {
+    node = await state.nodes.byMachineKey(await machineKeyFrom(req.headers.authorization));
+  } catch (err) {
+    req.log.info({ err: (err as Error).message }, 'agent refused');
+    throw err;
+  }
+  if (!node) throw new ApiError(Errors.machineUnauthorized, 'no node has this machine key; run weft up');
+  if (isExpired(node)) throw new ApiError(Errors.nodeExpired, 'node key expired; run weft up');
+  authenticated.set(req, node);
+}
+
+/** The node `authenticateAgent` let in on this request. */
+export function agentNode(req: FastifyRequest): NodeWithUser | undefined {
+  return authenticated.get(req);
+}

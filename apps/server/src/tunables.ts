@@ -1,0 +1,30 @@
+/**
+ * Timing and size knobs of the server (protocol constants such as close codes and message limits
+ * live in @weft/protocol). Changing one of these changes behaviour only, never the wire format.
+ */
+
+/** The server pings every agent socket this often; an agent that misses two is dropped. */
+export const PING_INTERVAL_MS = 15_000;
+
+/**
+ * What one agent socket may have queued (written by the server, not yet taken by the kernel) is
+ * this many of its own current netmaps: a healthy agent has at most one netmap in flight plus
+ * the deltas behind it. A socket over the bound is dropped; the agent reconnects and resyncs.
+ */
+export const SOCKET_QUEUE_NETMAPS = 3;
+/** ... but never less than this, so a small tailnet's bursts of deltas do not trip it. */
+export const SOCKET_QUEUE_FLOOR_BYTES = 2 * 1024 * 1024;
+/**
+ * A socket dropped by the server (slow reader, node deleted, replaced) is sent its close code and
+ * then destroyed after this long if the peer has not completed the close: ws would otherwise keep
+ * the socket and every queued byte for its 30 s close timeout.
+ */
+export const SOCKET_CLOSE_GRACE_MS = 1000;
+
+/**
+ * Resync requests: a burst of this many is answered at once, then one per RESYNC_INTERVAL_MS
+ * (later requests wait for their turn, several waiting ones are answered by one netmap). An agent
+ * asks only after a seq gap, so a healthy one never comes near this.
+ */
+export const RESYNC_BURST = 3;
+export const RESYNC_INTERVAL_MS = 5_000;

@@ -125,6 +125,16 @@ export const ServerMessage = z.discriminatedUnion('type', [NetmapMessage, DeltaM
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
 /**
+ * A server message with its peer entries (`peers`, `upsert`, `patch`) left unparsed, for a reader
+ * that checks them one at a time against Peer / PeerPatch: an agent skips a malformed entry and
+ * applies the rest, rather than dropping the whole message.
+ */
+export const ServerMessageEnvelope = z.discriminatedUnion('type', [
+  NetmapMessage.extend({ peers: z.array(z.unknown()) }),
+  DeltaMessage.extend({ upsert: z.array(z.unknown()).optional(), patch: z.array(z.unknown()).optional() }),
+]);
+
+/**
  * Agent reports its endpoint candidates (replaces the previous list), most preferred first, at
  * most MAX_ENDPOINTS. One malformed endpoint refuses the whole message: the server closes the
  * socket with BadMessage and a reason naming the entry, and stores nothing. The server coalesces

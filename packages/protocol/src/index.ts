@@ -5,5 +5,6 @@
 export * from './version.js';
 export * from './address.js';
 export * from './common.js';
+export * from './issue.js';
 export * from './rest.js';
 export * from './agent.js';

@@ -2,8 +2,7 @@
  * Reading one agent->server WebSocket message. A refusal carries a one-line reason that names
  * what was wrong (`endpoints[1]: port is 0, outside 1-65535`), short enough for a close frame.
  */
-import { AgentMessage, MAX_AGENT_MESSAGE_BYTES } from '@weft/protocol';
-import type { z } from 'zod';
+import { AgentMessage, describeIssue, MAX_AGENT_MESSAGE_BYTES } from '@weft/protocol';
 
 /** A WebSocket close reason is at most 123 bytes of UTF-8 (RFC 6455 5.5). */
 const MAX_CLOSE_REASON_BYTES = 123;
@@ -22,14 +21,6 @@ export function readAgentMessage(data: Buffer | ArrayBuffer | Buffer[], isBinary
   }
   const r = AgentMessage.safeParse(json);
   return r.success ? { ok: true, msg: r.data } : { ok: false, reason: closeReason(describeIssue(r.error)) };
-}
-
-/** The first issue as `path: message`, e.g. `endpoints[0]: IPv4 address: octet 1 is 999, outside 0-255`. */
-export function describeIssue(error: z.ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return 'message is not a valid agent message';
-  const path = issue.path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${String(p)}`)).join('');
-  return `${path ? `${path}: ` : ''}${issue.message}`.replace(/[^\x20-\x7e]/g, '?');
 }
 
 /** Cut to what a close frame can carry. Input is ASCII by then, so bytes = characters. */

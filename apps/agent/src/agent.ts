@@ -14,6 +14,7 @@ import { localEndpoints } from './endpoints.js';
 import { Engine, type OpenDevice } from './engine.js';
 import type { Logger } from './log.js';
 import { Netmap } from './netmap.js';
+import { checkPeers, type SkippedPeer } from './server-message.js';
 import type { Keys, Phase, StateStore } from './state-store.js';
 import { peerStatus, type Status } from './status.js';
 import type { BackendChoice } from '@weft/wg';
@@ -84,7 +85,11 @@ export class Agent {
     this.phase = state.phase;
     this.serverUrl = state.serverUrl;
     this.hostname = state.hostname;
-    if (state.self) this.netmap = new Netmap({ self: state.self, peers: state.peers });
+    if (state.self) {
+      const restored = checkPeers(state.peers);
+      this.logSkipped('saved state', restored.skipped);
+      this.netmap = new Netmap({ self: state.self, peers: restored.peers });
+    }
     log('info', 'daemon state loaded', { phase: this.phase, server: this.serverUrl, peers: state.peers.length });
     if (this.phase === 'running' && this.serverUrl && state.self) {
       await this.ensureKeys();
@@ -233,6 +238,7 @@ export class Agent {
       login: this.login,
       lastError: this.lastError,
       peers: this.phase === 'revoked' ? [] : this.netmap.peers.map((p) => peerStatus(p, stats.get(p.nodeKey), now)),
+      skippedPeers: this.phase === 'revoked' ? [] : this.netmap.skipped,
     };
   }
 
@@ -293,7 +299,7 @@ export class Agent {
           this.netmap.resetConnection();
           this.lastEndpoints = '';
         },
-        onMessage: (msg) => void this.onServerMessage(msg),
+        onMessage: (msg, skipped) => void this.onServerMessage(msg, skipped),
         onDisconnect: (reason, retryInMs) => {
           if (this.online) log('warn', 'control connection lost; tunnels keep running on the last netmap', { reason });
           this.online = false;
@@ -316,8 +322,9 @@ export class Agent {
     this.online = false;
   }
 
-  private async onServerMessage(msg: Parameters<Netmap['apply']>[0]): Promise<void> {
-    const change = this.netmap.apply(msg);
+  private async onServerMessage(msg: Parameters<Netmap['apply']>[0], skipped: SkippedPeer[] = []): Promise<void> {
+    const change = this.netmap.apply(msg, skipped);
+    if (change.kind === 'full' || change.kind === 'delta') this.logSkipped(change.kind === 'full' ? 'netmap' : `delta ${msg.seq}`, change.skipped);
     try {
       switch (change.kind) {
         case 'resync':
@@ -422,6 +429,13 @@ export class Agent {
   }
 
   // ---- helpers --------------------------------------------------------------------------
+
+  /** One warning per malformed peer entry: the rest of the message was applied without it. */
+  private logSkipped(from: string, skipped: SkippedPeer[]): void {
+    for (const s of skipped) {
+      this.opts.log('warn', `skipped peer ${s.id ?? '?'}: ${s.reason}`, { from, id: s.id, reason: s.reason });
+    }
+  }
 
   private async ensureKeys(): Promise<Keys> {
     this.keys ??= await this.opts.store.loadOrCreateKeys();

@@ -6,11 +6,12 @@
  */
 import WebSocket from 'ws';
 import { signMachineToken, type MachinePrivateKey } from '@weft/crypto';
-import { CloseCode, Problem, ServerMessage, type AgentMessage } from '@weft/protocol';
+import { CloseCode, Problem, type AgentMessage, type ServerMessage } from '@weft/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { CONNECT_TIMEOUT_MS, RECONNECT_BACKOFF, SILENCE_TIMEOUT_MS } from './tunables.js';
 import { agentSocketUrl } from './control-client.js';
 import type { Logger } from './log.js';
+import { readServerMessage, type SkippedPeer } from './server-message.js';
 
 
 export type Final = 'revoked' | 'expired' | 'upgrade-required';
@@ -53,7 +54,8 @@ export function classifyRefusal(status: number, problemCode: string | undefined)
 }
 
 export interface SessionEvents {
-  onMessage(msg: ServerMessage): void;
+  /** `skipped`: peer entries of `msg` that were malformed and left out. */
+  onMessage(msg: ServerMessage, skipped: SkippedPeer[]): void;
   /** A socket opened; the server's netmap follows. */
   onOpen(): void;
   /** The socket is gone and another attempt follows after `retryInMs`. */
@@ -149,14 +151,19 @@ export class ControlSession {
     ws.on('message', (data, isBinary) => {
       this.feed(ws);
       if (isBinary) return;
-      let parsed: ServerMessage;
+      let json: unknown;
       try {
-        parsed = ServerMessage.parse(JSON.parse(data.toString()));
-      } catch (err) {
-        log('warn', 'ignoring malformed control message', { error: (err as Error).message });
+        json = JSON.parse(data.toString());
+      } catch {
+        log('warn', 'ignoring malformed control message', { error: 'not JSON' });
         return;
       }
-      this.opts.events.onMessage(parsed);
+      const read = readServerMessage(json);
+      if (!read.ok) {
+        log('warn', 'ignoring malformed control message', { error: read.reason });
+        return;
+      }
+      this.opts.events.onMessage(read.msg, read.skipped);
     });
     ws.on('unexpected-response', (_req, res) => {
       const chunks: Buffer[] = [];

@@ -3,13 +3,25 @@
  * everything; a `delta` must carry exactly the next seq and is applied remove, upsert, patch.
  * A gap (or a delta before any netmap on this connection) asks for a resync and ignores deltas
  * until the fresh netmap arrives. Pure: the engine turns the returned changes into WireGuard calls.
+ *
+ * Skipped peers: entries the reader (server-message.ts) refused, plus peers that would clash on
+ * WireGuard (this node's own key, a key another peer already has). A skipped peer is absent, as
+ * if the server had not listed it: in a delta, a bad upsert or patch removes the peer it names,
+ * so the result is what a resync would give. Its record stays until the server sends that id
+ * again valid, removes it, or sends a fresh netmap.
  */
 import type { DeltaMessage, NetmapMessage, Peer, SelfNode, ServerMessage } from '@weft/protocol';
+import type { SkippedPeer } from './server-message.js';
+
+/** Skipped entries without a usable id kept for `weft status`; the newest win. */
+const MAX_UNNAMED_SKIPPED = 16;
 
 export type NetmapChange =
-  | { kind: 'full'; self: SelfNode; peers: Peer[] }
+  | { kind: 'full'; self: SelfNode; peers: Peer[]; skipped: SkippedPeer[] }
   | {
       kind: 'delta';
+      /** Entries of this message left out. */
+      skipped: SkippedPeer[];
       /** Peers gone, as they were before removal. */
       removed: Peer[];
       /** Peers added or replaced; `previous` is set when a peer with that id existed. */
@@ -27,6 +39,8 @@ export class Netmap {
   private awaitingNetmap = true;
   private peersById = new Map<number, Peer>();
   private selfNode: SelfNode | undefined;
+  private skippedById = new Map<number, SkippedPeer>();
+  private skippedUnnamed: SkippedPeer[] = [];
 
   /** Starts from a persisted netmap; the next connection still expects a fresh netmap first. */
   constructor(initial?: { self: SelfNode; peers: Peer[] }) {
@@ -45,6 +59,11 @@ export class Netmap {
     return [...this.peersById.values()].sort((a, b) => a.id - b.id);
   }
 
+  /** Peer entries left out of what is applied now: by id, then those without one. */
+  get skipped(): SkippedPeer[] {
+    return [...[...this.skippedById.values()].sort((a, b) => a.id! - b.id!), ...this.skippedUnnamed];
+  }
+
   peer(id: number): Peer | undefined {
     return this.peersById.get(id);
   }
@@ -55,19 +74,59 @@ export class Netmap {
     this.awaitingNetmap = true;
   }
 
-  apply(msg: ServerMessage): NetmapChange {
-    return msg.type === 'netmap' ? this.applyNetmap(msg) : this.applyDelta(msg);
+  /** `skipped`: entries of `msg` the reader left out (server-message.ts). */
+  apply(msg: ServerMessage, skipped: SkippedPeer[] = []): NetmapChange {
+    return msg.type === 'netmap' ? this.applyNetmap(msg, skipped) : this.applyDelta(msg, skipped);
   }
 
-  private applyNetmap(msg: NetmapMessage): NetmapChange {
+  /** Node key -> peer id of the peers held now. */
+  private keyIndex(): Map<string, number> {
+    return new Map([...this.peersById.values()].map((p) => [p.nodeKey, p.id]));
+  }
+
+  /** Why `peer` cannot go next to the peers in `keys` (other than its own id), if it cannot. */
+  private static clash(peer: Peer, self: SelfNode | undefined, keys: Map<string, number>): string | null {
+    if (self && peer.nodeKey === self.nodeKey) return 'nodeKey: is this node\'s own key';
+    const other = keys.get(peer.nodeKey);
+    return other !== undefined && other !== peer.id ? `nodeKey: peer ${other} has the same key` : null;
+  }
+
+  private skip(entries: SkippedPeer[]): void {
+    for (const s of entries) {
+      if (s.id === null) this.skippedUnnamed.push(s);
+      else this.skippedById.set(s.id, s);
+    }
+    this.skippedUnnamed = this.skippedUnnamed.slice(-MAX_UNNAMED_SKIPPED);
+  }
+
+  private applyNetmap(msg: NetmapMessage, skipped: SkippedPeer[]): NetmapChange {
     this.lastSeq = msg.seq;
     this.awaitingNetmap = false;
     this.selfNode = msg.self;
-    this.peersById = new Map(msg.peers.map((p) => [p.id, p]));
-    return { kind: 'full', self: msg.self, peers: this.peers };
+    this.peersById = new Map();
+    this.skippedById = new Map();
+    this.skippedUnnamed = [];
+    const refused = [...skipped];
+    const bad = new Set(skipped.flatMap((s) => (s.id === null ? [] : [s.id])));
+    const listed = new Map<number, number>();
+    for (const p of msg.peers) listed.set(p.id, (listed.get(p.id) ?? 0) + 1);
+    const keys = new Map<string, number>();
+    for (const p of msg.peers) {
+      if (bad.has(p.id)) continue;
+      const why = listed.get(p.id)! > 1 ? 'id: listed more than once' : Netmap.clash(p, msg.self, keys);
+      if (why) {
+        bad.add(p.id);
+        refused.push({ id: p.id, reason: why });
+        continue;
+      }
+      this.peersById.set(p.id, p);
+      keys.set(p.nodeKey, p.id);
+    }
+    this.skip(refused);
+    return { kind: 'full', self: msg.self, peers: this.peers, skipped: refused };
   }
 
-  private applyDelta(msg: DeltaMessage): NetmapChange {
+  private applyDelta(msg: DeltaMessage, skipped: SkippedPeer[]): NetmapChange {
     if (this.awaitingNetmap) {
       // Already asked (or about to ask) for a netmap on this connection; deltas until then are stale.
       if (this.lastSeq === 0) {
@@ -84,21 +143,45 @@ export class Netmap {
     }
     this.lastSeq = msg.seq;
 
+    // Ids with a bad entry in this delta are removed with the removals; their other entries wait.
+    const bad = new Set(skipped.flatMap((s) => (s.id === null ? [] : [s.id])));
+    const refused = [...skipped];
     const removed: Peer[] = [];
-    for (const id of msg.remove ?? []) {
+    const drop = (id: number) => {
       const old = this.peersById.get(id);
       if (old) {
         removed.push(old);
         this.peersById.delete(id);
       }
+    };
+    for (const id of msg.remove ?? []) {
+      drop(id);
+      this.skippedById.delete(id);
     }
+    for (const id of bad) drop(id);
     const upserted: { peer: Peer; previous: Peer | undefined }[] = [];
+    const keys = msg.upsert?.length ? this.keyIndex() : new Map<string, number>();
     for (const peer of msg.upsert ?? []) {
-      upserted.push({ peer, previous: this.peersById.get(peer.id) });
+      if (bad.has(peer.id)) continue;
+      const why = Netmap.clash(peer, msg.self ?? this.selfNode, keys);
+      if (why) {
+        bad.add(peer.id);
+        refused.push({ id: peer.id, reason: why });
+        const old = this.peersById.get(peer.id);
+        if (old && keys.get(old.nodeKey) === old.id) keys.delete(old.nodeKey);
+        drop(peer.id);
+        continue;
+      }
+      this.skippedById.delete(peer.id);
+      const previous = this.peersById.get(peer.id);
+      if (previous) keys.delete(previous.nodeKey);
+      keys.set(peer.nodeKey, peer.id);
+      upserted.push({ peer, previous });
       this.peersById.set(peer.id, peer);
     }
     const patched: { peer: Peer; previous: Peer }[] = [];
     for (const patch of msg.patch ?? []) {
+      if (bad.has(patch.id)) continue;
       const previous = this.peersById.get(patch.id);
       if (!previous) continue; // patch for a peer we do not have: nothing to change
       const peer: Peer = {
@@ -111,6 +194,7 @@ export class Netmap {
       patched.push({ peer, previous });
     }
     if (msg.self) this.selfNode = msg.self;
-    return { kind: 'delta', removed, upserted, patched, self: msg.self };
+    this.skip(refused);
+    return { kind: 'delta', skipped: refused, removed, upserted, patched, self: msg.self };
   }
 }

@@ -52,6 +52,11 @@ export interface Status {
   /** Last problem worth showing (cleared when things work again). */
   lastError: { code: string; message: string } | null;
   peers: PeerStatus[];
+  /**
+   * Peer entries from the server that were malformed (bad endpoint, address, key...) and left
+   * out; every other peer is applied. `id` null = the entry had no usable id.
+   */
+  skippedPeers: { id: number | null; reason: string }[];
 }
 
 export function pathOf(stats: PeerStats | undefined, now: Date): Path {

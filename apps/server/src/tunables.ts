@@ -28,3 +28,9 @@ export const SOCKET_CLOSE_GRACE_MS = 1000;
  */
 export const RESYNC_BURST = 3;
 export const RESYNC_INTERVAL_MS = 5_000;
+
+/**
+ * Endpoint reports from one node are written at most once per this window: the first at once,
+ * later ones in the window coalesced into one trailing write of the latest value.
+ */
+export const ENDPOINT_WRITE_INTERVAL_MS = 1_000;

@@ -8,7 +8,7 @@
  * message: it sends `resync` and the server answers with a fresh `netmap`.
  */
 import { z } from 'zod';
-import { Endpoint, Hostname, MachineKeyText, NodeKeyText, Timestamp } from './common.js';
+import { Cidr, Endpoint, Hostname, IPv4Address, IPv6Address, MachineKeyText, MAX_ENDPOINTS, NodeKeyText, Timestamp } from './common.js';
 
 /** Claims of the short-lived JWT an agent signs with its machine key on every request. */
 export const MachineTokenClaims = z.object({
@@ -44,8 +44,8 @@ export const SelfNode = z.object({
   id: z.number().int(),
   name: z.string(),
   user: z.string(),
-  ipv4: z.string(),
-  ipv6: z.string(),
+  ipv4: IPv4Address,
+  ipv6: IPv6Address,
   nodeKey: NodeKeyText,
   expiresAt: Timestamp.nullable(),
 });
@@ -64,18 +64,22 @@ export const RegisterResponse = z.discriminatedUnion('status', [
 ]);
 export type RegisterResponse = z.infer<typeof RegisterResponse>;
 
-/** A peer as the agent needs it to program WireGuard and show status. */
+/**
+ * A peer as the agent needs it to program WireGuard and show status. Addresses, CIDRs and
+ * endpoints are checked strictly (address.ts). An agent that gets a peer entry failing this schema
+ * skips that one entry (and says so in `weft status`) and applies the rest of the message.
+ */
 export const Peer = z.object({
   id: z.number().int(),
   name: z.string(),
   user: z.string(),
   nodeKey: NodeKeyText,
-  ipv4: z.string(),
-  ipv6: z.string(),
+  ipv4: IPv4Address,
+  ipv6: IPv6Address,
   /** CIDRs routed to this peer: its /32 and /128 today, subnet routes later. */
-  allowedIps: z.array(z.string()),
-  /** Candidate endpoints, most preferred first. Empty = unknown. */
-  endpoints: z.array(Endpoint),
+  allowedIps: z.array(Cidr),
+  /** Candidate endpoints, most preferred first, at most MAX_ENDPOINTS. Empty = unknown. */
+  endpoints: z.array(Endpoint).max(MAX_ENDPOINTS),
   online: z.boolean(),
   lastSeen: Timestamp.nullable(),
 });
@@ -84,7 +88,7 @@ export type Peer = z.infer<typeof Peer>;
 /** Fields that can change without a full upsert. Absent = unchanged. */
 export const PeerPatch = z.object({
   id: z.number().int(),
-  endpoints: z.array(Endpoint).optional(),
+  endpoints: z.array(Endpoint).max(MAX_ENDPOINTS).optional(),
   online: z.boolean().optional(),
   lastSeen: Timestamp.nullable().optional(),
 });
@@ -120,10 +124,25 @@ export type DeltaMessage = z.infer<typeof DeltaMessage>;
 export const ServerMessage = z.discriminatedUnion('type', [NetmapMessage, DeltaMessage]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
-/** Agent reports its endpoint candidates (replaces the previous list). */
+/**
+ * A server message with its peer entries (`peers`, `upsert`, `patch`) left unparsed, for a reader
+ * that checks them one at a time against Peer / PeerPatch: an agent skips a malformed entry and
+ * applies the rest, rather than dropping the whole message.
+ */
+export const ServerMessageEnvelope = z.discriminatedUnion('type', [
+  NetmapMessage.extend({ peers: z.array(z.unknown()) }),
+  DeltaMessage.extend({ upsert: z.array(z.unknown()).optional(), patch: z.array(z.unknown()).optional() }),
+]);
+
+/**
+ * Agent reports its endpoint candidates (replaces the previous list), most preferred first, at
+ * most MAX_ENDPOINTS. One malformed endpoint refuses the whole message: the server closes the
+ * socket with BadMessage and a reason naming the entry, and stores nothing. The server coalesces
+ * reports (latest wins), so a burst costs it one write.
+ */
 export const EndpointsMessage = z.strictObject({
   type: z.literal('endpoints'),
-  endpoints: z.array(Endpoint).max(16),
+  endpoints: z.array(Endpoint).max(MAX_ENDPOINTS),
 });
 
 /** Agent saw a seq gap or lost state: server replies with a full netmap. */
@@ -137,7 +156,7 @@ export const MAX_AGENT_MESSAGE_BYTES = 16 * 1024;
 
 /** WebSocket close codes the server uses on `/agent/v1` (4000-4999 are application codes). */
 export const CloseCode = {
-  /** Message was not valid JSON or not a valid AgentMessage. */
+  /** Message was not valid JSON or not a valid AgentMessage; the close reason says what was wrong. */
   BadMessage: 4400,
   /** Machine token missing, malformed, or not signed by a registered machine key. */
   Unauthorized: 4401,

@@ -1,4 +1,13 @@
 import { z } from 'zod';
+import { parseCidr, parseEndpoint, parseIPv4, parseIPv6, MAX_ENDPOINT_LENGTH, type Parsed } from './address.js';
+
+/** A string schema that accepts what `parse` accepts, with its reason as the issue message. */
+function parsedBy(parse: (text: string) => Parsed<unknown>, maxLength: number, description: string) {
+  return z.string().max(maxLength).describe(description).superRefine((text, ctx) => {
+    const r = parse(text);
+    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+  });
+}
 
 /** WireGuard X25519 public key: "nodekey:" + 64 lowercase hex digits. */
 export const NodeKeyText = z.string().regex(/^nodekey:[0-9a-f]{64}$/, 'must be "nodekey:" followed by 64 hex digits');
@@ -8,8 +17,18 @@ export const MachineKeyText = z.string().regex(/^mkey:[0-9a-f]{64}$/, 'must be "
 /** An ISO-8601 timestamp in UTC. */
 export const Timestamp = z.string().datetime();
 
-/** "ip:port" or "[ipv6]:port". */
-export const Endpoint = z.string().max(64).regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}$/, 'must be ip:port');
+/** A UDP endpoint, "a.b.c.d:port" or "[ipv6]:port", port 1-65535, no zone id (see address.ts). */
+export const Endpoint = parsedBy(parseEndpoint, MAX_ENDPOINT_LENGTH, '"a.b.c.d:port" or "[ipv6]:port", port 1-65535');
+
+/** Most endpoint candidates one node reports (and so one peer carries). */
+export const MAX_ENDPOINTS = 16;
+
+/** A bare IPv4 address, dotted quad without leading zeros. */
+export const IPv4Address = parsedBy(parseIPv4, 15, 'IPv4 address, dotted quad');
+/** A bare IPv6 address (RFC 4291 text form), no zone id. */
+export const IPv6Address = parsedBy(parseIPv6, 45, 'IPv6 address');
+/** "address/bits", IPv4 or IPv6. */
+export const Cidr = parsedBy(parseCidr, 49, 'CIDR, "address/bits"');
 
 /** Hostname as reported by a device: printable, up to 253 characters. The server sanitises it. */
 export const Hostname = z.string().min(1).max(253).regex(/^[^\p{C}]+$/u, 'must not contain control characters');

@@ -4,7 +4,9 @@
  * terminal. Imports nothing from this repository.
  */
 export * from './version.js';
+export * from './address.js';
 export * from './common.js';
+export * from './issue.js';
 export * from './rest.js';
 export * from './agent.js';
 export * from './terminal-text.js';

@@ -34,23 +34,32 @@ export interface DeviceState {
   peers: PeerState[];
 }
 
-/** The full `set=1` request text, blank-line terminated. Never emits `replace_peers`. */
+/**
+ * The full `set=1` request text, blank-line terminated. Never emits `replace_peers`. Every value
+ * is checked to be one line: a newline inside one (an endpoint's zone id, say) would let it add
+ * lines of its own, such as another peer or a private key. Throws TypeError then.
+ */
 export function encodeSet(iface: InterfaceSet, ops: PeerOp[]): string {
   const lines = ['set=1'];
-  if (iface.privateKey !== undefined) lines.push(`private_key=${toHex(iface.privateKey)}`);
-  if (iface.listenPort !== undefined) lines.push(`listen_port=${iface.listenPort}`);
+  const add = (key: string, value: string | number) => {
+    const text = String(value);
+    if (/[\r\n\0]/.test(text)) throw new TypeError(`UAPI value for ${key} contains a line break or NUL`);
+    lines.push(`${key}=${text}`);
+  };
+  if (iface.privateKey !== undefined) add('private_key', toHex(iface.privateKey));
+  if (iface.listenPort !== undefined) add('listen_port', iface.listenPort);
   for (const op of ops) {
-    lines.push(`public_key=${toHex(op.publicKey)}`);
+    add('public_key', toHex(op.publicKey));
     if (op.kind === 'remove') {
-      lines.push('remove=true');
+      add('remove', 'true');
       continue;
     }
-    if (!op.create) lines.push('update_only=true');
-    if (op.endpoint !== undefined) lines.push(`endpoint=${op.endpoint}`);
-    if (op.persistentKeepalive !== undefined) lines.push(`persistent_keepalive_interval=${op.persistentKeepalive}`);
+    if (!op.create) add('update_only', 'true');
+    if (op.endpoint !== undefined) add('endpoint', op.endpoint);
+    if (op.persistentKeepalive !== undefined) add('persistent_keepalive_interval', op.persistentKeepalive);
     if (op.allowedIps !== undefined) {
-      lines.push('replace_allowed_ips=true');
-      for (const ip of op.allowedIps) lines.push(`allowed_ip=${ip}`);
+      add('replace_allowed_ips', 'true');
+      for (const ip of op.allowedIps) add('allowed_ip', ip);
     }
   }
   return lines.join('\n') + '\n\n';

@@ -3,6 +3,13 @@ import { encodeSet, parseGet, parseReply, WgError } from '../src/index.js';
 import { hex, PRIV_1, PUB_1, PUB_2, PUB_3 } from './fixtures.js';
 
 describe('UAPI encodeSet', () => {
+  it('refuses a value with a line break, which could inject UAPI lines (a second peer, a private key)', () => {
+    for (const endpoint of ['[fe80::1%a\nprivate_key=00]:1', '1.2.3.4:1\r\npublic_key=00', '1.2.3.4:1\0']) {
+      expect(() => encodeSet({}, [{ kind: 'upsert', publicKey: PUB_1, create: true, endpoint }])).toThrow(TypeError);
+    }
+    expect(() => encodeSet({}, [{ kind: 'upsert', publicKey: PUB_1, create: true, allowedIps: ['10.0.0.1/32\nallowed_ip=0.0.0.0/0'] }])).toThrow(/allowed_ip/);
+  });
+
   it('writes interface keys first, then one section per peer, blank-line terminated', () => {
     const text = encodeSet({ privateKey: PRIV_1, listenPort: 51820 }, [
       { kind: 'remove', publicKey: PUB_3 },

@@ -55,6 +55,7 @@ function formatStatusRaw(s: Status): string {
   }
   if (s.login) lines.push(`login: open ${s.login.url} or ask an admin to run: weft-server nodes approve ${s.login.code}`);
   if (s.lastError) lines.push(`last error: ${s.lastError.message} [${s.lastError.code}]`);
+  for (const k of s.skippedPeers ?? []) lines.push(`skipped peer ${k.id ?? '?'}: ${k.reason.replace(/[^\x20-\x7e]/g, '?')}`);
   if (s.peers.length === 0) {
     lines.push('', s.self ? 'no peers' : '');
     return lines.join('\n').trimEnd() + '\n';

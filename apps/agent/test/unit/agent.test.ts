@@ -11,6 +11,7 @@ import { Agent, reportableHostname, type UpEvent } from '../../src/agent.js';
 import { AgentError } from '../../src/agent-error.js';
 import { silentLogger } from '../../src/log.js';
 import { StateStore } from '../../src/state-store.js';
+import { formatStatus } from '../../src/cli/status-format.js';
 import { FakeControl, problem } from './fake-control.js';
 import { FakeDevice } from './fake-device.js';
 import { peer, self } from './fixtures.js';
@@ -226,6 +227,46 @@ describe('Agent', { timeout: 20_000 }, () => {
     control.onUpgrade = () => null;
     await until(() => control.connections === connections + 1, 10_000);
     await until(async () => (await agent.status()).online);
+  });
+
+  it('one poisoned peer in a netmap or delta is skipped and shown in status; every other peer is programmed', async () => {
+    const poisoned = { ...peer(7), endpoints: ['999.999.999.999:99999'] };
+    control.onConnect = (ws) => ws.send(JSON.stringify({ ...netmap(1, [peer(2)]), peers: [peer(2), poisoned, peer(9)] }));
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    expect([...device().peers.keys()].sort()).toEqual([peer(2).nodeKey, peer(9).nodeKey].sort());
+    let status = await agent.status();
+    expect(status.lastError).toBeNull();
+    expect(status.peers.map((p) => p.id)).toEqual([2, 9]);
+    expect(status.skippedPeers).toEqual([{ id: 7, reason: 'endpoints[0]: IPv4 address: octet 1 is 999, outside 0-255' }]);
+    expect(formatStatus(status)).toContain('skipped peer 7: endpoints[0]: IPv4 address: octet 1 is 999, outside 0-255');
+    // A delta whose upsert of peer 2 is bad drops peer 2, applies the new peer 3 beside it.
+    control.send({ type: 'delta', seq: 2, upsert: [{ ...peer(2), ipv4: '100.64.0.256' }, peer(3)] } as never);
+    await until(() => device().peers.has(peer(3).nodeKey));
+    expect([...device().peers.keys()].sort()).toEqual([peer(3).nodeKey, peer(9).nodeKey].sort());
+    status = await agent.status();
+    expect(status.skippedPeers.map((k) => k.id)).toEqual([2, 7]);
+    expect(status.skippedPeers[0]!.reason).toBe('ipv4: octet 4 is 256, outside 0-255');
+    // The next delta is still in sequence: nothing was lost to a resync.
+    control.send({ type: 'delta', seq: 3, upsert: [peer(4)] });
+    await until(() => device().peers.has(peer(4).nodeKey));
+    expect(control.received.some((m) => m.type === 'resync')).toBe(false);
+  });
+
+  it('a peer saved by an older agent that is now refused is left out on restart, the rest restored', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    await agent.shutdown();
+    const store = new StateStore(dir);
+    const saved = await store.loadState();
+    await store.saveState({ ...saved, peers: [...saved.peers, { ...peer(8), endpoints: ['1.2.3.4:0'] }] });
+    control.onConnect = () => {};
+    const again = newAgent();
+    await again.start();
+    expect([...device().peers.keys()]).toEqual([peer(2).nodeKey]);
+    expect((await again.status()).lastError).toBeNull();
   });
 
   it('reconnects after the server drops the socket and takes the new netmap', async () => {

@@ -39,7 +39,7 @@ describe('formatting', () => {
   const base: Status = {
     version: 1, state: 'running', online: true, server: 'http://10.77.0.1:8080',
     self: { ...self, machineKey: null }, interface: { name: 'weft0', backend: 'userspace', up: true, listenPort: 41641, mtu: 1280 },
-    login: null, lastError: null, peers: [],
+    login: null, lastError: null, peers: [], skippedPeers: [],
   };
 
   it('renders self, state and an aligned peer table', () => {
@@ -61,6 +61,17 @@ describe('formatting', () => {
       100.64.0.13  a-much-longer-name  alice  none    -               never      0 B      0 B   offline
       "
     `);
+  });
+
+  it('lists peers skipped as malformed, one line each, with control characters made harmless', () => {
+    const out = formatStatus({
+      ...base,
+      peers: [peerStatus(peer(2), undefined, now)],
+      skippedPeers: [{ id: 7, reason: 'endpoints[0]: IPv4 address: octet 1 is 999, outside 0-255' }, { id: null, reason: 'id: bad\u001b]0;x\u0007' }],
+    });
+    expect(out).toContain('skipped peer 7: endpoints[0]: IPv4 address: octet 1 is 999, outside 0-255\n');
+    expect(out).toContain('skipped peer ?: id: bad?]0;x?\n');
+    expect(out).toContain('peer2');
   });
 
   it('tells a revoked node what to do', () => {

@@ -4,14 +4,22 @@
  * Agent messages are small JSON; anything malformed or oversize closes that socket only.
  */
 import type { FastifyInstance } from 'fastify';
-import { AgentMessage, CloseCode, MAX_AGENT_MESSAGE_BYTES } from '@weft/protocol';
+import { CloseCode } from '@weft/protocol';
 import type { ChangeHub } from '../hub.js';
 import type { Mapper } from '../mapper/mapper.js';
 import type { State } from '../state/index.js';
-import { PING_INTERVAL_MS } from '../tunables.js';
+import { ENDPOINT_WRITE_INTERVAL_MS, PING_INTERVAL_MS } from '../tunables.js';
+import { readAgentMessage } from './agent-message.js';
+import { EndpointWriter } from './endpoint-writer.js';
 import { agentNode, authenticateAgent } from './socket-auth.js';
 
 export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, hub: ChangeHub): void {
+  const endpoints = new EndpointWriter({
+    write: (nodeId, list) => state.nodes.patch(nodeId, { endpoints: list }),
+    intervalMs: ENDPOINT_WRITE_INTERVAL_MS,
+    onError: (nodeId, err) => app.log.error({ err, nodeId }, 'failed to store endpoints'),
+  });
+  app.addHook('onClose', () => endpoints.close());
   app.get('/agent/v1', {
     websocket: true,
     schema: { hide: true } as object,
@@ -23,6 +31,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
     const nodeId = node.id;
     const session = mapper.attach(node, socket);
     if (!session) return;
+    endpoints.attach(nodeId, node.endpoints);
     let alive = true;
     const ping = setInterval(() => {
       if (!alive) return socket.terminate();
@@ -34,15 +43,17 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
 
     socket.on('message', (data, isBinary) => {
       alive = true;
-      const msg = isBinary ? null : parse(data.toString());
-      if (!msg) return session.close(CloseCode.BadMessage, 'message is not a valid agent message');
+      const read = readAgentMessage(data, isBinary);
+      if (!read.ok) return session.close(CloseCode.BadMessage, read.reason);
+      const msg = read.msg;
       if (msg.type === 'resync') mapper.resync(session);
-      else if (msg.type === 'endpoints') void state.nodes.patch(nodeId, { endpoints: msg.endpoints }).catch((err: unknown) => req.log.error({ err }, 'failed to store endpoints'));
+      else if (msg.type === 'endpoints') endpoints.report(nodeId, msg.endpoints);
     });
     socket.on('close', () => {
       clearInterval(ping);
       session.closed = true;
       mapper.detach(session);
+      void endpoints.detach(nodeId);
       // A newer connection of the same node may already have replaced this one. At shutdown the
       // node is not marked offline: it reconnects to another replica or to this one restarted.
       if (!mapper.isAttached(nodeId) && !hub.closed) {
@@ -50,14 +61,4 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       }
     });
   });
-}
-
-function parse(text: string): AgentMessage | null {
-  if (text.length > MAX_AGENT_MESSAGE_BYTES) return null;
-  try {
-    const r = AgentMessage.safeParse(JSON.parse(text));
-    return r.success ? r.data : null;
-  } catch {
-    return null;
-  }
 }

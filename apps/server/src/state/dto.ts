@@ -1,10 +1,19 @@
 /** Database rows to wire shapes. The only place that decides what of a row leaves the server. */
 import type { ApiKey as DbApiKey, AuthKey as DbAuthKey, Node as DbNode, User as DbUser } from '@weft/db';
-import type { ApiKey, AuthKey, Node, Peer, SelfNode, User } from '@weft/protocol';
+import { MAX_ENDPOINTS, parseEndpoint, type ApiKey, type AuthKey, type Node, type Peer, type SelfNode, type User } from '@weft/protocol';
 
 export type NodeWithUser = DbNode & { user: Pick<DbUser, 'name'> };
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/**
+ * Stored endpoints as they may leave the server. Reports are checked strictly before they are
+ * stored; this also keeps out rows written before that check (999.999.999.999:99999 was
+ * accepted once), so no peer is ever sent an endpoint its agent would refuse.
+ */
+export function sendableEndpoints(stored: string[]): string[] {
+  return stored.filter((e) => parseEndpoint(e).ok).slice(0, MAX_ENDPOINTS);
+}
 
 export const isExpired = (n: Pick<DbNode, 'expiresAt'>, now = Date.now()) => n.expiresAt !== null && n.expiresAt.getTime() <= now;
 
@@ -27,7 +36,7 @@ export function nodeDto(n: NodeWithUser): Node {
     lastSeen: iso(n.lastSeen),
     expiresAt: iso(n.expiresAt),
     expired: isExpired(n),
-    endpoints: n.endpoints,
+    endpoints: sendableEndpoints(n.endpoints),
     createdAt: n.createdAt.toISOString(),
   };
 }
@@ -45,7 +54,7 @@ export function peerDto(n: NodeWithUser): Peer {
     ipv4: n.ipv4,
     ipv6: n.ipv6,
     allowedIps: [`${n.ipv4}/32`, `${n.ipv6}/128`],
-    endpoints: n.endpoints,
+    endpoints: sendableEndpoints(n.endpoints),
     online: n.online,
     lastSeen: iso(n.lastSeen),
   };

@@ -1,5 +1,5 @@
 import type { MachinePublicKey } from '@weft/crypto';
-import type { CreateNode, Node, PeerPatch, RegisterRequest, RegisterResponse } from '@weft/protocol';
+import { EndpointsMessage, type CreateNode, type Node, type PeerPatch, type RegisterRequest, type RegisterResponse } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
 import { insertNode, lockAllocation } from './allocate.js';
 import type { AuthKeys } from './auth-keys.js';
@@ -190,8 +190,16 @@ export class Nodes {
     return ids;
   }
 
-  /** Connection state and endpoints: telemetry from the agent channel, not audited. */
+  /**
+   * Connection state and endpoints: telemetry from the agent channel, not audited. Endpoints are
+   * checked here too, whoever calls: a bad one stored would reach every peer.
+   */
   async patch(id: number, data: { online?: boolean; endpoints?: string[] }): Promise<void> {
+    const checked = data.endpoints && EndpointsMessage.shape.endpoints.safeParse(data.endpoints);
+    if (checked && !checked.success) {
+      const issue = checked.error.issues[0]!;
+      throw new ApiError(Errors.invalidRequest, `endpoints${issue.path.map((p) => `[${String(p)}]`).join('')}: ${issue.message}`);
+    }
     const lastSeen = new Date();
     const res = await this.ctx.prisma.node.updateMany({ where: { id }, data: { ...data, lastSeen } });
     if (res.count === 0) return;

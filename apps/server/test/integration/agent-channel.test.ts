@@ -1,8 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { CloseCode, MAX_AGENT_MESSAGE_BYTES } from '@weft/protocol';
+import { CloseCode, MAX_AGENT_MESSAGE_BYTES, MAX_ENDPOINTS } from '@weft/protocol';
 import { generateNodeKey, signMachineToken } from '@weft/crypto';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
+import { ENDPOINT_WRITE_INTERVAL_MS } from '../../src/tunables.js';
 import { BACKENDS, startServer, type TestServer } from '../support/server.js';
 
 describe.each(BACKENDS)('agent channel on %s', (backend) => {
@@ -140,6 +141,63 @@ describe.each(BACKENDS)('agent channel on %s', (backend) => {
     expect(good.closed).toBeNull();
     good.close();
     late.close();
+  });
+
+  it('an endpoint outside address or port range closes only that socket, naming it, and is stored nowhere nor sent to any peer', async () => {
+    const poisoner = await joined('poisoner');
+    const victim = await joined('victim-of-poison');
+    await victim.waitFor(() => victim.peers.has(poisoner.self!.id));
+    poisoner.send(JSON.stringify({ type: 'endpoints', endpoints: ['192.0.2.9:41641'] }));
+    await victim.waitFor(() => victim.peers.get(poisoner.self!.id)?.endpoints[0] === '192.0.2.9:41641', 5000, 'good endpoint');
+    const cases: [unknown[], RegExp][] = [
+      [['192.0.2.10:41641', '999.999.999.999:99999'], /^endpoints\[1\]: IPv4 address: octet 1 is 999, outside 0-255$/],
+      [['192.0.2.10:0'], /^endpoints\[0\]: port is 0, outside 1-65535$/],
+      [['[fe80::1%eth0]:41641'], /^endpoints\[0\]: IPv6 address: zone ids/],
+      [['[1:2:3:4:5:6:7:8:9]:41641'], /^endpoints\[0\]: IPv6 address: has 9 groups/],
+      [Array.from({ length: MAX_ENDPOINTS + 1 }, (_, i) => `192.0.2.${i + 1}:41641`), /^endpoints: /],
+    ];
+    poisoner.close();
+    await poisoner.waitFor(() => poisoner.closed !== null);
+    for (const [endpoints, reason] of cases) {
+      const netmaps = poisoner.received.filter((r) => r.msg.type === 'netmap').length;
+      await poisoner.connect();
+      await poisoner.waitFor(() => poisoner.received.filter((r) => r.msg.type === 'netmap').length > netmaps, 5000, 'netmap');
+      poisoner.send(JSON.stringify({ type: 'endpoints', endpoints }));
+      await poisoner.waitFor(() => poisoner.closed !== null, 5000, 'poisoner closed');
+      expect(poisoner.closed!.code).toBe(CloseCode.BadMessage);
+      expect(poisoner.closed!.reason).toMatch(reason);
+    }
+    expect((await s.api('GET', `/api/v1/nodes/${poisoner.self!.id}`)).body.endpoints).toEqual(['192.0.2.9:41641']);
+    const seen = victim.received.flatMap((r) => JSON.stringify(r.msg).match(/999\.999|:0"|fe80|1:2:3:4:5:6:7:8:9/g) ?? []);
+    expect(seen).toEqual([]);
+    expect(victim.closed).toBeNull();
+    victim.close();
+  });
+
+  it('a flood of endpoint reports from one agent costs a bounded number of writes; the last value is stored and reaches peers', async () => {
+    const flooder = await joined('flooder');
+    const watcher = await joined('flood-watcher');
+    await watcher.waitFor(() => watcher.peers.has(flooder.self!.id));
+    const writes = vi.spyOn(s.state.nodes, 'patch');
+    const N = 2000;
+    const ep = (i: number) => [`198.51.100.${(i % 250) + 1}:${10_000 + i}`];
+    const started = Date.now();
+    try {
+      for (let i = 0; i < N; i++) flooder.send(JSON.stringify({ type: 'endpoints', endpoints: ep(i) }));
+      const last = ep(N - 1)[0];
+      await watcher.waitFor(() => watcher.peers.get(flooder.self!.id)?.endpoints[0] === last, 10_000, 'last endpoint at the watcher');
+      const elapsed = Date.now() - started;
+      const endpointWrites = writes.mock.calls.filter(([id, data]) => id === flooder.self!.id && data.endpoints !== undefined);
+      // one at once, then at most one per window
+      expect(endpointWrites.length).toBeLessThanOrEqual(2 + Math.ceil(elapsed / ENDPOINT_WRITE_INTERVAL_MS));
+      expect(endpointWrites.at(-1)![1].endpoints).toEqual(ep(N - 1));
+      expect((await s.api('GET', `/api/v1/nodes/${flooder.self!.id}`)).body.endpoints).toEqual(ep(N - 1));
+    } finally {
+      writes.mockRestore();
+    }
+    expect(flooder.closed).toBeNull();
+    flooder.close();
+    watcher.close();
   });
 
   it('an agent without a valid machine token is refused with 401 problem+json before the upgrade', async () => {

@@ -1,0 +1,84 @@
+/**
+ * Reading a server message one peer entry at a time. The envelope (type, seq, self, remove) must
+ * be valid or the whole message is dropped; a peer entry (in `peers`, `upsert` or `patch`) that
+ * fails the protocol schema, or that WireGuard could not be given, is left out and reported, so
+ * one malformed peer never stops the others from being applied. Pure.
+ */
+import { describeIssue, Peer, PeerPatch, ServerMessageEnvelope, type DeltaMessage, type ServerMessage } from '@weft/protocol';
+import { normalizeEndpoint, normalizePeer } from '@weft/wg';
+import { peerConfig } from './engine.js';
+
+/** A peer entry left out of what the agent applies. */
+export interface SkippedPeer {
+  /** The entry's id when it had a usable one. */
+  id: number | null;
+  /** One line: which field and what is wrong with it. */
+  reason: string;
+}
+
+export type ReadServerMessage =
+  | { ok: true; msg: ServerMessage; skipped: SkippedPeer[] }
+  | { ok: false; reason: string };
+
+export function readServerMessage(json: unknown): ReadServerMessage {
+  const env = ServerMessageEnvelope.safeParse(json);
+  if (!env.success) return { ok: false, reason: describeIssue(env.error) };
+  const skipped: SkippedPeer[] = [];
+  if (env.data.type === 'netmap') {
+    const peers = keep(env.data.peers, checkPeer, skipped);
+    return { ok: true, msg: { ...env.data, peers }, skipped };
+  }
+  const { upsert, patch, ...rest } = env.data;
+  const msg: DeltaMessage = { ...rest };
+  if (upsert) msg.upsert = keep(upsert, checkPeer, skipped);
+  if (patch) msg.patch = keep(patch, checkPatch, skipped);
+  return { ok: true, msg, skipped };
+}
+
+type Check<T> = { ok: true; value: T } | { ok: false; skipped: SkippedPeer };
+
+function keep<T>(entries: unknown[], check: (raw: unknown) => Check<T>, skipped: SkippedPeer[]): T[] {
+  const out: T[] = [];
+  for (const raw of entries) {
+    const r = check(raw);
+    if (r.ok) out.push(r.value);
+    else skipped.push(r.skipped);
+  }
+  return out;
+}
+
+function idOf(raw: unknown): number | null {
+  const id = (raw as { id?: unknown } | null)?.id;
+  return typeof id === 'number' && Number.isSafeInteger(id) ? id : null;
+}
+
+/** A peer as the protocol defines it and as WireGuard (via @weft/wg) would take it. */
+export function checkPeer(raw: unknown): Check<Peer> {
+  const r = Peer.safeParse(raw);
+  if (!r.success) return { ok: false, skipped: { id: idOf(raw), reason: describeIssue(r.error) } };
+  try {
+    normalizePeer(peerConfig(r.data));
+  } catch (err) {
+    return { ok: false, skipped: { id: r.data.id, reason: printable((err as Error).message) } };
+  }
+  return { ok: true, value: r.data };
+}
+
+function checkPatch(raw: unknown): Check<PeerPatch> {
+  const r = PeerPatch.safeParse(raw);
+  if (!r.success) return { ok: false, skipped: { id: idOf(raw), reason: describeIssue(r.error) } };
+  try {
+    for (const e of r.data.endpoints ?? []) normalizeEndpoint(e);
+  } catch (err) {
+    return { ok: false, skipped: { id: r.data.id, reason: printable((err as Error).message) } };
+  }
+  return { ok: true, value: r.data };
+}
+
+/** Peers restored from disk get the same check: state written by an older agent may hold anything. */
+export function checkPeers(peers: unknown[]): { peers: Peer[]; skipped: SkippedPeer[] } {
+  const skipped: SkippedPeer[] = [];
+  return { peers: keep(peers, checkPeer, skipped), skipped };
+}
+
+const printable = (s: string) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);

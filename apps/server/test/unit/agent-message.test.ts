@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { readAgentMessage } from '../../src/agent/agent-message.js';
+import { sendableEndpoints } from '../../src/state/dto.js';
+
+const read = (v: unknown) => readAgentMessage(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), false);
+
+describe('readAgentMessage', () => {
+  it('names the bad endpoint and why in one line', () => {
+    expect(read({ type: 'endpoints', endpoints: ['192.0.2.1:1', '999.999.999.999:99999'] }))
+      .toEqual({ ok: false, reason: 'endpoints[1]: IPv4 address: octet 1 is 999, outside 0-255' });
+  });
+
+  it('keeps a close reason within the 123 bytes a close frame holds, printable only', () => {
+    const r = read({ type: 'endpoints', endpoints: [], ['\u00e9\n'.repeat(200)]: 1 });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(Buffer.byteLength(r.reason)).toBeLessThanOrEqual(123);
+    expect(r.reason).toMatch(/^[\x20-\x7e]+$/);
+  });
+
+  it('refuses non-JSON and binary frames, accepts a valid report', () => {
+    expect(read('{nope')).toEqual({ ok: false, reason: 'message is not JSON' });
+    expect(readAgentMessage(Buffer.from('{}'), true).ok).toBe(false);
+    expect(read({ type: 'endpoints', endpoints: ['[::ffff:192.0.2.1]:41641'] })).toEqual({ ok: true, msg: { type: 'endpoints', endpoints: ['[::ffff:192.0.2.1]:41641'] } });
+  });
+});
+
+describe('sendableEndpoints', () => {
+  it('keeps endpoints stored before strict parsing from reaching peers', () => {
+    expect(sendableEndpoints(['999.999.999.999:99999', '192.0.2.1:41641', '[fe80::1%eth0]:1'])).toEqual(['192.0.2.1:41641']);
+  });
+});

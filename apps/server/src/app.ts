@@ -17,6 +17,7 @@ import { loginPage } from './login-page.js';
 import { Mapper } from './mapper/mapper.js';
 import { installProblemHandler } from './problem-handler.js';
 import { State } from './state/index.js';
+import { REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS } from './tunables.js';
 
 export interface AppOptions {
   db: Database;
@@ -29,6 +30,9 @@ export interface AppOptions {
   ephemeralTimeoutS?: number;
   /** How long online/endpoint patches are coalesced before going out. */
   patchIntervalMs?: number;
+  /** Replica heartbeat period and when a silent replica counts as dead; tests shorten them. */
+  heartbeatMs?: number;
+  replicaDeadAfterMs?: number;
 }
 
 export interface App {
@@ -50,7 +54,16 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   installProblemHandler(app);
 
   const hub = new ChangeHub(opts.db.bus, app.log);
-  const state = await State.open({ prisma: opts.db.prisma, emit: hub.emit, serverUrl: opts.serverUrl.replace(/\/$/, ''), loginTimeoutS: opts.loginTimeoutS ?? 600 });
+  const state = await State.open({
+    prisma: opts.db.prisma,
+    emit: hub.emit,
+    serverUrl: opts.serverUrl.replace(/\/$/, ''),
+    loginTimeoutS: opts.loginTimeoutS ?? 600,
+    replica: { id: hub.origin, log: app.log },
+  });
+  // Before the mapper loads the nodes, so a crashed predecessor's "online" never reaches a netmap.
+  const deadAfterMs = opts.replicaDeadAfterMs ?? REPLICA_DEAD_AFTER_MS;
+  await state.presence.start({ sole: opts.db.backend === 'pglite', deadAfterMs });
   const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), log: app.log, patchIntervalMs: opts.patchIntervalMs });
   await mapper.init();
   hub.connect(mapper);
@@ -100,6 +113,24 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   }, Math.max(500, (ephemeralTimeoutS * 1000) / 4));
   reaper.unref();
 
-  app.addHook('onClose', async () => clearInterval(reaper));
+  let beating: Promise<void> | null = null;
+  const heartbeat = setInterval(() => {
+    beating ??= state.presence
+      .beat()
+      .then(() => state.presence.sweep(deadAfterMs))
+      .then(
+        () => undefined,
+        (err: unknown) => app.log.warn({ err }, 'replica heartbeat or sweep failed'),
+      )
+      .finally(() => (beating = null));
+  }, opts.heartbeatMs ?? REPLICA_HEARTBEAT_MS);
+  heartbeat.unref();
+
+  app.addHook('onClose', async () => {
+    clearInterval(reaper);
+    clearInterval(heartbeat);
+    await beating;
+    await state.presence.stop();
+  });
   return { app, state, mapper, hub };
 }

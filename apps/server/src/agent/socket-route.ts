@@ -36,7 +36,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       socket.ping();
     }, PING_INTERVAL_MS);
     socket.on('pong', () => (alive = true));
-    void state.nodes.patch(nodeId, { online: true }).catch((err: unknown) => req.log.error({ err }, 'failed to mark node online'));
+    state.presence.connected(nodeId);
 
     socket.on('message', (data, isBinary) => {
       alive = true;
@@ -51,9 +51,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       mapper.detach(session);
       // A newer connection of the same node may already have replaced this one. At shutdown the
       // node is not marked offline: it reconnects to another replica or to this one restarted.
-      if (!mapper.isAttached(nodeId) && !hub.closed) {
-        void state.nodes.patch(nodeId, { online: false }).catch((err: unknown) => req.log.error({ err }, 'failed to mark node offline'));
-      }
+      if (!mapper.isAttached(nodeId) && !hub.closed) state.presence.disconnected(nodeId);
     });
   });
 }

@@ -190,8 +190,8 @@ export class Nodes {
     return ids;
   }
 
-  /** Connection state and endpoints: telemetry from the agent channel, not audited. */
-  async patch(id: number, data: { online?: boolean; endpoints?: string[] }): Promise<void> {
+  /** Endpoints: telemetry from the agent channel, not audited. Online is state/presence.ts. */
+  async patch(id: number, data: { endpoints: string[] }): Promise<void> {
     const lastSeen = new Date();
     const res = await this.ctx.prisma.node.updateMany({ where: { id }, data: { ...data, lastSeen } });
     if (res.count === 0) return;

@@ -30,9 +30,6 @@ export interface AppOptions {
   ephemeralTimeoutS?: number;
   /** How long online/endpoint patches are coalesced before going out. */
   patchIntervalMs?: number;
-  /** Replica heartbeat period and when a silent replica counts as dead; tests shorten them. */
-  heartbeatMs?: number;
-  replicaDeadAfterMs?: number;
 }
 
 export interface App {
@@ -62,8 +59,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     replica: { id: hub.origin, log: app.log },
   });
   // Before the mapper loads the nodes, so a crashed predecessor's "online" never reaches a netmap.
-  const deadAfterMs = opts.replicaDeadAfterMs ?? REPLICA_DEAD_AFTER_MS;
-  await state.presence.start({ sole: opts.db.backend === 'pglite', deadAfterMs });
+  await state.presence.start({ sole: opts.db.backend === 'pglite', deadAfterMs: REPLICA_DEAD_AFTER_MS });
   const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), log: app.log, patchIntervalMs: opts.patchIntervalMs });
   await mapper.init();
   hub.connect(mapper);
@@ -117,13 +113,13 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const heartbeat = setInterval(() => {
     beating ??= state.presence
       .beat()
-      .then(() => state.presence.sweep(deadAfterMs))
+      .then(() => state.presence.sweep(REPLICA_DEAD_AFTER_MS))
       .then(
         () => undefined,
         (err: unknown) => app.log.warn({ err }, 'replica heartbeat or sweep failed'),
       )
       .finally(() => (beating = null));
-  }, opts.heartbeatMs ?? REPLICA_HEARTBEAT_MS);
+  }, REPLICA_HEARTBEAT_MS);
   heartbeat.unref();
 
   app.addHook('onClose', async () => {

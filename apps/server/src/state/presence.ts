@@ -111,8 +111,10 @@ export class Presence {
         await tx.$executeRaw`DELETE FROM replicas WHERE id = ANY(${deadIds}::text[])`;
       }
       if (!locked.length && !dead.length) return [];
-      // A node left with no session was last seen when its replica last beat.
-      const lastBeat = dead.reduce<Date | null>((m, r) => (m && m > r.heartbeatAt ? m : r.heartbeatAt), null)?.toISOString() ?? null;
+      // A node left with no session was last seen when its replica last beat, while other replicas
+      // were up to take it. After a sole server's restart the downtime does not count against it:
+      // an ephemeral node gets its whole timeout from now to come back.
+      const lastBeat = everyOther ? null : (dead.reduce<Date | null>((m, r) => (m && m > r.heartbeatAt ? m : r.heartbeatAt), null)?.toISOString() ?? null);
       const changed = locked.length ? await recompute(tx, locked, lastBeat) : [];
       await auditSweep(tx, dead, byReplica, changed);
       return changed;
@@ -187,7 +189,8 @@ export class Presence {
  * Sets `online` of the locked nodes `ids` from their sessions, bumping `presence_seq`. A separate
  * statement from the locking one, so it sees every session committed before the locks were won.
  * `always`: also the nodes whose value did not change (a connect or disconnect refreshes lastSeen).
- * A node going offline without `always` was last seen at `lastBeat` (its dead replica's last beat).
+ * A node going offline without `always` was last seen at `lastBeat` (its dead replica's last beat;
+ * null = now).
  */
 async function recompute(tx: Tx, ids: number[], lastBeat: string | null, opts: { always?: boolean } = {}): Promise<PresenceRow[]> {
   const always = opts.always ?? false;

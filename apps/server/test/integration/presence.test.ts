@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { Presence } from '../../src/state/presence.js';
+import { REPLICA_DEAD_AFTER_MS } from '../../src/tunables.js';
 import { BACKENDS, startServer, type TestServer } from '../support/server.js';
 
 const quiet = { warn: () => {}, error: () => {} };
@@ -128,6 +129,33 @@ describe.each(BACKENDS)('presence on %s', (backend) => {
     await watcher.waitFor(() => watcher.peers.get(id)?.endpoints[0] === '192.0.2.9:41641', 5000, 'endpoint patch');
     expect(watcher.peers.get(id)?.online).toBe(true);
     x.close();
+  });
+
+  it("a node of a crashed replica was last seen at that replica's last beat; after a sole server's restart, at the restart (an ephemeral node gets its whole timeout)", async () => {
+    const held = async (replica: string, hostname: string) => {
+      const b = await replicaB(replica);
+      const a = new SimAgent(s.url, hostname);
+      await a.register(key);
+      b.connected(a.self!.id);
+      await b.settled();
+      await b.stop();
+      // Connected two hours ago; its replica's last beat was an hour ago.
+      await s.state.ctx.prisma.node.update({ where: { id: a.self!.id }, data: { lastSeen: new Date(Date.now() - 2 * 3600_000) } });
+      await s.state.ctx.prisma.$executeRaw`UPDATE replicas SET heartbeat_at = now() - interval '1 hour' WHERE id = ${replica}`;
+      return a.self!.id;
+    };
+    const lastSeen = async (id: number) => (await s.state.ctx.prisma.node.findUniqueOrThrow({ where: { id } })).lastSeen!.getTime();
+
+    const crashed = await held('replica-crashed', 'on-crashed');
+    expect(await s.state.presence.sweep(REPLICA_DEAD_AFTER_MS)).toEqual([crashed]);
+    expect(await lastSeen(crashed)).toBeLessThan(Date.now() - 50 * 60_000);
+    expect(await lastSeen(crashed)).toBeGreaterThan(Date.now() - 70 * 60_000);
+
+    const predecessor = await held('replica-predecessor', 'on-predecessor');
+    const sweptAt = Date.now();
+    expect(await s.state.presence.sweep(REPLICA_DEAD_AFTER_MS, { everyOther: true })).toEqual([predecessor]);
+    expect(await lastSeen(predecessor)).toBeGreaterThan(sweptAt - 5_000);
+    expect(await online(predecessor)).toBe(false);
   });
 
   it('a session of a node deleted meanwhile is not written, and the writer carries on', async () => {

@@ -13,6 +13,8 @@ import { cli, spawnServer, type ServerProcess } from '../support/process.js';
 
 /** The mapper's patch window is at most 2 s; a little more for the sweep's own transaction. */
 const OFFLINE_BOUND_MS = REPLICA_DEAD_AFTER_MS + REPLICA_HEARTBEAT_MS + 2_000 + 1_000;
+/** Two server processes start in each test (one creating its database); the machine may be busy. */
+const PROCESS_TEST_TIMEOUT_MS = 180_000;
 
 async function kill9(s: ServerProcess): Promise<void> {
   const exited = new Promise((r) => s.proc.once('exit', r));
@@ -90,7 +92,7 @@ describe('presence after kill -9 on the embedded database', () => {
     await viewer.waitFor(() => !viewer.peers.has(runner.self!.id), 5_000, 'viewer drops the reaped runner');
     expect((await api('GET', `/api/v1/nodes/${kept.self!.id}`)).status).toBe(200);
     viewer.close();
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
 });
 
 describe('presence with two replicas on one Postgres when one is kill -9d', () => {
@@ -132,5 +134,5 @@ describe('presence with two replicas on one Postgres when one is kill -9d', () =
     console.log(`replica A kill -9 -> x offline on B after ${tookMs} ms (bound ${OFFLINE_BOUND_MS} ms)`);
     watcher.close();
     y.close();
-  });
+  }, PROCESS_TEST_TIMEOUT_MS);
 });

@@ -19,6 +19,7 @@ import { Mapper } from './mapper/mapper.js';
 import { installProblemHandler } from './problem-handler.js';
 import { installSecurityHeaders } from './security-headers.js';
 import { State } from './state/index.js';
+import { REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS } from './tunables.js';
 
 export interface AppOptions {
   db: Database;
@@ -75,7 +76,15 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   installSecurityHeaders(app);
 
   const hub = new ChangeHub(opts.db.bus, app.log);
-  const state = await State.open({ prisma: opts.db.prisma, emit: hub.emit, serverUrl: opts.serverUrl.replace(/\/$/, ''), loginTimeoutS: opts.loginTimeoutS ?? 600 });
+  const state = await State.open({
+    prisma: opts.db.prisma,
+    emit: hub.emit,
+    serverUrl: opts.serverUrl.replace(/\/$/, ''),
+    loginTimeoutS: opts.loginTimeoutS ?? 600,
+    replica: { id: hub.origin, log: app.log },
+  });
+  // Before the mapper loads the nodes, so a crashed predecessor's "online" never reaches a netmap.
+  await state.presence.start({ sole: opts.db.backend === 'pglite', deadAfterMs: REPLICA_DEAD_AFTER_MS });
   const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), log: app.log, patchIntervalMs: opts.patchIntervalMs });
   await mapper.init();
   hub.connect(mapper);
@@ -127,6 +136,24 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   }, Math.max(500, (ephemeralTimeoutS * 1000) / 4));
   reaper.unref();
 
-  app.addHook('onClose', async () => clearInterval(reaper));
+  let beating: Promise<void> | null = null;
+  const heartbeat = setInterval(() => {
+    beating ??= state.presence
+      .beat()
+      .then(() => state.presence.sweep(REPLICA_DEAD_AFTER_MS))
+      .then(
+        () => undefined,
+        (err: unknown) => app.log.warn({ err }, 'replica heartbeat or sweep failed'),
+      )
+      .finally(() => (beating = null));
+  }, REPLICA_HEARTBEAT_MS);
+  heartbeat.unref();
+
+  app.addHook('onClose', async () => {
+    clearInterval(reaper);
+    clearInterval(heartbeat);
+    await beating;
+    await state.presence.stop();
+  });
   return { app, state, mapper, hub };
 }

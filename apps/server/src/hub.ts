@@ -66,6 +66,12 @@ function splitForBus(change: Change): Change[] {
     for (let i = 0; i < change.patches.length; i += 20) out.push({ kind: 'nodes-patched', patches: change.patches.slice(i, i + 20) });
     return out;
   }
+  if (change.kind === 'presence') {
+    // ~80 bytes per node.
+    const out: Change[] = [];
+    for (let i = 0; i < change.nodes.length; i += 50) out.push({ kind: 'presence', nodes: change.nodes.slice(i, i + 50) });
+    return out;
+  }
   const out: Change[] = [];
   for (let i = 0; i < change.nodeIds.length; i += MAX) out.push({ ...change, nodeIds: change.nodeIds.slice(i, i + MAX) });
   return out;

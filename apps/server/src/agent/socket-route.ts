@@ -39,7 +39,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       socket.ping();
     }, PING_INTERVAL_MS);
     socket.on('pong', () => (alive = true));
-    void state.nodes.patch(nodeId, { online: true }).catch((err: unknown) => req.log.error({ err }, 'failed to mark node online'));
+    state.presence.connected(nodeId);
 
     socket.on('message', (data, isBinary) => {
       alive = true;
@@ -56,9 +56,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       void endpoints.detach(nodeId);
       // A newer connection of the same node may already have replaced this one. At shutdown the
       // node is not marked offline: it reconnects to another replica or to this one restarted.
-      if (!mapper.isAttached(nodeId) && !hub.closed) {
-        void state.nodes.patch(nodeId, { online: false }).catch((err: unknown) => req.log.error({ err }, 'failed to mark node offline'));
-      }
+      if (!mapper.isAttached(nodeId) && !hub.closed) state.presence.disconnected(nodeId);
     });
   });
 }

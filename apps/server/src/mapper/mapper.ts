@@ -12,7 +12,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { CloseCode, PROTOCOL_VERSION, type Peer, type PeerPatch } from '@weft/protocol';
-import type { Change } from '../state/changes.js';
+import type { Change, PresenceChange } from '../state/changes.js';
 import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.js';
 import { PeerChunks } from './peer-chunks.js';
 import { Session, type ResyncOutcome } from './session.js';
@@ -140,7 +140,17 @@ export class Mapper {
         return this.removed(change.nodeIds, CloseCode.NodeExpired, 'node key expired');
       case 'nodes-patched':
         return this.patched(change.patches);
+      case 'presence':
+        return this.patched(change.nodes.filter((n) => this.newerPresence(n)).map(({ id, online, lastSeen }) => ({ id, online, lastSeen })));
     }
+  }
+
+  /** Presence writes reach replicas out of commit order: only a higher `seq` than the row's counts. */
+  private newerPresence(n: PresenceChange): boolean {
+    const e = this.entries.get(n.id);
+    if (!e || n.seq <= e.row.presenceSeq) return false;
+    e.row = { ...e.row, presenceSeq: n.seq };
+    return true;
   }
 
   private async upserted(ids: number[]): Promise<void> {

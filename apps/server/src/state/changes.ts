@@ -12,7 +12,12 @@ export type Change =
   | { kind: 'nodes-removed'; nodeIds: number[] }
   /** Nodes expired: their sockets close with NodeExpired and they leave every netmap. */
   | { kind: 'nodes-expired'; nodeIds: number[] }
-  /** Small field changes: online, last seen, endpoints. */
-  | { kind: 'nodes-patched'; patches: PeerPatch[] };
+  /** Small field changes: last seen, endpoints. */
+  | { kind: 'nodes-patched'; patches: PeerPatch[] }
+  /** Online recomputed from sessions (state/presence.ts); `seq` orders them per node. */
+  | { kind: 'presence'; nodes: PresenceChange[] };
+
+/** A node's presence after one write; a replica applies it only if `seq` is newer than what it has. */
+export interface PresenceChange { id: number; online: boolean; lastSeen: string; seq: number }
 
 export type ChangeSink = (change: Change) => void;

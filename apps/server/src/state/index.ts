@@ -11,9 +11,10 @@ import type { ChangeSink } from './changes.js';
 import type { StateContext } from './context.js';
 import { Logins } from './logins.js';
 import { Nodes } from './nodes.js';
+import { Presence } from './presence.js';
 import { Users } from './users.js';
 
-export type { Change, ChangeSink } from './changes.js';
+export type { Change, ChangeSink, PresenceChange } from './changes.js';
 export type { Actor } from './context.js';
 export type { ApiPrincipal } from './api-keys.js';
 export type { NodeWithUser } from './dto.js';
@@ -25,18 +26,28 @@ export class State {
   readonly apiKeys: ApiKeys;
   readonly logins: Logins;
   readonly nodes: Nodes;
+  readonly presence: Presence;
 
-  private constructor(readonly ctx: StateContext) {
+  private constructor(readonly ctx: StateContext, replica: { id: string; log: ConstructorParameters<typeof Presence>[2] }) {
     this.users = new Users(ctx);
     this.authKeys = new AuthKeys(ctx);
     this.apiKeys = new ApiKeys(ctx);
     this.logins = new Logins(ctx);
     this.nodes = new Nodes(ctx, this.authKeys, this.logins);
+    this.presence = new Presence(ctx, replica.id, replica.log);
   }
 
-  static async open(opts: { prisma: PrismaClient; emit: ChangeSink; serverUrl: string; loginTimeoutS: number }): Promise<State> {
+  /** `replica`: this process's id in `replicas` and where presence logs its retries. */
+  static async open(opts: {
+    prisma: PrismaClient;
+    emit: ChangeSink;
+    serverUrl: string;
+    loginTimeoutS: number;
+    replica: { id: string; log: ConstructorParameters<typeof Presence>[2] };
+  }): Promise<State> {
+    const { replica, ...rest } = opts;
     const ulaPrefix = await deploymentUlaPrefix(opts.prisma);
-    return new State({ ...opts, ulaPrefix });
+    return new State({ ...rest, ulaPrefix }, replica);
   }
 
   async ping(): Promise<void> {

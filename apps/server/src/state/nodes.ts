@@ -191,12 +191,12 @@ export class Nodes {
   }
 
   /**
-   * Connection state and endpoints: telemetry from the agent channel, not audited. Endpoints are
-   * checked here too, whoever calls: a bad one stored would reach every peer.
+   * Endpoints: telemetry from the agent channel, not audited (online is state/presence.ts).
+   * Endpoints are checked here too, whoever calls: a bad one stored would reach every peer.
    */
-  async patch(id: number, data: { online?: boolean; endpoints?: string[] }): Promise<void> {
-    const checked = data.endpoints && EndpointsMessage.shape.endpoints.safeParse(data.endpoints);
-    if (checked && !checked.success) {
+  async patch(id: number, data: { endpoints: string[] }): Promise<void> {
+    const checked = EndpointsMessage.shape.endpoints.safeParse(data.endpoints);
+    if (!checked.success) {
       const issue = checked.error.issues[0]!;
       throw new ApiError(Errors.invalidRequest, `endpoints${issue.path.map((p) => `[${String(p)}]`).join('')}: ${issue.message}`);
     }

@@ -46,7 +46,7 @@ export async function spawnServer(env: Record<string, string> = {}, existingData
     output: () => out,
     stop: () =>
       new Promise<void>((res) => {
-        if (proc.exitCode !== null) return res();
+        if (proc.exitCode !== null || proc.signalCode !== null) return res();
         proc.once('exit', () => res());
         proc.kill('SIGTERM');
       }),

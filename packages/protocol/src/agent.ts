@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { Endpoint, Hostname, MachineKeyText, NodeKeyText, Timestamp } from './common.js';
+import { text } from './fields.js';
 
 /** Claims of the short-lived JWT an agent signs with its machine key on every request. */
 export const MachineTokenClaims = z.object({
@@ -48,7 +49,7 @@ export const MACHINE_TOKEN_CLOCK_SKEW_S = 30;
 export const RegisterRequest = z.strictObject({
   nodeKey: NodeKeyText,
   hostname: Hostname,
-  authKey: z.string().min(1).max(200).optional(),
+  authKey: text().min(1).max(200).optional(),
 });
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 

@@ -1,17 +1,14 @@
 /** `/api/v1`: users, nodes, auth keys, API keys, pending logins. Every route declares its schemas. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { z } from 'zod';
 import {
-  ApiKey, ApprovePendingLogin, AuthKey, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
-  CreateUser, IdParam, List, Node, PendingLogin, Problem, RenameNode, User, UserName,
+  ApiKey, ApprovePendingLogin, AuthKey, CodeParam, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
+  CreateUser, IdParam, List, Node, PendingLogin, Problem, RenameNode, User, UserRefParam,
 } from '@weft/protocol';
 import type { State } from '../state/index.js';
 import { authenticate } from './auth.js';
 
 const errors = { '4xx': Problem, '5xx': Problem } as const;
-const UserRefParam = z.strictObject({ user: z.union([z.coerce.number().int().positive(), UserName]) });
-const CodeParam = z.strictObject({ code: z.string().min(4).max(16) });
 
 export function apiRoutes(app: FastifyInstance, state: State): void {
   const r = app.withTypeProvider<ZodTypeProvider>();

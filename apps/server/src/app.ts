@@ -16,7 +16,9 @@ import { ChangeHub } from './hub.js';
 import { loginPage } from './login-page.js';
 import { Mapper } from './mapper/mapper.js';
 import { clientErrorHandler, installProblemHandler } from './problem-handler.js';
+import { AbuseLimits, type AbuseLimitOptions } from './rate-limit.js';
 import { State } from './state/index.js';
+import { LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS } from './tunables.js';
 
 export interface AppOptions {
   db: Database;
@@ -29,6 +31,14 @@ export interface AppOptions {
   ephemeralTimeoutS?: number;
   /** How long online/endpoint patches are coalesced before going out. */
   patchIntervalMs?: number;
+  /** Most unexpired pending logins at once; absent = MAX_PENDING_LOGINS. */
+  maxPendingLogins?: number;
+  /** Per-address limits; absent = the tunables' defaults. */
+  limits?: AbuseLimitOptions;
+  /** Addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed; absent = none. */
+  trustedProxies?: string[];
+  loginReapIntervalMs?: number;
+  loginReapGraceS?: number;
 }
 
 export interface App {
@@ -45,13 +55,15 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT_BYTES,
     clientErrorHandler,
+    ...(opts.trustedProxies?.length ? { trustProxy: opts.trustedProxies } : {}),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installProblemHandler(app);
 
   const hub = new ChangeHub(opts.db.bus, app.log);
-  const state = await State.open({ prisma: opts.db.prisma, emit: hub.emit, serverUrl: opts.serverUrl.replace(/\/$/, ''), loginTimeoutS: opts.loginTimeoutS ?? 600 });
+  const state = await State.open({ prisma: opts.db.prisma, emit: hub.emit, serverUrl: opts.serverUrl.replace(/\/$/, ''), loginTimeoutS: opts.loginTimeoutS ?? 600, maxPendingLogins: opts.maxPendingLogins ?? MAX_PENDING_LOGINS });
+  const limits = new AbuseLimits(opts.limits);
   const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), log: app.log, patchIntervalMs: opts.patchIntervalMs });
   await mapper.init();
   hub.connect(mapper);
@@ -88,10 +100,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.get('/api/v1/openapi.json', { schema: { hide: true } as object }, async () => app.swagger());
 
   await app.register(async (scope) => {
-    registerRoute(scope, state);
+    registerRoute(scope, state, limits);
     logoutRoute(scope, state);
     socketRoute(scope, state, mapper, hub);
-    apiRoutes(scope, state);
+    apiRoutes(scope, state, limits);
     loginPage(scope);
   });
 
@@ -101,6 +113,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   }, Math.max(500, (ephemeralTimeoutS * 1000) / 4));
   reaper.unref();
 
-  app.addHook('onClose', async () => clearInterval(reaper));
+  const loginReaper = setInterval(() => {
+    state.logins.reapExpired(opts.loginReapGraceS ?? LOGIN_REAP_GRACE_S).catch((err: unknown) => app.log.warn({ err }, 'expired login sweep failed'));
+  }, opts.loginReapIntervalMs ?? LOGIN_REAP_INTERVAL_MS);
+  loginReaper.unref();
+
+  app.addHook('onClose', async () => {
+    clearInterval(reaper);
+    clearInterval(loginReaper);
+  });
   return { app, state, mapper, hub };
 }

@@ -5,15 +5,16 @@ import {
   ApiKey, ApprovePendingLogin, AuthKey, CodeParam, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
   CreateUser, IdParam, List, Node, PendingLogin, Problem, RenameNode, User, UserRefParam,
 } from '@weft/protocol';
+import type { AbuseLimits } from '../rate-limit.js';
 import type { State } from '../state/index.js';
 import { authenticate } from './auth.js';
 
 const errors = { '4xx': Problem, '5xx': Problem } as const;
 
-export function apiRoutes(app: FastifyInstance, state: State): void {
+export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimits): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const admin = (req: FastifyRequest) => authenticate(req, state, 'admin');
-  const read = (req: FastifyRequest) => authenticate(req, state, 'read');
+  const admin = (req: FastifyRequest) => authenticate(req, state, limits, 'admin');
+  const read = (req: FastifyRequest) => authenticate(req, state, limits, 'read');
   const tag = (t: string) => ({ tags: [t], security: [{ bearer: [] }] });
 
   // Users

@@ -34,7 +34,7 @@ export class State {
     this.nodes = new Nodes(ctx, this.authKeys, this.logins);
   }
 
-  static async open(opts: { prisma: PrismaClient; emit: ChangeSink; serverUrl: string; loginTimeoutS: number }): Promise<State> {
+  static async open(opts: { prisma: PrismaClient; emit: ChangeSink; serverUrl: string; loginTimeoutS: number; maxPendingLogins: number }): Promise<State> {
     const ulaPrefix = await deploymentUlaPrefix(opts.prisma);
     return new State({ ...opts, ulaPrefix });
   }

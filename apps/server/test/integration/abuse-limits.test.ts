@@ -28,9 +28,9 @@ function from(localAddress: string, url: string, method: string, path: string, h
 }
 
 /** A fresh device registering (no auth key unless given) from `addr`. */
-async function register(s: TestServer, addr: string, device = { machine: generateMachineKey(), node: generateNodeKey() }, authKey?: string): Promise<Res> {
+async function register(s: TestServer, addr: string, device = { machine: generateMachineKey(), node: generateNodeKey() }, authKey?: string, headers: Record<string, string> = {}): Promise<Res> {
   const token = await signMachineToken(device.machine.privateKey);
-  return from(addr, s.url, 'POST', '/agent/v1/register', { authorization: `Bearer ${token}` }, { nodeKey: device.node.publicKey, hostname: 'spray', ...(authKey ? { authKey } : {}) });
+  return from(addr, s.url, 'POST', '/agent/v1/register', { ...headers, authorization: `Bearer ${token}` }, { nodeKey: device.node.publicKey, hostname: 'spray', ...(authKey ? { authKey } : {}) });
 }
 
 function expectRateLimited(r: Res) {
@@ -61,6 +61,8 @@ describe.each(BACKENDS)('abuse limits on %s', (backend) => {
     expect(await pending()).toBe(5);
     // Polling an existing pending login spends nothing; a different address has its own budget.
     expect((await register(s, '127.0.0.1', first)).body.status).toBe('pending');
+    // No trusted proxy is configured: X-Forwarded-For does not buy a fresh budget.
+    expectRateLimited(await register(s, '127.0.0.1', undefined, undefined, { 'x-forwarded-for': '198.51.100.9' }));
     expect((await register(s, '127.0.0.2')).body.status).toBe('pending');
     expect(await pending()).toBe(6);
     expect((await s.api('GET', '/api/v1/users')).status).toBe(200);
@@ -110,5 +112,25 @@ describe.each(BACKENDS)('expired pending logins on %s', (backend) => {
     while ((await s.state.ctx.prisma.pendingLogin.count()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await s.state.ctx.prisma.pendingLogin.count()).toBe(0);
     expect(await s.state.ctx.prisma.auditEvent.count({ where: { action: 'login.reap-expired' } })).toBeGreaterThan(0);
+  });
+});
+
+describe('behind a trusted proxy', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startServer('pglite', { trustedProxies: ['127.0.0.1'], limits: { registerBurst: 2, registerPerSecond: 0.001 } });
+  });
+  afterAll(async () => s?.close());
+
+  it("limits the client named by the trusted proxy's X-Forwarded-For, and ignores it from anyone else", async () => {
+    const via = (client: string) => ({ 'x-forwarded-for': client });
+    expect((await register(s, '127.0.0.1', undefined, undefined, via('198.51.100.1'))).status).toBe(200);
+    expect((await register(s, '127.0.0.1', undefined, undefined, via('198.51.100.1'))).status).toBe(200);
+    expectRateLimited(await register(s, '127.0.0.1', undefined, undefined, via('198.51.100.1')));
+    expect((await register(s, '127.0.0.1', undefined, undefined, via('198.51.100.2'))).status).toBe(200);
+    // 127.0.0.2 is not a trusted proxy: its header is ignored and it is limited as itself.
+    expect((await register(s, '127.0.0.2', undefined, undefined, via('198.51.100.3'))).status).toBe(200);
+    expect((await register(s, '127.0.0.2', undefined, undefined, via('198.51.100.4'))).status).toBe(200);
+    expectRateLimited(await register(s, '127.0.0.2', undefined, undefined, via('198.51.100.5')));
   });
 });

@@ -25,9 +25,9 @@ export async function authenticate(req: FastifyRequest, state: State, limits: Ab
     if (!key) throw new ApiError(Errors.unauthenticated, 'send an API key as "Authorization: Bearer <key>"; create one with: weft-server apikeys create --scopes admin');
     limits.checkCredentials(req.ip);
     const found = await state.apiKeys.authenticate(key);
-    if (!found) {
-      limits.credentialFailed(req.ip);
-      throw new ApiError(Errors.unauthenticated, 'the API key is not valid, expired or revoked');
+    if ('refused' in found) {
+      if (found.unknown) limits.credentialFailed(req.ip);
+      throw new ApiError(Errors.unauthenticated, found.refused);
     }
     principal = { actor: `apikey:${found.prefix}`, scopes: found.scopes };
   }

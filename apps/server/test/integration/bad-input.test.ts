@@ -109,6 +109,19 @@ describe.each(BACKENDS)('bad input on %s: 4xx problem+json, nothing written', (b
     expect(await s.state.ctx.prisma.pendingLogin.count()).toBe(0);
   });
 
+  it('API key refusals say what is wrong in one line', async () => {
+    const as = (key: string) => s.api('GET', '/api/v1/users', undefined, { authorization: `Bearer ${key}` });
+    const malformed = await as('not-a-key');
+    expect(malformed.status).toBe(401);
+    expect(malformed.body.detail).toMatch(/not shaped like an API key/);
+    expect((await as('weft-api-000000000000-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')).body.detail).toBe('the API key is not valid');
+    const k = await s.api('POST', '/api/v1/apikeys', { scopes: ['read'] });
+    await s.api('DELETE', `/api/v1/apikeys/${k.body.id}`);
+    const revoked = await as(k.body.key);
+    expect(revoked.body).toMatchObject({ code: 'unauthenticated', detail: `API key ${k.body.prefix} was revoked` });
+    for (const r of [malformed, revoked]) expect(r.body.detail).not.toContain('\n');
+  });
+
   it('validation errors name the field', async () => {
     const res = await s.api('POST', '/api/v1/users', { name: 42 });
     expect(res.body.errors[0].path).toBe('body.name');

@@ -35,10 +35,13 @@ export const MACHINE_TOKEN_MAX_AGE_S = 120;
  * Clock skew the server tolerates between an agent's clock and its own, in seconds: a token may be
  * issued (iat, nbf) at most this far in the server's future and is accepted this long after exp.
  * Nothing else stretches a token's life: exp >= iat, exp - iat <= MACHINE_TOKEN_MAX_AGE_S, and an
- * nbf, if present, lies between iat and exp. A device whose clock is further off is refused with a
- * reason naming its clock.
+ * nbf, if present, lies between iat and exp. So a token is accepted for at most
+ * MAX_AGE + 2 x SKEW seconds of server time, never longer. Five minutes is Kerberos's default
+ * skew: machines without good NTP drift by tens of seconds, and a refused token at the WebSocket
+ * (4401) ends in the agent treating itself as revoked. A device whose clock is further off is
+ * refused with a reason naming its clock.
  */
-export const MACHINE_TOKEN_CLOCK_SKEW_S = 30;
+export const MACHINE_TOKEN_CLOCK_SKEW_S = 300;
 
 /**
  * `POST /agent/v1/register`, authorised by a machine token. With `authKey`, the node joins at once.

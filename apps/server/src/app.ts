@@ -37,6 +37,7 @@ export interface AppOptions {
   limits?: AbuseLimitOptions;
   /** Addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed; absent = none. */
   trustedProxies?: string[];
+  /** Expired pending logins: how often they are swept, and how long after expiry; absent = tunables. */
   loginReapIntervalMs?: number;
   loginReapGraceS?: number;
 }

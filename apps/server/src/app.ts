@@ -16,10 +16,11 @@ import { statusRoute } from './api/status-route.js';
 import { ChangeHub } from './hub.js';
 import { loginPage } from './login-page.js';
 import { Mapper } from './mapper/mapper.js';
-import { installProblemHandler } from './problem-handler.js';
+import { clientErrorHandler, installProblemHandler } from './problem-handler.js';
+import { AbuseLimits, type AbuseLimitOptions } from './rate-limit.js';
 import { installSecurityHeaders } from './security-headers.js';
 import { State } from './state/index.js';
-import { REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS } from './tunables.js';
+import { LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS } from './tunables.js';
 
 export interface AppOptions {
   db: Database;
@@ -32,6 +33,15 @@ export interface AppOptions {
   ephemeralTimeoutS?: number;
   /** How long online/endpoint patches are coalesced before going out. */
   patchIntervalMs?: number;
+  /** Most unexpired pending logins at once; absent = MAX_PENDING_LOGINS. */
+  maxPendingLogins?: number;
+  /** Per-address limits; absent = the tunables' defaults. */
+  limits?: AbuseLimitOptions;
+  /** Addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed; absent = none. */
+  trustedProxies?: string[];
+  /** Expired pending logins: how often they are swept, and how long after expiry; absent = tunables. */
+  loginReapIntervalMs?: number;
+  loginReapGraceS?: number;
 }
 
 export interface App {
@@ -69,6 +79,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT_BYTES,
     logController: new RequestLogAtDebug(),
+    clientErrorHandler,
+    ...(opts.trustedProxies?.length ? { trustProxy: opts.trustedProxies } : {}),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -81,10 +93,12 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     emit: hub.emit,
     serverUrl: opts.serverUrl.replace(/\/$/, ''),
     loginTimeoutS: opts.loginTimeoutS ?? 600,
+    maxPendingLogins: opts.maxPendingLogins ?? MAX_PENDING_LOGINS,
     replica: { id: hub.origin, log: app.log },
   });
   // Before the mapper loads the nodes, so a crashed predecessor's "online" never reaches a netmap.
   await state.presence.start({ sole: opts.db.backend === 'pglite', deadAfterMs: REPLICA_DEAD_AFTER_MS });
+  const limits = new AbuseLimits(opts.limits);
   const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), log: app.log, patchIntervalMs: opts.patchIntervalMs });
   await mapper.init();
   hub.connect(mapper);
@@ -122,11 +136,11 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.get('/api/v1/openapi.json', { schema: { hide: true } as object }, async () => app.swagger());
 
   await app.register(async (scope) => {
-    registerRoute(scope, state);
+    registerRoute(scope, state, limits);
     logoutRoute(scope, state);
     socketRoute(scope, state, mapper, hub);
-    apiRoutes(scope, state);
-    statusRoute(scope, state, mapper);
+    apiRoutes(scope, state, limits);
+    statusRoute(scope, state, limits, mapper);
     loginPage(scope);
   });
 
@@ -149,9 +163,15 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   }, REPLICA_HEARTBEAT_MS);
   heartbeat.unref();
 
+  const loginReaper = setInterval(() => {
+    state.logins.reapExpired(opts.loginReapGraceS ?? LOGIN_REAP_GRACE_S).catch((err: unknown) => app.log.warn({ err }, 'expired login sweep failed'));
+  }, opts.loginReapIntervalMs ?? LOGIN_REAP_INTERVAL_MS);
+  loginReaper.unref();
+
   app.addHook('onClose', async () => {
     clearInterval(reaper);
     clearInterval(heartbeat);
+    clearInterval(loginReaper);
     await beating;
     await state.presence.stop();
   });

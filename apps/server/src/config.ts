@@ -5,7 +5,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { isIP } from 'node:net';
 import { z } from 'zod';
+import { MAX_PENDING_LOGINS } from './tunables.js';
+
+function isProxySpec(s: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(s)) return true;
+  const [addr, bits, extra] = s.split('/');
+  if (extra !== undefined || !isIP(addr!)) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (isIP(addr!) === 4 ? 32 : 128));
+}
 
 export const ServerConfig = z.strictObject({
   /** host:port the HTTP server listens on. */
@@ -24,6 +33,14 @@ export const ServerConfig = z.strictObject({
   loginTimeout: z.number().int().positive().default(600),
   /** Seconds an ephemeral node may stay disconnected before it is deleted. */
   ephemeralTimeout: z.number().int().positive().default(60),
+  /** Most devices waiting for interactive approval at once; more are answered 429. */
+  maxPendingLogins: z.number().int().positive().max(1_000_000).default(MAX_PENDING_LOGINS),
+  /**
+   * Reverse proxies (addresses or CIDRs, or "loopback") whose X-Forwarded-For names the client.
+   * Empty (the default) = the TCP peer is the client and X-Forwarded-For is ignored: believing it
+   * from anyone would let a caller pick the address it is rate-limited under.
+   */
+  trustedProxies: z.array(z.string().refine(isProxySpec, 'must be an IP address, a CIDR such as 10.0.0.0/8, or "loopback"')).max(64).default([]),
 });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 

@@ -19,7 +19,9 @@ export const Errors = {
   forbidden: def('forbidden', 403, 'Not allowed'),
   notFound: def('not_found', 404, 'No such resource'),
   methodNotAllowed: def('method_not_allowed', 405, 'Method not allowed'),
+  requestTimeout: def('request_timeout', 408, 'The request took too long to arrive', true),
   bodyTooLarge: def('body_too_large', 413, 'Request body too large'),
+  headersTooLarge: def('headers_too_large', 431, 'Request headers too large'),
   unsupportedMediaType: def('unsupported_media_type', 415, 'Unsupported media type'),
   userExists: def('user_exists', 409, 'A user with that name already exists'),
   userNotFound: def('user_not_found', 404, 'No such user'),
@@ -38,19 +40,23 @@ export const Errors = {
   addressesExhausted: def('addresses_exhausted', 507, 'No free tunnel addresses left'),
   rateLimited: def('rate_limited', 429, 'Too many requests', true),
   unavailable: def('unavailable', 503, 'Temporarily unavailable', true),
-  internal: def('internal', 500, 'Internal server error', true),
+  /** Not retryable: an unexpected error is most often deterministic, and a client retrying it forever is a load generator. */
+  internal: def('internal', 500, 'Internal server error'),
 } as const satisfies Record<string, ErrorDef>;
 
 export class ApiError extends Error {
   constructor(
     readonly def: ErrorDef,
     readonly detail?: string,
-    options?: { cause?: unknown; errors?: { path: string; message: string }[] },
+    options?: { cause?: unknown; errors?: { path: string; message: string }[]; headers?: Record<string, string> },
   ) {
     super(detail ?? def.title, options?.cause === undefined ? undefined : { cause: options.cause });
     this.errors = options?.errors;
+    this.headers = options?.headers;
   }
   readonly errors: { path: string; message: string }[] | undefined;
+  /** Response headers that go with the problem, e.g. `Retry-After` on 429. */
+  readonly headers: Record<string, string> | undefined;
 }
 
 export function problemBody(def: ErrorDef, detail?: string, errors?: { path: string; message: string }[]) {

@@ -1,4 +1,6 @@
 /** Every error leaves as RFC 7807 problem+json with a stable code; nothing leaks a stack. */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ApiError, Errors, problemBody, type ErrorDef } from './errors.js';
@@ -12,6 +14,8 @@ const BY_FASTIFY_CODE: Record<string, ErrorDef> = {
 };
 
 export function installProblemHandler(app: FastifyInstance): void {
+  const routes = routeTable(app);
+
   app.setErrorHandler((err: FastifyError, req, reply) => {
     let def: ErrorDef;
     let detail: string | undefined;
@@ -21,6 +25,7 @@ export function installProblemHandler(app: FastifyInstance): void {
       detail = err.detail;
       fields = err.errors;
       if (err.cause) req.log.debug({ err: err.cause }, 'api error cause');
+      if (err.headers) void reply.headers(err.headers);
     } else if (hasZodFastifySchemaValidationErrors(err)) {
       def = Errors.invalidRequest;
       const where = err.validationContext ?? 'body';
@@ -43,6 +48,58 @@ export function installProblemHandler(app: FastifyInstance): void {
   });
 
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).type('application/problem+json').send(problemBody(Errors.notFound, `no route ${req.method} ${req.url.split('?')[0]}`));
+    const path = req.url.split('?')[0]!;
+    const allowed = routes.methodsFor(path);
+    if (allowed.length > 0) {
+      return reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .type('application/problem+json')
+        .send(problemBody(Errors.methodNotAllowed, `${req.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`));
+    }
+    return reply.code(404).type('application/problem+json').send(problemBody(Errors.notFound, `no route ${req.method} ${path}`));
   });
+}
+
+/** Every registered route, so a wrong method on an existing path is told which methods exist. */
+function routeTable(app: FastifyInstance) {
+  const routes: { pattern: RegExp; methods: Set<string> }[] = [];
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const source = route.url
+      .split('/')
+      .map((seg) => (seg.startsWith(':') ? '[^/]+' : seg === '*' ? '.*' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('/');
+    const pattern = new RegExp(`^${source}$`);
+    let entry = routes.find((r) => r.pattern.source === pattern.source);
+    if (!entry) routes.push((entry = { pattern, methods: new Set() }));
+    for (const m of methods) entry.methods.add(m.toUpperCase());
+  });
+  return {
+    methodsFor(path: string): string[] {
+      const out = new Set<string>();
+      for (const r of routes) if (r.pattern.test(path)) for (const m of r.methods) out.add(m);
+      return [...out].sort();
+    },
+  };
+}
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (a header block over the limit,
+ * a request that never finishes arriving, bytes that are not HTTP), answered as problem+json
+ * instead of Node's or Fastify's own bodies. Passed as Fastify's `clientErrorHandler`.
+ */
+export function clientErrorHandler(err: NodeJS.ErrnoException & { rawPacket?: unknown }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const def =
+    err.code === 'HPE_HEADER_OVERFLOW' ? Errors.headersTooLarge : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? Errors.requestTimeout : Errors.invalidRequest;
+  const detail =
+    def === Errors.headersTooLarge ? 'the request headers exceed the server limit' : def === Errors.requestTimeout ? 'the request did not arrive in time' : 'the request is not valid HTTP';
+  const body = JSON.stringify(problemBody(def, detail));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${def.status} ${STATUS_CODES[def.status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }

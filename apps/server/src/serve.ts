@@ -15,7 +15,9 @@ export async function serve(argv: string[]): Promise<void> {
   const serverUrl = config.serverUrl ?? `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
 
   const db = await openDatabase(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: config.dataDir }, log);
-  const { app, state } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout });
+  const { app, state } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
+    maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies,
+  });
   await app.listen({ host, port });
   const admin = await listenAdminSocket(app, config.dataDir);
 

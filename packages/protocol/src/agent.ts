@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { Cidr, Endpoint, Hostname, IPv4Address, IPv6Address, MachineKeyText, MAX_ENDPOINTS, NodeKeyText, Timestamp } from './common.js';
+import { text } from './fields.js';
 
 /** Claims of the short-lived JWT an agent signs with its machine key on every request. */
 export const MachineTokenClaims = z.object({
@@ -16,16 +17,31 @@ export const MachineTokenClaims = z.object({
   sub: MachineKeyText,
   /** Always MACHINE_TOKEN_AUDIENCE. */
   aud: z.string(),
+  /** Seconds since the epoch; at most MACHINE_TOKEN_CLOCK_SKEW_S ahead of the server's clock. */
   iat: z.number().int(),
-  /** At most MACHINE_TOKEN_MAX_AGE_S after iat. */
+  /** At or after iat, and at most MACHINE_TOKEN_MAX_AGE_S after it. */
   exp: z.number().int(),
+  /** Optional; if present, between iat and exp. */
+  nbf: z.number().int().optional(),
   /** Agent's protocol version. */
   pv: z.number().int(),
 });
 export type MachineTokenClaims = z.infer<typeof MachineTokenClaims>;
 
-/** Longest lifetime the server accepts for a machine token. */
+/** Longest lifetime (exp - iat) the server accepts for a machine token. */
 export const MACHINE_TOKEN_MAX_AGE_S = 120;
+
+/**
+ * Clock skew the server tolerates between an agent's clock and its own, in seconds: a token may be
+ * issued (iat, nbf) at most this far in the server's future and is accepted this long after exp.
+ * Nothing else stretches a token's life: exp >= iat, exp - iat <= MACHINE_TOKEN_MAX_AGE_S, and an
+ * nbf, if present, lies between iat and exp. So a token is accepted for at most
+ * MAX_AGE + 2 x SKEW seconds of server time, never longer. Five minutes is Kerberos's default
+ * skew: machines without good NTP drift by tens of seconds, and a refused token at the WebSocket
+ * (4401) ends in the agent treating itself as revoked. A device whose clock is further off is
+ * refused with a reason naming its clock.
+ */
+export const MACHINE_TOKEN_CLOCK_SKEW_S = 300;
 
 /**
  * `POST /agent/v1/register`, authorised by a machine token. With `authKey`, the node joins at once.
@@ -36,7 +52,7 @@ export const MACHINE_TOKEN_MAX_AGE_S = 120;
 export const RegisterRequest = z.strictObject({
   nodeKey: NodeKeyText,
   hostname: Hostname,
-  authKey: z.string().min(1).max(200).optional(),
+  authKey: text().min(1).max(200).optional(),
 });
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 

@@ -1,18 +1,19 @@
 import { z } from 'zod';
+import { text } from './fields.js';
 import { parseCidr, parseEndpoint, parseIPv4, parseIPv6, MAX_ENDPOINT_LENGTH, type Parsed } from './address.js';
 
 /** A string schema that accepts what `parse` accepts, with its reason as the issue message. */
 function parsedBy(parse: (text: string) => Parsed<unknown>, maxLength: number, description: string) {
-  return z.string().max(maxLength).describe(description).superRefine((text, ctx) => {
+  return text().max(maxLength).describe(description).superRefine((text, ctx) => {
     const r = parse(text);
     if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
   });
 }
 
 /** WireGuard X25519 public key: "nodekey:" + 64 lowercase hex digits. */
-export const NodeKeyText = z.string().regex(/^nodekey:[0-9a-f]{64}$/, 'must be "nodekey:" followed by 64 hex digits');
+export const NodeKeyText = text().regex(/^nodekey:[0-9a-f]{64}$/, 'must be "nodekey:" followed by 64 hex digits');
 /** Ed25519 machine public key: "mkey:" + 64 lowercase hex digits. */
-export const MachineKeyText = z.string().regex(/^mkey:[0-9a-f]{64}$/, 'must be "mkey:" followed by 64 hex digits');
+export const MachineKeyText = text().regex(/^mkey:[0-9a-f]{64}$/, 'must be "mkey:" followed by 64 hex digits');
 
 /** An ISO-8601 timestamp in UTC. */
 export const Timestamp = z.string().datetime();
@@ -31,6 +32,6 @@ export const IPv6Address = parsedBy(parseIPv6, 45, 'IPv6 address');
 export const Cidr = parsedBy(parseCidr, 49, 'CIDR, "address/bits"');
 
 /** Hostname as reported by a device: printable, up to 253 characters. The server sanitises it. */
-export const Hostname = z.string().min(1).max(253).regex(/^[^\p{C}]+$/u, 'must not contain control characters');
+export const Hostname = text().min(1).max(253).regex(/^[^\p{C}]+$/u, 'must not contain control characters');
 
-export const Tag = z.string().regex(/^tag:[a-z0-9][a-z0-9-]{0,62}$/, 'must look like "tag:name"');
+export const Tag = text().regex(/^tag:[a-z0-9][a-z0-9-]{0,62}$/, 'must look like "tag:name"');

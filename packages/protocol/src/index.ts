@@ -5,6 +5,7 @@
  */
 export * from './version.js';
 export * from './address.js';
+export * from './fields.js';
 export * from './common.js';
 export * from './issue.js';
 export * from './rest.js';

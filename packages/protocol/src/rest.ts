@@ -4,9 +4,10 @@
  */
 import { z } from 'zod';
 import { Endpoint, Hostname, NodeKeyText, Tag, Timestamp } from './common.js';
+import { Id, text } from './fields.js';
 
 /** User names: lowercase login-like names, also used in node names and policy. */
-export const UserName = z.string().regex(/^[a-z0-9][a-z0-9._@-]{0,63}$/, 'must be 1-64 of a-z 0-9 . _ @ - starting with a letter or digit');
+export const UserName = text().regex(/^[a-z0-9][a-z0-9._@-]{0,63}$/, 'must be 1-64 of a-z 0-9 . _ @ - starting with a letter or digit');
 
 export const User = z.object({
   id: z.number().int(),
@@ -19,8 +20,8 @@ export type User = z.infer<typeof User>;
 
 export const CreateUser = z.strictObject({
   name: UserName,
-  displayName: z.string().min(1).max(128).optional(),
-  email: z.string().email().max(254).optional(),
+  displayName: text().min(1).max(128).optional(),
+  email: text().email().max(254).optional(),
 });
 export type CreateUser = z.infer<typeof CreateUser>;
 
@@ -60,11 +61,17 @@ export const CreateNode = z.strictObject({
 export type CreateNode = z.input<typeof CreateNode>;
 
 export const RenameNode = z.strictObject({
-  name: z.string().min(1).max(63),
+  name: text().min(1).max(63),
 });
 
-/** Ids in paths are positive integers. */
-export const IdParam = z.strictObject({ id: z.coerce.number().int().positive() });
+/** Ids in paths: 1..2^31-1 (see `Id`). */
+export const IdParam = z.strictObject({ id: Id });
+
+/** A user in a path: by id or by name. */
+export const UserRefParam = z.strictObject({ user: z.union([Id, UserName]) });
+
+/** A pending login's short code in a path ("ABCD-EFGH"; case and separators are forgiven). */
+export const CodeParam = z.strictObject({ code: text().min(4).max(16) });
 
 export const AuthKey = z.object({
   id: z.number().int(),
@@ -112,7 +119,7 @@ export type ApiKey = z.infer<typeof ApiKey>;
 
 export const CreateApiKey = z.strictObject({
   scopes: z.array(ApiScope).min(1).max(2),
-  description: z.string().max(200).optional(),
+  description: text().max(200).optional(),
   /** Seconds until the key expires; absent or 0 = never. */
   expiresIn: z.number().int().min(0).max(10 * 365 * 86400).optional(),
 });

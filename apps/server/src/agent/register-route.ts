@@ -1,9 +1,13 @@
-/** `POST /agent/v1/register`: a device proves its machine key and joins or comes back. */
+/**
+ * `POST /agent/v1/register`: a device proves its machine key and joins or comes back. Anonymous
+ * callers are bounded per source address: new interactive logins, and auth keys that match nothing.
+ */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { MachineTokenError, verifyMachineToken, type MachinePublicKey } from '@weft/crypto';
 import { Problem, RegisterRequest, RegisterResponse } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
+import type { AbuseLimits } from '../rate-limit.js';
 import type { State } from '../state/index.js';
 
 export async function machineKeyFrom(authorization: string | undefined): Promise<MachinePublicKey> {
@@ -17,7 +21,7 @@ export async function machineKeyFrom(authorization: string | undefined): Promise
   }
 }
 
-export function registerRoute(app: FastifyInstance, state: State): void {
+export function registerRoute(app: FastifyInstance, state: State, limits: AbuseLimits): void {
   app.withTypeProvider<ZodTypeProvider>().post('/agent/v1/register', {
     schema: {
       tags: ['agent'],
@@ -27,7 +31,14 @@ export function registerRoute(app: FastifyInstance, state: State): void {
     },
     handler: async (req) => {
       const machineKey = await machineKeyFrom(req.headers.authorization);
-      return state.nodes.register(machineKey, req.body);
+      if (req.body.authKey) limits.checkCredentials(req.ip);
+      try {
+        return await state.nodes.register(machineKey, req.body, () => limits.admitLogin(req.ip));
+      } catch (err) {
+        // Only a key that matches nothing is a guess; expired, used or revoked keys were real.
+        if (err instanceof ApiError && err.def === Errors.authKeyInvalid) limits.credentialFailed(req.ip);
+        throw err;
+      }
     },
   });
 }

@@ -2,10 +2,13 @@
  * Who is calling `/api/v1`. Requests arriving on the admin unix socket (owner-only permissions in
  * the data directory) act as the local administrator; everything else presents an API key as
  * `Authorization: Bearer <key>`. GETs need `read` or `admin`; everything else needs `admin`.
+ * A source address that keeps presenting keys that are not valid is answered 429 for a while
+ * (rate-limit.ts); a valid key spends nothing.
  */
 import type { FastifyRequest } from 'fastify';
 import type { ApiScope } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
+import type { AbuseLimits } from '../rate-limit.js';
 import type { State } from '../state/index.js';
 
 /** Set on requests that came in through the admin unix socket. */
@@ -13,15 +16,19 @@ export const LOCAL_SOCKET = Symbol('weft.localSocket');
 
 export interface Principal { actor: string; scopes: ApiScope[] }
 
-export async function authenticate(req: FastifyRequest, state: State, need: ApiScope): Promise<Principal> {
+export async function authenticate(req: FastifyRequest, state: State, limits: AbuseLimits, need: ApiScope): Promise<Principal> {
   let principal: Principal;
   if ((req.raw as unknown as Record<symbol, boolean>)[LOCAL_SOCKET]) {
     principal = { actor: 'local-socket', scopes: ['admin'] };
   } else {
     const key = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (!key) throw new ApiError(Errors.unauthenticated, 'send an API key as "Authorization: Bearer <key>"; create one with: weft-server apikeys create --scopes admin');
+    limits.checkCredentials(req.ip);
     const found = await state.apiKeys.authenticate(key);
-    if (!found) throw new ApiError(Errors.unauthenticated, 'the API key is not valid, expired or revoked');
+    if ('refused' in found) {
+      if (found.unknown) limits.credentialFailed(req.ip);
+      throw new ApiError(Errors.unauthenticated, found.refused);
+    }
     principal = { actor: `apikey:${found.prefix}`, scopes: found.scopes };
   }
   const ok = principal.scopes.includes('admin') || (need === 'read' && principal.scopes.includes('read'));

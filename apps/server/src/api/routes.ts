@@ -1,23 +1,21 @@
 /** `/api/v1`: users, nodes, auth keys, API keys, pending logins. Every route declares its schemas. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { z } from 'zod';
 import {
-  ApiKey, ApprovePendingLogin, AuthKey, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
-  CreateUser, IdParam, List, Node, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, User, UserName,
+  ApiKey, ApprovePendingLogin, AuthKey, CodeParam, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
+  CreateUser, IdParam, List, Node, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, User, UserRefParam,
 } from '@weft/protocol';
+import type { AbuseLimits } from '../rate-limit.js';
 import type { State } from '../state/index.js';
 import { SERVER_VERSION } from '../version.js';
 import { authenticate } from './auth.js';
 
 const errors = { '4xx': Problem, '5xx': Problem } as const;
-const UserRefParam = z.strictObject({ user: z.union([z.coerce.number().int().positive(), UserName]) });
-const CodeParam = z.strictObject({ code: z.string().min(4).max(16) });
 
-export function apiRoutes(app: FastifyInstance, state: State): void {
+export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimits): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const admin = (req: FastifyRequest) => authenticate(req, state, 'admin');
-  const read = (req: FastifyRequest) => authenticate(req, state, 'read');
+  const admin = (req: FastifyRequest) => authenticate(req, state, limits, 'admin');
+  const read = (req: FastifyRequest) => authenticate(req, state, limits, 'read');
   const tag = (t: string) => ({ tags: [t], security: [{ bearer: [] }] });
 
   // This server: lets the CLI print `weft up --server URL` with the real URL.

@@ -45,13 +45,18 @@ export class ApiKeys {
     return apiKeyDto(row);
   }
 
-  /** The principal for a presented bearer key, or null if it is not a live API key. */
-  async authenticate(presented: string): Promise<ApiPrincipal | null> {
+  /**
+   * The principal for a presented bearer key, or why it is refused, in one line. Only a key that
+   * matches nothing is `unknown` (a guess); expired and revoked keys were real, so saying which
+   * tells the holder nothing new.
+   */
+  async authenticate(presented: string): Promise<ApiPrincipal | { refused: string; unknown: boolean }> {
     const prefix = secretPrefix('api', presented);
-    if (!prefix) return null;
+    if (!prefix) return { refused: 'the bearer token is not shaped like an API key (weft-api-<12 hex>-<32 characters>)', unknown: true };
     const k = await this.ctx.prisma.apiKey.findUnique({ where: { prefix } });
-    if (!k || !constantTimeEqual(k.hash, hashSecret(presented))) return null;
-    if (k.revokedAt || (k.expiresAt && k.expiresAt.getTime() <= Date.now())) return null;
+    if (!k || !constantTimeEqual(k.hash, hashSecret(presented))) return { refused: 'the API key is not valid', unknown: true };
+    if (k.revokedAt) return { refused: `API key ${k.prefix} was revoked`, unknown: false };
+    if (k.expiresAt && k.expiresAt.getTime() <= Date.now()) return { refused: `API key ${k.prefix} expired at ${k.expiresAt.toISOString()}`, unknown: false };
     if (!k.lastUsedAt || Date.now() - k.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
       await this.ctx.prisma.apiKey.update({ where: { id: k.id }, data: { lastUsedAt: new Date() } });
     }

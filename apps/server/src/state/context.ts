@@ -15,6 +15,8 @@ export interface StateContext {
   /** Base URL for login links. */
   serverUrl: string;
   loginTimeoutS: number;
+  /** Most unexpired pending logins the deployment holds at once; more are refused with 429. */
+  maxPendingLogins: number;
 }
 
 /** Long enough for 200 registrations queued on the allocation lock. */

@@ -43,6 +43,7 @@ export class State {
     emit: ChangeSink;
     serverUrl: string;
     loginTimeoutS: number;
+    maxPendingLogins: number;
     replica: { id: string; log: ConstructorParameters<typeof Presence>[2] };
   }): Promise<State> {
     const { replica, ...rest } = opts;

@@ -6,6 +6,7 @@ import { randomInt } from 'node:crypto';
 import type { MachinePublicKey } from '@weft/crypto';
 import type { PendingLogin, RegisterRequest, RegisterResponse } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
+import { rateLimited } from '../rate-limit.js';
 import { insertNode, lockAllocation } from './allocate.js';
 import { audit, TX_OPTIONS, type Actor, type StateContext } from './context.js';
 import { selfDto } from './dto.js';
@@ -26,10 +27,21 @@ export function normalizeCode(input: string): string {
   return s.length === 8 ? `${s.slice(0, 4)}-${s.slice(4)}` : s;
 }
 
+/** Called just before a new pending login is created; throws (429) to refuse it. */
+export type LoginAdmission = () => void;
+
+/** Arbitrary constant naming the pending-login cap's lock in pg_advisory_xact_lock. */
+const PENDING_LOGIN_LOCK = 0x77656675;
+
 export class Logins {
   constructor(private readonly ctx: StateContext) {}
 
-  async startOrPoll(machineKey: MachinePublicKey, req: RegisterRequest): Promise<RegisterResponse> {
+  /**
+   * A device without an auth key: starts its pending login, or answers a poll of it. `admit` is
+   * asked only when a new row would be created (polling costs nothing); the deployment-wide cap
+   * `maxPendingLogins` is checked under a lock, so replicas together never exceed it.
+   */
+  async startOrPoll(machineKey: MachinePublicKey, req: RegisterRequest, admit?: LoginAdmission): Promise<RegisterResponse> {
     const prisma = this.ctx.prisma;
     let pending = await prisma.pendingLogin.findUnique({ where: { machineKey } });
     if (pending?.nodeId) {
@@ -43,9 +55,8 @@ export class Logins {
       throw new ApiError(Errors.loginExpired, 'nobody approved this device in time; run `weft up` again');
     }
     if (!pending) {
-      pending = await prisma.pendingLogin.create({
-        data: { code: newCode(), machineKey, nodeKey: req.nodeKey, hostname: req.hostname, expiresAt: new Date(Date.now() + this.ctx.loginTimeoutS * 1000) },
-      });
+      admit?.();
+      pending = await this.create(machineKey, req);
     } else if (pending.nodeKey !== req.nodeKey || pending.hostname !== req.hostname) {
       pending = await prisma.pendingLogin.update({ where: { id: pending.id }, data: { nodeKey: req.nodeKey, hostname: req.hostname } });
     }
@@ -55,6 +66,29 @@ export class Logins {
       loginUrl: `${this.ctx.serverUrl}/login/${pending.code}`,
       expiresAt: pending.expiresAt.toISOString(),
     };
+  }
+
+  private async create(machineKey: MachinePublicKey, req: RegisterRequest) {
+    return this.ctx.prisma.$transaction(async (tx) => {
+      await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${PENDING_LOGIN_LOCK})`);
+      const live = { expiresAt: { gt: new Date() } };
+      if ((await tx.pendingLogin.count({ where: live })) >= this.ctx.maxPendingLogins) {
+        const first = await tx.pendingLogin.findFirst({ where: live, orderBy: { expiresAt: 'asc' }, select: { expiresAt: true } });
+        throw rateLimited('too many devices are waiting for approval on this server', ((first?.expiresAt.getTime() ?? Date.now()) - Date.now()) / 1000);
+      }
+      return tx.pendingLogin.create({
+        data: { code: newCode(), machineKey, nodeKey: req.nodeKey, hostname: req.hostname, expiresAt: new Date(Date.now() + this.ctx.loginTimeoutS * 1000) },
+      });
+    }, TX_OPTIONS);
+  }
+
+  /** Deletes pending logins that expired more than `graceS` ago; returns how many. */
+  async reapExpired(graceS: number): Promise<number> {
+    return this.ctx.prisma.$transaction(async (tx) => {
+      const { count } = await tx.pendingLogin.deleteMany({ where: { expiresAt: { lt: new Date(Date.now() - graceS * 1000) } } });
+      if (count) await audit(tx, 'system', 'login.reap-expired', null, { count });
+      return count;
+    });
   }
 
   async list(): Promise<PendingLogin[]> {

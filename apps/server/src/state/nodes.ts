@@ -5,7 +5,7 @@ import { insertNode, lockAllocation } from './allocate.js';
 import type { AuthKeys } from './auth-keys.js';
 import { audit, isUniqueViolation, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
 import { isExpired, nodeDto, selfDto, type NodeWithUser } from './dto.js';
-import type { Logins } from './logins.js';
+import type { LoginAdmission, Logins } from './logins.js';
 import { findUserOrThrow } from './users.js';
 
 const withUser = { user: { select: { name: true } } } as const;
@@ -47,7 +47,7 @@ export class Nodes {
    * - Auth key: joins at once (a known, expired machine is renewed in place).
    * - Neither: interactive login, answered `pending` until a person approves it.
    */
-  async register(machineKey: MachinePublicKey, req: RegisterRequest): Promise<RegisterResponse> {
+  async register(machineKey: MachinePublicKey, req: RegisterRequest, admitLogin?: LoginAdmission): Promise<RegisterResponse> {
     const existing = await this.byMachineKey(machineKey);
     if (existing && !req.authKey && !isExpired(existing)) {
       // An approved login that the agent has not collected yet is done with now.
@@ -63,7 +63,7 @@ export class Nodes {
       }
       return { status: 'registered', node: selfDto(existing) };
     }
-    if (!req.authKey) return this.logins.startOrPoll(machineKey, req);
+    if (!req.authKey) return this.logins.startOrPoll(machineKey, req, admitLogin);
 
     const authKey = req.authKey;
     try {

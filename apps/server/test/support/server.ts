@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '@weft/db';
 import { createTestDatabase } from '../../../../test-support/test-database.js';
-import { buildApp, type App } from '../../src/app.js';
+import { buildApp, type App, type AppOptions } from '../../src/app.js';
 
 export type Backend = 'pglite' | 'postgres';
 export const BACKENDS: Backend[] = ['pglite', 'postgres'];
@@ -18,10 +18,10 @@ export interface TestServer extends App {
   close: () => Promise<void>;
 }
 
-export async function startServer(backend: Backend, opts: { patchIntervalMs?: number; ephemeralTimeoutS?: number } = {}): Promise<TestServer> {
+export async function startServer(backend: Backend, opts: Partial<Omit<AppOptions, 'db' | 'serverUrl'>> = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-srv-'));
   const db = await openDatabase(backend === 'pglite' ? { dataDir: dir } : { databaseUrl: await createTestDatabase() });
-  const built = await buildApp({ db, serverUrl: 'http://127.0.0.1', patchIntervalMs: opts.patchIntervalMs ?? 20, ephemeralTimeoutS: opts.ephemeralTimeoutS ?? 1 });
+  const built = await buildApp({ ...opts, db, serverUrl: 'http://127.0.0.1', patchIntervalMs: opts.patchIntervalMs ?? 20, ephemeralTimeoutS: opts.ephemeralTimeoutS ?? 1 });
   await built.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = built.app.server.address();
   const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;

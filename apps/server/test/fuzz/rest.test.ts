@@ -1,0 +1,270 @@
+/**
+ * REST fuzz: every route in the live OpenAPI document gets generated and mutated input (wrong
+ * types, boundary numbers, control characters, oversize strings, lookalike keys and addresses,
+ * extra and missing fields, hostile path segments, bad credentials, wrong methods). Held to: never
+ * a 5xx or a dropped connection, /healthz keeps answering, a 4xx is catalogued problem+json and
+ * wrote nothing, a wrong method is 405, and a connected agent keeps its session and its deltas.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateMachineKey, signMachineToken, type MachinePrivateKey } from '@weft/crypto';
+import { startServer, type TestServer } from '../support/server.js';
+import { dbSnapshot, FailureLog, problemViolations, show, snapshotDiff } from './invariants.js';
+import { connectObserver, healthy, probeObserver, type Observer } from './observer.js';
+import { fuzzSettings, Rng } from './prng.js';
+import { brokenJson, hostileSegment, hostileValue, mutate, NASTY_CHARS, remember, validValue, type Pools, type Schema } from './values.js';
+
+/** Cases in the normal suite: about 25 s on a 2-core machine. */
+const SUITE_CASES = 700;
+const PROBE_EVERY = 100;
+const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+
+interface Operation {
+  method: string;
+  /** OpenAPI path, "/api/v1/nodes/{id}". */
+  path: string;
+  params: { name: string; schema: Schema }[];
+  body: Schema | null;
+  /** Methods the path also answers (for the wrong-method cases). */
+  methods: string[];
+}
+
+interface Request {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+  /** How the input was made, for the report. */
+  what: string[];
+  wrongMethod: boolean;
+}
+
+function operations(doc: { paths: Record<string, Record<string, { parameters?: { in: string; name: string; schema: Schema }[]; requestBody?: { content: Record<string, { schema: Schema }> } }>> }): Operation[] {
+  const ops: Operation[] = [];
+  for (const [path, item] of Object.entries(doc.paths)) {
+    const methods = Object.keys(item).map((m) => m.toUpperCase());
+    for (const [m, op] of Object.entries(item)) {
+      ops.push({
+        method: m.toUpperCase(),
+        path,
+        params: (op.parameters ?? []).filter((p) => p.in === 'path').map((p) => ({ name: p.name, schema: p.schema })),
+        body: op.requestBody?.content['application/json']?.schema ?? null,
+        methods,
+      });
+    }
+  }
+  return ops;
+}
+
+/** Header values fetch can send: no control characters but tab, nothing above U+00FF. */
+const headerSafe = (s: string) => s.replace(/[^\t\x20-\x7e\x80-\xff]/g, '?');
+
+describe('REST fuzz on pglite: every OpenAPI route', () => {
+  const { seed, runs } = fuzzSettings(SUITE_CASES);
+  let s: TestServer;
+  let observer: Observer;
+  let ops: Operation[];
+  const pools: Pools = new Map();
+  const machines: MachinePrivateKey[] = Array.from({ length: 3 }, () => generateMachineKey().privateKey);
+  /** Rows the fuzzer must not delete or expire: its own keys and the observer. */
+  const guarded = { users: new Set<string>(), nodes: new Set<string>(), apikeys: new Set<string>() };
+
+  beforeAll(async () => {
+    s = await startServer('pglite', { ephemeralTimeoutS: 3600 });
+    observer = await connectObserver(s);
+    guarded.users.add(String(observer.user.id)).add(observer.user.name);
+    guarded.nodes.add(String(observer.nodeId));
+    for (const k of (await s.api('GET', '/api/v1/apikeys')).body.items as { id: number }[]) guarded.apikeys.add(String(k.id));
+    // Something for every route to find: a user, an auth key, a pending login, a node-less peer.
+    const u = (await s.api('POST', '/api/v1/users', { name: 'fz-seed' })).body;
+    remember(pools, 'users.user', u.id);
+    remember(pools, 'users.user', u.name);
+    remember(pools, 'user', u.name);
+    remember(pools, 'user', observer.user.name);
+    const k = (await s.api('POST', '/api/v1/authkeys', { user: 'fz-seed', reusable: true })).body;
+    remember(pools, 'authKey', k.key);
+    remember(pools, 'authkeys.id', k.id);
+    const doc = (await (await fetch(`${s.url}/api/v1/openapi.json`)).json()) as Parameters<typeof operations>[0];
+    ops = operations(doc);
+    console.log(`REST fuzz: WEFT_FUZZ_SEED=${seed}, ${runs} cases over ${ops.length} operations`);
+  });
+  afterAll(async () => {
+    observer?.agent.close();
+    await s?.close();
+  });
+
+  async function buildRequest(rng: Rng, op: Operation): Promise<Request> {
+    const what: string[] = [];
+    let method = op.method;
+    const wrongMethod = rng.chance(0.04);
+    if (wrongMethod) {
+      method = rng.pick(METHODS.filter((m) => !op.methods.includes(m) && !(m === 'GET' && op.methods.includes('HEAD'))));
+      what.push(`wrong method (route has ${op.methods.join(', ')})`);
+    }
+    const resource = op.path.split('/')[3] ?? '';
+    let path = op.path;
+    for (const p of op.params) {
+      let seg: string;
+      if (rng.chance(0.55)) {
+        seg = encodeURIComponent(String(validValue(rng, p.schema, pools, `${resource}.${p.name}`)));
+      } else {
+        seg = hostileSegment(rng);
+        what.push(`path ${p.name} hostile`);
+      }
+      if (isGuarded(resource, seg) && (method === 'DELETE' || op.path.endsWith('/expire'))) seg = '999999';
+      path = path.replace(`{${p.name}}`, seg);
+    }
+    if (rng.chance(0.08)) {
+      path += '?' + rng.pick(['a=%00', '__proto__[admin]=1', 'id=-1', 'x=' + 'a'.repeat(3000), '&&&', 'q=' + encodeURIComponent('\u202e')]);
+      what.push('query string');
+    }
+    const headers: Record<string, string> = {};
+    Object.assign(headers, await credentials(rng, op.path, what));
+    let body: string | undefined;
+    if (op.body) {
+      const valid = validValue(rng, op.body, pools);
+      const mode = rng.next();
+      if (mode < 0.25) {
+        body = JSON.stringify(valid);
+        what.push('valid body');
+      } else if (mode < 0.85) {
+        let v: unknown = valid;
+        for (let i = rng.int(1, 2); i > 0; i--) {
+          const m = mutate(rng, v, op.body);
+          v = m.value;
+          what.push(m.what);
+        }
+        body = JSON.stringify(v);
+      } else if (mode < 0.95) {
+        body = brokenJson(rng, valid);
+        what.push('broken JSON');
+      } else {
+        what.push('no body');
+      }
+      if (method === 'GET') {
+        body = undefined; // fetch cannot send one
+      } else if (body !== undefined) headers['content-type'] = rng.chance(0.95) ? 'application/json' : rng.pick(['text/plain', 'application/json; charset=latin1', 'application/x-www-form-urlencoded', 'multipart/form-data', '']);
+    } else if (rng.chance(0.1) && method !== 'GET') {
+      body = JSON.stringify(hostileValue(rng));
+      headers['content-type'] = 'application/json';
+      what.push('body where none is expected');
+    }
+    return { method, url: path, headers, body, what, wrongMethod };
+  }
+
+  function isGuarded(resource: string, seg: string): boolean {
+    const set = guarded[resource as keyof typeof guarded];
+    if (!set) return false;
+    let text: string;
+    try {
+      text = decodeURIComponent(seg);
+    } catch {
+      return false;
+    }
+    const n = Number(text);
+    return set.has(text) || (Number.isFinite(n) && text.trim() !== '' && set.has(String(n)));
+  }
+
+  async function credentials(rng: Rng, path: string, what: string[]): Promise<Record<string, string>> {
+    const r = rng.next();
+    if (path.startsWith('/agent/')) {
+      const m = rng.pick(machines);
+      if (r < 0.75) return { authorization: `Bearer ${await signMachineToken(m)}` };
+      what.push('bad machine token');
+      const good = await signMachineToken(m);
+      const bad = rng.pick([
+        '', 'Bearer', 'Bearer ', 'Bearer a.b.c', 'Basic YTpi', `Bearer ${good}x`, `Bearer ${good.slice(0, -4)}AAAA`, `Bearer ${good.replace('.', '..')}`,
+        `Bearer ${await signMachineToken(m, 3600)}`, `Bearer ${'a'.repeat(3000)}.b.c`, `bearer ${good}`, `Bearer  ${good}`, `Bearer ${headerSafe(String(hostileValue(rng)))}`,
+      ]);
+      return bad ? { authorization: headerSafe(bad) } : {};
+    }
+    if (r < 0.8) return { authorization: `Bearer ${s.adminKey}` };
+    if (r < 0.88) {
+      what.push('read-scope key');
+      return { authorization: `Bearer ${s.readKey}` };
+    }
+    what.push('bad API key');
+    const bad = rng.pick(['', 'Bearer', `Bearer ${s.adminKey}x`, `Bearer ${s.adminKey.slice(0, -1)}`, `bearer ${s.adminKey}`, `Bearer ${s.adminKey} extra`, 'Bearer weft-api-000000000000-' + 'A'.repeat(32), `Bearer ${headerSafe(rng.pick(NASTY_CHARS))}`, 'Basic YWRtaW46YWRtaW4=']);
+    return bad ? { authorization: headerSafe(bad) } : {};
+  }
+
+  /** The input as text a person can replay with curl; API keys shown by role. */
+  function describeRequest(req: Request): string {
+    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, v.replace(s.adminKey, '<admin key>').replace(s.readKey, '<read key>')]));
+    return `${req.method} ${req.url} headers=${show(headers, 300)} body=${req.body === undefined ? '(none)' : show(req.body)} [${req.what.join('; ')}]`;
+  }
+
+  function harvest(op: Operation, body: any): void {
+    const resource = op.path.split('/')[3] ?? '';
+    const items: any[] = Array.isArray(body?.items) ? body.items : body && typeof body === 'object' ? [body] : [];
+    for (const it of items) {
+      if (op.path.startsWith('/agent/')) {
+        if (it.status === 'pending') remember(pools, 'logins.code', it.code);
+        if (it.node?.id) remember(pools, 'nodes.id', it.node.id);
+        continue;
+      }
+      if (typeof it.id === 'number') remember(pools, `${resource}.${resource === 'users' ? 'user' : 'id'}`, it.id);
+      if (resource === 'users' && typeof it.name === 'string') {
+        remember(pools, 'users.user', it.name);
+        remember(pools, 'user', it.name);
+      }
+      if (resource === 'logins' && typeof it.code === 'string') remember(pools, 'logins.code', it.code);
+      if (resource === 'authkeys' && typeof it.key === 'string') remember(pools, 'authKey', it.key);
+    }
+  }
+
+  it('holds every invariant on generated and mutated input', async () => {
+    const rng = new Rng(seed);
+    const log = new FailureLog('REST fuzz', seed, runs, `WEFT_FUZZ_SEED=${seed} WEFT_FUZZ_SCALE=${process.env.WEFT_FUZZ_SCALE ?? 1} npx vitest run --project fuzz apps/server/test/fuzz/rest.test.ts`);
+    for (let i = 0; i < runs; i++) {
+      const op = rng.pick(ops);
+      const req = await buildRequest(rng, op);
+      const target = `${op.method} ${op.path}`;
+      const fail = (invariant: string, observed: string) => log.add({ invariant, target, index: i, input: describeRequest(req), observed });
+      const before = await dbSnapshot(s.state.ctx.prisma);
+      let status: number;
+      let type: string | null;
+      let text: string;
+      try {
+        const res = await fetch(s.url + req.url, { method: req.method, headers: req.headers, body: req.body, signal: AbortSignal.timeout(10_000) });
+        status = res.status;
+        type = res.headers.get('content-type');
+        text = await res.text();
+      } catch (err) {
+        fail('never a dropped connection', `${(err as Error).message} ${String((err as Error).cause ?? '')}`);
+        if (!(await healthy(s.url))) {
+          fail('the server keeps answering /healthz', 'no answer after this request');
+          break;
+        }
+        continue;
+      }
+      let body: unknown = text;
+      try {
+        body = text ? JSON.parse(text) : undefined;
+      } catch {
+        /* left as text */
+      }
+      const observed = `${status} ${type} ${show(body, 400)}`;
+      if (status >= 500) fail('never a 5xx', observed);
+      if (status >= 400) {
+        const bad = problemViolations(status, type, body);
+        if (bad.length) fail(`4xx is catalogued problem+json (${bad.map((v) => v.rule).join(', ')})`, `${bad.map((v) => v.detail).join('; ')}; ${observed}`);
+        const diff = snapshotDiff(before, await dbSnapshot(s.state.ctx.prisma));
+        if (diff) fail('nothing written on a 4xx', `${diff}; ${observed}`);
+      }
+      if (req.wrongMethod && status !== 405) fail('a wrong method is 405 method_not_allowed', observed);
+      if (status >= 200 && status < 300) harvest(op, body);
+      if (!(await healthy(s.url))) {
+        fail('the server keeps answering /healthz', `no answer after this request; it got ${observed}`);
+        break;
+      }
+      if ((i + 1) % PROBE_EVERY === 0 || i === runs - 1) {
+        const probe = await probeObserver(s, observer, i);
+        if (probe) {
+          log.add({ invariant: 'a connected agent keeps its session and gets deltas', target: 'observer', index: i, input: `after case ${i}: ${describeRequest(req)}`, observed: probe });
+          break;
+        }
+      }
+    }
+    expect(log.report()).toBe('');
+  });
+});

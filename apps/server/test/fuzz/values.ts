@@ -134,7 +134,30 @@ export const BAD_LOOKALIKES = [
 /** Property names that should never be accepted or trusted. */
 export const EXTRA_KEYS = ['__proto__', 'constructor', 'prototype', 'admin', 'id', 'userId', 'scopes', 'isAdmin', 'role', '', ' ', '\u0000', 'ÿ', '😀'];
 
+/** A near miss of a valid endpoint, key or tag: the same shape, one part out of range. */
+export function lookalike(rng: Rng, near: string): string | null {
+  const ep = /^(\[?)([^\]]+?)(\]?):(\d+)$/.exec(near);
+  if (ep && isValidEndpoint(near)) {
+    const [, open, host, close, port] = ep;
+    const octets = host!.split('.');
+    return rng.pick([
+      `${open}${host}${close}:${rng.pick(['0', '65536', '99999', '00080', '-1', ''])}`,
+      octets.length === 4 ? `${octets.map((o, i) => (i === rng.int(0, 3) ? rng.pick(['256', '999', '-1', '01', '']) : o)).join('.')}:${port}` : `[${host}%eth0]:${port}`,
+      octets.length === 4 ? `[${host}]:${port}` : `${host}:${port}`,
+      '999.999.999.999:99999',
+      `${host}:${port}`.replace(/\d/, '٣'),
+    ]);
+  }
+  if (/^nodekey:|^mkey:/.test(near)) return rng.pick([near.slice(0, -1), near + 'a', near.toUpperCase(), near.replace(/[0-9a-f]$/, 'g'), near.replace(/^\w+:/, 'privkey:'), near.replace(/^nodekey:/, 'mkey:')]);
+  if (near.startsWith('tag:')) return rng.pick(['tag:', 'tag:-' + near.slice(4), near.toUpperCase(), near + '/x', near + ' ']);
+  return null;
+}
+
 export function hostileValue(rng: Rng, near?: unknown): unknown {
+  if (typeof near === 'string' && rng.chance(0.5)) {
+    const l = lookalike(rng, near);
+    if (l !== null) return l;
+  }
   switch (rng.int(0, 9)) {
     case 0:
       return rng.pick([null, true, false, [], {}, [null], { a: 1 }, '', 0]);
@@ -195,9 +218,11 @@ export function mutate(rng: Rng, value: unknown, schema: Schema): { value: unkno
     Object.defineProperty(obj, k, { value: hostileValue(rng), enumerable: true, writable: true, configurable: true });
     return { value: obj, what: `extra field ${JSON.stringify(k)}` };
   }
-  const k = keys.length && rng.chance(0.85) ? rng.pick(keys) : rng.pick(Object.keys(schema.properties ?? { x: 1 }));
+  // A discriminator ("type") is left alone most of the time, so the rest of the message is reached.
+  const plain = keys.filter((key) => schema.properties?.[key]?.const === undefined);
+  const k = keys.length && rng.chance(0.85) ? rng.pick(plain.length && rng.chance(0.85) ? plain : keys) : rng.pick(Object.keys(schema.properties ?? { x: 1 }));
   const inner = obj[k];
-  if (Array.isArray(inner) && inner.length && rng.chance(0.5)) {
+  if (Array.isArray(inner) && inner.length && rng.chance(0.7)) {
     const i = rng.int(0, inner.length - 1);
     inner[i] = hostileValue(rng, inner[i]);
     return { value: obj, what: `field ${k}[${i}] replaced` };

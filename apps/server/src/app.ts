@@ -15,7 +15,7 @@ import { apiRoutes } from './api/routes.js';
 import { ChangeHub } from './hub.js';
 import { loginPage } from './login-page.js';
 import { Mapper } from './mapper/mapper.js';
-import { installProblemHandler } from './problem-handler.js';
+import { frameworkErrors, installProblemHandler, MAX_PARAM_LENGTH } from './problem-handler.js';
 import { State } from './state/index.js';
 
 export interface AppOptions {
@@ -44,6 +44,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT_BYTES,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -214,7 +214,7 @@ describe('REST fuzz on pglite: every OpenAPI route', () => {
 
   it('holds every invariant on generated and mutated input', async () => {
     const rng = new Rng(seed);
-    const log = new FailureLog('REST fuzz', seed, runs, `WEFT_FUZZ_SEED=${seed} WEFT_FUZZ_SCALE=${process.env.WEFT_FUZZ_SCALE ?? 1} npx vitest run --project fuzz apps/server/test/fuzz/rest.test.ts`);
+    const log = new FailureLog('REST fuzz', seed, runs, `WEFT_FUZZ_SEED=${seed} WEFT_FUZZ_SCALE=${process.env.WEFT_FUZZ_SCALE ?? 1} npm run fuzz -- apps/server/test/fuzz/rest.test.ts`);
     for (let i = 0; i < runs; i++) {
       const op = rng.pick(ops);
       const req = await buildRequest(rng, op);

@@ -147,7 +147,7 @@ describe('WebSocket fuzz on pglite: every agent message type', () => {
   it('holds every invariant on generated and mutated messages', async () => {
     const rng = new Rng(seed);
     const tally = new Map<string, number>();
-    const log = new FailureLog('WebSocket fuzz', seed, runs, `WEFT_FUZZ_SEED=${seed} WEFT_FUZZ_SCALE=${process.env.WEFT_FUZZ_SCALE ?? 1} npx vitest run --project fuzz apps/server/test/fuzz/socket.test.ts`);
+    const log = new FailureLog('WebSocket fuzz', seed, runs, `WEFT_FUZZ_SEED=${seed} WEFT_FUZZ_SCALE=${process.env.WEFT_FUZZ_SCALE ?? 1} npm run fuzz -- apps/server/test/fuzz/socket.test.ts`);
     for (let i = 0; i < runs; i++) {
       const before = await dbSnapshot(s.state.ctx.prisma);
       if (rng.chance(0.05)) {

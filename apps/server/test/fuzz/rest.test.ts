@@ -13,8 +13,8 @@ import { connectObserver, healthy, probeObserver, type Observer } from './observ
 import { fuzzSettings, Rng } from './prng.js';
 import { brokenJson, hostileSegment, hostileValue, mutate, NASTY_CHARS, remember, validValue, type Pools, type Schema } from './values.js';
 
-/** Cases in the normal suite: about 25 s on a 2-core machine. */
-const SUITE_CASES = 700;
+/** Cases in the normal suite: about 12 s on an idle 2-core machine. */
+const SUITE_CASES = 500;
 const PROBE_EVERY = 100;
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
@@ -36,7 +36,11 @@ interface Request {
   /** How the input was made, for the report. */
   what: string[];
   wrongMethod: boolean;
+  /** Which credentials it carries. */
+  auth: Credential;
 }
+
+type Credential = 'admin' | 'read' | 'none or bad' | 'machine' | 'bad machine token';
 
 function operations(doc: { paths: Record<string, Record<string, { parameters?: { in: string; name: string; schema: Schema }[]; requestBody?: { content: Record<string, { schema: Schema }> } }>> }): Operation[] {
   const ops: Operation[] = [];
@@ -117,8 +121,7 @@ describe('REST fuzz on pglite: every OpenAPI route', () => {
       path += '?' + rng.pick(['a=%00', '__proto__[admin]=1', 'id=-1', 'x=' + 'a'.repeat(3000), '&&&', 'q=' + encodeURIComponent('\u202e')]);
       what.push('query string');
     }
-    const headers: Record<string, string> = {};
-    Object.assign(headers, await credentials(rng, op.path, what));
+    const { auth, headers } = await credentials(rng, op.path, what);
     let body: string | undefined;
     if (op.body) {
       const valid = validValue(rng, op.body, pools);
@@ -148,7 +151,7 @@ describe('REST fuzz on pglite: every OpenAPI route', () => {
       headers['content-type'] = 'application/json';
       what.push('body where none is expected');
     }
-    return { method, url: path, headers, body, what, wrongMethod };
+    return { method, url: path, headers, body, what, wrongMethod, auth };
   }
 
   function isGuarded(resource: string, seg: string): boolean {
@@ -164,27 +167,26 @@ describe('REST fuzz on pglite: every OpenAPI route', () => {
     return set.has(text) || (Number.isFinite(n) && text.trim() !== '' && set.has(String(n)));
   }
 
-  async function credentials(rng: Rng, path: string, what: string[]): Promise<Record<string, string>> {
+  async function credentials(rng: Rng, path: string, what: string[]): Promise<{ auth: Credential; headers: Record<string, string> }> {
     const r = rng.next();
+    const as = (auth: Credential, value: string) => ({ auth, headers: value ? { authorization: headerSafe(value) } : ({} as Record<string, string>) });
     if (path.startsWith('/agent/')) {
       const m = rng.pick(machines);
-      if (r < 0.75) return { authorization: `Bearer ${await signMachineToken(m)}` };
+      if (r < 0.75) return as('machine', `Bearer ${await signMachineToken(m)}`);
       what.push('bad machine token');
       const good = await signMachineToken(m);
-      const bad = rng.pick([
+      return as('bad machine token', rng.pick([
         '', 'Bearer', 'Bearer ', 'Bearer a.b.c', 'Basic YTpi', `Bearer ${good}x`, `Bearer ${good.slice(0, -4)}AAAA`, `Bearer ${good.replace('.', '..')}`,
-        `Bearer ${await signMachineToken(m, 3600)}`, `Bearer ${'a'.repeat(3000)}.b.c`, `bearer ${good}`, `Bearer  ${good}`, `Bearer ${headerSafe(String(hostileValue(rng)))}`,
-      ]);
-      return bad ? { authorization: headerSafe(bad) } : {};
+        `Bearer ${await signMachineToken(m, 3600)}`, `Bearer ${'a'.repeat(3000)}.b.c`, `bearer ${good}`, `Bearer  ${good}`, `Bearer ${String(hostileValue(rng))}`,
+      ]));
     }
-    if (r < 0.8) return { authorization: `Bearer ${s.adminKey}` };
+    if (r < 0.8) return as('admin', `Bearer ${s.adminKey}`);
     if (r < 0.88) {
       what.push('read-scope key');
-      return { authorization: `Bearer ${s.readKey}` };
+      return as('read', `Bearer ${s.readKey}`);
     }
     what.push('bad API key');
-    const bad = rng.pick(['', 'Bearer', `Bearer ${s.adminKey}x`, `Bearer ${s.adminKey.slice(0, -1)}`, `bearer ${s.adminKey}`, `Bearer ${s.adminKey} extra`, 'Bearer weft-api-000000000000-' + 'A'.repeat(32), `Bearer ${headerSafe(rng.pick(NASTY_CHARS))}`, 'Basic YWRtaW46YWRtaW4=']);
-    return bad ? { authorization: headerSafe(bad) } : {};
+    return as('none or bad', rng.pick(['', 'Bearer', `Bearer ${s.adminKey}x`, `Bearer ${s.adminKey.slice(0, -1)}`, `bearer ${s.adminKey}`, `Bearer ${s.adminKey} extra`, 'Bearer weft-api-000000000000-' + 'A'.repeat(32), `Bearer ${rng.pick(NASTY_CHARS)}`, 'Basic YWRtaW46YWRtaW4=', `Bearer ${s.readKey}`.toUpperCase(), `Bearer ${await signMachineToken(rng.pick(machines))}`]));
   }
 
   /** The input as text a person can replay with curl; API keys shown by role. */
@@ -251,8 +253,11 @@ describe('REST fuzz on pglite: every OpenAPI route', () => {
         const diff = snapshotDiff(before, await dbSnapshot(s.state.ctx.prisma));
         if (diff) fail('nothing written on a 4xx', `${diff}; ${observed}`);
       }
+      const ok = status >= 200 && status < 300;
+      if (ok && (req.auth === 'none or bad' || req.auth === 'bad machine token')) fail('no credentials, no access: anything but a valid key or machine token gets no 2xx', observed);
+      if (ok && req.auth === 'read' && (req.method !== 'GET' || op.path.startsWith('/api/v1/apikeys'))) fail('a read-scope key reads, but never writes or lists API keys', observed);
       if (req.wrongMethod && status !== 405) fail('a wrong method is 405 method_not_allowed', observed);
-      if (status >= 200 && status < 300) harvest(op, body);
+      if (ok) harvest(op, body);
       if (!(await healthy(s.url))) {
         fail('the server keeps answering /healthz', `no answer after this request; it got ${observed}`);
         break;

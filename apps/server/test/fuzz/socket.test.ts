@@ -18,8 +18,8 @@ import { connectObserver, healthy, probeObserver, waitUntil, type Observer } fro
 import { fuzzSettings, Rng } from './prng.js';
 import { hostileValue, isValidEndpoint, mutate, NASTY_CHARS, validValue, type Pools, type Schema } from './values.js';
 
-/** Cases in the normal suite: about 15 s on a 2-core machine. */
-const SUITE_CASES = 300;
+/** Cases in the normal suite: about 12 s on an idle 2-core machine. */
+const SUITE_CASES = 200;
 const PROBE_EVERY = 50;
 /** How long a bad message may take to close its socket. */
 const CLOSE_WITHIN_MS = 2000;

@@ -40,14 +40,15 @@ export function remember(pools: Pools, key: string, value: unknown): void {
 
 /**
  * The fuzzer's own idea of a valid endpoint, independent of the server's schema: a dotted quad of
- * octets 0-255 or a bracketed IPv6 address, and a port 1-65535.
+ * octets 0-255 or a bracketed IPv6 address without a zone, and a port 1-65535.
  */
 export function isValidEndpoint(text: string): boolean {
   const m = /^(?:\[([^\]]+)\]|([0-9.]+)):(\d{1,5})$/.exec(text);
   if (!m) return false;
   const port = Number(m[3]);
   if (port < 1 || port > 65535 || String(port) !== m[3]) return false;
-  return m[1] !== undefined ? isIPv6(m[1]) : isIPv4(m[2]!);
+  // A zone ("%eth0") names an interface on the sender's host: meaningless to its peers.
+  return m[1] !== undefined ? isIPv6(m[1]) && !m[1].includes('%') : isIPv4(m[2]!);
 }
 
 function validEndpoint(rng: Rng): string {
@@ -140,9 +141,10 @@ export function lookalike(rng: Rng, near: string): string | null {
   if (ep && isValidEndpoint(near)) {
     const [, open, host, close, port] = ep;
     const octets = host!.split('.');
+    const which = rng.int(0, 3);
     return rng.pick([
       `${open}${host}${close}:${rng.pick(['0', '65536', '99999', '00080', '-1', ''])}`,
-      octets.length === 4 ? `${octets.map((o, i) => (i === rng.int(0, 3) ? rng.pick(['256', '999', '-1', '01', '']) : o)).join('.')}:${port}` : `[${host}%eth0]:${port}`,
+      octets.length === 4 ? `${octets.map((o, i) => (i === which ? rng.pick(['256', '999', '-1', '01', '']) : o)).join('.')}:${port}` : `[${host}%eth0]:${port}`,
       octets.length === 4 ? `[${host}]:${port}` : `${host}:${port}`,
       '999.999.999.999:99999',
       `${host}:${port}`.replace(/\d/, '٣'),

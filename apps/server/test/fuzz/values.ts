@@ -132,6 +132,10 @@ export const BAD_LOOKALIKES = [
   'tag:', 'tag:-x', 'tag:X', 'tag:' + 'a'.repeat(64), 'weft-auth-000000000000-' + 'A'.repeat(32), 'weft-api-000000000000-' + 'A'.repeat(32),
   '100.64.0.1', 'fd00::/8', '0.0.0.0/0',
 ];
+/** The characters most likely to break a store or a terminal: tried half the time. */
+const WORST_CHARS = ['\u0000', '\u001b]0;pwned\u0007', '\ud800', '\u202e'];
+const nastyChar = (rng: Rng) => rng.pick(rng.chance(0.5) ? WORST_CHARS : NASTY_CHARS);
+
 /** Property names that should never be accepted or trusted. */
 export const EXTRA_KEYS = ['__proto__', 'constructor', 'prototype', 'admin', 'id', 'userId', 'scopes', 'isAdmin', 'role', '', ' ', '\u0000', 'ÿ', '😀'];
 
@@ -168,12 +172,12 @@ export function hostileValue(rng: Rng, near?: unknown): unknown {
     case 2:
       return rng.pick(NUMERIC_STRINGS);
     case 3:
-      return rng.pick(NASTY_CHARS);
+      return nastyChar(rng);
     case 4:
       return rng.pick(BAD_LOOKALIKES);
     case 5:
       // A valid-looking string with one bad character inside: the likeliest to reach the database.
-      return typeof near === 'string' && near.length ? insertAt(rng, near, rng.pick(NASTY_CHARS)) : 'x' + rng.pick(NASTY_CHARS) + 'y';
+      return typeof near === 'string' && near.length ? insertAt(rng, near, nastyChar(rng)) : 'x' + nastyChar(rng) + 'y';
     case 6: {
       const n = rng.pick([255, 256, 1024, 16 * 1024, 60 * 1024]);
       return typeof near === 'string' && near.length ? near.repeat(Math.ceil(n / near.length)).slice(0, n) : rng.pick(['a', 'é', '😀']).repeat(n);

@@ -6,7 +6,9 @@
  * wrote nothing, a wrong method is 405, and a connected agent keeps its session and its deltas.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateMachineKey, signMachineToken, type MachinePrivateKey } from '@weft/crypto';
+import { importJWK, SignJWT } from 'jose';
+import { generateMachineKey, machinePrivateJwk, machinePublicKeyOf, signMachineToken, type MachinePrivateKey } from '@weft/crypto';
+import { MACHINE_TOKEN_AUDIENCE } from '@weft/protocol';
 import { startServer, type TestServer } from '../support/server.js';
 import { dbSnapshot, FailureLog, problemViolations, show, snapshotDiff } from './invariants.js';
 import { connectObserver, healthy, probeObserver, type Observer } from './observer.js';
@@ -14,7 +16,7 @@ import { fuzzSettings, Rng } from './prng.js';
 import { brokenJson, hostileSegment, hostileValue, mutate, NASTY_CHARS, remember, validValue, type Pools, type Schema } from './values.js';
 
 /** Cases in the normal suite: about 12 s on an idle 2-core machine. */
-const SUITE_CASES = 500;
+const SUITE_CASES = 450;
 const PROBE_EVERY = 100;
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 
@@ -57,6 +59,17 @@ function operations(doc: { paths: Record<string, Record<string, { parameters?: {
     }
   }
   return ops;
+}
+
+/**
+ * A machine token signed properly by `key` but with claims of the fuzzer's choosing: a wrong
+ * protocol version type, or issued and expiring years from now.
+ */
+async function oddToken(rng: Rng, key: MachinePrivateKey): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  const claims = rng.pick<Record<string, unknown>>([{ pv: 'x' }, { pv: 1.5 }, {}, { pv: 1, iat: now + 10 * 365 * 86400, exp: now + 10 * 365 * 86400 }, { pv: 1, iat: now, exp: now - 60 }]);
+  const jwt = new SignJWT({ iat: now, exp: now + 60, ...claims }).setProtectedHeader({ alg: 'EdDSA', typ: 'JWT' }).setSubject(machinePublicKeyOf(key)).setAudience(MACHINE_TOKEN_AUDIENCE);
+  return jwt.sign(await importJWK(machinePrivateJwk(key), 'EdDSA'));
 }
 
 /** A broken %-escape or a segment longer than the router takes (Fastify's 100). */
@@ -107,10 +120,14 @@ describe('REST fuzz on pglite: every OpenAPI route', () => {
     await s?.close();
   });
 
-  async function buildRequest(rng: Rng, op: Operation): Promise<Request> {
+  /**
+   * One request for `op`. `force` pins one hostile part and keeps the rest valid (admin key or a
+   * good machine token, valid body): the systematic pass that opens every run.
+   */
+  async function buildRequest(rng: Rng, op: Operation, force?: { seg?: [string, string]; field?: [string, string] }): Promise<Request> {
     const what: string[] = [];
     let method = op.method;
-    const wrongMethod = rng.chance(0.04);
+    const wrongMethod = !force && rng.chance(0.04);
     if (wrongMethod) {
       method = rng.pick(METHODS.filter((m) => !op.methods.includes(m) && !(m === 'GET' && op.methods.includes('HEAD'))));
       what.push(`wrong method (route has ${op.methods.join(', ')})`);
@@ -119,7 +136,10 @@ describe('REST fuzz on pglite: every OpenAPI route', () => {
     let path = op.path;
     for (const p of op.params) {
       let seg: string;
-      if (rng.chance(0.55)) {
+      if (force?.seg?.[0] === p.name) {
+        seg = force.seg[1];
+        what.push(`path ${p.name} pinned`);
+      } else if (force || rng.chance(0.55)) {
         seg = encodeURIComponent(String(validValue(rng, p.schema, pools, `${resource}.${p.name}`)));
       } else {
         seg = hostileSegment(rng);
@@ -128,13 +148,27 @@ describe('REST fuzz on pglite: every OpenAPI route', () => {
       if (isGuarded(resource, seg) && (method === 'DELETE' || op.path.endsWith('/expire'))) seg = '999999';
       path = path.replace(`{${p.name}}`, seg);
     }
-    if (rng.chance(0.08)) {
+    if (!force && rng.chance(0.08)) {
       path += '?' + rng.pick(['a=%00', '__proto__[admin]=1', 'id=-1', 'x=' + 'a'.repeat(3000), '&&&', 'q=' + encodeURIComponent('\u202e')]);
       what.push('query string');
     }
-    const { auth, headers } = await credentials(rng, op.path, what);
+    const { auth, headers } = force
+      ? op.path.startsWith('/agent/')
+        ? { auth: 'machine' as const, headers: { authorization: `Bearer ${await signMachineToken(rng.pick(machines))}` } as Record<string, string> }
+        : { auth: 'admin' as const, headers: { authorization: `Bearer ${s.adminKey}` } as Record<string, string> }
+      : await credentials(rng, op.path, what);
     let body: string | undefined;
-    if (op.body) {
+    if (op.body && force) {
+      const valid = validValue(rng, op.body, pools) as Record<string, unknown>;
+      if (force.field) {
+        const [k, c] = force.field;
+        const base = String(validValue(rng, op.body.properties![k]!, pools, k));
+        valid[k] = base.slice(0, base.length >> 1) + c + base.slice(base.length >> 1);
+        what.push(`${JSON.stringify(c)} in field ${k}`);
+      }
+      body = JSON.stringify(valid);
+      headers['content-type'] = 'application/json';
+    } else if (op.body) {
       const valid = validValue(rng, op.body, pools);
       const mode = rng.next();
       if (mode < 0.25) {
@@ -188,7 +222,7 @@ describe('REST fuzz on pglite: every OpenAPI route', () => {
       const good = await signMachineToken(m);
       return as('bad machine token', rng.pick([
         '', 'Bearer', 'Bearer ', 'Bearer a.b.c', 'Basic YTpi', `Bearer ${good}x`, `Bearer ${good.slice(0, -4)}AAAA`, `Bearer ${good.replace('.', '..')}`,
-        `Bearer ${await signMachineToken(m, 3600)}`, `Bearer ${'a'.repeat(3000)}.b.c`, `bearer ${good}`, `Bearer  ${good}`, `Bearer ${String(hostileValue(rng))}`,
+        `Bearer ${await signMachineToken(m, 3600)}`, `Bearer ${await oddToken(rng, m)}`, `Bearer ${await oddToken(rng, m)}`, `Bearer ${'a'.repeat(3000)}.b.c`, `bearer ${good}`, `Bearer  ${good}`, `Bearer ${String(hostileValue(rng))}`,
       ]));
     }
     if (r < 0.8) return as('admin', `Bearer ${s.adminKey}`);
@@ -198,6 +232,26 @@ describe('REST fuzz on pglite: every OpenAPI route', () => {
     }
     what.push('bad API key');
     return as('none or bad', rng.pick(['', 'Bearer', `Bearer ${s.adminKey}x`, `Bearer ${s.adminKey.slice(0, -1)}`, `bearer ${s.adminKey}`, `Bearer ${s.adminKey} extra`, 'Bearer weft-api-000000000000-' + 'A'.repeat(32), `Bearer ${rng.pick(NASTY_CHARS)}`, 'Basic YWRtaW46YWRtaW4=', `Bearer ${s.readKey}`.toUpperCase(), `Bearer ${await signMachineToken(rng.pick(machines))}`]));
+  }
+
+  /** Every path parameter at the integer edges, every string field with a NUL and an escape. */
+  async function systematic(rng: Rng): Promise<{ op: Operation; req: Request }[]> {
+    const out: { op: Operation; req: Request }[] = [];
+    for (const op of ops) {
+      for (const p of op.params) {
+        for (const seg of ['0', '-1', '2147483648', '9007199254740993', 'a%00b']) out.push({ op, req: await buildRequest(rng, op, { seg: [p.name, seg] }) });
+      }
+      for (const [k, field] of Object.entries(op.body?.properties ?? {})) {
+        if (field.type !== 'string') continue;
+        for (const c of ['\u0000', '\u001b]0;pwned\u0007']) out.push({ op, req: await buildRequest(rng, op, { field: [k, c] }) });
+      }
+    }
+    return out;
+  }
+
+  async function random(rng: Rng): Promise<{ op: Operation; req: Request }> {
+    const op = rng.pick(ops);
+    return { op, req: await buildRequest(rng, op) };
   }
 
   /** The input as text a person can replay with curl; API keys shown by role. */
@@ -228,9 +282,10 @@ describe('REST fuzz on pglite: every OpenAPI route', () => {
   it('holds every invariant on generated and mutated input', async () => {
     const rng = new Rng(seed);
     const log = new FailureLog('REST fuzz', seed, runs, `WEFT_FUZZ_SEED=${seed} WEFT_FUZZ_SCALE=${process.env.WEFT_FUZZ_SCALE ?? 1} npm run fuzz -- apps/server/test/fuzz/rest.test.ts`);
-    for (let i = 0; i < runs; i++) {
-      const op = rng.pick(ops);
-      const req = await buildRequest(rng, op);
+    const pinned = await systematic(rng);
+    console.log(`REST fuzz: ${pinned.length} pinned cases, then ${runs} random ones`);
+    for (let i = 0; i < pinned.length + runs; i++) {
+      const { op, req } = i < pinned.length ? pinned[i]! : await random(rng);
       const target = `${op.method} ${op.path}`;
       const fail = (invariant: string, observed: string) => log.add({ invariant, target, index: i, input: describeRequest(req), observed });
       const before = await dbSnapshot(s.state.ctx.prisma);
@@ -274,7 +329,7 @@ describe('REST fuzz on pglite: every OpenAPI route', () => {
         fail('the server keeps answering /healthz', `no answer after this request; it got ${observed}`);
         break;
       }
-      if ((i + 1) % PROBE_EVERY === 0 || i === runs - 1) {
+      if ((i + 1) % PROBE_EVERY === 0 || i === pinned.length + runs - 1) {
         const probe = await probeObserver(s, observer, i);
         if (probe) {
           log.add({ invariant: 'a connected agent keeps its session and gets deltas', target: 'observer', index: i, input: `after case ${i}: ${describeRequest(req)}`, observed: probe });

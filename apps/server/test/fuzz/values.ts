@@ -224,6 +224,13 @@ export function mutate(rng: Rng, value: unknown, schema: Schema): { value: unkno
     Object.defineProperty(obj, k, { value: hostileValue(rng), enumerable: true, writable: true, configurable: true });
     return { value: obj, what: `extra field ${JSON.stringify(k)}` };
   }
+  const strings = keys.filter((key) => typeof obj[key] === 'string' && schema.properties?.[key]?.const === undefined);
+  if ((kind === 2 || kind === 3) && strings.length) {
+    // One bad character in an otherwise valid field: the input likeliest to reach the database.
+    const key = rng.pick(strings);
+    obj[key] = insertAt(rng, obj[key] as string, nastyChar(rng));
+    return { value: obj, what: `bad character in field ${key}` };
+  }
   // A discriminator ("type") is left alone most of the time, so the rest of the message is reached.
   const plain = keys.filter((key) => schema.properties?.[key]?.const === undefined);
   const k = keys.length && rng.chance(0.85) ? rng.pick(plain.length && rng.chance(0.85) ? plain : keys) : rng.pick(Object.keys(schema.properties ?? { x: 1 }));

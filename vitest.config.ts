@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three tiers (docs/style.md 10). `npm test` runs all of them; each tier is a vitest project.
+// Three tiers (docs/style.md 10) and the fuzz tier. `npm test` runs all of them; each tier is a vitest project.
 export default defineConfig({
   test: {
     projects: [
@@ -12,6 +12,16 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 120_000,
           globalSetup: ['test-support/postgres-global-setup.ts'],
+        },
+      },
+      {
+        // Generated and mutated input against a live server (fixed seed here; `npm run fuzz` for a
+        // random seed and more cases).
+        test: {
+          name: 'fuzz',
+          include: ['apps/*/test/fuzz/**/*.test.ts'],
+          testTimeout: 1_800_000,
+          hookTimeout: 120_000,
         },
       },
       {

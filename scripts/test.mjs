@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The whole test suite, every tier, in order: prisma generate, typecheck, the agent bundle, unit,
-// integration (PGlite and a throwaway Postgres), e2e (network namespaces, real wireguard-go). A
+// integration (PGlite and a throwaway Postgres), fuzz (a fixed seed: `npm run fuzz` for a random
+// one), e2e (network namespaces, real wireguard-go). A
 // tier whose prerequisites are missing fails with a message saying what to install; nothing is
 // skipped.
 import { spawnSync } from 'node:child_process';
@@ -27,6 +28,7 @@ const steps = [
   ['build', ['node', 'scripts/build.mjs']],
   ['unit', vitest('unit')],
   ['integration', vitest('integration')],
+  ['fuzz', vitest('fuzz')],
   ['e2e', vitest('e2e')],
 ];
 const only = process.argv.slice(2);
@@ -50,7 +52,7 @@ function totals() {
   let passed = 0;
   let failed = 0;
   let skipped = 0;
-  for (const project of ['unit', 'integration', 'e2e']) {
+  for (const project of ['unit', 'integration', 'fuzz', 'e2e']) {
     try {
       const r = JSON.parse(readFileSync(join(reports, project + '.json'), 'utf8'));
       passed += r.numPassedTests;

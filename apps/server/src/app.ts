@@ -16,7 +16,7 @@ import { statusRoute } from './api/status-route.js';
 import { ChangeHub } from './hub.js';
 import { loginPage } from './login-page.js';
 import { Mapper } from './mapper/mapper.js';
-import { clientErrorHandler, installProblemHandler } from './problem-handler.js';
+import { clientErrorHandler, frameworkErrors, installProblemHandler, MAX_PARAM_LENGTH } from './problem-handler.js';
 import { AbuseLimits, type AbuseLimitOptions } from './rate-limit.js';
 import { installSecurityHeaders } from './security-headers.js';
 import { State } from './state/index.js';
@@ -81,6 +81,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     logController: new RequestLogAtDebug(),
     clientErrorHandler,
     ...(opts.trustedProxies?.length ? { trustProxy: opts.trustedProxies } : {}),
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -1,7 +1,8 @@
 /** Every error leaves as RFC 7807 problem+json with a stable code; nothing leaks a stack. */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ApiError, Errors, problemBody, type ErrorDef } from './errors.js';
 
@@ -103,3 +104,19 @@ export function clientErrorHandler(err: NodeJS.ErrnoException & { rawPacket?: un
   }
   socket.destroy(err);
 }
+/**
+ * Errors Fastify's router raises before any route or error handler runs: a URL with a broken
+ * %-escape, or a path segment longer than the router takes. Pass as the `frameworkErrors` option.
+ */
+export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    const detail = err.code === 'FST_ERR_BAD_URL' ? 'the path has an invalid %-escape' : `a path segment is longer than ${MAX_PARAM_LENGTH} characters`;
+    void reply.code(400).type('application/problem+json').send(problemBody(Errors.invalidRequest, detail));
+    return;
+  }
+  req.log.error({ err }, 'unhandled router error');
+  void reply.code(500).type('application/problem+json').send(problemBody(Errors.internal));
+}
+
+/** Fastify's default; longer path segments are refused by `frameworkErrors`. */
+export const MAX_PARAM_LENGTH = 100;

@@ -47,6 +47,8 @@ describe.each(BACKENDS)('bad input on %s: 4xx problem+json, nothing written', (b
     ['non-numeric id', 'DELETE', '/api/v1/nodes/abc', undefined, undefined, 400, 'invalid_request'],
     ['missing node', 'DELETE', '/api/v1/nodes/999999', undefined, undefined, 404, 'node_not_found'],
     ['unknown route', 'GET', '/api/v1/nope', undefined, undefined, 404, 'not_found'],
+    ['broken %-escape in the path', 'DELETE', '/api/v1/users/%zz', undefined, undefined, 400, 'invalid_request'],
+    ['over-long path segment', 'POST', `/api/v1/nodes/${'1'.repeat(300)}/expire`, undefined, undefined, 400, 'invalid_request'],
     ['malformed register body', 'POST', '/agent/v1/register', { nodeKey: 'nodekey:zz', hostname: 'x' }, undefined, 400, 'invalid_request'],
     ['register without machine proof', 'POST', '/agent/v1/register', { nodeKey: 'nodekey:' + 'a'.repeat(64), hostname: 'x', authKey: 'k' }, {}, 401, 'machine_unauthorized'],
     ['register with forged machine token', 'POST', '/agent/v1/register', { nodeKey: 'nodekey:' + 'a'.repeat(64), hostname: 'x' }, { authorization: 'Bearer a.b.c' }, 401, 'machine_unauthorized'],

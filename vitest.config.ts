@@ -1,17 +1,26 @@
 import { defineConfig } from 'vitest/config';
 
 // Three tiers (STYLE.md 10). `npm test` runs all of them; each tier is a vitest project.
+// Every tier runs with a TMPDIR of its own that must be empty at the end (tests clean up after themselves).
+const tempDirCheck = 'test-support/temp-dir-global-setup.ts';
+
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: 'unit', include: ['packages/*/test/**/*.test.ts', 'apps/*/test/unit/**/*.test.ts', 'scripts/**/*.test.ts'] } },
+      {
+        test: {
+          name: 'unit',
+          include: ['packages/*/test/**/*.test.ts', 'apps/*/test/unit/**/*.test.ts', 'scripts/**/*.test.ts'],
+          globalSetup: [tempDirCheck],
+        },
+      },
       {
         test: {
           name: 'integration',
           include: ['apps/*/test/integration/**/*.test.ts', 'packages/db/test/**/*.itest.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
-          globalSetup: ['test-support/postgres-global-setup.ts'],
+          globalSetup: [tempDirCheck, 'test-support/postgres-global-setup.ts'],
         },
       },
       {
@@ -21,6 +30,7 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: false,
+          globalSetup: [tempDirCheck],
         },
       },
     ],

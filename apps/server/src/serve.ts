@@ -1,7 +1,6 @@
 /** `weft-server serve`: read config, open storage, listen, shut down cleanly on SIGTERM/SIGINT. */
-import { mkdirSync } from 'node:fs';
 import pino from 'pino';
-import { openDatabase } from '@weft/db';
+import { openDatabase, prepareDataDir } from '@weft/db';
 import { buildApp } from './app.js';
 import { loadConfig } from './config.js';
 import { adminSocketPath, listenAdminSocket } from './local-socket.js';
@@ -9,7 +8,8 @@ import { adminSocketPath, listenAdminSocket } from './local-socket.js';
 export async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(argv, process.env);
   const log = pino({ level: config.logLevel, redact: ['req.headers.authorization', '*.authKey', '*.key'] });
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Owner-only or refused, before anything is created in it: it holds the admin socket (and the embedded database).
+  prepareDataDir(config.dataDir);
   const [host, port] = splitHostPort(config.listen);
   const serverUrl = config.serverUrl ?? `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
 

@@ -6,10 +6,13 @@
  * tiers) never see, or blame each other for, their temp files. With WEFT_LAB_KEEP=1 (keep the lab's
  * files for a look) the directory is kept and its path printed instead.
  *
+ * A run that was killed before its teardown leaves its directory; a later run removes it once it is a
+ * day old (its name carries the dead run's pid), as the e2e lab sweeps a crashed lab's.
+ *
  * Listed first in each project's globalSetup, so the other setups (the test Postgres) run inside it.
  * When several projects run in one vitest invocation, the first makes the directory and the others reuse it.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -18,7 +21,8 @@ const RUN_TMPDIR = 'WEFT_TEST_RUN_TMPDIR';
 
 export default function setup(): (() => void) | undefined {
   if (process.env[RUN_TMPDIR] !== undefined && process.env[RUN_TMPDIR] === process.env.TMPDIR) return undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'weft-test-run-'));
+  sweepDeadRuns();
+  const dir = mkdtempSync(join(tmpdir(), `weft-test-run-${process.pid}-`));
   // Others may pass through but not list it: the test Postgres runs as an unprivileged user when we are root.
   chmodSync(dir, 0o711);
   // tsx keeps its compile cache in TMPDIR/tsx-<uid>: point that at the usual one, so runs share it as before.
@@ -48,4 +52,25 @@ export default function setup(): (() => void) | undefined {
       process.exitCode = 1;
     }
   };
+}
+
+/** A killed run's directory is removed once it is this old: younger, it may be a live run we cannot see. */
+const DEAD_RUN_AGE_MS = 24 * 3600_000;
+
+/**
+ * Removes what runs that were killed (no teardown ran) left: directories naming a pid that does not
+ * exist and untouched for a day. Both, because /tmp may be shared with runs in other pid namespaces.
+ */
+function sweepDeadRuns(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const pid = Number(/^weft-test-run-(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    const path = join(tmpdir(), name);
+    try {
+      if (Date.now() - statSync(path).mtimeMs < DEAD_RUN_AGE_MS) continue;
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(path, { recursive: true, force: true });
+    }
+  }
 }

@@ -146,5 +146,5 @@ describe('weft-server admin CLI and process lifecycle (embedded database)', () =
       await again?.stop();
       await other.stop(); // removes the data dir both used
     }
-  });
+  }, 120_000); // two servers, one after the other, and four CLI runs
 });

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterAll } from 'vitest';
 
 export const SERVER_BIN = resolve(import.meta.dirname, '../../bin/weft-server.mjs');
 
@@ -17,6 +18,13 @@ export async function freePort(): Promise<number> {
     srv.on('error', rej);
   });
 }
+
+/** Servers not stopped yet; whatever a test left running (it failed or timed out) is stopped after its file. */
+const running = new Set<ServerProcess>();
+afterAll(async () => {
+  // Newest first: a server started on another's data dir stops before that dir is removed.
+  for (const s of [...running].reverse()) await s.stop();
+});
 
 export interface ServerProcess {
   url: string;
@@ -45,11 +53,14 @@ export async function spawnServer(env: Record<string, string> = {}, existingData
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
+  const server: ServerProcess = { url, dataDir, proc, output: () => out, stop: () => stop() };
+  running.add(server);
   const exited = new Promise<void>((res) => (proc.exitCode !== null || proc.signalCode !== null ? res() : proc.once('exit', () => res())));
   const stop = async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
     await exited;
     removeDataDir();
+    running.delete(server);
   };
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -65,7 +76,7 @@ export async function spawnServer(env: Record<string, string> = {}, existingData
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { url, dataDir, proc, output: () => out, stop };
+  return server;
 }
 
 /** Runs the admin CLI and returns exit code and output. */

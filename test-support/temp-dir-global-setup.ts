@@ -22,7 +22,8 @@ const RUN_TMPDIR = 'WEFT_TEST_RUN_TMPDIR';
 export default function setup(): (() => void) | undefined {
   if (process.env[RUN_TMPDIR] !== undefined && process.env[RUN_TMPDIR] === process.env.TMPDIR) return undefined;
   sweepDeadRuns();
-  const dir = mkdtempSync(join(tmpdir(), `weft-test-run-${process.pid}-`));
+  // A short name: unix socket paths (the e2e agents', under lab dirs under this one) are limited to 107 bytes.
+  const dir = mkdtempSync(join(tmpdir(), `weft-run-${process.pid}-`));
   // Others may pass through but not list it: the test Postgres runs as an unprivileged user when we are root.
   chmodSync(dir, 0o711);
   // tsx keeps its compile cache in TMPDIR/tsx-<uid>: point that at the usual one, so runs share it as before.
@@ -63,7 +64,7 @@ const DEAD_RUN_AGE_MS = 24 * 3600_000;
  */
 function sweepDeadRuns(): void {
   for (const name of readdirSync(tmpdir())) {
-    const pid = Number(/^weft-test-run-(\d+)-/.exec(name)?.[1]);
+    const pid = Number(/^weft-run-(\d+)-/.exec(name)?.[1]);
     if (!pid || pid === process.pid) continue;
     const path = join(tmpdir(), name);
     try {

@@ -1,17 +1,26 @@
 import { defineConfig } from 'vitest/config';
 
 // Three tiers (docs/style.md 10) and the fuzz tier. `npm test` runs all of them; each tier is a vitest project.
+// Every tier runs with a TMPDIR of its own that must be empty at the end (tests clean up after themselves).
+const tempDirCheck = 'test-support/temp-dir-global-setup.ts';
+
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: 'unit', include: ['packages/*/test/**/*.test.ts', 'apps/*/test/unit/**/*.test.ts', 'scripts/**/*.test.ts'] } },
+      {
+        test: {
+          name: 'unit',
+          include: ['packages/*/test/**/*.test.ts', 'apps/*/test/unit/**/*.test.ts', 'scripts/**/*.test.ts'],
+          globalSetup: [tempDirCheck],
+        },
+      },
       {
         test: {
           name: 'integration',
           include: ['apps/*/test/integration/**/*.test.ts', 'packages/db/test/**/*.itest.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
-          globalSetup: ['test-support/postgres-global-setup.ts'],
+          globalSetup: [tempDirCheck, 'test-support/postgres-global-setup.ts'],
         },
       },
       {
@@ -22,6 +31,7 @@ export default defineConfig({
           include: ['apps/*/test/fuzz/**/*.test.ts'],
           testTimeout: 1_800_000,
           hookTimeout: 120_000,
+          globalSetup: [tempDirCheck],
         },
       },
       {
@@ -31,6 +41,7 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: false,
+          globalSetup: [tempDirCheck],
         },
       },
     ],

@@ -35,10 +35,10 @@ const round = (x: number) => Math.round(x * 10) / 10;
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 async function runOnce(n: number, backend: 'pglite' | 'postgres') {
-  const dataDir = mkdtempSync(join(tmpdir(), 'weft-bench-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const pg = backend === 'postgres' ? await startPostgres() : null;
+  const dataDir = mkdtempSync(join(tmpdir(), 'weft-bench-')); // after Postgres: a failed start leaves no dir behind
   const server = spawn(process.execPath, [...SERVER_NODE_ARGS, SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--log-level', 'warn'], {
     stdio: ['ignore', 'inherit', 'pipe'],
     env: { ...process.env, ...(pg ? { WEFT_DATABASE_URL: pg.url } : {}) },

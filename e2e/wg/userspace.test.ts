@@ -5,7 +5,9 @@
  * -9 is adopted by the next owner.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateNodeKey, toWireGuardBase64 } from '@weft/crypto';
@@ -177,14 +179,16 @@ describe('userspace WireGuard in network namespaces', () => {
     // The phone side: a bare wireguard-go programmed only by the official tools from our text.
     const dev = await openUserspace({ name: phone.ifname, backend: 'userspace', netns: phone.ns });
     extra.push(dev);
-    const file = `/tmp/${phone.ifname}.conf`;
+    // It holds a private key: a 0700 temp dir of its own, removed whatever happens.
+    const keyDir = mkdtempSync(join(tmpdir(), 'weft-wgquick-'));
+    const file = join(keyDir, `${phone.ifname}.conf`);
     writeFileSync(file, text, { mode: 0o600 });
     try {
       const stripped = sh(['wg-quick', 'strip', file]);
       writeFileSync(file, stripped, { mode: 0o600 });
       sh(['wg', 'setconf', phone.ifname, file], { netns: phone.ns });
     } finally {
-      rmSync(file, { force: true });
+      rmSync(keyDir, { recursive: true, force: true });
     }
     sh(['ip', 'addr', 'add', '100.64.0.50/32', 'dev', phone.ifname], { netns: phone.ns });
     sh(['ip', 'link', 'set', phone.ifname, 'mtu', '1280', 'up'], { netns: phone.ns });

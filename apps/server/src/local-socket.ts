@@ -20,10 +20,15 @@ export async function listenAdminSocket(app: FastifyInstance, dataDir: string): 
     app.routing(req, res);
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    // Create it owner-only from the start, not chmod after a window.
+    // Create it owner-only from the start, not chmod after a window; the umask is put back either way.
     const old = process.umask(0o177);
+    const failed = (err: Error) => {
+      process.umask(old);
+      reject(err);
+    };
+    server.once('error', failed);
     server.listen(path, () => {
+      server.off('error', failed);
       process.umask(old);
       resolve();
     });

@@ -1,4 +1,5 @@
 /** `weft-server`: `serve` runs the control server; everything else is the admin CLI. */
+import { DbError } from '@weft/db';
 import { admin, ExitCode } from './cli/admin.js';
 import { NOUN_USAGE, nounUsage, SERVE_USAGE, USAGE, VERSION_TEXT, type Noun } from './cli/help.js';
 import { ConfigError } from './config.js';
@@ -29,7 +30,9 @@ if (!command) {
       process.stderr.write(`weft-server: ${err.message}\n\nRun weft-server serve --help for the flags.\n`);
       process.exit(ExitCode.Usage);
     }
-    process.stderr.write(`weft-server: failed to start: ${(err as Error).stack ?? String(err)}\n`);
+    // A storage error is one line that says what to do (DATA_DIR_NOT_PRIVATE: chmod 700 DIR); anything else, the stack.
+    const what = err instanceof DbError ? `${err.message} (${err.code})` : ((err as Error).stack ?? String(err));
+    process.stderr.write(`weft-server: failed to start: ${what}\n`);
     process.exit(1);
   });
 } else {

@@ -1,6 +1,5 @@
 /** `weft-server serve`: read config, open storage, listen, shut down cleanly on SIGTERM/SIGINT. */
-import { mkdirSync } from 'node:fs';
-import { openDatabase } from '@weft/db';
+import { openDatabase, prepareDataDir } from '@weft/db';
 import { buildApp } from './app.js';
 import { shellWord, startHint } from './cli/hints.js';
 import { loadConfig } from './config.js';
@@ -10,7 +9,8 @@ import { createLogger } from './log.js';
 export async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(argv, process.env);
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Owner-only or refused, before anything is created in it: it holds the admin socket (and the embedded database).
+  prepareDataDir(config.dataDir);
   const [host, port] = splitHostPort(config.listen);
   const serverUrl = config.serverUrl ?? `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
 

@@ -8,6 +8,8 @@ export type DbErrorCode =
   | 'MIGRATION_PREVIOUSLY_FAILED'
   /** Another live process (or this one) has the embedded database open. */
   | 'DATA_DIR_IN_USE'
+  /** The data directory is reachable by group or others (or is not a directory); nothing was created in it. */
+  | 'DATA_DIR_NOT_PRIVATE'
   /** A new embedded database could not be created (initdb failed, or the directory holds something else). */
   | 'DATABASE_INIT_FAILED'
   /** A change-bus payload larger than MAX_PAYLOAD_BYTES. */
@@ -20,6 +22,7 @@ const RETRYABLE: Record<DbErrorCode, boolean> = {
   MIGRATION_FAILED: false,
   MIGRATION_PREVIOUSLY_FAILED: false,
   DATA_DIR_IN_USE: false,
+  DATA_DIR_NOT_PRIVATE: false,
   DATABASE_INIT_FAILED: false,
   BUS_PAYLOAD_TOO_LARGE: false,
   BUS_CLOSED: false,

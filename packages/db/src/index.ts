@@ -15,5 +15,6 @@
 export { openDatabase, type Database, type OpenOptions } from './open-database.js';
 export { type ChangeBus, MAX_PAYLOAD_BYTES, CHANNEL as CHANGE_BUS_CHANNEL } from './change-bus.js';
 export { DbError, type DbErrorCode } from './errors.js';
+export { prepareDataDir } from './data-dir-mode.js';
 export type { Log } from './log.js';
 export * from './generated/client.js';

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
@@ -7,6 +6,7 @@ import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { type ChangeBus, LocalChangeBus, PgChangeBus } from './change-bus.js';
 import { PrismaClient } from './generated/client.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { holdOwnerOnlyUmask, makeOwnerOnly, prepareDataDir } from './data-dir-mode.js';
 import { type Log, silentLog } from './log.js';
 import { migrate, type SqlSession } from './migrate.js';
 import { initPGliteDir } from './pglite-init.js';
@@ -54,12 +54,20 @@ const PGLITE_START_PARAMS = [
 
 async function openPGlite(dataDir: string, migrationsDir: string, log: Log): Promise<Database> {
   const dir = join(dataDir, 'db');
-  mkdirSync(dataDir, { recursive: true });
-  const unlock = lockDataDir(dataDir);
+  prepareDataDir(dataDir);
+  const lock = lockDataDir(dataDir);
+  const umask = holdOwnerOnlyUmask();
+  const unlock = () => {
+    umask();
+    lock();
+  };
   let pglite: PGlite;
   try {
     await initPGliteDir(dir, log);
     pglite = await PGlite.create({ dataDir: dir, startParams: PGLITE_START_PARAMS });
+    // After start-up, which rewrites pg_internal.init 0644 whatever the umask; also repairs a database
+    // an older version made group- and world-readable.
+    makeOwnerOnly(dir);
   } catch (err) {
     unlock();
     throw err;

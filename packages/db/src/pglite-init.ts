@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { makeOwnerOnly } from './data-dir-mode.js';
 import { DbError } from './errors.js';
 import type { Log } from './log.js';
 import { repoRoot } from './paths.js';
@@ -37,6 +38,8 @@ export async function initPGliteDir(dir: string, log: Log): Promise<void> {
     rmSync(building, { recursive: true, force: true });
     throw new DbError('DATABASE_INIT_FAILED', `could not create the embedded database in ${dir} (exit ${code}): ${stderr.trim() || 'no output'}`);
   }
+  // Under umask 077 (the caller's, inherited) directories come out 0700, but initdb sets its files 0666 itself.
+  makeOwnerOnly(building);
   rmSync(dir, { recursive: true, force: true }); // empty, checked above
   renameSync(building, dir);
   log.info({ dir, childPid: child.pid }, 'created the embedded database in a child process');

@@ -1,10 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { countEntries, notOwnerOnly } from '../../../test-support/modes.js';
 import { createTestDatabase } from '../../../test-support/test-database.js';
 import { type Database, DbError, MAX_PAYLOAD_BYTES, openDatabase, type OpenOptions } from '../src/index.js';
 import type { Log } from '../src/log.js';
@@ -210,6 +211,62 @@ describe('openDatabase on pglite, data directory', () => {
     writeFileSync(join((target as { dataDir: string }).dataDir, 'db.lock'), `${gone}\n`);
     const db = await openDatabase(target);
     await db.close();
+  });
+
+  it('creates every file of the embedded database owner-only, and new ones stay so while it runs', async () => {
+    const { dataDir } = (await freshTarget('pglite')) as { dataDir: string };
+    const db = await openDatabase({ dataDir });
+    try {
+      // Enough writes for Postgres to create files of its own (relation segments, WAL, stats).
+      await db.prisma.$executeRawUnsafe('CREATE TABLE filler AS SELECT g AS id, repeat(\'x\', 200) AS pad FROM generate_series(1, 20000) g');
+      await db.prisma.$executeRawUnsafe('CHECKPOINT');
+      expect(countEntries(dataDir)).toBeGreaterThan(100);
+      expect(notOwnerOnly(dataDir)).toEqual([]);
+    } finally {
+      await db.close();
+    }
+    expect(notOwnerOnly(dataDir)).toEqual([]);
+  });
+
+  it('makes an existing database owner-only when it opens it', async () => {
+    const { dataDir } = (await freshTarget('pglite')) as { dataDir: string };
+    await (await openDatabase({ dataDir })).close();
+    // As an older version left it: files 0666, directories 0755.
+    const loosen = (path: string) => {
+      const dir = lstatSync(path).isDirectory();
+      chmodSync(path, dir ? 0o755 : 0o666);
+      if (dir) for (const name of readdirSync(path)) loosen(join(path, name));
+    };
+    loosen(join(dataDir, 'db'));
+    expect(notOwnerOnly(dataDir).length).toBeGreaterThan(100);
+    const db = await openDatabase({ dataDir });
+    try {
+      expect(notOwnerOnly(dataDir)).toEqual([]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('refuses a data directory open to group or others, saying how to fix it, and creates nothing in it', async () => {
+    const { dataDir } = (await freshTarget('pglite')) as { dataDir: string };
+    for (const mode of [0o755, 0o750, 0o701]) {
+      chmodSync(dataDir, mode);
+      const err = await openDatabase({ dataDir }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DbError);
+      expect((err as DbError).code).toBe('DATA_DIR_NOT_PRIVATE');
+      expect((err as DbError).message).toContain(`chmod 700 ${dataDir}`);
+      expect((err as DbError).message).not.toContain('\n');
+      expect(readdirSync(dataDir)).toEqual([]);
+    }
+    chmodSync(dataDir, 0o700);
+    await (await openDatabase({ dataDir })).close();
+  });
+
+  it('creates a missing data directory owner-only', async () => {
+    const { dataDir } = (await freshTarget('pglite')) as { dataDir: string };
+    const nested = join(dataDir, 'a', 'b');
+    await (await openDatabase({ dataDir: nested })).close();
+    expect(notOwnerOnly(dataDir)).toEqual([]);
   });
 
   it('creates a new database in a child process, so its memory is not held by the server', async () => {

@@ -3,7 +3,7 @@ import type { Server } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { UapiClient, uapiRequest, WgError } from '../src/index.js';
 import { hex, PUB_2 } from './fixtures.js';
 
@@ -14,6 +14,7 @@ afterEach(async () => {
   await new Promise((r) => (server ? server.close(r) : r(undefined)));
   server = undefined;
 });
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A fake wireguard-go: records requests, answers with `reply`, split into small chunks. */
 function fake(name: string, reply: (req: string) => string, requests: string[] = []): Promise<string> {

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROTOCOL_VERSION } from '@weft/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countEntries, notOwnerOnly } from '../../../../test-support/modes.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { cli, SERVER_BIN, spawnServer, type ServerProcess } from '../support/process.js';
 
@@ -135,26 +136,57 @@ describe('weft-server admin CLI and process lifecycle (embedded database)', () =
     expect(r.stderr).toContain('"listen" (flag --listen)');
   });
 
+  it('everything it writes in its data dir is owner-only (database, lock, admin socket)', () => {
+    const names = readdirSync(s.dataDir);
+    expect(names).toEqual(expect.arrayContaining(['db', 'db.lock', 'weft-server.sock']));
+    expect(countEntries(s.dataDir)).toBeGreaterThan(100);
+    expect(notOwnerOnly(s.dataDir)).toEqual([]);
+  });
+
+  it('refuses to start on a data dir open to group or others, saying how to fix it, and creates nothing in it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-open-dir-'));
+    try {
+      chmodSync(dir, 0o755);
+      // Embedded database, and Postgres (the dir still holds the admin socket): checked before either is opened.
+      for (const extra of [[], ['--database-url', 'postgres://127.0.0.1:1/never-reached']]) {
+        const r = await cli(['serve', '--listen', '127.0.0.1:0', '--data-dir', dir, ...extra]);
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toBe(
+          `weft-server: failed to start: the data directory ${dir} is open to group or others (mode 0755); ` +
+            `it holds the database and the admin socket and must be owner-only: run chmod 700 ${dir} (DATA_DIR_NOT_PRIVATE)\n`,
+        );
+        expect(readdirSync(dir)).toEqual([]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('shuts down cleanly on SIGTERM and comes back with its data', async () => {
     const other = await spawnServer();
-    const created = await cli(['users', 'create', 'persisted', '--data-dir', other.dataDir]);
-    expect(created.code).toBe(0);
-    // A connected agent is told the server is going away (1001), not dropped (1006).
-    const key = JSON.parse((await cli(['authkeys', 'create', '--user', 'persisted', '--json', '--data-dir', other.dataDir])).stdout).key;
-    const agent = new SimAgent(other.url, 'stays');
-    await agent.register(key);
-    await agent.connect();
-    await agent.waitFor(() => agent.received.length > 0);
-    const exited = new Promise<number | null>((r) => other.proc.once('exit', (code) => r(code)));
-    other.proc.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    await agent.waitFor(() => agent.closed !== null);
-    expect(agent.closed!.code).toBe(1001);
-    const again = await spawnServer({}, other.dataDir);
-    const list = await cli(['users', 'list', '--json', '--data-dir', other.dataDir]);
-    expect(JSON.parse(list.stdout).map((u: { name: string }) => u.name)).toEqual(['persisted']);
-    await again.stop();
-  }, 180_000); // two server starts, the first creating its database
+    let again: ServerProcess | undefined;
+    try {
+      const created = await cli(['users', 'create', 'persisted', '--data-dir', other.dataDir]);
+      expect(created.code).toBe(0);
+      // A connected agent is told the server is going away (1001), not dropped (1006).
+      const key = JSON.parse((await cli(['authkeys', 'create', '--user', 'persisted', '--json', '--data-dir', other.dataDir])).stdout).key;
+      const agent = new SimAgent(other.url, 'stays');
+      await agent.register(key);
+      await agent.connect();
+      await agent.waitFor(() => agent.received.length > 0);
+      const exited = new Promise<number | null>((r) => other.proc.once('exit', (code) => r(code)));
+      other.proc.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      await agent.waitFor(() => agent.closed !== null);
+      expect(agent.closed!.code).toBe(1001);
+      again = await spawnServer({}, other.dataDir);
+      const list = await cli(['users', 'list', '--json', '--data-dir', other.dataDir]);
+      expect(JSON.parse(list.stdout).map((u: { name: string }) => u.name)).toEqual(['persisted']);
+    } finally {
+      await again?.stop();
+      await other.stop(); // removes the data dir both used
+    }
+  }, 180_000); // two servers, one after the other (the first creating its database), and four CLI runs
 });
 
 describe('weft-server --help and --version answer at every level', () => {

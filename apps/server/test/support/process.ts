@@ -1,9 +1,10 @@
 /** Real `weft-server` processes for tests that need more than one replica. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterAll } from 'vitest';
 
 export const SERVER_BIN = resolve(import.meta.dirname, '../../bin/weft-server.mjs');
 
@@ -18,11 +19,32 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export interface ServerProcess { url: string; dataDir: string; proc: ChildProcess; output: () => string; stop: () => Promise<void> }
+/** Servers not stopped yet; whatever a test left running (it failed or timed out) is stopped after its file. */
+const running = new Set<ServerProcess>();
+afterAll(async () => {
+  // Newest first: a server started on another's data dir stops before that dir is removed.
+  for (const s of [...running].reverse()) await s.stop();
+});
 
+export interface ServerProcess {
+  url: string;
+  dataDir: string;
+  proc: ChildProcess;
+  output: () => string;
+  /** Stops the server (SIGTERM) if it still runs, then removes the data dir if spawnServer made it. */
+  stop: () => Promise<void>;
+}
+
+/**
+ * Starts `weft-server serve` on a free loopback port and waits for /readyz. Without
+ * `existingDataDir` it gets a fresh temp data dir that stop() removes; the caller owns an existing one.
+ */
 export async function spawnServer(env: Record<string, string> = {}, existingDataDir?: string, extraArgs: string[] = []): Promise<ServerProcess> {
   const port = await freePort();
   const dataDir = existingDataDir ?? mkdtempSync(join(tmpdir(), 'weft-proc-'));
+  const removeDataDir = () => {
+    if (!existingDataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
   const url = `http://127.0.0.1:${port}`;
   const proc = spawn(process.execPath, [SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--log-level', 'warn', ...extraArgs], {
     env: { ...process.env, ...env },
@@ -31,26 +53,30 @@ export async function spawnServer(env: Record<string, string> = {}, existingData
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
+  const server: ServerProcess = { url, dataDir, proc, output: () => out, stop: () => stop() };
+  running.add(server);
+  const exited = new Promise<void>((res) => (proc.exitCode !== null || proc.signalCode !== null ? res() : proc.once('exit', () => res())));
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    await exited;
+    removeDataDir();
+    running.delete(server);
+  };
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`weft-server exited with ${proc.exitCode}:\n${out}`);
+    if (proc.exitCode !== null) {
+      await stop();
+      throw new Error(`weft-server exited with ${proc.exitCode}:\n${out}`);
+    }
     const ok = await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false);
     if (ok) break;
-    if (Date.now() > deadline) throw new Error(`weft-server not ready after 60 s:\n${out}`);
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`weft-server not ready after 60 s:\n${out}`);
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return {
-    url,
-    dataDir,
-    proc,
-    output: () => out,
-    stop: () =>
-      new Promise<void>((res) => {
-        if (proc.exitCode !== null || proc.signalCode !== null) return res();
-        proc.once('exit', () => res());
-        proc.kill('SIGTERM');
-      }),
-  };
+  return server;
 }
 
 /** Runs the admin CLI and returns exit code and output. */

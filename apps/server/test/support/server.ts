@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDatabase } from '@weft/db';
+import { type Database, openDatabase } from '@weft/db';
 import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { buildApp, type App, type AppOptions } from '../../src/app.js';
 
@@ -20,9 +20,21 @@ export interface TestServer extends App {
 
 export async function startServer(backend: Backend, opts: Partial<Omit<AppOptions, 'db' | 'serverUrl'>> = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-srv-'));
-  const db = await openDatabase(backend === 'pglite' ? { dataDir: dir } : { databaseUrl: await createTestDatabase() });
-  const built = await buildApp({ ...opts, db, serverUrl: 'http://127.0.0.1', patchIntervalMs: opts.patchIntervalMs ?? 20, ephemeralTimeoutS: opts.ephemeralTimeoutS ?? 1 });
-  await built.app.listen({ host: '127.0.0.1', port: 0 });
+  let db: Database | undefined;
+  let app: App | undefined;
+  try {
+    db = await openDatabase(backend === 'pglite' ? { dataDir: dir } : { databaseUrl: await createTestDatabase() });
+    app = await buildApp({ ...opts, db, serverUrl: 'http://127.0.0.1', patchIntervalMs: opts.patchIntervalMs ?? 20, ephemeralTimeoutS: opts.ephemeralTimeoutS ?? 1 });
+    await app.app.listen({ host: '127.0.0.1', port: 0 });
+  } catch (err) {
+    // Leave nothing behind when start-up fails: no open database, no temp dir.
+    await app?.app.close().catch(() => {});
+    await db?.close().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const built = app;
+  const openDb = db;
   const addr = built.app.server.address();
   const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
   const adminKey = (await built.state.apiKeys.create('test', { scopes: ['admin'] })).key;
@@ -50,7 +62,7 @@ export async function startServer(backend: Backend, opts: Partial<Omit<AppOption
     api,
     close: async () => {
       await built.app.close();
-      await db.close();
+      await openDb.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,12 +1,22 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 
 describe('server config', () => {
-  it('layers file, env and flags, flags winning', () => {
+  const dirs: string[] = [];
+  const tempDir = () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-'));
+    dirs.push(dir);
+    return dir;
+  };
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('layers file, env and flags, flags winning', () => {
+    const dir = tempDir();
     const file = join(dir, 'weft.json');
     writeFileSync(file, JSON.stringify({ listen: '0.0.0.0:9000', logLevel: 'debug' }));
     const c = loadConfig(['--config', file, '--listen', '127.0.0.1:7000'], { WEFT_DATA_DIR: dir, WEFT_LOG_LEVEL: 'warn' });
@@ -16,7 +26,7 @@ describe('server config', () => {
   it('names the bad key and where it came from', () => {
     expect(() => loadConfig(['--listen', 'nope'], {})).toThrow(/"listen" \(flag --listen\)/);
     expect(() => loadConfig([], { WEFT_DATABASE_URL: 'mysql://x' })).toThrow(/"database-url" \(environment variable WEFT_DATABASE_URL\): must start with postgres/);
-    const dir = mkdtempSync(join(tmpdir(), 'weft-cfg-'));
+    const dir = tempDir();
     writeFileSync(join(dir, 'bad.json'), JSON.stringify({ lissen: 'x' }));
     expect(() => loadConfig(['--config', join(dir, 'bad.json')], {})).toThrow(/unknown key\(s\) "lissen"/);
     writeFileSync(join(dir, 'broken.json'), '{');

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 
 /** Set to the run's directory by the setup that made it. */
 const RUN_TMPDIR = 'WEFT_TEST_RUN_TMPDIR';
+export const SHARED_CACHES = [`tsx-${process.geteuid?.() ?? 'user'}`, 'node-compile-cache'];
 
 export default function setup(): (() => void) | undefined {
   if (process.env[RUN_TMPDIR] !== undefined && process.env[RUN_TMPDIR] === process.env.TMPDIR) return undefined;
@@ -26,10 +27,12 @@ export default function setup(): (() => void) | undefined {
   const dir = mkdtempSync(join(tmpdir(), `weft-run-${process.pid}-`));
   // Others may pass through but not list it: the test Postgres runs as an unprivileged user when we are root.
   chmodSync(dir, 0o711);
-  // tsx keeps its compile cache in TMPDIR/tsx-<uid>: point that at the usual one, so runs share it as before.
-  const tsxCache = `tsx-${process.geteuid?.() ?? 'user'}`;
-  mkdirSync(join(tmpdir(), tsxCache), { recursive: true, mode: 0o700 });
-  symlinkSync(join(tmpdir(), tsxCache), join(dir, tsxCache));
+  // Compile caches kept in TMPDIR (tsx's tsx-<uid>; Node 22+'s node-compile-cache, which npm and
+  // npx turn on): point them at the usual ones, so runs share them as before and they are not leaks.
+  for (const cache of SHARED_CACHES) {
+    mkdirSync(join(tmpdir(), cache), { recursive: true, mode: 0o700 });
+    symlinkSync(join(tmpdir(), cache), join(dir, cache));
+  }
   const saved = { TMPDIR: process.env.TMPDIR, [RUN_TMPDIR]: process.env[RUN_TMPDIR] };
   process.env.TMPDIR = dir;
   process.env[RUN_TMPDIR] = dir;
@@ -38,7 +41,7 @@ export default function setup(): (() => void) | undefined {
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
-    const left = readdirSync(dir).filter((name) => name !== tsxCache).sort();
+    const left = readdirSync(dir).filter((name) => !SHARED_CACHES.includes(name)).sort();
     if (process.env.WEFT_LAB_KEEP === '1') {
       process.stderr.write(`WEFT_LAB_KEEP=1: kept the run's temp dir ${dir}\n`);
       return;

@@ -365,12 +365,13 @@ export class Agent {
    * until the next reconnect.
    */
   private scheduleReapply(): void {
-    if (this.reapplyTimer) return;
+    // A netmap whose programming failed while the daemon shut down must not retry afterwards.
+    if (this.reapplyTimer || this.shutDown) return;
     const delay = backoffDelay(this.reapplyAttempt++, { baseMs: 1000, capMs: RECONNECT_BACKOFF.capMs }) + 500;
     this.reapplyTimer = setTimeout(() => {
       this.reapplyTimer = undefined;
       const self = this.netmap.self;
-      if (this.phase !== 'running' || !self) return;
+      if (this.phase !== 'running' || !self || this.shutDown) return;
       this.engineFor().applyFull(self, this.netmap.peers).then(() => {
         this.reapplyAttempt = 0;
         this.lastError = null;

@@ -117,7 +117,10 @@ function inspect(path: string): Found {
     const owners = readdirSync(path).map((name): [string, Owner | null] => [name, parseOwner(readFileSync(join(path, name), 'utf8'))]);
     return { kind: 'dir', owners };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'changed';
+    // Gone, or replaced between the lstat and the read (a legacy file by a racer's lock directory,
+    // or the reverse): look again.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return 'changed';
     throw err;
   }
 }

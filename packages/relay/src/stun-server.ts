@@ -37,6 +37,8 @@ export interface StunServerOptions {
   /** SOFTWARE in responses; '' for none. Default `weft`. */
   software?: string;
   log?: StunLog;
+  /** Called with each Binding request's source as the server saw it (tests; debug logging). */
+  onRequest?: (from: { address: string; port: number }, answer: 'success' | 'error') => void;
 }
 
 export class StunServer {
@@ -44,6 +46,7 @@ export class StunServer {
   private readonly socket: Socket;
   private readonly software: Buffer;
   private readonly log: StunLog | undefined;
+  private readonly onRequest: StunServerOptions['onRequest'];
   private readonly onSent = (err: Error | null) => {
     if (err) this.counters.sendErrors++;
   };
@@ -52,6 +55,7 @@ export class StunServer {
     this.socket = socket;
     this.software = Buffer.from(opts.software ?? STUN_SOFTWARE, 'utf8');
     this.log = opts.log;
+    this.onRequest = opts.onRequest;
   }
 
   /** Binds and resolves once the socket is listening; rejects with the bind error (e.g. EADDRINUSE). */
@@ -119,11 +123,13 @@ export class StunServer {
         this.counters.requests++;
         this.counters.responses++;
         this.socket.send(answer.response, rinfo.port, rinfo.address, this.onSent);
+        this.onRequest?.(rinfo, 'success');
         return;
       case 'error':
         this.counters.requests++;
         this.counters.errorResponses++;
         this.socket.send(answer.response, rinfo.port, rinfo.address, this.onSent);
+        this.onRequest?.(rinfo, 'error');
         return;
       case 'ignored':
         this.counters.ignored++;

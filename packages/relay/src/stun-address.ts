@@ -26,10 +26,43 @@ export interface MappedAddress {
 
 const COOKIE = Buffer.from([MAGIC_COOKIE >>> 24, (MAGIC_COOKIE >>> 16) & 0xff, (MAGIC_COOKIE >>> 8) & 0xff, MAGIC_COOKIE & 0xff]);
 
+/**
+ * Dotted-quad text starting at `from` -> 4 bytes, or undefined when it is not exactly that. The
+ * STUN server's hot path (every peer address is one, or `::ffff:` and one), so no regex or split.
+ */
+function ipv4Bytes(text: string, from: number): Buffer | undefined {
+  const out = Buffer.allocUnsafe(4);
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = from; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46; // the end acts as a final '.'
+    if (c === 46) {
+      if (digits === 0 || part > 3) return undefined;
+      out[part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 3 || (digits === 1 && value === 0)) return undefined; // 4 digits, or a leading zero
+      value = value * 10 + (c - 48);
+      if (value > 255) return undefined;
+      digits++;
+    } else {
+      return undefined;
+    }
+  }
+  return part === 4 ? out : undefined;
+}
+
 /** IPv4 or IPv6 text -> 4 or 16 bytes (IPv4-mapped IPv6 -> the 4 IPv4 bytes); undefined if not an address. */
 export function addressBytes(address: string): Buffer | undefined {
-  if (isIPv4(address)) return Buffer.from(address.split('.').map(Number));
-  if (!isIPv6(address)) return undefined;
+  const v4 = ipv4Bytes(address, 0);
+  if (v4) return v4;
+  if (address.startsWith('::ffff:')) {
+    const mapped = ipv4Bytes(address, 7);
+    if (mapped) return mapped;
+  }
+  if (isIPv4(address) || !isIPv6(address)) return undefined;
   const zone = address.indexOf('%');
   let text = zone >= 0 ? address.slice(0, zone) : address;
   let tail: number[] = [];
@@ -69,14 +102,27 @@ export function addressText(bytes: Buffer): string {
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }
 
-function encode(address: string, port: number, mask: Buffer | undefined): Buffer {
+function encode(address: string, port: number, transactionId: Buffer | undefined): Buffer {
   const ip = addressBytes(address);
   if (!ip) throw new RangeError(`not an IP address: ${address}`);
-  const out = Buffer.alloc(4 + ip.length);
-  out[1] = ip.length === 4 ? ADDRESS_FAMILY_IPV4 : ADDRESS_FAMILY_IPV6;
-  out.writeUInt16BE(mask ? port ^ (MAGIC_COOKIE >>> 16) : port, 2);
-  for (let i = 0; i < ip.length; i++) out[4 + i] = mask ? ip[i]! ^ mask[i]! : ip[i]!;
+  const out = Buffer.allocUnsafe(4 + ip.length);
+  writeAddressValue(out, 0, ip, port, transactionId);
   return out;
+}
+
+/**
+ * Writes a (XOR-)MAPPED-ADDRESS value for `ip` (4 or 16 bytes) at `at`; XORed when a
+ * transaction ID is given. Returns the value's length.
+ */
+export function writeAddressValue(out: Buffer, at: number, ip: Buffer, port: number, transactionId: Buffer | undefined): number {
+  out[at] = 0;
+  out[at + 1] = ip.length === 4 ? ADDRESS_FAMILY_IPV4 : ADDRESS_FAMILY_IPV6;
+  out.writeUInt16BE(transactionId ? port ^ (MAGIC_COOKIE >>> 16) : port, at + 2);
+  for (let i = 0; i < ip.length; i++) {
+    const mask = !transactionId ? 0 : i < 4 ? COOKIE[i]! : transactionId[i - 4]!;
+    out[at + 4 + i] = ip[i]! ^ mask;
+  }
+  return 4 + ip.length;
 }
 
 function decode(value: Buffer, mask: Buffer | undefined): MappedAddress | undefined {
@@ -95,5 +141,5 @@ const xorMask = (transactionId: Buffer) => Buffer.concat([COOKIE, transactionId]
 export const encodeMappedAddress = (address: string, port: number): Buffer => encode(address, port, undefined);
 export const decodeMappedAddress = (value: Buffer): MappedAddress | undefined => decode(value, undefined);
 /** `transactionId`: the message's 12 bytes (they mask an IPv6 address). */
-export const encodeXorMappedAddress = (address: string, port: number, transactionId: Buffer): Buffer => encode(address, port, xorMask(transactionId));
+export const encodeXorMappedAddress = (address: string, port: number, transactionId: Buffer): Buffer => encode(address, port, transactionId);
 export const decodeXorMappedAddress = (value: Buffer, transactionId: Buffer): MappedAddress | undefined => decode(value, xorMask(transactionId));

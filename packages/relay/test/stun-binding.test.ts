@@ -15,7 +15,11 @@ import {
   CLASS_REQUEST,
   CLASS_SUCCESS_RESPONSE,
   METHOD_BINDING,
+  addressBytes,
+  addressText,
   answerBinding,
+  encodeBindingSuccess,
+  encodeXorMappedAddress,
   decodeMappedAddress,
   decodeXorMappedAddress,
   encodeBindingRequest,
@@ -109,5 +113,51 @@ describe('answerBinding', () => {
     expect(a.kind).toBe('success');
     const m = parseMessage((a as { response: Buffer }).response);
     expect(m.ok && m.message.attributes.map((x) => x.type)).toEqual([ATTR_XOR_MAPPED_ADDRESS, ATTR_FINGERPRINT]);
+  });
+});
+
+describe('encodeBindingSuccess (the hot path)', () => {
+  it.each([
+    ['IPv4', '203.0.113.200', 65535, SOFTWARE],
+    ['IPv6', '2001:db8:1234:5678:11:2233:4455:6677', 32853, SOFTWARE],
+    ['IPv4 on a dual-stack socket', '::ffff:10.0.0.1', 1, Buffer.from('a longer software name, padded')],
+    ['no SOFTWARE', '192.0.2.1', 3478, Buffer.alloc(0)],
+  ])('%s: the same bytes as encodeMessage', (_n, address, port, software) => {
+    const want = encodeMessage({
+      method: METHOD_BINDING,
+      cls: CLASS_SUCCESS_RESPONSE,
+      transactionId: txid,
+      attributes: [{ type: ATTR_XOR_MAPPED_ADDRESS, value: encodeXorMappedAddress(address, port, txid) }, ...(software.length ? [{ type: ATTR_SOFTWARE, value: software }] : [])],
+      fingerprint: true,
+    });
+    expect(encodeBindingSuccess(txid, { address, port }, software).toString('hex')).toBe(want.toString('hex'));
+  });
+});
+
+describe('addressBytes', () => {
+  it.each([
+    ['192.0.2.1', 'c0000201'],
+    ['0.0.0.0', '00000000'],
+    ['255.255.255.255', 'ffffffff'],
+    ['::ffff:192.0.2.1', 'c0000201'],
+    ['::ffff:c000:0201', 'c0000201'],
+    ['::1', '00000000000000000000000000000001'],
+    ['2001:db8::', '20010db8000000000000000000000000'],
+    ['fe80::1%eth0', 'fe800000000000000000000000000001'],
+  ])('%s -> %s', (text, hex) => {
+    expect(addressBytes(text)?.toString('hex')).toBe(hex);
+  });
+
+  it.each(['256.1.1.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1..2.3', '1.2.3.4 ', 'a.b.c.d', '', '::ffff:1.2.3', '2001:db8::g'])('%j is not an address', (text) => {
+    expect(addressBytes(text)).toBeUndefined();
+  });
+
+  it('agrees with node:net on random dotted quads and their round trip', () => {
+    for (let i = 0; i < 2000; i++) {
+      const parts = [0, 0, 0, 0].map(() => Math.floor(Math.random() * 256));
+      const text = parts.join('.');
+      expect([...addressBytes(text)!]).toEqual(parts);
+      expect(addressText(addressBytes(text)!)).toBe(text);
+    }
   });
 });

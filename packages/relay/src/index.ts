@@ -13,5 +13,5 @@ export { checkMessageIntegrity, messageIntegrity, shortTermKey } from './stun-in
 export { encodeMappedAddress, decodeMappedAddress, encodeXorMappedAddress, decodeXorMappedAddress, addressBytes, addressText, type MappedAddress } from './stun-address.js';
 export { answerBinding, encodeBindingSuccess, unknownRequired, encodeErrorCode, encodeUnknownAttributes, type BindingAnswer, type Peer } from './stun-binding.js';
 export { bindingRequest, encodeBindingRequest, readBindingResponse, StunError, type BindingOptions } from './stun-client.js';
-export { StunServer, type StunCounters, type StunLog, type StunServerOptions } from './stun-server.js';
+export { StunServer, reusePortSupported, type StunCounters, type StunLog, type StunServerOptions } from './stun-server.js';
 export { parseListenAddress, formatListenAddress, type ListenAddress } from './listen-address.js';

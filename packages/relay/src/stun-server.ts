@@ -35,6 +35,11 @@ export interface StunServerOptions {
   /** SOFTWARE in responses; '' for none. Default `weft`. */
   software?: string;
   log?: StunLog;
+  /**
+   * Let several processes bind the same port (Linux SO_REUSEPORT; the kernel spreads peers over
+   * them): how weft-relay uses more than one core. Needs Node.js 22.12 or newer.
+   */
+  reusePort?: boolean;
   /** Called with each Binding request's source as the server saw it (tests; debug logging). */
   onRequest?: (from: { address: string; port: number }, answer: 'success' | 'error') => void;
 }
@@ -57,10 +62,11 @@ export class StunServer {
   static async listen(opts: StunServerOptions): Promise<StunServer> {
     const at = parseListenAddress(opts.listen);
     const v6 = at.host.includes(':');
+    if (opts.reusePort && !reusePortSupported()) throw new Error(`sharing a UDP port between processes needs Node.js 22.12 or newer (this is ${process.version})`);
     // Every send goes to the IP a datagram came from: skip dgram's per-send dns.lookup (and the
     // tick it costs) with a lookup that hands the literal straight back.
     const lookup = (address: string, family: unknown, cb: (err: null, address: string, family: number) => void) => cb(null, address, v6 ? 6 : 4);
-    const socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 && at.host !== '::', reuseAddr: false, lookup: lookup as never });
+    const socket = createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6 && at.host !== '::', reuseAddr: false, lookup: lookup as never, ...(opts.reusePort ? { reusePort: true } : {}) });
     await new Promise<void>((resolve, reject) => {
       const failed = (err: Error) => {
         socket.close();
@@ -139,4 +145,10 @@ export class StunServer {
         return;
     }
   }
+}
+
+/** dgram's `reusePort` exists from Node.js 22.12 (and 23.1). */
+export function reusePortSupported(): boolean {
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  return major > 22 || (major === 22 && minor >= 12);
 }

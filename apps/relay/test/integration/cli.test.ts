@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { bindingRequest } from '@weft/relay';
+import { bindingRequest, reusePortSupported } from '@weft/relay';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const BIN = resolve(import.meta.dirname, '../../bin/weft-relay.mjs');
@@ -73,6 +73,37 @@ describe('weft-relay', () => {
     p.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(err).toContain('"responses":1');
+  });
+
+  it('--workers 2: two processes answer on one port (SO_REUSEPORT), or on a Node without it, exit 2 saying what is needed', async () => {
+    if (!reusePortSupported()) {
+      const r = await run(['--stun-listen', '127.0.0.1:0', '--workers', '2']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('needs Node.js 22.12 or newer');
+      return;
+    }
+    const p = spawn(process.execPath, [BIN, '--stun-listen', '127.0.0.1:0', '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(p);
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    for (let i = 0; i < 300 && !/STUN \(udp\) on/.test(err); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(err).toContain('(2 processes)');
+    const port = Number(/STUN \(udp\) on 127\.0\.0\.1:(\d+)/.exec(err)?.[1]);
+    // The kernel hashes each client address to one process: enough clients reach both.
+    for (let i = 0; i < 16; i++) await bindingRequest({ host: '127.0.0.1', port });
+    const exited = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+    p.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const answered = [...err.matchAll(/"responses":(\d+)/g)].map((m) => Number(m[1]));
+    expect(answered).toHaveLength(2);
+    expect(answered.reduce((a, b) => a + b)).toBe(16);
+    expect(Math.min(...answered)).toBeGreaterThan(0);
+  });
+
+  it.each([['0'], ['x'], ['1.5'], ['9999']])('--workers %s exits 2 naming it', async (n) => {
+    const r = await run(['--workers', n]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`"workers" (flag --workers): "${n}" is not a whole number from 1 to 256`);
   });
 
   it('a taken port exits 2 saying so', async () => {

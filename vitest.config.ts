@@ -17,7 +17,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['apps/*/test/integration/**/*.test.ts', 'packages/db/test/**/*.itest.ts'],
+          include: ['apps/*/test/integration/**/*.test.ts', 'packages/db/test/**/*.itest.ts', 'packages/relay/test/**/*.itest.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
           globalSetup: [tempDirCheck, 'test-support/postgres-global-setup.ts'],

@@ -39,7 +39,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
   const url = `http://127.0.0.1:${port}`;
   const pg = backend === 'postgres' ? await startPostgres() : null;
   const dataDir = mkdtempSync(join(tmpdir(), 'weft-bench-')); // after Postgres: a failed start leaves no dir behind
-  const server = spawn(process.execPath, [...SERVER_NODE_ARGS, SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--log-level', 'warn'], {
+  const server = spawn(process.execPath, [...SERVER_NODE_ARGS, SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', 'off', '--data-dir', dataDir, '--log-level', 'warn'], {
     stdio: ['ignore', 'inherit', 'pipe'],
     env: { ...process.env, ...(pg ? { WEFT_DATABASE_URL: pg.url } : {}) },
   });

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Bundles the two programs with esbuild, so they start on plain Node instead of compiling
+// Bundles the three programs with esbuild, so they start on plain Node instead of compiling
 // TypeScript through tsx on every run. Run by `npm ci`/`npm install` (postinstall) and by
 // `npm test` before any tier, so tests never run a stale bundle.
 //
 // - apps/agent/dist: `weft`, with its npm dependencies inside (CLI start ~540 ms -> ~60 ms). The
 //   daemon's code sits in chunks that the quick commands (status, up) never load.
+// - apps/relay/dist: `weft-relay`, the standalone relay region (for now its STUN service).
 // - apps/server/dist: `weft-server`, the workspace code only; npm packages stay in node_modules
 //   (PGlite and Prisma load their WASM from beside their own files). tsx held ~80 MB of the
 //   server's memory (measured: importing PGlite through tsx 124 MB RSS, plain Node 44 MB).
@@ -85,3 +86,5 @@ async function bundle({ app, name, bundlePackages }) {
 
 await bundle({ app: 'agent', name: 'weft', bundlePackages: true });
 await bundle({ app: 'server', name: 'weft-server', bundlePackages: false });
+// No npm dependencies: one self-contained file.
+await bundle({ app: 'relay', name: 'weft-relay', bundlePackages: true });

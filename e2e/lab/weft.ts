@@ -40,7 +40,9 @@ const CLEAN_ENV: Record<string, string> = {
 /** argv (after `node BIN`) for every command the lab runs. */
 export const cli = {
   // debug: one line per request, which bench/lib/join-phases.ts reads for the server's phases.
-  serve: (o: { listen: string; dataDir: string; serverUrl: string }) => ['serve', '--listen', o.listen, '--data-dir', o.dataDir, '--server-url', o.serverUrl, '--log-level', 'debug'],
+  // STUN is off unless a test asks for it (ServerOptions.stunListen): labs run in parallel with
+  // other suites, and nothing may collide on the default 3478.
+  serve: (o: { listen: string; dataDir: string; serverUrl: string; stunListen?: string }) => ['serve', '--listen', o.listen, '--stun-listen', o.stunListen ?? 'off', '--data-dir', o.dataDir, '--server-url', o.serverUrl, '--log-level', 'debug'],
   /** Admin commands reach the running server through the unix socket in its data dir. */
   admin: (dataDir: string, args: string[]) => [...args, '--data-dir', dataDir, '--json'],
   daemon: (o: { stateDir: string; socket: string; iface: string; listenPort?: number; mtu?: number }) => [
@@ -90,6 +92,8 @@ export interface ServerOptions {
   /** Default 8080. */
   port?: number;
   env?: Record<string, string>;
+  /** `--stun-listen` (UDP HOST:PORT). Default off. */
+  stunListen?: string;
   /** Until GET /readyz says 200. Default 60 s (first start applies migrations). */
   readyTimeoutMs?: number;
 }
@@ -167,7 +171,7 @@ export class WeftServer {
   }
 
   private async launch(): Promise<void> {
-    const args = cli.serve({ listen: `0.0.0.0:${this.port}`, dataDir: this.dataDir, serverUrl: this.url });
+    const args = cli.serve({ listen: `0.0.0.0:${this.port}`, dataDir: this.dataDir, serverUrl: this.url, stunListen: this.opts.stunListen });
     this.process = this.host.spawn(process.execPath, [SERVER_BIN, ...args], { logName: 'weft-server', env: { ...CLEAN_ENV, ...this.opts.env }, cwd: REPO });
     const p = this.process;
     await waitFor(

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isIP } from 'node:net';
+import { parseListenAddress } from '@weft/relay';
 import { z } from 'zod';
 import { MAX_PENDING_LOGINS } from './tunables.js';
 
@@ -16,9 +17,24 @@ function isProxySpec(s: string): boolean {
   return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (isIP(addr!) === 4 ? 32 : 128));
 }
 
+/** `stunListen`: `HOST:PORT` for the STUN service (UDP), or `off`. */
+const StunListen = z.string().superRefine((v, ctx) => {
+  if (v === 'off') return;
+  try {
+    parseListenAddress(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `${(err as Error).message}, or off` });
+  }
+});
+
 export const ServerConfig = z.strictObject({
   /** host:port the HTTP server listens on. */
   listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT, e.g. 0.0.0.0:8080'),
+  /**
+   * UDP host:port of the STUN service (RFC 8489 Binding: agents learn their public address), or
+   * `off`. `[::]:3478` answers IPv4 and IPv6; port 0 picks a free port (tests).
+   */
+  stunListen: StunListen.default('0.0.0.0:3478'),
   /** Directory for the embedded database and the admin socket. */
   dataDir: z.string().min(1),
   /** postgres:// URL; absent = embedded PGlite in dataDir. */
@@ -46,6 +62,7 @@ export type ServerConfig = z.infer<typeof ServerConfig>;
 
 const ENV_KEYS: Record<string, keyof ServerConfig> = {
   WEFT_LISTEN: 'listen',
+  WEFT_STUN_LISTEN: 'stunListen',
   WEFT_DATA_DIR: 'dataDir',
   WEFT_DATABASE_URL: 'databaseUrl',
   DATABASE_URL: 'databaseUrl',
@@ -56,6 +73,7 @@ const ENV_KEYS: Record<string, keyof ServerConfig> = {
 
 const FLAG_KEYS: Record<string, keyof ServerConfig> = {
   '--listen': 'listen',
+  '--stun-listen': 'stunListen',
   '--data-dir': 'dataDir',
   '--database-url': 'databaseUrl',
   '--server-url': 'serverUrl',

@@ -1,14 +1,17 @@
 /** `weft-server serve`: read config, open storage, listen, shut down cleanly on SIGTERM/SIGINT. */
 import { openDatabase, prepareDataDir } from '@weft/db';
+import { StunServer, type StunLog } from '@weft/relay';
 import { buildApp } from './app.js';
 import { shellWord, startHint } from './cli/hints.js';
-import { loadConfig } from './config.js';
+import { ConfigError, loadConfig } from './config.js';
 import { adminSocketPath, listenAdminSocket } from './local-socket.js';
 import { createLogger } from './log.js';
 
 export async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(argv, process.env);
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
+  // First, before the data dir and the database: a STUN port that is taken stops start-up at once.
+  const stun = await startStun(config.stunListen, log);
   // Owner-only or refused, before anything is created in it: it holds the admin socket (and the embedded database).
   prepareDataDir(config.dataDir);
   const [host, port] = splitHostPort(config.listen);
@@ -26,6 +29,7 @@ export async function serve(argv: string[]): Promise<void> {
   process.stderr.write(
     `\nWeft control server listening on ${where} (${db.backend === 'pglite' ? `embedded database in ${config.dataDir}` : 'Postgres'})\n` +
       `Agents and browsers use ${serverUrl}\n` +
+      `STUN (udp): ${stun ? stun.toString() : 'off'}\n` +
       `Admin socket: ${adminSocketPath(config.dataDir)}\n\n` +
       startHint(users, nodes, shellWord(config.dataDir)),
   );
@@ -38,12 +42,27 @@ export async function serve(argv: string[]): Promise<void> {
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     admin.close();
+    await stun?.close();
     await app.close();
     await db.close();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** The embedded STUN service, or undefined when `stunListen` is `off`. A bind failure is a ConfigError naming the key. */
+async function startStun(listen: string, log: StunLog): Promise<StunServer | undefined> {
+  if (listen === 'off') return undefined;
+  try {
+    return await StunServer.listen({ listen, log });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'EADDRINUSE' ? 'the port is in use' : e.code === 'EADDRNOTAVAIL' ? 'no such local address' : e.code === 'EACCES' ? 'permission denied' : e.message;
+    throw new ConfigError(
+      `cannot listen for STUN on udp ${listen}: ${why}.\n  Set "stun-listen" (config stunListen, WEFT_STUN_LISTEN, --stun-listen) to another HOST:PORT, or to off.`,
+    );
+  }
 }
 
 function splitHostPort(listen: string): [string, number] {

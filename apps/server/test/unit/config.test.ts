@@ -42,9 +42,20 @@ describe('server config', () => {
     expect(() => loadConfig(['--log-format=text'], {})).toThrow(/"log-format" \(flag --log-format\)/);
   });
 
+  it('stun-listen: default 0.0.0.0:3478, from file, WEFT_STUN_LISTEN or --stun-listen, off turns it off, a bad value names the key', () => {
+    expect(loadConfig([], {}).stunListen).toBe('0.0.0.0:3478');
+    expect(loadConfig([], { WEFT_STUN_LISTEN: '[::]:3478' }).stunListen).toBe('[::]:3478');
+    expect(loadConfig(['--stun-listen', 'off'], { WEFT_STUN_LISTEN: '[::]:3478' }).stunListen).toBe('off');
+    expect(loadConfig(['--stun-listen=127.0.0.1:0'], {}).stunListen).toBe('127.0.0.1:0');
+    expect(() => loadConfig(['--stun-listen', '3478'], {})).toThrow(/"stun-listen" \(flag --stun-listen\): "3478" is not HOST:PORT .*, or off/);
+    expect(() => loadConfig([], { WEFT_STUN_LISTEN: '0.0.0.0:70000' })).toThrow(/"stun-listen" \(environment variable WEFT_STUN_LISTEN\): .*port 70000 is above 65535/);
+    expect(() => loadConfig(['--stun-listen', '::1:3478'], {})).toThrow(/"stun-listen" \(flag --stun-listen\)/);
+  });
+
   it('deploy/server.example.json is a valid config', () => {
     const file = join(import.meta.dirname, '../../../../deploy/server.example.json');
     const c = loadConfig(['--config', file], {});
     expect(c.logFormat).toBe('json');
+    expect(c.stunListen).toBe('0.0.0.0:3478');
   });
 });

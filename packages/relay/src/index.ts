@@ -1,0 +1,17 @@
+/**
+ * @weft/relay: the relay and STUN server core, usable embedded (weft-server) or standalone
+ * (weft-relay). For now the STUN service: the codec (RFC 8489 Binding, RFC 3489 clients, RFC
+ * 5769-tested), a Binding client, and `StunServer` on one UDP socket. The DERP-style relay comes
+ * next, here.
+ *
+ * Must not import @weft/db or @weft/policy: a relay knows nothing of storage or access rules;
+ * whoever embeds it tells it who may talk.
+ */
+export * from './stun-constants.js';
+export { parseMessage, encodeMessage, getAttribute, fingerprintOf, messageType, splitMessageType, type StunMessage, type StunAttribute, type ParseResult, type EncodeOptions } from './stun-message.js';
+export { checkMessageIntegrity, messageIntegrity, shortTermKey } from './stun-integrity.js';
+export { encodeMappedAddress, decodeMappedAddress, encodeXorMappedAddress, decodeXorMappedAddress, addressBytes, addressText, type MappedAddress } from './stun-address.js';
+export { answerBinding, encodeBindingSuccess, unknownRequired, encodeErrorCode, encodeUnknownAttributes, type BindingAnswer, type Peer } from './stun-binding.js';
+export { bindingRequest, encodeBindingRequest, readBindingResponse, StunError, type BindingOptions } from './stun-client.js';
+export { StunServer, reusePortSupported, type StunCounters, type StunLog, type StunServerOptions } from './stun-server.js';
+export { parseListenAddress, formatListenAddress, type ListenAddress } from './listen-address.js';

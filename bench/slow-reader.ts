@@ -5,7 +5,10 @@
  * each. Prints the server's RSS before, with the sockets open (after BENCH_HOLD_MS), and after
  * they closed (after BENCH_SETTLE_MS), and how many of the sockets were still connected.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { machine } from './lib/machine.js';
 import { generateNodeKey, signMachineToken } from '@weft/crypto';
 import { cli, spawnServer } from '../apps/server/test/support/process.js';
 import { SimAgent } from '../test-support/sim-agent.js';
@@ -55,7 +58,12 @@ try {
   await sleep(SETTLE_MS);
   const after = rssMb(server.proc.pid!);
   reader.close();
-  console.log(JSON.stringify({ nodes: NODES, netmapKb, sockets: SOCKETS, resyncsEach: RESYNCS, rssMb: { before, during, after }, stalledStillConnected: stillOnline }));
+  const result = { nodes: NODES, netmapKb, sockets: SOCKETS, resyncsEach: RESYNCS, rssMb: { before, during, after }, stalledStillConnected: stillOnline };
+  console.log(JSON.stringify(result));
+  const out = resolve(dirname(fileURLToPath(import.meta.url)), 'results/slow-reader.json');
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({ benchmark: 'slow-reader', date: new Date().toISOString(), machine: machine(), result }, null, 2) + '\n');
+  console.log('wrote bench/results/slow-reader.json');
 } finally {
   await server.stop();
   rmSync(server.dataDir, { recursive: true, force: true });

@@ -19,9 +19,12 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Servers not stopped yet; whatever a test left running (it failed or timed out) is stopped after its file. */
+/**
+ * Servers not stopped yet; whatever a test left running (it failed or timed out) is stopped after
+ * its file. Benchmarks import this module outside vitest, where there is no file to hook.
+ */
 const running = new Set<ServerProcess>();
-afterAll(async () => {
+if (process.env.VITEST) afterAll(async () => {
   // Newest first: a server started on another's data dir stops before that dir is removed.
   for (const s of [...running].reverse()) await s.stop();
 });

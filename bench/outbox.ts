@@ -54,8 +54,11 @@ try {
   await api('POST', '/api/v1/users', { name: 'bench' });
   const authKey = (await api('POST', '/api/v1/authkeys', { user: 'bench', reusable: true })).key as string;
 
-  /** Per delete: ms from A's reply to the agent's close on `s`; deletes spaced by a random pause. */
-  const propagation = async (s: ServerProcess, n: number, name: string) => {
+  /**
+   * Per delete: ms from A's reply to the agent's close on `s`. Deletes are spaced by a random pause
+   * (up to the catch-up interval for timer-only, so they do not phase-lock to its ticks).
+   */
+  const propagation = async (s: ServerProcess, n: number, name: string, pauseMs: number) => {
     const agents = Array.from({ length: n }, (_, i) => new SimAgent(a.url, `${name}-${i}`));
     for (const ag of agents) await ag.register(authKey);
     await Promise.all(agents.map((ag) => ag.connect({ url: s.url })));
@@ -67,13 +70,13 @@ try {
       await ag.waitFor(() => ag.closed !== null, 10_000, `${ag.hostname} closed`);
       samples.push(performance.now() - t0);
       if (ag.closed!.code !== CloseCode.NodeDeleted) throw new Error(`unexpected close ${ag.closed!.code}`);
-      await sleep(Math.random() * 200);
+      await sleep(Math.random() * pauseMs);
     }
     return { deletes: n, p50Ms: round(median(samples)), p99Ms: round(percentile(samples, 99)), maxMs: round(Math.max(...samples)) };
   };
-  const hintedResult = await propagation(hinted, HINTED_DELETES, 'hinted');
+  const hintedResult = await propagation(hinted, HINTED_DELETES, 'hinted', 200);
   console.log('hinted', hintedResult);
-  const timerResult = await propagation(timerOnly, TIMER_DELETES, 'timer');
+  const timerResult = await propagation(timerOnly, TIMER_DELETES, 'timer', 1000);
   console.log('timer-only', timerResult);
   for (const s of servers) await s.stop();
   servers.length = 0;
@@ -119,7 +122,7 @@ try {
     machine: machine({ postgres: ['/usr/lib/postgresql/15/bin/postgres', ['--version']] }),
     setup:
       'three weft-server processes (tsx) on one Postgres 15 on loopback; deletes made through replica A, agents (SimAgent) connected to replica B. ' +
-      'propagation = ms from A answering DELETE /api/v1/nodes/:id to the agent socket on B closing (NodeDeleted), one delete at a time with a 0-200 ms random pause. ' +
+      'propagation = ms from A answering DELETE /api/v1/nodes/:id to the agent socket on B closing (NodeDeleted), one delete at a time with a random pause (0-200 ms hinted, 0-1000 ms timerOnly so deletes do not phase-lock to the timer). ' +
       'hinted: NOTIFY wakes B (normal). timerOnly: B ignores every NOTIFY, the 1 s catch-up timer alone delivers (the lost-NOTIFY bound). ' +
       'dbCost: BEGIN; UPDATE one row; [outbox append]; COMMIT, sequential per client; with 8 clients the append serialises writers on the counter row.',
     propagation: { hinted: hintedResult, timerOnly: timerResult },

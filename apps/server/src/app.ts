@@ -14,6 +14,7 @@ import { socketRoute } from './agent/socket-route.js';
 import { apiRoutes } from './api/routes.js';
 import { statusRoute } from './api/status-route.js';
 import { ChangeHub } from './hub.js';
+import type { FollowerTimings } from './outbox-follower.js';
 import { loginPage } from './login-page.js';
 import { Mapper } from './mapper/mapper.js';
 import { clientErrorHandler, frameworkErrors, installProblemHandler, MAX_PARAM_LENGTH } from './problem-handler.js';
@@ -42,6 +43,8 @@ export interface AppOptions {
   /** Expired pending logins: how often they are swept, and how long after expiry; absent = tunables. */
   loginReapIntervalMs?: number;
   loginReapGraceS?: number;
+  /** Change-outbox timings (Postgres); absent = the tunables. */
+  outbox?: FollowerTimings;
 }
 
 export interface App {
@@ -89,9 +92,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   installProblemHandler(app);
   installSecurityHeaders(app);
 
-  const hub = new ChangeHub(opts.db.bus, app.log);
+  const hub = new ChangeHub(opts.db.bus, opts.db.outbox, app.log, opts.outbox);
   const state = await State.open({
     prisma: opts.db.prisma,
+    record: hub.record,
     emit: hub.emit,
     serverUrl: opts.serverUrl.replace(/\/$/, ''),
     loginTimeoutS: opts.loginTimeoutS ?? 600,
@@ -101,6 +105,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   // Before the mapper loads the nodes, so a crashed predecessor's "online" never reaches a netmap.
   await state.presence.start({ sole: opts.db.backend === 'pglite', deadAfterMs: REPLICA_DEAD_AFTER_MS });
   const limits = new AbuseLimits(opts.limits);
+  // Before the mapper loads: every change up to here is in what it loads, later ones are read.
+  await hub.start();
   const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), log: app.log, patchIntervalMs: opts.patchIntervalMs });
   await mapper.init();
   hub.connect(mapper);

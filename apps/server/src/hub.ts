@@ -1,78 +1,61 @@
 /**
- * Where a change goes after the write path emits it: to this replica's mapper at once, and onto
- * the change bus for every other replica (Postgres NOTIFY). A replica ignores its own echoes.
+ * Where a change goes. The write path records it in the change outbox inside its transaction
+ * (`record`, Postgres only) and hands it to this replica's mapper after the commit (`emit`). Other
+ * replicas read it from the outbox (outbox-follower.ts), woken by the NOTIFY the append queues.
+ *
+ * On the embedded database there is no outbox: one process at a time can open it (the data
+ * directory is locked), so there is no other replica, and a change costs nothing beyond its own
+ * transaction.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
-import type { ChangeBus } from '@weft/db';
+import type { ChangeBus, Outbox } from '@weft/db';
 import type { Change } from './state/changes.js';
+import type { Tx } from './state/context.js';
 import type { Mapper } from './mapper/mapper.js';
-
-interface Envelope { origin: string; change: Change }
+import { OutboxFollower, type FollowerTimings } from './outbox-follower.js';
 
 export class ChangeHub {
   readonly origin = randomUUID();
-  private unsubscribe: (() => void) | null = null;
-  private unsubscribeReconnect: (() => void) | null = null;
   private mapper: Mapper | null = null;
+  /** Null on the embedded database. */
+  readonly follower: OutboxFollower | null;
 
-  constructor(private readonly bus: ChangeBus, private readonly log: FastifyBaseLogger) {}
-
-  /** Starts delivering to `mapper`, from this replica and from the bus. */
-  connect(mapper: Mapper): void {
-    this.mapper = mapper;
-    this.unsubscribe = this.bus.subscribe((payload) => {
-      let env: Envelope;
-      try {
-        env = JSON.parse(payload) as Envelope;
-      } catch (err) {
-        this.log.warn({ err }, 'ignoring malformed change-bus payload');
-        return;
-      }
-      if (env.origin !== this.origin) void mapper.apply(env.change);
-    });
-    // Notifications sent while the listener was reconnecting are lost: start from the database.
-    this.unsubscribeReconnect = this.bus.onReconnect(() => {
-      this.log.warn('change bus reconnected; resyncing every session');
-      void mapper.resyncAll();
-    });
+  constructor(
+    bus: ChangeBus,
+    private readonly outbox: Outbox | null,
+    log: FastifyBaseLogger,
+    timings: FollowerTimings = {},
+  ) {
+    this.follower = outbox ? new OutboxFollower(outbox, bus, this.origin, log, timings) : null;
   }
 
-  /** True once the server is shutting down: nothing more goes onto the bus. */
+  /** Fixes where this replica starts following: call before the mapper loads its rows. */
+  async start(): Promise<void> {
+    await this.follower?.start();
+  }
+
+  /** Starts delivering to `mapper`, from this replica and from the others. */
+  connect(mapper: Mapper): void {
+    this.mapper = mapper;
+    this.follower?.connect(mapper);
+  }
+
+  /** True once the server is shutting down. */
   closed = false;
 
+  /** Inside the change's transaction, as its last statement (outbox.ts says why). */
+  record = async (tx: Tx, change: Change): Promise<void> => {
+    if (this.outbox) await this.outbox.append(tx, this.origin, change);
+  };
+
+  /** After the commit: this replica's mapper applies it at once. */
   emit = (change: Change): void => {
     void this.mapper?.apply(change);
-    if (this.closed) return;
-    for (const part of splitForBus(change)) {
-      this.bus.publish(JSON.stringify({ origin: this.origin, change: part } satisfies Envelope)).catch((err: unknown) => {
-        this.log.error({ err, change: change.kind }, 'failed to publish change to other replicas');
-      });
-    }
   };
 
   close(): void {
     this.closed = true;
-    this.unsubscribe?.();
-    this.unsubscribeReconnect?.();
+    this.follower?.close();
   }
-}
-
-/** NOTIFY payloads are limited to ~8000 bytes: split long id lists. */
-function splitForBus(change: Change): Change[] {
-  const MAX = 500;
-  if (change.kind === 'nodes-patched') {
-    const out: Change[] = [];
-    for (let i = 0; i < change.patches.length; i += 20) out.push({ kind: 'nodes-patched', patches: change.patches.slice(i, i + 20) });
-    return out;
-  }
-  if (change.kind === 'presence') {
-    // ~80 bytes per node.
-    const out: Change[] = [];
-    for (let i = 0; i < change.nodes.length; i += 50) out.push({ kind: 'presence', nodes: change.nodes.slice(i, i + 50) });
-    return out;
-  }
-  const out: Change[] = [];
-  for (let i = 0; i < change.nodeIds.length; i += MAX) out.push({ ...change, nodeIds: change.nodeIds.slice(i, i + MAX) });
-  return out;
 }

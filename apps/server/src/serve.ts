@@ -3,7 +3,9 @@ import { openDatabase, prepareDataDir } from '@weft/db';
 import { StunServer, type StunLog } from '@weft/relay';
 import { buildApp } from './app.js';
 import { shellWord, startHint } from './cli/hints.js';
+import { z } from 'zod';
 import { ConfigError, loadConfig } from './config.js';
+import type { FollowerTimings } from './outbox-follower.js';
 import { adminSocketPath, listenAdminSocket } from './local-socket.js';
 import { createLogger } from './log.js';
 
@@ -19,7 +21,7 @@ export async function serve(argv: string[]): Promise<void> {
 
   const db = await openDatabase(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: config.dataDir }, log);
   const { app, state } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
-    maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies,
+    maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies, outbox: outboxTimings(process.env),
   });
   await app.listen({ host, port });
   const admin = await listenAdminSocket(app, config.dataDir);
@@ -63,6 +65,31 @@ async function startStun(listen: string, log: StunLog): Promise<StunServer | und
       `cannot listen for STUN on udp ${listen}: ${why}.\n  Set "stun-listen" (config stunListen, WEFT_STUN_LISTEN, --stun-listen) to another HOST:PORT, or to off.`,
     );
   }
+}
+
+/**
+ * Tests only: `WEFT_TEST_OUTBOX` = JSON FollowerTimings (short catch-up and retention, hints
+ * ignored), so multi-process tests can exercise the outbox's repair paths in seconds.
+ */
+const TestOutbox = z.strictObject({
+  catchUpIntervalMs: z.number().int().positive().optional(),
+  retentionMs: z.number().int().positive().optional(),
+  pruneIntervalMs: z.number().int().positive().optional(),
+  ignoreHints: z.boolean().optional(),
+});
+
+function outboxTimings(env: NodeJS.ProcessEnv): FollowerTimings | undefined {
+  const raw = env.WEFT_TEST_OUTBOX;
+  if (!raw) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (err) {
+    throw new ConfigError(`WEFT_TEST_OUTBOX must be JSON: ${(err as Error).message}`);
+  }
+  const parsed = TestOutbox.safeParse(json);
+  if (!parsed.success) throw new ConfigError(`WEFT_TEST_OUTBOX: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return parsed.data;
 }
 
 function splitHostPort(listen: string): [string, number] {

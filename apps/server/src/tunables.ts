@@ -93,3 +93,23 @@ export const LOGIN_REAP_INTERVAL_MS = 60_000;
  * told `login_expired` (and says so) rather than silently handed a new code.
  */
 export const LOGIN_REAP_GRACE_S = 60;
+
+// ---- change outbox (outbox-follower.ts) ------------------------------------------------------
+
+/**
+ * Each replica reads the change outbox this often even when no NOTIFY woke it, so a change whose
+ * hint was lost reaches its agents within this interval plus one read and the mapper's work.
+ */
+export const CHANGE_CATCH_UP_INTERVAL_MS = 1_000;
+
+/** Most outbox rows one read takes; a longer backlog is read in several. */
+export const CHANGE_CATCH_UP_BATCH = 1_000;
+
+/**
+ * Outbox rows are kept this long. A replica that could not read for longer (the rows it needs are
+ * gone) reloads every node and resends every netmap instead.
+ */
+export const CHANGE_RETENTION_MS = 10 * 60_000;
+
+/** How often each replica deletes outbox rows older than CHANGE_RETENTION_MS. */
+export const CHANGE_PRUNE_INTERVAL_MS = 60_000;

@@ -9,7 +9,8 @@
  * delivers a session's notifications back to it, and the embedded bus does the same to match. Tag
  * payloads with an origin id and drop your own echoes.
  *
- * Delivery is at most once. On Postgres the listening connection reconnects by itself when it drops;
+ * Delivery is at most once. The server uses it only as a wake-up for the change outbox (outbox.ts),
+ * which is what makes cross-replica delivery reliable. On Postgres the listening connection reconnects by itself when it drops;
  * payloads published while it was down are lost, so onReconnect() handlers should treat a reconnect as
  * "anything may have changed" (e.g. resynchronise agents from the database).
  */
@@ -29,7 +30,10 @@ export interface ChangeBus {
 /** Postgres' limit is "shorter than 8000 bytes" in the default configuration. */
 export const MAX_PAYLOAD_BYTES = 7999;
 export const CHANNEL = 'weft_changes';
-/** application_name of the listening connection, to find it in pg_stat_activity. */
+/**
+ * application_name of the listening connection, to find it in pg_stat_activity: this prefix,
+ * then "/" and the process id, so one replica's listener can be told from another's.
+ */
 export const LISTENER_APPLICATION_NAME = 'weft-change-bus';
 
 function checkPayload(payload: string, closed: boolean): void {
@@ -171,7 +175,7 @@ export class PgChangeBus implements ChangeBus {
 
   /** One connection attempt; null if the bus was closed meanwhile. Throws if the attempt fails. */
   private async listen(): Promise<pg.Client | null> {
-    const client = new pg.Client({ ...this.config, application_name: LISTENER_APPLICATION_NAME, keepAlive: true });
+    const client = new pg.Client({ ...this.config, application_name: `${LISTENER_APPLICATION_NAME}/${process.pid}`, keepAlive: true });
     let lost = false;
     const onLost = (err?: Error) => {
       if (lost) return;

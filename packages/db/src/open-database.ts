@@ -4,6 +4,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { type ChangeBus, LocalChangeBus, PgChangeBus } from './change-bus.js';
+import { Outbox } from './outbox.js';
 import { PrismaClient } from './generated/client.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { holdOwnerOnlyUmask, makeOwnerOnly, prepareDataDir } from './data-dir-mode.js';
@@ -21,6 +22,11 @@ export interface Database {
   prisma: PrismaClient;
   backend: 'pglite' | 'postgres';
   bus: ChangeBus;
+  /**
+   * The change outbox (outbox.ts); null on the embedded database, which only one process can open
+   * at a time (the data-directory lock), so there is no other replica to deliver to.
+   */
+  outbox: Outbox | null;
   /** Migrations this open applied, in order; empty when the database was already current. */
   appliedMigrations: readonly string[];
   /** Closes the bus, the client and the connections (or the embedded database). */
@@ -86,6 +92,7 @@ async function openPGlite(dataDir: string, migrationsDir: string, log: Log): Pro
       prisma,
       backend: 'pglite',
       bus,
+      outbox: null,
       appliedMigrations,
       close: once(async () => {
         bus.close();
@@ -116,6 +123,7 @@ async function openPostgres(url: string, migrationsDir: string, log: Log): Promi
       prisma,
       backend: 'postgres',
       bus: theBus,
+      outbox: new Outbox(pool),
       appliedMigrations,
       close: once(async () => {
         await theBus.close();

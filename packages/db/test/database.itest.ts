@@ -371,7 +371,7 @@ describe('openDatabase on postgres, several replicas', () => {
     try {
       const reconnected = new Promise<void>((resolve) => b.bus.onReconnect(resolve));
       await admin.query(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'weft-change-bus' AND datname = current_database()`,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'weft-change-bus/%' AND datname = current_database()`,
       );
       await reconnected;
       const atB = nextPayload(b, (p) => p === 'after-reconnect');

@@ -1,7 +1,7 @@
 /**
  * Change descriptors: what a state write changed, in terms the mapper needs to compute deltas.
- * They carry ids (and small patches), not rows, so they fit in a Postgres NOTIFY payload; a
- * replica that receives one from the bus reloads the rows it names.
+ * They carry ids (and small patches), not rows; a replica that reads one from the change outbox
+ * reloads the rows it names.
  */
 import type { PeerPatch } from '@weft/protocol';
 

@@ -1,14 +1,22 @@
 /** What every part of the write path shares: the database, the change sink, settings. */
 import type { Prisma, PrismaClient } from '@weft/db';
-import type { ChangeSink } from './changes.js';
+import type { Change, ChangeSink } from './changes.js';
 
 export type Tx = Prisma.TransactionClient;
+
+/** Writes `change` to the change outbox inside `tx` (hub.ts). */
+export type ChangeRecorder = (tx: Tx, change: Change) => Promise<void>;
 
 /** Who did it, for the audit log: "apikey:<prefix>", "local-socket", "node:<id>", "system". */
 export type Actor = string;
 
 export interface StateContext {
   prisma: PrismaClient;
+  /**
+   * Every write that emits a change records it first, inside its transaction and as the last
+   * statement there (the outbox that other replicas follow), then emits it after the commit.
+   */
+  record: ChangeRecorder;
   emit: ChangeSink;
   /** Deployment ULA /48, e.g. "fd12:3456:789a::/48". */
   ulaPrefix: string;

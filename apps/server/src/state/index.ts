@@ -1,6 +1,6 @@
 /**
  * The one write path (docs/style.md 3). Every change to users, nodes, keys and logins goes through
- * here, is audited in the same transaction, and emits a change descriptor for the mapper. Route
+ * here, is audited and recorded in the change outbox in the same transaction, and emits a change descriptor for the mapper. Route
  * handlers validate, call state, and shape the reply; they never touch Prisma.
  */
 import type { PrismaClient } from '@weft/db';
@@ -8,7 +8,7 @@ import { ApiKeys } from './api-keys.js';
 import { AuthKeys } from './auth-keys.js';
 import { generateUlaPrefix } from './addresses.js';
 import type { ChangeSink } from './changes.js';
-import type { StateContext } from './context.js';
+import type { ChangeRecorder, StateContext } from './context.js';
 import { Logins } from './logins.js';
 import { Nodes } from './nodes.js';
 import { Presence } from './presence.js';
@@ -40,6 +40,7 @@ export class State {
   /** `replica`: this process's id in `replicas` and where presence logs its retries. */
   static async open(opts: {
     prisma: PrismaClient;
+    record: ChangeRecorder;
     emit: ChangeSink;
     serverUrl: string;
     loginTimeoutS: number;

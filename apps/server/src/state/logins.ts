@@ -119,6 +119,7 @@ export class Logins {
       }
       await tx.pendingLogin.update({ where: { id: p.id }, data: { nodeId: n.id, approvedBy: actor } });
       await audit(tx, actor, 'node.approve', `node:${n.name}`, { code: p.code, user: user.name, ipv4: n.ipv4 });
+      await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
       return n;
     }, TX_OPTIONS);
     this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });

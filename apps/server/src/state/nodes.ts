@@ -56,6 +56,7 @@ export class Nodes {
         const updated = await this.ctx.prisma.$transaction(async (tx) => {
           const n = await tx.node.update({ where: { id: existing.id }, data: { nodeKey: req.nodeKey }, include: withUser });
           await audit(tx, `node:${n.id}`, 'node.rotate-key', `node:${n.name}`);
+          await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
           return n;
         });
         this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [updated.id] });
@@ -77,6 +78,7 @@ export class Nodes {
             include: withUser,
           });
           await audit(tx, `authkey:${key.prefix}`, 'node.renew', `node:${n.name}`);
+          await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
           return n;
         }
         await lockAllocation(tx);
@@ -91,6 +93,7 @@ export class Nodes {
           expiresAt: null,
         });
         await audit(tx, `authkey:${key.prefix}`, 'node.register', `node:${n.name}`, { ipv4: n.ipv4, user: n.user.name });
+        await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
         return n;
       }, TX_OPTIONS);
       this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
@@ -118,6 +121,7 @@ export class Nodes {
           expiresAt: null,
         });
         await audit(tx, actor, 'node.create-external', `node:${n.name}`, { user: user.name, ipv4: n.ipv4 });
+        await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
         return n;
       }, TX_OPTIONS);
       this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
@@ -134,6 +138,7 @@ export class Nodes {
       if (!n) throw new ApiError(Errors.nodeNotFound, `no node with id ${id}; list them with: weft-server nodes list`);
       await tx.node.delete({ where: { id } });
       await audit(tx, actor, 'node.delete', `node:${n.name}`, { user: n.user.name, ipv4: n.ipv4 });
+      await this.ctx.record(tx, { kind: 'nodes-removed', nodeIds: [n.id] });
       return n;
     });
     this.ctx.emit({ kind: 'nodes-removed', nodeIds: [node.id] });
@@ -145,6 +150,7 @@ export class Nodes {
       await this.row(id, tx);
       const n = await tx.node.update({ where: { id }, data: { expiresAt: new Date() }, include: withUser });
       await audit(tx, actor, 'node.expire', `node:${n.name}`);
+      await this.ctx.record(tx, { kind: 'nodes-expired', nodeIds: [n.id] });
       return n;
     });
     this.ctx.emit({ kind: 'nodes-expired', nodeIds: [node.id] });
@@ -162,6 +168,7 @@ export class Nodes {
         const before = await this.row(id, tx);
         const n = await tx.node.update({ where: { id }, data: { name }, include: withUser });
         await audit(tx, actor, 'node.rename', `node:${before.name}`, { to: name });
+        await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
         return n;
       });
       this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
@@ -184,6 +191,7 @@ export class Nodes {
       if (!nodes.length) return [];
       await tx.node.deleteMany({ where: { id: { in: nodes.map((n) => n.id) }, ...stale } });
       for (const n of nodes) await audit(tx, 'system', 'node.delete-ephemeral', `node:${n.name}`);
+      await this.ctx.record(tx, { kind: 'nodes-removed', nodeIds: nodes.map((n) => n.id) });
       return nodes.map((n) => n.id);
     });
     if (ids.length) this.ctx.emit({ kind: 'nodes-removed', nodeIds: ids });
@@ -201,9 +209,14 @@ export class Nodes {
       throw new ApiError(Errors.invalidRequest, `endpoints${issue.path.map((p) => `[${String(p)}]`).join('')}: ${issue.message}`);
     }
     const lastSeen = new Date();
-    const res = await this.ctx.prisma.node.updateMany({ where: { id }, data: { ...data, lastSeen } });
-    if (res.count === 0) return;
     const patch: PeerPatch = { id, ...data, lastSeen: lastSeen.toISOString() };
+    const written = await this.ctx.prisma.$transaction(async (tx) => {
+      const res = await tx.node.updateMany({ where: { id }, data: { ...data, lastSeen } });
+      if (res.count === 0) return false;
+      await this.ctx.record(tx, { kind: 'nodes-patched', patches: [patch] });
+      return true;
+    });
+    if (!written) return;
     this.ctx.emit({ kind: 'nodes-patched', patches: [patch] });
   }
 }

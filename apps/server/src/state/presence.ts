@@ -23,7 +23,7 @@
 import { hostname } from 'node:os';
 import type { FastifyBaseLogger } from 'fastify';
 import { PRESENCE_BATCH, PRESENCE_RETRY_MS } from '../tunables.js';
-import type { PresenceChange } from './changes.js';
+import type { Change, PresenceChange } from './changes.js';
 import { audit, TX_OPTIONS, type StateContext, type Tx } from './context.js';
 
 type Log = Pick<FastifyBaseLogger, 'warn' | 'error'>;
@@ -117,6 +117,7 @@ export class Presence {
       const lastBeat = everyOther ? null : (dead.reduce<Date | null>((m, r) => (m && m > r.heartbeatAt ? m : r.heartbeatAt), null)?.toISOString() ?? null);
       const changed = locked.length ? await recompute(tx, locked, lastBeat) : [];
       await auditSweep(tx, dead, byReplica, changed);
+      if (changed.length) await this.ctx.record(tx, presenceChange(changed));
       return changed;
     }, TX_OPTIONS);
     this.publish(rows);
@@ -174,15 +175,20 @@ export class Presence {
       const absent = locked.filter((id) => !this.local.has(id));
       if (present.length) await tx.nodeSession.createMany({ data: present.map((nodeId) => ({ nodeId, replicaId: this.replicaId })), skipDuplicates: true });
       if (absent.length) await tx.nodeSession.deleteMany({ where: { replicaId: this.replicaId, nodeId: { in: absent } } });
-      return recompute(tx, locked, null, { always: true });
+      const rows = await recompute(tx, locked, null, { always: true });
+      if (rows.length) await this.ctx.record(tx, presenceChange(rows));
+      return rows;
     }, TX_OPTIONS);
   }
 
   private publish(rows: PresenceRow[]): void {
-    if (!rows.length) return;
-    const nodes: PresenceChange[] = rows.map((r) => ({ id: r.id, online: r.online, lastSeen: r.lastSeen.toISOString(), seq: r.seq }));
-    this.ctx.emit({ kind: 'presence', nodes });
+    if (rows.length) this.ctx.emit(presenceChange(rows));
   }
+}
+
+function presenceChange(rows: PresenceRow[]): Change {
+  const nodes: PresenceChange[] = rows.map((r) => ({ id: r.id, online: r.online, lastSeen: r.lastSeen.toISOString(), seq: r.seq }));
+  return { kind: 'presence', nodes };
 }
 
 /**

@@ -47,6 +47,7 @@ export class Users {
       await tx.node.deleteMany({ where: { userId: user.id } });
       await tx.user.delete({ where: { id: user.id } });
       await audit(tx, actor, 'user.delete', `user:${user.name}`, { nodes: nodes.map((n) => n.id) });
+      if (nodes.length) await this.ctx.record(tx, { kind: 'nodes-removed', nodeIds: nodes.map((n) => n.id) });
       return { user, nodeIds: nodes.map((n) => n.id) };
     }, TX_OPTIONS);
     if (nodeIds.length) this.ctx.emit({ kind: 'nodes-removed', nodeIds });

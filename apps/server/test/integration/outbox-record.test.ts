@@ -1,0 +1,72 @@
+/**
+ * Every change the write path emits was also recorded in the outbox, in its transaction: a
+ * write that emits without recording reaches this replica's agents and no other's.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateNodeKey } from '@weft/crypto';
+import { SimAgent } from '../../../../test-support/sim-agent.js';
+import type { Change } from '../../src/state/changes.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+/** jsonb reorders object keys: compare with keys sorted. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+describe('outbox on postgres', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startServer('postgres');
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('records every change the write path emits, once, with this replica as origin', async () => {
+    const emitted: Change[] = [];
+    const emit = s.state.ctx.emit;
+    s.state.ctx.emit = (change) => {
+      emitted.push(change);
+      emit(change);
+    };
+    const from = (await s.state.ctx.prisma.changeSeq.findUniqueOrThrow({ where: { id: 1 } })).last;
+    const st = s.state;
+
+    await st.users.create('test', { name: 'ops' });
+    await st.users.create('test', { name: 'leaver' });
+    const ext = await st.nodes.createExternal('test', { user: 'ops', hostname: 'ext', nodeKey: generateNodeKey().publicKey });
+    await st.nodes.rename('test', ext.id, 'ext-renamed');
+    await st.nodes.patch(ext.id, { endpoints: ['192.0.2.1:41641'] });
+    await st.nodes.expire('test', ext.id);
+    await st.nodes.delete('test', ext.id);
+    await st.nodes.createExternal('test', { user: 'leaver', hostname: 'leaver-ext', nodeKey: generateNodeKey().publicKey });
+    await st.users.delete('test', 'leaver');
+
+    const key = (await st.authKeys.create('test', { user: 'ops', ephemeral: true })).key;
+    const joined = new SimAgent(s.url, 'joined');
+    await joined.register(key);
+    await joined.connect();
+    await joined.waitFor(() => joined.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
+    joined.close();
+    const interactive = new SimAgent(s.url, 'interactive');
+    const pending = await interactive.register();
+    if (pending.status !== 'pending') throw new Error('expected a pending login');
+    await st.logins.approve('test', pending.code, 'ops');
+    await st.presence.settled();
+    // The ephemeral node, offline now, is reaped (ephemeralTimeoutS 1 in the harness).
+    await joined.waitFor(() => emitted.some((c) => c.kind === 'nodes-removed' && c.nodeIds.includes(joined.self!.id)), 10_000, 'ephemeral reaped');
+    await st.presence.settled();
+
+    const rows = await s.state.ctx.prisma.outboxChange.findMany({ where: { id: { gt: from } }, orderBy: { id: 'asc' } });
+    const mine = rows.filter((r) => r.origin === s.hub.origin);
+    expect(mine.length, 'rows of other origins').toBe(rows.length);
+    expect(new Set(emitted.map((c) => c.kind))).toEqual(new Set(['nodes-upserted', 'nodes-patched', 'nodes-expired', 'nodes-removed', 'presence']));
+    expect(mine.map((r) => canonical(r.payload)).sort()).toEqual(emitted.map(canonical).sort());
+    // Gap-free, so a reader can tell "pruned" from "not committed yet".
+    expect(mine.map((r) => Number(r.id))).toEqual(mine.map((_, i) => Number(from) + 1 + i));
+  });
+});

@@ -1,0 +1,118 @@
+/**
+ * The engine: a validated policy and prepared nodes -> per node, the packet-filter rules for
+ * traffic arriving at it and its visible peers. Selectors resolve through indexes (by user, group,
+ * tag, and a sorted address table); peers are unions of per-rule node lists, computed once per
+ * distinct combination, so no pair of nodes is ever examined.
+ */
+import { intersect, isEmpty, overlaps, union, type AddrSet } from './addr.js';
+import { dstText, sortDstPorts, srcText, type Compiled, type FilterRule, type NodeRule } from './filter.js';
+import { ALLOW_ALL, type DstEntry, type Policy, type Rule } from './model.js';
+import type { Prepared } from './nodes.js';
+import { ANY, NodeIndex, type Resolved } from './select.js';
+
+export interface Compilation {
+  compiled: Compiled;
+  /** Per node (in name order), the rules as the engine keeps them: what `tests` check. */
+  rules: NodeRule[][];
+  index: NodeIndex;
+}
+
+/** `policy` null means none is stored: every node may reach every node. */
+export function compile(policy: Policy | null, prepared: Prepared): Compilation {
+  const p = policy ?? ALLOW_ALL;
+  const index = new NodeIndex(prepared, p);
+  const nodes = prepared.nodes;
+  const rules: NodeRule[][] = nodes.map(() => []);
+  const text: FilterRule[][] = nodes.map(() => []);
+  const groups: number[][] = [];
+  const groupsOf: number[][] = nodes.map(() => []);
+  const link = (a: number[], b: number[]) => {
+    if (!a.length || !b.length) return;
+    const ga = groups.push(a) - 1;
+    const gb = groups.push(b) - 1;
+    for (const i of a) groupsOf[i]!.push(gb);
+    for (const i of b) groupsOf[i]!.push(ga);
+  };
+
+  for (const rule of p.rules) {
+    const src = resolveAll(index, rule);
+    if (src !== ANY && isEmpty(src)) continue;
+    const srcNodes = index.overlapping(src);
+    const srcIPs = srcText(src);
+    const perNode = new Map<number, { dst: NodeRule['dst']; text: { ip: string; ports: DstEntry['ports'][number] }[] }>();
+    const selfEntries: DstEntry[] = [];
+    for (const entry of rule.dst) {
+      if (entry.sel.kind === 'self') {
+        selfEntries.push(entry);
+        continue;
+      }
+      const dst = index.resolve(entry.sel);
+      for (const t of index.overlapping(dst)) {
+        let acc = perNode.get(t);
+        if (!acc) perNode.set(t, (acc = { dst: [], text: [] }));
+        const ips = dstText(dst, nodes[t]!.reach);
+        for (const ports of entry.ports) {
+          acc.dst.push({ set: dst, ports });
+          for (const ip of ips) acc.text.push({ ip, ports });
+        }
+      }
+    }
+    for (const [t, acc] of perNode) {
+      rules[t]!.push({ pos: rule.pos, src, dst: acc.dst, protos: rule.protos });
+      text[t]!.push({ srcIPs, dstPorts: sortDstPorts(acc.text), protos: rule.protos });
+    }
+    link(srcNodes, [...perNode.keys()].sort((a, b) => a - b));
+    if (selfEntries.length) compileSelf(index, rule, src, selfEntries, rules, text, link);
+  }
+
+  const memo = new Map<string, number[]>();
+  const out: Compiled = { nodes: {} };
+  for (const n of nodes) {
+    const ids = [...new Set(groupsOf[n.idx])].sort((a, b) => a - b);
+    const key = ids.join(',');
+    let members = memo.get(key);
+    if (!members) {
+      const seen = new Uint8Array(nodes.length);
+      for (const g of ids) for (const i of groups[g]!) seen[i] = 1;
+      members = [];
+      for (let i = 0; i < seen.length; i++) if (seen[i]) members.push(i);
+      memo.set(key, members);
+    }
+    out.nodes[n.name] = { rules: text[n.idx]!, peers: members.filter((i) => i !== n.idx).map((i) => nodes[i]!.name) };
+  }
+  return { compiled: out, rules, index };
+}
+
+function resolveAll(index: NodeIndex, rule: Rule): Resolved {
+  const sets: AddrSet[] = [];
+  for (const sel of rule.src) {
+    const r = index.resolve(sel);
+    if (r === ANY) return ANY;
+    sets.push(r);
+  }
+  return union(...sets);
+}
+
+/** autogroup:self: each user's untagged nodes, from the sources that are that user's own. */
+function compileSelf(index: NodeIndex, rule: Rule, src: Resolved, entries: DstEntry[], rules: NodeRule[][], text: FilterRule[][], link: (a: number[], b: number[]) => void): void {
+  for (const owned of index.byUser.values()) {
+    const mine = union(...owned.map((n) => n.ips));
+    const from = src === ANY ? mine : intersect(src, mine);
+    if (isEmpty(from)) continue;
+    const srcIPs = srcText(from);
+    const targets = owned.filter((n) => !isEmpty(n.ips));
+    for (const x of targets) {
+      const dst: NodeRule['dst'] = [];
+      const dstTextEntries: { ip: string; ports: DstEntry['ports'][number] }[] = [];
+      for (const e of entries) {
+        for (const ports of e.ports) {
+          dst.push({ set: x.ips, ports });
+          for (const ip of srcText(x.ips)) dstTextEntries.push({ ip, ports });
+        }
+      }
+      rules[x.idx]!.push({ pos: rule.pos, src: from, dst, protos: rule.protos });
+      text[x.idx]!.push({ srcIPs, dstPorts: sortDstPorts(dstTextEntries), protos: rule.protos });
+    }
+    link(owned.filter((n) => overlaps(n.ips, from)).map((n) => n.idx), targets.map((n) => n.idx));
+  }
+}

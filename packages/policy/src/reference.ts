@@ -8,7 +8,7 @@ import { intersect, isEmpty, overlaps, union, type AddrSet } from './addr.js';
 import { dstText, sortDstPorts, srcText, type Compiled, type FilterRule } from './filter.js';
 import { ALLOW_ALL, type Policy, type Rule, type Selector } from './model.js';
 import type { Prepared, PreparedNode } from './nodes.js';
-import { ANY, type Resolved } from './select.js';
+import { ANY, tailnet, type Resolved } from './select.js';
 
 export function compileReference(policy: Policy | null, prepared: Prepared): Compiled {
   const p = policy ?? ALLOW_ALL;
@@ -18,7 +18,7 @@ export function compileReference(policy: Policy | null, prepared: Prepared): Com
     switch (sel.kind) {
       case 'danger-all': return ANY;
       case 'addrs': return sel.set;
-      case 'all': return union(...nodes.map((n) => n.reach));
+      case 'all': return tailnet(prepared);
       case 'member': return ipsWhere((n) => !n.tagged);
       case 'tagged': return ipsWhere((n) => n.tagged);
       case 'user': return ipsWhere((n) => !n.tagged && n.input.user === sel.login);

@@ -5,11 +5,13 @@
  * - a user: the addresses of that user's untagged nodes (a tagged node is not its user's);
  * - a group: the union over its users; a tag: the nodes carrying it;
  * - autogroup:member: every untagged node; autogroup:tagged: every tagged node;
- * - `*`: every node's addresses and every approved route (the tailnet, not the internet);
+ * - `*`: the tailnet, not the internet: 100.64.0.0/10, every node's own addresses (Weft's IPv6 /48
+ *   is per deployment, so its addresses are listed rather than Tailscale's fd7a:115c:a1e0::/48),
+ *   and every approved route except exit routes (0.0.0.0/0, ::/0);
  * - autogroup:danger-all: any address at all (`*` in the filter);
  * - a host, ipset, IP, CIDR or range: those addresses.
  */
-import { overlaps, union, type AddrSet } from './addr.js';
+import { overlaps, parseAddrSet, union, type AddrSet } from './addr.js';
 import type { Policy, Selector } from './model.js';
 import type { Prepared, PreparedNode } from './nodes.js';
 
@@ -44,7 +46,7 @@ export class NodeIndex {
     const cmp = (a: { ip: bigint }, b: { ip: bigint }) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0);
     this.ip4.sort(cmp);
     this.ip6.sort(cmp);
-    this.tailnet = union(...prepared.nodes.map((n) => n.reach));
+    this.tailnet = tailnet(prepared);
   }
 
   private ipsOf(nodes: readonly PreparedNode[] | undefined): AddrSet {
@@ -98,6 +100,14 @@ export class NodeIndex {
     }
     return out;
   }
+}
+
+const CGNAT = (parseAddrSet('100.64.0.0/10') as { set: AddrSet }).set;
+
+/** What `*` names as a source (see the header). Exported for the reference, which shares only this definition. */
+export function tailnet(prepared: Prepared): AddrSet {
+  const routes = prepared.nodes.flatMap((n) => n.input.approvedRoutes.filter((r) => r !== '0.0.0.0/0' && r !== '::/0').map((r) => (parseAddrSet(r) as { set: AddrSet }).set));
+  return union(CGNAT, ...prepared.nodes.map((n) => n.ips), ...routes);
 }
 
 function lowerBound(arr: { ip: bigint }[], ip: bigint): number {

@@ -44,6 +44,10 @@ export function fromRanges(v4: Range[], v6: Range[]): AddrSet {
 }
 
 function intersectRanges(a: readonly Range[], b: readonly Range[]): Range[] {
+  if (a.length === 0 || b.length === 0) return [];
+  // A few ranges against many (a node against a fleet-wide set): binary-search each small one.
+  if (a.length * 16 < b.length) return intersectSkewed(a, b);
+  if (b.length * 16 < a.length) return intersectSkewed(b, a);
   const out: Range[] = [];
   let i = 0;
   let j = 0;
@@ -59,12 +63,44 @@ function intersectRanges(a: readonly Range[], b: readonly Range[]): Range[] {
   return out;
 }
 
+/** First index in sorted, disjoint `ranges` whose end is >= v. */
+function firstEndingAtOrAfter(ranges: readonly Range[], v: bigint): number {
+  let lo = 0;
+  let hi = ranges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ranges[mid]![1] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function intersectSkewed(small: readonly Range[], big: readonly Range[]): Range[] {
+  const out: Range[] = [];
+  for (const [slo, shi] of small) {
+    for (let j = firstEndingAtOrAfter(big, slo); j < big.length && big[j]![0] <= shi; j++) {
+      const [blo, bhi] = big[j]!;
+      out.push([slo > blo ? slo : blo, shi < bhi ? shi : bhi]);
+    }
+  }
+  return out;
+}
+
 export function intersect(a: AddrSet, b: AddrSet): AddrSet {
   return { v4: intersectRanges(a.v4, b.v4), v6: intersectRanges(a.v6, b.v6) };
 }
 
 export function overlaps(a: AddrSet, b: AddrSet): boolean {
-  return intersectRanges(a.v4, b.v4).length > 0 || intersectRanges(a.v6, b.v6).length > 0;
+  return overlapRanges(a.v4, b.v4) || overlapRanges(a.v6, b.v6);
+}
+
+function overlapRanges(a: readonly Range[], b: readonly Range[]): boolean {
+  const [small, big] = a.length <= b.length ? [a, b] : [b, a];
+  for (const [lo, hi] of small) {
+    const j = firstEndingAtOrAfter(big, lo);
+    if (j < big.length && big[j]![0] <= hi) return true;
+  }
+  return false;
 }
 
 function subtractRanges(a: readonly Range[], b: readonly Range[]): Range[] {
@@ -197,21 +233,29 @@ export function formatAddr(family: 4 | 6, v: bigint): string {
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }
 
-function rangeToCidrs(family: 4 | 6, lo0: bigint, hi: bigint, out: string[]): void {
+/** One CIDR of a set's text, with what it sorts by (family, then address, then prefix length). */
+export interface Cidr { text: string; family: 4 | 6; lo: bigint; bits: number }
+
+function rangeToCidrs(family: 4 | 6, lo0: bigint, hi: bigint, out: Cidr[]): void {
   const width = family === 4 ? 32n : 128n;
   let lo = lo0;
   while (lo <= hi) {
     let size = 0n;
     while (size < width && (lo & ((1n << (size + 1n)) - 1n)) === 0n && lo + (1n << (size + 1n)) - 1n <= hi) size++;
-    out.push(size === 0n ? formatAddr(family, lo) : `${formatAddr(family, lo)}/${width - size}`);
+    out.push({ text: size === 0n ? formatAddr(family, lo) : `${formatAddr(family, lo)}/${width - size}`, family, lo, bits: Number(width - size) });
     lo += 1n << size;
   }
 }
 
-/** The canonical text of a set: IPv4 first, then IPv6, each ascending, as the fewest CIDRs. */
-export function formatSet(s: AddrSet): string[] {
-  const out: string[] = [];
+/** A set as the fewest CIDRs, IPv4 first, then IPv6, each ascending. */
+export function cidrsOf(s: AddrSet): Cidr[] {
+  const out: Cidr[] = [];
   for (const [lo, hi] of s.v4) rangeToCidrs(4, lo, hi, out);
   for (const [lo, hi] of s.v6) rangeToCidrs(6, lo, hi, out);
   return out;
+}
+
+/** The canonical text of a set (see cidrsOf). */
+export function formatSet(s: AddrSet): string[] {
+  return cidrsOf(s).map((c) => c.text);
 }

@@ -4,8 +4,8 @@
  * tag, and a sorted address table); peers are unions of per-rule node lists, computed once per
  * distinct combination, so no pair of nodes is ever examined.
  */
-import { intersect, isEmpty, overlaps, union, type AddrSet } from './addr.js';
-import { dstText, sortDstPorts, srcText, type Compiled, type FilterRule, type NodeRule } from './filter.js';
+import { cidrsOf, intersect, isEmpty, overlaps, union, type AddrSet, type Cidr } from './addr.js';
+import { dstCidrs, sortDstPorts, srcText, type Compiled, type FilterRule, type NodeRule } from './filter.js';
 import { ALLOW_ALL, type DstEntry, type Policy, type Rule } from './model.js';
 import type { Prepared } from './nodes.js';
 import { ANY, NodeIndex, type Resolved } from './select.js';
@@ -37,9 +37,9 @@ export function compile(policy: Policy | null, prepared: Prepared): Compilation 
   for (const rule of p.rules) {
     const src = resolveAll(index, rule);
     if (src !== ANY && isEmpty(src)) continue;
-    const srcNodes = index.overlapping(src);
+    const srcNodes = src === ANY ? index.overlapping(ANY) : index.unionNodes(rule.src.map((sel) => index.nodesOf(sel)));
     const srcIPs = srcText(src);
-    const perNode = new Map<number, { dst: NodeRule['dst']; text: { ip: string; ports: DstEntry['ports'][number] }[] }>();
+    const perNode = new Map<number, { dst: NodeRule['dst']; text: { ip: Cidr; ports: DstEntry['ports'][number] }[] }>();
     const selfEntries: DstEntry[] = [];
     for (const entry of rule.dst) {
       if (entry.sel.kind === 'self') {
@@ -47,10 +47,10 @@ export function compile(policy: Policy | null, prepared: Prepared): Compilation 
         continue;
       }
       const dst = index.resolve(entry.sel);
-      for (const t of index.overlapping(dst)) {
+      for (const t of index.nodesOf(entry.sel)) {
         let acc = perNode.get(t);
         if (!acc) perNode.set(t, (acc = { dst: [], text: [] }));
-        const ips = dstText(dst, nodes[t]!.reach);
+        const ips = dstCidrs(dst, nodes[t]!.reach);
         for (const ports of entry.ports) {
           acc.dst.push({ set: dst, ports });
           for (const ip of ips) acc.text.push({ ip, ports });
@@ -65,20 +65,33 @@ export function compile(policy: Policy | null, prepared: Prepared): Compilation 
     if (selfEntries.length) compileSelf(index, rule, src, selfEntries, rules, text, link);
   }
 
+  // Peers: the union of a node's groups, computed once per distinct combination of groups.
   const memo = new Map<string, number[]>();
+  const stamp = new Int32Array(nodes.length);
+  const names = nodes.map((n) => n.name);
+  let generation = 0;
   const out: Compiled = { nodes: {} };
   for (const n of nodes) {
     const ids = [...new Set(groupsOf[n.idx])].sort((a, b) => a - b);
     const key = ids.join(',');
     let members = memo.get(key);
     if (!members) {
-      const seen = new Uint8Array(nodes.length);
-      for (const g of ids) for (const i of groups[g]!) seen[i] = 1;
+      generation++;
       members = [];
-      for (let i = 0; i < seen.length; i++) if (seen[i]) members.push(i);
+      for (const g of ids) {
+        for (const i of groups[g]!) {
+          if (stamp[i] !== generation) {
+            stamp[i] = generation;
+            members.push(i);
+          }
+        }
+      }
+      members.sort((a, b) => a - b);
       memo.set(key, members);
     }
-    out.nodes[n.name] = { rules: text[n.idx]!, peers: members.filter((i) => i !== n.idx).map((i) => nodes[i]!.name) };
+    const peers: string[] = [];
+    for (const i of members) if (i !== n.idx) peers.push(names[i]!);
+    out.nodes[n.name] = { rules: text[n.idx]!, peers };
   }
   return { compiled: out, rules, index };
 }
@@ -103,11 +116,12 @@ function compileSelf(index: NodeIndex, rule: Rule, src: Resolved, entries: DstEn
     const targets = owned.filter((n) => !isEmpty(n.ips));
     for (const x of targets) {
       const dst: NodeRule['dst'] = [];
-      const dstTextEntries: { ip: string; ports: DstEntry['ports'][number] }[] = [];
+      const dstTextEntries: { ip: Cidr; ports: DstEntry['ports'][number] }[] = [];
+      const own = cidrsOf(x.ips);
       for (const e of entries) {
         for (const ports of e.ports) {
           dst.push({ set: x.ips, ports });
-          for (const ip of srcText(x.ips)) dstTextEntries.push({ ip, ports });
+          for (const ip of own) dstTextEntries.push({ ip, ports });
         }
       }
       rules[x.idx]!.push({ pos: rule.pos, src: from, dst, protos: rule.protos });

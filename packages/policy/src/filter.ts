@@ -1,5 +1,5 @@
 /** The compiled output shapes and their canonical (sorted) text form. */
-import { formatSet, intersect, parseAddr, type AddrSet } from './addr.js';
+import { cidrsOf, formatSet, intersect, type AddrSet, type Cidr } from './addr.js';
 import type { Pos } from './errors.js';
 import type { PortRange } from './model.js';
 import { ANY, type Resolved } from './select.js';
@@ -30,31 +30,31 @@ export interface NodeRule {
   protos: number[];
 }
 
+const srcTextCache = new WeakMap<AddrSet, string[]>();
+
+/** Sources as text. Sets are immutable and shared (one per selector), so each is formatted once. */
 export function srcText(src: Resolved): string[] {
-  return src === ANY ? [ANY] : formatSet(src);
+  if (src === ANY) return [ANY];
+  let text = srcTextCache.get(src);
+  if (!text) srcTextCache.set(src, (text = formatSet(src)));
+  return text;
 }
 
-/** `dst` restricted to what a node with `reach` serves, as text. */
-export function dstText(dst: Resolved, reach: AddrSet): string[] {
-  return dst === ANY ? [ANY] : formatSet(intersect(dst, reach));
+const ANY_CIDR: Cidr = { text: ANY, family: 4, lo: -1n, bits: 0 };
+
+/** `dst` restricted to what a node with `reach` serves. */
+export function dstCidrs(dst: Resolved, reach: AddrSet): Cidr[] {
+  return dst === ANY ? [ANY_CIDR] : cidrsOf(intersect(dst, reach));
 }
 
-function ipKey(ip: string): [number, bigint, number] {
-  if (ip === ANY) return [0, 0n, 0];
-  const [a, bits] = ip.split('/');
-  const addr = parseAddr(a!)!;
-  return [addr.family, addr.value, bits === undefined ? (addr.family === 4 ? 32 : 128) : Number(bits)];
-}
-
-/** Dedupes and sorts dstPorts: by address (IPv4 first), prefix, then port range. */
-export function sortDstPorts(entries: { ip: string; ports: PortRange }[]): { ip: string; ports: string }[] {
-  const keyed = entries.map((e) => ({ e, k: ipKey(e.ip) }));
-  keyed.sort((x, y) => x.k[0] - y.k[0] || (x.k[1] < y.k[1] ? -1 : x.k[1] > y.k[1] ? 1 : 0) || x.k[2] - y.k[2] || x.e.ports.first - y.e.ports.first || x.e.ports.last - y.e.ports.last);
+/** Dedupes and sorts dstPorts: `*` first, then by address (IPv4 first), prefix, then port range. */
+export function sortDstPorts(entries: { ip: Cidr; ports: PortRange }[]): { ip: string; ports: string }[] {
+  entries.sort((x, y) => (x.ip.family - y.ip.family) || (x.ip.lo < y.ip.lo ? -1 : x.ip.lo > y.ip.lo ? 1 : 0) || x.ip.bits - y.ip.bits || x.ports.first - y.ports.first || x.ports.last - y.ports.last);
   const out: { ip: string; ports: string }[] = [];
-  for (const { e } of keyed) {
-    const ports = `${e.ports.first}-${e.ports.last}`;
-    const last = out[out.length - 1];
-    if (!last || last.ip !== e.ip || last.ports !== ports) out.push({ ip: e.ip, ports });
+  let prev: { ip: Cidr; ports: PortRange } | undefined;
+  for (const e of entries) {
+    if (!prev || prev.ip.text !== e.ip.text || prev.ports.first !== e.ports.first || prev.ports.last !== e.ports.last) out.push({ ip: e.ip.text, ports: `${e.ports.first}-${e.ports.last}` });
+    prev = e;
   }
   return out;
 }

@@ -4,8 +4,8 @@
  * asking of every ordered pair whether one may reach the other. O(nodes^2 x rules): for tests and
  * the benchmark's comparison only.
  */
-import { intersect, isEmpty, overlaps, union, type AddrSet } from './addr.js';
-import { dstText, sortDstPorts, srcText, type Compiled, type FilterRule } from './filter.js';
+import { cidrsOf, intersect, isEmpty, overlaps, union, type AddrSet, type Cidr } from './addr.js';
+import { dstCidrs, sortDstPorts, srcText, type Compiled, type FilterRule } from './filter.js';
 import { ALLOW_ALL, type Policy, type Rule, type Selector } from './model.js';
 import type { Prepared, PreparedNode } from './nodes.js';
 import { ANY, tailnet, type Resolved } from './select.js';
@@ -53,12 +53,12 @@ export function compileReference(policy: Policy | null, prepared: Prepared): Com
     p.rules.forEach((r, i) => {
       if (!live(i)) return;
       const main = r.dst.filter((d) => d.sel.kind !== 'self' && touches(x, names(d.sel)))
-        .flatMap((d) => d.ports.flatMap((ports) => dstText(names(d.sel), x.reach).map((ip) => ({ ip, ports }))));
+        .flatMap((d) => d.ports.flatMap((ports) => dstCidrs(names(d.sel), x.reach).map((ip) => ({ ip, ports }))));
       if (main.length) rules.push({ srcIPs: srcText(srcOf[i]!), dstPorts: sortDstPorts(main), protos: r.protos });
       if (hasSelf(r) && !x.tagged && !isEmpty(x.ips)) {
         const from = selfSources(i, x);
         if (!isEmpty(from)) {
-          const self = r.dst.filter((d) => d.sel.kind === 'self').flatMap((d) => d.ports.flatMap((ports) => srcText(x.ips).map((ip) => ({ ip, ports }))));
+          const self = r.dst.filter((d) => d.sel.kind === 'self').flatMap((d) => d.ports.flatMap((ports) => cidrsOf(x.ips).map((ip) => ({ ip, ports }))));
           rules.push({ srcIPs: srcText(from), dstPorts: sortDstPorts(self), protos: r.protos });
         }
       }

@@ -29,6 +29,9 @@ export class NodeIndex {
   private readonly ip6: { ip: bigint; idx: number }[] = [];
   readonly tailnet: AddrSet;
   private readonly cache = new Map<string, AddrSet>();
+  /** Dedupes node hits without a Set: a node is in the current result when its stamp is the generation. */
+  private readonly stamp: Int32Array;
+  private generation = 0;
 
   constructor(readonly prepared: Prepared, private readonly policy: Policy) {
     for (const n of prepared.nodes) {
@@ -47,6 +50,7 @@ export class NodeIndex {
     this.ip4.sort(cmp);
     this.ip6.sort(cmp);
     this.tailnet = tailnet(prepared);
+    this.stamp = new Int32Array(prepared.nodes.length);
   }
 
   private ipsOf(nodes: readonly PreparedNode[] | undefined): AddrSet {
@@ -80,13 +84,75 @@ export class NodeIndex {
   /** Indexes of the nodes whose addresses or approved routes overlap `set`, ascending. */
   overlapping(set: Resolved): number[] {
     if (set === ANY) return this.prepared.nodes.map((n) => n.idx);
-    const hits = new Set<number>();
-    scan(this.ip4, set.v4, hits);
-    scan(this.ip6, set.v6, hits);
-    for (const r of this.routers) {
-      if (!hits.has(r.idx) && overlaps(r.reach, set)) hits.add(r.idx);
+    this.generation++;
+    const hits: number[] = [];
+    const hit = (idx: number) => {
+      if (this.stamp[idx] !== this.generation) {
+        this.stamp[idx] = this.generation;
+        hits.push(idx);
+      }
+    };
+    scan(this.ip4, set.v4, hit);
+    scan(this.ip6, set.v6, hit);
+    for (const r of this.routers) if (this.stamp[r.idx] !== this.generation && overlaps(r.reach, set)) hit(r.idx);
+    return hits.sort((a, b) => a - b);
+  }
+
+  private readonly nodesCache = new Map<string, number[]>();
+
+  /**
+   * The same as `overlapping(resolve(sel))`, from the indexes: a user, group, tag or autogroup
+   * names its nodes directly (addresses are unique, so no lookup is needed), plus any router whose
+   * routes overlap their addresses. Cached per selector.
+   */
+  nodesOf(sel: Selector): number[] {
+    if (sel.kind === 'addrs' || sel.kind === 'danger-all' || sel.kind === 'all' || sel.kind === 'self') return this.overlapping(this.resolve(sel));
+    const key = sel.kind === 'user' ? 'u' + sel.login : sel.kind === 'group' ? 'g' + sel.name : sel.kind === 'tag' ? 't' + sel.name : sel.kind;
+    let list = this.nodesCache.get(key);
+    if (!list) {
+      let direct: PreparedNode[];
+      switch (sel.kind) {
+        case 'member': direct = this.untagged; break;
+        case 'tagged': direct = this.tagged; break;
+        case 'user': direct = this.byUser.get(sel.login) ?? []; break;
+        case 'tag': direct = this.byTag.get(sel.name) ?? []; break;
+        case 'group': direct = (this.policy.groups.get(sel.name) ?? []).flatMap((u) => this.byUser.get(u) ?? []); break;
+      }
+      const set = this.resolve(sel) as AddrSet;
+      this.generation++;
+      const hits: number[] = [];
+      for (const n of direct) {
+        if (this.stamp[n.idx] !== this.generation && (n.ips.v4.length || n.ips.v6.length)) {
+          this.stamp[n.idx] = this.generation;
+          hits.push(n.idx);
+        }
+      }
+      for (const r of this.routers) {
+        if (this.stamp[r.idx] !== this.generation && overlaps(r.reach, set)) {
+          this.stamp[r.idx] = this.generation;
+          hits.push(r.idx);
+        }
+      }
+      list = hits.sort((a, b) => a - b);
+      this.nodesCache.set(key, list);
     }
-    return [...hits].sort((a, b) => a - b);
+    return list;
+  }
+
+  /** Sorted union of node lists (each sorted). */
+  unionNodes(lists: number[][]): number[] {
+    if (lists.length === 1) return lists[0]!;
+    this.generation++;
+    const out: number[] = [];
+    for (const l of lists) {
+      for (const i of l) {
+        if (this.stamp[i] !== this.generation) {
+          this.stamp[i] = this.generation;
+          out.push(i);
+        }
+      }
+    }
+    return out.sort((a, b) => a - b);
   }
 
   /** Nodes receiving traffic for address `ip`: the node that has it, and routers whose routes hold it. */
@@ -121,9 +187,9 @@ function lowerBound(arr: { ip: bigint }[], ip: bigint): number {
   return lo;
 }
 
-function scan(arr: { ip: bigint; idx: number }[], ranges: AddrSet['v4'], hits: Set<number>): void {
+function scan(arr: { ip: bigint; idx: number }[], ranges: AddrSet['v4'], hit: (idx: number) => void): void {
   for (const [lo, hi] of ranges) {
-    for (let i = lowerBound(arr, lo); i < arr.length && arr[i]!.ip <= hi; i++) hits.add(arr[i]!.idx);
+    for (let i = lowerBound(arr, lo); i < arr.length && arr[i]!.ip <= hi; i++) hit(arr[i]!.idx);
   }
 }
 

@@ -208,7 +208,23 @@ export function addrSetOf(family: 4 | 6, value: bigint): AddrSet {
   return single(family, value, value);
 }
 
+// Node addresses recur in every rule that names them; their text is built once. Bounded so a
+// policy with huge ranges cannot grow it without limit.
+const textCache = [new Map<bigint, string>(), new Map<bigint, string>()] as const;
+const TEXT_CACHE_MAX = 1 << 18;
+
 export function formatAddr(family: 4 | 6, v: bigint): string {
+  const cache = textCache[family === 4 ? 0 : 1];
+  let text = cache.get(v);
+  if (text === undefined) {
+    text = formatAddrUncached(family, v);
+    if (cache.size >= TEXT_CACHE_MAX) cache.clear();
+    cache.set(v, text);
+  }
+  return text;
+}
+
+function formatAddrUncached(family: 4 | 6, v: bigint): string {
   if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join('.');
   const g: number[] = [];
   for (let s = 112n; s >= 0n; s -= 16n) g.push(Number((v >> s) & 0xffffn));

@@ -7,7 +7,7 @@
 import { cidrsOf, intersect, isEmpty, overlaps, union, type AddrSet, type Cidr } from './addr.js';
 import { dstCidrs, sortDstPorts, srcText, type Compiled, type FilterRule, type NodeRule } from './filter.js';
 import { ALLOW_ALL, type DstEntry, type Policy, type Rule } from './model.js';
-import type { Prepared } from './nodes.js';
+import type { Prepared, PreparedNode } from './nodes.js';
 import { ANY, NodeIndex, type Resolved } from './select.js';
 
 export interface Compilation {
@@ -50,7 +50,7 @@ export function compile(policy: Policy | null, prepared: Prepared): Compilation 
       for (const t of index.nodesOf(entry.sel)) {
         let acc = perNode.get(t);
         if (!acc) perNode.set(t, (acc = { dst: [], text: [] }));
-        const ips = dstCidrs(dst, nodes[t]!.reach);
+        const ips = dstOn(dst, nodes[t]!);
         for (const ports of entry.ports) {
           acc.dst.push({ set: dst, ports });
           for (const ip of ips) acc.text.push({ ip, ports });
@@ -86,7 +86,7 @@ export function compile(policy: Policy | null, prepared: Prepared): Compilation 
           }
         }
       }
-      members.sort((a, b) => a - b);
+      members = Array.from(Int32Array.from(members).sort());
       memo.set(key, members);
     }
     const peers: string[] = [];
@@ -94,6 +94,27 @@ export function compile(policy: Policy | null, prepared: Prepared): Compilation 
     out.nodes[n.name] = { rules: text[n.idx]!, peers };
   }
   return { compiled: out, rules, index };
+}
+
+const ownCache = new WeakMap<PreparedNode, Cidr[]>();
+
+/** A node's own addresses as CIDRs (formatted once per node). */
+function ownCidrs(n: PreparedNode): Cidr[] {
+  let c = ownCache.get(n);
+  if (!c) ownCache.set(n, (c = cidrsOf(n.ips)));
+  return c;
+}
+
+function sameRanges(a: AddrSet, b: AddrSet): boolean {
+  const eq = (x: AddrSet['v4'], y: AddrSet['v4']) => x.length === y.length && x.every((r, i) => r[0] === y[i]![0] && r[1] === y[i]![1]);
+  return eq(a.v4, b.v4) && eq(a.v6, b.v6);
+}
+
+/** dstCidrs, with the common case (the destination covers the whole node, no routes) formatted once per node. */
+function dstOn(dst: Resolved, n: PreparedNode): Cidr[] {
+  if (dst === ANY || n.input.approvedRoutes.length) return dstCidrs(dst, n.reach);
+  const part = intersect(dst, n.reach);
+  return sameRanges(part, n.ips) ? ownCidrs(n) : cidrsOf(part);
 }
 
 function resolveAll(index: NodeIndex, rule: Rule): Resolved {
@@ -117,7 +138,7 @@ function compileSelf(index: NodeIndex, rule: Rule, src: Resolved, entries: DstEn
     for (const x of targets) {
       const dst: NodeRule['dst'] = [];
       const dstTextEntries: { ip: Cidr; ports: DstEntry['ports'][number] }[] = [];
-      const own = cidrsOf(x.ips);
+      const own = ownCidrs(x);
       for (const e of entries) {
         for (const ports of e.ports) {
           dst.push({ set: x.ips, ports });

@@ -33,17 +33,26 @@ export function compileReference(policy: Policy | null, prepared: Prepared): Com
     return sets.includes(ANY) ? ANY : union(...(sets as AddrSet[]));
   };
   const srcOf = p.rules.map(sources);
+  // Each destination selector's addresses, resolved once (still by scanning every node).
+  const dstOf = p.rules.map((r) => r.dst.map((d) => (d.sel.kind === 'self' ? null : names(d.sel))));
+  const selfMemo = new Map<string, AddrSet>();
   const selfSources = (rule: number, x: PreparedNode): AddrSet => {
-    const mine = ipsWhere((n) => !n.tagged && n.input.user === x.input.user);
-    const s = srcOf[rule]!;
-    return s === ANY ? mine : intersect(s, mine);
+    const key = `${rule} ${x.input.user}`;
+    let from = selfMemo.get(key);
+    if (!from) {
+      const mine = ipsWhere((n) => !n.tagged && n.input.user === x.input.user);
+      const s = srcOf[rule]!;
+      from = s === ANY ? mine : intersect(s, mine);
+      selfMemo.set(key, from);
+    }
+    return from;
   };
   const live = (rule: number) => srcOf[rule] === ANY || !isEmpty(srcOf[rule] as AddrSet);
   const hasSelf = (r: Rule) => r.dst.some((d) => d.sel.kind === 'self');
 
   const reaches = (a: PreparedNode, b: PreparedNode): boolean => p.rules.some((r, i) => {
     if (!live(i)) return false;
-    if (touches(a, srcOf[i]!) && r.dst.some((d) => d.sel.kind !== 'self' && touches(b, names(d.sel)))) return true;
+    if (touches(a, srcOf[i]!) && dstOf[i]!.some((d) => d !== null && touches(b, d))) return true;
     return hasSelf(r) && !a.tagged && !b.tagged && a.input.user === b.input.user && !isEmpty(b.ips) && overlaps(a.ips, selfSources(i, b));
   });
 
@@ -52,8 +61,10 @@ export function compileReference(policy: Policy | null, prepared: Prepared): Com
     const rules: FilterRule[] = [];
     p.rules.forEach((r, i) => {
       if (!live(i)) return;
-      const main = r.dst.filter((d) => d.sel.kind !== 'self' && touches(x, names(d.sel)))
-        .flatMap((d) => d.ports.flatMap((ports) => dstCidrs(names(d.sel), x.reach).map((ip) => ({ ip, ports }))));
+      const main = r.dst.flatMap((d, j) => {
+        const set = dstOf[i]![j]!;
+        return set !== null && touches(x, set) ? d.ports.flatMap((ports) => dstCidrs(set, x.reach).map((ip) => ({ ip, ports }))) : [];
+      });
       if (main.length) rules.push({ srcIPs: srcText(srcOf[i]!), dstPorts: sortDstPorts(main), protos: r.protos });
       if (hasSelf(r) && !x.tagged && !isEmpty(x.ips)) {
         const from = selfSources(i, x);

@@ -71,6 +71,18 @@ describe('engine matches the naive reference', () => {
     expect(nonTrivial).toBeGreaterThan(CASES / 2);
   }, 120_000); // a budget for a loaded machine, not a timing assertion
 
+  it('output does not depend on the order nodes and users are listed in', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const g = generate(seed);
+      const policy = parsePolicy(g.policy);
+      const input = JSON.parse(g.nodes) as { users: unknown[]; nodes: unknown[] };
+      const shuffled = JSON.stringify({ users: [...input.users].reverse(), nodes: [...input.nodes].reverse() });
+      const a = JSON.stringify(compile(policy, parseNodes(g.nodes)).compiled);
+      expect(JSON.stringify(compile(policy, parseNodes(shuffled)).compiled), `seed ${seed}`).toBe(a);
+      expect(JSON.stringify(compile(parsePolicy(g.policy), parseNodes(g.nodes)).compiled), `seed ${seed}`).toBe(a);
+    }
+  }, 120_000);
+
   it('with no policy, every node reaches every node', () => {
     for (let seed = 1; seed <= 30; seed++) {
       const nodes = parseNodes(generate(seed).nodes);

@@ -42,8 +42,25 @@ export function nounUsage(noun: Noun): string {
   return `Usage:\n${NOUN_USAGE[noun]}\n${REACH}\n${COMMON}`;
 }
 
+export const POLICY_USAGE = `Usage: weft-server policy compile POLICY_FILE --nodes NODES_JSON [--json]
+  Evaluates a policy (Tailscale-compatible HuJSON: groups, hosts, tagOwners, ipsets, acls, grants,
+  autoApprovers, tests) against the nodes in NODES_JSON. No server or database is needed.
+  NODES_JSON: {"users":[{"id":1,"name":"odin","login":"odin@example.com"}],
+               "nodes":[{"id":1,"name":"web-1","user":"odin@example.com","tags":[],
+                         "ipv4":"100.64.0.1","ipv6":"fd7a::1","advertisedRoutes":[],"approvedRoutes":[]}]}
+    user is the owner's login, null for a tagged node; approvedRoutes is final.
+  Output (--json): {"nodes":{"web-1":{"rules":[{"srcIPs":["100.64.0.2","fd7a::2"],
+                     "dstPorts":[{"ip":"100.64.0.1","ports":"22-22"}],"protos":[6]}],"peers":["db-1"]}}}
+    one entry per node: the packet-filter rules for traffic arriving at it (sources as addresses or
+    CIDRs, "*" for any; destinations with a port range; IANA protocol numbers, a rule without
+    "proto" being [1,6,17,58]) and the names of the peers it may see. Without --json: a summary.
+  Exit: 0 accepted (result on stdout), 1 policy rejected (syntax, validation, a failing test; every
+  reason on stderr as FILE:line:col: message), 2 usage (bad flags, an unreadable file, a malformed
+  NODES_JSON).`;
+
 export const USAGE = `Usage:
   weft-server serve [flags]     run the control server (weft-server serve --help)
+  weft-server policy compile POLICY_FILE --nodes NODES_JSON [--json]   preview a policy offline
   weft-server users|nodes|authkeys|apikeys ...   the admin CLI (weft-server nodes --help)
   weft-server --version
 ${SERVE_USAGE.split('\n').slice(2).join('\n')}

@@ -66,7 +66,8 @@ export async function spawnServer(env: Record<string, string> = {}, existingData
     removeDataDir();
     running.delete(server);
   };
-  const deadline = Date.now() + 60_000;
+  // A fresh embedded database takes a few seconds to create, and much longer on a loaded machine.
+  const deadline = Date.now() + 100_000;
   for (;;) {
     if (proc.exitCode !== null) {
       await stop();
@@ -76,7 +77,7 @@ export async function spawnServer(env: Record<string, string> = {}, existingData
     if (ok) break;
     if (Date.now() > deadline) {
       await stop();
-      throw new Error(`weft-server not ready after 60 s:\n${out}`);
+      throw new Error(`weft-server not ready after 100 s:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -16,6 +16,8 @@ import { statusRoute } from './api/status-route.js';
 import { ChangeHub } from './hub.js';
 import { loginPage } from './login-page.js';
 import { Mapper } from './mapper/mapper.js';
+import { ServerMetrics } from './metrics.js';
+import { metricsRoute } from './metrics-endpoint.js';
 import { clientErrorHandler, frameworkErrors, installProblemHandler, MAX_PARAM_LENGTH } from './problem-handler.js';
 import { AbuseLimits, type AbuseLimitOptions } from './rate-limit.js';
 import { installSecurityHeaders } from './security-headers.js';
@@ -42,6 +44,11 @@ export interface AppOptions {
   /** Expired pending logins: how often they are swept, and how long after expiry; absent = tunables. */
   loginReapIntervalMs?: number;
   loginReapGraceS?: number;
+  /**
+   * Prometheus metrics: present = collected (App.metrics); with `token`, also served at `/metrics`
+   * on this app's port to that bearer token. Absent = nothing measured, no `/metrics`.
+   */
+  metrics?: { token?: string };
 }
 
 export interface App {
@@ -49,6 +56,8 @@ export interface App {
   state: State;
   mapper: Mapper;
   hub: ChangeHub;
+  /** Null when metrics are off. */
+  metrics: ServerMetrics | null;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -89,9 +98,11 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   installProblemHandler(app);
   installSecurityHeaders(app);
 
-  const hub = new ChangeHub(opts.db.bus, app.log);
+  const metrics = opts.metrics ? new ServerMetrics() : null;
+  if (metrics) metrics.instrumentHttp(app);
+  const hub = new ChangeHub(opts.db.bus, app.log, metrics ? (s) => metrics.busReceived(s) : undefined);
   const state = await State.open({
-    prisma: opts.db.prisma,
+    prisma: metrics ? metrics.instrumentPrisma(opts.db.prisma) : opts.db.prisma,
     emit: hub.emit,
     serverUrl: opts.serverUrl.replace(/\/$/, ''),
     loginTimeoutS: opts.loginTimeoutS ?? 600,
@@ -101,9 +112,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   // Before the mapper loads the nodes, so a crashed predecessor's "online" never reaches a netmap.
   await state.presence.start({ sole: opts.db.backend === 'pglite', deadAfterMs: REPLICA_DEAD_AFTER_MS });
   const limits = new AbuseLimits(opts.limits);
-  const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), log: app.log, patchIntervalMs: opts.patchIntervalMs });
+  const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), log: app.log, patchIntervalMs: opts.patchIntervalMs, metrics: metrics?.mapper });
   await mapper.init();
   hub.connect(mapper);
+  metrics?.attach({ nodeStates: () => mapper.nodeStates(), sessions: () => mapper.connectedCount, rateLimitRefusals: () => limits.refusals });
 
   await app.register(swagger, {
     openapi: {
@@ -135,6 +147,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       return reply.code(503).send({ status: 'database unreachable' });
     }
   });
+  if (metrics && opts.metrics?.token) metricsRoute(app, metrics, opts.metrics.token);
   app.get('/api/v1/openapi.json', { schema: { hide: true } as object }, async () => app.swagger());
 
   await app.register(async (scope) => {
@@ -177,5 +190,5 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await beating;
     await state.presence.stop();
   });
-  return { app, state, mapper, hub };
+  return { app, state, mapper, hub, metrics };
 }

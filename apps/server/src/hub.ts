@@ -8,7 +8,8 @@ import type { ChangeBus } from '@weft/db';
 import type { Change } from './state/changes.js';
 import type { Mapper } from './mapper/mapper.js';
 
-interface Envelope { origin: string; change: Change }
+/** `at`: the publisher's wall clock (ms since the epoch) when it published, for bus-lag metrics. */
+interface Envelope { origin: string; at?: number; change: Change }
 
 export class ChangeHub {
   readonly origin = randomUUID();
@@ -16,7 +17,12 @@ export class ChangeHub {
   private unsubscribeReconnect: (() => void) | null = null;
   private mapper: Mapper | null = null;
 
-  constructor(private readonly bus: ChangeBus, private readonly log: FastifyBaseLogger) {}
+  constructor(
+    private readonly bus: ChangeBus,
+    private readonly log: FastifyBaseLogger,
+    /** Called with publish-to-receive seconds for each change from another replica; absent = not measured. */
+    private readonly onBusLag?: (seconds: number) => void,
+  ) {}
 
   /** Starts delivering to `mapper`, from this replica and from the bus. */
   connect(mapper: Mapper): void {
@@ -29,7 +35,9 @@ export class ChangeHub {
         this.log.warn({ err }, 'ignoring malformed change-bus payload');
         return;
       }
-      if (env.origin !== this.origin) void mapper.apply(env.change);
+      if (env.origin === this.origin) return;
+      if (this.onBusLag && typeof env.at === 'number') this.onBusLag((Date.now() - env.at) / 1000);
+      void mapper.apply(env.change);
     });
     // Notifications sent while the listener was reconnecting are lost: start from the database.
     this.unsubscribeReconnect = this.bus.onReconnect(() => {
@@ -44,8 +52,9 @@ export class ChangeHub {
   emit = (change: Change): void => {
     void this.mapper?.apply(change);
     if (this.closed) return;
+    const at = Date.now();
     for (const part of splitForBus(change)) {
-      this.bus.publish(JSON.stringify({ origin: this.origin, change: part } satisfies Envelope)).catch((err: unknown) => {
+      this.bus.publish(JSON.stringify({ origin: this.origin, at, change: part } satisfies Envelope)).catch((err: unknown) => {
         this.log.error({ err, change: change.kind }, 'failed to publish change to other replicas');
       });
     }

@@ -168,7 +168,7 @@ describe.each(BACKENDS)('agent channel on %s', (backend) => {
       expect(poisoner.closed!.reason).toMatch(reason);
     }
     expect((await s.api('GET', `/api/v1/nodes/${poisoner.self!.id}`)).body.endpoints).toEqual(['192.0.2.9:41641']);
-    const seen = victim.received.flatMap((r) => JSON.stringify(r.msg).match(/999\.999|:0"|fe80|1:2:3:4:5:6:7:8:9/g) ?? []);
+    const seen = victim.received.flatMap((r) => JSON.stringify(r.msg).match(/999\.999|:0"|fe80::|1:2:3:4:5:6:7:8:9/g) ?? []);
     expect(seen).toEqual([]);
     expect(victim.closed).toBeNull();
     victim.close();

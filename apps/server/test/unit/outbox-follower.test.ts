@@ -15,7 +15,7 @@ class MemoryOutbox {
   head = 0;
   reads = 0;
   append(origin: string, change: Change): void {
-    this.rows.push({ id: ++this.head, origin, payload: change });
+    this.rows.push({ id: ++this.head, origin, payload: change, createdAt: Date.now() });
   }
   prune(throughId: number): void {
     this.rows = this.rows.filter((r) => r.id > throughId);
@@ -25,7 +25,7 @@ class MemoryOutbox {
       head: async () => this.head,
       after: async (seq: number, limit: number): Promise<OutboxPage> => {
         this.reads++;
-        return { head: this.head, rows: this.rows.filter((r) => r.id > seq).slice(0, limit) };
+        return { head: this.head, rows: this.rows.filter((r) => r.id > seq).slice(0, limit), now: Date.now() };
       },
       prune: async () => 0,
     } as unknown as Outbox;

@@ -10,6 +10,8 @@ type Cmd =
   | { cmd: 'connect'; concurrency: number }
   | { cmd: 'track-removal'; nodeId: number; deleted: number[]; timeoutMs: number }
   | { cmd: 'closed' }
+  /** Closes every socket, forgets what was received, and drops the agents of deleted nodes (before a server restart). */
+  | { cmd: 'disconnect'; drop: number[] }
   | { cmd: 'exit' };
 
 let agents: SimAgent[] = [];
@@ -78,6 +80,15 @@ process.on('message', async (m: Cmd) => {
         lastAt: Math.max(...arrivals),
         missing: missing.slice(0, 5).map((a) => ({ id: a.self!.id, closed: a.closed, lastSeq: a.received.at(-1)?.msg.seq, messages: a.received.length })),
       });
+    } else if (m.cmd === 'disconnect') {
+      const drop = new Set(m.drop);
+      await Promise.all(agents.map((a) => a.closed === null && a.socket ? new Promise<void>((resolve) => { a.socket!.once('close', () => resolve()); a.close(); }) : undefined));
+      agents = agents.filter((a) => !drop.has(a.self!.id));
+      for (const a of agents) {
+        a.received.length = 0;
+        a.patchesSeen = 0;
+      }
+      send({ ok: 'disconnect', agents: agents.length });
     } else if (m.cmd === 'exit') {
       for (const a of agents) a.close();
       setTimeout(() => process.exit(0), 200);

@@ -15,8 +15,11 @@ import { apiRoutes } from './api/routes.js';
 import { statusRoute } from './api/status-route.js';
 import { ChangeHub } from './hub.js';
 import type { FollowerTimings } from './outbox-follower.js';
+import type { StunCounters } from '@weft/relay';
 import { loginPage } from './login-page.js';
 import { Mapper } from './mapper/mapper.js';
+import { ServerMetrics } from './metrics.js';
+import { metricsRoute } from './metrics-endpoint.js';
 import { clientErrorHandler, frameworkErrors, installProblemHandler, MAX_PARAM_LENGTH } from './problem-handler.js';
 import { AbuseLimits, type AbuseLimitOptions } from './rate-limit.js';
 import { installSecurityHeaders } from './security-headers.js';
@@ -45,6 +48,12 @@ export interface AppOptions {
   loginReapGraceS?: number;
   /** Change-outbox timings (Postgres); absent = the tunables. */
   outbox?: FollowerTimings;
+  /**
+   * Prometheus metrics: present = collected (App.metrics); with `token`, also served at `/metrics`
+   * on this app's port to that bearer token; with `stun`, its counters as `weft_stun_*`. Absent =
+   * nothing measured, no `/metrics`.
+   */
+  metrics?: { token?: string; stun?: { readonly counters: StunCounters } };
 }
 
 export interface App {
@@ -52,6 +61,8 @@ export interface App {
   state: State;
   mapper: Mapper;
   hub: ChangeHub;
+  /** Null when metrics are off. */
+  metrics: ServerMetrics | null;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -92,9 +103,12 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   installProblemHandler(app);
   installSecurityHeaders(app);
 
-  const hub = new ChangeHub(opts.db.bus, opts.db.outbox, app.log, opts.outbox);
+  const metrics = opts.metrics ? new ServerMetrics() : null;
+  if (metrics) metrics.instrumentHttp(app);
+  if (metrics && opts.metrics?.stun) metrics.stun(opts.metrics.stun.counters);
+  const hub = new ChangeHub(opts.db.bus, opts.db.outbox, app.log, opts.outbox, metrics ? (s) => metrics.busReceived(s) : undefined);
   const state = await State.open({
-    prisma: opts.db.prisma,
+    prisma: metrics ? metrics.instrumentPrisma(opts.db.prisma) : opts.db.prisma,
     record: hub.record,
     emit: hub.emit,
     serverUrl: opts.serverUrl.replace(/\/$/, ''),
@@ -107,9 +121,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const limits = new AbuseLimits(opts.limits);
   // Before the mapper loads: every change up to here is in what it loads, later ones are read.
   await hub.start();
-  const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), log: app.log, patchIntervalMs: opts.patchIntervalMs });
+  const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), log: app.log, patchIntervalMs: opts.patchIntervalMs, metrics: metrics?.mapper });
   await mapper.init();
   hub.connect(mapper);
+  metrics?.attach({ nodeStates: () => mapper.nodeStates(), sessions: () => mapper.connectedCount, rateLimitRefusals: () => limits.refusals });
 
   await app.register(swagger, {
     openapi: {
@@ -141,6 +156,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       return reply.code(503).send({ status: 'database unreachable' });
     }
   });
+  if (metrics && opts.metrics?.token) metricsRoute(app, metrics, opts.metrics.token);
   app.get('/api/v1/openapi.json', { schema: { hide: true } as object }, async () => app.swagger());
 
   await app.register(async (scope) => {
@@ -183,5 +199,5 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await beating;
     await state.presence.stop();
   });
-  return { app, state, mapper, hub };
+  return { app, state, mapper, hub, metrics };
 }

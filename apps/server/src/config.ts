@@ -17,6 +17,8 @@ function isProxySpec(s: string): boolean {
   return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (isIP(addr!) === 4 ? 32 : 128));
 }
 
+const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/;
+
 /** `stunListen`: `HOST:PORT` for the STUN service (UDP), or `off`. */
 const StunListen = z.string().superRefine((v, ctx) => {
   if (v === 'off') return;
@@ -29,7 +31,7 @@ const StunListen = z.string().superRefine((v, ctx) => {
 
 export const ServerConfig = z.strictObject({
   /** host:port the HTTP server listens on. */
-  listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT, e.g. 0.0.0.0:8080'),
+  listen: z.string().regex(HOST_PORT, 'must be HOST:PORT, e.g. 0.0.0.0:8080'),
   /**
    * UDP host:port of the STUN service (RFC 8489 Binding: agents learn their public address), or
    * `off`. `[::]:3478` answers IPv4 and IPv6; port 0 picks a free port (tests).
@@ -57,6 +59,17 @@ export const ServerConfig = z.strictObject({
    * from anyone would let a caller pick the address it is rate-limited under.
    */
   trustedProxies: z.array(z.string().refine(isProxySpec, 'must be an IP address, a CIDR such as 10.0.0.0/8, or "loopback"')).max(64).default([]),
+  /** host:port of a separate plain-HTTP listener serving Prometheus metrics at /metrics; absent = none. */
+  metricsListen: z.string().regex(HOST_PORT, 'must be HOST:PORT, e.g. 127.0.0.1:9090').optional(),
+  /**
+   * Bearer token that may read /metrics on the main port; absent = the main port has no /metrics.
+   * Config file or environment only (a flag would show in `ps`).
+   */
+  metricsToken: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').max(512).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII with no spaces').optional(),
+}).superRefine((c, ctx) => {
+  if (c.metricsListen !== undefined && c.metricsListen === c.listen) {
+    ctx.addIssue({ code: 'custom', path: ['metricsListen'], message: `must differ from "listen" (${c.listen}); to serve metrics on the main port set metricsToken instead` });
+  }
 });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 
@@ -69,6 +82,8 @@ const ENV_KEYS: Record<string, keyof ServerConfig> = {
   WEFT_SERVER_URL: 'serverUrl',
   WEFT_LOG_LEVEL: 'logLevel',
   WEFT_LOG_FORMAT: 'logFormat',
+  WEFT_METRICS_LISTEN: 'metricsListen',
+  WEFT_METRICS_TOKEN: 'metricsToken',
 };
 
 const FLAG_KEYS: Record<string, keyof ServerConfig> = {
@@ -79,6 +94,7 @@ const FLAG_KEYS: Record<string, keyof ServerConfig> = {
   '--server-url': 'serverUrl',
   '--log-level': 'logLevel',
   '--log-format': 'logFormat',
+  '--metrics-listen': 'metricsListen',
 };
 
 export class ConfigError extends Error {}

@@ -26,8 +26,10 @@ export class ChangeHub {
     private readonly outbox: Outbox | null,
     log: FastifyBaseLogger,
     timings: FollowerTimings = {},
+    /** Called with append-to-apply seconds for each change from another replica; absent = not measured. */
+    onBusLag?: (seconds: number) => void,
   ) {
-    this.follower = outbox ? new OutboxFollower(outbox, bus, this.origin, log, timings) : null;
+    this.follower = outbox ? new OutboxFollower(outbox, bus, this.origin, log, timings, onBusLag) : null;
   }
 
   /** Fixes where this replica starts following: call before the mapper loads its rows. */

@@ -4,7 +4,8 @@
  * reconnects, and every CHANGE_CATCH_UP_INTERVAL_MS, so a lost hint delays a change by at most
  * that interval and never loses it. Rows this replica wrote are skipped (the hub applied them at
  * commit) but still advance its position. A replica whose position fell out of the retention
- * window (the rows it needs were pruned) reloads everything instead.
+ * window (the rows it needs were pruned) reloads everything instead. With metrics on, each change
+ * from another replica is timed from its append to being handed to the mapper (bus lag).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { parseOutboxHint, type ChangeBus, type Outbox } from '@weft/db';
@@ -42,6 +43,8 @@ export class OutboxFollower {
     private readonly origin: string,
     private readonly log: FastifyBaseLogger,
     private readonly timings: FollowerTimings = {},
+    /** Seconds from a change's append on another replica to this one applying it; absent = not measured. */
+    private readonly onLag?: (seconds: number) => void,
   ) {}
 
   /** Takes the current head as the starting point: call before the mapper loads its rows. */
@@ -106,7 +109,8 @@ export class OutboxFollower {
   /** One page from `last`; true if it was full. */
   private async readPage(target: FollowerTarget): Promise<boolean> {
     const from = this.last;
-    const { head, rows } = await this.outbox.after(from, CHANGE_CATCH_UP_BATCH);
+    const { head, rows, now } = await this.outbox.after(from, CHANGE_CATCH_UP_BATCH);
+    const readAt = Date.now();
     // Ids are gap-free (outbox.ts), so a missing `from + 1` was pruned before this replica read it.
     if (rows.length ? rows[0]!.id !== from + 1 : head > from) {
       this.log.warn({ position: from, head }, 'this replica fell behind the change outbox retention; reloading every node');
@@ -123,6 +127,8 @@ export class OutboxFollower {
         this.log.error({ id: row.id }, 'skipping an unknown change in the outbox');
         continue;
       }
+      // Database clock up to the read, this process's clock after it: no cross-replica skew.
+      if (this.onLag) this.onLag((now - row.createdAt + (Date.now() - readAt)) / 1000);
       // The mapper applies in call order; waiting for the last one bounds how far ahead we read.
       applied = target.apply(change);
     }

@@ -118,6 +118,8 @@ export interface AbuseLimitOptions {
 export class AbuseLimits {
   readonly logins: RateLimiter;
   readonly authFailures: RateLimiter;
+  /** Requests refused with 429 so far, per limit (read by metrics). */
+  readonly refusals = { login: 0, credentials: 0 };
 
   constructor(o: AbuseLimitOptions = {}) {
     const maxKeys = o.maxAddresses ?? RATE_LIMIT_MAX_ADDRESSES;
@@ -128,13 +130,19 @@ export class AbuseLimits {
   /** Spends a new-login token for `ip` or throws 429. */
   admitLogin(ip: string | undefined): void {
     const wait = this.logins.take(sourceKey(ip));
-    if (wait > 0) throw rateLimited('too many new device logins from this address', wait);
+    if (wait > 0) {
+      this.refusals.login++;
+      throw rateLimited('too many new device logins from this address', wait);
+    }
   }
 
   /** Throws 429 while `ip` has used up its failed credential attempts; spends nothing. */
   checkCredentials(ip: string | undefined): void {
     const wait = this.authFailures.retryAfter(sourceKey(ip));
-    if (wait > 0) throw rateLimited('too many failed key attempts from this address', wait);
+    if (wait > 0) {
+      this.refusals.credentials++;
+      throw rateLimited('too many failed key attempts from this address', wait);
+    }
   }
 
   /** Records a failed API-key or auth-key attempt from `ip`. */

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ConfigError, loadConfig } from './config.js';
 import type { FollowerTimings } from './outbox-follower.js';
 import { adminSocketPath, listenAdminSocket } from './local-socket.js';
+import { listenMetrics } from './metrics-endpoint.js';
 import { createLogger } from './log.js';
 
 export async function serve(argv: string[]): Promise<void> {
@@ -20,11 +21,14 @@ export async function serve(argv: string[]): Promise<void> {
   const serverUrl = config.serverUrl ?? `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
 
   const db = await openDatabase(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: config.dataDir }, log);
-  const { app, state } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
+  const metricsOn = config.metricsListen !== undefined || config.metricsToken !== undefined;
+  const { app, state, metrics } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
     maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies, outbox: outboxTimings(process.env),
+    ...(metricsOn ? { metrics: { token: config.metricsToken, stun } } : {}),
   });
   await app.listen({ host, port });
   const admin = await listenAdminSocket(app, config.dataDir);
+  const metricsServer = metrics && config.metricsListen ? await listenMetrics(metrics, ...splitHostPort(config.metricsListen)) : null;
 
   const where = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const [users, nodes] = await Promise.all([state.ctx.prisma.user.count(), state.ctx.prisma.node.count()]);
@@ -32,7 +36,10 @@ export async function serve(argv: string[]): Promise<void> {
     `\nWeft control server listening on ${where} (${db.backend === 'pglite' ? `embedded database in ${config.dataDir}` : 'Postgres'})\n` +
       `Agents and browsers use ${serverUrl}\n` +
       `STUN (udp): ${stun ? stun.toString() : 'off'}\n` +
-      `Admin socket: ${adminSocketPath(config.dataDir)}\n\n` +
+      `Admin socket: ${adminSocketPath(config.dataDir)}\n` +
+      (config.metricsListen ? `Metrics: http://${config.metricsListen}/metrics\n` : '') +
+      (config.metricsToken ? `Metrics: ${where}/metrics (bearer metrics token)\n` : '') +
+      '\n' +
       startHint(users, nodes, shellWord(config.dataDir)),
   );
 
@@ -44,6 +51,7 @@ export async function serve(argv: string[]): Promise<void> {
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     admin.close();
+    metricsServer?.close();
     await stun?.close();
     await app.close();
     await db.close();

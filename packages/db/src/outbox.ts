@@ -26,6 +26,8 @@ export interface OutboxRow {
   /** Who wrote it (the writer's hub origin). */
   origin: string;
   payload: unknown;
+  /** When it was appended, ms since the epoch by the database's clock (bus-lag metrics). */
+  createdAt: number;
 }
 
 /** What `after()` saw, in one snapshot. */
@@ -33,6 +35,8 @@ export interface OutboxPage {
   /** The last id handed out when the page was read: every row up to it had committed. */
   head: number;
   rows: OutboxRow[];
+  /** The database's clock when the page was read, ms since the epoch: `now - createdAt` is how long a row waited, free of skew between replicas. */
+  now: number;
 }
 
 /** What a NOTIFY on the change channel carries: only a wake-up, the row is the truth. */
@@ -44,14 +48,15 @@ export interface OutboxHint { seq: number; origin: string }
  */
 export const APPEND_SQL = `
   WITH s AS (UPDATE change_seq SET last = last + 1 WHERE id = 1 RETURNING last),
-       i AS (INSERT INTO changes (id, origin, payload) SELECT last, $1, $2::jsonb FROM s RETURNING id)
+       i AS (INSERT INTO changes (id, origin, payload, created_at) SELECT last, $1, $2::jsonb, clock_timestamp() FROM s RETURNING id)
   SELECT i.id::text AS id FROM i
   CROSS JOIN LATERAL (SELECT pg_notify('${CHANNEL}', json_build_object('seq', i.id, 'origin', $1::text)::text)) AS hint`;
 
 const PAGE_SQL = `
-  SELECT s.last::text AS head, c.id::text AS id, c.origin, c.payload
+  SELECT s.last::text AS head, (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now,
+         c.id::text AS id, c.origin, c.payload, (extract(epoch FROM c.created_at) * 1000)::float8 AS created_at
   FROM change_seq s
-  LEFT JOIN LATERAL (SELECT id, origin, payload FROM changes WHERE id > $1 ORDER BY id LIMIT $2) c ON true
+  LEFT JOIN LATERAL (SELECT id, origin, payload, created_at FROM changes WHERE id > $1 ORDER BY id LIMIT $2) c ON true
   WHERE s.id = 1
   ORDER BY c.id`;
 
@@ -73,10 +78,11 @@ export class Outbox {
 
   /** Up to `limit` rows after `seq`, in id order, and the head, from one snapshot. */
   async after(seq: number, limit: number): Promise<OutboxPage> {
-    const r = await this.pool.query<{ head: string; id: string | null; origin: string | null; payload: unknown }>(PAGE_SQL, [seq, limit]);
+    const r = await this.pool.query<{ head: string; now: number; id: string | null; origin: string | null; payload: unknown; created_at: number | null }>(PAGE_SQL, [seq, limit]);
     const head = Number(r.rows[0]?.head ?? 0);
-    const rows = r.rows.filter((x) => x.id !== null).map((x) => ({ id: Number(x.id), origin: x.origin!, payload: x.payload }));
-    return { head, rows };
+    const now = Number(r.rows[0]?.now ?? Date.now());
+    const rows = r.rows.filter((x) => x.id !== null).map((x) => ({ id: Number(x.id), origin: x.origin!, payload: x.payload, createdAt: Number(x.created_at) }));
+    return { head, rows, now };
   }
 
   /** Deletes rows older than `olderThanMs` (database time). Returns how many. */

@@ -12,6 +12,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { CloseCode, PROTOCOL_VERSION, type Peer, type PeerPatch } from '@weft/protocol';
+import type { MapperMetrics, NodeStateCounts } from '../metrics.js';
 import type { Change, PresenceChange } from '../state/changes.js';
 import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.js';
 import { PeerChunks } from './peer-chunks.js';
@@ -26,6 +27,8 @@ export interface MapperOptions {
   loadRows: (ids?: number[]) => Promise<NodeWithUser[]>;
   log: FastifyBaseLogger;
   patchIntervalMs?: number;
+  /** Absent = nothing measured. */
+  metrics?: MapperMetrics;
 }
 
 export class Mapper {
@@ -51,13 +54,29 @@ export class Mapper {
     return this.sessions.size;
   }
 
+  /** Nodes by state from the in-memory table (metrics read this at every scrape, not the database). */
+  nodeStates(): NodeStateCounts {
+    const out = { online: 0, offline: 0, expired: 0 };
+    for (const { row } of this.entries.values()) {
+      if (isExpired(row)) out.expired++;
+      else if (row.online) out.online++;
+      else out.offline++;
+    }
+    return out;
+  }
+
   /**
    * Changes are applied strictly in order. If one cannot be applied (the database failed to
    * answer), the mapper reloads everything and resends full netmaps rather than drift.
    */
   apply(change: Change): Promise<void> {
+    const metrics = this.opts.metrics;
+    const t0 = metrics ? performance.now() : 0;
     this.queue = this.queue
-      .then(() => this.applyNow(change))
+      .then(async () => {
+        await this.applyNow(change);
+        metrics?.applied(change.kind, (performance.now() - t0) / 1000);
+      })
       .catch((err: unknown) => {
         this.opts.log.error({ err, change: change.kind }, 'mapper failed to apply a change; resyncing every session');
         return this.resyncAll();
@@ -97,7 +116,7 @@ export class Mapper {
       if (visible(row)) this.chunks.set(nodeId, JSON.stringify(peerDto(row)));
     }
     this.sessions.get(nodeId)?.close(4409, 'replaced by a newer connection');
-    const session = new Session(nodeId, socket);
+    const session = new Session(nodeId, socket, this.opts.metrics?.sent);
     this.sessions.set(nodeId, session);
     this.sendNetmap(session);
     return session;

@@ -6,6 +6,7 @@
  */
 import type { WebSocket } from 'ws';
 import { CloseCode } from '@weft/protocol';
+import type { SendStats } from '../metrics.js';
 import { RESYNC_BURST, RESYNC_INTERVAL_MS, SOCKET_CLOSE_GRACE_MS, SOCKET_QUEUE_FLOOR_BYTES, SOCKET_QUEUE_NETMAPS } from '../tunables.js';
 import { ResyncLimiter } from './resync-limiter.js';
 
@@ -26,6 +27,8 @@ export class Session {
   constructor(
     readonly nodeId: number,
     private readonly socket: WebSocket,
+    /** Totals this session adds its sends to; absent = not counted. */
+    private readonly stats?: SendStats,
   ) {
     socket.once('close', () => {
       this.closed = true;
@@ -43,7 +46,9 @@ export class Session {
   send(type: 'netmap' | 'delta', rest: string): void {
     if (!this.ready()) return;
     this.seq++;
-    this.socket.send(`{"type":"${type}","seq":${this.seq}${rest}`);
+    const msg = `{"type":"${type}","seq":${this.seq}${rest}`;
+    this.socket.send(msg);
+    if (this.stats) this.count(type, Buffer.byteLength(msg));
     this.checkQueue();
   }
 
@@ -60,6 +65,9 @@ export class Session {
     if (type === 'netmap') {
       this.netmapBytes = parts.reduce((n, p) => n + (typeof p === 'string' ? Buffer.byteLength(p) : p.length), 0);
       this.netmapQueued = true;
+      if (this.stats) this.count(type, this.netmapBytes);
+    } else if (this.stats) {
+      this.count(type, parts.reduce((n, p) => n + (typeof p === 'string' ? Buffer.byteLength(p) : p.length), 0));
     }
     // The last fragment's callback runs once the whole message has left for the kernel.
     const flushed = type === 'netmap' ? () => (this.netmapQueued = false) : undefined;
@@ -94,6 +102,17 @@ export class Session {
     }, waitMs);
     this.resyncTimer.unref();
     return 'deferred';
+  }
+
+  private count(type: 'netmap' | 'delta', bytes: number): void {
+    const s = this.stats!;
+    if (type === 'netmap') {
+      s.netmaps++;
+      s.netmapBytes += bytes;
+    } else {
+      s.deltas++;
+      s.deltaBytes += bytes;
+    }
   }
 
   private ready(): boolean {

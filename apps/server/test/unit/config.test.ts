@@ -52,6 +52,29 @@ describe('server config', () => {
     expect(() => loadConfig(['--stun-listen', '::1:3478'], {})).toThrow(/"stun-listen" \(flag --stun-listen\)/);
   });
 
+  it('metrics: --metrics-listen / WEFT_METRICS_LISTEN and WEFT_METRICS_TOKEN are validated, absent = off', () => {
+    const none = loadConfig([], {});
+    expect([none.metricsListen, none.metricsToken]).toEqual([undefined, undefined]);
+    expect(loadConfig(['--metrics-listen', '127.0.0.1:9090'], {}).metricsListen).toBe('127.0.0.1:9090');
+    expect(loadConfig([], { WEFT_METRICS_LISTEN: '[::1]:9090', WEFT_METRICS_TOKEN: 'a'.repeat(32) })).toMatchObject({ metricsListen: '[::1]:9090', metricsToken: 'a'.repeat(32) });
+    expect(() => loadConfig(['--metrics-listen', '9090'], {})).toThrow(/"metrics-listen" \(flag --metrics-listen\): must be HOST:PORT/);
+    expect(() => loadConfig(['--metrics-listen', '127.0.0.1:8080'], {})).toThrow(/"metrics-listen" \(flag --metrics-listen\): must differ from "listen"/);
+    expect(() => loadConfig([], { WEFT_METRICS_TOKEN: 'short' })).toThrow(/"metrics-token" \(environment variable WEFT_METRICS_TOKEN\): must be at least 16/);
+    expect(() => loadConfig([], { WEFT_METRICS_TOKEN: 'has a space in it, long enough' })).toThrow(/"metrics-token".*printable ASCII/);
+    // The token is a secret: never echoed in the error.
+    const message = (() => {
+      try {
+        loadConfig([], { WEFT_METRICS_TOKEN: 'x y secret-looking-value' });
+        return 'accepted';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })();
+    expect(message).toMatch(/"metrics-token"/);
+    expect(message).not.toContain('secret-looking-value');
+    expect(() => loadConfig(['--metrics-token', 'a'.repeat(32)], {})).toThrow(/unknown flag --metrics-token/);
+  });
+
   it('deploy/server.example.json is a valid config', () => {
     const file = join(import.meta.dirname, '../../../../deploy/server.example.json');
     const c = loadConfig(['--config', file], {});

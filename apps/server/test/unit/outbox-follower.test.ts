@@ -14,8 +14,10 @@ class MemoryOutbox {
   rows: OutboxRow[] = [];
   head = 0;
   reads = 0;
+  /** The fake database's clock, ms since the epoch. */
+  clock = 1_700_000_000_000;
   append(origin: string, change: Change): void {
-    this.rows.push({ id: ++this.head, origin, payload: change });
+    this.rows.push({ id: ++this.head, origin, payload: change, createdAt: this.clock });
   }
   prune(throughId: number): void {
     this.rows = this.rows.filter((r) => r.id > throughId);
@@ -25,7 +27,7 @@ class MemoryOutbox {
       head: async () => this.head,
       after: async (seq: number, limit: number): Promise<OutboxPage> => {
         this.reads++;
-        return { head: this.head, rows: this.rows.filter((r) => r.id > seq).slice(0, limit) };
+        return { head: this.head, rows: this.rows.filter((r) => r.id > seq).slice(0, limit), now: this.clock };
       },
       prune: async () => 0,
     } as unknown as Outbox;
@@ -50,10 +52,11 @@ function setup() {
   const store = new MemoryOutbox();
   const bus = new MemoryBus();
   const applied: Change[] = [];
+  const lags: number[] = [];
   let resyncs = 0;
-  const follower = new OutboxFollower(store.asOutbox(), bus.asBus(), 'me', quiet, { catchUpIntervalMs: 3_600_000, pruneIntervalMs: 3_600_000 });
+  const follower = new OutboxFollower(store.asOutbox(), bus.asBus(), 'me', quiet, { catchUpIntervalMs: 3_600_000, pruneIntervalMs: 3_600_000 }, (s) => lags.push(s));
   const target = { apply: async (c: Change) => void applied.push(c), resyncAll: async () => void resyncs++ };
-  return { store, bus, applied, follower, target, resyncs: () => resyncs };
+  return { store, bus, applied, lags, follower, target, resyncs: () => resyncs };
 }
 
 const removed = (id: number): Change => ({ kind: 'nodes-removed', nodeIds: [id] });
@@ -70,6 +73,20 @@ describe('OutboxFollower', () => {
     expect(t.applied).toEqual([removed(1), removed(3)]);
     expect(t.follower.position).toBe(3);
     expect(t.resyncs()).toBe(0);
+  });
+
+  it('reports bus lag in seconds from the row\'s created_at by the database clock, for other replicas\' rows only', async () => {
+    const t = setup();
+    await t.follower.start();
+    t.store.append('other', removed(1));
+    t.store.append('me', removed(2));
+    t.store.clock += 2_500;
+    t.follower.connect(t.target);
+    await t.follower.catchUp();
+    expect(t.lags).toHaveLength(1);
+    // 2.5 s by the database clock, plus this process's (tiny) time from the read to the apply.
+    expect(t.lags[0]!).toBeGreaterThanOrEqual(2.5);
+    expect(t.lags[0]!).toBeLessThan(1_000); // seconds, not milliseconds
   });
 
   it('starts from the head it saw at start: older changes are in what the mapper loaded', async () => {

@@ -1,0 +1,194 @@
+/**
+ * The server's Prometheus metrics (prom-client), one registry per app. Hot paths never touch
+ * prom-client per message: the mapper and sessions add to plain numbers (`SendStats`), the abuse
+ * limiter counts refusals in plain numbers, and the gauges read the mapper's in-memory table when
+ * scraped. Only events that are rare per second (a change applied, an HTTP request, a database
+ * query) observe a histogram directly.
+ *
+ * Other parts (the relay and STUN server) add their own collectors to `registry`, or use
+ * `counterFrom` to expose counters they already keep as plain numbers.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { StunCounters } from '@weft/relay';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PrismaClient } from '@weft/db';
+import type { Change } from './state/changes.js';
+
+/** Bytes and messages written to agent sockets; plain numbers, added to by every send. */
+export interface SendStats { netmaps: number; netmapBytes: number; deltas: number; deltaBytes: number }
+
+/** What the mapper reports: sends (plain numbers) and each change it applied. */
+export interface MapperMetrics {
+  sent: SendStats;
+  /** `seconds` from the change reaching the mapper to its messages written to the sockets. */
+  applied(kind: Change['kind'], seconds: number): void;
+}
+
+export interface NodeStateCounts { online: number; offline: number; expired: number }
+
+/** The parts of the server the scrape-time gauges read. */
+export interface MetricSources {
+  nodeStates: () => NodeStateCounts;
+  sessions: () => number;
+  rateLimitRefusals: () => Record<string, number>;
+}
+
+/** Latency buckets in seconds, 0.5 ms to 10 s: control-plane work, not bulk transfer. */
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  readonly sent: SendStats = { netmaps: 0, netmapBytes: 0, deltas: 0, deltaBytes: 0 };
+  private readonly changesApplied: Counter<'kind'>;
+  private readonly applyToSend: Histogram<'kind'>;
+  private readonly busLag: Histogram;
+  private readonly dbQuery: Histogram<'model' | 'operation'>;
+  private readonly httpRequests: Counter<'method' | 'route' | 'status' | 'status_class'>;
+  private readonly httpDuration: Histogram<'method' | 'route'>;
+  private sources: MetricSources | null = null;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    const self = this;
+    new Gauge({
+      name: 'weft_nodes', help: 'Nodes known to this replica by state (online: has a session on some replica; expired: key expired).',
+      labelNames: ['state'], registers,
+      collect() {
+        const s = self.sources?.nodeStates();
+        if (!s) return;
+        this.set({ state: 'online' }, s.online);
+        this.set({ state: 'offline' }, s.offline);
+        this.set({ state: 'expired' }, s.expired);
+      },
+    });
+    new Gauge({
+      name: 'weft_sessions', help: 'Agent sessions (WebSockets) connected to this replica.', registers,
+      collect() { this.set(self.sources?.sessions() ?? 0); },
+    });
+    this.counterFrom('weft_netmaps_sent_total', 'Full netmaps written to agent sockets.', () => this.sent.netmaps);
+    this.counterFrom('weft_netmap_bytes_sent_total', 'Bytes of full netmaps written to agent sockets.', () => this.sent.netmapBytes);
+    this.counterFrom('weft_deltas_sent_total', 'Delta messages written to agent sockets.', () => this.sent.deltas);
+    this.counterFrom('weft_delta_bytes_sent_total', 'Bytes of delta messages written to agent sockets.', () => this.sent.deltaBytes);
+    this.counterFrom('weft_rate_limit_refusals_total', 'Requests refused with 429 by a per-address limit.', () => self.sources?.rateLimitRefusals() ?? {}, 'limit');
+    this.changesApplied = new Counter({ name: 'weft_changes_applied_total', help: 'Change descriptors the mapper applied, by kind.', labelNames: ['kind'], registers });
+    this.applyToSend = new Histogram({
+      name: 'weft_change_apply_to_send_seconds',
+      help: "From a change reaching this replica's mapper to its messages written to the agent sockets (patch kinds: to entering the coalescing window).",
+      labelNames: ['kind'], buckets: LATENCY_BUCKETS, registers,
+    });
+    this.busLag = new Histogram({
+      name: 'weft_change_bus_lag_seconds',
+      help: "From a change's append to the outbox on another replica to this replica handing it to its mapper (database clock to the read, then this process's).",
+      buckets: LATENCY_BUCKETS, registers,
+    });
+    this.dbQuery = new Histogram({
+      name: 'weft_db_query_duration_seconds', help: 'Prisma operations, by model and operation (raw queries: model "raw").',
+      labelNames: ['model', 'operation'], buckets: LATENCY_BUCKETS, registers,
+    });
+    this.httpRequests = new Counter({
+      name: 'weft_http_requests_total', help: 'HTTP requests answered, by route pattern (unmatched: no route) and status.',
+      labelNames: ['method', 'route', 'status', 'status_class'], registers,
+    });
+    this.httpDuration = new Histogram({
+      name: 'weft_http_request_duration_seconds', help: 'HTTP request handling time, by route pattern.',
+      labelNames: ['method', 'route'], buckets: LATENCY_BUCKETS, registers,
+    });
+  }
+
+  /** Connects the scrape-time gauges to the running app. */
+  attach(sources: MetricSources): void {
+    this.sources = sources;
+  }
+
+  /** What the mapper is handed. */
+  readonly mapper: MapperMetrics = {
+    sent: this.sent,
+    applied: (kind, seconds) => {
+      this.changesApplied.inc({ kind });
+      this.applyToSend.observe({ kind }, seconds);
+    },
+  };
+
+  busReceived(lagSeconds: number): void {
+    this.busLag.observe(Math.max(0, lagSeconds));
+  }
+
+  /**
+   * A counter whose value another part keeps as a plain number (or one per label value), read
+   * at scrape time: the hook for the relay and STUN counters.
+   */
+  counterFrom(name: string, help: string, read: () => number | Record<string, number>, labelName?: string): Counter {
+    return new Counter({
+      name, help, labelNames: labelName ? [labelName] : [], registers: [this.registry],
+      collect() {
+        const v = read();
+        this.reset();
+        if (typeof v === 'number') this.inc(v);
+        else for (const [label, n] of Object.entries(v)) this.inc({ [labelName!]: label }, n);
+      },
+    });
+  }
+
+  /** The embedded STUN service's counters (packages/relay StunServer.counters), read at scrape time. */
+  stun(counters: Readonly<StunCounters>): void {
+    this.counterFrom('weft_stun_requests_total', 'STUN Binding requests answered (success or error response).', () => counters.requests);
+    this.counterFrom('weft_stun_responses_total', 'STUN Binding success responses sent.', () => counters.responses);
+    this.counterFrom('weft_stun_error_responses_total', 'STUN error responses sent.', () => counters.errorResponses);
+    this.counterFrom('weft_stun_malformed_total', 'Datagrams on the STUN port that were not valid STUN (dropped).', () => counters.malformed);
+    this.counterFrom('weft_stun_ignored_total', 'Valid STUN messages that need no answer (indications, responses; dropped).', () => counters.ignored);
+  }
+
+  /** Counts and times every HTTP request by its route pattern (`/api/v1/nodes/:id`), never the raw URL. */
+  instrumentHttp(app: FastifyInstance): void {
+    app.addHook('onResponse', (req, reply, done) => {
+      const route = req.routeOptions.url ?? 'unmatched';
+      const method = KNOWN_METHODS.has(req.method) ? req.method : 'other';
+      const status = reply.statusCode;
+      this.httpRequests.inc({ method, route, status: String(status), status_class: `${Math.floor(status / 100)}xx` });
+      this.httpDuration.observe({ method, route }, reply.elapsedTime / 1000);
+      done();
+    });
+  }
+
+  /** The same client, timing every operation (the extension runs inside interactive transactions too). */
+  instrumentPrisma(prisma: PrismaClient): PrismaClient {
+    const hist = this.dbQuery;
+    return prisma.$extends({
+      query: {
+        async $allOperations({ model, operation, args, query }) {
+          const end = hist.startTimer({ model: model ?? 'raw', operation });
+          try {
+            return await query(args);
+          } finally {
+            end();
+          }
+        },
+      },
+    }) as unknown as PrismaClient;
+  }
+
+  exposition(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/**
+ * A bearer-token check for `/metrics` on the main port. Only a SHA-256 of the token is kept, and
+ * digests are compared in constant time (equal length whatever the caller sent).
+ */
+export function tokenChecker(token: string): (authorization: string | undefined) => boolean {
+  const want = createHash('sha256').update(token).digest();
+  return (authorization) => {
+    const m = /^Bearer (.+)$/i.exec(authorization ?? '');
+    const got = createHash('sha256').update(m?.[1] ?? '').digest();
+    return timingSafeEqual(want, got) && m !== null;
+  };
+}

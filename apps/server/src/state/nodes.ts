@@ -3,12 +3,11 @@ import { EndpointsMessage, type CreateNode, type Node, type PeerPatch, type Regi
 import { ApiError, Errors } from '../errors.js';
 import { insertNode, lockAllocation } from './allocate.js';
 import type { AuthKeys } from './auth-keys.js';
-import { audit, isUniqueViolation, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
-import { isExpired, nodeDto, selfDto, type NodeWithUser } from './dto.js';
+import { audit, isUniqueViolation, SYSTEM, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
+import { isExpired, nodeDto, selfDto, withUser, type NodeWithUser } from './dto.js';
 import type { LoginAdmission, Logins } from './logins.js';
-import { findUserOrThrow } from './users.js';
+import { usableUserOrThrow, userSuspended } from './users.js';
 
-const withUser = { user: { select: { name: true } } } as const;
 
 export class Nodes {
   constructor(
@@ -47,15 +46,16 @@ export class Nodes {
    * - Auth key: joins at once (a known, expired machine is renewed in place).
    * - Neither: interactive login, answered `pending` until a person approves it.
    */
-  async register(machineKey: MachinePublicKey, req: RegisterRequest, admitLogin?: LoginAdmission): Promise<RegisterResponse> {
+  async register(machineKey: MachinePublicKey, req: RegisterRequest, admitLogin?: LoginAdmission, origin: { ip?: string } = {}): Promise<RegisterResponse> {
     const existing = await this.byMachineKey(machineKey);
+    if (existing?.user.suspendedAt) throw userSuspended(existing.user.name);
     if (existing && !req.authKey && !isExpired(existing)) {
       // An approved login that the agent has not collected yet is done with now.
       await this.ctx.prisma.pendingLogin.deleteMany({ where: { machineKey } });
       if (existing.nodeKey !== req.nodeKey) {
         const updated = await this.ctx.prisma.$transaction(async (tx) => {
           const n = await tx.node.update({ where: { id: existing.id }, data: { nodeKey: req.nodeKey }, include: withUser });
-          await audit(tx, `node:${n.id}`, 'node.rotate-key', `node:${n.name}`);
+          await audit(tx, { type: 'node', id: String(n.id), name: n.name, origin: 'agent', ...(origin.ip ? { ip: origin.ip } : {}) }, 'node.rotate-key', `node:${n.name}`);
           return n;
         });
         this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [updated.id] });
@@ -69,6 +69,9 @@ export class Nodes {
     try {
       const node = await this.ctx.prisma.$transaction(async (tx) => {
         const key = await this.authKeys.consume(tx, authKey);
+        const owner = await tx.user.findUniqueOrThrow({ where: { id: key.userId }, select: { name: true, suspendedAt: true, offboardedAt: true } });
+        if (owner.offboardedAt) throw new ApiError(Errors.authKeyRevoked, `auth key ${key.prefix} was revoked; its user was offboarded`);
+        if (owner.suspendedAt) throw userSuspended(owner.name);
         if (existing) {
           // Renewal of a known machine: same node, same addresses, fresh key and expiry.
           const n = await tx.node.update({
@@ -76,7 +79,7 @@ export class Nodes {
             data: { nodeKey: req.nodeKey, hostname: req.hostname, expiresAt: null, userId: key.userId, authKeyId: key.id },
             include: withUser,
           });
-          await audit(tx, `authkey:${key.prefix}`, 'node.renew', `node:${n.name}`);
+          await audit(tx, { type: 'authkey', id: String(key.id), name: key.prefix, origin: 'agent', ...(origin.ip ? { ip: origin.ip } : {}) }, 'node.renew', `node:${n.name}`);
           return n;
         }
         await lockAllocation(tx);
@@ -90,7 +93,7 @@ export class Nodes {
           authKeyId: key.id,
           expiresAt: null,
         });
-        await audit(tx, `authkey:${key.prefix}`, 'node.register', `node:${n.name}`, { ipv4: n.ipv4, user: n.user.name });
+        await audit(tx, { type: 'authkey', id: String(key.id), name: key.prefix, origin: 'agent', ...(origin.ip ? { ip: origin.ip } : {}) }, 'node.register', `node:${n.name}`, { ipv4: n.ipv4, user: n.user.name });
         return n;
       }, TX_OPTIONS);
       this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
@@ -105,7 +108,7 @@ export class Nodes {
   async createExternal(actor: Actor, input: CreateNode): Promise<Node> {
     try {
       const node = await this.ctx.prisma.$transaction(async (tx) => {
-        const user = await findUserOrThrow(tx, input.user);
+        const user = await usableUserOrThrow(tx, input.user);
         await lockAllocation(tx);
         const n = await insertNode(this.ctx, tx, {
           userId: user.id,
@@ -183,7 +186,7 @@ export class Nodes {
       const nodes = await tx.node.findMany({ where: stale, select: { id: true, name: true } });
       if (!nodes.length) return [];
       await tx.node.deleteMany({ where: { id: { in: nodes.map((n) => n.id) }, ...stale } });
-      for (const n of nodes) await audit(tx, 'system', 'node.delete-ephemeral', `node:${n.name}`);
+      for (const n of nodes) await audit(tx, SYSTEM, 'node.delete-ephemeral', `node:${n.name}`);
       return nodes.map((n) => n.id);
     });
     if (ids.length) this.ctx.emit({ kind: 'nodes-removed', nodeIds: ids });

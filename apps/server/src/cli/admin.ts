@@ -131,7 +131,7 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
       const name = arg(p, 0, 'NAME');
       if (verb === 'offboard') await confirm(p, io, `Offboard ${name}? Every device of ${name} is deleted and their auth keys revoked; this cannot be undone.`);
       const r = await call<UserOperation>(t, 'POST', `/api/v1/users/${encodeURIComponent(name)}/${verb}`);
-      show(r, () => operationText(verb, r));
+      show(r, () => operationText(String(verb), r));
       break;
     }
     case 'users create': {

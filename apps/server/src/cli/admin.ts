@@ -141,7 +141,7 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
     }
     case 'users get': {
       const u = await call<User>(t, 'GET', `/api/v1/users/${encodeURIComponent(arg(p, 0, 'NAME'))}`);
-      show(u, () => table(['ID', 'NAME', 'DISPLAY NAME', 'EMAIL', 'CREATED'], [[u.id, u.name, u.displayName, u.email, u.createdAt]]));
+      show(u, () => table(['ID', 'NAME', 'DISPLAY NAME', 'EMAIL', 'STATUS', 'CREATED'], [[u.id, u.name, u.displayName, u.email, u.status, u.createdAt]]));
       break;
     }
     case 'users delete': {

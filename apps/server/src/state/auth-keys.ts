@@ -49,6 +49,13 @@ export class AuthKeys {
     return authKeyDto(row);
   }
 
+  /** The user a presented key belongs to, read without a lock; null when it matches no key. */
+  async ownerOf(tx: Tx, presented: string): Promise<number | null> {
+    const prefix = secretPrefix('auth', presented);
+    const k = prefix ? await tx.authKey.findUnique({ where: { prefix }, select: { userId: true } }) : null;
+    return k?.userId ?? null;
+  }
+
   /**
    * Checks a presented key and consumes one use, inside the caller's transaction. Throws the
    * precise reason a person can act on (invalid, expired, used, revoked).

@@ -6,7 +6,7 @@ import type { AuthKeys } from './auth-keys.js';
 import { audit, isUniqueViolation, SYSTEM, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
 import { isExpired, nodeDto, selfDto, withUser, type NodeWithUser } from './dto.js';
 import type { LoginAdmission, Logins } from './logins.js';
-import { usableUserOrThrow, userSuspended } from './users.js';
+import { assertUsable, shareLockUser, usableUserOrThrow, userSuspended } from './users.js';
 
 
 export class Nodes {
@@ -68,10 +68,12 @@ export class Nodes {
     const authKey = req.authKey;
     try {
       const node = await this.ctx.prisma.$transaction(async (tx) => {
+        // The owner's row first (lock order: user, then key): a suspend or offboard running now
+        // either refuses this join or sees its node.
+        const ownerId = await this.authKeys.ownerOf(tx, authKey);
+        const owner = ownerId === null ? null : await shareLockUser(tx, ownerId);
         const key = await this.authKeys.consume(tx, authKey);
-        const owner = await tx.user.findUniqueOrThrow({ where: { id: key.userId }, select: { name: true, suspendedAt: true, offboardedAt: true } });
-        if (owner.offboardedAt) throw new ApiError(Errors.authKeyRevoked, `auth key ${key.prefix} was revoked; its user was offboarded`);
-        if (owner.suspendedAt) throw userSuspended(owner.name);
+        if (owner) assertUsable(owner);
         if (existing) {
           // Renewal of a known machine: same node, same addresses, fresh key and expiry.
           const n = await tx.node.update({

@@ -26,11 +26,25 @@ export async function findUserOrThrow(tx: Tx, ref: UserRef) {
 export const userSuspended = (name: string) =>
   new ApiError(Errors.userSuspended, `user ${name} is suspended; an admin can resume them with: weft-server users resume ${name}`);
 
-const userOffboarded = (name: string) => new ApiError(Errors.userOffboarded, `user ${name} was offboarded; that is final`);
+export const userOffboarded = (name: string) => new ApiError(Errors.userOffboarded, `user ${name} was offboarded; that is final`);
 
-/** A user that may get new devices and keys: not suspended, not offboarded. */
+/**
+ * A user that may get new devices and keys: not suspended, not offboarded. The row is share-locked
+ * to the end of the caller's transaction, so a suspend or offboard (which lock it for update)
+ * runs wholly before or wholly after: it either refuses this write or sees the device it made.
+ * Lock order everywhere: the user row, then their auth keys and nodes.
+ */
 export async function usableUserOrThrow(tx: Tx, ref: UserRef) {
-  const user = await findUserOrThrow(tx, ref);
+  return assertUsable(await shareLockUser(tx, ref));
+}
+
+export async function shareLockUser(tx: Tx, ref: UserRef) {
+  const found = await findUserOrThrow(tx, ref);
+  await tx.$queryRaw`SELECT id FROM users WHERE id = ${found.id} FOR SHARE`;
+  return tx.user.findUniqueOrThrow({ where: { id: found.id } });
+}
+
+export function assertUsable<U extends { name: string; suspendedAt: Date | null; offboardedAt: Date | null }>(user: U): U {
   if (user.offboardedAt) throw userOffboarded(user.name);
   if (user.suspendedAt) throw userSuspended(user.name);
   return user;
@@ -81,8 +95,8 @@ export class Users {
       if (before.offboardedAt) throw userOffboarded(before.name);
       if (before.suspendedAt) return { user: before, cut: { nodes: [], authKeys: [] } satisfies Cut };
       const user = await tx.user.update({ where: { id: before.id }, data: { suspendedAt: new Date() } });
-      const nodes = await tx.node.findMany({ where: { userId: user.id }, select: { id: true, name: true }, orderBy: { id: 'asc' } });
       const authKeys = await revokeAuthKeys(tx, user.id);
+      const nodes = await tx.node.findMany({ where: { userId: user.id }, select: { id: true, name: true }, orderBy: { id: 'asc' } });
       await audit(tx, actor, 'user.suspend', `user:${user.name}`, { nodes, authKeys, apiKeys: 'API keys have no owner; none revoked' }, {
         groupId, before: { status: userStatus(before) }, after: { status: userStatus(user) },
       });
@@ -116,39 +130,49 @@ export class Users {
    */
   async offboard(actor: Actor, ref: UserRef): Promise<UserOperation> {
     const groupId = randomUUID();
-    const { user, cut } = await this.ctx.prisma.$transaction(async (tx) => {
-      const r = await this.offboardIn(tx, actor, ref, groupId);
-      return { user: r.user, cut: r.cut };
+    const r = await this.ctx.prisma.$transaction(async (tx) => {
+      const r = await offboardIn(tx, ref);
+      if (r.changed) await auditOffboard(tx, actor, r, groupId);
+      return r;
     }, TX_OPTIONS);
-    if (cut.nodes.length) this.ctx.emit({ kind: 'nodes-removed', nodeIds: cut.nodes.map((n) => n.id) });
-    return { user: userDto(user), ...cut, groupId };
+    if (r.nodes.length) this.ctx.emit({ kind: 'nodes-removed', nodeIds: r.nodes.map((n) => n.id) });
+    return { user: userDto(r.user), nodes: r.nodes.map(({ id, name }) => ({ id, name })), authKeys: r.authKeys, groupId };
   }
 
   /** Offboards (unless already offboarded) and removes the user row; both events share a group id. */
   async delete(actor: Actor, ref: UserRef): Promise<UserOperation> {
     const groupId = randomUUID();
-    const { user, cut } = await this.ctx.prisma.$transaction(async (tx) => {
-      const r = await this.offboardIn(tx, actor, ref, groupId);
+    const r = await this.ctx.prisma.$transaction(async (tx) => {
+      const r = await offboardIn(tx, ref);
       await tx.user.delete({ where: { id: r.user.id } });
+      // Audited last: the audit lock is held to commit, and no row lock may be taken after it.
+      if (r.changed) await auditOffboard(tx, actor, r, groupId);
       await audit(tx, actor, 'user.delete', `user:${r.user.name}`, undefined, { groupId, before: { status: userStatus(r.user) } });
       return r;
     }, TX_OPTIONS);
-    if (cut.nodes.length) this.ctx.emit({ kind: 'nodes-removed', nodeIds: cut.nodes.map((n) => n.id) });
-    return { user: userDto(user), ...cut, groupId };
+    if (r.nodes.length) this.ctx.emit({ kind: 'nodes-removed', nodeIds: r.nodes.map((n) => n.id) });
+    return { user: userDto(r.user), nodes: r.nodes.map(({ id, name }) => ({ id, name })), authKeys: r.authKeys, groupId };
   }
+}
 
-  private async offboardIn(tx: Tx, actor: Actor, ref: UserRef, groupId: string) {
-    const before = await lockUser(tx, ref);
-    if (before.offboardedAt) return { user: before, cut: { nodes: [], authKeys: [] } satisfies Cut };
-    const nodes = await tx.node.findMany({ where: { userId: before.id }, select: { id: true, name: true, ipv4: true, nodeKey: true }, orderBy: { id: 'asc' } });
-    await tx.node.deleteMany({ where: { userId: before.id } });
-    const authKeys = await revokeAuthKeys(tx, before.id);
-    const user = await tx.user.update({ where: { id: before.id }, data: { offboardedAt: new Date() } });
-    await audit(tx, actor, 'user.offboard', `user:${user.name}`, { nodes, authKeys, apiKeys: 'API keys have no owner; none revoked' }, {
-      groupId, before: { status: userStatus(before) }, after: { status: userStatus(user) },
-    });
-    return { user, cut: { nodes: nodes.map(({ id, name }) => ({ id, name })), authKeys } satisfies Cut };
-  }
+/**
+ * The writes of an offboard, without its audit event. Keys are revoked before the nodes are
+ * listed: a registration holding one of the keys finishes first, and its node is then deleted too.
+ */
+async function offboardIn(tx: Tx, ref: UserRef) {
+  const before = await lockUser(tx, ref);
+  if (before.offboardedAt) return { before, user: before, nodes: [], authKeys: [], changed: false };
+  const authKeys = await revokeAuthKeys(tx, before.id);
+  const nodes = await tx.node.findMany({ where: { userId: before.id }, select: { id: true, name: true, ipv4: true, nodeKey: true }, orderBy: { id: 'asc' } });
+  await tx.node.deleteMany({ where: { id: { in: nodes.map((n) => n.id) } } });
+  const user = await tx.user.update({ where: { id: before.id }, data: { offboardedAt: new Date() } });
+  return { before, user, nodes, authKeys, changed: true };
+}
+
+async function auditOffboard(tx: Tx, actor: Actor, r: Awaited<ReturnType<typeof offboardIn>>, groupId: string) {
+  await audit(tx, actor, 'user.offboard', `user:${r.user.name}`, { nodes: r.nodes, authKeys: r.authKeys, apiKeys: 'API keys have no owner; none revoked' }, {
+    groupId, before: { status: userStatus(r.before) }, after: { status: userStatus(r.user) },
+  });
 }
 
 /** Revokes the user's auth keys that are not revoked yet; returns those. */

@@ -111,6 +111,21 @@ describe.each(BACKENDS)('user lifecycle and audit on %s', (backend) => {
     f.close();
   });
 
+  it('offboard racing joins with the user\'s key leaves no device of the user behind', async () => {
+    await s.api('POST', '/api/v1/users', { name: 'race' });
+    const key = (await s.api('POST', '/api/v1/authkeys', { user: 'race', reusable: true })).body;
+    const joins = Array.from({ length: 12 }, (_, i) => new SimAgent(s.url, `race-${i}`).register(key.key).then(() => 'joined', (e: { body?: { code?: string } }) => e.body?.code));
+    await new Promise((r) => setTimeout(r, 20));
+    const off = await s.api('POST', '/api/v1/users/race/offboard');
+    expect(off.status).toBe(200);
+    const outcomes = await Promise.all(joins);
+    for (const o of outcomes) expect(['joined', 'auth_key_revoked', 'user_offboarded']).toContain(o);
+    const left = (await s.api('GET', '/api/v1/nodes')).body.items.filter((n: { user: string }) => n.user === 'race');
+    expect(left).toEqual([]);
+    // Every device that joined before the offboard is named by it.
+    expect(off.body.nodes.length).toBe(outcomes.filter((o) => o === 'joined').length);
+  });
+
   it('a read key cannot suspend (403) and nothing changes; bad ids are 400, unknown users 404', async () => {
     const f = await fleet('rita');
     const before = (await s.api('GET', '/api/v1/audit?target=user:rita')).body.items.length;

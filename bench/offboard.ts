@@ -6,7 +6,7 @@
  * more device and deletes it (order alternating); measured from the REST call returning to the
  * last fleet agent holding the removal of every device. Writes bench/results/offboard.json.
  */
-import { fork, spawn } from 'node:child_process';
+import { execFileSync, fork, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -125,6 +125,7 @@ const out = {
   benchmark: 'offboard',
   date: new Date().toISOString(),
   machine: machine(),
+  commit: execFileSync('git', ['describe', '--always', '--dirty'], { encoding: 'utf8' }).trim(),
   setup: `one weft-server + one process of ${NODES} simulated agents on loopback, every node sees every other; per round a user with ${DEVICES} connected devices is offboarded (POST /api/v1/users/:id/offboard) and, as the paired baseline, one other connected device is deleted (DELETE /api/v1/nodes/:id), order alternating. Times are from the REST call returning (and, separately, from it being sent) to the last of the ${NODES} agents holding the removal of every device.`,
   results,
 };

@@ -35,7 +35,8 @@ export const NOUN_USAGE = {
        with --out the private key goes only to that file, written 0600)`,
   authkeys: `  weft-server authkeys list | create --user NAME [--reusable] [--ephemeral] [--tags tag:a,tag:b] [--expiration 1h|0] | revoke ID`,
   audit: `  weft-server audit list [--since TIME] [--until TIME] [--action PREFIX] [--actor LABEL] [--target KIND:NAME] [--limit N]
-      (newest last; TIME is ISO 8601 or a duration ago such as 15m, 24h, 7d)
+      (oldest first, one page of --limit (100); --since 1h for recent events. TIME is ISO 8601 or a
+       duration ago such as 15m, 24h, 7d)
   weft-server audit export --since TIME [--until TIME] [--action PREFIX] [--actor LABEL] [--target KIND:NAME]
       every matching event as JSON lines on stdout, streamed page by page`,
   apikeys: `  weft-server apikeys list | create --scopes admin|read[,..] [--description TEXT] [--expiration 90d|0] | revoke ID`,

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateNodeKey } from '@weft/crypto';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import type { Change } from '../../src/state/changes.js';
-import type { Actor } from '../../src/state/context.js';
+import { audit, TX_OPTIONS, type Actor } from '../../src/state/context.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 /** jsonb reorders object keys: compare with keys sorted. */
@@ -81,5 +81,31 @@ describe('outbox on postgres', () => {
     expect(mine.map((r) => canonical(r.payload)).sort()).toEqual(emitted.map(canonical).sort());
     // Gap-free, so a reader can tell "pruned" from "not committed yet".
     expect(mine.map((r) => Number(r.id))).toEqual(mine.map((_, i) => Number(from) + 1 + i));
+  });
+
+  it('an audited write and an outbox write never deadlock, whichever of audit and record each does first', async () => {
+    const { prisma, record } = s.state.ctx;
+    const noop: Change = { kind: 'nodes-upserted', nodeIds: [] };
+    const waiting = async () => (await prisma.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted`)[0]!.n;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let recorded!: () => void;
+    const hasRecorded = new Promise<void>((r) => (recorded = r));
+    // First: record (the change_seq row lock), then, once the second is queued, audit.
+    const first = prisma.$transaction(async (tx) => {
+      await record(tx, noop);
+      recorded();
+      await released;
+      await audit(tx, T, 'test.commit-order', null);
+    }, TX_OPTIONS);
+    await hasRecorded;
+    // Second: audit, then record. With the two locks in different orders this is the deadlock.
+    const second = prisma.$transaction(async (tx) => {
+      await audit(tx, T, 'test.commit-order', null);
+      await record(tx, noop);
+    }, TX_OPTIONS);
+    while ((await waiting()) === 0) await new Promise((r) => setTimeout(r, 10));
+    release();
+    await expect(Promise.all([first, second])).resolves.toBeDefined();
   });
 });

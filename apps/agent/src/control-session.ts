@@ -6,7 +6,7 @@
  */
 import WebSocket from 'ws';
 import { signMachineToken, type MachinePrivateKey } from '@weft/crypto';
-import { CloseCode, Problem, type AgentMessage, type ServerMessage } from '@weft/protocol';
+import { CloseCode, Problem, RegisterErrorCode, type AgentMessage, type ServerMessage } from '@weft/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { CONNECT_TIMEOUT_MS, RECONNECT_BACKOFF, SILENCE_TIMEOUT_MS } from './tunables.js';
 import { agentSocketUrl } from './control-client.js';
@@ -46,6 +46,8 @@ export function classifyClose(code: number): Closing {
 export function classifyRefusal(status: number, problemCode: string | undefined): Closing {
   if (problemCode === 'node_deleted') return 'revoked';
   if (problemCode === 'node_expired') return 'expired';
+  // Suspension is lifted by an admin: keep trying with backoff rather than tear down.
+  if (problemCode === RegisterErrorCode.UserSuspended) return 'reconnect';
   if (status === 401) return 'unauthorized';
   if (status === 410) return 'expired';
   if (status === 426) return 'upgrade-required';

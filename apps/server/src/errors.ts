@@ -25,6 +25,10 @@ export const Errors = {
   unsupportedMediaType: def('unsupported_media_type', 415, 'Unsupported media type'),
   userExists: def('user_exists', 409, 'A user with that name already exists'),
   userNotFound: def('user_not_found', 404, 'No such user'),
+  /** The user is suspended: their devices are refused (at the agent door too) until an admin resumes them. */
+  userSuspended: def('user_suspended', 403, 'The user is suspended'),
+  /** The user was offboarded: final; nothing more can be done for them. */
+  userOffboarded: def('user_offboarded', 409, 'The user was offboarded'),
   nodeNotFound: def('node_not_found', 404, 'No such node'),
   nameTaken: def('name_taken', 409, 'That node name is taken'),
   authKeyNotFound: def('auth_key_not_found', 404, 'No such auth key'),

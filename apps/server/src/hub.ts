@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ChangeBus, Outbox } from '@weft/db';
 import type { Change } from './state/changes.js';
-import type { Tx } from './state/context.js';
+import { lockCommitOrder, type Tx } from './state/context.js';
 import type { Mapper } from './mapper/mapper.js';
 import { OutboxFollower, type FollowerTimings } from './outbox-follower.js';
 
@@ -46,9 +46,15 @@ export class ChangeHub {
   /** True once the server is shutting down. */
   closed = false;
 
-  /** Inside the change's transaction, as its last statement (outbox.ts says why). */
+  /**
+   * Inside the change's transaction, as its last statement (outbox.ts says why). The commit-order
+   * lock comes before the `change_seq` row lock, as in every transaction that audits, so the two
+   * never deadlock (state/context.ts `lockCommitOrder`).
+   */
   record = async (tx: Tx, change: Change): Promise<void> => {
-    if (this.outbox) await this.outbox.append(tx, this.origin, change);
+    if (!this.outbox) return;
+    await lockCommitOrder(tx);
+    await this.outbox.append(tx, this.origin, change);
   };
 
   /** After the commit: this replica's mapper applies it at once. */

@@ -25,7 +25,16 @@ export interface FollowerTarget {
   resyncAll(): Promise<void>;
 }
 
-const KINDS = new Set<string>(['nodes-upserted', 'nodes-removed', 'nodes-expired', 'nodes-patched', 'presence']);
+/** Every change kind a replica applies; typed so that a new kind in changes.ts fails to compile until listed. */
+const KNOWN: Record<Change['kind'], true> = {
+  'nodes-upserted': true,
+  'nodes-removed': true,
+  'nodes-expired': true,
+  'nodes-suspended': true,
+  'nodes-patched': true,
+  presence: true,
+};
+const KINDS = new Set<string>(Object.keys(KNOWN));
 
 export class OutboxFollower {
   /** Every change up to this id has been applied (or was this replica's own). */

@@ -180,6 +180,12 @@ export const CloseCode = {
   NodeDeleted: 4403,
   /** Node key expired: re-authenticate. */
   NodeExpired: 4410,
+  /**
+   * The node's user was suspended: reconnect with backoff; the upgrade is refused with 403
+   * `user_suspended` until an admin resumes the user. Protocol 1 agents that predate it treat
+   * any unknown code as "reconnect", which is what it asks.
+   */
+  UserSuspended: 4423,
   /** Agent protocol version too old. */
   UpgradeRequired: 4426,
   /** Server is shutting down; reconnect with backoff. */
@@ -199,6 +205,8 @@ export const RegisterErrorCode = {
   NodeDeleted: 'node_deleted',
   NodeExpired: 'node_expired',
   LoginExpired: 'login_expired',
+  /** 403: the node's user is suspended; keep retrying with backoff, it lifts when resumed. */
+  UserSuspended: 'user_suspended',
 } as const;
 
 /** `aud` of every machine token. */

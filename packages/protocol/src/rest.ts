@@ -15,8 +15,32 @@ export const User = z.object({
   displayName: z.string().nullable(),
   email: z.string().nullable(),
   createdAt: Timestamp,
+  /**
+   * `active`; `suspended` (devices cut off and refused at the door until resumed); `offboarded`
+   * (final: devices deleted, auth keys revoked, the row kept for history). Since the suspend work.
+   */
+  status: z.enum(['active', 'suspended', 'offboarded']),
+  /** When the user was suspended; null while active. */
+  suspendedAt: Timestamp.nullable(),
+  /** When the user was offboarded; null unless offboarded. */
+  offboardedAt: Timestamp.nullable(),
 });
 export type User = z.infer<typeof User>;
+export type UserStatus = User['status'];
+
+/**
+ * Reply of suspend / resume / offboard / delete: the user after the operation and what it did.
+ * `nodes` lists the devices cut off (suspend, offboard) or let back (resume); `authKeys` the auth
+ * keys revoked by this operation (keys already revoked are not repeated). API keys have no owner,
+ * so none are revoked. `groupId` names the operation's audit events.
+ */
+export const UserOperation = z.object({
+  user: User,
+  nodes: z.array(z.object({ id: z.number().int(), name: z.string() })),
+  authKeys: z.array(z.object({ id: z.number().int(), prefix: z.string() })),
+  groupId: z.string(),
+});
+export type UserOperation = z.infer<typeof UserOperation>;
 
 export const CreateUser = z.strictObject({
   name: UserName,
@@ -172,5 +196,57 @@ export const Problem = z.object({
   errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
 });
 export type Problem = z.infer<typeof Problem>;
+
+/** One audit event. Fields added later are null on events written before they existed. */
+export const AuditEvent = z.object({
+  /** Increasing, and rows commit in id order: the paging cursor. A string: it is a bigint. */
+  id: z.string(),
+  at: Timestamp,
+  /** The actor as one label, e.g. "apikey:weft-api-0123456789ab", "local-socket", "system". */
+  actor: z.string(),
+  actorType: z.string().nullable(),
+  actorId: z.string().nullable(),
+  actorName: z.string().nullable(),
+  /** "api", "cli" (the admin socket), "agent", "system". */
+  origin: z.string().nullable(),
+  /** "<noun>.<verb>", e.g. "user.suspend". */
+  action: z.string(),
+  /** "<kind>:<name>", e.g. "user:alice", "node:laptop". */
+  target: z.string().nullable(),
+  ip: z.string().nullable(),
+  groupId: z.string().nullable(),
+  before: z.unknown().nullable(),
+  after: z.unknown().nullable(),
+  detail: z.unknown().nullable(),
+});
+export type AuditEvent = z.infer<typeof AuditEvent>;
+
+/** Most events one page holds. */
+export const MAX_AUDIT_PAGE = 1000;
+
+/** `GET /api/v1/audit` filters; all optional, combined with AND. */
+export const AuditQuery = z.strictObject({
+  /** Exact actor label. */
+  actor: text().max(200).optional(),
+  /** Action prefix: "user." or "user.suspend". */
+  action: text().max(100).optional(),
+  /** Exact target: "user:alice". */
+  target: text().max(300).optional(),
+  /** Events at or after this time (ISO 8601). */
+  since: z.iso.datetime({ offset: true }).optional(),
+  /** Events before this time. */
+  until: z.iso.datetime({ offset: true }).optional(),
+  /** Only events with an id greater than this: the previous page's `next`. */
+  after: z.string().regex(/^\d{1,18}$/, 'must be an event id (digits)').optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_AUDIT_PAGE).optional(),
+});
+export type AuditQuery = z.infer<typeof AuditQuery>;
+
+/**
+ * A page of events, oldest first. `next`: pass as `after` for the next page; null when this page
+ * reached the newest event committed so far (ask again later with the last id for more).
+ */
+export const AuditPage = z.object({ items: z.array(AuditEvent), next: z.string().nullable() });
+export type AuditPage = z.infer<typeof AuditPage>;
 
 export const List = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });

@@ -167,7 +167,8 @@ export function helpText(topic?: CommandName): string {
 const exitCodeTable = [
   'exit codes: 0 ok, 1 error, 2 usage, 3 not root, 4 daemon not running, 5 server unreachable,',
   '  6 auth key invalid, 7 auth key expired, 8 auth key used, 9 auth key revoked, 10 node revoked,',
-  '  11 node expired, 12 login expired, 13 not logged in, 14 stopped, 15 starting, 130 interrupted',
+  '  11 node expired, 12 login expired, 13 not logged in, 14 stopped, 15 starting, 16 user suspended,',
+  '  130 interrupted',
 ].join('\n');
 
 const commandDetail: Record<CommandName, string> = {

@@ -33,6 +33,8 @@ export const ExitCode = {
   Stopped: 14,
   /** `weft status`: still joining or bringing the interface up; ask again shortly. */
   Starting: 15,
+  /** The node's user is suspended: an admin lifts it with `weft-server users resume NAME`. */
+  UserSuspended: 16,
   /** Interrupted (Ctrl-C). */
   Interrupted: 130,
 } as const;
@@ -50,6 +52,7 @@ export const AgentErrorCode = {
   LoginExpired: 'login_expired',
   NodeRevoked: 'node_revoked',
   NodeExpired: 'node_expired',
+  UserSuspended: 'user_suspended',
   ServerUnreachable: 'server_unreachable',
   ServerError: 'server_error',
   NotLoggedIn: 'not_logged_in',
@@ -69,6 +72,7 @@ const byCode: Record<string, ExitCode> = {
   node_revoked: ExitCode.NodeRevoked,
   node_deleted: ExitCode.NodeRevoked,
   node_expired: ExitCode.NodeExpired,
+  user_suspended: ExitCode.UserSuspended,
   server_unreachable: ExitCode.ServerUnreachable,
   server_error: ExitCode.ServerUnreachable,
   not_logged_in: ExitCode.NotLoggedIn,
@@ -108,6 +112,7 @@ const hints: Record<string, string> = {
   node_revoked: 'An admin removed this node. To join again as a new node: weft logout && weft up --server URL',
   node_deleted: 'An admin removed this node. To join again as a new node: weft logout && weft up --server URL',
   node_expired: 'Log in again: weft login (or weft up --auth-key KEY)',
+  user_suspended: 'Your user is suspended. An admin can resume it with: weft-server users resume NAME',
   server_unreachable: 'Check the --server URL and that weft-server is running and reachable from here',
   not_logged_in: 'Join first: weft up --server URL [--auth-key KEY]',
 };

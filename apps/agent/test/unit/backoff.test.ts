@@ -43,4 +43,9 @@ describe('close codes', () => {
     expect(classifyRefusal(503, undefined)).toBe('reconnect');
     expect(classifyRefusal(502, 'whatever')).toBe('reconnect');
   });
+
+  it('keeps a suspended device retrying: a 403 user_suspended is lifted by resume, not final', () => {
+    expect(classifyRefusal(403, 'user_suspended')).toBe('reconnect');
+    expect(classifyClose(4423)).toBe('reconnect');
+  });
 });

@@ -78,7 +78,7 @@ describe('error -> exit code', () => {
     const codes = Object.values(RegisterErrorCode).map(exitCodeFor);
     expect(codes).toEqual([
       ExitCode.AuthKeyInvalid, ExitCode.AuthKeyExpired, ExitCode.AuthKeyUsed, ExitCode.AuthKeyRevoked,
-      ExitCode.NodeRevoked, ExitCode.NodeExpired, ExitCode.LoginExpired,
+      ExitCode.NodeRevoked, ExitCode.NodeExpired, ExitCode.LoginExpired, ExitCode.UserSuspended,
     ]);
     for (const code of Object.values(RegisterErrorCode)) expect(hintFor(code)).toBeTruthy();
   });

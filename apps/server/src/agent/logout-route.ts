@@ -17,7 +17,7 @@ export function logoutRoute(app: FastifyInstance, state: State): void {
       const machineKey = await machineKeyFrom(req.headers.authorization);
       const node = await state.nodes.byMachineKey(machineKey);
       if (!node) throw new ApiError(Errors.nodeNotFound, 'this machine is not registered');
-      await state.nodes.delete(`node:${node.id}`, node.id);
+      await state.nodes.delete({ type: 'node', id: String(node.id), name: node.name, origin: 'agent', ip: req.ip }, node.id);
       return { deleted: node.id };
     },
   });

@@ -33,7 +33,7 @@ export function registerRoute(app: FastifyInstance, state: State, limits: AbuseL
       const machineKey = await machineKeyFrom(req.headers.authorization);
       if (req.body.authKey) limits.checkCredentials(req.ip);
       try {
-        return await state.nodes.register(machineKey, req.body, () => limits.admitLogin(req.ip));
+        return await state.nodes.register(machineKey, req.body, () => limits.admitLogin(req.ip), { ip: req.ip });
       } catch (err) {
         // Only a key that matches nothing is a guess; expired, used or revoked keys were real.
         if (err instanceof ApiError && err.def === Errors.authKeyInvalid) limits.credentialFailed(req.ip);

@@ -1,6 +1,7 @@
 /**
  * Who may open `/agent/v1`: decided before the WebSocket upgrade, so a refused agent gets an HTTP
- * status with problem+json (401 bad or unknown machine token, 410 expired node) instead of a 101
+ * status with problem+json (401 bad or unknown machine token, 410 expired node, 403
+ * `user_suspended` while the node's user is suspended) instead of a 101
  * followed by a close. Close codes stay for what happens after the upgrade.
  */
 import type { FastifyRequest } from 'fastify';
@@ -21,6 +22,7 @@ export async function authenticateAgent(state: State, req: FastifyRequest): Prom
   }
   if (!node) throw new ApiError(Errors.machineUnauthorized, 'no node has this machine key; run weft up');
   if (isExpired(node)) throw new ApiError(Errors.nodeExpired, 'node key expired; run weft up');
+  if (node.user.suspendedAt) throw new ApiError(Errors.userSuspended, `user ${node.user.name} is suspended; the device reconnects once an admin resumes them`);
   authenticated.set(req, node);
 }
 

@@ -9,17 +9,17 @@ import type { FastifyRequest } from 'fastify';
 import type { ApiScope } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
 import type { AbuseLimits } from '../rate-limit.js';
-import type { State } from '../state/index.js';
+import type { Actor, State } from '../state/index.js';
 
 /** Set on requests that came in through the admin unix socket. */
 export const LOCAL_SOCKET = Symbol('weft.localSocket');
 
-export interface Principal { actor: string; scopes: ApiScope[] }
+export interface Principal { actor: Actor; scopes: ApiScope[] }
 
 export async function authenticate(req: FastifyRequest, state: State, limits: AbuseLimits, need: ApiScope): Promise<Principal> {
   let principal: Principal;
   if ((req.raw as unknown as Record<symbol, boolean>)[LOCAL_SOCKET]) {
-    principal = { actor: 'local-socket', scopes: ['admin'] };
+    principal = { actor: { type: 'local-socket', name: 'local-socket', origin: 'cli' }, scopes: ['admin'] };
   } else {
     const key = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (!key) throw new ApiError(Errors.unauthenticated, 'send an API key as "Authorization: Bearer <key>"; create one with: weft-server apikeys create --scopes admin');
@@ -29,7 +29,7 @@ export async function authenticate(req: FastifyRequest, state: State, limits: Ab
       if (found.unknown) limits.credentialFailed(req.ip);
       throw new ApiError(Errors.unauthenticated, found.refused);
     }
-    principal = { actor: `apikey:${found.prefix}`, scopes: found.scopes };
+    principal = { actor: { type: 'apikey', id: String(found.id), name: found.prefix, origin: 'api', ip: req.ip }, scopes: found.scopes };
   }
   const ok = principal.scopes.includes('admin') || (need === 'read' && principal.scopes.includes('read'));
   if (!ok) throw new ApiError(Errors.forbidden, `this needs the "${need}" scope; the key has: ${principal.scopes.join(', ')}`);

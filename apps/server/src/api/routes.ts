@@ -1,9 +1,9 @@
-/** `/api/v1`: users, nodes, auth keys, API keys, pending logins. Every route declares its schemas. */
+/** `/api/v1`: users, nodes, auth keys, API keys, pending logins, audit. Every route declares its schemas. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
-  ApiKey, ApprovePendingLogin, AuthKey, CodeParam, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
-  CreateUser, IdParam, List, Node, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, User, UserRefParam,
+  ApiKey, ApprovePendingLogin, AuditPage, AuditQuery, AuthKey, CodeParam, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
+  CreateUser, IdParam, List, Node, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, User, UserOperation, UserRefParam,
 } from '@weft/protocol';
 import type { AbuseLimits } from '../rate-limit.js';
 import type { State } from '../state/index.js';
@@ -38,11 +38,22 @@ export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimit
     return state.users.get(req.params.user);
   });
   r.delete('/api/v1/users/:user', {
-    schema: { ...tag('users'), summary: 'Delete a user and every node they own (offboarding)', params: UserRefParam, response: { 200: User, ...errors } },
+    schema: { ...tag('users'), summary: 'Offboard a user, then remove the row (history stays in the audit log)', params: UserRefParam, response: { 200: User, ...errors } },
   }, async (req) => {
     const p = await admin(req);
-    return state.users.delete(p.actor, req.params.user);
+    return (await state.users.delete(p.actor, req.params.user)).user;
   });
+  const lifecycle = {
+    suspend: 'Suspend a user: every device cut off and refused until resumed; auth keys revoked',
+    resume: "Resume a suspended user: their devices reconnect and peers see them again",
+    offboard: 'Offboard a user (final): devices deleted, auth keys revoked, the user kept as offboarded',
+  } as const;
+  for (const [op, summary] of Object.entries(lifecycle) as [keyof typeof lifecycle, string][]) {
+    r.post(`/api/v1/users/:user/${op}`, { schema: { ...tag('users'), summary, params: UserRefParam, response: { 200: UserOperation, ...errors } } }, async (req) => {
+      const p = await admin(req);
+      return state.users[op](p.actor, req.params.user);
+    });
+  }
 
   // Nodes
   r.get('/api/v1/nodes', { schema: { ...tag('nodes'), summary: 'List nodes', response: { 200: List(Node), ...errors } } }, async (req) => {
@@ -101,6 +112,14 @@ export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimit
   r.delete('/api/v1/authkeys/:id', { schema: { ...tag('authkeys'), summary: 'Revoke an auth key', params: IdParam, response: { 200: AuthKey, ...errors } } }, async (req) => {
     const p = await admin(req);
     return state.authKeys.revoke(p.actor, req.params.id);
+  });
+
+  // Audit log
+  r.get('/api/v1/audit', {
+    schema: { ...tag('audit'), summary: 'Audit events, oldest first; page with `after` = the previous `next`', querystring: AuditQuery, response: { 200: AuditPage, ...errors } },
+  }, async (req) => {
+    await read(req);
+    return state.audit.list(req.query);
   });
 
   // API keys

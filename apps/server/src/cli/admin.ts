@@ -1,13 +1,14 @@
 /**
- * `weft-server users|nodes|authkeys|apikeys ...`: the admin CLI. Human tables by default, `--json`
+ * `weft-server users|nodes|authkeys|apikeys|audit ...`: the admin CLI. Human tables by default, `--json`
  * for scripts. Exit codes: 0 ok, 1 the server refused (problem shown), 2 usage (or a local file that
  * cannot be written), 3 server unreachable.
  */
 import { resolve } from 'node:path';
-import type { ApiKey, AuthKey, CreatedApiKey, CreatedAuthKey, Node, PendingLogin, ServerInfo, User } from '@weft/protocol';
+import type { ApiKey, AuthKey, CreatedApiKey, CreatedAuthKey, Node, PendingLogin, ServerInfo, User, UserOperation } from '@weft/protocol';
 import { terminalSafeLines } from '@weft/protocol/terminal-text';
 import { adminSocketPath } from '../local-socket.js';
 import { addPeer } from './add-peer.js';
+import { auditExport, auditList, type Stdout } from './audit.js';
 import { ownerOf, ttyPrompt, type Prompt } from './approve-owner.js';
 import { parseArgs, parseDuration, UsageError, type Parsed } from './args.js';
 import { call, ProblemError, ServerUnreachable, type Target } from './client.js';
@@ -23,7 +24,8 @@ const COMMON_BOOL = ['json', 'help'];
 type Out = (s: string) => void;
 
 const EXTRA_FLAGS: Record<Noun, { string: string[]; boolean: string[] }> = {
-  users: { string: ['display-name', 'email'], boolean: [] },
+  users: { string: ['display-name', 'email'], boolean: ['yes'] },
+  audit: { string: ['since', 'until', 'action', 'actor', 'target', 'limit'], boolean: [] },
   nodes: { string: ['user', 'tags', 'out', 'qr-png'], boolean: [] },
   authkeys: { string: ['user', 'tags', 'expiration'], boolean: ['reusable', 'ephemeral'] },
   apikeys: { string: ['scopes', 'description', 'expiration'], boolean: [] },
@@ -36,10 +38,10 @@ const isNoun = (s: string | undefined): s is Noun => s !== undefined && Object.h
  * descriptions and problem details came from the server and may hold terminal escapes. `--json`
  * output is written exactly as received.
  */
-export async function admin(argv: string[], out: Out = (s) => process.stdout.write(s + '\n'), err: Out = (s) => process.stderr.write(s + '\n'), io: Prompt = ttyPrompt): Promise<number> {
+export async function admin(argv: string[], out: Out = (s) => process.stdout.write(s + '\n'), err: Out = (s) => process.stderr.write(s + '\n'), io: Prompt = ttyPrompt, stdout: Stdout = process.stdout): Promise<number> {
   const safeErr = (s: string) => err(terminalSafeLines(s));
   try {
-    return await run(argv, out, io);
+    return await run(argv, out, io, stdout);
   } catch (e) {
     if (e instanceof UsageError) {
       const noun = isNoun(argv[0]) ? argv[0] : undefined;
@@ -100,9 +102,9 @@ function id(p: Parsed, i: number): number {
   return Number(v);
 }
 
-async function run(argv: string[], out: Out, io: Prompt): Promise<number> {
+async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promise<number> {
   const [noun, ...afterNoun] = argv;
-  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, --help, --version)`);
+  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, audit, --help, --version)`);
   // `nodes --json` and `nodes --help` are `nodes list ...`: a flag is not a verb.
   const [verb, ...rest] = afterNoun[0] === undefined || afterNoun[0].startsWith('-') ? ['list', ...afterNoun] : afterNoun;
   if (verb === 'help' || rest.includes('--help') || rest.includes('-h')) {
@@ -120,7 +122,16 @@ async function run(argv: string[], out: Out, io: Prompt): Promise<number> {
   switch (key) {
     case 'users list': {
       const { items } = await call<{ items: User[] }>(t, 'GET', '/api/v1/users');
-      show(items, () => table(['ID', 'NAME', 'DISPLAY NAME', 'EMAIL', 'CREATED'], items.map((u) => [u.id, u.name, u.displayName, u.email, u.createdAt])));
+      show(items, () => table(['ID', 'NAME', 'DISPLAY NAME', 'EMAIL', 'STATUS', 'CREATED'], items.map((u) => [u.id, u.name, u.displayName, u.email, u.status, u.createdAt])));
+      break;
+    }
+    case 'users suspend':
+    case 'users resume':
+    case 'users offboard': {
+      const name = arg(p, 0, 'NAME');
+      if (verb === 'offboard') await confirm(p, io, `Offboard ${name}? Every device of ${name} is deleted and their auth keys revoked; this cannot be undone.`);
+      const r = await call<UserOperation>(t, 'POST', `/api/v1/users/${encodeURIComponent(name)}/${verb}`);
+      show(r, () => operationText(String(verb), r));
       break;
     }
     case 'users create': {
@@ -130,7 +141,7 @@ async function run(argv: string[], out: Out, io: Prompt): Promise<number> {
     }
     case 'users get': {
       const u = await call<User>(t, 'GET', `/api/v1/users/${encodeURIComponent(arg(p, 0, 'NAME'))}`);
-      show(u, () => table(['ID', 'NAME', 'DISPLAY NAME', 'EMAIL', 'CREATED'], [[u.id, u.name, u.displayName, u.email, u.createdAt]]));
+      show(u, () => table(['ID', 'NAME', 'DISPLAY NAME', 'EMAIL', 'STATUS', 'CREATED'], [[u.id, u.name, u.displayName, u.email, u.status, u.createdAt]]));
       break;
     }
     case 'users delete': {
@@ -225,6 +236,14 @@ async function run(argv: string[], out: Out, io: Prompt): Promise<number> {
       show(k, () => `Revoked auth key ${k.prefix}.`);
       break;
     }
+    case 'audit list': {
+      await auditList(t, p, show);
+      break;
+    }
+    case 'audit export': {
+      await auditExport(t, p, stdout);
+      break;
+    }
     case 'apikeys list': {
       const { items } = await call<{ items: ApiKey[] }>(t, 'GET', '/api/v1/apikeys');
       show(items, () => table(['ID', 'PREFIX', 'SCOPES', 'DESCRIPTION', 'LAST USED', 'EXPIRES', 'STATE'], items.map((k) => [k.id, k.prefix, k.scopes.join(','), k.description, ago(k.lastUsedAt), k.expiresAt ?? 'never', k.revoked ? 'revoked' : 'active'])));
@@ -251,6 +270,22 @@ async function run(argv: string[], out: Out, io: Prompt): Promise<number> {
       throw new UsageError(`unknown command "${key}"`);
   }
   return ExitCode.Ok;
+}
+
+/** A destructive command asks first on a terminal; elsewhere it needs --yes, so a script says it meant it. */
+async function confirm(p: Parsed, io: Prompt, question: string): Promise<void> {
+  if (p.flags.has('yes')) return;
+  const answer = await io(`${question}\nType yes to go on: `);
+  if (answer === undefined) throw new UsageError(`${question}\nNot on a terminal: add --yes to go on`);
+  if (answer.trim().toLowerCase() !== 'yes') throw new UsageError('not confirmed; nothing was changed');
+}
+
+function operationText(verb: string, r: UserOperation): string {
+  const nodes = r.nodes.length ? r.nodes.map((n) => n.name).join(', ') : 'none';
+  const keys = r.authKeys.length ? r.authKeys.map((k) => k.prefix).join(', ') : 'none';
+  if (verb === 'resume') return `Resumed ${r.user.name}; devices let back: ${nodes}.`;
+  const done = verb === 'suspend' ? `Suspended ${r.user.name}; devices cut off: ${nodes}` : `Offboarded ${r.user.name}; devices deleted: ${nodes}`;
+  return `${done}; auth keys revoked: ${keys}. (API keys have no owner and were not touched.)\nAudit group ${r.groupId}.`;
 }
 
 function keyState(k: AuthKey): string {

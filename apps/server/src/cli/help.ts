@@ -24,7 +24,12 @@ const COMMON = `Common flags: --json  --data-dir DIR (default ./data, env WEFT_D
               --server URL (env WEFT_SERVER)  --api-key KEY (env WEFT_API_KEY)  --help`;
 
 export const NOUN_USAGE = {
-  users: `  weft-server users list | create NAME [--display-name TEXT] [--email ADDR] | get NAME | delete NAME`,
+  users: `  weft-server users list | create NAME [--display-name TEXT] [--email ADDR] | get NAME | delete NAME
+  weft-server users suspend NAME     cut every device of NAME off (refused until resumed), revoke their auth keys
+  weft-server users resume NAME      let a suspended user's devices back
+  weft-server users offboard NAME [--yes]
+      final: delete every device of NAME, revoke their auth keys, keep the user as offboarded
+      (asks for confirmation on a terminal; --yes skips it, and is needed when not on a terminal)`,
   nodes: `  weft-server nodes list | get ID | delete ID | expire ID | rename ID NAME
   weft-server nodes pending
   weft-server nodes approve CODE [--user NAME]
@@ -33,6 +38,11 @@ export const NOUN_USAGE = {
       (a node-less peer such as a phone: a wg-quick config and a QR code for the WireGuard app;
        with --out the private key goes only to that file, written 0600)`,
   authkeys: `  weft-server authkeys list | create --user NAME [--reusable] [--ephemeral] [--tags tag:a,tag:b] [--expiration 1h|0] | revoke ID`,
+  audit: `  weft-server audit list [--since TIME] [--until TIME] [--action PREFIX] [--actor LABEL] [--target KIND:NAME] [--limit N]
+      (oldest first, one page of --limit (100); --since 1h for recent events. TIME is ISO 8601 or a
+       duration ago such as 15m, 24h, 7d)
+  weft-server audit export --since TIME [--until TIME] [--action PREFIX] [--actor LABEL] [--target KIND:NAME]
+      every matching event as JSON lines on stdout, streamed page by page`,
   apikeys: `  weft-server apikeys list | create --scopes admin|read[,..] [--description TEXT] [--expiration 90d|0] | revoke ID`,
 } as const;
 export type Noun = keyof typeof NOUN_USAGE;
@@ -64,7 +74,7 @@ export const POLICY_USAGE = `Usage: weft-server policy compile POLICY_FILE --nod
 export const USAGE = `Usage:
   weft-server serve [flags]     run the control server (weft-server serve --help)
   weft-server policy compile POLICY_FILE --nodes NODES_JSON [--json]   preview a policy offline
-  weft-server users|nodes|authkeys|apikeys ...   the admin CLI (weft-server nodes --help)
+  weft-server users|nodes|authkeys|apikeys|audit ...   the admin CLI (weft-server nodes --help)
   weft-server --version
 ${SERVE_USAGE.split('\n').slice(2).join('\n')}
 

@@ -7,8 +7,8 @@
  * expire, rename) go out at once; patches (online, endpoints) are coalesced for a window that grows
  * with the fleet (`patchWindowMs`) so a storm of connects does not become a storm of messages.
  *
- * Visibility today: every live (not expired) node sees every other. The policy engine will
- * replace `visible`.
+ * Visibility today: every live node (not expired, its user not suspended) sees every other. The
+ * policy engine will replace `visible`.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { CloseCode, PROTOCOL_VERSION, type Peer, type PeerPatch } from '@weft/protocol';
@@ -110,6 +110,11 @@ export class Mapper {
    */
   attach(row: NodeWithUser, socket: import('ws').WebSocket): Session | null {
     const nodeId = row.id;
+    // Authenticated before a suspension this replica has applied since: refuse like the door would.
+    if (this.entries.get(nodeId)?.row.user.suspendedAt) {
+      socket.close(CloseCode.UserSuspended, 'user suspended');
+      return null;
+    }
     if (!this.entries.has(nodeId)) {
       // The change that created it has not reached this replica yet: take the fresher row.
       this.entries.set(nodeId, { row, peer: peerDto(row) });
@@ -157,6 +162,8 @@ export class Mapper {
         return this.removed(change.nodeIds, CloseCode.NodeDeleted, 'node deleted');
       case 'nodes-expired':
         return this.removed(change.nodeIds, CloseCode.NodeExpired, 'node key expired');
+      case 'nodes-suspended':
+        return this.removed(change.nodeIds, CloseCode.UserSuspended, 'user suspended');
       case 'nodes-patched':
         return this.patched(change.patches);
       case 'presence':
@@ -202,7 +209,11 @@ export class Mapper {
       this.sessions.delete(id);
       this.chunks.delete(id);
       if (code === CloseCode.NodeDeleted) this.entries.delete(id);
-      else {
+      else if (code === CloseCode.UserSuspended) {
+        // Suspended: the node still exists; resume upserts it from a fresh row.
+        const e = this.entries.get(id);
+        if (e) e.row = { ...e.row, user: { ...e.row.user, suspendedAt: e.row.user.suspendedAt ?? new Date() } };
+      } else {
         // Expired: keep the row (the node still exists) but mark it so visibility drops it.
         const e = this.entries.get(id);
         if (e && !isExpired(e.row)) e.row = { ...e.row, expiresAt: new Date() };
@@ -264,5 +275,5 @@ export class Mapper {
 
 /** Whether other nodes see this one at all. */
 function visible(row: NodeWithUser): boolean {
-  return !isExpired(row);
+  return !isExpired(row) && !row.user.suspendedAt;
 }

@@ -7,6 +7,7 @@ import type { DbNodeCreate } from './node-create.js';
 import { ApiError, Errors } from '../errors.js';
 import { intToIpv4, ipv6For, IPV4_FIRST, IPV4_LAST } from './addresses.js';
 import type { StateContext, Tx } from './context.js';
+import { withUser } from './dto.js';
 import { sanitizeHostname, uniqueName } from './hostname.js';
 
 /** Arbitrary constant naming Weft's allocation lock in pg_advisory_xact_lock. */
@@ -53,6 +54,6 @@ export async function insertNode(ctx: StateContext, tx: Tx, data: DbNodeCreate) 
       ipv4: intToIpv4(ipv4Int),
       ipv6: ipv6For(ctx.ulaPrefix, ipv4Int),
     },
-    include: { user: { select: { name: true } } },
+    include: withUser,
   });
 }

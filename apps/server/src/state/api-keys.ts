@@ -4,7 +4,7 @@ import { ApiError, Errors } from '../errors.js';
 import { audit, type Actor, type StateContext } from './context.js';
 import { apiKeyDto } from './dto.js';
 
-export interface ApiPrincipal { prefix: string; scopes: ApiScope[] }
+export interface ApiPrincipal { id: number; prefix: string; scopes: ApiScope[] }
 
 /** lastUsedAt is written at most this often per key, so reads do not become writes. */
 const LAST_USED_RESOLUTION_MS = 60_000;
@@ -60,6 +60,6 @@ export class ApiKeys {
     if (!k.lastUsedAt || Date.now() - k.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
       await this.ctx.prisma.apiKey.update({ where: { id: k.id }, data: { lastUsedAt: new Date() } });
     }
-    return { prefix: k.prefix, scopes: k.scopes as ApiScope[] };
+    return { id: k.id, prefix: k.prefix, scopes: k.scopes as ApiScope[] };
   }
 }

@@ -3,7 +3,7 @@ import type { AuthKey, CreateAuthKey, CreatedAuthKey } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
 import { audit, type Actor, type StateContext, type Tx } from './context.js';
 import { authKeyDto } from './dto.js';
-import { findUserOrThrow } from './users.js';
+import { usableUserOrThrow } from './users.js';
 
 const DEFAULT_EXPIRY_S = 3600;
 
@@ -14,7 +14,7 @@ export class AuthKeys {
     const secret = generateSecret('auth');
     const expiresIn = input.expiresIn ?? DEFAULT_EXPIRY_S;
     const row = await this.ctx.prisma.$transaction(async (tx) => {
-      const user = await findUserOrThrow(tx, input.user);
+      const user = await usableUserOrThrow(tx, input.user);
       const k = await tx.authKey.create({
         data: {
           prefix: secret.prefix,
@@ -47,6 +47,13 @@ export class AuthKeys {
       return updated;
     });
     return authKeyDto(row);
+  }
+
+  /** The user a presented key belongs to, read without a lock; null when it matches no key. */
+  async ownerOf(tx: Tx, presented: string): Promise<number | null> {
+    const prefix = secretPrefix('auth', presented);
+    const k = prefix ? await tx.authKey.findUnique({ where: { prefix }, select: { userId: true } }) : null;
+    return k?.userId ?? null;
   }
 
   /**

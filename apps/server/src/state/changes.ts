@@ -12,6 +12,8 @@ export type Change =
   | { kind: 'nodes-removed'; nodeIds: number[] }
   /** Nodes expired: their sockets close with NodeExpired and they leave every netmap. */
   | { kind: 'nodes-expired'; nodeIds: number[] }
+  /** Nodes whose user was suspended: their sockets close with UserSuspended and they leave every netmap (kept). */
+  | { kind: 'nodes-suspended'; nodeIds: number[] }
   /** Small field changes: last seen, endpoints. */
   | { kind: 'nodes-patched'; patches: PeerPatch[] }
   /** Online recomputed from sessions (state/presence.ts); `seq` orders them per node. */

@@ -1,4 +1,5 @@
-/** What every part of the write path shares: the database, the change sink, settings. */
+/** What every part of the write path shares: the database, the change sink, settings, the audit log. */
+import { randomUUID } from 'node:crypto';
 import type { Prisma, PrismaClient } from '@weft/db';
 import type { Change, ChangeSink } from './changes.js';
 
@@ -7,8 +8,29 @@ export type Tx = Prisma.TransactionClient;
 /** Writes `change` to the change outbox inside `tx` (hub.ts). */
 export type ChangeRecorder = (tx: Tx, change: Change) => Promise<void>;
 
-/** Who did it, for the audit log: "apikey:<prefix>", "local-socket", "node:<id>", "system". */
-export type Actor = string;
+/** Where a change came from: REST with an API key, the admin socket (the CLI), an agent, the server itself. */
+export type Origin = 'api' | 'cli' | 'agent' | 'system';
+
+/** Who did it, for the audit log (docs/design.md "Identity": every event names one principal). */
+export interface Actor {
+  type: 'apikey' | 'local-socket' | 'node' | 'authkey' | 'system';
+  /** The principal's row id (API key id, node id), when it has one. */
+  id?: string;
+  /** Key prefix, node name. */
+  name?: string;
+  origin: Origin;
+  /** Source address of the request; absent for the admin socket and the system. */
+  ip?: string;
+}
+
+export const SYSTEM: Actor = { type: 'system', origin: 'system' };
+
+/** The actor as one label, as `audit_events.actor` always held it: "apikey:<prefix>", "node:<id>", "system". */
+export function actorLabel(a: Actor): string {
+  if (a.type === 'system' || a.type === 'local-socket') return a.type;
+  if (a.type === 'node') return `node:${a.id ?? a.name ?? '?'}`;
+  return `${a.type}:${a.name ?? a.id ?? '?'}`;
+}
 
 export interface StateContext {
   prisma: PrismaClient;
@@ -30,8 +52,61 @@ export interface StateContext {
 /** Long enough for 200 registrations queued on the allocation lock. */
 export const TX_OPTIONS = { maxWait: 60_000, timeout: 60_000 } as const;
 
-export async function audit(tx: Tx, actor: Actor, action: string, target: string | null, detail?: Record<string, unknown>): Promise<void> {
-  await tx.auditEvent.create({ data: { actor, action, target, ...(detail ? { detail: detail as Prisma.InputJsonValue } : {}) } });
+/** Arbitrary constant naming the commit-order lock (audit log and change outbox) in pg_advisory_xact_lock. */
+const COMMIT_ORDER_LOCK = 0x77656661;
+
+/**
+ * Takes the commit-order lock, held to commit; taking it again in the same transaction is free.
+ *
+ * Two things serialise writers from a late statement to their commit: the audit log (this lock,
+ * so event ids commit in id order) and the change outbox (the row lock on `change_seq`, taken by
+ * `ctx.record`, @weft/db outbox.ts). Taken in different orders by two transactions they would
+ * deadlock (A holds this lock and waits for `change_seq`, B the reverse). So there is one order,
+ * enforced here rather than by convention: this lock always comes first. `audit()` takes it
+ * before its insert, and the hub's `record` takes it before appending to the outbox, so every
+ * transaction that holds `change_seq` already held this lock when it asked for `change_seq`,
+ * whether it audited or not and whichever of audit and record it did first. The write paths also
+ * keep the documented shape (audit, then record as the last statement), so the lock is held only
+ * for those inserts and the commit.
+ */
+export async function lockCommitOrder(tx: Tx): Promise<void> {
+  await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${COMMIT_ORDER_LOCK})`);
+}
+
+export interface AuditExtra {
+  before?: Record<string, unknown>;
+  after?: Record<string, unknown>;
+  /** Shared by the events of one operation; a fresh one per event when absent. */
+  groupId?: string;
+}
+
+/**
+ * Appends one event inside the caller's transaction. Events are written under the commit-order
+ * lock (`lockCommitOrder`), taken just before the insert and held to commit, so ids become
+ * visible in id order: a reader paging by id (`GET /api/v1/audit`) never passes over an event
+ * that commits later with a smaller id. Every write path calls this at the end of its transaction,
+ * followed only by its `ctx.record` calls, so the lock is held only for those inserts and the
+ * commit; no row lock may be taken after it.
+ */
+export async function audit(tx: Tx, actor: Actor, action: string, target: string | null, detail?: Record<string, unknown>, extra: AuditExtra = {}): Promise<void> {
+  await lockCommitOrder(tx);
+  const json = (v: Record<string, unknown> | undefined) => (v ? (v as Prisma.InputJsonValue) : undefined);
+  await tx.auditEvent.create({
+    data: {
+      actor: actorLabel(actor),
+      actorType: actor.type,
+      actorId: actor.id ?? null,
+      actorName: actor.name ?? null,
+      origin: actor.origin,
+      ip: actor.ip ?? null,
+      action,
+      target,
+      groupId: extra.groupId ?? randomUUID(),
+      detail: json(detail),
+      before: json(extra.before),
+      after: json(extra.after),
+    },
+  });
 }
 
 /**

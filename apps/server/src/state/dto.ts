@@ -1,8 +1,11 @@
 /** Database rows to wire shapes. The only place that decides what of a row leaves the server. */
 import type { ApiKey as DbApiKey, AuthKey as DbAuthKey, Node as DbNode, User as DbUser } from '@weft/db';
-import { MAX_ENDPOINTS, parseEndpoint, type ApiKey, type AuthKey, type Node, type Peer, type SelfNode, type User } from '@weft/protocol';
+import { MAX_ENDPOINTS, parseEndpoint, type ApiKey, type AuthKey, type Node, type Peer, type SelfNode, type User, type UserStatus } from '@weft/protocol';
 
-export type NodeWithUser = DbNode & { user: Pick<DbUser, 'name'> };
+/** Every node row is read with its owner's name and suspension (the mapper and the door read both). */
+export const withUser = { user: { select: { name: true, suspendedAt: true } } } as const;
+
+export type NodeWithUser = DbNode & { user: Pick<DbUser, 'name' | 'suspendedAt'> };
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -18,7 +21,20 @@ export function sendableEndpoints(stored: string[]): string[] {
 export const isExpired = (n: Pick<DbNode, 'expiresAt'>, now = Date.now()) => n.expiresAt !== null && n.expiresAt.getTime() <= now;
 
 export function userDto(u: DbUser): User {
-  return { id: u.id, name: u.name, displayName: u.displayName, email: u.email, createdAt: u.createdAt.toISOString() };
+  return {
+    id: u.id,
+    name: u.name,
+    displayName: u.displayName,
+    email: u.email,
+    createdAt: u.createdAt.toISOString(),
+    status: userStatus(u),
+    suspendedAt: iso(u.suspendedAt),
+    offboardedAt: iso(u.offboardedAt),
+  };
+}
+
+export function userStatus(u: Pick<DbUser, 'suspendedAt' | 'offboardedAt'>): UserStatus {
+  return u.offboardedAt ? 'offboarded' : u.suspendedAt ? 'suspended' : 'active';
 }
 
 export function nodeDto(n: NodeWithUser): Node {

@@ -5,6 +5,7 @@
  */
 import type { PrismaClient } from '@weft/db';
 import { ApiKeys } from './api-keys.js';
+import { AuditLog } from './audit-log.js';
 import { AuthKeys } from './auth-keys.js';
 import { generateUlaPrefix } from './addresses.js';
 import type { ChangeSink } from './changes.js';
@@ -15,7 +16,8 @@ import { Presence } from './presence.js';
 import { Users } from './users.js';
 
 export type { Change, ChangeSink, PresenceChange } from './changes.js';
-export type { Actor } from './context.js';
+export type { Actor, Origin } from './context.js';
+export { SYSTEM, actorLabel } from './context.js';
 export type { ApiPrincipal } from './api-keys.js';
 export type { NodeWithUser } from './dto.js';
 export { peerDto, selfDto, isExpired } from './dto.js';
@@ -27,6 +29,7 @@ export class State {
   readonly logins: Logins;
   readonly nodes: Nodes;
   readonly presence: Presence;
+  readonly audit: AuditLog;
 
   private constructor(readonly ctx: StateContext, replica: { id: string; log: ConstructorParameters<typeof Presence>[2] }) {
     this.users = new Users(ctx);
@@ -35,6 +38,7 @@ export class State {
     this.logins = new Logins(ctx);
     this.nodes = new Nodes(ctx, this.authKeys, this.logins);
     this.presence = new Presence(ctx, replica.id, replica.log);
+    this.audit = new AuditLog(ctx);
   }
 
   /** `replica`: this process's id in `replicas` and where presence logs its retries. */

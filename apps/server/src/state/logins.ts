@@ -8,9 +8,9 @@ import type { PendingLogin, RegisterRequest, RegisterResponse } from '@weft/prot
 import { ApiError, Errors } from '../errors.js';
 import { rateLimited } from '../rate-limit.js';
 import { insertNode, lockAllocation } from './allocate.js';
-import { audit, TX_OPTIONS, type Actor, type StateContext } from './context.js';
-import { selfDto } from './dto.js';
-import { findUserOrThrow } from './users.js';
+import { actorLabel, audit, SYSTEM, TX_OPTIONS, type Actor, type StateContext } from './context.js';
+import { selfDto, withUser } from './dto.js';
+import { usableUserOrThrow } from './users.js';
 
 /** No 0/O, 1/I/L: codes are read aloud and typed. */
 const CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789';
@@ -45,7 +45,7 @@ export class Logins {
     const prisma = this.ctx.prisma;
     let pending = await prisma.pendingLogin.findUnique({ where: { machineKey } });
     if (pending?.nodeId) {
-      const node = await prisma.node.findUnique({ where: { id: pending.nodeId }, include: { user: { select: { name: true } } } });
+      const node = await prisma.node.findUnique({ where: { id: pending.nodeId }, include: withUser });
       await prisma.pendingLogin.delete({ where: { id: pending.id } });
       if (node) return { status: 'registered', node: selfDto(node) };
       pending = null;
@@ -86,7 +86,7 @@ export class Logins {
   async reapExpired(graceS: number): Promise<number> {
     return this.ctx.prisma.$transaction(async (tx) => {
       const { count } = await tx.pendingLogin.deleteMany({ where: { expiresAt: { lt: new Date(Date.now() - graceS * 1000) } } });
-      if (count) await audit(tx, 'system', 'login.reap-expired', null, { count });
+      if (count) await audit(tx, SYSTEM, 'login.reap-expired', null, { count });
       return count;
     });
   }
@@ -108,16 +108,16 @@ export class Logins {
       const p = await tx.pendingLogin.findUnique({ where: { code: normalizeCode(code) } });
       if (!p || p.expiresAt.getTime() <= Date.now()) throw new ApiError(Errors.loginNotFound, `no pending login with code ${normalizeCode(code)}; it may have expired`);
       if (p.nodeId) return { id: p.nodeId };
-      const user = await findUserOrThrow(tx, userName);
+      const user = await usableUserOrThrow(tx, userName);
       const existing = await tx.node.findUnique({ where: { machineKey: p.machineKey } });
       let n;
       if (existing) {
-        n = await tx.node.update({ where: { id: existing.id }, data: { nodeKey: p.nodeKey, hostname: p.hostname, expiresAt: null, userId: user.id }, include: { user: { select: { name: true } } } });
+        n = await tx.node.update({ where: { id: existing.id }, data: { nodeKey: p.nodeKey, hostname: p.hostname, expiresAt: null, userId: user.id }, include: withUser });
       } else {
         await lockAllocation(tx);
         n = await insertNode(this.ctx, tx, { userId: user.id, hostname: p.hostname, nodeKey: p.nodeKey, machineKey: p.machineKey, tags: [], ephemeral: false, authKeyId: null, expiresAt: null });
       }
-      await tx.pendingLogin.update({ where: { id: p.id }, data: { nodeId: n.id, approvedBy: actor } });
+      await tx.pendingLogin.update({ where: { id: p.id }, data: { nodeId: n.id, approvedBy: actorLabel(actor) } });
       await audit(tx, actor, 'node.approve', `node:${n.name}`, { code: p.code, user: user.name, ipv4: n.ipv4 });
       await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
       return n;

@@ -3,12 +3,11 @@ import { EndpointsMessage, type CreateNode, type Node, type PeerPatch, type Regi
 import { ApiError, Errors } from '../errors.js';
 import { insertNode, lockAllocation } from './allocate.js';
 import type { AuthKeys } from './auth-keys.js';
-import { audit, isUniqueViolation, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
-import { isExpired, nodeDto, selfDto, type NodeWithUser } from './dto.js';
+import { audit, isUniqueViolation, SYSTEM, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
+import { isExpired, nodeDto, selfDto, withUser, type NodeWithUser } from './dto.js';
 import type { LoginAdmission, Logins } from './logins.js';
-import { findUserOrThrow } from './users.js';
+import { assertUsable, shareLockUser, usableUserOrThrow, userSuspended } from './users.js';
 
-const withUser = { user: { select: { name: true } } } as const;
 
 export class Nodes {
   constructor(
@@ -47,15 +46,16 @@ export class Nodes {
    * - Auth key: joins at once (a known, expired machine is renewed in place).
    * - Neither: interactive login, answered `pending` until a person approves it.
    */
-  async register(machineKey: MachinePublicKey, req: RegisterRequest, admitLogin?: LoginAdmission): Promise<RegisterResponse> {
+  async register(machineKey: MachinePublicKey, req: RegisterRequest, admitLogin?: LoginAdmission, origin: { ip?: string } = {}): Promise<RegisterResponse> {
     const existing = await this.byMachineKey(machineKey);
+    if (existing?.user.suspendedAt) throw userSuspended(existing.user.name);
     if (existing && !req.authKey && !isExpired(existing)) {
       // An approved login that the agent has not collected yet is done with now.
       await this.ctx.prisma.pendingLogin.deleteMany({ where: { machineKey } });
       if (existing.nodeKey !== req.nodeKey) {
         const updated = await this.ctx.prisma.$transaction(async (tx) => {
           const n = await tx.node.update({ where: { id: existing.id }, data: { nodeKey: req.nodeKey }, include: withUser });
-          await audit(tx, `node:${n.id}`, 'node.rotate-key', `node:${n.name}`);
+          await audit(tx, { type: 'node', id: String(n.id), name: n.name, origin: 'agent', ...(origin.ip ? { ip: origin.ip } : {}) }, 'node.rotate-key', `node:${n.name}`);
           await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
           return n;
         });
@@ -69,7 +69,12 @@ export class Nodes {
     const authKey = req.authKey;
     try {
       const node = await this.ctx.prisma.$transaction(async (tx) => {
+        // The owner's row first (lock order: user, then key): a suspend or offboard running now
+        // either refuses this join or sees its node.
+        const ownerId = await this.authKeys.ownerOf(tx, authKey);
+        const owner = ownerId === null ? null : await shareLockUser(tx, ownerId);
         const key = await this.authKeys.consume(tx, authKey);
+        if (owner) assertUsable(owner);
         if (existing) {
           // Renewal of a known machine: same node, same addresses, fresh key and expiry.
           const n = await tx.node.update({
@@ -77,7 +82,7 @@ export class Nodes {
             data: { nodeKey: req.nodeKey, hostname: req.hostname, expiresAt: null, userId: key.userId, authKeyId: key.id },
             include: withUser,
           });
-          await audit(tx, `authkey:${key.prefix}`, 'node.renew', `node:${n.name}`);
+          await audit(tx, { type: 'authkey', id: String(key.id), name: key.prefix, origin: 'agent', ...(origin.ip ? { ip: origin.ip } : {}) }, 'node.renew', `node:${n.name}`);
           await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
           return n;
         }
@@ -92,7 +97,7 @@ export class Nodes {
           authKeyId: key.id,
           expiresAt: null,
         });
-        await audit(tx, `authkey:${key.prefix}`, 'node.register', `node:${n.name}`, { ipv4: n.ipv4, user: n.user.name });
+        await audit(tx, { type: 'authkey', id: String(key.id), name: key.prefix, origin: 'agent', ...(origin.ip ? { ip: origin.ip } : {}) }, 'node.register', `node:${n.name}`, { ipv4: n.ipv4, user: n.user.name });
         await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
         return n;
       }, TX_OPTIONS);
@@ -108,7 +113,7 @@ export class Nodes {
   async createExternal(actor: Actor, input: CreateNode): Promise<Node> {
     try {
       const node = await this.ctx.prisma.$transaction(async (tx) => {
-        const user = await findUserOrThrow(tx, input.user);
+        const user = await usableUserOrThrow(tx, input.user);
         await lockAllocation(tx);
         const n = await insertNode(this.ctx, tx, {
           userId: user.id,
@@ -190,7 +195,7 @@ export class Nodes {
       const nodes = await tx.node.findMany({ where: stale, select: { id: true, name: true } });
       if (!nodes.length) return [];
       await tx.node.deleteMany({ where: { id: { in: nodes.map((n) => n.id) }, ...stale } });
-      for (const n of nodes) await audit(tx, 'system', 'node.delete-ephemeral', `node:${n.name}`);
+      for (const n of nodes) await audit(tx, SYSTEM, 'node.delete-ephemeral', `node:${n.name}`);
       await this.ctx.record(tx, { kind: 'nodes-removed', nodeIds: nodes.map((n) => n.id) });
       return nodes.map((n) => n.id);
     });

@@ -24,7 +24,7 @@ import { hostname } from 'node:os';
 import type { FastifyBaseLogger } from 'fastify';
 import { PRESENCE_BATCH, PRESENCE_RETRY_MS } from '../tunables.js';
 import type { Change, PresenceChange } from './changes.js';
-import { audit, TX_OPTIONS, type StateContext, type Tx } from './context.js';
+import { audit, SYSTEM, TX_OPTIONS, type StateContext, type Tx } from './context.js';
 
 type Log = Pick<FastifyBaseLogger, 'warn' | 'error'>;
 
@@ -219,10 +219,10 @@ async function auditSweep(tx: Tx, dead: { id: string; host: string; heartbeatAt:
     const held = new Set(byReplica.get(r.id) ?? []);
     const offline = changed.filter((c) => held.has(c.id) && !c.online);
     for (const c of offline) explained.add(c.id);
-    await audit(tx, 'system', 'replica.expire', `replica:${r.id}`, { host: r.host, lastHeartbeat: r.heartbeatAt.toISOString(), sessions: held.size, offline: names(offline) });
+    await audit(tx, SYSTEM, 'replica.expire', `replica:${r.id}`, { host: r.host, lastHeartbeat: r.heartbeatAt.toISOString(), sessions: held.size, offline: names(offline) });
   }
   const rest = changed.filter((c) => !explained.has(c.id));
   if (rest.length) {
-    await audit(tx, 'system', 'node.presence-repair', null, { online: names(rest.filter((c) => c.online)), offline: names(rest.filter((c) => !c.online)) });
+    await audit(tx, SYSTEM, 'node.presence-repair', null, { online: names(rest.filter((c) => c.online)), offline: names(rest.filter((c) => !c.online)) });
   }
 }

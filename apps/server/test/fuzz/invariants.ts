@@ -5,8 +5,11 @@
 import type { PrismaClient } from '@weft/db';
 import { Errors } from '../../src/errors.js';
 
-/** Columns that record telemetry (when a key was last used, when a node was last seen), not state. */
-const TELEMETRY = new Set(['api_keys.last_used_at', 'nodes.online', 'nodes.last_seen']);
+/**
+ * Columns that record telemetry (when a key was last used, when a node was last seen, a replica's
+ * heartbeat and the presence counter it bumps), not state.
+ */
+const TELEMETRY = new Set(['api_keys.last_used_at', 'nodes.online', 'nodes.last_seen', 'nodes.presence_seq', 'replicas.heartbeat_at']);
 
 const snapshotQueries = new WeakMap<PrismaClient, string>();
 

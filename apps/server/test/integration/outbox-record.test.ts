@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateNodeKey } from '@weft/crypto';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import type { Change } from '../../src/state/changes.js';
+import { audit, TX_OPTIONS, type Actor } from '../../src/state/context.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 /** jsonb reorders object keys: compare with keys sorted. */
@@ -16,6 +17,8 @@ function canonical(v: unknown): string {
   }
   return JSON.stringify(v);
 }
+
+const T: Actor = { type: 'local-socket', origin: 'cli' };
 
 describe('outbox on postgres', () => {
   let s: TestServer;
@@ -36,17 +39,27 @@ describe('outbox on postgres', () => {
     const from = (await s.state.ctx.prisma.changeSeq.findUniqueOrThrow({ where: { id: 1 } })).last;
     const st = s.state;
 
-    await st.users.create('test', { name: 'ops' });
-    await st.users.create('test', { name: 'leaver' });
-    const ext = await st.nodes.createExternal('test', { user: 'ops', hostname: 'ext', nodeKey: generateNodeKey().publicKey });
-    await st.nodes.rename('test', ext.id, 'ext-renamed');
+    await st.users.create(T, { name: 'ops' });
+    await st.users.create(T, { name: 'leaver' });
+    // The user lifecycle: suspend (nodes-suspended), resume (nodes-upserted), offboard and
+    // delete (nodes-removed), each with a device, so each has a change to record.
+    await st.users.create(T, { name: 'paused' });
+    await st.users.create(T, { name: 'offboarded' });
+    await st.nodes.createExternal(T, { user: 'paused', hostname: 'paused-ext', nodeKey: generateNodeKey().publicKey });
+    await st.nodes.createExternal(T, { user: 'offboarded', hostname: 'offboarded-ext', nodeKey: generateNodeKey().publicKey });
+    await st.users.suspend(T, 'paused');
+    await st.users.resume(T, 'paused');
+    await st.users.offboard(T, 'offboarded');
+    const ext = await st.nodes.createExternal(T, { user: 'ops', hostname: 'ext', nodeKey: generateNodeKey().publicKey });
+    await st.nodes.rename(T, ext.id, 'ext-renamed');
     await st.nodes.patch(ext.id, { endpoints: ['192.0.2.1:41641'] });
-    await st.nodes.expire('test', ext.id);
-    await st.nodes.delete('test', ext.id);
-    await st.nodes.createExternal('test', { user: 'leaver', hostname: 'leaver-ext', nodeKey: generateNodeKey().publicKey });
-    await st.users.delete('test', 'leaver');
+    await st.nodes.expire(T, ext.id);
+    await st.nodes.delete(T, ext.id);
+    await st.nodes.createExternal(T, { user: 'leaver', hostname: 'leaver-ext', nodeKey: generateNodeKey().publicKey });
+    // Delete offboards first: the node goes with it.
+    await st.users.delete(T, 'leaver');
 
-    const key = (await st.authKeys.create('test', { user: 'ops', ephemeral: true })).key;
+    const key = (await st.authKeys.create(T, { user: 'ops', ephemeral: true })).key;
     const joined = new SimAgent(s.url, 'joined');
     await joined.register(key);
     await joined.connect();
@@ -55,7 +68,7 @@ describe('outbox on postgres', () => {
     const interactive = new SimAgent(s.url, 'interactive');
     const pending = await interactive.register();
     if (pending.status !== 'pending') throw new Error('expected a pending login');
-    await st.logins.approve('test', pending.code, 'ops');
+    await st.logins.approve(T, pending.code, 'ops');
     await st.presence.settled();
     // The ephemeral node, offline now, is reaped (ephemeralTimeoutS 1 in the harness).
     await joined.waitFor(() => emitted.some((c) => c.kind === 'nodes-removed' && c.nodeIds.includes(joined.self!.id)), 10_000, 'ephemeral reaped');
@@ -64,9 +77,35 @@ describe('outbox on postgres', () => {
     const rows = await s.state.ctx.prisma.outboxChange.findMany({ where: { id: { gt: from } }, orderBy: { id: 'asc' } });
     const mine = rows.filter((r) => r.origin === s.hub.origin);
     expect(mine.length, 'rows of other origins').toBe(rows.length);
-    expect(new Set(emitted.map((c) => c.kind))).toEqual(new Set(['nodes-upserted', 'nodes-patched', 'nodes-expired', 'nodes-removed', 'presence']));
+    expect(new Set(emitted.map((c) => c.kind))).toEqual(new Set(['nodes-upserted', 'nodes-patched', 'nodes-expired', 'nodes-suspended', 'nodes-removed', 'presence']));
     expect(mine.map((r) => canonical(r.payload)).sort()).toEqual(emitted.map(canonical).sort());
     // Gap-free, so a reader can tell "pruned" from "not committed yet".
     expect(mine.map((r) => Number(r.id))).toEqual(mine.map((_, i) => Number(from) + 1 + i));
+  });
+
+  it('an audited write and an outbox write never deadlock, whichever of audit and record each does first', async () => {
+    const { prisma, record } = s.state.ctx;
+    const noop: Change = { kind: 'nodes-upserted', nodeIds: [] };
+    const waiting = async () => (await prisma.$queryRaw<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted`)[0]!.n;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let recorded!: () => void;
+    const hasRecorded = new Promise<void>((r) => (recorded = r));
+    // First: record (the change_seq row lock), then, once the second is queued, audit.
+    const first = prisma.$transaction(async (tx) => {
+      await record(tx, noop);
+      recorded();
+      await released;
+      await audit(tx, T, 'test.commit-order', null);
+    }, TX_OPTIONS);
+    await hasRecorded;
+    // Second: audit, then record. With the two locks in different orders this is the deadlock.
+    const second = prisma.$transaction(async (tx) => {
+      await audit(tx, T, 'test.commit-order', null);
+      await record(tx, noop);
+    }, TX_OPTIONS);
+    while ((await waiting()) === 0) await new Promise((r) => setTimeout(r, 10));
+    release();
+    await expect(Promise.all([first, second])).resolves.toBeDefined();
   });
 });

@@ -61,4 +61,32 @@ describe('two server processes on one Postgres', () => {
     await onA.waitFor(() => !onA.peers.has(onB.self!.id), 10_000, 'on-b removed on A');
     onA.close();
   });
+
+  it('suspend, resume and offboard made on one replica reach agents and sockets on the other', async () => {
+    expect((await api(a, 'POST', '/api/v1/users', { name: 'roamer' })).status).toBe(201);
+    const own = (await api(a, 'POST', '/api/v1/authkeys', { user: 'roamer', reusable: true })).body.key;
+    const watch = (await api(a, 'POST', '/api/v1/authkeys', { user: 'fleet', reusable: true })).body.key;
+    const device = new SimAgent(b.url, 'roamer-laptop');
+    const observer = new SimAgent(a.url, 'observer');
+    await device.register(own);
+    await observer.register(watch);
+    await device.connect();
+    await observer.connect();
+    await observer.waitFor(() => observer.peers.has(device.self!.id), 10_000, 'device visible on A');
+    // Suspended through A: B closes the device's socket (nodes-suspended from the outbox), A drops it.
+    expect((await api(a, 'POST', '/api/v1/users/roamer/suspend')).status).toBe(200);
+    await device.waitFor(() => device.closed !== null, 10_000, 'device closed by replica B');
+    expect(device.closed!.code).toBe(CloseCode.UserSuspended);
+    await observer.waitFor(() => !observer.peers.has(device.self!.id), 10_000, 'device dropped on A');
+    // Resumed through B: the observer on A sees it again once it reconnects.
+    expect((await api(b, 'POST', '/api/v1/users/roamer/resume')).status).toBe(200);
+    await device.connect();
+    await observer.waitFor(() => observer.peers.has(device.self!.id), 10_000, 'device back on A');
+    // Offboarded through A: B closes the socket as deleted.
+    expect((await api(a, 'POST', '/api/v1/users/roamer/offboard')).status).toBe(200);
+    await device.waitFor(() => device.closed !== null, 10_000, 'device closed again by replica B');
+    expect(device.closed!.code).toBe(CloseCode.NodeDeleted);
+    await observer.waitFor(() => !observer.peers.has(device.self!.id), 10_000, 'device removed on A');
+    observer.close();
+  });
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { type Database, openDatabase } from '@weft/db';
 import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { buildApp, type App, type AppOptions } from '../../src/app.js';
+import { SYSTEM } from '../../src/state/index.js';
 
 export type Backend = 'pglite' | 'postgres';
 export const BACKENDS: Backend[] = ['pglite', 'postgres'];
@@ -37,8 +38,8 @@ export async function startServer(backend: Backend, opts: Partial<Omit<AppOption
   const openDb = db;
   const addr = built.app.server.address();
   const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-  const adminKey = (await built.state.apiKeys.create('test', { scopes: ['admin'] })).key;
-  const readKey = (await built.state.apiKeys.create('test', { scopes: ['read'] })).key;
+  const adminKey = (await built.state.apiKeys.create(SYSTEM, { scopes: ['admin'] })).key;
+  const readKey = (await built.state.apiKeys.create(SYSTEM, { scopes: ['read'] })).key;
   const api: TestServer['api'] = async (method, path, body, headers = {}) => {
     const res = await fetch(url + path, {
       method,

@@ -10,6 +10,11 @@ import { Errors } from '../../src/errors.js';
  * heartbeat and the presence counter it bumps), not state.
  */
 const TELEMETRY = new Set(['api_keys.last_used_at', 'nodes.online', 'nodes.last_seen', 'nodes.presence_seq', 'replicas.heartbeat_at']);
+/**
+ * Tables that are presence, not state: a socket the server closes for a bad message ends its
+ * session row, as any disconnect does (the node's own rows must not change).
+ */
+const TELEMETRY_TABLES = new Set(['node_sessions']);
 
 const snapshotQueries = new WeakMap<PrismaClient, string>();
 
@@ -25,6 +30,7 @@ export async function dbSnapshot(prisma: PrismaClient): Promise<Record<string, s
     );
     const byTable = new Map<string, string[]>();
     for (const c of cols) {
+      if (TELEMETRY_TABLES.has(c.table_name)) continue;
       const list = byTable.get(c.table_name) ?? [];
       list.push(c.column_name);
       byTable.set(c.table_name, list);

@@ -106,6 +106,10 @@ describe('change outbox across replicas', () => {
         await client.query('DELETE FROM nodes WHERE id = $1', [id]);
         return client.query<{ id: string }>(OUTBOX_APPEND_SQL, ['test-writer', JSON.stringify({ kind: 'nodes-removed', nodeIds: [id] })]);
       };
+      const expectContiguousFrom = async (from: number) => {
+        const ids = (await pool.query<{ id: string }>('SELECT id FROM changes WHERE id >= $1 ORDER BY id', [from])).rows.map((r) => Number(r.id));
+        expect(ids, 'outbox ids with no hole').toEqual(ids.map((_, i) => from + i));
+      };
       const waitingOnLock = async (client: pg.PoolClient) => {
         const pid = (client as unknown as { processID: number }).processID;
         for (let i = 0; i < 100; i++) {
@@ -125,7 +129,10 @@ describe('change outbox across replicas', () => {
       await first.query('COMMIT');
       const secondId = Number((await secondAppend).rows[0]!.id);
       await second.query('COMMIT');
-      expect(secondId).toBe(firstId + 1);
+      // Other writers (presence batches of the agents just connected) may take ids in between; what
+      // must hold is order, and no hole in the ids a reader walks.
+      expect(secondId).toBeGreaterThan(firstId);
+      await expectContiguousFrom(firstId);
       for (const v of [x!, y!]) await v.waitFor(() => v.closed !== null, 10_000, `${v.hostname} closed by B`);
 
       // A rolled-back id is handed out again: no hole for a reader to stop at or skip over.
@@ -135,8 +142,9 @@ describe('change outbox across replicas', () => {
       const afterRollback = deleteAndAppend(second, z!.self!.id);
       await waitingOnLock(second);
       await first.query('ROLLBACK');
-      expect(Number((await afterRollback).rows[0]!.id)).toBe(rolledBack);
+      expect(Number((await afterRollback).rows[0]!.id)).toBeGreaterThanOrEqual(rolledBack);
       await second.query('COMMIT');
+      await expectContiguousFrom(firstId);
       await z!.waitFor(() => z!.closed !== null, 10_000, 'z closed by B');
       expect([x, y, z].map((v) => v!.closed!.code)).toEqual([CloseCode.NodeDeleted, CloseCode.NodeDeleted, CloseCode.NodeDeleted]);
       await watcher!.waitFor(() => [x, y, z].every((v) => !watcher!.peers.has(v!.self!.id)), 10_000, 'x, y, z gone from the watcher');
@@ -168,5 +176,5 @@ describe('change outbox across replicas', () => {
     await watcher!.waitFor(() => !watcher!.peers.has(victim!.self!.id), 10_000, 'victim gone from the watcher');
     expect(b.output()).toContain('fell behind the change outbox retention');
     watcher!.close();
-  });
+  }, 180_000); // a stopped and resumed replica, then a full reload, on a loaded machine
 });

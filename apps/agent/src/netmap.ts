@@ -91,7 +91,7 @@ export class Netmap {
     return other !== undefined && other !== peer.id ? `nodeKey: peer ${other} has the same key` : null;
   }
 
-  private skip(entries: SkippedPeer[]): void {
+  private recordSkipped(entries: SkippedPeer[]): void {
     for (const s of entries) {
       if (s.id === null) this.skippedUnnamed.push(s);
       else this.skippedById.set(s.id, s);
@@ -122,7 +122,7 @@ export class Netmap {
       this.peersById.set(p.id, p);
       keys.set(p.nodeKey, p.id);
     }
-    this.skip(refused);
+    this.recordSkipped(refused);
     return { kind: 'full', self: msg.self, peers: this.peers, skipped: refused };
   }
 
@@ -194,7 +194,7 @@ export class Netmap {
       patched.push({ peer, previous });
     }
     if (msg.self) this.selfNode = msg.self;
-    this.skip(refused);
+    this.recordSkipped(refused);
     return { kind: 'delta', skipped: refused, removed, upserted, patched, self: msg.self };
   }
 }

@@ -28,9 +28,9 @@ class Parser {
 
   document(): JsonNode {
     if (this.s.charCodeAt(0) === 0xfeff) this.i = 1;
-    this.skip();
+    this.skipTrivia();
     const v = this.value(0);
-    this.skip();
+    this.skipTrivia();
     if (this.i < this.s.length) this.fail(`unexpected ${this.describe()} after the end of the document`);
     return v;
   }
@@ -48,7 +48,7 @@ class Parser {
     return JSON.stringify(this.s[this.i]);
   }
 
-  private skip(): void {
+  private skipTrivia(): void {
     const s = this.s;
     while (this.i < s.length) {
       const c = s[this.i]!;
@@ -103,7 +103,7 @@ class Parser {
     const entries: { key: string; keyPos: Pos; value: JsonNode }[] = [];
     const seen = new Set<string>();
     for (;;) {
-      this.skip();
+      this.skipTrivia();
       if (this.s[this.i] === '}') {
         this.i++;
         return { kind: 'object', pos, entries };
@@ -113,12 +113,12 @@ class Parser {
       const key = this.string();
       if (seen.has(key)) this.fail(`duplicate key ${JSON.stringify(key)}`, keyPos);
       seen.add(key);
-      this.skip();
+      this.skipTrivia();
       if (this.s[this.i] !== ':') this.fail(`expected : after key ${JSON.stringify(key)}, found ${this.describe()}`);
       this.i++;
-      this.skip();
+      this.skipTrivia();
       entries.push({ key, keyPos, value: this.value(depth + 1) });
-      this.skip();
+      this.skipTrivia();
       if (this.s[this.i] === ',') this.i++;
       else if (this.s[this.i] !== '}') this.fail(`expected , or } in object, found ${this.describe()}`);
     }
@@ -128,13 +128,13 @@ class Parser {
     this.i++;
     const items: JsonNode[] = [];
     for (;;) {
-      this.skip();
+      this.skipTrivia();
       if (this.s[this.i] === ']') {
         this.i++;
         return { kind: 'array', pos, items };
       }
       items.push(this.value(depth + 1));
-      this.skip();
+      this.skipTrivia();
       if (this.s[this.i] === ',') this.i++;
       else if (this.s[this.i] !== ']') this.fail(`expected , or ] in array, found ${this.describe()}`);
     }

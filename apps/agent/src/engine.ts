@@ -18,7 +18,7 @@ import { parseNodePublicKey } from '@weft/crypto';
 import type { BackendChoice, Device, OpenOptions, PeerConfig, PeerStats } from '@weft/wg';
 import type { NetmapChange } from './netmap.js';
 import type { Logger } from './log.js';
-import { PERSISTENT_KEEPALIVE_S } from './tunables.js';
+import { PERSISTENT_KEEPALIVE_S, RESPONDER_GRACE_MS } from './tunables.js';
 
 export const IPV4_PREFIX = 10;
 export const IPV6_PREFIX = 48;
@@ -42,18 +42,29 @@ export function interfaceAddresses(self: SelfNode): string[] {
 }
 
 /**
+ * Which side of a pair handshakes first: the node whose key sorts lower. Both sides decide from
+ * the netmap alone, so when two nodes learn each other's endpoint in the same moment only one
+ * sends an initiation at once. Crossing initiations while one side also recreated its peer cost
+ * a direction its session for WireGuard's RekeyTimeout (5 s): the stall this rule removes.
+ */
+export function initiatesTo(selfKey: string, peerKey: string): boolean {
+  return selfKey < peerKey;
+}
+
+/**
  * Keepalive only with an endpoint: a keepalive to a peer with none makes WireGuard attempt a
  * handshake it cannot send, and it then holds off new attempts for RekeyTimeout (5 s). Two
  * nodes joining together each get the other before its endpoint, so both stalled for 5 s.
- * Turned on together with the endpoint, keepalive starts the handshake at once instead.
+ * Turned on together with the endpoint, keepalive starts the handshake at once instead; the
+ * answering side of a pair (`keepalive` false) gets the endpoint alone until its grace is over.
  */
-export function peerConfig(peer: Peer): PeerConfig {
+export function peerConfig(peer: Peer, keepalive = true): PeerConfig {
   const allowedIps = peer.allowedIps.length > 0 ? peer.allowedIps : [`${bare(peer.ipv4)}/32`, `${bare(peer.ipv6)}/128`];
   const config: PeerConfig = { publicKey: parseNodePublicKey(peer.nodeKey), allowedIps };
   const endpoint = peer.endpoints[0];
   if (endpoint) {
     config.endpoint = endpoint;
-    config.persistentKeepalive = PERSISTENT_KEEPALIVE_S;
+    if (keepalive) config.persistentKeepalive = PERSISTENT_KEEPALIVE_S;
   }
   return config;
 }
@@ -68,6 +79,12 @@ export class Engine {
   private device: Device | undefined;
   private configuredFor: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  private selfKey: string | undefined;
+  /** Every peer of the last netmap, by node key: what a grace timer reprograms. */
+  private readonly wanted = new Map<string, Peer>();
+  /** Peers this node answers whose grace is over: they get keepalive like the ones it initiates to. */
+  private readonly graceOver = new Set<string>();
+  private readonly graceTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly opts: EngineOptions) {}
 
@@ -125,10 +142,15 @@ export class Engine {
    */
   applyFull(self: SelfNode, peers: Peer[]): Promise<void> {
     return this.serial(async () => {
+      this.selfKey = self.nodeKey;
+      const keys = new Set(peers.map((p) => p.nodeKey));
+      for (const key of this.wanted.keys()) if (!keys.has(key)) this.forget(key);
+      for (const peer of peers) this.wanted.set(peer.nodeKey, peer);
+      const configs = peers.map((p) => this.config(p));
       const configured = this.configuredFor === interfaceAddresses(self).join(',');
-      if (!configured) await (await this.openDevice()).setPeers(peers.map(peerConfig));
+      if (!configured) await (await this.openDevice()).setPeers(configs);
       const device = await this.ensureConfigured(self);
-      if (configured) await device.setPeers(peers.map(peerConfig));
+      if (configured) await device.setPeers(configs);
       this.opts.log('info', 'netmap applied', { peers: peers.length });
     });
   }
@@ -136,16 +158,23 @@ export class Engine {
   applyChange(change: Extract<NetmapChange, { kind: 'delta' }>, self: SelfNode): Promise<void> {
     return this.serial(async () => {
       if (!this.configuredFor) return; // down: the next `up` applies the whole netmap
+      this.selfKey = self.nodeKey;
       const device = change.self ? await this.ensureConfigured(self) : this.device!;
       for (const peer of change.removed) {
+        this.forget(peer.nodeKey);
         await device.removePeer(parseNodePublicKey(peer.nodeKey));
       }
       for (const { peer, previous } of change.upserted) {
-        if (previous && previous.nodeKey !== peer.nodeKey) await device.removePeer(parseNodePublicKey(previous.nodeKey));
-        if (!previous || wireguardDiffers(previous, peer)) await device.upsertPeer(peerConfig(peer));
+        if (previous && previous.nodeKey !== peer.nodeKey) {
+          this.forget(previous.nodeKey);
+          await device.removePeer(parseNodePublicKey(previous.nodeKey));
+        }
+        this.wanted.set(peer.nodeKey, peer);
+        if (!previous || wireguardDiffers(previous, peer)) await device.upsertPeer(this.config(peer));
       }
       for (const { peer, previous } of change.patched) {
-        if (wireguardDiffers(previous, peer)) await device.upsertPeer(peerConfig(peer));
+        this.wanted.set(peer.nodeKey, peer);
+        if (wireguardDiffers(previous, peer)) await device.upsertPeer(this.config(peer));
       }
       this.opts.log('debug', 'delta applied', {
         removed: change.removed.length, upserted: change.upserted.length, patched: change.patched.length,
@@ -153,9 +182,52 @@ export class Engine {
     });
   }
 
+  /**
+   * The WireGuard config for `peer` now. A peer this node answers (the other side initiates) gets
+   * its endpoint without keepalive, and a timer: if the initiator's handshake has not made the
+   * pair work by then (its packets cannot get in, or it lacks our endpoint), keepalive goes on
+   * here too and this side handshakes as well.
+   */
+  private config(peer: Peer): PeerConfig {
+    const key = peer.nodeKey;
+    const keepalive = this.selfKey === undefined || initiatesTo(this.selfKey, key) || this.graceOver.has(key);
+    if (!keepalive && peer.endpoints.length > 0 && !this.graceTimers.has(key)) {
+      const timer = setTimeout(() => this.endGrace(key), RESPONDER_GRACE_MS);
+      timer.unref();
+      this.graceTimers.set(key, timer);
+    }
+    return peerConfig(peer, keepalive);
+  }
+
+  private endGrace(key: string): void {
+    this.graceTimers.delete(key);
+    this.graceOver.add(key);
+    this.serial(async () => {
+      const peer = this.wanted.get(key);
+      if (!peer || !this.device || !this.configuredFor || peer.endpoints.length === 0) return;
+      await this.device.upsertPeer(peerConfig(peer, true));
+    }).catch((err: unknown) => {
+      this.opts.log('warn', 'could not turn on keepalive for a peer', { peer: key, error: String(err) });
+    });
+  }
+
+  /** Drops what the engine remembers about a peer that left the netmap. */
+  private forget(key: string): void {
+    this.wanted.delete(key);
+    this.graceOver.delete(key);
+    const timer = this.graceTimers.get(key);
+    if (timer) clearTimeout(timer);
+    this.graceTimers.delete(key);
+  }
+
+  private forgetAll(): void {
+    for (const key of [...this.wanted.keys(), ...this.graceTimers.keys()]) this.forget(key);
+  }
+
   /** `weft down`: link down, device kept so `applyFull` brings it back. */
   down(): Promise<void> {
     return this.serial(async () => {
+      this.forgetAll();
       if (this.device && this.configuredFor) await this.device.down();
       this.configuredFor = undefined;
     });
@@ -167,6 +239,7 @@ export class Engine {
       const device = this.device;
       this.device = undefined;
       this.configuredFor = undefined;
+      this.forgetAll();
       if (device) await device.close();
     });
   }

@@ -22,6 +22,13 @@ export const ENDPOINT_REFRESH_MS = 15_000;
 export const RESUME_WAIT_MS = 10_000;
 /** WireGuard keepalive for every peer: keeps NAT mappings open. */
 export const PERSISTENT_KEEPALIVE_S = 25;
+/**
+ * The answering side of a pair waits this long for the initiator's handshake before it sends its
+ * own (engine.ts `initiatesTo`). Long enough that a reachable initiator's handshake, one round
+ * trip, has landed; short enough that a pair whose first direction cannot get through (the other
+ * side's NAT filters us, or it lacks our endpoint) still connects well within 2 s of joining.
+ */
+export const RESPONDER_GRACE_MS = 1000;
 /** Interface MTU unless --mtu: fits WireGuard over IPv6 over PPPoE, tunnels and mobile links. */
 export const DEFAULT_MTU = 1280;
 /** `weft status` calls a path direct if the last handshake is at most this old (WireGuard rekeys every 2 min). */

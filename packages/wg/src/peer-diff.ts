@@ -98,15 +98,21 @@ export function peerOp(want: PeerConfig, current: PeerState | undefined, lastAsk
 
 /**
  * The ops for one peer, like `peerOp`, except when the peer gets its first endpoint before it ever
- * completed a handshake: then it is removed and created afresh. Packets sent to a peer with no
- * endpoint make WireGuard try a handshake it cannot send and hold off new tries for
- * RekeyTimeout (5 s); a fresh peer forgets that and, with keepalive on, handshakes at once.
- * There is no session to lose.
+ * completed a handshake and is meant to handshake at once (keepalive on): then it is removed and
+ * created afresh. Packets sent to a peer with no endpoint make WireGuard try a handshake it cannot
+ * send and hold off new tries for RekeyTimeout (5 s); a fresh peer forgets that and, with
+ * keepalive on, handshakes at once. There is no session to lose.
+ *
+ * A peer wanted without keepalive is the answering side of its pair (the other side initiates):
+ * it is only given the endpoint. Recreating it would throw away the handshake the initiator may
+ * already have completed with it, which is how two nodes that learned each other in the same
+ * moment used to lose a direction for 5 s.
  */
 export function peerOps(want: PeerConfig, current: PeerState | undefined, lastAsked?: PeerConfig): PeerOp[] {
   const op = peerOp(want, current, lastAsked);
   if (!op) return [];
-  if (current && op.kind === 'upsert' && op.endpoint !== undefined && current.endpoint === null && current.lastHandshake === null) {
+  const initiates = (want.persistentKeepalive ?? 0) > 0;
+  if (initiates && current && op.kind === 'upsert' && op.endpoint !== undefined && current.endpoint === null && current.lastHandshake === null) {
     return [{ kind: 'remove', publicKey: current.publicKey }, peerOp(want, undefined)!];
   }
   return [op];

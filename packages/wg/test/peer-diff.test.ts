@@ -137,6 +137,12 @@ describe('peerOps', () => {
     expect(diffPeers([device({ lastHandshake: new Date() })], [want])).toMatchObject([{ kind: 'upsert', create: false }]);
   });
 
+  it('the answering side of a pair (no keepalive) gets its first endpoint in place: recreating it would drop the handshake the initiator may have completed', () => {
+    const answering: PeerConfig = { publicKey: PUB_2, endpoint: '10.0.0.2:51820', allowedIps: ['100.64.0.2/32'] };
+    expect(peerOps(answering, device({}))).toEqual([{ kind: 'upsert', publicKey: PUB_2, create: false, endpoint: '10.0.0.2:51820' }]);
+    expect(diffPeers([device({})], [answering])).toEqual([{ kind: 'upsert', publicKey: PUB_2, create: false, endpoint: '10.0.0.2:51820' }]);
+  });
+
   it('a peer with a session is updated in place', () => {
     const ops = peerOps(want, device({ lastHandshake: new Date() }));
     expect(ops).toHaveLength(1);

@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { generateNodeKey } from '@weft/crypto';
-import { Engine, interfaceAddresses, peerConfig } from '../../src/engine.js';
+import { Engine, initiatesTo, interfaceAddresses, peerConfig } from '../../src/engine.js';
+import { RESPONDER_GRACE_MS } from '../../src/tunables.js';
 import { Netmap } from '../../src/netmap.js';
 import { silentLogger } from '../../src/log.js';
 import { FakeDevice } from './fake-device.js';
@@ -101,5 +102,59 @@ describe('Engine', () => {
 
   it('interfaceAddresses strips prefixes the server may already include', () => {
     expect(interfaceAddresses({ ...self, ipv4: '100.64.0.9/32', ipv6: 'fd00::9/128' })).toEqual(['100.64.0.9/10', 'fd00::9/48']);
+  });
+});
+
+describe('one initiator per pair', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  // self is key 01..01: it initiates to peer(2) (02..02); peer(0) (00..00) initiates to it.
+  const lower = peer(0);
+
+  it('both sides of a pair agree on which one initiates', () => {
+    expect(initiatesTo(self.nodeKey, peer(2).nodeKey)).toBe(true);
+    expect(initiatesTo(peer(2).nodeKey, self.nodeKey)).toBe(false);
+    expect(initiatesTo(self.nodeKey, lower.nodeKey)).toBe(false);
+  });
+
+  it('the initiating side gets keepalive with the endpoint; the answering side gets the endpoint alone, then keepalive after its grace', async () => {
+    vi.useFakeTimers();
+    const { device, engine } = setup();
+    await engine.applyFull(self, [peer(2), lower]);
+    expect(device.peers.get(peer(2).nodeKey)).toMatchObject({ endpoint: '192.0.2.2:41641', persistentKeepalive: 25 });
+    expect(device.peers.get(lower.nodeKey)).toMatchObject({ endpoint: '192.0.2.0:41641' });
+    expect(device.peers.get(lower.nodeKey)).not.toHaveProperty('persistentKeepalive');
+    device.calls = [];
+    await vi.advanceTimersByTimeAsync(RESPONDER_GRACE_MS);
+    expect(device.calls).toEqual(['upsert 0000']);
+    expect(device.peers.get(lower.nodeKey)).toMatchObject({ persistentKeepalive: 25 });
+  });
+
+  it('an answering peer that gets its first endpoint in a delta is given it without keepalive, and a later patch keeps keepalive once the grace is over', async () => {
+    vi.useFakeTimers();
+    const { device, engine } = setup();
+    const nm = new Netmap();
+    nm.apply({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(0, { endpoints: [] })] });
+    await engine.applyFull(self, nm.peers);
+    await delta(engine, nm, { type: 'delta', seq: 2, patch: [{ id: 0, endpoints: ['198.51.100.9:1'] }] });
+    expect(device.peers.get(lower.nodeKey)).toMatchObject({ endpoint: '198.51.100.9:1' });
+    expect(device.peers.get(lower.nodeKey)).not.toHaveProperty('persistentKeepalive');
+    await vi.advanceTimersByTimeAsync(RESPONDER_GRACE_MS);
+    await delta(engine, nm, { type: 'delta', seq: 3, patch: [{ id: 0, endpoints: ['198.51.100.9:2'] }] });
+    expect(device.peers.get(lower.nodeKey)).toMatchObject({ endpoint: '198.51.100.9:2', persistentKeepalive: 25 });
+  });
+
+  it('a peer removed during its grace is not reprogrammed when the grace ends', async () => {
+    vi.useFakeTimers();
+    const { device, engine } = setup();
+    const nm = new Netmap();
+    nm.apply({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [lower] });
+    await engine.applyFull(self, nm.peers);
+    await delta(engine, nm, { type: 'delta', seq: 2, remove: [0] });
+    device.calls = [];
+    await vi.advanceTimersByTimeAsync(RESPONDER_GRACE_MS * 2);
+    expect(device.calls).toEqual([]);
+    expect(device.peers.has(lower.nodeKey)).toBe(false);
   });
 });

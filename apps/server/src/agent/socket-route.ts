@@ -4,6 +4,7 @@
  * Agent messages are small JSON; anything malformed or oversize closes that socket only.
  */
 import type { FastifyInstance } from 'fastify';
+import type WebSocket from 'ws';
 import { CloseCode } from '@weft/protocol';
 import type { ChangeHub } from '../hub.js';
 import type { Mapper } from '../mapper/mapper.js';
@@ -27,7 +28,14 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
   }, async (socket, req) => {
     const node = agentNode(req);
     if (!node) return socket.close(CloseCode.Unauthorized, 'machine token invalid');
+    // Listeners go on before the first await: ws emits what arrives at once, and a message an
+    // agent sent while the mapper was still busy would otherwise be lost (an endpoint report the
+    // agent does not repeat until its addresses change again).
+    const early: Array<[WebSocket.RawData, boolean]> = [];
+    const hold = (data: WebSocket.RawData, isBinary: boolean) => early.push([data, isBinary]);
+    socket.on('message', hold);
     await mapper.settled();
+    socket.off('message', hold);
     const nodeId = node.id;
     const session = mapper.attach(node, socket);
     if (!session) return;
@@ -41,14 +49,17 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
     socket.on('pong', () => (alive = true));
     state.presence.connected(nodeId);
 
-    socket.on('message', (data, isBinary) => {
+    const onMessage = (data: WebSocket.RawData, isBinary: boolean) => {
       alive = true;
+      if (session.closed) return;
       const read = readAgentMessage(data, isBinary);
       if (!read.ok) return session.close(CloseCode.BadMessage, read.reason);
       const msg = read.msg;
       if (msg.type === 'resync') mapper.resync(session);
       else if (msg.type === 'endpoints') endpoints.report(nodeId, msg.endpoints);
-    });
+    };
+    socket.on('message', onMessage);
+    for (const [data, isBinary] of early) onMessage(data, isBinary);
     socket.on('close', () => {
       clearInterval(ping);
       session.closed = true;

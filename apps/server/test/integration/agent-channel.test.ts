@@ -25,6 +25,27 @@ describe.each(BACKENDS)('agent channel on %s', (backend) => {
     return a;
   }
 
+  it('a message the agent sends while the mapper is still busy (before its socket is attached) is not lost', async () => {
+    const watcher = await joined('early-watcher');
+    const sender = new SimAgent(s.url, 'early-sender');
+    await sender.register(key);
+    let release!: () => void;
+    const busy = new Promise<void>((resolve) => (release = resolve));
+    const settled = vi.spyOn(s.mapper, 'settled').mockImplementationOnce(() => busy);
+    try {
+      await sender.connect();
+      sender.send(JSON.stringify({ type: 'endpoints', endpoints: ['192.0.2.77:41641'] }));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(sender.received).toEqual([]); // still waiting on the mapper: nothing attached yet
+    } finally {
+      release();
+      settled.mockRestore();
+    }
+    await watcher.waitFor(() => watcher.peers.get(sender.self!.id)?.endpoints[0] === '192.0.2.77:41641', 5000, 'the early endpoint report');
+    sender.close();
+    watcher.close();
+  });
+
   it('sends a full netmap on connect, then sequenced deltas to the nodes affected', async () => {
     const a = await joined('alpha');
     expect(a.received[0]!.msg).toMatchObject({ type: 'netmap', seq: 1 });

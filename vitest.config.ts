@@ -39,7 +39,8 @@ export default defineConfig({
           name: 'e2e',
           include: ['e2e/**/*.test.ts'],
           testTimeout: 120_000,
-          hookTimeout: 120_000,
+          // A lab's beforeAll starts a server (its /readyz wait alone is bounded at 120 s) and agents.
+          hookTimeout: 240_000,
           fileParallelism: false,
           globalSetup: [tempDirCheck],
         },

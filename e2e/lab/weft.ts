@@ -94,7 +94,7 @@ export interface ServerOptions {
   env?: Record<string, string>;
   /** `--stun-listen` (UDP HOST:PORT). Default off. */
   stunListen?: string;
-  /** Until GET /readyz says 200. Default 60 s (first start applies migrations). */
+  /** Until GET /readyz says 200. Default 120 s: a first start creates the embedded database (5-7 s alone, over a minute on a machine running other suites). */
   readyTimeoutMs?: number;
 }
 
@@ -179,7 +179,7 @@ export class WeftServer {
         if (!p.running) throw new GiveUp(`weft-server exited (${p.exitStatus?.code ?? p.exitStatus?.signal}):\n${p.tail(30)}`);
         return this.readyz();
       },
-      { timeoutMs: this.opts.readyTimeoutMs ?? 60_000, intervalMs: 100, what: `weft-server ${this.url}/readyz` },
+      { timeoutMs: this.opts.readyTimeoutMs ?? 120_000, intervalMs: 100, what: `weft-server ${this.url}/readyz` },
     );
   }
 }

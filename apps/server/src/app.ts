@@ -13,6 +13,7 @@ import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
 import { apiRoutes } from './api/routes.js';
 import { statusRoute } from './api/status-route.js';
+import { backupRoute } from './api/backup-route.js';
 import { ChangeHub } from './hub.js';
 import type { FollowerTimings } from './outbox-follower.js';
 import type { StunCounters } from '@weft/relay';
@@ -165,6 +166,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     socketRoute(scope, state, mapper, hub);
     apiRoutes(scope, state, limits);
     statusRoute(scope, state, limits, mapper);
+    backupRoute(scope, state, limits, opts.db);
     loginPage(scope);
   });
 

@@ -1,8 +1,9 @@
 /** `weft-server`: `serve` runs the control server; everything else is the admin CLI. */
 import { DbError } from '@weft/db';
 import { admin, ExitCode } from './cli/admin.js';
-import { NOUN_USAGE, nounUsage, POLICY_USAGE, SERVE_USAGE, USAGE, VERSION_TEXT, type Noun } from './cli/help.js';
+import { DB_USAGE, NOUN_USAGE, nounUsage, POLICY_USAGE, SERVE_USAGE, USAGE, VERSION_TEXT, type Noun } from './cli/help.js';
 import { policyCommand } from './cli/policy.js';
+import { dbCommand } from './cli/db.js';
 import { ConfigError } from './config.js';
 import { serve } from './serve.js';
 
@@ -16,6 +17,7 @@ if (!command) {
   const topic = rest[0];
   if (topic === 'serve') process.stdout.write(SERVE_USAGE + '\n');
   else if (topic === 'policy') process.stdout.write(POLICY_USAGE + '\n');
+  else if (topic === 'db' || topic === 'backup' || topic === 'restore') process.stdout.write(DB_USAGE + '\n');
   else if (topic && Object.hasOwn(NOUN_USAGE, topic)) process.stdout.write(nounUsage(topic as Noun) + '\n');
   else process.stdout.write(USAGE + '\n');
   process.exit(ExitCode.Ok);
@@ -37,6 +39,8 @@ if (!command) {
     process.stderr.write(`weft-server: failed to start: ${what}\n`);
     process.exit(1);
   });
+} else if (command === 'backup' || command === 'restore' || command === 'db') {
+  process.exitCode = await dbCommand([command, ...rest]);
 } else if (command === 'policy') {
   // Offline: no server, no database. The exit code is set, not forced, so stdout drains first.
   process.exitCode = await policyCommand(rest);

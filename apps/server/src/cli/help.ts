@@ -71,9 +71,23 @@ export const POLICY_USAGE = `Usage: weft-server policy compile POLICY_FILE --nod
   reason on stderr as FILE:line:col: message), 2 usage (bad flags, an unreadable file, a malformed
   NODES_JSON).`;
 
+export const DB_USAGE = `Usage:
+  weft-server backup FILE [--data-dir DIR | --socket PATH | --server URL --api-key KEY] [--json]
+      a consistent snapshot of the whole database from the running server, written 0600 to FILE
+      (users, nodes, keys as hashes, policy, audit, settings, sequence positions)
+  weft-server restore FILE --data-dir DIR | --database-url postgres://... [--json]
+      loads a backup into a fresh data directory or an empty Postgres database (no server running
+      on it); every table's rows and checksum are verified before anything is committed
+  weft-server db copy --to postgres://... [--data-dir DIR] [--json]
+      moves the embedded database in DIR to an empty Postgres database, verified table by table;
+      stop the server first, then start it with --database-url. Agents carry on without re-enrolling.
+  Exit: 0 done, 1 refused (the target is not empty, a snapshot is truncated or does not match, the
+  server refused), 2 usage or an unreadable/unwritable file, 3 server or database unreachable.`;
+
 export const USAGE = `Usage:
   weft-server serve [flags]     run the control server (weft-server serve --help)
   weft-server policy compile POLICY_FILE --nodes NODES_JSON [--json]   preview a policy offline
+  weft-server backup FILE | restore FILE --data-dir DIR | db copy --to URL   (weft-server db --help)
   weft-server users|nodes|authkeys|apikeys|audit ...   the admin CLI (weft-server nodes --help)
   weft-server --version
 ${SERVE_USAGE.split('\n').slice(2).join('\n')}

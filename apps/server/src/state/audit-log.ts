@@ -6,12 +6,17 @@
  */
 import type { AuditEvent as DbAuditEvent, Prisma } from '@weft/db';
 import type { AuditEvent, AuditPage, AuditQuery } from '@weft/protocol';
-import type { StateContext } from './context.js';
+import { audit, type Actor, type StateContext } from './context.js';
 
 const DEFAULT_PAGE = 100;
 
 export class AuditLog {
   constructor(private readonly ctx: StateContext) {}
+
+  /** An event that is not a state change of its own (a backup taken), in its own transaction. */
+  async record(actor: Actor, action: string, target: string | null, detail?: Record<string, unknown>): Promise<void> {
+    await this.ctx.prisma.$transaction((tx) => audit(tx, actor, action, target, detail));
+  }
 
   async list(q: AuditQuery): Promise<AuditPage> {
     const limit = q.limit ?? DEFAULT_PAGE;

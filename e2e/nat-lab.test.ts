@@ -5,7 +5,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Host } from './lab/index.js';
+import { Lab, listNamespaces, nsPrefix, type Host, type NatType, type Router, type RouterOptions } from './lab/index.js';
 import { useLab } from './lab/vitest.js';
 
 const REFLECTOR = fileURLToPath(new URL('./lab/udp-reflector.mjs', import.meta.url));
@@ -26,6 +26,11 @@ async function probe(h: Host, lp: number): Promise<{ udp: (string | null)[]; tcp
   return { udp: targets.slice(0, PORTS.length).map((t) => seen[t]!), tcp: seen[targets.at(-1)!]! };
 }
 
+/** The lab's router `name`, added on first use: each test runs alone too (`-t`). */
+async function router(name: string, nat: NatType, opts: Omit<RouterOptions, 'nat'> = {}): Promise<Router> {
+  return ctx.lab.routers.find((r) => r.name === name) ?? (await ctx.lab.addRouter(name, { nat, ...opts }));
+}
+
 const port = (addr: string | null) => Number(addr?.split(':')[1]);
 const ipOf = (addr: string | null) => addr?.split(':')[0];
 
@@ -36,7 +41,7 @@ describe('NAT routers', () => {
   });
 
   it('eim (masquerade): one outside port for every destination, the inside port kept', async () => {
-    const r = await ctx.lab.addRouter('eim', { nat: 'eim' });
+    const r = await router('eim', 'eim');
     await r.attach(ctx.lab.hosts.a);
     const seen = await probe(ctx.lab.hosts.a, 41641);
     expect(seen.udp).toEqual(PORTS.map(() => `${r.wanIp}:41641`));
@@ -44,7 +49,8 @@ describe('NAT routers', () => {
   });
 
   it('eim: a second host with the same inside port gets another outside port, still one for every destination', async () => {
-    const r = ctx.lab.routers.find((x) => x.name === 'eim')!;
+    const r = await router('eim', 'eim');
+    await r.attach(ctx.lab.hosts.a);
     await r.attach(ctx.lab.hosts.b);
     const a = await probe(ctx.lab.hosts.a, 41641);
     const b = await probe(ctx.lab.hosts.b, 41641);
@@ -54,9 +60,9 @@ describe('NAT routers', () => {
   });
 
   it('eim: a probe that reaches the router before the host sent anything does not take the host\'s port', async () => {
-    const r = ctx.lab.routers.find((x) => x.name === 'eim')!;
+    const r = await router('eim', 'eim');
     const { inet, a } = ctx.lab.hosts;
-    await r.flushConntrack();
+    await r.attach(a); // flushes conntrack
     // inet:4002 -> router:41642 first. Had the router confirmed a conntrack entry for it, the host's
     // later inside:41642 -> inet:4002 would clash with it and be given another outside port.
     await inet.exec(process.execPath, [PROBE, '4002', `${r.wanIp}:41642`], { timeoutMs: 10_000 });
@@ -67,8 +73,14 @@ describe('NAT routers', () => {
     expect(JSON.parse(r2.stdout)).toEqual({ [`${inet.ip}:4002`]: `${r.wanIp}:41642` });
   });
 
+  it('eim-persistent (masquerade persistent): with one outside address, the same as eim', async () => {
+    const r = await router('persist', 'eim-persistent');
+    await r.attach(ctx.lab.hosts.a);
+    expect((await probe(ctx.lab.hosts.a, 41641)).udp).toEqual(PORTS.map(() => `${r.wanIp}:41641`));
+  });
+
   it('eim-no-preserve: one outside port for every destination, never the inside one', async () => {
-    const r = await ctx.lab.addRouter('remap', { nat: 'eim-no-preserve' });
+    const r = await router('remap', 'eim-no-preserve');
     await r.attach(ctx.lab.hosts.a);
     const seen = await probe(ctx.lab.hosts.a, 41641);
     expect(new Set(seen.udp).size).toBe(1);
@@ -79,7 +91,7 @@ describe('NAT routers', () => {
   });
 
   it('edm (masquerade fully-random): a new outside port per destination, stable per destination', async () => {
-    const r = await ctx.lab.addRouter('edm', { nat: 'edm' });
+    const r = await router('edm', 'edm');
     await r.attach(ctx.lab.hosts.a);
     const first = await probe(ctx.lab.hosts.a, 41641);
     const again = await probe(ctx.lab.hosts.a, 41641);
@@ -89,7 +101,7 @@ describe('NAT routers', () => {
   });
 
   it('udp-blocked: no UDP answer at all, TCP and ping still go out', async () => {
-    const r = await ctx.lab.addRouter('tcponly', { nat: 'udp-blocked' });
+    const r = await router('tcponly', 'udp-blocked');
     await r.attach(ctx.lab.hosts.a);
     const seen = await probe(ctx.lab.hosts.a, 41641);
     expect(seen.udp).toEqual(PORTS.map(() => null));
@@ -98,8 +110,8 @@ describe('NAT routers', () => {
   });
 
   it('double NAT: the internet sees the outer router; the inner router sits on the outer one\'s inside', async () => {
-    const isp = await ctx.lab.addRouter('isp', { nat: 'eim', subnet: '100.64.7' });
-    const cpe = await ctx.lab.addRouter('cpe', { nat: 'eim', upstream: isp });
+    const isp = await router('isp', 'eim', { subnet: '100.64.7' });
+    const cpe = await router('cpe', 'eim', { upstream: isp });
     await cpe.attach(ctx.lab.hosts.a);
     expect(cpe.wanIp.startsWith('100.64.7.')).toBe(true);
     const seen = await probe(ctx.lab.hosts.a, 41641);
@@ -107,7 +119,7 @@ describe('NAT routers', () => {
   });
 
   it('LAN: two hosts behind one router reach each other directly; the internet cannot reach either', async () => {
-    const r = await ctx.lab.addRouter('lan', { nat: 'eim' });
+    const r = await router('lan', 'eim');
     const { a, b, inet } = ctx.lab.hosts;
     await r.attach(a);
     await r.attach(b);
@@ -119,16 +131,35 @@ describe('NAT routers', () => {
 
   it('roaming: a host moved to another router (processes running) is seen from the new router\'s address', async () => {
     const { a } = ctx.lab.hosts;
-    const home = ctx.lab.routers.find((x) => x.name === 'lan')!;
-    const cafe = await ctx.lab.addRouter('cafe', { nat: 'eim' });
+    const home = await router('lan', 'eim');
+    const cafe = await router('cafe', 'eim');
     await home.attach(a);
+    const resident = a.spawn('sleep', ['600'], { logName: 'resident' });
     const before = await probe(a, 41641);
     await cafe.attach(a);
     const after = await probe(a, 41641);
+    expect(resident.running).toBe(true);
+    await resident.kill();
     expect(ipOf(before.udp[0]!)).toBe(home.wanIp);
     expect(ipOf(after.udp[0]!)).toBe(cafe.wanIp);
     expect(a.ip.startsWith(`${cafe.subnet}.`)).toBe(true);
     await ctx.lab.attach(a, ctx.lab.internet);
     expect((await probe(a, 41641)).udp[0]).toBe(`${a.ip}:41641`);
+  });
+});
+
+describe('router cleanup', () => {
+  it('cleanup removes every router namespace, also of a router whose setup failed half-way', async () => {
+    const lab = await Lab.create({ name: 'nlc', hosts: ['a'] });
+    try {
+      const r = await lab.addRouter('home', { nat: 'eim' });
+      await r.attach(lab.hosts.a);
+      // 300 is no octet: `ip addr add` fails after the namespace exists.
+      await expect(lab.addRouter('broken', { nat: 'eim', subnet: '300.1.1' })).rejects.toThrow(/ip -n wl-nlc-r-broken addr add/);
+      expect((await listNamespaces()).filter((n) => n.startsWith(nsPrefix('nlc'))).sort()).toEqual(['wl-nlc-a', 'wl-nlc-lan', 'wl-nlc-r-broken', 'wl-nlc-r-home']);
+    } finally {
+      await lab.cleanup();
+    }
+    expect((await listNamespaces()).filter((n) => n.startsWith(nsPrefix('nlc')))).toEqual([]);
   });
 });

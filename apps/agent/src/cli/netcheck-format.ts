@@ -26,8 +26,8 @@ function formatRaw(r: NetcheckReport): string {
   }
   lines.push(`\t* IPv4: ${r.ipv4 ? `yes, ${r.ipv4.address}:${r.ipv4.port}` : 'no'}`);
   lines.push(`\t* IPv6: ${r.ipv6 ? `yes, [${r.ipv6.address}]:${r.ipv6.port}` : 'no'}`);
-  lines.push(`\t* Mapping varies by destination: ${varies(r.mappingVariesByDestination)}`);
-  lines.push(`\t* Port preserved: ${r.portPreserved === null ? 'unknown (no IPv4 answer)' : r.portPreserved ? `yes (local port ${r.localPort} is the public port)` : `no (local port ${r.localPort}, public port ${r.ipv4?.port ?? '?'})`}`);
+  lines.push(`\t* Mapping varies by destination: ${r.udp ? varies(r.mappingVariesByDestination) : 'unknown (no UDP)'}`);
+  lines.push(`\t* Port preserved: ${r.portPreserved === null ? `unknown (${r.udp ? 'no IPv4 answer' : 'no UDP'})` : r.portPreserved ? `yes (local port ${r.localPort} is the public port)` : `no (local port ${r.localPort}, public port ${r.ipv4?.port ?? '?'})`}`);
   const preferred = r.regions.find((g) => g.id === r.preferredRegion);
   lines.push(`\t* Preferred region: ${preferred ? `${preferred.code} (${preferred.name})` : 'none (no region answered)'}`);
   lines.push('\t* Region latency:');

@@ -70,6 +70,7 @@ describe('netcheck human output', () => {
     expect(out).toMatch(/UDP: no\. None of the 0 STUN servers answered over UDP: this network .* blocks outgoing UDP/s);
     expect(out).toMatch(/go through the relay over HTTPS/);
     expect(out).toMatch(/allow outgoing UDP/);
+    expect(out).toContain('Mapping varies by destination: unknown (no UDP)');
   });
 
   it('endpoint-dependent NAT is named and explained', () => {

@@ -1,6 +1,7 @@
 /**
  * Human form of `weft netcheck`, in the spirit of `tailscale netcheck`: one line per finding, and
- * where the finding limits what works, what it means and what to do, in words.
+ * where the finding limits what works, what it means and what to do, in words. Spaces, not tabs:
+ * terminalSafeLines escapes tabs.
  */
 import { terminalSafeLines } from '@weft/protocol/terminal-text';
 import type { NetcheckReport } from '../netcheck.js';
@@ -14,26 +15,26 @@ export function formatNetcheck(r: NetcheckReport): string {
 
 function formatRaw(r: NetcheckReport): string {
   const stunCount = r.regions.reduce((n, g) => n + g.stun.length, 0);
-  const lines = ['Report:', `\t* Time: ${r.time}`];
-  if (r.udp) lines.push('\t* UDP: yes');
+  const lines = ['Report:', `  * Time: ${r.time}`];
+  if (r.udp) lines.push('  * UDP: yes');
   else {
     lines.push(
-      `\t* UDP: no. None of the ${stunCount} STUN server${stunCount === 1 ? '' : 's'} answered over UDP: this network (or a firewall on`,
-      '\t  this host) blocks outgoing UDP. Direct WireGuard connections cannot work from here; traffic to',
-      '\t  peers has to go through the relay over HTTPS. To get direct connections, allow outgoing UDP',
-      '\t  (at least to the STUN port, usually 3478, and to your peers).',
+      `  * UDP: no. None of the ${stunCount} STUN server${stunCount === 1 ? '' : 's'} answered over UDP: this network (or a firewall on`,
+      '    this host) blocks outgoing UDP. Direct WireGuard connections cannot work from here; traffic to',
+      '    peers has to go through the relay over HTTPS. To get direct connections, allow outgoing UDP',
+      '    (at least to the STUN port, usually 3478, and to your peers).',
     );
   }
-  lines.push(`\t* IPv4: ${r.ipv4 ? `yes, ${r.ipv4.address}:${r.ipv4.port}` : 'no'}`);
-  lines.push(`\t* IPv6: ${r.ipv6 ? `yes, [${r.ipv6.address}]:${r.ipv6.port}` : 'no'}`);
-  lines.push(`\t* Mapping varies by destination: ${r.udp ? varies(r.mappingVariesByDestination) : 'unknown (no UDP)'}`);
-  lines.push(`\t* Port preserved: ${r.portPreserved === null ? `unknown (${r.udp ? 'no IPv4 answer' : 'no UDP'})` : r.portPreserved ? `yes (local port ${r.localPort} is the public port)` : `no (local port ${r.localPort}, public port ${r.ipv4?.port ?? '?'})`}`);
+  lines.push(`  * IPv4: ${r.ipv4 ? `yes, ${r.ipv4.address}:${r.ipv4.port}` : 'no'}`);
+  lines.push(`  * IPv6: ${r.ipv6 ? `yes, [${r.ipv6.address}]:${r.ipv6.port}` : 'no'}`);
+  lines.push(`  * Mapping varies by destination: ${r.udp ? varies(r.mappingVariesByDestination) : 'unknown (no UDP)'}`);
+  lines.push(`  * Port preserved: ${r.portPreserved === null ? `unknown (${r.udp ? 'no IPv4 answer' : 'no UDP'})` : r.portPreserved ? `yes (local port ${r.localPort} is the public port)` : `no (local port ${r.localPort}, public port ${r.ipv4?.port ?? '?'})`}`);
   const preferred = r.regions.find((g) => g.id === r.preferredRegion);
-  lines.push(`\t* Preferred region: ${preferred ? `${preferred.code} (${preferred.name})` : 'none (no region answered)'}`);
-  lines.push('\t* Region latency:');
+  lines.push(`  * Preferred region: ${preferred ? `${preferred.code} (${preferred.name})` : 'none (no region answered)'}`);
+  lines.push('  * Region latency:');
   const width = Math.max(...r.regions.map((g) => g.code.length));
   for (const g of [...r.regions].sort((a, b) => (a.latencyMs ?? Infinity) - (b.latencyMs ?? Infinity) || a.id - b.id)) {
-    lines.push(`\t\t- ${`${g.code}:`.padEnd(width + 1)} ${ms(g.latencyMs).padEnd(9)} (${g.name})`);
+    lines.push(`      - ${`${g.code}:`.padEnd(width + 1)} ${ms(g.latencyMs).padEnd(9)} (${g.name})`);
   }
   return lines.join('\n') + '\n';
 }
@@ -43,8 +44,8 @@ function varies(v: boolean | null): string {
   if (!v) return 'no (endpoint-independent: peers can reach this node at the address STUN saw)';
   return [
     'yes. This NAT maps each destination to a new public port (endpoint-dependent, "symmetric"):',
-    '\t  the address STUN saw is not the one a peer would see. Direct connections work only to peers',
-    '\t  whose NAT is endpoint-independent; with others traffic goes through the relay. If this is your',
-    '\t  router, look for a setting such as "full-cone NAT", "endpoint-independent mapping", or UPnP.',
+    '    the address STUN saw is not the one a peer would see. Direct connections work only to peers',
+    '    whose NAT is endpoint-independent; with others traffic goes through the relay. If this is your',
+    '    router, look for a setting such as "full-cone NAT", "endpoint-independent mapping", or UPnP.',
   ].join('\n');
 }

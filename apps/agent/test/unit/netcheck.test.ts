@@ -56,6 +56,8 @@ describe('netcheck human output', () => {
 
   it('reads like tailscale netcheck', () => {
     const out = formatNetcheck(base);
+    expect(out).not.toContain('\\x');
+    expect(out.split('\n')[1]).toMatch(/^  \* Time: /);
     expect(out).toContain('* UDP: yes');
     expect(out).toContain('* IPv4: yes, 203.0.113.5:41641');
     expect(out).toContain('* Mapping varies by destination: no');

@@ -45,9 +45,22 @@ export class Host {
     readonly index: number,
     /** Network namespace name (`ip netns`). */
     readonly ns: string,
-    /** Address on the lab LAN (eth0). */
-    readonly ip: string,
+    /** Address on the lab LAN (eth0) until a router takes the host (see `ip`). */
+    private address: string,
   ) {}
+
+  /**
+   * The host's address on eth0: on the lab LAN, or on the inside network of the router it sits
+   * behind (nat.ts moves hosts; this follows).
+   */
+  get ip(): string {
+    return this.address;
+  }
+
+  /** @internal nat.ts, when it re-plugs eth0 into another network. */
+  setAddress(ip: string): void {
+    this.address = ip;
+  }
 
   exec(cmd: string, args: readonly string[] = [], opts?: ExecOptions): Promise<ExecResult> {
     return execIn(this.ns, cmd, args, opts);

@@ -10,3 +10,4 @@ export { waitFor, sleep, GiveUp, WaitTimeoutError, type WaitOptions } from './wa
 export { preflight, requireBinaries, LabPrerequisiteError, type Binary } from './preflight.js';
 export { startWgPair, type WgPair, type WgPairEnd, type WgPairOptions } from './wg-pair.js';
 export { iperf3, type IperfResult } from './iperf.js';
+export { Router, attachHost, rules as natRules, type NatType, type Network, type RouterOptions } from './nat.js';

@@ -19,6 +19,7 @@ import { execOkIn, execIn, pidAlive } from './exec.js';
 import { track, untrack } from './hooks.js';
 import { Host, type HostOwner } from './host.js';
 import { LabLock } from './lock.js';
+import { attachHost, Router, type Network, type RouterOptions, type RouterOwner } from './nat.js';
 import { preflight } from './preflight.js';
 import type { LabProcess } from './process.js';
 import { waitFor } from './wait.js';
@@ -49,9 +50,14 @@ const HOST_RE = /^[a-z][a-z0-9]{0,11}$/;
 
 export const nsPrefix = (labName: string) => `wl-${labName}-`;
 
-export class Lab<H extends string = string> implements HostOwner {
+export class Lab<H extends string = string> implements HostOwner, RouterOwner {
   readonly hosts: Readonly<Record<H, Host>>;
   readonly bridgeNs: string;
+  /** The lab LAN as a network hosts and routers plug into: the "internet" (server side). */
+  readonly internet: Network;
+  /** NAT routers added with `addRouter`, in order. */
+  readonly routers: Router[] = [];
+  private readonly extraNamespaces: string[] = [];
   readonly logDir: string;
   /** Every process started through a host's `spawn`, in start order. */
   readonly processes: LabProcess[] = [];
@@ -70,6 +76,7 @@ export class Lab<H extends string = string> implements HostOwner {
   ) {
     this.bridgeNs = `${nsPrefix(name)}lan`;
     this.logDir = join(tmpDir, 'logs');
+    this.internet = { name: 'internet', ns: this.bridgeNs, subnet, gateway: null };
     const hosts = {} as Record<H, Host>;
     hostNames.forEach((h, i) => {
       hosts[h] = new Host(this, h, i, `${nsPrefix(name)}${h}`, `${subnet}.${10 + i}`);
@@ -113,9 +120,37 @@ export class Lab<H extends string = string> implements HostOwner {
     return this.hosts[name];
   }
 
-  /** Host namespaces plus the bridge namespace. */
+  /** Host namespaces, router namespaces, the bridge namespace. */
   namespaces(): string[] {
-    return [...Object.values<Host>(this.hosts).map((h) => h.ns), this.bridgeNs];
+    return [...Object.values<Host>(this.hosts).map((h) => h.ns), ...this.extraNamespaces, this.bridgeNs];
+  }
+
+  /**
+   * A NAT router (nat.ts) with its wan on `opts.upstream` (default the lab LAN). Cleaned up with
+   * the lab, even when this call fails half-way.
+   */
+  async addRouter(name: string, opts: RouterOptions): Promise<Router> {
+    if (this.routers.some((r) => r.name === name)) throw new Error(`router ${name} exists already`);
+    const r = await Router.create(this, name, this.routers.length, opts);
+    this.routers.push(r);
+    return r;
+  }
+
+  /** Plugs `host` into `network` (a router, or `lab.internet` to leave every router). */
+  async attach(host: Host, network: Network): Promise<void> {
+    this.assertOpen(`move ${host.name}`);
+    await attachHost(host, network);
+  }
+
+  /** Flushes conntrack on every router: each NAT case starts with no mappings. */
+  async flushConntrack(): Promise<void> {
+    for (const r of this.routers) await r.flushConntrack();
+  }
+
+  /** @internal RouterOwner: the namespace exists now and must go at cleanup. */
+  adoptNamespace(ns: string): void {
+    this.assertOpen(`create namespace ${ns}`);
+    this.extraNamespaces.push(ns);
   }
 
   /** @internal HostOwner */

@@ -16,6 +16,7 @@ export const PACKAGES = {
   nft: 'nftables',
   iperf3: 'iperf3',
   conntrack: 'conntrack',
+  sysctl: 'procps',
 } as const;
 export type Binary = keyof typeof PACKAGES;
 

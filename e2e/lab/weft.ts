@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { statusExitCode, type Status } from '@weft/agent';
+import { statusExitCode, type NetcheckReport, type Status } from '@weft/agent';
 import type { ExecResult } from './exec.js';
 import { ExecError } from './exec.js';
 import type { Host } from './host.js';
@@ -22,6 +22,7 @@ export type { Status as AgentStatus, PeerStatus as AgentPeerStatus } from '@weft
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const SERVER_BIN = join(REPO, 'apps/server/bin/weft-server.mjs');
 export const AGENT_BIN = join(REPO, 'apps/agent/bin/weft.mjs');
+export const RELAY_BIN = join(REPO, 'apps/relay/bin/weft-relay.mjs');
 export const SERVER_PORT = 8080;
 
 /** Configuration the machine running the tests may have set that must not leak into the lab. */
@@ -65,6 +66,8 @@ export const cli = {
     ...(o.timeoutS ? ['--timeout', String(o.timeoutS)] : []),
   ],
   status: (socket: string) => ['status', '--json', '--socket', socket],
+  netcheck: (socket: string, json: boolean) => ['netcheck', ...(json ? ['--json'] : []), '--socket', socket],
+  relay: (o: { stunListen: string }) => ['--stun-listen', o.stunListen],
   down: (socket: string) => ['down', '--json', '--socket', socket],
   logout: (socket: string) => ['logout', '--json', '--socket', socket],
 };
@@ -287,6 +290,13 @@ export class WeftAgent {
     const r = await this.up(o);
     if (r.code !== 0) throw new ExecError(['weft', 'up', `(${this.host.name})`], r);
     return r.status ?? (await this.status());
+  }
+
+  /** `weft netcheck --json`: the report (also on exit 17, UDP blocked) and the exit code. */
+  async netcheck(): Promise<{ code: number | null; report: NetcheckReport }> {
+    const r = await this.cli(cli.netcheck(this.socket, true), 30_000);
+    if (r.code !== 0 && r.code !== 17) throw new ExecError(['weft', 'netcheck', `(${this.host.name})`], r);
+    return { code: r.code, report: parseJsonOutput<NetcheckReport>(r, 'weft netcheck') };
   }
 
   async status(): Promise<Status> {

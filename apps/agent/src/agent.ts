@@ -4,7 +4,7 @@
  * the CLI are thin layers over this class.
  */
 import { hostname as osHostname } from 'node:os';
-import type { Peer, SelfNode } from '@weft/protocol';
+import type { Peer, Region, SelfNode } from '@weft/protocol';
 import { AgentError } from './agent-error.js';
 import { AgentErrorCode } from './cli/exit-codes.js';
 import { logout as logoutFromServer, normaliseServerUrl, register } from './control-client.js';
@@ -14,6 +14,7 @@ import { localEndpoints } from './endpoints.js';
 import { Engine, type OpenDevice } from './engine.js';
 import type { Logger } from './log.js';
 import { Netmap } from './netmap.js';
+import { runNetcheck, type NetcheckReport } from './netcheck.js';
 import { checkPeers, type SkippedPeer } from './server-message.js';
 import type { Keys, Phase, StateStore } from './state-store.js';
 import { peerStatus, type Status } from './status.js';
@@ -72,6 +73,10 @@ export class Agent {
   private reapplyAttempt = 0;
   private persistTimer: NodeJS.Timeout | undefined;
   private lastEndpoints = '';
+  /** Regions of the last netmap (what `weft netcheck` probes); empty until one arrives. */
+  private regions: Region[] = [];
+  /** The region the last netcheck preferred: kept unless another is clearly better (REGION_SWITCH). */
+  private preferredRegion: number | null = null;
   /** Set by shutdown: nothing may open the interface again (a late message or timer). */
   private shutDown = false;
 
@@ -242,6 +247,18 @@ export class Agent {
     };
   }
 
+  /** `weft netcheck`: probes the netmap's STUN servers from this host. */
+  async netcheck(): Promise<NetcheckReport> {
+    if (!this.netmap.self) throw new AgentError(AgentErrorCode.NotLoggedIn, 'this node has not joined a mesh yet');
+    const withStun = this.regions.filter((r) => r.stun.length > 0);
+    if (withStun.length === 0) {
+      throw new AgentError(AgentErrorCode.NoRegions, this.online ? 'the control server lists no STUN server (STUN off and no regions configured)' : 'no netmap with regions yet: the control server is not connected');
+    }
+    const report = await runNetcheck(withStun, { current: this.preferredRegion });
+    if (report.preferredRegion !== null) this.preferredRegion = report.preferredRegion;
+    return report;
+  }
+
   // ---- joining --------------------------------------------------------------------------
 
   private async register(server: string, req: UpRequest, emit: (e: UpEvent) => void, signal: AbortSignal): Promise<SelfNode> {
@@ -324,6 +341,7 @@ export class Agent {
 
   private async onServerMessage(msg: Parameters<Netmap['apply']>[0], skipped: SkippedPeer[] = []): Promise<void> {
     const change = this.netmap.apply(msg, skipped);
+    if (change.kind === 'full' && msg.type === 'netmap') this.regions = msg.regions ?? [];
     if (change.kind === 'full' || change.kind === 'delta') this.logSkipped(change.kind === 'full' ? 'netmap' : `delta ${msg.seq}`, change.skipped);
     try {
       switch (change.kind) {

@@ -2,7 +2,7 @@
  * @weft/agent — `weft`, the node agent: a CLI plus a daemon. The daemon holds the control
  * connection (control-session.ts), applies netmaps and deltas (netmap.ts) to WireGuard through
  * @weft/wg (engine.ts), persists keys and the last netmap (state-store.ts) and serves the CLI on a
- * root-only unix socket (local-api.ts). The CLI lives in cli/; exit codes in cli/exit-codes.ts.
+ * root-only unix socket (local-api.ts), and runs `weft netcheck` (netcheck.ts). The CLI lives in cli/; exit codes in cli/exit-codes.ts.
  * Must not import @weft/db or apps/server; wire types come from @weft/protocol only.
  */
 export { Agent } from './agent.js';
@@ -13,5 +13,7 @@ export type { NetmapChange } from './netmap.js';
 export { StateStore } from './state-store.js';
 export type { Phase, PersistedState } from './state-store.js';
 export type { Status, PeerStatus, Path, State } from './status.js';
+export type { NetcheckReport } from './netcheck.js';
+export { preferRegion, verdict, type RegionLatency, type TargetResult } from './netcheck-verdict.js';
 export { ExitCode, AgentErrorCode, exitCodeFor, statusExitCode } from './cli/exit-codes.js';
 export { DEFAULT_SOCKET, DEFAULT_STATE_DIR, resolveSocket } from './paths.js';

@@ -3,6 +3,8 @@
  * open (socket 0600). The CLI is its only intended client; scripts may use it too.
  *
  *   GET  /v1/status   -> 200 Status (src/status.ts)
+ *   GET  /v1/netcheck -> 200 NetcheckReport (src/netcheck.ts), after the probes (a few seconds);
+ *                     409 not_logged_in / no_regions when there is nothing to check against
  *   POST /v1/up       {server?, authKey?, hostname?} -> 200 application/x-ndjson, one event per line:
  *                     {"type":"login","url","code","expiresAt"}  (interactive login waiting)
  *                     {"type":"registered","node"}               (server accepted the node)
@@ -19,7 +21,8 @@ import { connect } from 'node:net';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Agent, UpRequest } from './agent.js';
-import { errorBody } from './agent-error.js';
+import { errorBody, type AgentError } from './agent-error.js';
+import { AgentErrorCode } from './cli/exit-codes.js';
 import type { Logger } from './log.js';
 
 const MAX_BODY_BYTES = 16 * 1024;
@@ -81,6 +84,14 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
   switch (route) {
     case 'GET /v1/status':
       return sendJson(res, 200, await agent.status());
+    case 'GET /v1/netcheck':
+      try {
+        return sendJson(res, 200, await agent.netcheck());
+      } catch (err) {
+        const code = (err as AgentError).code;
+        if (code === AgentErrorCode.NotLoggedIn || code === AgentErrorCode.NoRegions) throw new HttpError(409, code, (err as Error).message);
+        throw err;
+      }
     case 'POST /v1/up':
       return up(agent, parseUpRequest(await readJson(req)), req, res);
     case 'POST /v1/down':

@@ -30,6 +30,8 @@ async function run(argv: string[]): Promise<number> {
       return join(args, client);
     case 'status':
       return status(args, client);
+    case 'netcheck':
+      return (await import('./cli/commands/netcheck.js')).netcheck(args, client);
     case 'down':
       return down(args, client);
     case 'logout':

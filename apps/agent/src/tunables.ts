@@ -35,3 +35,18 @@ export const DEFAULT_MTU = 1280;
 export const DIRECT_HANDSHAKE_WINDOW_S = 180;
 /** Deltas are written to state.json at most this often (netmaps and phase changes at once). */
 export const PERSIST_DEBOUNCE_MS = 500;
+/**
+ * Preferred region: another region replaces the current one only if its median STUN round trip is
+ * lower by at least 20% of the current one's AND by at least 10 ms. Both, because either alone
+ * flaps: 20% of a 2 ms LAN round trip is jitter, and 10 ms is noise on a 300 ms satellite link.
+ * (Tailscale's DERP home uses a similar "better by a margin" rule for the same reason.)
+ */
+export const REGION_SWITCH = { minGainRatio: 0.2, minGainMs: 10 } as const;
+/** `weft netcheck`: Binding requests per STUN address (the median of them is the latency). */
+export const NETCHECK_PROBES = 3;
+/**
+ * `weft netcheck`: how long one Binding request waits (retransmitted at 0, 500 ms, 1.5 s: RFC 8489
+ * RTO). A STUN address that does not answer the first request is not asked again, so a network that
+ * blocks UDP gives its verdict after this long.
+ */
+export const NETCHECK_PROBE_TIMEOUT_MS = 2000;

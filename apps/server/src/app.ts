@@ -11,6 +11,7 @@ import { MAX_AGENT_MESSAGE_BYTES, PROTOCOL_VERSION } from '@weft/protocol';
 import { logoutRoute } from './agent/logout-route.js';
 import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
+import { Regions, type RegionOptions } from './regions.js';
 import { apiRoutes } from './api/routes.js';
 import { statusRoute } from './api/status-route.js';
 import { backupRoute } from './api/backup-route.js';
@@ -55,6 +56,8 @@ export interface AppOptions {
    * nothing measured, no `/metrics`.
    */
   metrics?: { token?: string; stun?: { readonly counters: StunCounters } };
+  /** Relay/STUN regions for netmaps (regions.ts); absent = netmaps list none. */
+  regions?: RegionOptions;
 }
 
 export interface App {
@@ -163,7 +166,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   await app.register(async (scope) => {
     registerRoute(scope, state, limits);
     logoutRoute(scope, state);
-    socketRoute(scope, state, mapper, hub);
+    socketRoute(scope, state, mapper, hub, opts.regions ? new Regions(opts.regions) : undefined);
     apiRoutes(scope, state, limits);
     statusRoute(scope, state, limits, mapper);
     backupRoute(scope, state, limits, opts.db);

@@ -6,8 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isIP } from 'node:net';
+import { Region } from '@weft/protocol';
 import { parseListenAddress } from '@weft/relay';
 import { z } from 'zod';
+import { EMBEDDED_REGION_ID } from './regions.js';
 import { MAX_PENDING_LOGINS } from './tunables.js';
 
 function isProxySpec(s: string): boolean {
@@ -37,6 +39,12 @@ export const ServerConfig = z.strictObject({
    * `off`. `[::]:3478` answers IPv4 and IPv6; port 0 picks a free port (tests).
    */
   stunListen: StunListen.default('0.0.0.0:3478'),
+  /**
+   * More relay/STUN regions for netmaps (standalone `weft-relay`s), config file only, e.g.
+   * `[{"id": 2, "code": "fra", "name": "Frankfurt", "stun": ["relay-fra.example.com:3478"]}]`.
+   * The embedded STUN service is region 1 (unless stunListen is off); ids and codes are unique.
+   */
+  regions: z.array(Region).max(31).default([]),
   /** Directory for the embedded database and the admin socket. */
   dataDir: z.string().min(1),
   /** postgres:// URL; absent = embedded PGlite in dataDir. */
@@ -67,6 +75,17 @@ export const ServerConfig = z.strictObject({
    */
   metricsToken: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').max(512).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII with no spaces').optional(),
 }).superRefine((c, ctx) => {
+  const ids = new Set<number>();
+  const codes = new Set<string>();
+  c.regions.forEach((r, i) => {
+    if (r.id === EMBEDDED_REGION_ID && c.stunListen !== 'off') {
+      ctx.addIssue({ code: 'custom', path: ['regions', i, 'id'], message: `id ${EMBEDDED_REGION_ID} is the embedded STUN service's region; use another id (or set stunListen to off)` });
+    }
+    if (ids.has(r.id)) ctx.addIssue({ code: 'custom', path: ['regions', i, 'id'], message: `id ${r.id} is used twice` });
+    if (codes.has(r.code)) ctx.addIssue({ code: 'custom', path: ['regions', i, 'code'], message: `code "${r.code}" is used twice` });
+    ids.add(r.id);
+    codes.add(r.code);
+  });
   if (c.metricsListen !== undefined && c.metricsListen === c.listen) {
     ctx.addIssue({ code: 'custom', path: ['metricsListen'], message: `must differ from "listen" (${c.listen}); to serve metrics on the main port set metricsToken instead` });
   }
@@ -142,7 +161,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ServerConfig
       const where = source[key] ?? 'config';
       return i.code === 'unrecognized_keys'
         ? `unknown key(s) ${i.keys.map((k) => `"${k}"`).join(', ')} in ${where}`
-        : `"${kebab(key)}" (${where}): ${i.message}`;
+        : `"${kebab(key)}" (${where}): ${key === 'regions' && i.path.length > 1 ? `regions${i.path.slice(1).map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}: ` : ''}${i.message}`;
     });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }

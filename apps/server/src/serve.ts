@@ -24,6 +24,7 @@ export async function serve(argv: string[]): Promise<void> {
   const metricsOn = config.metricsListen !== undefined || config.metricsToken !== undefined;
   const { app, state, metrics } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
     maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies, outbox: outboxTimings(process.env),
+    regions: { embeddedStunPort: stun ? stun.address().port : null, extra: config.regions },
     ...(metricsOn ? { metrics: { token: config.metricsToken, stun } } : {}),
   });
   await app.listen({ host, port });

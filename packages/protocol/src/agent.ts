@@ -110,6 +110,37 @@ export const PeerPatch = z.object({
 });
 export type PeerPatch = z.infer<typeof PeerPatch>;
 
+/** Most relay/STUN regions a netmap lists, and most STUN addresses per region. */
+export const MAX_REGIONS = 32;
+export const MAX_REGION_STUN = 8;
+
+/**
+ * `HOST:PORT` of a STUN service (UDP): a DNS name, a dotted quad, or `[ipv6]`; port 1-65535.
+ * Names are resolved by the agent.
+ */
+export const StunAddress = text()
+  .max(262)
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?):([1-9]\d{0,4})$/, 'must be HOST:PORT, e.g. stun.example.com:3478, 192.0.2.1:3478 or [2001:db8::1]:3478')
+  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65_535, 'port must be 1-65535');
+
+/**
+ * A relay region the server publishes (DERP's region, in Tailscale's terms): where a node measures
+ * latency and its NAT's behaviour (`weft netcheck`), and, once the relay lands, relays through.
+ */
+export const Region = z.object({
+  /** Stable number, unique in the list; what a node remembers as its preferred region. */
+  id: z.number().int().min(1).max(65_535),
+  /** Short lower-case code for displays, e.g. "fra"; unique in the list. */
+  code: text().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be 1-32 of a-z 0-9 - (starting with a letter or digit)'),
+  /** Human name, e.g. "Frankfurt". */
+  name: text().min(1).max(100),
+  /** STUN services of the region, tried in order; empty = none (relay only). */
+  stun: z.array(StunAddress).max(MAX_REGION_STUN),
+  /** The region's relay (wss://...). Absent = the region has no relay (STUN only). */
+  relayUrl: z.string().url().max(2048).optional(),
+});
+export type Region = z.infer<typeof Region>;
+
 export const NetmapMessage = z.object({
   type: z.literal('netmap'),
   seq: z.number().int(),
@@ -117,6 +148,12 @@ export const NetmapMessage = z.object({
   self: SelfNode,
   /** Every peer this node may see, sorted by id. */
   peers: z.array(Peer),
+  /**
+   * Relay/STUN regions, sorted by id (protocol 1, optional: a server that predates regions, or
+   * has STUN off and no regions configured, sends none). Absent = none known; only a netmap
+   * carries them, so a node learns changes on its next netmap (reconnect or resync).
+   */
+  regions: z.array(Region).max(MAX_REGIONS).optional(),
 });
 export type NetmapMessage = z.infer<typeof NetmapMessage>;
 

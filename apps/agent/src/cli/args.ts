@@ -49,6 +49,11 @@ export const commands = {
     usage: 'weft status [--json] [--socket PATH]',
     options: { json: { type: 'boolean' } } as Options,
   },
+  netcheck: {
+    summary: 'check this network: UDP, public address, NAT behaviour, latency to each region',
+    usage: 'weft netcheck [--json] [--socket PATH]',
+    options: { json: { type: 'boolean' } } as Options,
+  },
   down: {
     summary: 'take the interface down; the node stays registered (weft up brings it back)',
     usage: 'weft down [--json] [--socket PATH]',
@@ -168,7 +173,7 @@ const exitCodeTable = [
   'exit codes: 0 ok, 1 error, 2 usage, 3 not root, 4 daemon not running, 5 server unreachable,',
   '  6 auth key invalid, 7 auth key expired, 8 auth key used, 9 auth key revoked, 10 node revoked,',
   '  11 node expired, 12 login expired, 13 not logged in, 14 stopped, 15 starting, 16 user suspended,',
-  '  130 interrupted',
+  '  17 UDP blocked (netcheck), 18 no STUN server to check against (netcheck), 130 interrupted',
 ].join('\n');
 
 const commandDetail: Record<CommandName, string> = {
@@ -194,6 +199,18 @@ const commandDetail: Record<CommandName, string> = {
     'relay when relayed (not yet implemented), none otherwise. --json prints the stable',
     'machine-readable form (see apps/agent/src/status.ts). Exits 0 only while running: 4 no daemon,',
     '13 needs login, 14 stopped, 15 starting, 10 revoked, 11 expired (the status is printed all the same).',
+    exitCodeTable,
+  ].join('\n'),
+  netcheck: [
+    'The daemon sends STUN Binding requests to every STUN server of every region the control server',
+    'lists, all from one UDP socket, and reports: whether UDP gets out at all, the public IPv4 (and',
+    'IPv6) address, whether the NAT maps that socket to a different public port per destination',
+    '(endpoint-dependent: peers behind such NATs usually need the relay), whether the local port is',
+    'kept, the latency to each region, and the preferred region (the lowest latency; it changes only',
+    'when another region is better by 20% and 10 ms). --json prints the stable machine-readable form',
+    '(see apps/agent/src/netcheck.ts). Exits 0 when UDP works, 17 when no STUN server answered over',
+    'UDP (the report is printed all the same), 18 when there is no STUN server to check against,',
+    '13 when the node has not joined.',
     exitCodeTable,
   ].join('\n'),
   down: 'The control connection is closed and the link taken down; keys and registration stay.\n' + exitCodeTable,

@@ -35,6 +35,10 @@ export const ExitCode = {
   Starting: 15,
   /** The node's user is suspended: an admin lifts it with `weft-server users resume NAME`. */
   UserSuspended: 16,
+  /** `weft netcheck`: no STUN server answered over UDP (the report is printed all the same). */
+  UdpBlocked: 17,
+  /** `weft netcheck`: the netmap lists no STUN server to check against (server has STUN off, or no netmap yet). */
+  NoRegions: 18,
   /** Interrupted (Ctrl-C). */
   Interrupted: 130,
 } as const;
@@ -60,6 +64,7 @@ export const AgentErrorCode = {
   BadRequest: 'bad_request',
   DeviceError: 'device_error',
   Internal: 'internal',
+  NoRegions: 'no_regions',
 } as const;
 export type AgentErrorCode = (typeof AgentErrorCode)[keyof typeof AgentErrorCode];
 
@@ -78,6 +83,7 @@ const byCode: Record<string, ExitCode> = {
   not_logged_in: ExitCode.NotLoggedIn,
   already_registered: ExitCode.Usage,
   bad_request: ExitCode.Usage,
+  no_regions: ExitCode.NoRegions,
 };
 
 /**
@@ -115,6 +121,7 @@ const hints: Record<string, string> = {
   user_suspended: 'Your user is suspended. An admin can resume it with: weft-server users resume NAME',
   server_unreachable: 'Check the --server URL and that weft-server is running and reachable from here',
   not_logged_in: 'Join first: weft up --server URL [--auth-key KEY]',
+  no_regions: 'The control server lists no STUN server: ask an admin to turn STUN on (weft-server --stun-listen) or configure regions, and check that this node is connected (weft status)',
 };
 
 export function hintFor(code: string): string | undefined {

@@ -106,4 +106,47 @@ describe('local API', () => {
     expect(bad.code).toBe(ExitCode.AuthKeyInvalid);
     expect(bad.stderr).toContain('authkeys create');
   }, 30_000);
+
+  it('netcheck: 409 not_logged_in before joining, 409 no_regions when the netmap lists no STUN, the report once it does; the CLI exits 13 / 18 / 0', async () => {
+    const client = new LocalClient(socket);
+    const run = (args: string[]) => promisify(execFile)(process.execPath, [BIN, ...args], { cwd: '/' }).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    await expect(client.call('GET', '/v1/netcheck')).rejects.toMatchObject({ daemonCode: 'not_logged_in' });
+    expect((await run(['netcheck', '--socket', socket])).code).toBe(ExitCode.NotLoggedIn);
+    await client.stream('/v1/up', { server: control.url, authKey: 'k' }, () => {});
+    await expect(client.call('GET', '/v1/netcheck')).rejects.toMatchObject({ daemonCode: 'no_regions' });
+    const none = await run(['netcheck', '--socket', socket]);
+    expect(none.code).toBe(ExitCode.NoRegions);
+    expect(none.stderr).toMatch(/lists no STUN server/);
+
+    const { StunServer } = await import('@weft/relay');
+    const stun = await StunServer.listen({ listen: '127.0.0.1:0' });
+    try {
+      const regions = [{ id: 1, code: 'embedded', name: 'this server', stun: [`127.0.0.1:${stun.address().port}`] }];
+      control.onConnect = (ws) => ws.send(JSON.stringify({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(2)], regions }));
+      control.closeAll(1001);
+      await waitForRegions(client);
+      const ok = await run(['netcheck', '--json', '--socket', socket]);
+      expect(ok.code).toBe(ExitCode.Ok);
+      expect(JSON.parse(ok.stdout)).toMatchObject({ version: 1, udp: true, portPreserved: true, preferredRegion: 1 });
+    } finally {
+      await stun.close();
+    }
+  }, 30_000);
 });
+
+/** The agent reconnects after dropAll and gets the netmap with regions; netcheck stops saying no_regions. */
+async function waitForRegions(client: LocalClient): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      await client.call('GET', '/v1/netcheck');
+      return;
+    } catch (err) {
+      if ((err as { daemonCode?: string }).daemonCode !== 'no_regions') throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error('the agent never got the netmap with regions');
+}

@@ -8,13 +8,14 @@ import type WebSocket from 'ws';
 import { CloseCode } from '@weft/protocol';
 import type { ChangeHub } from '../hub.js';
 import type { Mapper } from '../mapper/mapper.js';
+import type { Regions } from '../regions.js';
 import type { State } from '../state/index.js';
 import { ENDPOINT_WRITE_INTERVAL_MS, PING_INTERVAL_MS } from '../tunables.js';
 import { readAgentMessage } from './agent-message.js';
 import { EndpointWriter } from './endpoint-writer.js';
 import { agentNode, authenticateAgent } from './socket-auth.js';
 
-export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, hub: ChangeHub): void {
+export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, hub: ChangeHub, regions?: Regions): void {
   const endpoints = new EndpointWriter({
     write: (nodeId, list) => state.nodes.patch(nodeId, { endpoints: list }),
     intervalMs: ENDPOINT_WRITE_INTERVAL_MS,
@@ -37,7 +38,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
     await mapper.settled();
     socket.off('message', hold);
     const nodeId = node.id;
-    const session = mapper.attach(node, socket);
+    const session = mapper.attach(node, socket, regions?.jsonFor(req.hostname));
     if (!session) return;
     endpoints.attach(nodeId, node.endpoints);
     let alive = true;

@@ -108,7 +108,7 @@ export class Mapper {
    * A node's socket authenticated (`row` was just read from the database): replaces any older
    * session of that node and sends the netmap.
    */
-  attach(row: NodeWithUser, socket: import('ws').WebSocket): Session | null {
+  attach(row: NodeWithUser, socket: import('ws').WebSocket, regionsJson?: string): Session | null {
     const nodeId = row.id;
     // Authenticated before a suspension this replica has applied since: refuse like the door would.
     if (this.entries.get(nodeId)?.row.user.suspendedAt) {
@@ -121,7 +121,7 @@ export class Mapper {
       if (visible(row)) this.chunks.set(nodeId, JSON.stringify(peerDto(row)));
     }
     this.sessions.get(nodeId)?.close(4409, 'replaced by a newer connection');
-    const session = new Session(nodeId, socket, this.opts.metrics?.sent);
+    const session = new Session(nodeId, socket, this.opts.metrics?.sent, regionsJson);
     this.sessions.set(nodeId, session);
     this.sendNetmap(session);
     return session;
@@ -145,7 +145,8 @@ export class Mapper {
     if (!entry) return;
     session.resetSeq();
     const head = `,"protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"peers":[`;
-    session.sendParts('netmap', [head, ...this.chunks.partsExcept(session.nodeId), ']}']);
+    const tail = session.regionsJson ? `],"regions":${session.regionsJson}}` : ']}';
+    session.sendParts('netmap', [head, ...this.chunks.partsExcept(session.nodeId), tail]);
   }
 
   /** Closes every session (shutdown). */

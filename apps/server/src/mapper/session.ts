@@ -29,6 +29,8 @@ export class Session {
     private readonly socket: WebSocket,
     /** Totals this session adds its sends to; absent = not counted. */
     private readonly stats?: SendStats,
+    /** JSON of the netmap's `regions` for this agent (regions.ts); absent = none listed. */
+    readonly regionsJson?: string,
   ) {
     socket.once('close', () => {
       this.closed = true;

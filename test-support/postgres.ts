@@ -20,6 +20,8 @@ export interface TestPostgres {
   /** postgres://postgres@127.0.0.1:PORT/weft — a superuser on the cluster's first database. */
   url: string;
   port: number;
+  /** The directory of its unix socket (\`host=\` in a URL): reachable from any network namespace. */
+  socketDir: string;
   /** Stops the cluster and deletes its directory. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -128,6 +130,7 @@ export async function startPostgres(): Promise<TestPostgres> {
     return {
       url: `postgres://postgres@127.0.0.1:${port}/weft`,
       port,
+      socketDir: root,
       async stop() {
         process.removeListener('exit', stopSync);
         stopSync();

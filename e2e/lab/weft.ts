@@ -99,6 +99,10 @@ export interface ServerOptions {
   stunListen?: string;
   /** Until GET /readyz says 200. Default 120 s: a first start creates the embedded database (5-7 s alone, over a minute on a machine running other suites). */
   readyTimeoutMs?: number;
+  /** Several servers on one host (replicas): each its own data dir and log. Default "server". */
+  name?: string;
+  /** `--server-url`, what agents are told to use; default this server's own URL. Replicas behind a load balancer advertise the balancer's. */
+  advertisedUrl?: string;
 }
 
 export class WeftServer {
@@ -116,7 +120,7 @@ export class WeftServer {
     private readonly opts: ServerOptions,
   ) {
     this.url = `http://${host.ip}:${port}`;
-    this.dataDir = host.tmpPath('server-data');
+    this.dataDir = host.tmpPath(opts.name ? `${opts.name}-data` : 'server-data');
   }
 
   /** Starts `weft-server serve`, waits for /readyz, creates an admin API key. */
@@ -174,8 +178,9 @@ export class WeftServer {
   }
 
   private async launch(): Promise<void> {
-    const args = cli.serve({ listen: `0.0.0.0:${this.port}`, dataDir: this.dataDir, serverUrl: this.url, stunListen: this.opts.stunListen });
-    this.process = this.host.spawn(process.execPath, [SERVER_BIN, ...args], { logName: 'weft-server', env: { ...CLEAN_ENV, ...this.opts.env }, cwd: REPO });
+    const args = cli.serve({ listen: `0.0.0.0:${this.port}`, dataDir: this.dataDir, serverUrl: this.opts.advertisedUrl ?? this.url, stunListen: this.opts.stunListen });
+    const logName = this.opts.name ? `weft-server-${this.opts.name}` : 'weft-server';
+    this.process = this.host.spawn(process.execPath, [SERVER_BIN, ...args], { logName, env: { ...CLEAN_ENV, ...this.opts.env }, cwd: REPO });
     const p = this.process;
     await waitFor(
       async () => {

@@ -71,6 +71,39 @@ export const Node = z.object({
 });
 export type Node = z.infer<typeof Node>;
 
+/** Most nodes one page of `GET /api/v1/nodes` holds. */
+export const MAX_NODE_PAGE = 1000;
+
+/** Columns `GET /api/v1/nodes` sorts by; ties are broken by id, so pages are stable. */
+export const NodeSort = z.enum(['id', 'name', 'hostname', 'user', 'ipv4', 'lastSeen', 'createdAt', 'expiresAt', 'online']);
+export type NodeSort = z.infer<typeof NodeSort>;
+
+/**
+ * `GET /api/v1/nodes` query (since the web UI); all optional. Without `limit` every matching node
+ * is returned (what `weft-server nodes list` reads), with it one page cut by `offset`.
+ */
+export const NodeQuery = z.strictObject({
+  /** Case-insensitive substring of the name, hostname, owner, IPv4 or IPv6 address; or exactly one of its tags. */
+  q: text().max(200).optional(),
+  /** `online`, `offline` (not online, not expired) or `expired`; absent = all. */
+  status: z.enum(['online', 'offline', 'expired']).optional(),
+  /** Absent = `id`. `lastSeen`/`expiresAt`: never-seen / never-expiring nodes sort last. */
+  sort: NodeSort.optional(),
+  /** Absent = `asc`. */
+  order: z.enum(['asc', 'desc']).optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_NODE_PAGE).optional(),
+  /** Nodes to skip, for the page after; absent = 0. */
+  offset: z.coerce.number().int().min(0).max(2_147_483_647).optional(),
+});
+export type NodeQuery = z.infer<typeof NodeQuery>;
+
+/**
+ * A list of nodes: `items` as before; `total` = how many match the filters (all pages);
+ * `next` = the `offset` of the next page, null on the last (or when no `limit` was given).
+ */
+export const NodePage = z.object({ items: z.array(Node), total: z.number().int().nonnegative(), next: z.number().int().nullable() });
+export type NodePage = z.infer<typeof NodePage>;
+
 /**
  * Registers a node-less peer (a phone or router running the official WireGuard app) by its public
  * key only. Whoever made the key pair keeps the private key; the server never sees it.

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
   ApiKey, ApprovePendingLogin, AuditPage, AuditQuery, AuthKey, CodeParam, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
-  CreateUser, IdParam, List, Node, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, User, UserOperation, UserRefParam,
+  CreateUser, IdParam, List, Node, NodePage, NodeQuery, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, User, UserOperation, UserRefParam,
 } from '@weft/protocol';
 import type { AbuseLimits } from '../rate-limit.js';
 import type { State } from '../state/index.js';
@@ -56,9 +56,11 @@ export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimit
   }
 
   // Nodes
-  r.get('/api/v1/nodes', { schema: { ...tag('nodes'), summary: 'List nodes', response: { 200: List(Node), ...errors } } }, async (req) => {
+  r.get('/api/v1/nodes', {
+    schema: { ...tag('nodes'), summary: 'List nodes: search, filter, sort; one page with `limit` and `offset`, else all', querystring: NodeQuery, response: { 200: NodePage, ...errors } },
+  }, async (req) => {
     await read(req);
-    return { items: await state.nodes.list() };
+    return state.nodes.page(req.query);
   });
   r.post('/api/v1/nodes', {
     schema: { ...tag('nodes'), summary: 'Add a node-less peer (phone, router) by its public key', body: CreateNode, response: { 201: Node, ...errors } },

@@ -1,11 +1,12 @@
 import type { MachinePublicKey } from '@weft/crypto';
-import { EndpointsMessage, type CreateNode, type Node, type PeerPatch, type RegisterRequest, type RegisterResponse } from '@weft/protocol';
+import { EndpointsMessage, type CreateNode, type Node, type NodePage, type NodeQuery, type PeerPatch, type RegisterRequest, type RegisterResponse } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
 import { insertNode, lockAllocation } from './allocate.js';
 import type { AuthKeys } from './auth-keys.js';
 import { audit, isUniqueViolation, SYSTEM, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
 import { isExpired, nodeDto, selfDto, withUser, type NodeWithUser } from './dto.js';
 import type { LoginAdmission, Logins } from './logins.js';
+import { nodeOrderBy, nodeWhere } from './node-query.js';
 import { assertUsable, shareLockUser, usableUserOrThrow, userSuspended } from './users.js';
 
 
@@ -18,6 +19,19 @@ export class Nodes {
 
   async list(): Promise<Node[]> {
     return (await this.ctx.prisma.node.findMany({ orderBy: { id: 'asc' }, include: withUser })).map(nodeDto);
+  }
+
+  /** Filtered, sorted; one page when `limit` is given, else every match (node-query.ts). */
+  async page(q: NodeQuery): Promise<NodePage> {
+    const where = nodeWhere(q);
+    const offset = q.offset ?? 0;
+    // One snapshot for the count and the rows: a total that agrees with the page it came with.
+    const [total, rows] = await this.ctx.prisma.$transaction([
+      this.ctx.prisma.node.count({ where }),
+      this.ctx.prisma.node.findMany({ where, orderBy: nodeOrderBy(q.sort, q.order), include: withUser, skip: offset, ...(q.limit ? { take: q.limit } : {}) }),
+    ]);
+    const end = offset + rows.length;
+    return { items: rows.map(nodeDto), total, next: q.limit && end < total ? end : null };
   }
 
   async get(id: number): Promise<Node> {

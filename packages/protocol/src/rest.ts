@@ -316,6 +316,14 @@ export type PolicyText = z.infer<typeof PolicyText>;
 export const PolicyProblem = z.object({ line: z.number().int(), col: z.number().int(), message: z.string() });
 export type PolicyProblem = z.infer<typeof PolicyProblem>;
 
+/**
+ * Headers of PUT and rollback. If-Match is the version the edit was made from, as GET sent it in
+ * ETag (`"3"`). Required: 428 without it, 412 when it is not the active version. Other headers pass.
+ */
+export const IfMatchHeaders = z.object({
+  'if-match': text().max(100).optional().describe('The policy version the edit was made from, as GET /api/v1/policy sent it in ETag ("3"). Required: 428 without it, 412 when it is not the active version.'),
+});
+
 /** `POST /api/v1/policy/check`: the verdict on a policy against the current users and nodes; nothing is written. */
 export const PolicyCheck = z.object({
   /** True when a PUT of this text would be accepted (now: nodes change). */

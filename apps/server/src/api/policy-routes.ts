@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
-  ActivePolicy, ExplainRequest, Explanation, PolicyCheck, PolicyHistoryPage, PolicyHistoryQuery, PolicyText, PolicyVersion, PolicyVersionParam, PolicyWrite,
+  ActivePolicy, ExplainRequest, IfMatchHeaders, Explanation, PolicyCheck, PolicyHistoryPage, PolicyHistoryQuery, PolicyText, PolicyVersion, PolicyVersionParam, PolicyWrite,
   Problem, RollbackPolicy,
 } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
@@ -19,12 +19,6 @@ import { POLICY_BODY_LIMIT_BYTES } from '../tunables.js';
 import { authenticate, type Principal } from './auth.js';
 
 const errors = { '4xx': Problem, '5xx': Problem } as const;
-
-/** The If-Match request header, described for the OpenAPI document (required: 428 without it). */
-const IfMatch = {
-  type: 'object',
-  properties: { 'if-match': { type: 'string', description: 'The version the edit was made from, as GET /api/v1/policy sent it in ETag ("3"). Required: 428 without it, 412 when it is not the active version.' } },
-} as const;
 
 /** The version an If-Match header names: `"3"` (or a bare 3). */
 export function ifMatchVersion(header: string | string[] | undefined): number {
@@ -65,7 +59,7 @@ export function policyRoutes(app: FastifyInstance, state: State, limits: AbuseLi
   r.put('/api/v1/policy', {
     ...first('admin'),
     bodyLimit: POLICY_BODY_LIMIT_BYTES,
-    schema: { ...tag, summary: 'Replace the policy (If-Match: the version edited); judged against the current nodes, its tests included, before anything is written', headers: IfMatch, body: PolicyText, response: { 200: PolicyWrite, ...errors } },
+    schema: { ...tag, summary: 'Replace the policy (If-Match: the version edited); judged against the current nodes, its tests included, before anything is written', headers: IfMatchHeaders, body: PolicyText, response: { 200: PolicyWrite, ...errors } },
   }, async (req, reply) => {
     const ifMatch = ifMatchVersion(req.headers['if-match']);
     const w = await state.policy.set(req.body.text, ifMatch, principal(req).actor);
@@ -95,7 +89,7 @@ export function policyRoutes(app: FastifyInstance, state: State, limits: AbuseLi
 
   r.post('/api/v1/policy/rollback', {
     ...first('admin'),
-    schema: { ...tag, summary: "Make a new version with an older version's text (If-Match: the version in force); judged again first", headers: IfMatch, body: RollbackPolicy, response: { 200: PolicyWrite, ...errors } },
+    schema: { ...tag, summary: "Make a new version with an older version's text (If-Match: the version in force); judged again first", headers: IfMatchHeaders, body: RollbackPolicy, response: { 200: PolicyWrite, ...errors } },
   }, async (req, reply) => {
     const ifMatch = ifMatchVersion(req.headers['if-match']);
     const w = await state.policy.rollback(req.body.version, ifMatch, principal(req).actor);

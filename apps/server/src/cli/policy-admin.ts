@@ -53,7 +53,9 @@ function problemText(p: Problem, where: string | undefined): string {
     const n = located.length;
     return [`weft-server: ${where} rejected (${n} problem${n === 1 ? '' : 's'}); the policy in force is unchanged:`, ...located.map((f) => `  ${where}:${f.line}:${f.col}: ${f.message}`)].join('\n');
   }
-  return [`weft-server: ${p.detail ?? p.title} (${p.code})`, ...(p.errors ?? []).map((f) => `  ${f.path}: ${f.message}`)].join('\n');
+  const detail = p.detail ?? p.title;
+  // A field whose message the detail already says is not repeated.
+  return [`weft-server: ${detail} (${p.code})`, ...(p.errors ?? []).filter((f) => !detail.includes(f.message)).map((f) => `  ${f.path}: ${f.message}`)].join('\n');
 }
 
 async function run(argv: string[], out: Write, err: Write): Promise<number> {
@@ -96,7 +98,7 @@ async function run(argv: string[], out: Write, err: Write): Promise<number> {
       const ifMatch = await ifMatchOf(p, t);
       const w = await write(t, 'PUT', '/api/v1/policy', { text }, ifMatch, file);
       await show(w, () => w.changed
-        ? `Policy version ${w.version} is in force (from ${file}; it replaced version ${ifMatch}).\n${w.diff}`
+        ? `Policy version ${w.version} is in force (from ${file}; it replaced version ${ifMatch}).\n${w.diff.trimEnd()}`
         : `${file} is the policy in force already (version ${w.version}); nothing changed.`);
       return ExitCode.Ok;
     }
@@ -106,7 +108,7 @@ async function run(argv: string[], out: Write, err: Write): Promise<number> {
       const ifMatch = await ifMatchOf(p, t);
       const w = await write(t, 'POST', '/api/v1/policy/rollback', { version }, ifMatch, `policy v${version}`);
       await show(w, () => w.changed
-        ? `Policy version ${w.version} is in force: the text of version ${version} (it replaced version ${ifMatch}).\n${w.diff}`
+        ? `Policy version ${w.version} is in force: the text of version ${version} (it replaced version ${ifMatch}).\n${w.diff.trimEnd()}`
         : `Version ${version}'s text is the policy in force already (version ${w.version}); nothing changed.`);
       return ExitCode.Ok;
     }
@@ -198,7 +200,9 @@ function explanationText(e: Explanation, proto: string): string {
   if (e.default) lines.push(`allowed: ${what}: no policy is stored, so every node may reach every node (the default).`);
   else if (e.allowed) lines.push(`allowed: ${what}, by the rule at line ${e.rule!.line}: ${e.rule!.text}`);
   else lines.push(`denied: ${what}: ${e.pairs.some((p) => p.allowed) ? 'only some of the address pairs are allowed' : 'no rule allows it'}.`);
-  if (e.pairs.length > 1 || !e.allowed || e.port === null) {
+  // Address by address only where it says more: results that differ, ports, or a note.
+  const mixed = e.pairs.some((p) => p.allowed !== e.pairs[0]!.allowed);
+  if (mixed || e.port === null || e.pairs.some((p) => p.note)) {
     for (const p of e.pairs) {
       const rule = p.rules[0] ? ` (line ${p.rules[0].line}${p.rules.length > 1 ? `; also ${p.rules.slice(1).map((r) => r.line).join(', ')}` : ''})` : '';
       const ports = p.ports ? ` ports ${p.ports.length ? p.ports.join(', ') : 'none'}` : '';

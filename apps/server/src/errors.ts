@@ -42,6 +42,13 @@ export const Errors = {
   loginExpired: def('login_expired', 410, 'The login expired; run `weft up` again'),
   nodeExpired: def('node_expired', 410, "The node's key expired; run `weft up` again"),
   addressesExhausted: def('addresses_exhausted', 507, 'No free tunnel addresses left'),
+  /** A policy (PUT, rollback) that does not parse, names what does not exist, or fails its own `tests`; `errors` has each line and column. Nothing was written. */
+  policyInvalid: def('policy_invalid', 422, 'The policy was rejected'),
+  /** If-Match names a policy version that is no longer the active one: fetch it again and redo the edit. */
+  policyVersionConflict: def('policy_version_conflict', 412, 'The policy changed since that version'),
+  /** A policy write without If-Match: the version it was edited from is required, so no edit is lost. */
+  preconditionRequired: def('precondition_required', 428, 'If-Match is required'),
+  policyVersionNotFound: def('policy_version_not_found', 404, 'No such policy version'),
   rateLimited: def('rate_limited', 429, 'Too many requests', true),
   unavailable: def('unavailable', 503, 'Temporarily unavailable', true),
   /** Not retryable: an unexpected error is most often deterministic, and a client retrying it forever is a load generator. */
@@ -52,18 +59,21 @@ export class ApiError extends Error {
   constructor(
     readonly def: ErrorDef,
     readonly detail?: string,
-    options?: { cause?: unknown; errors?: { path: string; message: string }[]; headers?: Record<string, string> },
+    options?: { cause?: unknown; errors?: ProblemField[]; headers?: Record<string, string> },
   ) {
     super(detail ?? def.title, options?.cause === undefined ? undefined : { cause: options.cause });
     this.errors = options?.errors;
     this.headers = options?.headers;
   }
-  readonly errors: { path: string; message: string }[] | undefined;
+  readonly errors: ProblemField[] | undefined;
   /** Response headers that go with the problem, e.g. `Retry-After` on 429. */
   readonly headers: Record<string, string> | undefined;
 }
 
-export function problemBody(def: ErrorDef, detail?: string, errors?: { path: string; message: string }[]) {
+/** One thing wrong with the request: the field, and for text such as a policy, the line and column in it. */
+export interface ProblemField { path: string; message: string; line?: number; col?: number }
+
+export function problemBody(def: ErrorDef, detail?: string, errors?: ProblemField[]) {
   return {
     type: `https://weft.dev/problems/${def.code}`,
     title: def.title,

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { ApiError, Errors, problemBody, type ErrorDef } from './errors.js';
+import { ApiError, Errors, problemBody, type ErrorDef, type ProblemField } from './errors.js';
 
 const BY_FASTIFY_CODE: Record<string, ErrorDef> = {
   FST_ERR_CTP_INVALID_JSON_BODY: Errors.malformedJson,
@@ -20,7 +20,7 @@ export function installProblemHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     let def: ErrorDef;
     let detail: string | undefined;
-    let fields: { path: string; message: string }[] | undefined;
+    let fields: ProblemField[] | undefined;
     if (err instanceof ApiError) {
       def = err.def;
       detail = err.detail;

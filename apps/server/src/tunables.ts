@@ -113,3 +113,13 @@ export const CHANGE_RETENTION_MS = 10 * 60_000;
 
 /** How often each replica deletes outbox rows older than CHANGE_RETENTION_MS. */
 export const CHANGE_PRUNE_INTERVAL_MS = 60_000;
+
+/**
+ * Request bodies of the policy routes that carry a policy text (PUT, check) may be this large
+ * (the rest of the API: 64 KiB). Room for MAX_POLICY_CHARS of text as JSON; the caller is
+ * authenticated before the body is read, so only admins can make the server buffer this much.
+ */
+export const POLICY_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
+
+/** Versions a policy history page holds when the request does not say. */
+export const POLICY_HISTORY_PAGE = 20;

@@ -19,6 +19,7 @@ export type { Compiled, FilterRule, NodeView } from './filter.js';
 export { parseHuJson, type JsonNode } from './hujson.js';
 export { ALLOW_ALL, type Policy, type Rule, type Selector } from './model.js';
 export { parseNodes, prepareNodes, type NodeInput, type NodesInput, type Prepared, type UserInput } from './nodes.js';
+export { explain, ExplainRefused, MAX_EXPLAIN_ADDRS, type ExplainEndpoint, type ExplainPair, type ExplainQuery, type Explanation } from './explain.js';
 export { parsePolicy } from './parse.js';
 export { runTests } from './policy-tests.js';
 export { DEFAULT_PROTOS } from './protocols.js';

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { Endpoint, Hostname, NodeKeyText, Tag, Timestamp } from './common.js';
-import { Id, text } from './fields.js';
+import { Id, INT4_MAX, text } from './fields.js';
 
 /** User names: lowercase login-like names, also used in node names and policy. */
 export const UserName = text().regex(/^[a-z0-9][a-z0-9._@-]{0,63}$/, 'must be 1-64 of a-z 0-9 . _ @ - starting with a letter or digit');
@@ -225,8 +225,11 @@ export const Problem = z.object({
   code: z.string(),
   detail: z.string().optional(),
   retryable: z.boolean(),
-  /** For validation errors: which fields were wrong and why. */
-  errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  /**
+   * For validation errors: which fields were wrong and why. `line` and `col` (1-based) say where in
+   * a text field, such as a rejected policy's `text`; absent for other fields. Since the policy store.
+   */
+  errors: z.array(z.object({ path: z.string(), message: z.string(), line: z.number().int().optional(), col: z.number().int().optional() })).optional(),
 });
 export type Problem = z.infer<typeof Problem>;
 
@@ -283,3 +286,181 @@ export const AuditPage = z.object({ items: z.array(AuditEvent), next: z.string()
 export type AuditPage = z.infer<typeof AuditPage>;
 
 export const List = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
+
+// ---- Access policy (`/api/v1/policy`) ----
+
+/** Longest policy text accepted, in UTF-16 code units (a 1,000-rule policy is about 150 KB). */
+export const MAX_POLICY_CHARS = 1024 * 1024;
+
+/** Most versions one history page holds. */
+export const MAX_POLICY_HISTORY_PAGE = 100;
+
+/** Who wrote a policy version, as the audit log names actors. */
+export const PolicyAuthor = z.object({
+  /** One label, as the audit log's `actor`: "apikey:<prefix>", "local-socket". */
+  label: z.string(),
+  /** "apikey", "local-socket", "system". */
+  type: z.string(),
+  /** The API key's id, when it was one. */
+  id: z.string().nullable(),
+  /** The key prefix, or "local-socket". */
+  name: z.string().nullable(),
+  /** "api", "cli" (the admin socket), "system". */
+  origin: z.string(),
+});
+export type PolicyAuthor = z.infer<typeof PolicyAuthor>;
+
+/**
+ * `GET /api/v1/policy`: the policy in force; its `version` is also the ETag (`"3"`), which a PUT
+ * sends back as If-Match. With none stored, `default` is true, `version` 0 and `text` null: every
+ * node may reach every node.
+ */
+export const ActivePolicy = z.object({
+  version: z.number().int().nonnegative(),
+  /** True when no policy is stored and the built-in default is in force (every node reaches every node). */
+  default: z.boolean(),
+  /** The policy as written (HuJSON, comments kept); null for the default. */
+  text: z.string().nullable(),
+  /** When this version was written; null for the default. */
+  createdAt: Timestamp.nullable(),
+  author: PolicyAuthor.nullable(),
+  /** The version whose text this one restored (a rollback); null otherwise. */
+  restoredFrom: z.number().int().nullable(),
+});
+export type ActivePolicy = z.infer<typeof ActivePolicy>;
+
+/** Reply of PUT and rollback: the policy in force after the request. */
+export const PolicyWrite = ActivePolicy.extend({
+  /** False when the text was the active one already: nothing was written, no version added. */
+  changed: z.boolean(),
+  /** Unified diff from the previous version ("" when unchanged). */
+  diff: z.string(),
+});
+export type PolicyWrite = z.infer<typeof PolicyWrite>;
+
+/** `PUT /api/v1/policy` (with If-Match) and `POST /api/v1/policy/check`. */
+export const PolicyText = z.strictObject({
+  /** The whole policy: HuJSON (JSON with comments and trailing commas), Tailscale's language. */
+  text: text().max(MAX_POLICY_CHARS),
+});
+export type PolicyText = z.infer<typeof PolicyText>;
+
+/** One reason a policy was rejected: where (1-based line and column of `text`) and what, in plain words. */
+export const PolicyProblem = z.object({ line: z.number().int(), col: z.number().int(), message: z.string() });
+export type PolicyProblem = z.infer<typeof PolicyProblem>;
+
+/**
+ * Headers of PUT and rollback. If-Match is the version the edit was made from, as GET sent it in
+ * ETag (`"3"`). Required: 428 without it, 412 when it is not the active version. Other headers pass.
+ */
+export const IfMatchHeaders = z.object({
+  'if-match': text().max(100).optional().describe('The policy version the edit was made from, as GET /api/v1/policy sent it in ETag ("3"). Required: 428 without it, 412 when it is not the active version.'),
+});
+
+/** `POST /api/v1/policy/check`: the verdict on a policy against the current users and nodes; nothing is written. */
+export const PolicyCheck = z.object({
+  /** True when a PUT of this text would be accepted (now: nodes change). */
+  valid: z.boolean(),
+  /** Every problem, in text order; empty when valid. */
+  errors: z.array(PolicyProblem),
+  /** How many nodes it was judged against. */
+  nodes: z.number().int(),
+  /** How many `tests` entries it holds (all passed when valid). */
+  tests: z.number().int(),
+});
+export type PolicyCheck = z.infer<typeof PolicyCheck>;
+
+/** A stored version, as `GET /api/v1/policy/versions/:version` returns it. */
+export const PolicyVersion = z.object({
+  version: z.number().int().positive(),
+  text: z.string(),
+  /** Unified diff from the previous version's text (from empty text for version 1). */
+  diff: z.string(),
+  createdAt: Timestamp,
+  author: PolicyAuthor,
+  restoredFrom: z.number().int().nullable(),
+});
+export type PolicyVersion = z.infer<typeof PolicyVersion>;
+
+/** A version in the history: everything but the text (`/versions/:version` has it). */
+export const PolicyHistoryItem = PolicyVersion.omit({ text: true }).extend({
+  /** Lines added and removed by `diff`. */
+  added: z.number().int(),
+  removed: z.number().int(),
+});
+export type PolicyHistoryItem = z.infer<typeof PolicyHistoryItem>;
+
+/** `GET /api/v1/policy/history`: newest first. */
+export const PolicyHistoryQuery = z.strictObject({
+  /** Only versions older than this: the previous page's `next`. */
+  before: Id.optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_POLICY_HISTORY_PAGE).optional(),
+});
+export type PolicyHistoryQuery = z.infer<typeof PolicyHistoryQuery>;
+
+/** `next`: pass as `before` for the next (older) page; null when this page reached version 1. */
+export const PolicyHistoryPage = z.object({ items: z.array(PolicyHistoryItem), next: z.number().int().nullable() });
+export type PolicyHistoryPage = z.infer<typeof PolicyHistoryPage>;
+
+export const PolicyVersionParam = z.strictObject({ version: Id });
+
+/** `POST /api/v1/policy/rollback` (with If-Match): makes a new version with that version's text. */
+export const RollbackPolicy = z.strictObject({ version: z.number().int().min(1).max(INT4_MAX) });
+export type RollbackPolicy = z.infer<typeof RollbackPolicy>;
+
+/**
+ * `POST /api/v1/policy/explain`: may `src` reach `dst`, judged by the active policy. Each is an IP
+ * address, `tag:NAME`, a node name, or a user's name or login (their untagged nodes); a bare name
+ * is a node first, `node:NAME` and `user:NAME` choose.
+ */
+export const ExplainRequest = z.strictObject({
+  src: text().min(1).max(300),
+  dst: text().min(1).max(300),
+  /** Absent: any port (the reply lists the ports allowed). Not for protocols without ports. */
+  port: z.number().int().min(0).max(65535).optional(),
+  /** tcp (the default), udp, icmp, another name, or an IANA number. */
+  proto: text().min(1).max(20).optional(),
+});
+export type ExplainRequest = z.infer<typeof ExplainRequest>;
+
+const RulePos = z.object({
+  line: z.number().int(),
+  col: z.number().int(),
+  /** That line of the policy, trimmed. */
+  text: z.string(),
+});
+
+const ExplainEndpoint = z.object({
+  input: z.string(),
+  kind: z.enum(['ip', 'node', 'user', 'tag']),
+  /** The node name, user login, tag, or address it was taken to be. */
+  name: z.string(),
+  addresses: z.array(z.string()),
+});
+
+export const Explanation = z.object({
+  /** The policy version judged by (0 = the default). */
+  version: z.number().int().nonnegative(),
+  /** True when every (source, destination) address pair of a family is allowed. */
+  allowed: z.boolean(),
+  /** True when no policy is stored: allowed by the default, no rule named. */
+  default: z.boolean(),
+  src: ExplainEndpoint,
+  dst: ExplainEndpoint,
+  port: z.number().int().nullable(),
+  /** The rule that allows the first allowed pair; null when none does or for the default. */
+  rule: RulePos.nullable(),
+  pairs: z.array(z.object({
+    src: z.string(),
+    dst: z.string(),
+    /** IANA protocol number checked. */
+    proto: z.number().int(),
+    allowed: z.boolean(),
+    /** Every rule that allows this pair, in policy order. */
+    rules: z.array(RulePos),
+    /** Without a port: the ports allowed ("22", "80-90", "*"). */
+    ports: z.array(z.string()).optional(),
+    note: z.string().optional(),
+  })),
+});
+export type Explanation = z.infer<typeof Explanation>;

@@ -1,7 +1,8 @@
 /**
  * Who is calling `/api/v1`. Requests arriving on the admin unix socket (owner-only permissions in
  * the data directory) act as the local administrator; everything else presents an API key as
- * `Authorization: Bearer <key>`. GETs need `read` or `admin`; everything else needs `admin`.
+ * `Authorization: Bearer <key>`. GETs (and the POSTs that only read: policy check and explain)
+ * need `read` or `admin`; everything else needs `admin`.
  * A source address that keeps presenting keys that are not valid is answered 429 for a while
  * (rate-limit.ts); a valid key spends nothing.
  */

@@ -1,4 +1,4 @@
-/** `/api/v1`: users, nodes, auth keys, API keys, pending logins, audit. Every route declares its schemas. */
+/** `/api/v1`: users, nodes, auth keys, API keys, pending logins, audit, policy. Every route declares its schemas. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
@@ -9,6 +9,7 @@ import type { AbuseLimits } from '../rate-limit.js';
 import type { State } from '../state/index.js';
 import { SERVER_VERSION } from '../version.js';
 import { authenticate } from './auth.js';
+import { policyRoutes } from './policy-routes.js';
 
 const errors = { '4xx': Problem, '5xx': Problem } as const;
 
@@ -137,4 +138,6 @@ export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimit
     const p = await admin(req);
     return state.apiKeys.revoke(p.actor, req.params.id);
   });
+
+  policyRoutes(app, state, limits);
 }

@@ -18,8 +18,8 @@ import { ago, table } from './table.js';
 
 export const ExitCode = { Ok: 0, Refused: 1, Usage: 2, Unreachable: 3 } as const;
 
-const COMMON_STRING = ['data-dir', 'socket', 'server', 'api-key'];
-const COMMON_BOOL = ['json', 'help'];
+export const COMMON_STRING = ['data-dir', 'socket', 'server', 'api-key'];
+export const COMMON_BOOL = ['json', 'help'];
 
 type Out = (s: string) => void;
 
@@ -66,7 +66,8 @@ export async function admin(argv: string[], out: Out = (s) => process.stdout.wri
   }
 }
 
-function targetOf(p: Parsed): Target {
+/** The server this command line names: --server/--api-key (or WEFT_SERVER/WEFT_API_KEY), else the admin socket. */
+export function targetOf(p: Parsed): Target {
   const server = str(p, 'server') ?? process.env.WEFT_SERVER;
   if (server) {
     const apiKey = str(p, 'api-key') ?? process.env.WEFT_API_KEY;
@@ -85,7 +86,7 @@ function reachOf(p: Parsed): string {
   return reachFlags({ server: str(p, 'server'), socket: str(p, 'socket'), dataDir: str(p, 'data-dir'), apiKeyFlag: remote && str(p, 'api-key') !== undefined });
 }
 
-const str = (p: Parsed, name: string) => {
+export const str = (p: Parsed, name: string) => {
   const v = p.flags.get(name);
   return typeof v === 'string' ? v : undefined;
 };

@@ -8,16 +8,17 @@ import type { Problem } from '@weft/protocol';
 export class ServerUnreachable extends Error {}
 
 export class ProblemError extends Error {
-  constructor(readonly problem: Problem) {
+  /** `where`: what a located problem (line:col) is in, such as the file sent; absent for the rest. */
+  constructor(readonly problem: Problem, readonly where?: string) {
     super(problem.detail ?? problem.title);
   }
 }
 
 export type Target = { socketPath: string } | { url: string; apiKey: string };
 
-export async function call<T>(target: Target, method: string, path: string, body?: unknown): Promise<T> {
+export async function call<T>(target: Target, method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
-  const headers: Record<string, string> = payload ? { 'content-type': 'application/json' } : {};
+  const headers: Record<string, string> = { ...(payload ? { 'content-type': 'application/json' } : {}), ...extraHeaders };
   let status: number;
   let text: string;
   if ('socketPath' in target) {

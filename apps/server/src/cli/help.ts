@@ -55,7 +55,29 @@ export function nounUsage(noun: Noun): string {
   return `Usage:\n${NOUN_USAGE[noun]}\n${REACH}\n${COMMON}`;
 }
 
-export const POLICY_USAGE = `Usage: weft-server policy compile POLICY_FILE --nodes NODES_JSON [--json]
+export const POLICY_USAGE = `Usage:
+  weft-server policy get                     the policy in force: its text on stdout, version on stderr
+  weft-server policy set FILE [--if-match N] store FILE as the new version (judged first: its tests
+                                             must pass against the nodes on the server)
+  weft-server policy check FILE              judge FILE against the server's nodes, store nothing
+  weft-server policy history [--limit N] [--before VERSION] [--diff]
+                                             versions, newest first: who, when, lines changed
+  weft-server policy rollback VERSION [--if-match N]
+                                             a new version with VERSION's text (judged again first)
+  weft-server policy explain SRC DST[:PORT] [--proto tcp|udp|icmp|NAME|NUMBER]
+      may SRC reach DST, by the policy in force, and which rule (its line) allows it. SRC and DST:
+      a node name, a user's name or login (their untagged nodes), tag:NAME, or an IP ([v6]:PORT
+      with a port); node:NAME or user:NAME when a node and a user share a name. Without a port:
+      the ports allowed. --proto defaults to tcp.
+  set and rollback send If-Match with the version in force when they start (--if-match N: the
+  version your edit was made from), so a change made meanwhile is refused, never overwritten.
+  These reach the server through <data-dir>/weft-server.sock, or --server URL --api-key KEY.
+  With no policy stored, every node may reach every node (version 0).
+  Exit: 0 ok (explain: allowed), 1 refused (a rejected policy, every reason as FILE:LINE:COL: message;
+  a stale version; explain: denied), 2 usage (or an unreadable FILE), 3 server unreachable.
+${COMMON}
+
+  weft-server policy compile POLICY_FILE --nodes NODES_JSON [--json]
   Evaluates a policy (Tailscale-compatible HuJSON: groups, hosts, tagOwners, ipsets, acls, grants,
   autoApprovers, tests) against the nodes in NODES_JSON. No server or database is needed.
   NODES_JSON: {"users":[{"id":1,"name":"odin","login":"odin@example.com"}],
@@ -86,6 +108,7 @@ export const DB_USAGE = `Usage:
 
 export const USAGE = `Usage:
   weft-server serve [flags]     run the control server (weft-server serve --help)
+  weft-server policy get|set FILE|check FILE|history|rollback VERSION|explain SRC DST[:PORT]   the access policy
   weft-server policy compile POLICY_FILE --nodes NODES_JSON [--json]   preview a policy offline
   weft-server backup FILE | restore FILE --data-dir DIR | db copy --to URL   (weft-server db --help)
   weft-server users|nodes|authkeys|apikeys|audit ...   the admin CLI (weft-server nodes --help)

@@ -1,4 +1,7 @@
 /**
+ * `weft-server policy ...`: `compile` here, offline; the verbs that talk to a running server
+ * (get, set, check, history, rollback, explain) in policy-admin.ts.
+ *
  * `weft-server policy compile POLICY_FILE --nodes NODES_JSON [--json]`: evaluates a policy against
  * a given set of nodes with no server and no database, so an operator can preview a change and a
  * script can diff it. Exit 0 with the result on stdout, 1 when the policy is rejected (every reason
@@ -9,6 +12,7 @@ import { evaluate, parseNodes, PolicyRejected, type Compiled, type Prepared } fr
 import { terminalSafeLines } from '@weft/protocol/terminal-text';
 import { parseArgs, UsageError } from './args.js';
 import { POLICY_USAGE } from './help.js';
+import { POLICY_ADMIN_VERBS, POLICY_VALUE_FLAGS, policyAdmin } from './policy-admin.js';
 import { table } from './table.js';
 
 const Exit = { Ok: 0, Rejected: 1, Usage: 2 } as const;
@@ -33,11 +37,13 @@ export async function policyCommand(argv: string[], out: Write = toStream(proces
 }
 
 async function run(argv: string[], out: Write, err: Write): Promise<number> {
-  const p = parseArgs(argv, { boolean: ['json', 'help'], string: ['nodes'] });
-  if (p.flags.has('help')) {
+  if (argv.includes('--help') || argv.includes('-h') || argv[0] === 'help') {
     await out(POLICY_USAGE + '\n');
     return Exit.Ok;
   }
+  // Everything but compile talks to a running server.
+  if ((POLICY_ADMIN_VERBS as readonly string[]).includes(verbOf(argv) ?? '')) return policyAdmin(argv, out, err);
+  const p = parseArgs(argv, { boolean: ['json', 'help'], string: ['nodes'] });
   const [verb, file, ...extra] = p.positional;
   if (verb !== 'compile') throw new UsageError(verb ? `unknown policy command "${verb}"` : 'policy needs a command');
   if (!file) throw new UsageError('policy compile needs POLICY_FILE');
@@ -65,6 +71,16 @@ async function run(argv: string[], out: Write, err: Write): Promise<number> {
   }
   await out(p.flags.has('json') ? JSON.stringify(compiled) + '\n' : summary(compiled) + '\n');
   return Exit.Ok;
+}
+
+/** The first word that is neither a flag nor the value of one (`policy --server URL get`). */
+function verbOf(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) return a;
+    if (!a.includes('=') && POLICY_VALUE_FLAGS.includes(a.slice(2))) i++;
+  }
+  return undefined;
 }
 
 async function readText(path: string): Promise<string> {

@@ -17,7 +17,9 @@ export type Change =
   /** Small field changes: last seen, endpoints. */
   | { kind: 'nodes-patched'; patches: PeerPatch[] }
   /** Online recomputed from sessions (state/presence.ts); `seq` orders them per node. */
-  | { kind: 'presence'; nodes: PresenceChange[] };
+  | { kind: 'presence'; nodes: PresenceChange[] }
+  /** A new policy version is in force (state/policy.ts); read it with `state.policy.active()`. */
+  | { kind: 'policy-changed'; version: number };
 
 /** A node's presence after one write; a replica applies it only if `seq` is newer than what it has. */
 export interface PresenceChange { id: number; online: boolean; lastSeen: string; seq: number }

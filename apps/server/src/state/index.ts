@@ -1,5 +1,5 @@
 /**
- * The one write path (docs/style.md 3). Every change to users, nodes, keys and logins goes through
+ * The one write path (docs/style.md 3). Every change to users, nodes, keys, logins and the policy goes through
  * here, is audited and recorded in the change outbox in the same transaction, and emits a change descriptor for the mapper. Route
  * handlers validate, call state, and shape the reply; they never touch Prisma.
  */
@@ -12,6 +12,7 @@ import type { ChangeSink } from './changes.js';
 import type { ChangeRecorder, StateContext } from './context.js';
 import { Logins } from './logins.js';
 import { Nodes } from './nodes.js';
+import { PolicyStore } from './policy.js';
 import { Presence } from './presence.js';
 import { Users } from './users.js';
 
@@ -30,6 +31,7 @@ export class State {
   readonly nodes: Nodes;
   readonly presence: Presence;
   readonly audit: AuditLog;
+  readonly policy: PolicyStore;
 
   private constructor(readonly ctx: StateContext, replica: { id: string; log: ConstructorParameters<typeof Presence>[2] }) {
     this.users = new Users(ctx);
@@ -39,6 +41,7 @@ export class State {
     this.nodes = new Nodes(ctx, this.authKeys, this.logins);
     this.presence = new Presence(ctx, replica.id, replica.log);
     this.audit = new AuditLog(ctx);
+    this.policy = new PolicyStore(ctx);
   }
 
   /** `replica`: this process's id in `replicas` and where presence logs its retries. */

@@ -14,8 +14,8 @@ export interface TestServer extends App {
   url: string;
   adminKey: string;
   readKey: string;
-  /** Admin-authorised JSON request; returns status and parsed body. */
-  api: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: any; type: string | null }>;
+  /** Admin-authorised JSON request (an `authorization` in `headers` replaces the admin key); returns status, parsed body and headers. */
+  api: (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: any; type: string | null; headers: Headers }>;
   close: () => Promise<void>;
 }
 
@@ -53,7 +53,7 @@ export async function startServer(backend: Backend, opts: Partial<Omit<AppOption
     } catch {
       /* not JSON: leave as text */
     }
-    return { status: res.status, body: parsed, type: res.headers.get('content-type') };
+    return { status: res.status, body: parsed, type: res.headers.get('content-type'), headers: res.headers };
   };
   return {
     ...built,

@@ -110,13 +110,35 @@ export const PeerPatch = z.object({
 });
 export type PeerPatch = z.infer<typeof PeerPatch>;
 
+/**
+ * One packet-filter rule for traffic arriving at this node over the tunnel (Tailscale's FilterRule
+ * by JSON name; the shape `weft-server policy compile` prints). A packet is allowed when some rule
+ * has its source in `srcIPs`, its destination address and port in one of `dstPorts`, and its
+ * protocol in `protos`.
+ */
+export const FilterRule = z.object({
+  /** Source addresses, CIDRs or `a-b` ranges, IPv4 first, ascending; `["*"]` = any address. */
+  srcIPs: z.array(z.string()),
+  /** Destinations on this node: an address or CIDR (or `*`) and a port range `first-last`. */
+  dstPorts: z.array(z.object({ ip: z.string(), ports: z.string() })),
+  /** IANA protocol numbers, ascending. */
+  protos: z.array(z.number().int().min(0).max(255)),
+});
+export type FilterRule = z.infer<typeof FilterRule>;
+
 export const NetmapMessage = z.object({
   type: z.literal('netmap'),
   seq: z.number().int(),
   protocolVersion: z.number().int(),
   self: SelfNode,
-  /** Every peer this node may see, sorted by id. */
+  /** Every peer this node may see, sorted by id (with an access policy, only those it may see). */
   peers: z.array(Peer),
+  /**
+   * Since protocol 1 (2026-12-01), optional: the packet filter for traffic arriving at this node,
+   * from the access policy. Absent = no policy is stored: allow all (what every earlier server
+   * meant). Present and empty = nothing may reach this node.
+   */
+  packetFilter: z.array(FilterRule).optional(),
 });
 export type NetmapMessage = z.infer<typeof NetmapMessage>;
 
@@ -134,6 +156,11 @@ export const DeltaMessage = z.object({
   patch: z.array(PeerPatch).optional(),
   /** This node itself changed (renamed, expiry). */
   self: SelfNode.optional(),
+  /**
+   * Since protocol 1 (2026-12-01): the packet filter changed and this replaces it whole (see
+   * NetmapMessage.packetFilter). Absent = unchanged; null = no policy any more: allow all.
+   */
+  packetFilter: z.array(FilterRule).nullable().optional(),
 });
 export type DeltaMessage = z.infer<typeof DeltaMessage>;
 

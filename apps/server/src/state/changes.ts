@@ -17,7 +17,9 @@ export type Change =
   /** Small field changes: last seen, endpoints. */
   | { kind: 'nodes-patched'; patches: PeerPatch[] }
   /** Online recomputed from sessions (state/presence.ts); `seq` orders them per node. */
-  | { kind: 'presence'; nodes: PresenceChange[] };
+  | { kind: 'presence'; nodes: PresenceChange[] }
+  /** The active access policy changed (set, rolled back or removed): the mapper reloads it and recomputes views. */
+  | { kind: 'policy-changed'; version: number };
 
 /** A node's presence after one write; a replica applies it only if `seq` is newer than what it has. */
 export interface PresenceChange { id: number; online: boolean; lastSeen: string; seq: number }

@@ -54,6 +54,8 @@ export interface AppOptions {
    * nothing measured, no `/metrics`.
    */
   metrics?: { token?: string; stun?: { readonly counters: StunCounters } };
+  /** The active access policy's text for the mapper (tests pass their own); absent = `activePolicy`. */
+  loadPolicy?: () => Promise<string | null>;
 }
 
 export interface App {
@@ -86,6 +88,14 @@ class RequestLogAtDebug extends LogController {
   override routeNotFound(request: FastifyRequest): void {
     request.log.debug({ method: request.method, url: request.url }, 'route not found');
   }
+}
+
+/**
+ * The access policy in force, as the mapper reads it. No policy storage yet, so none is stored:
+ * every node sees every node. The policy store replaces this with `state.policy.active()`.
+ */
+async function activePolicy(_state: State): Promise<string | null> {
+  return null;
 }
 
 export async function buildApp(opts: AppOptions): Promise<App> {
@@ -121,7 +131,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const limits = new AbuseLimits(opts.limits);
   // Before the mapper loads: every change up to here is in what it loads, later ones are read.
   await hub.start();
-  const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), log: app.log, patchIntervalMs: opts.patchIntervalMs, metrics: metrics?.mapper });
+  const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), loadPolicy: opts.loadPolicy ?? (() => activePolicy(state)), log: app.log, patchIntervalMs: opts.patchIntervalMs, metrics: metrics?.mapper });
   await mapper.init();
   hub.connect(mapper);
   metrics?.attach({ nodeStates: () => mapper.nodeStates(), sessions: () => mapper.connectedCount, rateLimitRefusals: () => limits.refusals });

@@ -51,7 +51,9 @@ export class Mapper {
   private readonly patchIntervalMs: number;
   /** Null while no policy is stored (allow all: the shared list alone). */
   private policy: PolicyNetmaps | null = null;
+  /** The policy text last read (to skip reloads that change nothing), and the policy in force. */
   private policyText: string | null = null;
+  private inForce: Policy | null = null;
 
   constructor(private readonly opts: MapperOptions) {
     this.patchIntervalMs = opts.patchIntervalMs ?? 200;
@@ -65,15 +67,12 @@ export class Mapper {
       this.entries.set(row.id, e);
     }
     this.chunks.reset([...this.entries.values()].filter((e) => e.json !== undefined).map((e) => [e.row.id, e.json!]));
-    // At start (or a resync) a stored policy that does not parse leaves none in force rather than
-    // none at all: keep the previous one if there was one.
     const policy = text === null ? null : this.parse(text);
-    if (policy === undefined) {
-      if (this.policy && this.policyText !== null) this.policy = this.buildViews(parsePolicy(this.policyText));
-      return;
-    }
-    this.policyText = policy ? text : null;
-    this.policy = policy ? this.buildViews(policy) : null;
+    this.policyText = text;
+    // Fail closed: a policy that cannot be read keeps the one in force, or lets nobody reach anybody.
+    if (policy !== undefined) this.inForce = policy;
+    else this.inForce ??= DENY_ALL;
+    this.policy = this.inForce ? this.buildViews(this.inForce) : null;
   }
 
   /** The ids node `id` may see now (tests compare this with a from-scratch compile). */
@@ -242,6 +241,7 @@ export class Mapper {
   private async policyChanged(): Promise<void> {
     const text = await this.loadPolicyText();
     if (text === this.policyText) return;
+    this.policyText = text;
     const policy = text === null ? null : this.parse(text);
     if (policy === undefined) return;
     const old = this.policy;
@@ -276,7 +276,7 @@ export class Mapper {
       if (rest !== '}') out.set(id, rest);
     }
     this.policy = next;
-    this.policyText = next ? text : null;
+    this.inForce = policy;
     this.sendAll(out);
   }
 
@@ -414,6 +414,9 @@ export class Mapper {
     for (const s of this.sessions.values()) if (!except.has(s.nodeId)) s.send('delta', rest);
   }
 }
+
+/** In force when the stored policy cannot be read as a policy (it was checked when stored, so never expected). */
+const DENY_ALL: Policy = { groups: new Map(), tagOwners: new Map(), rules: [], tests: [], autoApprovers: { routes: [], exitNode: [] } };
 
 /** Whether other nodes see this one at all. */
 function visible(row: NodeWithUser): boolean {

@@ -111,6 +111,16 @@ describe.each(BACKENDS)('per-node netmaps from the access policy on %s', (backen
     await quietSince(alice, mark.alice);
   });
 
+  it('a stored policy that does not parse changes nothing: the one in force stays, nobody is sent anything', async () => {
+    const mark = { alice: alice.received.length, bob: bob.received.length, web: web.received.length };
+    const views = [alice, bob, web].map((a) => s.mapper.peersOf(a.self!.id));
+    const good = policy;
+    await setPolicy('{ "acls": [ { "action": "accept", "src": ["nobody@"], "dst": ["tag:nope:*"] } ] }');
+    expect([alice, bob, web].map((a) => s.mapper.peersOf(a.self!.id))).toEqual(views);
+    for (const [a, from] of [[alice, mark.alice], [bob, mark.bob], [web, mark.web]] as const) await quietSince(a, from);
+    policy = good; // what the store would still hold
+  });
+
   it('a node joining or leaving is sent only to the nodes that may see it', async () => {
     const mark = { alice: alice.received.length, bob: bob.received.length };
     const web2 = await joined('web-2', keys.web!);

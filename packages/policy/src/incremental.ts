@@ -97,28 +97,84 @@ export class PolicyViews {
   private readonly hasAll: boolean[];
   private readonly hasSelf: boolean[];
   private readonly anySelf: boolean;
+  /** Which rule sides could name a node, by what the node is: so placing a node reads only the rules that can match it. */
+  private readonly index = {
+    always: [] as string[],
+    member: [] as string[],
+    tagged: [] as string[],
+    byLogin: new Map<string, string[]>(),
+    byTag: new Map<string, string[]>(),
+    addrs: [] as { key: string; set: AddrSet }[],
+    selfRules: [] as number[],
+  };
   private readonly srcCache = new Map<number, Resolved>();
   private readonly mineCache = new Map<string, AddrSet>();
   private tailnetCache: AddrSet | null = null;
   private nextClassId = 1;
   private pending: ViewChanges = { classes: new Map(), moved: new Map(), filters: new Set() };
 
-  constructor(private readonly policy: Policy) {
+  /** Parsed addresses by "ipv4 ipv6" text; shared with the views built from this one (a policy change reparses nothing). */
+  private readonly addrs: Map<string, { ips: AddrSet; own: Cidr[] }>;
+  /** False while `load` places the first nodes: nothing to report then. */
+  private tracking = true;
+
+  constructor(private readonly policy: Policy, previous?: PolicyViews) {
+    this.addrs = previous?.addrs ?? new Map();
     this.groupMembers = new Map([...policy.groups].map(([k, v]) => [k, new Set(v)]));
     this.hasAll = policy.rules.map((r) => r.src.some((s) => s.kind === 'all'));
     this.hasSelf = policy.rules.map((r) => r.dst.some((d) => d.sel.kind === 'self'));
     this.anySelf = this.hasSelf.some(Boolean);
+    const ix = this.index;
+    const put = (sel: Selector, key: string) => {
+      switch (sel.kind) {
+        case 'all':
+        case 'danger-all': ix.always.push(key); break;
+        case 'member': ix.member.push(key); break;
+        case 'tagged': ix.tagged.push(key); break;
+        case 'user': listAdd(ix.byLogin, sel.login, key); break;
+        case 'group': for (const login of this.groupMembers.get(sel.name) ?? []) listAdd(ix.byLogin, login, key); break;
+        case 'tag': listAdd(ix.byTag, sel.name, key); break;
+        case 'addrs': ix.addrs.push({ key, set: sel.set }); break;
+        case 'self': break;
+      }
+    };
+    policy.rules.forEach((rule, r) => {
+      for (const sel of rule.src) {
+        put(sel, 's' + r);
+        if (sel.kind !== 'all' && sel.kind !== 'danger-all' && sel.kind !== 'addrs') put(sel, 'n' + r);
+      }
+      for (const e of rule.dst) put(e.sel, 'd' + r);
+      if (this.hasSelf[r]) ix.selfRules.push(r);
+    });
+  }
+
+  /** Places many nodes at once (a fresh view set): nothing is reported for them. */
+  load(nodes: Iterable<LiveNode>): void {
+    this.tracking = false;
+    try {
+      for (const n of nodes) this.upsert(n);
+    } finally {
+      this.tracking = true;
+      this.pending = { classes: new Map(), moved: new Map(), filters: new Set() };
+    }
   }
 
   /** Adds or replaces a node. */
   upsert(node: LiveNode): void {
     const prev = this.nodes.get(node.id);
-    const ips = ipsOf(node);
+    const addrKey = `${node.ipv4} ${node.ipv6}`;
+    let parsed = this.addrs.get(addrKey);
+    if (!parsed) {
+      const ips = ipsOf(node);
+      this.addrs.set(addrKey, (parsed = { ips, own: cidrsOf(ips) }));
+    }
+    const { ips } = parsed;
     const groups = this.groupsOf(node, ips);
     if (prev && sameNode(prev.node, node) && prev.groups.join(' ') === groups.join(' ')) return;
+    if (prev && (prev.node.ipv4 !== node.ipv4 || prev.node.ipv6 !== node.ipv6)) this.addrs.delete(`${prev.node.ipv4} ${prev.node.ipv6}`);
     this.snapshot(node.id, prev?.cls ?? null);
     if (prev) this.leave(prev);
-    const st: NodeState = { node, ips, own: cidrsOf(ips), groups, cls: null as unknown as Klass };
+    const st: NodeState = { node, ips, own: parsed.own, groups, cls: null as unknown as Klass };
     this.nodes.set(node.id, st);
     if (node.login !== null) setAdd(this.byLogin, node.login, node.id);
     this.mineCache.delete(node.login ?? '');
@@ -137,6 +193,7 @@ export class PolicyViews {
     this.snapshot(id, prev.cls);
     this.leave(prev);
     this.nodes.delete(id);
+    this.addrs.delete(`${prev.node.ipv4} ${prev.node.ipv6}`);
     this.pending.moved.get(id)!.to = null;
     this.pending.filters.delete(id);
   }
@@ -214,27 +271,29 @@ export class PolicyViews {
     }
   }
 
-  /** The groups a node is in, sorted. */
+  /** The groups a node is in, sorted: from the index, so a node costs the rules that can name it. */
   private groupsOf(n: LiveNode, ips: AddrSet): string[] {
     if (isEmpty(ips)) return [];
-    const out: string[] = [];
-    this.policy.rules.forEach((rule: Rule, r) => {
-      let src = false;
-      let named = false;
-      for (const sel of rule.src) {
-        if (!this.matches(sel, n, ips)) continue;
-        src = true;
-        if (sel.kind !== 'all' && sel.kind !== 'danger-all' && sel.kind !== 'addrs') named = true;
+    const ix = this.index;
+    const hits = new Set<string>(ix.always);
+    const addAll = (keys: readonly string[] | undefined) => {
+      if (keys) for (const k of keys) hits.add(k);
+    };
+    if (n.login !== null) {
+      addAll(ix.member);
+      addAll(ix.byLogin.get(n.login));
+    } else {
+      addAll(ix.tagged);
+      for (const t of n.tags) addAll(ix.byTag.get(t));
+    }
+    for (const a of ix.addrs) if (!hits.has(a.key) && overlaps(ips, a.set)) hits.add(a.key);
+    if (n.login !== null) {
+      for (const r of ix.selfRules) {
+        hits.add(`D${r}:${n.login}`);
+        if (hits.has('s' + r)) hits.add(`S${r}:${n.login}`);
       }
-      if (src) out.push('s' + r);
-      if (named) out.push('n' + r);
-      if (rule.dst.some((e) => e.sel.kind !== 'self' && this.matches(e.sel, n, ips))) out.push('d' + r);
-      if (this.hasSelf[r] && n.login !== null) {
-        out.push(`D${r}:${n.login}`);
-        if (src) out.push(`S${r}:${n.login}`);
-      }
-    });
-    return out.sort();
+    }
+    return [...hits].sort();
   }
 
   private join(g: string, id: number): void {
@@ -267,6 +326,10 @@ export class PolicyViews {
 
   /** A node entered or left `groups`: the filters whose source sets it is part of need a rebuild. */
   private sourcesChanged(node: LiveNode, groups: string[]): void {
+    if (!this.tracking) {
+      this.srcCache.clear();
+      return;
+    }
     const rules = new Set<number>();
     for (const g of groups) if (g[0] === 's' || g[0] === 'n') rules.add(ruleOf(g));
     this.hasAll.forEach((all, r) => all && rules.add(r)); // `*` lists every node's addresses
@@ -309,6 +372,7 @@ export class PolicyViews {
     const n = (c.view.get(id) ?? 0) + by;
     if (n > 0) c.view.set(id, n);
     else c.view.delete(id);
+    if (!this.tracking) return;
     if (n === 1 && by === 1) this.classDelta(c, id, true);
     else if (n === 0) this.classDelta(c, id, false);
   }
@@ -323,6 +387,10 @@ export class PolicyViews {
   /** Records, once per batch, what the node saw before the batch (before anything of it changes). */
   private snapshot(id: number, from: Klass | null): void {
     if (this.pending.moved.has(id)) return;
+    if (!this.tracking) {
+      this.pending.moved.set(id, { before: null, to: from });
+      return;
+    }
     let before: Set<number> | null = null;
     if (from) {
       // Its class's view now, with this batch's changes to it undone.
@@ -376,6 +444,12 @@ export class PolicyViews {
 
 function sameNode(a: LiveNode, b: LiveNode): boolean {
   return a.login === b.login && a.ipv4 === b.ipv4 && a.ipv6 === b.ipv6 && a.tags.join(',') === b.tags.join(',');
+}
+
+function listAdd<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const l = m.get(k);
+  if (l) l.push(v);
+  else m.set(k, [v]);
 }
 
 function setAdd<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {

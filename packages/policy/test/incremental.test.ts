@@ -109,6 +109,14 @@ describe('PolicyViews matches compile() after random change sequences', () => {
           if (want.rules.length && want.peers.length) nonTrivial++;
         }
       }
+      // Built at once from the same nodes (what a policy change does), reusing the parsed addresses.
+      const fresh = new PolicyViews(policy, views);
+      fresh.load(live.values());
+      expect(fresh.take().moved.size, `seed ${seed}: load reports nothing`).toBe(0);
+      for (const n of live.values()) {
+        expect(fresh.peersOf(n.id), `seed ${seed} node ${n.id} (load)`).toEqual(views.peersOf(n.id));
+        expect(fresh.filterOf(n.id), `seed ${seed} node ${n.id} (load)`).toEqual(views.filterOf(n.id));
+      }
       lastFilter.clear();
     }
     expect(nonTrivial).toBeGreaterThan(CASES * 10);

@@ -97,7 +97,7 @@ export class Mapper {
   }
 
   private buildViews(policy: Policy): PolicyNetmaps {
-    return new PolicyNetmaps(policy, [...this.entries.values()].filter((e) => e.json !== undefined).map((e) => e.row), (id) => this.entries.get(id)?.json);
+    return new PolicyNetmaps(policy, [...this.entries.values()].filter((e) => e.json !== undefined).map((e) => e.row), (id) => this.entries.get(id)?.json, this.policy);
   }
 
   get connectedCount(): number {

@@ -27,10 +27,11 @@ export class PolicyNetmaps {
     rows: Iterable<NodeWithUser>,
     /** The serialized peer entry of a visible node (shared with the allow-all list). */
     private readonly json: (id: number) => string | undefined,
+    /** The views this replaces (a policy change): their parsed addresses are reused. */
+    previous?: PolicyNetmaps | null,
   ) {
-    this.views = new PolicyViews(policy);
-    for (const row of rows) this.views.upsert(liveNode(row));
-    this.views.take();
+    this.views = new PolicyViews(policy, previous?.views);
+    this.views.load([...rows].map(liveNode));
   }
 
   /** A node's visible peers as shared parts (itself left out), and its filter's JSON. */

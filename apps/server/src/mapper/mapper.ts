@@ -14,14 +14,13 @@
  * whose view or filter changed are sent anything. Patches never recompute a view.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { parsePolicy, PolicyRejected, type Policy } from '@weft/policy';
+import { parsePolicy, PolicyRejected, type Policy, type ViewClass } from '@weft/policy';
 import { CloseCode, PROTOCOL_VERSION, type Peer, type PeerPatch } from '@weft/protocol';
 import type { MapperMetrics, NodeStateCounts } from '../metrics.js';
 import type { Change, PresenceChange } from '../state/changes.js';
 import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.js';
 import { PeerChunks } from './peer-chunks.js';
 import { liveNode, PolicyNetmaps, type Outgoing } from './policy-views.js';
-import type { ViewClass } from '@weft/policy';
 import { Session, type ResyncOutcome } from './session.js';
 
 interface Entry {

@@ -111,6 +111,19 @@ describe.each(BACKENDS)('per-node netmaps from the access policy on %s', (backen
     await quietSince(alice, mark.alice);
   });
 
+  it('endpoint and online patches go only to the nodes that see the patched node', async () => {
+    const mark = alice.received.length;
+    bob.send(JSON.stringify({ type: 'endpoints', endpoints: ['192.0.2.9:41641'] }));
+    await web.waitFor(() => web.peers.get(bob.self!.id)?.endpoints[0] === '192.0.2.9:41641', 10_000, 'bob endpoint patch at web');
+    // Alice does not see bob: a resync is answered after anything already sent her, and nothing named bob.
+    await s.mapper.settled();
+    alice.send(JSON.stringify({ type: 'resync' }));
+    await alice.waitFor(() => alice.received.slice(mark).some((r) => r.msg.type === 'netmap'), 5000, 'resync netmap');
+    const patched = alice.received.slice(mark).flatMap((r) => ((r.msg.patch as { id: number }[] | undefined) ?? []).map((p) => p.id));
+    expect(patched).not.toContain(bob.self!.id);
+    expect(alice.received.some((r) => r.raw.includes('192.0.2.9'))).toBe(false);
+  });
+
   it('a stored policy that does not parse changes nothing: the one in force stays, nobody is sent anything', async () => {
     const mark = { alice: alice.received.length, bob: bob.received.length, web: web.received.length };
     const views = [alice, bob, web].map((a) => s.mapper.peersOf(a.self!.id));

@@ -6,15 +6,23 @@
 import { SimAgent, now } from '../test-support/sim-agent.js';
 
 type Cmd =
-  | { cmd: 'register'; url: string; authKey: string; count: number; concurrency: number }
-  | { cmd: 'connect'; concurrency: number }
-  | { cmd: 'track-removal'; nodeId: number; deleted: number[]; timeoutMs: number }
+  /** `authKeys[i]` (when given) is agent i's key, else `authKey` for all. */
+  | { cmd: 'register'; url: string; authKey: string; authKeys?: string[]; count: number; concurrency: number }
+  /** `parse`: keep peers (a policy bench checks views; netmaps are small then). */
+  | { cmd: 'connect'; concurrency: number; parse?: boolean }
+  /** `affected`: the node ids that must see the removal (absent = every other agent). */
+  | { cmd: 'track-removal'; nodeId: number; deleted: number[]; timeoutMs: number; affected?: number[] }
+  /** Arms, then waits until every `expect` node got a non-patch delta and has exactly those peers; counts deltas to anyone else. */
+  | { cmd: 'track-delta'; expect: Record<number, number[]>; timeoutMs: number }
+  | { cmd: 'arm' }
   | { cmd: 'closed' }
   /** Closes every socket, forgets what was received, and drops the agents of deleted nodes (before a server restart). */
   | { cmd: 'disconnect'; drop: number[] }
   | { cmd: 'exit' };
 
 let agents: SimAgent[] = [];
+/** Per agent, how many messages it had when the parent last armed a tracker. */
+const armed = new Map<SimAgent, number>();
 const send = (m: unknown) => process.send!(m);
 
 async function pool<T>(items: T[], concurrency: number, fn: (t: T) => Promise<void>): Promise<void> {
@@ -29,7 +37,7 @@ process.on('message', async (m: Cmd) => {
     if (m.cmd === 'register') {
       agents = Array.from({ length: m.count }, (_, i) => new SimAgent(m.url, `sim-${i}`));
       const t0 = now();
-      await pool(agents, m.concurrency, async (a) => void (await a.register(m.authKey)));
+      await pool(agents.map((a, i) => [a, i] as const), m.concurrency, async ([a, i]) => void (await a.register(m.authKeys?.[i] ?? m.authKey)));
       send({ ok: 'register', ms: now() - t0 });
     } else if (m.cmd === 'connect') {
       const t0 = now();
@@ -37,7 +45,7 @@ process.on('message', async (m: Cmd) => {
       let netmapBytes = 0;
       await pool(agents, m.concurrency, async (a) => {
         const start = now();
-        await a.connect({ parse: false });
+        await a.connect({ parse: m.parse ?? false });
         await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 300_000, 'netmap');
         const nm = a.received.find((r) => r.msg.type === 'netmap')!;
         netmapMs.push(nm.at - start);
@@ -51,7 +59,8 @@ process.on('message', async (m: Cmd) => {
     } else if (m.cmd === 'track-removal') {
       // Every agent except the deleted one must see a delta removing it; report the last arrival.
       const gone = new Set([m.nodeId, ...m.deleted]);
-      const affected = agents.filter((a) => !gone.has(a.self!.id) && a.closed === null);
+      const only = m.affected ? new Set(m.affected) : null;
+      const affected = agents.filter((a) => !gone.has(a.self!.id) && a.closed === null && (!only || only.has(a.self!.id)));
       const arrivals: number[] = [];
       await Promise.all(affected.map((a) => new Promise<void>((resolve) => {
         const done = (at: number) => {
@@ -73,12 +82,35 @@ process.on('message', async (m: Cmd) => {
         };
       })));
       const missing = affected.filter((a) => !a.received.some((r) => (r.msg.remove as number[] | undefined)?.includes(m.nodeId)));
+      // Under a policy, nobody else may hear of it.
+      const told = only ? agents.filter((a) => !only.has(a.self!.id) && a.received.some((r) => (r.msg.remove as number[] | undefined)?.includes(m.nodeId))).length : 0;
       send({
         ok: 'track-removal',
         affected: affected.length,
         received: arrivals.length,
+        unaffectedThatHeard: told,
         lastAt: Math.max(...arrivals),
         missing: missing.slice(0, 5).map((a) => ({ id: a.self!.id, closed: a.closed, lastSeq: a.received.at(-1)?.msg.seq, messages: a.received.length })),
+      });
+    } else if (m.cmd === 'arm') {
+      for (const a of agents) armed.set(a, a.received.length);
+      send({ ok: 'arm' });
+    } else if (m.cmd === 'track-delta') {
+      const substantive = (a: SimAgent) => a.received.slice(armed.get(a) ?? 0).find((r) => r.msg.type !== 'delta' || Object.keys(r.msg).some((k) => k !== 'type' && k !== 'seq' && k !== 'patch'));
+      const want = new Map(Object.entries(m.expect).map(([id, peers]) => [Number(id), peers.join()]));
+      const targets = agents.filter((a) => want.has(a.self!.id));
+      const viewOk = (a: SimAgent) => [...a.peers.keys()].sort((x, y) => x - y).join() === want.get(a.self!.id);
+      const deadline = Date.now() + m.timeoutMs;
+      while (Date.now() < deadline && !targets.every((a) => substantive(a) && viewOk(a))) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 300)); // anything sent to others by mistake arrives meanwhile
+      const arrivals = targets.flatMap((a) => substantive(a)?.at ?? []);
+      send({
+        ok: 'track-delta',
+        affected: targets.length,
+        received: arrivals.length,
+        wrongView: targets.filter((a) => !viewOk(a)).length,
+        unaffectedThatHeard: agents.filter((a) => !want.has(a.self!.id) && substantive(a)).length,
+        lastAt: Math.max(...arrivals),
       });
     } else if (m.cmd === 'disconnect') {
       const drop = new Set(m.drop);

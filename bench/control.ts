@@ -6,6 +6,10 @@
  * Measures: time to connect all; full-netmap latency; delta propagation p50/p99 from a REST node
  * delete to the last affected agent receiving the removal; server RSS per connected node, read
  * after the server has idled for BENCH_SETTLE_MS (30 s) and also 3 s after the connect storm.
+ * BENCH_POLICY=teams runs under the realistic access policy of bench/lib/control-policy.ts (every
+ * node sees 99 peers; the server reads it through its WEFT_TEST_POLICY_FILE hook) and also times
+ * a one-rule policy change to the last affected agent, checking every affected agent's view and
+ * that no other agent was sent anything. Rows are kept per (nodes, backend, policy).
  * Writes bench/results/control.json with the machine noted.
  */
 import { fork, spawn } from 'node:child_process';
@@ -15,11 +19,16 @@ import { join, resolve } from 'node:path';
 import { freePort, SERVER_BIN } from '../apps/server/test/support/process.js';
 import { startPostgres } from '../test-support/postgres.js';
 import { now } from '../test-support/sim-agent.js';
+import { compile, parsePolicy, prepareNodes, type Compiled } from '../packages/policy/src/index.js';
+import { teamPlan, type TeamPlan } from './lib/control-policy.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '1000,10000').split(',').map(Number);
 /** "pglite" (the embedded default), "postgres" (a throwaway local cluster), or both. */
 const BACKENDS = (process.env.BENCH_BACKENDS ?? 'pglite,postgres').split(',') as ('pglite' | 'postgres')[];
 const DELETES = Number(process.env.BENCH_DELETES ?? 40);
+/** "teams": the realistic policy (bench/lib/control-policy.ts); absent = none (every node sees every node). */
+const POLICY = process.env.BENCH_POLICY === 'teams' ? 'teams' : 'none';
+const POLICY_ROUNDS = Number(process.env.BENCH_POLICY_ROUNDS ?? 4);
 /** How long the server idles before an RSS reading counts as settled. */
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -32,6 +41,7 @@ const pct = (xs: number[], p: number) => {
   return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN;
 };
 const round = (x: number) => Math.round(x * 10) / 10;
+const round1 = round;
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 async function runOnce(n: number, backend: 'pglite' | 'postgres') {
@@ -39,9 +49,13 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
   const url = `http://127.0.0.1:${port}`;
   const pg = backend === 'postgres' ? await startPostgres() : null;
   const dataDir = mkdtempSync(join(tmpdir(), 'weft-bench-')); // after Postgres: a failed start leaves no dir behind
+  const plan: TeamPlan | null = POLICY === 'teams' ? teamPlan(n) : null;
+  const policyDir = plan ? mkdtempSync(join(tmpdir(), 'weft-bench-policy-')) : null;
+  const policyFile = policyDir ? join(policyDir, 'policy.hujson') : null;
+  if (plan) writeFileSync(policyFile!, plan.policy);
   const server = spawn(process.execPath, [...SERVER_NODE_ARGS, SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', 'off', '--data-dir', dataDir, '--log-level', 'warn'], {
     stdio: ['ignore', 'inherit', 'pipe'],
-    env: { ...process.env, ...(pg ? { WEFT_DATABASE_URL: pg.url } : {}) },
+    env: { ...process.env, ...(pg ? { WEFT_DATABASE_URL: pg.url } : {}), ...(policyFile ? { WEFT_TEST_POLICY_FILE: policyFile } : {}) },
   });
   let serverErr = '';
   server.stderr!.on('data', (d) => (serverErr += d));
@@ -70,14 +84,32 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
     await admin(['users', 'create', 'bench']);
     const authKey = (await admin(['authkeys', 'create', '--user', 'bench', '--reusable', '--expiration', '0'])).key as string;
 
-    console.log(`[${n}] registering ${n} nodes...`);
-    const reg = await ask({ cmd: 'register', url, authKey, count: n, concurrency: 32 });
+    const rest = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(url + path, { method, headers: { authorization: `Bearer ${apiKey}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+      return res.json() as Promise<any>;
+    };
+    let authKeys: string[] | undefined;
+    if (plan) {
+      const keyFor = new Map<string, string>();
+      for (const u of plan.users) {
+        await rest('POST', '/api/v1/users', { name: u });
+        keyFor.set(u, (await rest('POST', '/api/v1/authkeys', { user: u, reusable: true, expiresIn: 0 })).key);
+      }
+      for (let k = 0; k < plan.teams; k++) keyFor.set(`tag:svc-${k}`, (await rest('POST', '/api/v1/authkeys', { user: `t${k}u0`, reusable: true, expiresIn: 0, tags: [`tag:svc-${k}`] })).key);
+      authKeys = Array.from({ length: n }, (_, i) => {
+        const k = plan.keyOf(i);
+        return keyFor.get(k.tags[0] ?? k.user)!;
+      });
+    }
+    console.log(`[${n}] registering ${n} nodes${plan ? ` (policy: ${plan.teams} teams)` : ''}...`);
+    const reg = await ask({ cmd: 'register', url, authKey, authKeys, count: n, concurrency: 32 });
     // RSS right after a storm holds garbage V8 has not collected yet; idle for SETTLE_MS, it does.
     const rssAfterRegister = rssKb(server.pid!);
     await sleep(SETTLE_MS);
     const rssIdle = rssKb(server.pid!);
     console.log(`[${n}] registered in ${round(reg.ms / 1000)} s; connecting...`);
-    const conn = await ask({ cmd: 'connect', concurrency: 64 });
+    const conn = await ask({ cmd: 'connect', concurrency: 64, parse: !!plan });
     console.log(`[${n}] ${conn.open} connected in ${round(conn.ms / 1000)} s (netmap ${round(conn.netmapBytes / 1024)} KiB)`);
     await sleep(3000); // the last online patches go out
     const rssAfterConnect = rssKb(server.pid!);
@@ -85,14 +117,17 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
     const rssConnected = rssKb(server.pid!);
     console.log(`[${n}] server RSS ${round(rssAfterConnect / 1024)} MiB 3 s after the last connect, ${round(rssConnected / 1024)} MiB after ${SETTLE_MS / 1000} s more`);
 
-    const nodes = (await (await fetch(`${url}/api/v1/nodes`, { headers: { authorization: `Bearer ${apiKey}` } })).json()) as { items: { id: number }[] };
+    const nodes = (await rest('GET', '/api/v1/nodes')) as { items: ListedNode[] };
     const victims = nodes.items.slice(-DELETES).map((x) => x.id);
+    const views = plan ? compiledViews(plan.policy, nodes.items) : null;
     const fromRequest: number[] = [];
     const fromReturn: number[] = [];
     let missed = 0;
+    let unaffectedHeard = 0;
     const deleted: number[] = [];
     for (const id of victims) {
-      const tracking = ask({ cmd: 'track-removal', nodeId: id, deleted, timeoutMs: 15_000 });
+      const affected = views ? [...views.peers].filter(([viewer, peers]) => peers.includes(id) && !deleted.includes(viewer)).map(([viewer]) => viewer) : undefined;
+      const tracking = ask({ cmd: 'track-removal', nodeId: id, deleted, timeoutMs: 15_000, affected });
       deleted.push(id);
       await new Promise((r) => setTimeout(r, 50)); // tracker armed
       const t0 = now();
@@ -101,14 +136,43 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       if (res.status !== 200) throw new Error(`delete ${id}: ${res.status}`);
       const r = await tracking;
       missed += r.affected - r.received;
+      unaffectedHeard += r.unaffectedThatHeard ?? 0;
       if (r.missing.length) console.log(`[${n}] delete ${id}: ${r.affected - r.received} agents missed it, e.g. ${JSON.stringify(r.missing)}`);
       fromRequest.push(r.lastAt - t0);
       fromReturn.push(r.lastAt - t1);
+    }
+    // A one-rule policy change (added, then removed, alternately), to the last affected agent.
+    let policyChange: Record<string, unknown> | undefined;
+    if (plan) {
+      const left = ((await rest('GET', '/api/v1/nodes')) as { items: ListedNode[] }).items;
+      let current = plan.policy;
+      const rounds: { affected: number; ms: number; missed: number; wrongView: number; unaffectedThatHeard: number }[] = [];
+      for (let round = 0; round < POLICY_ROUNDS; round++) {
+        const next = current === plan.policy ? plan.policyPlusOneRule : plan.policy;
+        const before = compiledViews(current, left);
+        const after = compiledViews(next, left);
+        const expect: Record<number, number[]> = {};
+        for (const [id, peers] of after.peers) if (peers.join() !== before.peers.get(id)!.join() || after.rules.get(id) !== before.rules.get(id)) expect[id] = peers;
+        await ask({ cmd: 'arm' });
+        writeFileSync(policyFile!, next);
+        const t0 = now();
+        server.kill('SIGUSR2');
+        const r = await ask({ cmd: 'track-delta', expect, timeoutMs: 15_000 });
+        rounds.push({ affected: r.affected, ms: round1(r.lastAt - t0), missed: r.affected - r.received, wrongView: r.wrongView, unaffectedThatHeard: r.unaffectedThatHeard });
+        console.log(`[${n}] policy change ${round + 1}: ${r.affected} affected nodes, last delta ${round1(r.lastAt - t0)} ms after the change; wrong views ${r.wrongView}, others told ${r.unaffectedThatHeard}`);
+        current = next;
+      }
+      policyChange = {
+        change: 'one rule added or removed (group:team-0 -> tag:svc-1:443), alternately; from the policy-changed signal to the last affected agent receiving its delta',
+        rounds,
+        deliveredToAllAffectedMs: { p50: round1(pct(rounds.map((x) => x.ms), 50)), max: round1(Math.max(...rounds.map((x) => x.ms))) },
+      };
     }
     const closed = (await ask({ cmd: 'closed' })).codes;
     const result = {
       nodes: n,
       backend,
+      policy: POLICY === 'teams' ? `teams: ${plan!.teams} teams of ${n >= 100 ? 100 : n} nodes (10 users x 5 devices + 50 tagged servers), 99 peers per node` : 'none',
       measuredAt: new Date().toISOString(),
       agentSocketsClosedByCode: closed,
       registerAllSeconds: round(reg.ms / 1000),
@@ -120,7 +184,9 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
         fromRequestSent: { p50: round(pct(fromRequest, 50)), p99: round(pct(fromRequest, 99)), max: round(Math.max(...fromRequest)) },
         fromResponseReturned: { p50: round(pct(fromReturn, 50)), p99: round(pct(fromReturn, 99)) },
         agentsThatMissedARemoval: missed,
+        ...(plan ? { agentsNotSeeingItThatWereTold: unaffectedHeard } : {}),
       },
+      ...(policyChange ? { policyChange } : {}),
       serverRss: {
         settleSeconds: SETTLE_MS / 1000,
         afterRegisteringMiB: round(rssAfterRegister / 1024),
@@ -140,6 +206,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
     if (server.exitCode === null) await new Promise((r) => server.once('exit', r));
     await pg?.stop();
     rmSync(dataDir, { recursive: true, force: true });
+    if (policyDir) rmSync(policyDir, { recursive: true, force: true });
   }
 }
 
@@ -147,20 +214,43 @@ const measured: Awaited<ReturnType<typeof runOnce>>[] = [];
 for (const backend of BACKENDS) for (const n of SIZES) measured.push(await runOnce(n, backend));
 // A run of some sizes or backends replaces those rows and keeps the others from earlier runs.
 const file = resolve(here, 'results/control.json');
-const earlier: { nodes: number; backend: string }[] = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')).results ?? [] : [];
+const earlier: { nodes: number; backend: string; policy?: string }[] = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')).results ?? [] : [];
+const policyOf = (r: { policy?: string }) => (r.policy ?? 'none').split(':')[0]!;
 const results = [
-  ...earlier.filter((e) => !measured.some((m) => m.nodes === e.nodes && m.backend === e.backend)),
+  ...earlier.filter((e) => !measured.some((m) => m.nodes === e.nodes && m.backend === e.backend && policyOf(m) === policyOf(e))),
   ...measured,
-].sort((a, b) => a.backend.localeCompare(b.backend) || a.nodes - b.nodes);
+].sort((a, b) => a.backend.localeCompare(b.backend) || policyOf(a).localeCompare(policyOf(b)) || a.nodes - b.nodes);
 const out = {
   benchmark: 'control',
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release(), node: process.version },
-  setup: 'one weft-server process (embedded PGlite, or Postgres 15 in its own processes) + one fleet process of simulated agents, loopback; every node sees every other (no policy). serverRss is the weft-server process only (for PGlite that includes the database); perConnectedNodeKiB is read after the server idled settleSeconds with every agent connected.',
-  targets: { propagationP99Ms: 1000, rssPerNodeKiB: 50 },
+  setup: 'one weft-server process (embedded PGlite, or Postgres 15 in its own processes) + one fleet process of simulated agents, loopback; every node sees every other where policy is none; rows with policy teams run under bench/lib/control-policy.ts (99 peers per node) and time a one-rule policy change (policyChange). serverRss is the weft-server process only (for PGlite that includes the database); perConnectedNodeKiB is read after the server idled settleSeconds with every agent connected.',
+  targets: { propagationP99Ms: 1000, rssPerNodeKiB: 50, connectAllUnderPolicySeconds: 30, policyChangeDeliveredMs: 1000 },
   results,
 };
 mkdirSync(resolve(here, 'results'), { recursive: true });
 writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
 console.log('wrote bench/results/control.json');
 process.exit(0);
+
+interface ListedNode { id: number; name: string; user: string; tags: string[]; ipv4: string; ipv6: string; expired: boolean }
+
+/** Per node id, from a from-scratch compile: its peers (ids, ascending) and its rules as text. */
+function compiledViews(policy: string, listed: ListedNode[]): { peers: Map<number, number[]>; rules: Map<number, string> } {
+  const live = listed.filter((x) => !x.expired);
+  const logins = [...new Set(live.map((x) => x.user))];
+  const prepared = prepareNodes({
+    users: logins.map((u, i) => ({ id: i + 1, name: u, login: `${u}@` })),
+    nodes: live.map((x) => ({ id: x.id, name: x.name, user: x.tags.length ? null : `${x.user}@`, tags: x.tags, ipv4: x.ipv4, ipv6: x.ipv6, advertisedRoutes: [], approvedRoutes: [] })),
+  });
+  const compiled: Compiled = compile(parsePolicy(policy), prepared).compiled;
+  const idOf = new Map(live.map((x) => [x.name, x.id]));
+  const peers = new Map<number, number[]>();
+  const rules = new Map<number, string>();
+  for (const x of live) {
+    const v = compiled.nodes[x.name]!;
+    peers.set(x.id, v.peers.map((p) => idOf.get(p)!).sort((a, b) => a - b));
+    rules.set(x.id, JSON.stringify(v.rules));
+  }
+  return { peers, rules };
+}

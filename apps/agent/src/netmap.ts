@@ -10,14 +10,14 @@
  * so the result is what a resync would give. Its record stays until the server sends that id
  * again valid, removes it, or sends a fresh netmap.
  */
-import type { DeltaMessage, NetmapMessage, Peer, SelfNode, ServerMessage } from '@weft/protocol';
+import type { DeltaMessage, FilterRule, NetmapMessage, Peer, SelfNode, ServerMessage } from '@weft/protocol';
 import type { SkippedPeer } from './server-message.js';
 
 /** Skipped entries without a usable id kept for `weft status`; the newest win. */
 const MAX_UNNAMED_SKIPPED = 16;
 
 export type NetmapChange =
-  | { kind: 'full'; self: SelfNode; peers: Peer[]; skipped: SkippedPeer[] }
+  | { kind: 'full'; self: SelfNode; peers: Peer[]; skipped: SkippedPeer[]; packetFilter: FilterRule[] | null }
   | {
       kind: 'delta';
       /** Entries of this message left out. */
@@ -29,6 +29,8 @@ export type NetmapChange =
       /** Peers changed by a patch, after the patch. */
       patched: { peer: Peer; previous: Peer }[];
       self: SelfNode | undefined;
+      /** The packet filter was replaced by this (null = allow all); absent = unchanged. */
+      packetFilter?: FilterRule[] | null;
     }
   | { kind: 'resync'; reason: string }
   /** Message dropped: waiting for the netmap a resync asked for. */
@@ -41,6 +43,7 @@ export class Netmap {
   private selfNode: SelfNode | undefined;
   private skippedById = new Map<number, SkippedPeer>();
   private skippedUnnamed: SkippedPeer[] = [];
+  private filter: FilterRule[] | null = null;
 
   /** Starts from a persisted netmap; the next connection still expects a fresh netmap first. */
   constructor(initial?: { self: SelfNode; peers: Peer[] }) {
@@ -62,6 +65,11 @@ export class Netmap {
   /** Peer entries left out of what is applied now: by id, then those without one. */
   get skipped(): SkippedPeer[] {
     return [...[...this.skippedById.values()].sort((a, b) => a.id! - b.id!), ...this.skippedUnnamed];
+  }
+
+  /** The packet filter for traffic arriving at this node; null = no policy: allow all. Stored, not enforced here. */
+  get packetFilter(): FilterRule[] | null {
+    return this.filter;
   }
 
   peer(id: number): Peer | undefined {
@@ -103,6 +111,7 @@ export class Netmap {
     this.lastSeq = msg.seq;
     this.awaitingNetmap = false;
     this.selfNode = msg.self;
+    this.filter = msg.packetFilter ?? null;
     this.peersById = new Map();
     this.skippedById = new Map();
     this.skippedUnnamed = [];
@@ -123,7 +132,7 @@ export class Netmap {
       keys.set(p.nodeKey, p.id);
     }
     this.recordSkipped(refused);
-    return { kind: 'full', self: msg.self, peers: this.peers, skipped: refused };
+    return { kind: 'full', self: msg.self, peers: this.peers, skipped: refused, packetFilter: this.filter };
   }
 
   private applyDelta(msg: DeltaMessage, skipped: SkippedPeer[]): NetmapChange {
@@ -194,7 +203,8 @@ export class Netmap {
       patched.push({ peer, previous });
     }
     if (msg.self) this.selfNode = msg.self;
+    if (msg.packetFilter !== undefined) this.filter = msg.packetFilter;
     this.recordSkipped(refused);
-    return { kind: 'delta', skipped: refused, removed, upserted, patched, self: msg.self };
+    return { kind: 'delta', skipped: refused, removed, upserted, patched, self: msg.self, ...(msg.packetFilter !== undefined && { packetFilter: msg.packetFilter }) };
   }
 }

@@ -58,6 +58,8 @@ export interface AppOptions {
   metrics?: { token?: string; stun?: { readonly counters: StunCounters } };
   /** Relay/STUN regions for netmaps (regions.ts); absent = netmaps list none. */
   regions?: RegionOptions;
+  /** The active access policy's text for the mapper (tests pass their own); absent = `activePolicy`. */
+  loadPolicy?: () => Promise<string | null>;
 }
 
 export interface App {
@@ -90,6 +92,11 @@ class RequestLogAtDebug extends LogController {
   override routeNotFound(request: FastifyRequest): void {
     request.log.debug({ method: request.method, url: request.url }, 'route not found');
   }
+}
+
+/** The access policy in force, as the mapper reads it: the stored policy's active version, or null (everyone sees everyone). */
+async function activePolicy(state: State): Promise<string | null> {
+  return (await state.policy.active())?.text ?? null;
 }
 
 export async function buildApp(opts: AppOptions): Promise<App> {
@@ -125,7 +132,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const limits = new AbuseLimits(opts.limits);
   // Before the mapper loads: every change up to here is in what it loads, later ones are read.
   await hub.start();
-  const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), log: app.log, patchIntervalMs: opts.patchIntervalMs, metrics: metrics?.mapper });
+  const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), loadPolicy: opts.loadPolicy ?? (() => activePolicy(state)), log: app.log, patchIntervalMs: opts.patchIntervalMs, metrics: metrics?.mapper });
   await mapper.init();
   hub.connect(mapper);
   metrics?.attach({ nodeStates: () => mapper.nodeStates(), sessions: () => mapper.connectedCount, rateLimitRefusals: () => limits.refusals });

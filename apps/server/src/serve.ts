@@ -1,4 +1,5 @@
 /** `weft-server serve`: read config, open storage, listen, shut down cleanly on SIGTERM/SIGINT. */
+import { readFile } from 'node:fs/promises';
 import { openDatabase, prepareDataDir } from '@weft/db';
 import { StunServer, type StunLog } from '@weft/relay';
 import { buildApp } from './app.js';
@@ -22,11 +23,15 @@ export async function serve(argv: string[]): Promise<void> {
 
   const db = await openDatabase(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: config.dataDir }, log);
   const metricsOn = config.metricsListen !== undefined || config.metricsToken !== undefined;
-  const { app, state, metrics } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
+  const testPolicy = testPolicyFile(process.env);
+  const { app, state, metrics, mapper } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
     maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies, outbox: outboxTimings(process.env),
     regions: { embeddedStunPort: stun ? stun.address().port : null, extra: config.regions },
     ...(metricsOn ? { metrics: { token: config.metricsToken, stun } } : {}),
+    ...(testPolicy ? { loadPolicy: testPolicy } : {}),
   });
+  let policyVersion = 0;
+  if (testPolicy) process.on('SIGUSR2', () => void mapper.apply({ kind: 'policy-changed', version: ++policyVersion }));
   await app.listen({ host, port });
   const admin = await listenAdminSocket(app, config.dataDir);
   const metricsServer = metrics && config.metricsListen ? await listenMetrics(metrics, ...splitHostPort(config.metricsListen)) : null;
@@ -99,6 +104,22 @@ function outboxTimings(env: NodeJS.ProcessEnv): FollowerTimings | undefined {
   const parsed = TestOutbox.safeParse(json);
   if (!parsed.success) throw new ConfigError(`WEFT_TEST_OUTBOX: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return parsed.data;
+}
+
+/**
+ * Benchmarks and tests only, until the policy store lands: `WEFT_TEST_POLICY_FILE` = a policy file
+ * the mapper reads as the active policy (missing or empty = none), re-read on SIGUSR2.
+ */
+function testPolicyFile(env: NodeJS.ProcessEnv): (() => Promise<string | null>) | undefined {
+  const file = env.WEFT_TEST_POLICY_FILE;
+  if (!file) return undefined;
+  return async () => {
+    const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return '';
+      throw err;
+    });
+    return text.trim() ? text : null;
+  };
 }
 
 function splitHostPort(listen: string): [string, number] {

@@ -24,6 +24,7 @@ export { parsePolicy } from './parse.js';
 export { runTests } from './policy-tests.js';
 export { DEFAULT_PROTOS } from './protocols.js';
 export { compileReference } from './reference.js';
+export { PolicyViews, type LiveNode, type ViewChanges, type ViewClass } from './incremental.js';
 
 /**
  * Parses, compiles and runs the policy's `tests` against `nodes`: the whole acceptance check.

@@ -140,13 +140,28 @@ export const Region = z.object({
   relayUrl: z.string().url().max(2048).optional(),
 });
 export type Region = z.infer<typeof Region>;
+/**
+ * One packet-filter rule for traffic arriving at this node over the tunnel (Tailscale's FilterRule
+ * by JSON name; the shape `weft-server policy compile` prints). A packet is allowed when some rule
+ * has its source in `srcIPs`, its destination address and port in one of `dstPorts`, and its
+ * protocol in `protos`.
+ */
+export const FilterRule = z.object({
+  /** Source addresses, CIDRs or `a-b` ranges, IPv4 first, ascending; `["*"]` = any address. */
+  srcIPs: z.array(z.string()),
+  /** Destinations on this node: an address or CIDR (or `*`) and a port range `first-last`. */
+  dstPorts: z.array(z.object({ ip: z.string(), ports: z.string() })),
+  /** IANA protocol numbers, ascending. */
+  protos: z.array(z.number().int().min(0).max(255)),
+});
+export type FilterRule = z.infer<typeof FilterRule>;
 
 export const NetmapMessage = z.object({
   type: z.literal('netmap'),
   seq: z.number().int(),
   protocolVersion: z.number().int(),
   self: SelfNode,
-  /** Every peer this node may see, sorted by id. */
+  /** Every peer this node may see, sorted by id (with an access policy, only those it may see). */
   peers: z.array(Peer),
   /**
    * Relay/STUN regions, sorted by id (protocol 1, optional: a server that predates regions, or
@@ -154,6 +169,12 @@ export const NetmapMessage = z.object({
    * carries them, so a node learns changes on its next netmap (reconnect or resync).
    */
   regions: z.array(Region).max(MAX_REGIONS).optional(),
+  /**
+   * Since protocol 1 (2026-12-01), optional: the packet filter for traffic arriving at this node,
+   * from the access policy. Absent = no policy is stored: allow all (what every earlier server
+   * meant). Present and empty = nothing may reach this node.
+   */
+  packetFilter: z.array(FilterRule).optional(),
 });
 export type NetmapMessage = z.infer<typeof NetmapMessage>;
 
@@ -171,6 +192,11 @@ export const DeltaMessage = z.object({
   patch: z.array(PeerPatch).optional(),
   /** This node itself changed (renamed, expiry). */
   self: SelfNode.optional(),
+  /**
+   * Since protocol 1 (2026-12-01): the packet filter changed and this replaces it whole (see
+   * NetmapMessage.packetFilter). Absent = unchanged; null = no policy any more: allow all.
+   */
+  packetFilter: z.array(FilterRule).nullable().optional(),
 });
 export type DeltaMessage = z.infer<typeof DeltaMessage>;
 

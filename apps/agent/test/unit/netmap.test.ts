@@ -78,3 +78,22 @@ describe('Netmap sequencing', () => {
     expect(nm.self!.name).toBe('renamed');
   });
 });
+
+describe('Netmap packet filter (stored for enforcement, not enforced here)', () => {
+  const rule = { srcIPs: ['100.64.0.2'], dstPorts: [{ ip: '100.64.0.1', ports: '22-22' }], protos: [6] };
+  it('a netmap without a filter means allow all; with one it is kept; a delta replaces it, null resets it, absent leaves it', () => {
+    const nm = new Netmap();
+    expect(nm.apply(netmap(1, [peer(2)]))).toMatchObject({ kind: 'full', packetFilter: null });
+    expect(nm.packetFilter).toBeNull();
+    const full = nm.apply({ ...netmap(1, [peer(2)]), packetFilter: [rule] });
+    expect(full).toMatchObject({ kind: 'full', packetFilter: [rule] });
+    expect(nm.packetFilter).toEqual([rule]);
+    const untouched = nm.apply({ type: 'delta', seq: 2, remove: [2] });
+    expect(untouched.kind === 'delta' && 'packetFilter' in untouched).toBe(false);
+    expect(nm.packetFilter).toEqual([rule]);
+    expect(nm.apply({ type: 'delta', seq: 3, packetFilter: [] })).toMatchObject({ kind: 'delta', packetFilter: [] });
+    expect(nm.packetFilter).toEqual([]);
+    expect(nm.apply({ type: 'delta', seq: 4, packetFilter: null })).toMatchObject({ kind: 'delta', packetFilter: null });
+    expect(nm.packetFilter).toBeNull();
+  });
+});

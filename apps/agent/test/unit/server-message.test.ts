@@ -94,3 +94,20 @@ function readOk(json: unknown) {
   if (!r.ok) throw new Error(r.reason);
   return r;
 }
+
+describe('reading the packet filter', () => {
+  const rule = { srcIPs: ['100.64.0.0/30', 'fd7a::2'], dstPorts: [{ ip: '100.64.0.1', ports: '22-22' }], protos: [6, 17] };
+  it('a netmap and a delta carry packetFilter through to what is applied', () => {
+    const read = readServerMessage({ ...netmap([peer(2)]), packetFilter: [rule] });
+    if (!read.ok) throw new Error(read.reason);
+    expect(read.msg.type === 'netmap' && read.msg.packetFilter).toEqual([rule]);
+    const delta = readServerMessage({ type: 'delta', seq: 2, packetFilter: null });
+    if (!delta.ok) throw new Error(delta.reason);
+    expect(delta.msg.type === 'delta' && delta.msg.packetFilter).toBeNull();
+  });
+  it('a malformed packet filter drops the whole message (a filter is never half applied)', () => {
+    const read = readServerMessage({ ...netmap([peer(2)]), packetFilter: [{ ...rule, protos: ['tcp'] }] });
+    expect(read.ok).toBe(false);
+    if (!read.ok) expect(read.reason).toMatch(/packetFilter/);
+  });
+});

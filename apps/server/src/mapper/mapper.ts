@@ -7,24 +7,33 @@
  * expire, rename) go out at once; patches (online, endpoints) are coalesced for a window that grows
  * with the fleet (`patchWindowMs`) so a storm of connects does not become a storm of messages.
  *
- * Visibility today: every live node (not expired, its user not suspended) sees every other. The
- * policy engine will replace `visible`.
+ * Visibility: with no access policy stored, every live node (not expired, its user not suspended)
+ * sees every other, from one shared list. With a policy, `PolicyNetmaps` keeps one shared list per
+ * view class (nodes that see the same peers) and each node's packet filter; node changes update
+ * the views incrementally and a policy change rebuilds them, and either way only the sessions
+ * whose view or filter changed are sent anything. Patches never recompute a view.
  */
 import type { FastifyBaseLogger } from 'fastify';
+import { parsePolicy, PolicyRejected, type Policy, type ViewClass } from '@weft/policy';
 import { CloseCode, PROTOCOL_VERSION, type Peer, type PeerPatch } from '@weft/protocol';
 import type { MapperMetrics, NodeStateCounts } from '../metrics.js';
 import type { Change, PresenceChange } from '../state/changes.js';
 import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.js';
 import { PeerChunks } from './peer-chunks.js';
+import { liveNode, PolicyNetmaps, type Outgoing } from './policy-views.js';
 import { Session, type ResyncOutcome } from './session.js';
 
 interface Entry {
   row: NodeWithUser;
   peer: Peer;
+  /** `peer` serialized, while the node is visible. */
+  json?: string;
 }
 
 export interface MapperOptions {
   loadRows: (ids?: number[]) => Promise<NodeWithUser[]>;
+  /** The active access policy's text; null = none stored: every node sees every node. Absent = always null. */
+  loadPolicy?: () => Promise<string | null>;
   log: FastifyBaseLogger;
   patchIntervalMs?: number;
   /** Absent = nothing measured. */
@@ -39,15 +48,55 @@ export class Mapper {
   private pendingPatches = new Map<number, PeerPatch>();
   private patchTimer: NodeJS.Timeout | null = null;
   private readonly patchIntervalMs: number;
+  /** Null while no policy is stored (allow all: the shared list alone). */
+  private policy: PolicyNetmaps | null = null;
+  /** The policy text last read (to skip reloads that change nothing), and the policy in force. */
+  private policyText: string | null = null;
+  private inForce: Policy | null = null;
 
   constructor(private readonly opts: MapperOptions) {
     this.patchIntervalMs = opts.patchIntervalMs ?? 200;
   }
 
   async init(): Promise<void> {
-    const rows = await this.opts.loadRows();
-    for (const row of rows) this.entries.set(row.id, { row, peer: peerDto(row) });
-    this.chunks.reset([...this.entries.values()].filter((e) => visible(e.row)).map((e) => [e.row.id, JSON.stringify(e.peer)]));
+    const [rows, text] = await Promise.all([this.opts.loadRows(), this.loadPolicyText()]);
+    for (const row of rows) {
+      const e: Entry = { row, peer: peerDto(row) };
+      if (visible(row)) e.json = JSON.stringify(e.peer);
+      this.entries.set(row.id, e);
+    }
+    this.chunks.reset([...this.entries.values()].filter((e) => e.json !== undefined).map((e) => [e.row.id, e.json!]));
+    const policy = text === null ? null : this.parse(text);
+    this.policyText = text;
+    // Fail closed: a policy that cannot be read keeps the one in force, or lets nobody reach anybody.
+    if (policy !== undefined) this.inForce = policy;
+    else this.inForce ??= DENY_ALL;
+    this.policy = this.inForce ? this.buildViews(this.inForce) : null;
+  }
+
+  /** The ids node `id` may see now (tests compare this with a from-scratch compile). */
+  peersOf(id: number): number[] {
+    if (this.policy) return this.policy.peersOf(id);
+    return this.entries.get(id)?.json === undefined ? [] : [...this.entries.values()].filter((e) => e.json !== undefined && e.row.id !== id).map((e) => e.row.id).sort((a, b) => a - b);
+  }
+
+  private loadPolicyText(): Promise<string | null> {
+    return this.opts.loadPolicy ? this.opts.loadPolicy() : Promise.resolve(null);
+  }
+
+  /** A stored policy was accepted when it was set; one that no longer parses is logged and not applied. */
+  private parse(text: string): Policy | null | undefined {
+    try {
+      return parsePolicy(text);
+    } catch (err) {
+      if (!(err instanceof PolicyRejected)) throw err;
+      this.opts.log.error({ errors: err.errors.map((e) => e.message) }, 'the stored access policy does not parse; keeping the one in force');
+      return undefined;
+    }
+  }
+
+  private buildViews(policy: Policy): PolicyNetmaps {
+    return new PolicyNetmaps(policy, [...this.entries.values()].filter((e) => e.json !== undefined).map((e) => e.row), (id) => this.entries.get(id)?.json, this.policy);
   }
 
   get connectedCount(): number {
@@ -117,8 +166,14 @@ export class Mapper {
     }
     if (!this.entries.has(nodeId)) {
       // The change that created it has not reached this replica yet: take the fresher row.
-      this.entries.set(nodeId, { row, peer: peerDto(row) });
-      if (visible(row)) this.chunks.set(nodeId, JSON.stringify(peerDto(row)));
+      const e: Entry = { row, peer: peerDto(row) };
+      this.entries.set(nodeId, e);
+      if (visible(row)) {
+        e.json = JSON.stringify(e.peer);
+        this.chunks.set(nodeId, e.json);
+        // Its own view only; others learn of it when its change arrives.
+        this.policy?.views.upsert(liveNode(row));
+      }
     }
     this.sessions.get(nodeId)?.close(4409, 'replaced by a newer connection');
     const session = new Session(nodeId, socket, this.opts.metrics?.sent, regionsJson);
@@ -145,8 +200,13 @@ export class Mapper {
     if (!entry) return;
     session.resetSeq();
     const head = `,"protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"peers":[`;
-    const tail = session.regionsJson ? `],"regions":${session.regionsJson}}` : ']}';
-    session.sendParts('netmap', [head, ...this.chunks.partsExcept(session.nodeId), tail]);
+    const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
+    if (!this.policy) {
+      session.sendParts('netmap', [head, ...this.chunks.partsExcept(session.nodeId), `]${regions}}`]);
+      return;
+    }
+    const { peers, filter } = this.policy.netmap(session.nodeId);
+    session.sendParts('netmap', [head, ...peers, `]${regions},"packetFilter":${filter}}`]);
   }
 
   /** Closes every session (shutdown). */
@@ -169,7 +229,59 @@ export class Mapper {
         return this.patched(change.patches);
       case 'presence':
         return this.patched(change.nodes.filter((n) => this.newerPresence(n)).map(({ id, online, lastSeen }) => ({ id, online, lastSeen })));
+      case 'policy-changed':
+        return this.policyChanged();
     }
+  }
+
+  /**
+   * Rebuilds the views from the new policy and sends each session the difference between what it
+   * saw and what it sees now (one body per pair of old and new class), and its new filter.
+   */
+  private async policyChanged(): Promise<void> {
+    const text = await this.loadPolicyText();
+    if (text === this.policyText) return;
+    this.policyText = text;
+    const policy = text === null ? null : this.parse(text);
+    if (policy === undefined) return;
+    const old = this.policy;
+    const next = policy ? this.buildViews(policy) : null;
+    const pairs = new Map<string, { upsert: number[]; remove: number[]; body: string }>();
+    const out: Outgoing = new Map();
+    let all: number[] | undefined;
+    const everyone = () => (all ??= [...this.entries.values()].filter((e) => e.json !== undefined).map((e) => e.row.id));
+    const json = (x: number) => this.entries.get(x)!.json;
+    const body = (upsert: number[], remove: number[]) =>
+      `${upsert.length ? `,"upsert":[${upsert.map(json).join(',')}]` : ''}${remove.length ? `,"remove":${JSON.stringify(remove)}` : ''}}`;
+    for (const s of this.sessions.values()) {
+      const id = s.nodeId;
+      if (this.entries.get(id)?.json === undefined) continue;
+      const oldCls = old?.views.classOf(id);
+      const newCls = next?.views.classOf(id);
+      const key = `${oldCls?.id ?? 'all'} ${newCls?.id ?? 'all'}`;
+      let pair = pairs.get(key);
+      if (!pair) {
+        const before = oldCls ? oldCls.view : null;
+        const after = newCls ? newCls.view : null;
+        const has = (v: ReadonlyMap<number, number> | null, x: number) => (v ? v.has(x) : this.entries.get(x)?.json !== undefined);
+        const upsert = (after ? [...after.keys()] : everyone()).filter((x) => !has(before, x)).sort((x, y) => x - y);
+        const remove = (before ? [...before.keys()] : everyone()).filter((x) => !has(after, x)).sort((x, y) => x - y);
+        pairs.set(key, (pair = { upsert, remove, body: body(upsert, remove) }));
+      }
+      // Shared by every session of the pair, unless the node is in its own lists.
+      let rest = pair.upsert.includes(id) || pair.remove.includes(id) ? body(pair.upsert.filter((x) => x !== id), pair.remove.filter((x) => x !== id)) : pair.body;
+      const filterBefore = old ? old.filterJson(id) : null;
+      const filterAfter = next ? next.filterJson(id) : null;
+      if (filterBefore !== filterAfter) rest = `${rest.slice(0, -1)},"packetFilter":${filterAfter ?? 'null'}}`;
+      if (rest !== '}') out.set(id, rest);
+    }
+    this.policy = next;
+    this.inForce = policy;
+    this.sendAll(out);
+  }
+
+  private sendAll(out: Outgoing): void {
+    for (const [id, rest] of out) this.sessions.get(id)?.send('delta', rest);
   }
 
   /** Presence writes reach replicas out of commit order: only a higher `seq` than the row's counts. */
@@ -186,9 +298,12 @@ export class Mapper {
     const gone: number[] = [];
     for (const row of rows) {
       const peer = peerDto(row);
-      this.entries.set(row.id, { row, peer });
+      const e: Entry = { row, peer };
+      this.entries.set(row.id, e);
       if (visible(row)) {
-        this.chunks.set(row.id, JSON.stringify(peer));
+        e.json = JSON.stringify(peer);
+        this.chunks.set(row.id, e.json);
+        this.policy?.views.upsert(liveNode(row));
         upsert.push(peer);
       } else {
         this.chunks.delete(row.id);
@@ -199,7 +314,8 @@ export class Mapper {
     }
     const found = new Set(rows.map((r) => r.id));
     for (const id of ids) if (!found.has(id)) gone.push(id);
-    if (upsert.length) this.broadcast(`,"upsert":${JSON.stringify(upsert)}}`, new Set(upsert.map((p) => p.id)));
+    if (this.policy) this.sendAll(this.policy.collect(new Set(upsert.map((p) => p.id)), this.sessions.keys()));
+    else if (upsert.length) this.broadcast(`,"upsert":${JSON.stringify(upsert)}}`, new Set(upsert.map((p) => p.id)));
     if (gone.length) await this.removed(gone, CloseCode.NodeDeleted, 'node deleted');
   }
 
@@ -209,6 +325,9 @@ export class Mapper {
       this.sessions.get(id)?.close(code, reason);
       this.sessions.delete(id);
       this.chunks.delete(id);
+      this.policy?.views.remove(id);
+      const gone = this.entries.get(id);
+      if (gone) delete gone.json;
       if (code === CloseCode.NodeDeleted) this.entries.delete(id);
       else if (code === CloseCode.UserSuspended) {
         // Suspended: the node still exists; resume upserts it from a fresh row.
@@ -220,7 +339,8 @@ export class Mapper {
         if (e && !isExpired(e.row)) e.row = { ...e.row, expiresAt: new Date() };
       }
     }
-    if (visibleBefore.length) this.broadcast(`,"remove":${JSON.stringify(visibleBefore)}}`, new Set(ids));
+    if (this.policy) this.sendAll(this.policy.collect(new Set(), this.sessions.keys()));
+    else if (visibleBefore.length) this.broadcast(`,"remove":${JSON.stringify(visibleBefore)}}`, new Set(ids));
   }
 
   private patched(patches: PeerPatch[]): void {
@@ -231,7 +351,9 @@ export class Mapper {
       e.peer = peer;
       e.row = { ...e.row, ...(p.online !== undefined ? { online: p.online } : {}), ...(p.endpoints ? { endpoints: p.endpoints } : {}), ...(p.lastSeen !== undefined ? { lastSeen: p.lastSeen ? new Date(p.lastSeen) : null } : {}) };
       if (!visible(e.row)) continue;
-      this.chunks.set(p.id, JSON.stringify(peer));
+      e.json = JSON.stringify(peer);
+      this.chunks.set(p.id, e.json);
+      this.policy?.refresh(p.id);
       const prev = this.pendingPatches.get(p.id);
       this.pendingPatches.set(p.id, prev ? { ...prev, ...p } : p);
     }
@@ -255,6 +377,7 @@ export class Mapper {
     const patches = [...this.pendingPatches.values()];
     this.pendingPatches = new Map();
     if (!patches.length) return;
+    if (this.policy) return this.flushPolicyPatches(patches, this.policy);
     if (patches.length === 1) {
       this.broadcast(`,"patch":${JSON.stringify(patches)}}`, new Set([patches[0]!.id]));
       return;
@@ -268,11 +391,32 @@ export class Mapper {
     }
   }
 
+  /** Each session gets the patches of the nodes it sees: one body per view class. */
+  private flushPolicyPatches(patches: PeerPatch[], policy: PolicyNetmaps): void {
+    const bodies = new Map<ViewClass, { ids: Set<number>; list: PeerPatch[]; body: string } | null>();
+    for (const s of this.sessions.values()) {
+      const cls = policy.views.classOf(s.nodeId);
+      if (!cls) continue;
+      let b = bodies.get(cls);
+      if (b === undefined) {
+        const list = patches.filter((p) => cls.view.has(p.id));
+        b = list.length ? { ids: new Set(list.map((p) => p.id)), list, body: `,"patch":${JSON.stringify(list)}}` } : null;
+        bodies.set(cls, b);
+      }
+      if (!b) continue;
+      if (!b.ids.has(s.nodeId)) s.send('delta', b.body);
+      else if (b.list.length > 1) s.send('delta', `,"patch":${JSON.stringify(b.list.filter((p) => p.id !== s.nodeId))}}`);
+    }
+  }
+
   /** Sends the same delta body to every session except those of `except`. */
   private broadcast(rest: string, except: Set<number>): void {
     for (const s of this.sessions.values()) if (!except.has(s.nodeId)) s.send('delta', rest);
   }
 }
+
+/** In force when the stored policy cannot be read as a policy (it was checked when stored, so never expected). */
+const DENY_ALL: Policy = { groups: new Map(), tagOwners: new Map(), rules: [], tests: [], autoApprovers: { routes: [], exitNode: [] } };
 
 /** Whether other nodes see this one at all. */
 function visible(row: NodeWithUser): boolean {

@@ -18,7 +18,7 @@ export type Change =
   | { kind: 'nodes-patched'; patches: PeerPatch[] }
   /** Online recomputed from sessions (state/presence.ts); `seq` orders them per node. */
   | { kind: 'presence'; nodes: PresenceChange[] }
-  /** A new policy version is in force (state/policy.ts); read it with `state.policy.active()`. */
+  /** The active access policy changed (set, rolled back or removed): the mapper reloads it and recomputes views. */
   | { kind: 'policy-changed'; version: number };
 
 /** A node's presence after one write; a replica applies it only if `seq` is newer than what it has. */

@@ -3,9 +3,17 @@ import type { ApiKey as DbApiKey, AuthKey as DbAuthKey, Node as DbNode, User as 
 import { MAX_ENDPOINTS, parseEndpoint, type ApiKey, type AuthKey, type Node, type Peer, type SelfNode, type User, type UserStatus } from '@weft/protocol';
 
 /** Every node row is read with its owner's name and suspension (the mapper and the door read both). */
-export const withUser = { user: { select: { name: true, suspendedAt: true } } } as const;
+export const withUser = { user: { select: { name: true, email: true, suspendedAt: true } } } as const;
 
-export type NodeWithUser = DbNode & { user: Pick<DbUser, 'name' | 'suspendedAt'> };
+export type NodeWithUser = DbNode & { user: Pick<DbUser, 'name' | 'suspendedAt'> & Partial<Pick<DbUser, 'email'>> };
+
+/**
+ * The login an access policy names a user by: their email when set (what a policy written for
+ * Tailscale uses), else `name@` (Headscale's form for users without one).
+ */
+export function policyLogin(u: { name: string; email?: string | null }): string {
+  return u.email ? u.email : `${u.name}@`;
+}
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 

@@ -21,7 +21,7 @@ export type { Actor, Origin } from './context.js';
 export { SYSTEM, actorLabel } from './context.js';
 export type { ApiPrincipal } from './api-keys.js';
 export type { NodeWithUser } from './dto.js';
-export { peerDto, selfDto, isExpired } from './dto.js';
+export { peerDto, selfDto, isExpired, policyLogin } from './dto.js';
 
 export class State {
   readonly users: Users;

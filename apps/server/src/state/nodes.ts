@@ -199,6 +199,29 @@ export class Nodes {
   }
 
   /**
+   * Replaces a node's tags (sorted, deduplicated; empty = owned by its user again). A tagged node
+   * is no longer its user's in the access policy, so this can move it between views.
+   */
+  async setTags(actor: Actor, id: number, tags: string[]): Promise<Node> {
+    const bad = tags.find((t) => !/^tag:[A-Za-z][A-Za-z0-9-]*$/.test(t));
+    if (bad !== undefined) {
+      throw new ApiError(Errors.invalidRequest, `tag "${bad}" must look like tag:name (a letter, then letters, digits and "-")`, {
+        errors: [{ path: 'tags', message: 'not a tag' }],
+      });
+    }
+    const sorted = [...new Set(tags)].sort();
+    const node = await this.ctx.prisma.$transaction(async (tx) => {
+      const before = await this.row(id, tx);
+      const n = await tx.node.update({ where: { id }, data: { tags: sorted }, include: withUser });
+      await audit(tx, actor, 'node.tags', `node:${before.name}`, { before: before.tags, after: sorted });
+      await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
+      return n;
+    });
+    this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
+    return nodeDto(node);
+  }
+
+  /**
    * Deletes ephemeral nodes that have been offline longer than `olderThanS` (CI runners and other
    * short-lived machines that never log out). Safe on every replica at once.
    */

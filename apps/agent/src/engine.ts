@@ -16,6 +16,8 @@ import type { Peer, SelfNode } from '@weft/protocol';
 import type { NodePrivateKey, NodePublicKey } from '@weft/crypto';
 import { parseNodePublicKey } from '@weft/crypto';
 import type { BackendChoice, Device, OpenOptions, PeerConfig, PeerStats } from '@weft/wg';
+import type { Firewall } from './firewall/firewall.js';
+import type { WireFilter } from './firewall/filter.js';
 import type { NetmapChange } from './netmap.js';
 import type { Logger } from './log.js';
 import { PERSISTENT_KEEPALIVE_S } from './tunables.js';
@@ -33,6 +35,8 @@ export interface EngineOptions {
   listenPort: number;
   mtu: number;
   log: Logger;
+  /** Enforces the netmap's packet filter; absent = tunnel traffic is not filtered (unit tests). */
+  firewall?: Firewall;
 }
 
 const bare = (addr: string) => addr.split('/')[0]!;
@@ -123,14 +127,35 @@ export class Engine {
    * interface is not configured for `self` yet, peers go in before the addresses: nothing sent
    * the moment an address appears is blackholed for want of a peer (it waits for the handshake).
    */
-  applyFull(self: SelfNode, peers: Peer[]): Promise<void> {
+  applyFull(self: SelfNode, peers: Peer[], packetFilter?: WireFilter): Promise<void> {
     return this.serial(async () => {
+      // The filter goes in before the peers it is about; when it cannot, no peer goes in (firewall.ts).
+      const firewallFailed = await this.applyFirewall(peers, packetFilter);
+      const wanted = this.opts.firewall?.blocksTunnel ? [] : peers;
       const configured = this.configuredFor === interfaceAddresses(self).join(',');
-      if (!configured) await (await this.openDevice()).setPeers(peers.map(peerConfig));
+      if (!configured) await (await this.openDevice()).setPeers(wanted.map(peerConfig));
       const device = await this.ensureConfigured(self);
-      if (configured) await device.setPeers(peers.map(peerConfig));
-      this.opts.log('info', 'netmap applied', { peers: peers.length });
+      if (configured) await device.setPeers(wanted.map(peerConfig));
+      this.opts.log('info', 'netmap applied', { peers: wanted.length });
+      if (firewallFailed) throw firewallFailed;
     });
+  }
+
+  /** The error to report once WireGuard is programmed, if the filter could not be put in force. */
+  private async applyFirewall(peers: Peer[], packetFilter: WireFilter | undefined): Promise<Error | undefined> {
+    if (!this.opts.firewall) return undefined;
+    // What WireGuard lets in over the tunnel: the peers' allowed IPs (never this node's own addresses).
+    const sources = peers.flatMap((p) => peerConfig(p).allowedIps);
+    try {
+      await this.opts.firewall.apply(packetFilter, sources);
+      return undefined;
+    } catch (err) {
+      return err as Error;
+    }
+  }
+
+  get firewallStatus() {
+    return this.opts.firewall?.status;
   }
 
   applyChange(change: Extract<NetmapChange, { kind: 'delta' }>, self: SelfNode): Promise<void> {
@@ -140,11 +165,15 @@ export class Engine {
       for (const peer of change.removed) {
         await device.removePeer(parseNodePublicKey(peer.nodeKey));
       }
+      // Blocked: no peer may be configured until the filter is in force (the reapply brings them all).
+      const blocked = this.opts.firewall?.blocksTunnel === true;
       for (const { peer, previous } of change.upserted) {
+        if (blocked) continue;
         if (previous && previous.nodeKey !== peer.nodeKey) await device.removePeer(parseNodePublicKey(previous.nodeKey));
         if (!previous || wireguardDiffers(previous, peer)) await device.upsertPeer(peerConfig(peer));
       }
       for (const { peer, previous } of change.patched) {
+        if (blocked) continue;
         if (wireguardDiffers(previous, peer)) await device.upsertPeer(peerConfig(peer));
       }
       this.opts.log('debug', 'delta applied', {
@@ -168,6 +197,7 @@ export class Engine {
       this.device = undefined;
       this.configuredFor = undefined;
       if (device) await device.close();
+      await this.opts.firewall?.clear();
     });
   }
 

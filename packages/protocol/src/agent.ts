@@ -117,6 +117,7 @@ export const NetmapMessage = z.object({
   self: SelfNode,
   /** Every peer this node may see, sorted by id. */
   peers: z.array(Peer),
+  packetFilter: z.array(z.object({ srcIPs: z.array(z.string()), dstPorts: z.array(z.object({ ip: z.string(), ports: z.string() })), protos: z.array(z.number().int()) })).optional(),
 });
 export type NetmapMessage = z.infer<typeof NetmapMessage>;
 

@@ -45,6 +45,8 @@ export class Firewall {
   private statusNow: FirewallStatus = { state: 'off', rules: 0, skippedRules: [], error: null };
   /** What is in force: the filter (null = none), and the script that put it there. */
   private inForce: { filter: CheckedFilter | null; script: string | null } = { filter: null, script: null };
+  /** The conntrack cleanups, one after another (deleteLostFlows never throws). */
+  private cleanup: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: FirewallOptions) {
     this.run = opts.run ?? runCommand;
@@ -91,11 +93,20 @@ export class Firewall {
       ? { state: 'enforcing', rules: filter.rules.length, skippedRules: filter.skipped, error: null }
       : { state: 'off', rules: 0, skippedRules: [], error: null };
     this.opts.log('info', filter ? 'packet filter applied' : 'packet filter removed', filter ? { rules: filter.rules.length, skipped: filter.skipped.length } : {});
-    if (filter) {
-      const { deleted, error } = await deleteLostFlows(this.run, before, filter, tunnelSources(sources));
-      if (error) this.opts.log('warn', `flows the new filter forbids were not cut at once: ${error}`);
-      else if (deleted > 0) this.opts.log('info', 'connections the new filter forbids were cut', { deleted });
-    }
+    // After the filter is in force, not before returning: the rules already stop those flows'
+    // packets in; the cleanup only makes this node's end see the cut (conntrack.ts).
+    if (filter) this.cleanup = this.cleanup.then(() => this.cutLostFlows(before, filter, sources));
+  }
+
+  /** Resolves when the conntrack cleanup of every apply so far has finished (tests, bench). */
+  settled(): Promise<void> {
+    return this.cleanup;
+  }
+
+  private async cutLostFlows(before: CheckedFilter | null, after: CheckedFilter, sources: string[]): Promise<void> {
+    const { deleted, error } = await deleteLostFlows(this.run, before, after, tunnelSources(sources));
+    if (error) this.opts.log('warn', `flows the new filter forbids were not cut at once: ${error}`);
+    else if (deleted > 0) this.opts.log('info', 'connections the new filter forbids were cut', { deleted });
   }
 
   /** Removes Weft's table (interface gone: logout, revoke, daemon exit). Best effort. */

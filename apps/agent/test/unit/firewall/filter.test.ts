@@ -64,3 +64,29 @@ describe('packet filter checking', () => {
     expect(allows(c, flow('10.0.0.1', '100.64.0.1', 132, 1))).toBe(false);
   });
 });
+
+describe('address fast paths', () => {
+  it('read every address form exactly as the strict protocol parser does, and refuse what it refuses', async () => {
+    const { parseIp } = await import('@weft/protocol');
+    const slow = (t: string) => {
+      const ip = parseIp(t);
+      return ip.ok ? `${ip.value.family}:${ip.value.bytes.map((b) => b.toString(16).padStart(2, '0')).join('')}` : 'refused';
+    };
+    const fast = (t: string) => {
+      const r = parseRange(t);
+      return r.ok ? `${r.value.family}:${r.value.lo.toString(16).padStart(r.value.family === 4 ? 8 : 32, '0')}` : 'refused';
+    };
+    const forms = ['::', '::1', '1::', 'fd7a:115c:a1e0::2', '1:2:3:4:5:6:7:8', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', 'FD7A::AbC', '0:0:0:0:0:0:0:0',
+      '1::2:3:4:5:6:7:8', ':::', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', '12345::', '::ffff:1.2.3.4', '1::2::3', 'fe80::1%eth0', ':1::', '1::2:',
+      '0.0.0.0', '255.255.255.255', '100.64.0.1', '01.2.3.4', '1.2.3', '256.1.1.1', '1.2.3.4.5', ' 1.2.3.4', '1.2.3.4\n'];
+    let seed = 7;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    for (let i = 0; i < 500; i++) {
+      const groups = Array.from({ length: 8 }, () => (rnd(3) === 0 ? '0' : rnd(65536).toString(16)));
+      const at = rnd(9);
+      const len = rnd(4);
+      forms.push(at < 8 ? [...groups.slice(0, at), '', ...groups.slice(at + len)].join(':').replace(/^:(?!:)/, '::').replace(/:$/, '::') : groups.join(':'));
+    }
+    for (const t of forms) expect(fast(t), t).toBe(slow(t));
+  });
+});

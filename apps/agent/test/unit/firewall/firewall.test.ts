@@ -74,6 +74,7 @@ describe('Firewall', () => {
       'tcp      6 431999 ESTABLISHED src=100.64.0.2 dst=100.64.0.1 sport=40001 dport=80 src=100.64.0.1 dst=100.64.0.2 sport=80 dport=40001 [ASSURED] mark=0 use=1',
     ].join('\n');
     await firewall.apply(ssh, PEERS);
+    await firewall.settled();
     expect(runner.deletions).toEqual(['-f ipv4 -p tcp --orig-src 100.64.0.2 --orig-dst 100.64.0.1 --orig-port-src 40001 --orig-port-dst 80']);
   });
 

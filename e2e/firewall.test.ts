@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROTOCOL_VERSION } from '@weft/protocol';
 import type { WireFilter } from '../apps/agent/src/firewall/filter.js';
+import { requireBinaries } from './lab/preflight.js';
 import { useLab } from './lab/vitest.js';
 import { REPO, WeftAgent, type AgentStatus } from './lab/weft.js';
 import { waitFor } from './lab/wait.js';
@@ -33,6 +34,7 @@ const A_IP = '100.64.0.1';
 const B_IP = '100.64.0.2';
 
 const ctx = useLab({ name: 'fw', hosts: ['server', 'a', 'b'] }, async (lab) => {
+  requireBinaries(['nft', 'conntrack']);
   const { server, a: ha, b: hb } = lab.hosts;
   controlDir = server.tmpPath('control');
   mkdirSync(controlDir, { recursive: true });

@@ -17,7 +17,7 @@ import { deleteLostFlows, type TunnelSources } from './conntrack.js';
 import { runCommand, type CommandRunner } from './exec.js';
 import { checkFilter, type CheckedFilter, type SkippedRule, type WireFilter } from './filter.js';
 import { merge, parseRange, type Range } from './ranges.js';
-import { renderRemoval, renderRuleset } from './render.js';
+import { renderRemoval, renderRuleset, TABLE } from './render.js';
 
 export type FirewallState = 'off' | 'enforcing' | 'kept' | 'blocked';
 
@@ -45,6 +45,8 @@ export class Firewall {
   private statusNow: FirewallStatus = { state: 'off', rules: 0, skippedRules: [], error: null };
   /** What is in force: the filter (null = none), and the script that put it there. */
   private inForce: { filter: CheckedFilter | null; script: string | null } = { filter: null, script: null };
+  /** Whether the kernel was asked for a table left by an earlier daemon (once, with the first "no filter"). */
+  private looked = false;
   /** The conntrack cleanups, one after another (deleteLostFlows never throws). */
   private cleanup: Promise<void> = Promise.resolve();
 
@@ -69,6 +71,11 @@ export class Firewall {
   async apply(wire: WireFilter | undefined, sources: string[]): Promise<void> {
     const filter = wire ? checkFilter(wire) : null;
     const script = filter ? renderRuleset(filter, this.opts.interfaceName) : null;
+    if (!filter && !this.looked && this.inForce.script === null) {
+      // A daemon killed with -9 leaves its table in force; "no filter" must remove it.
+      this.looked = true;
+      if (await this.tableExists()) this.inForce = { filter: checkFilter([]), script: 'left by an earlier daemon' };
+    }
     if (script === this.inForce.script && this.statusNow.state !== 'blocked' && this.statusNow.error === null) {
       return;
     }
@@ -89,6 +96,7 @@ export class Firewall {
     }
     const before = this.inForce.filter;
     this.inForce = { filter, script };
+    this.looked = true;
     this.statusNow = filter
       ? { state: 'enforcing', rules: filter.rules.length, skippedRules: filter.skipped, error: null }
       : { state: 'off', rules: 0, skippedRules: [], error: null };
@@ -116,6 +124,12 @@ export class Firewall {
     if (failure) this.opts.log('warn', `removing the packet filter table failed: ${failure}`);
     this.inForce = { filter: null, script: null };
     this.statusNow = { state: 'off', rules: 0, skippedRules: [], error: null };
+  }
+
+  /** Whether Weft's table is in the kernel (read only; false when nft cannot say). */
+  private async tableExists(): Promise<boolean> {
+    const r = await this.run(['nft', 'list', 'table', 'inet', TABLE]);
+    return r.code === 0;
   }
 
   /** `nft -f -`; the reason it failed, or null. */

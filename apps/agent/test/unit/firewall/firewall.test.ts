@@ -30,11 +30,22 @@ describe('Firewall', () => {
     expect(firewall.blocksTunnel).toBe(false);
   });
 
-  it('no filter and no table of ours: nft is never run (a node without nftables works as before)', async () => {
+  it('no filter and no table of ours: nft is only asked once, read only (a node without nftables works as before)', async () => {
     const { runner, firewall } = setup();
     runner.nft = missing;
+    runner.nftList = missing;
     await firewall.apply(undefined, PEERS);
-    expect(runner.calls).toEqual([]);
+    await firewall.apply(undefined, PEERS);
+    expect(runner.calls.map((c) => c.argv.join(' '))).toEqual(['nft list table inet weft']);
+    expect(firewall.status).toEqual({ state: 'off', rules: 0, skippedRules: [], error: null });
+  });
+
+  it('no filter while a killed daemon\'s table is still in the kernel: the table is removed', async () => {
+    const { runner, firewall } = setup();
+    runner.nftList = () => ({ code: 0, stdout: 'table inet weft {\n}\n', stderr: '', missing: false });
+    await firewall.apply(undefined, PEERS);
+    expect(runner.calls.map((c) => c.argv.join(' '))).toEqual(['nft list table inet weft', 'nft -f -']);
+    expect(runner.nftScripts.at(-1)).toBe('table inet weft {}\ndelete table inet weft\n');
     expect(firewall.status.state).toBe('off');
   });
 

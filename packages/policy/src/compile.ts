@@ -141,11 +141,21 @@ function resolveAll(index: NodeIndex, rule: Rule): Resolved {
   return union(...sets);
 }
 
+const ownedCache = new WeakMap<PreparedNode[], AddrSet>();
+
+/** The addresses of one user's untagged nodes, once per compile (the index's lists are per compile). */
+function ownedAddresses(owned: PreparedNode[]): AddrSet {
+  let set = ownedCache.get(owned);
+  if (!set) ownedCache.set(owned, (set = union(...owned.map((n) => n.ips))));
+  return set;
+}
+
 /** autogroup:self: each user's untagged nodes, from the sources that are that user's own. */
 function compileSelf(index: NodeIndex, rule: Rule, src: Resolved, entries: DstEntry[], rules: NodeRule[][], text: FilterRule[][], link: (a: number[], b: number[]) => void): void {
   for (const owned of index.byUser.values()) {
-    const mine = union(...owned.map((n) => n.ips));
-    const from = src === ANY ? mine : intersect(src, mine);
+    const mine = ownedAddresses(owned);
+    // Usually every one of the user's addresses is a source: the shared set keeps srcText's cache.
+    const from = src === ANY || covers(src, mine) ? mine : intersect(src, mine);
     if (isEmpty(from)) continue;
     const srcIPs = srcText(from);
     const targets = owned.filter((n) => !isEmpty(n.ips));

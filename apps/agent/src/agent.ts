@@ -4,7 +4,7 @@
  * the CLI are thin layers over this class.
  */
 import { hostname as osHostname } from 'node:os';
-import type { Peer, Region, SelfNode } from '@weft/protocol';
+import { NetmapMessage, type Peer, type Region, type SelfNode } from '@weft/protocol';
 import { AgentError } from './agent-error.js';
 import { AgentErrorCode } from './cli/exit-codes.js';
 import { logout as logoutFromServer, normaliseServerUrl, register } from './control-client.js';
@@ -12,6 +12,9 @@ import { ControlError } from './control-error.js';
 import { ControlSession, type Final } from './control-session.js';
 import { localEndpoints } from './endpoints.js';
 import { Engine, type OpenDevice } from './engine.js';
+import type { CommandRunner } from './firewall/exec.js';
+import type { WireFilter } from './firewall/filter.js';
+import { Firewall, FirewallError } from './firewall/firewall.js';
 import type { Logger } from './log.js';
 import { Netmap } from './netmap.js';
 import { runNetcheck, type NetcheckReport } from './netcheck.js';
@@ -33,6 +36,8 @@ export interface AgentOptions {
   log: Logger;
   /** For tests. */
   loginPollMs?: number;
+  /** For tests: runs nft and conntrack (default: the real binaries on PATH). */
+  firewallRunner?: CommandRunner;
   hostname?: () => string;
 }
 
@@ -61,6 +66,8 @@ export class Agent {
   private hostname: string | null = null;
   private keys: Keys | undefined;
   private netmap = new Netmap();
+  /** The last netmap's packet filter; undefined = none. Deltas do not carry one. */
+  private packetFilter: WireFilter | undefined;
   private engine: Engine | undefined;
   private session: ControlSession | undefined;
   private online = false;
@@ -94,6 +101,7 @@ export class Agent {
       const restored = checkPeers(state.peers);
       this.logSkipped('saved state', restored.skipped);
       this.netmap = new Netmap({ self: state.self, peers: restored.peers });
+      this.packetFilter = restoredFilter(state.packetFilter);
     }
     log('info', 'daemon state loaded', { phase: this.phase, server: this.serverUrl, peers: state.peers.length });
     if (this.phase === 'running' && this.serverUrl && state.self) {
@@ -190,6 +198,7 @@ export class Agent {
     await this.opts.store.wipe();
     this.keys = undefined;
     this.netmap = new Netmap();
+    this.packetFilter = undefined;
     this.phase = 'needs-login';
     this.serverUrl = null;
     this.hostname = null;
@@ -242,6 +251,7 @@ export class Agent {
       },
       login: this.login,
       lastError: this.lastError,
+      firewall: this.engine?.firewallStatus ?? { state: 'off', rules: 0, skippedRules: [], error: null },
       peers: this.phase === 'revoked' ? [] : this.netmap.peers.map((p) => peerStatus(p, stats.get(p.nodeKey), now)),
       skippedPeers: this.phase === 'revoked' ? [] : this.netmap.skipped,
     };
@@ -354,12 +364,20 @@ export class Agent {
         case 'full':
           if (this.phase !== 'running') return;
           this.opts.log('debug', 'netmap received', { peers: change.peers.length });
-          await this.engineFor().applyFull(change.self, change.peers);
+          if (msg.type === 'netmap') this.packetFilter = msg.packetFilter;
+          const firewallError = await this.engineFor().applyFull(change.self, change.peers, this.packetFilter).then(
+            () => undefined,
+            (err: Error) => {
+              if (err instanceof FirewallError) return err;
+              throw err;
+            },
+          );
           this.online = true;
           this.lastError = null;
           this.session?.markHealthy();
           await this.persist();
-          this.resolveWaiters();
+          if (firewallError) this.firewallFailed(firewallError);
+          else this.resolveWaiters();
           await this.reportEndpoints();
           return;
         case 'delta':
@@ -378,6 +396,18 @@ export class Agent {
   }
 
   /**
+   * The packet filter could not be put in force: said in `weft status`, tried again with the
+   * rest of the netmap. `weft up` fails only when no peer could be configured because of it.
+   */
+  private firewallFailed(err: FirewallError): void {
+    this.opts.log('error', err.message);
+    this.lastError = { code: AgentErrorCode.FirewallError, message: err.message };
+    if (this.engine?.firewallStatus?.state === 'blocked') this.rejectWaiters(new AgentError(AgentErrorCode.FirewallError, err.message));
+    else this.resolveWaiters();
+    this.scheduleReapply();
+  }
+
+  /**
    * WireGuard could not be programmed (device busy, wireguard-go missing...): try the whole
    * current netmap again with backoff, so a transient failure does not leave the node half-up
    * until the next reconnect.
@@ -390,7 +420,7 @@ export class Agent {
       this.reapplyTimer = undefined;
       const self = this.netmap.self;
       if (this.phase !== 'running' || !self || this.shutDown) return;
-      this.engineFor().applyFull(self, this.netmap.peers).then(() => {
+      this.engineFor().applyFull(self, this.netmap.peers, this.packetFilter).then(() => {
         this.reapplyAttempt = 0;
         this.lastError = null;
         this.opts.log('info', 'WireGuard programmed after an earlier failure', { peers: this.netmap.peers.length });
@@ -399,7 +429,8 @@ export class Agent {
           this.resolveWaiters();
         }
       }, (err: Error) => {
-        this.opts.log('warn', 'programming WireGuard failed again', { error: err.message });
+        this.opts.log('warn', err instanceof FirewallError ? 'the packet filter failed again' : 'programming WireGuard failed again', { error: err.message });
+        if (err instanceof FirewallError) this.lastError = { code: AgentErrorCode.FirewallError, message: err.message };
         this.scheduleReapply();
       });
     }, delay);
@@ -471,6 +502,7 @@ export class Agent {
       listenPort: this.opts.listenPort,
       mtu: this.opts.mtu,
       log: this.opts.log,
+      firewall: new Firewall({ interfaceName: this.opts.interfaceName, log: this.opts.log, run: this.opts.firewallRunner }),
     });
     return this.engine;
   }
@@ -499,11 +531,12 @@ export class Agent {
     if (!self) return;
     const peers = this.netmap.peers;
     try {
-      await engine.applyFull(self, peers);
+      await engine.applyFull(self, peers, this.packetFilter);
       this.opts.log('info', 'restored last netmap', { peers: peers.length });
     } catch (err) {
-      const message = `bringing the interface up failed: ${(err as Error).message}`;
-      this.lastError = { code: AgentErrorCode.DeviceError, message };
+      const firewall = err instanceof FirewallError;
+      const message = firewall ? (err as Error).message : `bringing the interface up failed: ${(err as Error).message}`;
+      this.lastError = { code: firewall ? AgentErrorCode.FirewallError : AgentErrorCode.DeviceError, message };
       this.opts.log('error', message);
       this.scheduleReapply();
     }
@@ -558,8 +591,19 @@ export class Agent {
       hostname: this.hostname,
       self,
       peers: this.netmap.peers as Peer[],
+      ...(this.packetFilter && { packetFilter: this.packetFilter }),
     });
   }
+}
+
+/**
+ * A filter read back from state.json is checked like one from the wire; one that does not parse
+ * becomes an empty filter (nothing allowed in) rather than none (everything allowed).
+ */
+function restoredFilter(saved: unknown): WireFilter | undefined {
+  if (saved === undefined) return undefined;
+  const r = NetmapMessage.shape.packetFilter.safeParse(saved);
+  return r.success ? r.data : [];
 }
 
 /** The OS hostname in the shape RegisterRequest accepts (printable ASCII, 1-253); the server sanitises further. */

@@ -16,6 +16,8 @@ import type { Peer, SelfNode } from '@weft/protocol';
 import type { NodePrivateKey, NodePublicKey } from '@weft/crypto';
 import { parseNodePublicKey } from '@weft/crypto';
 import type { BackendChoice, Device, OpenOptions, PeerConfig, PeerStats } from '@weft/wg';
+import type { Firewall } from './firewall/firewall.js';
+import type { WireFilter } from './firewall/filter.js';
 import type { NetmapChange } from './netmap.js';
 import type { Logger } from './log.js';
 import { PERSISTENT_KEEPALIVE_S, RESPONDER_GRACE_MS } from './tunables.js';
@@ -33,6 +35,8 @@ export interface EngineOptions {
   listenPort: number;
   mtu: number;
   log: Logger;
+  /** Enforces the netmap's packet filter; absent = tunnel traffic is not filtered (unit tests). */
+  firewall?: Firewall;
 }
 
 const bare = (addr: string) => addr.split('/')[0]!;
@@ -140,19 +144,40 @@ export class Engine {
    * interface is not configured for `self` yet, peers go in before the addresses: nothing sent
    * the moment an address appears is blackholed for want of a peer (it waits for the handshake).
    */
-  applyFull(self: SelfNode, peers: Peer[]): Promise<void> {
+  applyFull(self: SelfNode, peers: Peer[], packetFilter?: WireFilter): Promise<void> {
     return this.serial(async () => {
       this.selfKey = self.nodeKey;
       const keys = new Set(peers.map((p) => p.nodeKey));
       for (const key of this.wanted.keys()) if (!keys.has(key)) this.forget(key);
       for (const peer of peers) this.wanted.set(peer.nodeKey, peer);
-      const configs = peers.map((p) => this.config(p));
+      // The filter goes in before the peers it is about; when it cannot, no peer goes in (firewall.ts).
+      const firewallFailed = await this.applyFirewall(peers, packetFilter);
+      const admitted = this.opts.firewall?.blocksTunnel ? [] : peers;
+      const configs = admitted.map((p) => this.config(p));
       const configured = this.configuredFor === interfaceAddresses(self).join(',');
       if (!configured) await (await this.openDevice()).setPeers(configs);
       const device = await this.ensureConfigured(self);
       if (configured) await device.setPeers(configs);
-      this.opts.log('info', 'netmap applied', { peers: peers.length });
+      this.opts.log('info', 'netmap applied', { peers: admitted.length });
+      if (firewallFailed) throw firewallFailed;
     });
+  }
+
+  /** The error to report once WireGuard is programmed, if the filter could not be put in force. */
+  private async applyFirewall(peers: Peer[], packetFilter: WireFilter | undefined): Promise<Error | undefined> {
+    if (!this.opts.firewall) return undefined;
+    // What WireGuard lets in over the tunnel: the peers' allowed IPs (never this node's own addresses).
+    const sources = peers.flatMap((p) => peerConfig(p).allowedIps);
+    try {
+      await this.opts.firewall.apply(packetFilter, sources);
+      return undefined;
+    } catch (err) {
+      return err as Error;
+    }
+  }
+
+  get firewallStatus() {
+    return this.opts.firewall?.status;
   }
 
   applyChange(change: Extract<NetmapChange, { kind: 'delta' }>, self: SelfNode): Promise<void> {
@@ -164,7 +189,10 @@ export class Engine {
         this.forget(peer.nodeKey);
         await device.removePeer(parseNodePublicKey(peer.nodeKey));
       }
+      // Blocked: no peer may be configured until the filter is in force (the reapply brings them all).
+      const blocked = this.opts.firewall?.blocksTunnel === true;
       for (const { peer, previous } of change.upserted) {
+        if (blocked) continue;
         if (previous && previous.nodeKey !== peer.nodeKey) {
           this.forget(previous.nodeKey);
           await device.removePeer(parseNodePublicKey(previous.nodeKey));
@@ -173,6 +201,7 @@ export class Engine {
         if (!previous || wireguardDiffers(previous, peer)) await device.upsertPeer(this.config(peer));
       }
       for (const { peer, previous } of change.patched) {
+        if (blocked) continue;
         this.wanted.set(peer.nodeKey, peer);
         if (wireguardDiffers(previous, peer)) await device.upsertPeer(this.config(peer));
       }
@@ -204,7 +233,7 @@ export class Engine {
     this.graceOver.add(key);
     this.serial(async () => {
       const peer = this.wanted.get(key);
-      if (!peer || !this.device || !this.configuredFor || peer.endpoints.length === 0) return;
+      if (!peer || !this.device || !this.configuredFor || peer.endpoints.length === 0 || this.opts.firewall?.blocksTunnel) return;
       await this.device.upsertPeer(peerConfig(peer, true));
     }).catch((err: unknown) => {
       this.opts.log('warn', 'could not turn on keepalive for a peer', { peer: key, error: String(err) });
@@ -241,6 +270,7 @@ export class Engine {
       this.configuredFor = undefined;
       this.forgetAll();
       if (device) await device.close();
+      await this.opts.firewall?.clear();
     });
   }
 

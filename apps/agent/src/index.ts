@@ -1,8 +1,9 @@
 /**
  * @weft/agent — `weft`, the node agent: a CLI plus a daemon. The daemon holds the control
  * connection (control-session.ts), applies netmaps and deltas (netmap.ts) to WireGuard through
- * @weft/wg (engine.ts), persists keys and the last netmap (state-store.ts) and serves the CLI on a
- * root-only unix socket (local-api.ts), and runs `weft netcheck` (netcheck.ts). The CLI lives in cli/; exit codes in cli/exit-codes.ts.
+ * @weft/wg (engine.ts) and the netmap's packet filter to nftables (firewall/), persists keys and
+ * the last netmap (state-store.ts), serves the CLI on a root-only unix socket (local-api.ts), and
+ * runs `weft netcheck` (netcheck.ts). The CLI lives in cli/; exit codes in cli/exit-codes.ts.
  * Must not import @weft/db or apps/server; wire types come from @weft/protocol only.
  */
 export { Agent } from './agent.js';

@@ -3,7 +3,8 @@
  * - `node.key` (0600): WireGuard X25519 private key, "privkey:<hex>".
  * - `machine.key` (0600): Ed25519 machine private key, "mprivkey:<hex>".
  * - `state.json` (0600): server URL, hostname, phase, and the last netmap (self + peers), so a
- *   restarted daemon brings the interface back with its last peers before the server answers.
+ *   restarted daemon brings the interface back with its last peers before the server answers,
+ *   and its packet filter, so the restored peers are filtered as they were.
  * Keys are generated here, on the device, and never leave it. Writes are atomic (temp + rename).
  */
 import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import {
   parseNodePrivateKey, type MachinePrivateKey, type MachinePublicKey, type NodePrivateKey, type NodePublicKey,
 } from '@weft/crypto';
 import type { Peer, SelfNode } from '@weft/protocol';
+import type { WireFilter } from './firewall/filter.js';
 
 /**
  * Where the node stands. `needs-login`: no registration (fresh, logged out, or login pending);
@@ -28,6 +30,8 @@ export interface PersistedState {
   hostname: string | null;
   self: SelfNode | null;
   peers: Peer[];
+  /** The last netmap's packet filter; absent = none (tunnel traffic not filtered). */
+  packetFilter?: WireFilter;
   updatedAt: string;
 }
 

@@ -4,6 +4,7 @@
  */
 import type { Peer } from '@weft/protocol';
 import type { PeerStats } from '@weft/wg';
+import type { FirewallStatus } from './firewall/firewall.js';
 import type { Phase } from './state-store.js';
 import { DIRECT_HANDSHAKE_WINDOW_S } from './tunables.js';
 
@@ -51,6 +52,12 @@ export interface Status {
   login: { url: string; code: string; expiresAt: string } | null;
   /** Last problem worth showing (cleared when things work again). */
   lastError: { code: string; message: string } | null;
+  /**
+   * The packet filter for traffic arriving over the tunnel (nftables): `off` (the server sent
+   * none: not filtered), `enforcing`, `kept` (a change failed: the previous rules stay),
+   * `blocked` (nothing could be put in force: no peers configured). `error` says why in words.
+   */
+  firewall: FirewallStatus;
   peers: PeerStatus[];
   /**
    * Peer entries from the server that were malformed (bad endpoint, address, key...) and left

@@ -103,6 +103,20 @@ function overlapRanges(a: readonly Range[], b: readonly Range[]): boolean {
   return false;
 }
 
+/** Whether every range of `inner` lies inside one range of `outer` (no allocation). */
+function coversRanges(outer: readonly Range[], inner: readonly Range[]): boolean {
+  for (const [lo, hi] of inner) {
+    const j = firstEndingAtOrAfter(outer, lo);
+    if (j >= outer.length || outer[j]![0] > lo || outer[j]![1] < hi) return false;
+  }
+  return true;
+}
+
+/** `inner` is a subset of `outer`, with `outer` merged (adjacent ranges joined), as every set here is. */
+export function covers(outer: AddrSet, inner: AddrSet): boolean {
+  return coversRanges(outer.v4, inner.v4) && coversRanges(outer.v6, inner.v6);
+}
+
 function subtractRanges(a: readonly Range[], b: readonly Range[]): Range[] {
   const out: Range[] = [];
   for (const [lo0, hi] of a) {
@@ -253,6 +267,11 @@ function formatAddrUncached(family: 4 | 6, v: bigint): string {
 export interface Cidr { text: string; family: 4 | 6; lo: bigint; bits: number }
 
 function rangeToCidrs(family: 4 | 6, lo0: bigint, hi: bigint, out: Cidr[]): void {
+  // Most ranges are one node's address: no BigInt arithmetic (each operation allocates).
+  if (lo0 === hi) {
+    out.push({ text: formatAddr(family, lo0), family, lo: lo0, bits: family === 4 ? 32 : 128 });
+    return;
+  }
   const width = family === 4 ? 32n : 128n;
   let lo = lo0;
   while (lo <= hi) {
@@ -271,7 +290,20 @@ export function cidrsOf(s: AddrSet): Cidr[] {
   return out;
 }
 
-/** The canonical text of a set (see cidrsOf). */
+/** The canonical text of a set (see cidrsOf); single addresses without building their Cidr. */
 export function formatSet(s: AddrSet): string[] {
-  return cidrsOf(s).map((c) => c.text);
+  const out: string[] = [];
+  const scratch: Cidr[] = [];
+  for (const [family, ranges] of [[4, s.v4], [6, s.v6]] as const) {
+    for (const [lo, hi] of ranges) {
+      if (lo === hi) {
+        out.push(formatAddr(family, lo));
+        continue;
+      }
+      scratch.length = 0;
+      rangeToCidrs(family, lo, hi, scratch);
+      for (const c of scratch) out.push(c.text);
+    }
+  }
+  return out;
 }

@@ -47,13 +47,26 @@ export function dstCidrs(dst: Resolved, reach: AddrSet): Cidr[] {
   return dst === ANY ? [ANY_CIDR] : cidrsOf(intersect(dst, reach));
 }
 
+const portsTextCache = new Map<number, string>();
+
+/** "first-last", one string per distinct range (every node's every entry repeats a few of them). */
+function portsText(p: PortRange): string {
+  const key = p.first * 65536 + p.last;
+  let text = portsTextCache.get(key);
+  if (text === undefined) {
+    if (portsTextCache.size >= 1 << 16) portsTextCache.clear(); // bounded, as addr.ts's text cache
+    portsTextCache.set(key, (text = `${p.first}-${p.last}`));
+  }
+  return text;
+}
+
 /** Dedupes and sorts dstPorts: `*` first, then by address (IPv4 first), prefix, then port range. */
 export function sortDstPorts(entries: { ip: Cidr; ports: PortRange }[]): { ip: string; ports: string }[] {
   entries.sort((x, y) => (x.ip.family - y.ip.family) || (x.ip.lo < y.ip.lo ? -1 : x.ip.lo > y.ip.lo ? 1 : 0) || x.ip.bits - y.ip.bits || x.ports.first - y.ports.first || x.ports.last - y.ports.last);
   const out: { ip: string; ports: string }[] = [];
   let prev: { ip: Cidr; ports: PortRange } | undefined;
   for (const e of entries) {
-    if (!prev || prev.ip.text !== e.ip.text || prev.ports.first !== e.ports.first || prev.ports.last !== e.ports.last) out.push({ ip: e.ip.text, ports: `${e.ports.first}-${e.ports.last}` });
+    if (!prev || prev.ip.text !== e.ip.text || prev.ports.first !== e.ports.first || prev.ports.last !== e.ports.last) out.push({ ip: e.ip.text, ports: portsText(e.ports) });
     prev = e;
   }
   return out;

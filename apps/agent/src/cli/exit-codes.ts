@@ -63,6 +63,8 @@ export const AgentErrorCode = {
   AlreadyRegistered: 'already_registered',
   BadRequest: 'bad_request',
   DeviceError: 'device_error',
+  /** The packet filter could not be put in force (nft missing or its transaction failed). */
+  FirewallError: 'firewall_error',
   Internal: 'internal',
   NoRegions: 'no_regions',
 } as const;

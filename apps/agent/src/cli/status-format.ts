@@ -31,6 +31,21 @@ const stateText: Record<Status['state'], string> = {
   expired: 'node key expired (run: weft login)',
 };
 
+/** Nothing while no filter is sent (as before policies); otherwise what is in force, in words. */
+function firewallLine(fw: Status['firewall'] | undefined): string | null {
+  switch (fw?.state) {
+    case undefined:
+    case 'off':
+      return null;
+    case 'enforcing':
+      return `firewall: enforcing the packet filter (${fw.rules} rule${fw.rules === 1 ? '' : 's'}; nftables table inet weft)`;
+    case 'kept':
+      return `firewall: NOT UPDATED: ${fw.error} (${fw.rules} rule${fw.rules === 1 ? '' : 's'})`;
+    case 'blocked':
+      return `firewall: BLOCKING ALL TUNNEL TRAFFIC: ${fw.error}`;
+  }
+}
+
 /** Cells are made terminal-safe before they are measured (peer names come from other nodes). */
 function table(rows: string[][]): string {
   rows = rows.map((r) => r.map(terminalSafe));
@@ -54,7 +69,10 @@ function formatStatusRaw(s: Status): string {
     lines.push(`interface: ${s.interface.name} (${s.interface.backend ?? '?'}, port ${s.interface.listenPort ?? '?'}, mtu ${s.interface.mtu})`);
   }
   if (s.login) lines.push(`login: open ${s.login.url} or ask an admin to run: weft-server nodes approve ${s.login.code}`);
-  if (s.lastError) lines.push(`last error: ${s.lastError.message} [${s.lastError.code}]`);
+  const fw = firewallLine(s.firewall);
+  if (fw) lines.push(fw);
+  for (const r of s.firewall?.skippedRules ?? []) lines.push(`packet filter rule ${r.index} left out: ${r.reason}`);
+  if (s.lastError && s.lastError.code !== 'firewall_error') lines.push(`last error: ${s.lastError.message} [${s.lastError.code}]`);
   for (const k of s.skippedPeers ?? []) lines.push(`skipped peer ${k.id ?? '?'}: ${k.reason.replace(/[^\x20-\x7e]/g, '?')}`);
   if (s.peers.length === 0) {
     lines.push('', s.self ? 'no peers' : '');

@@ -14,7 +14,7 @@ import { StateStore } from '../../src/state-store.js';
 import { formatStatus } from '../../src/cli/status-format.js';
 import { FakeControl, problem } from './fake-control.js';
 import { FakeDevice } from './fake-device.js';
-import { peer, self } from './fixtures.js';
+import { noFirewall, peer, self } from './fixtures.js';
 
 const netmap = (seq: number, peers = [peer(2)], s: SelfNode = self) => ({ type: 'netmap' as const, seq, protocolVersion: 1, self: s, peers });
 
@@ -38,7 +38,7 @@ describe('Agent', { timeout: 20_000 }, () => {
     const agent = new Agent({
       store: new StateStore(dir), openDevice: () => { const d = new FakeDevice(); devices.push(d); return d; },
       interfaceName: 'weft0', backend: 'userspace', listenPort: 41641, mtu: 1280, log: silentLogger, loginPollMs: 20,
-      hostname: () => 'testhost',
+      hostname: () => 'testhost', firewallRunner: noFirewall,
     });
     agents.push(agent);
     return agent;
@@ -352,7 +352,7 @@ describe('Agent', { timeout: 20_000 }, () => {
     let failures = 1;
     const mine: FakeDevice[] = [];
     const agent = new Agent({
-      store: new StateStore(dir), interfaceName: 'weft0', backend: 'userspace', listenPort: 41641, mtu: 1280, log: silentLogger,
+      store: new StateStore(dir), interfaceName: 'weft0', backend: 'userspace', listenPort: 41641, mtu: 1280, log: silentLogger, firewallRunner: noFirewall,
       openDevice: () => {
         if (failures-- > 0) throw new Error('a wireguard-go for weft0 is already running');
         const d = new FakeDevice();

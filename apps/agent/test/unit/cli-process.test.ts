@@ -55,7 +55,7 @@ describe('weft status exit code', { timeout: 60_000 }, () => {
       const s: Status = {
         version: 1, state, online: state === 'running', server: 'http://10.77.0.1:8080', self: null,
         interface: { name: 'weft0', backend: 'userspace', up: state === 'running', listenPort: 41641, mtu: 1280 },
-        login: null, lastError: null, peers: [], skippedPeers: [],
+        login: null, lastError: null, firewall: { state: 'off', rules: 0, skippedRules: [], error: null }, peers: [], skippedPeers: [],
       };
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify(s));

@@ -1,3 +1,4 @@
+import type { CommandRunner } from '../../src/firewall/exec.js';
 import type { Peer, SelfNode } from '@weft/protocol';
 
 const hex = (n: number) => n.toString(16).padStart(2, '0').repeat(32);
@@ -15,3 +16,11 @@ export function peer(id: number, over: Partial<Peer> = {}): Peer {
     endpoints: [`192.0.2.${id}:41641`], online: true, lastSeen: null, ...over,
   };
 }
+
+/**
+ * nft and conntrack for agent tests that are not about the packet filter: no table, every command
+ * succeeds. Without it an agent test run as root would ask the host's own nftables (and remove a
+ * real `inet weft` table it found there).
+ */
+export const noFirewall: CommandRunner = async (argv) =>
+  argv[0] === 'nft' && argv[1] === 'list' ? { code: 1, stdout: '', stderr: 'Error: No such file or directory', missing: false } : { code: 0, stdout: '', stderr: '', missing: false };

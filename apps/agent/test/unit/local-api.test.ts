@@ -16,7 +16,7 @@ import { StateStore } from '../../src/state-store.js';
 import type { Status } from '../../src/status.js';
 import { FakeControl, problem } from './fake-control.js';
 import { FakeDevice } from './fake-device.js';
-import { peer, self } from './fixtures.js';
+import { noFirewall, peer, self } from './fixtures.js';
 
 const BIN = new URL('../../bin/weft.mjs', import.meta.url).pathname;
 
@@ -35,7 +35,7 @@ describe('local API', () => {
     control.onConnect = (ws) => ws.send(JSON.stringify({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(2)] }));
     agent = new Agent({
       store: new StateStore(join(dir, 'state')), openDevice: () => new FakeDevice(), interfaceName: 'weft0', backend: 'userspace',
-      listenPort: 41641, mtu: 1280, log: silentLogger, loginPollMs: 20, hostname: () => 'h',
+      listenPort: 41641, mtu: 1280, log: silentLogger, loginPollMs: 20, hostname: () => 'h', firewallRunner: noFirewall,
     });
     await agent.start();
     api = createLocalApi(agent, silentLogger);

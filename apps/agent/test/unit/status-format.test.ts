@@ -39,7 +39,7 @@ describe('formatting', () => {
   const base: Status = {
     version: 1, state: 'running', online: true, server: 'http://10.77.0.1:8080',
     self: { ...self, machineKey: null }, interface: { name: 'weft0', backend: 'userspace', up: true, listenPort: 41641, mtu: 1280 },
-    login: null, lastError: null, peers: [], skippedPeers: [],
+    login: null, lastError: null, firewall: { state: 'off', rules: 0, skippedRules: [], error: null }, peers: [], skippedPeers: [],
   };
 
   it('renders self, state and an aligned peer table', () => {
@@ -72,6 +72,22 @@ describe('formatting', () => {
     expect(out).toContain('skipped peer 7: endpoints[0]: IPv4 address: octet 1 is 999, outside 0-255\n');
     expect(out).toContain('skipped peer ?: id: bad?]0;x?\n');
     expect(out).toContain('peer2');
+  });
+
+  it('says in words what the packet filter does: nothing while off, the rule count, what stays in force when it fails', () => {
+    expect(formatStatus(base)).not.toContain('firewall');
+    const enforcing = formatStatus({ ...base, firewall: { state: 'enforcing', rules: 3, skippedRules: [{ index: 4, reason: 'srcIPs[0]: bad' }], error: null } });
+    expect(enforcing).toContain('firewall: enforcing the packet filter (3 rules; nftables table inet weft)\n');
+    expect(enforcing).toContain('packet filter rule 4 left out: srcIPs[0]: bad\n');
+    const kept = formatStatus({
+      ...base,
+      lastError: { code: 'firewall_error', message: 'cannot apply the new packet filter (nft failed: x); the previous ruleset stays in force' },
+      firewall: { state: 'kept', rules: 1, skippedRules: [], error: 'cannot apply the new packet filter (nft failed: x); the previous ruleset stays in force' },
+    });
+    expect(kept).toContain('firewall: NOT UPDATED: cannot apply the new packet filter (nft failed: x); the previous ruleset stays in force (1 rule)\n');
+    expect(kept).not.toContain('last error');
+    const blocked = formatStatus({ ...base, firewall: { state: 'blocked', rules: 0, skippedRules: [], error: 'cannot enforce the packet filter (nft not found: install the nftables package); no peers are configured until it can be' } });
+    expect(blocked).toContain('firewall: BLOCKING ALL TUNNEL TRAFFIC: cannot enforce the packet filter (nft not found');
   });
 
   it('tells a revoked node what to do', () => {

@@ -9,7 +9,7 @@ describe('weft status on a terminal', () => {
   const base: Status = {
     version: 1, state: 'running', online: true, server: 'http://10.77.0.1:8080',
     self: { ...self, machineKey: null }, interface: { name: 'weft0', backend: 'userspace', up: true, listenPort: 41641, mtu: 1280 },
-    login: null, lastError: null, peers: [], skippedPeers: [],
+    login: null, lastError: null, firewall: { state: 'off', rules: 0, skippedRules: [], error: null }, peers: [], skippedPeers: [],
   };
 
   it('shows control characters in peer hostnames and users as escapes, with the columns still aligned', () => {

@@ -113,3 +113,10 @@ export const CHANGE_RETENTION_MS = 10 * 60_000;
 
 /** How often each replica deletes outbox rows older than CHANGE_RETENTION_MS. */
 export const CHANGE_PRUNE_INTERVAL_MS = 60_000;
+
+/**
+ * A node's reflexive endpoint (seen on a handshake initiation to the responder key) is written at
+ * most once per this window: an unchanged one is never written, and wireguard-go sends an
+ * initiation every ~5 s (measured, docs/design.md), so this only bounds a NAT that keeps changing.
+ */
+export const WG_MAPPING_WRITE_INTERVAL_MS = 1_000;

@@ -64,6 +64,13 @@ export const SelfNode = z.object({
   ipv6: IPv6Address,
   nodeKey: NodeKeyText,
   expiresAt: Timestamp.nullable(),
+  /**
+   * Where the server sees this node's WireGuard port come from (its NAT's public mapping of it):
+   * the source of the node's last handshake initiation to a responder in `wgResponders`. Peers get
+   * it first in this node's `endpoints`. Absent = not seen yet (or a server before it). Since
+   * protocol 1 (2026-12-01), optional.
+   */
+  reflexiveEndpoint: Endpoint.optional(),
 });
 export type SelfNode = z.infer<typeof SelfNode>;
 
@@ -110,6 +117,23 @@ export const PeerPatch = z.object({
 });
 export type PeerPatch = z.infer<typeof PeerPatch>;
 
+/**
+ * A server-side WireGuard key that never answers. The agent adds it as a WireGuard peer (endpoint,
+ * persistent keepalive, no allowed IPs, so no traffic is ever routed to it) and never shows it as
+ * a peer. Its WireGuard then sends handshake initiations from its own port to `endpoint`, and the
+ * server learns from their source how the node's NAT maps that port (`SelfNode.reflexiveEndpoint`).
+ */
+export const ResponderPeer = z.object({
+  /** The responder's X25519 public key, in the same text form as node keys. */
+  publicKey: NodeKeyText,
+  /** The server's UDP port for it (the STUN port), "ip:port". */
+  endpoint: Endpoint,
+});
+export type ResponderPeer = z.infer<typeof ResponderPeer>;
+
+/** At most this many responders in a netmap. */
+export const MAX_WG_RESPONDERS = 4;
+
 export const NetmapMessage = z.object({
   type: z.literal('netmap'),
   seq: z.number().int(),
@@ -117,6 +141,11 @@ export const NetmapMessage = z.object({
   self: SelfNode,
   /** Every peer this node may see, sorted by id. */
   peers: z.array(Peer),
+  /**
+   * Responder keys to add as WireGuard peers (see ResponderPeer). Absent or empty = none: the agent
+   * removes any it added. Since protocol 1 (2026-12-01), optional so older agents ignore it.
+   */
+  wgResponders: z.array(ResponderPeer).max(MAX_WG_RESPONDERS).optional(),
 });
 export type NetmapMessage = z.infer<typeof NetmapMessage>;
 
@@ -132,7 +161,7 @@ export const DeltaMessage = z.object({
   /** Peer ids no longer visible. */
   remove: z.array(z.number().int()).optional(),
   patch: z.array(PeerPatch).optional(),
-  /** This node itself changed (renamed, expiry). */
+  /** This node itself changed (renamed, expiry, reflexive endpoint). */
   self: SelfNode.optional(),
 });
 export type DeltaMessage = z.infer<typeof DeltaMessage>;

@@ -199,3 +199,15 @@ describe('WgResponder: known keys, replays, clock skew, counters', () => {
     expect(r.rememberedKeys).toBe(0);
   });
 });
+
+describe('the test initiator (test-support/wg-initiator.ts) builds what wireguard-go builds', () => {
+  it('its initiation opens with the same code to its key and time', async () => {
+    const { buildInitiation, publicKeyOf } = await import('../../../test-support/wg-initiator.js');
+    const initiator = x25519.utils.randomSecretKey();
+    const at = Date.UTC(2026, 11, 1, 12, 0, 0, 500);
+    const opened = openInitiation(key, buildInitiation(initiator, key.publicKey, at));
+    if (!opened.ok) throw new Error(opened.reason);
+    expect(opened.initiatorKey.equals(publicKeyOf(initiator))).toBe(true);
+    expect(tai64nToUnixMs(opened.timestamp)).toBe(at);
+  });
+});

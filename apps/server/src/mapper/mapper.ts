@@ -11,7 +11,7 @@
  * policy engine will replace `visible`.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { CloseCode, PROTOCOL_VERSION, type Peer, type PeerPatch } from '@weft/protocol';
+import { CloseCode, PROTOCOL_VERSION, type Peer, type PeerPatch, type ResponderPeer } from '@weft/protocol';
 import type { MapperMetrics, NodeStateCounts } from '../metrics.js';
 import type { Change, PresenceChange } from '../state/changes.js';
 import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.js';
@@ -29,24 +29,32 @@ export interface MapperOptions {
   patchIntervalMs?: number;
   /** Absent = nothing measured. */
   metrics?: MapperMetrics;
+  /** Sent in every netmap as `wgResponders`; absent = none. */
+  responders?: ResponderPeer[];
 }
 
 export class Mapper {
   private readonly entries = new Map<number, Entry>();
+  /** Node id by WireGuard public key (hex, no prefix): who sent a handshake initiation, per packet without the database. */
+  private readonly byKey = new Map<string, number>();
   private readonly chunks = new PeerChunks();
   private readonly sessions = new Map<number, Session>();
   private queue: Promise<void> = Promise.resolve();
   private pendingPatches = new Map<number, PeerPatch>();
   private patchTimer: NodeJS.Timeout | null = null;
   private readonly patchIntervalMs: number;
+  /** Closes the peer list; carries the responders, the same for every node. */
+  private readonly netmapTail: string;
 
   constructor(private readonly opts: MapperOptions) {
     this.patchIntervalMs = opts.patchIntervalMs ?? 200;
+    this.netmapTail = opts.responders?.length ? `],"wgResponders":${JSON.stringify(opts.responders)}}` : ']}';
   }
 
   async init(): Promise<void> {
     const rows = await this.opts.loadRows();
-    for (const row of rows) this.entries.set(row.id, { row, peer: peerDto(row) });
+    this.byKey.clear();
+    for (const row of rows) this.setEntry(row);
     this.chunks.reset([...this.entries.values()].filter((e) => visible(e.row)).map((e) => [e.row.id, JSON.stringify(e.peer)]));
   }
 
@@ -117,7 +125,7 @@ export class Mapper {
     }
     if (!this.entries.has(nodeId)) {
       // The change that created it has not reached this replica yet: take the fresher row.
-      this.entries.set(nodeId, { row, peer: peerDto(row) });
+      this.setEntry(row);
       if (visible(row)) this.chunks.set(nodeId, JSON.stringify(peerDto(row)));
     }
     this.sessions.get(nodeId)?.close(4409, 'replaced by a newer connection');
@@ -145,7 +153,31 @@ export class Mapper {
     if (!entry) return;
     session.resetSeq();
     const head = `,"protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"peers":[`;
-    session.sendParts('netmap', [head, ...this.chunks.partsExcept(session.nodeId), ']}']);
+    session.sendParts('netmap', [head, ...this.chunks.partsExcept(session.nodeId), this.netmapTail]);
+  }
+
+
+  /**
+   * The live node (not expired, its user not suspended) whose WireGuard public key this is (hex),
+   * from memory: called for every handshake initiation the responder authenticates.
+   */
+  nodeByWgKey(keyHex: string): NodeWithUser | undefined {
+    const id = this.byKey.get(keyHex);
+    const e = id === undefined ? undefined : this.entries.get(id);
+    return e && visible(e.row) ? e.row : undefined;
+  }
+
+  private setEntry(row: NodeWithUser): void {
+    const prev = this.entries.get(row.id);
+    if (prev && prev.row.nodeKey !== row.nodeKey) this.byKey.delete(wgKeyHex(prev.row.nodeKey));
+    this.entries.set(row.id, { row, peer: peerDto(row) });
+    this.byKey.set(wgKeyHex(row.nodeKey), row.id);
+  }
+
+  private deleteEntry(id: number): void {
+    const e = this.entries.get(id);
+    if (e && this.byKey.get(wgKeyHex(e.row.nodeKey)) === id) this.byKey.delete(wgKeyHex(e.row.nodeKey));
+    this.entries.delete(id);
   }
 
   /** Closes every session (shutdown). */
@@ -165,6 +197,7 @@ export class Mapper {
       case 'nodes-suspended':
         return this.removed(change.nodeIds, CloseCode.UserSuspended, 'user suspended');
       case 'nodes-patched':
+        if (change.reflexive) this.reflexiveSet(change.reflexive);
         return this.patched(change.patches);
       case 'presence':
         return this.patched(change.nodes.filter((n) => this.newerPresence(n)).map(({ id, online, lastSeen }) => ({ id, online, lastSeen })));
@@ -184,8 +217,8 @@ export class Mapper {
     const upsert: Peer[] = [];
     const gone: number[] = [];
     for (const row of rows) {
-      const peer = peerDto(row);
-      this.entries.set(row.id, { row, peer });
+      this.setEntry(row);
+      const peer = this.entries.get(row.id)!.peer;
       if (visible(row)) {
         this.chunks.set(row.id, JSON.stringify(peer));
         upsert.push(peer);
@@ -208,7 +241,7 @@ export class Mapper {
       this.sessions.get(id)?.close(code, reason);
       this.sessions.delete(id);
       this.chunks.delete(id);
-      if (code === CloseCode.NodeDeleted) this.entries.delete(id);
+      if (code === CloseCode.NodeDeleted) this.deleteEntry(id);
       else if (code === CloseCode.UserSuspended) {
         // Suspended: the node still exists; resume upserts it from a fresh row.
         const e = this.entries.get(id);
@@ -220,6 +253,16 @@ export class Mapper {
       }
     }
     if (visibleBefore.length) this.broadcast(`,"remove":${JSON.stringify(visibleBefore)}}`, new Set(ids));
+  }
+
+  /** A node's own session learns where the server sees its WireGuard port (`self.reflexiveEndpoint`). */
+  private reflexiveSet(list: { id: number; endpoint: string }[]): void {
+    for (const { id, endpoint } of list) {
+      const e = this.entries.get(id);
+      if (!e || e.row.reflexiveEndpoint === endpoint) continue;
+      e.row = { ...e.row, reflexiveEndpoint: endpoint };
+      this.sessions.get(id)?.send('delta', `,"self":${JSON.stringify(selfDto(e.row))}}`);
+    }
   }
 
   private patched(patches: PeerPatch[]): void {
@@ -277,3 +320,6 @@ export class Mapper {
 function visible(row: NodeWithUser): boolean {
   return !isExpired(row) && !row.user.suspendedAt;
 }
+
+/** "nodekey:<hex>" -> "<hex>", the form the WireGuard responder looks keys up by. */
+const wgKeyHex = (nodeKey: string) => nodeKey.slice('nodekey:'.length);

@@ -336,7 +336,7 @@ export class Agent {
         case 'full':
           if (this.phase !== 'running') return;
           this.opts.log('debug', 'netmap received', { peers: change.peers.length });
-          await this.engineFor().applyFull(change.self, change.peers);
+          await this.engineFor().applyFull(change.self, change.peers, change.responders);
           this.online = true;
           this.lastError = null;
           this.session?.markHealthy();
@@ -372,7 +372,7 @@ export class Agent {
       this.reapplyTimer = undefined;
       const self = this.netmap.self;
       if (this.phase !== 'running' || !self || this.shutDown) return;
-      this.engineFor().applyFull(self, this.netmap.peers).then(() => {
+      this.engineFor().applyFull(self, this.netmap.peers, this.netmap.responders).then(() => {
         this.reapplyAttempt = 0;
         this.lastError = null;
         this.opts.log('info', 'WireGuard programmed after an earlier failure', { peers: this.netmap.peers.length });
@@ -481,7 +481,7 @@ export class Agent {
     if (!self) return;
     const peers = this.netmap.peers;
     try {
-      await engine.applyFull(self, peers);
+      await engine.applyFull(self, peers, this.netmap.responders);
       this.opts.log('info', 'restored last netmap', { peers: peers.length });
     } catch (err) {
       const message = `bringing the interface up failed: ${(err as Error).message}`;

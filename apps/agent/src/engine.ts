@@ -12,13 +12,13 @@
  * cannot also use other parts of 100.64.0.0/10 (CGNAT) on another link; /32 + explicit routes
  * would be the answer then, and needs route support in @weft/wg.
  */
-import type { Peer, SelfNode } from '@weft/protocol';
+import type { Peer, ResponderPeer, SelfNode } from '@weft/protocol';
 import type { NodePrivateKey, NodePublicKey } from '@weft/crypto';
 import { parseNodePublicKey } from '@weft/crypto';
 import type { BackendChoice, Device, OpenOptions, PeerConfig, PeerStats } from '@weft/wg';
 import type { NetmapChange } from './netmap.js';
 import type { Logger } from './log.js';
-import { PERSISTENT_KEEPALIVE_S } from './tunables.js';
+import { PERSISTENT_KEEPALIVE_S, RESPONDER_KEEPALIVE_S } from './tunables.js';
 
 export const IPV4_PREFIX = 10;
 export const IPV6_PREFIX = 48;
@@ -56,6 +56,15 @@ export function peerConfig(peer: Peer): PeerConfig {
     config.persistentKeepalive = PERSISTENT_KEEPALIVE_S;
   }
   return config;
+}
+
+/**
+ * The server's responder as a WireGuard peer: no allowed IPs (nothing is ever routed to it, and
+ * nothing it could send is accepted), an endpoint and a keepalive, so WireGuard keeps sending it
+ * handshake initiations from its own port: how the server learns this node's NAT mapping.
+ */
+export function responderConfig(r: ResponderPeer): PeerConfig {
+  return { publicKey: parseNodePublicKey(r.publicKey), allowedIps: [], endpoint: r.endpoint, persistentKeepalive: RESPONDER_KEEPALIVE_S };
 }
 
 /** Whether a change to a peer needs WireGuard reprogramming (name or online flips do not). */
@@ -123,13 +132,15 @@ export class Engine {
    * interface is not configured for `self` yet, peers go in before the addresses: nothing sent
    * the moment an address appears is blackholed for want of a peer (it waits for the handshake).
    */
-  applyFull(self: SelfNode, peers: Peer[]): Promise<void> {
+  applyFull(self: SelfNode, peers: Peer[], responders: ResponderPeer[] = []): Promise<void> {
     return this.serial(async () => {
+      // Responders are in the exact peer set too: one the netmap dropped is removed.
+      const want = [...peers.map(peerConfig), ...responders.map(responderConfig)];
       const configured = this.configuredFor === interfaceAddresses(self).join(',');
-      if (!configured) await (await this.openDevice()).setPeers(peers.map(peerConfig));
+      if (!configured) await (await this.openDevice()).setPeers(want);
       const device = await this.ensureConfigured(self);
-      if (configured) await device.setPeers(peers.map(peerConfig));
-      this.opts.log('info', 'netmap applied', { peers: peers.length });
+      if (configured) await device.setPeers(want);
+      this.opts.log('info', 'netmap applied', { peers: peers.length, responders: responders.length });
     });
   }
 

@@ -10,14 +10,14 @@
  * so the result is what a resync would give. Its record stays until the server sends that id
  * again valid, removes it, or sends a fresh netmap.
  */
-import type { DeltaMessage, NetmapMessage, Peer, SelfNode, ServerMessage } from '@weft/protocol';
+import type { DeltaMessage, NetmapMessage, Peer, ResponderPeer, SelfNode, ServerMessage } from '@weft/protocol';
 import type { SkippedPeer } from './server-message.js';
 
 /** Skipped entries without a usable id kept for `weft status`; the newest win. */
 const MAX_UNNAMED_SKIPPED = 16;
 
 export type NetmapChange =
-  | { kind: 'full'; self: SelfNode; peers: Peer[]; skipped: SkippedPeer[] }
+  | { kind: 'full'; self: SelfNode; peers: Peer[]; skipped: SkippedPeer[]; responders: ResponderPeer[] }
   | {
       kind: 'delta';
       /** Entries of this message left out. */
@@ -41,6 +41,7 @@ export class Netmap {
   private selfNode: SelfNode | undefined;
   private skippedById = new Map<number, SkippedPeer>();
   private skippedUnnamed: SkippedPeer[] = [];
+  private responderPeers: ResponderPeer[] = [];
 
   /** Starts from a persisted netmap; the next connection still expects a fresh netmap first. */
   constructor(initial?: { self: SelfNode; peers: Peer[] }) {
@@ -52,6 +53,14 @@ export class Netmap {
 
   get self(): SelfNode | undefined {
     return this.selfNode;
+  }
+
+  /**
+   * The server's responder keys from the last netmap (WireGuard peers with no allowed IPs, never
+   * shown as peers), without any whose key is this node's or a peer's: WireGuard has one peer per key.
+   */
+  get responders(): ResponderPeer[] {
+    return this.responderPeers;
   }
 
   /** Peers sorted by id. */
@@ -123,7 +132,8 @@ export class Netmap {
       keys.set(p.nodeKey, p.id);
     }
     this.recordSkipped(refused);
-    return { kind: 'full', self: msg.self, peers: this.peers, skipped: refused };
+    this.responderPeers = (msg.wgResponders ?? []).filter((r) => r.publicKey !== msg.self.nodeKey && !keys.has(r.publicKey));
+    return { kind: 'full', self: msg.self, peers: this.peers, skipped: refused, responders: this.responderPeers };
   }
 
   private applyDelta(msg: DeltaMessage, skipped: SkippedPeer[]): NetmapChange {

@@ -175,7 +175,7 @@ export type ServerMessage = z.infer<typeof ServerMessage>;
  * applies the rest, rather than dropping the whole message.
  */
 export const ServerMessageEnvelope = z.discriminatedUnion('type', [
-  NetmapMessage.extend({ peers: z.array(z.unknown()) }),
+  NetmapMessage.extend({ peers: z.array(z.unknown()), wgResponders: z.array(z.unknown()).optional() }),
   DeltaMessage.extend({ upsert: z.array(z.unknown()).optional(), patch: z.array(z.unknown()).optional() }),
 ]);
 

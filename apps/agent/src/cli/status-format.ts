@@ -53,6 +53,7 @@ function formatStatusRaw(s: Status): string {
   if (s.interface.up) {
     lines.push(`interface: ${s.interface.name} (${s.interface.backend ?? '?'}, port ${s.interface.listenPort ?? '?'}, mtu ${s.interface.mtu})`);
   }
+  if (s.self?.reflexiveEndpoint) lines.push(`public endpoint (seen by the server): ${s.self.reflexiveEndpoint}`);
   if (s.login) lines.push(`login: open ${s.login.url} or ask an admin to run: weft-server nodes approve ${s.login.code}`);
   if (s.lastError) lines.push(`last error: ${s.lastError.message} [${s.lastError.code}]`);
   for (const k of s.skippedPeers ?? []) lines.push(`skipped peer ${k.id ?? '?'}: ${k.reason.replace(/[^\x20-\x7e]/g, '?')}`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { generateNodeKey } from '@weft/crypto';
-import { Engine, interfaceAddresses, peerConfig } from '../../src/engine.js';
+import { Engine, interfaceAddresses, peerConfig, responderConfig } from '../../src/engine.js';
 import { Netmap } from '../../src/netmap.js';
 import { silentLogger } from '../../src/log.js';
 import { FakeDevice } from './fake-device.js';
@@ -97,6 +97,27 @@ describe('Engine', () => {
     expect(device.calls).toEqual(['setPeers 2', 'configure 100.64.0.1/10,fd7a:115c:a1e0::1/48']);
     await engine.applyFull(self, [peer(2)]); // configured already: peers only
     expect(device.calls.slice(2)).toEqual(['setPeers 1']);
+  });
+
+  it("the server's responder is a WireGuard peer with no allowed IPs and a keepalive; deltas leave it alone; a netmap without it removes it", async () => {
+    const { device, engine } = setup();
+    const nm = new Netmap();
+    const responder = { publicKey: `nodekey:${'cd'.repeat(32)}`, endpoint: '192.0.2.1:3478' };
+    const full = nm.apply({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(2)], wgResponders: [responder] });
+    if (full.kind !== 'full') throw new Error();
+    await engine.applyFull(full.self, full.peers, full.responders);
+    expect(device.peers.get(responder.publicKey)).toEqual({ publicKey: responder.publicKey, allowedIps: [], endpoint: '192.0.2.1:3478', persistentKeepalive: 25 });
+    expect(responderConfig(responder).allowedIps).toEqual([]);
+    device.calls = [];
+    await delta(engine, nm, { type: 'delta', seq: 2, upsert: [peer(4)], remove: [2], patch: [] });
+    expect(device.calls).toEqual(['remove 0202', 'upsert 0404']);
+    expect(device.peers.has(responder.publicKey)).toBe(true);
+    // Not a peer anywhere the agent lists peers.
+    expect(nm.peers.map((p) => p.nodeKey)).not.toContain(responder.publicKey);
+    const without = nm.apply({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(4)] });
+    if (without.kind !== 'full') throw new Error();
+    await engine.applyFull(without.self, without.peers, without.responders);
+    expect(device.peers.has(responder.publicKey)).toBe(false);
   });
 
   it('interfaceAddresses strips prefixes the server may already include', () => {

@@ -24,7 +24,7 @@ export function sendableEndpoints(stored: string[]): string[] {
  * agent reported, without a repeat (no NAT: the two are the same).
  */
 export function peerEndpoints(n: Pick<DbNode, 'endpoints' | 'reflexiveEndpoint'>): string[] {
-  const reflexive = n.reflexiveEndpoint !== null && parseEndpoint(n.reflexiveEndpoint).ok ? [n.reflexiveEndpoint] : [];
+  const reflexive = typeof n.reflexiveEndpoint === 'string' && parseEndpoint(n.reflexiveEndpoint).ok ? [n.reflexiveEndpoint] : [];
   return sendableEndpoints([...reflexive, ...n.endpoints.filter((e) => e !== n.reflexiveEndpoint)]);
 }
 
@@ -68,7 +68,7 @@ export function nodeDto(n: NodeWithUser): Node {
 }
 
 export function selfDto(n: NodeWithUser): SelfNode {
-  const reflexive = n.reflexiveEndpoint !== null && parseEndpoint(n.reflexiveEndpoint).ok ? { reflexiveEndpoint: n.reflexiveEndpoint } : {};
+  const reflexive = typeof n.reflexiveEndpoint === 'string' && parseEndpoint(n.reflexiveEndpoint).ok ? { reflexiveEndpoint: n.reflexiveEndpoint } : {};
   return { id: n.id, name: n.name, user: n.user.name, ipv4: n.ipv4, ipv6: n.ipv6, nodeKey: n.nodeKey, expiresAt: iso(n.expiresAt), ...reflexive };
 }
 

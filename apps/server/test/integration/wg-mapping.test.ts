@@ -22,7 +22,7 @@ describe.each(BACKENDS)('WireGuard responder on %s', (backend) => {
 
   beforeAll(async () => {
     stun = await StunServer.listen({ listen: '127.0.0.1:0' });
-    s = await startServer(backend, { wgResponder: { endpoint: stun.toString() } });
+    s = await startServer(backend, { wgResponder: { endpoint: stun.toString() }, metrics: {} });
     stun.wireGuard = (msg, from) => s.wgMapping!.receive(msg, from);
     await s.api('POST', '/api/v1/users', { name: 'ops' });
     key = (await s.api('POST', '/api/v1/authkeys', { user: 'ops', reusable: true })).body.key;
@@ -113,6 +113,10 @@ describe.each(BACKENDS)('WireGuard responder on %s', (backend) => {
       .toEqual({ replayed: 1, unknownKey: 1, clockSkew: 1, badMac1: 1, accepted: 0 });
     await s.mapper.settled();
     expect((await s.api('GET', `/api/v1/nodes/${a.self!.id}`)).body.endpoints[0]).toBe(`127.0.0.1:${sock.address().port}`);
+    // The same counters as Prometheus series.
+    const text = await s.metrics!.registry.metrics();
+    expect(text).toContain(`weft_wg_initiations_total{result="replayed"} ${c1.replayed}`);
+    expect(text).toContain(`weft_wg_initiations_total{result="accepted"} ${c1.accepted}`);
     a.close();
   });
 });

@@ -135,7 +135,7 @@ export class ServerMetrics {
   /** The WireGuard responder's initiation counters (wg-mapping.ts) as one series by result. */
   wgResponder(c: Readonly<WgResponderCounters>): void {
     this.counterFrom('weft_wg_initiations_total', 'WireGuard handshake initiations on the responder port, by result (accepted: authenticated, fresh, from a known node).', () => ({
-      accepted: c.accepted, malformed: c.malformed, bad_mac1: c.badMac1, unauthenticated: c.unauthenticated, unknown_key: c.unknownKey, replayed: c.replayed, clock_skew: c.clockSkew,
+      accepted: c.accepted, malformed: c.malformed, bad_mac1: c.badMac1, unauthenticated: c.unauthenticated, unknown_key: c.unknownKey, replayed: c.replayed, clock_skew: c.clockSkew, rate_limited: c.rateLimited,
     }), 'result');
   }
 

@@ -57,7 +57,7 @@ export class WgMapping {
 
   /** A datagram that looks like an initiation arrived on the UDP port from `from`. Never throws. */
   receive(msg: Uint8Array, from: { address: string; port: number }): void {
-    const got = this.responder.receive(msg);
+    const got = this.responder.receive(msg, from.address);
     if (!got.ok) return;
     const endpoint = endpointOf(from);
     if (!endpoint) return;

@@ -127,11 +127,17 @@ export function looksLikeInitiation(msg: Uint8Array): boolean {
  * `cachedStaticShared` may return the `staticShared` of an earlier initiation of the same
  * initiator (by key, hex), saving one of the two Diffie-Hellmans.
  */
+/** Whether mac1 verifies for this responder (one keyed BLAKE2s; `msg` must be initiation-sized). */
+export function mac1Valid(key: ResponderKey, msg: Uint8Array): boolean {
+  if (msg.length !== MESSAGE_INITIATION_SIZE) return false;
+  const mac1 = blake2s(msg.subarray(0, INITIATION_MAC1_OFFSET), { key: key.mac1Key, dkLen: MAC_SIZE });
+  return timingSafeEqual(mac1, msg.subarray(INITIATION_MAC1_OFFSET, INITIATION_MAC1_OFFSET + MAC_SIZE));
+}
+
 export function openInitiation(key: ResponderKey, msg: Uint8Array, cachedStaticShared?: (initiatorKeyHex: string) => Uint8Array | undefined): OpenedInitiation {
   if (msg.length !== MESSAGE_INITIATION_SIZE) return { ok: false, reason: 'size' };
   if (msg[0] !== MESSAGE_INITIATION_TYPE || msg[1] !== 0 || msg[2] !== 0 || msg[3] !== 0) return { ok: false, reason: 'type' };
-  const mac1 = blake2s(msg.subarray(0, INITIATION_MAC1_OFFSET), { key: key.mac1Key, dkLen: MAC_SIZE });
-  if (!timingSafeEqual(mac1, msg.subarray(INITIATION_MAC1_OFFSET, INITIATION_MAC1_OFFSET + MAC_SIZE))) return { ok: false, reason: 'mac1' };
+  if (!mac1Valid(key, msg)) return { ok: false, reason: 'mac1' };
 
   const ephemeral = msg.subarray(INITIATION_EPHEMERAL_OFFSET, INITIATION_STATIC_OFFSET);
   const sealedStatic = msg.subarray(INITIATION_STATIC_OFFSET, INITIATION_TIMESTAMP_OFFSET);

@@ -7,8 +7,8 @@
  * NAT maps its WireGuard port to. Nothing a peer sends can throw out of `receive`: every refusal
  * is counted by reason.
  */
-import { openInitiation, tai64nToUnixMs, type ResponderKey } from './wg-initiation.js';
-import { WG_INITIATION_MAX_CLOCK_SKEW_MS, WG_REPLAY_SWEEP_INTERVAL_MS } from './tunables.js';
+import { looksLikeInitiation, mac1Valid, openInitiation, tai64nToUnixMs, type ResponderKey } from './wg-initiation.js';
+import { WG_INITIATION_MAX_CLOCK_SKEW_MS, WG_INITIATIONS_PER_SOURCE, WG_INITIATIONS_TOTAL, WG_RATE_TABLE_MAX, WG_REPLAY_SWEEP_INTERVAL_MS } from './tunables.js';
 
 /** Counters since start, by outcome (for metrics). */
 export interface WgResponderCounters {
@@ -26,9 +26,11 @@ export interface WgResponderCounters {
   replayed: number;
   /** Timestamp outside the clock-skew window. */
   clockSkew: number;
+  /** Over the per-source or total rate (tunables.ts): dropped before any Diffie-Hellman. */
+  rateLimited: number;
 }
 
-export type WgRefusal = 'malformed' | 'bad-mac1' | 'unauthenticated' | 'unknown-key' | 'replayed' | 'clock-skew';
+export type WgRefusal = 'malformed' | 'bad-mac1' | 'unauthenticated' | 'unknown-key' | 'replayed' | 'clock-skew' | 'rate-limited';
 
 export type WgReceived<T> = { ok: true; initiator: T; initiatorKey: Buffer } | { ok: false; reason: WgRefusal };
 
@@ -37,12 +39,38 @@ export interface WgResponderOptions<T> {
   /** Who holds this WireGuard public key (32 raw bytes); undefined = nobody we serve. Called per packet: keep it a map lookup. */
   lookup: (initiatorKey: Buffer) => T | undefined;
   maxClockSkewMs?: number;
+  /** Rate limits; absent = tunables.ts. */
+  perSource?: Rate;
+  total?: Rate;
   /** For tests. */
   now?: () => number;
 }
 
+export interface Rate {
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
+/** A token bucket: `take` spends one token if there is one. */
+class Bucket {
+  private tokens: number;
+  constructor(private readonly rate: Rate, private at: number) {
+    this.tokens = rate.burst;
+  }
+  take(now: number): boolean {
+    // Wall time may step back (NTP): no refill then, never a negative one.
+    this.tokens = Math.min(this.rate.burst, this.tokens + (Math.max(0, now - this.at) * this.rate.perSecond) / 1000);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
 export class WgResponder<T> {
-  readonly counters: WgResponderCounters = { accepted: 0, malformed: 0, badMac1: 0, unauthenticated: 0, unknownKey: 0, replayed: 0, clockSkew: 0 };
+  readonly counters: WgResponderCounters = { accepted: 0, malformed: 0, badMac1: 0, unauthenticated: 0, unknownKey: 0, replayed: 0, clockSkew: 0, rateLimited: 0 };
+  private readonly sources = new Map<string, Bucket>();
+  private readonly total: Bucket;
   /** Last accepted timestamp per initiator key (hex), only while it is inside the skew window. */
   private readonly last = new Map<string, { timestamp: Buffer; atMs: number; staticShared: Uint8Array }>();
   private readonly skewMs: number;
@@ -53,6 +81,7 @@ export class WgResponder<T> {
     this.skewMs = opts.maxClockSkewMs ?? WG_INITIATION_MAX_CLOCK_SKEW_MS;
     this.now = opts.now ?? Date.now;
     this.nextSweepAt = this.now() + WG_REPLAY_SWEEP_INTERVAL_MS;
+    this.total = new Bucket(opts.total ?? WG_INITIATIONS_TOTAL, this.now());
   }
 
   get publicKey(): Uint8Array {
@@ -64,13 +93,17 @@ export class WgResponder<T> {
     return this.last.size;
   }
 
-  receive(msg: Uint8Array): WgReceived<T> {
+  /** `source`: the sender's address (no port), for the per-source rate limit; absent = only the total one applies. */
+  receive(msg: Uint8Array, source?: string): WgReceived<T> {
     const now = this.now();
     if (now >= this.nextSweepAt) this.sweep(now);
     const refuse = (reason: WgRefusal, counter: keyof WgResponderCounters): WgReceived<T> => {
       this.counters[counter]++;
       return { ok: false, reason };
     };
+    // Shape and mac1 are cheap (and mac1 keeps junk from spending the budget); the rest costs a
+    // Diffie-Hellman, so the limits come before it.
+    if (looksLikeInitiation(msg) && mac1Valid(this.opts.key, msg) && !this.admit(source, now)) return refuse('rate-limited', 'rateLimited');
     let opened;
     try {
       opened = openInitiation(this.opts.key, msg, (id) => this.last.get(id)?.staticShared);
@@ -94,9 +127,23 @@ export class WgResponder<T> {
     return { ok: true, initiator, initiatorKey: opened.initiatorKey };
   }
 
+  private admit(source: string | undefined, now: number): boolean {
+    if (source !== undefined) {
+      let b = this.sources.get(source);
+      if (!b) {
+        if (this.sources.size >= WG_RATE_TABLE_MAX) this.sources.clear();
+        b = new Bucket(this.opts.perSource ?? WG_INITIATIONS_PER_SOURCE, now);
+        this.sources.set(source, b);
+      }
+      if (!b.take(now)) return false;
+    }
+    return this.total.take(now);
+  }
+
   /** A timestamp older than the window is refused as clock skew anyway: its key need not be remembered. */
   private sweep(now: number): void {
     this.nextSweepAt = now + WG_REPLAY_SWEEP_INTERVAL_MS;
     for (const [id, e] of this.last) if (e.atMs < now - this.skewMs) this.last.delete(id);
+    this.sources.clear(); // buckets refill in well under a sweep interval: a fresh one is the same
   }
 }

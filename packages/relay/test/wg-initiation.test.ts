@@ -183,7 +183,29 @@ describe('WgResponder: known keys, replays, clock skew, counters', () => {
     r.receive(Buffer.alloc(10));
     r.receive(mutate(first, flip(INITIATION_MAC1_OFFSET)));
     r.receive(remac(mutate(first, flip(45))));
-    expect(r.counters).toEqual({ accepted: 0, malformed: 1, badMac1: 1, unauthenticated: 1, unknownKey: 0, replayed: 0, clockSkew: 0 });
+    expect(r.counters).toEqual({ accepted: 0, malformed: 1, badMac1: 1, unauthenticated: 1, unknownKey: 0, replayed: 0, clockSkew: 0, rateLimited: 0 });
+  });
+
+  it('limits initiations that pass mac1 per source and in total before any Diffie-Hellman; junk without mac1 spends nothing; tokens come back with time', () => {
+    clock.now = atOf(first);
+    const r = new WgResponder({ key, lookup: () => undefined, perSource: { perSecond: 1, burst: 2 }, total: { perSecond: 1, burst: 3 }, now: () => clock.now });
+    for (let i = 0; i < 10; i++) r.receive(mutate(first, flip(INITIATION_MAC1_OFFSET)), '198.51.100.1'); // bad mac1: free
+    expect(r.receive(first, '198.51.100.1').ok).toBe(false);
+    expect(r.receive(first, '198.51.100.1')).toEqual({ ok: false, reason: 'unknown-key' });
+    expect(r.receive(first, '198.51.100.1')).toEqual({ ok: false, reason: 'rate-limited' }); // source over its burst
+    expect(r.receive(first, '198.51.100.2')).toEqual({ ok: false, reason: 'unknown-key' }); // another source: total has one left
+    expect(r.receive(first, '198.51.100.3')).toEqual({ ok: false, reason: 'rate-limited' }); // total over its burst
+    expect(r.counters).toMatchObject({ badMac1: 10, unknownKey: 3, rateLimited: 2 });
+    clock.now += 1000;
+    expect(r.receive(first, '198.51.100.1')).toEqual({ ok: false, reason: 'unknown-key' });
+  });
+
+  it('a wall clock that steps back does not drain the rate limits', () => {
+    clock.now = atOf(first);
+    const r = new WgResponder({ key, lookup: () => undefined, perSource: { perSecond: 1, burst: 2 }, total: { perSecond: 1, burst: 2 }, now: () => clock.now });
+    expect(r.receive(first, '198.51.100.1')).toEqual({ ok: false, reason: 'unknown-key' });
+    clock.now -= 60_000;
+    expect(r.receive(first, '198.51.100.1')).toEqual({ ok: false, reason: 'unknown-key' });
   });
 
   it('forgets keys whose last timestamp left the window, so replay memory stays bounded', () => {

@@ -365,7 +365,7 @@ export class Agent {
           if (this.phase !== 'running') return;
           this.opts.log('debug', 'netmap received', { peers: change.peers.length });
           if (msg.type === 'netmap') this.packetFilter = msg.packetFilter;
-          const firewallError = await this.engineFor().applyFull(change.self, change.peers, this.packetFilter).then(
+          const firewallError = await this.engineFor().applyFull(change.self, change.peers, this.packetFilter, change.responders).then(
             () => undefined,
             (err: Error) => {
               if (err instanceof FirewallError) return err;
@@ -420,7 +420,7 @@ export class Agent {
       this.reapplyTimer = undefined;
       const self = this.netmap.self;
       if (this.phase !== 'running' || !self || this.shutDown) return;
-      this.engineFor().applyFull(self, this.netmap.peers, this.packetFilter).then(() => {
+      this.engineFor().applyFull(self, this.netmap.peers, this.packetFilter, this.netmap.responders).then(() => {
         this.reapplyAttempt = 0;
         this.lastError = null;
         this.opts.log('info', 'WireGuard programmed after an earlier failure', { peers: this.netmap.peers.length });
@@ -531,7 +531,7 @@ export class Agent {
     if (!self) return;
     const peers = this.netmap.peers;
     try {
-      await engine.applyFull(self, peers, this.packetFilter);
+      await engine.applyFull(self, peers, this.packetFilter, this.netmap.responders);
       this.opts.log('info', 'restored last netmap', { peers: peers.length });
     } catch (err) {
       const firewall = err instanceof FirewallError;

@@ -12,7 +12,7 @@
  * cannot also use other parts of 100.64.0.0/10 (CGNAT) on another link; /32 + explicit routes
  * would be the answer then, and needs route support in @weft/wg.
  */
-import type { Peer, SelfNode } from '@weft/protocol';
+import type { Peer, ResponderPeer, SelfNode } from '@weft/protocol';
 import type { NodePrivateKey, NodePublicKey } from '@weft/crypto';
 import { parseNodePublicKey } from '@weft/crypto';
 import type { BackendChoice, Device, OpenOptions, PeerConfig, PeerStats } from '@weft/wg';
@@ -20,7 +20,7 @@ import type { Firewall } from './firewall/firewall.js';
 import type { WireFilter } from './firewall/filter.js';
 import type { NetmapChange } from './netmap.js';
 import type { Logger } from './log.js';
-import { PERSISTENT_KEEPALIVE_S, RESPONDER_GRACE_MS } from './tunables.js';
+import { ANSWERING_SIDE_GRACE_MS, PERSISTENT_KEEPALIVE_S, RESPONDER_KEEPALIVE_S } from './tunables.js';
 
 export const IPV4_PREFIX = 10;
 export const IPV6_PREFIX = 48;
@@ -71,6 +71,15 @@ export function peerConfig(peer: Peer, keepalive = true): PeerConfig {
     if (keepalive) config.persistentKeepalive = PERSISTENT_KEEPALIVE_S;
   }
   return config;
+}
+
+/**
+ * The server's responder as a WireGuard peer: no allowed IPs (nothing is ever routed to it, and
+ * nothing it could send is accepted), an endpoint and a keepalive, so WireGuard keeps sending it
+ * handshake initiations from its own port: how the server learns this node's NAT mapping.
+ */
+export function responderConfig(r: ResponderPeer): PeerConfig {
+  return { publicKey: parseNodePublicKey(r.publicKey), allowedIps: [], endpoint: r.endpoint, persistentKeepalive: RESPONDER_KEEPALIVE_S };
 }
 
 /** Whether a change to a peer needs WireGuard reprogramming (name or online flips do not). */
@@ -144,7 +153,7 @@ export class Engine {
    * interface is not configured for `self` yet, peers go in before the addresses: nothing sent
    * the moment an address appears is blackholed for want of a peer (it waits for the handshake).
    */
-  applyFull(self: SelfNode, peers: Peer[], packetFilter?: WireFilter): Promise<void> {
+  applyFull(self: SelfNode, peers: Peer[], packetFilter?: WireFilter, responders: ResponderPeer[] = []): Promise<void> {
     return this.serial(async () => {
       this.selfKey = self.nodeKey;
       const keys = new Set(peers.map((p) => p.nodeKey));
@@ -153,12 +162,13 @@ export class Engine {
       // The filter goes in before the peers it is about; when it cannot, no peer goes in (firewall.ts).
       const firewallFailed = await this.applyFirewall(peers, packetFilter);
       const admitted = this.opts.firewall?.blocksTunnel ? [] : peers;
-      const configs = admitted.map((p) => this.config(p));
+      // Responders are in the exact peer set too: one the netmap dropped is removed.
+      const configs = [...admitted.map((p) => this.config(p)), ...responders.map(responderConfig)];
       const configured = this.configuredFor === interfaceAddresses(self).join(',');
       if (!configured) await (await this.openDevice()).setPeers(configs);
       const device = await this.ensureConfigured(self);
       if (configured) await device.setPeers(configs);
-      this.opts.log('info', 'netmap applied', { peers: admitted.length });
+      this.opts.log('info', 'netmap applied', { peers: admitted.length, responders: responders.length });
       if (firewallFailed) throw firewallFailed;
     });
   }
@@ -221,7 +231,7 @@ export class Engine {
     const key = peer.nodeKey;
     const keepalive = this.selfKey === undefined || initiatesTo(this.selfKey, key) || this.graceOver.has(key);
     if (!keepalive && peer.endpoints.length > 0 && !this.graceTimers.has(key)) {
-      const timer = setTimeout(() => this.endGrace(key), RESPONDER_GRACE_MS);
+      const timer = setTimeout(() => this.endGrace(key), ANSWERING_SIDE_GRACE_MS);
       timer.unref();
       this.graceTimers.set(key, timer);
     }

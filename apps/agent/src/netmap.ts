@@ -10,14 +10,14 @@
  * so the result is what a resync would give. Its record stays until the server sends that id
  * again valid, removes it, or sends a fresh netmap.
  */
-import type { DeltaMessage, FilterRule, NetmapMessage, Peer, SelfNode, ServerMessage } from '@weft/protocol';
+import type { DeltaMessage, FilterRule, NetmapMessage, Peer, ResponderPeer, SelfNode, ServerMessage } from '@weft/protocol';
 import type { SkippedPeer } from './server-message.js';
 
 /** Skipped entries without a usable id kept for `weft status`; the newest win. */
 const MAX_UNNAMED_SKIPPED = 16;
 
 export type NetmapChange =
-  | { kind: 'full'; self: SelfNode; peers: Peer[]; skipped: SkippedPeer[]; packetFilter: FilterRule[] | null }
+  | { kind: 'full'; self: SelfNode; peers: Peer[]; skipped: SkippedPeer[]; packetFilter: FilterRule[] | null; responders: ResponderPeer[] }
   | {
       kind: 'delta';
       /** Entries of this message left out. */
@@ -44,6 +44,7 @@ export class Netmap {
   private skippedById = new Map<number, SkippedPeer>();
   private skippedUnnamed: SkippedPeer[] = [];
   private filter: FilterRule[] | null = null;
+  private responderPeers: ResponderPeer[] = [];
 
   /** Starts from a persisted netmap; the next connection still expects a fresh netmap first. */
   constructor(initial?: { self: SelfNode; peers: Peer[] }) {
@@ -55,6 +56,14 @@ export class Netmap {
 
   get self(): SelfNode | undefined {
     return this.selfNode;
+  }
+
+  /**
+   * The server's responder keys from the last netmap (WireGuard peers with no allowed IPs, never
+   * shown as peers), without any whose key is this node's or a peer's: WireGuard has one peer per key.
+   */
+  get responders(): ResponderPeer[] {
+    return this.responderPeers;
   }
 
   /** Peers sorted by id. */
@@ -132,7 +141,8 @@ export class Netmap {
       keys.set(p.nodeKey, p.id);
     }
     this.recordSkipped(refused);
-    return { kind: 'full', self: msg.self, peers: this.peers, skipped: refused, packetFilter: this.filter };
+    this.responderPeers = (msg.wgResponders ?? []).filter((r) => r.publicKey !== msg.self.nodeKey && !keys.has(r.publicKey));
+    return { kind: 'full', self: msg.self, peers: this.peers, skipped: refused, packetFilter: this.filter, responders: this.responderPeers };
   }
 
   private applyDelta(msg: DeltaMessage, skipped: SkippedPeer[]): NetmapChange {

@@ -4,7 +4,7 @@
  * fails the protocol schema, or that WireGuard could not be given, is left out and reported, so
  * one malformed peer never stops the others from being applied. Pure.
  */
-import { describeIssue, Peer, PeerPatch, ServerMessageEnvelope, type DeltaMessage, type ServerMessage } from '@weft/protocol';
+import { describeIssue, MAX_WG_RESPONDERS, Peer, PeerPatch, ResponderPeer, ServerMessageEnvelope, type DeltaMessage, type ServerMessage } from '@weft/protocol';
 import { normalizeEndpoint, normalizePeer } from '@weft/wg';
 import { peerConfig } from './engine.js';
 
@@ -26,7 +26,13 @@ export function readServerMessage(json: unknown): ReadServerMessage {
   const skipped: SkippedPeer[] = [];
   if (env.data.type === 'netmap') {
     const peers = keep(env.data.peers, checkPeer, skipped);
-    return { ok: true, msg: { ...env.data, peers }, skipped };
+    const { wgResponders, ...netmap } = env.data;
+    // A responder entry that is not valid is left out: it only feeds the server's view of our NAT.
+    const responders = (wgResponders ?? []).flatMap((r) => {
+      const p = ResponderPeer.safeParse(r);
+      return p.success ? [p.data] : [];
+    }).slice(0, MAX_WG_RESPONDERS);
+    return { ok: true, msg: { ...netmap, peers, ...(responders.length ? { wgResponders: responders } : {}) }, skipped };
   }
   const { upsert, patch, ...rest } = env.data;
   const msg: DeltaMessage = { ...rest };

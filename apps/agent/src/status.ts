@@ -46,7 +46,12 @@ export interface Status {
   /** Connected to the control server with a current netmap. */
   online: boolean;
   server: string | null;
-  self: (NodeIdentity & { machineKey: string | null; expiresAt: string | null }) | null;
+  /**
+   * `reflexiveEndpoint`: where the control server sees this node's WireGuard port come from (its
+   * NAT's public mapping of it, learned from WireGuard's own handshakes to the server's responder);
+   * absent = not seen yet.
+   */
+  self: (NodeIdentity & { machineKey: string | null; expiresAt: string | null; reflexiveEndpoint?: string }) | null;
   interface: { name: string; backend: string | null; up: boolean; listenPort: number | null; mtu: number };
   /** Set while an interactive login waits for approval. */
   login: { url: string; code: string; expiresAt: string } | null;

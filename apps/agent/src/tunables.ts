@@ -20,6 +20,14 @@ export const LOGIN_POLL_MS = 1000;
 export const ENDPOINT_REFRESH_MS = 15_000;
 /** `weft up` on a node with a last netmap waits this long for the server, then returns. */
 export const RESUME_WAIT_MS = 10_000;
+/**
+ * Keepalive of the server's responder peer (netmap `wgResponders`). It never answers, so what this
+ * sets is how WireGuard keeps initiating: wireguard-go retries every ~5 s for 90 s, then waits for
+ * the next keepalive, so an initiation leaves WireGuard's own port at most ~25 s apart (measured,
+ * docs/design.md). That bounds how stale the server's view of this node's NAT mapping gets, and
+ * keeps the mapping itself alive (typical UDP NAT timeouts are 30 s or more).
+ */
+export const RESPONDER_KEEPALIVE_S = 25;
 /** WireGuard keepalive for every peer: keeps NAT mappings open. */
 export const PERSISTENT_KEEPALIVE_S = 25;
 /**
@@ -28,7 +36,7 @@ export const PERSISTENT_KEEPALIVE_S = 25;
  * trip, has landed; short enough that a pair whose first direction cannot get through (the other
  * side's NAT filters us, or it lacks our endpoint) still connects well within 2 s of joining.
  */
-export const RESPONDER_GRACE_MS = 1000;
+export const ANSWERING_SIDE_GRACE_MS = 1000;
 /** Interface MTU unless --mtu: fits WireGuard over IPv6 over PPPoE, tunnels and mobile links. */
 export const DEFAULT_MTU = 1280;
 /** `weft status` calls a path direct if the last handshake is at most this old (WireGuard rekeys every 2 min). */

@@ -7,7 +7,7 @@ import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Database } from '@weft/db';
-import { MAX_AGENT_MESSAGE_BYTES, PROTOCOL_VERSION } from '@weft/protocol';
+import { MACHINE_TOKEN_CLOCK_SKEW_S, MAX_AGENT_MESSAGE_BYTES, PROTOCOL_VERSION } from '@weft/protocol';
 import { logoutRoute } from './agent/logout-route.js';
 import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
@@ -17,7 +17,7 @@ import { statusRoute } from './api/status-route.js';
 import { backupRoute } from './api/backup-route.js';
 import { ChangeHub } from './hub.js';
 import type { FollowerTimings } from './outbox-follower.js';
-import type { StunCounters } from '@weft/relay';
+import { responderKey, type StunCounters } from '@weft/relay';
 import { loginPage } from './login-page.js';
 import { Mapper } from './mapper/mapper.js';
 import { ServerMetrics } from './metrics.js';
@@ -26,7 +26,8 @@ import { clientErrorHandler, frameworkErrors, installProblemHandler, MAX_PARAM_L
 import { AbuseLimits, type AbuseLimitOptions } from './rate-limit.js';
 import { installSecurityHeaders } from './security-headers.js';
 import { State } from './state/index.js';
-import { LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS } from './tunables.js';
+import { WgMapping } from './wg-mapping.js';
+import { WG_MAPPING_WRITE_INTERVAL_MS, LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS } from './tunables.js';
 
 export interface AppOptions {
   db: Database;
@@ -60,6 +61,12 @@ export interface AppOptions {
   regions?: RegionOptions;
   /** The active access policy's text for the mapper (tests pass their own); absent = `activePolicy`. */
   loadPolicy?: () => Promise<string | null>;
+  /**
+   * The WireGuard responder (wg-mapping.ts): `endpoint` ("ip:port") is the UDP port that hands
+   * initiations to `App.wgMapping` (the STUN port; serve.ts wires it), sent to every node in its
+   * netmap with the deployment's responder public key. Absent = no responder.
+   */
+  wgResponder?: { endpoint: string };
 }
 
 export interface App {
@@ -69,6 +76,8 @@ export interface App {
   hub: ChangeHub;
   /** Null when metrics are off. */
   metrics: ServerMetrics | null;
+  /** Null without `wgResponder`: feed it the initiations that arrive on the responder's UDP port. */
+  wgMapping: WgMapping | null;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -132,9 +141,18 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const limits = new AbuseLimits(opts.limits);
   // Before the mapper loads: every change up to here is in what it loads, later ones are read.
   await hub.start();
-  const mapper = new Mapper({ loadRows: (ids) => state.nodes.rows(ids), loadPolicy: opts.loadPolicy ?? (() => activePolicy(state)), log: app.log, patchIntervalMs: opts.patchIntervalMs, metrics: metrics?.mapper });
+  const wgKey = opts.wgResponder ? responderKey(await state.wgResponderPrivateKey()) : null;
+  const responders = wgKey && opts.wgResponder ? [{ publicKey: `nodekey:${Buffer.from(wgKey.publicKey).toString('hex')}`, endpoint: opts.wgResponder.endpoint }] : undefined;
+  const mapper = new Mapper({
+    loadRows: (ids) => state.nodes.rows(ids), loadPolicy: opts.loadPolicy ?? (() => activePolicy(state)), log: app.log,
+    patchIntervalMs: opts.patchIntervalMs, metrics: metrics?.mapper, ...(responders ? { responders } : {}),
+  });
   await mapper.init();
   hub.connect(mapper);
+  const wgMapping = wgKey
+    ? new WgMapping({ key: wgKey, mapper, write: (id, endpoint) => state.nodes.setReflexive(id, endpoint), intervalMs: WG_MAPPING_WRITE_INTERVAL_MS, log: app.log, maxClockSkewMs: MACHINE_TOKEN_CLOCK_SKEW_S * 1000 })
+    : null;
+  if (metrics && wgMapping) metrics.wgResponder(wgMapping.counters);
   metrics?.attach({ nodeStates: () => mapper.nodeStates(), sessions: () => mapper.connectedCount, rateLimitRefusals: () => limits.refusals });
 
   await app.register(swagger, {
@@ -209,7 +227,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     clearInterval(heartbeat);
     clearInterval(loginReaper);
     await beating;
+    await wgMapping?.close();
     await state.presence.stop();
   });
-  return { app, state, mapper, hub, metrics };
+  return { app, state, mapper, hub, metrics, wgMapping };
 }

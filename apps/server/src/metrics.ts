@@ -10,7 +10,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { StunCounters } from '@weft/relay';
+import type { StunCounters, WgResponderCounters } from '@weft/relay';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PrismaClient } from '@weft/db';
 import type { Change } from './state/changes.js';
@@ -132,6 +132,13 @@ export class ServerMetrics {
   }
 
   /** The embedded STUN service's counters (packages/relay StunServer.counters), read at scrape time. */
+  /** The WireGuard responder's initiation counters (wg-mapping.ts) as one series by result. */
+  wgResponder(c: Readonly<WgResponderCounters>): void {
+    this.counterFrom('weft_wg_initiations_total', 'WireGuard handshake initiations on the responder port, by result (accepted: authenticated, fresh, from a known node).', () => ({
+      accepted: c.accepted, malformed: c.malformed, bad_mac1: c.badMac1, unauthenticated: c.unauthenticated, unknown_key: c.unknownKey, replayed: c.replayed, clock_skew: c.clockSkew, rate_limited: c.rateLimited,
+    }), 'result');
+  }
+
   stun(counters: Readonly<StunCounters>): void {
     this.counterFrom('weft_stun_requests_total', 'STUN Binding requests answered (success or error response).', () => counters.requests);
     this.counterFrom('weft_stun_responses_total', 'STUN Binding success responses sent.', () => counters.responses);

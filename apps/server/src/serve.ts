@@ -4,6 +4,8 @@ import { openDatabase, prepareDataDir } from '@weft/db';
 import { StunServer, type StunLog } from '@weft/relay';
 import { buildApp } from './app.js';
 import { shellWord, startHint } from './cli/hints.js';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError, loadConfig } from './config.js';
 import type { FollowerTimings } from './outbox-follower.js';
@@ -24,14 +26,17 @@ export async function serve(argv: string[]): Promise<void> {
   const db = await openDatabase(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: config.dataDir }, log);
   const metricsOn = config.metricsListen !== undefined || config.metricsToken !== undefined;
   const testPolicy = testPolicyFile(process.env);
-  const { app, state, metrics, mapper } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
+  const responderEndpoint = stun ? await wgResponderEndpoint(serverUrl, stun, log) : undefined;
+  const { app, state, metrics, mapper, wgMapping } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
     maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies, outbox: outboxTimings(process.env),
     regions: { embeddedStunPort: stun ? stun.address().port : null, extra: config.regions },
     ...(metricsOn ? { metrics: { token: config.metricsToken, stun } } : {}),
     ...(testPolicy ? { loadPolicy: testPolicy } : {}),
+    ...(responderEndpoint ? { wgResponder: { endpoint: responderEndpoint } } : {}),
   });
   let policyVersion = 0;
   if (testPolicy) process.on('SIGUSR2', () => void mapper.apply({ kind: 'policy-changed', version: ++policyVersion }));
+  if (stun && wgMapping) stun.wireGuard = (msg, from) => wgMapping.receive(msg, from);
   await app.listen({ host, port });
   const admin = await listenAdminSocket(app, config.dataDir);
   const metricsServer = metrics && config.metricsListen ? await listenMetrics(metrics, ...splitHostPort(config.metricsListen)) : null;
@@ -42,6 +47,7 @@ export async function serve(argv: string[]): Promise<void> {
     `\nWeft control server listening on ${where} (${db.backend === 'pglite' ? `embedded database in ${config.dataDir}` : 'Postgres'})\n` +
       `Agents and browsers use ${serverUrl}\n` +
       `STUN (udp): ${stun ? stun.toString() : 'off'}\n` +
+      (responderEndpoint ? `WireGuard responder (udp, same port): nodes send to ${responderEndpoint}\n` : '') +
       `Admin socket: ${adminSocketPath(config.dataDir)}\n` +
       (config.metricsListen ? `Metrics: http://${config.metricsListen}/metrics\n` : '') +
       (config.metricsToken ? `Metrics: ${where}/metrics (bearer metrics token)\n` : '') +
@@ -79,6 +85,31 @@ async function startStun(listen: string, log: StunLog): Promise<StunServer | und
       `cannot listen for STUN on udp ${listen}: ${why}.\n  Set "stun-listen" (config stunListen, WEFT_STUN_LISTEN, --stun-listen) to another HOST:PORT, or to off.`,
     );
   }
+}
+
+/**
+ * Where nodes send initiations to the responder key: the STUN port at the address agents reach
+ * the server at (the server URL's host, resolved if it is a name; else the STUN address if it is
+ * not a wildcard). None found = no responder, said once.
+ */
+async function wgResponderEndpoint(serverUrl: string, stun: StunServer, log: StunLog): Promise<string | undefined> {
+  const bound = stun.address();
+  const urlHost = new URL(serverUrl).hostname.replace(/^\[|\]$/g, '');
+  let host: string | undefined = isIP(urlHost) ? urlHost : undefined;
+  if (!host) {
+    try {
+      host = (await lookup(urlHost)).address;
+    } catch (err) {
+      log.warn({ err, host: urlHost }, 'cannot resolve the server URL host');
+    }
+  }
+  if (!host && bound.host !== '0.0.0.0' && bound.host !== '::') host = bound.host;
+  if (!host || host === '0.0.0.0' || host === '::') {
+    log.warn({ serverUrl }, 'no address for the WireGuard responder (set --server-url to an address nodes reach): nodes will not learn their reflexive endpoints');
+    return undefined;
+  }
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host)?.[1] ?? host;
+  return v4.includes(':') ? `[${v4}]:${bound.port}` : `${v4}:${bound.port}`;
 }
 
 /**

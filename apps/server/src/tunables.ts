@@ -123,3 +123,10 @@ export const POLICY_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 
 /** Versions a policy history page holds when the request does not say. */
 export const POLICY_HISTORY_PAGE = 20;
+
+/**
+ * A node's reflexive endpoint (seen on a handshake initiation to the responder key) is written at
+ * most once per this window: an unchanged one is never written, and wireguard-go sends an
+ * initiation every ~5 s (measured, docs/design.md), so this only bounds a NAT that keeps changing.
+ */
+export const WG_MAPPING_WRITE_INTERVAL_MS = 1_000;

@@ -64,6 +64,13 @@ export const SelfNode = z.object({
   ipv6: IPv6Address,
   nodeKey: NodeKeyText,
   expiresAt: Timestamp.nullable(),
+  /**
+   * Where the server sees this node's WireGuard port come from (its NAT's public mapping of it):
+   * the source of the node's last handshake initiation to a responder in `wgResponders`. Peers get
+   * it first in this node's `endpoints`. Absent = not seen yet (or a server before it). Since
+   * protocol 1 (2026-12-01), optional.
+   */
+  reflexiveEndpoint: Endpoint.optional(),
 });
 export type SelfNode = z.infer<typeof SelfNode>;
 
@@ -156,6 +163,23 @@ export const FilterRule = z.object({
 });
 export type FilterRule = z.infer<typeof FilterRule>;
 
+/**
+ * A server-side WireGuard key that never answers. The agent adds it as a WireGuard peer (endpoint,
+ * persistent keepalive, no allowed IPs, so no traffic is ever routed to it) and never shows it as
+ * a peer. Its WireGuard then sends handshake initiations from its own port to `endpoint`, and the
+ * server learns from their source how the node's NAT maps that port (`SelfNode.reflexiveEndpoint`).
+ */
+export const ResponderPeer = z.object({
+  /** The responder's X25519 public key, in the same text form as node keys. */
+  publicKey: NodeKeyText,
+  /** The server's UDP port for it (the STUN port), "ip:port". */
+  endpoint: Endpoint,
+});
+export type ResponderPeer = z.infer<typeof ResponderPeer>;
+
+/** At most this many responders in a netmap. */
+export const MAX_WG_RESPONDERS = 4;
+
 export const NetmapMessage = z.object({
   type: z.literal('netmap'),
   seq: z.number().int(),
@@ -175,6 +199,11 @@ export const NetmapMessage = z.object({
    * meant). Present and empty = nothing may reach this node.
    */
   packetFilter: z.array(FilterRule).optional(),
+  /**
+   * Responder keys to add as WireGuard peers (see ResponderPeer). Absent or empty = none: the agent
+   * removes any it added. Since protocol 1 (2026-12-01), optional so older agents ignore it.
+   */
+  wgResponders: z.array(ResponderPeer).max(MAX_WG_RESPONDERS).optional(),
 });
 export type NetmapMessage = z.infer<typeof NetmapMessage>;
 
@@ -190,7 +219,7 @@ export const DeltaMessage = z.object({
   /** Peer ids no longer visible. */
   remove: z.array(z.number().int()).optional(),
   patch: z.array(PeerPatch).optional(),
-  /** This node itself changed (renamed, expiry). */
+  /** This node itself changed (renamed, expiry, reflexive endpoint). */
   self: SelfNode.optional(),
   /**
    * Since protocol 1 (2026-12-01): the packet filter changed and this replaces it whole (see
@@ -209,7 +238,7 @@ export type ServerMessage = z.infer<typeof ServerMessage>;
  * applies the rest, rather than dropping the whole message.
  */
 export const ServerMessageEnvelope = z.discriminatedUnion('type', [
-  NetmapMessage.extend({ peers: z.array(z.unknown()) }),
+  NetmapMessage.extend({ peers: z.array(z.unknown()), wgResponders: z.array(z.unknown()).optional() }),
   DeltaMessage.extend({ upsert: z.array(z.unknown()).optional(), patch: z.array(z.unknown()).optional() }),
 ]);
 

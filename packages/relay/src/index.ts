@@ -15,3 +15,6 @@ export { answerBinding, encodeBindingSuccess, unknownRequired, encodeErrorCode, 
 export { bindingRequest, encodeBindingRequest, readBindingResponse, StunError, type BindingOptions } from './stun-client.js';
 export { StunServer, reusePortSupported, type StunCounters, type StunLog, type StunServerOptions } from './stun-server.js';
 export { parseListenAddress, formatListenAddress, type ListenAddress } from './listen-address.js';
+export * from './wg-constants.js';
+export { openInitiation, mac1Valid, responderKey, generateResponderPrivateKey, looksLikeInitiation, tai64nToUnixMs, type ResponderKey, type OpenedInitiation, type InitiationReject } from './wg-initiation.js';
+export { WgResponder, type WgResponderCounters, type WgResponderOptions, type WgReceived, type WgRefusal } from './wg-responder.js';

@@ -6,6 +6,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { answerBinding } from './stun-binding.js';
+import { looksLikeInitiation } from './wg-initiation.js';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.js';
 import { STUN_RECV_BUFFER_BYTES, STUN_SEND_BUFFER_BYTES, STUN_SOFTWARE } from './tunables.js';
 
@@ -50,6 +51,13 @@ export class StunServer {
   private readonly software: Buffer;
   private readonly log: StunLog | undefined;
   private readonly onRequest: StunServerOptions['onRequest'];
+  /**
+   * Where WireGuard handshake initiations on this port go (the server's responder key, see
+   * wg-responder.ts); unset = they are counted as malformed STUN like any other junk. The two
+   * never collide: an initiation is 148 bytes starting 01 00 00 00, and a STUN message of type
+   * 0x0100 would declare length 0, i.e. be 20 bytes.
+   */
+  wireGuard: ((msg: Buffer, from: RemoteInfo) => void) | undefined;
 
   private constructor(socket: Socket, opts: StunServerOptions) {
     this.socket = socket;
@@ -115,6 +123,14 @@ export class StunServer {
   }
 
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.wireGuard && looksLikeInitiation(msg)) {
+      try {
+        this.wireGuard(msg, rinfo);
+      } catch (err) {
+        this.log?.warn({ err, from: `${rinfo.address}:${rinfo.port}` }, 'WireGuard initiation handler raised an error; dropped');
+      }
+      return;
+    }
     let answer;
     try {
       answer = answerBinding(msg, rinfo, this.software);

@@ -16,6 +16,20 @@ describe('diffPeers', () => {
     expect(diffPeers(current, want)).toEqual([]);
   });
 
+  it('a responder peer (endpoint, keepalive, no allowed IPs, never a handshake) is created once and then left alone', () => {
+    const responder: PeerConfig = { publicKey: PUB_3, endpoint: '192.0.2.1:3478', allowedIps: [], persistentKeepalive: 25 };
+    const peer: PeerConfig = { publicKey: PUB_1, endpoint: '10.0.0.1:1', allowedIps: ['100.64.0.1/32'], persistentKeepalive: 25 };
+    const created = diffPeers([], [peer, responder]);
+    expect(created).toContainEqual({ kind: 'upsert', publicKey: PUB_3, create: true, endpoint: '192.0.2.1:3478', allowedIps: [], persistentKeepalive: 25 });
+    // As the device reports it afterwards: no handshake ever completes with a responder.
+    const onDevice = [state({ publicKey: PUB_1, endpoint: '10.0.0.1:1', allowedIps: ['100.64.0.1/32'], persistentKeepalive: 25 }), state({ publicKey: PUB_3, endpoint: '192.0.2.1:3478', persistentKeepalive: 25 })];
+    const asked = new Map([[PUB_1, peer], [PUB_3, responder]]);
+    expect(diffPeers(onDevice, [peer, responder], asked)).toEqual([]);
+    expect(diffPeers(onDevice, [peer, responder])).toEqual([]);
+    // Dropped from the netmap: removed, the peer untouched.
+    expect(diffPeers(onDevice, [peer], asked)).toEqual([{ kind: 'remove', publicKey: PUB_3 }]);
+  });
+
   it('adds a new peer without touching the existing one', () => {
     const current = [state({ publicKey: PUB_1, allowedIps: ['100.64.0.1/32'] })];
     const want: PeerConfig[] = [

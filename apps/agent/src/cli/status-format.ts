@@ -68,6 +68,7 @@ function formatStatusRaw(s: Status): string {
   if (s.interface.up) {
     lines.push(`interface: ${s.interface.name} (${s.interface.backend ?? '?'}, port ${s.interface.listenPort ?? '?'}, mtu ${s.interface.mtu})`);
   }
+  if (s.self?.reflexiveEndpoint) lines.push(`public endpoint (seen by the server): ${s.self.reflexiveEndpoint}`);
   if (s.login) lines.push(`login: open ${s.login.url} or ask an admin to run: weft-server nodes approve ${s.login.code}`);
   const fw = firewallLine(s.firewall);
   if (fw) lines.push(fw);

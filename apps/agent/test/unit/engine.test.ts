@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { generateNodeKey } from '@weft/crypto';
-import { Engine, initiatesTo, interfaceAddresses, peerConfig } from '../../src/engine.js';
-import { RESPONDER_GRACE_MS } from '../../src/tunables.js';
+import { Engine, initiatesTo, interfaceAddresses, peerConfig, responderConfig } from '../../src/engine.js';
+import { ANSWERING_SIDE_GRACE_MS } from '../../src/tunables.js';
 import { Netmap } from '../../src/netmap.js';
 import { silentLogger } from '../../src/log.js';
 import { FakeDevice } from './fake-device.js';
@@ -100,6 +100,27 @@ describe('Engine', () => {
     expect(device.calls.slice(2)).toEqual(['setPeers 1']);
   });
 
+  it("the server's responder is a WireGuard peer with no allowed IPs and a keepalive; deltas leave it alone; a netmap without it removes it", async () => {
+    const { device, engine } = setup();
+    const nm = new Netmap();
+    const responder = { publicKey: `nodekey:${'cd'.repeat(32)}`, endpoint: '192.0.2.1:3478' };
+    const full = nm.apply({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(2)], wgResponders: [responder] });
+    if (full.kind !== 'full') throw new Error();
+    await engine.applyFull(full.self, full.peers, undefined, full.responders);
+    expect(device.peers.get(responder.publicKey)).toEqual({ publicKey: responder.publicKey, allowedIps: [], endpoint: '192.0.2.1:3478', persistentKeepalive: 25 });
+    expect(responderConfig(responder).allowedIps).toEqual([]);
+    device.calls = [];
+    await delta(engine, nm, { type: 'delta', seq: 2, upsert: [peer(4)], remove: [2], patch: [] });
+    expect(device.calls).toEqual(['remove 0202', 'upsert 0404']);
+    expect(device.peers.has(responder.publicKey)).toBe(true);
+    // Not a peer anywhere the agent lists peers.
+    expect(nm.peers.map((p) => p.nodeKey)).not.toContain(responder.publicKey);
+    const without = nm.apply({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(4)] });
+    if (without.kind !== 'full') throw new Error();
+    await engine.applyFull(without.self, without.peers, undefined, without.responders);
+    expect(device.peers.has(responder.publicKey)).toBe(false);
+  });
+
   it('interfaceAddresses strips prefixes the server may already include', () => {
     expect(interfaceAddresses({ ...self, ipv4: '100.64.0.9/32', ipv6: 'fd00::9/128' })).toEqual(['100.64.0.9/10', 'fd00::9/48']);
   });
@@ -126,7 +147,7 @@ describe('one initiator per pair', () => {
     expect(device.peers.get(lower.nodeKey)).toMatchObject({ endpoint: '192.0.2.0:41641' });
     expect(device.peers.get(lower.nodeKey)).not.toHaveProperty('persistentKeepalive');
     device.calls = [];
-    await vi.advanceTimersByTimeAsync(RESPONDER_GRACE_MS);
+    await vi.advanceTimersByTimeAsync(ANSWERING_SIDE_GRACE_MS);
     expect(device.calls).toEqual(['upsert 0000']);
     expect(device.peers.get(lower.nodeKey)).toMatchObject({ persistentKeepalive: 25 });
   });
@@ -140,7 +161,7 @@ describe('one initiator per pair', () => {
     await delta(engine, nm, { type: 'delta', seq: 2, patch: [{ id: 0, endpoints: ['198.51.100.9:1'] }] });
     expect(device.peers.get(lower.nodeKey)).toMatchObject({ endpoint: '198.51.100.9:1' });
     expect(device.peers.get(lower.nodeKey)).not.toHaveProperty('persistentKeepalive');
-    await vi.advanceTimersByTimeAsync(RESPONDER_GRACE_MS);
+    await vi.advanceTimersByTimeAsync(ANSWERING_SIDE_GRACE_MS);
     await delta(engine, nm, { type: 'delta', seq: 3, patch: [{ id: 0, endpoints: ['198.51.100.9:2'] }] });
     expect(device.peers.get(lower.nodeKey)).toMatchObject({ endpoint: '198.51.100.9:2', persistentKeepalive: 25 });
   });
@@ -153,7 +174,7 @@ describe('one initiator per pair', () => {
     await engine.applyFull(self, nm.peers);
     await delta(engine, nm, { type: 'delta', seq: 2, remove: [0] });
     device.calls = [];
-    await vi.advanceTimersByTimeAsync(RESPONDER_GRACE_MS * 2);
+    await vi.advanceTimersByTimeAsync(ANSWERING_SIDE_GRACE_MS * 2);
     expect(device.calls).toEqual([]);
     expect(device.peers.has(lower.nodeKey)).toBe(false);
   });

@@ -82,6 +82,17 @@ describe('reading server messages one peer at a time', () => {
     expect(nm.skipped.map((s) => s.id)).toEqual([3, 4, 5, 6]);
   });
 
+  it('a malformed responder entry is left out and the netmap still applies; one with a peer\'s or this node\'s key is not given to WireGuard', () => {
+    const good = { publicKey: `nodekey:${'cd'.repeat(32)}`, endpoint: '192.0.2.1:3478' };
+    const read = readServerMessage({ ...netmap([peer(2)]), wgResponders: [{ publicKey: 'nodekey:xyz', endpoint: '192.0.2.1:3478' }, { ...good, endpoint: '[fe80::1%eth0]:1' }, good, { publicKey: peer(2).nodeKey, endpoint: '192.0.2.1:3478' }, { publicKey: self.nodeKey, endpoint: '192.0.2.1:3478' }] });
+    if (!read.ok) throw new Error(read.reason);
+    expect(read.skipped).toEqual([]);
+    const nm = new Netmap();
+    const change = nm.apply(read.msg, read.skipped);
+    expect(change.kind === 'full' && change.peers.map((p) => p.id)).toEqual([2]);
+    expect(nm.responders).toEqual([good]);
+  });
+
   it('a bad envelope (seq, self) drops the whole message', () => {
     expect(readServerMessage({ ...netmap([]), seq: 'x' }).ok).toBe(false);
     expect(readServerMessage({ ...netmap([]), self: { ...self, ipv4: '1.2.3' } }).ok).toBe(false);

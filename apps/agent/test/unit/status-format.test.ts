@@ -63,6 +63,12 @@ describe('formatting', () => {
     `);
   });
 
+  it("shows the public endpoint the server sees for this node's WireGuard port, when it has one", () => {
+    const out = formatStatus({ ...base, self: { ...base.self!, reflexiveEndpoint: '203.0.113.7:54321' } });
+    expect(out.split('\n')).toContain('public endpoint (seen by the server): 203.0.113.7:54321');
+    expect(formatStatus(base)).not.toContain('public endpoint');
+  });
+
   it('lists peers skipped as malformed, one line each, with control characters made harmless', () => {
     const out = formatStatus({
       ...base,

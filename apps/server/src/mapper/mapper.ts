@@ -15,7 +15,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { parsePolicy, PolicyRejected, type Policy, type ViewClass } from '@weft/policy';
-import { CloseCode, PROTOCOL_VERSION, type Peer, type PeerPatch } from '@weft/protocol';
+import { CloseCode, PROTOCOL_VERSION, type Peer, type PeerPatch, type ResponderPeer } from '@weft/protocol';
 import type { MapperMetrics, NodeStateCounts } from '../metrics.js';
 import type { Change, PresenceChange } from '../state/changes.js';
 import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.js';
@@ -38,10 +38,14 @@ export interface MapperOptions {
   patchIntervalMs?: number;
   /** Absent = nothing measured. */
   metrics?: MapperMetrics;
+  /** Sent in every netmap as `wgResponders`; absent = none. */
+  responders?: ResponderPeer[];
 }
 
 export class Mapper {
   private readonly entries = new Map<number, Entry>();
+  /** Node id by WireGuard public key (hex, no prefix): who sent a handshake initiation, per packet without the database. */
+  private readonly byKey = new Map<string, number>();
   private readonly chunks = new PeerChunks();
   private readonly sessions = new Map<number, Session>();
   private queue: Promise<void> = Promise.resolve();
@@ -53,17 +57,20 @@ export class Mapper {
   /** The policy text last read (to skip reloads that change nothing), and the policy in force. */
   private policyText: string | null = null;
   private inForce: Policy | null = null;
+  /** `,"wgResponders":[...]` for every netmap (the same for every node), or ''. */
+  private readonly respondersJson: string;
 
   constructor(private readonly opts: MapperOptions) {
     this.patchIntervalMs = opts.patchIntervalMs ?? 200;
+    this.respondersJson = opts.responders?.length ? `,"wgResponders":${JSON.stringify(opts.responders)}` : '';
   }
 
   async init(): Promise<void> {
     const [rows, text] = await Promise.all([this.opts.loadRows(), this.loadPolicyText()]);
+    this.byKey.clear();
     for (const row of rows) {
-      const e: Entry = { row, peer: peerDto(row) };
+      const e = this.setEntry(row);
       if (visible(row)) e.json = JSON.stringify(e.peer);
-      this.entries.set(row.id, e);
     }
     this.chunks.reset([...this.entries.values()].filter((e) => e.json !== undefined).map((e) => [e.row.id, e.json!]));
     const policy = text === null ? null : this.parse(text);
@@ -166,8 +173,7 @@ export class Mapper {
     }
     if (!this.entries.has(nodeId)) {
       // The change that created it has not reached this replica yet: take the fresher row.
-      const e: Entry = { row, peer: peerDto(row) };
-      this.entries.set(nodeId, e);
+      const e = this.setEntry(row);
       if (visible(row)) {
         e.json = JSON.stringify(e.peer);
         this.chunks.set(nodeId, e.json);
@@ -202,11 +208,36 @@ export class Mapper {
     const head = `,"protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"peers":[`;
     const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
     if (!this.policy) {
-      session.sendParts('netmap', [head, ...this.chunks.partsExcept(session.nodeId), `]${regions}}`]);
+      session.sendParts('netmap', [head, ...this.chunks.partsExcept(session.nodeId), `]${regions}${this.respondersJson}}`]);
       return;
     }
     const { peers, filter } = this.policy.netmap(session.nodeId);
-    session.sendParts('netmap', [head, ...peers, `]${regions},"packetFilter":${filter}}`]);
+    session.sendParts('netmap', [head, ...peers, `]${regions}${this.respondersJson},"packetFilter":${filter}}`]);
+  }
+
+  /**
+   * The live node (not expired, its user not suspended) whose WireGuard public key this is (hex),
+   * from memory: called for every handshake initiation the responder authenticates.
+   */
+  nodeByWgKey(keyHex: string): NodeWithUser | undefined {
+    const id = this.byKey.get(keyHex);
+    const e = id === undefined ? undefined : this.entries.get(id);
+    return e && visible(e.row) ? e.row : undefined;
+  }
+
+  private setEntry(row: NodeWithUser): Entry {
+    const prev = this.entries.get(row.id);
+    if (prev && prev.row.nodeKey !== row.nodeKey) this.byKey.delete(wgKeyHex(prev.row.nodeKey));
+    const e: Entry = { row, peer: peerDto(row) };
+    this.entries.set(row.id, e);
+    this.byKey.set(wgKeyHex(row.nodeKey), row.id);
+    return e;
+  }
+
+  private deleteEntry(id: number): void {
+    const e = this.entries.get(id);
+    if (e && this.byKey.get(wgKeyHex(e.row.nodeKey)) === id) this.byKey.delete(wgKeyHex(e.row.nodeKey));
+    this.entries.delete(id);
   }
 
   /** Closes every session (shutdown). */
@@ -226,6 +257,7 @@ export class Mapper {
       case 'nodes-suspended':
         return this.removed(change.nodeIds, CloseCode.UserSuspended, 'user suspended');
       case 'nodes-patched':
+        if (change.reflexive) this.reflexiveSet(change.reflexive);
         return this.patched(change.patches);
       case 'presence':
         return this.patched(change.nodes.filter((n) => this.newerPresence(n)).map(({ id, online, lastSeen }) => ({ id, online, lastSeen })));
@@ -297,9 +329,8 @@ export class Mapper {
     const upsert: Peer[] = [];
     const gone: number[] = [];
     for (const row of rows) {
-      const peer = peerDto(row);
-      const e: Entry = { row, peer };
-      this.entries.set(row.id, e);
+      const e = this.setEntry(row);
+      const peer = e.peer;
       if (visible(row)) {
         e.json = JSON.stringify(peer);
         this.chunks.set(row.id, e.json);
@@ -328,7 +359,7 @@ export class Mapper {
       this.policy?.views.remove(id);
       const gone = this.entries.get(id);
       if (gone) delete gone.json;
-      if (code === CloseCode.NodeDeleted) this.entries.delete(id);
+      if (code === CloseCode.NodeDeleted) this.deleteEntry(id);
       else if (code === CloseCode.UserSuspended) {
         // Suspended: the node still exists; resume upserts it from a fresh row.
         const e = this.entries.get(id);
@@ -341,6 +372,16 @@ export class Mapper {
     }
     if (this.policy) this.sendAll(this.policy.collect(new Set(), this.sessions.keys()));
     else if (visibleBefore.length) this.broadcast(`,"remove":${JSON.stringify(visibleBefore)}}`, new Set(ids));
+  }
+
+  /** A node's own session learns where the server sees its WireGuard port (`self.reflexiveEndpoint`). */
+  private reflexiveSet(list: { id: number; endpoint: string }[]): void {
+    for (const { id, endpoint } of list) {
+      const e = this.entries.get(id);
+      if (!e || e.row.reflexiveEndpoint === endpoint) continue;
+      e.row = { ...e.row, reflexiveEndpoint: endpoint };
+      this.sessions.get(id)?.send('delta', `,"self":${JSON.stringify(selfDto(e.row))}}`);
+    }
   }
 
   private patched(patches: PeerPatch[]): void {
@@ -422,3 +463,6 @@ const DENY_ALL: Policy = { groups: new Map(), tagOwners: new Map(), rules: [], t
 function visible(row: NodeWithUser): boolean {
   return !isExpired(row) && !row.user.suspendedAt;
 }
+
+/** "nodekey:<hex>" -> "<hex>", the form the WireGuard responder looks keys up by. */
+const wgKeyHex = (nodeKey: string) => nodeKey.slice('nodekey:'.length);

@@ -14,8 +14,11 @@ export type Change =
   | { kind: 'nodes-expired'; nodeIds: number[] }
   /** Nodes whose user was suspended: their sockets close with UserSuspended and they leave every netmap (kept). */
   | { kind: 'nodes-suspended'; nodeIds: number[] }
-  /** Small field changes: last seen, endpoints. */
-  | { kind: 'nodes-patched'; patches: PeerPatch[] }
+  /**
+   * Small field changes: last seen, endpoints. `reflexive`: nodes whose reflexive endpoint this
+   * change set (their own sessions get it as `self`; peers get it in `patches`' endpoints).
+   */
+  | { kind: 'nodes-patched'; patches: PeerPatch[]; reflexive?: { id: number; endpoint: string }[] }
   /** Online recomputed from sessions (state/presence.ts); `seq` orders them per node. */
   | { kind: 'presence'; nodes: PresenceChange[] }
   /** The active access policy changed (set, rolled back or removed): the mapper reloads it and recomputes views. */

@@ -26,6 +26,16 @@ export function sendableEndpoints(stored: string[]): string[] {
   return stored.filter((e) => parseEndpoint(e).ok).slice(0, MAX_ENDPOINTS);
 }
 
+/**
+ * What peers get as a node's endpoints: the reflexive one first (where the node's own WireGuard
+ * port was seen from outside: the one that works across NATs), then the local candidates the
+ * agent reported, without a repeat (no NAT: the two are the same).
+ */
+export function peerEndpoints(n: Pick<DbNode, 'endpoints' | 'reflexiveEndpoint'>): string[] {
+  const reflexive = typeof n.reflexiveEndpoint === 'string' && parseEndpoint(n.reflexiveEndpoint).ok ? [n.reflexiveEndpoint] : [];
+  return sendableEndpoints([...reflexive, ...n.endpoints.filter((e) => e !== n.reflexiveEndpoint)]);
+}
+
 export const isExpired = (n: Pick<DbNode, 'expiresAt'>, now = Date.now()) => n.expiresAt !== null && n.expiresAt.getTime() <= now;
 
 export function userDto(u: DbUser): User {
@@ -60,13 +70,14 @@ export function nodeDto(n: NodeWithUser): Node {
     lastSeen: iso(n.lastSeen),
     expiresAt: iso(n.expiresAt),
     expired: isExpired(n),
-    endpoints: sendableEndpoints(n.endpoints),
+    endpoints: peerEndpoints(n),
     createdAt: n.createdAt.toISOString(),
   };
 }
 
 export function selfDto(n: NodeWithUser): SelfNode {
-  return { id: n.id, name: n.name, user: n.user.name, ipv4: n.ipv4, ipv6: n.ipv6, nodeKey: n.nodeKey, expiresAt: iso(n.expiresAt) };
+  const reflexive = typeof n.reflexiveEndpoint === 'string' && parseEndpoint(n.reflexiveEndpoint).ok ? { reflexiveEndpoint: n.reflexiveEndpoint } : {};
+  return { id: n.id, name: n.name, user: n.user.name, ipv4: n.ipv4, ipv6: n.ipv6, nodeKey: n.nodeKey, expiresAt: iso(n.expiresAt), ...reflexive };
 }
 
 export function peerDto(n: NodeWithUser): Peer {
@@ -78,7 +89,7 @@ export function peerDto(n: NodeWithUser): Peer {
     ipv4: n.ipv4,
     ipv6: n.ipv6,
     allowedIps: [`${n.ipv4}/32`, `${n.ipv6}/128`],
-    endpoints: sendableEndpoints(n.endpoints),
+    endpoints: peerEndpoints(n),
     online: n.online,
     lastSeen: iso(n.lastSeen),
   };

@@ -4,6 +4,7 @@
  * handlers validate, call state, and shape the reply; they never touch Prisma.
  */
 import type { PrismaClient } from '@weft/db';
+import { generateResponderPrivateKey } from '@weft/relay';
 import { ApiKeys } from './api-keys.js';
 import { AuditLog } from './audit-log.js';
 import { AuthKeys } from './auth-keys.js';
@@ -59,10 +60,26 @@ export class State {
     return new State({ ...rest, ulaPrefix }, replica);
   }
 
+  /**
+   * The deployment's WireGuard responder private key (32 bytes), made on the first start. One
+   * for the deployment, so any replica behind one address authenticates any node's initiations.
+   * Never logged; the public half goes out in netmaps.
+   */
+  async wgResponderPrivateKey(): Promise<Uint8Array> {
+    const prisma = this.ctx.prisma;
+    await prisma.setting.createMany({ data: [{ key: WG_RESPONDER_SETTING, value: Buffer.from(generateResponderPrivateKey()).toString('base64') }], skipDuplicates: true });
+    const row = await prisma.setting.findUniqueOrThrow({ where: { key: WG_RESPONDER_SETTING } });
+    const key = Buffer.from(row.value, 'base64');
+    if (key.length !== 32) throw new Error(`setting ${WG_RESPONDER_SETTING} does not hold a 32-byte key (base64)`);
+    return new Uint8Array(key);
+  }
+
   async ping(): Promise<void> {
     await this.ctx.prisma.$queryRawUnsafe('SELECT 1');
   }
 }
+
+const WG_RESPONDER_SETTING = 'wg_responder_private_key';
 
 /** The /48 chosen on the deployment's first start; replicas racing to choose agree on one. */
 async function deploymentUlaPrefix(prisma: PrismaClient): Promise<string> {

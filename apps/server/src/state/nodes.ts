@@ -1,10 +1,11 @@
 import type { MachinePublicKey } from '@weft/crypto';
-import { EndpointsMessage, type CreateNode, type Node, type NodePage, type NodeQuery, type PeerPatch, type RegisterRequest, type RegisterResponse } from '@weft/protocol';
+import { EndpointsMessage, parseEndpoint, type CreateNode, type Node, type NodePage, type NodeQuery, type PeerPatch, type RegisterRequest, type RegisterResponse } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
 import { insertNode, lockAllocation } from './allocate.js';
 import type { AuthKeys } from './auth-keys.js';
 import { audit, isUniqueViolation, SYSTEM, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
-import { isExpired, nodeDto, selfDto, withUser, type NodeWithUser } from './dto.js';
+import type { Change } from './changes.js';
+import { isExpired, nodeDto, peerEndpoints, selfDto, withUser, type NodeWithUser } from './dto.js';
 import type { LoginAdmission, Logins } from './logins.js';
 import { nodeOrderBy, nodeWhere } from './node-query.js';
 import { assertUsable, shareLockUser, usableUserOrThrow, userSuspended } from './users.js';
@@ -251,14 +252,33 @@ export class Nodes {
       throw new ApiError(Errors.invalidRequest, `endpoints${issue.path.map((p) => `[${String(p)}]`).join('')}: ${issue.message}`);
     }
     const lastSeen = new Date();
-    const patch: PeerPatch = { id, ...data, lastSeen: lastSeen.toISOString() };
-    const written = await this.ctx.prisma.$transaction(async (tx) => {
-      const res = await tx.node.updateMany({ where: { id }, data: { ...data, lastSeen } });
-      if (res.count === 0) return false;
+    const patch = await this.ctx.prisma.$transaction(async (tx) => {
+      const rows = await tx.node.updateManyAndReturn({ where: { id }, data: { ...data, lastSeen }, select: { endpoints: true, reflexiveEndpoint: true } });
+      if (!rows.length) return null;
+      // Peers get the reflexive endpoint too: the patch carries the merged list.
+      const patch: PeerPatch = { id, endpoints: peerEndpoints(rows[0]!), lastSeen: lastSeen.toISOString() };
       await this.ctx.record(tx, { kind: 'nodes-patched', patches: [patch] });
-      return true;
+      return patch;
     });
-    if (!written) return;
+    if (!patch) return;
     this.ctx.emit({ kind: 'nodes-patched', patches: [patch] });
+  }
+
+  /**
+   * The node's reflexive endpoint: where the server saw its WireGuard port come from (an
+   * authenticated handshake initiation to the responder key, apps/server/src/wg-mapping.ts).
+   * Telemetry like endpoints, not audited. Peers get it first in the node's endpoints, the node
+   * itself in `self.reflexiveEndpoint`.
+   */
+  async setReflexive(id: number, endpoint: string): Promise<void> {
+    if (!parseEndpoint(endpoint).ok) throw new ApiError(Errors.invalidRequest, `reflexive endpoint ${JSON.stringify(endpoint)} is not "ip:port"`);
+    const change = await this.ctx.prisma.$transaction(async (tx) => {
+      const rows = await tx.node.updateManyAndReturn({ where: { id }, data: { reflexiveEndpoint: endpoint }, select: { endpoints: true, reflexiveEndpoint: true } });
+      if (!rows.length) return null;
+      const change: Change = { kind: 'nodes-patched', patches: [{ id, endpoints: peerEndpoints(rows[0]!) }], reflexive: [{ id, endpoint }] };
+      await this.ctx.record(tx, change);
+      return change;
+    });
+    if (change) this.ctx.emit(change);
   }
 }

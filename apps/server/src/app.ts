@@ -54,6 +54,12 @@ export interface AppOptions {
    * nothing measured, no `/metrics`.
    */
   metrics?: { token?: string; stun?: { readonly counters: StunCounters } };
+  /**
+   * Serve HTTPS and WSS with this certificate chain and key (PEM); absent = plain HTTP. Swap the
+   * pair later with `app.server.setSecureContext` (tls.ts reloads it); `notAfter` is the
+   * `weft_tls_certificate_not_after_seconds` gauge until `metrics.tlsCertificate` is told otherwise.
+   */
+  https?: { cert: Buffer; key: Buffer; notAfter?: Date };
 }
 
 export interface App {
@@ -90,6 +96,8 @@ class RequestLogAtDebug extends LogController {
 
 export async function buildApp(opts: AppOptions): Promise<App> {
   const app = Fastify({
+    // The https server is an http.Server to everything Fastify and ws do with it; typed as plain HTTP here.
+    ...(opts.https ? ({ https: { cert: opts.https.cert, key: opts.https.key } } as object) : {}),
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT_BYTES,
     logController: new RequestLogAtDebug(),
@@ -106,6 +114,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const metrics = opts.metrics ? new ServerMetrics() : null;
   if (metrics) metrics.instrumentHttp(app);
   if (metrics && opts.metrics?.stun) metrics.stun(opts.metrics.stun.counters);
+  if (metrics && opts.https?.notAfter) metrics.tlsCertificate(opts.https.notAfter);
   const hub = new ChangeHub(opts.db.bus, opts.db.outbox, app.log, opts.outbox, metrics ? (s) => metrics.busReceived(s) : undefined);
   const state = await State.open({
     prisma: metrics ? metrics.instrumentPrisma(opts.db.prisma) : opts.db.prisma,

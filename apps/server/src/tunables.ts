@@ -113,3 +113,11 @@ export const CHANGE_RETENTION_MS = 10 * 60_000;
 
 /** How often each replica deletes outbox rows older than CHANGE_RETENTION_MS. */
 export const CHANGE_PRUNE_INTERVAL_MS = 60_000;
+
+// ---- TLS (tls.ts) ----------------------------------------------------------------------------
+
+/**
+ * How often the certificate and key files are checked for a change (stat polling, which follows a
+ * rename or a swapped symlink). A renewed certificate is served to new connections within this.
+ */
+export const TLS_RELOAD_POLL_MS = 2_000;

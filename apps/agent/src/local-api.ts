@@ -3,7 +3,7 @@
  * open (socket 0600). The CLI is its only intended client; scripts may use it too.
  *
  *   GET  /v1/status   -> 200 Status (src/status.ts)
- *   POST /v1/up       {server?, authKey?, hostname?} -> 200 application/x-ndjson, one event per line:
+ *   POST /v1/up       {server?, authKey?, hostname?, caFile?} -> 200 application/x-ndjson, one event per line:
  *                     {"type":"login","url","code","expiresAt"}  (interactive login waiting)
  *                     {"type":"registered","node"}               (server accepted the node)
  *                     {"type":"up","status"}                     (netmap applied: done)
@@ -52,9 +52,9 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 export function parseUpRequest(body: Record<string, unknown>): UpRequest {
   const out: UpRequest = {};
   for (const [k, v] of Object.entries(body)) {
-    if (k !== 'server' && k !== 'authKey' && k !== 'hostname') throw new HttpError(400, 'bad_request', `unknown field "${k}"`);
+    if (k !== 'server' && k !== 'authKey' && k !== 'hostname' && k !== 'caFile') throw new HttpError(400, 'bad_request', `unknown field "${k}"`);
     if (v === undefined || v === null) continue;
-    if (typeof v !== 'string' || v.length === 0 || v.length > 253) throw new HttpError(400, 'bad_request', `"${k}" must be a non-empty string`);
+    if (typeof v !== 'string' || v.length === 0 || v.length > (k === 'caFile' ? 4096 : 253)) throw new HttpError(400, 'bad_request', `"${k}" must be a non-empty string`);
     out[k] = v;
   }
   return out;

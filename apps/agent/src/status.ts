@@ -45,6 +45,12 @@ export interface Status {
   /** Connected to the control server with a current netmap. */
   online: boolean;
   server: string | null;
+  /**
+   * How the control channel is carried: `scheme` of the server URL, the extra CA it is verified
+   * with (`weft up --ca-file`), and `warning` set when it is not protected (plain http to a
+   * server that is not on this host).
+   */
+  controlChannel: { scheme: 'https' | 'http' | null; caFile: string | null; warning: string | null };
   self: (NodeIdentity & { machineKey: string | null; expiresAt: string | null }) | null;
   interface: { name: string; backend: string | null; up: boolean; listenPort: number | null; mtu: number };
   /** Set while an interactive login waits for approval. */

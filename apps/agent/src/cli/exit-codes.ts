@@ -35,6 +35,11 @@ export const ExitCode = {
   Starting: 15,
   /** The node's user is suspended: an admin lifts it with `weft-server users resume NAME`. */
   UserSuspended: 16,
+  /**
+   * The control server's TLS certificate was refused: not signed by a trusted CA (pass it with
+   * --ca-file), expired, not yet valid, or not issued for the server's name. The message says which.
+   */
+  ServerCertificate: 17,
   /** Interrupted (Ctrl-C). */
   Interrupted: 130,
 } as const;
@@ -55,6 +60,7 @@ export const AgentErrorCode = {
   UserSuspended: 'user_suspended',
   ServerUnreachable: 'server_unreachable',
   ServerError: 'server_error',
+  ServerCertificate: 'server_certificate',
   NotLoggedIn: 'not_logged_in',
   AlreadyRegistered: 'already_registered',
   BadRequest: 'bad_request',
@@ -75,6 +81,7 @@ const byCode: Record<string, ExitCode> = {
   user_suspended: ExitCode.UserSuspended,
   server_unreachable: ExitCode.ServerUnreachable,
   server_error: ExitCode.ServerUnreachable,
+  server_certificate: ExitCode.ServerCertificate,
   not_logged_in: ExitCode.NotLoggedIn,
   already_registered: ExitCode.Usage,
   bad_request: ExitCode.Usage,

@@ -18,6 +18,8 @@ import { SYSTEM } from '../../src/state/index.js';
 import { loadTlsPair, TlsReloader } from '../../src/tls.js';
 import { issue, makeCa, type TestCa } from '../../../../test-support/test-ca.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
+import { spawn } from 'node:child_process';
+import { freePort, SERVER_BIN } from '../support/process.js';
 
 /** The leaf the server presents to a fresh connection, verified against `ca`. */
 function servedCert(port: number, ca: string): Promise<X509Certificate> {
@@ -173,3 +175,38 @@ async function userName(app: App): Promise<string> {
   if (users.length > 0) return users[0]!.name;
   return (await app.state.users.create(SYSTEM, { name: 'tls' })).name;
 }
+
+describe('weft-server serve --tls-cert --tls-key', () => {
+  it('listens on https, says so, and serves a renewed certificate without a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-tls-serve-'));
+    const ca = makeCa(dir, 'serve-ca');
+    const first = issue(ca, dir, 'one', ['localhost', '127.0.0.1']);
+    const port = await freePort();
+    const proc = spawn(process.execPath, [SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', '127.0.0.1:0', '--data-dir', join(dir, 'data'),
+      '--log-level', 'info', '--tls-cert', join(dir, 'one.pem'), '--tls-key', join(dir, 'one.key')], {
+      env: { ...process.env, WEFT_TEST_TLS_POLL_MS: '100' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    proc.stdout!.on('data', (d) => (out += d));
+    proc.stderr!.on('data', (d) => (out += d));
+    const exited = new Promise((r) => proc.once('exit', r));
+    try {
+      await until(async () => {
+        if (proc.exitCode !== null) throw new Error(`weft-server exited ${proc.exitCode}:\n${out}`);
+        return (await getJson(`https://localhost:${port}/readyz`, ca.pem).catch(() => null))?.status === 200;
+      }, 100_000, 'weft-server ready on https');
+      expect(out).toContain(`listening on https://127.0.0.1:${port}`);
+      expect(out).toContain(`Agents and browsers use https://127.0.0.1:${port}`);
+      expect((await servedCert(port, ca.pem)).serialNumber).toBe(new X509Certificate(first.cert).serialNumber);
+      // Renewed in place (same file names, as the config names them).
+      const second = issue(ca, dir, 'one', ['localhost', '127.0.0.1']);
+      const serial = new X509Certificate(second.cert).serialNumber;
+      await until(async () => (await servedCert(port, ca.pem)).serialNumber === serial, 20_000, 'the renewed certificate');
+      expect(out).toContain('TLS certificate reloaded');
+    } finally {
+      proc.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});

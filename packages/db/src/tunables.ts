@@ -10,6 +10,8 @@
  * with it). Weft's transactions send their statements back to back, so a healthy one is never
  * idle for more than a few milliseconds between them; one idle for 5 s has a stalled process
  * behind it. Writers queued behind the stalled replica then proceed: they wait at most this long.
+ * The price: a server whose event loop is blocked for longer than this in the middle of a
+ * transaction loses that write (answered 503 `database_busy`, retryable) instead of delaying all.
  */
 export const PG_IDLE_IN_TRANSACTION_TIMEOUT_MS = 5_000;
 

@@ -82,6 +82,9 @@ const byCode: Record<string, ExitCode> = {
   server_unreachable: ExitCode.ServerUnreachable,
   server_error: ExitCode.ServerUnreachable,
   server_certificate: ExitCode.ServerCertificate,
+  // The server's own 503s (retryable): the server is there but cannot answer now.
+  database_busy: ExitCode.ServerUnreachable,
+  unavailable: ExitCode.ServerUnreachable,
   not_logged_in: ExitCode.NotLoggedIn,
   already_registered: ExitCode.Usage,
   bad_request: ExitCode.Usage,
@@ -121,6 +124,7 @@ const hints: Record<string, string> = {
   node_expired: 'Log in again: weft login (or weft up --auth-key KEY)',
   user_suspended: 'Your user is suspended. An admin can resume it with: weft-server users resume NAME',
   server_unreachable: 'Check the --server URL and that weft-server is running and reachable from here',
+  database_busy: 'The server could not write in time (its database was busy); nothing changed. Run the same command again',
   not_logged_in: 'Join first: weft up --server URL [--auth-key KEY]',
 };
 

@@ -96,6 +96,12 @@ describe('error -> exit code', () => {
     expect(exitCodeFor('something_new')).toBe(ExitCode.Generic);
   });
 
+  it('a retryable 503 from the server (database_busy) is "server unreachable", with a hint to run it again', () => {
+    expect(exitCodeFor('database_busy')).toBe(ExitCode.ServerUnreachable);
+    expect(hintFor('database_busy')).toMatch(/again/);
+    expect(exitCodeFor('server_certificate')).toBe(ExitCode.ServerCertificate);
+  });
+
   it('weft status exits 0 only while running; every other state has its own documented code', () => {
     const states: State[] = ['running', 'starting', 'needs-login', 'stopped', 'revoked', 'expired'];
     expect(Object.fromEntries(states.map((s) => [s, statusExitCode(s)]))).toEqual({

@@ -15,7 +15,7 @@ export const SERVE_USAGE = `Usage: weft-server serve [--config FILE] [--listen H
   --stun-listen   UDP host:port of the STUN service, [::]:PORT for IPv4 and IPv6, or off (default 0.0.0.0:3478)
   --data-dir      embedded database and admin socket (default ./data)
   --database-url  postgres://... instead of the embedded database
-  --server-url    the URL agents and browsers use (default http://HOST:PORT of --listen)
+  --server-url    the URL agents and browsers use (default http://HOST:PORT of --listen, https:// with --tls-cert)
   --log-level     fatal|error|warn|info|debug|trace (default info; each request is logged at debug)
   --log-format    json or pretty (default pretty on a terminal, json otherwise)
   --metrics-listen  host:port of a separate listener for Prometheus metrics at /metrics (default

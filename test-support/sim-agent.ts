@@ -3,6 +3,7 @@
  * (machine token in the Authorization header), with no WireGuard. Used by the in-process tests
  * and the control-plane benchmark.
  */
+import { request as httpsRequest } from 'node:https';
 import WebSocket from 'ws';
 import { generateMachineKey, generateNodeKey, signMachineToken } from '@weft/crypto';
 import type { Peer, RegisterResponse, SelfNode } from '@weft/protocol';
@@ -28,15 +29,16 @@ export class SimAgent {
   onMessage: ((r: Received) => void) | null = null;
   private waiters: (() => void)[] = [];
 
-  constructor(readonly serverUrl: string, readonly hostname = 'sim') {}
+  /** `ca`: PEM the https:// server's certificate is verified against (instead of Node's store). */
+  constructor(readonly serverUrl: string, readonly hostname = 'sim', readonly ca?: string) {}
 
   async register(authKey?: string, hostname = this.hostname): Promise<RegisterResponse> {
-    const res = await fetch(`${this.serverUrl}/agent/v1/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${await signMachineToken(this.machine.privateKey)}` },
-      body: JSON.stringify({ nodeKey: this.node.publicKey, hostname, ...(authKey ? { authKey } : {}) }),
-    });
-    const body = (await res.json()) as RegisterResponse & { code?: string; status: unknown };
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${await signMachineToken(this.machine.privateKey)}` };
+    const payload = JSON.stringify({ nodeKey: this.node.publicKey, hostname, ...(authKey ? { authKey } : {}) });
+    const res = this.ca
+      ? await postWithCa(`${this.serverUrl}/agent/v1/register`, headers, payload, this.ca)
+      : await fetch(`${this.serverUrl}/agent/v1/register`, { method: 'POST', headers, body: payload }).then(async (r) => ({ ok: r.ok, status: r.status, json: await r.json() }));
+    const body = res.json as RegisterResponse & { code?: string; status: unknown };
     if (!res.ok) throw Object.assign(new Error(`register failed: ${res.status} ${JSON.stringify(body)}`), { status: res.status, body });
     if (body.status === 'registered') this.self = body.node;
     return body;
@@ -51,7 +53,7 @@ export class SimAgent {
     return signMachineToken(this.machine.privateKey).then(
       (token) =>
         new Promise<void>((resolve, reject) => {
-          const ws = new WebSocket(`${(opts.url ?? this.serverUrl).replace(/^http/, 'ws')}/agent/v1`, { headers: { authorization: `Bearer ${token}` } });
+          const ws = new WebSocket(`${(opts.url ?? this.serverUrl).replace(/^http/, 'ws')}/agent/v1`, { headers: { authorization: `Bearer ${token}` }, ...(this.ca ? { ca: this.ca } : {}) });
           this.socket = ws;
           this.closed = null;
           this.refused = null;
@@ -143,4 +145,21 @@ export class SimAgent {
     }
     if (msg.self) this.self = msg.self as SelfNode;
   }
+}
+
+/** fetch cannot be given a CA; node:https can. */
+function postWithCa(url: string, headers: Record<string, string>, body: string, ca: string): Promise<{ ok: boolean; status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: 'POST', headers, ca }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        resolve({ ok: status >= 200 && status < 300, status, json: JSON.parse(Buffer.concat(chunks).toString()) });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }

@@ -24,6 +24,7 @@ import { peerStatus, type Status } from './status.js';
 import type { BackendChoice } from '@weft/wg';
 import { ENDPOINT_REFRESH_MS, LOGIN_POLL_MS, PERSIST_DEBOUNCE_MS, RECONNECT_BACKOFF, RESUME_WAIT_MS } from './tunables.js';
 import { backoffDelay } from './backoff.js';
+import { loadTrust, plainHttpWarning, type Trust } from './tls-trust.js';
 
 
 export interface AgentOptions {
@@ -45,6 +46,8 @@ export interface UpRequest {
   server?: string;
   authKey?: string;
   hostname?: string;
+  /** Extra CA (PEM file, absolute path) the https server's certificate is verified against; kept with the server URL. */
+  caFile?: string;
 }
 
 export type UpEvent =
@@ -63,6 +66,8 @@ interface Waiter { resolve: () => void; reject: (err: Error) => void }
 export class Agent {
   private phase: Phase = 'needs-login';
   private serverUrl: string | null = null;
+  private caFile: string | null = null;
+  private trust: Trust = loadTrust(null);
   private hostname: string | null = null;
   private keys: Keys | undefined;
   private netmap = new Netmap();
@@ -96,6 +101,14 @@ export class Agent {
     const state = await store.loadState();
     this.phase = state.phase;
     this.serverUrl = state.serverUrl;
+    this.caFile = state.caFile;
+    try {
+      this.trust = loadTrust(this.caFile);
+    } catch (err) {
+      // The CA file went away: connect anyway, and the certificate error says what to do.
+      this.lastError = { code: AgentErrorCode.ServerCertificate, message: (err as Error).message };
+      log('error', 'CA file unreadable; verifying the server against the system store only', { caFile: this.caFile, error: (err as Error).message });
+    }
     this.hostname = state.hostname;
     if (state.self) {
       const restored = checkPeers(state.peers);
@@ -133,6 +146,16 @@ export class Agent {
     }
     const server = requested ?? this.serverUrl;
     if (!server) throw new AgentError(AgentErrorCode.NotLoggedIn, 'no control server known: weft up needs --server URL the first time');
+    if (req.caFile !== undefined) {
+      // Read now: a CA file that is missing or holds no certificate is refused before anything changes.
+      this.trust = loadTrust(req.caFile);
+      if (req.caFile !== this.caFile) {
+        this.caFile = req.caFile;
+        this.stopSession(); // reconnects below with the new trust
+      }
+    }
+    const warning = plainHttpWarning(server);
+    if (warning) this.opts.log('warn', warning);
 
     this.joining = true;
     this.opts.log('debug', 'up requested', { server, authKey: req.authKey !== undefined });
@@ -201,6 +224,8 @@ export class Agent {
     this.packetFilter = undefined;
     this.phase = 'needs-login';
     this.serverUrl = null;
+    this.caFile = null;
+    this.trust = loadTrust(null);
     this.hostname = null;
     this.lastError = null;
     this.opts.log('info', 'logged out: keys and state removed', { ...result });
@@ -212,7 +237,7 @@ export class Agent {
     if (!this.serverUrl || !self) return { serverNotified: false, serverError: 'not registered with a control server' };
     try {
       const keys = await this.ensureKeys();
-      const deleted = await logoutFromServer(this.serverUrl, keys.machinePrivateKey);
+      const deleted = await logoutFromServer(this.serverUrl, keys.machinePrivateKey, this.trust);
       this.opts.log('info', deleted === null ? 'control server no longer knew this node' : 'control server deleted this node', { id: self.id });
       return { serverNotified: true, serverError: null };
     } catch (err) {
@@ -241,6 +266,11 @@ export class Agent {
       state: this.login ? 'needs-login' : startingUp && this.phase !== 'revoked' && this.phase !== 'expired' ? 'starting' : this.phase,
       online: this.online,
       server: this.serverUrl,
+      controlChannel: {
+        scheme: this.serverUrl ? (this.serverUrl.startsWith('https:') ? 'https' : 'http') : null,
+        caFile: this.caFile,
+        warning: plainHttpWarning(this.serverUrl),
+      },
       self: self ? { ...self, machineKey: this.keys?.machinePublicKey ?? null } : null,
       interface: {
         name: this.engine?.deviceInfo?.name ?? this.opts.interfaceName,
@@ -279,7 +309,7 @@ export class Agent {
       if (signal.aborted) throw new AgentError(AgentErrorCode.Internal, 'weft up was cancelled');
       let res;
       try {
-        res = await register(server, this.keys!.machinePrivateKey, body, signal);
+        res = await register(server, this.keys!.machinePrivateKey, body, this.trust, signal);
       } catch (err) {
         if (signal.aborted) throw new AgentError(AgentErrorCode.Internal, 'weft up was cancelled');
         throw this.translate(err);
@@ -320,9 +350,11 @@ export class Agent {
     this.session = new ControlSession({
       serverUrl: this.serverUrl,
       machineKey: this.keys.machinePrivateKey,
+      trust: this.trust,
       log,
       events: {
         onOpen: () => {
+          if (this.lastError?.code === AgentErrorCode.ServerCertificate) this.lastError = null;
           this.netmap.resetConnection();
           this.lastEndpoints = '';
         },
@@ -331,6 +363,9 @@ export class Agent {
           if (this.online) log('warn', 'control connection lost; tunnels keep running on the last netmap', { reason });
           this.online = false;
           log('info', 'reconnecting to control server', { reason, retryInMs });
+        },
+        onCertificateError: (message, hint) => {
+          this.lastError = { code: AgentErrorCode.ServerCertificate, message: `${message}. ${hint}` };
         },
         onFinal: (final, reason) => void this.onFinal(final, reason).catch((err: Error) => log('error', 'handling the end of the control session failed', { error: err.message })),
       },
@@ -588,6 +623,7 @@ export class Agent {
     return this.opts.store.saveState({
       phase: this.phase,
       serverUrl: this.serverUrl,
+      caFile: this.caFile,
       hostname: this.hostname,
       self,
       peers: this.netmap.peers as Peer[],

@@ -8,6 +8,9 @@ import { ControlError, controlErrorFrom, unreachable } from './control-error.js'
 import { AgentErrorCode } from './cli/exit-codes.js';
 
 import { LOGOUT_TIMEOUT_MS, REGISTER_TIMEOUT_MS } from './tunables.js';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { certificateProblem, type Trust } from './tls-trust.js';
 
 /** "http://host:8080/" -> "http://host:8080"; rejects anything that is not http(s). */
 export function normaliseServerUrl(input: string): string {
@@ -31,20 +34,51 @@ export function agentSocketUrl(serverUrl: string): string {
   return url.toString();
 }
 
-export async function register(serverUrl: string, machineKey: MachinePrivateKey, body: RegisterRequest, signal?: AbortSignal): Promise<RegisterResponse> {
+/**
+ * One HTTP(S) request with the agent's trust (fetch cannot be given CA certificates; node:https
+ * can), answered as a WHATWG Response so the callers read it as they would fetch's.
+ */
+export function controlRequest(url: string, init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal }, trust: Trust): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(target, { method: init.method, headers: init.headers, signal: init.signal, ...(target.protocol === 'https:' ? { ca: trust.ca } : {}) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers.set(k, v);
+        const status = res.statusCode ?? 0;
+        resolve(new Response(status === 204 || status === 304 ? null : Buffer.concat(chunks), { status, headers }));
+      });
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+/** A failed request as a ControlError: a certificate it refused says so (and what to do), anything else is unreachable. */
+function requestFailed(serverUrl: string, err: unknown, trust: Trust): ControlError {
+  const cert = certificateProblem(serverUrl, err, trust);
+  if (cert) return new ControlError(AgentErrorCode.ServerCertificate, `${cert.message}. ${cert.hint}`, false, undefined, { cause: err });
+  return unreachable(serverUrl, err);
+}
+
+export async function register(serverUrl: string, machineKey: MachinePrivateKey, body: RegisterRequest, trust: Trust, signal?: AbortSignal): Promise<RegisterResponse> {
   const token = await signMachineToken(machineKey);
   let res: Response;
   try {
     const timeout = AbortSignal.timeout(REGISTER_TIMEOUT_MS);
-    res = await fetch(`${serverUrl}/agent/v1/register`, {
+    res = await controlRequest(`${serverUrl}/agent/v1/register`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-    });
+    }, trust);
   } catch (err) {
     if (signal?.aborted) throw err;
-    throw unreachable(serverUrl, err);
+    throw requestFailed(serverUrl, err, trust);
   }
   if (!res.ok) throw await controlErrorFrom(res);
   const parsed = RegisterResponse.safeParse(await res.json().catch(() => undefined));
@@ -58,17 +92,17 @@ export async function register(serverUrl: string, machineKey: MachinePrivateKey,
  * (404 node_not_found: deleted already); rejects with a ControlError otherwise (unreachable,
  * refused). The reply `{deleted}` has no schema in @weft/protocol yet, so only that field is read.
  */
-export async function logout(serverUrl: string, machineKey: MachinePrivateKey): Promise<number | null> {
+export async function logout(serverUrl: string, machineKey: MachinePrivateKey, trust: Trust): Promise<number | null> {
   const token = await signMachineToken(machineKey);
   let res: Response;
   try {
-    res = await fetch(`${serverUrl}/agent/v1/logout`, {
+    res = await controlRequest(`${serverUrl}/agent/v1/logout`, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(LOGOUT_TIMEOUT_MS),
-    });
+    }, trust);
   } catch (err) {
-    throw unreachable(serverUrl, err);
+    throw requestFailed(serverUrl, err, trust);
   }
   if (!res.ok) {
     const err = await controlErrorFrom(res);

@@ -38,7 +38,13 @@ export async function controlErrorFrom(res: Response): Promise<ControlError> {
 }
 
 export function unreachable(serverUrl: string, err: unknown): ControlError {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  const why = cause?.code ?? cause?.message ?? (err as Error).message;
+  // node:http puts the errno code on the error itself (ECONNREFUSED), fetch on its cause; a
+  // timeout is an AbortError whose cause is a TimeoutError (whose numeric DOMException code says nothing).
+  const e = err as { code?: unknown; message?: string; cause?: { name?: string; code?: unknown; message?: string } };
+  const why =
+    e.cause?.name === 'TimeoutError' ? 'timed out'
+    : typeof e.code === 'string' && e.code !== 'ABORT_ERR' ? e.code
+    : typeof e.cause?.code === 'string' ? e.cause.code
+    : (e.cause?.message ?? e.message ?? String(err));
   return new ControlError(AgentErrorCode.ServerUnreachable, `cannot reach control server ${serverUrl} (${why})`, true, undefined, { cause: err });
 }

@@ -12,6 +12,7 @@ import { CONNECT_TIMEOUT_MS, RECONNECT_BACKOFF, SILENCE_TIMEOUT_MS } from './tun
 import { agentSocketUrl } from './control-client.js';
 import type { Logger } from './log.js';
 import { readServerMessage, type SkippedPeer } from './server-message.js';
+import { certificateProblem, type Trust } from './tls-trust.js';
 
 
 export type Final = 'revoked' | 'expired' | 'upgrade-required';
@@ -63,11 +64,18 @@ export interface SessionEvents {
   /** The socket is gone and another attempt follows after `retryInMs`. */
   onDisconnect(reason: string, retryInMs: number): void;
   onFinal(final: Final, reason: string): void;
+  /**
+   * The server's TLS certificate was refused (message and what to do). The session keeps
+   * retrying with backoff: a renewed certificate, or a CA file fixed, lets it in without a restart.
+   */
+  onCertificateError?(message: string, hint: string): void;
 }
 
 export interface SessionOptions {
   serverUrl: string;
   machineKey: MachinePrivateKey;
+  /** CAs the wss:// server certificate is verified against. */
+  trust: Trust;
   log: Logger;
   events: SessionEvents;
   backoff?: BackoffOptions;
@@ -132,9 +140,10 @@ export class ControlSession {
     }
     if (this.stopped) return;
     const url = agentSocketUrl(serverUrl);
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: CONNECT_TIMEOUT_MS });
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: CONNECT_TIMEOUT_MS, ca: this.opts.trust.ca });
     this.ws = ws;
     let settled = false;
+    let certError: string | undefined;
     const done = (fn: () => void) => {
       if (settled || this.ws !== ws) return;
       settled = true;
@@ -185,10 +194,17 @@ export class ControlSession {
       });
     });
     ws.on('error', (err) => {
+      const cert = certificateProblem(serverUrl, err, this.opts.trust);
+      if (cert) {
+        certError = cert.message;
+        log('warn', 'control server certificate refused', { error: cert.message, hint: cert.hint });
+        this.opts.events.onCertificateError?.(cert.message, cert.hint);
+        return;
+      }
       log('debug', 'control socket error', { error: err.message });
     });
     ws.on('close', (code, reason) => {
-      done(() => this.closed(classifyClose(code), `closed ${code}${reason.length ? ` ${reason.toString()}` : ''}`));
+      done(() => this.closed(classifyClose(code), certError ?? `closed ${code}${reason.length ? ` ${reason.toString()}` : ''}`));
     });
   }
 

@@ -5,7 +5,7 @@
  *   GET  /v1/status   -> 200 Status (src/status.ts)
  *   GET  /v1/netcheck -> 200 NetcheckReport (src/netcheck.ts), after the probes (a few seconds);
  *                     409 not_logged_in / no_regions when there is nothing to check against
- *   POST /v1/up       {server?, authKey?, hostname?} -> 200 application/x-ndjson, one event per line:
+ *   POST /v1/up       {server?, authKey?, hostname?, caFile?} -> 200 application/x-ndjson, one event per line:
  *                     {"type":"login","url","code","expiresAt"}  (interactive login waiting)
  *                     {"type":"registered","node"}               (server accepted the node)
  *                     {"type":"up","status"}                     (netmap applied: done)
@@ -55,9 +55,9 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 export function parseUpRequest(body: Record<string, unknown>): UpRequest {
   const out: UpRequest = {};
   for (const [k, v] of Object.entries(body)) {
-    if (k !== 'server' && k !== 'authKey' && k !== 'hostname') throw new HttpError(400, 'bad_request', `unknown field "${k}"`);
+    if (k !== 'server' && k !== 'authKey' && k !== 'hostname' && k !== 'caFile') throw new HttpError(400, 'bad_request', `unknown field "${k}"`);
     if (v === undefined || v === null) continue;
-    if (typeof v !== 'string' || v.length === 0 || v.length > 253) throw new HttpError(400, 'bad_request', `"${k}" must be a non-empty string`);
+    if (typeof v !== 'string' || v.length === 0 || v.length > (k === 'caFile' ? 4096 : 253)) throw new HttpError(400, 'bad_request', `"${k}" must be a non-empty string`);
     out[k] = v;
   }
   return out;

@@ -2,7 +2,7 @@
  * What survives a daemon restart, in the state dir (0700):
  * - `node.key` (0600): WireGuard X25519 private key, "privkey:<hex>".
  * - `machine.key` (0600): Ed25519 machine private key, "mprivkey:<hex>".
- * - `state.json` (0600): server URL, hostname, phase, and the last netmap (self + peers), so a
+ * - `state.json` (0600): server URL and the CA file it is verified with, hostname, phase, and the last netmap (self + peers), so a
  *   restarted daemon brings the interface back with its last peers before the server answers,
  *   and its packet filter, so the restored peers are filtered as they were.
  * Keys are generated here, on the device, and never leave it. Writes are atomic (temp + rename).
@@ -27,6 +27,8 @@ export interface PersistedState {
   version: 1;
   phase: Phase;
   serverUrl: string | null;
+  /** `weft up --ca-file`: extra CA for an https server URL; null = the system store only. */
+  caFile: string | null;
   hostname: string | null;
   self: SelfNode | null;
   peers: Peer[];
@@ -46,7 +48,7 @@ export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;
 
 export const emptyState = (): PersistedState => ({
-  version: 1, phase: 'needs-login', serverUrl: null, hostname: null, self: null, peers: [], updatedAt: new Date().toISOString(),
+  version: 1, phase: 'needs-login', serverUrl: null, caFile: null, hostname: null, self: null, peers: [], updatedAt: new Date().toISOString(),
 });
 
 export class StateStore {

@@ -47,6 +47,12 @@ export interface Status {
   online: boolean;
   server: string | null;
   /**
+   * How the control channel is carried: `scheme` of the server URL, the extra CA it is verified
+   * with (`weft up --ca-file`), and `warning` set when it is not protected (plain http to a
+   * server that is not on this host).
+   */
+  controlChannel: { scheme: 'https' | 'http' | null; caFile: string | null; warning: string | null };
+  /**
    * `reflexiveEndpoint`: where the control server sees this node's WireGuard port come from (its
    * NAT's public mapping of it, learned from WireGuard's own handshakes to the server's responder);
    * absent = not seen yet.

@@ -67,6 +67,12 @@ export interface AppOptions {
    * netmap with the deployment's responder public key. Absent = no responder.
    */
   wgResponder?: { endpoint: string };
+  /**
+   * Serve HTTPS and WSS with this certificate chain and key (PEM); absent = plain HTTP. Swap the
+   * pair later with `app.server.setSecureContext` (tls.ts reloads it); `notAfter` is the
+   * `weft_tls_certificate_not_after_seconds` gauge until `metrics.tlsCertificate` is told otherwise.
+   */
+  https?: { cert: Buffer; key: Buffer; notAfter?: Date };
 }
 
 export interface App {
@@ -110,6 +116,8 @@ async function activePolicy(state: State): Promise<string | null> {
 
 export async function buildApp(opts: AppOptions): Promise<App> {
   const app = Fastify({
+    // The https server is an http.Server to everything Fastify and ws do with it; typed as plain HTTP here.
+    ...(opts.https ? ({ https: { cert: opts.https.cert, key: opts.https.key } } as object) : {}),
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: BODY_LIMIT_BYTES,
     logController: new RequestLogAtDebug(),
@@ -126,6 +134,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const metrics = opts.metrics ? new ServerMetrics() : null;
   if (metrics) metrics.instrumentHttp(app);
   if (metrics && opts.metrics?.stun) metrics.stun(opts.metrics.stun.counters);
+  if (metrics && opts.https?.notAfter) metrics.tlsCertificate(opts.https.notAfter);
   const hub = new ChangeHub(opts.db.bus, opts.db.outbox, app.log, opts.outbox, metrics ? (s) => metrics.busReceived(s) : undefined);
   const state = await State.open({
     prisma: metrics ? metrics.instrumentPrisma(opts.db.prisma) : opts.db.prisma,

@@ -10,6 +10,7 @@ import { Region } from '@weft/protocol';
 import { parseListenAddress } from '@weft/relay';
 import { z } from 'zod';
 import { EMBEDDED_REGION_ID } from './regions.js';
+import { loadTlsPair, TlsPairError } from './tls.js';
 import { MAX_PENDING_LOGINS } from './tunables.js';
 
 function isProxySpec(s: string): boolean {
@@ -74,6 +75,13 @@ export const ServerConfig = z.strictObject({
    * Config file or environment only (a flag would show in `ps`).
    */
   metricsToken: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').max(512).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII with no spaces').optional(),
+  /**
+   * PEM certificate chain (leaf first) for HTTPS and WSS on `listen`; with `tlsKey`. Absent = plain
+   * HTTP (behind a TLS-terminating proxy, or on a trusted network). Reloaded when the file changes.
+   */
+  tlsCert: z.string().min(1).optional(),
+  /** PEM private key of `tlsCert`. Reloaded when the file changes. */
+  tlsKey: z.string().min(1).optional(),
 }).superRefine((c, ctx) => {
   const ids = new Set<number>();
   const codes = new Set<string>();
@@ -86,6 +94,10 @@ export const ServerConfig = z.strictObject({
     ids.add(r.id);
     codes.add(r.code);
   });
+  if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
+    const missing = c.tlsCert === undefined ? 'tlsCert' : 'tlsKey';
+    ctx.addIssue({ code: 'custom', path: [missing], message: `is needed too: HTTPS takes both tls-cert and tls-key` });
+  }
   if (c.metricsListen !== undefined && c.metricsListen === c.listen) {
     ctx.addIssue({ code: 'custom', path: ['metricsListen'], message: `must differ from "listen" (${c.listen}); to serve metrics on the main port set metricsToken instead` });
   }
@@ -103,6 +115,8 @@ const ENV_KEYS: Record<string, keyof ServerConfig> = {
   WEFT_LOG_FORMAT: 'logFormat',
   WEFT_METRICS_LISTEN: 'metricsListen',
   WEFT_METRICS_TOKEN: 'metricsToken',
+  WEFT_TLS_CERT: 'tlsCert',
+  WEFT_TLS_KEY: 'tlsKey',
 };
 
 const FLAG_KEYS: Record<string, keyof ServerConfig> = {
@@ -114,6 +128,8 @@ const FLAG_KEYS: Record<string, keyof ServerConfig> = {
   '--log-level': 'logLevel',
   '--log-format': 'logFormat',
   '--metrics-listen': 'metricsListen',
+  '--tls-cert': 'tlsCert',
+  '--tls-key': 'tlsKey',
 };
 
 export class ConfigError extends Error {}
@@ -165,7 +181,25 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ServerConfig
     });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
-  return { ...result.data, dataDir: resolve(result.data.dataDir) };
+  const config = { ...result.data, dataDir: resolve(result.data.dataDir) };
+  if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
+    config.tlsCert = resolve(config.tlsCert);
+    config.tlsKey = resolve(config.tlsKey);
+    checkTlsPair(config.tlsCert, config.tlsKey, source);
+  }
+  return config;
+}
+
+/** Unreadable files, a non-certificate or a key of another certificate stop start-up naming the key and its source. */
+function checkTlsPair(cert: string, key: string, source: Record<string, string>): void {
+  try {
+    loadTlsPair(cert, key);
+  } catch (err) {
+    if (!(err instanceof TlsPairError)) throw err;
+    const where = (k: 'tlsCert' | 'tlsKey') => `"${kebab(k)}" (${source[k] ?? 'config'})`;
+    const named = err.file === 'cert' ? where('tlsCert') : err.file === 'key' ? where('tlsKey') : `${where('tlsCert')} and ${where('tlsKey')}`;
+    throw new ConfigError(`invalid configuration:\n  ${named}: ${err.message}`);
+  }
 }
 
 /** `--flag value` and `--flag=value`; unknown flags are an error. */

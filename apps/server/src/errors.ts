@@ -51,6 +51,12 @@ export const Errors = {
   policyVersionNotFound: def('policy_version_not_found', 404, 'No such policy version'),
   rateLimited: def('rate_limited', 429, 'Too many requests', true),
   unavailable: def('unavailable', 503, 'Temporarily unavailable', true),
+  /**
+   * The write waited too long for a lock another transaction holds (a replica stalled inside a
+   * transaction, see @weft/db tunables.ts), or its database session was ended under it; nothing
+   * was written. Retrying is safe and usually works at once.
+   */
+  databaseBusy: def('database_busy', 503, 'The database is busy; try again', true),
   /** Not retryable: an unexpected error is most often deterministic, and a client retrying it forever is a load generator. */
   internal: def('internal', 500, 'Internal server error'),
 } as const satisfies Record<string, ErrorDef>;

@@ -111,6 +111,20 @@ export class ServerMetrics {
     },
   };
 
+  private tlsGauge: Gauge | null = null;
+
+  /**
+   * The served certificate's not-after as `weft_tls_certificate_not_after_seconds` (Unix seconds),
+   * so an alert (or `weft-server doctor`) can say how long is left; called again on each reload.
+   * Absent when the server serves plain HTTP.
+   */
+  tlsCertificate(notAfter: Date): void {
+    this.tlsGauge ??= new Gauge({
+      name: 'weft_tls_certificate_not_after_seconds', help: 'Not-after of the TLS certificate this replica serves, in Unix seconds.', registers: [this.registry],
+    });
+    this.tlsGauge.set(Math.floor(notAfter.getTime() / 1000));
+  }
+
   busReceived(lagSeconds: number): void {
     this.busLag.observe(Math.max(0, lagSeconds));
   }

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { isDatabaseBusy } from './db-busy.js';
 import { ApiError, Errors, problemBody, type ErrorDef, type ProblemField } from './errors.js';
 
 const BY_FASTIFY_CODE: Record<string, ErrorDef> = {
@@ -41,6 +42,9 @@ export function installProblemHandler(app: FastifyInstance): void {
     } else if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
       def = { ...Errors.invalidRequest, status: err.statusCode };
       detail = err.message;
+    } else if (isDatabaseBusy(err)) {
+      def = Errors.databaseBusy;
+      req.log.warn({ err }, 'database busy: lock wait or session timed out; the write was rolled back');
     } else {
       def = Errors.internal;
       req.log.error({ err }, 'unhandled error');

@@ -12,6 +12,8 @@ import type { FollowerTimings } from './outbox-follower.js';
 import { adminSocketPath, listenAdminSocket } from './local-socket.js';
 import { listenMetrics } from './metrics-endpoint.js';
 import { createLogger } from './log.js';
+import type { Server as TlsServer } from 'node:tls';
+import { loadTlsPair, TlsReloader } from './tls.js';
 
 export async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(argv, process.env);
@@ -21,7 +23,10 @@ export async function serve(argv: string[]): Promise<void> {
   // Owner-only or refused, before anything is created in it: it holds the admin socket (and the embedded database).
   prepareDataDir(config.dataDir);
   const [host, port] = splitHostPort(config.listen);
-  const serverUrl = config.serverUrl ?? `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
+  const scheme = config.tlsCert ? 'https' : 'http';
+  const serverUrl = config.serverUrl ?? `${scheme}://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${port}`;
+  // Checked by loadConfig already; read again here, right before it is served.
+  const tls = config.tlsCert && config.tlsKey ? loadTlsPair(config.tlsCert, config.tlsKey) : undefined;
 
   const db = await openDatabase(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: config.dataDir }, log);
   const metricsOn = config.metricsListen !== undefined || config.metricsToken !== undefined;
@@ -33,19 +38,30 @@ export async function serve(argv: string[]): Promise<void> {
     ...(metricsOn ? { metrics: { token: config.metricsToken, stun } } : {}),
     ...(testPolicy ? { loadPolicy: testPolicy } : {}),
     ...(responderEndpoint ? { wgResponder: { endpoint: responderEndpoint } } : {}),
+    ...(tls ? { https: tls } : {}),
   });
   let policyVersion = 0;
   if (testPolicy) process.on('SIGUSR2', () => void mapper.apply({ kind: 'policy-changed', version: ++policyVersion }));
   if (stun && wgMapping) stun.wireGuard = (msg, from) => wgMapping.receive(msg, from);
+  const reloader = tls && config.tlsCert && config.tlsKey
+    ? new TlsReloader({
+        certPath: config.tlsCert, keyPath: config.tlsKey, initial: tls, log, pollMs: testTlsPollMs(process.env),
+        apply: (pair) => {
+          (app.server as unknown as TlsServer).setSecureContext({ cert: pair.cert, key: pair.key });
+          metrics?.tlsCertificate(pair.notAfter);
+        },
+      })
+    : null;
   await app.listen({ host, port });
   const admin = await listenAdminSocket(app, config.dataDir);
   const metricsServer = metrics && config.metricsListen ? await listenMetrics(metrics, ...splitHostPort(config.metricsListen)) : null;
 
-  const where = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const where = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const [users, nodes] = await Promise.all([state.ctx.prisma.user.count(), state.ctx.prisma.node.count()]);
   process.stderr.write(
     `\nWeft control server listening on ${where} (${db.backend === 'pglite' ? `embedded database in ${config.dataDir}` : 'Postgres'})\n` +
       `Agents and browsers use ${serverUrl}\n` +
+      (tls ? `TLS certificate: ${tls.subject}, valid until ${tls.notAfter.toISOString()} (reloaded when ${config.tlsCert} or ${config.tlsKey} changes)\n` : '') +
       `STUN (udp): ${stun ? stun.toString() : 'off'}\n` +
       (responderEndpoint ? `WireGuard responder (udp, same port): nodes send to ${responderEndpoint}\n` : '') +
       `Admin socket: ${adminSocketPath(config.dataDir)}\n` +
@@ -63,6 +79,7 @@ export async function serve(argv: string[]): Promise<void> {
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     admin.close();
+    reloader?.close();
     metricsServer?.close();
     await stun?.close();
     await app.close();
@@ -151,6 +168,12 @@ function testPolicyFile(env: NodeJS.ProcessEnv): (() => Promise<string | null>) 
     });
     return text.trim() ? text : null;
   };
+}
+
+/** Tests only: `WEFT_TEST_TLS_POLL_MS` polls the certificate files faster than TLS_RELOAD_POLL_MS. */
+function testTlsPollMs(env: NodeJS.ProcessEnv): number | undefined {
+  const n = Number(env.WEFT_TEST_TLS_POLL_MS);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
 }
 
 function splitHostPort(listen: string): [string, number] {

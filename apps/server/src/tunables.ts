@@ -130,3 +130,11 @@ export const POLICY_HISTORY_PAGE = 20;
  * initiation every ~5 s (measured, docs/design.md), so this only bounds a NAT that keeps changing.
  */
 export const WG_MAPPING_WRITE_INTERVAL_MS = 1_000;
+
+// ---- TLS (tls.ts) ----------------------------------------------------------------------------
+
+/**
+ * How often the certificate and key files are checked for a change (stat polling, which follows a
+ * rename or a swapped symlink). A renewed certificate is served to new connections within this.
+ */
+export const TLS_RELOAD_POLL_MS = 2_000;

@@ -13,7 +13,8 @@
  * Development tooling that is not part of the runtime API: `npm run db:migration -- NAME`
  * (new-migration.ts) and the schema engine wrapper (schema-engine.ts).
  */
-export { openDatabase, type Database, type OpenOptions } from './open-database.js';
+export { openDatabase, type Database, type OpenOptions, type PgTimeouts } from './open-database.js';
+export { PG_IDLE_IN_TRANSACTION_TIMEOUT_MS, PG_LOCK_TIMEOUT_MS } from './tunables.js';
 export { databaseSums, parseSnapshotHeader, restoreSnapshot, SnapshotError, writeSnapshot, SNAPSHOT_FORMAT, type RestoreResult, type SnapshotHeader, type SnapshotTable } from './snapshot.js';
 export { type ChangeBus, MAX_PAYLOAD_BYTES, CHANNEL as CHANGE_BUS_CHANNEL, LISTENER_APPLICATION_NAME as CHANGE_BUS_APPLICATION_NAME } from './change-bus.js';
 export { Outbox, APPEND_SQL as OUTBOX_APPEND_SQL, parseHint as parseOutboxHint, type OutboxHint, type OutboxPage, type OutboxRow } from './outbox.js';

@@ -12,11 +12,22 @@ import { type Log, silentLog } from './log.js';
 import { migrate, type SqlSession } from './migrate.js';
 import { initPGliteDir } from './pglite-init.js';
 import { migrationsDir as defaultMigrationsDir } from './paths.js';
+import { PG_IDLE_IN_TRANSACTION_TIMEOUT_MS, PG_LOCK_TIMEOUT_MS } from './tunables.js';
 
 export type OpenOptions = ({ dataDir: string } | { databaseUrl: string }) & {
   /** Where the migrations are; tests only. Default: the repository's prisma/migrations. */
   migrationsDir?: string;
+  /** Postgres session timeouts; absent = the tunables. Tests shorten them. */
+  timeouts?: PgTimeouts;
 };
+
+/** Set on every pooled Postgres session (startup parameters), so no statement can forget them. */
+export interface PgTimeouts {
+  /** `idle_in_transaction_session_timeout`; default PG_IDLE_IN_TRANSACTION_TIMEOUT_MS. */
+  idleInTransactionMs?: number;
+  /** `lock_timeout`; default PG_LOCK_TIMEOUT_MS. */
+  lockMs?: number;
+}
 
 export interface Database {
   prisma: PrismaClient;
@@ -43,7 +54,7 @@ export async function openDatabase(opts: OpenOptions, log: Log = silentLog): Pro
     if (!/^postgres(ql)?:\/\//.test(opts.databaseUrl)) {
       throw new Error(`database URL must start with postgres:// or postgresql://, got ${opts.databaseUrl.split(':')[0]}:`);
     }
-    return openPostgres(opts.databaseUrl, migrationsDir, log);
+    return openPostgres(opts.databaseUrl, migrationsDir, log, opts.timeouts ?? {});
   }
   return openPGlite(opts.dataDir, migrationsDir, log);
 }
@@ -108,9 +119,17 @@ async function openPGlite(dataDir: string, migrationsDir: string, log: Log): Pro
   }
 }
 
-async function openPostgres(url: string, migrationsDir: string, log: Log): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url });
-  // An idle pooled connection dying (server restart) must not crash the process; the pool replaces it.
+async function openPostgres(url: string, migrationsDir: string, log: Log, timeouts: PgTimeouts): Promise<Database> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    // A replica stalled inside a transaction loses its session (and its locks) after this, and a
+    // writer waiting for a lock gives up after that: tunables.ts says why each is what it is.
+    idle_in_transaction_session_timeout: timeouts.idleInTransactionMs ?? PG_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    lock_timeout: timeouts.lockMs ?? PG_LOCK_TIMEOUT_MS,
+  });
+  // An idle pooled connection dying (server restart, or a session Postgres ended) must not crash
+  // the process; the pool drops it and the next query opens a new one. A connection that dies while
+  // checked out is dropped when it is released (pg-pool never reuses a client that is not queryable).
   pool.on('error', (err) => log.warn({ err }, 'idle Postgres connection failed'));
   let bus: PgChangeBus | null = null;
   try {
@@ -146,7 +165,11 @@ async function migratePostgres(pool: pg.Pool, migrationsDir: string, log: Log): 
       query: async <R>(sql: string, params?: unknown[]) => (await client.query(sql, params)).rows as R[],
       exec: async (script) => void (await client.query(script)),
     };
-    return await migrate(session, { migrationsDir, lock: true, log });
+    // A replica starting while another migrates waits for the migration lock as long as it takes.
+    await client.query('SET lock_timeout = 0');
+    const applied = await migrate(session, { migrationsDir, lock: true, log });
+    await client.query('RESET lock_timeout');
+    return applied;
   } catch (err) {
     // Do not return a connection in an unknown state (open transaction, held lock) to the pool.
     broken = err as Error;

@@ -2,6 +2,7 @@
  * Command-line grammar: `weft <command> [flags]`. Every command takes --socket and --state-dir
  * (several daemons side by side) and --help. Parsing is pure; commands get validated values.
  */
+import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DEFAULT_STATE_DIR, socketLookupLines } from '../paths.js';
 import { CliError, ExitCode } from './exit-codes.js';
@@ -16,6 +17,7 @@ const common: Options = {
 
 const joinFlags: Options = {
   server: { type: 'string' },
+  'ca-file': { type: 'string' },
   'auth-key': { type: 'string' },
   hostname: { type: 'string' },
   json: { type: 'boolean' },
@@ -36,12 +38,12 @@ export const commands = {
   },
   up: {
     summary: 'join the mesh (first time: --server URL) or bring the interface back up',
-    usage: 'weft up [--server URL] [--auth-key KEY] [--hostname NAME] [--timeout SECONDS] [--json] [--socket PATH]',
+    usage: 'weft up [--server URL] [--ca-file FILE] [--auth-key KEY] [--hostname NAME] [--timeout SECONDS] [--json] [--socket PATH]',
     options: joinFlags,
   },
   login: {
     summary: 'same as up: join, interactively without --auth-key',
-    usage: 'weft login [--server URL] [--auth-key KEY] [--hostname NAME] [--timeout SECONDS] [--json] [--socket PATH]',
+    usage: 'weft login [--server URL] [--ca-file FILE] [--auth-key KEY] [--hostname NAME] [--timeout SECONDS] [--json] [--socket PATH]',
     options: joinFlags,
   },
   status: {
@@ -77,6 +79,8 @@ export interface Parsed {
   stateDir?: string;
   json: boolean;
   server?: string;
+  /** `--ca-file`, made absolute. */
+  caFile?: string;
   authKey?: string;
   hostname?: string;
   timeoutS?: number;
@@ -120,6 +124,8 @@ export function parse(argv: string[]): Parsed {
   if (str('state-dir') !== undefined) out.stateDir = str('state-dir')!;
   if (str('server') !== undefined) out.server = str('server')!;
   if (str('auth-key') !== undefined) out.authKey = str('auth-key')!;
+  // Absolute: the daemon reads it, from its own working directory, now and after every restart.
+  if (str('ca-file') !== undefined) out.caFile = resolve(str('ca-file')!);
   if (str('hostname') !== undefined) out.hostname = str('hostname')!;
   const timeoutS = int(str('timeout'), 'timeout', 1, 86_400, command);
   if (timeoutS !== undefined) out.timeoutS = timeoutS;
@@ -173,7 +179,7 @@ const exitCodeTable = [
   'exit codes: 0 ok, 1 error, 2 usage, 3 not root, 4 daemon not running, 5 server unreachable,',
   '  6 auth key invalid, 7 auth key expired, 8 auth key used, 9 auth key revoked, 10 node revoked,',
   '  11 node expired, 12 login expired, 13 not logged in, 14 stopped, 15 starting, 16 user suspended,',
-  '  17 UDP blocked (netcheck), 18 no STUN server to check against (netcheck), 130 interrupted',
+  '  17 UDP blocked (netcheck), 18 no STUN server to check against (netcheck), 19 server certificate refused, 130 interrupted',
 ].join('\n');
 
 const commandDetail: Record<CommandName, string> = {
@@ -190,6 +196,9 @@ const commandDetail: Record<CommandName, string> = {
     'and a short code and waits until the device is approved (in the browser, or by an admin:',
     'weft-server nodes approve CODE). Returns when the interface is up with a netmap.',
     'After `weft down`, `weft up` with no flags brings the node back.',
+    'An https:// server is verified against the system store plus --ca-file FILE (PEM), which is',
+    'kept with the server URL for later runs and daemon restarts. Plain http:// to a server that is',
+    'not on this host works but is warned about: the control channel is not protected.',
     exitCodeTable,
   ].join('\n'),
   login: 'Same as weft up.\n' + exitCodeTable,

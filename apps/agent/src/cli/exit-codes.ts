@@ -39,6 +39,11 @@ export const ExitCode = {
   UdpBlocked: 17,
   /** `weft netcheck`: the netmap lists no STUN server to check against (server has STUN off, or no netmap yet). */
   NoRegions: 18,
+  /**
+   * The control server's TLS certificate was refused: not signed by a trusted CA (pass it with
+   * --ca-file), expired, not yet valid, or not issued for the server's name. The message says which.
+   */
+  ServerCertificate: 19,
   /** Interrupted (Ctrl-C). */
   Interrupted: 130,
 } as const;
@@ -59,6 +64,7 @@ export const AgentErrorCode = {
   UserSuspended: 'user_suspended',
   ServerUnreachable: 'server_unreachable',
   ServerError: 'server_error',
+  ServerCertificate: 'server_certificate',
   NotLoggedIn: 'not_logged_in',
   AlreadyRegistered: 'already_registered',
   BadRequest: 'bad_request',
@@ -82,6 +88,10 @@ const byCode: Record<string, ExitCode> = {
   user_suspended: ExitCode.UserSuspended,
   server_unreachable: ExitCode.ServerUnreachable,
   server_error: ExitCode.ServerUnreachable,
+  server_certificate: ExitCode.ServerCertificate,
+  // The server's own 503s (retryable): the server is there but cannot answer now.
+  database_busy: ExitCode.ServerUnreachable,
+  unavailable: ExitCode.ServerUnreachable,
   not_logged_in: ExitCode.NotLoggedIn,
   already_registered: ExitCode.Usage,
   bad_request: ExitCode.Usage,
@@ -122,6 +132,7 @@ const hints: Record<string, string> = {
   node_expired: 'Log in again: weft login (or weft up --auth-key KEY)',
   user_suspended: 'Your user is suspended. An admin can resume it with: weft-server users resume NAME',
   server_unreachable: 'Check the --server URL and that weft-server is running and reachable from here',
+  database_busy: 'The server could not write in time (its database was busy); nothing changed. Run the same command again',
   not_logged_in: 'Join first: weft up --server URL [--auth-key KEY]',
   no_regions: 'The control server lists no STUN server: ask an admin to turn STUN on (weft-server --stun-listen) or configure regions, and check that this node is connected (weft status)',
 };

@@ -60,11 +60,13 @@ export function formatStatus(s: Status): string {
 
 function formatStatusRaw(s: Status): string {
   const lines: string[] = [];
+  // First, where it cannot be missed: the control channel is readable and forgeable on the path.
+  if (s.controlChannel?.warning) lines.push(`WARNING: ${s.controlChannel.warning}`, '');
   if (s.self) {
     lines.push(`${s.self.ipv4}  ${s.self.name}  ${s.self.user}  ${s.self.ipv6}`);
   }
   lines.push(`state: ${stateText[s.state]}`);
-  lines.push(`control: ${s.server ?? '-'} (${s.online ? 'online' : 'offline'})`);
+  lines.push(`control: ${s.server ?? '-'} (${s.online ? 'online' : 'offline'}${s.controlChannel?.caFile ? `, CA ${s.controlChannel.caFile}` : ''})`);
   if (s.interface.up) {
     lines.push(`interface: ${s.interface.name} (${s.interface.backend ?? '?'}, port ${s.interface.listenPort ?? '?'}, mtu ${s.interface.mtu})`);
   }

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { helpText, parse, commands } from '../../src/cli/args.js';
 import { CliError, ExitCode, exitCodeFor, hintFor, statusExitCode } from '../../src/cli/exit-codes.js';
@@ -20,6 +21,11 @@ describe('CLI arguments', () => {
     expect(parse(['up', '--server', 'http://10.77.0.1:8080', '--auth-key', 'k', '--hostname', 'h', '--json', '--socket', '/s', '--timeout', '30'])).toEqual({
       command: 'up', help: false, json: true, server: 'http://10.77.0.1:8080', authKey: 'k', hostname: 'h', socket: '/s', timeoutS: 30,
     });
+  });
+
+  it('makes --ca-file absolute, since the daemon reads it from its own working directory', () => {
+    expect(parse(['up', '--server', 'https://w.example', '--ca-file', 'certs/ca.pem']).caFile).toBe(join(process.cwd(), 'certs/ca.pem'));
+    expect(parse(['login', '--ca-file', '/etc/weft/ca.pem']).caFile).toBe('/etc/weft/ca.pem');
   });
 
   it('parses daemon flags and validates their values', () => {
@@ -88,6 +94,12 @@ describe('error -> exit code', () => {
     expect(exitCodeFor('server_unreachable')).toBe(ExitCode.ServerUnreachable);
     expect(exitCodeFor('not_logged_in')).toBe(ExitCode.NotLoggedIn);
     expect(exitCodeFor('something_new')).toBe(ExitCode.Generic);
+  });
+
+  it('a retryable 503 from the server (database_busy) is "server unreachable", with a hint to run it again', () => {
+    expect(exitCodeFor('database_busy')).toBe(ExitCode.ServerUnreachable);
+    expect(hintFor('database_busy')).toMatch(/again/);
+    expect(exitCodeFor('server_certificate')).toBe(ExitCode.ServerCertificate);
   });
 
   it('weft status exits 0 only while running; every other state has its own documented code', () => {

@@ -3,6 +3,7 @@
  * WebSocket, machine tokens verified with @weft/crypto, behaviour scripted by the test.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { verifyMachineToken } from '@weft/crypto';
@@ -29,13 +30,15 @@ export class FakeControl {
   private server: Server;
   private wss = new WebSocketServer({ noServer: true });
 
-  constructor() {
-    this.server = createServer((req, res) => {
+  /** `tls`: serve https/wss with this certificate and key (PEM), at https://127.0.0.1:PORT. */
+  constructor(private readonly tls?: { cert: Buffer; key: Buffer }) {
+    const handler = (req: IncomingMessage, res: import('node:http').ServerResponse) => {
       void this.handle(req).then(({ status, body }) => {
         res.writeHead(status, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json' });
         res.end(JSON.stringify(body));
       });
-    });
+    };
+    this.server = tls ? (createHttpsServer({ cert: tls.cert, key: tls.key }, handler) as unknown as Server) : createServer(handler);
     this.server.on('upgrade', (req, socket, head) => {
       void this.authorise(req).then((ok) => {
         this.upgrades++;
@@ -62,7 +65,8 @@ export class FakeControl {
 
   async start(): Promise<void> {
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    const port = (this.server.address() as AddressInfo).port;
+    this.url = this.tls ? `https://127.0.0.1:${port}` : `http://127.0.0.1:${port}`;
   }
 
   async stop(): Promise<void> {
@@ -70,6 +74,11 @@ export class FakeControl {
     this.wss.close();
     this.server.closeAllConnections();
     await new Promise<void>((r) => this.server.close(() => r()));
+  }
+
+  /** https only: serve another certificate to new connections (tls.Server.setSecureContext). */
+  setCertificate(leaf: { cert: Buffer; key: Buffer }): void {
+    (this.server as unknown as import('node:tls').Server).setSecureContext({ cert: leaf.cert, key: leaf.key });
   }
 
   send(msg: ServerMessage): void {

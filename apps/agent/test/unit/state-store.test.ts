@@ -20,7 +20,7 @@ describe('StateStore', () => {
       const store = new StateStore(dir);
       await store.init();
       await store.loadOrCreateKeys();
-      await store.saveState({ phase: 'running', serverUrl: 'http://x', hostname: 'h', self, peers: [] });
+      await store.saveState({ phase: 'running', serverUrl: 'http://x', caFile: null, hostname: 'h', self, peers: [] });
     } finally {
       process.umask(old);
     }
@@ -59,8 +59,8 @@ describe('StateStore', () => {
     await store.init();
     await store.loadOrCreateKeys();
     await Promise.all([
-      store.saveState({ phase: 'running', serverUrl: 'http://a', hostname: 'h', self, peers: [] }),
-      store.saveState({ phase: 'stopped', serverUrl: 'http://a', hostname: 'h', self, peers: [peer(2)] }),
+      store.saveState({ phase: 'running', serverUrl: 'http://a', caFile: null, hostname: 'h', self, peers: [] }),
+      store.saveState({ phase: 'stopped', serverUrl: 'http://a', caFile: null, hostname: 'h', self, peers: [peer(2)] }),
     ]);
     const loaded = await store.loadState();
     expect(loaded).toMatchObject({ phase: 'stopped', serverUrl: 'http://a', self, peers: [peer(2)] });

@@ -37,7 +37,7 @@ describe('formatting', () => {
   });
 
   const base: Status = {
-    version: 1, state: 'running', online: true, server: 'http://10.77.0.1:8080',
+    version: 1, state: 'running', online: true, server: 'http://10.77.0.1:8080', controlChannel: { scheme: 'http', caFile: null, warning: null },
     self: { ...self, machineKey: null }, interface: { name: 'weft0', backend: 'userspace', up: true, listenPort: 41641, mtu: 1280 },
     login: null, lastError: null, firewall: { state: 'off', rules: 0, skippedRules: [], error: null }, peers: [], skippedPeers: [],
   };

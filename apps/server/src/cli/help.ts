@@ -6,19 +6,22 @@ export const VERSION_TEXT = `weft-server ${SERVER_VERSION} (agent protocol ${PRO
 
 export const SERVE_USAGE = `Usage: weft-server serve [--config FILE] [--listen HOST:PORT] [--stun-listen HOST:PORT|off] [--data-dir DIR]
                          [--database-url URL] [--server-url URL] [--log-level LEVEL] [--log-format json|pretty]
-                         [--metrics-listen HOST:PORT]
+                         [--metrics-listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
   Runs the control server. Config comes from the JSON file (--config or WEFT_CONFIG), then WEFT_*
   environment variables (WEFT_LISTEN, WEFT_STUN_LISTEN, WEFT_DATA_DIR, WEFT_DATABASE_URL or DATABASE_URL,
-  WEFT_SERVER_URL, WEFT_LOG_LEVEL, WEFT_LOG_FORMAT, WEFT_METRICS_LISTEN, WEFT_METRICS_TOKEN), then flags.
+  WEFT_SERVER_URL, WEFT_LOG_LEVEL, WEFT_LOG_FORMAT, WEFT_METRICS_LISTEN, WEFT_METRICS_TOKEN, WEFT_TLS_CERT,
+  WEFT_TLS_KEY), then flags.
   --listen        host:port to listen on (default 127.0.0.1:8080)
   --stun-listen   UDP host:port of the STUN service, [::]:PORT for IPv4 and IPv6, or off (default 0.0.0.0:3478)
   --data-dir      embedded database and admin socket (default ./data)
   --database-url  postgres://... instead of the embedded database
-  --server-url    the URL agents and browsers use (default http://HOST:PORT of --listen)
+  --server-url    the URL agents and browsers use (default http://HOST:PORT of --listen, https:// with --tls-cert)
   --log-level     fatal|error|warn|info|debug|trace (default info; each request is logged at debug)
   --log-format    json or pretty (default pretty on a terminal, json otherwise)
   --metrics-listen  host:port of a separate listener for Prometheus metrics at /metrics (default
-                  none); or set metricsToken (config/env only) to serve /metrics on the main port`;
+                  none); or set metricsToken (config/env only) to serve /metrics on the main port
+  --tls-cert, --tls-key  PEM certificate chain and its key: serve HTTPS and WSS on --listen; either
+                  file changing reloads both without a restart (a bad new pair keeps the old one)`;
 
 const COMMON = `Common flags: --json  --data-dir DIR (default ./data, env WEFT_DATA_DIR)  --socket PATH
               --server URL (env WEFT_SERVER)  --api-key KEY (env WEFT_API_KEY)  --help`;

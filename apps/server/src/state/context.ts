@@ -107,6 +107,20 @@ export async function audit(tx: Tx, actor: Actor, action: string, target: string
       after: json(extra.after),
     },
   });
+  if (action === TEST_STOP_IN_TX) stopInsideTransaction();
+}
+
+/**
+ * Tests only: `WEFT_TEST_STOP_IN_TX=<audit action>` makes the first write with that action stop
+ * the whole process (SIGSTOP to itself) right after its audit insert, holding the commit-order
+ * lock inside an open transaction: the replica-stall hazard, on cue. The test sends SIGCONT.
+ */
+const TEST_STOP_IN_TX = process.env.WEFT_TEST_STOP_IN_TX || undefined;
+let testStopped = false;
+function stopInsideTransaction(): void {
+  if (testStopped) return;
+  testStopped = true;
+  process.kill(process.pid, 'SIGSTOP');
 }
 
 /**

@@ -163,8 +163,8 @@ describe('change outbox across replicas', () => {
   /**
    * SIGSTOP `r` at a moment it holds no open transaction. A replica stopped inside one keeps its
    * locks (the commit-order lock, the outbox counter) and every other writer waits for it: that is
-   * a different failure than the one this test is about (see the session note: a stalled replica's
-   * transaction is not yet bounded by idle_in_transaction_session_timeout).
+   * a different failure than the one this test is about, bounded by idle_in_transaction_session_timeout
+   * (replica-stall.test.ts).
    */
   async function stopWhileIdle(r: ServerProcess): Promise<void> {
     for (let i = 0; i < 50; i++) {

@@ -6,7 +6,7 @@ import { Spinner } from '../spinner.js';
 import type { Status } from '../../status.js';
 
 export async function join(args: Parsed, client: LocalClient): Promise<number> {
-  const body = { server: args.server, authKey: args.authKey, hostname: args.hostname };
+  const body = { server: args.server, authKey: args.authKey, hostname: args.hostname, caFile: args.caFile };
   const spinner = new Spinner();
   const abort = new AbortController();
   const timer = args.timeoutS ? setTimeout(() => abort.abort(), args.timeoutS * 1000) : undefined;
@@ -41,6 +41,8 @@ export async function join(args: Parsed, client: LocalClient): Promise<number> {
   if (!result) throw new CliError('the daemon ended the join without an answer', ExitCode.Generic, 'See the daemon log');
   if ('code' in result) throw new CliError(result.message, exitCodeFor(result.code), hintFor(result.code));
   const s = result.status;
+  // On stderr too with --json, where a person running it in a script still sees it.
+  if (s.controlChannel?.warning) process.stderr.write(`\nWARNING: ${s.controlChannel.warning}\n\n`);
   if (args.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
   else if (s.self) {
     process.stdout.write(`${s.self.name} is up: ${s.self.ipv4} ${s.self.ipv6}, ${s.peers.length} peer${s.peers.length === 1 ? '' : 's'}${s.online ? '' : ' (control server not reachable: running on the last netmap)'}\n`);

@@ -8,11 +8,13 @@ export const withUser = { user: { select: { name: true, email: true, suspendedAt
 export type NodeWithUser = DbNode & { user: Pick<DbUser, 'name' | 'suspendedAt'> & Partial<Pick<DbUser, 'email'>> };
 
 /**
- * The login an access policy names a user by: their email when set (what a policy written for
- * Tailscale uses), else `name@` (Headscale's form for users without one).
+ * The login an access policy names a user by, the same for the mapper and for the policy store
+ * (state/policy-inputs.ts): the user's name when it holds an "@" (alice@example.com), else `name@`
+ * (Headscale's form for a user without a domain). Never the contact `email` field: it is not
+ * verified, and access must not follow an unverified field (docs/design.md, "Access policy").
  */
-export function policyLogin(u: { name: string; email?: string | null }): string {
-  return u.email ? u.email : `${u.name}@`;
+export function policyLogin(u: { name: string }): string {
+  return u.name.includes('@') ? u.name : `${u.name}@`;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);

@@ -7,11 +7,8 @@
  * not start failing because of that.
  */
 import { PolicyRejected, prepareNodes, type NodesInput, type Prepared } from '@weft/policy';
+import { policyLogin } from './dto.js';
 import type { Tx } from './context.js';
-
-export function policyLogin(userName: string): string {
-  return userName.includes('@') ? userName : `${userName}@`;
-}
 
 export async function loadPolicyInputs(db: Tx): Promise<Prepared> {
   const [users, nodes] = await Promise.all([
@@ -19,11 +16,11 @@ export async function loadPolicyInputs(db: Tx): Promise<Prepared> {
     db.node.findMany({ select: { id: true, name: true, tags: true, ipv4: true, ipv6: true, user: { select: { name: true } } }, orderBy: { id: 'asc' } }),
   ]);
   const input: NodesInput = {
-    users: users.map((u) => ({ id: u.id, name: u.name, login: policyLogin(u.name) })),
+    users: users.map((u) => ({ id: u.id, name: u.name, login: policyLogin(u) })),
     nodes: nodes.map((n) => ({
       id: n.id,
       name: n.name,
-      user: n.tags.length ? null : policyLogin(n.user.name),
+      user: n.tags.length ? null : policyLogin(n.user),
       tags: n.tags,
       ipv4: n.ipv4,
       ipv6: n.ipv6,

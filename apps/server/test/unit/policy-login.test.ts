@@ -4,9 +4,9 @@ import { liveNode } from '../../src/mapper/policy-views.js';
 import type { NodeWithUser } from '../../src/state/index.js';
 
 describe('how the access policy names users and nodes', () => {
-  it('a user is their email when set (a Tailscale policy), else name@ (Headscale form)', () => {
-    expect(policyLogin({ name: 'odin', email: 'odin@example.com' })).toBe('odin@example.com');
-    expect(policyLogin({ name: 'odin', email: null })).toBe('odin@');
+  it('a user is their name when it holds an @, else name@ (Headscale form); never the unverified contact email', () => {
+    expect(policyLogin({ name: 'odin@example.com' })).toBe('odin@example.com');
+    expect(policyLogin({ name: 'odin', email: 'odin@example.com' } as { name: string })).toBe('odin@');
     expect(policyLogin({ name: 'odin' })).toBe('odin@');
   });
   it('a tagged node is not its user own (login null), tags sorted', () => {

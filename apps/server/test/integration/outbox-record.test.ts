@@ -58,6 +58,10 @@ describe('outbox on postgres', () => {
     await st.nodes.createExternal(T, { user: 'leaver', hostname: 'leaver-ext', nodeKey: generateNodeKey().publicKey });
     // Delete offboards first: the node goes with it.
     await st.users.delete(T, 'leaver');
+    // The policy: a new version, and a rollback (a new version again).
+    await st.policy.set('{"acls": [{"action": "accept", "src": ["ops@"], "dst": ["*:22"]}]}', 0, T);
+    await st.policy.set('{"acls": [{"action": "accept", "src": ["*"], "dst": ["*:*"]}]}', 1, T);
+    await st.policy.rollback(1, 2, T);
 
     const key = (await st.authKeys.create(T, { user: 'ops', ephemeral: true })).key;
     const joined = new SimAgent(s.url, 'joined');
@@ -77,7 +81,8 @@ describe('outbox on postgres', () => {
     const rows = await s.state.ctx.prisma.outboxChange.findMany({ where: { id: { gt: from } }, orderBy: { id: 'asc' } });
     const mine = rows.filter((r) => r.origin === s.hub.origin);
     expect(mine.length, 'rows of other origins').toBe(rows.length);
-    expect(new Set(emitted.map((c) => c.kind))).toEqual(new Set(['nodes-upserted', 'nodes-patched', 'nodes-expired', 'nodes-suspended', 'nodes-removed', 'presence']));
+    expect(new Set(emitted.map((c) => c.kind))).toEqual(new Set(['nodes-upserted', 'nodes-patched', 'nodes-expired', 'nodes-suspended', 'nodes-removed', 'presence', 'policy-changed']));
+    expect(emitted.filter((c) => c.kind === 'policy-changed')).toEqual([1, 2, 3].map((version) => ({ kind: 'policy-changed', version })));
     expect(mine.map((r) => canonical(r.payload)).sort()).toEqual(emitted.map(canonical).sort());
     // Gap-free, so a reader can tell "pruned" from "not committed yet".
     expect(mine.map((r) => Number(r.id))).toEqual(mine.map((_, i) => Number(from) + 1 + i));

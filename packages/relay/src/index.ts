@@ -1,8 +1,9 @@
 /**
  * @weft/relay: the relay and STUN server core, usable embedded (weft-server) or standalone
- * (weft-relay). For now the STUN service: the codec (RFC 8489 Binding, RFC 3489 clients, RFC
- * 5769-tested), a Binding client, and `StunServer` on one UDP socket. The DERP-style relay comes
- * next, here.
+ * (weft-relay). The STUN service: the codec (RFC 8489 Binding, RFC 3489 clients, RFC
+ * 5769-tested), a Binding client, and `StunServer` on one UDP socket. The DERP-style packet relay:
+ * its frames (`relay-frame.ts`), `RelayServer` (forwarding by node key over WebSocket sockets the
+ * embedder authenticated) and `RelayClient`.
  *
  * Must not import @weft/db or @weft/policy: a relay knows nothing of storage or access rules;
  * whoever embeds it tells it who may talk.
@@ -15,3 +16,6 @@ export { answerBinding, encodeBindingSuccess, unknownRequired, encodeErrorCode, 
 export { bindingRequest, encodeBindingRequest, readBindingResponse, StunError, type BindingOptions } from './stun-client.js';
 export { StunServer, reusePortSupported, type StunCounters, type StunLog, type StunServerOptions } from './stun-server.js';
 export { parseListenAddress, formatListenAddress, type ListenAddress } from './listen-address.js';
+export * from './relay-frame.js';
+export { RelayServer, type RelayCounters, type RelayServerOptions, type RelaySocket } from './relay-server.js';
+export { RelayClient, type RelayClientCounters, type RelayClientHandlers, type RelayClientSocket } from './relay-client.js';

@@ -9,13 +9,14 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fast
 import type { Database } from '@weft/db';
 import { MAX_AGENT_MESSAGE_BYTES, PROTOCOL_VERSION } from '@weft/protocol';
 import { logoutRoute } from './agent/logout-route.js';
+import { relayRoute } from './agent/relay-route.js';
 import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
 import { apiRoutes } from './api/routes.js';
 import { statusRoute } from './api/status-route.js';
 import { ChangeHub } from './hub.js';
 import type { FollowerTimings } from './outbox-follower.js';
-import type { StunCounters } from '@weft/relay';
+import { MAX_FRAME_BYTES, RelayServer, type RelayServerOptions, type StunCounters } from '@weft/relay';
 import { loginPage } from './login-page.js';
 import { Mapper } from './mapper/mapper.js';
 import { ServerMetrics } from './metrics.js';
@@ -54,6 +55,11 @@ export interface AppOptions {
    * nothing measured, no `/metrics`.
    */
   metrics?: { token?: string; stun?: { readonly counters: StunCounters } };
+  /**
+   * The embedded packet relay at `GET /api/v1/relay`: absent = on with @weft/relay's defaults
+   * (knobs here for tests and benchmarks), false = off (no route: 404).
+   */
+  relay?: false | Pick<RelayServerOptions, 'maxQueueBytes' | 'maxPacketBytes' | 'pingIntervalMs'>;
 }
 
 export interface App {
@@ -63,6 +69,8 @@ export interface App {
   hub: ChangeHub;
   /** Null when metrics are off. */
   metrics: ServerMetrics | null;
+  /** Null when the relay is off. */
+  relay: RelayServer | null;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -125,6 +133,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   await mapper.init();
   hub.connect(mapper);
   metrics?.attach({ nodeStates: () => mapper.nodeStates(), sessions: () => mapper.connectedCount, rateLimitRefusals: () => limits.refusals });
+  const relay = opts.relay === false ? null : new RelayServer({ ...opts.relay, mayRelay: (src, dst) => mapper.mayRelay(src, dst) });
+  if (metrics && relay) metrics.relay(relay);
 
   await app.register(swagger, {
     openapi: {
@@ -134,11 +144,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     transform: jsonSchemaTransform,
   });
   await app.register(websocket, {
-    options: { maxPayload: MAX_AGENT_MESSAGE_BYTES },
+    // One WebSocket server for both routes: it admits relay frames; the agent channel checks its
+    // own smaller limit per message (agent-message.ts).
+    options: { maxPayload: Math.max(MAX_AGENT_MESSAGE_BYTES, MAX_FRAME_BYTES) },
     // At shutdown agents get 1001 Going Away (reconnect with backoff), not a bare close.
     preClose: function (this: FastifyInstance, done: () => void) {
       hub.close();
       mapper.closeAll(1001, 'server shutting down');
+      relay?.close(1001, 'server shutting down');
       for (const client of this.websocketServer.clients) client.close(1001, 'server shutting down');
       this.websocketServer.close();
       done();
@@ -163,6 +176,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     registerRoute(scope, state, limits);
     logoutRoute(scope, state);
     socketRoute(scope, state, mapper, hub);
+    if (relay) relayRoute(scope, state, mapper, relay);
     apiRoutes(scope, state, limits);
     statusRoute(scope, state, limits, mapper);
     loginPage(scope);
@@ -199,5 +213,5 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await beating;
     await state.presence.stop();
   });
-  return { app, state, mapper, hub, metrics };
+  return { app, state, mapper, hub, metrics, relay };
 }

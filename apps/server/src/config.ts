@@ -37,6 +37,11 @@ export const ServerConfig = z.strictObject({
    * `off`. `[::]:3478` answers IPv4 and IPv6; port 0 picks a free port (tests).
    */
   stunListen: StunListen.default('0.0.0.0:3478'),
+  /**
+   * The embedded packet relay (WebSocket `GET /api/v1/relay` on the main port): `on` or `off`.
+   * Off, nodes without a direct path to each other cannot reach each other.
+   */
+  relay: z.enum(['on', 'off'], { message: 'must be on or off' }).default('on'),
   /** Directory for the embedded database and the admin socket. */
   dataDir: z.string().min(1),
   /** postgres:// URL; absent = embedded PGlite in dataDir. */
@@ -76,6 +81,7 @@ export type ServerConfig = z.infer<typeof ServerConfig>;
 const ENV_KEYS: Record<string, keyof ServerConfig> = {
   WEFT_LISTEN: 'listen',
   WEFT_STUN_LISTEN: 'stunListen',
+  WEFT_RELAY: 'relay',
   WEFT_DATA_DIR: 'dataDir',
   WEFT_DATABASE_URL: 'databaseUrl',
   DATABASE_URL: 'databaseUrl',
@@ -89,6 +95,7 @@ const ENV_KEYS: Record<string, keyof ServerConfig> = {
 const FLAG_KEYS: Record<string, keyof ServerConfig> = {
   '--listen': 'listen',
   '--stun-listen': 'stunListen',
+  '--relay': 'relay',
   '--data-dir': 'dataDir',
   '--database-url': 'databaseUrl',
   '--server-url': 'serverUrl',

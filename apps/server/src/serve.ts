@@ -1,6 +1,6 @@
 /** `weft-server serve`: read config, open storage, listen, shut down cleanly on SIGTERM/SIGINT. */
 import { openDatabase, prepareDataDir } from '@weft/db';
-import { StunServer, type StunLog } from '@weft/relay';
+import { RELAY_HTTP_PATH, StunServer, type StunLog } from '@weft/relay';
 import { buildApp } from './app.js';
 import { shellWord, startHint } from './cli/hints.js';
 import { z } from 'zod';
@@ -24,6 +24,7 @@ export async function serve(argv: string[]): Promise<void> {
   const metricsOn = config.metricsListen !== undefined || config.metricsToken !== undefined;
   const { app, state, metrics } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
     maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies, outbox: outboxTimings(process.env),
+    ...(config.relay === 'off' ? { relay: false as const } : {}),
     ...(metricsOn ? { metrics: { token: config.metricsToken, stun } } : {}),
   });
   await app.listen({ host, port });
@@ -36,6 +37,7 @@ export async function serve(argv: string[]): Promise<void> {
     `\nWeft control server listening on ${where} (${db.backend === 'pglite' ? `embedded database in ${config.dataDir}` : 'Postgres'})\n` +
       `Agents and browsers use ${serverUrl}\n` +
       `STUN (udp): ${stun ? stun.toString() : 'off'}\n` +
+      `Relay: ${config.relay === 'off' ? 'off' : `${serverUrl.replace(/^http/, 'ws')}${RELAY_HTTP_PATH}`}\n` +
       `Admin socket: ${adminSocketPath(config.dataDir)}\n` +
       (config.metricsListen ? `Metrics: http://${config.metricsListen}/metrics\n` : '') +
       (config.metricsToken ? `Metrics: ${where}/metrics (bearer metrics token)\n` : '') +

@@ -19,6 +19,9 @@
  * is a protocol error that closes that client with RelayClose.BadFrame and a reason.
  */
 
+/** Where the embedded relay listens on the control server's HTTP(S) port (WebSocket upgrade). */
+export const RELAY_HTTP_PATH = '/api/v1/relay';
+
 export const FRAME_SEND_PACKET = 0x01;
 export const FRAME_RECV_PACKET = 0x02;
 export const FRAME_PEER_GONE = 0x03;

@@ -39,6 +39,7 @@ export class Mapper {
   private pendingPatches = new Map<number, PeerPatch>();
   private patchTimer: NodeJS.Timeout | null = null;
   private readonly patchIntervalMs: number;
+  private readonly cutOffListeners: ((nodeId: number, code: number, reason: string) => void)[] = [];
 
   constructor(private readonly opts: MapperOptions) {
     this.patchIntervalMs = opts.patchIntervalMs ?? 200;
@@ -88,12 +89,14 @@ export class Mapper {
   /** Reloads every node and sends every session a fresh netmap (after missed changes). */
   resyncAll(): Promise<void> {
     const run = async () => {
+      const before = [...this.entries.keys()];
       this.entries.clear();
       await this.init();
       for (const s of this.sessions.values()) {
         if (this.entries.has(s.nodeId)) this.sendNetmap(s);
         else s.close(CloseCode.NodeDeleted, 'node deleted');
       }
+      for (const id of before) if (!this.entries.has(id)) for (const fn of this.cutOffListeners) fn(id, CloseCode.NodeDeleted, 'node deleted');
     };
     this.queue = this.queue.then(run, run);
     return this.queue;
@@ -125,6 +128,38 @@ export class Mapper {
     this.sessions.set(nodeId, session);
     this.sendNetmap(session);
     return session;
+  }
+
+  /**
+   * Whether the relay may carry packets from `srcNodeId` to `dstNodeId`: only between nodes that
+   * are peers in each other's netmap. Today every live node sees every live node; the policy
+   * engine decides here once it lands. Asked per packet, so it reads memory only.
+   */
+  mayRelay(srcNodeId: number, dstNodeId: number): boolean {
+    if (srcNodeId === dstNodeId) return false;
+    const src = this.entries.get(srcNodeId);
+    const dst = this.entries.get(dstNodeId);
+    return src !== undefined && dst !== undefined && visible(src.row) && visible(dst.row);
+  }
+
+  /**
+   * Why the mapper has cut this node off (expired, user suspended), as the close code its control
+   * socket got; null for a live node or one this replica has not heard of yet.
+   */
+  cutOff(nodeId: number): { code: number; reason: string } | null {
+    const row = this.entries.get(nodeId)?.row;
+    if (!row) return null;
+    if (row.user.suspendedAt) return { code: CloseCode.UserSuspended, reason: 'user suspended' };
+    if (isExpired(row)) return { code: CloseCode.NodeExpired, reason: 'node key expired' };
+    return null;
+  }
+
+  /**
+   * `fn` is called for each node the mapper cuts off (deleted, expired, suspended) with the close
+   * code its control socket got, so the node's other sockets (the relay's) close with it.
+   */
+  onCutOff(fn: (nodeId: number, code: number, reason: string) => void): void {
+    this.cutOffListeners.push(fn);
   }
 
   isAttached(nodeId: number): boolean {
@@ -205,6 +240,7 @@ export class Mapper {
   private async removed(ids: number[], code: number, reason: string): Promise<void> {
     const visibleBefore = ids.filter((id) => this.entries.get(id) && visible(this.entries.get(id)!.row));
     for (const id of ids) {
+      for (const fn of this.cutOffListeners) fn(id, code, reason);
       this.sessions.get(id)?.close(code, reason);
       this.sessions.delete(id);
       this.chunks.delete(id);

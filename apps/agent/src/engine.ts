@@ -47,10 +47,11 @@ export function interfaceAddresses(self: SelfNode): string[] {
  * nodes joining together each get the other before its endpoint, so both stalled for 5 s.
  * Turned on together with the endpoint, keepalive starts the handshake at once instead.
  */
-export function peerConfig(peer: Peer): PeerConfig {
+export function peerConfig(peer: Peer, relayEndpoint?: string): PeerConfig {
   const allowedIps = peer.allowedIps.length > 0 ? peer.allowedIps : [`${bare(peer.ipv4)}/32`, `${bare(peer.ipv6)}/128`];
   const config: PeerConfig = { publicKey: parseNodePublicKey(peer.nodeKey), allowedIps };
-  const endpoint = peer.endpoints[0];
+  // A relayed peer's endpoint is this host's local socket for it (relay-path.ts), whatever the netmap says.
+  const endpoint = relayEndpoint ?? peer.endpoints[0];
   if (endpoint) {
     config.endpoint = endpoint;
     config.persistentKeepalive = PERSISTENT_KEEPALIVE_S;
@@ -64,12 +65,46 @@ function wireguardDiffers(a: Peer, b: Peer): boolean {
     || a.ipv4 !== b.ipv4 || a.ipv6 !== b.ipv6;
 }
 
+function sameExceptEndpoint(a: Peer, b: Peer): boolean {
+  return !wireguardDiffers({ ...a, endpoints: b.endpoints }, b);
+}
+
 export class Engine {
   private device: Device | undefined;
   private configuredFor: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Peers carried over the relay: node key -> the local socket WireGuard sends them to. */
+  private readonly relayed = new Map<string, string>();
 
   constructor(private readonly opts: EngineOptions) {}
+
+  private configOf(peer: Peer): PeerConfig {
+    return peerConfig(peer, this.relayed.get(peer.nodeKey));
+  }
+
+  /** Forgets every relay override (the relay path stopped); the next netmap programs netmap endpoints. */
+  clearRelayed(): void {
+    this.relayed.clear();
+  }
+
+  /** The local relay socket this peer is pointed at, if it is relayed. */
+  relayEndpointOf(nodeKey: string): string | undefined {
+    return this.relayed.get(nodeKey);
+  }
+
+  /**
+   * Points `peer` at `endpoint` (its local relay socket), or back at its netmap endpoint with
+   * null. Kept across netmaps and deltas until changed again.
+   */
+  setRelayEndpoint(peer: Peer, endpoint: string | null): Promise<void> {
+    return this.serial(async () => {
+      if (endpoint === null) this.relayed.delete(peer.nodeKey);
+      else this.relayed.set(peer.nodeKey, endpoint);
+      if (!this.configuredFor || !this.device) return;
+      await this.device.upsertPeer(this.configOf(peer));
+      this.opts.log('info', endpoint ? 'peer relayed' : 'peer direct', { peer: peer.name, endpoint: endpoint ?? peer.endpoints[0] ?? null });
+    });
+  }
 
   /** True while the interface is configured and up. */
   get up(): boolean {
@@ -126,9 +161,9 @@ export class Engine {
   applyFull(self: SelfNode, peers: Peer[]): Promise<void> {
     return this.serial(async () => {
       const configured = this.configuredFor === interfaceAddresses(self).join(',');
-      if (!configured) await (await this.openDevice()).setPeers(peers.map(peerConfig));
+      if (!configured) await (await this.openDevice()).setPeers(peers.map((p) => this.configOf(p)));
       const device = await this.ensureConfigured(self);
-      if (configured) await device.setPeers(peers.map(peerConfig));
+      if (configured) await device.setPeers(peers.map((p) => this.configOf(p)));
       this.opts.log('info', 'netmap applied', { peers: peers.length });
     });
   }
@@ -138,14 +173,19 @@ export class Engine {
       if (!this.configuredFor) return; // down: the next `up` applies the whole netmap
       const device = change.self ? await this.ensureConfigured(self) : this.device!;
       for (const peer of change.removed) {
+        this.relayed.delete(peer.nodeKey);
         await device.removePeer(parseNodePublicKey(peer.nodeKey));
       }
       for (const { peer, previous } of change.upserted) {
-        if (previous && previous.nodeKey !== peer.nodeKey) await device.removePeer(parseNodePublicKey(previous.nodeKey));
-        if (!previous || wireguardDiffers(previous, peer)) await device.upsertPeer(peerConfig(peer));
+        if (previous && previous.nodeKey !== peer.nodeKey) {
+          this.relayed.delete(previous.nodeKey);
+          await device.removePeer(parseNodePublicKey(previous.nodeKey));
+        }
+        if (!previous || wireguardDiffers(previous, peer)) await device.upsertPeer(this.configOf(peer));
       }
       for (const { peer, previous } of change.patched) {
-        if (wireguardDiffers(previous, peer)) await device.upsertPeer(peerConfig(peer));
+        // A relayed peer's new netmap endpoint changes nothing on WireGuard.
+        if (wireguardDiffers(previous, peer) && !(this.relayed.has(peer.nodeKey) && sameExceptEndpoint(previous, peer))) await device.upsertPeer(this.configOf(peer));
       }
       this.opts.log('debug', 'delta applied', {
         removed: change.removed.length, upserted: change.upserted.length, patched: change.patched.length,
@@ -167,6 +207,7 @@ export class Engine {
       const device = this.device;
       this.device = undefined;
       this.configuredFor = undefined;
+      this.relayed.clear();
       if (device) await device.close();
     });
   }

@@ -50,7 +50,7 @@ export class RelayPeer {
     return signMachineToken(machineKey).then(
       (token) =>
         new Promise<RelayPeer>((resolve, reject) => {
-          const ws = new WebSocket(`${serverUrl.replace(/^http/, 'ws')}${RELAY_PATH}`, { headers: { authorization: `Bearer ${token}`, ...headers } });
+          const ws = new WebSocket(`${serverUrl.replace(/^http/, 'ws')}${RELAY_PATH}`, { headers: { authorization: `Bearer ${token}`, ...headers }, generateMask: (m: Buffer) => void m.fill(0) });
           const peer = new RelayPeer(ws);
           ws.on('unexpected-response', (_req, res) => {
             const chunks: Buffer[] = [];

@@ -164,6 +164,9 @@ export class RelayPath {
       if (this.stopped || this.ws) return;
       const ws = new WebSocket(relayUrl(this.opts.serverUrl), {
         headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: CONNECT_TIMEOUT_MS,
+        // RFC 6455 masking protects intermediaries from bytes a browser script chose (§10.3); this
+        // client is no browser, and ws skips the per-byte XOR for an all-zero mask.
+        generateMask: (mask: Buffer) => void mask.fill(0),
       });
       this.ws = ws;
       this.client = new RelayClient(ws, {

@@ -17,5 +17,5 @@ export { bindingRequest, encodeBindingRequest, readBindingResponse, StunError, t
 export { StunServer, reusePortSupported, type StunCounters, type StunLog, type StunServerOptions } from './stun-server.js';
 export { parseListenAddress, formatListenAddress, type ListenAddress } from './listen-address.js';
 export * from './relay-frame.js';
-export { RelayServer, type RelayCounters, type RelayServerOptions, type RelaySocket } from './relay-server.js';
+export { RelayServer, type RelayCounters, type RelayServerOptions, type RelaySocket, type RelayStream } from './relay-server.js';
 export { RelayClient, type RelayClientCounters, type RelayClientHandlers, type RelayClientSocket } from './relay-client.js';

@@ -18,7 +18,7 @@
  * - Keepalive: a ping every `pingIntervalMs`; a client that answered nothing for two is cut off.
  */
 import {
-  encodeFrame, encodePeerGone, encodeServerInfo, FRAME_RECV_PACKET, KEY_BYTES, MAX_PACKET_BYTES, PeerGoneReason, readClientFrame, RelayClose,
+  encodePeerGone, encodeServerInfo, FRAME_RECV_PACKET, KEY_BYTES, MAX_PACKET_BYTES, PeerGoneReason, readClientFrame, RelayClose,
 } from './relay-frame.js';
 import { RELAY_PING_INTERVAL_MS, RELAY_QUEUE_BYTES } from './tunables.js';
 
@@ -32,6 +32,12 @@ export interface RelaySocket {
   on(event: 'message', fn: (data: Buffer, isBinary: boolean) => void): unknown;
   on(event: 'pong', fn: () => void): unknown;
   on(event: 'close', fn: () => void): unknown;
+}
+
+/** The TCP socket under a RelaySocket (net.Socket fits): corked while a burst of packets is written to it. */
+export interface RelayStream {
+  cork(): void;
+  uncork(): void;
 }
 
 export interface RelayCounters {
@@ -66,7 +72,8 @@ class Client {
   readonly senders = new Set<Client>();
   alive = true;
   closed = false;
-  constructor(readonly nodeId: number, readonly key: Buffer, readonly mapKey: string, readonly socket: RelaySocket) {}
+  corked = false;
+  constructor(readonly nodeId: number, readonly key: Buffer, readonly mapKey: string, readonly socket: RelaySocket, readonly stream: RelayStream | undefined) {}
 }
 
 export class RelayServer {
@@ -78,6 +85,15 @@ export class RelayServer {
   private readonly maxQueueBytes: number;
   private readonly maxPacketBytes: number;
   private readonly pinger: NodeJS.Timeout;
+  private corked: Client[] = [];
+  private readonly uncorkAll = () => {
+    const list = this.corked;
+    this.corked = [];
+    for (const c of list) {
+      c.corked = false;
+      c.stream!.uncork();
+    }
+  };
 
   constructor(private readonly opts: RelayServerOptions) {
     this.maxQueueBytes = opts.maxQueueBytes ?? RELAY_QUEUE_BYTES;
@@ -97,12 +113,13 @@ export class RelayServer {
 
   /**
    * Serves an authenticated client: `nodeKey` is the 32-byte node key the embedder proved for
-   * `nodeId`. An older connection of the same node is closed (Replaced).
+   * `nodeId`. An older connection of the same node is closed (Replaced). `stream`, the TCP socket
+   * under it, lets the relay write a burst of packets to it in one system call.
    */
-  accept(socket: RelaySocket, nodeId: number, nodeKey: Uint8Array): void {
+  accept(socket: RelaySocket, nodeId: number, nodeKey: Uint8Array, stream?: RelayStream): void {
     if (nodeKey.length !== KEY_BYTES) throw new RangeError(`node key must be ${KEY_BYTES} bytes`);
     const key = Buffer.from(nodeKey);
-    const client = new Client(nodeId, key, key.toString('latin1'), socket);
+    const client = new Client(nodeId, key, key.toString('latin1'), socket, stream);
     const old = this.byNode.get(nodeId);
     if (old) this.drop(old, RelayClose.Replaced, 'replaced by a newer relay connection');
     // Another node with the same key (a key reused across nodes) must not capture its packets.
@@ -156,7 +173,18 @@ export class RelayServer {
       this.counters.dropped.queueFull++;
       return;
     }
-    dst.socket.send(encodeFrame(FRAME_RECV_PACKET, src.key, body), { binary: true });
+    // The received message becomes the forwarded one in place: same length, type and key rewritten
+    // (the key to the sender's authenticated one), so a packet is never copied on its way through.
+    data[0] = FRAME_RECV_PACKET;
+    src.key.copy(data, 1);
+    // Packets that arrive in one read are mostly emitted in one tick: corked until the tick ends,
+    // they leave in one writev instead of one system call each.
+    if (dst.stream && !dst.corked) {
+      dst.corked = true;
+      dst.stream.cork();
+      if (this.corked.push(dst) === 1) process.nextTick(this.uncorkAll);
+    }
+    dst.socket.send(data, { binary: true });
     dst.senders.add(src);
     if (src.told.size) src.told.delete(dstKey);
     this.counters.packetsForwarded++;

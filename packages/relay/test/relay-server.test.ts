@@ -162,6 +162,21 @@ describe('RelayServer', () => {
     expect(a.frames().filter((f) => f.type === FRAME_PEER_GONE)).toHaveLength(2);
   });
 
+  it('a burst to one destination in one tick is written corked (one writev), uncorked when the tick ends', async () => {
+    const relay = new RelayServer({ mayRelay: () => true, pingIntervalMs: 3_600_000 });
+    const a = new FakeSocket();
+    const b = new FakeSocket();
+    const stream = { corks: 0, uncorks: 0, cork() { this.corks++; }, uncork() { this.uncorks++; } };
+    relay.accept(a, 1, key(1));
+    relay.accept(b, 2, key(2), stream);
+    for (let i = 0; i < 10; i++) a.packet(key(2), `p${i}`);
+    expect(stream).toMatchObject({ corks: 1, uncorks: 0 });
+    await new Promise((r) => process.nextTick(r));
+    expect(stream).toMatchObject({ corks: 1, uncorks: 1 });
+    expect(b.frames().filter((f) => f.type === FRAME_RECV_PACKET)).toHaveLength(10);
+    relay.close(1001, 'done');
+  });
+
   it('a newer connection of the same node replaces the older one', () => {
     const { relay, join } = setup();
     const old = join(1);

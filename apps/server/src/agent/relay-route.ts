@@ -29,6 +29,6 @@ export function relayRoute(app: FastifyInstance, state: State, mapper: Mapper, r
     await mapper.settled();
     const refused = mapper.cutOff(node.id);
     if (refused) return socket.close(refused.code, refused.reason);
-    relay.accept(socket, node.id, keyBytes(node.nodeKey as NodePublicKey));
+    relay.accept(socket, node.id, keyBytes(node.nodeKey as NodePublicKey), req.raw.socket);
   });
 }

@@ -8,6 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Host } from './lab/host.js';
+import { iperf3 } from './lab/iperf.js';
 import { useLab } from './lab/vitest.js';
 import { waitFor } from './lab/wait.js';
 import { WeftAgent, WeftServer } from './lab/weft.js';
@@ -70,5 +71,16 @@ describe('relay (UDP blocked, only TCP to the server)', () => {
     const dump = await agents.a!.wgDump();
     expect(dump!.peers[0]!.rxBytes).toBeGreaterThan(0);
     expect(dump!.peers[0]!.endpoint).toMatch(/^127\.0\.0\.1:/);
+  });
+
+  it('a TCP stream (iperf3) crosses the relayed tunnel', async () => {
+    const { a, b } = ctx.lab.hosts;
+    const ipB = (await agents.b!.status()).self!.ipv4;
+    const r = await iperf3(a, b, ipB, { seconds: 5 });
+    // A number to report, not a timing to assert: it depends on the shared machine's load.
+    console.info(`iperf3 a -> b through the WebSocket relay: ${(r.bitsPerSecond / 1e6).toFixed(1)} Mbit/s, ${r.retransmits ?? '?'} retransmits`);
+    expect(r.bitsPerSecond).toBeGreaterThan(0);
+    const st = await agents.a!.status();
+    expect(st.peers.find((p) => p.name === 'b')!.path).toBe('relay');
   });
 });

@@ -6,6 +6,11 @@
  * the node key the relay stamps on this client's packets is the one stored for the node the
  * machine token proved. Which pairs may talk is the mapper's `mayRelay`; a node the mapper cuts off
  * (deleted, expired, suspended) loses its relay socket with the same close code as its control one.
+ *
+ * Socket sizing: ws turns Nagle off (setNoDelay) on every socket it upgrades; the TCP buffers are
+ * left to Linux's autotuning (tcp_rmem / tcp_wmem, up to several MB), since fixing SO_SNDBUF or
+ * SO_RCVBUF would switch autotuning off for the socket. The relay's own queue bound per client
+ * (RELAY_QUEUE_BYTES, 4 MiB) sits above a relayed flow's bandwidth-delay product.
  */
 import type { FastifyInstance } from 'fastify';
 import { keyBytes, type NodePublicKey } from '@weft/crypto';

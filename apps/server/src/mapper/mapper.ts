@@ -31,6 +31,9 @@ export interface MapperOptions {
   metrics?: MapperMetrics;
 }
 
+/** Close code and reason for sockets bound to a node key the node has since rotated (4409, as for a replaced connection). */
+export const RELAY_KEY_ROTATED = { code: 4409, reason: 'node key changed; reconnect' } as const;
+
 export class Mapper {
   private readonly entries = new Map<number, Entry>();
   private readonly chunks = new PeerChunks();
@@ -156,7 +159,9 @@ export class Mapper {
 
   /**
    * `fn` is called for each node the mapper cuts off (deleted, expired, suspended) with the close
-   * code its control socket got, so the node's other sockets (the relay's) close with it.
+   * code its control socket got, so the node's other sockets (the relay's) close with it; and with
+   * RELAY_KEY_ROTATED when the node's key changed (its control socket stays: only sockets bound
+   * to the old key close).
    */
   onCutOff(fn: (nodeId: number, code: number, reason: string) => void): void {
     this.cutOffListeners.push(fn);
@@ -220,6 +225,9 @@ export class Mapper {
     const gone: number[] = [];
     for (const row of rows) {
       const peer = peerDto(row);
+      const before = this.entries.get(row.id);
+      // A rotated node key: the relay stamps packets with the key it authenticated, so that socket must go.
+      if (before && before.row.nodeKey !== row.nodeKey) for (const fn of this.cutOffListeners) fn(row.id, RELAY_KEY_ROTATED.code, RELAY_KEY_ROTATED.reason);
       this.entries.set(row.id, { row, peer });
       if (visible(row)) {
         this.chunks.set(row.id, JSON.stringify(peer));

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { generateMachineKey, keyBytes } from '@weft/crypto';
+import { generateMachineKey, generateNodeKey, keyBytes, signMachineToken } from '@weft/crypto';
 import { CloseCode } from '@weft/protocol';
 import { encodeFrame, FRAME_SEND_PACKET, PeerGoneReason, RelayClose } from '@weft/relay';
 import { RelayPeer, RELAY_PATH } from '../../../../test-support/relay-peer.js';
@@ -138,6 +138,23 @@ describe.each(BACKENDS)('relay on %s', (backend) => {
     await rw.waitFor(() => rw.gone.length === 1, 5000, 'witness told');
     expect(await refusal(RelayPeer.open(s.url, v.machine.privateKey))).toMatchObject({ status: 401 });
     rw.close();
+  });
+
+  it('a node that rotates its node key loses the relay socket bound to the old key, and reconnects with the new one', async () => {
+    const r = await node(s, key, 'rotator');
+    const relayed = await RelayPeer.open(s.url, r.machine.privateKey);
+    const fresh = generateNodeKey();
+    const res = await fetch(`${s.url}/agent/v1/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${await signMachineToken(r.machine.privateKey)}` },
+      body: JSON.stringify({ nodeKey: fresh.publicKey, hostname: 'rotator' }),
+    });
+    expect(res.status).toBe(200);
+    await relayed.waitFor(() => relayed.closed !== null, 5000, 'old-key relay socket closed');
+    expect(relayed.closed).toEqual({ code: 4409, reason: 'node key changed; reconnect' });
+    const again = await RelayPeer.open(s.url, r.machine.privateKey);
+    expect(again.info!.key.equals(Buffer.from(keyBytes(fresh.publicKey)))).toBe(true);
+    again.close();
   });
 
   it('a bad frame closes only that client, with the reason; the others keep relaying', async () => {

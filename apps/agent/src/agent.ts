@@ -18,6 +18,8 @@ import { Firewall, FirewallError } from './firewall/firewall.js';
 import type { Logger } from './log.js';
 import { Netmap } from './netmap.js';
 import { runNetcheck, type NetcheckReport } from './netcheck.js';
+import { PeerPaths } from './peer-paths.js';
+import { RelayPath } from './relay-path.js';
 import { checkPeers, type SkippedPeer } from './server-message.js';
 import type { Keys, Phase, StateStore } from './state-store.js';
 import { peerStatus, type Status } from './status.js';
@@ -35,6 +37,8 @@ export interface AgentOptions {
   listenPort: number;
   mtu: number;
   log: Logger;
+  /** Peers carried over the relay whatever their handshakes say (WEFT_RELAY_PEERS); absent = none forced. */
+  forceRelay?: (peer: Peer) => boolean;
   /** For tests. */
   loginPollMs?: number;
   /** For tests: runs nft and conntrack (default: the real binaries on PATH). */
@@ -75,6 +79,7 @@ export class Agent {
   private packetFilter: WireFilter | undefined;
   private engine: Engine | undefined;
   private session: ControlSession | undefined;
+  private paths: PeerPaths | undefined;
   private online = false;
   private joining = false;
   private login: Status['login'] = null;
@@ -282,7 +287,7 @@ export class Agent {
       login: this.login,
       lastError: this.lastError,
       firewall: this.engine?.firewallStatus ?? { state: 'off', rules: 0, skippedRules: [], error: null },
-      peers: this.phase === 'revoked' ? [] : this.netmap.peers.map((p) => peerStatus(p, stats.get(p.nodeKey), now)),
+      peers: this.phase === 'revoked' ? [] : this.netmap.peers.map((p) => peerStatus(p, stats.get(p.nodeKey), now, this.engine?.relayEndpointOf(p.nodeKey))),
       skippedPeers: this.phase === 'revoked' ? [] : this.netmap.skipped,
     };
   }
@@ -371,13 +376,35 @@ export class Agent {
       },
     });
     this.session.start();
+    this.startPaths();
     this.endpointTimer = setInterval(() => void this.reportEndpoints(), ENDPOINT_REFRESH_MS);
     this.endpointTimer.unref();
+  }
+
+  /** Path choice and the relayed data path run while the control session does. */
+  private startPaths(): void {
+    if (this.paths || !this.serverUrl || !this.keys) return;
+    const relay = new RelayPath({
+      serverUrl: this.serverUrl,
+      machineKey: this.keys.machinePrivateKey,
+      log: this.opts.log,
+      wireguardPort: async () => (this.engine?.up ? this.engine.listenPort() : undefined),
+      acceptFrom: (nodeKey) => this.netmap.peers.some((p) => p.nodeKey === nodeKey),
+      onInbound: (nodeKey, endpoint) => this.paths?.inbound(nodeKey, endpoint),
+    });
+    this.paths = new PeerPaths({ engine: () => this.engine, peers: () => this.netmap.peers, relay, forced: this.opts.forceRelay ?? (() => false), log: this.opts.log });
+    this.paths.start();
+  }
+
+  private stopPaths(): void {
+    this.paths?.stop();
+    this.paths = undefined;
   }
 
   private stopSession(): void {
     clearTimeout(this.reapplyTimer);
     this.reapplyTimer = undefined;
+    this.stopPaths();
     this.session?.stop();
     this.session = undefined;
     clearInterval(this.endpointTimer);
@@ -477,6 +504,7 @@ export class Agent {
     this.session = undefined;
     this.online = false;
     clearInterval(this.endpointTimer);
+    this.stopPaths();
     if (final === 'upgrade-required') {
       this.lastError = { code: 'upgrade_required', message: `control server requires a newer weft (${reason})` };
       log('error', this.lastError.message);

@@ -62,10 +62,11 @@ export function initiatesTo(selfKey: string, peerKey: string): boolean {
  * Turned on together with the endpoint, keepalive starts the handshake at once instead; the
  * answering side of a pair (`keepalive` false) gets the endpoint alone until its grace is over.
  */
-export function peerConfig(peer: Peer, keepalive = true): PeerConfig {
+export function peerConfig(peer: Peer, keepalive = true, relayEndpoint?: string): PeerConfig {
   const allowedIps = peer.allowedIps.length > 0 ? peer.allowedIps : [`${bare(peer.ipv4)}/32`, `${bare(peer.ipv6)}/128`];
   const config: PeerConfig = { publicKey: parseNodePublicKey(peer.nodeKey), allowedIps };
-  const endpoint = peer.endpoints[0];
+  // A relayed peer's endpoint is this host's local socket for it (relay-path.ts), whatever the netmap says.
+  const endpoint = relayEndpoint ?? peer.endpoints[0];
   if (endpoint) {
     config.endpoint = endpoint;
     if (keepalive) config.persistentKeepalive = PERSISTENT_KEEPALIVE_S;
@@ -88,6 +89,10 @@ function wireguardDiffers(a: Peer, b: Peer): boolean {
     || a.ipv4 !== b.ipv4 || a.ipv6 !== b.ipv6;
 }
 
+function sameExceptEndpoint(a: Peer, b: Peer): boolean {
+  return !wireguardDiffers({ ...a, endpoints: b.endpoints }, b);
+}
+
 export class Engine {
   private device: Device | undefined;
   private configuredFor: string | undefined;
@@ -98,8 +103,35 @@ export class Engine {
   /** Peers this node answers whose grace is over: they get keepalive like the ones it initiates to. */
   private readonly graceOver = new Set<string>();
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
+  /** Peers carried over the relay: node key -> the local socket WireGuard sends them to. */
+  private readonly relayed = new Map<string, string>();
 
   constructor(private readonly opts: EngineOptions) {}
+
+
+  /** Forgets every relay override (the relay path stopped); the next netmap programs netmap endpoints. */
+  clearRelayed(): void {
+    this.relayed.clear();
+  }
+
+  /** The local relay socket this peer is pointed at, if it is relayed. */
+  relayEndpointOf(nodeKey: string): string | undefined {
+    return this.relayed.get(nodeKey);
+  }
+
+  /**
+   * Points `peer` at `endpoint` (its local relay socket), or back at its netmap endpoint with
+   * null. Kept across netmaps and deltas until changed again.
+   */
+  setRelayEndpoint(peer: Peer, endpoint: string | null): Promise<void> {
+    return this.serial(async () => {
+      if (endpoint === null) this.relayed.delete(peer.nodeKey);
+      else this.relayed.set(peer.nodeKey, endpoint);
+      if (!this.configuredFor || !this.device) return;
+      await this.device.upsertPeer(this.config(peer));
+      this.opts.log('info', endpoint ? 'peer relayed' : 'peer direct', { peer: peer.name, endpoint: endpoint ?? peer.endpoints[0] ?? null });
+    });
+  }
 
   /** True while the interface is configured and up. */
   get up(): boolean {
@@ -197,6 +229,7 @@ export class Engine {
       const device = change.self ? await this.ensureConfigured(self) : this.device!;
       for (const peer of change.removed) {
         this.forget(peer.nodeKey);
+        this.relayed.delete(peer.nodeKey);
         await device.removePeer(parseNodePublicKey(peer.nodeKey));
       }
       // Blocked: no peer may be configured until the filter is in force (the reapply brings them all).
@@ -205,6 +238,7 @@ export class Engine {
         if (blocked) continue;
         if (previous && previous.nodeKey !== peer.nodeKey) {
           this.forget(previous.nodeKey);
+          this.relayed.delete(previous.nodeKey);
           await device.removePeer(parseNodePublicKey(previous.nodeKey));
         }
         this.wanted.set(peer.nodeKey, peer);
@@ -213,7 +247,8 @@ export class Engine {
       for (const { peer, previous } of change.patched) {
         if (blocked) continue;
         this.wanted.set(peer.nodeKey, peer);
-        if (wireguardDiffers(previous, peer)) await device.upsertPeer(this.config(peer));
+        // A relayed peer's new netmap endpoint changes nothing on WireGuard.
+        if (wireguardDiffers(previous, peer) && !(this.relayed.has(peer.nodeKey) && sameExceptEndpoint(previous, peer))) await device.upsertPeer(this.config(peer));
       }
       this.opts.log('debug', 'delta applied', {
         removed: change.removed.length, upserted: change.upserted.length, patched: change.patched.length,
@@ -229,6 +264,9 @@ export class Engine {
    */
   private config(peer: Peer): PeerConfig {
     const key = peer.nodeKey;
+    // Relayed: WireGuard is pointed at this host's own relay socket, and keeps the pair warm.
+    const relayed = this.relayed.get(key);
+    if (relayed) return peerConfig(peer, true, relayed);
     const keepalive = this.selfKey === undefined || initiatesTo(this.selfKey, key) || this.graceOver.has(key);
     if (!keepalive && peer.endpoints.length > 0 && !this.graceTimers.has(key)) {
       const timer = setTimeout(() => this.endGrace(key), ANSWERING_SIDE_GRACE_MS);
@@ -244,7 +282,7 @@ export class Engine {
     this.serial(async () => {
       const peer = this.wanted.get(key);
       if (!peer || !this.device || !this.configuredFor || peer.endpoints.length === 0 || this.opts.firewall?.blocksTunnel) return;
-      await this.device.upsertPeer(peerConfig(peer, true));
+      await this.device.upsertPeer(peerConfig(peer, true, this.relayed.get(key)));
     }).catch((err: unknown) => {
       this.opts.log('warn', 'could not turn on keepalive for a peer', { peer: key, error: String(err) });
     });
@@ -279,6 +317,7 @@ export class Engine {
       this.device = undefined;
       this.configuredFor = undefined;
       this.forgetAll();
+      this.relayed.clear();
       if (device) await device.close();
       await this.opts.firewall?.clear();
     });

@@ -11,7 +11,11 @@ import { DIRECT_HANDSHAKE_WINDOW_S } from './tunables.js';
 /** `starting`: joining or bringing the interface up; otherwise the persisted phase. */
 export type State = Phase | 'starting';
 
-/** direct: endpoint known and a handshake within DIRECT_HANDSHAKE_WINDOW_S; relay: reserved. */
+/**
+ * direct: WireGuard sends to the peer's own endpoint and had a handshake within
+ * DIRECT_HANDSHAKE_WINDOW_S; relay: the same, but the endpoint is this node's local relay socket
+ * for the peer (packets go over the control server's relay); none: no recent handshake.
+ */
 export type Path = 'direct' | 'relay' | 'none';
 
 
@@ -77,13 +81,15 @@ export interface Status {
   skippedPeers: { id: number | null; reason: string }[];
 }
 
-export function pathOf(stats: PeerStats | undefined, now: Date): Path {
+export function pathOf(stats: PeerStats | undefined, now: Date, relayEndpoint?: string): Path {
   if (!stats?.endpoint || !stats.lastHandshake) return 'none';
   const ageS = (now.getTime() - stats.lastHandshake.getTime()) / 1000;
-  return ageS <= DIRECT_HANDSHAKE_WINDOW_S ? 'direct' : 'none';
+  if (ageS > DIRECT_HANDSHAKE_WINDOW_S) return 'none';
+  return relayEndpoint !== undefined && stats.endpoint === relayEndpoint ? 'relay' : 'direct';
 }
 
-export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date): PeerStatus {
+/** `relayEndpoint`: this node's local relay socket for the peer, when the peer is relayed. */
+export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date, relayEndpoint?: string): PeerStatus {
   const hs = stats?.lastHandshake ?? null;
   return {
     id: peer.id,
@@ -93,7 +99,7 @@ export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date):
     ipv6: peer.ipv6,
     nodeKey: peer.nodeKey,
     online: peer.online,
-    path: pathOf(stats, now),
+    path: pathOf(stats, now, relayEndpoint),
     endpoint: stats?.endpoint ?? peer.endpoints[0] ?? null,
     lastHandshake: hs ? hs.toISOString() : null,
     handshakeAgeSeconds: hs ? Math.max(0, Math.round((now.getTime() - hs.getTime()) / 1000)) : null,

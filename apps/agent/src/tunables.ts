@@ -58,3 +58,21 @@ export const NETCHECK_PROBES = 3;
  * blocks UDP gives its verdict after this long.
  */
 export const NETCHECK_PROBE_TIMEOUT_MS = 2000;
+
+// ---- relayed data path (path-choice.ts, relay-path.ts) ------------------------------------------
+
+/**
+ * A peer whose WireGuard has not completed a handshake this long after its endpoint was programmed
+ * is carried over the relay. Above RekeyTimeout (5 s) plus a retry's round trip: two nodes whose
+ * first initiations cross are held 5 s by wireguard-go and must not be relayed for it.
+ */
+export const RELAY_AFTER_NO_HANDSHAKE_MS = 8_000;
+/** How often peers' handshakes are read to decide which need the relay. */
+export const PATH_CHECK_INTERVAL_MS = 1_000;
+/**
+ * Receive and send buffers asked for on each local relay socket. Small buffers throttle a relayed
+ * flow (NetBird measured ~100 Mbit/s); the kernel caps the request at net.core.rmem_max / wmem_max.
+ */
+export const RELAY_UDP_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Reconnect delay of the relay socket: full jitter over 250 ms * 2^attempt, capped at 10 s. */
+export const RELAY_RECONNECT_BACKOFF = { baseMs: 250, capMs: 10_000 } as const;

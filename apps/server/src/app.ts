@@ -9,6 +9,7 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fast
 import type { Database } from '@weft/db';
 import { MACHINE_TOKEN_CLOCK_SKEW_S, MAX_AGENT_MESSAGE_BYTES, PROTOCOL_VERSION } from '@weft/protocol';
 import { logoutRoute } from './agent/logout-route.js';
+import { relayRoute } from './agent/relay-route.js';
 import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
 import { Regions, type RegionOptions } from './regions.js';
@@ -17,7 +18,7 @@ import { statusRoute } from './api/status-route.js';
 import { backupRoute } from './api/backup-route.js';
 import { ChangeHub } from './hub.js';
 import type { FollowerTimings } from './outbox-follower.js';
-import { responderKey, type StunCounters } from '@weft/relay';
+import { MAX_FRAME_BYTES, RelayServer, responderKey, type RelayServerOptions, type StunCounters } from '@weft/relay';
 import { loginPage } from './login-page.js';
 import { Mapper } from './mapper/mapper.js';
 import { ServerMetrics } from './metrics.js';
@@ -73,6 +74,11 @@ export interface AppOptions {
    * `weft_tls_certificate_not_after_seconds` gauge until `metrics.tlsCertificate` is told otherwise.
    */
   https?: { cert: Buffer; key: Buffer; notAfter?: Date };
+  /**
+   * The embedded packet relay at `GET /api/v1/relay`: absent = on with @weft/relay's defaults
+   * (knobs here for tests and benchmarks), false = off (no route: 404).
+   */
+  relay?: false | Pick<RelayServerOptions, 'maxQueueBytes' | 'maxPacketBytes' | 'pingIntervalMs'>;
 }
 
 export interface App {
@@ -84,6 +90,8 @@ export interface App {
   metrics: ServerMetrics | null;
   /** Null without `wgResponder`: feed it the initiations that arrive on the responder's UDP port. */
   wgMapping: WgMapping | null;
+  /** Null when the relay is off. */
+  relay: RelayServer | null;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -163,6 +171,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     : null;
   if (metrics && wgMapping) metrics.wgResponder(wgMapping.counters);
   metrics?.attach({ nodeStates: () => mapper.nodeStates(), sessions: () => mapper.connectedCount, rateLimitRefusals: () => limits.refusals });
+  const relay = opts.relay === false ? null : new RelayServer({ ...opts.relay, mayRelay: (src, dst) => mapper.mayRelay(src, dst) });
+  if (metrics && relay) metrics.relay(relay);
 
   await app.register(swagger, {
     openapi: {
@@ -172,11 +182,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     transform: jsonSchemaTransform,
   });
   await app.register(websocket, {
-    options: { maxPayload: MAX_AGENT_MESSAGE_BYTES },
+    // One WebSocket server for both routes: it admits relay frames; the agent channel checks its
+    // own smaller limit per message (agent-message.ts).
+    options: { maxPayload: Math.max(MAX_AGENT_MESSAGE_BYTES, MAX_FRAME_BYTES) },
     // At shutdown agents get 1001 Going Away (reconnect with backoff), not a bare close.
     preClose: function (this: FastifyInstance, done: () => void) {
       hub.close();
       mapper.closeAll(1001, 'server shutting down');
+      relay?.close(1001, 'server shutting down');
       for (const client of this.websocketServer.clients) client.close(1001, 'server shutting down');
       this.websocketServer.close();
       done();
@@ -201,6 +214,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     registerRoute(scope, state, limits);
     logoutRoute(scope, state);
     socketRoute(scope, state, mapper, hub, opts.regions ? new Regions(opts.regions) : undefined);
+    if (relay) relayRoute(scope, state, mapper, relay);
     apiRoutes(scope, state, limits);
     statusRoute(scope, state, limits, mapper);
     backupRoute(scope, state, limits, opts.db);
@@ -239,5 +253,5 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await wgMapping?.close();
     await state.presence.stop();
   });
-  return { app, state, mapper, hub, metrics, wgMapping };
+  return { app, state, mapper, hub, metrics, wgMapping, relay };
 }

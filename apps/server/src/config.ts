@@ -46,6 +46,11 @@ export const ServerConfig = z.strictObject({
    * The embedded STUN service is region 1 (unless stunListen is off); ids and codes are unique.
    */
   regions: z.array(Region).max(31).default([]),
+  /**
+   * The embedded packet relay (WebSocket `GET /api/v1/relay` on the main port): `on` or `off`.
+   * Off, nodes without a direct path to each other cannot reach each other.
+   */
+  relay: z.enum(['on', 'off'], { message: 'must be on or off' }).default('on'),
   /** Directory for the embedded database and the admin socket. */
   dataDir: z.string().min(1),
   /** postgres:// URL; absent = embedded PGlite in dataDir. */
@@ -107,6 +112,7 @@ export type ServerConfig = z.infer<typeof ServerConfig>;
 const ENV_KEYS: Record<string, keyof ServerConfig> = {
   WEFT_LISTEN: 'listen',
   WEFT_STUN_LISTEN: 'stunListen',
+  WEFT_RELAY: 'relay',
   WEFT_DATA_DIR: 'dataDir',
   WEFT_DATABASE_URL: 'databaseUrl',
   DATABASE_URL: 'databaseUrl',
@@ -122,6 +128,7 @@ const ENV_KEYS: Record<string, keyof ServerConfig> = {
 const FLAG_KEYS: Record<string, keyof ServerConfig> = {
   '--listen': 'listen',
   '--stun-listen': 'stunListen',
+  '--relay': 'relay',
   '--data-dir': 'dataDir',
   '--database-url': 'databaseUrl',
   '--server-url': 'serverUrl',

@@ -10,7 +10,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import type { StunCounters, WgResponderCounters } from '@weft/relay';
+import type { RelayServer, StunCounters, WgResponderCounters } from '@weft/relay';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PrismaClient } from '@weft/db';
 import type { Change } from './state/changes.js';
@@ -159,6 +159,23 @@ export class ServerMetrics {
     this.counterFrom('weft_stun_error_responses_total', 'STUN error responses sent.', () => counters.errorResponses);
     this.counterFrom('weft_stun_malformed_total', 'Datagrams on the STUN port that were not valid STUN (dropped).', () => counters.malformed);
     this.counterFrom('weft_stun_ignored_total', 'Valid STUN messages that need no answer (indications, responses; dropped).', () => counters.ignored);
+  }
+
+  /** The embedded packet relay's counters (plain numbers in RelayServer.counters), read at scrape time. */
+  relay(relay: Pick<RelayServer, 'counters' | 'clientCount'>): void {
+    const c = relay.counters;
+    new Gauge({
+      name: 'weft_relay_clients', help: 'Relay clients (WebSockets on /api/v1/relay) connected to this replica.', registers: [this.registry],
+      collect() { this.set(relay.clientCount); },
+    });
+    this.counterFrom('weft_relay_packets_forwarded_total', 'Packets the relay forwarded.', () => c.packetsForwarded);
+    this.counterFrom('weft_relay_bytes_forwarded_total', 'Packet bytes the relay forwarded (payload, no frame headers).', () => c.bytesForwarded);
+    this.counterFrom('weft_relay_packets_dropped_total', 'Packets the relay dropped, by reason (no_such_peer, not_allowed, queue_full, too_big).', () => ({
+      no_such_peer: c.dropped.noSuchPeer, not_allowed: c.dropped.notAllowed, queue_full: c.dropped.queueFull, too_big: c.dropped.tooBig,
+    }), 'reason');
+    this.counterFrom('weft_relay_peer_gone_sent_total', 'Peer-gone frames sent (once per sender and unreachable peer).', () => c.peerGoneSent);
+    this.counterFrom('weft_relay_clients_closed_total', 'Relay clients closed by the relay, by reason (bad_frame, timeout).', () => ({ bad_frame: c.badFrames, timeout: c.timeouts }), 'reason');
+    this.counterFrom('weft_relay_connections_total', 'Relay client connections accepted.', () => c.accepted);
   }
 
   /** Counts and times every HTTP request by its route pattern (`/api/v1/nodes/:id`), never the raw URL. */

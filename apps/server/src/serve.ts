@@ -1,7 +1,7 @@
 /** `weft-server serve`: read config, open storage, listen, shut down cleanly on SIGTERM/SIGINT. */
 import { readFile } from 'node:fs/promises';
 import { openDatabase, prepareDataDir } from '@weft/db';
-import { StunServer, type StunLog } from '@weft/relay';
+import { RELAY_HTTP_PATH, StunServer, type StunLog } from '@weft/relay';
 import { buildApp } from './app.js';
 import { shellWord, startHint } from './cli/hints.js';
 import { lookup } from 'node:dns/promises';
@@ -35,6 +35,7 @@ export async function serve(argv: string[]): Promise<void> {
   const { app, state, metrics, mapper, wgMapping } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
     maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies, outbox: outboxTimings(process.env),
     regions: { embeddedStunPort: stun ? stun.address().port : null, extra: config.regions },
+    ...(config.relay === 'off' ? { relay: false as const } : {}),
     ...(metricsOn ? { metrics: { token: config.metricsToken, stun } } : {}),
     ...(testPolicy ? { loadPolicy: testPolicy } : {}),
     ...(responderEndpoint ? { wgResponder: { endpoint: responderEndpoint } } : {}),
@@ -64,6 +65,7 @@ export async function serve(argv: string[]): Promise<void> {
       (tls ? `TLS certificate: ${tls.subject}, valid until ${tls.notAfter.toISOString()} (reloaded when ${config.tlsCert} or ${config.tlsKey} changes)\n` : '') +
       `STUN (udp): ${stun ? stun.toString() : 'off'}\n` +
       (responderEndpoint ? `WireGuard responder (udp, same port): nodes send to ${responderEndpoint}\n` : '') +
+      `Relay: ${config.relay === 'off' ? 'off' : `${serverUrl.replace(/^http/, 'ws')}${RELAY_HTTP_PATH}`}\n` +
       `Admin socket: ${adminSocketPath(config.dataDir)}\n` +
       (config.metricsListen ? `Metrics: http://${config.metricsListen}/metrics\n` : '') +
       (config.metricsToken ? `Metrics: ${where}/metrics (bearer metrics token)\n` : '') +

@@ -1,8 +1,9 @@
 /**
  * @weft/relay: the relay and STUN server core, usable embedded (weft-server) or standalone
- * (weft-relay). For now the STUN service: the codec (RFC 8489 Binding, RFC 3489 clients, RFC
- * 5769-tested), a Binding client, and `StunServer` on one UDP socket. The DERP-style relay comes
- * next, here.
+ * (weft-relay). The STUN service: the codec (RFC 8489 Binding, RFC 3489 clients, RFC
+ * 5769-tested), a Binding client, and `StunServer` on one UDP socket. The DERP-style packet relay:
+ * its frames (`relay-frame.ts`), `RelayServer` (forwarding by node key over WebSocket sockets the
+ * embedder authenticated) and `RelayClient`.
  *
  * Must not import @weft/db or @weft/policy: a relay knows nothing of storage or access rules;
  * whoever embeds it tells it who may talk.
@@ -18,3 +19,6 @@ export { parseListenAddress, formatListenAddress, type ListenAddress } from './l
 export * from './wg-constants.js';
 export { openInitiation, mac1Valid, responderKey, generateResponderPrivateKey, looksLikeInitiation, tai64nToUnixMs, type ResponderKey, type OpenedInitiation, type InitiationReject } from './wg-initiation.js';
 export { WgResponder, type WgResponderCounters, type WgResponderOptions, type WgReceived, type WgRefusal } from './wg-responder.js';
+export * from './relay-frame.js';
+export { RelayServer, type RelayCounters, type RelayServerOptions, type RelaySocket, type RelayStream } from './relay-server.js';
+export { RelayClient, type RelayClientCounters, type RelayClientHandlers, type RelayClientSocket } from './relay-client.js';

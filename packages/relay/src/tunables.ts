@@ -32,3 +32,15 @@ export const WG_INITIATIONS_PER_SOURCE = { perSecond: 20, burst: 40 } as const;
 export const WG_INITIATIONS_TOTAL = { perSecond: 3_000, burst: 6_000 } as const;
 /** Source addresses tracked for the per-source limit; past this the table starts over. */
 export const WG_RATE_TABLE_MAX = 65_536;
+
+// ---- packet relay (relay-server.ts) -----------------------------------------------------------
+
+/**
+ * Unsent bytes one relay client may have queued (frames written for it that the kernel has not
+ * taken yet) before newer packets to it are dropped. Sized for one relayed TCP flow: 4 MiB is
+ * ~35 ms at 1 Gbit/s, above the bandwidth-delay product of a relayed path, yet bounded. The kernel's
+ * own socket buffers (autotuned, tcp_wmem) come on top.
+ */
+export const RELAY_QUEUE_BYTES = 4 * 1024 * 1024;
+/** The relay pings every client this often; one that answered nothing for two pings is cut off. */
+export const RELAY_PING_INTERVAL_MS = 15_000;

@@ -60,6 +60,15 @@ describe('Agent', { timeout: 20_000 }, () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('dials the relay at <server>/api/v1/relay while its control session runs, and keeps the tunnels when there is none', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'weft-auth-x' }, () => {}, new AbortController().signal);
+    await until(() => control.relayUpgrades >= 1);
+    expect((await agent.status()).online).toBe(true);
+    expect(control.connections).toBe(1);
+  });
+
   it('joins with an auth key, programs peers and reports endpoints', async () => {
     const agent = newAgent();
     await agent.start();

@@ -22,6 +22,8 @@ export class FakeControl {
   onUpgrade: () => RegisterReply | null = () => null;
   /** Upgrade requests seen, refused or not. */
   upgrades = 0;
+  /** Upgrades to any other path (the relay), refused with 404. */
+  relayUpgrades = 0;
   /** Called when an agent connects; send its netmap here. */
   onConnect: (ws: WebSocket) => void = () => {};
   received: AgentMessage[] = [];
@@ -40,6 +42,12 @@ export class FakeControl {
     };
     this.server = tls ? (createHttpsServer({ cert: tls.cert, key: tls.key }, handler) as unknown as Server) : createServer(handler);
     this.server.on('upgrade', (req, socket, head) => {
+      // The daemon also dials the relay (`/api/v1/relay`); this fake is a control server without one.
+      if (!req.url?.startsWith('/agent/v1')) {
+        this.relayUpgrades++;
+        socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+        return;
+      }
       void this.authorise(req).then((ok) => {
         this.upgrades++;
         if (!ok) {

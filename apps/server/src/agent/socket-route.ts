@@ -54,7 +54,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       alive = true;
       if (session.closed) return;
       const read = readAgentMessage(data, isBinary);
-      if (!read.ok) return session.close(CloseCode.BadMessage, read.reason);
+      if (!read.ok) return session.close(read.code, read.reason);
       const msg = read.msg;
       if (msg.type === 'resync') mapper.resync(session);
       else if (msg.type === 'endpoints') endpoints.report(nodeId, msg.endpoints);

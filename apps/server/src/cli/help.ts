@@ -4,15 +4,17 @@ import { SERVER_VERSION } from '../version.js';
 
 export const VERSION_TEXT = `weft-server ${SERVER_VERSION} (agent protocol ${PROTOCOL_VERSION})`;
 
-export const SERVE_USAGE = `Usage: weft-server serve [--config FILE] [--listen HOST:PORT] [--stun-listen HOST:PORT|off] [--data-dir DIR]
-                         [--database-url URL] [--server-url URL] [--log-level LEVEL] [--log-format json|pretty]
+export const SERVE_USAGE = `Usage: weft-server serve [--config FILE] [--listen HOST:PORT] [--stun-listen HOST:PORT|off] [--relay on|off]
+                         [--data-dir DIR] [--database-url URL] [--server-url URL] [--log-level LEVEL] [--log-format json|pretty]
                          [--metrics-listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
   Runs the control server. Config comes from the JSON file (--config or WEFT_CONFIG), then WEFT_*
-  environment variables (WEFT_LISTEN, WEFT_STUN_LISTEN, WEFT_DATA_DIR, WEFT_DATABASE_URL or DATABASE_URL,
+  environment variables (WEFT_LISTEN, WEFT_STUN_LISTEN, WEFT_RELAY, WEFT_DATA_DIR, WEFT_DATABASE_URL or DATABASE_URL,
   WEFT_SERVER_URL, WEFT_LOG_LEVEL, WEFT_LOG_FORMAT, WEFT_METRICS_LISTEN, WEFT_METRICS_TOKEN, WEFT_TLS_CERT,
   WEFT_TLS_KEY), then flags.
   --listen        host:port to listen on (default 127.0.0.1:8080)
   --stun-listen   UDP host:port of the STUN service, [::]:PORT for IPv4 and IPv6, or off (default 0.0.0.0:3478)
+  --relay         on|off: the packet relay for nodes with no direct path, WebSocket /api/v1/relay on
+                  the main port (default on)
   --data-dir      embedded database and admin socket (default ./data)
   --database-url  postgres://... instead of the embedded database
   --server-url    the URL agents and browsers use (default http://HOST:PORT of --listen, https:// with --tls-cert)

@@ -42,6 +42,9 @@ export interface MapperOptions {
   responders?: ResponderPeer[];
 }
 
+/** Close code and reason for sockets bound to a node key the node has since rotated (4409, as for a replaced connection). */
+export const RELAY_KEY_ROTATED = { code: 4409, reason: 'node key changed; reconnect' } as const;
+
 export class Mapper {
   private readonly entries = new Map<number, Entry>();
   /** Node id by WireGuard public key (hex, no prefix): who sent a handshake initiation, per packet without the database. */
@@ -59,6 +62,7 @@ export class Mapper {
   private inForce: Policy | null = null;
   /** `,"wgResponders":[...]` for every netmap (the same for every node), or ''. */
   private readonly respondersJson: string;
+  private readonly cutOffListeners: ((nodeId: number, code: number, reason: string) => void)[] = [];
 
   constructor(private readonly opts: MapperOptions) {
     this.patchIntervalMs = opts.patchIntervalMs ?? 200;
@@ -144,12 +148,14 @@ export class Mapper {
   /** Reloads every node and sends every session a fresh netmap (after missed changes). */
   resyncAll(): Promise<void> {
     const run = async () => {
+      const before = [...this.entries.keys()];
       this.entries.clear();
       await this.init();
       for (const s of this.sessions.values()) {
         if (this.entries.has(s.nodeId)) this.sendNetmap(s);
         else s.close(CloseCode.NodeDeleted, 'node deleted');
       }
+      for (const id of before) if (!this.entries.has(id)) for (const fn of this.cutOffListeners) fn(id, CloseCode.NodeDeleted, 'node deleted');
     };
     this.queue = this.queue.then(run, run);
     return this.queue;
@@ -186,6 +192,42 @@ export class Mapper {
     this.sessions.set(nodeId, session);
     this.sendNetmap(session);
     return session;
+  }
+
+  /**
+   * Whether the relay may carry packets from `srcNodeId` to `dstNodeId`: only between nodes that
+   * are peers in each other's netmap (with an access policy, a pair it makes visible). Asked per
+   * packet, so it reads memory only.
+   */
+  mayRelay(srcNodeId: number, dstNodeId: number): boolean {
+    if (srcNodeId === dstNodeId) return false;
+    const src = this.entries.get(srcNodeId);
+    const dst = this.entries.get(dstNodeId);
+    if (src === undefined || dst === undefined || !visible(src.row) || !visible(dst.row)) return false;
+    // Under a policy, only a pair the policy makes peers (either side may reach the other).
+    return !this.policy || this.policy.sees(srcNodeId, dstNodeId);
+  }
+
+  /**
+   * Why the mapper has cut this node off (expired, user suspended), as the close code its control
+   * socket got; null for a live node or one this replica has not heard of yet.
+   */
+  cutOff(nodeId: number): { code: number; reason: string } | null {
+    const row = this.entries.get(nodeId)?.row;
+    if (!row) return null;
+    if (row.user.suspendedAt) return { code: CloseCode.UserSuspended, reason: 'user suspended' };
+    if (isExpired(row)) return { code: CloseCode.NodeExpired, reason: 'node key expired' };
+    return null;
+  }
+
+  /**
+   * `fn` is called for each node the mapper cuts off (deleted, expired, suspended) with the close
+   * code its control socket got, so the node's other sockets (the relay's) close with it; and with
+   * RELAY_KEY_ROTATED when the node's key changed (its control socket stays: only sockets bound
+   * to the old key close).
+   */
+  onCutOff(fn: (nodeId: number, code: number, reason: string) => void): void {
+    this.cutOffListeners.push(fn);
   }
 
   isAttached(nodeId: number): boolean {
@@ -329,6 +371,9 @@ export class Mapper {
     const upsert: Peer[] = [];
     const gone: number[] = [];
     for (const row of rows) {
+      const before = this.entries.get(row.id);
+      // A rotated node key: the relay stamps packets with the key it authenticated, so that socket must go.
+      if (before && before.row.nodeKey !== row.nodeKey) for (const fn of this.cutOffListeners) fn(row.id, RELAY_KEY_ROTATED.code, RELAY_KEY_ROTATED.reason);
       const e = this.setEntry(row);
       const peer = e.peer;
       if (visible(row)) {
@@ -353,6 +398,7 @@ export class Mapper {
   private async removed(ids: number[], code: number, reason: string): Promise<void> {
     const visibleBefore = ids.filter((id) => this.entries.get(id) && visible(this.entries.get(id)!.row));
     for (const id of ids) {
+      for (const fn of this.cutOffListeners) fn(id, code, reason);
       this.sessions.get(id)?.close(code, reason);
       this.sessions.delete(id);
       this.chunks.delete(id);

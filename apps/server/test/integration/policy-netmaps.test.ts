@@ -8,6 +8,8 @@ import { generateNodeKey } from '@weft/crypto';
 import { compile, parsePolicy, prepareNodes } from '@weft/policy';
 import type { FilterRule } from '@weft/protocol';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
+import { RelayPeer } from '../../../../test-support/relay-peer.js';
+import { PeerGoneReason } from '@weft/relay';
 import { policyLogin, SYSTEM } from '../../src/state/index.js';
 import { BACKENDS, startServer, type TestServer } from '../support/server.js';
 
@@ -247,4 +249,24 @@ describe.each(BACKENDS)('per-node netmaps from the access policy on %s', (backen
     }
     expect(checkedUnderPolicy).toBeGreaterThan(1);
   }, 120_000);
+
+  it('the relay forwards only between nodes the policy lets see each other; a hidden pair is dropped as not allowed', async () => {
+    await setPolicy(WEB_443);
+    const ra = await joined('relay-alice', keys.alice!);
+    const rb = await joined('relay-bob', keys.bob!);
+    const rw = await joined('relay-web', keys.web!);
+    const [pa, pb, pw] = await Promise.all([ra, rb, rw].map((x) => RelayPeer.open(s.url, x.machine.privateKey)));
+    try {
+      const before = s.relay!.counters.dropped.notAllowed;
+      pa!.send(rw.node.publicKey, Buffer.from('alice may reach web:443'));
+      pb!.send(rw.node.publicKey, Buffer.from('bob may not'));
+      await pw!.waitFor(() => pw!.packets.length >= 1, 5000, 'the allowed packet at web');
+      await pb!.waitFor(() => pb!.gone.length === 1, 5000, 'bob told not-allowed');
+      expect(pb!.gone[0]!.reason).toBe(PeerGoneReason.NotAllowed);
+      expect(s.relay!.counters.dropped.notAllowed - before).toBe(1);
+      expect(pw!.packets.map((p) => p.packet.toString())).toEqual(['alice may reach web:443']);
+    } finally {
+      for (const p of [pa, pb, pw]) p?.close();
+    }
+  });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { CloseCode, MAX_AGENT_MESSAGE_BYTES } from '@weft/protocol';
 import { readAgentMessage } from '../../src/agent/agent-message.js';
 import { sendableEndpoints } from '../../src/state/dto.js';
 
@@ -7,7 +8,7 @@ const read = (v: unknown) => readAgentMessage(Buffer.from(typeof v === 'string' 
 describe('readAgentMessage', () => {
   it('names the bad endpoint and why in one line', () => {
     expect(read({ type: 'endpoints', endpoints: ['192.0.2.1:1', '999.999.999.999:99999'] }))
-      .toEqual({ ok: false, reason: 'endpoints[1]: IPv4 address: octet 1 is 999, outside 0-255' });
+      .toEqual({ ok: false, code: CloseCode.BadMessage, reason: 'endpoints[1]: IPv4 address: octet 1 is 999, outside 0-255' });
   });
 
   it('keeps a close reason within the 123 bytes a close frame holds, printable only', () => {
@@ -19,9 +20,17 @@ describe('readAgentMessage', () => {
   });
 
   it('refuses non-JSON and binary frames, accepts a valid report', () => {
-    expect(read('{nope')).toEqual({ ok: false, reason: 'message is not JSON' });
+    expect(read('{nope')).toEqual({ ok: false, code: CloseCode.BadMessage, reason: 'message is not JSON' });
     expect(readAgentMessage(Buffer.from('{}'), true).ok).toBe(false);
     expect(read({ type: 'endpoints', endpoints: ['[::ffff:192.0.2.1]:41641'] })).toEqual({ ok: true, msg: { type: 'endpoints', endpoints: ['[::ffff:192.0.2.1]:41641'] } });
+  });
+});
+
+describe('readAgentMessage size limit', () => {
+  it('refuses a message over MAX_AGENT_MESSAGE_BYTES with TooBig, though the WebSocket server admits larger relay frames', () => {
+    // Multi-byte characters: the limit is in bytes, as the WebSocket server's limit was.
+    const r = read(`"${'\u00e9'.repeat(MAX_AGENT_MESSAGE_BYTES / 2)}"`);
+    expect(r).toMatchObject({ ok: false, code: CloseCode.TooBig });
   });
 });
 

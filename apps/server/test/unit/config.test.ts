@@ -52,6 +52,14 @@ describe('server config', () => {
     expect(() => loadConfig(['--stun-listen', '::1:3478'], {})).toThrow(/"stun-listen" \(flag --stun-listen\)/);
   });
 
+  it('relay: default on, from file, WEFT_RELAY or --relay, a bad value names the key and its source', () => {
+    expect(loadConfig([], {}).relay).toBe('on');
+    expect(loadConfig([], { WEFT_RELAY: 'off' }).relay).toBe('off');
+    expect(loadConfig(['--relay', 'on'], { WEFT_RELAY: 'off' }).relay).toBe('on');
+    expect(() => loadConfig(['--relay=no'], {})).toThrow(/"relay" \(flag --relay\): must be on or off/);
+    expect(() => loadConfig([], { WEFT_RELAY: 'false' })).toThrow(/"relay" \(environment variable WEFT_RELAY\): must be on or off/);
+  });
+
   it('metrics: --metrics-listen / WEFT_METRICS_LISTEN and WEFT_METRICS_TOKEN are validated, absent = off', () => {
     const none = loadConfig([], {});
     expect([none.metricsListen, none.metricsToken]).toEqual([undefined, undefined]);

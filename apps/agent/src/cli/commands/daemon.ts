@@ -1,6 +1,7 @@
 /** `weft daemon`: root check, state, device, local API, signals. */
 import { openDevice } from '@weft/wg';
 import { Agent } from '../../agent.js';
+import { forcedRelay } from '../../path-choice.js';
 import { DEFAULT_MTU } from '../../tunables.js';
 import { createLocalApi, listenLocal } from '../../local-api.js';
 import { createLogger } from '../../log.js';
@@ -26,6 +27,7 @@ export async function daemon(args: Parsed): Promise<number> {
     listenPort: args.listenPort ?? DEFAULT_LISTEN_PORT,
     mtu: args.mtu ?? DEFAULT_MTU,
     log,
+    forceRelay: forcedRelay(process.env.WEFT_RELAY_PEERS),
   });
   // A bug in one handler must not take the data plane down with the process; log it loudly.
   process.on('unhandledRejection', (err) => log('error', 'unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));

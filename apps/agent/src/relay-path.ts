@@ -1,0 +1,215 @@
+/**
+ * The relayed data path on this node. WireGuard stays the only thing that speaks to peers; for a
+ * relayed peer it is pointed at a UDP socket of ours on 127.0.0.1 (one per relayed peer), and this
+ * class carries the datagrams both ways over one WebSocket to the control server's relay:
+ *
+ *   WireGuard --udp--> 127.0.0.1:P (peer X's socket) --frame to X's node key--> relay
+ *   relay --frame from X's node key--> X's socket --udp--> 127.0.0.1:<WireGuard's listen port>
+ *
+ * Only datagrams from WireGuard's own port are forwarded (another local process cannot use our
+ * relay socket as an open proxy). Direct peers never pass through here. A packet from a peer with
+ * no socket yet (it relays to us before we chose to relay to it) gets one, and `onInbound` points
+ * WireGuard at it, so both directions end up on the relay. Like a DERP home region, the relay
+ * socket is held from `start` to `stop` whether or not any peer is relayed yet, so a peer that
+ * cannot reach us directly can always reach us there; it reconnects with backoff.
+ */
+import dgram from 'node:dgram';
+import WebSocket from 'ws';
+import { signMachineToken, type MachinePrivateKey, type NodePublicKey } from '@weft/crypto';
+import { MAX_FRAME_BYTES, PeerGoneReason, RELAY_HTTP_PATH, RelayClient } from '@weft/relay';
+import { backoffDelay } from './backoff.js';
+import type { Logger } from './log.js';
+import { CONNECT_TIMEOUT_MS, RELAY_RECONNECT_BACKOFF, RELAY_UDP_BUFFER_BYTES } from './tunables.js';
+
+export interface RelayPathOptions {
+  serverUrl: string;
+  machineKey: MachinePrivateKey;
+  log: Logger;
+  /** WireGuard's UDP listen port on this host (undefined while the interface is down). */
+  wireguardPort: () => Promise<number | undefined>;
+  /** Whether a packet from `nodeKey` that has no local socket yet should get one (it is a netmap peer). */
+  acceptFrom: (nodeKey: NodePublicKey) => boolean;
+  /** A socket was opened for `nodeKey` because it sent first: point WireGuard at `endpoint`. */
+  onInbound: (nodeKey: NodePublicKey, endpoint: string) => void;
+}
+
+interface Relayed {
+  nodeKey: NodePublicKey;
+  keyBytes: Buffer;
+  socket: dgram.Socket;
+  endpoint: string;
+}
+
+export function relayUrl(serverUrl: string): string {
+  const url = new URL(serverUrl);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.pathname = url.pathname.replace(/\/+$/, '') + RELAY_HTTP_PATH;
+  return url.toString();
+}
+
+export class RelayPath {
+  private readonly byKey = new Map<string, Relayed>();
+  private readonly opening = new Map<string, Promise<Relayed>>();
+  /** Stopped until `start`. */
+  private ws: WebSocket | undefined;
+  private client: RelayClient | undefined;
+  private ready = false;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  private wgPort: number | undefined;
+  readonly counters = { toRelay: 0, fromRelay: 0, dropped: 0 };
+
+  constructor(private readonly opts: RelayPathOptions) {}
+
+  /** Connected to the relay and greeted by it. */
+  get connected(): boolean {
+    return this.ready;
+  }
+
+  endpointOf(nodeKey: string): string | undefined {
+    return this.byKey.get(keyId(nodeKey))?.endpoint;
+  }
+
+  /** Starts carrying `nodeKey` over the relay; resolves to the local endpoint to give WireGuard. */
+  async open(nodeKey: NodePublicKey): Promise<string> {
+    return (await this.socketFor(nodeKey)).endpoint;
+  }
+
+  /** Connects to the relay and stays connected (reconnecting) until `stop`. */
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  /** Stops carrying `nodeKey` (peer removed): its socket is closed. */
+  release(nodeKey: string): void {
+    const r = this.byKey.get(keyId(nodeKey));
+    if (!r) return;
+    this.byKey.delete(keyId(nodeKey));
+    r.socket.close();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const r of this.byKey.values()) r.socket.close();
+    this.byKey.clear();
+    this.disconnect();
+  }
+
+  private async socketFor(nodeKey: NodePublicKey): Promise<Relayed> {
+    const id = keyId(nodeKey);
+    const have = this.byKey.get(id);
+    if (have) return have;
+    let pending = this.opening.get(id);
+    if (!pending) {
+      pending = this.bind(nodeKey).finally(() => this.opening.delete(id));
+      this.opening.set(id, pending);
+    }
+    return pending;
+  }
+
+  private async bind(nodeKey: NodePublicKey): Promise<Relayed> {
+    this.wgPort = (await this.opts.wireguardPort()) ?? this.wgPort;
+    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: RELAY_UDP_BUFFER_BYTES, sendBufferSize: RELAY_UDP_BUFFER_BYTES });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, '127.0.0.1', () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    const r: Relayed = { nodeKey, keyBytes: Buffer.from(keyId(nodeKey), 'hex'), socket, endpoint: `127.0.0.1:${socket.address().port}` };
+    socket.on('error', (err) => this.opts.log('warn', 'relay socket error', { peer: nodeKey, error: err.message }));
+    socket.on('message', (msg, rinfo) => {
+      if (rinfo.port !== this.wgPort || rinfo.address !== '127.0.0.1') {
+        this.counters.dropped++;
+        return;
+      }
+      if (this.client && this.ready && this.client.send(r.keyBytes, msg)) this.counters.toRelay++;
+      else this.counters.dropped++;
+    });
+    this.byKey.set(keyId(nodeKey), r);
+    this.opts.log('info', 'relaying peer', { peer: nodeKey, endpoint: r.endpoint });
+    return r;
+  }
+
+  private fromRelay(from: Buffer, packet: Buffer): void {
+    const r = this.byKey.get(from.toString('hex'));
+    if (r) {
+      if (this.wgPort === undefined) return;
+      this.counters.fromRelay++;
+      r.socket.send(packet, this.wgPort, '127.0.0.1');
+      return;
+    }
+    const nodeKey = `nodekey:${from.toString('hex')}` as NodePublicKey;
+    if (!this.opts.acceptFrom(nodeKey)) {
+      this.counters.dropped++;
+      return;
+    }
+    // The peer relays to us first: make its socket, aim WireGuard at it, deliver this packet.
+    const copy = Buffer.from(packet);
+    void this.socketFor(nodeKey).then((made) => {
+      this.opts.onInbound(nodeKey, made.endpoint);
+      if (this.wgPort !== undefined) made.socket.send(copy, this.wgPort, '127.0.0.1');
+    }, (err: Error) => this.opts.log('warn', 'could not open a relay socket', { peer: nodeKey, error: err.message }));
+  }
+
+  private connect(): void {
+    if (this.ws || this.stopped) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const log = this.opts.log;
+    void signMachineToken(this.opts.machineKey).then((token) => {
+      if (this.stopped || this.ws) return;
+      const ws = new WebSocket(relayUrl(this.opts.serverUrl), {
+        headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: CONNECT_TIMEOUT_MS,
+        // RFC 6455 masking protects intermediaries from bytes a browser script chose (§10.3); this
+        // client is no browser, and ws skips the per-byte XOR for an all-zero mask.
+        generateMask: (mask: Buffer) => void mask.fill(0),
+      });
+      this.ws = ws;
+      this.client = new RelayClient(ws, {
+        onPacket: (from, packet) => this.fromRelay(from, packet),
+        onServerInfo: () => {
+          this.ready = true;
+          this.attempt = 0;
+          log('info', 'relay connected', { url: relayUrl(this.opts.serverUrl) });
+        },
+        onPeerGone: (key, reason) => log('info', 'relay: peer unreachable', { peer: `nodekey:${key.toString('hex')}`, reason: reason === PeerGoneReason.NotAllowed ? 'not allowed' : 'not connected' }),
+        onProtocolError: (reason) => log('warn', 'relay protocol error', { reason }),
+      });
+      ws.on('unexpected-response', (_req, res) => {
+        log('warn', 'relay refused the connection', { status: res.statusCode });
+        ws.terminate();
+      });
+      ws.on('error', (err) => log('debug', 'relay socket error', { error: err.message }));
+      ws.on('close', (code, reason) => {
+        if (this.ws !== ws) return;
+        this.ws = undefined;
+        this.client = undefined;
+        this.ready = false;
+        if (this.stopped) return;
+        const delay = backoffDelay(this.attempt++, RELAY_RECONNECT_BACKOFF);
+        log('info', 'relay disconnected; reconnecting', { code, reason: reason.toString(), retryInMs: delay });
+        this.reconnectTimer = setTimeout(() => this.connect(), delay);
+        this.reconnectTimer.unref();
+      });
+    }, (err: Error) => log('error', 'signing the relay token failed', { error: err.message }));
+  }
+
+  private disconnect(): void {
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const ws = this.ws;
+    this.ws = undefined;
+    this.client = undefined;
+    this.ready = false;
+    ws?.close(1000, 'relay path stopped');
+  }
+}
+
+/** The hex of a node key, with or without its "nodekey:" prefix. */
+function keyId(nodeKey: string): string {
+  return nodeKey.slice(nodeKey.indexOf(':') + 1);
+}

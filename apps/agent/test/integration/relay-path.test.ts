@@ -1,0 +1,121 @@
+/**
+ * The agent's relayed data path against the real server's relay: two RelayPaths, each with a UDP
+ * socket standing in for its WireGuard (the e2e lab runs the same path with real wireguard-go).
+ */
+import dgram from 'node:dgram';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NodePublicKey } from '@weft/crypto';
+import { SimAgent } from '../../../../test-support/sim-agent.js';
+import { startServer, type TestServer } from '../../../server/test/support/server.js';
+import { silentLogger } from '../../src/log.js';
+import { RelayPath } from '../../src/relay-path.js';
+
+interface Side {
+  agent: SimAgent;
+  wg: dgram.Socket;
+  got: { data: string; from: string }[];
+  inbound: { nodeKey: string; endpoint: string }[];
+  path: RelayPath;
+}
+
+async function udp(): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  return s;
+}
+
+async function until(pred: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('agent relayed data path', () => {
+  let s: TestServer;
+  let a: Side;
+  let b: Side;
+
+  async function side(key: string, name: string, peers: () => string[]): Promise<Side> {
+    const agent = new SimAgent(s.url, name);
+    await agent.register(key);
+    await agent.connect();
+    await agent.waitFor(() => agent.received.some((r) => r.msg.type === 'netmap'));
+    const wg = await udp();
+    const got: Side['got'] = [];
+    const inbound: Side['inbound'] = [];
+    wg.on('message', (m, r) => got.push({ data: m.toString(), from: `${r.address}:${r.port}` }));
+    const path = new RelayPath({
+      serverUrl: s.url, machineKey: agent.machine.privateKey, log: silentLogger,
+      wireguardPort: async () => wg.address().port,
+      acceptFrom: (k) => peers().includes(k),
+      onInbound: (nodeKey, endpoint) => inbound.push({ nodeKey, endpoint }),
+    });
+    path.start();
+    await until(() => path.connected, `${name} connected to the relay`);
+    return { agent, wg, got, inbound, path };
+  }
+
+  beforeAll(async () => {
+    s = await startServer('pglite');
+    await s.api('POST', '/api/v1/users', { name: 'ops' });
+    const key = (await s.api('POST', '/api/v1/authkeys', { user: 'ops', reusable: true })).body.key;
+    a = await side(key, 'path-a', () => [b.agent.node.publicKey]);
+    b = await side(key, 'path-b', () => [a.agent.node.publicKey]);
+  });
+  afterAll(async () => {
+    for (const x of [a, b]) {
+      x?.path.stop();
+      x?.wg.close();
+      x?.agent.close();
+    }
+    await s?.close();
+  });
+
+  it('carries WireGuard datagrams both ways; the side that did not choose the relay gets a socket and is told to aim WireGuard at it', async () => {
+    const endpoint = await a.path.open(b.agent.node.publicKey as NodePublicKey);
+    expect(endpoint).toMatch(/^127\.0\.0\.1:\d+$/);
+    await until(() => a.path.connected, 'a connected to the relay');
+    const [host, port] = endpoint.split(':');
+    a.wg.send('handshake from a', Number(port), host);
+    await until(() => b.got.length === 1, 'datagram at b');
+    expect(b.got[0]!.data).toBe('handshake from a');
+    expect(b.inbound).toEqual([{ nodeKey: a.agent.node.publicKey, endpoint: b.got[0]!.from }]);
+    // WireGuard on b answers to where the datagram came from: b's socket for a.
+    const [bh, bp] = b.got[0]!.from.split(':');
+    b.wg.send('response from b', Number(bp), bh);
+    await until(() => a.got.length === 1, 'reply at a');
+    expect(a.got[0]).toEqual({ data: 'response from b', from: endpoint });
+    expect(s.relay!.counters.packetsForwarded).toBe(2);
+  });
+
+  it('forwards only what comes from WireGuard\'s own port', async () => {
+    const endpoint = a.path.endpointOf(b.agent.node.publicKey)!;
+    const stranger = await udp();
+    const before = b.got.length;
+    const dropped = a.path.counters.dropped;
+    const [host, port] = endpoint.split(':');
+    stranger.send('injected', Number(port), host);
+    await until(() => a.path.counters.dropped === dropped + 1, 'stranger dropped');
+    expect(b.got.length).toBe(before);
+    stranger.close();
+  });
+
+  it('a relayed packet from a key that is not a peer opens no socket', async () => {
+    const c = await side((await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key, 'path-c', () => []);
+    try {
+      const ep = await c.path.open(a.agent.node.publicKey as NodePublicKey);
+      await until(() => c.path.connected, 'c connected');
+      const [host, port] = ep.split(':');
+      const dropped = a.path.counters.dropped;
+      c.wg.send('from a stranger', Number(port), host);
+      await until(() => a.path.counters.dropped === dropped + 1, 'dropped at a');
+      expect(a.path.endpointOf(c.agent.node.publicKey)).toBeUndefined();
+    } finally {
+      c.path.stop();
+      c.wg.close();
+      c.agent.close();
+    }
+  });
+});

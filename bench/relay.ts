@@ -1,0 +1,348 @@
+/**
+ * `npm run bench:relay`: two clients exchanging packets through a relay on loopback, at 64- and
+ * 1280-byte packets, through (1) Weft's relay (a real `weft-server`, WebSocket `/api/v1/relay`),
+ * (2) Debian coturn's TURN relay with the clients on TCP and (3) on UDP (allocations, a
+ * permission and a channel each; ChannelData). Same load generator, same run, one process for the
+ * clients and the relay in its own.
+ *
+ * The workload per system and size: client A keeps WINDOW packets in flight to B; B echoes each
+ * back; A sends a new one per echo (both directions loaded, no unbounded queue). Packets/s counts
+ * relayed packets (both directions); Mbit/s is packets/s x size. Then with one packet in flight:
+ * the round trip A -> relay -> B -> relay -> A, p50/p99. Relay CPU is the relay process's own
+ * user+system time over the throughput phase, per second of wall time; memory its RSS (and peak).
+ * Ratios are Weft / coturn for the same size. Writes bench/results/relay.json.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, SERVER_BIN } from '../apps/server/test/support/process.js';
+import { RelayPeer } from '../test-support/relay-peer.js';
+import { SimAgent } from '../test-support/sim-agent.js';
+import { freeUdpPort, requireCoturn } from '../test-support/coturn.js';
+import { machine } from './lib/machine.js';
+import { percentile, round } from './lib/stats.js';
+import { TurnClient } from './lib/turn-client.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const SIZES = [64, 1280];
+const WINDOW = Number(process.env.BENCH_RELAY_WINDOW ?? 256);
+const THROUGHPUT_MS = Number(process.env.BENCH_RELAY_SECONDS ?? 5) * 1000;
+const LATENCY_MS = 2000;
+const ROUNDS = Number(process.env.BENCH_RELAY_ROUNDS ?? 3);
+
+/** Two endpoints of a relay: A sends to B, B to A. */
+interface Pair {
+  name: string;
+  /** Packets can be lost on the way (UDP): the window is refilled when echoes stop. */
+  lossy: boolean;
+  pid: number;
+  sendA(p: Buffer): void;
+  sendB(p: Buffer): void;
+  onA(fn: (p: Buffer) => void): void;
+  onB(fn: (p: Buffer) => void): void;
+  close(): Promise<void>;
+}
+
+const CLK_TCK = 100;
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+function memKiB(pid: number): { rss: number; hwm: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return { rss: Number(/VmRSS:\s+(\d+)/.exec(s)?.[1]), hwm: Number(/VmHWM:\s+(\d+)/.exec(s)?.[1]) };
+}
+const nowNs = () => process.hrtime.bigint();
+
+interface Result {
+  packetsPerS: number;
+  mbitPerS: number;
+  lostPct: number;
+  rttP50Ms: number;
+  rttP99Ms: number;
+  relayCpuPerS: number;
+  /** Relay CPU per relayed packet: steadier than packets/s on a machine whose other load takes the cores. */
+  relayCpuUsPerPacket: number;
+  relayRssMiB: number;
+  relayPeakRssMiB: number;
+  /** CPU of the load generator (both clients, this process) per second: near 1 = it, not the relay, was the limit. */
+  clientCpuPerS: number;
+}
+
+/** One throughput phase then one latency phase at `size` bytes. */
+async function measure(pair: Pair, size: number): Promise<Result> {
+  let inflight = 0;
+  let echoes = 0;
+  let sent = 0;
+  let window = WINDOW;
+  let rtts: number[] | null = null;
+  let lastEcho = Date.now();
+  const packet = (): Buffer => {
+    const p = Buffer.alloc(size);
+    p.writeBigUInt64BE(nowNs(), 0);
+    return p;
+  };
+  const fill = () => {
+    while (inflight < window) {
+      inflight++;
+      sent++;
+      pair.sendA(packet());
+    }
+  };
+  pair.onB((p) => pair.sendB(p));
+  pair.onA((p) => {
+    inflight = Math.max(0, inflight - 1);
+    echoes++;
+    lastEcho = Date.now();
+    if (rtts) rtts.push(Number(nowNs() - p.readBigUInt64BE(0)) / 1e6);
+    fill();
+  });
+  // A packet lost (UDP) never comes back: refill the window when echoes stop.
+  const refill = setInterval(() => {
+    if (pair.lossy && Date.now() - lastEcho > 100) {
+      inflight = 0;
+      lastEcho = Date.now();
+      fill();
+    }
+  }, 20);
+  try {
+    // Warm-up, then the measured run.
+    fill();
+    await new Promise((r) => setTimeout(r, 500));
+    const e0 = echoes;
+    const s0 = sent;
+    const c0 = cpuSeconds(pair.pid);
+    const u0 = process.cpuUsage();
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, THROUGHPUT_MS));
+    const wall = (Date.now() - t0) / 1000;
+    const cpu = cpuSeconds(pair.pid) - c0;
+    const u = process.cpuUsage(u0);
+    const got = echoes - e0;
+    const out = sent - s0;
+    // Latency: drain, then one packet in flight.
+    window = 0;
+    await new Promise((r) => setTimeout(r, 300));
+    rtts = [];
+    window = 1;
+    inflight = 0;
+    fill();
+    await new Promise((r) => setTimeout(r, LATENCY_MS));
+    window = 0;
+    await new Promise((r) => setTimeout(r, 200));
+    const mem = memKiB(pair.pid);
+    const pps = (2 * got) / wall;
+    return {
+      packetsPerS: Math.round(pps),
+      mbitPerS: round((pps * size * 8) / 1e6, 1),
+      lostPct: round(out > 0 ? Math.max(0, (100 * (out - got)) / out) : 0, 2),
+      rttP50Ms: round(percentile(rtts, 50), 3),
+      rttP99Ms: round(percentile(rtts, 99), 3),
+      relayCpuPerS: round(cpu / wall, 3),
+      relayCpuUsPerPacket: round((cpu * 1e6) / (2 * got), 2),
+      relayRssMiB: round(mem.rss / 1024, 1),
+      relayPeakRssMiB: round(mem.hwm / 1024, 1),
+      clientCpuPerS: round((u.user + u.system) / 1e6 / wall, 3),
+    };
+  } finally {
+    clearInterval(refill);
+  }
+}
+
+// ---- Weft ---------------------------------------------------------------------------------
+
+async function startWeft(): Promise<{ pair: Pair; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'weft-bench-relay-'));
+  const server = spawn(process.execPath, [SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', 'off', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr!.on('data', (d) => (err = (err + d).slice(-10_000)));
+  const stop = async () => {
+    if (server.exitCode === null) {
+      server.kill('SIGTERM');
+      await new Promise((r) => server.once('exit', r));
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    for (let t = 0; ; t++) {
+      if (await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false)) break;
+      if (t > 900 || server.exitCode !== null) throw new Error(`weft-server did not start:\n${err}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const admin = async (args: string[]) => {
+      const p = spawn(process.execPath, [SERVER_BIN, ...args, '--json', '--data-dir', dataDir]);
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      await new Promise((r) => p.on('exit', r));
+      return JSON.parse(out);
+    };
+    await admin(['users', 'create', 'bench']);
+    const authKey = (await admin(['authkeys', 'create', '--user', 'bench', '--reusable', '--expiration', '0'])).key as string;
+    const [a, b] = [new SimAgent(url, 'bench-a'), new SimAgent(url, 'bench-b')];
+    for (const n of [a, b]) {
+      await n.register(authKey);
+      await n.connect();
+      await n.waitFor(() => n.received.some((r) => r.msg.type === 'netmap'), 30_000, 'netmap');
+    }
+    const [ra, rb] = [await RelayPeer.open(url, a.machine.privateKey), await RelayPeer.open(url, b.machine.privateKey)];
+    ra.keep = rb.keep = false;
+    const pair: Pair = {
+      name: 'weft',
+      lossy: false,
+      pid: server.pid!,
+      sendA: (p) => ra.send(b.node.publicKey, p),
+      sendB: (p) => rb.send(a.node.publicKey, p),
+      onA: (fn) => (ra.onPacket = (_from, p) => fn(p)),
+      onB: (fn) => (rb.onPacket = (_from, p) => fn(p)),
+      close: async () => {
+        ra.close();
+        rb.close();
+        a.close();
+        b.close();
+      },
+    };
+    return { pair, stop: async () => { await pair.close(); await stop(); } };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+// ---- coturn -------------------------------------------------------------------------------
+
+async function startTurn(): Promise<{ proc: ChildProcess; port: number; stop: () => Promise<void> }> {
+  requireCoturn();
+  const dir = mkdtempSync(join(tmpdir(), 'weft-bench-turn-'));
+  const port = await freeUdpPort();
+  const conf = join(dir, 'turnserver.conf');
+  writeFileSync(conf, [
+    'listening-ip=127.0.0.1', 'relay-ip=127.0.0.1', `listening-port=${port}`, 'min-port=49152', 'max-port=65535',
+    'lt-cred-mech', 'user=bench:bench-secret', 'realm=bench', 'allow-loopback-peers', 'no-tls', 'no-dtls', 'no-cli',
+    `userdb=${join(dir, 'turndb')}`, `pidfile=${join(dir, 'turnserver.pid')}`, 'log-file=stdout', 'simple-log', 'no-stdout-log', '',
+  ].join('\n'));
+  const proc = spawn('turnserver', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const stop = async () => {
+    if (proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  for (let i = 0; ; i++) {
+    const c = await Promise.race([
+      TurnClient.connect('tcp', '127.0.0.1', port, 'bench', 'bench-secret').catch(() => null),
+      new Promise<null>((r) => setTimeout(() => r(null), 1000)),
+    ]);
+    if (c) {
+      c.close();
+      break;
+    }
+    if (i > 30 || proc.exitCode !== null) {
+      await stop();
+      throw new Error('turnserver did not answer an Allocate');
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return { proc, port, stop };
+}
+
+async function turnPair(turn: { proc: ChildProcess; port: number }, transport: 'tcp' | 'udp'): Promise<Pair> {
+  const a = await TurnClient.connect(transport, '127.0.0.1', turn.port, 'bench', 'bench-secret');
+  const b = await TurnClient.connect(transport, '127.0.0.1', turn.port, 'bench', 'bench-secret');
+  await a.bind(b.relayed);
+  await b.bind(a.relayed);
+  return {
+    name: `coturn-${transport}`,
+    lossy: transport === 'udp',
+    pid: turn.proc.pid!,
+    sendA: (p) => a.send(p),
+    sendB: (p) => b.send(p),
+    onA: (fn) => (a.onData = fn),
+    onB: (fn) => (b.onData = fn),
+    close: async () => {
+      a.close();
+      b.close();
+    },
+  };
+}
+
+// ---- run ----------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const weft = await startWeft();
+  // The relay's RSS is weft-server's whole process (embedded database included): its idle value with
+  // the two nodes connected is the baseline the traffic adds to.
+  const weftIdle = memKiB(weft.pair.pid);
+  const turn = await startTurn().catch((e: Error) => {
+    console.error(`coturn part skipped: ${e.message}`);
+    return null;
+  });
+  const runs: Record<string, Record<number, Result[]>> = {};
+  const record = (name: string, size: number, r: Result) => {
+    ((runs[name] ??= {})[size] ??= []).push(r);
+    console.log(`${name.padEnd(11)} ${String(size).padStart(4)} B: ${r.packetsPerS} pkt/s, ${r.mbitPerS} Mbit/s, lost ${r.lostPct}%, rtt p50 ${r.rttP50Ms} ms p99 ${r.rttP99Ms} ms, relay cpu ${r.relayCpuPerS}/s (${r.relayCpuUsPerPacket} us/pkt), clients cpu ${r.clientCpuPerS}/s, rss ${r.relayRssMiB} MiB`);
+  };
+  try {
+    for (let round_ = 0; round_ < ROUNDS; round_++) {
+      for (const size of SIZES) {
+        // Rotating order inside a round: a load spike on the shared machine does not always hit the same system.
+        const order = ['weft', 'coturn-tcp', 'coturn-udp'];
+        for (const name of round_ % 2 ? order.reverse() : order) {
+          if (name === 'weft') record(name, size, await measure(weft.pair, size));
+          else if (turn) {
+            const pair = await turnPair(turn, name === 'coturn-tcp' ? 'tcp' : 'udp');
+            try {
+              record(name, size, await measure(pair, size));
+            } finally {
+              await pair.close();
+            }
+          }
+        }
+      }
+    }
+  } finally {
+    await weft.stop();
+    await turn?.stop();
+  }
+
+  const best = (name: string, size: number): Result | undefined => {
+    const rs = runs[name]?.[size];
+    if (!rs?.length) return undefined;
+    // The median round by packets/s stands for the system (a noisy round neither flatters nor hurts it).
+    return [...rs].sort((x, y) => x.packetsPerS - y.packetsPerS)[Math.floor((rs.length - 1) / 2)];
+  };
+  const summary: Record<string, unknown> = {};
+  for (const size of SIZES) {
+    const w = best('weft', size);
+    const t = best('coturn-tcp', size);
+    const u = best('coturn-udp', size);
+    summary[`${size}B`] = {
+      weft: w, coturnTcp: t ?? null, coturnUdp: u ?? null,
+      ratios: {
+        packetsPerSWeftOverCoturnTcp: w && t ? round(w.packetsPerS / t.packetsPerS, 2) : null,
+        packetsPerSWeftOverCoturnUdp: w && u ? round(w.packetsPerS / u.packetsPerS, 2) : null,
+        rttP50WeftOverCoturnTcp: w && t ? round(w.rttP50Ms / t.rttP50Ms, 2) : null,
+        cpuPerPacketWeftOverCoturnTcp: w && t ? round(w.relayCpuUsPerPacket / t.relayCpuUsPerPacket, 2) : null,
+        cpuPerPacketWeftOverCoturnUdp: w && u ? round(w.relayCpuUsPerPacket / u.relayCpuUsPerPacket, 2) : null,
+      },
+    };
+  }
+  const out = {
+    benchmark: 'relay',
+    date: new Date().toISOString(),
+    machine: machine({ coturn: ['turnserver', ['--version']] }),
+    workload: { sizes: SIZES, window: WINDOW, throughputSeconds: THROUGHPUT_MS / 1000, latencySeconds: LATENCY_MS / 1000, rounds: ROUNDS,
+      note: 'A keeps WINDOW packets in flight to B, B echoes each; packets/s counts relayed packets both ways; RTT is A->relay->B->relay->A with one packet in flight. Weft: weft-server (embedded PGlite, bundle) with two real WebSocket relay clients; coturn: turnserver (lt-cred-mech, its default threads) with a TURN client per side (Allocate, CreatePermission, ChannelBind, ChannelData).' },
+    weftServerIdleRssMiB: round(weftIdle.rss / 1024, 1),
+    summary,
+    rounds: runs,
+  };
+  writeFileSync(join(here, 'results/relay.json'), JSON.stringify(out, null, 2) + '\n');
+  console.log(JSON.stringify(summary, null, 2));
+}
+
+await main();

@@ -1,0 +1,77 @@
+/**
+ * The client side of the packet relay, over an already-open WebSocket (the caller dials it with
+ * its machine token: this package knows nothing of credentials). Sends packets addressed by
+ * destination node key and hands received ones to `onPacket` with the sender's key as the server
+ * stamped it. Its own queue is bounded like the server's: a packet that would take the socket's
+ * unsent bytes past `maxQueueBytes` is dropped (drop newest) and counted.
+ */
+import { encodeFrame, FRAME_PEER_GONE, FRAME_RECV_PACKET, FRAME_SEND_PACKET, FRAME_SERVER_INFO, KEY_BYTES, MAX_PACKET_BYTES, readServerFrame, type PeerGoneReason } from './relay-frame.js';
+import { RELAY_QUEUE_BYTES } from './tunables.js';
+
+/** The part of a `ws` client WebSocket used here. */
+export interface RelayClientSocket {
+  readonly bufferedAmount: number;
+  send(data: Buffer, options: { binary: true }): void;
+  close(code?: number, reason?: string): void;
+  on(event: 'message', fn: (data: Buffer, isBinary: boolean) => void): unknown;
+}
+
+export interface RelayClientHandlers {
+  /** A packet from the peer with node key `from` (32 bytes; a view valid during the call). */
+  onPacket: (from: Buffer, packet: Buffer) => void;
+  /** The server says `key` cannot be reached (sent once until a packet to it gets through again). */
+  onPeerGone?: (key: Buffer, reason: PeerGoneReason) => void;
+  /** The server's first frame: our node key as it authenticated us, and its packet limit. */
+  onServerInfo?: (info: { key: Buffer; version: number; maxPacketBytes: number }) => void;
+  /** The server sent something that is not a server frame; the client closes the socket. */
+  onProtocolError?: (reason: string) => void;
+}
+
+export interface RelayClientCounters {
+  sent: number;
+  received: number;
+  dropped: { queueFull: number; tooBig: number };
+}
+
+export class RelayClient {
+  readonly counters: RelayClientCounters = { sent: 0, received: 0, dropped: { queueFull: 0, tooBig: 0 } };
+  maxPacketBytes = MAX_PACKET_BYTES;
+
+  constructor(private readonly socket: RelayClientSocket, private readonly handlers: RelayClientHandlers, private readonly maxQueueBytes = RELAY_QUEUE_BYTES) {
+    socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+  }
+
+  /** Sends one packet to the peer with node key `to`; false when it was dropped here. */
+  send(to: Uint8Array, packet: Uint8Array): boolean {
+    if (to.length !== KEY_BYTES) throw new RangeError(`destination key must be ${KEY_BYTES} bytes`);
+    if (packet.length > this.maxPacketBytes) {
+      this.counters.dropped.tooBig++;
+      return false;
+    }
+    if (this.socket.bufferedAmount + packet.length > this.maxQueueBytes) {
+      this.counters.dropped.queueFull++;
+      return false;
+    }
+    this.socket.send(encodeFrame(FRAME_SEND_PACKET, to, packet), { binary: true });
+    this.counters.sent++;
+    return true;
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    const read = isBinary ? readServerFrame(data) : ({ ok: false, reason: 'text message on the relay socket' } as const);
+    if (!read.ok) {
+      this.handlers.onProtocolError?.(read.reason);
+      this.socket.close(1002, read.reason);
+      return;
+    }
+    const f = read.frame;
+    if (f.type === FRAME_RECV_PACKET) {
+      this.counters.received++;
+      this.handlers.onPacket(f.key, f.body);
+    } else if (f.type === FRAME_PEER_GONE) this.handlers.onPeerGone?.(f.key, f.reason);
+    else if (f.type === FRAME_SERVER_INFO) {
+      this.maxPacketBytes = Math.min(MAX_PACKET_BYTES, f.maxPacketBytes);
+      this.handlers.onServerInfo?.(f);
+    }
+  }
+}

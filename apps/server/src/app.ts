@@ -17,6 +17,8 @@ import { ChangeHub } from './hub.js';
 import type { FollowerTimings } from './outbox-follower.js';
 import type { StunCounters } from '@weft/relay';
 import { loginPage } from './login-page.js';
+import { OidcClient, type OidcSettings } from './web/oidc.js';
+import { signInRoutes } from './web/sign-in-routes.js';
 import { Mapper } from './mapper/mapper.js';
 import { ServerMetrics } from './metrics.js';
 import { metricsRoute } from './metrics-endpoint.js';
@@ -24,7 +26,11 @@ import { clientErrorHandler, frameworkErrors, installProblemHandler, MAX_PARAM_L
 import { AbuseLimits, type AbuseLimitOptions } from './rate-limit.js';
 import { installSecurityHeaders } from './security-headers.js';
 import { State } from './state/index.js';
-import { LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS } from './tunables.js';
+import type { SessionTimings } from './state/index.js';
+import {
+  LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS, SESSION_IDLE_TIMEOUT_MS, SESSION_MAX_AGE_MS,
+  SESSION_REAP_INTERVAL_MS, SESSION_TOUCH_INTERVAL_MS,
+} from './tunables.js';
 
 export interface AppOptions {
   db: Database;
@@ -54,7 +60,14 @@ export interface AppOptions {
    * nothing measured, no `/metrics`.
    */
   metrics?: { token?: string; stun?: { readonly counters: StunCounters } };
+  /** Sign-in with an OIDC provider; absent = local accounts only. */
+  oidc?: OidcSettings;
+  /** Web session timings; absent = the tunables (tests shorten them). */
+  sessions?: Partial<SessionTimings>;
 }
+
+/** Form posts of the server's own HTML pages (sign-in, approval), for the web routes only. */
+const FORM_BODY_LIMIT_BYTES = 16 * 1024;
 
 export interface App {
   app: FastifyInstance;
@@ -115,6 +128,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     loginTimeoutS: opts.loginTimeoutS ?? 600,
     maxPendingLogins: opts.maxPendingLogins ?? MAX_PENDING_LOGINS,
     replica: { id: hub.origin, log: app.log },
+    web: {
+      sessions: {
+        maxAgeMs: opts.sessions?.maxAgeMs ?? SESSION_MAX_AGE_MS,
+        idleTimeoutMs: opts.sessions?.idleTimeoutMs ?? SESSION_IDLE_TIMEOUT_MS,
+        touchIntervalMs: opts.sessions?.touchIntervalMs ?? SESSION_TOUCH_INTERVAL_MS,
+      },
+      adminGroups: opts.oidc?.adminGroups ?? [],
+    },
   });
   // Before the mapper loads the nodes, so a crashed predecessor's "online" never reaches a netmap.
   await state.presence.start({ sole: opts.db.backend === 'pglite', deadAfterMs: REPLICA_DEAD_AFTER_MS });
@@ -165,7 +186,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     socketRoute(scope, state, mapper, hub);
     apiRoutes(scope, state, limits);
     statusRoute(scope, state, limits, mapper);
-    loginPage(scope);
+  });
+  const oidc = opts.oidc ? new OidcClient(opts.oidc) : null;
+  await app.register(async (web) => {
+    web.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT_BYTES }, (_req, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    });
+    signInRoutes(web, state, limits, oidc);
+    loginPage(web, state);
   });
 
   const ephemeralTimeoutS = opts.ephemeralTimeoutS ?? 60;
@@ -192,7 +220,13 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   }, opts.loginReapIntervalMs ?? LOGIN_REAP_INTERVAL_MS);
   loginReaper.unref();
 
+  const sessionReaper = setInterval(() => {
+    state.sessions.reapExpired().catch((err: unknown) => app.log.warn({ err }, 'expired session sweep failed'));
+  }, SESSION_REAP_INTERVAL_MS);
+  sessionReaper.unref();
+
   app.addHook('onClose', async () => {
+    clearInterval(sessionReaper);
     clearInterval(reaper);
     clearInterval(heartbeat);
     clearInterval(loginReaper);

@@ -42,6 +42,13 @@ export const Errors = {
   loginExpired: def('login_expired', 410, 'The login expired; run `weft up` again'),
   nodeExpired: def('node_expired', 410, "The node's key expired; run `weft up` again"),
   addressesExhausted: def('addresses_exhausted', 507, 'No free tunnel addresses left'),
+  /** A state-changing request made with a session cookie lacked the CSRF token or came from another site. */
+  csrfFailed: def('csrf_failed', 403, 'Cross-site request refused'),
+  /** Wrong user name or password (which one is not said). */
+  signInFailed: def('sign_in_failed', 401, 'Sign-in failed'),
+  /** The OIDC sign-in was refused: the provider's answer did not verify, or the account is not allowed. */
+  oidcFailed: def('oidc_failed', 401, 'Sign-in with the identity provider failed'),
+  oidcNotConfigured: def('oidc_not_configured', 404, 'No identity provider is configured'),
   rateLimited: def('rate_limited', 429, 'Too many requests', true),
   unavailable: def('unavailable', 503, 'Temporarily unavailable', true),
   /** Not retryable: an unexpected error is most often deterministic, and a client retrying it forever is a load generator. */

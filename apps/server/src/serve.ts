@@ -4,7 +4,7 @@ import { StunServer, type StunLog } from '@weft/relay';
 import { buildApp } from './app.js';
 import { shellWord, startHint } from './cli/hints.js';
 import { z } from 'zod';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, oidcSettings } from './config.js';
 import type { FollowerTimings } from './outbox-follower.js';
 import { adminSocketPath, listenAdminSocket } from './local-socket.js';
 import { listenMetrics } from './metrics-endpoint.js';
@@ -25,13 +25,14 @@ export async function serve(argv: string[]): Promise<void> {
   const { app, state, metrics } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
     maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies, outbox: outboxTimings(process.env),
     ...(metricsOn ? { metrics: { token: config.metricsToken, stun } } : {}),
+    oidc: oidcSettings(config, serverUrl),
   });
   await app.listen({ host, port });
   const admin = await listenAdminSocket(app, config.dataDir);
   const metricsServer = metrics && config.metricsListen ? await listenMetrics(metrics, ...splitHostPort(config.metricsListen)) : null;
 
   const where = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const [users, nodes] = await Promise.all([state.ctx.prisma.user.count(), state.ctx.prisma.node.count()]);
+  const [users, nodes, localAccount] = await Promise.all([state.ctx.prisma.user.count(), state.ctx.prisma.node.count(), state.localAccounts.any()]);
   process.stderr.write(
     `\nWeft control server listening on ${where} (${db.backend === 'pglite' ? `embedded database in ${config.dataDir}` : 'Postgres'})\n` +
       `Agents and browsers use ${serverUrl}\n` +
@@ -39,8 +40,9 @@ export async function serve(argv: string[]): Promise<void> {
       `Admin socket: ${adminSocketPath(config.dataDir)}\n` +
       (config.metricsListen ? `Metrics: http://${config.metricsListen}/metrics\n` : '') +
       (config.metricsToken ? `Metrics: ${where}/metrics (bearer metrics token)\n` : '') +
+      `Web sign-in: ${serverUrl}/auth/login (${config.oidcIssuer ? `OIDC ${config.oidcIssuer}, and local accounts` : 'local accounts'})\n` +
       '\n' +
-      startHint(users, nodes, shellWord(config.dataDir)),
+      startHint(users, nodes, shellWord(config.dataDir), localAccount),
   );
 
   let stopping = false;

@@ -250,3 +250,39 @@ export const AuditPage = z.object({ items: z.array(AuditEvent), next: z.string()
 export type AuditPage = z.infer<typeof AuditPage>;
 
 export const List = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
+
+/**
+ * `PUT /api/v1/users/:user/password`: sets a local account's password (what `weft-server admin
+ * set-password` sends over the admin socket). Creates the user when there is none. Since 0.1.
+ */
+export const SetPassword = z.strictObject({
+  /** 12 to 1024 characters. Hashed with scrypt at once; never stored or logged as sent. */
+  password: text().min(12, 'must be at least 12 characters').max(1024),
+});
+export type SetPassword = z.infer<typeof SetPassword>;
+
+export const PasswordSet = z.object({
+  user: UserName,
+  /** True when this request created the user. */
+  created: z.boolean(),
+});
+export type PasswordSet = z.infer<typeof PasswordSet>;
+
+/**
+ * `GET /auth/session` (and the JSON answer of `POST /auth/login`): the signed-in browser session.
+ * The session id itself is only in the HttpOnly cookie.
+ */
+export const WebSession = z.object({
+  user: z.object({ id: z.number().int(), name: z.string() }),
+  /** `admin` (a local account, or a member of an admin group at the identity provider) or `member`. */
+  role: z.enum(['admin', 'member']),
+  /** How the session was signed in: `password` (local account) or `oidc`. */
+  method: z.enum(['password', 'oidc']),
+  /** Send as the `X-CSRF-Token` header on every state-changing request made with the cookie. */
+  csrfToken: z.string(),
+  /** The session ends then, however active. */
+  expiresAt: Timestamp,
+  /** ... or then, unless a request comes first. */
+  idleExpiresAt: Timestamp,
+});
+export type WebSession = z.infer<typeof WebSession>;

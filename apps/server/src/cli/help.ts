@@ -44,6 +44,10 @@ export const NOUN_USAGE = {
   weft-server audit export --since TIME [--until TIME] [--action PREFIX] [--actor LABEL] [--target KIND:NAME]
       every matching event as JSON lines on stdout, streamed page by page`,
   apikeys: `  weft-server apikeys list | create --scopes admin|read[,..] [--description TEXT] [--expiration 90d|0] | revoke ID`,
+  admin: `  weft-server admin set-password [--user NAME]
+      sets the password of a local account for the web sign-in (default user admin, created if
+      missing; a user with a password is an admin). Asks twice on a terminal, without echo;
+      otherwise reads the first line of stdin. Never takes the password as an argument.`,
 } as const;
 export type Noun = keyof typeof NOUN_USAGE;
 
@@ -74,7 +78,7 @@ export const POLICY_USAGE = `Usage: weft-server policy compile POLICY_FILE --nod
 export const USAGE = `Usage:
   weft-server serve [flags]     run the control server (weft-server serve --help)
   weft-server policy compile POLICY_FILE --nodes NODES_JSON [--json]   preview a policy offline
-  weft-server users|nodes|authkeys|apikeys|audit ...   the admin CLI (weft-server nodes --help)
+  weft-server users|nodes|authkeys|apikeys|audit|admin ...   the admin CLI (weft-server nodes --help)
   weft-server --version
 ${SERVE_USAGE.split('\n').slice(2).join('\n')}
 

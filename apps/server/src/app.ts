@@ -76,6 +76,8 @@ export interface App {
   hub: ChangeHub;
   /** Null when metrics are off. */
   metrics: ServerMetrics | null;
+  /** Null when no identity provider is configured. */
+  oidc: OidcClient | null;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -233,5 +235,5 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await beating;
     await state.presence.stop();
   });
-  return { app, state, mapper, hub, metrics };
+  return { app, state, mapper, hub, metrics, oidc };
 }

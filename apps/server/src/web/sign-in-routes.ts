@@ -154,8 +154,9 @@ export function signInRoutes(app: FastifyInstance, state: State, limits: AbuseLi
       if (!binding || !constantTimeEqual(hashSecret(binding), pending.browserHash)) throw new ApiError(Errors.oidcFailed, 'this sign-in was started in another browser; sign in again from this one');
       if (pending.expiresAt.getTime() <= Date.now()) throw new ApiError(Errors.oidcFailed, 'this sign-in took too long; sign in again');
       const claims = await oidc.signIn(q.code, pending.codeVerifier, pending.nonce);
+      // Verified claims: the audit of a refusal from here on can say who was refused.
+      claimedName = typeof claims.email === 'string' ? claims.email : typeof claims.sub === 'string' ? claims.sub : null;
       const identity = oidc.identity(claims);
-      claimedName = identity.email ?? identity.preferredName;
       const user = await state.identities.signIn(identity);
       await startSession(req, reply, user, 'oidc');
       reply.header('set-cookie', [String(reply.getHeader('set-cookie')), cookie(req, OIDC_BINDING_COOKIE, '', 0)]);

@@ -157,6 +157,19 @@ describe('web sign-in with a local account', () => {
     expect(events.at(-1)).toMatchObject({ actorType: 'user', actorName: 'root' });
   });
 
+  it("suspending a user ends their web sessions at once, and they cannot sign in until resumed", async () => {
+    expect((await s.api('PUT', '/api/v1/users/temp-admin/password', { password: PASSWORD })).status).toBe(200);
+    const b = browser();
+    expect((await signIn(b, 'temp-admin')).status).toBe(303);
+    expect((await b.get('/api/v1/users')).status).toBe(200);
+    expect((await s.api('POST', '/api/v1/users/temp-admin/suspend')).status).toBe(200);
+    expect((await b.get('/api/v1/users')).status).toBe(401);
+    expect((await b.get('/auth/session')).status).toBe(401);
+    const again = await signIn(browser(), 'temp-admin');
+    expect(again.status).toBe(401);
+    expect(again.body).toContain('suspended');
+  });
+
   it('a device login approved in the browser: sign in, confirm hostname and key, and the waiting agent goes on as that user', async () => {
     const agent = new SimAgent(s.url, 'ada-laptop');
     const pending = await agent.register();

@@ -91,8 +91,8 @@ export async function cli(args: string[], opts: { cwd?: string; env?: Record<str
     if (opts.input !== undefined) p.stdin!.end(opts.input);
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
+    p.stdout!.on('data', (d) => (stdout += d));
+    p.stderr!.on('data', (d) => (stderr += d));
     p.on('exit', (code) => res({ code: code ?? -1, stdout, stderr }));
   });
 }

@@ -7,7 +7,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { ApiError, Errors } from './errors.js';
 import {
   AUTH_FAILURE_BURST, AUTH_FAILURE_REFILL_PER_S, RATE_LIMIT_IPV6_PREFIX_BITS, RATE_LIMIT_MAX_ADDRESSES, REGISTER_BURST,
-  REGISTER_REFILL_PER_S, SIGN_IN_FAILURE_BURST, SIGN_IN_FAILURE_REFILL_PER_S,
+  OIDC_START_BURST, OIDC_START_REFILL_PER_S, REGISTER_REFILL_PER_S, SIGN_IN_FAILURE_BURST, SIGN_IN_FAILURE_REFILL_PER_S,
 } from './tunables.js';
 
 export interface RateLimitOptions {
@@ -125,13 +125,16 @@ export class AbuseLimits {
   readonly authFailures: RateLimiter;
   /** Failed password sign-ins, keyed by source address and, separately, by the account name tried. */
   readonly signInFailures: RateLimiter;
+  /** OIDC sign-ins started (rows in oidc_logins until used or expired), per source address. */
+  readonly oidcStarts: RateLimiter;
   /** Requests refused with 429 so far, per limit (read by metrics). */
-  readonly refusals = { login: 0, credentials: 0, signIn: 0 };
+  readonly refusals = { login: 0, credentials: 0, signIn: 0, oidcStart: 0 };
 
   constructor(o: AbuseLimitOptions = {}) {
     const maxKeys = o.maxAddresses ?? RATE_LIMIT_MAX_ADDRESSES;
     this.logins = new RateLimiter({ burst: o.registerBurst ?? REGISTER_BURST, perSecond: o.registerPerSecond ?? REGISTER_REFILL_PER_S, maxKeys, now: o.now });
     this.authFailures = new RateLimiter({ burst: o.authFailureBurst ?? AUTH_FAILURE_BURST, perSecond: o.authFailurePerSecond ?? AUTH_FAILURE_REFILL_PER_S, maxKeys, now: o.now });
+    this.oidcStarts = new RateLimiter({ burst: OIDC_START_BURST, perSecond: OIDC_START_REFILL_PER_S, maxKeys, now: o.now });
     this.signInFailures = new RateLimiter({ burst: o.signInFailureBurst ?? SIGN_IN_FAILURE_BURST, perSecond: o.signInFailurePerSecond ?? SIGN_IN_FAILURE_REFILL_PER_S, maxKeys, now: o.now });
   }
 
@@ -144,6 +147,15 @@ export class AbuseLimits {
     if (wait > 0) {
       this.refusals.signIn++;
       throw rateLimited('too many failed sign-ins from this address or for this account', wait);
+    }
+  }
+
+  /** Spends an OIDC-start token for `ip` or throws 429. */
+  admitOidcStart(ip: string | undefined): void {
+    const wait = this.oidcStarts.take(sourceKey(ip));
+    if (wait > 0) {
+      this.refusals.oidcStart++;
+      throw rateLimited('too many sign-ins started from this address', wait);
     }
   }
 

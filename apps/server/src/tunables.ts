@@ -151,3 +151,11 @@ export const OIDC_CLOCK_TOLERANCE_S = 30;
  */
 export const SIGN_IN_FAILURE_BURST = 10;
 export const SIGN_IN_FAILURE_REFILL_PER_S = 1 / 6;
+
+/**
+ * OIDC sign-ins one source address may start (each is a row until its callback or expiry): a
+ * burst, then one every 3 s. A person starts one per sign-in; a flood of starts cannot grow the
+ * table faster than this per address.
+ */
+export const OIDC_START_BURST = 20;
+export const OIDC_START_REFILL_PER_S = 1 / 3;

@@ -119,6 +119,7 @@ export function signInRoutes(app: FastifyInstance, state: State, limits: AbuseLi
   r.get('/auth/oidc/start', { schema: { ...hide, querystring: z.object({ next: z.string().max(512).optional() }) } as object }, async (req, reply) => {
     try {
       if (!oidc) throw new ApiError(Errors.oidcNotConfigured, 'this server has no identity provider configured (oidcIssuer); sign in with a local account');
+      limits.admitOidcStart(req.ip);
       const stateParam = randomToken();
       const binding = randomToken();
       const nonce = randomToken();

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { Browser, hiddenField } from '../support/browser.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { SESSION_IDLE_TIMEOUT_MS } from '../../src/tunables.js';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -155,6 +156,22 @@ describe('web sign-in with a local account', () => {
     }
     const events = await s.state.ctx.prisma.auditEvent.findMany({ where: { action: 'auth.sign-out' } });
     expect(events.at(-1)).toMatchObject({ actorType: 'user', actorName: 'root' });
+  });
+
+  it('a session idle past the idle timeout, or past its end, is refused and deleted', async () => {
+    const idle = browser();
+    await signIn(idle);
+    const ended = browser();
+    await signIn(ended);
+    const [a, b] = await s.state.ctx.prisma.webSession.findMany({ orderBy: { id: 'desc' }, take: 2 });
+    // Moved back in the database rather than waited for: the server reads these times on every request.
+    await s.state.ctx.prisma.webSession.update({ where: { id: b!.id }, data: { lastSeenAt: new Date(Date.now() - SESSION_IDLE_TIMEOUT_MS - 1000) } });
+    await s.state.ctx.prisma.webSession.update({ where: { id: a!.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    for (const br of [idle, ended]) {
+      expect((await br.get('/auth/session')).status).toBe(401);
+      expect((await br.get('/api/v1/users')).status).toBe(401);
+    }
+    expect(await s.state.ctx.prisma.webSession.count({ where: { id: { in: [a!.id, b!.id] } } })).toBe(0);
   });
 
   it("suspending a user ends their web sessions at once, and they cannot sign in until resumed", async () => {

@@ -202,12 +202,13 @@ export const AuditEvent = z.object({
   /** Increasing, and rows commit in id order: the paging cursor. A string: it is a bigint. */
   id: z.string(),
   at: Timestamp,
-  /** The actor as one label, e.g. "apikey:weft-api-0123456789ab", "local-socket", "system". */
+  /** The actor as one label, e.g. "apikey:weft-api-0123456789ab", "user:ada" (a web session), "local-socket", "anonymous" (a refused sign-in), "system". */
   actor: z.string(),
+  /** "apikey", "user", "local-socket", "node", "authkey", "anonymous", "system". */
   actorType: z.string().nullable(),
   actorId: z.string().nullable(),
   actorName: z.string().nullable(),
-  /** "api", "cli" (the admin socket), "agent", "system". */
+  /** "api", "ui" (a web session: the sign-in and approval pages, the web UI), "cli" (the admin socket), "agent", "system". */
   origin: z.string().nullable(),
   /** "<noun>.<verb>", e.g. "user.suspend". */
   action: z.string(),

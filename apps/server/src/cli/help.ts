@@ -9,7 +9,9 @@ export const SERVE_USAGE = `Usage: weft-server serve [--config FILE] [--listen H
                          [--metrics-listen HOST:PORT]
   Runs the control server. Config comes from the JSON file (--config or WEFT_CONFIG), then WEFT_*
   environment variables (WEFT_LISTEN, WEFT_STUN_LISTEN, WEFT_DATA_DIR, WEFT_DATABASE_URL or DATABASE_URL,
-  WEFT_SERVER_URL, WEFT_LOG_LEVEL, WEFT_LOG_FORMAT, WEFT_METRICS_LISTEN, WEFT_METRICS_TOKEN), then flags.
+  WEFT_SERVER_URL, WEFT_LOG_LEVEL, WEFT_LOG_FORMAT, WEFT_METRICS_LISTEN, WEFT_METRICS_TOKEN, and for sign-in
+  with an OIDC provider WEFT_OIDC_ISSUER, WEFT_OIDC_CLIENT_ID, WEFT_OIDC_CLIENT_SECRET or
+  WEFT_OIDC_CLIENT_SECRET_FILE, WEFT_OIDC_REDIRECT_URL, WEFT_OIDC_GROUPS_CLAIM), then flags.
   --listen        host:port to listen on (default 127.0.0.1:8080)
   --stun-listen   UDP host:port of the STUN service, [::]:PORT for IPv4 and IPv6, or off (default 0.0.0.0:3478)
   --data-dir      embedded database and admin socket (default ./data)

@@ -20,6 +20,8 @@ import { ChangeHub } from './hub.js';
 import type { FollowerTimings } from './outbox-follower.js';
 import { MAX_FRAME_BYTES, RelayServer, responderKey, type RelayServerOptions, type StunCounters } from '@weft/relay';
 import { loginPage } from './login-page.js';
+import { OidcClient, type OidcSettings } from './web/oidc.js';
+import { signInRoutes } from './web/sign-in-routes.js';
 import { Mapper } from './mapper/mapper.js';
 import { ServerMetrics } from './metrics.js';
 import { metricsRoute } from './metrics-endpoint.js';
@@ -28,7 +30,11 @@ import { AbuseLimits, type AbuseLimitOptions } from './rate-limit.js';
 import { installSecurityHeaders } from './security-headers.js';
 import { State } from './state/index.js';
 import { WgMapping } from './wg-mapping.js';
-import { WG_MAPPING_WRITE_INTERVAL_MS, LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS } from './tunables.js';
+import type { SessionTimings } from './state/index.js';
+import {
+  WG_MAPPING_WRITE_INTERVAL_MS, LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS, SESSION_IDLE_TIMEOUT_MS, SESSION_MAX_AGE_MS,
+  SESSION_REAP_INTERVAL_MS, SESSION_TOUCH_INTERVAL_MS,
+} from './tunables.js';
 
 export interface AppOptions {
   db: Database;
@@ -79,7 +85,14 @@ export interface AppOptions {
    * (knobs here for tests and benchmarks), false = off (no route: 404).
    */
   relay?: false | Pick<RelayServerOptions, 'maxQueueBytes' | 'maxPacketBytes' | 'pingIntervalMs'>;
+  /** Sign-in with an OIDC provider; absent = local accounts only. */
+  oidc?: OidcSettings;
+  /** Web session timings; absent = the tunables (tests shorten them). */
+  sessions?: Partial<SessionTimings>;
 }
+
+/** Form posts of the server's own HTML pages (sign-in, approval), for the web routes only. */
+const FORM_BODY_LIMIT_BYTES = 16 * 1024;
 
 export interface App {
   app: FastifyInstance;
@@ -92,6 +105,8 @@ export interface App {
   wgMapping: WgMapping | null;
   /** Null when the relay is off. */
   relay: RelayServer | null;
+  /** Null when no identity provider is configured. */
+  oidc: OidcClient | null;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -152,6 +167,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     loginTimeoutS: opts.loginTimeoutS ?? 600,
     maxPendingLogins: opts.maxPendingLogins ?? MAX_PENDING_LOGINS,
     replica: { id: hub.origin, log: app.log },
+    web: {
+      sessions: {
+        maxAgeMs: opts.sessions?.maxAgeMs ?? SESSION_MAX_AGE_MS,
+        idleTimeoutMs: opts.sessions?.idleTimeoutMs ?? SESSION_IDLE_TIMEOUT_MS,
+        touchIntervalMs: opts.sessions?.touchIntervalMs ?? SESSION_TOUCH_INTERVAL_MS,
+      },
+      adminGroups: opts.oidc?.adminGroups ?? [],
+    },
   });
   // Before the mapper loads the nodes, so a crashed predecessor's "online" never reaches a netmap.
   await state.presence.start({ sole: opts.db.backend === 'pglite', deadAfterMs: REPLICA_DEAD_AFTER_MS });
@@ -218,7 +241,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     apiRoutes(scope, state, limits);
     statusRoute(scope, state, limits, mapper);
     backupRoute(scope, state, limits, opts.db);
-    loginPage(scope);
+  });
+  const oidc = opts.oidc ? new OidcClient(opts.oidc) : null;
+  await app.register(async (web) => {
+    web.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT_BYTES }, (_req, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    });
+    signInRoutes(web, state, limits, oidc);
+    loginPage(web, state);
   });
 
   const ephemeralTimeoutS = opts.ephemeralTimeoutS ?? 60;
@@ -245,7 +275,13 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   }, opts.loginReapIntervalMs ?? LOGIN_REAP_INTERVAL_MS);
   loginReaper.unref();
 
+  const sessionReaper = setInterval(() => {
+    state.sessions.reapExpired().catch((err: unknown) => app.log.warn({ err }, 'expired session sweep failed'));
+  }, SESSION_REAP_INTERVAL_MS);
+  sessionReaper.unref();
+
   app.addHook('onClose', async () => {
+    clearInterval(sessionReaper);
     clearInterval(reaper);
     clearInterval(heartbeat);
     clearInterval(loginReaper);
@@ -253,5 +289,5 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await wgMapping?.close();
     await state.presence.stop();
   });
-  return { app, state, mapper, hub, metrics, wgMapping, relay };
+  return { app, state, mapper, hub, metrics, wgMapping, relay, oidc };
 }

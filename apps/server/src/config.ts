@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { EMBEDDED_REGION_ID } from './regions.js';
 import { loadTlsPair, TlsPairError } from './tls.js';
 import { MAX_PENDING_LOGINS } from './tunables.js';
+import type { OidcSettings } from './web/oidc.js';
 
 function isProxySpec(s: string): boolean {
   if (['loopback', 'linklocal', 'uniquelocal'].includes(s)) return true;
@@ -19,6 +20,14 @@ function isProxySpec(s: string): boolean {
   if (extra !== undefined || !isIP(addr!)) return false;
   return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (isIP(addr!) === 4 ? 32 : 128));
 }
+
+/** An identity provider's URL: https, or http on a loopback host (a provider on this machine, tests). */
+const IdpUrl = z.string().url('must be a URL such as https://accounts.example.com').refine((v) => {
+  const u = new URL(v);
+  return u.protocol === 'https:' || (u.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(u.hostname));
+}, 'must be https:// (http:// only on localhost)');
+
+const NameList = z.array(z.string().min(1).max(256)).max(1000).default([]);
 
 const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/;
 
@@ -87,6 +96,28 @@ export const ServerConfig = z.strictObject({
   tlsCert: z.string().min(1).optional(),
   /** PEM private key of `tlsCert`. Reloaded when the file changes. */
   tlsKey: z.string().min(1).optional(),
+  // ---- sign-in with an OIDC provider (web/oidc.ts); all absent = local accounts only ----
+  /** The issuer URL exactly as the provider's id_tokens name it; discovery is read from `<issuer>/.well-known/openid-configuration`. */
+  oidcIssuer: IdpUrl.optional(),
+  oidcClientId: z.string().min(1).max(512).optional(),
+  /** The client secret, from the environment (WEFT_OIDC_CLIENT_SECRET) only; or oidcClientSecretFile. Absent both = a public client (PKCE). */
+  oidcClientSecret: z.string().min(1).max(4096).optional(),
+  /** A file holding the client secret (its first line); keeps it out of the config file and the environment. */
+  oidcClientSecretFile: z.string().min(1).optional(),
+  /** Where the provider sends browsers back; absent = `<serverUrl>/auth/oidc/callback`. Register this URL at the provider. */
+  oidcRedirectUrl: z.string().url('must be a URL such as https://weft.example.com/auth/oidc/callback').optional(),
+  oidcScopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be a scope token')).max(32).default(['openid', 'email', 'profile'])
+    .refine((s) => s.includes('openid'), 'must include "openid"'),
+  /** The id_token claim with the user's groups: `groups`, a namespaced name such as `https://example.com/groups`, or a dotted path such as `realm_access.roles`. */
+  oidcGroupsClaim: z.string().min(1).max(256).default('groups'),
+  /** Only emails in these domains may sign in (empty = any). Lists combine with AND. */
+  oidcAllowedDomains: z.array(z.string().regex(/^[a-z0-9.-]+\.[a-z]{2,}$/i, 'must be a domain such as example.com')).max(1000).default([]),
+  /** Only these emails (or subjects) may sign in (empty = any). */
+  oidcAllowedUsers: NameList,
+  /** Only members of one of these provider groups may sign in (empty = any). */
+  oidcAllowedGroups: NameList,
+  /** Members of these provider groups are admins of this server. */
+  oidcAdminGroups: NameList,
 }).superRefine((c, ctx) => {
   const ids = new Set<number>();
   const codes = new Set<string>();
@@ -102,6 +133,13 @@ export const ServerConfig = z.strictObject({
   if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
     const missing = c.tlsCert === undefined ? 'tlsCert' : 'tlsKey';
     ctx.addIssue({ code: 'custom', path: [missing], message: `is needed too: HTTPS takes both tls-cert and tls-key` });
+  }
+  const oidcKeys = (['oidcIssuer', 'oidcClientId', 'oidcClientSecret', 'oidcClientSecretFile', 'oidcRedirectUrl'] as const).filter((k) => c[k] !== undefined);
+  if (oidcKeys.length && (c.oidcIssuer === undefined || c.oidcClientId === undefined)) {
+    ctx.addIssue({ code: 'custom', path: [c.oidcIssuer === undefined ? 'oidcIssuer' : 'oidcClientId'], message: `is needed with ${oidcKeys.join(', ')} (OIDC needs at least oidcIssuer and oidcClientId)` });
+  }
+  if (c.oidcClientSecret !== undefined && c.oidcClientSecretFile !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['oidcClientSecretFile'], message: 'set either the client secret (WEFT_OIDC_CLIENT_SECRET) or a file holding it, not both' });
   }
   if (c.metricsListen !== undefined && c.metricsListen === c.listen) {
     ctx.addIssue({ code: 'custom', path: ['metricsListen'], message: `must differ from "listen" (${c.listen}); to serve metrics on the main port set metricsToken instead` });
@@ -123,6 +161,12 @@ const ENV_KEYS: Record<string, keyof ServerConfig> = {
   WEFT_METRICS_TOKEN: 'metricsToken',
   WEFT_TLS_CERT: 'tlsCert',
   WEFT_TLS_KEY: 'tlsKey',
+  WEFT_OIDC_ISSUER: 'oidcIssuer',
+  WEFT_OIDC_CLIENT_ID: 'oidcClientId',
+  WEFT_OIDC_CLIENT_SECRET: 'oidcClientSecret',
+  WEFT_OIDC_CLIENT_SECRET_FILE: 'oidcClientSecretFile',
+  WEFT_OIDC_REDIRECT_URL: 'oidcRedirectUrl',
+  WEFT_OIDC_GROUPS_CLAIM: 'oidcGroupsClaim',
 };
 
 const FLAG_KEYS: Record<string, keyof ServerConfig> = {
@@ -163,6 +207,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ServerConfig
       source[k] = `config file ${file}`;
     }
   }
+  // A secret written into the config file is one `cat` or backup away from anyone: environment or a file of its own.
+  if (source.oidcClientSecret) throw new ConfigError(`"oidc-client-secret" (${source.oidcClientSecret}): put the secret in a file of its own (oidcClientSecretFile) or the environment (WEFT_OIDC_CLIENT_SECRET), not in the config file`);
   for (const [name, key] of Object.entries(ENV_KEYS)) {
     const v = env[name];
     if (v !== undefined && v !== '') {
@@ -194,6 +240,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ServerConfig
     config.tlsKey = resolve(config.tlsKey);
     checkTlsPair(config.tlsCert, config.tlsKey, source);
   }
+  if (config.oidcClientSecretFile !== undefined) {
+    try {
+      config.oidcClientSecret = readFileSync(config.oidcClientSecretFile, 'utf8').split(/\r?\n/)[0]!.trim();
+    } catch (err) {
+      throw new ConfigError(`"oidc-client-secret-file" (${source.oidcClientSecretFile}): cannot read ${config.oidcClientSecretFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (!config.oidcClientSecret) throw new ConfigError(`"oidc-client-secret-file" (${source.oidcClientSecretFile}): ${config.oidcClientSecretFile} is empty`);
+  }
   return config;
 }
 
@@ -207,6 +261,23 @@ function checkTlsPair(cert: string, key: string, source: Record<string, string>)
     const named = err.file === 'cert' ? where('tlsCert') : err.file === 'key' ? where('tlsKey') : `${where('tlsCert')} and ${where('tlsKey')}`;
     throw new ConfigError(`invalid configuration:\n  ${named}: ${err.message}`);
   }
+}
+
+/** The OIDC settings for the app, or undefined when no provider is configured. */
+export function oidcSettings(c: ServerConfig, serverUrl: string): OidcSettings | undefined {
+  if (c.oidcIssuer === undefined || c.oidcClientId === undefined) return undefined;
+  return {
+    issuer: c.oidcIssuer,
+    clientId: c.oidcClientId,
+    ...(c.oidcClientSecret !== undefined ? { clientSecret: c.oidcClientSecret } : {}),
+    redirectUrl: c.oidcRedirectUrl ?? `${serverUrl.replace(/\/$/, '')}/auth/oidc/callback`,
+    scopes: c.oidcScopes,
+    groupsClaim: c.oidcGroupsClaim,
+    allowedDomains: c.oidcAllowedDomains,
+    allowedUsers: c.oidcAllowedUsers,
+    allowedGroups: c.oidcAllowedGroups,
+    adminGroups: c.oidcAdminGroups,
+  };
 }
 
 /** `--flag value` and `--flag=value`; unknown flags are an error. */

@@ -49,6 +49,13 @@ export const Errors = {
   /** A policy write without If-Match: the version it was edited from is required, so no edit is lost. */
   preconditionRequired: def('precondition_required', 428, 'If-Match is required'),
   policyVersionNotFound: def('policy_version_not_found', 404, 'No such policy version'),
+  /** A state-changing request made with a session cookie lacked the CSRF token or came from another site. */
+  csrfFailed: def('csrf_failed', 403, 'Cross-site request refused'),
+  /** Wrong user name or password (which one is not said). */
+  signInFailed: def('sign_in_failed', 401, 'Sign-in failed'),
+  /** The OIDC sign-in was refused: the provider's answer did not verify, or the account is not allowed. */
+  oidcFailed: def('oidc_failed', 401, 'Sign-in with the identity provider failed'),
+  oidcNotConfigured: def('oidc_not_configured', 404, 'No identity provider is configured'),
   rateLimited: def('rate_limited', 429, 'Too many requests', true),
   unavailable: def('unavailable', 503, 'Temporarily unavailable', true),
   /**

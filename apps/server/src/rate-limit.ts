@@ -7,7 +7,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { ApiError, Errors } from './errors.js';
 import {
   AUTH_FAILURE_BURST, AUTH_FAILURE_REFILL_PER_S, RATE_LIMIT_IPV6_PREFIX_BITS, RATE_LIMIT_MAX_ADDRESSES, REGISTER_BURST,
-  REGISTER_REFILL_PER_S,
+  OIDC_START_BURST, OIDC_START_REFILL_PER_S, REGISTER_REFILL_PER_S, SIGN_IN_FAILURE_BURST, SIGN_IN_FAILURE_REFILL_PER_S,
 } from './tunables.js';
 
 export interface RateLimitOptions {
@@ -95,6 +95,9 @@ function expandIpv6(ip: string): string[] {
   return [...h, ...fill, ...t].map((g) => parseInt(g, 16).toString(16));
 }
 
+/** Account names share the sign-in table with addresses; the prefix keeps the two apart. */
+const accountKey = (name: string) => `account:${name.toLowerCase()}`;
+
 /** A 429 `rate_limited` with `Retry-After` in whole seconds. */
 export function rateLimited(detail: string, retryAfterS: number): ApiError {
   const s = Math.max(1, Math.ceil(retryAfterS));
@@ -106,6 +109,8 @@ export interface AbuseLimitOptions {
   registerPerSecond?: number;
   authFailureBurst?: number;
   authFailurePerSecond?: number;
+  signInFailureBurst?: number;
+  signInFailurePerSecond?: number;
   maxAddresses?: number;
   now?: () => number;
 }
@@ -118,13 +123,46 @@ export interface AbuseLimitOptions {
 export class AbuseLimits {
   readonly logins: RateLimiter;
   readonly authFailures: RateLimiter;
+  /** Failed password sign-ins, keyed by source address and, separately, by the account name tried. */
+  readonly signInFailures: RateLimiter;
+  /** OIDC sign-ins started (rows in oidc_logins until used or expired), per source address. */
+  readonly oidcStarts: RateLimiter;
   /** Requests refused with 429 so far, per limit (read by metrics). */
-  readonly refusals = { login: 0, credentials: 0 };
+  readonly refusals = { login: 0, credentials: 0, signIn: 0, oidcStart: 0 };
 
   constructor(o: AbuseLimitOptions = {}) {
     const maxKeys = o.maxAddresses ?? RATE_LIMIT_MAX_ADDRESSES;
     this.logins = new RateLimiter({ burst: o.registerBurst ?? REGISTER_BURST, perSecond: o.registerPerSecond ?? REGISTER_REFILL_PER_S, maxKeys, now: o.now });
     this.authFailures = new RateLimiter({ burst: o.authFailureBurst ?? AUTH_FAILURE_BURST, perSecond: o.authFailurePerSecond ?? AUTH_FAILURE_REFILL_PER_S, maxKeys, now: o.now });
+    this.oidcStarts = new RateLimiter({ burst: OIDC_START_BURST, perSecond: OIDC_START_REFILL_PER_S, maxKeys, now: o.now });
+    this.signInFailures = new RateLimiter({ burst: o.signInFailureBurst ?? SIGN_IN_FAILURE_BURST, perSecond: o.signInFailurePerSecond ?? SIGN_IN_FAILURE_REFILL_PER_S, maxKeys, now: o.now });
+  }
+
+  /**
+   * Throws 429 while `ip`, or the account `name` from anywhere, has used up its failed password
+   * sign-ins; spends nothing. Checked before the password is, so a refused attempt tells nothing.
+   */
+  checkSignIn(ip: string | undefined, name: string): void {
+    const wait = Math.max(this.signInFailures.retryAfter(sourceKey(ip)), this.signInFailures.retryAfter(accountKey(name)));
+    if (wait > 0) {
+      this.refusals.signIn++;
+      throw rateLimited('too many failed sign-ins from this address or for this account', wait);
+    }
+  }
+
+  /** Spends an OIDC-start token for `ip` or throws 429. */
+  admitOidcStart(ip: string | undefined): void {
+    const wait = this.oidcStarts.take(sourceKey(ip));
+    if (wait > 0) {
+      this.refusals.oidcStart++;
+      throw rateLimited('too many sign-ins started from this address', wait);
+    }
+  }
+
+  /** Records a failed password sign-in from `ip` for `name`. */
+  signInFailed(ip: string | undefined, name: string): void {
+    this.signInFailures.take(sourceKey(ip));
+    this.signInFailures.take(accountKey(name));
   }
 
   /** Spends a new-login token for `ip` or throws 429. */

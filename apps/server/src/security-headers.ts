@@ -14,7 +14,8 @@ export function installSecurityHeaders(app: FastifyInstance): void {
     if (String(reply.getHeader('content-type') ?? '').startsWith('text/html')) {
       if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', DEFAULT_HTML_CSP);
       reply.header('x-frame-options', 'DENY');
-      reply.header('referrer-policy', 'no-referrer');
+      // A page may choose a stricter-than-nothing policy of its own (web/pages.ts: same-origin).
+      if (!reply.hasHeader('referrer-policy')) reply.header('referrer-policy', 'no-referrer');
     }
     return payload;
   });

@@ -7,7 +7,7 @@ import { shellWord, startHint } from './cli/hints.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, oidcSettings } from './config.js';
 import type { FollowerTimings } from './outbox-follower.js';
 import { adminSocketPath, listenAdminSocket } from './local-socket.js';
 import { listenMetrics } from './metrics-endpoint.js';
@@ -40,6 +40,7 @@ export async function serve(argv: string[]): Promise<void> {
     ...(testPolicy ? { loadPolicy: testPolicy } : {}),
     ...(responderEndpoint ? { wgResponder: { endpoint: responderEndpoint } } : {}),
     ...(tls ? { https: tls } : {}),
+    oidc: oidcSettings(config, serverUrl),
   });
   let policyVersion = 0;
   if (testPolicy) process.on('SIGUSR2', () => void mapper.apply({ kind: 'policy-changed', version: ++policyVersion }));
@@ -58,7 +59,7 @@ export async function serve(argv: string[]): Promise<void> {
   const metricsServer = metrics && config.metricsListen ? await listenMetrics(metrics, ...splitHostPort(config.metricsListen)) : null;
 
   const where = `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const [users, nodes] = await Promise.all([state.ctx.prisma.user.count(), state.ctx.prisma.node.count()]);
+  const [users, nodes, localAccount] = await Promise.all([state.ctx.prisma.user.count(), state.ctx.prisma.node.count(), state.localAccounts.any()]);
   process.stderr.write(
     `\nWeft control server listening on ${where} (${db.backend === 'pglite' ? `embedded database in ${config.dataDir}` : 'Postgres'})\n` +
       `Agents and browsers use ${serverUrl}\n` +
@@ -69,8 +70,9 @@ export async function serve(argv: string[]): Promise<void> {
       `Admin socket: ${adminSocketPath(config.dataDir)}\n` +
       (config.metricsListen ? `Metrics: http://${config.metricsListen}/metrics\n` : '') +
       (config.metricsToken ? `Metrics: ${where}/metrics (bearer metrics token)\n` : '') +
+      `Web sign-in: ${serverUrl}/auth/login (${config.oidcIssuer ? `OIDC ${config.oidcIssuer}, and local accounts` : 'local accounts'})\n` +
       '\n' +
-      startHint(users, nodes, shellWord(config.dataDir)),
+      startHint(users, nodes, shellWord(config.dataDir), localAccount),
   );
 
   let stopping = false;

@@ -138,3 +138,49 @@ export const WG_MAPPING_WRITE_INTERVAL_MS = 1_000;
  * rename or a swapped symlink). A renewed certificate is served to new connections within this.
  */
 export const TLS_RELOAD_POLL_MS = 2_000;
+
+// ---- web sessions and sign-in (web/, state/web-sessions.ts) ----------------------------------
+
+/**
+ * A browser session ends this long after sign-in however active it is: a working day. Signing in
+ * again is one redirect with an identity provider, and a stolen cookie is good for no longer.
+ */
+export const SESSION_MAX_AGE_MS = 12 * 60 * 60_000;
+
+/** ... and after this long without a request: a laptop left signed in over lunch stays signed in, overnight does not. */
+export const SESSION_IDLE_TIMEOUT_MS = 2 * 60 * 60_000;
+
+/** A session's last-seen time is written at most this often, so reads do not all become writes. */
+export const SESSION_TOUCH_INTERVAL_MS = 60_000;
+
+/** How often expired sessions and abandoned OIDC sign-ins are deleted. */
+export const SESSION_REAP_INTERVAL_MS = 10 * 60_000;
+
+/** An OIDC sign-in must come back from the identity provider within this (a person typing a password and a second factor). */
+export const OIDC_LOGIN_TIMEOUT_MS = 10 * 60_000;
+
+/** How long a fetched OIDC discovery document (and the JWKS location in it) is used before it is fetched again. */
+export const OIDC_DISCOVERY_TTL_MS = 60 * 60_000;
+
+/** Timeout of each request to the identity provider (discovery, token, JWKS). */
+export const OIDC_HTTP_TIMEOUT_MS = 10_000;
+
+/** Clock skew tolerated on an id_token's exp/iat/nbf, in seconds. */
+export const OIDC_CLOCK_TOLERANCE_S = 30;
+
+/**
+ * Failed password sign-ins: per source address a burst, then one per 6 s (as failed API keys);
+ * and per account name the same, so guessing one account's password from many addresses is as
+ * slow. The cost of the per-account bucket: someone who knows the name can keep that account's
+ * password sign-in refused (the admin socket and OIDC still work). A right password spends nothing.
+ */
+export const SIGN_IN_FAILURE_BURST = 10;
+export const SIGN_IN_FAILURE_REFILL_PER_S = 1 / 6;
+
+/**
+ * OIDC sign-ins one source address may start (each is a row until its callback or expiry): a
+ * burst, then one every 3 s. A person starts one per sign-in; a flood of starts cannot grow the
+ * table faster than this per address.
+ */
+export const OIDC_START_BURST = 20;
+export const OIDC_START_REFILL_PER_S = 1 / 3;

@@ -7,3 +7,4 @@ export * from './keys.js';
 export * from './jwk.js';
 export * from './secret.js';
 export * from './machine-token.js';
+export * from './password.js';

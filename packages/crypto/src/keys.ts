@@ -7,7 +7,7 @@
  */
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { bytesToHex, hexToBytes } from '@noble/curves/utils.js';
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 
 declare const brand: unique symbol;
 type Brand<T, B extends string> = T & { readonly [brand]: B };
@@ -81,4 +81,12 @@ export function constantTimeEqual(a: string, b: string): boolean {
   const bb = Buffer.from(b);
   if (ab.length !== bb.length) return false;
   return timingSafeEqual(ab, bb);
+}
+
+/**
+ * A public key's fingerprint as people compare them, in OpenSSH's style: "SHA256:" and the
+ * unpadded base64 of the SHA-256 of the raw key bytes.
+ */
+export function keyFingerprint(key: NodePublicKey | MachinePublicKey): string {
+  return `SHA256:${createHash('sha256').update(keyBytes(key)).digest('base64').replace(/=+$/, '')}`;
 }

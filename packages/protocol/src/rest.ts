@@ -238,12 +238,13 @@ export const AuditEvent = z.object({
   /** Increasing, and rows commit in id order: the paging cursor. A string: it is a bigint. */
   id: z.string(),
   at: Timestamp,
-  /** The actor as one label, e.g. "apikey:weft-api-0123456789ab", "local-socket", "system". */
+  /** The actor as one label, e.g. "apikey:weft-api-0123456789ab", "user:ada" (a web session), "local-socket", "anonymous" (a refused sign-in), "system". */
   actor: z.string(),
+  /** "apikey", "user", "local-socket", "node", "authkey", "anonymous", "system". */
   actorType: z.string().nullable(),
   actorId: z.string().nullable(),
   actorName: z.string().nullable(),
-  /** "api", "cli" (the admin socket), "agent", "system". */
+  /** "api", "ui" (a web session: the sign-in and approval pages, the web UI), "cli" (the admin socket), "agent", "system". */
   origin: z.string().nullable(),
   /** "<noun>.<verb>", e.g. "user.suspend". */
   action: z.string(),
@@ -464,3 +465,38 @@ export const Explanation = z.object({
   })),
 });
 export type Explanation = z.infer<typeof Explanation>;
+/**
+ * `PUT /api/v1/users/:user/password`: sets a local account's password (what `weft-server admin
+ * set-password` sends over the admin socket). Creates the user when there is none. Since 0.1.
+ */
+export const SetPassword = z.strictObject({
+  /** 12 to 1024 characters. Hashed with scrypt at once; never stored or logged as sent. */
+  password: text().min(12, 'must be at least 12 characters').max(1024),
+});
+export type SetPassword = z.infer<typeof SetPassword>;
+
+export const PasswordSet = z.object({
+  user: UserName,
+  /** True when this request created the user. */
+  created: z.boolean(),
+});
+export type PasswordSet = z.infer<typeof PasswordSet>;
+
+/**
+ * `GET /auth/session` (and the JSON answer of `POST /auth/login`): the signed-in browser session.
+ * The session id itself is only in the HttpOnly cookie.
+ */
+export const WebSession = z.object({
+  user: z.object({ id: z.number().int(), name: z.string() }),
+  /** `admin` (a local account, or a member of an admin group at the identity provider) or `member`. */
+  role: z.enum(['admin', 'member']),
+  /** How the session was signed in: `password` (local account) or `oidc`. */
+  method: z.enum(['password', 'oidc']),
+  /** Send as the `X-CSRF-Token` header on every state-changing request made with the cookie. */
+  csrfToken: z.string(),
+  /** The session ends then, however active. */
+  expiresAt: Timestamp,
+  /** ... or then, unless a request comes first. */
+  idleExpiresAt: Timestamp,
+});
+export type WebSession = z.infer<typeof WebSession>;

@@ -3,8 +3,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
   ApiKey, ApprovePendingLogin, AuditPage, AuditQuery, AuthKey, CodeParam, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
-  CreateUser, IdParam, List, Node, NodePage, NodeQuery, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, User, UserOperation, UserRefParam,
+  CreateUser, IdParam, List, Node, NodePage, NodeQuery, PasswordSet, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, SetPassword, User, UserName, UserOperation,
+  UserRefParam,
 } from '@weft/protocol';
+import { z } from 'zod';
 import type { AbuseLimits } from '../rate-limit.js';
 import type { State } from '../state/index.js';
 import { SERVER_VERSION } from '../version.js';
@@ -43,6 +45,15 @@ export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimit
   }, async (req) => {
     const p = await admin(req);
     return (await state.users.delete(p.actor, req.params.user)).user;
+  });
+  r.put('/api/v1/users/:user/password', {
+    schema: {
+      ...tag('users'), summary: "Set a local account's password for the web sign-in (creates the user if needed; the user becomes an admin)",
+      params: z.strictObject({ user: UserName }), body: SetPassword, response: { 200: PasswordSet, ...errors },
+    },
+  }, async (req) => {
+    const p = await admin(req);
+    return state.localAccounts.setPassword(p.actor, req.params.user, req.body.password);
   });
   const lifecycle = {
     suspend: 'Suspend a user: every device cut off and refused until resumed; auth keys revoked',

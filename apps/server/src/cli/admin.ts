@@ -4,7 +4,7 @@
  * cannot be written), 3 server unreachable.
  */
 import { resolve } from 'node:path';
-import type { ApiKey, AuthKey, CreatedApiKey, CreatedAuthKey, Node, PendingLogin, ServerInfo, User, UserOperation } from '@weft/protocol';
+import type { ApiKey, AuthKey, CreatedApiKey, CreatedAuthKey, Node, PasswordSet, PendingLogin, ServerInfo, User, UserOperation } from '@weft/protocol';
 import { terminalSafeLines } from '@weft/protocol/terminal-text';
 import { adminSocketPath } from '../local-socket.js';
 import { addPeer } from './add-peer.js';
@@ -14,6 +14,7 @@ import { parseArgs, parseDuration, UsageError, type Parsed } from './args.js';
 import { call, ProblemError, ServerUnreachable, type Target } from './client.js';
 import { ADMIN_USAGE, NOUN_USAGE, nounUsage, type Noun } from './help.js';
 import { API_KEY_PLACEHOLDER, reachFlags, shellWord } from './hints.js';
+import { readPassword } from './password-input.js';
 import { ago, table } from './table.js';
 
 export const ExitCode = { Ok: 0, Refused: 1, Usage: 2, Unreachable: 3 } as const;
@@ -29,6 +30,7 @@ const EXTRA_FLAGS: Record<Noun, { string: string[]; boolean: string[] }> = {
   nodes: { string: ['user', 'tags', 'out', 'qr-png'], boolean: [] },
   authkeys: { string: ['user', 'tags', 'expiration'], boolean: ['reusable', 'ephemeral'] },
   apikeys: { string: ['scopes', 'description', 'expiration'], boolean: [] },
+  admin: { string: ['user'], boolean: [] },
 };
 
 const isNoun = (s: string | undefined): s is Noun => s !== undefined && Object.hasOwn(NOUN_USAGE, s);
@@ -105,7 +107,7 @@ function id(p: Parsed, i: number): number {
 
 async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promise<number> {
   const [noun, ...afterNoun] = argv;
-  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, audit, --help, --version)`);
+  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, audit, admin, --help, --version)`);
   // `nodes --json` and `nodes --help` are `nodes list ...`: a flag is not a verb.
   const [verb, ...rest] = afterNoun[0] === undefined || afterNoun[0].startsWith('-') ? ['list', ...afterNoun] : afterNoun;
   if (verb === 'help' || rest.includes('--help') || rest.includes('-h')) {
@@ -260,6 +262,15 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
         ...(exp !== undefined ? { expiresIn: parseDuration(exp) } : {}),
       });
       show(k, () => `${k.key}\n\nAPI key with scopes ${k.scopes.join(', ')}. This is the only time it is shown.\nUse it as: Authorization: Bearer ${k.prefix}-...`);
+      break;
+    }
+    case 'admin set-password': {
+      const user = str(p, 'user') ?? 'admin';
+      const password = await readPassword();
+      if (password.length === 0) throw new UsageError('no password given (type it at the prompt, or pipe it on stdin); nothing was changed');
+      const r = await call<PasswordSet>(t, 'PUT', `/api/v1/users/${encodeURIComponent(user)}/password`, { password });
+      const { serverUrl } = await call<ServerInfo>(t, 'GET', '/api/v1/server');
+      show(r, () => `${r.created ? `Created user ${r.user}, an admin, with that password.` : `Set the password of ${r.user} (an admin); their earlier password sessions were signed out.`}\nSign in at ${serverUrl}/auth/login`);
       break;
     }
     case 'apikeys revoke': {

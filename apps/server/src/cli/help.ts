@@ -10,7 +10,8 @@ export const SERVE_USAGE = `Usage: weft-server serve [--config FILE] [--listen H
   Runs the control server. Config comes from the JSON file (--config or WEFT_CONFIG), then WEFT_*
   environment variables (WEFT_LISTEN, WEFT_STUN_LISTEN, WEFT_RELAY, WEFT_DATA_DIR, WEFT_DATABASE_URL or DATABASE_URL,
   WEFT_SERVER_URL, WEFT_LOG_LEVEL, WEFT_LOG_FORMAT, WEFT_METRICS_LISTEN, WEFT_METRICS_TOKEN, WEFT_TLS_CERT,
-  WEFT_TLS_KEY), then flags.
+  WEFT_TLS_KEY, and for sign-in with an OIDC provider WEFT_OIDC_ISSUER, WEFT_OIDC_CLIENT_ID,
+  WEFT_OIDC_CLIENT_SECRET or WEFT_OIDC_CLIENT_SECRET_FILE, WEFT_OIDC_REDIRECT_URL, WEFT_OIDC_GROUPS_CLAIM), then flags.
   --listen        host:port to listen on (default 127.0.0.1:8080)
   --stun-listen   UDP host:port of the STUN service, [::]:PORT for IPv4 and IPv6, or off (default 0.0.0.0:3478)
   --relay         on|off: the packet relay for nodes with no direct path, WebSocket /api/v1/relay on
@@ -49,6 +50,10 @@ export const NOUN_USAGE = {
   weft-server audit export --since TIME [--until TIME] [--action PREFIX] [--actor LABEL] [--target KIND:NAME]
       every matching event as JSON lines on stdout, streamed page by page`,
   apikeys: `  weft-server apikeys list | create --scopes admin|read[,..] [--description TEXT] [--expiration 90d|0] | revoke ID`,
+  admin: `  weft-server admin set-password [--user NAME]
+      sets the password of a local account for the web sign-in (default user admin, created if
+      missing; a user with a password is an admin). Asks twice on a terminal, without echo;
+      otherwise reads the first line of stdin. Never takes the password as an argument.`,
 } as const;
 export type Noun = keyof typeof NOUN_USAGE;
 
@@ -116,7 +121,7 @@ export const USAGE = `Usage:
   weft-server policy get|set FILE|check FILE|history|rollback VERSION|explain SRC DST[:PORT]   the access policy
   weft-server policy compile POLICY_FILE --nodes NODES_JSON [--json]   preview a policy offline
   weft-server backup FILE | restore FILE --data-dir DIR | db copy --to URL   (weft-server db --help)
-  weft-server users|nodes|authkeys|apikeys|audit ...   the admin CLI (weft-server nodes --help)
+  weft-server users|nodes|authkeys|apikeys|audit|admin ...   the admin CLI (weft-server nodes --help)
   weft-server --version
 ${SERVE_USAGE.split('\n').slice(2).join('\n')}
 

@@ -32,14 +32,17 @@ export function reachFlags(f: ReachFlags): string {
  * shell (the data dir is always given: the admin's shell need not share the server's working
  * directory). `dataDir` is already a shell word.
  */
-export function startHint(users: number, nodes: number, dataDir: string): string {
+export function startHint(users: number, nodes: number, dataDir: string, localAccount = true): string {
+  // Without any local account nobody can sign in to the web pages (approve devices there) until OIDC is set up.
+  const password = localAccount ? '' : `Set a password for the web sign-in (an admin account; asks for the password):\n` +
+    `  weft-server admin set-password --user admin --data-dir ${dataDir}\n\n`;
   if (users === 0) {
     return `Add the first user and an auth key:\n` +
       `  weft-server users create alice --data-dir ${dataDir}\n` +
-      `  weft-server authkeys create --user alice --data-dir ${dataDir}\n\n`;
+      `  weft-server authkeys create --user alice --data-dir ${dataDir}\n\n` + password;
   }
   const n = (count: number, one: string) => `${count} ${one}${count === 1 ? '' : 's'}`;
   return `${n(users, 'user')}, ${n(nodes, 'node')}. See them, and devices waiting for approval, with:\n` +
     `  weft-server nodes list --data-dir ${dataDir}\n` +
-    `  weft-server nodes pending --data-dir ${dataDir}\n\n`;
+    `  weft-server nodes pending --data-dir ${dataDir}\n\n` + password;
 }

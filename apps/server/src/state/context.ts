@@ -8,15 +8,19 @@ export type Tx = Prisma.TransactionClient;
 /** Writes `change` to the change outbox inside `tx` (hub.ts). */
 export type ChangeRecorder = (tx: Tx, change: Change) => Promise<void>;
 
-/** Where a change came from: REST with an API key, the admin socket (the CLI), an agent, the server itself. */
-export type Origin = 'api' | 'cli' | 'agent' | 'system';
+/**
+ * Where a change came from: REST with an API key, the browser (a web session: the sign-in pages,
+ * the approval page, the web UI), the admin socket (the CLI), an agent, the server itself.
+ */
+export type Origin = 'api' | 'ui' | 'cli' | 'agent' | 'system';
 
 /** Who did it, for the audit log (docs/design.md "Identity": every event names one principal). */
 export interface Actor {
-  type: 'apikey' | 'local-socket' | 'node' | 'authkey' | 'system';
-  /** The principal's row id (API key id, node id), when it has one. */
+  /** `user`: a person signed in to a web session; `anonymous`: nobody yet (a failed sign-in). */
+  type: 'apikey' | 'local-socket' | 'node' | 'authkey' | 'user' | 'anonymous' | 'system';
+  /** The principal's row id (API key id, node id, user id), when it has one. */
   id?: string;
-  /** Key prefix, node name. */
+  /** Key prefix, node name, user name. */
   name?: string;
   origin: Origin;
   /** Source address of the request; absent for the admin socket and the system. */
@@ -27,7 +31,7 @@ export const SYSTEM: Actor = { type: 'system', origin: 'system' };
 
 /** The actor as one label, as `audit_events.actor` always held it: "apikey:<prefix>", "node:<id>", "system". */
 export function actorLabel(a: Actor): string {
-  if (a.type === 'system' || a.type === 'local-socket') return a.type;
+  if (a.type === 'system' || a.type === 'local-socket' || a.type === 'anonymous') return a.type;
   if (a.type === 'node') return `node:${a.id ?? a.name ?? '?'}`;
   return `${a.type}:${a.name ?? a.id ?? '?'}`;
 }

@@ -11,18 +11,27 @@ import { AuthKeys } from './auth-keys.js';
 import { generateUlaPrefix } from './addresses.js';
 import type { ChangeSink } from './changes.js';
 import type { ChangeRecorder, StateContext } from './context.js';
+import { Identities } from './identities.js';
+import { LocalAccounts } from './local-accounts.js';
 import { Logins } from './logins.js';
 import { Nodes } from './nodes.js';
 import { PolicyStore } from './policy.js';
 import { Presence } from './presence.js';
 import { Users } from './users.js';
+import { WebSessions, type SessionTimings } from './web-sessions.js';
 
 export type { Change, ChangeSink, PresenceChange } from './changes.js';
 export type { Actor, Origin } from './context.js';
 export { SYSTEM, actorLabel } from './context.js';
 export type { ApiPrincipal } from './api-keys.js';
 export type { NodeWithUser } from './dto.js';
+export type { SessionUser, SessionRole, SignInMethod, SessionTimings } from './web-sessions.js';
+export { userActor } from './web-sessions.js';
+export type { OidcIdentity } from './identities.js';
 export { peerDto, selfDto, isExpired, policyLogin } from './dto.js';
+
+/** Web sessions: their timings, and the identity-provider groups whose members are admins. */
+export interface WebOptions { sessions: SessionTimings; adminGroups: readonly string[] }
 
 export class State {
   readonly users: Users;
@@ -33,8 +42,11 @@ export class State {
   readonly presence: Presence;
   readonly audit: AuditLog;
   readonly policy: PolicyStore;
+  readonly sessions: WebSessions;
+  readonly localAccounts: LocalAccounts;
+  readonly identities: Identities;
 
-  private constructor(readonly ctx: StateContext, replica: { id: string; log: ConstructorParameters<typeof Presence>[2] }) {
+  private constructor(readonly ctx: StateContext, replica: { id: string; log: ConstructorParameters<typeof Presence>[2] }, web: WebOptions) {
     this.users = new Users(ctx);
     this.authKeys = new AuthKeys(ctx);
     this.apiKeys = new ApiKeys(ctx);
@@ -43,6 +55,9 @@ export class State {
     this.presence = new Presence(ctx, replica.id, replica.log);
     this.audit = new AuditLog(ctx);
     this.policy = new PolicyStore(ctx);
+    this.sessions = new WebSessions(ctx, web.sessions, web.adminGroups);
+    this.localAccounts = new LocalAccounts(ctx);
+    this.identities = new Identities(ctx);
   }
 
   /** `replica`: this process's id in `replicas` and where presence logs its retries. */
@@ -54,10 +69,11 @@ export class State {
     loginTimeoutS: number;
     maxPendingLogins: number;
     replica: { id: string; log: ConstructorParameters<typeof Presence>[2] };
+    web: WebOptions;
   }): Promise<State> {
-    const { replica, ...rest } = opts;
+    const { replica, web, ...rest } = opts;
     const ulaPrefix = await deploymentUlaPrefix(opts.prisma);
-    return new State({ ...rest, ulaPrefix }, replica);
+    return new State({ ...rest, ulaPrefix }, replica, web);
   }
 
   /**

@@ -102,6 +102,13 @@ export class Logins {
     return { code: p.code, hostname: p.hostname, nodeKey: p.nodeKey, expiresAt: p.expiresAt.toISOString(), approved: p.nodeId !== null };
   }
 
+  /** What the browser approval page shows about a waiting device: its hostname and keys, so the person can tell it is theirs. */
+  async forApproval(code: string): Promise<{ code: string; hostname: string; machineKey: string; nodeKey: string; expiresAt: Date; approved: boolean }> {
+    const p = await this.ctx.prisma.pendingLogin.findUnique({ where: { code: normalizeCode(code) } });
+    if (!p || p.expiresAt.getTime() <= Date.now()) throw new ApiError(Errors.loginNotFound, `no pending login with code ${normalizeCode(code)}; it may have expired (run weft login again)`);
+    return { code: p.code, hostname: p.hostname, machineKey: p.machineKey, nodeKey: p.nodeKey, expiresAt: p.expiresAt, approved: p.nodeId !== null };
+  }
+
   /** Approves the device as a node of `userName`; the waiting agent picks it up on its next poll. */
   async approve(actor: Actor, code: string, userName: string): Promise<{ nodeId: number }> {
     const node = await this.ctx.prisma.$transaction(async (tx) => {

@@ -21,6 +21,21 @@ describe('weft-server admin CLI and process lifecycle (embedded database)', () =
     expect(s.output()).toContain('weft-server users create');
   });
 
+  it('admin set-password: the first-start hint names it; the password comes from stdin (never argv); the account signs in', async () => {
+    expect(s.output()).toContain(`weft-server admin set-password --user admin --data-dir ${s.dataDir}`);
+    const set = await cli(['admin', 'set-password', '--data-dir', s.dataDir], { input: 'a long enough password\n' });
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout).toContain('Created user admin, an admin');
+    expect(set.stdout).toContain(`Sign in at ${s.url}/auth/login`);
+    const short = await cli(['admin', 'set-password', '--data-dir', s.dataDir], { input: 'short\n' });
+    expect(short.code).toBe(1);
+    expect(short.stderr).toContain('at least 12 characters');
+    expect((await cli(['admin', 'set-password', '--password', 'x', '--data-dir', s.dataDir])).stderr).toContain('unknown flag --password');
+    const res = await fetch(`${s.url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'a long enough password' }) });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ user: { name: 'admin' }, role: 'admin' });
+  });
+
   it('the admin socket is owner-only', () => {
     expect(statSync(join(s.dataDir, 'weft-server.sock')).mode & 0o777).toBe(0o600);
   });

@@ -85,13 +85,14 @@ export async function spawnServer(env: Record<string, string> = {}, existingData
 }
 
 /** Runs the admin CLI and returns exit code and output. */
-export async function cli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function cli(args: string[], opts: { cwd?: string; env?: Record<string, string>; input?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const p = spawn(process.execPath, [SERVER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd, env: { ...process.env, ...opts.env } });
+    const p = spawn(process.execPath, [SERVER_BIN, ...args], { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], cwd: opts.cwd, env: { ...process.env, ...opts.env } });
+    if (opts.input !== undefined) p.stdin!.end(opts.input);
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
+    p.stdout!.on('data', (d) => (stdout += d));
+    p.stderr!.on('data', (d) => (stderr += d));
     p.on('exit', (code) => res({ code: code ?? -1, stdout, stderr }));
   });
 }

@@ -28,6 +28,12 @@ describe('printed next steps carry the flags that reach the same server', () => 
     expect(later).toMatch(/^1 user, 3 nodes\./);
     expect(later).toContain('weft-server nodes pending --data-dir /d');
   });
+
+  it('tells how to set the web sign-in password while no local account exists, and not after', () => {
+    expect(startHint(0, 0, '/d', false)).toContain('weft-server admin set-password --user admin --data-dir /d');
+    expect(startHint(2, 1, '/d', false)).toContain('weft-server admin set-password --user admin --data-dir /d');
+    expect(startHint(2, 1, '/d', true)).not.toContain('set-password');
+  });
 });
 
 describe('the file that holds an add-peer private key', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RateLimiter, sourceKey } from '../../src/rate-limit.js';
+import { AbuseLimits, RateLimiter, sourceKey } from '../../src/rate-limit.js';
 
 function limiter(o: { burst?: number; perSecond?: number; maxKeys?: number } = {}) {
   let t = 1_000_000;
@@ -56,5 +56,27 @@ describe('sourceKey', () => {
     expect(sourceKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
     expect(sourceKey('::1')).toBe('0:0:0:0::/64');
     expect(sourceKey(undefined)).toBe('unknown');
+  });
+});
+
+describe('sign-in limits', () => {
+  it('failed sign-ins count per address and per account; checking spends nothing; a refusal is counted', () => {
+    let t = 0;
+    const limits = new AbuseLimits({ signInFailureBurst: 2, signInFailurePerSecond: 1 / 60, now: () => t });
+    limits.signInFailed('192.0.2.1', 'Root');
+    limits.signInFailed('192.0.2.2', 'root');
+    // The account (case-insensitive) is spent, from a third address too; another account there is not.
+    expect(() => limits.checkSignIn('192.0.2.3', 'root')).toThrow(/too many failed sign-ins/);
+    expect(() => limits.checkSignIn('192.0.2.3', 'alice')).not.toThrow();
+    expect(limits.refusals.signIn).toBe(1);
+    t += 60_000;
+    expect(() => limits.checkSignIn('192.0.2.3', 'root')).not.toThrow();
+  });
+
+  it('OIDC sign-ins started are limited per address', () => {
+    const limits = new AbuseLimits({ now: () => 0 });
+    for (let i = 0; i < 20; i++) limits.admitOidcStart('192.0.2.9');
+    expect(() => limits.admitOidcStart('192.0.2.9')).toThrow(/too many sign-ins started/);
+    expect(() => limits.admitOidcStart('192.0.2.10')).not.toThrow();
   });
 });

@@ -7,7 +7,7 @@
  * delete to the last affected agent receiving the removal; server RSS per connected node, read
  * after the server has idled for BENCH_SETTLE_MS (30 s) and also 3 s after the connect storm.
  * BENCH_POLICY=teams runs under the realistic access policy of bench/lib/control-policy.ts (every
- * node sees 99 peers; the server reads it through its WEFT_TEST_POLICY_FILE hook) and also times
+ * node sees 99 peers; stored with PUT /api/v1/policy) and also times
  * a one-rule policy change to the last affected agent, checking every affected agent's view and
  * that no other agent was sent anything. Rows are kept per (nodes, backend, policy).
  * Writes bench/results/control.json with the machine noted.
@@ -50,12 +50,9 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
   const pg = backend === 'postgres' ? await startPostgres() : null;
   const dataDir = mkdtempSync(join(tmpdir(), 'weft-bench-')); // after Postgres: a failed start leaves no dir behind
   const plan: TeamPlan | null = POLICY === 'teams' ? teamPlan(n) : null;
-  const policyDir = plan ? mkdtempSync(join(tmpdir(), 'weft-bench-policy-')) : null;
-  const policyFile = policyDir ? join(policyDir, 'policy.hujson') : null;
-  if (plan) writeFileSync(policyFile!, plan.policy);
   const server = spawn(process.execPath, [...SERVER_NODE_ARGS, SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', 'off', '--data-dir', dataDir, '--log-level', 'warn'], {
     stdio: ['ignore', 'inherit', 'pipe'],
-    env: { ...process.env, ...(pg ? { WEFT_DATABASE_URL: pg.url } : {}), ...(policyFile ? { WEFT_TEST_POLICY_FILE: policyFile } : {}) },
+    env: { ...process.env, ...(pg ? { WEFT_DATABASE_URL: pg.url } : {}) },
   });
   let serverErr = '';
   server.stderr!.on('data', (d) => (serverErr += d));
@@ -89,6 +86,15 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
       return res.json() as Promise<any>;
     };
+    /** The stored policy (PUT /api/v1/policy with If-Match on the version in force); returns the new version. */
+    let policyVersion = 0;
+    const putPolicy = async (text: string): Promise<number> => {
+      const res = await fetch(`${url}/api/v1/policy`, {
+        method: 'PUT', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json', 'if-match': `"${policyVersion}"` }, body: JSON.stringify({ text }),
+      });
+      if (!res.ok) throw new Error(`PUT /api/v1/policy: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { version: number }).version;
+    };
     let authKeys: string[] | undefined;
     if (plan) {
       const keyFor = new Map<string, string>();
@@ -97,6 +103,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
         keyFor.set(u, (await rest('POST', '/api/v1/authkeys', { user: u, reusable: true, expiresIn: 0 })).key);
       }
       for (let k = 0; k < plan.teams; k++) keyFor.set(`tag:svc-${k}`, (await rest('POST', '/api/v1/authkeys', { user: `t${k}u0`, reusable: true, expiresIn: 0, tags: [`tag:svc-${k}`] })).key);
+      policyVersion = await putPolicy(plan.policy);
       authKeys = Array.from({ length: n }, (_, i) => {
         const k = plan.keyOf(i);
         return keyFor.get(k.tags[0] ?? k.user)!;
@@ -154,16 +161,15 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
         const expect: Record<number, number[]> = {};
         for (const [id, peers] of after.peers) if (peers.join() !== before.peers.get(id)!.join() || after.rules.get(id) !== before.rules.get(id)) expect[id] = peers;
         await ask({ cmd: 'arm' });
-        writeFileSync(policyFile!, next);
         const t0 = now();
-        server.kill('SIGUSR2');
+        policyVersion = await putPolicy(next);
         const r = await ask({ cmd: 'track-delta', expect, timeoutMs: 15_000 });
         rounds.push({ affected: r.affected, ms: round1(r.lastAt - t0), missed: r.affected - r.received, wrongView: r.wrongView, unaffectedThatHeard: r.unaffectedThatHeard });
         console.log(`[${n}] policy change ${round + 1}: ${r.affected} affected nodes, last delta ${round1(r.lastAt - t0)} ms after the change; wrong views ${r.wrongView}, others told ${r.unaffectedThatHeard}`);
         current = next;
       }
       policyChange = {
-        change: 'one rule added or removed (group:team-0 -> tag:svc-1:443), alternately; from the policy-changed signal to the last affected agent receiving its delta',
+        change: 'one rule added or removed (group:team-0 -> tag:svc-1:443), alternately; from the PUT /api/v1/policy request to the last affected agent receiving its delta',
         rounds,
         deliveredToAllAffectedMs: { p50: round1(pct(rounds.map((x) => x.ms), 50)), max: round1(Math.max(...rounds.map((x) => x.ms))) },
       };
@@ -206,7 +212,6 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
     if (server.exitCode === null) await new Promise((r) => server.once('exit', r));
     await pg?.stop();
     rmSync(dataDir, { recursive: true, force: true });
-    if (policyDir) rmSync(policyDir, { recursive: true, force: true });
   }
 }
 

@@ -1,5 +1,4 @@
 /** `weft-server serve`: read config, open storage, listen, shut down cleanly on SIGTERM/SIGINT. */
-import { readFile } from 'node:fs/promises';
 import { openDatabase, prepareDataDir } from '@weft/db';
 import { RELAY_HTTP_PATH, StunServer, type StunLog } from '@weft/relay';
 import { buildApp } from './app.js';
@@ -30,20 +29,16 @@ export async function serve(argv: string[]): Promise<void> {
 
   const db = await openDatabase(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: config.dataDir }, log);
   const metricsOn = config.metricsListen !== undefined || config.metricsToken !== undefined;
-  const testPolicy = testPolicyFile(process.env);
   const responderEndpoint = stun ? await wgResponderEndpoint(serverUrl, stun, log) : undefined;
   const { app, state, metrics, mapper, wgMapping } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
     maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies, outbox: outboxTimings(process.env),
     regions: { embeddedStunPort: stun ? stun.address().port : null, extra: config.regions },
     ...(config.relay === 'off' ? { relay: false as const } : {}),
     ...(metricsOn ? { metrics: { token: config.metricsToken, stun } } : {}),
-    ...(testPolicy ? { loadPolicy: testPolicy } : {}),
     ...(responderEndpoint ? { wgResponder: { endpoint: responderEndpoint } } : {}),
     ...(tls ? { https: tls } : {}),
     oidc: oidcSettings(config, serverUrl),
   });
-  let policyVersion = 0;
-  if (testPolicy) process.on('SIGUSR2', () => void mapper.apply({ kind: 'policy-changed', version: ++policyVersion }));
   if (stun && wgMapping) stun.wireGuard = (msg, from) => wgMapping.receive(msg, from);
   const reloader = tls && config.tlsCert && config.tlsKey
     ? new TlsReloader({
@@ -156,22 +151,6 @@ function outboxTimings(env: NodeJS.ProcessEnv): FollowerTimings | undefined {
   const parsed = TestOutbox.safeParse(json);
   if (!parsed.success) throw new ConfigError(`WEFT_TEST_OUTBOX: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return parsed.data;
-}
-
-/**
- * Benchmarks and tests only, until the policy store lands: `WEFT_TEST_POLICY_FILE` = a policy file
- * the mapper reads as the active policy (missing or empty = none), re-read on SIGUSR2.
- */
-function testPolicyFile(env: NodeJS.ProcessEnv): (() => Promise<string | null>) | undefined {
-  const file = env.WEFT_TEST_POLICY_FILE;
-  if (!file) return undefined;
-  return async () => {
-    const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return '';
-      throw err;
-    });
-    return text.trim() ? text : null;
-  };
 }
 
 /** Tests only: `WEFT_TEST_TLS_POLL_MS` polls the certificate files faster than TLS_RELOAD_POLL_MS. */

@@ -26,6 +26,7 @@ import { clientErrorHandler, frameworkErrors, installProblemHandler, MAX_PARAM_L
 import { AbuseLimits, type AbuseLimitOptions } from './rate-limit.js';
 import { installSecurityHeaders } from './security-headers.js';
 import { State } from './state/index.js';
+import { DEFAULT_WEB_DIR, webUi } from './web-ui.js';
 import { LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS } from './tunables.js';
 
 export interface AppOptions {
@@ -58,6 +59,8 @@ export interface AppOptions {
   metrics?: { token?: string; stun?: { readonly counters: StunCounters } };
   /** Relay/STUN regions for netmaps (regions.ts); absent = netmaps list none. */
   regions?: RegionOptions;
+  /** The admin UI's build (web-ui.ts); absent = apps/web/dist, null = no UI. */
+  webDir?: string | null;
 }
 
 export interface App {
@@ -171,6 +174,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     statusRoute(scope, state, limits, mapper);
     backupRoute(scope, state, limits, opts.db);
     loginPage(scope);
+    if (opts.webDir !== null) webUi(scope, opts.webDir ?? DEFAULT_WEB_DIR, app.log);
   });
 
   const ephemeralTimeoutS = opts.ephemeralTimeoutS ?? 60;

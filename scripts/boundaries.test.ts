@@ -29,7 +29,7 @@ function sources(dir: string): string[] {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     if (e.isDirectory()) out = out.concat(sources(p));
-    else if (/\.(ts|mts)$/.test(e.name)) out.push(p);
+    else if (/\.(ts|mts|tsx)$/.test(e.name)) out.push(p);
   }
   return out;
 }

@@ -6,6 +6,9 @@
 // - apps/agent/dist: `weft`, with its npm dependencies inside (CLI start ~540 ms -> ~60 ms). The
 //   daemon's code sits in chunks that the quick commands (status, up) never load.
 // - apps/relay/dist: `weft-relay`, the standalone relay region (for now its STUN service).
+// - apps/web/dist: the admin UI (React, built by Vite), which weft-server serves at `/`
+//   (apps/server/src/web-ui.ts reads it at start-up; a server started before a rebuild serves the
+//   build it read).
 // - apps/server/dist: `weft-server`, the workspace code only; npm packages stay in node_modules
 //   (PGlite and Prisma load their WASM from beside their own files). tsx held ~80 MB of the
 //   server's memory (measured: importing PGlite through tsx 124 MB RSS, plain Node 44 MB).
@@ -88,3 +91,11 @@ await bundle({ app: 'agent', name: 'weft', bundlePackages: true });
 await bundle({ app: 'server', name: 'weft-server', bundlePackages: false });
 // No npm dependencies: one self-contained file.
 await bundle({ app: 'relay', name: 'weft-relay', bundlePackages: true });
+
+// The admin UI. Vite is imported only here, so the bundles above do not wait for it to load.
+{
+  const t0 = performance.now();
+  const { build: viteBuild } = await import('vite');
+  await viteBuild({ configFile: join(root, 'apps/web/vite.config.ts'), logLevel: 'warn' });
+  console.log(`built apps/web/dist (the admin UI) in ${(performance.now() - t0).toFixed(0)} ms`);
+}

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs (real wireguard-go in network namespaces,
 # nftables, a throwaway Postgres 15, iperf3 for the join benchmark, coturn for STUN interop and
-# bench:stun, haproxy for the HA failover lab and the TLS-terminating proxy test). Root, Debian.
-# coturn's package does not start its daemon here (no init system);
+# bench:stun, haproxy for the HA failover lab and the TLS-terminating proxy test, chromium for the
+# admin UI tests and bench:ui: Playwright drives it, its own browser builds are not downloaded).
+# Root, Debian. coturn's package does not start its daemon here (no init system);
 # the tests run turnserver themselves on a loopback port.
 set -euo pipefail
-pkgs=(wireguard-go wireguard-tools iproute2 nftables iputils-ping conntrack iperf3 postgresql-15 procps coturn haproxy)
+pkgs=(wireguard-go wireguard-tools iproute2 nftables iputils-ping conntrack iperf3 postgresql-15 procps coturn haproxy chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

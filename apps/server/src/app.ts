@@ -29,6 +29,7 @@ import { clientErrorHandler, frameworkErrors, installProblemHandler, MAX_PARAM_L
 import { AbuseLimits, type AbuseLimitOptions } from './rate-limit.js';
 import { installSecurityHeaders } from './security-headers.js';
 import { State } from './state/index.js';
+import { DEFAULT_WEB_DIR, webUi } from './web-ui.js';
 import { WgMapping } from './wg-mapping.js';
 import type { SessionTimings } from './state/index.js';
 import {
@@ -89,6 +90,8 @@ export interface AppOptions {
   oidc?: OidcSettings;
   /** Web session timings; absent = the tunables (tests shorten them). */
   sessions?: Partial<SessionTimings>;
+  /** The admin UI's build (web-ui.ts); absent = apps/web/dist, null = no UI. */
+  webDir?: string | null;
 }
 
 /** Form posts of the server's own HTML pages (sign-in, approval), for the web routes only. */
@@ -249,6 +252,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     });
     signInRoutes(web, state, limits, oidc);
     loginPage(web, state);
+    if (opts.webDir !== null) webUi(web, opts.webDir ?? DEFAULT_WEB_DIR, app.log);
   });
 
   const ephemeralTimeoutS = opts.ephemeralTimeoutS ?? 60;

@@ -1,0 +1,56 @@
+/** The shell: a left nav of real links, the page, and the sign-in screen while signed out. */
+import { useEffect, useState } from 'react';
+import type { UiPath } from '@weft/protocol/ui-paths';
+import { isSignedIn, onSignedOut, signOut } from './api/client.js';
+import { Link, usePath } from './router.js';
+import { ApiKeys } from './pages/api-keys.js';
+import { Audit } from './pages/audit.js';
+import { AuthKeys } from './pages/auth-keys.js';
+import { Dashboard } from './pages/dashboard.js';
+import { Devices } from './pages/devices.js';
+import { Pending } from './pages/pending.js';
+import { SignIn } from './pages/sign-in.js';
+import { Users } from './pages/users.js';
+
+const PAGES: { path: UiPath; label: string; Page: () => React.JSX.Element }[] = [
+  { path: '/', label: 'Dashboard', Page: Dashboard },
+  { path: '/devices', label: 'Devices', Page: Devices },
+  { path: '/pending', label: 'Pending devices', Page: Pending },
+  { path: '/users', label: 'Users', Page: Users },
+  { path: '/auth-keys', label: 'Auth keys', Page: AuthKeys },
+  { path: '/api-keys', label: 'API keys', Page: ApiKeys },
+  { path: '/audit', label: 'Audit log', Page: Audit },
+];
+
+export function App() {
+  const [signedIn, setSignedIn] = useState(isSignedIn);
+  const path = usePath();
+  useEffect(() => onSignedOut(() => setSignedIn(false)), []);
+  const page = PAGES.find((p) => p.path === path) ?? PAGES[0]!;
+  useEffect(() => {
+    document.title = `${page.label} · Weft admin`;
+  }, [page]);
+  if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} />;
+  return (
+    <div className="layout">
+      <nav aria-label="Main">
+        <p className="brand">Weft</p>
+        <ul>
+          {PAGES.map((p) => (
+            <li key={p.path}>
+              <Link to={p.path} current={p.path === path}>
+                {p.label}
+              </Link>
+            </li>
+          ))}
+        </ul>
+        <button type="button" className="sign-out" onClick={signOut}>
+          Sign out
+        </button>
+      </nav>
+      <main>
+        <page.Page key={page.path} />
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,89 @@
+/**
+ * Modal dialogs on the native <dialog>: showModal() makes the rest of the page inert, Escape
+ * closes it (the `cancel` event), Tab and Shift+Tab wrap around inside it (the native dialog
+ * would let focus leave for the browser's own controls), and focus returns to what opened it.
+ */
+import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
+
+const FOCUSABLE = 'button:not(:disabled), input:not(:disabled), select:not(:disabled), textarea:not(:disabled), a[href], [tabindex]:not([tabindex="-1"])';
+
+function trapTab(e: KeyboardEvent<HTMLDialogElement>): void {
+  if (e.key !== 'Tab') return;
+  const all = [...e.currentTarget.querySelectorAll<HTMLElement>(FOCUSABLE)];
+  const first = all[0];
+  const last = all.at(-1);
+  if (!first || !last) return;
+  if (e.shiftKey && document.activeElement === first) {
+    e.preventDefault();
+    last.focus();
+  } else if (!e.shiftKey && document.activeElement === last) {
+    e.preventDefault();
+    first.focus();
+  }
+}
+
+export function Dialog({ title, onClose, children }: { title: string; onClose: () => void; children: ReactNode }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  // Read at the first render, before anything inside the dialog can take focus.
+  const opener = useRef(document.activeElement as HTMLElement | null);
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    d.showModal();
+    return () => {
+      if (d.open) d.close();
+      if (opener.current?.isConnected) opener.current.focus();
+    };
+  }, []);
+  return (
+    <dialog
+      ref={ref}
+      aria-labelledby="dialog-title"
+      onKeyDown={trapTab}
+      onCancel={(e) => {
+        e.preventDefault();
+        onClose();
+      }}
+    >
+      <h2 id="dialog-title">{title}</h2>
+      {children}
+    </dialog>
+  );
+}
+
+/**
+ * "Are you sure?" for destructive actions: the action runs only from the dialog's own button, and
+ * its error is shown in the dialog (nothing changed, try again or cancel).
+ */
+export function ConfirmDialog(props: { title: string; body: ReactNode; confirm: string; danger?: boolean; onConfirm: () => Promise<void>; onClose: () => void; onDone?: () => void }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await props.onConfirm();
+      (props.onDone ?? props.onClose)();
+    } catch (err) {
+      setError((err as Error).message);
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog title={props.title} onClose={props.onClose}>
+      <form onSubmit={submit}>
+        <div className="dialog-body">{props.body}</div>
+        {error && <p className="error" role="alert">{error}</p>}
+        <div className="dialog-actions">
+          <button type="button" onClick={props.onClose} autoFocus>
+            Cancel
+          </button>
+          <button type="submit" className={props.danger ? 'danger' : 'primary'} disabled={busy}>
+            {props.confirm}
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}

@@ -1,0 +1,169 @@
+/** Auth keys (`weft up --auth-key`): create (the key is shown once), list by prefix, revoke. */
+import { useState, type FormEvent } from 'react';
+import type { AuthKey, CreatedAuthKey, User } from '@weft/protocol';
+import { api } from '../api/client.js';
+import { Empty, ErrorText, SecretOnce, Tags, useLoad, when } from '../components/common.js';
+import { ConfirmDialog, Dialog } from '../components/dialog.js';
+
+const EXPIRY = [
+  { label: '1 hour', s: 3600 },
+  { label: '1 day', s: 86400 },
+  { label: '30 days', s: 30 * 86400 },
+  { label: 'never', s: 0 },
+];
+
+export function AuthKeys() {
+  const r = useLoad(async () => {
+    const [keys, users] = await Promise.all([api<{ items: AuthKey[] }>('GET', '/api/v1/authkeys'), api<{ items: User[] }>('GET', '/api/v1/users')]);
+    return { keys: keys.items, users: users.items.filter((u) => u.status === 'active') };
+  }, 'authkeys');
+  const [creating, setCreating] = useState(false);
+  const [created, setCreated] = useState<CreatedAuthKey | null>(null);
+  const [revoking, setRevoking] = useState<AuthKey | null>(null);
+  return (
+    <>
+      <h1>Auth keys</h1>
+      <div className="toolbar">
+        <button type="button" className="primary" onClick={() => setCreating(true)} disabled={!r.data}>
+          Create auth key
+        </button>
+      </div>
+      <ErrorText error={r.error} />
+      {r.data && r.data.keys.length === 0 ? (
+        <Empty>No auth keys. Create one to join servers and CI machines with no person in the loop.</Empty>
+      ) : (
+        <div className="table-wrap">
+          <table aria-busy={r.loading}>
+            <thead>
+              <tr>
+                <th scope="col">Prefix</th>
+                <th scope="col">User</th>
+                <th scope="col">Options</th>
+                <th scope="col">Tags</th>
+                <th scope="col">Used</th>
+                <th scope="col">Expires</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {r.data?.keys.map((k) => (
+                <tr key={k.id}>
+                  <td className="mono">{k.prefix}</td>
+                  <td>{k.user}</td>
+                  <td>{[k.reusable && 'reusable', k.ephemeral && 'ephemeral'].filter(Boolean).join(', ') || 'one use'}</td>
+                  <td>
+                    <Tags tags={k.tags} />
+                  </td>
+                  <td>{k.usedCount}</td>
+                  <td>{k.revoked ? 'revoked' : when(k.expiresAt)}</td>
+                  <td className="actions">
+                    {!k.revoked && (
+                      <button type="button" className="danger" onClick={() => setRevoking(k)} aria-label={`Revoke ${k.prefix}`}>
+                        Revoke
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {creating && r.data && (
+        <CreateDialog
+          users={r.data.users}
+          onClose={() => setCreating(false)}
+          onCreated={(k) => {
+            setCreating(false);
+            setCreated(k);
+            r.reload();
+          }}
+        />
+      )}
+      {created && (
+        <Dialog title="Auth key created" onClose={() => setCreated(null)}>
+          <SecretOnce label={`Auth key for ${created.user}.`} secret={created.key} />
+          <p className="hint">
+            On the machine: <code>weft up --server {location.origin} --auth-key …</code>
+          </p>
+          <div className="dialog-actions">
+            <button type="button" className="primary" onClick={() => setCreated(null)} autoFocus>
+              Done
+            </button>
+          </div>
+        </Dialog>
+      )}
+      {revoking && (
+        <ConfirmDialog
+          title={`Revoke ${revoking.prefix}?`}
+          body={<p>Machines can no longer join with it. Devices that already joined stay.</p>}
+          confirm="Revoke key"
+          danger
+          onConfirm={async () => void (await api('DELETE', `/api/v1/authkeys/${revoking.id}`))}
+          onClose={() => setRevoking(null)}
+          onDone={() => {
+            setRevoking(null);
+            r.reload();
+          }}
+        />
+      )}
+    </>
+  );
+}
+
+function CreateDialog({ users, onClose, onCreated }: { users: User[]; onClose: () => void; onCreated: (k: CreatedAuthKey) => void }) {
+  const [user, setUser] = useState(users[0]?.name ?? '');
+  const [reusable, setReusable] = useState(false);
+  const [ephemeral, setEphemeral] = useState(false);
+  const [tags, setTags] = useState('');
+  const [expiresIn, setExpiresIn] = useState(3600);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    try {
+      const tagList = tags.split(/[\s,]+/).filter(Boolean);
+      onCreated(await api<CreatedAuthKey>('POST', '/api/v1/authkeys', { user, reusable, ephemeral, tags: tagList, expiresIn }));
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <Dialog title="Create auth key" onClose={onClose}>
+      <form onSubmit={submit}>
+        <label htmlFor="ak-user">User</label>
+        <select id="ak-user" value={user} onChange={(e) => setUser(e.target.value)} autoFocus>
+          {users.map((u) => (
+            <option key={u.id} value={u.name}>
+              {u.name}
+            </option>
+          ))}
+        </select>
+        <label className="check">
+          <input type="checkbox" checked={reusable} onChange={(e) => setReusable(e.target.checked)} /> Reusable
+        </label>
+        <label className="check">
+          <input type="checkbox" checked={ephemeral} onChange={(e) => setEphemeral(e.target.checked)} /> Ephemeral (deleted when offline)
+        </label>
+        <label htmlFor="ak-tags">Tags</label>
+        <input id="ak-tags" value={tags} onChange={(e) => setTags(e.target.value)} placeholder="tag:ci tag:db" />
+        <label htmlFor="ak-exp">Expires after</label>
+        <select id="ak-exp" value={expiresIn} onChange={(e) => setExpiresIn(Number(e.target.value))}>
+          {EXPIRY.map((x) => (
+            <option key={x.s} value={x.s}>
+              {x.label}
+            </option>
+          ))}
+        </select>
+        <ErrorText error={users.length === 0 ? 'Create a user first: an auth key joins devices as one user.' : error} />
+        <div className="dialog-actions">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={users.length === 0}>
+            Create
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}

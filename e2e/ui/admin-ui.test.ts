@@ -1,0 +1,154 @@
+/**
+ * The admin UI in Debian's Chromium against a real weft-server: sign in (the interim admin API
+ * key), see devices, approve a real pending login, delete a device through its confirmation,
+ * offboard a user, and reach the nav and a dialog by keyboard (Escape closes it, Tab stays in it).
+ * Screenshots of each step go to e2e/ui/artifacts/ (gitignored).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { SimAgent } from '../../test-support/sim-agent.js';
+import { spawnServer, type ServerProcess } from '../../apps/server/test/support/process.js';
+import { adminKey, ensureWebBuilt, launchChromium, rest, screenshotPath } from './browser.js';
+
+describe('admin UI in Chromium', () => {
+  let s: ServerProcess;
+  let key: string;
+  let browser: Browser;
+  let page: Page;
+  let pendingCode: string;
+  const agents: SimAgent[] = [];
+  /** Anything the browser refused (CSP) or failed to run. */
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    ensureWebBuilt();
+    s = await spawnServer();
+    key = await adminKey(s);
+    await rest(s, key, 'POST', '/api/v1/users', { name: 'alice' });
+    await rest(s, key, 'POST', '/api/v1/users', { name: 'bob' });
+    const authKey = (await rest<{ key: string }>(s, key, 'POST', '/api/v1/authkeys', { user: 'alice', reusable: true, tags: [] })).body.key;
+    for (const host of ['alice-laptop', 'alice-desktop']) {
+      const a = new SimAgent(s.url, host);
+      await a.register(authKey);
+      agents.push(a);
+    }
+    await agents[0]!.connect();
+    const waiting = new SimAgent(s.url, 'bob-phone');
+    const pending = await waiting.register();
+    expect(pending.status).toBe('pending');
+    pendingCode = (pending as { code: string }).code;
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(m.text());
+    });
+    page.on('pageerror', (e) => problems.push(e.message));
+  });
+  afterAll(async () => {
+    for (const a of agents) a.close();
+    await browser?.close();
+    await s?.stop();
+  });
+
+  it('signs in with an admin API key kept in sessionStorage only, and lists the devices', async () => {
+    await page.goto(`${s.url}/devices`);
+    await page.getByLabel('Admin API key').fill(key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Devices' }).waitFor();
+    await page.getByRole('cell', { name: 'alice-desktop', exact: true }).waitFor();
+    await page.screenshot({ path: screenshotPath('01-devices') });
+    const rows = await page.getByTestId('devices').locator('tbody tr').allInnerTexts();
+    expect(rows).toHaveLength(2);
+    expect(rows.find((r) => r.includes('alice-laptop'))).toContain('online');
+    const stored = await page.evaluate(() => ({ session: sessionStorage.length, local: localStorage.length, url: location.href }));
+    expect(stored).toEqual({ session: 1, local: 0, url: `${s.url}/devices` });
+    expect(await page.evaluate(() => [...document.scripts].filter((x) => !x.src).length)).toBe(0);
+  });
+
+  it('approves a waiting device as a device of a user', async () => {
+    await page.getByRole('link', { name: 'Pending devices' }).click();
+    await page.getByRole('cell', { name: pendingCode, exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Approve bob-phone' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Owner').selectOption('bob');
+    await page.screenshot({ path: screenshotPath('02-approve') });
+    await dialog.getByRole('button', { name: 'Approve device' }).click();
+    await page.getByText('No device is waiting').waitFor();
+    const nodes = (await rest<{ items: { name: string; user: string }[] }>(s, key, 'GET', '/api/v1/nodes?q=bob-phone')).body.items;
+    expect(nodes.map((n) => [n.name, n.user])).toEqual([['bob-phone', 'bob']]);
+  });
+
+  it('keyboard: the nav is reachable with Tab, Enter follows a link, and a dialog keeps focus and closes on Escape', async () => {
+    await page.goto(`${s.url}/`);
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    let onDevices = false;
+    for (let i = 0; i < 10 && !onDevices; i++) {
+      await page.keyboard.press('Tab');
+      onDevices = await page.evaluate(() => document.activeElement?.textContent === 'Devices' && document.activeElement.tagName === 'A');
+    }
+    expect(onDevices).toBe(true);
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
+    expect(outline).not.toBe('none');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Devices' }).waitFor();
+    expect(new URL(page.url()).pathname).toBe('/devices');
+
+    const del = page.getByRole('button', { name: 'Delete alice-desktop' });
+    await del.focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    for (let i = 0; i < 5; i++) {
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => Boolean(document.activeElement?.closest('dialog')))).toBe(true);
+    }
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('Delete alice-desktop');
+    expect((await rest(s, key, 'GET', '/api/v1/nodes?q=alice-desktop')).body.total).toBe(1);
+  });
+
+  it('deletes a device only through the confirmation', async () => {
+    await page.getByRole('button', { name: 'Delete alice-desktop' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Delete alice-desktop?' });
+    await page.screenshot({ path: screenshotPath('03-delete-confirm') });
+    await dialog.getByRole('button', { name: 'Delete device' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await page.getByRole('cell', { name: 'alice-desktop', exact: true }).waitFor({ state: 'detached' });
+    expect((await rest(s, key, 'GET', '/api/v1/nodes?q=alice-desktop')).body.total).toBe(0);
+  });
+
+  it('offboards a user through the confirmation: devices gone, status offboarded', async () => {
+    await page.getByRole('link', { name: 'Users', exact: true }).click();
+    await page.getByRole('button', { name: 'Offboard alice' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Offboard alice?' });
+    await page.screenshot({ path: screenshotPath('04-offboard-confirm') });
+    await dialog.getByRole('button', { name: 'Offboard alice' }).click();
+    await page.getByRole('status').filter({ hasText: 'Offboard: alice' }).waitFor();
+    await page.screenshot({ path: screenshotPath('05-offboarded') });
+    expect((await rest<{ status: string }>(s, key, 'GET', '/api/v1/users/alice')).body.status).toBe('offboarded');
+    expect((await rest(s, key, 'GET', '/api/v1/nodes?q=alice')).body.total).toBe(0);
+    await agents[0]!.waitFor(() => agents[0]!.closed !== null, 10_000, 'the offboarded device socket closed');
+  });
+
+  it('the audit log shows what the UI did, filtered by action', async () => {
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByLabel('Action').fill('user.offboard');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    // The unfiltered page stays until the filtered answer replaces it.
+    const rows = () => page.getByTestId('audit').locator('tbody tr').allInnerTexts();
+    await expect.poll(async () => (await rows()).map((r) => /user\.offboard/.test(r) && r.includes('user:alice')), { timeout: 10_000 }).toEqual([true]);
+    await page.screenshot({ path: screenshotPath('06-audit') });
+  });
+
+  it('a 401 (the key revoked) sends the person back to sign in; the browser refused nothing on the way', async () => {
+    const keys = (await rest<{ items: { id: number; description: string | null }[] }>(s, key, 'GET', '/api/v1/apikeys')).body.items;
+    const mine = keys.find((k) => k.description === 'admin ui')!;
+    await rest(s, key, 'DELETE', `/api/v1/apikeys/${mine.id}`);
+    await page.getByRole('link', { name: 'Devices', exact: true }).click();
+    await page.getByLabel('Admin API key').waitFor();
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    // A 401 is logged by Chromium as a failed resource; CSP refusals, missing files (404) and script errors are not expected at all.
+    expect(problems.filter((p) => !/status of 401/.test(p))).toEqual([]);
+  });
+});

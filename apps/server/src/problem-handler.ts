@@ -18,7 +18,24 @@ const BY_FASTIFY_CODE: Record<string, ErrorDef> = {
 export function installProblemHandler(app: FastifyInstance): void {
   const routes = routeTable(app);
 
+  /** What a request that matches no route gets: 405 with Allow when the path exists, else 404. */
+  const unrouted = (req: FastifyRequest, reply: FastifyReply) => {
+    const path = req.url.split('?')[0]!;
+    const allowed = routes.methodsFor(path);
+    if (allowed.length > 0) {
+      return reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .type('application/problem+json')
+        .send(problemBody(Errors.methodNotAllowed, `${req.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`));
+    }
+    return reply.code(404).type('application/problem+json').send(problemBody(Errors.notFound, `no route ${req.method} ${path}`));
+  };
+
   app.setErrorHandler((err: FastifyError, req, reply) => {
+    // A body the not-found handler could not parse (a wrong method with a bad content type): the
+    // method or the path is what is wrong, so it answers as an unmatched request does.
+    if (req.is404) return unrouted(req, reply);
     let def: ErrorDef;
     let detail: string | undefined;
     let fields: ProblemField[] | undefined;
@@ -52,18 +69,7 @@ export function installProblemHandler(app: FastifyInstance): void {
     return reply.code(def.status).type('application/problem+json').send(problemBody(def, detail, fields));
   });
 
-  app.setNotFoundHandler((req, reply) => {
-    const path = req.url.split('?')[0]!;
-    const allowed = routes.methodsFor(path);
-    if (allowed.length > 0) {
-      return reply
-        .code(405)
-        .header('allow', allowed.join(', '))
-        .type('application/problem+json')
-        .send(problemBody(Errors.methodNotAllowed, `${req.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`));
-    }
-    return reply.code(404).type('application/problem+json').send(problemBody(Errors.notFound, `no route ${req.method} ${path}`));
-  });
+  app.setNotFoundHandler(unrouted);
 }
 
 /** Every registered route, so a wrong method on an existing path is told which methods exist. */

@@ -162,7 +162,8 @@ async function ifMatchOf(p: Parsed, t: Target): Promise<number> {
   return (await call<ActivePolicy>(t, 'GET', '/api/v1/policy')).version;
 }
 
-async function readText(path: string): Promise<string> {
+/** A file named on the command line; unreadable is a usage error (exit 2). */
+export async function readText(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (e) {

@@ -7,12 +7,11 @@
  * script can diff it. Exit 0 with the result on stdout, 1 when the policy is rejected (every reason
  * on stderr as FILE:line:col), 2 for usage errors (including an unreadable or malformed nodes file).
  */
-import { readFile } from 'node:fs/promises';
 import { evaluate, parseNodes, PolicyRejected, type Compiled, type Prepared } from '@weft/policy';
 import { terminalSafeLines } from '@weft/protocol/terminal-text';
 import { parseArgs, UsageError } from './args.js';
 import { POLICY_USAGE } from './help.js';
-import { POLICY_ADMIN_VERBS, POLICY_VALUE_FLAGS, policyAdmin } from './policy-admin.js';
+import { POLICY_ADMIN_VERBS, POLICY_VALUE_FLAGS, policyAdmin, readText } from './policy-admin.js';
 import { table } from './table.js';
 
 const Exit = { Ok: 0, Rejected: 1, Usage: 2 } as const;
@@ -81,14 +80,6 @@ function verbOf(argv: string[]): string | undefined {
     if (!a.includes('=') && POLICY_VALUE_FLAGS.includes(a.slice(2))) i++;
   }
   return undefined;
-}
-
-async function readText(path: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    throw new UsageError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
 }
 
 function report(head: string, file: string, e: PolicyRejected): string {

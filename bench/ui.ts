@@ -15,7 +15,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnServer } from '../apps/server/test/support/process.js';
+import { cli, spawnServer } from '../apps/server/test/support/process.js';
 import { adminKey, CHROMIUM, ensureWebBuilt, launchChromium, rest } from '../e2e/ui/browser.js';
 import { machine } from './lib/machine.js';
 import { median, round } from './lib/stats.js';
@@ -34,6 +34,9 @@ ensureWebBuilt();
 const s = await spawnServer();
 try {
   const key = await adminKey(s);
+  const password = 'bench ui local admin password';
+  const set = await cli(['admin', 'set-password', '--data-dir', s.dataDir], { input: `${password}\n` });
+  if (set.code !== 0) throw new Error(`admin set-password failed: ${set.stderr}`);
   for (let u = 0; u < USERS; u++) await rest(s, key, 'POST', '/api/v1/users', { name: `user${u}` });
   const t0 = performance.now();
   let next = 0;
@@ -61,7 +64,9 @@ try {
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(`${s.url}/`);
-    await page.getByLabel('Admin API key').fill(key);
+    await page.getByRole('link', { name: 'Sign in' }).click();
+    await page.getByLabel('User name').fill('admin');
+    await page.getByLabel('Password').fill(password);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
     // Cold for the first run: the sign-in page above loaded the assets, so clear the cache.

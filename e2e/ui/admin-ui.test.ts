@@ -1,14 +1,16 @@
 /**
- * The admin UI in Debian's Chromium against a real weft-server: sign in (the interim admin API
- * key), see devices, approve a real pending login, delete a device through its confirmation,
+ * The admin UI in Debian's Chromium against a real weft-server: sign in with the local admin
+ * account (the server's sign-in page; a session cookie the page cannot read), see devices, approve a real pending login, delete a device through its confirmation,
  * offboard a user, and reach the nav and a dialog by keyboard (Escape closes it, Tab stays in it).
  * Screenshots of each step go to e2e/ui/artifacts/ (gitignored).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { SimAgent } from '../../test-support/sim-agent.js';
-import { spawnServer, type ServerProcess } from '../../apps/server/test/support/process.js';
+import { cli, spawnServer, type ServerProcess } from '../../apps/server/test/support/process.js';
 import { adminKey, ensureWebBuilt, launchChromium, rest, screenshotPath } from './browser.js';
+
+const PASSWORD = 'correct horse battery staple';
 
 describe('admin UI in Chromium', () => {
   let s: ServerProcess;
@@ -24,6 +26,8 @@ describe('admin UI in Chromium', () => {
     ensureWebBuilt();
     s = await spawnServer();
     key = await adminKey(s);
+    const set = await cli(['admin', 'set-password', '--data-dir', s.dataDir], { input: `${PASSWORD}\n` });
+    expect(set.code, set.stderr).toBe(0);
     await rest(s, key, 'POST', '/api/v1/users', { name: 'alice' });
     await rest(s, key, 'POST', '/api/v1/users', { name: 'bob' });
     const authKey = (await rest<{ key: string }>(s, key, 'POST', '/api/v1/authkeys', { user: 'alice', reusable: true, tags: [] })).body.key;
@@ -50,9 +54,11 @@ describe('admin UI in Chromium', () => {
     await s?.stop();
   });
 
-  it('signs in with an admin API key kept in sessionStorage only, and lists the devices', async () => {
+  it('signs in with the local admin account on the server\'s page (a cookie the page cannot read), and lists the devices', async () => {
     await page.goto(`${s.url}/devices`);
-    await page.getByLabel('Admin API key').fill(key);
+    await page.getByRole('link', { name: 'Sign in' }).click();
+    await page.getByLabel('User name').fill('admin');
+    await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'Devices' }).waitFor();
     await page.getByRole('cell', { name: 'alice-desktop', exact: true }).waitFor();
@@ -60,8 +66,8 @@ describe('admin UI in Chromium', () => {
     const rows = await page.getByTestId('devices').locator('tbody tr').allInnerTexts();
     expect(rows).toHaveLength(2);
     expect(rows.find((r) => r.includes('alice-laptop'))).toContain('online');
-    const stored = await page.evaluate(() => ({ session: sessionStorage.length, local: localStorage.length, url: location.href }));
-    expect(stored).toEqual({ session: 1, local: 0, url: `${s.url}/devices` });
+    const stored = await page.evaluate(() => ({ session: sessionStorage.length, local: localStorage.length, cookie: document.cookie, url: location.href }));
+    expect(stored).toEqual({ session: 0, local: 0, cookie: '', url: `${s.url}/devices` });
     expect(await page.evaluate(() => [...document.scripts].filter((x) => !x.src).length)).toBe(0);
   });
 
@@ -141,13 +147,10 @@ describe('admin UI in Chromium', () => {
     await page.screenshot({ path: screenshotPath('06-audit') });
   });
 
-  it('a 401 (the key revoked) sends the person back to sign in; the browser refused nothing on the way', async () => {
-    const keys = (await rest<{ items: { id: number; description: string | null }[] }>(s, key, 'GET', '/api/v1/apikeys')).body.items;
-    const mine = keys.find((k) => k.description === 'admin ui')!;
-    await rest(s, key, 'DELETE', `/api/v1/apikeys/${mine.id}`);
-    await page.getByRole('link', { name: 'Devices', exact: true }).click();
-    await page.getByLabel('Admin API key').waitFor();
-    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+  it('signing out ends the session: back to sign in, the old cookie is refused; the browser refused nothing on the way', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('link', { name: 'Sign in' }).waitFor();
+    expect(await page.evaluate(async () => (await fetch('/api/v1/nodes', { credentials: 'same-origin' })).status)).toBe(401);
     // A 401 is logged by Chromium as a failed resource; CSP refusals, missing files (404) and script errors are not expected at all.
     expect(problems.filter((p) => !/status of 401/.test(p))).toEqual([]);
   });

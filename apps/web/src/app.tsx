@@ -1,7 +1,7 @@
 /** The shell: a left nav of real links, the page, and the sign-in screen while signed out. */
 import { useEffect, useState } from 'react';
 import type { UiPath } from '@weft/protocol/ui-paths';
-import { isSignedIn, onSignedOut, signOut } from './api/client.js';
+import { currentSession, loadSession, onSignedOut, signOut } from './api/client.js';
 import { Link, usePath } from './router.js';
 import { ApiKeys } from './pages/api-keys.js';
 import { Audit } from './pages/audit.js';
@@ -23,14 +23,19 @@ const PAGES: { path: UiPath; label: string; Page: () => React.JSX.Element }[] = 
 ];
 
 export function App() {
-  const [signedIn, setSignedIn] = useState(isSignedIn);
+  // null while the server is asked who is signed in.
+  const [signedIn, setSignedIn] = useState<boolean | null>(currentSession() ? true : null);
   const path = usePath();
   useEffect(() => onSignedOut(() => setSignedIn(false)), []);
+  useEffect(() => {
+    loadSession().then((s) => setSignedIn(s !== null), () => setSignedIn(false));
+  }, []);
   const page = PAGES.find((p) => p.path === path) ?? PAGES[0]!;
   useEffect(() => {
     document.title = `${page.label} · Weft admin`;
   }, [page]);
-  if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} />;
+  if (signedIn === null) return null;
+  if (!signedIn) return <SignIn />;
   return (
     <div className="layout">
       <nav aria-label="Main">
@@ -44,7 +49,7 @@ export function App() {
             </li>
           ))}
         </ul>
-        <button type="button" className="sign-out" onClick={signOut}>
+        <button type="button" className="sign-out" onClick={() => void signOut()}>
           Sign out
         </button>
       </nav>

@@ -93,7 +93,8 @@ export function signInRoutes(app: FastifyInstance, state: State, limits: AbuseLi
     }
   });
 
-  r.post('/auth/logout', { schema: { ...hide, body: z.object({ _csrf: z.string().max(100).optional() }).optional() } as object }, async (req, reply) => {
+  // nullish: a script's or the UI's POST without a body (Fastify hands the schema null) must sign out too.
+  r.post('/auth/logout', { schema: { ...hide, body: z.object({ _csrf: z.string().max(100).optional() }).nullish() } as object }, async (req, reply) => {
     const s = await sessionOf(req, state);
     if (s) {
       const presented = req.headers[CSRF_HEADER] ?? (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD];

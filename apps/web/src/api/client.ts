@@ -2,17 +2,13 @@
  * How the admin UI talks to the server, and the ONE place that knows how its requests are
  * authenticated. Everything else calls `api()` and never sees a credential.
  *
- * INTERIM SIGN-IN, to be replaced by the browser session of the identity work (an HttpOnly,
- * SameSite session cookie from the local admin account or OIDC, plus a CSRF token on every
- * state-changing request): the person pastes an admin API key; it is kept in sessionStorage only
- * (gone with the tab; never localStorage, never in a URL) and sent as `Authorization: Bearer`.
- * When the session lands: drop `KEY_STORAGE` and the bearer header, send `credentials:
- * 'same-origin'` and the CSRF header, make `signIn` go to the session's sign-in page and
- * `signOut` end the session. A 401 from any request forgets the credential and shows sign-in.
+ * The browser session (apps/server/src/web): the person signs in on the server's own page
+ * (`/auth/login`: a local account, or the identity provider over OIDC), which sets an HttpOnly,
+ * SameSite session cookie the UI never reads. `GET /auth/session` says who is signed in and gives
+ * the CSRF token, which every state-changing request carries as `X-CSRF-Token`; it is held in
+ * memory only. A 401 from any request (the session ended, expired or was revoked) shows sign-in.
  */
-import type { Problem } from '@weft/protocol';
-
-const KEY_STORAGE = 'weft.adminApiKey';
+import type { Problem, WebSession } from '@weft/protocol';
 
 export class ApiError extends Error {
   constructor(
@@ -28,6 +24,7 @@ export class ApiError extends Error {
 
 type Listener = () => void;
 const listeners = new Set<Listener>();
+let session: WebSession | null = null;
 
 /** Called when the person is signed out (by signOut() or by a 401). Returns the unsubscribe. */
 export function onSignedOut(fn: Listener): () => void {
@@ -35,29 +32,41 @@ export function onSignedOut(fn: Listener): () => void {
   return () => void listeners.delete(fn);
 }
 
-export function isSignedIn(): boolean {
-  return sessionStorage.getItem(KEY_STORAGE) !== null;
-}
-
-export function signOut(): void {
-  sessionStorage.removeItem(KEY_STORAGE);
+function signedOut(): void {
+  session = null;
   for (const fn of [...listeners]) fn();
 }
 
-/** Checks the key against the server (an admin-only route) before keeping it. */
-export async function signIn(apiKey: string): Promise<void> {
-  const res = await fetch('/api/v1/apikeys', { headers: { authorization: `Bearer ${apiKey}`, accept: 'application/json' } });
-  if (!res.ok) throw new ApiError(res.status, await problemOf(res));
-  sessionStorage.setItem(KEY_STORAGE, apiKey);
+/** Asks the server who is signed in (the cookie goes by itself); null when nobody is. */
+export async function loadSession(): Promise<WebSession | null> {
+  const res = await fetch('/auth/session', { credentials: 'same-origin', headers: { accept: 'application/json' } });
+  session = res.ok ? ((await res.json()) as WebSession) : null;
+  return session;
+}
+
+export function currentSession(): WebSession | null {
+  return session;
+}
+
+/** The server's sign-in page, coming back to where the person is now. */
+export function signInUrl(): string {
+  return `/auth/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+}
+
+export async function signOut(): Promise<void> {
+  const token = session?.csrfToken;
+  if (token) {
+    await fetch('/auth/logout', { method: 'POST', credentials: 'same-origin', headers: { accept: 'application/json', 'x-csrf-token': token } }).catch(() => {});
+  }
+  signedOut();
 }
 
 export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
-  const key = sessionStorage.getItem(KEY_STORAGE);
   const headers: Record<string, string> = { accept: 'application/json' };
-  if (key) headers.authorization = `Bearer ${key}`;
+  if (method !== 'GET' && session) headers['x-csrf-token'] = session.csrfToken;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(path, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-  if (res.status === 401) signOut();
+  const res = await fetch(path, { method, headers, credentials: 'same-origin', ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  if (res.status === 401) signedOut();
   if (!res.ok) throw new ApiError(res.status, await problemOf(res));
   return (await res.json()) as T;
 }

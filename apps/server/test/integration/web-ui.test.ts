@@ -68,7 +68,11 @@ describe('admin UI serving', () => {
     expect((await fetch(`${s.url}/agent/v1`)).status).not.toBe(200);
     const pending = await new SimAgent(s.url, 'ui-login').register();
     const login = await fetch(`${s.url}/login/${(pending as { code: string }).code}`);
-    expect(await login.text()).toContain('Approve a device');
+    // The device login page (signed out: the server's sign-in, coming back to it), never the UI's index.html.
+    const loginText = await login.text();
+    expect(loginText).toContain('Sign in to Weft');
+    expect(loginText).toContain(`value="/login/${(pending as { code: string }).code}"`);
+    expect(loginText).not.toContain('<script');
     for (const path of ['/nope', '/devices/1', '/index.html', '/metrics']) {
       const res = await fetch(s.url + path);
       expect(res.status, path).toBe(404);

@@ -78,6 +78,11 @@ const server = createServer((req, res) => {
 
 const wss = new WebSocketServer({ noServer: true });
 server.on('upgrade', (req, socket, head) => {
+  // Only the agent channel: no relay here (an agent dialing /api/v1/relay must not replace its control socket).
+  if (req.url !== '/agent/v1') {
+    socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+    return;
+  }
   const n = nodes.get(machineKeyOf(req));
   if (!n) {
     socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n');

@@ -282,6 +282,12 @@ export class Engine {
     this.serial(async () => {
       const peer = this.wanted.get(key);
       if (!peer || !this.device || !this.configuredFor || peer.endpoints.length === 0 || this.opts.firewall?.blocksTunnel) return;
+      // No handshake within the grace: the initiator could not get through, and this side may be
+      // holding off its own tries (a packet it sent before it had the endpoint). A fresh peer
+      // forgets that and, with keepalive, handshakes at once; there is no session to lose.
+      const publicKey = parseNodePublicKey(key);
+      const stats = (await this.device.stats()).find((p) => p.publicKey === publicKey);
+      if (!stats?.lastHandshake) await this.device.removePeer(publicKey);
       await this.device.upsertPeer(peerConfig(peer, true, this.relayed.get(key)));
     }).catch((err: unknown) => {
       this.opts.log('warn', 'could not turn on keepalive for a peer', { peer: key, error: String(err) });

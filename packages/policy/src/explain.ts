@@ -14,6 +14,9 @@ import type { Pos } from './errors.js';
 import { ALLOW_ALL, type Policy, type PortRange, type Rule } from './model.js';
 import type { Prepared, PreparedNode } from './nodes.js';
 import { ICMPV6, PORTED, PROTO, parseProto } from './protocols.js';
+
+/** An input as a JSON string: quoted, with line breaks and control characters escaped, so a refusal stays one line. */
+const quote = (v: unknown): string => JSON.stringify(String(v));
 import { ANY, NodeIndex, type Resolved } from './select.js';
 
 /** Most addresses one side of a question may name: a user or tag wider than this is refused. */
@@ -80,7 +83,7 @@ export function explain(policy: Policy | null, prepared: Prepared, q: ExplainQue
   const p = policy ?? ALLOW_ALL;
   const index = new NodeIndex(prepared, p);
   const protos = parseProto(q.proto ?? 'tcp');
-  if (!protos) throw new ExplainRefused('proto', `unknown protocol "${q.proto}": use a name (${Object.keys(PROTO).join(', ')}) or a number 0-255`);
+  if (!protos) throw new ExplainRefused('proto', `unknown protocol ${quote(q.proto)}: use a name (${Object.keys(PROTO).join(', ')}) or a number 0-255`);
   const ported = protos.every((n) => PORTED.has(n));
   if (q.port !== undefined) {
     if (!Number.isInteger(q.port) || q.port < 0 || q.port > 65535) throw new ExplainRefused('port', `port ${q.port} is not 0-65535`);
@@ -100,7 +103,7 @@ export function explain(policy: Policy | null, prepared: Prepared, q: ExplainQue
       pairs.push(checkPair(p, index, sources, a, b, proto, q.port ?? null));
     }
   }
-  if (!pairs.length) throw new ExplainRefused('dst', `"${q.src}" and "${q.dst}" share no IP family (one is IPv4 only, the other IPv6 only)`);
+  if (!pairs.length) throw new ExplainRefused('dst', `${quote(q.src)} and ${quote(q.dst)} share no IP family (one is IPv4 only, the other IPv6 only)`);
   const allowed = pairs.every((x) => x.allowed);
   const first = pairs.find((x) => x.allowed);
   return {
@@ -176,7 +179,7 @@ function endpoint(prepared: Prepared, input: string, field: 'src' | 'dst'): { vi
   const named = (kind: ExplainEndpoint['kind'], name: string, of: PreparedNode[], none: string) => {
     const addrs = addressesOf(of);
     if (!addrs.length) throw new ExplainRefused(field, none);
-    if (addrs.length > MAX_EXPLAIN_ADDRS) throw new ExplainRefused(field, `"${input}" names ${addrs.length} addresses (at most ${MAX_EXPLAIN_ADDRS}); explain one node or IP`);
+    if (addrs.length > MAX_EXPLAIN_ADDRS) throw new ExplainRefused(field, `${quote(input)} names ${addrs.length} addresses (at most ${MAX_EXPLAIN_ADDRS}); explain one node or IP`);
     return { view: { input, kind, name, addresses: addrs.map((x) => formatAddr(x.family, x.value)) }, addrs };
   };
   const byNode = (name: string) => nodes.find((n) => n.name === name);
@@ -186,19 +189,19 @@ function endpoint(prepared: Prepared, input: string, field: 'src' | 'dst'): { vi
   const explicit = /^(node|user):(.*)$/.exec(text);
   if (explicit?.[1] === 'node') {
     const n = byNode(explicit[2]!);
-    if (!n) throw new ExplainRefused(field, `no node named "${explicit[2]}"`);
+    if (!n) throw new ExplainRefused(field, `no node named ${quote(explicit[2])}`);
     return named('node', n.name, [n], `node ${n.name} has no addresses`);
   }
   if (explicit?.[1] === 'user') {
     const u = byUser(explicit[2]!);
-    if (!u) throw new ExplainRefused(field, `no user named "${explicit[2]}"`);
+    if (!u) throw new ExplainRefused(field, `no user named ${quote(explicit[2])}`);
     return named('user', u.login, userNodes(u.login), `user ${u.name} has no untagged nodes (a tagged node is not its user's)`);
   }
   const n = byNode(text);
   if (n) return named('node', n.name, [n], `node ${n.name} has no addresses`);
   const u = byUser(text);
   if (u) return named('user', u.login, userNodes(u.login), `user ${u.name} has no untagged nodes (a tagged node is not its user's)`);
-  throw new ExplainRefused(field, `"${input}" is not an IP address, a node, a user or a tag: give a node name, a user's name or login, tag:NAME, or an IP (node:NAME and user:NAME pick one when a node and a user share a name)`);
+  throw new ExplainRefused(field, `${quote(input)} is not an IP address, a node, a user or a tag: give a node name, a user's name or login, tag:NAME, or an IP (node:NAME and user:NAME pick one when a node and a user share a name)`);
 }
 
 function addressesOf(nodes: PreparedNode[]): Addr[] {

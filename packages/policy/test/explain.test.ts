@@ -175,6 +175,9 @@ describe('explain: what SRC and DST name, and the answer', () => {
       throw new Error('not refused');
     };
     expect(refused({ src: 'nobody', dst: 'web' })).toMatchObject({ field: 'src', message: expect.stringContaining('"nobody" is not an IP address, a node, a user or a tag') });
+    // Input is quoted with its line breaks escaped: a refusal is one line (the REST fuzz found this).
+    expect(refused({ src: 'no\nbody', dst: 'web' }).message).toContain('"no\\nbody" is not an IP address');
+    expect(refused({ src: 'no\nbody', dst: 'web' }).message).not.toContain('\n');
     expect(refused({ src: 'laptop', dst: 'tag:db' })).toMatchObject({ field: 'dst', message: 'no node carries tag:db' });
     expect(refused({ src: 'laptop', dst: 'web', proto: 'bogus' })).toMatchObject({ field: 'proto' });
     expect(refused({ src: 'laptop', dst: 'web', proto: 'icmp', port: 22 })).toMatchObject({ field: 'port', message: expect.stringContaining('no ports') });

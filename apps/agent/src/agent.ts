@@ -442,11 +442,21 @@ export class Agent {
           else this.resolveWaiters();
           await this.reportEndpoints();
           return;
-        case 'delta':
+        case 'delta': {
           if (this.phase !== 'running') return;
-          await this.engineFor().applyChange(change, this.netmap.self!);
+          // A policy change: the delta's filter is the one in force from now on (reapply, restart).
+          if (change.packetFilter !== undefined) this.packetFilter = change.packetFilter ?? undefined;
+          const firewallError = await this.engineFor().applyChange(change, this.netmap.self!).then(
+            () => undefined,
+            (err: Error) => {
+              if (err instanceof FirewallError) return err;
+              throw err;
+            },
+          );
           this.persistSoon();
+          if (firewallError) this.firewallFailed(firewallError);
           return;
+        }
       }
     } catch (err) {
       const message = `programming WireGuard failed: ${(err as Error).message}`;

@@ -232,8 +232,20 @@ export class Engine {
         this.relayed.delete(peer.nodeKey);
         await device.removePeer(parseNodePublicKey(peer.nodeKey));
       }
+      // A policy change arrives as a delta carrying the new filter (null: no policy, allow all).
+      // As in applyFull, it goes in before the peers it is about.
+      let firewallFailed: Error | undefined;
+      if (change.packetFilter !== undefined) {
+        const after = new Map(this.wanted);
+        for (const { peer, previous } of change.upserted) {
+          if (previous) after.delete(previous.nodeKey);
+          after.set(peer.nodeKey, peer);
+        }
+        firewallFailed = await this.applyFirewall([...after.values()], change.packetFilter ?? undefined);
+      }
       // Blocked: no peer may be configured until the filter is in force (the reapply brings them all).
       const blocked = this.opts.firewall?.blocksTunnel === true;
+      if (blocked && firewallFailed) await device.setPeers([]); // fail closed: nothing was in force before
       for (const { peer, previous } of change.upserted) {
         if (blocked) continue;
         if (previous && previous.nodeKey !== peer.nodeKey) {
@@ -252,7 +264,9 @@ export class Engine {
       }
       this.opts.log('debug', 'delta applied', {
         removed: change.removed.length, upserted: change.upserted.length, patched: change.patched.length,
+        ...(change.packetFilter !== undefined && { packetFilter: change.packetFilter === null ? 'none' : change.packetFilter.length }),
       });
+      if (firewallFailed) throw firewallFailed;
     });
   }
 

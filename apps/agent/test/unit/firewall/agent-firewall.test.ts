@@ -109,4 +109,40 @@ describe('Agent and the packet filter', { timeout: 20_000 }, () => {
     expect(runner.nftScripts[0]).toContain('\t\tdrop\n');
     expect((await second.status()).firewall).toMatchObject({ state: 'enforcing', rules: 0 });
   });
+
+  it('a delta carrying a new filter (how a policy change arrives) puts it in force before its peers, persists it, and a delta with null removes the table', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    expect(runner.nftScripts.length).toBe(1);
+    const changed: NonNullable<NetmapMessage['packetFilter']> = [{ srcIPs: ['100.64.0.3'], dstPorts: [{ ip: '100.64.0.1', ports: '443' }], protos: [6] }];
+    control.send({ type: 'delta', seq: 2, upsert: [peer(3)], packetFilter: changed });
+    await until(() => runner.nftScripts.length === 2 && device().peers.size === 2);
+    expect(runner.nftScripts[1]).toContain('th dport 443 accept');
+    expect(runner.nftScripts[1]).not.toContain('th dport 22 accept');
+    expect((await agent.status()).firewall).toEqual({ state: 'enforcing', rules: 1, skippedRules: [], error: null });
+    await until(async () => JSON.stringify(JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')).packetFilter) === JSON.stringify(changed));
+    // A delta without packetFilter leaves the filter alone.
+    control.send({ type: 'delta', seq: 3, remove: [3] });
+    await until(() => device().peers.size === 1);
+    expect(runner.nftScripts.length).toBe(2);
+    // null: the policy is gone, every tunnel packet allowed again.
+    control.send({ type: 'delta', seq: 4, packetFilter: null });
+    await until(() => runner.nftScripts.length === 3);
+    expect(runner.nftScripts[2]).toBe('table inet weft {}\ndelete table inet weft\n');
+    await until(async () => (await agent.status()).firewall.state === 'off');
+  });
+
+  it('a delta whose filter nft refuses keeps the previous ruleset in force and says so in status', async () => {
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    runner.nft = missing;
+    control.send({ type: 'delta', seq: 2, packetFilter: [{ srcIPs: ['100.64.0.3'], dstPorts: [{ ip: '100.64.0.1', ports: '443' }], protos: [6] }] });
+    await until(async () => (await agent.status()).firewall.state === 'kept');
+    const s = await agent.status();
+    expect(s.firewall.error).toContain('the previous ruleset stays in force');
+    expect(s.lastError?.code).toBe('firewall_error');
+    expect(device().peers.size).toBe(1);
+  });
 });

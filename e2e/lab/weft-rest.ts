@@ -16,15 +16,19 @@ const HTTP_REQUEST = fileURLToPath(new URL('./http-request.mjs', import.meta.url
 export interface HttpResult {
   status: number;
   text: string;
+  /** The ETag header, null when absent. */
+  etag?: string | null;
+  /** Date.now() in the requesting process once the whole response was read. */
+  receivedAt?: number;
 }
 
 /** One HTTP request from inside `via`'s namespace; rejects when no response came back. */
-export async function httpFrom(via: Host, method: string, url: string, opts: { body?: string; auth?: string; timeoutMs?: number } = {}): Promise<HttpResult> {
+export async function httpFrom(via: Host, method: string, url: string, opts: { body?: string; auth?: string; timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<HttpResult> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const r = await via.exec(process.execPath, [HTTP_REQUEST, method, url, String(timeoutMs)], {
     timeoutMs: timeoutMs + 5000,
     input: opts.body ?? '',
-    env: { WEFT_LAB_AUTH: opts.auth ?? '' },
+    env: { WEFT_LAB_AUTH: opts.auth ?? '', WEFT_LAB_HEADERS: opts.headers ? JSON.stringify(opts.headers) : '' },
   });
   if (r.code !== 0) throw new Error(`${method} ${url} from ${via.name} failed (exit ${r.code}): ${r.stderr.trim()}`);
   return JSON.parse(r.stdout) as HttpResult;
@@ -34,6 +38,9 @@ export interface RestResponse<T = unknown> {
   status: number;
   /** Parsed JSON, or the raw text when the body is not JSON. */
   body: T;
+  etag?: string | null;
+  /** Date.now() when the response had been read (in the requesting process; same clock as the test's). */
+  receivedAt?: number;
 }
 
 export class RestError extends Error {
@@ -57,11 +64,12 @@ export class RestClient {
   ) {}
 
   /** Any status; see `call` for the throwing form. */
-  async request<T = unknown>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number; auth?: boolean } = {}): Promise<RestResponse<T>> {
-    const { status, text } = await httpFrom(this.via, method, this.baseUrl + path, {
+  async request<T = unknown>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number; auth?: boolean; headers?: Record<string, string> } = {}): Promise<RestResponse<T>> {
+    const { status, text, etag, receivedAt } = await httpFrom(this.via, method, this.baseUrl + path, {
       body: body === undefined ? undefined : JSON.stringify(body),
       auth: opts.auth === false ? undefined : `Bearer ${this.apiKey}`,
       timeoutMs: opts.timeoutMs,
+      headers: opts.headers,
     });
     let parsed: unknown = text;
     try {
@@ -69,7 +77,7 @@ export class RestClient {
     } catch {
       /* not JSON: keep the text */
     }
-    return { status, body: parsed as T };
+    return { status, body: parsed as T, etag, receivedAt };
   }
 
   /** Rejects with `RestError` unless the status is 2xx. */
@@ -106,5 +114,23 @@ export class RestClient {
   /** Returns the secret, shown once. */
   async createAuthKey(body: { user: string; reusable?: boolean; ephemeral?: boolean; tags?: string[]; expiresIn?: number }): Promise<string> {
     return (await this.post<{ key: string }>('/api/v1/authkeys', body)).key;
+  }
+
+  /**
+   * PUT /api/v1/policy with If-Match on the version in force (read first). Any status: a rejected
+   * policy is a 4xx the caller asserts on. `receivedAt` is when the response was in.
+   */
+  async putPolicy(text: string): Promise<RestResponse<{ version?: number; code?: string; detail?: string }>> {
+    const cur = await this.request('GET', '/api/v1/policy');
+    if (cur.status !== 200 || !cur.etag) throw new RestError('GET', '/api/v1/policy', cur);
+    return this.request('PUT', '/api/v1/policy', { text }, { headers: { 'if-match': cur.etag } });
+  }
+
+  /** POST /api/v1/users/:user/suspend|resume|offboard; rejects unless 2xx. `receivedAt` as above. */
+  async userOperation(user: string | number, op: 'suspend' | 'resume' | 'offboard'): Promise<RestResponse> {
+    const path = `/api/v1/users/${encodeURIComponent(String(user))}/${op}`;
+    const r = await this.request('POST', path, {});
+    if (r.status < 200 || r.status > 299) throw new RestError('POST', path, r);
+    return r;
   }
 }

@@ -18,6 +18,8 @@ export interface HttpResult {
   text: string;
   /** The ETag header, null when absent. */
   etag?: string | null;
+  /** Date.now() in the requesting process just before the request went out. */
+  sentAt?: number;
   /** Date.now() in the requesting process once the whole response was read. */
   receivedAt?: number;
 }
@@ -39,7 +41,9 @@ export interface RestResponse<T = unknown> {
   /** Parsed JSON, or the raw text when the body is not JSON. */
   body: T;
   etag?: string | null;
-  /** Date.now() when the response had been read (in the requesting process; same clock as the test's). */
+  /** Date.now() just before the request went out (in the requesting process; same clock as the test's). */
+  sentAt?: number;
+  /** Date.now() when the response had been read (same). */
   receivedAt?: number;
 }
 
@@ -65,7 +69,7 @@ export class RestClient {
 
   /** Any status; see `call` for the throwing form. */
   async request<T = unknown>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number; auth?: boolean; headers?: Record<string, string> } = {}): Promise<RestResponse<T>> {
-    const { status, text, etag, receivedAt } = await httpFrom(this.via, method, this.baseUrl + path, {
+    const { status, text, etag, sentAt, receivedAt } = await httpFrom(this.via, method, this.baseUrl + path, {
       body: body === undefined ? undefined : JSON.stringify(body),
       auth: opts.auth === false ? undefined : `Bearer ${this.apiKey}`,
       timeoutMs: opts.timeoutMs,
@@ -77,7 +81,7 @@ export class RestClient {
     } catch {
       /* not JSON: keep the text */
     }
-    return { status, body: parsed as T, etag, receivedAt };
+    return { status, body: parsed as T, etag, sentAt, receivedAt };
   }
 
   /** Rejects with `RestError` unless the status is 2xx. */

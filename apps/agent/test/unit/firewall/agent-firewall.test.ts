@@ -145,4 +145,20 @@ describe('Agent and the packet filter', { timeout: 20_000 }, () => {
     expect(s.lastError?.code).toBe('firewall_error');
     expect(device().peers.size).toBe(1);
   });
+
+  it('a delta bringing the first filter to a node that had none fails closed when nft refuses it: no peer stays in WireGuard until the filter is in force', async () => {
+    control.onConnect = (ws) => ws.send(JSON.stringify(netmap(1)));
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    expect((await agent.status()).firewall.state).toBe('off');
+    expect(device().peers.size).toBe(1);
+    runner.nft = missing;
+    control.send({ type: 'delta', seq: 2, upsert: [peer(3)], packetFilter: filter });
+    await until(async () => (await agent.status()).firewall.state === 'blocked');
+    expect(device().peers.size).toBe(0);
+    // nft back: the reapply puts the filter in force and the peers behind it.
+    runner.nft = () => ({ code: 0, stdout: '', stderr: '', missing: false });
+    await until(async () => (await agent.status()).firewall.state === 'enforcing' && device().peers.size === 2, 10_000);
+  });
 });

@@ -89,7 +89,7 @@ const out = {
   benchmark: 'offboard-lab',
   date: new Date().toISOString(),
   machine: machine({ 'wireguard-go': ['wireguard-go', ['--version']], wg: ['wg', ['--version']] }),
-  setup: `real-network lab (e2e/lab): per round a new user with one device joins, is offboarded through POST /api/v1/users/:id/offboard, and each of ${PEERS} peers' wg show IFACE dump is polled every 10 ms in its namespace until it lacks the user's key. fromResponse: from the REST response having been read by the requesting process (negative: the peers had dropped the key before the response was read; the server pushes the removal at commit, before it answers); fromRequestSent: from just before the request went out (the call's own time included). Target (issue 11): p99 under 1 s in both setups.`,
+  setup: `real-network lab (e2e/lab): per round a new user with one device joins, is offboarded through POST /api/v1/users/:id/offboard, and each of ${PEERS} peers' wg show IFACE dump is polled every 10 ms in its namespace until it lacks the user's key. fromResponse: from the REST response having been read by the requesting process (negative: the peers had dropped the key before the response was read; the server pushes the removal at commit, before it answers); fromRequestSent: from just before the request went out (the call's own time included, and the requesting process's first fetch: a fresh Node process per call). Target (issue 11): p99 under 1 s in both setups.`,
   results,
 };
 mkdirSync(resolve(here, 'results'), { recursive: true });

@@ -295,9 +295,10 @@ async function confirm(p: Parsed, io: Prompt, question: string): Promise<void> {
 function operationText(verb: string, r: UserOperation): string {
   const nodes = r.nodes.length ? r.nodes.map((n) => n.name).join(', ') : 'none';
   const keys = r.authKeys.length ? r.authKeys.map((k) => k.prefix).join(', ') : 'none';
+  const apiKeys = r.apiKeys.length ? r.apiKeys.map((k) => k.prefix).join(', ') : 'none';
   if (verb === 'resume') return `Resumed ${r.user.name}; devices let back: ${nodes}.`;
   const done = verb === 'suspend' ? `Suspended ${r.user.name}; devices cut off: ${nodes}` : `Offboarded ${r.user.name}; devices deleted: ${nodes}`;
-  return `${done}; auth keys revoked: ${keys}. (API keys have no owner and were not touched.)\nAudit group ${r.groupId}.`;
+  return `${done}; auth keys revoked: ${keys}; API keys revoked: ${apiKeys}; web sessions ended: ${r.webSessions}.\nAudit group ${r.groupId}.`;
 }
 
 function keyState(k: AuthKey): string {

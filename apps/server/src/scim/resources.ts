@@ -41,7 +41,8 @@ export interface UserFields {
   externalId: string | null;
   displayName: string | null;
   email: string | null;
-  active: boolean;
+  /** Absent: a new user is active, an existing one keeps its state (a PUT without `active` resumes no one). */
+  active: boolean | undefined;
   /** Everything else, kept as sent (name, emails, title, extensions...). */
   data: Doc;
 }
@@ -87,7 +88,7 @@ export function userFields(input: unknown): UserFields {
   const externalId = optionalString(take(doc, 'externalId'), 'externalId', 256);
   const displayName = optionalString(take(doc, 'displayName'), 'displayName', 128);
   const activeRaw = take(doc, 'active');
-  const active = activeRaw === undefined || activeRaw === null ? true : scimBoolean(activeRaw, 'active');
+  const active = activeRaw === undefined || activeRaw === null ? undefined : scimBoolean(activeRaw, 'active');
   const nameKey = Object.keys(doc).find((k) => k.toLowerCase() === 'name');
   if (nameKey !== undefined && doc[nameKey] !== null) {
     const n = doc[nameKey];

@@ -61,7 +61,7 @@ export class Scim {
       if (isUniqueViolation(err)) throw uniqueness(`userName "${f.name}" is taken (compared case-insensitively; an offboarded user keeps their name)`);
       throw err;
     }
-    if (!f.active) await this.users.suspend(actor, id);
+    if (f.active === false) await this.users.suspend(actor, id);
     return this.getUser(id);
   }
 
@@ -82,8 +82,8 @@ export class Scim {
       });
     }, TX_OPTIONS);
     const active = before.suspendedAt === null;
-    if (active && !f.active) await this.users.suspend(actor, id);
-    if (!active && f.active) await this.users.resume(actor, id);
+    if (active && f.active === false) await this.users.suspend(actor, id);
+    if (!active && f.active === true) await this.users.resume(actor, id);
     return this.getUser(id);
   }
 

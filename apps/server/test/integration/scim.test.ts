@@ -264,6 +264,10 @@ describe.each(BACKENDS)('SCIM 2.0 on %s', (backend) => {
       expectScimError(renamed, 400, 'mutability');
       expect(await auditCount()).toBe(events);
       expect((await scim('GET', `/Users/${u.id}`)).body.displayName).toBe('After');
+      // A PUT without "active" leaves the user suspended: only active true resumes.
+      const noActive = await scim('PUT', `/Users/${u.id}`, { schemas: [USER], userName: 'put.user', displayName: 'Again' });
+      expect(noActive.body).toMatchObject({ displayName: 'Again', active: false });
+      expect(noActive.body.title).toBeUndefined();
     });
 
     it('DELETE offboards: 204, then 404; Weft keeps the user as offboarded with the event from scim', async () => {
@@ -332,8 +336,14 @@ describe.each(BACKENDS)('SCIM 2.0 on %s', (backend) => {
       expect(excluded.body.members).toBeUndefined();
       expect(excluded.body.displayName).toBe('Platform Eng');
 
+      // PUT replaces the group: name, externalId and the whole member list.
+      const put = await scim('PUT', `/Groups/${id}`, { schemas: [GROUP], displayName: 'Platform Eng', externalId: 'g-2', members: [{ value: b.id }, { value: c.id }] });
+      expect(put.status, JSON.stringify(put.body)).toBe(200);
+      expect(put.body).toMatchObject({ externalId: 'g-2', members: [{ value: b.id }, { value: c.id }] });
+      expect((await scim('GET', `/Groups?filter=${encodeURIComponent('externalId eq "g-2"')}`)).body.Resources.map((g: { id: string }) => g.id)).toEqual([id]);
+
       const events = await s.state.ctx.prisma.auditEvent.findMany({ where: { action: { startsWith: 'group.' }, origin: 'scim' }, orderBy: { id: 'asc' } });
-      expect(events.map((e) => e.action)).toEqual(['group.create', 'group.update', 'group.update', 'group.update', 'group.update']);
+      expect(events.map((e) => e.action)).toEqual(['group.create', 'group.update', 'group.update', 'group.update', 'group.update', 'group.update']);
       expect(events[2]!.detail).toMatchObject({ removed: ['grp.b'] });
 
       const del = await fetch(`${s.url}/scim/v2/Groups/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });

@@ -18,7 +18,8 @@ export type ScimUserRow = DbUser & { scimGroups: (ScimGroupMember & { group: Pic
 export type ScimGroupRow = ScimGroup & { members: (ScimGroupMember & { user: Pick<DbUser, 'id' | 'name'> })[] };
 
 const userInclude = { scimGroups: { include: { group: { select: { id: true, displayName: true } } }, orderBy: { groupId: 'asc' } } } as const;
-const groupInclude = { members: { include: { user: { select: { id: true, name: true } } }, orderBy: { userId: 'asc' } } } as const;
+/** Members as SCIM shows them: offboarded users are gone for SCIM, so they are not listed either. */
+const groupInclude = { members: { where: { user: { offboardedAt: null } }, include: { user: { select: { id: true, name: true } } }, orderBy: { userId: 'asc' } } } as const;
 
 export interface Page<T> { total: number; rows: T[] }
 /** Equality constraints from a list filter (scim/filter.ts `listConstraints`), all of which must hold. */

@@ -273,6 +273,8 @@ describe.each(BACKENDS)('SCIM 2.0 on %s', (backend) => {
     it('DELETE offboards: 204, then 404; Weft keeps the user as offboarded with the event from scim', async () => {
       const u = await newUser('gone.user');
       const key = (await s.api('POST', '/api/v1/authkeys', { user: 'gone.user', reusable: true })).body;
+      const group = (await scim('POST', '/Groups', { schemas: [GROUP], displayName: 'Leavers', members: [{ value: u.id }] })).body;
+      expect(group.members).toHaveLength(1);
       const r = await fetch(`${s.url}/scim/v2/Users/${u.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
       expect(r.status).toBe(204);
       expect(await r.text()).toBe('');
@@ -282,6 +284,8 @@ describe.each(BACKENDS)('SCIM 2.0 on %s', (backend) => {
       const [e] = await s.state.ctx.prisma.auditEvent.findMany({ where: { action: 'user.offboard', target: 'user:gone.user' } });
       expect(e).toMatchObject({ origin: 'scim', actorType: 'scim-token', detail: { authKeys: [{ prefix: key.prefix }] } });
       expect((await scim('GET', `/Users?filter=${encodeURIComponent('userName eq "gone.user"')}`)).body.totalResults).toBe(0);
+      // Gone from the groups SCIM shows, too.
+      expect((await scim('GET', `/Groups/${group.id}`)).body.members).toEqual([]);
     });
 
     it('bad input is 400 naming what is wrong (invalidSyntax / invalidValue / invalidPath) and changes nothing', async () => {
@@ -342,7 +346,7 @@ describe.each(BACKENDS)('SCIM 2.0 on %s', (backend) => {
       expect(put.body).toMatchObject({ externalId: 'g-2', members: [{ value: b.id }, { value: c.id }] });
       expect((await scim('GET', `/Groups?filter=${encodeURIComponent('externalId eq "g-2"')}`)).body.Resources.map((g: { id: string }) => g.id)).toEqual([id]);
 
-      const events = await s.state.ctx.prisma.auditEvent.findMany({ where: { action: { startsWith: 'group.' }, origin: 'scim' }, orderBy: { id: 'asc' } });
+      const events = (await s.state.ctx.prisma.auditEvent.findMany({ where: { action: { startsWith: 'group.' }, origin: 'scim' }, orderBy: { id: 'asc' } })).filter((e) => (e.detail as { id?: number }).id === Number(id));
       expect(events.map((e) => e.action)).toEqual(['group.create', 'group.update', 'group.update', 'group.update', 'group.update', 'group.update']);
       expect(events[2]!.detail).toMatchObject({ removed: ['grp.b'] });
 

@@ -14,6 +14,7 @@ import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
 import { Regions, type RegionOptions } from './regions.js';
 import { apiRoutes } from './api/routes.js';
+import { scimRoutes } from './scim/routes.js';
 import { statusRoute } from './api/status-route.js';
 import { backupRoute } from './api/backup-route.js';
 import { ChangeHub } from './hub.js';
@@ -187,7 +188,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const wgKey = opts.wgResponder ? responderKey(await state.wgResponderPrivateKey()) : null;
   const responders = wgKey && opts.wgResponder ? [{ publicKey: `nodekey:${Buffer.from(wgKey.publicKey).toString('hex')}`, endpoint: opts.wgResponder.endpoint }] : undefined;
   const mapper = new Mapper({
-    loadRows: (ids) => state.nodes.rows(ids), loadPolicy: opts.loadPolicy ?? (() => activePolicy(state)), log: app.log,
+    loadRows: (ids) => state.nodes.rows(ids), loadPolicy: opts.loadPolicy ?? (() => activePolicy(state)), loadDirectoryGroups: () => state.policy.directoryGroups(), log: app.log,
     patchIntervalMs: opts.patchIntervalMs, metrics: metrics?.mapper, ...(responders ? { responders } : {}),
   });
   await mapper.init();
@@ -245,6 +246,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     statusRoute(scope, state, limits, mapper);
     backupRoute(scope, state, limits, opts.db);
   });
+  await scimRoutes(app, state, limits);
   const oidc = opts.oidc ? new OidcClient(opts.oidc) : null;
   await app.register(async (web) => {
     web.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT_BYTES }, (_req, body, done) => {

@@ -184,3 +184,10 @@ export const SIGN_IN_FAILURE_REFILL_PER_S = 1 / 6;
  */
 export const OIDC_START_BURST = 20;
 export const OIDC_START_REFILL_PER_S = 1 / 3;
+
+/** SCIM (/scim/v2): most resources one list page returns (a larger `count` is capped, RFC 7644 3.4.2.4). */
+export const SCIM_MAX_PAGE = 1000;
+/** SCIM: resources per list page when the client sends no `count`. */
+export const SCIM_DEFAULT_PAGE = 100;
+/** SCIM: largest request body taken. */
+export const SCIM_BODY_LIMIT_BYTES = 1024 * 1024;

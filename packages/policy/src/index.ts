@@ -10,7 +10,7 @@ import { PolicyRejected } from './errors.js';
 import type { Compiled } from './filter.js';
 import type { Policy } from './model.js';
 import type { Prepared } from './nodes.js';
-import { parsePolicy } from './parse.js';
+import { parsePolicy, type ParseOptions } from './parse.js';
 import { runTests } from './policy-tests.js';
 
 export { compile, type Compilation } from './compile.js';
@@ -20,7 +20,7 @@ export { parseHuJson, type JsonNode } from './hujson.js';
 export { ALLOW_ALL, type Policy, type Rule, type Selector } from './model.js';
 export { parseNodes, prepareNodes, type NodeInput, type NodesInput, type Prepared, type UserInput } from './nodes.js';
 export { explain, ExplainRefused, MAX_EXPLAIN_ADDRS, type ExplainEndpoint, type ExplainPair, type ExplainQuery, type Explanation } from './explain.js';
-export { parsePolicy } from './parse.js';
+export { parsePolicy, type ParseOptions } from './parse.js';
 export { runTests } from './policy-tests.js';
 export { DEFAULT_PROTOS } from './protocols.js';
 export { compileReference } from './reference.js';
@@ -31,8 +31,8 @@ export { PolicyViews, type LiveNode, type ViewChanges, type ViewClass } from './
  * Throws PolicyRejected with every problem (syntax, validation, failing tests) by line and column.
  * `policyText` null means no policy: every node reaches every node.
  */
-export function evaluate(policyText: string | null, nodes: Prepared): Compiled {
-  const policy: Policy | null = policyText === null ? null : parsePolicy(policyText);
+export function evaluate(policyText: string | null, nodes: Prepared, opts: ParseOptions = {}): Compiled {
+  const policy: Policy | null = policyText === null ? null : parsePolicy(policyText, opts);
   const c: Compilation = compile(policy, nodes);
   if (policy) {
     const failures = runTests(policy, c);

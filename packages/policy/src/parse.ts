@@ -21,7 +21,22 @@ const LOGIN_RE = /^[^\s@:]+@[^\s@:]*$/;
 
 type Ctx = 'src' | 'dst' | 'test-src' | 'test-dst';
 
-export function parsePolicy(text: string): Policy {
+/**
+ * `directoryGroups`: groups the deployment's directory defines (SCIM-provisioned groups), by
+ * name ("group:eng") to member logins. They may be named in the policy as if it defined them; a
+ * group the policy also defines gets the members of both.
+ */
+export interface ParseOptions {
+  directoryGroups?: ReadonlyMap<string, readonly string[]>;
+  /**
+   * A `group:` the policy names that neither it nor the directory defines is an empty group, not
+   * an error: for a stored policy (judged strictly when it was set) whose directory group was
+   * deleted since, so its members lose what it granted rather than the whole policy failing.
+   */
+  missingGroupsEmpty?: boolean;
+}
+
+export function parsePolicy(text: string, opts: ParseOptions = {}): Policy {
   let root: JsonNode;
   try {
     root = parseHuJson(text);
@@ -29,7 +44,7 @@ export function parsePolicy(text: string): Policy {
     if (e instanceof PolicyError) throw new PolicyRejected([e]);
     throw e;
   }
-  const v = new Validator();
+  const v = new Validator(opts.directoryGroups, opts.missingGroupsEmpty ?? false);
   const policy = v.policy(root);
   if (v.errors.length) throw new PolicyRejected(v.errors.sort(byPosition));
   return policy;
@@ -42,6 +57,18 @@ class Validator {
   private hosts = new Map<string, AddrSet>();
   private ipsetNodes = new Map<string, JsonNode>();
   private ipsets = new Map<string, AddrSet | 'resolving' | 'bad'>();
+
+  constructor(
+    private readonly directoryGroups: ReadonlyMap<string, readonly string[]> | undefined,
+    private readonly missingGroupsEmpty: boolean,
+  ) {}
+
+  private hasGroup(name: string): boolean {
+    if (this.groups.has(name)) return true;
+    if (!this.missingGroupsEmpty || !GROUP_RE.test(name)) return false;
+    this.groups.set(name, []);
+    return true;
+  }
 
   private err(pos: Pos, message: string): void {
     this.errors.push(new PolicyError(pos, message));
@@ -135,6 +162,10 @@ class Validator {
       }
       this.groups.set(key, [...new Set(members)].sort());
     }
+    for (const [name, members] of this.directoryGroups ?? []) {
+      if (!GROUP_RE.test(name)) continue;
+      this.groups.set(name, [...new Set([...(this.groups.get(name) ?? []), ...members])].sort());
+    }
   }
 
   private readTagOwners(node: JsonNode | undefined): void {
@@ -153,7 +184,7 @@ class Validator {
   /** An owner in tagOwners or autoApprovers: a user, a group, a tag, or autogroup:member / autogroup:admin. */
   private owner(o: { text: string; pos: Pos }, what: string): void {
     if (o.text.startsWith('group:')) {
-      if (!this.groups.has(o.text)) this.err(o.pos, `${what}: unknown group "${o.text}"`);
+      if (!this.hasGroup(o.text)) this.err(o.pos, `${what}: unknown group "${o.text}"`);
     } else if (o.text.startsWith('tag:')) {
       if (!this.tagOwners.has(o.text)) this.err(o.pos, `${what}: unknown tag "${o.text}" (tags must be declared in tagOwners)`);
     } else if (o.text === 'autogroup:member' || o.text === 'autogroup:admin' || o.text === 'autogroup:owner') {
@@ -238,7 +269,7 @@ class Validator {
       if (UNSUPPORTED_AUTOGROUPS.includes(text)) return this.bad(pos, `${text} is a Tailscale autogroup Weft does not support yet`);
       return this.bad(pos, `unknown autogroup "${text}"`);
     }
-    if (text.startsWith('group:')) return this.groups.has(text) ? { kind: 'group', name: text } : this.bad(pos, `unknown group "${text}"`);
+    if (text.startsWith('group:')) return this.hasGroup(text) ? { kind: 'group', name: text } : this.bad(pos, `unknown group "${text}"`);
     if (text.startsWith('tag:')) return this.tagOwners.has(text) ? { kind: 'tag', name: text } : this.bad(pos, `unknown tag "${text}" (tags must be declared in tagOwners)`);
     if (text.startsWith('ipset:')) {
       if (!this.ipsetNodes.has(text)) return this.bad(pos, `unknown ipset "${text}"`);

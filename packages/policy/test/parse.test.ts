@@ -73,3 +73,16 @@ describe('address sets', () => {
     expect('set' in v6 && formatSet(v6.set)).toEqual(['2001:db8::1:0:0:1']);
   });
 });
+
+describe('directory groups (SCIM)', () => {
+  const text = '{"groups": {"group:eng": ["carol@"]}, "acls": [{"action": "accept", "src": ["group:eng", "group:ops"], "dst": ["*:*"]}]}';
+  it('a group the directory defines may be named as if the policy defined it; one both define gets both member lists', () => {
+    const p = parsePolicy(text, { directoryGroups: new Map([['group:ops', ['dave@']], ['group:eng', ['alice@', 'bob@example.com']]]) });
+    expect(p.groups.get('group:ops')).toEqual(['dave@']);
+    expect(p.groups.get('group:eng')).toEqual(['alice@', 'bob@example.com', 'carol@']);
+  });
+  it('without it the group is unknown; missingGroupsEmpty makes it an empty group instead', () => {
+    expect(problems(text)).toEqual([expect.stringContaining('unknown group "group:ops"')]);
+    expect(parsePolicy(text, { missingGroupsEmpty: true }).groups.get('group:ops')).toEqual([]);
+  });
+});

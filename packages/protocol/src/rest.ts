@@ -31,13 +31,16 @@ export type UserStatus = User['status'];
 /**
  * Reply of suspend / resume / offboard / delete: the user after the operation and what it did.
  * `nodes` lists the devices cut off (suspend, offboard) or let back (resume); `authKeys` the auth
- * keys revoked by this operation (keys already revoked are not repeated). API keys have no owner,
- * so none are revoked. `groupId` names the operation's audit events.
+ * keys revoked by this operation (keys already revoked are not repeated), `apiKeys` likewise the
+ * API keys the user owns, `webSessions` how many browser sessions were ended (deleted).
+ * `groupId` names the operation's audit events.
  */
 export const UserOperation = z.object({
   user: User,
   nodes: z.array(z.object({ id: z.number().int(), name: z.string() })),
   authKeys: z.array(z.object({ id: z.number().int(), prefix: z.string() })),
+  apiKeys: z.array(z.object({ id: z.number().int(), prefix: z.string() })),
+  webSessions: z.number().int(),
   groupId: z.string(),
 });
 export type UserOperation = z.infer<typeof UserOperation>;
@@ -159,7 +162,11 @@ export type CreateAuthKey = z.input<typeof CreateAuthKey>;
 export const CreatedAuthKey = AuthKey.extend({ key: z.string() });
 export type CreatedAuthKey = z.infer<typeof CreatedAuthKey>;
 
-export const ApiScope = z.enum(['admin', 'read']);
+/**
+ * `admin` and `read` are for `/api/v1`; `scim` is for `/scim/v2` only, and only alone: a SCIM
+ * token can do nothing else, and no other key can do SCIM.
+ */
+export const ApiScope = z.enum(['admin', 'read', 'scim']);
 export type ApiScope = z.infer<typeof ApiScope>;
 
 export const ApiKey = z.object({
@@ -171,11 +178,13 @@ export const ApiKey = z.object({
   lastUsedAt: Timestamp.nullable(),
   revoked: z.boolean(),
   createdAt: Timestamp,
+  /** The user who created it (revoked when they are suspended or offboarded); null when made from the admin socket. */
+  owner: z.string().nullable(),
 });
 export type ApiKey = z.infer<typeof ApiKey>;
 
 export const CreateApiKey = z.strictObject({
-  scopes: z.array(ApiScope).min(1).max(2),
+  scopes: z.array(ApiScope).min(1).max(2).refine((s) => !s.includes('scim') || s.every((x) => x === 'scim'), { message: 'the scim scope cannot be combined with another scope: a SCIM token does SCIM only' }),
   description: text().max(200).optional(),
   /** Seconds until the key expires; absent or 0 = never. */
   expiresIn: z.number().int().min(0).max(10 * 365 * 86400).optional(),

@@ -44,6 +44,7 @@ export async function authenticate(req: FastifyRequest, state: State, limits: Ab
   }
   const ok = principal.scopes.includes('admin') || (need === 'read' && principal.scopes.includes('read'));
   if (!ok && principal.actor.type === 'user') throw new ApiError(Errors.forbidden, `this needs an admin; ${principal.actor.name} signed in as a member`);
+  if (!ok && principal.scopes.includes('scim')) throw new ApiError(Errors.forbidden, `this needs the "${need}" scope; a SCIM token (scope scim) works only at /scim/v2`);
   if (!ok) throw new ApiError(Errors.forbidden, `this needs the "${need}" scope; the key has: ${principal.scopes.join(', ')}`);
   return principal;
 }

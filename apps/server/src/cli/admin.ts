@@ -30,6 +30,7 @@ const EXTRA_FLAGS: Record<Noun, { string: string[]; boolean: string[] }> = {
   nodes: { string: ['user', 'tags', 'out', 'qr-png'], boolean: [] },
   authkeys: { string: ['user', 'tags', 'expiration'], boolean: ['reusable', 'ephemeral'] },
   apikeys: { string: ['scopes', 'description', 'expiration'], boolean: [] },
+  scim: { string: ['description', 'expiration'], boolean: [] },
   admin: { string: ['user'], boolean: [] },
 };
 
@@ -107,7 +108,7 @@ function id(p: Parsed, i: number): number {
 
 async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promise<number> {
   const [noun, ...afterNoun] = argv;
-  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, audit, admin, --help, --version)`);
+  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, scim, audit, admin, --help, --version)`);
   // `nodes --json` and `nodes --help` are `nodes list ...`: a flag is not a verb.
   const [verb, ...rest] = afterNoun[0] === undefined || afterNoun[0].startsWith('-') ? ['list', ...afterNoun] : afterNoun;
   if (verb === 'help' || rest.includes('--help') || rest.includes('-h')) {
@@ -249,7 +250,28 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
     }
     case 'apikeys list': {
       const { items } = await call<{ items: ApiKey[] }>(t, 'GET', '/api/v1/apikeys');
-      show(items, () => table(['ID', 'PREFIX', 'SCOPES', 'DESCRIPTION', 'LAST USED', 'EXPIRES', 'STATE'], items.map((k) => [k.id, k.prefix, k.scopes.join(','), k.description, ago(k.lastUsedAt), k.expiresAt ?? 'never', k.revoked ? 'revoked' : 'active'])));
+      show(items, () => table(['ID', 'PREFIX', 'SCOPES', 'OWNER', 'DESCRIPTION', 'LAST USED', 'EXPIRES', 'STATE'], items.map((k) => [k.id, k.prefix, k.scopes.join(','), k.owner, k.description, ago(k.lastUsedAt), k.expiresAt ?? 'never', k.revoked ? 'revoked' : 'active'])));
+      break;
+    }
+    case 'scim token': {
+      const sub = arg(p, 0, 'create, list or revoke (weft-server scim token create)');
+      if (sub === 'list') {
+        const items = (await call<{ items: ApiKey[] }>(t, 'GET', '/api/v1/apikeys')).items.filter((k) => k.scopes.includes('scim'));
+        show(items, () => table(['ID', 'PREFIX', 'DESCRIPTION', 'LAST USED', 'EXPIRES', 'STATE'], items.map((k) => [k.id, k.prefix, k.description, ago(k.lastUsedAt), k.expiresAt ?? 'never', k.revoked ? 'revoked' : 'active'])));
+      } else if (sub === 'create') {
+        const exp = str(p, 'expiration');
+        const k = await call<CreatedApiKey>(t, 'POST', '/api/v1/apikeys', { scopes: ['scim'], description: str(p, 'description'), ...(exp !== undefined ? { expiresIn: parseDuration(exp) } : {}) });
+        const { serverUrl } = await call<ServerInfo>(t, 'GET', '/api/v1/server');
+        show(k, () => `${k.key}\n\nSCIM token ${k.prefix}. This is the only time it is shown (the server keeps only its hash).\nIn the identity provider: tenant URL ${serverUrl.replace(/\/$/, '')}/scim/v2, secret token the line above.`);
+      } else if (sub === 'revoke') {
+        const target = id(p, 1);
+        const found = (await call<{ items: ApiKey[] }>(t, 'GET', '/api/v1/apikeys')).items.find((k) => k.id === target);
+        if (found && !found.scopes.includes('scim')) throw new UsageError(`key ${target} (${found.prefix}) is an API key, not a SCIM token; revoke it with: weft-server apikeys revoke ${target}`);
+        const k = await call<ApiKey>(t, 'DELETE', `/api/v1/apikeys/${target}`);
+        show(k, () => `Revoked SCIM token ${k.prefix}.`);
+      } else {
+        throw new UsageError(`unknown command "scim token ${sub}" (create, list, revoke)`);
+      }
       break;
     }
     case 'apikeys create': {
@@ -295,9 +317,10 @@ async function confirm(p: Parsed, io: Prompt, question: string): Promise<void> {
 function operationText(verb: string, r: UserOperation): string {
   const nodes = r.nodes.length ? r.nodes.map((n) => n.name).join(', ') : 'none';
   const keys = r.authKeys.length ? r.authKeys.map((k) => k.prefix).join(', ') : 'none';
+  const apiKeys = r.apiKeys.length ? r.apiKeys.map((k) => k.prefix).join(', ') : 'none';
   if (verb === 'resume') return `Resumed ${r.user.name}; devices let back: ${nodes}.`;
   const done = verb === 'suspend' ? `Suspended ${r.user.name}; devices cut off: ${nodes}` : `Offboarded ${r.user.name}; devices deleted: ${nodes}`;
-  return `${done}; auth keys revoked: ${keys}. (API keys have no owner and were not touched.)\nAudit group ${r.groupId}.`;
+  return `${done}; auth keys revoked: ${keys}; API keys revoked: ${apiKeys}; web sessions ended: ${r.webSessions}.\nAudit group ${r.groupId}.`;
 }
 
 function keyState(k: AuthKey): string {

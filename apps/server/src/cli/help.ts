@@ -49,7 +49,13 @@ export const NOUN_USAGE = {
        duration ago such as 15m, 24h, 7d)
   weft-server audit export --since TIME [--until TIME] [--action PREFIX] [--actor LABEL] [--target KIND:NAME]
       every matching event as JSON lines on stdout, streamed page by page`,
-  apikeys: `  weft-server apikeys list | create --scopes admin|read[,..] [--description TEXT] [--expiration 90d|0] | revoke ID`,
+  apikeys: `  weft-server apikeys list | create --scopes admin|read[,..] [--description TEXT] [--expiration 90d|0] | revoke ID
+      (OWNER is the signed-in user who made the key, revoked with them when suspended or offboarded;
+       none for keys made here, through the admin socket)`,
+  scim: `  weft-server scim token create [--description TEXT] [--expiration 365d|0] | token list | token revoke ID
+      a bearer token for an identity provider's SCIM provisioning client, at <server URL>/scim/v2.
+      Shown once at creation, stored hashed. A SCIM token can do SCIM only (scope scim); no admin
+      API key can do SCIM.`,
   admin: `  weft-server admin set-password [--user NAME]
       sets the password of a local account for the web sign-in (default user admin, created if
       missing; a user with a password is an admin). Asks twice on a terminal, without echo;
@@ -121,7 +127,7 @@ export const USAGE = `Usage:
   weft-server policy get|set FILE|check FILE|history|rollback VERSION|explain SRC DST[:PORT]   the access policy
   weft-server policy compile POLICY_FILE --nodes NODES_JSON [--json]   preview a policy offline
   weft-server backup FILE | restore FILE --data-dir DIR | db copy --to URL   (weft-server db --help)
-  weft-server users|nodes|authkeys|apikeys|audit|admin ...   the admin CLI (weft-server nodes --help)
+  weft-server users|nodes|authkeys|apikeys|scim|audit|admin ...   the admin CLI (weft-server nodes --help)
   weft-server --version
 ${SERVE_USAGE.split('\n').slice(2).join('\n')}
 

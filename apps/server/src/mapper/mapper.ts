@@ -34,6 +34,8 @@ export interface MapperOptions {
   loadRows: (ids?: number[]) => Promise<NodeWithUser[]>;
   /** The active access policy's text; null = none stored: every node sees every node. Absent = always null. */
   loadPolicy?: () => Promise<string | null>;
+  /** Groups the directory defines (SCIM), usable in the policy as its own (state/policy-inputs.ts); absent = none. */
+  loadDirectoryGroups?: () => Promise<Map<string, string[]>>;
   log: FastifyBaseLogger;
   patchIntervalMs?: number;
   /** Absent = nothing measured. */
@@ -57,7 +59,7 @@ export class Mapper {
   private readonly patchIntervalMs: number;
   /** Null while no policy is stored (allow all: the shared list alone). */
   private policy: PolicyNetmaps | null = null;
-  /** The policy text last read (to skip reloads that change nothing), and the policy in force. */
+  /** The policy text (and directory groups) last read (to skip reloads that change nothing), and the policy in force. */
   private policyText: string | null = null;
   private inForce: Policy | null = null;
   /** `,"wgResponders":[...]` for every netmap (the same for every node), or ''. */
@@ -70,15 +72,15 @@ export class Mapper {
   }
 
   async init(): Promise<void> {
-    const [rows, text] = await Promise.all([this.opts.loadRows(), this.loadPolicyText()]);
+    const [rows, { text, groups, key }] = await Promise.all([this.opts.loadRows(), this.loadPolicySource()]);
     this.byKey.clear();
     for (const row of rows) {
       const e = this.setEntry(row);
       if (visible(row)) e.json = JSON.stringify(e.peer);
     }
     this.chunks.reset([...this.entries.values()].filter((e) => e.json !== undefined).map((e) => [e.row.id, e.json!]));
-    const policy = text === null ? null : this.parse(text);
-    this.policyText = text;
+    const policy = text === null ? null : this.parse(text, groups);
+    this.policyText = key;
     // Fail closed: a policy that cannot be read keeps the one in force, or lets nobody reach anybody.
     if (policy !== undefined) this.inForce = policy;
     else this.inForce ??= DENY_ALL;
@@ -91,14 +93,20 @@ export class Mapper {
     return this.entries.get(id)?.json === undefined ? [] : [...this.entries.values()].filter((e) => e.json !== undefined && e.row.id !== id).map((e) => e.row.id).sort((a, b) => a - b);
   }
 
-  private loadPolicyText(): Promise<string | null> {
-    return this.opts.loadPolicy ? this.opts.loadPolicy() : Promise.resolve(null);
+  /** The policy text and the directory's groups, and one key for both (a reload that changes neither does nothing). */
+  private async loadPolicySource(): Promise<{ text: string | null; groups: Map<string, string[]>; key: string | null }> {
+    const [text, groups] = await Promise.all([
+      this.opts.loadPolicy ? this.opts.loadPolicy() : Promise.resolve(null),
+      this.opts.loadDirectoryGroups ? this.opts.loadDirectoryGroups() : Promise.resolve(new Map<string, string[]>()),
+    ]);
+    return { text, groups, key: text === null ? null : groups.size ? `${text}\0${JSON.stringify([...groups])}` : text };
   }
 
   /** A stored policy was accepted when it was set; one that no longer parses is logged and not applied. */
-  private parse(text: string): Policy | null | undefined {
+  private parse(text: string, directoryGroups: Map<string, string[]>): Policy | null | undefined {
     try {
-      return parsePolicy(text);
+      // A directory group deleted since the policy was set is empty (its members lose what it granted).
+      return parsePolicy(text, { directoryGroups, missingGroupsEmpty: true });
     } catch (err) {
       if (!(err instanceof PolicyRejected)) throw err;
       this.opts.log.error({ errors: err.errors.map((e) => e.message) }, 'the stored access policy does not parse; keeping the one in force');
@@ -313,10 +321,10 @@ export class Mapper {
    * saw and what it sees now (one body per pair of old and new class), and its new filter.
    */
   private async policyChanged(): Promise<void> {
-    const text = await this.loadPolicyText();
-    if (text === this.policyText) return;
-    this.policyText = text;
-    const policy = text === null ? null : this.parse(text);
+    const { text, groups, key } = await this.loadPolicySource();
+    if (key === this.policyText) return;
+    this.policyText = key;
+    const policy = text === null ? null : this.parse(text, groups);
     if (policy === undefined) return;
     const old = this.policy;
     const next = policy ? this.buildViews(policy) : null;

@@ -10,14 +10,15 @@ export type ChangeRecorder = (tx: Tx, change: Change) => Promise<void>;
 
 /**
  * Where a change came from: REST with an API key, the browser (a web session: the sign-in pages,
- * the approval page, the web UI), the admin socket (the CLI), an agent, the server itself.
+ * the approval page, the web UI), the admin socket (the CLI), an agent, the server itself, a SCIM
+ * provisioning client (`/scim/v2` with a SCIM token).
  */
-export type Origin = 'api' | 'ui' | 'cli' | 'agent' | 'system';
+export type Origin = 'api' | 'ui' | 'cli' | 'agent' | 'system' | 'scim';
 
 /** Who did it, for the audit log (docs/design.md "Identity": every event names one principal). */
 export interface Actor {
   /** `user`: a person signed in to a web session; `anonymous`: nobody yet (a failed sign-in). */
-  type: 'apikey' | 'local-socket' | 'node' | 'authkey' | 'user' | 'anonymous' | 'system';
+  type: 'apikey' | 'scim-token' | 'local-socket' | 'node' | 'authkey' | 'user' | 'anonymous' | 'system';
   /** The principal's row id (API key id, node id, user id), when it has one. */
   id?: string;
   /** Key prefix, node name, user name. */

@@ -112,7 +112,7 @@ export function authKeyDto(k: DbAuthKey & { user: Pick<DbUser, 'name'> }): AuthK
   };
 }
 
-export function apiKeyDto(k: DbApiKey): ApiKey {
+export function apiKeyDto(k: DbApiKey & { owner: Pick<DbUser, 'name'> | null }): ApiKey {
   return {
     id: k.id,
     prefix: k.prefix,
@@ -122,5 +122,6 @@ export function apiKeyDto(k: DbApiKey): ApiKey {
     lastUsedAt: iso(k.lastUsedAt),
     revoked: k.revokedAt !== null,
     createdAt: k.createdAt.toISOString(),
+    owner: k.owner?.name ?? null,
   };
 }

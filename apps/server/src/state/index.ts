@@ -18,6 +18,7 @@ import { Nodes } from './nodes.js';
 import { PolicyStore } from './policy.js';
 import { Presence } from './presence.js';
 import { Users } from './users.js';
+import { Scim } from './scim.js';
 import { WebSessions, type SessionTimings } from './web-sessions.js';
 
 export type { Change, ChangeSink, PresenceChange } from './changes.js';
@@ -45,6 +46,7 @@ export class State {
   readonly sessions: WebSessions;
   readonly localAccounts: LocalAccounts;
   readonly identities: Identities;
+  readonly scim: Scim;
 
   private constructor(readonly ctx: StateContext, replica: { id: string; log: ConstructorParameters<typeof Presence>[2] }, web: WebOptions) {
     this.users = new Users(ctx);
@@ -58,6 +60,7 @@ export class State {
     this.sessions = new WebSessions(ctx, web.sessions, web.adminGroups);
     this.localAccounts = new LocalAccounts(ctx);
     this.identities = new Identities(ctx);
+    this.scim = new Scim(ctx, this.users);
   }
 
   /** `replica`: this process's id in `replicas` and where presence logs its retries. */

@@ -7,6 +7,7 @@
  * not start failing because of that.
  */
 import { PolicyRejected, prepareNodes, type NodesInput, type Prepared } from '@weft/policy';
+import { policyGroupName } from '../scim/resources.js';
 import { policyLogin } from './dto.js';
 import type { Tx } from './context.js';
 
@@ -36,4 +37,24 @@ export async function loadPolicyInputs(db: Tx): Promise<Prepared> {
     if (err instanceof PolicyRejected) throw new Error(`the users and nodes cannot be given to the policy engine: ${err.errors.map((e) => e.message).join('; ')}`, { cause: err });
     throw err;
   }
+}
+
+/**
+ * The groups the directory defines, for the policy: each SCIM-provisioned group as
+ * `group:<displayName>` (scim/resources.ts `policyGroupName`) with its members' policy logins
+ * (offboarded users left out). Two display names that clean up to one name share the group.
+ * Identity-provider groups from OIDC sign-in (`user_identities.groups`) are not fed here yet.
+ */
+export async function loadDirectoryGroups(db: Tx): Promise<Map<string, string[]>> {
+  const groups = await db.scimGroup.findMany({
+    select: { displayName: true, members: { select: { user: { select: { name: true, offboardedAt: true } } } } },
+    orderBy: { id: 'asc' },
+  });
+  const out = new Map<string, string[]>();
+  for (const g of groups) {
+    const name = policyGroupName(g.displayName);
+    const logins = g.members.filter((m) => m.user.offboardedAt === null).map((m) => policyLogin(m.user));
+    out.set(name, [...new Set([...(out.get(name) ?? []), ...logins])].sort());
+  }
+  return out;
 }

@@ -20,7 +20,7 @@ import type { PolicyVersion as DbPolicyVersion } from '@weft/db';
 import { ApiError, Errors } from '../errors.js';
 import { POLICY_HISTORY_PAGE } from '../tunables.js';
 import { actorLabel, audit, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
-import { loadPolicyInputs } from './policy-inputs.js';
+import { loadDirectoryGroups, loadPolicyInputs } from './policy-inputs.js';
 import { unifiedDiff } from './unified-diff.js';
 
 /** Arbitrary constant naming the policy write lock in pg_advisory_xact_lock ("poli"). */
@@ -32,6 +32,11 @@ const versionName = (v: number) => (v === 0 ? 'policy v0 (none: the default)' : 
 
 export class PolicyStore {
   constructor(private readonly ctx: StateContext) {}
+
+  /** The SCIM directory's groups, as the policy sees them (policy-inputs.ts `loadDirectoryGroups`). */
+  directoryGroups(): Promise<Map<string, string[]>> {
+    return loadDirectoryGroups(this.ctx.prisma);
+  }
 
   /** The policy in force; null when none is stored (every node reaches every node). */
   async active(tx?: Tx): Promise<{ version: number; text: string } | null> {
@@ -47,10 +52,10 @@ export class PolicyStore {
 
   /** Judges `text` against the current users and nodes; writes nothing. */
   async check(text: string): Promise<PolicyCheck> {
-    const nodes = await loadPolicyInputs(this.ctx.prisma);
-    const tests = countTests(text);
+    const [nodes, directoryGroups] = await Promise.all([loadPolicyInputs(this.ctx.prisma), loadDirectoryGroups(this.ctx.prisma)]);
+    const tests = countTests(text, directoryGroups);
     try {
-      evaluate(text, nodes);
+      evaluate(text, nodes, { directoryGroups });
       return { valid: true, errors: [], nodes: nodes.nodes.length, tests };
     } catch (err) {
       if (!(err instanceof PolicyRejected)) throw err;
@@ -91,10 +96,10 @@ export class PolicyStore {
 
   /** May `src` reach `dst`, by the policy in force. */
   async explain(q: ExplainRequest): Promise<Explanation> {
-    const [active, nodes] = await Promise.all([this.active(), loadPolicyInputs(this.ctx.prisma)]);
+    const [active, nodes, directoryGroups] = await Promise.all([this.active(), loadPolicyInputs(this.ctx.prisma), loadDirectoryGroups(this.ctx.prisma)]);
     let e: EngineExplanation;
     try {
-      e = explain(active ? parsePolicy(active.text) : null, nodes, { src: q.src, dst: q.dst, ...(q.port !== undefined ? { port: q.port } : {}), ...(q.proto !== undefined ? { proto: q.proto } : {}) });
+      e = explain(active ? parsePolicy(active.text, { directoryGroups }) : null, nodes, { src: q.src, dst: q.dst, ...(q.port !== undefined ? { port: q.port } : {}), ...(q.proto !== undefined ? { proto: q.proto } : {}) });
     } catch (err) {
       if (err instanceof ExplainRefused) throw new ApiError(Errors.invalidRequest, `${err.field}: ${err.message}`, { errors: [{ path: `body.${err.field}`, message: err.message }] });
       throw err;
@@ -117,7 +122,7 @@ export class PolicyStore {
     // Refused early when stale, before the (costly) judging; checked again under the lock.
     const seen = await this.newest();
     if (seen !== w.ifMatch) throw conflict(w.ifMatch, seen);
-    judge(w.text, await loadPolicyInputs(this.ctx.prisma));
+    judge(w.text, await loadPolicyInputs(this.ctx.prisma), await loadDirectoryGroups(this.ctx.prisma));
     const r = await this.ctx.prisma.$transaction(async (tx) => {
       await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${POLICY_WRITE_LOCK})`);
       const prev = await tx.policyVersion.findFirst({ orderBy: { version: 'desc' } });
@@ -151,9 +156,9 @@ export class PolicyStore {
 }
 
 /** Throws policy_invalid with every problem located, or returns: the whole acceptance check. */
-function judge(text: string, nodes: Awaited<ReturnType<typeof loadPolicyInputs>>): void {
+function judge(text: string, nodes: Awaited<ReturnType<typeof loadPolicyInputs>>, directoryGroups: Map<string, string[]>): void {
   try {
-    evaluate(text, nodes);
+    evaluate(text, nodes, { directoryGroups });
   } catch (err) {
     if (!(err instanceof PolicyRejected)) throw err;
     const n = err.errors.length;
@@ -169,9 +174,9 @@ function problem(e: PolicyError): PolicyProblem {
 }
 
 /** How many `tests` entries a policy holds (0 when it does not parse). */
-function countTests(text: string): number {
+function countTests(text: string, directoryGroups: Map<string, string[]>): number {
   try {
-    return parsePolicy(text).tests.length;
+    return parsePolicy(text, { directoryGroups }).tests.length;
   } catch {
     return 0;
   }

@@ -1,8 +1,10 @@
 /**
  * Users and their lifecycle: active -> suspended (reversible) -> offboarded (final). Suspend and
  * offboard cut every device of the user off in one transaction (out of every netmap, sockets
- * closed, refused at the door) and revoke the user's auth keys. API keys have no owner in the
- * schema (they belong to the deployment), so none are revoked here. Offboarding keeps the user
+ * closed, refused at the door), revoke the user's auth keys and the API keys they own
+ * (state/api-keys.ts: keys made from the admin socket have no owner and are untouched), and
+ * delete their web sessions (a session of a suspended user is also refused on its next request,
+ * web-sessions.ts). One audit event names all of it. Offboarding keeps the user
  * row, marked, so the audit history keeps naming someone that still exists and the name is not
  * handed to a different person; `delete` offboards first and then removes the row.
  */
@@ -11,6 +13,7 @@ import type { CreateUser, User, UserOperation } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
 import { audit, isUniqueViolation, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
 import { userDto, userStatus } from './dto.js';
+import { revokeOwnedApiKeys } from './api-keys.js';
 
 /** A user named by numeric id or by name. */
 export type UserRef = number | string;
@@ -58,6 +61,15 @@ async function lockUser(tx: Tx, ref: UserRef) {
 }
 
 type Cut = Omit<UserOperation, 'user' | 'groupId'>;
+const NOTHING_CUT: Cut = { nodes: [], authKeys: [], apiKeys: [], webSessions: 0 };
+
+/** What suspend and offboard take away besides devices: keys revoked, sessions deleted. */
+async function revokeAccess(tx: Tx, userId: number) {
+  const authKeys = await revokeAuthKeys(tx, userId);
+  const apiKeys = await revokeOwnedApiKeys(tx, userId);
+  const { count: webSessions } = await tx.webSession.deleteMany({ where: { userId } });
+  return { authKeys, apiKeys, webSessions };
+}
 
 export class Users {
   constructor(private readonly ctx: StateContext) {}
@@ -85,23 +97,24 @@ export class Users {
   }
 
   /**
-   * Cuts every device of the user off (kept, out of every netmap, refused at the door) and revokes
-   * their auth keys. Resume brings the devices back; the revoked keys stay revoked.
+   * Cuts every device of the user off (kept, out of every netmap, refused at the door), revokes
+   * their auth keys and API keys and deletes their web sessions. Resume brings the devices back;
+   * the revoked keys stay revoked and the person signs in again.
    */
   async suspend(actor: Actor, ref: UserRef): Promise<UserOperation> {
     const groupId = randomUUID();
     const { user, cut } = await this.ctx.prisma.$transaction(async (tx) => {
       const before = await lockUser(tx, ref);
       if (before.offboardedAt) throw userOffboarded(before.name);
-      if (before.suspendedAt) return { user: before, cut: { nodes: [], authKeys: [] } satisfies Cut };
+      if (before.suspendedAt) return { user: before, cut: NOTHING_CUT };
       const user = await tx.user.update({ where: { id: before.id }, data: { suspendedAt: new Date() } });
-      const authKeys = await revokeAuthKeys(tx, user.id);
+      const access = await revokeAccess(tx, user.id);
       const nodes = await tx.node.findMany({ where: { userId: user.id }, select: { id: true, name: true }, orderBy: { id: 'asc' } });
-      await audit(tx, actor, 'user.suspend', `user:${user.name}`, { nodes, authKeys, apiKeys: 'API keys have no owner; none revoked' }, {
+      await audit(tx, actor, 'user.suspend', `user:${user.name}`, { nodes, ...access }, {
         groupId, before: { status: userStatus(before) }, after: { status: userStatus(user) },
       });
       if (nodes.length) await this.ctx.record(tx, { kind: 'nodes-suspended', nodeIds: nodes.map((n) => n.id) });
-      return { user, cut: { nodes, authKeys } satisfies Cut };
+      return { user, cut: { nodes, ...access } satisfies Cut };
     }, TX_OPTIONS);
     if (cut.nodes.length) this.ctx.emit({ kind: 'nodes-suspended', nodeIds: cut.nodes.map((n) => n.id) });
     return { user: userDto(user), ...cut, groupId };
@@ -123,12 +136,13 @@ export class Users {
       return { user, nodes };
     }, TX_OPTIONS);
     if (nodes.length) this.ctx.emit({ kind: 'nodes-upserted', nodeIds: nodes.map((n) => n.id) });
-    return { user: userDto(user), nodes, authKeys: [], groupId };
+    return { user: userDto(user), ...NOTHING_CUT, nodes, groupId };
   }
 
   /**
    * Final: deletes every device of the user (peers drop them, their sockets close with NodeDeleted),
-   * revokes their auth keys, and marks the user offboarded (the row stays).
+   * revokes their auth keys and API keys, deletes their web sessions, and marks the user
+   * offboarded (the row stays).
    */
   async offboard(actor: Actor, ref: UserRef): Promise<UserOperation> {
     const groupId = randomUUID();
@@ -139,7 +153,7 @@ export class Users {
       return r;
     }, TX_OPTIONS);
     if (r.nodes.length) this.ctx.emit({ kind: 'nodes-removed', nodeIds: r.nodes.map((n) => n.id) });
-    return { user: userDto(r.user), nodes: r.nodes.map(({ id, name }) => ({ id, name })), authKeys: r.authKeys, groupId };
+    return { user: userDto(r.user), nodes: r.nodes.map(({ id, name }) => ({ id, name })), authKeys: r.authKeys, apiKeys: r.apiKeys, webSessions: r.webSessions, groupId };
   }
 
   /** Offboards (unless already offboarded) and removes the user row; both events share a group id. */
@@ -156,7 +170,7 @@ export class Users {
       return r;
     }, TX_OPTIONS);
     if (r.nodes.length) this.ctx.emit({ kind: 'nodes-removed', nodeIds: r.nodes.map((n) => n.id) });
-    return { user: userDto(r.user), nodes: r.nodes.map(({ id, name }) => ({ id, name })), authKeys: r.authKeys, groupId };
+    return { user: userDto(r.user), nodes: r.nodes.map(({ id, name }) => ({ id, name })), authKeys: r.authKeys, apiKeys: r.apiKeys, webSessions: r.webSessions, groupId };
   }
 }
 
@@ -166,16 +180,16 @@ export class Users {
  */
 async function offboardIn(tx: Tx, ref: UserRef) {
   const before = await lockUser(tx, ref);
-  if (before.offboardedAt) return { before, user: before, nodes: [], authKeys: [], changed: false };
-  const authKeys = await revokeAuthKeys(tx, before.id);
+  if (before.offboardedAt) return { before, user: before, ...NOTHING_CUT, changed: false };
+  const access = await revokeAccess(tx, before.id);
   const nodes = await tx.node.findMany({ where: { userId: before.id }, select: { id: true, name: true, ipv4: true, nodeKey: true }, orderBy: { id: 'asc' } });
   await tx.node.deleteMany({ where: { id: { in: nodes.map((n) => n.id) } } });
   const user = await tx.user.update({ where: { id: before.id }, data: { offboardedAt: new Date() } });
-  return { before, user, nodes, authKeys, changed: true };
+  return { before, user, nodes, ...access, changed: true };
 }
 
 async function auditOffboard(tx: Tx, actor: Actor, r: Awaited<ReturnType<typeof offboardIn>>, groupId: string) {
-  await audit(tx, actor, 'user.offboard', `user:${r.user.name}`, { nodes: r.nodes, authKeys: r.authKeys, apiKeys: 'API keys have no owner; none revoked' }, {
+  await audit(tx, actor, 'user.offboard', `user:${r.user.name}`, { nodes: r.nodes, authKeys: r.authKeys, apiKeys: r.apiKeys, webSessions: r.webSessions }, {
     groupId, before: { status: userStatus(r.before) }, after: { status: userStatus(r.user) },
   });
 }

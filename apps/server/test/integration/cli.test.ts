@@ -62,6 +62,31 @@ describe('weft-server admin CLI and process lifecycle (embedded database)', () =
     expect(keys.stdout).not.toContain(parsed.key);
   });
 
+  it('scim token create shows the token once, it works only at /scim/v2, list shows it without the secret, revoke ends it', async () => {
+    const made = await local('scim', 'token', 'create', '--description', 'entra');
+    expect(made.code, made.stderr).toBe(0);
+    const token = made.stdout.split('\n')[0]!;
+    expect(token).toMatch(/^weft-api-[0-9a-f]{12}-/);
+    expect(made.stdout).toContain('/scim/v2');
+    expect(made.stdout).toContain('only time it is shown');
+    const users = await fetch(`${s.url}/scim/v2/Users`, { headers: { authorization: `Bearer ${token}` } });
+    expect(users.status).toBe(200);
+    expect((await fetch(`${s.url}/api/v1/users`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(403);
+    const listed = await local('scim', 'token', 'list', '--json');
+    const items = JSON.parse(listed.stdout) as { id: number; prefix: string; scopes: string[]; description: string }[];
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({ scopes: ['scim'], description: 'entra' });
+    expect(listed.stdout).not.toContain(token);
+    expect(token.startsWith(items[0]!.prefix)).toBe(true);
+    const api = JSON.parse((await local('apikeys', 'create', '--scopes', 'read', '--json')).stdout) as { id: number };
+    const wrong = await local('scim', 'token', 'revoke', String(api.id));
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('not a SCIM token');
+    const revoked = await local('scim', 'token', 'revoke', String(items[0]!.id));
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect((await fetch(`${s.url}/scim/v2/Users`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
+  });
+
   it('adds a node-less peer: wg-quick config and QR for the WireGuard app, other nodes see it', async () => {
     const key = JSON.parse((await local('authkeys', 'create', '--user', 'alice', '--json')).stdout).key;
     const laptop = new SimAgent(s.url, 'alice-laptop');

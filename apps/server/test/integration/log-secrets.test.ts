@@ -21,7 +21,7 @@ describe('secrets never reach the server log (trace level)', { timeout: 240_000 
   });
   afterAll(async () => s?.stop());
 
-  it('API keys, auth keys, machine tokens, node private keys (add-peer) and a failed key attempt stay out of the log', async () => {
+  it('API keys, SCIM tokens, auth keys, machine tokens, node private keys (add-peer) and a failed key attempt stay out of the log', async () => {
     expect((await local('users', 'create', 'alice')).code).toBe(0);
     const apiKey = JSON.parse((await local('apikeys', 'create', '--scopes', 'admin')).stdout).key as string;
     secrets.set('API key', apiKey);
@@ -34,6 +34,17 @@ describe('secrets never reach the server log (trace level)', { timeout: 240_000 
     const wrong = `${apiKey.slice(0, -4)}AAAA`;
     secrets.set('wrong API key', wrong);
     expect((await fetch(`${s.url}/api/v1/users`, { headers: { authorization: `Bearer ${wrong}` } })).status).toBe(401);
+
+    // A SCIM token at /scim/v2 (a create, an error, and the token refused at /api/v1), and a wrong one.
+    const scimToken = JSON.parse((await local('scim', 'token', 'create')).stdout).key as string;
+    secrets.set('SCIM token', scimToken);
+    const scimHeaders = { authorization: `Bearer ${scimToken}`, 'content-type': 'application/scim+json' };
+    expect((await fetch(`${s.url}/scim/v2/Users`, { method: 'POST', headers: scimHeaders, body: JSON.stringify({ userName: 'scim.bob' }) })).status).toBe(201);
+    expect((await fetch(`${s.url}/scim/v2/Users`, { method: 'POST', headers: scimHeaders, body: '{"userName": ' })).status).toBe(400);
+    expect((await fetch(`${s.url}/api/v1/users`, { headers: scimHeaders })).status).toBe(403);
+    const wrongScim = `${scimToken.slice(0, -4)}CCCC`;
+    secrets.set('wrong SCIM token', wrongScim);
+    expect((await fetch(`${s.url}/scim/v2/Users`, { headers: { authorization: `Bearer ${wrongScim}` } })).status).toBe(401);
 
     // An agent: register with the auth key (machine token in the header), the WebSocket, a bad token.
     const agent = new SimAgent(s.url, 'laptop');
@@ -74,6 +85,6 @@ describe('secrets never reach the server log (trace level)', { timeout: 240_000 
     expect(leaks).toEqual([]);
     // Nor did the data directory's backup hold the plain keys.
     const backup = readFileSync(join(s.dataDir, 'b.backup'), 'utf8');
-    expect(backup.includes(apiKey) || backup.includes(authKey)).toBe(false);
+    expect(backup.includes(apiKey) || backup.includes(authKey) || backup.includes(scimToken)).toBe(false);
   });
 });

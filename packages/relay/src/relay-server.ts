@@ -22,6 +22,11 @@
  *   A binding not refreshed for `udpBindingTtlMs` lapses and the client's packets go back to its
  *   WebSocket. The queue bound does not apply to UDP: the kernel's socket buffer is the queue, and
  *   a full one drops (ENOBUFS / EAGAIN), newest first, like a router.
+ * - Mesh (relay-mesh.ts), for replicas behind one address: `addMeshLink` gives the relay a link
+ *   it sends on (it announces its clients there); `receiveMesh` takes what another replica sent
+ *   on a link the embedder authenticated. A packet to a key that is not connected here but was
+ *   announced by another replica is forwarded to that replica (if `mayRelay` allows the pair),
+ *   which delivers it to its client; queue bounds apply to mesh links as to clients.
  */
 import {
   encodePeerGone, encodeServerInfo, FRAME_RECV_PACKET, KEY_BYTES, MAX_PACKET_BYTES, PeerGoneReason, readClientFrame, RelayClose,
@@ -31,6 +36,7 @@ import type { StunServer } from './stun-server.js';
 import {
   bindMacValid, encodeBind, readBindHeader, UDP_BIND, UDP_BIND_ACK, UDP_ID_BYTES, UDP_RECV, UDP_SECRET_BYTES, UDP_SEND, UDP_SEND_HEADER_BYTES,
 } from './relay-udp.js';
+import { encodeAbsent, encodeForward, encodePresent, MESH_ABSENT, MESH_FORWARD, MESH_PRESENT, readMeshFrame } from './relay-mesh.js';
 import { RELAY_PING_INTERVAL_MS, RELAY_QUEUE_BYTES, RELAY_UDP_BINDING_TTL_MS } from './tunables.js';
 
 /** The part of a `ws` WebSocket the relay uses (ws's WebSocket satisfies it as is). */
@@ -66,6 +72,14 @@ export interface RelayCounters {
   accepted: number;
   /** The UDP side: binds accepted and refused (bad mac, replayed, unknown id), packets in and out, datagrams from no bound client (dropped unanswered). */
   udp: { binds: number; bindsRefused: number; packetsIn: number; packetsOut: number; unbound: number };
+  /** The mesh: packets forwarded to other replicas and delivered from them, dropped (link queue full, or not allowed / not here on arrival), bad mesh frames. */
+  mesh: { forwardedOut: number; deliveredIn: number; dropped: number; badFrames: number };
+}
+
+/** A link to another replica's relay that this relay sends on (a `ws` WebSocket it dialed fits). */
+export interface RelayMeshLink {
+  readonly bufferedAmount: number;
+  send(data: Buffer, options: { binary: true }): void;
 }
 
 /** The UDP socket the relay shares (the STUN port): where tickets point and RECV datagrams leave. */
@@ -110,7 +124,11 @@ export class RelayServer {
   readonly counters: RelayCounters = {
     packetsForwarded: 0, bytesForwarded: 0, dropped: { noSuchPeer: 0, notAllowed: 0, queueFull: 0, tooBig: 0 }, peerGoneSent: 0, badFrames: 0, timeouts: 0, accepted: 0,
     udp: { binds: 0, bindsRefused: 0, packetsIn: 0, packetsOut: 0, unbound: 0 },
+    mesh: { forwardedOut: 0, deliveredIn: 0, dropped: 0, badFrames: 0 },
   };
+  /** Mesh: links this relay sends on, by replica id; keys other replicas announced, with their node id and replica. */
+  private readonly meshLinks = new Map<string, RelayMeshLink>();
+  private readonly remote = new Map<string, { replica: string; nodeId: number }>();
   private readonly byUdpId = new Map<string, Client>();
   private udp: RelayUdpTransport | undefined;
   private readonly udpTtlMs: number;
@@ -187,6 +205,56 @@ export class RelayServer {
     }
     const ticket = this.udp && client.udpId && client.udpSecret ? { port: this.udp.port, id: client.udpId, secret: client.udpSecret } : undefined;
     socket.send(encodeServerInfo(key, this.maxPacketBytes, ticket), { binary: true });
+    if (this.meshLinks.size) {
+      const present = encodePresent(key, nodeId);
+      for (const link of this.meshLinks.values()) link.send(present, { binary: true });
+    }
+  }
+
+  /** Sends on `link` to replica `replicaId` from now on (replacing an older link), starting with every client held here. */
+  addMeshLink(replicaId: string, link: RelayMeshLink): void {
+    this.meshLinks.set(replicaId, link);
+    for (const c of this.byNode.values()) link.send(encodePresent(c.key, c.nodeId), { binary: true });
+  }
+
+  /** The link to `replicaId` closed: packets for its clients wait for a new one (they are dropped until then). */
+  removeMeshLink(replicaId: string, link: RelayMeshLink): void {
+    if (this.meshLinks.get(replicaId) === link) this.meshLinks.delete(replicaId);
+  }
+
+  /**
+   * A frame replica `replicaId` sent on a link the embedder authenticated. Returns a reason when it
+   * is not a valid mesh frame (the embedder closes that link), undefined otherwise.
+   */
+  receiveMesh(replicaId: string, data: Buffer): string | undefined {
+    const read = readMeshFrame(data);
+    if (!read.ok) {
+      this.counters.mesh.badFrames++;
+      return read.reason;
+    }
+    const f = read.frame;
+    if (f.type === MESH_PRESENT) {
+      this.remote.set(f.key.toString('latin1'), { replica: replicaId, nodeId: f.nodeId });
+    } else if (f.type === MESH_ABSENT) {
+      const k = f.key.toString('latin1');
+      if (this.remote.get(k)?.replica === replicaId) this.remote.delete(k);
+    } else if (f.type === MESH_FORWARD) {
+      const dst = this.byKey.get(f.dst.toString('latin1'));
+      const bodyLength = f.tail.length - 1 - KEY_BYTES;
+      if (!dst || bodyLength > this.maxPacketBytes || !this.opts.mayRelay(f.srcNodeId, dst.nodeId) || !this.deliver(dst, f.tail, bodyLength)) {
+        this.counters.mesh.dropped++;
+        return undefined;
+      }
+      this.counters.mesh.deliveredIn++;
+      this.counters.packetsForwarded++;
+      this.counters.bytesForwarded += bodyLength;
+    }
+    return undefined;
+  }
+
+  /** Replica `replicaId`'s link to us closed (or it died): forget every key it announced. */
+  forgetReplica(replicaId: string): void {
+    for (const [k, r] of this.remote) if (r.replica === replicaId) this.remote.delete(k);
   }
 
   /** Closes a node's relay connection (the embedder's node was deleted, expired or suspended). */
@@ -268,6 +336,9 @@ export class RelayServer {
     const dstKey = key.toString('latin1');
     const dst = this.byKey.get(dstKey);
     if (!dst || dst === src) {
+      const far = dst ? undefined : this.remote.get(dstKey);
+      const link = far && this.meshLinks.get(far.replica);
+      if (far && link) return this.forwardToReplica(src, key, dstKey, far.nodeId, link, data, bodyLength);
       this.counters.dropped.noSuchPeer++;
       return this.tellGone(src, key, dstKey, PeerGoneReason.NotConnected);
     }
@@ -278,29 +349,54 @@ export class RelayServer {
     // The received message becomes the forwarded one in place: same length, type and key rewritten
     // (the key to the sender's authenticated one), so a packet is never copied on its way through.
     src.key.copy(data, 1);
-    if (dst.udpAddress !== undefined && this.udp) {
-      data[0] = UDP_RECV;
-      this.udp.send(data, dst.udpPort, dst.udpAddress);
-      this.counters.udp.packetsOut++;
-    } else {
-      if (dst.socket.bufferedAmount + bodyLength > this.maxQueueBytes) {
-        this.counters.dropped.queueFull++;
-        return;
-      }
-      data[0] = FRAME_RECV_PACKET;
-      // Packets that arrive in one read are mostly emitted in one tick: corked until the tick ends,
-      // they leave in one writev instead of one system call each.
-      if (dst.stream && !dst.corked) {
-        dst.corked = true;
-        dst.stream.cork();
-        if (this.corked.push(dst) === 1) process.nextTick(this.uncorkAll);
-      }
-      dst.socket.send(data, { binary: true });
+    if (!this.deliver(dst, data, bodyLength)) {
+      this.counters.dropped.queueFull++;
+      return;
     }
     dst.senders.add(src);
     if (src.told.size) src.told.delete(dstKey);
     this.counters.packetsForwarded++;
     this.counters.bytesForwarded += bodyLength;
+  }
+
+  private forwardToReplica(src: Client, key: Buffer, dstKey: string, dstNodeId: number, link: RelayMeshLink, data: Buffer, bodyLength: number): void {
+    if (!this.opts.mayRelay(src.nodeId, dstNodeId)) {
+      this.counters.dropped.notAllowed++;
+      return this.tellGone(src, key, dstKey, PeerGoneReason.NotAllowed);
+    }
+    if (link.bufferedAmount + bodyLength > this.maxQueueBytes) {
+      this.counters.dropped.queueFull++;
+      return;
+    }
+    link.send(encodeForward(key, src.nodeId, src.key, data.subarray(data.length - bodyLength)), { binary: true });
+    if (src.told.size) src.told.delete(dstKey);
+    this.counters.mesh.forwardedOut++;
+    this.counters.packetsForwarded++;
+    this.counters.bytesForwarded += bodyLength;
+  }
+
+  /**
+   * Sends `data` (RECV layout: a type byte to be set, the sender's key, the body) to `dst`: over
+   * UDP when it is bound, else its WebSocket unless its queue is full (false).
+   */
+  private deliver(dst: Client, data: Buffer, bodyLength: number): boolean {
+    if (dst.udpAddress !== undefined && this.udp) {
+      data[0] = UDP_RECV;
+      this.udp.send(data, dst.udpPort, dst.udpAddress);
+      this.counters.udp.packetsOut++;
+      return true;
+    }
+    if (dst.socket.bufferedAmount + bodyLength > this.maxQueueBytes) return false;
+    data[0] = FRAME_RECV_PACKET;
+    // Packets that arrive in one read are mostly emitted in one tick: corked until the tick ends,
+    // they leave in one writev instead of one system call each.
+    if (dst.stream && !dst.corked) {
+      dst.corked = true;
+      dst.stream.cork();
+      if (this.corked.push(dst) === 1) process.nextTick(this.uncorkAll);
+    }
+    dst.socket.send(data, { binary: true });
+    return true;
   }
 
   private tellGone(src: Client, key: Buffer, mapKey: string, reason: PeerGoneReason): void {
@@ -343,6 +439,10 @@ export class RelayServer {
     if (this.byKey.get(c.mapKey) === c) this.byKey.delete(c.mapKey);
     if (c.udpId && this.byUdpId.get(c.udpIdKey) === c) this.byUdpId.delete(c.udpIdKey);
     c.udpAddress = undefined;
+    if (this.meshLinks.size && this.byKey.get(c.mapKey) === undefined) {
+      const absent = encodeAbsent(c.key);
+      for (const link of this.meshLinks.values()) link.send(absent, { binary: true });
+    }
     for (const s of c.senders) {
       if (s.closed) continue;
       s.senders.delete(c);

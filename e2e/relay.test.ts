@@ -115,7 +115,7 @@ describe('relay over UDP (UDP to the relay works, UDP between the hosts does not
     const { a, b } = ctx.lab.hosts;
     await Promise.all([a, b].map((h) => allowRelayUdp(h, ctx.lab.hosts.server!.ip)));
     for (const h of ['a', 'b'] as const) {
-      await waitFor(async () => (await agents[h]!.status()).relay?.transport === 'udp', { timeoutMs: 10_000, intervalMs: 250, what: `${h} relays over UDP` });
+      await waitFor(async () => (await agents[h]!.status()).relay?.transport === 'udp', { timeoutMs: 15_000, intervalMs: 250, what: `${h} relays over UDP` });
     }
     const ipB = (await agents.b!.status()).self!.ipv4;
     const ipA = (await agents.a!.status()).self!.ipv4;

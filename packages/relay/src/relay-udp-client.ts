@@ -1,7 +1,9 @@
 /**
  * The client side of the relay over UDP (relay-udp.ts): one UDP socket to the relay's UDP port,
  * bound with the ticket the WebSocket session handed out. It rebinds every `bindIntervalMs` (which
- * also keeps the client's NAT mapping open), faster (`retryMs`) until the first BIND_ACK, and is
+ * also keeps the client's NAT mapping open); while unanswered, after `retryMs`, doubling up to
+ * `bindIntervalMs` (UDP blocked costs one datagram per interval, and a lifted block is noticed
+ * within one), and is
  * `usable` while a BIND_ACK came within `deadAfterMs`: a caller sends over it then, over the
  * WebSocket otherwise. Datagrams from anywhere but the relay's address are dropped.
  */
@@ -26,6 +28,8 @@ export interface RelayUdpClientOptions {
 export class RelayUdpClient {
   readonly counters = { sent: 0, received: 0, binds: 0, acks: 0, dropped: 0 };
   private seq = 0n;
+  /** Binds sent since the last BIND_ACK. */
+  private unanswered = 0;
   private lastAckAt = 0;
   private wasUsable = false;
   private timer: NodeJS.Timeout | undefined;
@@ -92,7 +96,9 @@ export class RelayUdpClient {
     this.seq++;
     this.counters.binds++;
     this.socket.send(encodeBind(UDP_BIND, this.opts.ticket.id, this.opts.ticket.secret, this.seq), this.opts.ticket.port, this.opts.host);
-    this.timer = setTimeout(() => this.bind(), this.usable ? this.opts.bindIntervalMs : this.opts.retryMs);
+    const wait = this.usable ? this.opts.bindIntervalMs : Math.min(this.opts.bindIntervalMs, this.opts.retryMs * 2 ** Math.min(this.unanswered, 20));
+    this.unanswered++;
+    this.timer = setTimeout(() => this.bind(), wait);
     this.timer.unref();
   }
 
@@ -115,7 +121,8 @@ export class RelayUdpClient {
         return;
       }
       this.counters.acks++;
-      const first = this.lastAckAt === 0;
+      const first = this.unanswered > 1 || this.lastAckAt === 0;
+      this.unanswered = 0;
       this.lastAckAt = Date.now();
       this.noteUsable();
       // Bound at last: from now on at the steady interval.

@@ -184,3 +184,11 @@ export const SIGN_IN_FAILURE_REFILL_PER_S = 1 / 6;
  */
 export const OIDC_START_BURST = 20;
 export const OIDC_START_REFILL_PER_S = 1 / 3;
+
+// ---- relay mesh between replicas (agent/relay-mesh.ts) ----------------------------------------
+
+/** A replica's mesh token is accepted this far from the receiving replica's clock (both read one database's settings, not its clock). */
+export const MESH_TOKEN_MAX_SKEW_MS = 5 * 60_000;
+/** A lost link to a peer replica is redialled after this, doubling up to the max. */
+export const MESH_RECONNECT_MIN_MS = 250;
+export const MESH_RECONNECT_MAX_MS = 10_000;

@@ -20,7 +20,8 @@
  *   ticket in SERVER_INFO; a client that bound its UDP address with it receives its packets there
  *   (no TCP under the relayed flow), whichever way the sender sent them, and may send there too.
  *   A binding not refreshed for `udpBindingTtlMs` lapses and the client's packets go back to its
- *   WebSocket. The queue bound does not apply to UDP: the kernel's socket buffer is the queue, and
+ *   WebSocket; so does one whose client sends a packet over its WebSocket (it does that only once
+ *   its own UDP stopped being answered), until its next BIND. The queue bound does not apply to UDP: the kernel's socket buffer is the queue, and
  *   a full one drops (ENOBUFS / EAGAIN), newest first, like a router.
  * - Mesh (relay-mesh.ts), for replicas behind one address: `addMeshLink` gives the relay a link
  *   it sends on (it announces its clients there); `receiveMesh` takes what another replica sent
@@ -71,7 +72,7 @@ export interface RelayCounters {
   /** Client connections accepted in total. */
   accepted: number;
   /** The UDP side: binds accepted and refused (bad mac, replayed, unknown id), packets in and out, datagrams from no bound client (dropped unanswered). */
-  udp: { binds: number; bindsRefused: number; packetsIn: number; packetsOut: number; unbound: number };
+  udp: { binds: number; bindsRefused: number; packetsIn: number; packetsOut: number; unbound: number; unbinds: number };
   /** The mesh: packets forwarded to other replicas and delivered from them, dropped (link queue full, or not allowed / not here on arrival), bad mesh frames. */
   mesh: { forwardedOut: number; deliveredIn: number; dropped: number; badFrames: number };
 }
@@ -123,7 +124,7 @@ class Client {
 export class RelayServer {
   readonly counters: RelayCounters = {
     packetsForwarded: 0, bytesForwarded: 0, dropped: { noSuchPeer: 0, notAllowed: 0, queueFull: 0, tooBig: 0 }, peerGoneSent: 0, badFrames: 0, timeouts: 0, accepted: 0,
-    udp: { binds: 0, bindsRefused: 0, packetsIn: 0, packetsOut: 0, unbound: 0 },
+    udp: { binds: 0, bindsRefused: 0, packetsIn: 0, packetsOut: 0, unbound: 0, unbinds: 0 },
     mesh: { forwardedOut: 0, deliveredIn: 0, dropped: 0, badFrames: 0 },
   };
   /** Mesh: links this relay sends on, by replica id; keys other replicas announced, with their node id and replica. */
@@ -278,6 +279,13 @@ export class RelayServer {
       return this.drop(src, RelayClose.BadFrame, read.reason);
     }
     const { key, body } = read.frame;
+    // A client sends over its WebSocket only while its UDP does not work (relay-udp-client's
+    // `usable`): its packets come back that way too, at once rather than when the binding lapses.
+    if (src.udpAddress !== undefined) {
+      src.udpAddress = undefined;
+      src.udpPort = 0;
+      this.counters.udp.unbinds++;
+    }
     if (body.length > this.maxPacketBytes) {
       this.counters.dropped.tooBig++;
       return;

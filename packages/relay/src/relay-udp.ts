@@ -18,7 +18,8 @@
  * right and whose seq is above the last one accepted for that id binds the id to the datagram's
  * source address and port (a NAT that moved the client just rebinds it); a replayed BIND is
  * refused. SEND is accepted only from the bound address with its id; RECV goes only to a bound
- * address. No amplification: nothing at all is sent to a source that did not prove the secret,
+ * address. A packet the client sends over its WebSocket unbinds it (a client falls back to the
+ * WebSocket only when its binds go unanswered), so its packets come back over the WebSocket too. No amplification: nothing at all is sent to a source that did not prove the secret,
  * and a BIND_ACK is exactly as long as the BIND it answers. SEND carries no per-packet mac (as
  * TURN's ChannelData does not): an on-path observer could inject packets from the bound address,
  * which is no more than it can do to any UDP flow, and WireGuard drops what its keys did not seal.

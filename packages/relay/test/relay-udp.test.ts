@@ -222,6 +222,23 @@ describe('RelayServer over UDP', () => {
     relay.close(1001, 'done');
   });
 
+  it('a bound client that sends over its WebSocket (its UDP stopped working) is unbound: packets to it go to the WebSocket until it binds again', () => {
+    const { relay, udp, join, bind } = setup();
+    const a = join(1);
+    const b = join(2);
+    bind(b, B, 1n);
+    b.emit('message', encodeFrame(FRAME_SEND_PACKET, key(1), Buffer.from('b fell back')), true);
+    expect(relay.udpBound(2)).toBe(false);
+    udp.out.length = 0;
+    a.emit('message', encodeFrame(FRAME_SEND_PACKET, key(2), Buffer.from('to b')), true);
+    expect(udp.out).toHaveLength(0);
+    expect(b.frames().filter((f) => f.type === FRAME_RECV_PACKET)).toHaveLength(1);
+    bind(b, B, 2n);
+    a.emit('message', encodeFrame(FRAME_SEND_PACKET, key(2), Buffer.from('to b again')), true);
+    expect(udp.out.filter((o) => readRecv(o.msg)).map((o) => readRecv(o.msg)!.packet.toString())).toEqual(['to b again']);
+    expect(relay.counters.udp.unbinds).toBe(1);
+  });
+
   it('a client that closed its WebSocket loses its UDP id: its binds and sends are refused', () => {
     const { relay, udp, join, bind, sendUdp } = setup();
     const a = join(1);

@@ -1,8 +1,9 @@
 /**
  * `npm run bench:relay`: two clients exchanging packets through a relay on loopback, at 64- and
  * 1280-byte packets, through (1) Weft's relay (a real `weft-server`, WebSocket `/api/v1/relay`),
- * (2) Debian coturn's TURN relay with the clients on TCP and (3) on UDP (allocations, a
- * permission and a channel each; ChannelData). Same load generator, same run, one process for the
+ * (2) the same relay over UDP (the ticket from each WebSocket session, bound on the server's STUN
+ * port, as the agent does when UDP works), (3) Debian coturn's TURN relay with the clients on TCP
+ * and (4) on UDP (allocations, a permission and a channel each; ChannelData). Same load generator, same run, one process for the
  * clients and the relay in its own.
  *
  * The workload per system and size: client A keeps WINDOW packets in flight to B; B echoes each
@@ -18,6 +19,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, SERVER_BIN } from '../apps/server/test/support/process.js';
+import { keyBytes } from '@weft/crypto';
+import { RelayUdpClient, type UdpTicket } from '@weft/relay';
 import { RelayPeer } from '../test-support/relay-peer.js';
 import { SimAgent } from '../test-support/sim-agent.js';
 import { freeUdpPort, requireCoturn } from '../test-support/coturn.js';
@@ -153,11 +156,12 @@ async function measure(pair: Pair, size: number): Promise<Result> {
 
 // ---- Weft ---------------------------------------------------------------------------------
 
-async function startWeft(): Promise<{ pair: Pair; stop: () => Promise<void> }> {
+async function startWeft(): Promise<{ pair: Pair; udpPair: Pair; stop: () => Promise<void> }> {
   const port = await freePort();
+  const stunPort = await freeUdpPort();
   const url = `http://127.0.0.1:${port}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'weft-bench-relay-'));
-  const server = spawn(process.execPath, [SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', 'off', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const server = spawn(process.execPath, [SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', `127.0.0.1:${stunPort}`, '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   server.stderr!.on('data', (d) => (err = (err + d).slice(-10_000)));
   const stop = async () => {
@@ -182,8 +186,9 @@ async function startWeft(): Promise<{ pair: Pair; stop: () => Promise<void> }> {
     };
     await admin(['users', 'create', 'bench']);
     const authKey = (await admin(['authkeys', 'create', '--user', 'bench', '--reusable', '--expiration', '0'])).key as string;
-    const [a, b] = [new SimAgent(url, 'bench-a'), new SimAgent(url, 'bench-b')];
-    for (const n of [a, b]) {
+    // c and d are the UDP pair: a node bound over UDP receives there, so it cannot also be a WebSocket-only client.
+    const [a, b, c, d] = [new SimAgent(url, 'bench-a'), new SimAgent(url, 'bench-b'), new SimAgent(url, 'bench-c'), new SimAgent(url, 'bench-d')];
+    for (const n of [a, b, c, d]) {
       await n.register(authKey);
       await n.connect();
       await n.waitFor(() => n.received.some((r) => r.msg.type === 'netmap'), 30_000, 'netmap');
@@ -205,7 +210,40 @@ async function startWeft(): Promise<{ pair: Pair; stop: () => Promise<void> }> {
         b.close();
       },
     };
-    return { pair, stop: async () => { await pair.close(); await stop(); } };
+    const [rc, rd] = [await RelayPeer.open(url, c.machine.privateKey), await RelayPeer.open(url, d.machine.privateKey)];
+    rc.keep = rd.keep = false;
+    // The same two sessions over UDP: each binds with its own session's ticket.
+    const udpHandlers: { a: (p: Buffer) => void; b: (p: Buffer) => void } = { a: () => {}, b: () => {} };
+    const udp = async (peer: RelayPeer, side: 'a' | 'b') => {
+      const ticket = (peer.info as unknown as { udp?: UdpTicket }).udp;
+      if (!ticket) throw new Error('weft-server sent no UDP ticket (is STUN on?)');
+      const u = await RelayUdpClient.open({ ticket, host: '127.0.0.1', bindIntervalMs: 10_000, retryMs: 100, deadAfterMs: 60_000, bufferBytes: 4 * 1024 * 1024, onPacket: (_from, p) => udpHandlers[side](p) });
+      for (let t = 0; !u.usable; t++) {
+        if (t > 100) throw new Error('the relay did not answer the UDP bind');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return u;
+    };
+    const [ua, ub] = [await udp(rc, 'a'), await udp(rd, 'b')];
+    const [ka, kb] = [keyBytes(c.node.publicKey), keyBytes(d.node.publicKey)];
+    const udpPair: Pair = {
+      name: 'weft-udp',
+      lossy: true,
+      pid: server.pid!,
+      sendA: (p) => ua.send(kb, p),
+      sendB: (p) => ub.send(ka, p),
+      onA: (fn) => (udpHandlers.a = fn),
+      onB: (fn) => (udpHandlers.b = fn),
+      close: async () => {
+        ua.close();
+        ub.close();
+        rc.close();
+        rd.close();
+        c.close();
+        d.close();
+      },
+    };
+    return { pair, udpPair, stop: async () => { await udpPair.close(); await pair.close(); await stop(); } };
   } catch (e) {
     await stop();
     throw e;
@@ -290,9 +328,10 @@ async function main(): Promise<void> {
     for (let round_ = 0; round_ < ROUNDS; round_++) {
       for (const size of SIZES) {
         // Rotating order inside a round: a load spike on the shared machine does not always hit the same system.
-        const order = ['weft', 'coturn-tcp', 'coturn-udp'];
+        const order = ['weft', 'coturn-tcp', 'weft-udp', 'coturn-udp'];
         for (const name of round_ % 2 ? order.reverse() : order) {
           if (name === 'weft') record(name, size, await measure(weft.pair, size));
+          else if (name === 'weft-udp') record(name, size, await measure(weft.udpPair, size));
           else if (turn) {
             const pair = await turnPair(turn, name === 'coturn-tcp' ? 'tcp' : 'udp');
             try {
@@ -318,11 +357,14 @@ async function main(): Promise<void> {
   const summary: Record<string, unknown> = {};
   for (const size of SIZES) {
     const w = best('weft', size);
+    const wu = best('weft-udp', size);
     const t = best('coturn-tcp', size);
     const u = best('coturn-udp', size);
     summary[`${size}B`] = {
-      weft: w, coturnTcp: t ?? null, coturnUdp: u ?? null,
+      weft: w, weftUdp: wu ?? null, coturnTcp: t ?? null, coturnUdp: u ?? null,
       ratios: {
+        packetsPerSWeftUdpOverCoturnUdp: wu && u ? round(wu.packetsPerS / u.packetsPerS, 2) : null,
+        cpuPerPacketWeftUdpOverCoturnUdp: wu && u ? round(wu.relayCpuUsPerPacket / u.relayCpuUsPerPacket, 2) : null,
         packetsPerSWeftOverCoturnTcp: w && t ? round(w.packetsPerS / t.packetsPerS, 2) : null,
         packetsPerSWeftOverCoturnUdp: w && u ? round(w.packetsPerS / u.packetsPerS, 2) : null,
         rttP50WeftOverCoturnTcp: w && t ? round(w.rttP50Ms / t.rttP50Ms, 2) : null,
@@ -336,7 +378,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: machine({ coturn: ['turnserver', ['--version']] }),
     workload: { sizes: SIZES, window: WINDOW, throughputSeconds: THROUGHPUT_MS / 1000, latencySeconds: LATENCY_MS / 1000, rounds: ROUNDS,
-      note: 'A keeps WINDOW packets in flight to B, B echoes each; packets/s counts relayed packets both ways; RTT is A->relay->B->relay->A with one packet in flight. Weft: weft-server (embedded PGlite, bundle) with two real WebSocket relay clients; coturn: turnserver (lt-cred-mech, its default threads) with a TURN client per side (Allocate, CreatePermission, ChannelBind, ChannelData).' },
+      note: 'A keeps WINDOW packets in flight to B, B echoes each; packets/s counts relayed packets both ways; RTT is A->relay->B->relay->A with one packet in flight. Weft: weft-server (embedded PGlite, bundle) with two real WebSocket relay clients (weft), and the same two sessions bound over UDP on its STUN port (weft-udp); coturn: turnserver (lt-cred-mech, its default threads) with a TURN client per side (Allocate, CreatePermission, ChannelBind, ChannelData).' },
     weftServerIdleRssMiB: round(weftIdle.rss / 1024, 1),
     summary,
     rounds: runs,

@@ -1,9 +1,12 @@
 /**
- * The relayed data path on a real network (issue 9, lab case (d) "UDP blocked, only TCP to the
- * server: relay"): hosts a and b drop every UDP datagram on their LAN interface (nftables in their
- * own namespaces; loopback stays open), so WireGuard can never reach the other directly. Their
- * agents find no handshake on the direct endpoint, move the peer to the server's relay
- * (WebSocket over the TCP connection that still works), and the tunnel carries pings.
+ * The relayed data path on a real network. First issue 9's lab case (d) "UDP blocked, only TCP to
+ * the server: relay": hosts a and b drop every UDP datagram on their LAN interface (nftables in
+ * their own namespaces; loopback stays open), so WireGuard can never reach the other directly.
+ * Their agents find no handshake on the direct endpoint, move the peer to the server's relay
+ * (WebSocket over the TCP connection that still works: the relay's UDP binds go unanswered), and
+ * the tunnel carries pings. Then UDP to the server's STUN port (the relay's UDP port) is let
+ * through, while UDP between a and b stays dropped: the agents bind UDP with the relay and the
+ * same relayed pair runs over UDP, no TCP under the tunnel.
  */
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -28,8 +31,28 @@ async function blockUdp(h: Host): Promise<void> {
   await h.execOk('nft', ['-f', file]);
 }
 
+/** As blockUdp, but UDP to and from the relay's UDP port on the server passes (counted). */
+async function allowRelayUdp(h: Host, serverIp: string): Promise<void> {
+  const file = h.tmpPath('relay-udp.nft');
+  writeFileSync(file, `delete table inet lab_block
+table inet lab_block {
+  chain in { type filter hook input priority 0; policy accept; iifname "lo" accept; ip saddr ${serverIp} udp sport ${STUN_PORT} counter accept; meta l4proto udp counter drop; }
+  chain out { type filter hook output priority 0; policy accept; oifname "lo" accept; ip daddr ${serverIp} udp dport ${STUN_PORT} counter accept; meta l4proto udp counter drop; }
+}
+`);
+  await h.execOk('nft', ['-f', file]);
+}
+
+/** Packets the rule that lets relay UDP out has counted on `h`. */
+async function relayUdpSent(h: Host): Promise<number> {
+  const rules = await h.execOk('nft', ['list', 'chain', 'inet', 'lab_block', 'out']);
+  return Number(/udp dport \d+ counter packets (\d+)/.exec(rules.stdout)?.[1] ?? NaN);
+}
+
+const STUN_PORT = 3478;
+
 const ctx = useLab({ name: 'relay', hosts: ['server', 'a', 'b'] }, async (lab) => {
-  server = await WeftServer.start(lab, { readyTimeoutMs: 180_000 });
+  server = await WeftServer.start(lab, { readyTimeoutMs: 180_000, stunListen: `0.0.0.0:${STUN_PORT}` });
   const authKey = await server.authKey('lab');
   await Promise.all((['a', 'b'] as const).map((h) => blockUdp(lab.hosts[h])));
   joinedAt = Date.now();
@@ -65,6 +88,8 @@ describe('relay (UDP blocked, only TCP to the server)', () => {
     }
     const human = await agents.a!.cli(['status', '--socket', agents.a!.socket]);
     expect(human.stdout).toMatch(/\sb\s.*\srelay\s/);
+    // The relay's UDP binds go nowhere: the packets take the WebSocket.
+    expect((await agents.a!.status()).relay).toEqual({ connected: true, transport: 'websocket' });
   });
 
   it("WireGuard on a sends to its local relay socket and has received over it", async () => {
@@ -82,5 +107,38 @@ describe('relay (UDP blocked, only TCP to the server)', () => {
     expect(r.bitsPerSecond).toBeGreaterThan(0);
     const st = await agents.a!.status();
     expect(st.peers.find((p) => p.name === 'b')!.path).toBe('relay');
+  });
+});
+
+describe('relay over UDP (UDP to the relay works, UDP between the hosts does not)', () => {
+  it('once UDP to the relay port passes, both agents relay over UDP and the pair still pings', async () => {
+    const { a, b } = ctx.lab.hosts;
+    await Promise.all([a, b].map((h) => allowRelayUdp(h, ctx.lab.hosts.server!.ip)));
+    for (const h of ['a', 'b'] as const) {
+      await waitFor(async () => (await agents[h]!.status()).relay?.transport === 'udp', { timeoutMs: 15_000, intervalMs: 250, what: `${h} relays over UDP` });
+    }
+    const ipB = (await agents.b!.status()).self!.ipv4;
+    const ipA = (await agents.a!.status()).self!.ipv4;
+    const sentBefore = await relayUdpSent(a);
+    const there = await a.ping(ipB, { count: 5, intervalMs: 200, timeoutMs: 5000 });
+    expect(there.ok, there.output).toBe(true);
+    const back = await b.ping(ipA, { count: 3, intervalMs: 200, timeoutMs: 5000 });
+    expect(back.ok, back.output).toBe(true);
+    // Five echo requests (and the replies to b's) left a as UDP to the relay port, not in the WebSocket.
+    expect(await relayUdpSent(a) - sentBefore).toBeGreaterThanOrEqual(5);
+    // UDP straight to b is still dropped: the pair is relayed, not direct.
+    const st = await agents.a!.status();
+    expect(st.peers.find((p) => p.name === 'b')!.path).toBe('relay');
+  });
+
+  it('a TCP stream (iperf3) crosses the tunnel relayed over UDP', async () => {
+    const { a, b } = ctx.lab.hosts;
+    const ipB = (await agents.b!.status()).self!.ipv4;
+    const sentBefore = await relayUdpSent(a);
+    const r = await iperf3(a, b, ipB, { seconds: 5 });
+    console.info(`iperf3 a -> b through the UDP relay: ${(r.bitsPerSecond / 1e6).toFixed(1)} Mbit/s, ${r.retransmits ?? '?'} retransmits`);
+    expect(r.bitsPerSecond).toBeGreaterThan(0);
+    expect(await relayUdpSent(a) - sentBefore).toBeGreaterThan(1000);
+    expect((await agents.a!.status()).relay?.transport).toBe('udp');
   });
 });

@@ -80,6 +80,8 @@ export class Agent {
   private engine: Engine | undefined;
   private session: ControlSession | undefined;
   private paths: PeerPaths | undefined;
+  /** The relayed data path of `paths` (for status: connected, and over which transport). */
+  private relayPath: RelayPath | undefined;
   private online = false;
   private joining = false;
   private login: Status['login'] = null;
@@ -287,6 +289,7 @@ export class Agent {
       login: this.login,
       lastError: this.lastError,
       firewall: this.engine?.firewallStatus ?? { state: 'off', rules: 0, skippedRules: [], error: null },
+      ...(this.relayPath ? { relay: { connected: this.relayPath.connected, transport: this.relayPath.transport } } : {}),
       peers: this.phase === 'revoked' ? [] : this.netmap.peers.map((p) => peerStatus(p, stats.get(p.nodeKey), now, this.engine?.relayEndpointOf(p.nodeKey))),
       skippedPeers: this.phase === 'revoked' ? [] : this.netmap.skipped,
     };
@@ -392,6 +395,7 @@ export class Agent {
       acceptFrom: (nodeKey) => this.netmap.peers.some((p) => p.nodeKey === nodeKey),
       onInbound: (nodeKey, endpoint) => this.paths?.inbound(nodeKey, endpoint),
     });
+    this.relayPath = relay;
     this.paths = new PeerPaths({ engine: () => this.engine, peers: () => this.netmap.peers, relay, forced: this.opts.forceRelay ?? (() => false), log: this.opts.log });
     this.paths.start();
   }
@@ -399,6 +403,7 @@ export class Agent {
   private stopPaths(): void {
     this.paths?.stop();
     this.paths = undefined;
+    this.relayPath = undefined;
   }
 
   private stopSession(): void {

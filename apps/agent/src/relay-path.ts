@@ -12,14 +12,24 @@
  * WireGuard at it, so both directions end up on the relay. Like a DERP home region, the relay
  * socket is held from `start` to `stop` whether or not any peer is relayed yet, so a peer that
  * cannot reach us directly can always reach us there; it reconnects with backoff.
+ *
+ * UDP first, WebSocket as the fallback: when the relay's greeting carries a UDP ticket
+ * (@weft/relay relay-udp.ts), a UDP socket to the relay's UDP port (the server's STUN port, at the
+ * server URL's host) is bound with it. While the relay acknowledges our binds, packets go there and
+ * the relay sends ours there, so a relayed WireGuard flow does not run inside TCP; when UDP is
+ * blocked (no bind-ack), or the acks stop, packets go over the WebSocket, which stays open.
  */
 import dgram from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import WebSocket from 'ws';
 import { signMachineToken, type MachinePrivateKey, type NodePublicKey } from '@weft/crypto';
-import { MAX_FRAME_BYTES, PeerGoneReason, RELAY_HTTP_PATH, RelayClient } from '@weft/relay';
+import { MAX_FRAME_BYTES, PeerGoneReason, RELAY_HTTP_PATH, RelayClient, RelayUdpClient, type UdpTicket } from '@weft/relay';
 import { backoffDelay } from './backoff.js';
 import type { Logger } from './log.js';
-import { CONNECT_TIMEOUT_MS, RELAY_RECONNECT_BACKOFF, RELAY_UDP_BUFFER_BYTES } from './tunables.js';
+import {
+  CONNECT_TIMEOUT_MS, RELAY_RECONNECT_BACKOFF, RELAY_UDP_BIND_INTERVAL_MS, RELAY_UDP_BIND_RETRY_MS, RELAY_UDP_BUFFER_BYTES, RELAY_UDP_DEAD_AFTER_MS,
+} from './tunables.js';
 
 export interface RelayPathOptions {
   serverUrl: string;
@@ -58,13 +68,22 @@ export class RelayPath {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopped = true;
   private wgPort: number | undefined;
-  readonly counters = { toRelay: 0, fromRelay: 0, dropped: 0 };
+  /** The UDP side of the current relay session, once its ticket came (undefined: WebSocket only). */
+  private udp: RelayUdpClient | undefined;
+  /** `toRelay` by transport: `toRelayUdp` of them went over UDP. */
+  readonly counters = { toRelay: 0, toRelayUdp: 0, fromRelay: 0, dropped: 0 };
 
   constructor(private readonly opts: RelayPathOptions) {}
 
   /** Connected to the relay and greeted by it. */
   get connected(): boolean {
     return this.ready;
+  }
+
+  /** How packets to the relay go now: `udp`, `websocket`, or null while not connected. */
+  get transport(): 'udp' | 'websocket' | null {
+    if (!this.ready) return null;
+    return this.udp?.usable ? 'udp' : 'websocket';
   }
 
   endpointOf(nodeKey: string): string | undefined {
@@ -87,6 +106,7 @@ export class RelayPath {
     const r = this.byKey.get(keyId(nodeKey));
     if (!r) return;
     this.byKey.delete(keyId(nodeKey));
+    this.udp?.forget(r.keyBytes);
     r.socket.close();
   }
 
@@ -126,7 +146,12 @@ export class RelayPath {
         this.counters.dropped++;
         return;
       }
-      if (this.client && this.ready && this.client.send(r.keyBytes, msg)) this.counters.toRelay++;
+      const udp = this.udp;
+      if (udp && this.ready && udp.usable) {
+        udp.send(r.keyBytes, msg);
+        this.counters.toRelay++;
+        this.counters.toRelayUdp++;
+      } else if (this.client && this.ready && this.client.send(r.keyBytes, msg)) this.counters.toRelay++;
       else this.counters.dropped++;
     });
     this.byKey.set(keyId(nodeKey), r);
@@ -171,10 +196,11 @@ export class RelayPath {
       this.ws = ws;
       this.client = new RelayClient(ws, {
         onPacket: (from, packet) => this.fromRelay(from, packet),
-        onServerInfo: () => {
+        onServerInfo: (info) => {
           this.ready = true;
           this.attempt = 0;
-          log('info', 'relay connected', { url: relayUrl(this.opts.serverUrl) });
+          log('info', 'relay connected', { url: relayUrl(this.opts.serverUrl), udpPort: info.udp?.port ?? null });
+          if (info.udp) void this.openUdp(ws, info.udp);
         },
         onPeerGone: (key, reason) => log('info', 'relay: peer unreachable', { peer: `nodekey:${key.toString('hex')}`, reason: reason === PeerGoneReason.NotAllowed ? 'not allowed' : 'not connected' }),
         onProtocolError: (reason) => log('warn', 'relay protocol error', { reason }),
@@ -189,6 +215,7 @@ export class RelayPath {
         this.ws = undefined;
         this.client = undefined;
         this.ready = false;
+        this.closeUdp();
         if (this.stopped) return;
         const delay = backoffDelay(this.attempt++, RELAY_RECONNECT_BACKOFF);
         log('info', 'relay disconnected; reconnecting', { code, reason: reason.toString(), retryInMs: delay });
@@ -198,7 +225,40 @@ export class RelayPath {
     }, (err: Error) => log('error', 'signing the relay token failed', { error: err.message }));
   }
 
+  /** Binds UDP to the relay with the session's ticket, at the address the server URL's host resolves to. */
+  private async openUdp(ws: WebSocket, ticket: UdpTicket): Promise<void> {
+    const log = this.opts.log;
+    const hostname = new URL(this.opts.serverUrl).hostname.replace(/^\[|\]$/g, '');
+    let host: string;
+    try {
+      host = isIP(hostname) ? hostname : (await lookup(hostname)).address;
+    } catch (err) {
+      log('warn', 'relay over UDP: cannot resolve the server host; staying on the WebSocket', { host: hostname, error: (err as Error).message });
+      return;
+    }
+    let udp: RelayUdpClient;
+    try {
+      udp = await RelayUdpClient.open({
+        ticket, host, bufferBytes: RELAY_UDP_BUFFER_BYTES, bindIntervalMs: RELAY_UDP_BIND_INTERVAL_MS, retryMs: RELAY_UDP_BIND_RETRY_MS, deadAfterMs: RELAY_UDP_DEAD_AFTER_MS,
+        onPacket: (from, packet) => this.fromRelay(from, packet),
+        onUsable: (usable) => log('info', usable ? 'relay over UDP' : 'relay over UDP stopped answering; relaying over the WebSocket', { relay: `${host}:${ticket.port}` }),
+      });
+    } catch (err) {
+      log('warn', 'relay over UDP: cannot open a UDP socket; staying on the WebSocket', { error: (err as Error).message });
+      return;
+    }
+    // The session ended (or was replaced) while the socket opened: its ticket is void.
+    if (this.ws !== ws || this.stopped) return udp.close();
+    this.udp = udp;
+  }
+
+  private closeUdp(): void {
+    this.udp?.close();
+    this.udp = undefined;
+  }
+
   private disconnect(): void {
+    this.closeUdp();
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     const ws = this.ws;

@@ -73,6 +73,12 @@ export interface Status {
    * `blocked` (nothing could be put in force: no peers configured). `error` says why in words.
    */
   firewall: FirewallStatus;
+  /**
+   * This node's relay session: `connected` to the relay, and `transport` its packets take now
+   * (`udp` while the relay answers our UDP binds, else `websocket`; null while not connected).
+   * Absent when the relayed data path is not running (not logged in).
+   */
+  relay?: { connected: boolean; transport: 'udp' | 'websocket' | null };
   peers: PeerStatus[];
   /**
    * Peer entries from the server that were malformed (bad endpoint, address, key...) and left

@@ -74,5 +74,15 @@ export const PATH_CHECK_INTERVAL_MS = 1_000;
  * flow (NetBird measured ~100 Mbit/s); the kernel caps the request at net.core.rmem_max / wmem_max.
  */
 export const RELAY_UDP_BUFFER_BYTES = 4 * 1024 * 1024;
+/**
+ * Relay over UDP (relay-path.ts): the agent rebinds its UDP address with the relay this often (it
+ * also keeps its NAT's mapping to the relay open; the relay forgets a binding after 30 s without
+ * one); unanswered, again after RELAY_UDP_BIND_RETRY_MS, doubling up to the interval (UDP blocked costs
+ * one datagram per 10 s, and a lifted block is noticed within 10 s); it relays over UDP while an answer
+ * came within RELAY_UDP_DEAD_AFTER_MS (two missed binds and a half); else over the WebSocket.
+ */
+export const RELAY_UDP_BIND_INTERVAL_MS = 10_000;
+export const RELAY_UDP_BIND_RETRY_MS = 1_000;
+export const RELAY_UDP_DEAD_AFTER_MS = 25_000;
 /** Reconnect delay of the relay socket: full jitter over 250 ms * 2^attempt, capped at 10 s. */
 export const RELAY_RECONNECT_BACKOFF = { baseMs: 250, capMs: 10_000 } as const;

@@ -10,6 +10,7 @@ import type { Database } from '@weft/db';
 import { MACHINE_TOKEN_CLOCK_SKEW_S, MAX_AGENT_MESSAGE_BYTES, PROTOCOL_VERSION } from '@weft/protocol';
 import { logoutRoute } from './agent/logout-route.js';
 import { relayRoute } from './agent/relay-route.js';
+import { relayMeshRoute } from './agent/relay-mesh.js';
 import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
 import { Regions, type RegionOptions } from './regions.js';
@@ -109,6 +110,8 @@ export interface App {
   wgMapping: WgMapping | null;
   /** Null when the relay is off. */
   relay: RelayServer | null;
+  /** The relay mesh's shared secret (for RelayMeshDialer); null when the relay is off. */
+  relayMeshSecret: Buffer | null;
   /** Null when no identity provider is configured. */
   oidc: OidcClient | null;
 }
@@ -200,6 +203,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   metrics?.attach({ nodeStates: () => mapper.nodeStates(), sessions: () => mapper.connectedCount, rateLimitRefusals: () => limits.refusals });
   const relay = opts.relay === false ? null : new RelayServer({ ...opts.relay, mayRelay: (src, dst) => mapper.mayRelay(src, dst) });
   if (metrics && relay) metrics.relay(relay);
+  const relayMeshSecret = relay ? await state.relayMeshSecret() : null;
 
   await app.register(swagger, {
     openapi: {
@@ -242,6 +246,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     logoutRoute(scope, state);
     socketRoute(scope, state, mapper, hub, opts.regions ? new Regions(opts.regions) : undefined);
     if (relay) relayRoute(scope, state, mapper, relay);
+    if (relay && relayMeshSecret) relayMeshRoute(scope, relay, relayMeshSecret, app.log);
     apiRoutes(scope, state, limits);
     statusRoute(scope, state, limits, mapper);
     backupRoute(scope, state, limits, opts.db);
@@ -295,5 +300,5 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await wgMapping?.close();
     await state.presence.stop();
   });
-  return { app, state, mapper, hub, metrics, wgMapping, relay, oidc };
+  return { app, state, mapper, hub, metrics, wgMapping, relay, relayMeshSecret, oidc };
 }

@@ -60,6 +60,16 @@ export const ServerConfig = z.strictObject({
    * Off, nodes without a direct path to each other cannot reach each other.
    */
   relay: z.enum(['on', 'off'], { message: 'must be on or off' }).default('on'),
+  /**
+   * Replicas behind one address (HA): the URL the other replicas reach this one's relay at
+   * (its own address, not the balancer's), and theirs (config file, or WEFT_RELAY_MESH_PEERS with
+   * comma-separated URLs). Each replica links to
+   * every peer's `/api/v1/relay/mesh` (authenticated with the `relay_mesh_secret` setting they all
+   * share through the database), so nodes whose relay sockets are on different replicas still
+   * relay to each other. Both unset = a single server: no mesh.
+   */
+  relayMeshUrl: z.string().url('must be a URL such as http://10.0.0.11:8080').optional(),
+  relayMeshPeers: z.array(z.string().url('must be a URL such as http://10.0.0.12:8080')).max(64).default([]),
   /** Directory for the embedded database and the admin socket. */
   dataDir: z.string().min(1),
   /** postgres:// URL; absent = embedded PGlite in dataDir. */
@@ -130,6 +140,12 @@ export const ServerConfig = z.strictObject({
     ids.add(r.id);
     codes.add(r.code);
   });
+  if (c.relayMeshPeers.length > 0 && c.relayMeshUrl === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['relayMeshUrl'], message: 'is needed with relayMeshPeers (the URL the other replicas reach this one at)' });
+  }
+  if (c.relayMeshPeers.length > 0 && c.relay === 'off') {
+    ctx.addIssue({ code: 'custom', path: ['relayMeshPeers'], message: 'needs the relay on (relay is off)' });
+  }
   if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
     const missing = c.tlsCert === undefined ? 'tlsCert' : 'tlsKey';
     ctx.addIssue({ code: 'custom', path: [missing], message: `is needed too: HTTPS takes both tls-cert and tls-key` });
@@ -151,6 +167,8 @@ const ENV_KEYS: Record<string, keyof ServerConfig> = {
   WEFT_LISTEN: 'listen',
   WEFT_STUN_LISTEN: 'stunListen',
   WEFT_RELAY: 'relay',
+  WEFT_RELAY_MESH_URL: 'relayMeshUrl',
+  WEFT_RELAY_MESH_PEERS: 'relayMeshPeers',
   WEFT_DATA_DIR: 'dataDir',
   WEFT_DATABASE_URL: 'databaseUrl',
   DATABASE_URL: 'databaseUrl',
@@ -173,6 +191,7 @@ const FLAG_KEYS: Record<string, keyof ServerConfig> = {
   '--listen': 'listen',
   '--stun-listen': 'stunListen',
   '--relay': 'relay',
+  '--relay-mesh-url': 'relayMeshUrl',
   '--data-dir': 'dataDir',
   '--database-url': 'databaseUrl',
   '--server-url': 'serverUrl',
@@ -212,7 +231,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): ServerConfig
   for (const [name, key] of Object.entries(ENV_KEYS)) {
     const v = env[name];
     if (v !== undefined && v !== '') {
-      raw[key] = v;
+      // The one list a variable carries: comma-separated URLs.
+      raw[key] = key === 'relayMeshPeers' ? v.split(',').map((u) => u.trim()).filter(Boolean) : v;
       source[key] = `environment variable ${name}`;
     }
   }

@@ -1,7 +1,8 @@
 /** `weft-server serve`: read config, open storage, listen, shut down cleanly on SIGTERM/SIGINT. */
 import { openDatabase, prepareDataDir } from '@weft/db';
-import { RELAY_HTTP_PATH, StunServer, type StunLog } from '@weft/relay';
+import { RELAY_HTTP_PATH, relayOverStunPort, StunServer, type StunLog } from '@weft/relay';
 import { buildApp } from './app.js';
+import { RelayMeshDialer } from './agent/relay-mesh.js';
 import { shellWord, startHint } from './cli/hints.js';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -30,7 +31,7 @@ export async function serve(argv: string[]): Promise<void> {
   const db = await openDatabase(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: config.dataDir }, log);
   const metricsOn = config.metricsListen !== undefined || config.metricsToken !== undefined;
   const responderEndpoint = stun ? await wgResponderEndpoint(serverUrl, stun, log) : undefined;
-  const { app, state, metrics, mapper, wgMapping } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
+  const { app, state, metrics, mapper, wgMapping, relay, relayMeshSecret } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
     maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies, outbox: outboxTimings(process.env),
     regions: { embeddedStunPort: stun ? stun.address().port : null, extra: config.regions },
     ...(config.relay === 'off' ? { relay: false as const } : {}),
@@ -40,6 +41,8 @@ export async function serve(argv: string[]): Promise<void> {
     oidc: oidcSettings(config, serverUrl),
   });
   if (stun && wgMapping) stun.wireGuard = (msg, from) => wgMapping.receive(msg, from);
+  // The relay over UDP shares the STUN port: a node whose UDP works relays without TCP under its tunnel.
+  if (stun && relay) relayOverStunPort(relay, stun);
   const reloader = tls && config.tlsCert && config.tlsKey
     ? new TlsReloader({
         certPath: config.tlsCert, keyPath: config.tlsKey, initial: tls, log, pollMs: testTlsPollMs(process.env),
@@ -50,6 +53,10 @@ export async function serve(argv: string[]): Promise<void> {
       })
     : null;
   await app.listen({ host, port });
+  // Replicas behind one address: link to every peer replica's relay (after listen: they link to ours too).
+  const mesh = relay && relayMeshSecret && config.relayMeshUrl && config.relayMeshPeers.length
+    ? new RelayMeshDialer({ relay, secret: relayMeshSecret, selfUrl: config.relayMeshUrl, peers: config.relayMeshPeers, log })
+    : null;
   const admin = await listenAdminSocket(app, config.dataDir);
   const metricsServer = metrics && config.metricsListen ? await listenMetrics(metrics, ...splitHostPort(config.metricsListen)) : null;
 
@@ -60,8 +67,9 @@ export async function serve(argv: string[]): Promise<void> {
       `Agents and browsers use ${serverUrl}\n` +
       (tls ? `TLS certificate: ${tls.subject}, valid until ${tls.notAfter.toISOString()} (reloaded when ${config.tlsCert} or ${config.tlsKey} changes)\n` : '') +
       `STUN (udp): ${stun ? stun.toString() : 'off'}\n` +
+      (mesh ? `Relay mesh: ${config.relayMeshUrl} linking to ${config.relayMeshPeers.join(', ')}\n` : '') +
       (responderEndpoint ? `WireGuard responder (udp, same port): nodes send to ${responderEndpoint}\n` : '') +
-      `Relay: ${config.relay === 'off' ? 'off' : `${serverUrl.replace(/^http/, 'ws')}${RELAY_HTTP_PATH}`}\n` +
+      `Relay: ${config.relay === 'off' ? 'off' : `${serverUrl.replace(/^http/, 'ws')}${RELAY_HTTP_PATH}${stun ? `, and udp on the STUN port ${stun.address().port}` : ''}`}\n` +
       `Admin socket: ${adminSocketPath(config.dataDir)}\n` +
       (config.metricsListen ? `Metrics: http://${config.metricsListen}/metrics\n` : '') +
       (config.metricsToken ? `Metrics: ${where}/metrics (bearer metrics token)\n` : '') +
@@ -78,6 +86,7 @@ export async function serve(argv: string[]): Promise<void> {
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     admin.close();
+    mesh?.close();
     reloader?.close();
     metricsServer?.close();
     await stun?.close();

@@ -191,3 +191,10 @@ export const SCIM_MAX_PAGE = 1000;
 export const SCIM_DEFAULT_PAGE = 100;
 /** SCIM: largest request body taken. */
 export const SCIM_BODY_LIMIT_BYTES = 1024 * 1024;
+// ---- relay mesh between replicas (agent/relay-mesh.ts) ----------------------------------------
+
+/** A replica's mesh token is accepted this far from the receiving replica's clock (both read one database's settings, not its clock). */
+export const MESH_TOKEN_MAX_SKEW_MS = 5 * 60_000;
+/** A lost link to a peer replica is redialled after this, doubling up to the max. */
+export const MESH_RECONNECT_MIN_MS = 250;
+export const MESH_RECONNECT_MAX_MS = 10_000;

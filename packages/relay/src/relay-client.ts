@@ -7,6 +7,7 @@
  */
 import { encodeFrame, FRAME_PEER_GONE, FRAME_RECV_PACKET, FRAME_SEND_PACKET, FRAME_SERVER_INFO, KEY_BYTES, MAX_PACKET_BYTES, readServerFrame, type PeerGoneReason } from './relay-frame.js';
 import { RELAY_QUEUE_BYTES } from './tunables.js';
+import type { UdpTicket } from './relay-udp.js';
 
 /** The part of a `ws` client WebSocket used here. */
 export interface RelayClientSocket {
@@ -21,8 +22,8 @@ export interface RelayClientHandlers {
   onPacket: (from: Buffer, packet: Buffer) => void;
   /** The server says `key` cannot be reached (sent once until a packet to it gets through again). */
   onPeerGone?: (key: Buffer, reason: PeerGoneReason) => void;
-  /** The server's first frame: our node key as it authenticated us, and its packet limit. */
-  onServerInfo?: (info: { key: Buffer; version: number; maxPacketBytes: number }) => void;
+  /** The server's first frame: our node key as it authenticated us, its packet limit, and a UDP ticket when it serves UDP. */
+  onServerInfo?: (info: { key: Buffer; version: number; maxPacketBytes: number; udp?: UdpTicket }) => void;
   /** The server sent something that is not a server frame; the client closes the socket. */
   onProtocolError?: (reason: string) => void;
 }

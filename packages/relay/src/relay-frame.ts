@@ -13,11 +13,15 @@
  * - PEER_GONE (server -> client): key = a peer the client sent to, body = 1 byte PeerGoneReason.
  *   Sent once per peer, not per packet, until a packet to that peer is forwarded again.
  * - SERVER_INFO (server -> client, the first frame): key = the client's own node key as the
- *   server authenticated it, body = version (1 byte) + the server's packet limit (u32 BE).
+ *   server authenticated it, body = version (1 byte) + the server's packet limit (u32 BE), then,
+ *   when the relay also serves UDP, the client's UDP ticket (relay-udp.ts; version 2 on). A reader
+ *   ignores bytes after the ones it knows, so a version 1 client simply does not use UDP.
  *
  * Anything else from a client (text messages, short frames, a server-only type, an unknown type)
  * is a protocol error that closes that client with RelayClose.BadFrame and a reason.
  */
+
+import { encodeTicket, readTicket, type UdpTicket } from './relay-udp.js';
 
 /** Where the embedded relay listens on the control server's HTTP(S) port (WebSocket upgrade). */
 export const RELAY_HTTP_PATH = '/api/v1/relay';
@@ -27,8 +31,11 @@ export const FRAME_RECV_PACKET = 0x02;
 export const FRAME_PEER_GONE = 0x03;
 export const FRAME_SERVER_INFO = 0x04;
 
-/** The relay frame format's version, carried in SERVER_INFO. 1 (2026-12-01): the four frames above. */
-export const RELAY_VERSION = 1;
+/**
+ * The relay frame format's version, carried in SERVER_INFO. 1 (2026-12-01): the four frames above.
+ * 2 (2026-12-01): SERVER_INFO may carry a UDP ticket (relay-udp.ts).
+ */
+export const RELAY_VERSION = 2;
 
 export const KEY_BYTES = 32;
 /** type + key. */
@@ -60,7 +67,7 @@ export type ClientFrame = { type: typeof FRAME_SEND_PACKET; key: Buffer; body: B
 export type ServerFrame =
   | { type: typeof FRAME_RECV_PACKET; key: Buffer; body: Buffer }
   | { type: typeof FRAME_PEER_GONE; key: Buffer; reason: PeerGoneReason }
-  | { type: typeof FRAME_SERVER_INFO; key: Buffer; version: number; maxPacketBytes: number };
+  | { type: typeof FRAME_SERVER_INFO; key: Buffer; version: number; maxPacketBytes: number; udp?: UdpTicket };
 
 export type ReadFrame<T> = { ok: true; frame: T } | { ok: false; reason: string };
 
@@ -78,11 +85,11 @@ export function encodePeerGone(key: Uint8Array, reason: PeerGoneReason): Buffer 
   return encodeFrame(FRAME_PEER_GONE, key, Uint8Array.of(reason));
 }
 
-export function encodeServerInfo(key: Uint8Array, maxPacketBytes: number): Buffer {
-  const body = Buffer.alloc(5);
-  body[0] = RELAY_VERSION;
-  body.writeUInt32BE(maxPacketBytes, 1);
-  return encodeFrame(FRAME_SERVER_INFO, key, body);
+export function encodeServerInfo(key: Uint8Array, maxPacketBytes: number, udp?: UdpTicket): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = RELAY_VERSION;
+  head.writeUInt32BE(maxPacketBytes, 1);
+  return encodeFrame(FRAME_SERVER_INFO, key, udp ? Buffer.concat([head, encodeTicket(udp)]) : head);
 }
 
 /** Reads a frame a client sent. The key and body are views into `data` (no copy). */
@@ -110,7 +117,10 @@ export function readServerFrame(data: Buffer): ReadFrame<ServerFrame> {
     }
     case FRAME_SERVER_INFO:
       if (body.length < 5) return { ok: false, reason: 'server-info frame is shorter than 5 bytes of body' };
-      return { ok: true, frame: { type, key, version: body[0]!, maxPacketBytes: body.readUInt32BE(1) } };
+      {
+        const udp = readTicket(body.subarray(5));
+        return { ok: true, frame: { type, key, version: body[0]!, maxPacketBytes: body.readUInt32BE(1), ...(udp ? { udp } : {}) } };
+      }
     default:
       return { ok: false, reason: `relay frame type 0x${type.toString(16).padStart(2, '0')} is not one a server sends` };
   }

@@ -16,11 +16,29 @@
  *   that sent to it is told at once.
  * - A bad frame closes only that client (RelayClose.BadFrame with the reason).
  * - Keepalive: a ping every `pingIntervalMs`; a client that answered nothing for two is cut off.
+ * - UDP (relay-udp.ts), once the embedder attaches a UDP socket (`attachUdp`): every client gets a
+ *   ticket in SERVER_INFO; a client that bound its UDP address with it receives its packets there
+ *   (no TCP under the relayed flow), whichever way the sender sent them, and may send there too.
+ *   A binding not refreshed for `udpBindingTtlMs` lapses and the client's packets go back to its
+ *   WebSocket; so does one whose client sends a packet over its WebSocket (it does that only once
+ *   its own UDP stopped being answered), until its next BIND. The queue bound does not apply to UDP: the kernel's socket buffer is the queue, and
+ *   a full one drops (ENOBUFS / EAGAIN), newest first, like a router.
+ * - Mesh (relay-mesh.ts), for replicas behind one address: `addMeshLink` gives the relay a link
+ *   it sends on (it announces its clients there); `receiveMesh` takes what another replica sent
+ *   on a link the embedder authenticated. A packet to a key that is not connected here but was
+ *   announced by another replica is forwarded to that replica (if `mayRelay` allows the pair),
+ *   which delivers it to its client; queue bounds apply to mesh links as to clients.
  */
 import {
   encodePeerGone, encodeServerInfo, FRAME_RECV_PACKET, KEY_BYTES, MAX_PACKET_BYTES, PeerGoneReason, readClientFrame, RelayClose,
 } from './relay-frame.js';
-import { RELAY_PING_INTERVAL_MS, RELAY_QUEUE_BYTES } from './tunables.js';
+import { randomBytes } from 'node:crypto';
+import type { StunServer } from './stun-server.js';
+import {
+  bindMacValid, encodeBind, readBindHeader, UDP_BIND, UDP_BIND_ACK, UDP_ID_BYTES, UDP_RECV, UDP_SECRET_BYTES, UDP_SEND, UDP_SEND_HEADER_BYTES,
+} from './relay-udp.js';
+import { encodeAbsent, encodeForward, encodePresent, MESH_ABSENT, MESH_FORWARD, MESH_PRESENT, readMeshFrame } from './relay-mesh.js';
+import { RELAY_PING_INTERVAL_MS, RELAY_QUEUE_BYTES, RELAY_UDP_BINDING_TTL_MS } from './tunables.js';
 
 /** The part of a `ws` WebSocket the relay uses (ws's WebSocket satisfies it as is). */
 export interface RelaySocket {
@@ -53,6 +71,23 @@ export interface RelayCounters {
   timeouts: number;
   /** Client connections accepted in total. */
   accepted: number;
+  /** The UDP side: binds accepted and refused (bad mac, replayed, unknown id), packets in and out, datagrams from no bound client (dropped unanswered). */
+  udp: { binds: number; bindsRefused: number; packetsIn: number; packetsOut: number; unbound: number; unbinds: number };
+  /** The mesh: packets forwarded to other replicas and delivered from them, dropped (link queue full, or not allowed / not here on arrival), bad mesh frames. */
+  mesh: { forwardedOut: number; deliveredIn: number; dropped: number; badFrames: number };
+}
+
+/** A link to another replica's relay that this relay sends on (a `ws` WebSocket it dialed fits). */
+export interface RelayMeshLink {
+  readonly bufferedAmount: number;
+  send(data: Buffer, options: { binary: true }): void;
+}
+
+/** The UDP socket the relay shares (the STUN port): where tickets point and RECV datagrams leave. */
+export interface RelayUdpTransport {
+  /** The port clients send to (the socket's bound port). */
+  readonly port: number;
+  send(msg: Buffer, port: number, address: string): void;
 }
 
 export interface RelayServerOptions {
@@ -63,9 +98,19 @@ export interface RelayServerOptions {
   /** Largest packet forwarded (at most MAX_PACKET_BYTES); a bigger one is dropped (`tooBig`). */
   maxPacketBytes?: number;
   pingIntervalMs?: number;
+  /** How long a UDP binding lasts without a fresh BIND (checked at each keepalive round). */
+  udpBindingTtlMs?: number;
 }
 
 class Client {
+  /** UDP: this session's id (latin1 map key) and secret, and the bound address once a BIND proved it. */
+  udpId: Buffer | undefined;
+  udpIdKey = '';
+  udpSecret: Buffer | undefined;
+  udpAddress: string | undefined;
+  udpPort = 0;
+  udpSeq = 0n;
+  udpBoundAt = 0;
   /** Peers this client was told are gone (keys as latin1 strings), so it is told once. */
   readonly told = new Set<string>();
   /** Clients that sent to this one: told PEER_GONE when it leaves. */
@@ -79,7 +124,15 @@ class Client {
 export class RelayServer {
   readonly counters: RelayCounters = {
     packetsForwarded: 0, bytesForwarded: 0, dropped: { noSuchPeer: 0, notAllowed: 0, queueFull: 0, tooBig: 0 }, peerGoneSent: 0, badFrames: 0, timeouts: 0, accepted: 0,
+    udp: { binds: 0, bindsRefused: 0, packetsIn: 0, packetsOut: 0, unbound: 0, unbinds: 0 },
+    mesh: { forwardedOut: 0, deliveredIn: 0, dropped: 0, badFrames: 0 },
   };
+  /** Mesh: links this relay sends on, by replica id; keys other replicas announced, with their node id and replica. */
+  private readonly meshLinks = new Map<string, RelayMeshLink>();
+  private readonly remote = new Map<string, { replica: string; nodeId: number }>();
+  private readonly byUdpId = new Map<string, Client>();
+  private udp: RelayUdpTransport | undefined;
+  private readonly udpTtlMs: number;
   private readonly byKey = new Map<string, Client>();
   private readonly byNode = new Map<number, Client>();
   private readonly maxQueueBytes: number;
@@ -98,12 +151,26 @@ export class RelayServer {
   constructor(private readonly opts: RelayServerOptions) {
     this.maxQueueBytes = opts.maxQueueBytes ?? RELAY_QUEUE_BYTES;
     this.maxPacketBytes = Math.min(opts.maxPacketBytes ?? MAX_PACKET_BYTES, MAX_PACKET_BYTES);
+    this.udpTtlMs = opts.udpBindingTtlMs ?? RELAY_UDP_BINDING_TTL_MS;
     this.pinger = setInterval(() => this.pingAll(), opts.pingIntervalMs ?? RELAY_PING_INTERVAL_MS);
     this.pinger.unref();
   }
 
   get clientCount(): number {
     return this.byNode.size;
+  }
+
+  /**
+   * Serves the relay over UDP too, on `transport` (feed it the socket's relay datagrams with
+   * `receiveUdp`). Clients that connect from now on get a ticket.
+   */
+  attachUdp(transport: RelayUdpTransport): void {
+    this.udp = transport;
+  }
+
+  /** Whether node `nodeId`'s packets currently go to a bound UDP address. */
+  udpBound(nodeId: number): boolean {
+    return this.byNode.get(nodeId)?.udpAddress !== undefined;
   }
 
   /** Whether node `nodeId` has a relay connection here. */
@@ -131,7 +198,64 @@ export class RelayServer {
     socket.on('message', (data, isBinary) => this.onMessage(client, data, isBinary));
     socket.on('pong', () => (client.alive = true));
     socket.on('close', () => this.forget(client));
-    socket.send(encodeServerInfo(key, this.maxPacketBytes), { binary: true });
+    if (this.udp) {
+      client.udpId = randomBytes(UDP_ID_BYTES);
+      client.udpIdKey = client.udpId.toString('latin1');
+      client.udpSecret = randomBytes(UDP_SECRET_BYTES);
+      this.byUdpId.set(client.udpIdKey, client);
+    }
+    const ticket = this.udp && client.udpId && client.udpSecret ? { port: this.udp.port, id: client.udpId, secret: client.udpSecret } : undefined;
+    socket.send(encodeServerInfo(key, this.maxPacketBytes, ticket), { binary: true });
+    if (this.meshLinks.size) {
+      const present = encodePresent(key, nodeId);
+      for (const link of this.meshLinks.values()) link.send(present, { binary: true });
+    }
+  }
+
+  /** Sends on `link` to replica `replicaId` from now on (replacing an older link), starting with every client held here. */
+  addMeshLink(replicaId: string, link: RelayMeshLink): void {
+    this.meshLinks.set(replicaId, link);
+    for (const c of this.byNode.values()) link.send(encodePresent(c.key, c.nodeId), { binary: true });
+  }
+
+  /** The link to `replicaId` closed: packets for its clients wait for a new one (they are dropped until then). */
+  removeMeshLink(replicaId: string, link: RelayMeshLink): void {
+    if (this.meshLinks.get(replicaId) === link) this.meshLinks.delete(replicaId);
+  }
+
+  /**
+   * A frame replica `replicaId` sent on a link the embedder authenticated. Returns a reason when it
+   * is not a valid mesh frame (the embedder closes that link), undefined otherwise.
+   */
+  receiveMesh(replicaId: string, data: Buffer): string | undefined {
+    const read = readMeshFrame(data);
+    if (!read.ok) {
+      this.counters.mesh.badFrames++;
+      return read.reason;
+    }
+    const f = read.frame;
+    if (f.type === MESH_PRESENT) {
+      this.remote.set(f.key.toString('latin1'), { replica: replicaId, nodeId: f.nodeId });
+    } else if (f.type === MESH_ABSENT) {
+      const k = f.key.toString('latin1');
+      if (this.remote.get(k)?.replica === replicaId) this.remote.delete(k);
+    } else if (f.type === MESH_FORWARD) {
+      const dst = this.byKey.get(f.dst.toString('latin1'));
+      const bodyLength = f.tail.length - 1 - KEY_BYTES;
+      if (!dst || bodyLength > this.maxPacketBytes || !this.opts.mayRelay(f.srcNodeId, dst.nodeId) || !this.deliver(dst, f.tail, bodyLength)) {
+        this.counters.mesh.dropped++;
+        return undefined;
+      }
+      this.counters.mesh.deliveredIn++;
+      this.counters.packetsForwarded++;
+      this.counters.bytesForwarded += bodyLength;
+    }
+    return undefined;
+  }
+
+  /** Replica `replicaId`'s link to us closed (or it died): forget every key it announced. */
+  forgetReplica(replicaId: string): void {
+    for (const [k, r] of this.remote) if (r.replica === replicaId) this.remote.delete(k);
   }
 
   /** Closes a node's relay connection (the embedder's node was deleted, expired or suspended). */
@@ -155,13 +279,74 @@ export class RelayServer {
       return this.drop(src, RelayClose.BadFrame, read.reason);
     }
     const { key, body } = read.frame;
+    // A client sends over its WebSocket only while its UDP does not work (relay-udp-client's
+    // `usable`): its packets come back that way too, at once rather than when the binding lapses.
+    if (src.udpAddress !== undefined) {
+      src.udpAddress = undefined;
+      src.udpPort = 0;
+      this.counters.udp.unbinds++;
+    }
     if (body.length > this.maxPacketBytes) {
       this.counters.dropped.tooBig++;
       return;
     }
+    this.forward(src, key, data, body.length);
+  }
+
+  /**
+   * A datagram from the relay's UDP socket whose first byte is a relay type (isRelayDatagram).
+   * BIND binds (answered with a BIND_ACK of the same length); SEND from a bound address forwards.
+   * Anything else, or from an address that proved nothing, is dropped without an answer.
+   */
+  receiveUdp(msg: Buffer, from: { address: string; port: number }): void {
+    const udp = this.udp;
+    if (!udp) return;
+    if (msg[0] === UDP_BIND) {
+      const head = readBindHeader(msg, UDP_BIND);
+      const c = head.ok ? this.byUdpId.get(head.id.toString('latin1')) : undefined;
+      if (!head.ok || !c || c.closed || !c.udpSecret || head.seq <= c.udpSeq || !bindMacValid(msg, c.udpSecret)) {
+        this.counters.udp.bindsRefused++;
+        return;
+      }
+      c.udpSeq = head.seq;
+      c.udpAddress = from.address;
+      c.udpPort = from.port;
+      c.udpBoundAt = Date.now();
+      this.counters.udp.binds++;
+      udp.send(encodeBind(UDP_BIND_ACK, c.udpId!, c.udpSecret, head.seq), from.port, from.address);
+      return;
+    }
+    if (msg[0] !== UDP_SEND || msg.length < UDP_SEND_HEADER_BYTES) {
+      this.counters.udp.unbound++;
+      return;
+    }
+    const src = this.byUdpId.get(msg.toString('latin1', 1, 1 + UDP_ID_BYTES));
+    if (!src || src.closed || src.udpPort !== from.port || src.udpAddress !== from.address) {
+      this.counters.udp.unbound++;
+      return;
+    }
+    this.counters.udp.packetsIn++;
+    const bodyLength = msg.length - UDP_SEND_HEADER_BYTES;
+    if (bodyLength > this.maxPacketBytes) {
+      this.counters.dropped.tooBig++;
+      return;
+    }
+    // msg[UDP_ID_BYTES..] has the RECV layout's length: type byte, then the key, then the body.
+    const frame = msg.subarray(UDP_ID_BYTES);
+    this.forward(src, frame.subarray(1, 1 + KEY_BYTES), frame, bodyLength);
+  }
+
+  /**
+   * Forwards `data` (type byte | destination key `key` | body of `bodyLength`, which it rewrites in
+   * place to the RECV layout with the sender's authenticated key) from `src` to the key's client.
+   */
+  private forward(src: Client, key: Buffer, data: Buffer, bodyLength: number): void {
     const dstKey = key.toString('latin1');
     const dst = this.byKey.get(dstKey);
     if (!dst || dst === src) {
+      const far = dst ? undefined : this.remote.get(dstKey);
+      const link = far && this.meshLinks.get(far.replica);
+      if (far && link) return this.forwardToReplica(src, key, dstKey, far.nodeId, link, data, bodyLength);
       this.counters.dropped.noSuchPeer++;
       return this.tellGone(src, key, dstKey, PeerGoneReason.NotConnected);
     }
@@ -169,14 +354,48 @@ export class RelayServer {
       this.counters.dropped.notAllowed++;
       return this.tellGone(src, key, dstKey, PeerGoneReason.NotAllowed);
     }
-    if (dst.socket.bufferedAmount + body.length > this.maxQueueBytes) {
+    // The received message becomes the forwarded one in place: same length, type and key rewritten
+    // (the key to the sender's authenticated one), so a packet is never copied on its way through.
+    src.key.copy(data, 1);
+    if (!this.deliver(dst, data, bodyLength)) {
       this.counters.dropped.queueFull++;
       return;
     }
-    // The received message becomes the forwarded one in place: same length, type and key rewritten
-    // (the key to the sender's authenticated one), so a packet is never copied on its way through.
+    dst.senders.add(src);
+    if (src.told.size) src.told.delete(dstKey);
+    this.counters.packetsForwarded++;
+    this.counters.bytesForwarded += bodyLength;
+  }
+
+  private forwardToReplica(src: Client, key: Buffer, dstKey: string, dstNodeId: number, link: RelayMeshLink, data: Buffer, bodyLength: number): void {
+    if (!this.opts.mayRelay(src.nodeId, dstNodeId)) {
+      this.counters.dropped.notAllowed++;
+      return this.tellGone(src, key, dstKey, PeerGoneReason.NotAllowed);
+    }
+    if (link.bufferedAmount + bodyLength > this.maxQueueBytes) {
+      this.counters.dropped.queueFull++;
+      return;
+    }
+    link.send(encodeForward(key, src.nodeId, src.key, data.subarray(data.length - bodyLength)), { binary: true });
+    if (src.told.size) src.told.delete(dstKey);
+    this.counters.mesh.forwardedOut++;
+    this.counters.packetsForwarded++;
+    this.counters.bytesForwarded += bodyLength;
+  }
+
+  /**
+   * Sends `data` (RECV layout: a type byte to be set, the sender's key, the body) to `dst`: over
+   * UDP when it is bound, else its WebSocket unless its queue is full (false).
+   */
+  private deliver(dst: Client, data: Buffer, bodyLength: number): boolean {
+    if (dst.udpAddress !== undefined && this.udp) {
+      data[0] = UDP_RECV;
+      this.udp.send(data, dst.udpPort, dst.udpAddress);
+      this.counters.udp.packetsOut++;
+      return true;
+    }
+    if (dst.socket.bufferedAmount + bodyLength > this.maxQueueBytes) return false;
     data[0] = FRAME_RECV_PACKET;
-    src.key.copy(data, 1);
     // Packets that arrive in one read are mostly emitted in one tick: corked until the tick ends,
     // they leave in one writev instead of one system call each.
     if (dst.stream && !dst.corked) {
@@ -185,10 +404,7 @@ export class RelayServer {
       if (this.corked.push(dst) === 1) process.nextTick(this.uncorkAll);
     }
     dst.socket.send(data, { binary: true });
-    dst.senders.add(src);
-    if (src.told.size) src.told.delete(dstKey);
-    this.counters.packetsForwarded++;
-    this.counters.bytesForwarded += body.length;
+    return true;
   }
 
   private tellGone(src: Client, key: Buffer, mapKey: string, reason: PeerGoneReason): void {
@@ -199,7 +415,12 @@ export class RelayServer {
   }
 
   private pingAll(): void {
+    const lapsed = Date.now() - this.udpTtlMs;
     for (const c of this.byNode.values()) {
+      if (c.udpAddress !== undefined && c.udpBoundAt < lapsed) {
+        c.udpAddress = undefined;
+        c.udpPort = 0;
+      }
       if (!c.alive) {
         this.counters.timeouts++;
         this.drop(c, RelayClose.Timeout, 'missed keepalives');
@@ -224,6 +445,12 @@ export class RelayServer {
     c.closed = true;
     if (this.byNode.get(c.nodeId) === c) this.byNode.delete(c.nodeId);
     if (this.byKey.get(c.mapKey) === c) this.byKey.delete(c.mapKey);
+    if (c.udpId && this.byUdpId.get(c.udpIdKey) === c) this.byUdpId.delete(c.udpIdKey);
+    c.udpAddress = undefined;
+    if (this.meshLinks.size && this.byKey.get(c.mapKey) === undefined) {
+      const absent = encodeAbsent(c.key);
+      for (const link of this.meshLinks.values()) link.send(absent, { binary: true });
+    }
     for (const s of c.senders) {
       if (s.closed) continue;
       s.senders.delete(c);
@@ -231,4 +458,10 @@ export class RelayServer {
     }
     c.senders.clear();
   }
+}
+
+/** Serves `relay` over UDP on `stun`'s socket too (the STUN port): relay datagrams go to the relay, the rest stay STUN. */
+export function relayOverStunPort(relay: RelayServer, stun: StunServer): void {
+  relay.attachUdp({ port: stun.address().port, send: (msg, port, address) => stun.send(msg, port, address) });
+  stun.relay = (msg, from) => relay.receiveUdp(msg, from);
 }

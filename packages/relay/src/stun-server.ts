@@ -7,6 +7,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { answerBinding } from './stun-binding.js';
 import { looksLikeInitiation } from './wg-initiation.js';
+import { isRelayDatagram } from './relay-udp.js';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.js';
 import { STUN_RECV_BUFFER_BYTES, STUN_SEND_BUFFER_BYTES, STUN_SOFTWARE } from './tunables.js';
 
@@ -58,6 +59,12 @@ export class StunServer {
    * 0x0100 would declare length 0, i.e. be 20 bytes.
    */
   wireGuard: ((msg: Buffer, from: RemoteInfo) => void) | undefined;
+  /**
+   * Where the packet relay's UDP datagrams on this port go (RelayServer.receiveUdp); unset = they
+   * are counted as malformed STUN. Their first byte is 0xA1 or 0xA3 (relay-udp.ts): a STUN
+   * message's first two bits are 0, a WireGuard message's first byte is 1 to 4.
+   */
+  relay: ((msg: Buffer, from: RemoteInfo) => void) | undefined;
 
   private constructor(socket: Socket, opts: StunServerOptions) {
     this.socket = socket;
@@ -122,7 +129,20 @@ export class StunServer {
     });
   }
 
+  /** Sends a datagram from this socket (the relay's RECV and BIND_ACK). */
+  send(msg: Buffer, port: number, address: string): void {
+    this.socket.send(msg, port, address);
+  }
+
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.relay && isRelayDatagram(msg)) {
+      try {
+        this.relay(msg, rinfo);
+      } catch (err) {
+        this.log?.warn({ err, from: `${rinfo.address}:${rinfo.port}` }, 'relay datagram handler raised an error; dropped');
+      }
+      return;
+    }
     if (this.wireGuard && looksLikeInitiation(msg)) {
       try {
         this.wireGuard(msg, rinfo);

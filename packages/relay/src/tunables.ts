@@ -44,3 +44,9 @@ export const WG_RATE_TABLE_MAX = 65_536;
 export const RELAY_QUEUE_BYTES = 4 * 1024 * 1024;
 /** The relay pings every client this often; one that answered nothing for two pings is cut off. */
 export const RELAY_PING_INTERVAL_MS = 15_000;
+/**
+ * A client's UDP binding (relay-udp.ts) lapses this long after its last BIND (checked at each
+ * keepalive round, so up to one ping interval later); its packets then go to its WebSocket again.
+ * Clients rebind every 10 s (the agent's RELAY_UDP_BIND_INTERVAL_MS): three missed BINDs.
+ */
+export const RELAY_UDP_BINDING_TTL_MS = 30_000;

@@ -76,7 +76,8 @@ describe('RelayServer', () => {
     const { relay, join } = setup();
     const a = join(1);
     const b = join(2);
-    expect(a.frames()[0]).toMatchObject({ type: FRAME_SERVER_INFO, version: 1 });
+    expect(a.frames()[0]).toMatchObject({ type: FRAME_SERVER_INFO, version: 2 });
+    expect(a.frames()[0]).not.toHaveProperty("udp");
     expect((a.frames()[0] as { key: Buffer }).key.equals(key(1))).toBe(true);
     a.packet(key(2), 'ping');
     const got = b.frames().at(-1)!;

@@ -8,6 +8,7 @@ import type { NodePublicKey } from '@weft/crypto';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { startServer, type TestServer } from '../../../server/test/support/server.js';
 import { silentLogger } from '../../src/log.js';
+import { relayOverStunPort, StunServer } from '@weft/relay';
 import { RelayPath } from '../../src/relay-path.js';
 
 interface Side {
@@ -32,37 +33,37 @@ async function until(pred: () => boolean, what: string, ms = 5000): Promise<void
   }
 }
 
+async function side(s: TestServer, key: string, name: string, peers: () => string[]): Promise<Side> {
+  const agent = new SimAgent(s.url, name);
+  await agent.register(key);
+  await agent.connect();
+  await agent.waitFor(() => agent.received.some((r) => r.msg.type === 'netmap'));
+  const wg = await udp();
+  const got: Side['got'] = [];
+  const inbound: Side['inbound'] = [];
+  wg.on('message', (m, r) => got.push({ data: m.toString(), from: `${r.address}:${r.port}` }));
+  const path = new RelayPath({
+    serverUrl: s.url, machineKey: agent.machine.privateKey, log: silentLogger,
+    wireguardPort: async () => wg.address().port,
+    acceptFrom: (k) => peers().includes(k),
+    onInbound: (nodeKey, endpoint) => inbound.push({ nodeKey, endpoint }),
+  });
+  path.start();
+  await until(() => path.connected, `${name} connected to the relay`);
+  return { agent, wg, got, inbound, path };
+}
+
 describe('agent relayed data path', () => {
   let s: TestServer;
   let a: Side;
   let b: Side;
 
-  async function side(key: string, name: string, peers: () => string[]): Promise<Side> {
-    const agent = new SimAgent(s.url, name);
-    await agent.register(key);
-    await agent.connect();
-    await agent.waitFor(() => agent.received.some((r) => r.msg.type === 'netmap'));
-    const wg = await udp();
-    const got: Side['got'] = [];
-    const inbound: Side['inbound'] = [];
-    wg.on('message', (m, r) => got.push({ data: m.toString(), from: `${r.address}:${r.port}` }));
-    const path = new RelayPath({
-      serverUrl: s.url, machineKey: agent.machine.privateKey, log: silentLogger,
-      wireguardPort: async () => wg.address().port,
-      acceptFrom: (k) => peers().includes(k),
-      onInbound: (nodeKey, endpoint) => inbound.push({ nodeKey, endpoint }),
-    });
-    path.start();
-    await until(() => path.connected, `${name} connected to the relay`);
-    return { agent, wg, got, inbound, path };
-  }
-
   beforeAll(async () => {
     s = await startServer('pglite');
     await s.api('POST', '/api/v1/users', { name: 'ops' });
     const key = (await s.api('POST', '/api/v1/authkeys', { user: 'ops', reusable: true })).body.key;
-    a = await side(key, 'path-a', () => [b.agent.node.publicKey]);
-    b = await side(key, 'path-b', () => [a.agent.node.publicKey]);
+    a = await side(s, key, 'path-a', () => [b.agent.node.publicKey]);
+    b = await side(s, key, 'path-b', () => [a.agent.node.publicKey]);
   });
   afterAll(async () => {
     for (const x of [a, b]) {
@@ -103,7 +104,7 @@ describe('agent relayed data path', () => {
   });
 
   it('a relayed packet from a key that is not a peer opens no socket', async () => {
-    const c = await side((await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key, 'path-c', () => []);
+    const c = await side(s, (await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key, 'path-c', () => []);
     try {
       const ep = await c.path.open(a.agent.node.publicKey as NodePublicKey);
       await until(() => c.path.connected, 'c connected');
@@ -117,5 +118,82 @@ describe('agent relayed data path', () => {
       c.wg.close();
       c.agent.close();
     }
+  });
+});
+
+describe('agent relayed data path over UDP', () => {
+  let s: TestServer;
+  let stun: StunServer;
+  let a: Side;
+  let b: Side;
+  beforeAll(async () => {
+    s = await startServer('pglite');
+    stun = await StunServer.listen({ listen: '127.0.0.1:0' });
+    relayOverStunPort(s.relay!, stun);
+    await s.api('POST', '/api/v1/users', { name: 'ops' });
+    const key = (await s.api('POST', '/api/v1/authkeys', { user: 'ops', reusable: true })).body.key;
+    a = await side(s, key, 'udp-a', () => [b.agent.node.publicKey]);
+    b = await side(s, key, 'udp-b', () => [a.agent.node.publicKey]);
+  });
+  afterAll(async () => {
+    for (const x of [a, b]) {
+      x?.path.stop();
+      x?.wg.close();
+      x?.agent.close();
+    }
+    await stun?.close();
+    await s?.close();
+  });
+
+  it('prefers UDP once the relay answers its bind: WireGuard datagrams cross both ways over UDP, none over the WebSocket', async () => {
+    await until(() => a.path.transport === 'udp' && b.path.transport === 'udp', 'both on UDP');
+    const endpoint = await a.path.open(b.agent.node.publicKey as NodePublicKey);
+    const [host, port] = endpoint.split(':');
+    a.wg.send('handshake over udp', Number(port), host);
+    await until(() => b.got.length === 1, 'datagram at b');
+    const [bh, bp] = b.got[0]!.from.split(':');
+    b.wg.send('response over udp', Number(bp), bh);
+    await until(() => a.got.length === 1, 'reply at a');
+    expect([b.got[0]!.data, a.got[0]!.data]).toEqual(['handshake over udp', 'response over udp']);
+    expect([a.path.counters.toRelayUdp, b.path.counters.toRelayUdp]).toEqual([1, 1]);
+    expect(s.relay!.counters.udp).toMatchObject({ packetsIn: 2, packetsOut: 2 });
+  });
+});
+
+describe('agent relayed data path when UDP to the relay is blocked', () => {
+  let s: TestServer;
+  let a: Side;
+  let b: Side;
+  let hole: import('node:dgram').Socket;
+  beforeAll(async () => {
+    s = await startServer('pglite');
+    // The ticket points at a port where datagrams vanish (bound, never read): no bind is ever answered.
+    hole = await udp();
+    s.relay!.attachUdp({ port: hole.address().port, send: () => {} });
+    await s.api('POST', '/api/v1/users', { name: 'ops' });
+    const key = (await s.api('POST', '/api/v1/authkeys', { user: 'ops', reusable: true })).body.key;
+    a = await side(s, key, 'blocked-a', () => [b.agent.node.publicKey]);
+    b = await side(s, key, 'blocked-b', () => [a.agent.node.publicKey]);
+  });
+  afterAll(async () => {
+    for (const x of [a, b]) {
+      x?.path.stop();
+      x?.wg.close();
+      x?.agent.close();
+    }
+    hole?.close();
+    await s?.close();
+  });
+
+  it('falls back to the WebSocket: the same datagrams cross, over TCP', async () => {
+    const endpoint = await a.path.open(b.agent.node.publicKey as NodePublicKey);
+    const [host, port] = endpoint.split(':');
+    a.wg.send('handshake over ws', Number(port), host);
+    await until(() => b.got.length === 1, 'datagram at b');
+    expect(b.got[0]!.data).toBe('handshake over ws');
+    expect(a.path.transport).toBe('websocket');
+    expect(a.path.counters.toRelayUdp).toBe(0);
+    expect(s.relay!.counters.udp.packetsIn).toBe(0);
+    expect(s.relay!.counters.packetsForwarded).toBe(1);
   });
 });

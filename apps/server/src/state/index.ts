@@ -3,6 +3,7 @@
  * here, is audited and recorded in the change outbox in the same transaction, and emits a change descriptor for the mapper. Route
  * handlers validate, call state, and shape the reply; they never touch Prisma.
  */
+import { randomBytes } from 'node:crypto';
 import type { PrismaClient } from '@weft/db';
 import { generateResponderPrivateKey } from '@weft/relay';
 import { ApiKeys } from './api-keys.js';
@@ -93,12 +94,23 @@ export class State {
     return new Uint8Array(key);
   }
 
+  /** The relay mesh's shared secret (32 bytes): made by whichever replica asks first, then read by all. */
+  async relayMeshSecret(): Promise<Buffer> {
+    const prisma = this.ctx.prisma;
+    await prisma.setting.createMany({ data: [{ key: RELAY_MESH_SETTING, value: randomBytes(32).toString('base64') }], skipDuplicates: true });
+    const row = await prisma.setting.findUniqueOrThrow({ where: { key: RELAY_MESH_SETTING } });
+    const secret = Buffer.from(row.value, 'base64');
+    if (secret.length !== 32) throw new Error(`setting ${RELAY_MESH_SETTING} does not hold a 32-byte secret (base64)`);
+    return secret;
+  }
+
   async ping(): Promise<void> {
     await this.ctx.prisma.$queryRawUnsafe('SELECT 1');
   }
 }
 
 const WG_RESPONDER_SETTING = 'wg_responder_private_key';
+const RELAY_MESH_SETTING = 'relay_mesh_secret';
 
 /** The /48 chosen on the deployment's first start; replicas racing to choose agree on one. */
 async function deploymentUlaPrefix(prisma: PrismaClient): Promise<string> {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { generateMachineKey, generateNodeKey, keyBytes, signMachineToken } from '@weft/crypto';
 import { CloseCode } from '@weft/protocol';
-import { encodeFrame, FRAME_SEND_PACKET, PeerGoneReason, RelayClose } from '@weft/relay';
+import { encodeFrame, FRAME_SEND_PACKET, PeerGoneReason, RelayClose, relayOverStunPort, RelayUdpClient, StunServer, type UdpTicket } from '@weft/relay';
 import { RelayPeer, RELAY_PATH } from '../../../../test-support/relay-peer.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { BACKENDS, startServer, type TestServer } from '../support/server.js';
@@ -194,6 +194,56 @@ describe.each(BACKENDS)('relay on %s', (backend) => {
     expect(ra.closed).toBeNull();
     rb.socket.terminate();
     ra.close();
+  });
+  it('over UDP on the STUN port: a bound node relays to a UDP peer and to a WebSocket-only peer, and a stranger on that port gets nothing', async () => {
+    const stun = await StunServer.listen({ listen: '127.0.0.1:0' });
+    try {
+      relayOverStunPort(s.relay!, stun);
+      const [a, b, c] = [await node(s, key, 'udp-a'), await node(s, key, 'udp-b'), await node(s, key, 'ws-c')];
+      const [ra, rb, rc] = await Promise.all([a, b, c].map((n) => RelayPeer.open(s.url, n.machine.privateKey)));
+      const ticket = (p: RelayPeer) => (p.info as unknown as { udp?: UdpTicket }).udp!;
+      expect(ticket(ra!).port).toBe(stun.address().port);
+      const got: { at: string; from: Buffer; packet: string }[] = [];
+      const udp = async (p: RelayPeer, at: string) => {
+        const u = await RelayUdpClient.open({ ticket: ticket(p), host: '127.0.0.1', bindIntervalMs: 10_000, retryMs: 100, deadAfterMs: 25_000, onPacket: (from, packet) => got.push({ at, from: Buffer.from(from), packet: packet.toString() }) });
+        await p.waitFor(() => u.usable, 5000, 'a bind-ack');
+        return u;
+      };
+      const [ua, ub] = [await udp(ra!, 'a'), await udp(rb!, 'b')];
+      expect(s.relay!.udpBound(a.self!.id) && s.relay!.udpBound(b.self!.id)).toBe(true);
+      const before = { ...s.relay!.counters.udp };
+      for (let i = 0; i < 50; i++) ua.send(keyBytes(b.node.publicKey), Buffer.from(`a->b ${i}`));
+      ua.send(keyBytes(c.node.publicKey), Buffer.from('a->c'));
+      rc!.send(a.node.publicKey, Buffer.from('c->a over ws'));
+      await rc!.waitFor(() => rc!.packets.length === 1 && got.filter((g) => g.at === 'b').length === 50 && got.some((g) => g.at === 'a'), 5000, 'udp deliveries');
+      expect(got.filter((g) => g.at === 'b').map((g) => g.packet)).toEqual(Array.from({ length: 50 }, (_, i) => `a->b ${i}`));
+      expect(got.every((g) => g.at !== 'b' || g.from.equals(Buffer.from(keyBytes(a.node.publicKey))))).toBe(true);
+      // The WebSocket-only peer gets a's UDP packet on its WebSocket, stamped with a's key; c's reply reaches a over UDP.
+      expect([rc!.packets[0]!.packet.toString(), rc!.packets[0]!.from.equals(Buffer.from(keyBytes(a.node.publicKey)))]).toEqual(['a->c', true]);
+      expect(got.find((g) => g.at === 'a')).toMatchObject({ packet: 'c->a over ws' });
+      expect(rb!.packets).toHaveLength(0);
+      expect(s.relay!.counters.udp.packetsIn - before.packetsIn).toBe(51);
+      expect(s.relay!.counters.udp.packetsOut - before.packetsOut).toBe(51);
+      // A stranger sending relay datagrams to the port hears nothing back.
+      const { createSocket } = await import('node:dgram');
+      const stranger = createSocket('udp4');
+      const heard: Buffer[] = [];
+      stranger.on('message', (m) => heard.push(m));
+      await new Promise<void>((r) => stranger.bind(0, '127.0.0.1', () => r()));
+      const t = ticket(ra!);
+      stranger.send(Buffer.concat([Buffer.of(0xa3), t.id, Buffer.from(keyBytes(b.node.publicKey)), Buffer.from('stolen id')]), stun.address().port, '127.0.0.1');
+      stranger.send(Buffer.concat([Buffer.of(0xa1), t.id, Buffer.alloc(24)]), stun.address().port, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(heard).toHaveLength(0);
+      expect(got.some((g) => g.packet === 'stolen id')).toBe(false);
+      stranger.close();
+      ua.close();
+      ub.close();
+      for (const p of [ra, rb, rc]) p!.close();
+    } finally {
+      stun.relay = undefined;
+      await stun.close();
+    }
   });
 });
 

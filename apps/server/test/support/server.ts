@@ -19,12 +19,13 @@ export interface TestServer extends App {
   close: () => Promise<void>;
 }
 
-export async function startServer(backend: Backend, opts: Partial<Omit<AppOptions, 'db' | 'serverUrl'>> = {}): Promise<TestServer> {
+/** `databaseUrl` (postgres only): use that database instead of a fresh one, e.g. for two replicas on one database. */
+export async function startServer(backend: Backend, opts: Partial<Omit<AppOptions, 'db' | 'serverUrl'>> = {}, databaseUrl?: string): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-srv-'));
   let db: Database | undefined;
   let app: App | undefined;
   try {
-    db = await openDatabase(backend === 'pglite' ? { dataDir: dir } : { databaseUrl: await createTestDatabase() });
+    db = await openDatabase(backend === 'pglite' ? { dataDir: dir } : { databaseUrl: databaseUrl ?? (await createTestDatabase()) });
     app = await buildApp({ ...opts, db, serverUrl: 'http://127.0.0.1', patchIntervalMs: opts.patchIntervalMs ?? 20, ephemeralTimeoutS: opts.ephemeralTimeoutS ?? 1 });
     await app.app.listen({ host: '127.0.0.1', port: 0 });
   } catch (err) {

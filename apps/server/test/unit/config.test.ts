@@ -34,6 +34,22 @@ describe('server config', () => {
     expect(() => loadConfig(['--port', '1'], {})).toThrow(/unknown flag --port/);
   });
 
+  it('relay mesh: relayMeshUrl from file, WEFT_RELAY_MESH_URL or --relay-mesh-url; peers (file or WEFT_RELAY_MESH_PEERS) need it and the relay on', () => {
+    const dir = tempDir();
+    const file = join(dir, 'mesh.json');
+    writeFileSync(file, JSON.stringify({ relayMeshUrl: 'http://10.0.0.11:8080', relayMeshPeers: ['http://10.0.0.12:8080'] }));
+    expect(loadConfig(['--config', file], {})).toMatchObject({ relayMeshUrl: 'http://10.0.0.11:8080', relayMeshPeers: ['http://10.0.0.12:8080'] });
+    expect(loadConfig(['--relay-mesh-url', 'http://10.0.0.13:8080'], {}).relayMeshUrl).toBe('http://10.0.0.13:8080');
+    expect(loadConfig([], { WEFT_RELAY_MESH_URL: 'http://10.0.0.14:8080' }).relayMeshUrl).toBe('http://10.0.0.14:8080');
+    expect(loadConfig([], {}).relayMeshPeers).toEqual([]);
+    expect(loadConfig([], { WEFT_RELAY_MESH_URL: 'http://10.0.0.11:8080', WEFT_RELAY_MESH_PEERS: 'http://10.0.0.12:8080, http://10.0.0.13:8080' }).relayMeshPeers).toEqual(['http://10.0.0.12:8080', 'http://10.0.0.13:8080']);
+    writeFileSync(file, JSON.stringify({ relayMeshPeers: ['http://10.0.0.12:8080'] }));
+    expect(() => loadConfig(['--config', file], {})).toThrow(/relay-mesh-url.*is needed with relayMeshPeers/);
+    expect(() => loadConfig(['--config', file, '--relay-mesh-url', 'http://10.0.0.11:8080', '--relay', 'off'], {})).toThrow(/needs the relay on/);
+    writeFileSync(file, JSON.stringify({ relayMeshUrl: 'http://10.0.0.11:8080', relayMeshPeers: ['not a url'] }));
+    expect(() => loadConfig(['--config', file], {})).toThrow(/must be a URL/);
+  });
+
   it('log-format comes from the file, WEFT_LOG_FORMAT or --log-format, absent means decide by terminal', () => {
     expect(loadConfig([], {}).logFormat).toBeUndefined();
     expect(loadConfig([], { WEFT_LOG_FORMAT: 'json' }).logFormat).toBe('json');

@@ -23,8 +23,9 @@ import { RelayPath } from './relay-path.js';
 import { checkPeers, type SkippedPeer } from './server-message.js';
 import type { Keys, Phase, StateStore } from './state-store.js';
 import { peerStatus, type Status } from './status.js';
+import { LinkReporter } from './link-reporter.js';
 import type { BackendChoice } from '@weft/wg';
-import { ENDPOINT_REFRESH_MS, LOGIN_POLL_MS, PERSIST_DEBOUNCE_MS, RECONNECT_BACKOFF, RESUME_WAIT_MS } from './tunables.js';
+import { ENDPOINT_REFRESH_MS, LINK_OBSERVE_MS, LOGIN_POLL_MS, PERSIST_DEBOUNCE_MS, RECONNECT_BACKOFF, RESUME_WAIT_MS } from './tunables.js';
 import { backoffDelay } from './backoff.js';
 import { loadTrust, plainHttpWarning, type Trust } from './tls-trust.js';
 
@@ -96,6 +97,11 @@ export class Agent {
   private preferredRegion: number | null = null;
   /** Set by shutdown: nothing may open the interface again (a late message or timer). */
   private shutDown = false;
+  /** Link stats to the server (`links` messages); null once a server refused them. */
+  private links: LinkReporter | null = new LinkReporter({ send: (m) => this.session?.send(m) ?? false });
+  private linkTimer: NodeJS.Timeout | undefined;
+  /** Plain counters for `weft metrics`. */
+  readonly counters = { reconnects: 0, netmapsApplied: 0, deltasApplied: 0, controlConnects: 0 };
 
   constructor(private readonly opts: AgentOptions) {}
 
@@ -362,11 +368,19 @@ export class Agent {
           if (this.lastError?.code === AgentErrorCode.ServerCertificate) this.lastError = null;
           this.netmap.resetConnection();
           this.lastEndpoints = '';
+          this.links?.reset();
+          this.counters.controlConnects++;
         },
         onMessage: (msg, skipped) => void this.onServerMessage(msg, skipped),
         onDisconnect: (reason, retryInMs) => {
           if (this.online) log('warn', 'control connection lost; tunnels keep running on the last netmap', { reason });
           this.online = false;
+          this.counters.reconnects++;
+          // A server that predates `links` refuses the message by its type: stop sending them.
+          if (this.links && reason.startsWith('closed 4400') && reason.includes('type')) {
+            this.links = null;
+            log('warn', 'the control server does not take link reports; not sending them', { reason });
+          }
           log('info', 'reconnecting to control server', { reason, retryInMs });
         },
         onCertificateError: (message, hint) => {
@@ -379,6 +393,20 @@ export class Agent {
     this.startPaths();
     this.endpointTimer = setInterval(() => void this.reportEndpoints(), ENDPOINT_REFRESH_MS);
     this.endpointTimer.unref();
+    clearInterval(this.linkTimer);
+    this.linkTimer = setInterval(() => void this.reportLinks(), LINK_OBSERVE_MS);
+    this.linkTimer.unref();
+  }
+
+  /** Feeds the link reporter the peers as `weft status` shows them; it decides what to send. */
+  private async reportLinks(): Promise<void> {
+    if (!this.online || !this.links || !this.engine?.up) return;
+    try {
+      const st = await this.status();
+      this.links?.observe(st.peers);
+    } catch (err) {
+      this.opts.log('debug', 'link report skipped', { error: (err as Error).message });
+    }
   }
 
   /** Path choice and the relayed data path run while the control session does. */
@@ -408,6 +436,7 @@ export class Agent {
     this.session?.stop();
     this.session = undefined;
     clearInterval(this.endpointTimer);
+    clearInterval(this.linkTimer);
     this.online = false;
   }
 
@@ -435,6 +464,7 @@ export class Agent {
             },
           );
           this.online = true;
+          this.counters.netmapsApplied++;
           this.lastError = null;
           this.session?.markHealthy();
           await this.persist();
@@ -445,6 +475,7 @@ export class Agent {
         case 'delta':
           if (this.phase !== 'running') return;
           await this.engineFor().applyChange(change, this.netmap.self!);
+          this.counters.deltasApplied++;
           this.persistSoon();
           return;
       }
@@ -504,6 +535,7 @@ export class Agent {
     this.session = undefined;
     this.online = false;
     clearInterval(this.endpointTimer);
+    clearInterval(this.linkTimer);
     this.stopPaths();
     if (final === 'upgrade-required') {
       this.lastError = { code: 'upgrade_required', message: `control server requires a newer weft (${reason})` };

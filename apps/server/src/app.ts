@@ -12,6 +12,8 @@ import { logoutRoute } from './agent/logout-route.js';
 import { relayRoute } from './agent/relay-route.js';
 import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
+import { linksRoutes } from './api/links-routes.js';
+import { LinkStore } from './links.js';
 import { Regions, type RegionOptions } from './regions.js';
 import { apiRoutes } from './api/routes.js';
 import { statusRoute } from './api/status-route.js';
@@ -35,6 +37,7 @@ import type { SessionTimings } from './state/index.js';
 import {
   WG_MAPPING_WRITE_INTERVAL_MS, LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS, SESSION_IDLE_TIMEOUT_MS, SESSION_MAX_AGE_MS,
   SESSION_REAP_INTERVAL_MS, SESSION_TOUCH_INTERVAL_MS,
+  LINK_FLUSH_MS, LINK_REFRESH_MS, LINK_WRITE_INTERVAL_MS,
 } from './tunables.js';
 
 export interface AppOptions {
@@ -48,6 +51,9 @@ export interface AppOptions {
   ephemeralTimeoutS?: number;
   /** How long online/endpoint patches are coalesced before going out. */
   patchIntervalMs?: number;
+  /** Link-report row writes (links.ts); absent = the tunables (tests shorten them). */
+  linkWriteIntervalMs?: number;
+  linkFlushMs?: number;
   /** Most unexpired pending logins at once; absent = MAX_PENDING_LOGINS. */
   maxPendingLogins?: number;
   /** Per-address limits; absent = the tunables' defaults. */
@@ -199,6 +205,12 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   metrics?.attach({ nodeStates: () => mapper.nodeStates(), sessions: () => mapper.connectedCount, rateLimitRefusals: () => limits.refusals });
   const relay = opts.relay === false ? null : new RelayServer({ ...opts.relay, mayRelay: (src, dst) => mapper.mayRelay(src, dst) });
   if (metrics && relay) metrics.relay(relay);
+  const links = new LinkStore({
+    write: (rows) => state.links.upsert(rows),
+    onError: (err) => app.log.warn({ err }, 'failed to store link reports'),
+    writeIntervalMs: opts.linkWriteIntervalMs ?? LINK_WRITE_INTERVAL_MS, refreshMs: LINK_REFRESH_MS, flushMs: opts.linkFlushMs ?? LINK_FLUSH_MS,
+  });
+  if (metrics) metrics.links(links);
 
   await app.register(swagger, {
     openapi: {
@@ -239,9 +251,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   await app.register(async (scope) => {
     registerRoute(scope, state, limits);
     logoutRoute(scope, state);
-    socketRoute(scope, state, mapper, hub, opts.regions ? new Regions(opts.regions) : undefined);
+    socketRoute(scope, state, mapper, hub, links, opts.regions ? new Regions(opts.regions) : undefined);
     if (relay) relayRoute(scope, state, mapper, relay);
     apiRoutes(scope, state, limits);
+    linksRoutes(scope, state, limits, links);
     statusRoute(scope, state, limits, mapper);
     backupRoute(scope, state, limits, opts.db);
   });
@@ -291,6 +304,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     clearInterval(loginReaper);
     await beating;
     await wgMapping?.close();
+    await links.close();
     await state.presence.stop();
   });
   return { app, state, mapper, hub, metrics, wgMapping, relay, oidc };

@@ -184,3 +184,12 @@ export const SIGN_IN_FAILURE_REFILL_PER_S = 1 / 6;
  */
 export const OIDC_START_BURST = 20;
 export const OIDC_START_REFILL_PER_S = 1 / 3;
+
+/**
+ * Link reports (links.ts): how often the batched write of due `node_links` rows runs; the least
+ * time between two writes of one node's row when a link's path or stale flag changed; and when
+ * only counters moved.
+ */
+export const LINK_FLUSH_MS = 5_000;
+export const LINK_WRITE_INTERVAL_MS = 30_000;
+export const LINK_REFRESH_MS = 300_000;

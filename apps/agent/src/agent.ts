@@ -7,7 +7,7 @@ import { hostname as osHostname } from 'node:os';
 import { NetmapMessage, type Peer, type Region, type SelfNode } from '@weft/protocol';
 import { AgentError } from './agent-error.js';
 import { AgentErrorCode } from './cli/exit-codes.js';
-import { logout as logoutFromServer, normaliseServerUrl, register } from './control-client.js';
+import { controlRequest, logout as logoutFromServer, normaliseServerUrl, register } from './control-client.js';
 import { ControlError } from './control-error.js';
 import { ControlSession, type Final } from './control-session.js';
 import { localEndpoints } from './endpoints.js';
@@ -24,6 +24,9 @@ import { checkPeers, type SkippedPeer } from './server-message.js';
 import type { Keys, Phase, StateStore } from './state-store.js';
 import { peerStatus, type Status } from './status.js';
 import { LinkReporter } from './link-reporter.js';
+import { agentMetrics } from './metrics.js';
+import { runChecks, type DoctorReport } from './doctor/checks.js';
+import { gather } from './doctor/gather.js';
 import type { BackendChoice } from '@weft/wg';
 import { ENDPOINT_REFRESH_MS, LINK_OBSERVE_MS, LOGIN_POLL_MS, PERSIST_DEBOUNCE_MS, RECONNECT_BACKOFF, RESUME_WAIT_MS } from './tunables.js';
 import { backoffDelay } from './backoff.js';
@@ -98,7 +101,7 @@ export class Agent {
   /** Set by shutdown: nothing may open the interface again (a late message or timer). */
   private shutDown = false;
   /** Link stats to the server (`links` messages); null once a server refused them. */
-  private links: LinkReporter | null = new LinkReporter({ send: (m) => this.session?.send(m) ?? false });
+  private linkReporter: LinkReporter | null = new LinkReporter({ send: (m) => this.session?.send(m) ?? false });
   private linkTimer: NodeJS.Timeout | undefined;
   /** Plain counters for `weft metrics`. */
   readonly counters = { reconnects: 0, netmapsApplied: 0, deltasApplied: 0, controlConnects: 0 };
@@ -258,6 +261,39 @@ export class Agent {
     }
   }
 
+  /** `weft doctor`: what this host really holds, judged (src/doctor/). */
+  async doctor(): Promise<DoctorReport> {
+    const status = await this.status();
+    const facts = await gather({
+      status,
+      localNodeKey: this.keys?.nodePublicKey ?? null,
+      netmapAllowedIps: Object.fromEntries(this.netmap.peers.map((p) => [p.nodeKey, p.allowedIps])),
+      stalePeers: this.linkReporter ? [...this.linkReporter.staleIds] : [],
+      serverClock: () => this.serverClock(),
+    });
+    return runChecks(facts);
+  }
+
+  /** The server's Date header (GET /healthz) and the round trip, for the clock check. */
+  private async serverClock(): Promise<{ date: Date; rttMs: number } | { error: string }> {
+    if (!this.serverUrl) return { error: 'no control server configured' };
+    const t0 = Date.now();
+    try {
+      const res = await controlRequest(`${this.serverUrl}/healthz`, { method: 'GET', headers: {}, signal: AbortSignal.timeout(5_000) }, this.trust);
+      await res.arrayBuffer();
+      const date = res.headers.get('date');
+      if (!date) return { error: 'the server sent no Date header' };
+      return { date: new Date(date), rttMs: Date.now() - t0 };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+  }
+
+  /** `weft metrics`: the status plus the daemon's counters, as Prometheus series. */
+  async metrics(): Promise<ReturnType<typeof agentMetrics>> {
+    return agentMetrics(await this.status(), { ...this.counters, linkReports: this.linkReporter?.reports ?? 0 });
+  }
+
   async status(): Promise<Status> {
     const now = new Date();
     let stats = new Map();
@@ -368,7 +404,7 @@ export class Agent {
           if (this.lastError?.code === AgentErrorCode.ServerCertificate) this.lastError = null;
           this.netmap.resetConnection();
           this.lastEndpoints = '';
-          this.links?.reset();
+          this.linkReporter?.reset();
           this.counters.controlConnects++;
         },
         onMessage: (msg, skipped) => void this.onServerMessage(msg, skipped),
@@ -377,8 +413,8 @@ export class Agent {
           this.online = false;
           this.counters.reconnects++;
           // A server that predates `links` refuses the message by its type: stop sending them.
-          if (this.links && reason.startsWith('closed 4400') && reason.includes('type')) {
-            this.links = null;
+          if (this.linkReporter && reason.startsWith('closed 4400') && reason.includes('type')) {
+            this.linkReporter = null;
             log('warn', 'the control server does not take link reports; not sending them', { reason });
           }
           log('info', 'reconnecting to control server', { reason, retryInMs });
@@ -400,10 +436,10 @@ export class Agent {
 
   /** Feeds the link reporter the peers as `weft status` shows them; it decides what to send. */
   private async reportLinks(): Promise<void> {
-    if (!this.online || !this.links || !this.engine?.up) return;
+    if (!this.online || !this.linkReporter || !this.engine?.up) return;
     try {
       const st = await this.status();
-      this.links?.observe(st.peers);
+      this.linkReporter?.observe(st.peers);
     } catch (err) {
       this.opts.log('debug', 'link report skipped', { error: (err as Error).message });
     }

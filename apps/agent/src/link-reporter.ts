@@ -52,6 +52,8 @@ export class LinkReporter {
   private lastSentAt = -Infinity;
   /** Messages sent (for `weft metrics`). */
   reports = 0;
+  /** Peers stale at the last observation (for `weft doctor`). */
+  staleIds = new Set<number>();
 
   constructor(private readonly opts: LinkReporterOptions) {
     this.now = opts.now ?? Date.now;
@@ -86,6 +88,7 @@ export class LinkReporter {
       out.push({ peer: p.id, path: p.path, endpoint: p.endpoint, handshakeAgeS: ageS, rxBytes: p.rxBytes, txBytes: p.txBytes, stale });
     }
     for (const id of this.tracks.keys()) if (!seen.has(id)) this.tracks.delete(id);
+    this.staleIds = new Set(out.filter((l) => l.stale).map((l) => l.peer));
     if (out.length > MAX_LINKS_PER_NODE) {
       const rank = (l: LinkStat) => (l.stale ? 0 : l.path === 'relay' ? 1 : l.path === 'none' ? 2 : 3);
       out.sort((a, b) => rank(a) - rank(b) || a.peer - b.peer);

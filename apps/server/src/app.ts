@@ -14,6 +14,8 @@ import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
 import { linksRoutes } from './api/links-routes.js';
 import { LinkStore } from './links.js';
+import { serverDoctor } from './doctor.js';
+import { authenticate } from './api/auth.js';
 import { Regions, type RegionOptions } from './regions.js';
 import { apiRoutes } from './api/routes.js';
 import { statusRoute } from './api/status-route.js';
@@ -110,6 +112,8 @@ export interface App {
   hub: ChangeHub;
   /** Null when metrics are off. */
   metrics: ServerMetrics | null;
+  /** The served certificate's not-after (serve.ts updates it on a reload), for the doctor; null = plain HTTP. */
+  tls: { notAfter: Date | null };
   /** Null without `wgResponder`: feed it the initiations that arrive on the responder's UDP port. */
   wgMapping: WgMapping | null;
   /** Null when the relay is off. */
@@ -246,6 +250,15 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     }
   });
   if (metrics && opts.metrics?.token) metricsRoute(app, metrics, opts.metrics.token);
+  const tlsState = { notAfter: opts.https?.notAfter ?? null };
+  app.get('/api/v1/doctor', { schema: { tags: ['server'], summary: 'The replica checks itself (weft-server doctor): database, migrations, bus, STUN, relay, TLS, clock' } }, async (req) => {
+    await authenticate(req, state, limits, 'admin');
+    return serverDoctor({
+      prisma: opts.db.prisma, backend: opts.db.backend,
+      bus: hub.follower && opts.db.outbox ? { position: () => hub.follower!.position, head: () => opts.db.outbox!.head() } : null,
+      stunPort: opts.regions?.embeddedStunPort ?? null, relay, tlsNotAfter: () => tlsState.notAfter,
+    });
+  });
   app.get('/api/v1/openapi.json', { schema: { hide: true } as object }, async () => app.swagger());
 
   await app.register(async (scope) => {
@@ -307,5 +320,5 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await links.close();
     await state.presence.stop();
   });
-  return { app, state, mapper, hub, metrics, wgMapping, relay, oidc };
+  return { app, state, mapper, hub, metrics, wgMapping, relay, oidc, tls: tlsState };
 }

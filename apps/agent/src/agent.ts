@@ -412,8 +412,9 @@ export class Agent {
           if (this.online) log('warn', 'control connection lost; tunnels keep running on the last netmap', { reason });
           this.online = false;
           this.counters.reconnects++;
-          // A server that predates `links` refuses the message by its type: stop sending them.
-          if (this.linkReporter && reason.startsWith('closed 4400') && reason.includes('type')) {
+          // A server that predates `links` refuses the message by its type ("type: Invalid
+          // discriminator value. Expected 'endpoints' | 'resync'"): stop sending them.
+          if (this.linkReporter && reason.startsWith('closed 4400 type: Invalid discriminator')) {
             this.linkReporter = null;
             log('warn', 'the control server does not take link reports; not sending them', { reason });
           }

@@ -46,6 +46,13 @@ describe('weft doctor', () => {
     expect(d.report.ok).toBe(true);
     expect(d.byId.mtu).toMatchObject({ status: 'WARN', detail: expect.stringMatching(/^not measured/) });
     for (const id of ['daemon', 'keys', 'wg-peers', 'routes', 'firewall', 'clock', 'handshakes']) expect(d.byId[id]?.status, id).toBe('PASS');
+    // The real agent's link report reaches the real server: a's direct link to b, per node.
+    const [sa, sb] = [await mesh.agents.a.status(), await mesh.agents.b.status()];
+    const links = await waitFor(async () => {
+      const r = await mesh.server.api.request<{ source: string; links: Array<{ peerId: number; path: string; stale: boolean }> }>('GET', `/api/v1/nodes/${sa.self!.id}/links`);
+      return r.body.links.some((l) => l.peerId === sb.self!.id && l.path === 'direct') ? r.body : null;
+    }, { timeoutMs: 20_000, intervalMs: 500, what: "a's link to b reported" });
+    expect(links).toMatchObject({ source: 'live', links: [{ peerId: sb.self!.id, path: 'direct', stale: false }] });
   });
 
   it('a conflicting route to a peer (ip route add PEER dev lo): FAIL naming it; the printed fix works', async () => {

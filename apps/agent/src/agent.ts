@@ -7,7 +7,7 @@ import { hostname as osHostname } from 'node:os';
 import { NetmapMessage, type Peer, type Region, type SelfNode } from '@weft/protocol';
 import { AgentError } from './agent-error.js';
 import { AgentErrorCode } from './cli/exit-codes.js';
-import { logout as logoutFromServer, normaliseServerUrl, register } from './control-client.js';
+import { controlRequest, logout as logoutFromServer, normaliseServerUrl, register } from './control-client.js';
 import { ControlError } from './control-error.js';
 import { ControlSession, type Final } from './control-session.js';
 import { localEndpoints } from './endpoints.js';
@@ -23,8 +23,12 @@ import { RelayPath } from './relay-path.js';
 import { checkPeers, type SkippedPeer } from './server-message.js';
 import type { Keys, Phase, StateStore } from './state-store.js';
 import { peerStatus, type Status } from './status.js';
+import { LinkReporter } from './link-reporter.js';
+import { agentMetrics } from './metrics.js';
+import { runChecks, type DoctorReport } from './doctor/checks.js';
+import { gather } from './doctor/gather.js';
 import type { BackendChoice } from '@weft/wg';
-import { ENDPOINT_REFRESH_MS, LOGIN_POLL_MS, PERSIST_DEBOUNCE_MS, RECONNECT_BACKOFF, RESUME_WAIT_MS } from './tunables.js';
+import { ENDPOINT_REFRESH_MS, LINK_OBSERVE_MS, LOGIN_POLL_MS, PERSIST_DEBOUNCE_MS, RECONNECT_BACKOFF, RESUME_WAIT_MS } from './tunables.js';
 import { backoffDelay } from './backoff.js';
 import { loadTrust, plainHttpWarning, type Trust } from './tls-trust.js';
 
@@ -98,6 +102,11 @@ export class Agent {
   private preferredRegion: number | null = null;
   /** Set by shutdown: nothing may open the interface again (a late message or timer). */
   private shutDown = false;
+  /** Link stats to the server (`links` messages); null once a server refused them. */
+  private linkReporter: LinkReporter | null = new LinkReporter({ send: (m) => this.session?.send(m) ?? false });
+  private linkTimer: NodeJS.Timeout | undefined;
+  /** Plain counters for `weft metrics`. */
+  readonly counters = { reconnects: 0, netmapsApplied: 0, deltasApplied: 0, controlConnects: 0 };
 
   constructor(private readonly opts: AgentOptions) {}
 
@@ -254,6 +263,39 @@ export class Agent {
     }
   }
 
+  /** `weft doctor`: what this host really holds, judged (src/doctor/). */
+  async doctor(): Promise<DoctorReport> {
+    const status = await this.status();
+    const facts = await gather({
+      status,
+      localNodeKey: this.keys?.nodePublicKey ?? null,
+      netmapAllowedIps: Object.fromEntries(this.netmap.peers.map((p) => [p.nodeKey, p.allowedIps])),
+      stalePeers: this.linkReporter ? [...this.linkReporter.staleIds] : [],
+      serverClock: () => this.serverClock(),
+    });
+    return runChecks(facts);
+  }
+
+  /** The server's Date header (GET /healthz) and the round trip, for the clock check. */
+  private async serverClock(): Promise<{ date: Date; rttMs: number } | { error: string }> {
+    if (!this.serverUrl) return { error: 'no control server configured' };
+    const t0 = Date.now();
+    try {
+      const res = await controlRequest(`${this.serverUrl}/healthz`, { method: 'GET', headers: {}, signal: AbortSignal.timeout(5_000) }, this.trust);
+      await res.arrayBuffer();
+      const date = res.headers.get('date');
+      if (!date) return { error: 'the server sent no Date header' };
+      return { date: new Date(date), rttMs: Date.now() - t0 };
+    } catch (err) {
+      return { error: (err as Error).message };
+    }
+  }
+
+  /** `weft metrics`: the status plus the daemon's counters, as Prometheus series. */
+  async metrics(): Promise<ReturnType<typeof agentMetrics>> {
+    return agentMetrics(await this.status(), { ...this.counters, linkReports: this.linkReporter?.reports ?? 0 });
+  }
+
   async status(): Promise<Status> {
     const now = new Date();
     let stats = new Map();
@@ -365,11 +407,20 @@ export class Agent {
           if (this.lastError?.code === AgentErrorCode.ServerCertificate) this.lastError = null;
           this.netmap.resetConnection();
           this.lastEndpoints = '';
+          this.linkReporter?.reset();
+          this.counters.controlConnects++;
         },
         onMessage: (msg, skipped) => void this.onServerMessage(msg, skipped),
         onDisconnect: (reason, retryInMs) => {
           if (this.online) log('warn', 'control connection lost; tunnels keep running on the last netmap', { reason });
           this.online = false;
+          this.counters.reconnects++;
+          // A server that predates `links` refuses the message by its type ("type: Invalid
+          // discriminator value. Expected 'endpoints' | 'resync'"): stop sending them.
+          if (this.linkReporter && reason.startsWith('closed 4400 type: Invalid discriminator')) {
+            this.linkReporter = null;
+            log('warn', 'the control server does not take link reports; not sending them', { reason });
+          }
           log('info', 'reconnecting to control server', { reason, retryInMs });
         },
         onCertificateError: (message, hint) => {
@@ -382,6 +433,20 @@ export class Agent {
     this.startPaths();
     this.endpointTimer = setInterval(() => void this.reportEndpoints(), ENDPOINT_REFRESH_MS);
     this.endpointTimer.unref();
+    clearInterval(this.linkTimer);
+    this.linkTimer = setInterval(() => void this.reportLinks(), LINK_OBSERVE_MS);
+    this.linkTimer.unref();
+  }
+
+  /** Feeds the link reporter the peers as `weft status` shows them; it decides what to send. */
+  private async reportLinks(): Promise<void> {
+    if (!this.online || !this.linkReporter || !this.engine?.up) return;
+    try {
+      const st = await this.status();
+      this.linkReporter?.observe(st.peers);
+    } catch (err) {
+      this.opts.log('debug', 'link report skipped', { error: (err as Error).message });
+    }
   }
 
   /** Path choice and the relayed data path run while the control session does. */
@@ -413,6 +478,7 @@ export class Agent {
     this.session?.stop();
     this.session = undefined;
     clearInterval(this.endpointTimer);
+    clearInterval(this.linkTimer);
     this.online = false;
   }
 
@@ -440,6 +506,7 @@ export class Agent {
             },
           );
           this.online = true;
+          this.counters.netmapsApplied++;
           this.lastError = null;
           this.session?.markHealthy();
           await this.persist();
@@ -458,6 +525,7 @@ export class Agent {
               throw err;
             },
           );
+          this.counters.deltasApplied++;
           this.persistSoon();
           if (firewallError) this.firewallFailed(firewallError);
           return;
@@ -519,6 +587,7 @@ export class Agent {
     this.session = undefined;
     this.online = false;
     clearInterval(this.endpointTimer);
+    clearInterval(this.linkTimer);
     this.stopPaths();
     if (final === 'upgrade-required') {
       this.lastError = { code: 'upgrade_required', message: `control server requires a newer weft (${reason})` };

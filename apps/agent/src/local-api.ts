@@ -3,6 +3,9 @@
  * open (socket 0600). The CLI is its only intended client; scripts may use it too.
  *
  *   GET  /v1/status   -> 200 Status (src/status.ts)
+ *   GET  /v1/metrics  -> 200 text/plain Prometheus exposition (src/metrics.ts);
+ *                     /v1/metrics?format=json -> 200 {"samples":[{name, labels, value}]}
+ *   GET  /v1/doctor   -> 200 DoctorReport (src/doctor/checks.ts): every check PASS/WARN/FAIL with its fix
  *   GET  /v1/netcheck -> 200 NetcheckReport (src/netcheck.ts), after the probes (a few seconds);
  *                     409 not_logged_in / no_regions when there is nothing to check against
  *   POST /v1/up       {server?, authKey?, hostname?, caFile?} -> 200 application/x-ndjson, one event per line:
@@ -24,6 +27,7 @@ import type { Agent, UpRequest } from './agent.js';
 import { errorBody, type AgentError } from './agent-error.js';
 import { AgentErrorCode } from './cli/exit-codes.js';
 import type { Logger } from './log.js';
+import { exposition, samplesOf } from './metrics.js';
 
 const MAX_BODY_BYTES = 16 * 1024;
 
@@ -84,6 +88,13 @@ async function handle(agent: Agent, req: IncomingMessage, res: ServerResponse): 
   switch (route) {
     case 'GET /v1/status':
       return sendJson(res, 200, await agent.status());
+    case 'GET /v1/metrics':
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+      return void res.end(exposition(await agent.metrics()));
+    case 'GET /v1/metrics?format=json':
+      return sendJson(res, 200, { samples: samplesOf(await agent.metrics()) });
+    case 'GET /v1/doctor':
+      return sendJson(res, 200, await agent.doctor());
     case 'GET /v1/netcheck':
       try {
         return sendJson(res, 200, await agent.netcheck());

@@ -32,6 +32,10 @@ async function run(argv: string[]): Promise<number> {
       return status(args, client);
     case 'netcheck':
       return (await import('./cli/commands/netcheck.js')).netcheck(args, client);
+    case 'doctor':
+      return (await import('./cli/commands/doctor.js')).doctor(args, client);
+    case 'metrics':
+      return (await import('./cli/commands/metrics.js')).metrics(args, client);
     case 'down':
       return down(args, client);
     case 'logout':

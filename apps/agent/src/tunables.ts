@@ -86,3 +86,9 @@ export const RELAY_UDP_BIND_RETRY_MS = 1_000;
 export const RELAY_UDP_DEAD_AFTER_MS = 25_000;
 /** Reconnect delay of the relay socket: full jitter over 250 ms * 2^attempt, capped at 10 s. */
 export const RELAY_RECONNECT_BACKOFF = { baseMs: 250, capMs: 10_000 } as const;
+
+/**
+ * How often the agent reads its WireGuard stats for the link reporter (link-reporter.ts decides
+ * what is sent: at most every 30 s for counters, a path or stale change after at most 5 s).
+ */
+export const LINK_OBSERVE_MS = 5_000;

@@ -13,6 +13,10 @@ import { relayRoute } from './agent/relay-route.js';
 import { relayMeshRoute } from './agent/relay-mesh.js';
 import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
+import { linksRoutes } from './api/links-routes.js';
+import { LinkStore } from './links.js';
+import { serverDoctor } from './doctor.js';
+import { authenticate } from './api/auth.js';
 import { Regions, type RegionOptions } from './regions.js';
 import { apiRoutes } from './api/routes.js';
 import { scimRoutes } from './scim/routes.js';
@@ -37,6 +41,7 @@ import type { SessionTimings } from './state/index.js';
 import {
   WG_MAPPING_WRITE_INTERVAL_MS, LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS, SESSION_IDLE_TIMEOUT_MS, SESSION_MAX_AGE_MS,
   SESSION_REAP_INTERVAL_MS, SESSION_TOUCH_INTERVAL_MS,
+  LINK_FLUSH_MS, LINK_REFRESH_MS, LINK_WRITE_INTERVAL_MS,
 } from './tunables.js';
 
 export interface AppOptions {
@@ -50,6 +55,9 @@ export interface AppOptions {
   ephemeralTimeoutS?: number;
   /** How long online/endpoint patches are coalesced before going out. */
   patchIntervalMs?: number;
+  /** Link-report row writes (links.ts); absent = the tunables (tests shorten them). */
+  linkWriteIntervalMs?: number;
+  linkFlushMs?: number;
   /** Most unexpired pending logins at once; absent = MAX_PENDING_LOGINS. */
   maxPendingLogins?: number;
   /** Per-address limits; absent = the tunables' defaults. */
@@ -106,6 +114,8 @@ export interface App {
   hub: ChangeHub;
   /** Null when metrics are off. */
   metrics: ServerMetrics | null;
+  /** The served certificate's not-after (serve.ts updates it on a reload), for the doctor; null = plain HTTP. */
+  tls: { notAfter: Date | null };
   /** Null without `wgResponder`: feed it the initiations that arrive on the responder's UDP port. */
   wgMapping: WgMapping | null;
   /** Null when the relay is off. */
@@ -204,6 +214,12 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const relay = opts.relay === false ? null : new RelayServer({ ...opts.relay, mayRelay: (src, dst) => mapper.mayRelay(src, dst) });
   if (metrics && relay) metrics.relay(relay);
   const relayMeshSecret = relay ? await state.relayMeshSecret() : null;
+  const links = new LinkStore({
+    write: (rows) => state.links.upsert(rows),
+    onError: (err) => app.log.warn({ err }, 'failed to store link reports'),
+    writeIntervalMs: opts.linkWriteIntervalMs ?? LINK_WRITE_INTERVAL_MS, refreshMs: LINK_REFRESH_MS, flushMs: opts.linkFlushMs ?? LINK_FLUSH_MS,
+  });
+  if (metrics) metrics.links(links);
 
   await app.register(swagger, {
     openapi: {
@@ -239,15 +255,25 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     }
   });
   if (metrics && opts.metrics?.token) metricsRoute(app, metrics, opts.metrics.token);
+  const tlsState = { notAfter: opts.https?.notAfter ?? null };
+  app.get('/api/v1/doctor', { schema: { tags: ['server'], summary: 'The replica checks itself (weft-server doctor): database, migrations, bus, STUN, relay, TLS, clock' } }, async (req) => {
+    await authenticate(req, state, limits, 'admin');
+    return serverDoctor({
+      prisma: opts.db.prisma, backend: opts.db.backend,
+      bus: hub.follower && opts.db.outbox ? { position: () => hub.follower!.position, head: () => opts.db.outbox!.head() } : null,
+      stunPort: opts.regions?.embeddedStunPort ?? null, relay, tlsNotAfter: () => tlsState.notAfter,
+    });
+  });
   app.get('/api/v1/openapi.json', { schema: { hide: true } as object }, async () => app.swagger());
 
   await app.register(async (scope) => {
     registerRoute(scope, state, limits);
     logoutRoute(scope, state);
-    socketRoute(scope, state, mapper, hub, opts.regions ? new Regions(opts.regions) : undefined);
+    socketRoute(scope, state, mapper, hub, links, opts.regions ? new Regions(opts.regions) : undefined);
     if (relay) relayRoute(scope, state, mapper, relay);
     if (relay && relayMeshSecret) relayMeshRoute(scope, relay, relayMeshSecret, app.log);
     apiRoutes(scope, state, limits);
+    linksRoutes(scope, state, limits, links);
     statusRoute(scope, state, limits, mapper);
     backupRoute(scope, state, limits, opts.db);
   });
@@ -298,7 +324,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     clearInterval(loginReaper);
     await beating;
     await wgMapping?.close();
+    await links.close();
     await state.presence.stop();
   });
-  return { app, state, mapper, hub, metrics, wgMapping, relay, relayMeshSecret, oidc };
+  return { app, state, mapper, hub, metrics, wgMapping, relay, relayMeshSecret, oidc, tls: tlsState };
 }

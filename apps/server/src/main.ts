@@ -41,6 +41,8 @@ if (!command) {
   });
 } else if (command === 'backup' || command === 'restore' || command === 'db') {
   process.exitCode = await dbCommand([command, ...rest]);
+} else if (command === 'doctor') {
+  process.exitCode = await (await import('./cli/doctor.js')).doctorCommand(rest);
 } else if (command === 'policy') {
   // Offline: no server, no database. The exit code is set, not forced, so stdout drains first.
   process.exitCode = await policyCommand(rest);

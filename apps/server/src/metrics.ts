@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import type { RelayServer, StunCounters, WgResponderCounters } from '@weft/relay';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PrismaClient } from '@weft/db';
+import type { LinkStore } from './links.js';
 import type { Change } from './state/changes.js';
 
 /** Bytes and messages written to agent sockets; plain numbers, added to by every send. */
@@ -176,6 +177,28 @@ export class ServerMetrics {
     this.counterFrom('weft_relay_peer_gone_sent_total', 'Peer-gone frames sent (once per sender and unreachable peer).', () => c.peerGoneSent);
     this.counterFrom('weft_relay_clients_closed_total', 'Relay clients closed by the relay, by reason (bad_frame, timeout).', () => ({ bad_frame: c.badFrames, timeout: c.timeouts }), 'reason');
     this.counterFrom('weft_relay_connections_total', 'Relay client connections accepted.', () => c.accepted);
+  }
+
+  /**
+   * Link health from the agents' reports, summed over the sessions on this replica (sum over
+   * replicas in PromQL): links by path and the stale ones. Aggregates only, never a label per link.
+   */
+  links(store: Pick<LinkStore, 'totals' | 'counters'>): void {
+    new Gauge({
+      name: 'weft_links', help: 'WireGuard links reported by agents connected to this replica, by path.', labelNames: ['path'], registers: [this.registry],
+      collect() {
+        const t = store.totals();
+        this.set({ path: 'direct' }, t.direct);
+        this.set({ path: 'relay' }, t.relay);
+        this.set({ path: 'none' }, t.none);
+      },
+    });
+    new Gauge({
+      name: 'weft_links_stale', help: 'Reported links whose handshake is older than 3 minutes while traffic is attempted (dead), on this replica.', registers: [this.registry],
+      collect() { this.set(store.totals().stale); },
+    });
+    this.counterFrom('weft_link_reports_total', 'Link report messages applied.', () => store.counters.reports);
+    this.counterFrom('weft_link_rows_written_total', 'node_links rows written (batched).', () => store.counters.rowsWritten);
   }
 
   /** Counts and times every HTTP request by its route pattern (`/api/v1/nodes/:id`), never the raw URL. */

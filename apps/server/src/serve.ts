@@ -31,7 +31,7 @@ export async function serve(argv: string[]): Promise<void> {
   const db = await openDatabase(config.databaseUrl ? { databaseUrl: config.databaseUrl } : { dataDir: config.dataDir }, log);
   const metricsOn = config.metricsListen !== undefined || config.metricsToken !== undefined;
   const responderEndpoint = stun ? await wgResponderEndpoint(serverUrl, stun, log) : undefined;
-  const { app, state, metrics, mapper, wgMapping, relay, relayMeshSecret } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
+  const { app, state, metrics, mapper, wgMapping, relay, relayMeshSecret, tls: tlsState } = await buildApp({ db, serverUrl, logger: log, loginTimeoutS: config.loginTimeout, ephemeralTimeoutS: config.ephemeralTimeout,
     maxPendingLogins: config.maxPendingLogins, trustedProxies: config.trustedProxies, outbox: outboxTimings(process.env),
     regions: { embeddedStunPort: stun ? stun.address().port : null, extra: config.regions },
     ...(config.relay === 'off' ? { relay: false as const } : {}),
@@ -49,6 +49,7 @@ export async function serve(argv: string[]): Promise<void> {
         apply: (pair) => {
           (app.server as unknown as TlsServer).setSecureContext({ cert: pair.cert, key: pair.key });
           metrics?.tlsCertificate(pair.notAfter);
+          tlsState.notAfter = pair.notAfter;
         },
       })
     : null;

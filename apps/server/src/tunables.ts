@@ -198,3 +198,11 @@ export const MESH_TOKEN_MAX_SKEW_MS = 5 * 60_000;
 /** A lost link to a peer replica is redialled after this, doubling up to the max. */
 export const MESH_RECONNECT_MIN_MS = 250;
 export const MESH_RECONNECT_MAX_MS = 10_000;
+/**
+ * Link reports (links.ts): how often the batched write of due `node_links` rows runs; the least
+ * time between two writes of one node's row when a link's path or stale flag changed; and when
+ * only counters moved.
+ */
+export const LINK_FLUSH_MS = 5_000;
+export const LINK_WRITE_INTERVAL_MS = 30_000;
+export const LINK_REFRESH_MS = 300_000;

@@ -22,3 +22,5 @@ export { DbError, type DbErrorCode } from './errors.js';
 export { prepareDataDir } from './data-dir-mode.js';
 export type { Log } from './log.js';
 export * from './generated/client.js';
+export { migrationsDir as shippedMigrationsDir } from './paths.js';
+export { readMigrations } from './migration-files.js';

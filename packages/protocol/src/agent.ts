@@ -256,7 +256,51 @@ export const EndpointsMessage = z.strictObject({
 /** Agent saw a seq gap or lost state: server replies with a full netmap. */
 export const ResyncMessage = z.strictObject({ type: z.literal('resync') });
 
-export const AgentMessage = z.discriminatedUnion('type', [EndpointsMessage, ResyncMessage]);
+/** Most links one `links` message carries; a longer report is split over several messages. */
+export const MAX_LINKS_PER_MESSAGE = 64;
+/** Most links the server keeps per node (an agent reports at most this many: stale ones first). */
+export const MAX_LINKS_PER_NODE = 256;
+
+/**
+ * One WireGuard link from the reporting node to a peer, as the agent's `weft status` sees it.
+ * `stale`: the handshake is older than LINK_STALE_AFTER_S (or there never was one in that long)
+ * while the tx counter grew: traffic is attempted without a session, i.e. the link is dead.
+ */
+export const LinkStat = z.strictObject({
+  /** The peer's node id (Peer.id). */
+  peer: z.number().int().min(1),
+  path: z.enum(['direct', 'relay', 'none']),
+  /** Where WireGuard sends to now; null = unknown. */
+  endpoint: Endpoint.nullable(),
+  /** Seconds from the latest handshake to when the agent sent this; null = never. */
+  handshakeAgeS: z.number().int().min(0).max(10 * 365 * 86_400).nullable(),
+  rxBytes: z.number().int().min(0),
+  txBytes: z.number().int().min(0),
+  stale: z.boolean(),
+});
+export type LinkStat = z.infer<typeof LinkStat>;
+
+/** Handshake age after which a link whose tx still grows is `stale` (WireGuard's rekey is 2 min). */
+export const LINK_STALE_AFTER_S = 180;
+
+/**
+ * Agent reports its links (since 2026-12-01). A server that predates it closes the socket with
+ * BadMessage naming `type`; the agent then stops reporting for the daemon's life.
+ * `full`: this message starts a whole report (the server forgets links not in it or in the
+ * messages that follow with `full` false); otherwise only the links that changed, and `removed`
+ * peers. Sent at most every LINK_REPORT_INTERVAL_MS when only counters moved, and soon after a
+ * link's path or stale flag changes. A malformed entry refuses the message (BadMessage), like
+ * `endpoints`, and stores nothing.
+ */
+export const LinksMessage = z.strictObject({
+  type: z.literal('links'),
+  full: z.boolean(),
+  links: z.array(LinkStat).max(MAX_LINKS_PER_MESSAGE),
+  removed: z.array(z.number().int().min(1)).max(MAX_LINKS_PER_NODE).optional(),
+});
+export type LinksMessage = z.infer<typeof LinksMessage>;
+
+export const AgentMessage = z.discriminatedUnion('type', [EndpointsMessage, ResyncMessage, LinksMessage]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 
 /** Largest agent->server WebSocket message the server reads; larger closes the socket. */

@@ -509,3 +509,47 @@ export const WebSession = z.object({
   idleExpiresAt: Timestamp,
 });
 export type WebSession = z.infer<typeof WebSession>;
+
+// ---- Link health (`/api/v1/nodes/:id/links`, `/api/v1/links`) ----
+
+/** One WireGuard link from a node to a peer, as its agent last reported it. */
+export const LinkView = z.object({
+  peerId: z.number().int(),
+  /** Null = the peer is gone. */
+  peerName: z.string().nullable(),
+  path: z.enum(['direct', 'relay', 'none']),
+  endpoint: z.string().nullable(),
+  /** Handshake older than 3 minutes while traffic is attempted: the link is dead. */
+  stale: z.boolean(),
+  /** As of this answer (the agent's age plus the time since its report); null = never. */
+  handshakeAgeSeconds: z.number().int().nullable(),
+  lastHandshake: z.string().nullable(),
+  rxBytes: z.number().int(),
+  txBytes: z.number().int(),
+  /** When the server got this link's latest figures. */
+  reportedAt: z.string(),
+});
+export type LinkView = z.infer<typeof LinkView>;
+
+export const NodeLinksView = z.object({
+  nodeId: z.number().int(),
+  /**
+   * live: from the session on the replica that answered (current); stored: the node's last stored
+   * report (at most 30 s behind for paths and stale flags, 5 minutes for counters; the node may be
+   * on another replica or offline); none: no report yet.
+   */
+  source: z.enum(['live', 'stored', 'none']),
+  links: z.array(LinkView),
+});
+export type NodeLinksView = z.infer<typeof NodeLinksView>;
+
+export const LinksQuery = z.strictObject({
+  /** Only links in this state (`stale`: dead right now); absent = every reported link. */
+  state: z.enum(['stale', 'direct', 'relay', 'none']).optional(),
+});
+
+export const FleetLinks = z.object({
+  /** Links of online nodes, by node id then peer id. */
+  items: z.array(LinkView.extend({ nodeId: z.number().int(), nodeName: z.string().nullable() })),
+});
+export type FleetLinks = z.infer<typeof FleetLinks>;

@@ -56,6 +56,16 @@ export const commands = {
     usage: 'weft netcheck [--json] [--socket PATH]',
     options: { json: { type: 'boolean' } } as Options,
   },
+  doctor: {
+    summary: 'check this node for the usual WireGuard failures; each PASS / WARN / FAIL says what to do',
+    usage: 'weft doctor [--json] [--socket PATH]',
+    options: { json: { type: 'boolean' } } as Options,
+  },
+  metrics: {
+    summary: "this agent's own metrics (Prometheus text; --json: the samples)",
+    usage: 'weft metrics [--json] [--socket PATH]',
+    options: { json: { type: 'boolean' } } as Options,
+  },
   down: {
     summary: 'take the interface down; the node stays registered (weft up brings it back)',
     usage: 'weft down [--json] [--socket PATH]',
@@ -179,7 +189,7 @@ const exitCodeTable = [
   'exit codes: 0 ok, 1 error, 2 usage, 3 not root, 4 daemon not running, 5 server unreachable,',
   '  6 auth key invalid, 7 auth key expired, 8 auth key used, 9 auth key revoked, 10 node revoked,',
   '  11 node expired, 12 login expired, 13 not logged in, 14 stopped, 15 starting, 16 user suspended,',
-  '  17 UDP blocked (netcheck), 18 no STUN server to check against (netcheck), 19 server certificate refused, 130 interrupted',
+  '  17 UDP blocked (netcheck), 18 no STUN server to check against (netcheck), 19 server certificate refused, 20 doctor found a FAIL, 130 interrupted',
 ].join('\n');
 
 const commandDetail: Record<CommandName, string> = {
@@ -220,6 +230,24 @@ const commandDetail: Record<CommandName, string> = {
     '(see apps/agent/src/netcheck.ts). Exits 0 when UDP works, 17 when no STUN server answered over',
     'UDP (the report is printed all the same), 18 when there is no STUN server to check against,',
     '13 when the node has not joined.',
+    exitCodeTable,
+  ].join('\n'),
+  doctor: [
+    'Checks, as the daemon sees this host: daemon and interface up; the node key the server has, the',
+    "daemon's and the interface's agree; every netmap peer is in `wg show` with its allowed IPs; peer",
+    'addresses route via the Weft interface (no other route or ip rule diverts them); table inet weft',
+    'is there when a packet filter is in force and no other nftables table drops the WireGuard port;',
+    "forwarding; clock skew against the server's Date header; stale handshakes with traffic attempted;",
+    'path MTU (WARN "not measured": there is no probing yet). Each line is PASS, WARN or FAIL with the',
+    'command that fixes it. --json prints {version, ok, checks: [{id, title, status, detail, fix}]}.',
+    'Exits 0 with no FAIL, 20 with any FAIL, 4 when the daemon is not running.',
+    exitCodeTable,
+  ].join('\n'),
+  metrics: [
+    "The daemon's own metrics in Prometheus text format (0.0.4), from its local socket: control",
+    'connection state, connects and reconnects, netmaps and deltas applied, link reports sent, the',
+    'interface, peers by path, and per peer the handshake age and rx/tx bytes. --json prints the',
+    'samples as [{name, labels, value}]. To scrape it, run it from a textfile collector.',
     exitCodeTable,
   ].join('\n'),
   down: 'The control connection is closed and the link taken down; keys and registration stay.\n' + exitCodeTable,

@@ -44,6 +44,8 @@ export const ExitCode = {
    * --ca-file), expired, not yet valid, or not issued for the server's name. The message says which.
    */
   ServerCertificate: 19,
+  /** `weft doctor`: at least one check FAILed (the report says what to do). */
+  DoctorFailed: 20,
   /** Interrupted (Ctrl-C). */
   Interrupted: 130,
 } as const;

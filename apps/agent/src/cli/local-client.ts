@@ -49,6 +49,17 @@ export class LocalClient {
     return parsed;
   }
 
+  /** GET `path` as text (e.g. the Prometheus exposition); errors as in `call`. */
+  async text(path: string): Promise<string> {
+    const res = await open(this.socket, 'GET', path, undefined);
+    const text = await readAll(res);
+    if ((res.statusCode ?? 500) >= 400) {
+      const e = (JSON.parse(text) as { error?: DaemonError }).error ?? { code: 'internal', message: `daemon answered ${res.statusCode}` };
+      throw Object.assign(new Error(e.message), { daemonCode: e.code });
+    }
+    return text;
+  }
+
   /** Streams NDJSON events of POST `path`; resolves when the daemon ends the stream. */
   async stream(path: string, body: unknown, onEvent: (e: Record<string, unknown>) => void, signal?: AbortSignal): Promise<void> {
     const res = await open(this.socket, 'POST', path, body, signal);

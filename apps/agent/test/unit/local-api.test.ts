@@ -26,6 +26,7 @@ describe('local API', () => {
   let agent: Agent;
   let api: Server;
   let socket: string;
+  let device: FakeDevice | undefined;
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'weft-api-'));
@@ -34,7 +35,7 @@ describe('local API', () => {
     control.onRegister = () => ({ status: 200, body: { status: 'registered', node: self } });
     control.onConnect = (ws) => ws.send(JSON.stringify({ type: 'netmap', seq: 1, protocolVersion: 1, self, peers: [peer(2)] }));
     agent = new Agent({
-      store: new StateStore(join(dir, 'state')), openDevice: () => new FakeDevice(), interfaceName: 'weft0', backend: 'userspace',
+      store: new StateStore(join(dir, 'state')), openDevice: () => (device = new FakeDevice()), interfaceName: 'weft0', backend: 'userspace',
       listenPort: 41641, mtu: 1280, log: silentLogger, loginPollMs: 20, hostname: () => 'h', firewallRunner: noFirewall,
     });
     await agent.start();
@@ -107,6 +108,29 @@ describe('local API', () => {
     expect(bad.stderr).toContain('authkeys create');
   }, 30_000);
 
+  it('weft metrics prints the daemon\'s Prometheus text and --json its samples: control state, counters, peers by path, handshake age and rx/tx per peer', async () => {
+    const client = new LocalClient(socket);
+    await client.stream('/v1/up', { server: control.url, authKey: 'k' }, () => {});
+    device!.stat = [{ publicKey: peer(2).nodeKey as never, endpoint: '192.0.2.2:41641', lastHandshake: new Date(Date.now() - 7_000), rxBytes: 1234, txBytes: 5678 }];
+    const run = (args: string[]) => promisify(execFile)(process.execPath, [BIN, ...args], { cwd: '/' });
+    const text = (await run(['metrics', '--socket', socket])).stdout;
+    for (const line of text.split('\n').filter(Boolean)) expect(line).toMatch(/^(# (HELP|TYPE) weft_agent_\w+ .+|weft_agent_\w+(\{(\w+="[^"]*",?)+\})? \d+)$/);
+    expect(text).toContain('weft_agent_control_connected 1\n');
+    expect(text).toContain('weft_agent_control_connects_total 1\n');
+    expect(text).toContain('weft_agent_netmaps_applied_total 1\n');
+    expect(text).toContain('weft_agent_peers{path="direct"} 1\n');
+    expect(text).toContain('weft_agent_peer_rx_bytes_total{peer="peer2",id="2"} 1234\n');
+    expect(text).toContain('weft_agent_peer_tx_bytes_total{peer="peer2",id="2"} 5678\n');
+    // The handshake was 7 s before the request: its age is at least that (how much more depends on load).
+    expect(Number(/^weft_agent_peer_handshake_age_seconds\{peer="peer2",id="2"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(7);
+    const json = JSON.parse((await run(['metrics', '--json', '--socket', socket])).stdout) as { samples: { name: string; labels: Record<string, string>; value: number }[] };
+    expect(json.samples).toContainEqual({ name: 'weft_agent_interface_up', labels: { interface: 'weft0' }, value: 1 });
+    expect(json.samples).toContainEqual({ name: 'weft_agent_peers', labels: { path: 'none' }, value: 0 });
+    // Losing the control connection shows in the state and the reconnect counter.
+    control.closeAll(1001);
+    await waitUntil(async () => (await client.text('/v1/metrics')).includes('weft_agent_control_reconnects_total 1\n'));
+  }, 30_000);
+
   it('netcheck: 409 not_logged_in before joining, 409 no_regions when the netmap lists no STUN, the report once it does; the CLI exits 13 / 18 / 0', async () => {
     const client = new LocalClient(socket);
     const run = (args: string[]) => promisify(execFile)(process.execPath, [BIN, ...args], { cwd: '/' }).then(
@@ -149,4 +173,12 @@ async function waitForRegions(client: LocalClient): Promise<void> {
     }
   }
   throw new Error('the agent never got the netmap with regions');
+}
+
+async function waitUntil(pred: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type WebSocket from 'ws';
 import { CloseCode } from '@weft/protocol';
 import type { ChangeHub } from '../hub.js';
+import { LinkReportError, type LinkStore } from '../links.js';
 import type { Mapper } from '../mapper/mapper.js';
 import type { Regions } from '../regions.js';
 import type { State } from '../state/index.js';
@@ -15,7 +16,7 @@ import { readAgentMessage } from './agent-message.js';
 import { EndpointWriter } from './endpoint-writer.js';
 import { agentNode, authenticateAgent } from './socket-auth.js';
 
-export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, hub: ChangeHub, regions?: Regions): void {
+export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, hub: ChangeHub, links: LinkStore, regions?: Regions): void {
   const endpoints = new EndpointWriter({
     write: (nodeId, list) => state.nodes.patch(nodeId, { endpoints: list }),
     intervalMs: ENDPOINT_WRITE_INTERVAL_MS,
@@ -41,6 +42,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
     const session = mapper.attach(node, socket, regions?.jsonFor(req.hostname));
     if (!session) return;
     endpoints.attach(nodeId, node.endpoints);
+    links.attach(nodeId);
     let alive = true;
     const ping = setInterval(() => {
       if (!alive) return socket.terminate();
@@ -58,6 +60,14 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       const msg = read.msg;
       if (msg.type === 'resync') mapper.resync(session);
       else if (msg.type === 'endpoints') endpoints.report(nodeId, msg.endpoints);
+      else if (msg.type === 'links') {
+        try {
+          links.report(nodeId, msg);
+        } catch (err) {
+          if (err instanceof LinkReportError) return session.close(CloseCode.BadMessage, err.message);
+          throw err;
+        }
+      }
     };
     socket.on('message', onMessage);
     for (const [data, isBinary] of early) onMessage(data, isBinary);
@@ -66,6 +76,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       session.closed = true;
       mapper.detach(session);
       void endpoints.detach(nodeId);
+      void links.detach(nodeId);
       // A newer connection of the same node may already have replaced this one. At shutdown the
       // node is not marked offline: it reconnects to another replica or to this one restarted.
       if (!mapper.isAttached(nodeId) && !hub.closed) state.presence.disconnected(nodeId);

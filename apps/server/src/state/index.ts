@@ -16,6 +16,7 @@ import { Identities } from './identities.js';
 import { LocalAccounts } from './local-accounts.js';
 import { Logins } from './logins.js';
 import { Nodes } from './nodes.js';
+import { NodeLinks } from './node-links.js';
 import { PolicyStore } from './policy.js';
 import { Presence } from './presence.js';
 import { Users } from './users.js';
@@ -42,6 +43,8 @@ export class State {
   readonly logins: Logins;
   readonly nodes: Nodes;
   readonly presence: Presence;
+  /** Link reports (telemetry: not audited, no outbox). */
+  readonly links: NodeLinks;
   readonly audit: AuditLog;
   readonly policy: PolicyStore;
   readonly sessions: WebSessions;
@@ -56,6 +59,7 @@ export class State {
     this.logins = new Logins(ctx);
     this.nodes = new Nodes(ctx, this.authKeys, this.logins);
     this.presence = new Presence(ctx, replica.id, replica.log);
+    this.links = new NodeLinks(ctx);
     this.audit = new AuditLog(ctx);
     this.policy = new PolicyStore(ctx);
     this.sessions = new WebSessions(ctx, web.sessions, web.adminGroups);

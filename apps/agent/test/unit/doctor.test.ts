@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { blockingRules, divertingRule, runChecks, type DoctorFacts } from '../../src/doctor/checks.js';
+import type { Status } from '../../src/status.js';
+
+const KEY_SELF = `nodekey:${'a'.repeat(64)}`;
+const KEY_B = `nodekey:${'b'.repeat(64)}`;
+
+function facts(over: Partial<DoctorFacts> = {}): DoctorFacts {
+  const status = {
+    version: 1, state: 'running', online: true, server: 'http://s', controlChannel: { scheme: 'http', caFile: null, warning: null },
+    self: { id: 1, name: 'a', user: 'u', ipv4: '100.64.0.1', ipv6: 'fd7a::1', nodeKey: KEY_SELF, machineKey: null, expiresAt: null },
+    interface: { name: 'weft0', backend: 'userspace', up: true, listenPort: 41641, mtu: 1280 }, login: null, lastError: null,
+    firewall: { state: 'off', rules: 0, skippedRules: [], error: null },
+    peers: [{ id: 2, name: 'b', user: 'u', ipv4: '100.64.0.2', ipv6: 'fd7a::2', nodeKey: KEY_B, online: true, path: 'direct', endpoint: '192.0.2.2:41641', lastHandshake: null, handshakeAgeSeconds: 5, rxBytes: 1, txBytes: 1 }],
+    skippedPeers: [],
+  } as unknown as Status;
+  return {
+    status, localNodeKey: KEY_SELF, wg: { publicKey: KEY_SELF, peers: [{ publicKey: KEY_B, allowedIps: ['100.64.0.2/32', 'fd7a::2/128'] }] }, wgError: null,
+    netmapAllowedIps: { [KEY_B]: ['100.64.0.2/32', 'fd7a::2/128'] },
+    routes: { '100.64.0.2': { dev: 'weft0', table: null, error: null }, 'fd7a::2': { dev: 'weft0', table: null, error: null } },
+    rules: [{ priority: 0, table: 'local', family: 4 }, { priority: 32766, table: 'main', family: 4 }, { priority: 32767, table: 'default', family: 4 }],
+    nft: { nftables: [{ metainfo: {} }] }, nftError: null, listenPort: 41641, forwarding: { v4: false, v6: false },
+    clockSkewS: 1, clockError: null, stalePeers: [], ...over,
+  };
+}
+const byId = (f: DoctorFacts) => Object.fromEntries(runChecks(f).checks.map((c) => [c.id, c]));
+
+describe('weft doctor checks', () => {
+  it('a healthy node: every check PASS except the path MTU, which is WARN "not measured", never a PASS', () => {
+    const r = runChecks(facts());
+    expect(r.ok).toBe(true);
+    expect(r.checks.filter((c) => c.status !== 'PASS').map((c) => [c.id, c.status])).toEqual([['mtu', 'WARN']]);
+    expect(byId(facts()).mtu!.detail).toMatch(/^not measured/);
+  });
+
+  it('a peer missing from wg, or with other allowed IPs, is a FAIL naming it, with the fix', () => {
+    const missing = byId(facts({ wg: { publicKey: KEY_SELF, peers: [] } }))['wg-peers']!;
+    expect(missing).toMatchObject({ status: 'FAIL', fix: expect.stringContaining('weft down && weft up') });
+    expect(missing.detail).toMatch(/^b \(nodekey:bbbbbbbb\.\.\.\) is missing from weft0/);
+    const wrong = byId(facts({ wg: { publicKey: KEY_SELF, peers: [{ publicKey: KEY_B, allowedIps: ['100.64.0.2/32'] }] } }))['wg-peers']!;
+    expect(wrong.detail.startsWith('b has allowed IPs 100.64.0.2/32, want 100.64.0.2/32,fd7a::2/128 (')).toBe(true);
+  });
+
+  it('a route to a peer address via another device is a FAIL with the ip route del that fixes it; an ip rule diversion names the rule', () => {
+    const lo = byId(facts({ routes: { '100.64.0.2': { dev: 'lo', table: 'local', error: null } } })).routes!;
+    expect(lo).toMatchObject({ status: 'FAIL', fix: 'ip route del 100.64.0.2 dev lo table local' });
+    // As `ip -j rule show` prints `ip rule add to 100.64.0.0/10 lookup 100 priority 100`.
+    const rules = [...facts().rules, { priority: 100, src: 'all', dst: '100.64.0.0', dstlen: 10, table: '100', family: 4 as const }];
+    const ruled = byId(facts({ rules, routes: { '100.64.0.2': { dev: 'eth0', table: '100', error: null } } })).routes!;
+    expect(ruled).toMatchObject({ status: 'FAIL', fix: 'ip rule del priority 100' });
+    expect(ruled.detail).toContain('ip rule 100 sends it to table 100');
+    expect(divertingRule(rules, '100.128.0.1')).toBeUndefined();
+  });
+
+  it('another nftables table dropping the WireGuard port is a FAIL with the nft delete rule; a missing weft table under a policy too', () => {
+    const nft = { nftables: [
+      { table: { family: 'inet', name: 'other', handle: 1 } },
+      { rule: { family: 'inet', table: 'other', chain: 'input', handle: 4, expr: [{ match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: 41641 } }, { drop: null }] } },
+      { rule: { family: 'inet', table: 'other', chain: 'input', handle: 5, expr: [{ match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: 53 } }, { drop: null }] } },
+    ] };
+    expect(blockingRules(nft, 41641)).toEqual([{ family: 'inet', table: 'other', chain: 'input', handle: 4 }]);
+    expect(blockingRules({ nftables: [{ rule: { ...nft.nftables[1]!.rule!, expr: [{ match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: { set: [{ range: [41000, 42000] }] } } }, { reject: {} }] } }] }, 41641)).toHaveLength(1);
+    expect(byId(facts({ nft })).firewall).toMatchObject({ status: 'FAIL', fix: 'nft delete rule inet other input handle 4' });
+    const enforcing = facts();
+    enforcing.status.firewall = { state: 'enforcing', rules: 1, skippedRules: [], error: null } as never;
+    expect(byId(enforcing).firewall).toMatchObject({ status: 'FAIL', detail: expect.stringContaining('table inet weft is missing') });
+  });
+
+  it('keys that differ, clock skew and stale links are named; any FAIL makes the report not ok', () => {
+    expect(byId(facts({ localNodeKey: KEY_B })).keys!.status).toBe('FAIL');
+    expect(byId(facts({ clockSkewS: 45 })).clock).toMatchObject({ status: 'WARN', detail: 'this host is 45 s behind the server' });
+    expect(byId(facts({ clockSkewS: -400 })).clock!.status).toBe('FAIL');
+    expect(byId(facts({ clockSkewS: null, clockError: 'connect ECONNREFUSED' })).clock!.status).toBe('WARN');
+    const stale = runChecks(facts({ stalePeers: [2] }));
+    expect(stale.ok).toBe(false);
+    expect(stale.checks.find((c) => c.id === 'handshakes')!.detail).toMatch(/^b \(last handshake 5 s ago\): traffic attempted/);
+  });
+});

@@ -1,0 +1,87 @@
+/**
+ * `weft-server doctor` against real servers (the CLI process over REST with an admin key): a
+ * healthy replica has no FAIL and exits 0; a STUN port that does not answer and a database
+ * migrated by a newer server are FAILs naming what to do (exit 1); the bus check reads the real
+ * outbox on Postgres. TLS is WARN on plain HTTP.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StunServer } from '@weft/relay';
+import { cli } from '../support/process.js';
+import { startServer, type Backend, type TestServer } from '../support/server.js';
+
+interface Check { id: string; status: string; detail: string; fix: string | null }
+
+// Each CLI run starts a process (through tsx when sources changed): slow on a loaded machine.
+const SLOW = { timeout: 240_000 };
+
+async function doctor(srv: TestServer): Promise<{ code: number; checks: Record<string, Check> }> {
+  const json = await cli(['doctor', '--json', '--server', srv.url, '--api-key', srv.adminKey]);
+  return { code: json.code, checks: Object.fromEntries((JSON.parse(json.stdout).checks as Check[]).map((c) => [c.id, c])) };
+}
+
+describe.each(['pglite', 'postgres'] as Backend[])('weft-server doctor (%s)', (backend) => {
+  let srv: TestServer;
+  let stun: StunServer;
+
+  beforeAll(async () => {
+    stun = await StunServer.listen({ listen: '127.0.0.1:0' });
+    srv = await startServer(backend, { regions: { embeddedStunPort: stun.address().port, extra: [] } });
+  }, 240_000);
+  afterAll(async () => {
+    await srv?.close();
+    await stun?.close();
+  });
+
+  it('a healthy replica: no FAIL, exit 0; plain HTTP is a WARN with the fix', async () => {
+    const d = await doctor(srv);
+    expect(Object.values(d.checks).filter((c) => c.status === 'FAIL')).toEqual([]);
+    expect(d.code).toBe(0);
+    expect(d.checks.database!.status).toBe('PASS');
+    expect(d.checks.migrations).toMatchObject({ status: 'PASS', detail: expect.stringMatching(/^all \d+ applied$/) });
+    expect(d.checks.stun).toMatchObject({ status: 'PASS', detail: expect.stringContaining('answers') });
+    expect(d.checks.relay!.status).toBe('PASS');
+    expect(d.checks.tls).toMatchObject({ status: 'WARN', fix: expect.stringContaining('--tls-cert') });
+    expect(d.checks.bus!.detail).toMatch(backend === 'pglite' ? /^embedded database/ : /^this replica is 0 change\(s\) behind the outbox$/);
+    const text = await cli(['doctor', '--server', srv.url, '--api-key', srv.adminKey]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^PASS  database: /m);
+    expect(text.stdout).toMatch(/^WARN  TLS: this server serves plain HTTP\n      fix: /m);
+  }, SLOW.timeout);
+
+  it('a database migrated by a newer server: migrations FAIL saying to upgrade; exit 1', async () => {
+    await srv.state.ctx.prisma.$executeRawUnsafe(
+      `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, finished_at, applied_steps_count) VALUES ('doctor-test', 'x', '29990101000000_from_the_future', now(), now(), 1)`,
+    );
+    try {
+      const d = await doctor(srv);
+      expect(d.code).toBe(1);
+      expect(d.checks.migrations).toMatchObject({ status: 'FAIL', detail: expect.stringContaining('29990101000000_from_the_future'), fix: expect.stringContaining('upgrade') });
+    } finally {
+      await srv.state.ctx.prisma.$executeRawUnsafe(`DELETE FROM "_prisma_migrations" WHERE id = 'doctor-test'`);
+    }
+    expect((await doctor(srv)).code).toBe(0);
+  }, SLOW.timeout);
+
+});
+
+describe('weft-server doctor with STUN down', () => {
+  let srv: TestServer;
+  let silent: Socket;
+  beforeAll(async () => {
+    // A UDP port that never answers: what doctor sees when STUN is down.
+    silent = createSocket('udp4');
+    await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r));
+    srv = await startServer('pglite', { regions: { embeddedStunPort: silent.address().port, extra: [] } });
+  }, 240_000);
+  afterAll(async () => {
+    await srv?.close();
+    silent?.close();
+  });
+
+  it('STUN that does not answer: FAIL naming the port; exit 1', async () => {
+    const d = await doctor(srv);
+    expect(d.code).toBe(1);
+    expect(d.checks.stun).toMatchObject({ status: 'FAIL', detail: expect.stringContaining(`udp ${silent.address().port} on loopback did not answer`) });
+  }, SLOW.timeout);
+});

@@ -1,7 +1,7 @@
 /**
  * The admin UI in Debian's Chromium against a real weft-server: sign in with the local admin
  * account (the server's sign-in page; a session cookie the page cannot read), see devices, approve a real pending login, delete a device through its confirmation,
- * offboard a user, and reach the nav and a dialog by keyboard (Escape closes it, Tab stays in it).
+ * revoke (expire) a connected device, offboard a user, and reach the nav and a dialog by keyboard (Escape closes it, Tab stays in it).
  * Screenshots of each step go to e2e/ui/artifacts/ (gitignored).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,12 +31,13 @@ describe('admin UI in Chromium', () => {
     await rest(s, key, 'POST', '/api/v1/users', { name: 'alice' });
     await rest(s, key, 'POST', '/api/v1/users', { name: 'bob' });
     const authKey = (await rest<{ key: string }>(s, key, 'POST', '/api/v1/authkeys', { user: 'alice', reusable: true, tags: [] })).body.key;
-    for (const host of ['alice-laptop', 'alice-desktop']) {
+    for (const host of ['alice-laptop', 'alice-desktop', 'alice-tablet']) {
       const a = new SimAgent(s.url, host);
       await a.register(authKey);
       agents.push(a);
     }
     await agents[0]!.connect();
+    await agents[2]!.connect();
     const waiting = new SimAgent(s.url, 'bob-phone');
     const pending = await waiting.register();
     expect(pending.status).toBe('pending');
@@ -64,7 +65,7 @@ describe('admin UI in Chromium', () => {
     await page.getByRole('cell', { name: 'alice-desktop', exact: true }).waitFor();
     await page.screenshot({ path: screenshotPath('01-devices') });
     const rows = await page.getByTestId('devices').locator('tbody tr').allInnerTexts();
-    expect(rows).toHaveLength(2);
+    expect(rows).toHaveLength(3);
     expect(rows.find((r) => r.includes('alice-laptop'))).toContain('online');
     const stored = await page.evaluate(() => ({ session: sessionStorage.length, local: localStorage.length, cookie: document.cookie, url: location.href }));
     expect(stored).toEqual({ session: 0, local: 0, cookie: '', url: `${s.url}/devices` });
@@ -122,6 +123,23 @@ describe('admin UI in Chromium', () => {
     await dialog.waitFor({ state: 'detached' });
     await page.getByRole('cell', { name: 'alice-desktop', exact: true }).waitFor({ state: 'detached' });
     expect((await rest(s, key, 'GET', '/api/v1/nodes?q=alice-desktop')).body.total).toBe(0);
+  });
+
+  it('revokes a device by expiring its key through the confirmation: its connection is cut, it shows expired, and the other devices stay', async () => {
+    const tablet = agents[2]!;
+    expect(tablet.closed).toBeNull();
+    await page.getByRole('button', { name: 'Expire alice-tablet' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Expire alice-tablet?' });
+    await page.screenshot({ path: screenshotPath('03b-expire-confirm') });
+    await dialog.getByRole('button', { name: 'Expire key' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await tablet.waitFor(() => tablet.closed !== null, 10_000, 'the expired device socket closed');
+    const row = page.getByTestId('devices').locator('tbody tr').filter({ hasText: 'alice-tablet' });
+    await expect.poll(() => row.innerText()).toContain('expired');
+    expect(await page.getByRole('button', { name: 'Expire alice-tablet' }).isDisabled()).toBe(true);
+    const nodes = (await rest<{ items: { name: string; expired: boolean }[] }>(s, key, 'GET', '/api/v1/nodes?q=alice')).body.items;
+    expect(nodes.map((n) => [n.name, n.expired]).sort()).toEqual([['alice-laptop', false], ['alice-tablet', true]]);
+    expect(agents[0]!.closed).toBeNull();
   });
 
   it('offboards a user through the confirmation: devices gone, status offboarded', async () => {

@@ -165,6 +165,58 @@ describe('admin UI in Chromium', () => {
     await page.screenshot({ path: screenshotPath('06-audit') });
   });
 
+  it('auth keys: a created key is shown once and joins a machine; revoking it through the confirmation refuses the next join', async () => {
+    await page.getByRole('link', { name: 'Auth keys' }).click();
+    await page.getByRole('button', { name: 'Create auth key' }).click();
+    const create = page.getByRole('dialog', { name: 'Create auth key' });
+    await create.getByLabel('User').selectOption('bob');
+    await create.getByLabel('Reusable').check();
+    await create.getByRole('button', { name: 'Create' }).click();
+    const shown = page.getByRole('dialog', { name: 'Auth key created' });
+    const secret = await shown.getByTestId('secret').innerText();
+    await page.screenshot({ path: screenshotPath('07-authkey-created') });
+    await shown.getByRole('button', { name: 'Done' }).click();
+    await shown.waitFor({ state: 'detached' });
+    expect(await page.getByTestId('secret').count()).toBe(0);
+    const listed = (await rest<{ items: { id: number; prefix: string; user: string; reusable: boolean; revoked: boolean }[] }>(s, key, 'GET', '/api/v1/authkeys')).body.items.filter((k) => secret.startsWith(k.prefix));
+    expect(listed.map((k) => [k.user, k.reusable, k.revoked])).toEqual([['bob', true, false]]);
+    const prefix = listed[0]!.prefix;
+    expect((await new SimAgent(s.url, 'bob-ci').register(secret)).status).toBe('registered');
+
+    await page.getByRole('button', { name: `Revoke ${prefix}` }).click();
+    const confirm = page.getByRole('dialog', { name: `Revoke ${prefix}?` });
+    await confirm.getByRole('button', { name: 'Revoke key' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: `Revoke ${prefix}` }).waitFor({ state: 'detached' });
+    const row = page.locator('tbody tr').filter({ hasText: prefix });
+    expect(await row.innerText()).toContain('revoked');
+    await expect(new SimAgent(s.url, 'bob-ci-2').register(secret)).rejects.toThrow(/register failed: 4\d\d/);
+  });
+
+  it('API keys: a created key is shown once and works; revoking it through the confirmation makes the server refuse it', async () => {
+    await page.getByRole('link', { name: 'API keys' }).click();
+    await page.getByRole('button', { name: 'Create API key' }).click();
+    const create = page.getByRole('dialog', { name: 'Create API key' });
+    await create.getByLabel('Description').fill('dashboards');
+    await create.getByRole('button', { name: 'Create' }).click();
+    const shown = page.getByRole('dialog', { name: 'API key created' });
+    const secret = await shown.getByTestId('secret').innerText();
+    await shown.getByRole('button', { name: 'Done' }).click();
+    await shown.waitFor({ state: 'detached' });
+    expect((await rest(s, secret, 'GET', '/api/v1/users')).status).toBe(200);
+    expect((await rest(s, secret, 'POST', '/api/v1/users', { name: 'carol' })).status).toBe(403);
+    const row = page.locator('tbody tr').filter({ hasText: 'dashboards' });
+    expect(await row.innerText()).toContain('read');
+    const prefix = (await row.locator('td.mono').innerText()).trim();
+    await page.getByRole('button', { name: `Revoke ${prefix}` }).click();
+    const confirm = page.getByRole('dialog', { name: `Revoke ${prefix}?` });
+    await page.screenshot({ path: screenshotPath('08-apikey-revoke-confirm') });
+    await confirm.getByRole('button', { name: 'Revoke key' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    await expect.poll(() => row.innerText()).toContain('revoked');
+    expect((await rest(s, secret, 'GET', '/api/v1/users')).status).toBe(401);
+  });
+
   it('signing out ends the session: back to sign in, the old cookie is refused; the browser refused nothing on the way', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('link', { name: 'Sign in' }).waitFor();

@@ -133,10 +133,13 @@ describe('admin UI in Chromium', () => {
     await page.screenshot({ path: screenshotPath('03b-expire-confirm') });
     await dialog.getByRole('button', { name: 'Expire key' }).click();
     await dialog.waitFor({ state: 'detached' });
+    // The list loads again after the action: the key is expired (nothing more to expire).
+    await expect.poll(() => page.getByRole('button', { name: 'Expire alice-tablet' }).isDisabled(), { timeout: 10_000 }).toBe(true);
     await tablet.waitFor(() => tablet.closed !== null, 10_000, 'the expired device socket closed');
+    // Loaded once its connection is gone (the page does not poll), the row says expired.
+    await page.reload();
     const row = page.getByTestId('devices').locator('tbody tr').filter({ hasText: 'alice-tablet' });
-    await expect.poll(() => row.innerText()).toContain('expired');
-    expect(await page.getByRole('button', { name: 'Expire alice-tablet' }).isDisabled()).toBe(true);
+    await expect.poll(() => row.innerText(), { timeout: 10_000 }).toContain('expired');
     const nodes = (await rest<{ items: { name: string; expired: boolean }[] }>(s, key, 'GET', '/api/v1/nodes?q=alice')).body.items;
     expect(nodes.map((n) => [n.name, n.expired]).sort()).toEqual([['alice-laptop', false], ['alice-tablet', true]]);
     expect(agents[0]!.closed).toBeNull();

@@ -5,6 +5,7 @@
  * scrolls it into view. The caret's line and column are shown under it.
  */
 import { useEffect, useImperativeHandle, useMemo, useRef, useState, type Ref } from 'react';
+import { caretOf, offsetOf } from './text-position.js';
 
 export interface Marker {
   /** 1-based, as the server reports them. */
@@ -15,25 +16,6 @@ export interface Marker {
 
 export interface CodeEditorHandle {
   jumpTo(line: number, col: number): void;
-}
-
-/** The character offset of a 1-based line and column in `text`, clamped to the text. */
-export function offsetOf(text: string, line: number, col: number): number {
-  let off = 0;
-  for (let l = 1; l < line; l++) {
-    const nl = text.indexOf('\n', off);
-    if (nl < 0) return text.length;
-    off = nl + 1;
-  }
-  const end = text.indexOf('\n', off);
-  const lineEnd = end < 0 ? text.length : end;
-  return Math.min(off + Math.max(0, col - 1), lineEnd);
-}
-
-function caretOf(text: string, offset: number): { line: number; col: number } {
-  const before = text.slice(0, offset);
-  const nl = before.lastIndexOf('\n');
-  return { line: before.split('\n').length, col: offset - nl };
 }
 
 export function CodeEditor(props: {

@@ -1,9 +1,9 @@
 /**
  * The admin UI's policy editor in Debian's Chromium against a real weft-server whose identity
  * provider is the in-suite OIDC provider (apps/server/test/support/oidc-provider.ts): sign in over
- * OIDC, see an invalid policy's problems at their line and column (nothing stored), save a valid
- * one and see its version, a stale save refused with an offer to reload, and the history's diff
- * and rollback through a confirmation. Screenshots go to e2e/ui/artifacts/ (gitignored).
+ * OIDC, see an invalid policy's problems at their line and column and reach them by keyboard
+ * (nothing stored), save a valid one and see its version, a stale save refused with an offer to
+ * reload, and the history's diff and rollback through a confirmation. Screenshots go to e2e/ui/artifacts/ (gitignored).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -78,7 +78,7 @@ describe('policy editor in Chromium, signed in over OIDC', () => {
     await page.screenshot({ path: screenshotPath('policy-01-signed-in-oidc') });
   });
 
-  it('an invalid policy: Check shows each problem at its line and column, a click puts the caret there; Save is refused and the active policy is unchanged', async () => {
+  it('an invalid policy: Check shows each problem at its line and column, Enter on it puts the caret there, Tab leaves the editor; Save is refused and the active policy is unchanged', async () => {
     await editor().fill(BAD);
     await page.getByRole('button', { name: 'Check' }).click();
     const list = page.getByTestId('problems');
@@ -87,9 +87,15 @@ describe('policy editor in Chromium, signed in over OIDC', () => {
     expect(items).toEqual(['Line 3, column 35: unknown group "group:ghosts"']);
     // The gutter marks line 3, and only it.
     expect(await page.locator('.gutter .ln.err').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.line))).toEqual(['3']);
-    await list.getByRole('button', { name: 'Line 3, column 35' }).click();
+    // By keyboard: the problem is a button; Enter puts the caret at its line and column.
+    await list.getByRole('button', { name: 'Line 3, column 35' }).focus();
+    await page.keyboard.press('Enter');
     await expect.poll(() => page.getByTestId('caret').innerText()).toMatch(/^Line 3, column 35 /);
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('policy-text');
+    // Tab leaves the editor (it is a plain textarea: no focus trap) for Check.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Check');
+    await editor().focus();
     await page.screenshot({ path: screenshotPath('policy-02-invalid') });
 
     await page.getByRole('button', { name: 'Save' }).click();

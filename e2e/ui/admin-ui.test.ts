@@ -1,7 +1,7 @@
 /**
  * The admin UI in Debian's Chromium against a real weft-server: sign in with the local admin
  * account (the server's sign-in page; a session cookie the page cannot read), see devices, approve a real pending login, delete a device through its confirmation,
- * offboard a user, and reach the nav and a dialog by keyboard (Escape closes it, Tab stays in it).
+ * revoke (expire) a connected device, offboard a user, and reach the nav and a dialog by keyboard (Escape closes it, Tab stays in it).
  * Screenshots of each step go to e2e/ui/artifacts/ (gitignored).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,12 +31,13 @@ describe('admin UI in Chromium', () => {
     await rest(s, key, 'POST', '/api/v1/users', { name: 'alice' });
     await rest(s, key, 'POST', '/api/v1/users', { name: 'bob' });
     const authKey = (await rest<{ key: string }>(s, key, 'POST', '/api/v1/authkeys', { user: 'alice', reusable: true, tags: [] })).body.key;
-    for (const host of ['alice-laptop', 'alice-desktop']) {
+    for (const host of ['alice-laptop', 'alice-desktop', 'alice-tablet']) {
       const a = new SimAgent(s.url, host);
       await a.register(authKey);
       agents.push(a);
     }
     await agents[0]!.connect();
+    await agents[2]!.connect();
     const waiting = new SimAgent(s.url, 'bob-phone');
     const pending = await waiting.register();
     expect(pending.status).toBe('pending');
@@ -64,7 +65,7 @@ describe('admin UI in Chromium', () => {
     await page.getByRole('cell', { name: 'alice-desktop', exact: true }).waitFor();
     await page.screenshot({ path: screenshotPath('01-devices') });
     const rows = await page.getByTestId('devices').locator('tbody tr').allInnerTexts();
-    expect(rows).toHaveLength(2);
+    expect(rows).toHaveLength(3);
     expect(rows.find((r) => r.includes('alice-laptop'))).toContain('online');
     const stored = await page.evaluate(() => ({ session: sessionStorage.length, local: localStorage.length, cookie: document.cookie, url: location.href }));
     expect(stored).toEqual({ session: 0, local: 0, cookie: '', url: `${s.url}/devices` });
@@ -124,6 +125,26 @@ describe('admin UI in Chromium', () => {
     expect((await rest(s, key, 'GET', '/api/v1/nodes?q=alice-desktop')).body.total).toBe(0);
   });
 
+  it('revokes a device by expiring its key through the confirmation: its connection is cut, it shows expired, and the other devices stay', async () => {
+    const tablet = agents[2]!;
+    expect(tablet.closed).toBeNull();
+    await page.getByRole('button', { name: 'Expire alice-tablet' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Expire alice-tablet?' });
+    await page.screenshot({ path: screenshotPath('03b-expire-confirm') });
+    await dialog.getByRole('button', { name: 'Expire key' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    // The list loads again after the action: the key is expired (nothing more to expire).
+    await expect.poll(() => page.getByRole('button', { name: 'Expire alice-tablet' }).isDisabled(), { timeout: 10_000 }).toBe(true);
+    await tablet.waitFor(() => tablet.closed !== null, 10_000, 'the expired device socket closed');
+    // Loaded once its connection is gone (the page does not poll), the row says expired.
+    await page.reload();
+    const row = page.getByTestId('devices').locator('tbody tr').filter({ hasText: 'alice-tablet' });
+    await expect.poll(() => row.innerText(), { timeout: 10_000 }).toContain('expired');
+    const nodes = (await rest<{ items: { name: string; expired: boolean }[] }>(s, key, 'GET', '/api/v1/nodes?q=alice')).body.items;
+    expect(nodes.map((n) => [n.name, n.expired]).sort()).toEqual([['alice-laptop', false], ['alice-tablet', true]]);
+    expect(agents[0]!.closed).toBeNull();
+  });
+
   it('offboards a user through the confirmation: devices gone, status offboarded', async () => {
     await page.getByRole('link', { name: 'Users', exact: true }).click();
     await page.getByRole('button', { name: 'Offboard alice' }).click();
@@ -145,6 +166,58 @@ describe('admin UI in Chromium', () => {
     const rows = () => page.getByTestId('audit').locator('tbody tr').allInnerTexts();
     await expect.poll(async () => (await rows()).map((r) => /user\.offboard/.test(r) && r.includes('user:alice')), { timeout: 10_000 }).toEqual([true]);
     await page.screenshot({ path: screenshotPath('06-audit') });
+  });
+
+  it('auth keys: a created key is shown once and joins a machine; revoking it through the confirmation refuses the next join', async () => {
+    await page.getByRole('link', { name: 'Auth keys' }).click();
+    await page.getByRole('button', { name: 'Create auth key' }).click();
+    const create = page.getByRole('dialog', { name: 'Create auth key' });
+    await create.getByLabel('User').selectOption('bob');
+    await create.getByLabel('Reusable').check();
+    await create.getByRole('button', { name: 'Create' }).click();
+    const shown = page.getByRole('dialog', { name: 'Auth key created' });
+    const secret = await shown.getByTestId('secret').innerText();
+    await page.screenshot({ path: screenshotPath('07-authkey-created') });
+    await shown.getByRole('button', { name: 'Done' }).click();
+    await shown.waitFor({ state: 'detached' });
+    expect(await page.getByTestId('secret').count()).toBe(0);
+    const listed = (await rest<{ items: { id: number; prefix: string; user: string; reusable: boolean; revoked: boolean }[] }>(s, key, 'GET', '/api/v1/authkeys')).body.items.filter((k) => secret.startsWith(k.prefix));
+    expect(listed.map((k) => [k.user, k.reusable, k.revoked])).toEqual([['bob', true, false]]);
+    const prefix = listed[0]!.prefix;
+    expect((await new SimAgent(s.url, 'bob-ci').register(secret)).status).toBe('registered');
+
+    await page.getByRole('button', { name: `Revoke ${prefix}` }).click();
+    const confirm = page.getByRole('dialog', { name: `Revoke ${prefix}?` });
+    await confirm.getByRole('button', { name: 'Revoke key' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: `Revoke ${prefix}` }).waitFor({ state: 'detached' });
+    const row = page.locator('tbody tr').filter({ hasText: prefix });
+    expect(await row.innerText()).toContain('revoked');
+    await expect(new SimAgent(s.url, 'bob-ci-2').register(secret)).rejects.toThrow(/register failed: 4\d\d/);
+  });
+
+  it('API keys: a created key is shown once and works; revoking it through the confirmation makes the server refuse it', async () => {
+    await page.getByRole('link', { name: 'API keys' }).click();
+    await page.getByRole('button', { name: 'Create API key' }).click();
+    const create = page.getByRole('dialog', { name: 'Create API key' });
+    await create.getByLabel('Description').fill('dashboards');
+    await create.getByRole('button', { name: 'Create' }).click();
+    const shown = page.getByRole('dialog', { name: 'API key created' });
+    const secret = await shown.getByTestId('secret').innerText();
+    await shown.getByRole('button', { name: 'Done' }).click();
+    await shown.waitFor({ state: 'detached' });
+    expect((await rest(s, secret, 'GET', '/api/v1/users')).status).toBe(200);
+    expect((await rest(s, secret, 'POST', '/api/v1/users', { name: 'carol' })).status).toBe(403);
+    const row = page.locator('tbody tr').filter({ hasText: 'dashboards' });
+    expect(await row.innerText()).toContain('read');
+    const prefix = (await row.locator('td.mono').innerText()).trim();
+    await page.getByRole('button', { name: `Revoke ${prefix}` }).click();
+    const confirm = page.getByRole('dialog', { name: `Revoke ${prefix}?` });
+    await page.screenshot({ path: screenshotPath('08-apikey-revoke-confirm') });
+    await confirm.getByRole('button', { name: 'Revoke key' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    await expect.poll(() => row.innerText()).toContain('revoked');
+    expect((await rest(s, secret, 'GET', '/api/v1/users')).status).toBe(401);
   });
 
   it('signing out ends the session: back to sign in, the old cookie is refused; the browser refused nothing on the way', async () => {

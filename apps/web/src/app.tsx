@@ -9,6 +9,7 @@ import { AuthKeys } from './pages/auth-keys.js';
 import { Dashboard } from './pages/dashboard.js';
 import { Devices } from './pages/devices.js';
 import { Pending } from './pages/pending.js';
+import { Policy } from './pages/policy.js';
 import { SignIn } from './pages/sign-in.js';
 import { Users } from './pages/users.js';
 
@@ -19,6 +20,7 @@ const PAGES: { path: UiPath; label: string; Page: () => React.JSX.Element }[] = 
   { path: '/users', label: 'Users', Page: Users },
   { path: '/auth-keys', label: 'Auth keys', Page: AuthKeys },
   { path: '/api-keys', label: 'API keys', Page: ApiKeys },
+  { path: '/policy', label: 'Access policy', Page: Policy },
   { path: '/audit', label: 'Audit log', Page: Audit },
 ];
 

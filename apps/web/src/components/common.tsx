@@ -1,5 +1,6 @@
 /** Small shared pieces: loading a resource once per view, empty and error states, time labels. */
 import { useCallback, useEffect, useState, type ReactNode } from 'react';
+import { api } from '../api/client.js';
 
 export interface Loaded<T> {
   data: T | null;
@@ -27,6 +28,11 @@ export function useLoad<T>(load: () => Promise<T>, key: string): Loaded<T> {
   }, [key, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { ...state, reload };
+}
+
+/** A list endpoint that answers `{ items }`, loaded once per view (and on reload). */
+export function useList<T>(path: string): Loaded<T[]> {
+  return useLoad(async () => (await api<{ items: T[] }>('GET', path)).items, path);
 }
 
 export function Empty({ children }: { children: ReactNode }) {

@@ -4,6 +4,7 @@
  * would let focus leave for the browser's own controls), and focus returns to what opened it.
  */
 import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
+import { SecretOnce } from './common.js';
 
 const FOCUSABLE = 'button:not(:disabled), input:not(:disabled), select:not(:disabled), textarea:not(:disabled), a[href], [tabindex]:not([tabindex="-1"])';
 
@@ -55,7 +56,17 @@ export function Dialog({ title, onClose, children }: { title: string; onClose: (
  * "Are you sure?" for destructive actions: the action runs only from the dialog's own button, and
  * its error is shown in the dialog (nothing changed, try again or cancel).
  */
-export function ConfirmDialog(props: { title: string; body: ReactNode; confirm: string; danger?: boolean; onConfirm: () => Promise<void>; onClose: () => void; onDone?: () => void }) {
+export interface ConfirmProps {
+  title: string;
+  body: ReactNode;
+  confirm: string;
+  danger?: boolean;
+  onConfirm: () => Promise<void>;
+  onClose: () => void;
+  onDone?: () => void;
+}
+
+export function ConfirmDialog(props: ConfirmProps) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const submit = async (e: FormEvent) => {
@@ -84,6 +95,44 @@ export function ConfirmDialog(props: { title: string; body: ReactNode; confirm: 
           </button>
         </div>
       </form>
+    </Dialog>
+  );
+}
+
+/**
+ * A confirmed action on one item of a list: `ask(item)` opens the confirmation that `dialog`
+ * describes for it; Cancel or Escape closes it, and once the action succeeded it closes and
+ * `after` runs (the list loads again).
+ */
+export function useConfirmAction<T>(after: () => void): { ask: (item: T) => void; dialog: (describe: (item: T) => Omit<ConfirmProps, 'onClose' | 'onDone'>) => ReactNode } {
+  const [item, setItem] = useState<{ item: T } | null>(null);
+  return {
+    ask: (it) => setItem({ item: it }),
+    dialog: (describe) =>
+      item && (
+        <ConfirmDialog
+          {...describe(item.item)}
+          onClose={() => setItem(null)}
+          onDone={() => {
+            setItem(null);
+            after();
+          }}
+        />
+      ),
+  };
+}
+
+/** A created secret (auth or API key), shown once, with a Done button; `children` go under it. */
+export function SecretDialog(props: { title: string; label: string; secret: string; onClose: () => void; children?: ReactNode }) {
+  return (
+    <Dialog title={props.title} onClose={props.onClose}>
+      <SecretOnce label={props.label} secret={props.secret} />
+      {props.children}
+      <div className="dialog-actions">
+        <button type="button" className="primary" onClick={props.onClose} autoFocus>
+          Done
+        </button>
+      </div>
     </Dialog>
   );
 }

@@ -2,14 +2,32 @@
 import { useState, type FormEvent } from 'react';
 import type { ApiKey, ApiScope, CreatedApiKey } from '@weft/protocol';
 import { api } from '../api/client.js';
-import { Empty, ErrorText, SecretOnce, useLoad, when } from '../components/common.js';
-import { ConfirmDialog, Dialog } from '../components/dialog.js';
+import { ErrorText, useList, when } from '../components/common.js';
+import { DataTable, type Column } from '../components/data-table.js';
+import { Dialog, SecretDialog, useConfirmAction } from '../components/dialog.js';
 
 export function ApiKeys() {
-  const r = useLoad(() => api<{ items: ApiKey[] }>('GET', '/api/v1/apikeys'), 'apikeys');
+  const r = useList<ApiKey>('/api/v1/apikeys');
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<CreatedApiKey | null>(null);
-  const [revoking, setRevoking] = useState<ApiKey | null>(null);
+  const revoke = useConfirmAction<ApiKey>(r.reload);
+  const columns: Column<ApiKey>[] = [
+    { header: 'Prefix', className: 'mono', cell: (k) => k.prefix },
+    { header: 'Scopes', cell: (k) => k.scopes.join(', ') },
+    { header: 'Description', cell: (k) => k.description ?? '—' },
+    { header: 'Last used', cell: (k) => when(k.lastUsedAt) },
+    { header: 'Expires', cell: (k) => (k.revoked ? 'revoked' : when(k.expiresAt)) },
+    {
+      header: 'Actions',
+      className: 'actions',
+      cell: (k) =>
+        !k.revoked && (
+          <button type="button" className="danger" onClick={() => revoke.ask(k)} aria-label={`Revoke ${k.prefix}`}>
+            Revoke
+          </button>
+        ),
+    },
+  ];
   return (
     <>
       <h1>API keys</h1>
@@ -19,42 +37,7 @@ export function ApiKeys() {
         </button>
       </div>
       <ErrorText error={r.error} />
-      {r.data && r.data.items.length === 0 ? (
-        <Empty>No API keys.</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table aria-busy={r.loading}>
-            <thead>
-              <tr>
-                <th scope="col">Prefix</th>
-                <th scope="col">Scopes</th>
-                <th scope="col">Description</th>
-                <th scope="col">Last used</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {r.data?.items.map((k) => (
-                <tr key={k.id}>
-                  <td className="mono">{k.prefix}</td>
-                  <td>{k.scopes.join(', ')}</td>
-                  <td>{k.description ?? '—'}</td>
-                  <td>{when(k.lastUsedAt)}</td>
-                  <td>{k.revoked ? 'revoked' : when(k.expiresAt)}</td>
-                  <td className="actions">
-                    {!k.revoked && (
-                      <button type="button" className="danger" onClick={() => setRevoking(k)} aria-label={`Revoke ${k.prefix}`}>
-                        Revoke
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <DataTable columns={columns} rows={r.data ?? undefined} rowKey={(k) => k.id} loading={r.loading} empty="No API keys." />
       {creating && (
         <CreateDialog
           onClose={() => setCreating(false)}
@@ -65,30 +48,14 @@ export function ApiKeys() {
           }}
         />
       )}
-      {created && (
-        <Dialog title="API key created" onClose={() => setCreated(null)}>
-          <SecretOnce label={`API key with scopes ${created.scopes.join(', ')}.`} secret={created.key} />
-          <div className="dialog-actions">
-            <button type="button" className="primary" onClick={() => setCreated(null)} autoFocus>
-              Done
-            </button>
-          </div>
-        </Dialog>
-      )}
-      {revoking && (
-        <ConfirmDialog
-          title={`Revoke ${revoking.prefix}?`}
-          body={<p>Everything using this key is refused from now on. If it is the key you signed in with, you are signed out.</p>}
-          confirm="Revoke key"
-          danger
-          onConfirm={async () => void (await api('DELETE', `/api/v1/apikeys/${revoking.id}`))}
-          onClose={() => setRevoking(null)}
-          onDone={() => {
-            setRevoking(null);
-            r.reload();
-          }}
-        />
-      )}
+      {created && <SecretDialog title="API key created" label={`API key with scopes ${created.scopes.join(', ')}.`} secret={created.key} onClose={() => setCreated(null)} />}
+      {revoke.dialog((k) => ({
+        title: `Revoke ${k.prefix}?`,
+        body: <p>Everything using this key is refused from now on. If it is the key you signed in with, you are signed out.</p>,
+        confirm: 'Revoke key',
+        danger: true,
+        onConfirm: async () => void (await api('DELETE', `/api/v1/apikeys/${k.id}`)),
+      }))}
     </>
   );
 }

@@ -2,7 +2,8 @@
 import { useState, type FormEvent } from 'react';
 import type { AuditEvent, AuditPage } from '@weft/protocol';
 import { api, query } from '../api/client.js';
-import { Empty, ErrorText, useLoad, when } from '../components/common.js';
+import { ErrorText, useLoad, when } from '../components/common.js';
+import { DataTable, type Column } from '../components/data-table.js';
 
 const PAGE = 100;
 const dayAgo = () => new Date(Date.now() - 86400_000).toISOString().slice(0, 16);
@@ -14,6 +15,15 @@ interface Filters {
   since: string;
   until: string;
 }
+
+const COLUMNS: Column<AuditEvent>[] = [
+  { header: 'Time', cell: (e) => when(e.at) },
+  { header: 'Actor', cell: (e) => e.actorName ?? e.actor },
+  { header: 'Origin', cell: (e) => e.origin ?? '—' },
+  { header: 'Action', className: 'mono', cell: (e) => e.action },
+  { header: 'Target', cell: (e) => e.target ?? '—' },
+  { header: 'Address', className: 'mono', cell: (e) => e.ip ?? '—' },
+];
 
 /** datetime-local values are local time without a zone: sent as full ISO instants. */
 const iso = (local: string) => (local ? new Date(local).toISOString() : undefined);
@@ -60,36 +70,7 @@ export function Audit() {
         <button type="submit">Apply</button>
       </form>
       <ErrorText error={error ?? r.error} />
-      {r.data && items.length === 0 ? (
-        <Empty>No events match.</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table aria-busy={r.loading} data-testid="audit">
-            <thead>
-              <tr>
-                <th scope="col">Time</th>
-                <th scope="col">Actor</th>
-                <th scope="col">Origin</th>
-                <th scope="col">Action</th>
-                <th scope="col">Target</th>
-                <th scope="col">Address</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((e) => (
-                <tr key={e.id}>
-                  <td>{when(e.at)}</td>
-                  <td>{e.actorName ?? e.actor}</td>
-                  <td>{e.origin ?? '—'}</td>
-                  <td className="mono">{e.action}</td>
-                  <td>{e.target ?? '—'}</td>
-                  <td className="mono">{e.ip ?? '—'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <DataTable columns={COLUMNS} rows={r.data ? items : undefined} rowKey={(e) => e.id} loading={r.loading} empty="No events match." testId="audit" />
       {next && (
         <div className="pager">
           <button type="button" onClick={() => void loadMore()}>

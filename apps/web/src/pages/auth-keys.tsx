@@ -2,8 +2,9 @@
 import { useState, type FormEvent } from 'react';
 import type { AuthKey, CreatedAuthKey, User } from '@weft/protocol';
 import { api } from '../api/client.js';
-import { Empty, ErrorText, SecretOnce, Tags, useLoad, when } from '../components/common.js';
-import { ConfirmDialog, Dialog } from '../components/dialog.js';
+import { ErrorText, Tags, useLoad, when } from '../components/common.js';
+import { DataTable, type Column } from '../components/data-table.js';
+import { Dialog, SecretDialog, useConfirmAction } from '../components/dialog.js';
 
 const EXPIRY = [
   { label: '1 hour', s: 3600 },
@@ -19,7 +20,25 @@ export function AuthKeys() {
   }, 'authkeys');
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<CreatedAuthKey | null>(null);
-  const [revoking, setRevoking] = useState<AuthKey | null>(null);
+  const revoke = useConfirmAction<AuthKey>(r.reload);
+  const columns: Column<AuthKey>[] = [
+    { header: 'Prefix', className: 'mono', cell: (k) => k.prefix },
+    { header: 'User', cell: (k) => k.user },
+    { header: 'Options', cell: (k) => [k.reusable && 'reusable', k.ephemeral && 'ephemeral'].filter(Boolean).join(', ') || 'one use' },
+    { header: 'Tags', cell: (k) => <Tags tags={k.tags} /> },
+    { header: 'Used', cell: (k) => k.usedCount },
+    { header: 'Expires', cell: (k) => (k.revoked ? 'revoked' : when(k.expiresAt)) },
+    {
+      header: 'Actions',
+      className: 'actions',
+      cell: (k) =>
+        !k.revoked && (
+          <button type="button" className="danger" onClick={() => revoke.ask(k)} aria-label={`Revoke ${k.prefix}`}>
+            Revoke
+          </button>
+        ),
+    },
+  ];
   return (
     <>
       <h1>Auth keys</h1>
@@ -29,46 +48,7 @@ export function AuthKeys() {
         </button>
       </div>
       <ErrorText error={r.error} />
-      {r.data && r.data.keys.length === 0 ? (
-        <Empty>No auth keys. Create one to join servers and CI machines with no person in the loop.</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table aria-busy={r.loading}>
-            <thead>
-              <tr>
-                <th scope="col">Prefix</th>
-                <th scope="col">User</th>
-                <th scope="col">Options</th>
-                <th scope="col">Tags</th>
-                <th scope="col">Used</th>
-                <th scope="col">Expires</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {r.data?.keys.map((k) => (
-                <tr key={k.id}>
-                  <td className="mono">{k.prefix}</td>
-                  <td>{k.user}</td>
-                  <td>{[k.reusable && 'reusable', k.ephemeral && 'ephemeral'].filter(Boolean).join(', ') || 'one use'}</td>
-                  <td>
-                    <Tags tags={k.tags} />
-                  </td>
-                  <td>{k.usedCount}</td>
-                  <td>{k.revoked ? 'revoked' : when(k.expiresAt)}</td>
-                  <td className="actions">
-                    {!k.revoked && (
-                      <button type="button" className="danger" onClick={() => setRevoking(k)} aria-label={`Revoke ${k.prefix}`}>
-                        Revoke
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <DataTable columns={columns} rows={r.data?.keys} rowKey={(k) => k.id} loading={r.loading} empty="No auth keys. Create one to join servers and CI machines with no person in the loop." />
       {creating && r.data && (
         <CreateDialog
           users={r.data.users}
@@ -81,32 +61,19 @@ export function AuthKeys() {
         />
       )}
       {created && (
-        <Dialog title="Auth key created" onClose={() => setCreated(null)}>
-          <SecretOnce label={`Auth key for ${created.user}.`} secret={created.key} />
+        <SecretDialog title="Auth key created" label={`Auth key for ${created.user}.`} secret={created.key} onClose={() => setCreated(null)}>
           <p className="hint">
             On the machine: <code>weft up --server {location.origin} --auth-key …</code>
           </p>
-          <div className="dialog-actions">
-            <button type="button" className="primary" onClick={() => setCreated(null)} autoFocus>
-              Done
-            </button>
-          </div>
-        </Dialog>
+        </SecretDialog>
       )}
-      {revoking && (
-        <ConfirmDialog
-          title={`Revoke ${revoking.prefix}?`}
-          body={<p>Machines can no longer join with it. Devices that already joined stay.</p>}
-          confirm="Revoke key"
-          danger
-          onConfirm={async () => void (await api('DELETE', `/api/v1/authkeys/${revoking.id}`))}
-          onClose={() => setRevoking(null)}
-          onDone={() => {
-            setRevoking(null);
-            r.reload();
-          }}
-        />
-      )}
+      {revoke.dialog((k) => ({
+        title: `Revoke ${k.prefix}?`,
+        body: <p>Machines can no longer join with it. Devices that already joined stay.</p>,
+        confirm: 'Revoke key',
+        danger: true,
+        onConfirm: async () => void (await api('DELETE', `/api/v1/authkeys/${k.id}`)),
+      }))}
     </>
   );
 }

@@ -2,10 +2,11 @@
 import { useState, type FormEvent } from 'react';
 import type { User, UserOperation } from '@weft/protocol';
 import { api } from '../api/client.js';
-import { Empty, ErrorText, useLoad, when } from '../components/common.js';
-import { ConfirmDialog } from '../components/dialog.js';
+import { ErrorText, useList, when } from '../components/common.js';
+import { DataTable, type Column } from '../components/data-table.js';
+import { useConfirmAction } from '../components/dialog.js';
 
-type Op = { op: 'suspend' | 'resume' | 'offboard'; user: User } | null;
+type Op = { op: 'suspend' | 'resume' | 'offboard'; user: User };
 
 const TEXT = {
   suspend: { title: 'Suspend', body: 'Every device of the user is cut off at once and refused until you resume them; their auth keys are revoked.', danger: true },
@@ -14,8 +15,8 @@ const TEXT = {
 } as const;
 
 export function Users() {
-  const r = useLoad(() => api<{ items: User[] }>('GET', '/api/v1/users'), 'users');
-  const [op, setOp] = useState<Op>(null);
+  const r = useList<User>('/api/v1/users');
+  const confirm = useConfirmAction<Op>(r.reload);
   const [name, setName] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [result, setResult] = useState<string | null>(null);
@@ -30,6 +31,35 @@ export function Users() {
       setError((err as Error).message);
     }
   };
+  const columns: Column<User>[] = [
+    { header: 'Name', cell: (u) => u.name },
+    { header: 'Email', cell: (u) => u.email ?? '—' },
+    { header: 'Status', cell: (u) => <span className={`status ${u.status}`}>{u.status}</span> },
+    { header: 'Created', cell: (u) => when(u.createdAt) },
+    {
+      header: 'Actions',
+      className: 'actions',
+      cell: (u) => (
+        <>
+          {u.status === 'active' && (
+            <button type="button" onClick={() => confirm.ask({ op: 'suspend', user: u })} aria-label={`Suspend ${u.name}`}>
+              Suspend
+            </button>
+          )}
+          {u.status === 'suspended' && (
+            <button type="button" onClick={() => confirm.ask({ op: 'resume', user: u })} aria-label={`Resume ${u.name}`}>
+              Resume
+            </button>
+          )}
+          {u.status !== 'offboarded' && (
+            <button type="button" className="danger" onClick={() => confirm.ask({ op: 'offboard', user: u })} aria-label={`Offboard ${u.name}`}>
+              Offboard
+            </button>
+          )}
+        </>
+      ),
+    },
+  ];
   return (
     <>
       <h1>Users</h1>
@@ -41,69 +71,17 @@ export function Users() {
       </form>
       <ErrorText error={error ?? r.error} />
       {result && <p role="status" className="notice">{result}</p>}
-      {r.data && r.data.items.length === 0 ? (
-        <Empty>No users yet. Create one above; devices belong to users.</Empty>
-      ) : (
-        <div className="table-wrap">
-          <table aria-busy={r.loading}>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Email</th>
-                <th scope="col">Status</th>
-                <th scope="col">Created</th>
-                <th scope="col">Actions</th>
-              </tr>
-            </thead>
-            <tbody>
-              {r.data?.items.map((u) => (
-                <tr key={u.id}>
-                  <td>{u.name}</td>
-                  <td>{u.email ?? '—'}</td>
-                  <td>
-                    <span className={`status ${u.status}`}>{u.status}</span>
-                  </td>
-                  <td>{when(u.createdAt)}</td>
-                  <td className="actions">
-                    {u.status === 'active' && (
-                      <button type="button" onClick={() => setOp({ op: 'suspend', user: u })} aria-label={`Suspend ${u.name}`}>
-                        Suspend
-                      </button>
-                    )}
-                    {u.status === 'suspended' && (
-                      <button type="button" onClick={() => setOp({ op: 'resume', user: u })} aria-label={`Resume ${u.name}`}>
-                        Resume
-                      </button>
-                    )}
-                    {u.status !== 'offboarded' && (
-                      <button type="button" className="danger" onClick={() => setOp({ op: 'offboard', user: u })} aria-label={`Offboard ${u.name}`}>
-                        Offboard
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
-      {op && (
-        <ConfirmDialog
-          title={`${TEXT[op.op].title} ${op.user.name}?`}
-          body={<p>{TEXT[op.op].body}</p>}
-          confirm={`${TEXT[op.op].title} ${op.user.name}`}
-          danger={TEXT[op.op].danger}
-          onConfirm={async () => {
-            const res = await api<UserOperation>('POST', `/api/v1/users/${encodeURIComponent(op.user.name)}/${op.op}`);
-            setResult(`${TEXT[op.op].title}: ${res.user.name} (${res.nodes.length} device${res.nodes.length === 1 ? '' : 's'}, ${res.authKeys.length} auth key${res.authKeys.length === 1 ? '' : 's'} revoked).`);
-          }}
-          onClose={() => setOp(null)}
-          onDone={() => {
-            setOp(null);
-            r.reload();
-          }}
-        />
-      )}
+      <DataTable columns={columns} rows={r.data ?? undefined} rowKey={(u) => u.id} loading={r.loading} empty="No users yet. Create one above; devices belong to users." />
+      {confirm.dialog(({ op, user }) => ({
+        title: `${TEXT[op].title} ${user.name}?`,
+        body: <p>{TEXT[op].body}</p>,
+        confirm: `${TEXT[op].title} ${user.name}`,
+        danger: TEXT[op].danger,
+        onConfirm: async () => {
+          const res = await api<UserOperation>('POST', `/api/v1/users/${encodeURIComponent(user.name)}/${op}`);
+          setResult(`${TEXT[op].title}: ${res.user.name} (${res.nodes.length} device${res.nodes.length === 1 ? '' : 's'}, ${res.authKeys.length} auth key${res.authKeys.length === 1 ? '' : 's'} revoked).`);
+        },
+      }))}
     </>
   );
 }

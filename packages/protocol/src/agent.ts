@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { Cidr, Endpoint, Hostname, IPv4Address, IPv6Address, MachineKeyText, MAX_ENDPOINTS, NodeKeyText, Timestamp } from './common.js';
-import { text } from './fields.js';
+import { INT4_MAX, text } from './fields.js';
 
 /** Claims of the short-lived JWT an agent signs with its machine key on every request. */
 export const MachineTokenClaims = z.object({
@@ -268,14 +268,15 @@ export const MAX_LINKS_PER_NODE = 256;
  */
 export const LinkStat = z.strictObject({
   /** The peer's node id (Peer.id). */
-  peer: z.number().int().min(1),
+  peer: z.number().int().min(1).max(INT4_MAX),
   path: z.enum(['direct', 'relay', 'none']),
   /** Where WireGuard sends to now; null = unknown. */
   endpoint: Endpoint.nullable(),
   /** Seconds from the latest handshake to when the agent sent this; null = never. */
   handshakeAgeS: z.number().int().min(0).max(10 * 365 * 86_400).nullable(),
-  rxBytes: z.number().int().min(0),
-  txBytes: z.number().int().min(0),
+  /** WireGuard's byte counters: past 2^31 within hours, so kept in the JSON report (never an int4 column). */
+  rxBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  txBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   stale: z.boolean(),
 });
 export type LinkStat = z.infer<typeof LinkStat>;
@@ -296,7 +297,7 @@ export const LinksMessage = z.strictObject({
   type: z.literal('links'),
   full: z.boolean(),
   links: z.array(LinkStat).max(MAX_LINKS_PER_MESSAGE),
-  removed: z.array(z.number().int().min(1)).max(MAX_LINKS_PER_NODE).optional(),
+  removed: z.array(z.number().int().min(1).max(INT4_MAX)).max(MAX_LINKS_PER_NODE).optional(),
 });
 export type LinksMessage = z.infer<typeof LinksMessage>;
 

@@ -14,7 +14,7 @@
  */
 import { fork, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { cpus, totalmem, tmpdir, release } from 'node:os';
+import { cpus, loadavg, totalmem, tmpdir, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, SERVER_BIN } from '../apps/server/test/support/process.js';
 import { startPostgres } from '../test-support/postgres.js';
@@ -42,6 +42,12 @@ const pct = (xs: number[], p: number) => {
 };
 const round = (x: number) => Math.round(x * 10) / 10;
 const round1 = round;
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s). */
+const cpuSec = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 async function runOnce(n: number, backend: 'pglite' | 'postgres') {
@@ -110,14 +116,18 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       });
     }
     console.log(`[${n}] registering ${n} nodes${plan ? ` (policy: ${plan.teams} teams)` : ''}...`);
+    const cpu0 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
     const reg = await ask({ cmd: 'register', url, authKey, authKeys, count: n, concurrency: 32 });
+    const cpu1 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
     // RSS right after a storm holds garbage V8 has not collected yet; idle for SETTLE_MS, it does.
     const rssAfterRegister = rssKb(server.pid!);
     await sleep(SETTLE_MS);
     const rssIdle = rssKb(server.pid!);
     console.log(`[${n}] registered in ${round(reg.ms / 1000)} s; connecting...`);
+    const cpu2 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
     const conn = await ask({ cmd: 'connect', concurrency: 64, parse: !!plan });
-    console.log(`[${n}] ${conn.open} connected in ${round(conn.ms / 1000)} s (netmap ${round(conn.netmapBytes / 1024)} KiB)`);
+    const cpu3 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
+    console.log(`[${n}] ${conn.open} connected in ${round(conn.ms / 1000)} s (netmap ${round(conn.netmapBytes / 1024)} KiB); CPU: server ${round(cpu3.server - cpu2.server)} s, fleet ${round(cpu3.fleet - cpu2.fleet)} s`);
     await sleep(3000); // the last online patches go out
     const rssAfterConnect = rssKb(server.pid!);
     await sleep(SETTLE_MS);
@@ -183,6 +193,12 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       agentSocketsClosedByCode: closed,
       registerAllSeconds: round(reg.ms / 1000),
       connectAllSeconds: round(conn.ms / 1000),
+      // Where the time goes: CPU seconds each process used in the phase, against its wall time (a loaded machine shows as CPU well under wall x cores).
+      cpuSeconds: {
+        register: { wall: round(reg.ms / 1000), server: round(cpu1.server - cpu0.server), fleet: round(cpu1.fleet - cpu0.fleet) },
+        connect: { wall: round(conn.ms / 1000), server: round(cpu3.server - cpu2.server), fleet: round(cpu3.fleet - cpu2.fleet) },
+      },
+      loadAvg1mAtConnect: round(loadavg()[0]!),
       netmapBytes: conn.netmapBytes,
       netmapLatencyMs: { p50: round(pct(conn.netmapMs, 50)), p99: round(pct(conn.netmapMs, 99)) },
       deltaPropagationMs: {

@@ -3,6 +3,7 @@
  * so the agents' CPU is not the server's. Real WebSocket clients, real keys, real registration
  * and machine-token handshake. Talks to the parent over IPC.
  */
+import { backoffDelay, RECONNECT_BACKOFF } from '../apps/agent/src/backoff.js';
 import { SimAgent, now } from '../test-support/sim-agent.js';
 
 type Cmd =
@@ -14,6 +15,8 @@ type Cmd =
   | { cmd: 'track-removal'; nodeId: number; deleted: number[]; timeoutMs: number; affected?: number[] }
   /** Arms, then waits until every `expect` node got a non-patch delta and has exactly those peers; counts deltas to anyone else. */
   | { cmd: 'track-delta'; expect: Record<number, number[]>; timeoutMs: number }
+  /** Every agent at once, retrying with the agent's reconnect backoff until it has a netmap (a reconnect storm). */
+  | { cmd: 'storm'; parse?: boolean; timeoutMs: number }
   | { cmd: 'arm' }
   | { cmd: 'closed' }
   /** Closes every socket, forgets what was received, and drops the agents of deleted nodes (before a server restart). */
@@ -52,6 +55,27 @@ process.on('message', async (m: Cmd) => {
         netmapBytes = Math.max(netmapBytes, nm.bytes);
       });
       send({ ok: 'connect', ms: now() - t0, netmapMs, netmapBytes, open: agents.filter((a) => a.closed === null).length });
+    } else if (m.cmd === 'storm') {
+      const t0 = now();
+      const deadline = Date.now() + m.timeoutMs;
+      const netmapAt: number[] = [];
+      let attempts = 0;
+      await Promise.all(agents.map(async (a) => {
+        for (let attempt = 0; Date.now() < deadline; attempt++) {
+          // As the agent does after losing the server: a full-jitter delay, then a try.
+          await new Promise((r) => setTimeout(r, backoffDelay(attempt, RECONNECT_BACKOFF)));
+          attempts++;
+          const ok = await a.connect({ parse: m.parse ?? false })
+            .then(() => a.waitFor(() => a.closed !== null || a.received.some((r) => r.msg.type === 'netmap'), 60_000, 'netmap'))
+            .then(() => a.closed === null, () => false);
+          if (ok) {
+            netmapAt.push(a.received.find((r) => r.msg.type === 'netmap')!.at - t0);
+            return;
+          }
+          a.close();
+        }
+      }));
+      send({ ok: 'storm', ms: now() - t0, agents: agents.length, connected: netmapAt.length, attempts, netmapAt });
     } else if (m.cmd === 'closed') {
       const codes: Record<string, number> = {};
       for (const a of agents) if (a.closed) codes[a.closed.code] = (codes[a.closed.code] ?? 0) + 1;

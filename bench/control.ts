@@ -14,7 +14,7 @@
  */
 import { fork, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { cpus, totalmem, tmpdir, release } from 'node:os';
+import { cpus, loadavg, totalmem, tmpdir, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, SERVER_BIN } from '../apps/server/test/support/process.js';
 import { startPostgres } from '../test-support/postgres.js';
@@ -29,6 +29,8 @@ const DELETES = Number(process.env.BENCH_DELETES ?? 40);
 /** "teams": the realistic policy (bench/lib/control-policy.ts); absent = none (every node sees every node). */
 const POLICY = process.env.BENCH_POLICY === 'teams' ? 'teams' : 'none';
 const POLICY_ROUNDS = Number(process.env.BENCH_POLICY_ROUNDS ?? 4);
+/** BENCH_STORM=1: after the first connect, restart the server and time every agent reconnecting at once with the agent's backoff. */
+const STORM = process.env.BENCH_STORM === '1';
 /** How long the server idles before an RSS reading counts as settled. */
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -42,6 +44,12 @@ const pct = (xs: number[], p: number) => {
 };
 const round = (x: number) => Math.round(x * 10) / 10;
 const round1 = round;
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s). */
+const cpuSec = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 async function runOnce(n: number, backend: 'pglite' | 'postgres') {
@@ -50,12 +58,23 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
   const pg = backend === 'postgres' ? await startPostgres() : null;
   const dataDir = mkdtempSync(join(tmpdir(), 'weft-bench-')); // after Postgres: a failed start leaves no dir behind
   const plan: TeamPlan | null = POLICY === 'teams' ? teamPlan(n) : null;
-  const server = spawn(process.execPath, [...SERVER_NODE_ARGS, SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', 'off', '--data-dir', dataDir, '--log-level', 'warn'], {
-    stdio: ['ignore', 'inherit', 'pipe'],
-    env: { ...process.env, ...(pg ? { WEFT_DATABASE_URL: pg.url } : {}) },
-  });
   let serverErr = '';
-  server.stderr!.on('data', (d) => (serverErr += d));
+  const startServer = () => {
+    const child = spawn(process.execPath, [...SERVER_NODE_ARGS, SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', 'off', '--data-dir', dataDir, '--log-level', 'warn'], {
+      stdio: ['ignore', 'inherit', 'pipe'],
+      env: { ...process.env, ...(pg ? { WEFT_DATABASE_URL: pg.url } : {}) },
+    });
+    child.stderr!.on('data', (d) => (serverErr += d));
+    return child;
+  };
+  let server = startServer();
+  const ready = async () => {
+    for (let t = 0; ; t++) {
+      if (await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false)) return;
+      if (t > 300 || server.exitCode !== null) throw new Error(`server did not start:\n${serverErr}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
   const fleet = fork(join(here, 'control-fleet.ts'), [], { execArgv: ['--import', 'tsx', '--max-old-space-size=8192'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const replies: ((m: any) => void)[] = [];
   fleet.on('message', (m: any) => {
@@ -65,11 +84,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
   const ask = (m: unknown) => new Promise<any>((res) => { replies.push(res); if (m) fleet.send(m as object); });
   try {
     await ask(null); // ready
-    for (let t = 0; ; t++) {
-      if (await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false)) break;
-      if (t > 300 || server.exitCode !== null) throw new Error(`server did not start:\n${serverErr}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await ready();
     const admin = async (args: string[]) => {
       const p = spawn(process.execPath, [SERVER_BIN, ...args, '--json', '--data-dir', dataDir]);
       let out = '';
@@ -110,19 +125,44 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       });
     }
     console.log(`[${n}] registering ${n} nodes${plan ? ` (policy: ${plan.teams} teams)` : ''}...`);
+    const cpu0 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
     const reg = await ask({ cmd: 'register', url, authKey, authKeys, count: n, concurrency: 32 });
+    const cpu1 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
     // RSS right after a storm holds garbage V8 has not collected yet; idle for SETTLE_MS, it does.
     const rssAfterRegister = rssKb(server.pid!);
     await sleep(SETTLE_MS);
     const rssIdle = rssKb(server.pid!);
     console.log(`[${n}] registered in ${round(reg.ms / 1000)} s; connecting...`);
+    const cpu2 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
     const conn = await ask({ cmd: 'connect', concurrency: 64, parse: !!plan });
-    console.log(`[${n}] ${conn.open} connected in ${round(conn.ms / 1000)} s (netmap ${round(conn.netmapBytes / 1024)} KiB)`);
+    const cpu3 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
+    console.log(`[${n}] ${conn.open} connected in ${round(conn.ms / 1000)} s (netmap ${round(conn.netmapBytes / 1024)} KiB); CPU: server ${round(cpu3.server - cpu2.server)} s, fleet ${round(cpu3.fleet - cpu2.fleet)} s`);
     await sleep(3000); // the last online patches go out
     const rssAfterConnect = rssKb(server.pid!);
     await sleep(SETTLE_MS);
     const rssConnected = rssKb(server.pid!);
     console.log(`[${n}] server RSS ${round(rssAfterConnect / 1024)} MiB 3 s after the last connect, ${round(rssConnected / 1024)} MiB after ${SETTLE_MS / 1000} s more`);
+
+    // The reconnect storm: the server restarts and every agent comes back at once, each with the
+    // agent's own reconnect backoff (full jitter), until it has its netmap again.
+    let storm: Record<string, unknown> | undefined;
+    if (STORM) {
+      server.kill('SIGTERM');
+      if (server.exitCode === null) await new Promise((r) => server.once('exit', r));
+      await ask({ cmd: 'disconnect', drop: [] });
+      server = startServer();
+      await ready();
+      const s0 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
+      const r = await ask({ cmd: 'storm', parse: !!plan, timeoutMs: 600_000 });
+      const s1 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
+      storm = {
+        agents: r.agents, connected: r.connected, seconds: round(r.ms / 1000), attempts: r.attempts,
+        netmapAfterMs: { p50: round(pct(r.netmapAt, 50)), p99: round(pct(r.netmapAt, 99)) },
+        cpuSeconds: { server: round(s1.server - s0.server), fleet: round(s1.fleet - s0.fleet) },
+        loadAvg1m: round(loadavg()[0]!),
+      };
+      console.log(`[${n}] reconnect storm after a server restart: ${r.connected}/${r.agents} back with netmaps in ${round(r.ms / 1000)} s (${r.attempts} attempts); CPU: server ${round(s1.server - s0.server)} s, fleet ${round(s1.fleet - s0.fleet)} s`);
+    }
 
     const nodes = (await rest('GET', '/api/v1/nodes')) as { items: ListedNode[] };
     const victims = nodes.items.slice(-DELETES).map((x) => x.id);
@@ -183,6 +223,12 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       agentSocketsClosedByCode: closed,
       registerAllSeconds: round(reg.ms / 1000),
       connectAllSeconds: round(conn.ms / 1000),
+      // Where the time goes: CPU seconds each process used in the phase, against its wall time (a loaded machine shows as CPU well under wall x cores).
+      cpuSeconds: {
+        register: { wall: round(reg.ms / 1000), server: round(cpu1.server - cpu0.server), fleet: round(cpu1.fleet - cpu0.fleet) },
+        connect: { wall: round(conn.ms / 1000), server: round(cpu3.server - cpu2.server), fleet: round(cpu3.fleet - cpu2.fleet) },
+      },
+      loadAvg1mAtConnect: round(loadavg()[0]!),
       netmapBytes: conn.netmapBytes,
       netmapLatencyMs: { p50: round(pct(conn.netmapMs, 50)), p99: round(pct(conn.netmapMs, 99)) },
       deltaPropagationMs: {
@@ -193,6 +239,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
         ...(plan ? { agentsNotSeeingItThatWereTold: unaffectedHeard } : {}),
       },
       ...(policyChange ? { policyChange } : {}),
+      ...(storm ? { reconnectStormAfterRestart: storm } : {}),
       serverRss: {
         settleSeconds: SETTLE_MS / 1000,
         afterRegisteringMiB: round(rssAfterRegister / 1024),

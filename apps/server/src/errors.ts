@@ -49,6 +49,10 @@ export const Errors = {
   /** A policy write without If-Match: the version it was edited from is required, so no edit is lost. */
   preconditionRequired: def('precondition_required', 428, 'If-Match is required'),
   policyVersionNotFound: def('policy_version_not_found', 404, 'No such policy version'),
+  /** A node tag the stored policy does not define in tagOwners (or no policy is stored): define it there first. Nothing was written. */
+  tagUnknown: def('tag_unknown', 422, 'The tag is not defined in the policy'),
+  /** The signed-in user is not among the tag's owners in the policy's tagOwners. Nothing was written. */
+  tagNotOwned: def('tag_not_owned', 403, 'Not an owner of the tag'),
   /** A state-changing request made with a session cookie lacked the CSRF token or came from another site. */
   csrfFailed: def('csrf_failed', 403, 'Cross-site request refused'),
   /** Wrong user name or password (which one is not said). */

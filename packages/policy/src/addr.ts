@@ -18,7 +18,10 @@ export function isEmpty(s: AddrSet): boolean {
 
 function normalize(ranges: Range[]): Range[] {
   if (ranges.length < 2) return ranges;
-  const sorted = [...ranges].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  // Often already ascending (node addresses in allocation order): skip the BigInt-comparing sort.
+  let ascending = true;
+  for (let i = 1; i < ranges.length && ascending; i++) ascending = ranges[i - 1]![0] <= ranges[i]![0];
+  const sorted = ascending ? ranges : [...ranges].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const out: [bigint, bigint][] = [];
   for (const [lo, hi] of sorted) {
     const last = out[out.length - 1];
@@ -35,7 +38,32 @@ export function union(...sets: AddrSet[]): AddrSet {
   const nonEmpty = sets.filter((s) => !isEmpty(s));
   if (nonEmpty.length === 0) return EMPTY;
   if (nonEmpty.length === 1) return nonEmpty[0]!;
+  // A few big sets (a rule's sources): merge the sorted lists. Many small ones (one per node): sort once.
+  if (nonEmpty.length <= 8) return { v4: mergeAll(nonEmpty.map((s) => s.v4)), v6: mergeAll(nonEmpty.map((s) => s.v6)) };
   return { v4: normalize(nonEmpty.flatMap((s) => s.v4)), v6: normalize(nonEmpty.flatMap((s) => s.v6)) };
+}
+
+function mergeAll(lists: (readonly Range[])[]): readonly Range[] {
+  let acc: readonly Range[] = [];
+  for (const l of lists) acc = merge2(acc, l);
+  return acc;
+}
+
+/** The union of two sorted, merged range lists, merged. */
+function merge2(a: readonly Range[], b: readonly Range[]): readonly Range[] {
+  if (a.length === 0) return b;
+  if (b.length === 0) return a;
+  const out: [bigint, bigint][] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const r = j >= b.length || (i < a.length && a[i]![0] <= b[j]![0]) ? a[i++]! : b[j++]!;
+    const last = out[out.length - 1];
+    if (last && r[0] <= last[1] + 1n) {
+      if (r[1] > last[1]) last[1] = r[1];
+    } else out.push([r[0], r[1]]);
+  }
+  return out;
 }
 
 /** Builds a set from many single ranges at once (one sort, not one union per range). */
@@ -224,11 +252,23 @@ export function addrSetOf(family: 4 | 6, value: bigint): AddrSet {
 
 // Node addresses recur in every rule that names them; their text is built once. Bounded so a
 // policy with huge ranges cannot grow it without limit.
-const textCache = [new Map<bigint, string>(), new Map<bigint, string>()] as const;
+// IPv4 is keyed by Number: hashing a BigInt key is several times slower than a number's.
+const text4Cache = new Map<number, string>();
+const text6Cache = new Map<bigint, string>();
 const TEXT_CACHE_MAX = 1 << 18;
 
 export function formatAddr(family: 4 | 6, v: bigint): string {
-  const cache = textCache[family === 4 ? 0 : 1];
+  if (family === 4) {
+    const n = Number(v);
+    let text = text4Cache.get(n);
+    if (text === undefined) {
+      text = `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+      if (text4Cache.size >= TEXT_CACHE_MAX) text4Cache.clear();
+      text4Cache.set(n, text);
+    }
+    return text;
+  }
+  const cache = text6Cache;
   let text = cache.get(v);
   if (text === undefined) {
     text = formatAddrUncached(family, v);

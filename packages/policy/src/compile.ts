@@ -65,47 +65,69 @@ export function compile(policy: Policy | null, prepared: Prepared): Compilation 
     if (selfEntries.length) compileSelf(index, rule, src, selfEntries, rules, text, link);
   }
 
-  // Peers: the union of a node's groups, computed once per distinct combination of groups.
-  const memo = new Map<string, { members: number[]; names: string[] }>();
-  const stamp = new Int32Array(nodes.length);
+  // Peers: the union of a node's groups, computed once per distinct combination of groups. Each
+  // group is a bitset over node indexes, so a union is word ORs and comes out already in order (a
+  // stamp-and-sort per combination was a third of the compile at 10,000 nodes).
+  const words = (nodes.length + 31) >>> 5;
+  const bits = new Map<number, Uint32Array>();
+  const bitsOf = (g: number): Uint32Array => {
+    let b = bits.get(g);
+    if (!b) {
+      bits.set(g, (b = new Uint32Array(words)));
+      for (const i of groups[g]!) b[i >>> 5]! |= 1 << (i & 31);
+    }
+    return b;
+  };
+  const memo = new Map<string, string[]>();
   const names = nodes.map((n) => n.name);
-  let generation = 0;
+  const acc = new Uint32Array(words);
   const out: Compiled = { nodes: {} };
   for (const n of nodes) {
-    const ids = [...new Set(groupsOf[n.idx])].sort((a, b) => a - b);
-    const key = ids.join(',');
-    let entry = memo.get(key);
-    if (!entry) {
-      generation++;
-      let members: number[] = [];
-      for (const g of ids) {
-        for (const i of groups[g]!) {
-          if (stamp[i] !== generation) {
-            stamp[i] = generation;
-            members.push(i);
-          }
+    const ids = groupsOf[n.idx]!.sort((a, b) => a - b);
+    let key = '';
+    for (let k = 0; k < ids.length; k++) if (k === 0 || ids[k] !== ids[k - 1]) key += ids[k] + ',';
+    let members = memo.get(key);
+    if (!members) {
+      acc.fill(0);
+      for (let k = 0; k < ids.length; k++) {
+        if (k > 0 && ids[k] === ids[k - 1]) continue;
+        const b = bitsOf(ids[k]!);
+        for (let w = 0; w < words; w++) acc[w]! |= b[w]!;
+      }
+      members = [];
+      for (let w = 0; w < words; w++) {
+        let x = acc[w]!;
+        while (x !== 0) {
+          const low = x & -x;
+          members.push(names[(w << 5) + 31 - Math.clz32(low)]!);
+          x ^= low;
         }
       }
-      members = Array.from(Int32Array.from(members).sort());
-      memo.set(key, (entry = { members, names: members.map((i) => names[i]!) }));
+      memo.set(key, members);
     }
     // Nodes with the same combination share one peer array unless they are in it themselves:
     // 10,000 nodes x hundreds of peers was millions of array slots built again per node.
-    const members = entry.members;
-    let self = -1;
-    for (let lo = 0, hi = members.length - 1; lo <= hi; ) {
-      const mid = (lo + hi) >> 1;
-      if (members[mid]! < n.idx) lo = mid + 1;
-      else if (members[mid]! > n.idx) hi = mid - 1;
-      else {
-        self = mid;
-        break;
-      }
-    }
-    const peers = self < 0 ? entry.names : [...entry.names.slice(0, self), ...entry.names.slice(self + 1)];
-    out.nodes[n.name] = { rules: text[n.idx]!, peers };
+    out.nodes[n.name] = { rules: text[n.idx]!, peers: without(members, n.name) };
   }
   return { compiled: out, rules, index };
+}
+
+/** `names` (ascending) without `name`, in one allocation; `names` itself when it is not there. */
+function without(names: string[], name: string): string[] {
+  let lo = 0;
+  let hi = names.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (names[mid]! < name) lo = mid + 1;
+    else if (names[mid]! > name) hi = mid - 1;
+    else {
+      const out = new Array<string>(names.length - 1);
+      for (let k = 0; k < mid; k++) out[k] = names[k]!;
+      for (let k = mid + 1; k < names.length; k++) out[k - 1] = names[k]!;
+      return out;
+    }
+  }
+  return names;
 }
 
 const ownCache = new WeakMap<PreparedNode, Cidr[]>();

@@ -22,6 +22,7 @@ export { parseNodes, prepareNodes, type NodeInput, type NodesInput, type Prepare
 export { explain, ExplainRefused, MAX_EXPLAIN_ADDRS, type ExplainEndpoint, type ExplainPair, type ExplainQuery, type Explanation } from './explain.js';
 export { parsePolicy, type ParseOptions } from './parse.js';
 export { runTests } from './policy-tests.js';
+export { tagRefusal, type TagApplier, type TagRefusal } from './tag-owners.js';
 export { DEFAULT_PROTOS } from './protocols.js';
 export { compileReference } from './reference.js';
 export { PolicyViews, type LiveNode, type ViewChanges, type ViewClass } from './incremental.js';

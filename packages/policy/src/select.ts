@@ -11,7 +11,7 @@
  * - autogroup:danger-all: any address at all (`*` in the filter);
  * - a host, ipset, IP, CIDR or range: those addresses.
  */
-import { overlaps, parseAddrSet, union, type AddrSet } from './addr.js';
+import { overlaps, parseAddrSet, union, type AddrSet, type Range } from './addr.js';
 import type { Policy, Selector } from './model.js';
 import type { Prepared, PreparedNode } from './nodes.js';
 
@@ -54,7 +54,24 @@ export class NodeIndex {
   }
 
   private ipsOf(nodes: readonly PreparedNode[] | undefined): AddrSet {
-    return union(...(nodes ?? []).map((n) => n.ips));
+    if (!nodes || nodes.length < 64) return union(...(nodes ?? []).map((n) => n.ips));
+    // Many nodes: walk the sorted address tables instead of sorting their addresses again (a
+    // node has at most one address per family, all of them in the tables).
+    this.generation++;
+    for (const n of nodes) this.stamp[n.idx] = this.generation;
+    return { v4: this.rangesOf(this.ip4), v6: this.rangesOf(this.ip6) };
+  }
+
+  private rangesOf(table: { ip: bigint; idx: number }[]): Range[] {
+    const out: [bigint, bigint][] = [];
+    for (const { ip, idx } of table) {
+      if (this.stamp[idx] !== this.generation) continue;
+      const last = out[out.length - 1];
+      if (last && ip <= last[1] + 1n) {
+        if (ip > last[1]) last[1] = ip;
+      } else out.push([ip, ip]);
+    }
+    return out;
   }
 
   /** The addresses a selector names (autogroup:self is resolved per user by the caller). */
@@ -73,7 +90,7 @@ export class NodeIndex {
         case 'member': set = this.ipsOf(this.untagged); break;
         case 'tagged': set = this.ipsOf(this.tagged); break;
         case 'user': set = this.ipsOf(this.byUser.get(sel.login)); break;
-        case 'group': set = union(...(this.policy.groups.get(sel.name) ?? []).map((u) => this.resolve({ kind: 'user', login: u }) as AddrSet)); break;
+        case 'group': set = this.ipsOf((this.policy.groups.get(sel.name) ?? []).flatMap((u) => this.byUser.get(u) ?? [])); break;
         case 'tag': set = this.ipsOf(this.byTag.get(sel.name)); break;
       }
       this.cache.set(key, set);

@@ -23,6 +23,16 @@ describe('engine matches the naive reference', () => {
     expect(nonTrivial).toBeGreaterThan(CASES / 2);
   }, 120_000); // a budget for a loaded machine, not a timing assertion
 
+  it('on 25 random policies over 64-250 nodes, addresses out of name order (the engine\'s large-set paths)', () => {
+    for (let seed = 1; seed <= 25; seed++) {
+      const g = generate(seed, { minNodes: 64, maxNodes: 250 });
+      const policy = parsePolicy(g.policy);
+      const nodes = parseNodes(g.nodes);
+      expect(nodes.nodes.length).toBeGreaterThanOrEqual(64);
+      expect(compile(policy, nodes).compiled, `seed ${seed}`).toEqual(compileReference(policy, nodes));
+    }
+  }, 120_000);
+
   it('output does not depend on the order nodes and users are listed in', () => {
     for (let seed = 1; seed <= 40; seed++) {
       const g = generate(seed);

@@ -13,7 +13,8 @@ export function prng(seed: number): () => number {
   };
 }
 
-export function generate(seed: number) {
+/** `minNodes`/`maxNodes` widen the fleet (past 64 nodes the engine takes its large-set paths). */
+export function generate(seed: number, size: { minNodes: number; maxNodes: number } = { minNodes: 0, maxNodes: 13 }) {
   const r = prng(seed);
   const int = (n: number) => Math.floor(r() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
@@ -21,16 +22,17 @@ export function generate(seed: number) {
   const users = Array.from({ length: 1 + int(4) }, (_, i) => `u${i}@example.com`);
   const tags = ['tag:a', 'tag:b', 'tag:c'];
   const used = new Set<number>();
-  const nodes = Array.from({ length: int(14) }, (_, i) => {
+  const spread = size.maxNodes <= 13 ? 40 : size.maxNodes * 4;
+  const nodes = Array.from({ length: size.minNodes + int(size.maxNodes - size.minNodes + 1) }, (_, i) => {
     let k = 1 + int(20);
-    while (used.has(k)) k = 1 + int(40);
+    while (used.has(k)) k = 1 + int(spread);
     used.add(k);
     const tagged = r() < 0.35;
     const router = r() < 0.2;
     const routes = router ? [pick(['10.0.0.0/24', '10.0.1.0/24', '10.0.0.0/16', '192.168.0.0/24'])] : [];
     return {
       id: i + 1, name: `n${i}`, user: tagged ? null : pick(users), tags: tagged ? [...new Set(some(tags, 2))] : [],
-      ipv4: `100.64.0.${k}`, ipv6: r() < 0.8 ? `fd7a::${k.toString(16)}` : null, advertisedRoutes: routes, approvedRoutes: r() < 0.8 ? routes : [],
+      ipv4: `100.64.${k >> 8}.${k & 255}`, ipv6: r() < 0.8 ? `fd7a::${k.toString(16)}` : null, advertisedRoutes: routes, approvedRoutes: r() < 0.8 ? routes : [],
     };
   });
   const groups = { 'group:g0': [...new Set(some([...users, 'ghost@example.com'], 3))], 'group:g1': [...new Set(some(users, 2))] };

@@ -124,6 +124,12 @@ export const RenameNode = z.strictObject({
   name: text().min(1).max(63),
 });
 
+/** `PUT /api/v1/nodes/:id/tags`: the node's whole tag list (empty: its user's again). Each must be defined in the policy's tagOwners. */
+export const SetNodeTags = z.strictObject({
+  tags: z.array(Tag).max(32),
+});
+export type SetNodeTags = z.infer<typeof SetNodeTags>;
+
 /** Ids in paths: 1..2^31-1 (see `Id`). */
 export const IdParam = z.strictObject({ id: Id });
 

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
   ApiKey, ApprovePendingLogin, AuditPage, AuditQuery, AuthKey, CodeParam, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
-  CreateUser, IdParam, List, Node, NodePage, NodeQuery, PasswordSet, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, SetPassword, User, UserName, UserOperation,
+  CreateUser, IdParam, List, Node, NodePage, NodeQuery, PasswordSet, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, SetNodeTags, SetPassword, User, UserName, UserOperation,
   UserRefParam,
 } from '@weft/protocol';
 import { z } from 'zod';
@@ -95,6 +95,16 @@ export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimit
   r.post('/api/v1/nodes/:id/rename', { schema: { ...tag('nodes'), summary: 'Rename a node', params: IdParam, body: RenameNode, response: { 200: Node, ...errors } } }, async (req) => {
     const p = await admin(req);
     return state.nodes.rename(p.actor, req.params.id, req.body.name);
+  });
+  r.put('/api/v1/nodes/:id/tags', {
+    schema: {
+      ...tag('nodes'),
+      summary: "Replace a node's tags; each must be defined in the policy's tagOwners, and a signed-in user must be one of its owners (an admin API key may apply any defined tag)",
+      params: IdParam, body: SetNodeTags, response: { 200: Node, ...errors },
+    },
+  }, async (req) => {
+    const p = await admin(req);
+    return state.nodes.setTags(p.actor, req.params.id, req.body.tags);
   });
 
   // Pending interactive logins

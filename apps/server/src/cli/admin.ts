@@ -106,6 +106,15 @@ function id(p: Parsed, i: number): number {
   return Number(v);
 }
 
+/** A node by its name (or its numeric id). */
+async function nodeIdOf(t: Parameters<typeof call>[0], ref: string): Promise<number> {
+  if (/^\d+$/.test(ref)) return Number(ref);
+  const { items } = await call<{ items: Node[] }>(t, 'GET', `/api/v1/nodes?q=${encodeURIComponent(ref)}`);
+  const hit = items.find((n) => n.name === ref);
+  if (!hit) throw new UsageError(`no node is named "${ref}"; list them with: weft-server nodes list`);
+  return hit.id;
+}
+
 async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promise<number> {
   const [noun, ...afterNoun] = argv;
   if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, scim, audit, admin, --help, --version)`);
@@ -176,6 +185,14 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
     case 'nodes rename': {
       const n = await call<Node>(t, 'POST', `/api/v1/nodes/${id(p, 0)}/rename`, { name: arg(p, 1, 'NAME') });
       show(n, () => `Renamed node ${n.id} to ${n.name}.`);
+      break;
+    }
+    case 'nodes tag': {
+      const ref = arg(p, 0, 'NAME');
+      const list = arg(p, 1, 'TAGS');
+      const tags = list === '-' ? [] : list.split(',').map((x) => x.trim()).filter(Boolean);
+      const n = await call<Node>(t, 'PUT', `/api/v1/nodes/${await nodeIdOf(t, ref)}/tags`, { tags });
+      show(n, () => (n.tags.length ? `Tagged node ${n.name} ${n.tags.join(', ')}; it is no longer ${n.user}'s in the access policy.` : `Removed every tag from node ${n.name}; it is ${n.user}'s again.`));
       break;
     }
     case 'nodes add-peer': {

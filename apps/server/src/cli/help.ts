@@ -37,6 +37,8 @@ export const NOUN_USAGE = {
       final: delete every device of NAME, revoke their auth keys, keep the user as offboarded
       (asks for confirmation on a terminal; --yes skips it, and is needed when not on a terminal)`,
   nodes: `  weft-server nodes list | get ID | delete ID | expire ID | rename ID NAME
+  weft-server nodes tag NAME tag:a,tag:b
+      (replaces the node's tags; "-" removes them all. Each must be defined in the policy's tagOwners)
   weft-server nodes pending
   weft-server nodes approve CODE [--user NAME]
       (with one user, the device is theirs; with several, asks which on a terminal, else --user is needed)

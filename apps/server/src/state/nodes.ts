@@ -5,7 +5,8 @@ import { insertNode, lockAllocation } from './allocate.js';
 import type { AuthKeys } from './auth-keys.js';
 import { audit, isUniqueViolation, SYSTEM, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
 import type { Change } from './changes.js';
-import { isExpired, nodeDto, peerEndpoints, selfDto, withUser, type NodeWithUser } from './dto.js';
+import { isExpired, nodeDto, peerEndpoints, policyLogin, selfDto, withUser, type NodeWithUser } from './dto.js';
+import { parsePolicy, PolicyRejected, tagRefusal, type Policy, type TagApplier } from '@weft/policy';
 import type { LoginAdmission, Logins } from './logins.js';
 import { nodeOrderBy, nodeWhere } from './node-query.js';
 import { assertUsable, shareLockUser, usableUserOrThrow, userSuspended } from './users.js';
@@ -201,18 +202,25 @@ export class Nodes {
 
   /**
    * Replaces a node's tags (sorted, deduplicated; empty = owned by its user again). A tagged node
-   * is no longer its user's in the access policy, so this can move it between views.
+   * is no longer its user's in the access policy, so this can move it between views (the mapper
+   * recomputes from the node change, sending deltas only to the nodes whose view changed).
+   *
+   * The stored policy decides which tags exist: each must be defined in its tagOwners (with no
+   * policy stored none is), and a person (a web session: only admins write) must be one of the
+   * tag's owners; an API key or the admin socket may apply any defined tag. SYSTEM, the server's
+   * own callers, is not asked. Refused: nothing written, nothing audited.
    */
   async setTags(actor: Actor, id: number, tags: string[]): Promise<Node> {
     const bad = tags.find((t) => !/^tag:[A-Za-z][A-Za-z0-9-]*$/.test(t));
     if (bad !== undefined) {
-      throw new ApiError(Errors.invalidRequest, `tag "${bad}" must look like tag:name (a letter, then letters, digits and "-")`, {
+      throw new ApiError(Errors.invalidRequest, `tag ${JSON.stringify(bad)} must look like tag:name (a letter, then letters, digits and "-")`, {
         errors: [{ path: 'tags', message: 'not a tag' }],
       });
     }
     const sorted = [...new Set(tags)].sort();
     const node = await this.ctx.prisma.$transaction(async (tx) => {
       const before = await this.row(id, tx);
+      if (actor.type !== 'system' && sorted.length) await assertMayTag(tx, actor, sorted);
       const n = await tx.node.update({ where: { id }, data: { tags: sorted }, include: withUser });
       await audit(tx, actor, 'node.tags', `node:${before.name}`, { before: before.tags, after: sorted });
       await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
@@ -281,4 +289,24 @@ export class Nodes {
     });
     if (change) this.ctx.emit(change);
   }
+}
+
+/** The stored policy's verdict on `actor` applying `tags` (see setTags). */
+async function assertMayTag(tx: Tx, actor: Actor, tags: string[]): Promise<void> {
+  const row = await tx.policyVersion.findFirst({ orderBy: { version: 'desc' }, select: { version: true, text: true } });
+  if (!row) throw new ApiError(Errors.tagUnknown, `no access policy is stored, so no tag is defined (${tags.join(', ')}); define tags in the policy's tagOwners first (weft-server policy set)`);
+  let policy: Policy;
+  try {
+    policy = parsePolicy(row.text);
+  } catch (err) {
+    if (!(err instanceof PolicyRejected)) throw err;
+    throw new ApiError(Errors.tagUnknown, `the stored policy v${row.version} no longer parses, so its tagOwners cannot be read: ${err.errors[0]?.message ?? 'rejected'}`);
+  }
+  let who: TagApplier | null = null;
+  if (actor.type === 'user') {
+    const user = await tx.user.findUnique({ where: { id: Number(actor.id) }, select: { name: true } });
+    who = { login: policyLogin(user ?? { name: actor.name ?? '?' }), admin: true };
+  }
+  const refusal = tagRefusal(policy, tags, who);
+  if (refusal) throw new ApiError(refusal.reason === 'unknown' ? Errors.tagUnknown : Errors.tagNotOwned, refusal.message, { errors: [{ path: 'tags', message: refusal.message }] });
 }

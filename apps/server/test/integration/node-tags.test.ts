@@ -1,0 +1,168 @@
+/**
+ * Node tags over REST (`PUT /api/v1/nodes/:id/tags`) and `weft-server nodes tag` against a real
+ * server with a stored policy: names validated, only tags the policy defines in tagOwners, a
+ * signed-in user only the tags they own, a refusal changes nothing, the change is audited and
+ * moves the node between views with deltas only to the agents whose view changed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { admin } from '../../src/cli/admin.js';
+import { SYSTEM, userActor } from '../../src/state/index.js';
+import { ApiError } from '../../src/errors.js';
+import { SimAgent } from '../../../../test-support/sim-agent.js';
+import { BACKENDS, startServer, type TestServer } from '../support/server.js';
+
+// ops may reach tag:web on 443; tag:db is owned by dora only; tag:ci exists but nobody may apply it as a person.
+const POLICY = JSON.stringify({
+  groups: { 'group:ops': ['olga@'] },
+  tagOwners: { 'tag:web': ['group:ops'], 'tag:db': ['dora@'], 'tag:ci': [] },
+  acls: [{ action: 'accept', src: ['group:ops'], dst: ['tag:web:443'] }],
+});
+
+describe.each(BACKENDS)('node tags on %s', (backend) => {
+  let s: TestServer;
+  const agents: SimAgent[] = [];
+  let olga: SimAgent, dora: SimAgent, box: SimAgent;
+  let upserts = 0;
+
+  beforeAll(async () => {
+    s = await startServer(backend);
+    const emit = s.state.ctx.emit;
+    s.state.ctx.emit = (c) => {
+      if (c.kind === 'nodes-upserted') upserts++;
+      emit(c);
+    };
+    const keys: Record<string, string> = {};
+    for (const name of ['olga', 'dora']) {
+      await s.api('POST', '/api/v1/users', { name });
+      keys[name] = (await s.api('POST', '/api/v1/authkeys', { user: name, reusable: true })).body.key;
+    }
+    const join = async (hostname: string, key: string) => {
+      const a = new SimAgent(s.url, hostname);
+      await a.register(key);
+      await a.connect();
+      await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
+      agents.push(a);
+      return a;
+    };
+    olga = await join('olga-laptop', keys.olga!);
+    dora = await join('dora-laptop', keys.dora!);
+    box = await join('dora-box', keys.dora!);
+  });
+  afterAll(async () => {
+    for (const a of agents) a.close();
+    await s?.close();
+  });
+
+  const put = (id: number, body: unknown) => s.api('PUT', `/api/v1/nodes/${id}/tags`, body);
+  const tagsOf = async (id: number) => (await s.api('GET', `/api/v1/nodes/${id}`)).body.tags as string[];
+  /** What a tag write touches: the audit log, and the node changes it emits (agents' presence patches are left out). */
+  const footprint = async () => ({ audit: await s.state.ctx.prisma.auditEvent.count(), upserts });
+
+  it('with no policy stored no tag is defined: 422 tag_unknown naming it, nothing written', async () => {
+    const before = await footprint();
+    const r = await put(box.self!.id, { tags: ['tag:web'] });
+    expect(r.status).toBe(422);
+    expect(r.type).toContain('application/problem+json');
+    expect(r.body).toMatchObject({ code: 'tag_unknown', retryable: false });
+    expect(r.body.detail).toContain('tag:web');
+    expect(await footprint()).toEqual(before);
+    expect(await tagsOf(box.self!.id)).toEqual([]);
+  });
+
+  it('a malformed tag or body is 400 naming the field; an unknown node 404; nothing written', async () => {
+    const etag = (await s.api('GET', '/api/v1/policy')).headers.get('etag')!;
+    expect((await s.api('PUT', '/api/v1/policy', { text: POLICY }, { 'if-match': etag })).status).toBe(200);
+    const before = await footprint();
+    for (const body of [{ tags: ['web'] }, { tags: ['tag:Web!'] }, { tags: 'tag:web' }, {}, { tags: ['tag:web'], extra: 1 }]) {
+      const r = await put(box.self!.id, body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.body.code).toBe('invalid_request');
+      expect(JSON.stringify(r.body.errors ?? r.body.detail)).toMatch(/tags|extra/);
+    }
+    // Passes the wire schema (a digit first), refused by the tag rule with the tag named.
+    const digit = await put(box.self!.id, { tags: ['tag:1x'] });
+    expect(digit.status).toBe(400);
+    expect(digit.body.detail).toContain('"tag:1x"');
+    expect((await put(999_999, { tags: ['tag:web'] })).status).toBe(404);
+    expect(await footprint()).toEqual(before);
+  });
+
+  it('a tag the policy does not define is refused naming it, even for an admin API key', async () => {
+    const before = await footprint();
+    const r = await put(box.self!.id, { tags: ['tag:web', 'tag:nope'] });
+    expect(r.status).toBe(422);
+    expect(r.body).toMatchObject({ code: 'tag_unknown' });
+    expect(r.body.detail).toBe('tag "tag:nope" is not defined in the policy\'s tagOwners (defined: tag:ci, tag:db, tag:web)');
+    expect(await footprint()).toEqual(before);
+  });
+
+  it('an admin API key applies a defined tag: audited, and the node moves between views with deltas only where a view changed', async () => {
+    // Before: no rule involves dora's untagged devices, so nobody sees them.
+    await s.mapper.settled();
+    expect(s.mapper.peersOf(olga.self!.id)).toEqual([]);
+    const mark = dora.received.length;
+    const r = await put(box.self!.id, { tags: ['tag:web', 'tag:web'] });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.tags).toEqual(['tag:web']);
+    // olga (group:ops) may now reach it on 443: she and the box see each other.
+    await olga.waitFor(() => olga.peers.has(box.self!.id), 5000, 'tagged box in olga netmap');
+    await box.waitFor(() => box.peers.has(olga.self!.id), 5000, 'olga in the tagged box netmap');
+    expect(s.mapper.peersOf(box.self!.id)).toEqual([olga.self!.id]);
+    // dora's laptop sees nobody before or after: it was sent nothing (a resync is answered after anything queued).
+    await s.mapper.settled();
+    dora.send(JSON.stringify({ type: 'resync' }));
+    await dora.waitFor(() => dora.received.slice(mark).some((x) => x.msg.type === 'netmap'), 5000, 'resync netmap');
+    expect(dora.received.slice(mark).filter((x) => !(x.msg.type === 'delta' && Object.keys(x.msg).every((k) => k === 'type' || k === 'seq' || k === 'patch')))[0]!.msg.type).toBe('netmap');
+    const events = (await s.api('GET', '/api/v1/audit?action=node.tags')).body.items as { action: string; actor: string; target: string; detail: unknown }[];
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ action: 'node.tags', target: 'node:dora-box', detail: { before: [], after: ['tag:web'] } });
+    expect(events[0]!.actor).toMatch(/^apikey:/);
+  });
+
+  it('a signed-in user may apply only the tags they own in tagOwners (through a group or their login)', async () => {
+    const olgaUser = (await s.api('GET', '/api/v1/users/olga')).body;
+    const doraUser = (await s.api('GET', '/api/v1/users/dora')).body;
+    const asOlga = userActor({ userId: olgaUser.id, userName: 'olga' });
+    const asDora = userActor({ userId: doraUser.id, userName: 'dora' });
+    const before = await footprint();
+    const refused = await s.state.nodes.setTags(asOlga, box.self!.id, ['tag:db']).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ApiError);
+    expect((refused as ApiError).def.code).toBe('tag_not_owned');
+    expect((refused as ApiError).def.status).toBe(403);
+    expect((refused as ApiError).message).toBe('olga@ is not an owner of tag "tag:db" in the policy\'s tagOwners (owners: dora@)');
+    await expect(s.state.nodes.setTags(asDora, box.self!.id, ['tag:ci'])).rejects.toMatchObject({ def: { code: 'tag_not_owned' } });
+    expect(await footprint()).toEqual(before);
+    expect(await tagsOf(box.self!.id)).toEqual(['tag:web']);
+    expect((await s.state.nodes.setTags(asDora, box.self!.id, ['tag:db'])).tags).toEqual(['tag:db']);
+    expect((await s.state.nodes.setTags(asOlga, box.self!.id, ['tag:web'])).tags).toEqual(['tag:web']);
+    const events = (await s.api('GET', '/api/v1/audit?action=node.tags')).body.items as { actor: string }[];
+    expect(events.slice(-2).map((e) => e.actor)).toEqual(['user:dora', 'user:olga']);
+    // The server's own callers are not asked (they are not a person or a key).
+    expect((await s.state.nodes.setTags(SYSTEM, box.self!.id, ['tag:web'])).tags).toEqual(['tag:web']);
+  });
+
+  it('weft-server nodes tag NAME tag:x,tag:y sets them by name; "-" removes them; a refusal exits non-zero with the reason', async () => {
+    const run = async (args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await admin([...args, '--server', s.url, '--api-key', s.adminKey], (l) => out.push(l), (l) => err.push(l));
+      return { code, out: out.join('\n'), err: err.join('\n') };
+    };
+    const ok = await run(['nodes', 'tag', 'dora-box', 'tag:web,tag:db']);
+    expect(ok.code, ok.err).toBe(0);
+    expect(ok.out).toContain('Tagged node dora-box tag:db, tag:web');
+    expect(await tagsOf(box.self!.id)).toEqual(['tag:db', 'tag:web']);
+    const bad = await run(['nodes', 'tag', 'dora-box', 'tag:nope']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toContain('tag "tag:nope" is not defined');
+    expect(await tagsOf(box.self!.id)).toEqual(['tag:db', 'tag:web']);
+    const missing = await run(['nodes', 'tag', 'no-such-node', 'tag:web']);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('no node is named "no-such-node"');
+    const cleared = await run(['nodes', 'tag', 'dora-box', '-']);
+    expect(cleared.code, cleared.err).toBe(0);
+    expect(await tagsOf(box.self!.id)).toEqual([]);
+    // Untagged, the box is dora's again: olga no longer sees it.
+    await olga.waitFor(() => !olga.peers.has(box.self!.id), 5000, 'untagged box gone from olga');
+  });
+});

@@ -199,6 +199,45 @@ export const PendingLogin = z.object({
 });
 export type PendingLogin = z.infer<typeof PendingLogin>;
 
+/** Longest default node key expiry an admin may set, in days (and the longest one extension). */
+export const MAX_NODE_KEY_EXPIRY_DAYS = 180;
+
+const expiryDays = (field: string) =>
+  z.number({ error: `${field} must be a whole number of days, 1-${MAX_NODE_KEY_EXPIRY_DAYS}` })
+    .int(`${field} must be a whole number of days, 1-${MAX_NODE_KEY_EXPIRY_DAYS}`)
+    .min(1, `${field} must be 1-${MAX_NODE_KEY_EXPIRY_DAYS} days`)
+    .max(MAX_NODE_KEY_EXPIRY_DAYS, `${field} must be 1-${MAX_NODE_KEY_EXPIRY_DAYS} days`);
+
+/** `GET /api/v1/settings`: the tailnet's settings (each one its default until an admin sets it). */
+export const TailnetSettings = z.object({
+  /** A node's key expires this many days after it joins or renews (1-180; default 180). */
+  nodeKeyExpiryDays: expiryDays('nodeKeyExpiryDays'),
+  /**
+   * When true, a new device (confirmed by a person, or joined with an auth key not marked
+   * pre-approved) waits for an admin's approval before it is in any netmap. Default false.
+   */
+  deviceApprovalRequired: z.boolean(),
+});
+export type TailnetSettings = z.infer<typeof TailnetSettings>;
+
+/** `PATCH /api/v1/settings`: the fields to change; absent = unchanged. */
+export const TailnetSettingsPatch = z.strictObject({
+  nodeKeyExpiryDays: expiryDays('nodeKeyExpiryDays').optional(),
+  deviceApprovalRequired: z.boolean({ error: 'deviceApprovalRequired must be true or false' }).optional(),
+});
+export type TailnetSettingsPatch = z.infer<typeof TailnetSettingsPatch>;
+
+/**
+ * `POST /api/v1/nodes/:id/expiry`: exactly one of `disabled` (true: the key never expires; false:
+ * it expires the default number of days from now) or `extendDays` (days added to the later of now
+ * and the current expiry; an expired node comes back at once).
+ */
+export const NodeExpiryChange = z.union([
+  z.strictObject({ disabled: z.boolean() }),
+  z.strictObject({ extendDays: expiryDays('extendDays') }),
+], { error: 'give exactly one of {"disabled": true|false} or {"extendDays": 1-180}' });
+export type NodeExpiryChange = z.infer<typeof NodeExpiryChange>;
+
 /** `GET /api/v1/server`: what a client needs to print commands that reach this server. */
 export const ServerInfo = z.object({
   /** The URL agents and browsers use (the server's `serverUrl`), without a trailing slash. */

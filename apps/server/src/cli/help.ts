@@ -37,6 +37,9 @@ export const NOUN_USAGE = {
       final: delete every device of NAME, revoke their auth keys, keep the user as offboarded
       (asks for confirmation on a terminal; --yes skips it, and is needed when not on a terminal)`,
   nodes: `  weft-server nodes list | get ID | delete ID | expire ID | rename ID NAME
+  weft-server nodes expiry ID --disable | --enable | --extend DAYS
+      (--disable: the key never expires; --enable: it expires the tailnet default from now;
+       --extend: DAYS (1-180) more, from the later of now and its expiry; an expired node is back at once)
   weft-server nodes pending
   weft-server nodes approve CODE [--user NAME]
       (with one user, the device is theirs; with several, asks which on a terminal, else --user is needed)
@@ -50,6 +53,9 @@ export const NOUN_USAGE = {
   weft-server audit export --since TIME [--until TIME] [--action PREFIX] [--actor LABEL] [--target KIND:NAME]
       every matching event as JSON lines on stdout, streamed page by page`,
   apikeys: `  weft-server apikeys list | create --scopes admin|read[,..] [--description TEXT] [--expiration 90d|0] | revoke ID`,
+  settings: `  weft-server settings get
+  weft-server settings set node-key-expiry-days DAYS      default key expiry of joining and renewing nodes (1-180; default 180)
+  weft-server settings set device-approval-required on|off  new devices wait for an admin's approval (default off)`,
   admin: `  weft-server admin set-password [--user NAME]
       sets the password of a local account for the web sign-in (default user admin, created if
       missing; a user with a password is an admin). Asks twice on a terminal, without echo;

@@ -10,6 +10,7 @@ import { rateLimited } from '../rate-limit.js';
 import { insertNode, lockAllocation } from './allocate.js';
 import { actorLabel, audit, SYSTEM, TX_OPTIONS, type Actor, type StateContext } from './context.js';
 import { selfDto, withUser } from './dto.js';
+import type { TailnetSettingsStore } from './tailnet-settings.js';
 import { usableUserOrThrow } from './users.js';
 
 /** No 0/O, 1/I/L: codes are read aloud and typed. */
@@ -34,7 +35,7 @@ export type LoginAdmission = () => void;
 const PENDING_LOGIN_LOCK = 0x77656675;
 
 export class Logins {
-  constructor(private readonly ctx: StateContext) {}
+  constructor(private readonly ctx: StateContext, private readonly settings: TailnetSettingsStore) {}
 
   /**
    * A device without an auth key: starts its pending login, or answers a poll of it. `admit` is
@@ -117,12 +118,19 @@ export class Logins {
       if (p.nodeId) return { id: p.nodeId };
       const user = await usableUserOrThrow(tx, userName);
       const existing = await tx.node.findUnique({ where: { machineKey: p.machineKey } });
+      const expiresAt = await this.settings.expiryFromNow(tx);
       let n;
       if (existing) {
-        n = await tx.node.update({ where: { id: existing.id }, data: { nodeKey: p.nodeKey, hostname: p.hostname, expiresAt: null, userId: user.id }, include: withUser });
+        // Re-authentication (an expired node logging in again): same node, same addresses, fresh
+        // key and expiry; one whose expiry an admin disabled keeps it disabled.
+        n = await tx.node.update({
+          where: { id: existing.id },
+          data: { nodeKey: p.nodeKey, hostname: p.hostname, expiresAt: existing.expiresAt === null ? null : expiresAt, expiryHandledAt: null, userId: user.id },
+          include: withUser,
+        });
       } else {
         await lockAllocation(tx);
-        n = await insertNode(this.ctx, tx, { userId: user.id, hostname: p.hostname, nodeKey: p.nodeKey, machineKey: p.machineKey, tags: [], ephemeral: false, authKeyId: null, expiresAt: null });
+        n = await insertNode(this.ctx, tx, { userId: user.id, hostname: p.hostname, nodeKey: p.nodeKey, machineKey: p.machineKey, tags: [], ephemeral: false, authKeyId: null, expiresAt });
       }
       await tx.pendingLogin.update({ where: { id: p.id }, data: { nodeId: n.id, approvedBy: actorLabel(actor) } });
       await audit(tx, actor, 'node.approve', `node:${n.name}`, { code: p.code, user: user.name, ipv4: n.ipv4 });

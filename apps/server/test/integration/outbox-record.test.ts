@@ -54,6 +54,12 @@ describe('outbox on postgres', () => {
     await st.nodes.rename(T, ext.id, 'ext-renamed');
     await st.nodes.patch(ext.id, { endpoints: ['192.0.2.1:41641'] });
     await st.nodes.expire(T, ext.id);
+    // Key expiry: extend (it comes back), then the sweeper cutting it off once its time passed.
+    await st.nodes.setExpiry(T, ext.id, { extendDays: 1 });
+    await st.nodes.setExpiry(T, ext.id, { disabled: true });
+    await st.nodes.setExpiry(T, ext.id, { disabled: false });
+    await s.state.ctx.prisma.node.update({ where: { id: ext.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await st.nodes.sweepExpired();
     await st.nodes.delete(T, ext.id);
     await st.nodes.createExternal(T, { user: 'leaver', hostname: 'leaver-ext', nodeKey: generateNodeKey().publicKey });
     // Delete offboards first: the node goes with it.

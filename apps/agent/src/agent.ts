@@ -55,7 +55,7 @@ export interface UpRequest {
 }
 
 export type UpEvent =
-  | { type: 'login'; url: string; code: string; expiresAt: string }
+  | { type: 'login'; url: string; code: string; expiresAt: string; approval?: 'admin'; fingerprint?: string }
   | { type: 'registered'; node: SelfNode };
 
 export interface LogoutResult {
@@ -327,11 +327,12 @@ export class Agent {
         this.opts.log('info', 'registered', { node: res.node.name, ipv4: res.node.ipv4, ipv6: res.node.ipv6 });
         return res.node;
       }
-      this.login = { url: res.loginUrl, code: res.code, expiresAt: res.expiresAt };
-      if (res.code !== lastCode) {
-        lastCode = res.code;
-        this.opts.log('info', 'waiting for login approval', { url: res.loginUrl, code: res.code });
-        emit({ type: 'login', url: res.loginUrl, code: res.code, expiresAt: res.expiresAt });
+      this.login = { url: res.loginUrl, code: res.code, expiresAt: res.expiresAt, ...(res.approval ? { approval: res.approval } : {}) };
+      const shown = `${res.approval ?? 'person'}:${res.code}`;
+      if (shown !== lastCode) {
+        lastCode = shown;
+        this.opts.log('info', res.approval === 'admin' ? 'waiting for an admin to approve this device' : 'waiting for login approval', { url: res.loginUrl, code: res.code });
+        emit({ type: 'login', ...this.login });
       }
       await sleep(this.opts.loginPollMs ?? LOGIN_POLL_MS, signal);
     }

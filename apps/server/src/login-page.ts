@@ -44,8 +44,11 @@ export function loginPage(app: FastifyInstance, state: State): void {
       const s = await sessionOf(req, state);
       if (!s) throw new ApiError(Errors.unauthenticated, 'sign in first; the session has ended or was never started');
       assertCsrf(req, state.ctx.serverUrl, s.token, req.headers[CSRF_HEADER] ?? (req.body as Record<string, unknown> | undefined)?.[CSRF_FIELD]);
-      const { nodeId } = await state.logins.approve(userActor(s.user, req.ip), code, s.user.userName);
+      const { nodeId } = await state.logins.approve(userActor(s.user, req.ip), code, s.user.userName, { byAdmin: s.user.role === 'admin' });
       const n = await state.nodes.get(nodeId);
+      if (n.approvalPending) {
+        return sendPage(reply, 200, 'Waiting for an admin', `<p>${esc(n.name)} (${esc(n.ipv4)}) is yours now, and waits for an admin to approve it: this network requires it for new devices. It joins the moment they do. You can close this page.</p>`);
+      }
       return sendPage(reply, 200, 'Device approved', `<p>${esc(n.name)} (${esc(n.ipv4)}) is joining as ${esc(n.user)}. You can close this page.</p>`);
     } catch (err) {
       return errorPage(reply, err, 'Not approved', signIn(code));

@@ -66,6 +66,8 @@ export const Node = z.object({
   lastSeen: Timestamp.nullable(),
   expiresAt: Timestamp.nullable(),
   expired: z.boolean(),
+  /** Waiting for an admin's approval (`device_approval_required`): in no netmap until `POST /api/v1/nodes/:id/approve`. */
+  approvalPending: z.boolean(),
   endpoints: z.array(Endpoint),
   createdAt: Timestamp,
 });
@@ -85,8 +87,8 @@ export type NodeSort = z.infer<typeof NodeSort>;
 export const NodeQuery = z.strictObject({
   /** Case-insensitive substring of the name, hostname, owner, IPv4 or IPv6 address; or exactly one of its tags. */
   q: text().max(200).optional(),
-  /** `online`, `offline` (not online, not expired) or `expired`; absent = all. */
-  status: z.enum(['online', 'offline', 'expired']).optional(),
+  /** `online`, `offline` (not online, not expired), `expired`, or `pending` (waiting for an admin's approval); absent = all. */
+  status: z.enum(['online', 'offline', 'expired', 'pending']).optional(),
   /** Absent = `id`. `lastSeen`/`expiresAt`: never-seen / never-expiring nodes sort last. */
   sort: NodeSort.optional(),
   /** Absent = `asc`. */
@@ -140,6 +142,8 @@ export const AuthKey = z.object({
   tags: z.array(z.string()),
   expiresAt: Timestamp.nullable(),
   usedCount: z.number().int(),
+  /** Devices joining with it skip admin approval when `deviceApprovalRequired` is on. */
+  preApproved: z.boolean(),
   revoked: z.boolean(),
   createdAt: Timestamp,
 });
@@ -150,6 +154,8 @@ export const CreateAuthKey = z.strictObject({
   reusable: z.boolean().default(false),
   ephemeral: z.boolean().default(false),
   tags: z.array(Tag).max(32).default([]),
+  /** Devices joining with this key skip admin approval (when the tailnet requires it); absent = false. */
+  preApproved: z.boolean().default(false),
   /** Seconds until the key expires; absent = 1 hour; 0 = never. */
   expiresIn: z.number().int().min(0).max(10 * 365 * 86400).optional(),
 });

@@ -106,6 +106,25 @@ describe('Agent', { timeout: 20_000 }, () => {
     expect(control.registers.every((r) => r.authKey === undefined)).toBe(true);
   });
 
+  it('waiting for an admin (approval "admin"): says so in its event and status, keeps polling until approved', async () => {
+    const seen: string[] = [];
+    control.onRegister = (_req, n) => n < 3
+      ? { status: 200, body: { status: 'pending', approval: 'admin', loginUrl: `${control.url}/pending`, code: '17', expiresAt: new Date(Date.now() + 86_400_000).toISOString() } }
+      : { status: 200, body: { status: 'registered', node: self } };
+    const agent = newAgent();
+    await agent.start();
+    const events: UpEvent[] = [];
+    await agent.up({ server: control.url, authKey: 'k' }, (e) => {
+      events.push(e);
+      if (e.type === 'login') void agent.status().then((st) => seen.push(`${st.state} ${st.login?.approval} ${st.login?.code}`));
+    }, new AbortController().signal);
+    expect(events.map((e) => e.type)).toEqual(['login', 'registered']);
+    expect(events[0]).toMatchObject({ approval: 'admin', code: '17', url: `${control.url}/pending` });
+    expect(seen).toEqual(['needs-login admin 17']);
+    expect(control.registers.length).toBe(3);
+    expect(control.registers.every((r) => r.authKey === 'k')).toBe(true);
+  });
+
   it('maps register problems to stable codes', async () => {
     control.onRegister = () => ({ status: 401, body: problem(401, 'auth_key_used') });
     const agent = newAgent();

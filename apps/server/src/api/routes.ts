@@ -110,6 +110,12 @@ export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimit
     const p = await admin(req);
     return state.nodes.setExpiry(p.actor, req.params.id, req.body);
   });
+  r.post('/api/v1/nodes/:id/approve', {
+    schema: { ...tag('nodes'), summary: 'Approve a device waiting for an admin (when the tailnet requires approval of new devices)', params: IdParam, response: { 200: Node, ...errors } },
+  }, async (req) => {
+    const p = await admin(req);
+    return state.nodes.approve(p.actor, req.params.id);
+  });
   r.post('/api/v1/nodes/:id/rename', { schema: { ...tag('nodes'), summary: 'Rename a node', params: IdParam, body: RenameNode, response: { 200: Node, ...errors } } }, async (req) => {
     const p = await admin(req);
     return state.nodes.rename(p.actor, req.params.id, req.body.name);
@@ -128,7 +134,7 @@ export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimit
     schema: { ...tag('logins'), summary: 'Approve a waiting device as a node of a user', params: CodeParam, body: ApprovePendingLogin, response: { 200: Node, ...errors } },
   }, async (req) => {
     const p = await admin(req);
-    const { nodeId } = await state.logins.approve(p.actor, req.params.code, req.body.user);
+    const { nodeId } = await state.logins.approve(p.actor, req.params.code, req.body.user, { byAdmin: true });
     return state.nodes.get(nodeId);
   });
 

@@ -29,7 +29,7 @@ const EXTRA_FLAGS: Record<Noun, { string: string[]; boolean: string[] }> = {
   users: { string: ['display-name', 'email'], boolean: ['yes'] },
   audit: { string: ['since', 'until', 'action', 'actor', 'target', 'limit'], boolean: [] },
   nodes: { string: ['user', 'tags', 'out', 'qr-png', 'extend'], boolean: ['disable', 'enable'] },
-  authkeys: { string: ['user', 'tags', 'expiration'], boolean: ['reusable', 'ephemeral'] },
+  authkeys: { string: ['user', 'tags', 'expiration'], boolean: ['reusable', 'ephemeral', 'pre-approved'] },
   apikeys: { string: ['scopes', 'description', 'expiration'], boolean: [] },
   admin: { string: ['user'], boolean: [] },
   settings: { string: [], boolean: [] },
@@ -227,11 +227,26 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
     }
     case 'nodes pending': {
       const { items } = await call<{ items: PendingLogin[] }>(t, 'GET', '/api/v1/logins');
-      show(items, () => table(['CODE', 'HOSTNAME', 'EXPIRES'], items.map((l) => [l.code, l.hostname, l.expiresAt])));
+      const waiting = (await call<{ items: Node[] }>(t, 'GET', '/api/v1/nodes?status=pending')).items;
+      // --json keeps its shape (the pending logins) and adds the nodes waiting for an admin.
+      if (json) {
+        out(JSON.stringify({ logins: items, awaitingApproval: waiting }, null, 2));
+        break;
+      }
+      const parts: string[] = [];
+      if (items.length) parts.push(`Waiting for sign-in (approve with: weft-server nodes approve CODE):\n${table(['CODE', 'HOSTNAME', 'EXPIRES'], items.map((l) => [l.code, l.hostname, l.expiresAt]))}`);
+      if (waiting.length) parts.push(`Waiting for an admin (approve with: weft-server nodes approve ID):\n${table(['ID', 'NAME', 'USER', 'IPV4', 'JOINED'], waiting.map((n) => [n.id, n.name, n.user, n.ipv4, n.createdAt]))}`);
+      show(null, () => parts.join('\n\n') || 'No device is waiting.');
       break;
     }
     case 'nodes approve': {
-      const code = arg(p, 0, 'CODE');
+      const code = arg(p, 0, 'ID or CODE');
+      if (/^\d+$/.test(code)) {
+        // A node id: a device waiting for an admin's approval.
+        const n = await call<Node>(t, 'POST', `/api/v1/nodes/${code}/approve`);
+        show(n, () => `Approved: ${n.name} (${n.ipv4}) of ${n.user} is in the mesh now.`);
+        break;
+      }
       const user = str(p, 'user') ?? (await ownerOf(t, code, reach, io));
       const n = await call<Node>(t, 'POST', `/api/v1/logins/${encodeURIComponent(code)}/approve`, { user });
       show(n, () => `Approved: ${n.name} (${n.ipv4}) joined as ${n.user}. See it with: weft-server nodes list${reach}`);
@@ -250,6 +265,7 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
         user,
         reusable: p.flags.has('reusable'),
         ephemeral: p.flags.has('ephemeral'),
+        preApproved: p.flags.has('pre-approved'),
         tags: str(p, 'tags')?.split(',').filter(Boolean) ?? [],
         ...(exp !== undefined ? { expiresIn: parseDuration(exp) } : {}),
       });
@@ -258,7 +274,7 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
         break;
       }
       const { serverUrl } = await call<ServerInfo>(t, 'GET', '/api/v1/server');
-      show(k, () => `${k.key}\n\nAuth key for ${k.user} (${k.reusable ? 'reusable' : 'single use'}${k.ephemeral ? ', ephemeral' : ''}, expires ${k.expiresAt ?? 'never'}).\nThis is the only time the key is shown. Join a device with:\n  weft up --server ${shellWord(serverUrl)} --auth-key ${k.key}`);
+      show(k, () => `${k.key}\n\nAuth key for ${k.user} (${k.reusable ? 'reusable' : 'single use'}${k.ephemeral ? ', ephemeral' : ''}${k.preApproved ? ', pre-approved' : ''}, expires ${k.expiresAt ?? 'never'}).\nThis is the only time the key is shown. Join a device with:\n  weft up --server ${shellWord(serverUrl)} --auth-key ${k.key}`);
       break;
     }
     case 'authkeys revoke': {

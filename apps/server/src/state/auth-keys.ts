@@ -23,11 +23,12 @@ export class AuthKeys {
           reusable: input.reusable ?? false,
           ephemeral: input.ephemeral ?? false,
           tags: input.tags ?? [],
+          preApproved: input.preApproved ?? false,
           expiresAt: expiresIn === 0 ? null : new Date(Date.now() + expiresIn * 1000),
         },
         include: { user: { select: { name: true } } },
       });
-      await audit(tx, actor, 'authkey.create', `authkey:${k.prefix}`, { user: user.name, reusable: k.reusable, ephemeral: k.ephemeral, tags: k.tags });
+      await audit(tx, actor, 'authkey.create', `authkey:${k.prefix}`, { user: user.name, reusable: k.reusable, ephemeral: k.ephemeral, tags: k.tags, preApproved: k.preApproved });
       return k;
     });
     return { ...authKeyDto(row), key: secret.key };

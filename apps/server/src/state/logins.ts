@@ -9,8 +9,8 @@ import { ApiError, Errors } from '../errors.js';
 import { rateLimited } from '../rate-limit.js';
 import { insertNode, lockAllocation } from './allocate.js';
 import { actorLabel, audit, SYSTEM, TX_OPTIONS, type Actor, type StateContext } from './context.js';
-import { selfDto, withUser } from './dto.js';
-import type { TailnetSettingsStore } from './tailnet-settings.js';
+import { awaitingAdmin, selfDto, withUser } from './dto.js';
+import { DAY_MS, type TailnetSettingsStore } from './tailnet-settings.js';
 import { usableUserOrThrow } from './users.js';
 
 /** No 0/O, 1/I/L: codes are read aloud and typed. */
@@ -48,6 +48,7 @@ export class Logins {
     if (pending?.nodeId) {
       const node = await prisma.node.findUnique({ where: { id: pending.nodeId }, include: withUser });
       await prisma.pendingLogin.delete({ where: { id: pending.id } });
+      if (node?.approvalPending) return awaitingAdmin(this.ctx.serverUrl, node);
       if (node) return { status: 'registered', node: selfDto(node) };
       pending = null;
     }
@@ -110,15 +111,23 @@ export class Logins {
     return { code: p.code, hostname: p.hostname, machineKey: p.machineKey, nodeKey: p.nodeKey, expiresAt: p.expiresAt, approved: p.nodeId !== null };
   }
 
-  /** Approves the device as a node of `userName`; the waiting agent picks it up on its next poll. */
-  async approve(actor: Actor, code: string, userName: string): Promise<{ nodeId: number }> {
+  /**
+   * Approves the device as a node of `userName`; the waiting agent picks it up on its next poll.
+   * `byAdmin`: an admin approved it (REST, CLI, an admin's browser session). When the tailnet
+   * requires admin approval and a person who is not an admin confirmed a new device, the node is
+   * created waiting for it (addresses allocated, in no netmap). A known machine logging in again
+   * keeps its approval state.
+   */
+  async approve(actor: Actor, code: string, userName: string, opts: { byAdmin: boolean }): Promise<{ nodeId: number }> {
     const node = await this.ctx.prisma.$transaction(async (tx) => {
       const p = await tx.pendingLogin.findUnique({ where: { code: normalizeCode(code) } });
       if (!p || p.expiresAt.getTime() <= Date.now()) throw new ApiError(Errors.loginNotFound, `no pending login with code ${normalizeCode(code)}; it may have expired`);
       if (p.nodeId) return { id: p.nodeId };
       const user = await usableUserOrThrow(tx, userName);
       const existing = await tx.node.findUnique({ where: { machineKey: p.machineKey } });
-      const expiresAt = await this.settings.expiryFromNow(tx);
+      const settings = await this.settings.get(tx);
+      const expiresAt = new Date(Date.now() + settings.nodeKeyExpiryDays * DAY_MS);
+      const approvalPending = settings.deviceApprovalRequired && !opts.byAdmin;
       let n;
       if (existing) {
         // Re-authentication (an expired node logging in again): same node, same addresses, fresh
@@ -130,10 +139,10 @@ export class Logins {
         });
       } else {
         await lockAllocation(tx);
-        n = await insertNode(this.ctx, tx, { userId: user.id, hostname: p.hostname, nodeKey: p.nodeKey, machineKey: p.machineKey, tags: [], ephemeral: false, authKeyId: null, expiresAt });
+        n = await insertNode(this.ctx, tx, { userId: user.id, hostname: p.hostname, nodeKey: p.nodeKey, machineKey: p.machineKey, tags: [], ephemeral: false, authKeyId: null, expiresAt, approvalPending });
       }
       await tx.pendingLogin.update({ where: { id: p.id }, data: { nodeId: n.id, approvedBy: actorLabel(actor) } });
-      await audit(tx, actor, 'node.approve', `node:${n.name}`, { code: p.code, user: user.name, ipv4: n.ipv4 });
+      await audit(tx, actor, 'node.approve', `node:${n.name}`, { code: p.code, user: user.name, ipv4: n.ipv4, ...(n.approvalPending ? { approvalPending: true } : {}) });
       await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
       return n;
     }, TX_OPTIONS);

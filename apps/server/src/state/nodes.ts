@@ -5,7 +5,7 @@ import { insertNode, lockAllocation } from './allocate.js';
 import type { AuthKeys } from './auth-keys.js';
 import { audit, isUniqueViolation, SYSTEM, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
 import type { Change } from './changes.js';
-import { isExpired, nodeDto, peerEndpoints, selfDto, withUser, type NodeWithUser } from './dto.js';
+import { awaitingAdmin, isExpired, nodeDto, peerEndpoints, selfDto, withUser, type NodeWithUser } from './dto.js';
 import type { LoginAdmission, Logins } from './logins.js';
 import { nodeOrderBy, nodeWhere } from './node-query.js';
 import { DAY_MS, type TailnetSettingsStore } from './tailnet-settings.js';
@@ -62,6 +62,8 @@ export class Nodes {
    * - Known machine key, not expired, no auth key: returns the existing node (restart, re-up).
    * - Auth key: joins at once (a known, expired machine is renewed in place).
    * - Neither: interactive login, answered `pending` until a person approves it.
+   * - A node waiting for an admin's approval (`device_approval_required`) is answered `pending`
+   *   with `approval: "admin"` on every path, until `approve`.
    */
   async register(machineKey: MachinePublicKey, req: RegisterRequest, admitLogin?: LoginAdmission, origin: { ip?: string } = {}): Promise<RegisterResponse> {
     const existing = await this.byMachineKey(machineKey);
@@ -77,9 +79,9 @@ export class Nodes {
           return n;
         });
         this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [updated.id] });
-        return { status: 'registered', node: selfDto(updated) };
+        return updated.approvalPending ? awaitingAdmin(this.ctx.serverUrl, updated) : { status: 'registered', node: selfDto(updated) };
       }
-      return { status: 'registered', node: selfDto(existing) };
+      return existing.approvalPending ? awaitingAdmin(this.ctx.serverUrl, existing) : { status: 'registered', node: selfDto(existing) };
     }
     if (!req.authKey) return this.logins.startOrPoll(machineKey, req, admitLogin);
 
@@ -105,7 +107,9 @@ export class Nodes {
           await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
           return n;
         }
+        const settings = await this.settings.get(tx);
         await lockAllocation(tx);
+        const approvalPending = settings.deviceApprovalRequired && !key.preApproved;
         const n = await insertNode(this.ctx, tx, {
           userId: key.userId,
           hostname: req.hostname,
@@ -114,14 +118,15 @@ export class Nodes {
           tags: key.tags,
           ephemeral: key.ephemeral,
           authKeyId: key.id,
-          expiresAt: await this.settings.expiryFromNow(tx),
+          expiresAt: new Date(Date.now() + settings.nodeKeyExpiryDays * DAY_MS),
+          approvalPending,
         });
-        await audit(tx, { type: 'authkey', id: String(key.id), name: key.prefix, origin: 'agent', ...(origin.ip ? { ip: origin.ip } : {}) }, 'node.register', `node:${n.name}`, { ipv4: n.ipv4, user: n.user.name });
+        await audit(tx, { type: 'authkey', id: String(key.id), name: key.prefix, origin: 'agent', ...(origin.ip ? { ip: origin.ip } : {}) }, 'node.register', `node:${n.name}`, { ipv4: n.ipv4, user: n.user.name, ...(approvalPending ? { approvalPending } : {}) });
         await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
         return n;
       }, TX_OPTIONS);
       this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
-      return { status: 'registered', node: selfDto(node) };
+      return node.approvalPending ? awaitingAdmin(this.ctx.serverUrl, node) : { status: 'registered', node: selfDto(node) };
     } catch (err) {
       if (isUniqueViolation(err)) throw new ApiError(Errors.invalidRequest, 'that node key is already registered to another machine', { cause: err });
       throw err;
@@ -179,6 +184,24 @@ export class Nodes {
       return n;
     });
     this.ctx.emit({ kind: 'nodes-expired', nodeIds: [node.id] });
+    return nodeDto(node);
+  }
+
+  /**
+   * An admin approves a device waiting for approval: it enters every netmap through the normal
+   * upsert, and its agent (polling registration) goes on. Approving one that waits for nothing is
+   * refused, naming its state, and changes nothing.
+   */
+  async approve(actor: Actor, id: number): Promise<Node> {
+    const node = await this.ctx.prisma.$transaction(async (tx) => {
+      const before = await this.row(id, tx);
+      if (!before.approvalPending) throw new ApiError(Errors.nodeNotPending, `node ${before.name} (id ${id}) is not waiting for approval; see the waiting ones with: weft-server nodes pending`);
+      const n = await tx.node.update({ where: { id }, data: { approvalPending: false }, include: withUser });
+      await audit(tx, actor, 'node.admin-approve', `node:${n.name}`, { user: n.user.name, ipv4: n.ipv4 }, { before: { approvalPending: true }, after: { approvalPending: false } });
+      await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
+      return n;
+    });
+    this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
     return nodeDto(node);
   }
 

@@ -78,7 +78,7 @@ describe('outbox on postgres', () => {
     const interactive = new SimAgent(s.url, 'interactive');
     const pending = await interactive.register();
     if (pending.status !== 'pending') throw new Error('expected a pending login');
-    await st.logins.approve(T, pending.code, 'ops');
+    await st.logins.approve(T, pending.code, 'ops', { byAdmin: true });
     await st.presence.settled();
     // The ephemeral node, offline now, is reaped (ephemeralTimeoutS 1 in the harness).
     await joined.waitFor(() => emitted.some((c) => c.kind === 'nodes-removed' && c.nodeIds.includes(joined.self!.id)), 10_000, 'ephemeral reaped');

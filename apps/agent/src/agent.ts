@@ -3,7 +3,8 @@
  * netmaps into the engine, persists what a restart needs, and answers status. The local API and
  * the CLI are thin layers over this class.
  */
-import { hostname as osHostname } from 'node:os';
+import { hostname as osHostname, platform, release } from 'node:os';
+import { nodeKeyFingerprint } from '@weft/crypto';
 import { NetmapMessage, type Peer, type Region, type SelfNode } from '@weft/protocol';
 import { AgentError } from './agent-error.js';
 import { AgentErrorCode } from './cli/exit-codes.js';
@@ -308,7 +309,7 @@ export class Agent {
 
   private async register(server: string, req: UpRequest, emit: (e: UpEvent) => void, signal: AbortSignal): Promise<SelfNode> {
     const hostname = req.hostname ?? this.hostname ?? reportableHostname((this.opts.hostname ?? osHostname)());
-    const body = { nodeKey: this.keys!.nodePublicKey, hostname, ...(req.authKey && { authKey: req.authKey }) };
+    const body = { nodeKey: this.keys!.nodePublicKey, hostname, os: reportableOs(), ...(req.authKey && { authKey: req.authKey }) };
     let lastCode: string | undefined;
     for (;;) {
       if (signal.aborted) throw new AgentError(AgentErrorCode.Internal, 'weft up was cancelled');
@@ -327,7 +328,9 @@ export class Agent {
         this.opts.log('info', 'registered', { node: res.node.name, ipv4: res.node.ipv4, ipv6: res.node.ipv6 });
         return res.node;
       }
-      this.login = { url: res.loginUrl, code: res.code, expiresAt: res.expiresAt, ...(res.approval ? { approval: res.approval } : {}) };
+      // The person compares this with the approval page's; an admin's approval has no page to compare.
+      const fingerprint = res.approval ? {} : { fingerprint: nodeKeyFingerprint(this.keys!.nodePublicKey) };
+      this.login = { url: res.loginUrl, code: res.code, expiresAt: res.expiresAt, ...(res.approval ? { approval: res.approval } : {}), ...fingerprint };
       const shown = `${res.approval ?? 'person'}:${res.code}`;
       if (shown !== lastCode) {
         lastCode = shown;
@@ -684,4 +687,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     }, { once: true });
   });
+}
+
+/** The OS as the approval page shows it ("linux 6.1.0-18-amd64"), within the protocol's 100 characters. */
+export function reportableOs(): string {
+  return `${platform()} ${release()}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 100);
 }

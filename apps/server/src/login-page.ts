@@ -1,14 +1,14 @@
 /**
  * `GET /login/:code`, the page `weft login` sends a person to: sign in first (OIDC or a local
- * account, web/sign-in-routes.ts), then confirm the device by what it reported (hostname, machine
- * key fingerprint) with a CSRF-protected POST. The device becomes a node of the signed-in user;
+ * account, web/sign-in-routes.ts), then confirm the device by what it reported (hostname, OS, and
+ * the node key fingerprint `weft login` printed beside the URL) with a CSRF-protected POST. The device becomes a node of the signed-in user;
  * its agent, polling every second, goes on at its next poll. Admins can still approve from the
  * CLI with an API key or the admin socket (`weft-server nodes approve CODE`).
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { keyFingerprint, parseMachinePublicKey } from '@weft/crypto';
+import { keyFingerprint, nodeKeyFingerprint, parseMachinePublicKey, parseNodePublicKey } from '@weft/crypto';
 import { ApiError, Errors } from './errors.js';
 import { userActor, type State } from './state/index.js';
 import { assertCsrf, CSRF_FIELD, CSRF_HEADER, csrfTokenFor } from './web/csrf.js';
@@ -30,7 +30,8 @@ export function loginPage(app: FastifyInstance, state: State): void {
       const login = await state.logins.forApproval(code);
       if (login.approved) return sendPage(reply, 200, 'Device approved', `<p>${esc(login.hostname)} (${esc(login.code)}) is already approved.</p>`);
       return sendPage(reply, 200, 'Approve a device', approvalPage({
-        code: login.code, hostname: login.hostname, fingerprint: keyFingerprint(parseMachinePublicKey(login.machineKey)),
+        code: login.code, hostname: login.hostname, os: login.os, fingerprint: nodeKeyFingerprint(parseNodePublicKey(login.nodeKey)),
+        machineKey: keyFingerprint(parseMachinePublicKey(login.machineKey)),
         expiresAt: login.expiresAt, user: s.user.userName, csrf: csrfTokenFor(s.token),
       }));
     } catch (err) {

@@ -53,6 +53,12 @@ export const RegisterRequest = z.strictObject({
   nodeKey: NodeKeyText,
   hostname: Hostname,
   authKey: text().min(1).max(200).optional(),
+  /**
+   * The device's operating system as the agent reports it (Node's `os.platform()` and
+   * `os.release()`, e.g. "linux 6.1.0-18-amd64"), shown on the approval page. Absent = not
+   * reported (an older agent). Since protocol 1 (2026-12-01), optional.
+   */
+  os: text().min(1).max(100).optional(),
 });
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 

@@ -199,7 +199,11 @@ export const ApprovePendingLogin = z.strictObject({
 export const PendingLogin = z.object({
   code: z.string(),
   hostname: z.string(),
+  /** The OS the agent reported ("linux 6.1.0-18-amd64"); null = not reported (an older agent). */
+  os: z.string().nullable(),
   nodeKey: NodeKeyText,
+  /** The node key's short fingerprint ("1a2b-3c4d-5e6f-7a8b"), as `weft login` prints it (@weft/crypto nodeKeyFingerprint). */
+  fingerprint: z.string(),
   expiresAt: Timestamp,
   approved: z.boolean(),
 });

@@ -3,9 +3,10 @@
  * in-memory Device. Real WireGuard and the real server are covered by the e2e lab.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { platform, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { nodeKeyFingerprint, type NodePublicKey } from '@weft/crypto';
 import type { SelfNode } from '@weft/protocol';
 import { Agent, reportableHostname, type UpEvent } from '../../src/agent.js';
 import { AgentError } from '../../src/agent-error.js';
@@ -102,8 +103,12 @@ describe('Agent', { timeout: 20_000 }, () => {
     expect(seen).toEqual(['needs-login ABC-123']);
     expect((await agent.status()).login).toBeNull();
     expect(events[0]).toMatchObject({ code: 'ABC-123' });
+    // The fingerprint printed beside the URL is the node key's, as the approval page shows it.
+    expect((events[0] as { fingerprint?: string }).fingerprint).toBe(nodeKeyFingerprint(control.registers[0]!.nodeKey as NodePublicKey));
     expect(control.registers.length).toBe(4);
     expect(control.registers.every((r) => r.authKey === undefined)).toBe(true);
+    // The OS is reported for the approval page.
+    expect(control.registers[0]!.os).toBe(`${platform()} ${release()}`.slice(0, 100));
   });
 
   it('waiting for an admin (approval "admin"): says so in its event and status, keeps polling until approved', async () => {

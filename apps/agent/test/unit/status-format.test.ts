@@ -75,6 +75,8 @@ describe('formatting', () => {
     expect(loginText({ approval: 'admin', url: 'http://h/pending', code: '17' })).toBe(
       '\nThis device waits for an admin to approve it: this network requires approval of new devices.\n' +
       'An admin approves it on the Pending devices page (http://h/pending)\nor runs: weft-server nodes approve 17\n\n');
+    expect(loginText({ url: 'http://h/login/ABCD-EFGH', code: 'ABCD-EFGH', fingerprint: '6668-7aad-f862-bd77' })).toBe(
+      '\nTo approve, open http://h/login/ABCD-EFGH\nKey fingerprint: 6668-7aad-f862-bd77 (the page must show the same)\nor ask an admin to run: weft-server nodes approve ABCD-EFGH\n\n');
     expect(loginText({ url: 'http://h/login/ABCD-EFGH', code: 'ABCD-EFGH' })).toBe('\nTo approve, open http://h/login/ABCD-EFGH\nor ask an admin to run: weft-server nodes approve ABCD-EFGH\n\n');
   });
 

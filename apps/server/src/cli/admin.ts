@@ -234,7 +234,7 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
         break;
       }
       const parts: string[] = [];
-      if (items.length) parts.push(`Waiting for sign-in (approve with: weft-server nodes approve CODE):\n${table(['CODE', 'HOSTNAME', 'EXPIRES'], items.map((l) => [l.code, l.hostname, l.expiresAt]))}`);
+      if (items.length) parts.push(`Waiting for sign-in (approve with: weft-server nodes approve CODE):\n${table(['CODE', 'HOSTNAME', 'OS', 'FINGERPRINT', 'EXPIRES'], items.map((l) => [l.code, l.hostname, l.os ?? '-', l.fingerprint, l.expiresAt]))}`);
       if (waiting.length) parts.push(`Waiting for an admin (approve with: weft-server nodes approve ID):\n${table(['ID', 'NAME', 'USER', 'IPV4', 'JOINED'], waiting.map((n) => [n.id, n.name, n.user, n.ipv4, n.createdAt]))}`);
       show(null, () => parts.join('\n\n') || 'No device is waiting.');
       break;

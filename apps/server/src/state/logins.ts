@@ -3,7 +3,7 @@
  * person approves it in the browser or an admin runs `weft-server nodes approve CODE`.
  */
 import { randomInt } from 'node:crypto';
-import type { MachinePublicKey } from '@weft/crypto';
+import { nodeKeyFingerprint, parseNodePublicKey, type MachinePublicKey } from '@weft/crypto';
 import type { PendingLogin, RegisterRequest, RegisterResponse } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
 import { rateLimited } from '../rate-limit.js';
@@ -34,6 +34,10 @@ export type LoginAdmission = () => void;
 /** Arbitrary constant naming the pending-login cap's lock in pg_advisory_xact_lock. */
 const PENDING_LOGIN_LOCK = 0x77656675;
 
+function pendingDto(p: { code: string; hostname: string; os: string | null; nodeKey: string; expiresAt: Date; nodeId: number | null }): PendingLogin {
+  return { code: p.code, hostname: p.hostname, os: p.os, nodeKey: p.nodeKey, fingerprint: nodeKeyFingerprint(parseNodePublicKey(p.nodeKey)), expiresAt: p.expiresAt.toISOString(), approved: p.nodeId !== null };
+}
+
 export class Logins {
   constructor(private readonly ctx: StateContext, private readonly settings: TailnetSettingsStore) {}
 
@@ -59,8 +63,8 @@ export class Logins {
     if (!pending) {
       admit?.();
       pending = await this.create(machineKey, req);
-    } else if (pending.nodeKey !== req.nodeKey || pending.hostname !== req.hostname) {
-      pending = await prisma.pendingLogin.update({ where: { id: pending.id }, data: { nodeKey: req.nodeKey, hostname: req.hostname } });
+    } else if (pending.nodeKey !== req.nodeKey || pending.hostname !== req.hostname || pending.os !== (req.os ?? null)) {
+      pending = await prisma.pendingLogin.update({ where: { id: pending.id }, data: { nodeKey: req.nodeKey, hostname: req.hostname, os: req.os ?? null } });
     }
     return {
       status: 'pending',
@@ -79,7 +83,7 @@ export class Logins {
         throw rateLimited('too many devices are waiting for approval on this server', ((first?.expiresAt.getTime() ?? Date.now()) - Date.now()) / 1000);
       }
       return tx.pendingLogin.create({
-        data: { code: newCode(), machineKey, nodeKey: req.nodeKey, hostname: req.hostname, expiresAt: new Date(Date.now() + this.ctx.loginTimeoutS * 1000) },
+        data: { code: newCode(), machineKey, nodeKey: req.nodeKey, hostname: req.hostname, os: req.os ?? null, expiresAt: new Date(Date.now() + this.ctx.loginTimeoutS * 1000) },
       });
     }, TX_OPTIONS);
   }
@@ -95,20 +99,20 @@ export class Logins {
 
   async list(): Promise<PendingLogin[]> {
     const rows = await this.ctx.prisma.pendingLogin.findMany({ where: { expiresAt: { gt: new Date() } }, orderBy: { id: 'asc' } });
-    return rows.map((p) => ({ code: p.code, hostname: p.hostname, nodeKey: p.nodeKey, expiresAt: p.expiresAt.toISOString(), approved: p.nodeId !== null }));
+    return rows.map(pendingDto);
   }
 
   async get(code: string): Promise<PendingLogin> {
     const p = await this.ctx.prisma.pendingLogin.findUnique({ where: { code: normalizeCode(code) } });
     if (!p || p.expiresAt.getTime() <= Date.now()) throw new ApiError(Errors.loginNotFound, `no pending login with code ${normalizeCode(code)}; it may have expired`);
-    return { code: p.code, hostname: p.hostname, nodeKey: p.nodeKey, expiresAt: p.expiresAt.toISOString(), approved: p.nodeId !== null };
+    return pendingDto(p);
   }
 
-  /** What the browser approval page shows about a waiting device: its hostname and keys, so the person can tell it is theirs. */
-  async forApproval(code: string): Promise<{ code: string; hostname: string; machineKey: string; nodeKey: string; expiresAt: Date; approved: boolean }> {
+  /** What the browser approval page shows about a waiting device: its hostname, OS and keys, so the person can tell it is theirs. */
+  async forApproval(code: string): Promise<{ code: string; hostname: string; os: string | null; machineKey: string; nodeKey: string; expiresAt: Date; approved: boolean }> {
     const p = await this.ctx.prisma.pendingLogin.findUnique({ where: { code: normalizeCode(code) } });
     if (!p || p.expiresAt.getTime() <= Date.now()) throw new ApiError(Errors.loginNotFound, `no pending login with code ${normalizeCode(code)}; it may have expired (run weft login again)`);
-    return { code: p.code, hostname: p.hostname, machineKey: p.machineKey, nodeKey: p.nodeKey, expiresAt: p.expiresAt, approved: p.nodeId !== null };
+    return { code: p.code, hostname: p.hostname, os: p.os, machineKey: p.machineKey, nodeKey: p.nodeKey, expiresAt: p.expiresAt, approved: p.nodeId !== null };
   }
 
   /**

@@ -5,6 +5,7 @@
  * approving it (REST or `weft-server nodes approve ID`) sends it to its peers as a normal delta.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeKeyFingerprint } from '@weft/crypto';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { admin } from '../../src/cli/admin.js';
 import type { Actor } from '../../src/state/index.js';
@@ -107,9 +108,14 @@ describe.each(BACKENDS)('device approval on %s', (backend) => {
 
   it('a device a person (not an admin) confirmed waits for an admin; one an admin approved does not', async () => {
     const a = new SimAgent(s.url, 'confirmed-by-member');
+    a.os = 'darwin 24.1.0';
     const login = await a.register();
     if (login.status !== 'pending') throw new Error('expected a login');
     expect(login.approval).toBeUndefined();
+    // The admin sees the same device details as the approval page: OS and key fingerprint.
+    const listed = await cli('nodes', 'pending');
+    expect(listed.out).toContain('Waiting for sign-in');
+    expect(listed.out).toMatch(new RegExp(`${login.code}\\s+confirmed-by-member\\s+darwin 24\\.1\\.0\\s+${nodeKeyFingerprint(a.node.publicKey)}`));
     const member: Actor = { type: 'user', id: '1', name: 'pat', origin: 'ui' };
     const { nodeId } = await s.state.logins.approve(member, login.code, 'pat', { byAdmin: false });
     expect(await a.register()).toMatchObject({ status: 'pending', approval: 'admin', code: String(nodeId) });

@@ -84,7 +84,8 @@ export function Pending() {
               <tr>
                 <th scope="col">Code</th>
                 <th scope="col">Hostname</th>
-                <th scope="col">Node key</th>
+                <th scope="col">OS</th>
+                <th scope="col">Key fingerprint</th>
                 <th scope="col">Expires</th>
                 <th scope="col">Actions</th>
               </tr>
@@ -94,7 +95,8 @@ export function Pending() {
                 <tr key={l.code}>
                   <td className="mono">{l.code}</td>
                   <td>{l.hostname}</td>
-                  <td className="mono" title={l.nodeKey}>{l.nodeKey.slice(0, 20)}…</td>
+                  <td>{l.os ?? 'not reported'}</td>
+                  <td className="mono" title={l.nodeKey}>{l.fingerprint}</td>
                   <td>{when(l.expiresAt)}</td>
                   <td className="actions">
                     <button type="button" className="primary" onClick={() => setApproving(l)} aria-label={`Approve ${l.hostname}`}>
@@ -138,7 +140,7 @@ function ApproveDialog({ login, users, onClose, onDone }: { login: PendingLogin;
     <Dialog title={`Approve ${login.hostname}`} onClose={onClose}>
       <form onSubmit={submit}>
         <p>
-          Code <code>{login.code}</code>; compare it with what the device printed.
+          Code <code>{login.code}</code> and key fingerprint <code>{login.fingerprint}</code>; compare them with what the device printed.
         </p>
         {users.length === 0 ? (
           <p className="error">There is no active user to own the device: create one on Users first.</p>

@@ -54,6 +54,6 @@ export function loginText(e: { url?: unknown; code?: unknown; approval?: unknown
     return `\nThis device waits for an admin to approve it: this network requires approval of new devices.\n` +
       `An admin approves it on the Pending devices page (${String(e.url)})\nor runs: weft-server nodes approve ${String(e.code)}\n\n`;
   }
-  const fp = typeof e.fingerprint === 'string' ? `\nThe page shows this device's key fingerprint; check it is ${e.fingerprint}` : '';
+  const fp = typeof e.fingerprint === 'string' ? `\nKey fingerprint: ${e.fingerprint} (the page must show the same)` : '';
   return `\nTo approve, open ${String(e.url)}${fp}\nor ask an admin to run: weft-server nodes approve ${String(e.code)}\n\n`;
 }

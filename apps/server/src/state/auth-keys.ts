@@ -57,6 +57,13 @@ export class AuthKeys {
     return k?.userId ?? null;
   }
 
+  /** Whether `presented` is the auth key with id `id` (the key a node joined with), read without a lock. */
+  async isKey(presented: string, id: number): Promise<boolean> {
+    const prefix = secretPrefix('auth', presented);
+    const k = prefix ? await this.ctx.prisma.authKey.findUnique({ where: { prefix }, select: { id: true, hash: true } }) : null;
+    return k !== null && k.id === id && constantTimeEqual(k.hash, hashSecret(presented));
+  }
+
   /**
    * Checks a presented key and consumes one use, inside the caller's transaction. Throws the
    * precise reason a person can act on (invalid, expired, used, revoked).

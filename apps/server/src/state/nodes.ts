@@ -68,7 +68,12 @@ export class Nodes {
   async register(machineKey: MachinePublicKey, req: RegisterRequest, admitLogin?: LoginAdmission, origin: { ip?: string } = {}): Promise<RegisterResponse> {
     const existing = await this.byMachineKey(machineKey);
     if (existing?.user.suspendedAt) throw userSuspended(existing.user.name);
-    if (existing && !req.authKey && !isExpired(existing)) {
+    // A device waiting for (or just given) an admin's approval polls with the body it joined with:
+    // the auth key it already spent on this node is a poll, not a new join (spending a single-use
+    // key again would refuse it as used).
+    const polling = existing !== null && req.authKey !== undefined && existing.authKeyId !== null && existing.nodeKey === req.nodeKey
+      && !isExpired(existing) && (await this.authKeys.isKey(req.authKey, existing.authKeyId));
+    if (existing && (!req.authKey || polling) && !isExpired(existing)) {
       // An approved login that the agent has not collected yet is done with now.
       await this.ctx.prisma.pendingLogin.deleteMany({ where: { machineKey } });
       if (existing.nodeKey !== req.nodeKey) {

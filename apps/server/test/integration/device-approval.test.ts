@@ -101,7 +101,20 @@ describe.each(BACKENDS)('device approval on %s', (backend) => {
     fresh.close();
   });
 
-  it('a pre-approved auth key joins at once', async () => {
+  it('a device that joined with a single-use key keeps polling with it while it waits, and once approved (the key is not spent twice)', async () => {
+    const once = (await s.api('POST', '/api/v1/authkeys', { user: 'pat' })).body.key;
+    const a = new SimAgent(s.url, 'single-use');
+    const first = await a.register(once);
+    expect(first).toMatchObject({ status: 'pending', approval: 'admin' });
+    if (first.status !== 'pending') return;
+    expect(await a.register(once)).toMatchObject({ status: 'pending', approval: 'admin', code: first.code });
+    expect((await s.api('POST', `/api/v1/nodes/${first.code}/approve`)).status).toBe(200);
+    expect(await a.register(once)).toMatchObject({ status: 'registered', node: { id: Number(first.code) } });
+    // Another machine still cannot use the spent key.
+    await expect(new SimAgent(s.url, 'thief').register(once)).rejects.toMatchObject({ status: 401, body: { code: 'auth_key_used' } });
+  });
+
+    it('a pre-approved auth key joins at once', async () => {
     const a = new SimAgent(s.url, 'preapproved');
     expect(await a.register(preKey)).toMatchObject({ status: 'registered' });
   });

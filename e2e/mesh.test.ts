@@ -123,6 +123,28 @@ describe('mesh', () => {
     expect((await ctx.lab.hosts.e.ping(mesh.ips.a, { count: 1, timeoutMs: 5000 })).ok).toBe(true);
   });
 
+  it('an expired node is cut off (weft status exits 11, says weft login), logs in again with weft login and keeps its id and addresses', async () => {
+    const e = more.e!;
+    const before = (await e.status()).self!;
+    await mesh.server.api.call('POST', `/api/v1/nodes/${before.id}/expire`);
+    await peersDropped([mesh.agents.a, mesh.agents.b], [before.nodeKey], 5000);
+    const expired = await waitFor(async () => {
+      const st = await e.status();
+      return st.state === 'expired' ? st : undefined;
+    }, { timeoutMs: 5000, intervalMs: 100, what: 'e to report expired' });
+    expect(expired.lastError?.message).toMatch(/expired/);
+    const r = await e.cli(['status', '--socket', e.socket], 15_000);
+    expect(r.code).toBe(11);
+    expect(r.stdout + r.stderr).toContain('weft login');
+    const login = await e.upInteractive({ server: mesh.server.url, hostname: 'e' });
+    await mesh.server.approve(login.code, 'bob');
+    expect(await login.done).toMatchObject({ code: 0 });
+    const after = (await e.status()).self!;
+    expect(after).toMatchObject({ id: before.id, ipv4: before.ipv4, ipv6: before.ipv6, name: before.name });
+    expect(Date.parse(after.expiresAt!)).toBeGreaterThan(Date.now() + 179 * 86_400_000);
+    expect((await ctx.lab.hosts.a.ping(before.ipv4, { count: 1, timeoutMs: 5000 })).ok).toBe(true);
+  });
+
   it(`weft logout tells the server: the node leaves GET /api/v1/nodes and every peer's wg show within ${PEER_GONE_MS} ms`, async () => {
     const d = more.d!;
     const self = (await d.status()).self!;

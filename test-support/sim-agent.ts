@@ -25,6 +25,8 @@ export class SimAgent {
   refused: { status: number; type: string | undefined; body: any } | null = null;
   /** Patch-only deltas skipped without parsing when connected with parse: false. */
   patchesSeen = 0;
+  /** Sent as `os` in registration when set (the real agent's `os.platform()` and release); unset = an agent too old to report it. */
+  os: string | undefined;
   /** Called for every message after it is recorded. */
   onMessage: ((r: Received) => void) | null = null;
   private waiters: (() => void)[] = [];
@@ -34,7 +36,7 @@ export class SimAgent {
 
   async register(authKey?: string, hostname = this.hostname): Promise<RegisterResponse> {
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${await signMachineToken(this.machine.privateKey)}` };
-    const payload = JSON.stringify({ nodeKey: this.node.publicKey, hostname, ...(authKey ? { authKey } : {}) });
+    const payload = JSON.stringify({ nodeKey: this.node.publicKey, hostname, ...(this.os ? { os: this.os } : {}), ...(authKey ? { authKey } : {}) });
     const res = this.ca
       ? await postWithCa(`${this.serverUrl}/agent/v1/register`, headers, payload, this.ca)
       : await fetch(`${this.serverUrl}/agent/v1/register`, { method: 'POST', headers, body: payload }).then(async (r) => ({ ok: r.ok, status: r.status, json: await r.json() }));

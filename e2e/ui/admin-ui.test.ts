@@ -145,6 +145,43 @@ describe('admin UI in Chromium', () => {
     expect(agents[0]!.closed).toBeNull();
   });
 
+  it("a device's key expiry: extend, and disable only after a second confirmation", async () => {
+    const id = (await rest<{ items: { id: number; expiresAt: string }[] }>(s, key, 'GET', '/api/v1/nodes?q=alice-laptop')).body.items[0]!;
+    await page.getByRole('button', { name: 'Key expiry of alice-laptop' }).click();
+    let dialog = page.getByRole('dialog', { name: 'Key expiry of alice-laptop' });
+    await dialog.getByLabel('Extend by days (1-180)').fill('10');
+    await dialog.getByRole('button', { name: 'Extend' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    const extended = (await rest<{ expiresAt: string }>(s, key, 'GET', `/api/v1/nodes/${id.id}`)).body.expiresAt;
+    expect(Date.parse(extended) - Date.parse(id.expiresAt)).toBe(10 * 86_400_000);
+    await page.getByRole('button', { name: 'Key expiry of alice-laptop' }).click();
+    dialog = page.getByRole('dialog', { name: 'Key expiry of alice-laptop' });
+    await dialog.getByRole('button', { name: 'Disable expiry' }).click();
+    await dialog.getByRole('alert').filter({ hasText: 'never expires' }).waitFor();
+    await page.screenshot({ path: screenshotPath('03b-disable-expiry-confirm') });
+    expect((await rest<{ expiresAt: string | null }>(s, key, 'GET', `/api/v1/nodes/${id.id}`)).body.expiresAt).toBe(extended);
+    await dialog.getByRole('button', { name: 'Yes, disable expiry' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    expect((await rest<{ expiresAt: string | null }>(s, key, 'GET', `/api/v1/nodes/${id.id}`)).body.expiresAt).toBeNull();
+  });
+
+  it('approves a device waiting for an admin on the pending page; it leaves the list', async () => {
+    expect((await rest(s, key, 'PATCH', '/api/v1/settings', { deviceApprovalRequired: true })).status).toBe(200);
+    const bobKey = (await rest<{ key: string }>(s, key, 'POST', '/api/v1/authkeys', { user: 'bob' })).body.key;
+    const tablet = new SimAgent(s.url, 'bob-tablet');
+    agents.push(tablet);
+    const res = await tablet.register(bobKey);
+    expect(res).toMatchObject({ status: 'pending', approval: 'admin' });
+    await page.getByRole('link', { name: 'Pending devices' }).click();
+    const waiting = page.getByTestId('awaiting-approval');
+    await waiting.getByRole('cell', { name: 'bob-tablet', exact: true }).waitFor();
+    await page.screenshot({ path: screenshotPath('03c-awaiting-approval') });
+    await waiting.getByRole('button', { name: 'Approve bob-tablet' }).click();
+    await waiting.waitFor({ state: 'detached' });
+    expect(await tablet.register(bobKey)).toMatchObject({ status: 'registered' });
+    expect((await rest(s, key, 'PATCH', '/api/v1/settings', { deviceApprovalRequired: false })).status).toBe(200);
+  });
+
   it('offboards a user through the confirmation: devices gone, status offboarded', async () => {
     await page.getByRole('link', { name: 'Users', exact: true }).click();
     await page.getByRole('button', { name: 'Offboard alice' }).click();

@@ -3,7 +3,8 @@
  * netmaps into the engine, persists what a restart needs, and answers status. The local API and
  * the CLI are thin layers over this class.
  */
-import { hostname as osHostname } from 'node:os';
+import { hostname as osHostname, platform, release } from 'node:os';
+import { nodeKeyFingerprint } from '@weft/crypto';
 import { NetmapMessage, type Peer, type Region, type SelfNode } from '@weft/protocol';
 import { AgentError } from './agent-error.js';
 import { AgentErrorCode } from './cli/exit-codes.js';
@@ -59,7 +60,7 @@ export interface UpRequest {
 }
 
 export type UpEvent =
-  | { type: 'login'; url: string; code: string; expiresAt: string }
+  | { type: 'login'; url: string; code: string; expiresAt: string; approval?: 'admin'; fingerprint?: string }
   | { type: 'registered'; node: SelfNode };
 
 export interface LogoutResult {
@@ -353,7 +354,7 @@ export class Agent {
 
   private async register(server: string, req: UpRequest, emit: (e: UpEvent) => void, signal: AbortSignal): Promise<SelfNode> {
     const hostname = req.hostname ?? this.hostname ?? reportableHostname((this.opts.hostname ?? osHostname)());
-    const body = { nodeKey: this.keys!.nodePublicKey, hostname, ...(req.authKey && { authKey: req.authKey }) };
+    const body = { nodeKey: this.keys!.nodePublicKey, hostname, os: reportableOs(), ...(req.authKey && { authKey: req.authKey }) };
     let lastCode: string | undefined;
     for (;;) {
       if (signal.aborted) throw new AgentError(AgentErrorCode.Internal, 'weft up was cancelled');
@@ -372,11 +373,14 @@ export class Agent {
         this.opts.log('info', 'registered', { node: res.node.name, ipv4: res.node.ipv4, ipv6: res.node.ipv6 });
         return res.node;
       }
-      this.login = { url: res.loginUrl, code: res.code, expiresAt: res.expiresAt };
-      if (res.code !== lastCode) {
-        lastCode = res.code;
-        this.opts.log('info', 'waiting for login approval', { url: res.loginUrl, code: res.code });
-        emit({ type: 'login', url: res.loginUrl, code: res.code, expiresAt: res.expiresAt });
+      // The person compares this with the approval page's; an admin's approval has no page to compare.
+      const fingerprint = res.approval ? {} : { fingerprint: nodeKeyFingerprint(this.keys!.nodePublicKey) };
+      this.login = { url: res.loginUrl, code: res.code, expiresAt: res.expiresAt, ...(res.approval ? { approval: res.approval } : {}), ...fingerprint };
+      const shown = `${res.approval ?? 'person'}:${res.code}`;
+      if (shown !== lastCode) {
+        lastCode = shown;
+        this.opts.log('info', res.approval === 'admin' ? 'waiting for an admin to approve this device' : 'waiting for login approval', { url: res.loginUrl, code: res.code });
+        emit({ type: 'login', ...this.login });
       }
       await sleep(this.opts.loginPollMs ?? LOGIN_POLL_MS, signal);
     }
@@ -767,4 +771,9 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     }, { once: true });
   });
+}
+
+/** The OS as the approval page shows it ("linux 6.1.0-18-amd64"), within the protocol's 100 characters. */
+export function reportableOs(): string {
+  return `${platform()} ${release()}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 100);
 }

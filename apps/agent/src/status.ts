@@ -63,8 +63,12 @@ export interface Status {
    */
   self: (NodeIdentity & { machineKey: string | null; expiresAt: string | null; reflexiveEndpoint?: string }) | null;
   interface: { name: string; backend: string | null; up: boolean; listenPort: number | null; mtu: number };
-  /** Set while an interactive login waits for approval. */
-  login: { url: string; code: string; expiresAt: string } | null;
+  /**
+   * Set while an interactive login waits for approval. `approval: "admin"`: the device is a node
+   * already, waiting for an admin to approve it (`code` is its node id); absent: waiting for a
+   * person to confirm it at `url`. `fingerprint`: the node key's, as the approval page shows it.
+   */
+  login: { url: string; code: string; expiresAt: string; approval?: 'admin'; fingerprint?: string } | null;
   /** Last problem worth showing (cleared when things work again). */
   lastError: { code: string; message: string } | null;
   /**

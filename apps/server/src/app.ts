@@ -40,7 +40,7 @@ import { WgMapping } from './wg-mapping.js';
 import type { SessionTimings } from './state/index.js';
 import {
   WG_MAPPING_WRITE_INTERVAL_MS, LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS, SESSION_IDLE_TIMEOUT_MS, SESSION_MAX_AGE_MS,
-  SESSION_REAP_INTERVAL_MS, SESSION_TOUCH_INTERVAL_MS,
+  SESSION_REAP_INTERVAL_MS, SESSION_TOUCH_INTERVAL_MS, NODE_EXPIRY_SWEEP_INTERVAL_MS,
   LINK_FLUSH_MS, LINK_REFRESH_MS, LINK_WRITE_INTERVAL_MS,
 } from './tunables.js';
 
@@ -67,6 +67,8 @@ export interface AppOptions {
   /** Expired pending logins: how often they are swept, and how long after expiry; absent = tunables. */
   loginReapIntervalMs?: number;
   loginReapGraceS?: number;
+  /** How often nodes past their key expiry are cut off; absent = NODE_EXPIRY_SWEEP_INTERVAL_MS. */
+  expirySweepIntervalMs?: number;
   /** Change-outbox timings (Postgres); absent = the tunables. */
   outbox?: FollowerTimings;
   /**
@@ -312,6 +314,18 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   }, opts.loginReapIntervalMs ?? LOGIN_REAP_INTERVAL_MS);
   loginReaper.unref();
 
+  let sweepingExpiry: Promise<void> | null = null;
+  const expirySweeper = setInterval(() => {
+    sweepingExpiry ??= state.nodes
+      .sweepExpired()
+      .then(
+        () => undefined,
+        (err: unknown) => app.log.warn({ err }, 'node key expiry sweep failed'),
+      )
+      .finally(() => (sweepingExpiry = null));
+  }, opts.expirySweepIntervalMs ?? NODE_EXPIRY_SWEEP_INTERVAL_MS);
+  expirySweeper.unref();
+
   const sessionReaper = setInterval(() => {
     state.sessions.reapExpired().catch((err: unknown) => app.log.warn({ err }, 'expired session sweep failed'));
   }, SESSION_REAP_INTERVAL_MS);
@@ -319,6 +333,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 
   app.addHook('onClose', async () => {
     clearInterval(sessionReaper);
+    clearInterval(expirySweeper);
+    await sweepingExpiry;
     clearInterval(reaper);
     clearInterval(heartbeat);
     clearInterval(loginReaper);

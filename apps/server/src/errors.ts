@@ -41,6 +41,10 @@ export const Errors = {
   machineUnauthorized: def('machine_unauthorized', 401, 'Machine key proof missing or invalid'),
   loginExpired: def('login_expired', 410, 'The login expired; run `weft up` again'),
   nodeExpired: def('node_expired', 410, "The node's key expired; run `weft up` again"),
+  /** The tailnet requires an admin to approve new devices and this one is not approved yet: refused at the agent door (403). */
+  nodePendingApproval: def('node_pending_approval', 403, 'The device waits for an admin to approve it'),
+  /** Approving a node that is not waiting for approval. */
+  nodeNotPending: def('node_not_pending', 409, 'The node is not waiting for approval'),
   addressesExhausted: def('addresses_exhausted', 507, 'No free tunnel addresses left'),
   /** A policy (PUT, rollback) that does not parse, names what does not exist, or fails its own `tests`; `errors` has each line and column. Nothing was written. */
   policyInvalid: def('policy_invalid', 422, 'The policy was rejected'),

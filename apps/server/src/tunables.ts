@@ -94,6 +94,13 @@ export const LOGIN_REAP_INTERVAL_MS = 60_000;
  */
 export const LOGIN_REAP_GRACE_S = 60;
 
+/**
+ * How often each replica looks for nodes whose key expiry has passed and cuts them off
+ * (state/nodes.ts `sweepExpired`; one replica claims each node). A node is also hidden from any
+ * netmap built after its expiry, so this bounds how long peers that already have it keep it.
+ */
+export const NODE_EXPIRY_SWEEP_INTERVAL_MS = 10_000;
+
 // ---- change outbox (outbox-follower.ts) ------------------------------------------------------
 
 /**

@@ -59,6 +59,17 @@ export function machinePublicKeyOf(privateKey: MachinePrivateKey | Uint8Array): 
   return (MACHINE_PUB + bytesToHex(ed25519.getPublicKey(secret))) as MachinePublicKey;
 }
 
+/**
+ * A node key's short fingerprint, for a person to compare by eye: the first 16 hex digits of the
+ * SHA-256 of the raw 32 key bytes, in four groups of four ("1a2b-3c4d-5e6f-7a8b"). `weft login`
+ * prints it next to the login URL and the approval page shows it, so the person confirms the
+ * device that is actually waiting. 64 bits: enough against a look-alike made to fool one glance.
+ */
+export function nodeKeyFingerprint(key: NodePublicKey): string {
+  const hex = createHash('sha256').update(keyBytes(key)).digest('hex').slice(0, 16);
+  return hex.match(/.{4}/g)!.join('-');
+}
+
 /** WireGuard's own text form (base64), as `wg` and wg-quick files use. */
 export function toWireGuardBase64(key: NodePublicKey | NodePrivateKey): string {
   return Buffer.from(keyBytes(key)).toString('base64');

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   constantTimeEqual, fromWireGuardBase64, generateMachineKey, generateNodeKey, generateSecret,
-  hashSecret, parseNodePublicKey, secretPrefix, toWireGuardBase64,
+  hashSecret, nodeKeyFingerprint, parseNodePublicKey, secretPrefix, toWireGuardBase64,
 } from '../src/index.js';
 
 describe('node keys', () => {
@@ -55,5 +55,17 @@ describe('machine tokens', () => {
     const forged = [h, Buffer.from(JSON.stringify(payload)).toString('base64url'), s].join('.');
     await expect(verifyMachineToken(forged)).rejects.toThrow(/signature does not verify/);
     await expect(verifyMachineToken('garbage')).rejects.toThrow(/not a JWT/);
+  });
+});
+
+describe('node key fingerprint', () => {
+  it('is the first 16 hex of SHA-256 of the raw key bytes, in groups of four', () => {
+    // SHA-256 of 32 zero bytes is 66687aadf862bd776c8fc18b8e9f8e20...
+    const zero = parseNodePublicKey(`nodekey:${'00'.repeat(32)}`);
+    expect(nodeKeyFingerprint(zero)).toBe('6668-7aad-f862-bd77');
+    const a = generateNodeKey().publicKey;
+    expect(nodeKeyFingerprint(a)).toMatch(/^[0-9a-f]{4}(-[0-9a-f]{4}){3}$/);
+    expect(nodeKeyFingerprint(a)).toBe(nodeKeyFingerprint(parseNodePublicKey(a)));
+    expect(nodeKeyFingerprint(generateNodeKey().publicKey)).not.toBe(nodeKeyFingerprint(a));
   });
 });

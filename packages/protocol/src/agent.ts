@@ -53,6 +53,12 @@ export const RegisterRequest = z.strictObject({
   nodeKey: NodeKeyText,
   hostname: Hostname,
   authKey: text().min(1).max(200).optional(),
+  /**
+   * The device's operating system as the agent reports it (Node's `os.platform()` and
+   * `os.release()`, e.g. "linux 6.1.0-18-amd64"), shown on the approval page. Absent = not
+   * reported (an older agent). Since protocol 1 (2026-12-01), optional.
+   */
+  os: text().min(1).max(100).optional(),
 });
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 
@@ -78,11 +84,25 @@ export const RegisterResponse = z.discriminatedUnion('status', [
   z.object({ status: z.literal('registered'), node: SelfNode }),
   z.object({
     status: z.literal('pending'),
-    /** Page where a person approves this device. */
+    /**
+     * Page where a person approves this device; with `approval: "admin"`, the admin UI's pending
+     * devices page.
+     */
     loginUrl: z.string(),
-    /** Short code an admin can approve with `weft-server nodes approve CODE`. */
+    /**
+     * What an admin approves with `weft-server nodes approve CODE`: the login code, or with
+     * `approval: "admin"` the node's id (as text).
+     */
     code: z.string(),
+    /** Until when this login waits; with `approval: "admin"`, the node's key expiry (far future when disabled). */
     expiresAt: Timestamp,
+    /**
+     * Absent: waits for a person to confirm the device (sign-in). "admin": the device is a node
+     * already (its addresses are kept) but the tailnet requires an admin's approval of new devices;
+     * it is in no netmap until then. The agent keeps polling with the same body. Since protocol 1
+     * (2026-12-01), optional: an older agent shows it as a login (its command line still right).
+     */
+    approval: z.literal('admin').optional(),
   }),
 ]);
 export type RegisterResponse = z.infer<typeof RegisterResponse>;

@@ -69,6 +69,8 @@ export const Node = z.object({
   lastSeen: Timestamp.nullable(),
   expiresAt: Timestamp.nullable(),
   expired: z.boolean(),
+  /** Waiting for an admin's approval (`device_approval_required`): in no netmap until `POST /api/v1/nodes/:id/approve`. */
+  approvalPending: z.boolean(),
   endpoints: z.array(Endpoint),
   createdAt: Timestamp,
 });
@@ -88,8 +90,8 @@ export type NodeSort = z.infer<typeof NodeSort>;
 export const NodeQuery = z.strictObject({
   /** Case-insensitive substring of the name, hostname, owner, IPv4 or IPv6 address; or exactly one of its tags. */
   q: text().max(200).optional(),
-  /** `online`, `offline` (not online, not expired) or `expired`; absent = all. */
-  status: z.enum(['online', 'offline', 'expired']).optional(),
+  /** `online`, `offline` (not online, not expired), `expired`, or `pending` (waiting for an admin's approval); absent = all. */
+  status: z.enum(['online', 'offline', 'expired', 'pending']).optional(),
   /** Absent = `id`. `lastSeen`/`expiresAt`: never-seen / never-expiring nodes sort last. */
   sort: NodeSort.optional(),
   /** Absent = `asc`. */
@@ -149,6 +151,8 @@ export const AuthKey = z.object({
   tags: z.array(z.string()),
   expiresAt: Timestamp.nullable(),
   usedCount: z.number().int(),
+  /** Devices joining with it skip admin approval when `deviceApprovalRequired` is on. */
+  preApproved: z.boolean(),
   revoked: z.boolean(),
   createdAt: Timestamp,
 });
@@ -159,6 +163,8 @@ export const CreateAuthKey = z.strictObject({
   reusable: z.boolean().default(false),
   ephemeral: z.boolean().default(false),
   tags: z.array(Tag).max(32).default([]),
+  /** Devices joining with this key skip admin approval (when the tailnet requires it); absent = false. */
+  preApproved: z.boolean().default(false),
   /** Seconds until the key expires; absent = 1 hour; 0 = never. */
   expiresIn: z.number().int().min(0).max(10 * 365 * 86400).optional(),
 });
@@ -208,11 +214,54 @@ export const ApprovePendingLogin = z.strictObject({
 export const PendingLogin = z.object({
   code: z.string(),
   hostname: z.string(),
+  /** The OS the agent reported ("linux 6.1.0-18-amd64"); null = not reported (an older agent). */
+  os: z.string().nullable(),
   nodeKey: NodeKeyText,
+  /** The node key's short fingerprint ("1a2b-3c4d-5e6f-7a8b"), as `weft login` prints it (@weft/crypto nodeKeyFingerprint). */
+  fingerprint: z.string(),
   expiresAt: Timestamp,
   approved: z.boolean(),
 });
 export type PendingLogin = z.infer<typeof PendingLogin>;
+
+/** Longest default node key expiry an admin may set, in days (and the longest one extension). */
+export const MAX_NODE_KEY_EXPIRY_DAYS = 180;
+
+const expiryDays = (field: string) =>
+  z.number({ error: `${field} must be a whole number of days, 1-${MAX_NODE_KEY_EXPIRY_DAYS}` })
+    .int(`${field} must be a whole number of days, 1-${MAX_NODE_KEY_EXPIRY_DAYS}`)
+    .min(1, `${field} must be 1-${MAX_NODE_KEY_EXPIRY_DAYS} days`)
+    .max(MAX_NODE_KEY_EXPIRY_DAYS, `${field} must be 1-${MAX_NODE_KEY_EXPIRY_DAYS} days`);
+
+/** `GET /api/v1/settings`: the tailnet's settings (each one its default until an admin sets it). */
+export const TailnetSettings = z.object({
+  /** A node's key expires this many days after it joins or renews (1-180; default 180). */
+  nodeKeyExpiryDays: expiryDays('nodeKeyExpiryDays'),
+  /**
+   * When true, a new device (confirmed by a person, or joined with an auth key not marked
+   * pre-approved) waits for an admin's approval before it is in any netmap. Default false.
+   */
+  deviceApprovalRequired: z.boolean(),
+});
+export type TailnetSettings = z.infer<typeof TailnetSettings>;
+
+/** `PATCH /api/v1/settings`: the fields to change; absent = unchanged. */
+export const TailnetSettingsPatch = z.strictObject({
+  nodeKeyExpiryDays: expiryDays('nodeKeyExpiryDays').optional(),
+  deviceApprovalRequired: z.boolean({ error: 'deviceApprovalRequired must be true or false' }).optional(),
+});
+export type TailnetSettingsPatch = z.infer<typeof TailnetSettingsPatch>;
+
+/**
+ * `POST /api/v1/nodes/:id/expiry`: exactly one of `disabled` (true: the key never expires; false:
+ * it expires the default number of days from now) or `extendDays` (days added to the later of now
+ * and the current expiry; an expired node comes back at once).
+ */
+export const NodeExpiryChange = z.union([
+  z.strictObject({ disabled: z.boolean() }),
+  z.strictObject({ extendDays: expiryDays('extendDays') }),
+], { error: 'give exactly one of {"disabled": true|false} or {"extendDays": 1-180}' });
+export type NodeExpiryChange = z.infer<typeof NodeExpiryChange>;
 
 /** `GET /api/v1/server`: what a client needs to print commands that reach this server. */
 export const ServerInfo = z.object({

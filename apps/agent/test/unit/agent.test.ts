@@ -3,9 +3,10 @@
  * in-memory Device. Real WireGuard and the real server are covered by the e2e lab.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { platform, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { nodeKeyFingerprint, type NodePublicKey } from '@weft/crypto';
 import type { SelfNode } from '@weft/protocol';
 import { Agent, reportableHostname, type UpEvent } from '../../src/agent.js';
 import { AgentError } from '../../src/agent-error.js';
@@ -102,8 +103,31 @@ describe('Agent', { timeout: 20_000 }, () => {
     expect(seen).toEqual(['needs-login ABC-123']);
     expect((await agent.status()).login).toBeNull();
     expect(events[0]).toMatchObject({ code: 'ABC-123' });
+    // The fingerprint printed beside the URL is the node key's, as the approval page shows it.
+    expect((events[0] as { fingerprint?: string }).fingerprint).toBe(nodeKeyFingerprint(control.registers[0]!.nodeKey as NodePublicKey));
     expect(control.registers.length).toBe(4);
     expect(control.registers.every((r) => r.authKey === undefined)).toBe(true);
+    // The OS is reported for the approval page.
+    expect(control.registers[0]!.os).toBe(`${platform()} ${release()}`.slice(0, 100));
+  });
+
+  it('waiting for an admin (approval "admin"): says so in its event and status, keeps polling until approved', async () => {
+    const seen: string[] = [];
+    control.onRegister = (_req, n) => n < 3
+      ? { status: 200, body: { status: 'pending', approval: 'admin', loginUrl: `${control.url}/pending`, code: '17', expiresAt: new Date(Date.now() + 86_400_000).toISOString() } }
+      : { status: 200, body: { status: 'registered', node: self } };
+    const agent = newAgent();
+    await agent.start();
+    const events: UpEvent[] = [];
+    await agent.up({ server: control.url, authKey: 'k' }, (e) => {
+      events.push(e);
+      if (e.type === 'login') void agent.status().then((st) => seen.push(`${st.state} ${st.login?.approval} ${st.login?.code}`));
+    }, new AbortController().signal);
+    expect(events.map((e) => e.type)).toEqual(['login', 'registered']);
+    expect(events[0]).toMatchObject({ approval: 'admin', code: '17', url: `${control.url}/pending` });
+    expect(seen).toEqual(['needs-login admin 17']);
+    expect(control.registers.length).toBe(3);
+    expect(control.registers.every((r) => r.authKey === 'k')).toBe(true);
   });
 
   it('maps register problems to stable codes', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { loginText } from '../../src/cli/commands/join.js';
 import { formatAge, formatBytes, formatStatus } from '../../src/cli/status-format.js';
 import { pathOf, peerStatus, type Status } from '../../src/status.js';
 import { peer, self } from './fixtures.js';
@@ -61,6 +62,22 @@ describe('formatting', () => {
       100.64.0.13  a-much-longer-name  alice  none    -               never      0 B      0 B   offline
       "
     `);
+  });
+
+  it('a device waiting for an admin says so in words, with the command that approves it', () => {
+    const waiting = formatStatus({ ...base, state: 'needs-login', self: null, login: { url: 'http://10.77.0.1:8080/pending', code: '17', expiresAt: now.toISOString(), approval: 'admin' } });
+    expect(waiting).toContain('login: waiting for an admin to approve this device (weft-server nodes approve 17, or the Pending devices page at http://10.77.0.1:8080/pending)');
+    const login = formatStatus({ ...base, state: 'needs-login', self: null, login: { url: 'http://10.77.0.1:8080/login/ABCD-EFGH', code: 'ABCD-EFGH', expiresAt: now.toISOString() } });
+    expect(login).toContain('login: open http://10.77.0.1:8080/login/ABCD-EFGH or ask an admin to run: weft-server nodes approve ABCD-EFGH');
+  });
+
+  it('weft up prints that a device waits for an admin, or where to approve it', () => {
+    expect(loginText({ approval: 'admin', url: 'http://h/pending', code: '17' })).toBe(
+      '\nThis device waits for an admin to approve it: this network requires approval of new devices.\n' +
+      'An admin approves it on the Pending devices page (http://h/pending)\nor runs: weft-server nodes approve 17\n\n');
+    expect(loginText({ url: 'http://h/login/ABCD-EFGH', code: 'ABCD-EFGH', fingerprint: '6668-7aad-f862-bd77' })).toBe(
+      '\nTo approve, open http://h/login/ABCD-EFGH\nKey fingerprint: 6668-7aad-f862-bd77 (the page must show the same)\nor ask an admin to run: weft-server nodes approve ABCD-EFGH\n\n');
+    expect(loginText({ url: 'http://h/login/ABCD-EFGH', code: 'ABCD-EFGH' })).toBe('\nTo approve, open http://h/login/ABCD-EFGH\nor ask an admin to run: weft-server nodes approve ABCD-EFGH\n\n');
   });
 
   it("shows the public endpoint the server sees for this node's WireGuard port, when it has one", () => {

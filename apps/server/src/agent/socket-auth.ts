@@ -1,7 +1,8 @@
 /**
  * Who may open `/agent/v1`: decided before the WebSocket upgrade, so a refused agent gets an HTTP
  * status with problem+json (401 bad or unknown machine token, 410 expired node, 403
- * `user_suspended` while the node's user is suspended) instead of a 101
+ * `user_suspended` while the node's user is suspended, 403 `node_pending_approval` until an admin
+ * approves it) instead of a 101
  * followed by a close. Close codes stay for what happens after the upgrade.
  */
 import type { FastifyRequest } from 'fastify';
@@ -23,6 +24,7 @@ export async function authenticateAgent(state: State, req: FastifyRequest): Prom
   if (!node) throw new ApiError(Errors.machineUnauthorized, 'no node has this machine key; run weft up');
   if (isExpired(node)) throw new ApiError(Errors.nodeExpired, 'node key expired; run weft up');
   if (node.user.suspendedAt) throw new ApiError(Errors.userSuspended, `user ${node.user.name} is suspended; the device reconnects once an admin resumes them`);
+  if (node.approvalPending) throw new ApiError(Errors.nodePendingApproval, `this device waits for an admin to approve it: weft-server nodes approve ${node.id}`);
   authenticated.set(req, node);
 }
 

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
   ApiKey, ApprovePendingLogin, AuditPage, AuditQuery, AuthKey, CodeParam, CreateApiKey, CreateAuthKey, CreatedApiKey, CreatedAuthKey, CreateNode,
-  CreateUser, IdParam, List, Node, NodePage, NodeQuery, PasswordSet, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, SetNodeTags, SetPassword, User, UserName, UserOperation,
+  CreateUser, IdParam, List, Node, NodeExpiryChange, NodePage, NodeQuery, PasswordSet, PendingLogin, Problem, PROTOCOL_VERSION, RenameNode, ServerInfo, SetNodeTags, SetPassword, TailnetSettings, TailnetSettingsPatch, User, UserName, UserOperation,
   UserRefParam,
 } from '@weft/protocol';
 import { z } from 'zod';
@@ -25,6 +25,18 @@ export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimit
   r.get('/api/v1/server', { schema: { ...tag('server'), summary: 'Server URL and versions', response: { 200: ServerInfo, ...errors } } }, async (req) => {
     await read(req);
     return { serverUrl: state.ctx.serverUrl, version: SERVER_VERSION, protocolVersion: PROTOCOL_VERSION };
+  });
+
+  // Tailnet settings
+  r.get('/api/v1/settings', { schema: { ...tag('settings'), summary: 'Tailnet settings (node key expiry, device approval)', response: { 200: TailnetSettings, ...errors } } }, async (req) => {
+    await read(req);
+    return state.settings.get();
+  });
+  r.patch('/api/v1/settings', {
+    schema: { ...tag('settings'), summary: 'Change tailnet settings; absent fields are unchanged', body: TailnetSettingsPatch, response: { 200: TailnetSettings, ...errors } },
+  }, async (req) => {
+    const p = await admin(req);
+    return state.settings.update(p.actor, req.body);
   });
 
   // Users
@@ -92,6 +104,18 @@ export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimit
     const p = await admin(req);
     return state.nodes.expire(p.actor, req.params.id);
   });
+  r.post('/api/v1/nodes/:id/expiry', {
+    schema: { ...tag('nodes'), summary: "Disable, re-enable or extend a node's key expiry", params: IdParam, body: NodeExpiryChange, response: { 200: Node, ...errors } },
+  }, async (req) => {
+    const p = await admin(req);
+    return state.nodes.setExpiry(p.actor, req.params.id, req.body);
+  });
+  r.post('/api/v1/nodes/:id/approve', {
+    schema: { ...tag('nodes'), summary: 'Approve a device waiting for an admin (when the tailnet requires approval of new devices)', params: IdParam, response: { 200: Node, ...errors } },
+  }, async (req) => {
+    const p = await admin(req);
+    return state.nodes.approve(p.actor, req.params.id);
+  });
   r.post('/api/v1/nodes/:id/rename', { schema: { ...tag('nodes'), summary: 'Rename a node', params: IdParam, body: RenameNode, response: { 200: Node, ...errors } } }, async (req) => {
     const p = await admin(req);
     return state.nodes.rename(p.actor, req.params.id, req.body.name);
@@ -120,7 +144,7 @@ export function apiRoutes(app: FastifyInstance, state: State, limits: AbuseLimit
     schema: { ...tag('logins'), summary: 'Approve a waiting device as a node of a user', params: CodeParam, body: ApprovePendingLogin, response: { 200: Node, ...errors } },
   }, async (req) => {
     const p = await admin(req);
-    const { nodeId } = await state.logins.approve(p.actor, req.params.code, req.body.user);
+    const { nodeId } = await state.logins.approve(p.actor, req.params.code, req.body.user, { byAdmin: true });
     return state.nodes.get(nodeId);
   });
 

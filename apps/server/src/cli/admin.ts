@@ -1,10 +1,10 @@
 /**
- * `weft-server users|nodes|authkeys|apikeys|audit ...`: the admin CLI. Human tables by default, `--json`
+ * `weft-server users|nodes|authkeys|apikeys|audit|settings ...`: the admin CLI. Human tables by default, `--json`
  * for scripts. Exit codes: 0 ok, 1 the server refused (problem shown), 2 usage (or a local file that
  * cannot be written), 3 server unreachable.
  */
 import { resolve } from 'node:path';
-import type { ApiKey, AuthKey, CreatedApiKey, CreatedAuthKey, Node, PasswordSet, PendingLogin, ServerInfo, User, UserOperation } from '@weft/protocol';
+import type { ApiKey, AuthKey, CreatedApiKey, CreatedAuthKey, Node, PasswordSet, PendingLogin, ServerInfo, TailnetSettings, User, UserOperation } from '@weft/protocol';
 import { terminalSafeLines } from '@weft/protocol/terminal-text';
 import { adminSocketPath } from '../local-socket.js';
 import { addPeer } from './add-peer.js';
@@ -15,6 +15,7 @@ import { call, ProblemError, ServerUnreachable, type Target } from './client.js'
 import { ADMIN_USAGE, NOUN_USAGE, nounUsage, type Noun } from './help.js';
 import { API_KEY_PLACEHOLDER, reachFlags, shellWord } from './hints.js';
 import { readPassword } from './password-input.js';
+import { settingsPatch, settingsText } from './settings.js';
 import { ago, table } from './table.js';
 
 export const ExitCode = { Ok: 0, Refused: 1, Usage: 2, Unreachable: 3 } as const;
@@ -27,11 +28,12 @@ type Out = (s: string) => void;
 const EXTRA_FLAGS: Record<Noun, { string: string[]; boolean: string[] }> = {
   users: { string: ['display-name', 'email'], boolean: ['yes'] },
   audit: { string: ['since', 'until', 'action', 'actor', 'target', 'limit'], boolean: [] },
-  nodes: { string: ['user', 'tags', 'out', 'qr-png'], boolean: [] },
-  authkeys: { string: ['user', 'tags', 'expiration'], boolean: ['reusable', 'ephemeral'] },
+  nodes: { string: ['user', 'tags', 'out', 'qr-png', 'extend'], boolean: ['disable', 'enable'] },
+  authkeys: { string: ['user', 'tags', 'expiration'], boolean: ['reusable', 'ephemeral', 'pre-approved'] },
   apikeys: { string: ['scopes', 'description', 'expiration'], boolean: [] },
   scim: { string: ['description', 'expiration'], boolean: [] },
   admin: { string: ['user'], boolean: [] },
+  settings: { string: [], boolean: [] },
 };
 
 const isNoun = (s: string | undefined): s is Noun => s !== undefined && Object.hasOwn(NOUN_USAGE, s);
@@ -117,7 +119,7 @@ async function nodeIdOf(t: Parameters<typeof call>[0], ref: string): Promise<num
 
 async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promise<number> {
   const [noun, ...afterNoun] = argv;
-  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, scim, audit, admin, --help, --version)`);
+  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, scim, audit, settings, admin, policy, backup, restore, db, --help, --version)`);
   // `nodes --json` and `nodes --help` are `nodes list ...`: a flag is not a verb.
   const [verb, ...rest] = afterNoun[0] === undefined || afterNoun[0].startsWith('-') ? ['list', ...afterNoun] : afterNoun;
   if (verb === 'help' || rest.includes('--help') || rest.includes('-h')) {
@@ -182,6 +184,31 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
       show(n, () => `Expired node ${n.name}; it must log in again.`);
       break;
     }
+    case 'nodes expiry': {
+      const nodeId = id(p, 0);
+      const extend = str(p, 'extend');
+      const chosen = [p.flags.has('disable'), p.flags.has('enable'), extend !== undefined].filter(Boolean).length;
+      if (chosen !== 1) throw new UsageError('nodes expiry ID needs exactly one of --disable, --enable, --extend DAYS');
+      let body;
+      if (extend !== undefined) {
+        const m = /^(\d+)d?$/.exec(extend);
+        if (!m) throw new UsageError(`--extend takes a number of days (1-180), got "${extend}"`);
+        body = { extendDays: Number(m[1]) };
+      } else body = { disabled: p.flags.has('disable') };
+      const n = await call<Node>(t, 'POST', `/api/v1/nodes/${nodeId}/expiry`, body);
+      show(n, () => `Node ${n.name}: ${n.expiresAt ? `key expires ${n.expiresAt}` : 'key expiry disabled (never expires)'}.`);
+      break;
+    }
+    case 'settings get': {
+      const st = await call<TailnetSettings>(t, 'GET', '/api/v1/settings');
+      show(st, () => settingsText(st));
+      break;
+    }
+    case 'settings set': {
+      const st = await call<TailnetSettings>(t, 'PATCH', '/api/v1/settings', settingsPatch(arg(p, 0, 'KEY'), arg(p, 1, 'VALUE')));
+      show(st, () => `Saved.\n${settingsText(st)}`);
+      break;
+    }
     case 'nodes rename': {
       const n = await call<Node>(t, 'POST', `/api/v1/nodes/${id(p, 0)}/rename`, { name: arg(p, 1, 'NAME') });
       show(n, () => `Renamed node ${n.id} to ${n.name}.`);
@@ -218,11 +245,26 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
     }
     case 'nodes pending': {
       const { items } = await call<{ items: PendingLogin[] }>(t, 'GET', '/api/v1/logins');
-      show(items, () => table(['CODE', 'HOSTNAME', 'EXPIRES'], items.map((l) => [l.code, l.hostname, l.expiresAt])));
+      const waiting = (await call<{ items: Node[] }>(t, 'GET', '/api/v1/nodes?status=pending')).items;
+      // --json keeps its shape (the pending logins) and adds the nodes waiting for an admin.
+      if (json) {
+        out(JSON.stringify({ logins: items, awaitingApproval: waiting }, null, 2));
+        break;
+      }
+      const parts: string[] = [];
+      if (items.length) parts.push(`Waiting for sign-in (approve with: weft-server nodes approve CODE):\n${table(['CODE', 'HOSTNAME', 'OS', 'FINGERPRINT', 'EXPIRES'], items.map((l) => [l.code, l.hostname, l.os ?? '-', l.fingerprint, l.expiresAt]))}`);
+      if (waiting.length) parts.push(`Waiting for an admin (approve with: weft-server nodes approve ID):\n${table(['ID', 'NAME', 'USER', 'IPV4', 'JOINED'], waiting.map((n) => [n.id, n.name, n.user, n.ipv4, n.createdAt]))}`);
+      show(null, () => parts.join('\n\n') || 'No device is waiting.');
       break;
     }
     case 'nodes approve': {
-      const code = arg(p, 0, 'CODE');
+      const code = arg(p, 0, 'ID or CODE');
+      if (/^\d+$/.test(code)) {
+        // A node id: a device waiting for an admin's approval.
+        const n = await call<Node>(t, 'POST', `/api/v1/nodes/${code}/approve`);
+        show(n, () => `Approved: ${n.name} (${n.ipv4}) of ${n.user} is in the mesh now.`);
+        break;
+      }
       const user = str(p, 'user') ?? (await ownerOf(t, code, reach, io));
       const n = await call<Node>(t, 'POST', `/api/v1/logins/${encodeURIComponent(code)}/approve`, { user });
       show(n, () => `Approved: ${n.name} (${n.ipv4}) joined as ${n.user}. See it with: weft-server nodes list${reach}`);
@@ -241,6 +283,7 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
         user,
         reusable: p.flags.has('reusable'),
         ephemeral: p.flags.has('ephemeral'),
+        preApproved: p.flags.has('pre-approved'),
         tags: str(p, 'tags')?.split(',').filter(Boolean) ?? [],
         ...(exp !== undefined ? { expiresIn: parseDuration(exp) } : {}),
       });
@@ -249,7 +292,7 @@ async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promis
         break;
       }
       const { serverUrl } = await call<ServerInfo>(t, 'GET', '/api/v1/server');
-      show(k, () => `${k.key}\n\nAuth key for ${k.user} (${k.reusable ? 'reusable' : 'single use'}${k.ephemeral ? ', ephemeral' : ''}, expires ${k.expiresAt ?? 'never'}).\nThis is the only time the key is shown. Join a device with:\n  weft up --server ${shellWord(serverUrl)} --auth-key ${k.key}`);
+      show(k, () => `${k.key}\n\nAuth key for ${k.user} (${k.reusable ? 'reusable' : 'single use'}${k.ephemeral ? ', ephemeral' : ''}${k.preApproved ? ', pre-approved' : ''}, expires ${k.expiresAt ?? 'never'}).\nThis is the only time the key is shown. Join a device with:\n  weft up --server ${shellWord(serverUrl)} --auth-key ${k.key}`);
       break;
     }
     case 'authkeys revoke': {

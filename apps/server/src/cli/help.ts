@@ -39,13 +39,18 @@ export const NOUN_USAGE = {
   nodes: `  weft-server nodes list | get ID | delete ID | expire ID | rename ID NAME
   weft-server nodes tag NAME tag:a,tag:b
       (replaces the node's tags; "-" removes them all. Each must be defined in the policy's tagOwners)
-  weft-server nodes pending
+  weft-server nodes expiry ID --disable | --enable | --extend DAYS
+      (--disable: the key never expires; --enable: it expires the tailnet default from now;
+       --extend: DAYS (1-180) more, from the later of now and its expiry; an expired node is back at once)
+  weft-server nodes pending           devices waiting for sign-in (CODE) and for an admin's approval (ID)
   weft-server nodes approve CODE [--user NAME]
       (with one user, the device is theirs; with several, asks which on a terminal, else --user is needed)
+  weft-server nodes approve ID        let in a device waiting for an admin (device-approval-required on)
   weft-server nodes add-peer HOSTNAME --user NAME [--tags tag:a] [--out FILE.conf] [--qr-png FILE.png]
       (a node-less peer such as a phone: a wg-quick config and a QR code for the WireGuard app;
        with --out the private key goes only to that file, written 0600)`,
-  authkeys: `  weft-server authkeys list | create --user NAME [--reusable] [--ephemeral] [--tags tag:a,tag:b] [--expiration 1h|0] | revoke ID`,
+  authkeys: `  weft-server authkeys list | create --user NAME [--reusable] [--ephemeral] [--pre-approved] [--tags tag:a,tag:b] [--expiration 1h|0] | revoke ID
+      (--pre-approved: its devices skip admin approval when device-approval-required is on)`,
   audit: `  weft-server audit list [--since TIME] [--until TIME] [--action PREFIX] [--actor LABEL] [--target KIND:NAME] [--limit N]
       (oldest first, one page of --limit (100); --since 1h for recent events. TIME is ISO 8601 or a
        duration ago such as 15m, 24h, 7d)
@@ -58,6 +63,9 @@ export const NOUN_USAGE = {
       a bearer token for an identity provider's SCIM provisioning client, at <server URL>/scim/v2.
       Shown once at creation, stored hashed. A SCIM token can do SCIM only (scope scim); no admin
       API key can do SCIM.`,
+  settings: `  weft-server settings get
+  weft-server settings set node-key-expiry-days DAYS      default key expiry of joining and renewing nodes (1-180; default 180)
+  weft-server settings set device-approval-required on|off  new devices wait for an admin's approval (default off)`,
   admin: `  weft-server admin set-password [--user NAME]
       sets the password of a local account for the web sign-in (default user admin, created if
       missing; a user with a password is an admin). Asks twice on a terminal, without echo;

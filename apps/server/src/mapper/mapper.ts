@@ -515,7 +515,7 @@ const DENY_ALL: Policy = { groups: new Map(), tagOwners: new Map(), rules: [], t
 
 /** Whether other nodes see this one at all. */
 function visible(row: NodeWithUser): boolean {
-  return !isExpired(row) && !row.user.suspendedAt;
+  return !isExpired(row) && !row.user.suspendedAt && !row.approvalPending;
 }
 
 /** "nodekey:<hex>" -> "<hex>", the form the WireGuard responder looks keys up by. */

@@ -23,11 +23,12 @@ export class AuthKeys {
           reusable: input.reusable ?? false,
           ephemeral: input.ephemeral ?? false,
           tags: input.tags ?? [],
+          preApproved: input.preApproved ?? false,
           expiresAt: expiresIn === 0 ? null : new Date(Date.now() + expiresIn * 1000),
         },
         include: { user: { select: { name: true } } },
       });
-      await audit(tx, actor, 'authkey.create', `authkey:${k.prefix}`, { user: user.name, reusable: k.reusable, ephemeral: k.ephemeral, tags: k.tags });
+      await audit(tx, actor, 'authkey.create', `authkey:${k.prefix}`, { user: user.name, reusable: k.reusable, ephemeral: k.ephemeral, tags: k.tags, preApproved: k.preApproved });
       return k;
     });
     return { ...authKeyDto(row), key: secret.key };
@@ -54,6 +55,13 @@ export class AuthKeys {
     const prefix = secretPrefix('auth', presented);
     const k = prefix ? await tx.authKey.findUnique({ where: { prefix }, select: { userId: true } }) : null;
     return k?.userId ?? null;
+  }
+
+  /** Whether `presented` is the auth key with id `id` (the key a node joined with), read without a lock. */
+  async isKey(presented: string, id: number): Promise<boolean> {
+    const prefix = secretPrefix('auth', presented);
+    const k = prefix ? await this.ctx.prisma.authKey.findUnique({ where: { prefix }, select: { id: true, hash: true } }) : null;
+    return k !== null && k.id === id && constantTimeEqual(k.hash, hashSecret(presented));
   }
 
   /**

@@ -1,6 +1,6 @@
 /** Database rows to wire shapes. The only place that decides what of a row leaves the server. */
 import type { ApiKey as DbApiKey, AuthKey as DbAuthKey, Node as DbNode, User as DbUser } from '@weft/db';
-import { MAX_ENDPOINTS, parseEndpoint, type ApiKey, type AuthKey, type Node, type Peer, type SelfNode, type User, type UserStatus } from '@weft/protocol';
+import { MAX_ENDPOINTS, parseEndpoint, type ApiKey, type AuthKey, type Node, type Peer, type RegisterResponse, type SelfNode, type User, type UserStatus } from '@weft/protocol';
 
 /** Every node row is read with its owner's name and suspension (the mapper and the door read both). */
 export const withUser = { user: { select: { name: true, email: true, suspendedAt: true } } } as const;
@@ -72,6 +72,7 @@ export function nodeDto(n: NodeWithUser): Node {
     lastSeen: iso(n.lastSeen),
     expiresAt: iso(n.expiresAt),
     expired: isExpired(n),
+    approvalPending: n.approvalPending,
     endpoints: peerEndpoints(n),
     createdAt: n.createdAt.toISOString(),
   };
@@ -80,6 +81,17 @@ export function nodeDto(n: NodeWithUser): Node {
 export function selfDto(n: NodeWithUser): SelfNode {
   const reflexive = typeof n.reflexiveEndpoint === 'string' && parseEndpoint(n.reflexiveEndpoint).ok ? { reflexiveEndpoint: n.reflexiveEndpoint } : {};
   return { id: n.id, name: n.name, user: n.user.name, ipv4: n.ipv4, ipv6: n.ipv6, nodeKey: n.nodeKey, expiresAt: iso(n.expiresAt), ...reflexive };
+}
+
+/** Far enough ahead to read as "no deadline" where a timestamp is required (a node whose expiry is disabled). */
+const NO_DEADLINE = new Date('9999-12-31T00:00:00.000Z');
+
+/**
+ * What registration answers for a node waiting for an admin's approval: `pending` with
+ * `approval: "admin"`; the code is the node's id, as `weft-server nodes approve ID` takes it.
+ */
+export function awaitingAdmin(serverUrl: string, n: NodeWithUser): RegisterResponse {
+  return { status: 'pending', approval: 'admin', code: String(n.id), loginUrl: `${serverUrl}/pending`, expiresAt: (n.expiresAt ?? NO_DEADLINE).toISOString() };
 }
 
 export function peerDto(n: NodeWithUser): Peer {
@@ -107,6 +119,7 @@ export function authKeyDto(k: DbAuthKey & { user: Pick<DbUser, 'name'> }): AuthK
     tags: k.tags,
     expiresAt: iso(k.expiresAt),
     usedCount: k.usedCount,
+    preApproved: k.preApproved,
     revoked: k.revokedAt !== null,
     createdAt: k.createdAt.toISOString(),
   };

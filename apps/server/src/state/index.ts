@@ -19,6 +19,7 @@ import { Nodes } from './nodes.js';
 import { NodeLinks } from './node-links.js';
 import { PolicyStore } from './policy.js';
 import { Presence } from './presence.js';
+import { TailnetSettingsStore } from './tailnet-settings.js';
 import { Users } from './users.js';
 import { Scim } from './scim.js';
 import { WebSessions, type SessionTimings } from './web-sessions.js';
@@ -51,13 +52,15 @@ export class State {
   readonly localAccounts: LocalAccounts;
   readonly identities: Identities;
   readonly scim: Scim;
+  readonly settings: TailnetSettingsStore;
 
   private constructor(readonly ctx: StateContext, replica: { id: string; log: ConstructorParameters<typeof Presence>[2] }, web: WebOptions) {
     this.users = new Users(ctx);
     this.authKeys = new AuthKeys(ctx);
     this.apiKeys = new ApiKeys(ctx);
-    this.logins = new Logins(ctx);
-    this.nodes = new Nodes(ctx, this.authKeys, this.logins);
+    this.settings = new TailnetSettingsStore(ctx);
+    this.logins = new Logins(ctx, this.settings);
+    this.nodes = new Nodes(ctx, this.authKeys, this.logins, this.settings);
     this.presence = new Presence(ctx, replica.id, replica.log);
     this.links = new NodeLinks(ctx);
     this.audit = new AuditLog(ctx);

@@ -8,4 +8,6 @@ export interface DbNodeCreate {
   ephemeral: boolean;
   authKeyId: number | null;
   expiresAt: Date | null;
+  /** Waits for an admin's approval before it is in any netmap; absent = false. */
+  approvalPending?: boolean;
 }

@@ -13,6 +13,7 @@ export function nodeWhere(q: Pick<NodeQuery, 'q' | 'status'>, now = new Date()):
   }
   if (q.status === 'online') and.push({ online: true });
   if (q.status === 'expired') and.push({ expiresAt: { lte: now } });
+  if (q.status === 'pending') and.push({ approvalPending: true });
   if (q.status === 'offline') and.push({ online: false, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] });
   return and.length ? { AND: and } : {};
 }

@@ -1,14 +1,15 @@
 import type { MachinePublicKey } from '@weft/crypto';
-import { EndpointsMessage, parseEndpoint, type CreateNode, type Node, type NodePage, type NodeQuery, type PeerPatch, type RegisterRequest, type RegisterResponse } from '@weft/protocol';
+import { EndpointsMessage, parseEndpoint, type CreateNode, type Node, type NodeExpiryChange, type NodePage, type NodeQuery, type PeerPatch, type RegisterRequest, type RegisterResponse } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
 import { insertNode, lockAllocation } from './allocate.js';
 import type { AuthKeys } from './auth-keys.js';
 import { audit, isUniqueViolation, SYSTEM, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
 import type { Change } from './changes.js';
-import { isExpired, nodeDto, peerEndpoints, policyLogin, selfDto, withUser, type NodeWithUser } from './dto.js';
+import { awaitingAdmin, isExpired, nodeDto, peerEndpoints, policyLogin, selfDto, withUser, type NodeWithUser } from './dto.js';
 import { parsePolicy, PolicyRejected, tagRefusal, type Policy, type TagApplier } from '@weft/policy';
 import type { LoginAdmission, Logins } from './logins.js';
 import { nodeOrderBy, nodeWhere } from './node-query.js';
+import { DAY_MS, type TailnetSettingsStore } from './tailnet-settings.js';
 import { assertUsable, shareLockUser, usableUserOrThrow, userSuspended } from './users.js';
 
 
@@ -17,6 +18,7 @@ export class Nodes {
     private readonly ctx: StateContext,
     private readonly authKeys: AuthKeys,
     private readonly logins: Logins,
+    private readonly settings: TailnetSettingsStore,
   ) {}
 
   async list(): Promise<Node[]> {
@@ -61,11 +63,18 @@ export class Nodes {
    * - Known machine key, not expired, no auth key: returns the existing node (restart, re-up).
    * - Auth key: joins at once (a known, expired machine is renewed in place).
    * - Neither: interactive login, answered `pending` until a person approves it.
+   * - A node waiting for an admin's approval (`device_approval_required`) is answered `pending`
+   *   with `approval: "admin"` on every path, until `approve`.
    */
   async register(machineKey: MachinePublicKey, req: RegisterRequest, admitLogin?: LoginAdmission, origin: { ip?: string } = {}): Promise<RegisterResponse> {
     const existing = await this.byMachineKey(machineKey);
     if (existing?.user.suspendedAt) throw userSuspended(existing.user.name);
-    if (existing && !req.authKey && !isExpired(existing)) {
+    // A device waiting for (or just given) an admin's approval polls with the body it joined with:
+    // the auth key it already spent on this node is a poll, not a new join (spending a single-use
+    // key again would refuse it as used).
+    const polling = existing !== null && req.authKey !== undefined && existing.authKeyId !== null && existing.nodeKey === req.nodeKey
+      && !isExpired(existing) && (await this.authKeys.isKey(req.authKey, existing.authKeyId));
+    if (existing && (!req.authKey || polling) && !isExpired(existing)) {
       // An approved login that the agent has not collected yet is done with now.
       await this.ctx.prisma.pendingLogin.deleteMany({ where: { machineKey } });
       if (existing.nodeKey !== req.nodeKey) {
@@ -76,9 +85,9 @@ export class Nodes {
           return n;
         });
         this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [updated.id] });
-        return { status: 'registered', node: selfDto(updated) };
+        return updated.approvalPending ? awaitingAdmin(this.ctx.serverUrl, updated) : { status: 'registered', node: selfDto(updated) };
       }
-      return { status: 'registered', node: selfDto(existing) };
+      return existing.approvalPending ? awaitingAdmin(this.ctx.serverUrl, existing) : { status: 'registered', node: selfDto(existing) };
     }
     if (!req.authKey) return this.logins.startOrPoll(machineKey, req, admitLogin);
 
@@ -92,17 +101,21 @@ export class Nodes {
         const key = await this.authKeys.consume(tx, authKey);
         if (owner) assertUsable(owner);
         if (existing) {
-          // Renewal of a known machine: same node, same addresses, fresh key and expiry.
+          // Renewal of a known machine: same node, same addresses, fresh key and expiry (a node
+          // whose expiry an admin disabled keeps it disabled).
+          const expiresAt = existing.expiresAt === null ? null : await this.settings.expiryFromNow(tx);
           const n = await tx.node.update({
             where: { id: existing.id },
-            data: { nodeKey: req.nodeKey, hostname: req.hostname, expiresAt: null, userId: key.userId, authKeyId: key.id },
+            data: { nodeKey: req.nodeKey, hostname: req.hostname, expiresAt, expiryHandledAt: null, userId: key.userId, authKeyId: key.id },
             include: withUser,
           });
           await audit(tx, { type: 'authkey', id: String(key.id), name: key.prefix, origin: 'agent', ...(origin.ip ? { ip: origin.ip } : {}) }, 'node.renew', `node:${n.name}`);
           await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
           return n;
         }
+        const settings = await this.settings.get(tx);
         await lockAllocation(tx);
+        const approvalPending = settings.deviceApprovalRequired && !key.preApproved;
         const n = await insertNode(this.ctx, tx, {
           userId: key.userId,
           hostname: req.hostname,
@@ -111,14 +124,15 @@ export class Nodes {
           tags: key.tags,
           ephemeral: key.ephemeral,
           authKeyId: key.id,
-          expiresAt: null,
+          expiresAt: new Date(Date.now() + settings.nodeKeyExpiryDays * DAY_MS),
+          approvalPending,
         });
-        await audit(tx, { type: 'authkey', id: String(key.id), name: key.prefix, origin: 'agent', ...(origin.ip ? { ip: origin.ip } : {}) }, 'node.register', `node:${n.name}`, { ipv4: n.ipv4, user: n.user.name });
+        await audit(tx, { type: 'authkey', id: String(key.id), name: key.prefix, origin: 'agent', ...(origin.ip ? { ip: origin.ip } : {}) }, 'node.register', `node:${n.name}`, { ipv4: n.ipv4, user: n.user.name, ...(approvalPending ? { approvalPending } : {}) });
         await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
         return n;
       }, TX_OPTIONS);
       this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
-      return { status: 'registered', node: selfDto(node) };
+      return node.approvalPending ? awaitingAdmin(this.ctx.serverUrl, node) : { status: 'registered', node: selfDto(node) };
     } catch (err) {
       if (isUniqueViolation(err)) throw new ApiError(Errors.invalidRequest, 'that node key is already registered to another machine', { cause: err });
       throw err;
@@ -169,13 +183,77 @@ export class Nodes {
   async expire(actor: Actor, id: number): Promise<Node> {
     const node = await this.ctx.prisma.$transaction(async (tx) => {
       await this.row(id, tx);
-      const n = await tx.node.update({ where: { id }, data: { expiresAt: new Date() }, include: withUser });
+      const now = new Date();
+      const n = await tx.node.update({ where: { id }, data: { expiresAt: now, expiryHandledAt: now }, include: withUser });
       await audit(tx, actor, 'node.expire', `node:${n.name}`);
       await this.ctx.record(tx, { kind: 'nodes-expired', nodeIds: [n.id] });
       return n;
     });
     this.ctx.emit({ kind: 'nodes-expired', nodeIds: [node.id] });
     return nodeDto(node);
+  }
+
+  /**
+   * An admin approves a device waiting for approval: it enters every netmap through the normal
+   * upsert, and its agent (polling registration) goes on. Approving one that waits for nothing is
+   * refused, naming its state, and changes nothing.
+   */
+  async approve(actor: Actor, id: number): Promise<Node> {
+    const node = await this.ctx.prisma.$transaction(async (tx) => {
+      const before = await this.row(id, tx);
+      if (!before.approvalPending) throw new ApiError(Errors.nodeNotPending, `node ${before.name} (id ${id}) is not waiting for approval; see the waiting ones with: weft-server nodes pending`);
+      const n = await tx.node.update({ where: { id }, data: { approvalPending: false }, include: withUser });
+      await audit(tx, actor, 'node.admin-approve', `node:${n.name}`, { user: n.user.name, ipv4: n.ipv4 }, { before: { approvalPending: true }, after: { approvalPending: false } });
+      await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
+      return n;
+    });
+    this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
+    return nodeDto(node);
+  }
+
+  /**
+   * Disables a node's key expiry, turns it back on (the default from now), or extends it by
+   * `extendDays` from the later of now and its current expiry. A node that was expired is live
+   * again at once (peers get it back through the normal upsert); audited with before and after.
+   */
+  async setExpiry(actor: Actor, id: number, change: NodeExpiryChange): Promise<Node> {
+    const node = await this.ctx.prisma.$transaction(async (tx) => {
+      const before = await this.row(id, tx);
+      let expiresAt: Date | null;
+      if ('disabled' in change) expiresAt = change.disabled ? null : await this.settings.expiryFromNow(tx);
+      else expiresAt = new Date(Math.max(Date.now(), before.expiresAt?.getTime() ?? Date.now()) + change.extendDays * DAY_MS);
+      const n = await tx.node.update({ where: { id }, data: { expiresAt, expiryHandledAt: null }, include: withUser });
+      const iso = (d: Date | null) => (d ? d.toISOString() : null);
+      await audit(tx, actor, 'disabled' in change ? (change.disabled ? 'node.expiry-disable' : 'node.expiry-enable') : 'node.expiry-extend', `node:${n.name}`,
+        'extendDays' in change ? { extendDays: change.extendDays } : undefined,
+        { before: { expiresAt: iso(before.expiresAt), expired: isExpired(before) }, after: { expiresAt: iso(n.expiresAt), expired: isExpired(n) } });
+      await this.ctx.record(tx, { kind: 'nodes-upserted', nodeIds: [n.id] });
+      return n;
+    });
+    this.ctx.emit({ kind: 'nodes-upserted', nodeIds: [node.id] });
+    return nodeDto(node);
+  }
+
+  /**
+   * Cuts off every node whose key expiry has passed and that was not cut off for it yet: one
+   * conditional UPDATE claims them (`expiry_handled_at` set), so with several replicas sweeping at
+   * once each node is claimed, audited and announced by exactly one. Returns the ids claimed here.
+   */
+  async sweepExpired(now = new Date()): Promise<number[]> {
+    const claimed = await this.ctx.prisma.$transaction(async (tx) => {
+      const rows = await tx.node.updateManyAndReturn({
+        where: { expiresAt: { lte: now }, expiryHandledAt: null },
+        data: { expiryHandledAt: now },
+        select: { id: true, name: true, expiresAt: true },
+      });
+      if (!rows.length) return [];
+      rows.sort((a, b) => a.id - b.id);
+      for (const n of rows) await audit(tx, SYSTEM, 'node.expire', `node:${n.name}`, { reason: 'key expiry', expiresAt: n.expiresAt?.toISOString() ?? null });
+      await this.ctx.record(tx, { kind: 'nodes-expired', nodeIds: rows.map((n) => n.id) });
+      return rows.map((n) => n.id);
+    }, TX_OPTIONS);
+    if (claimed.length) this.ctx.emit({ kind: 'nodes-expired', nodeIds: claimed });
+    return claimed;
   }
 
   async rename(actor: Actor, id: number, name: string): Promise<Node> {

@@ -48,9 +48,15 @@ export function signOutForm(csrf: string): string {
   return `<form method="post" action="/auth/logout">${hidden('_csrf', csrf)}<button class="secondary" type="submit">Sign out</button></form>`;
 }
 
-export function approvalPage(p: { code: string; hostname: string; fingerprint: string; expiresAt: Date; user: string; csrf: string }): string {
-  return `<p>A device is asking to join this network as yours. Approve it only if you just ran <code>weft login</code> (or <code>weft up</code>) on it and it shows the code <code>${esc(p.code)}</code>.</p>
-<dl><dt>Hostname</dt><dd>${esc(p.hostname)}</dd><dt>Machine key</dt><dd><code style="font-size:.9rem;letter-spacing:0">${esc(p.fingerprint)}</code></dd>
+/**
+ * The device confirmation page. `fingerprint`: the node key's short one, which `weft login` prints
+ * beside the URL; `os`: null when the agent is too old to report it.
+ */
+export function approvalPage(p: { code: string; hostname: string; os: string | null; fingerprint: string; machineKey: string; expiresAt: Date; user: string; csrf: string }): string {
+  return `<p>A device is asking to join this network as yours. Approve it only if you just ran <code>weft login</code> (or <code>weft up</code>) on it and it shows the code <code>${esc(p.code)}</code> and the key fingerprint below.</p>
+<dl><dt>Hostname</dt><dd>${esc(p.hostname)}</dd><dt>Operating system</dt><dd>${p.os === null ? 'not reported (an older weft)' : esc(p.os)}</dd>
+<dt>Key fingerprint</dt><dd><code data-testid="fingerprint">${esc(p.fingerprint)}</code></dd>
+<dt>Machine key</dt><dd><code style="font-size:.9rem;letter-spacing:0">${esc(p.machineKey)}</code></dd>
 <dt>Code</dt><dd>${esc(p.code)}</dd><dt>Owner</dt><dd>${esc(p.user)} (you)</dd><dt>Waits until</dt><dd>${esc(p.expiresAt.toISOString())}</dd></dl>
 <form method="post" action="/login/${encodeURIComponent(p.code)}/approve">${hidden('_csrf', p.csrf)}<button type="submit">Approve this device</button></form>
 <hr><p>Signed in as ${esc(p.user)}.</p>${signOutForm(p.csrf)}`;

@@ -54,6 +54,12 @@ describe('outbox on postgres', () => {
     await st.nodes.rename(T, ext.id, 'ext-renamed');
     await st.nodes.patch(ext.id, { endpoints: ['192.0.2.1:41641'] });
     await st.nodes.expire(T, ext.id);
+    // Key expiry: extend (it comes back), then the sweeper cutting it off once its time passed.
+    await st.nodes.setExpiry(T, ext.id, { extendDays: 1 });
+    await st.nodes.setExpiry(T, ext.id, { disabled: true });
+    await st.nodes.setExpiry(T, ext.id, { disabled: false });
+    await s.state.ctx.prisma.node.update({ where: { id: ext.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await st.nodes.sweepExpired();
     await st.nodes.delete(T, ext.id);
     await st.nodes.createExternal(T, { user: 'leaver', hostname: 'leaver-ext', nodeKey: generateNodeKey().publicKey });
     // Delete offboards first: the node goes with it.
@@ -72,7 +78,7 @@ describe('outbox on postgres', () => {
     const interactive = new SimAgent(s.url, 'interactive');
     const pending = await interactive.register();
     if (pending.status !== 'pending') throw new Error('expected a pending login');
-    await st.logins.approve(T, pending.code, 'ops');
+    await st.logins.approve(T, pending.code, 'ops', { byAdmin: true });
     await st.presence.settled();
     // The ephemeral node, offline now, is reaped (ephemeralTimeoutS 1 in the harness).
     await joined.waitFor(() => emitted.some((c) => c.kind === 'nodes-removed' && c.nodeIds.includes(joined.self!.id)), 10_000, 'ephemeral reaped');

@@ -4,6 +4,7 @@
  * sign-in rate limits and their audit, sign-out, and a device approved on the browser page.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeKeyFingerprint } from '@weft/crypto';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { Browser, hiddenField } from '../support/browser.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -189,6 +190,7 @@ describe('web sign-in with a local account', () => {
 
   it('a device login approved in the browser: sign in, confirm hostname and key, and the waiting agent goes on as that user', async () => {
     const agent = new SimAgent(s.url, 'ada-laptop');
+    agent.os = 'linux 6.1.0-18-amd64';
     const pending = await agent.register();
     if (pending.status !== 'pending') throw new Error('expected a pending login');
     const b = browser();
@@ -201,6 +203,18 @@ describe('web sign-in with a local account', () => {
     expect(page.url).toContain(`/login/${pending.code}`);
     expect(page.body).toContain('ada-laptop');
     expect(page.body).toMatch(/SHA256:[A-Za-z0-9+/]{43}/);
+    // The device's OS and the node key fingerprint `weft login` printed beside the URL.
+    expect(page.body).toContain('<dt>Operating system</dt><dd>linux 6.1.0-18-amd64</dd>');
+    expect(page.body).toContain(`<code data-testid="fingerprint">${nodeKeyFingerprint(agent.node.publicKey)}</code>`);
+    const listed = (await s.api('GET', `/api/v1/logins/${pending.code}`)).body;
+    expect(listed).toMatchObject({ os: 'linux 6.1.0-18-amd64', fingerprint: nodeKeyFingerprint(agent.node.publicKey) });
+    // An agent too old to report its OS still gets a page, saying so.
+    const old = new SimAgent(s.url, 'old-weft');
+    const oldPending = await old.register();
+    if (oldPending.status !== 'pending') throw new Error('expected a pending login');
+    const oldPage = (await b.navigate(`/login/${oldPending.code}`)).at(-1)!;
+    expect(oldPage.body).toContain('<dt>Operating system</dt><dd>not reported (an older weft)</dd>');
+    expect(oldPage.body).toContain(nodeKeyFingerprint(old.node.publicKey));
     expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
 
     // Confirming needs the page's CSRF token.

@@ -10,7 +10,7 @@ import { ConfirmDialog, Dialog } from '../components/dialog.js';
 
 export const PAGE_SIZE = 50;
 
-type Action = { kind: 'rename' | 'expire' | 'delete'; node: Node } | null;
+type Action = { kind: 'rename' | 'expire' | 'delete' | 'expiry'; node: Node } | null;
 
 const COLUMNS: { label: string; sort?: NodeSort }[] = [
   { label: 'Name', sort: 'name' },
@@ -19,6 +19,7 @@ const COLUMNS: { label: string; sort?: NodeSort }[] = [
   { label: 'Tags' },
   { label: 'Status', sort: 'online' },
   { label: 'Last seen', sort: 'lastSeen' },
+  { label: 'Key expires', sort: 'expiresAt' },
   { label: 'Actions' },
 ];
 
@@ -121,7 +122,11 @@ export function Devices() {
                     <span className={`status ${n.online ? 'online' : n.expired ? 'expired' : 'offline'}`}>{n.online ? 'online' : n.expired ? 'expired' : 'offline'}</span>
                   </td>
                   <td>{n.online ? 'now' : ago(n.lastSeen)}</td>
+                  <td>{n.expiresAt === null ? 'never' : n.expired ? 'expired' : new Date(n.expiresAt).toISOString().slice(0, 10)}</td>
                   <td className="actions">
+                    <button type="button" onClick={() => setAction({ kind: 'expiry', node: n })} aria-label={`Key expiry of ${n.name}`}>
+                      Key expiry
+                    </button>
                     <button type="button" onClick={() => setAction({ kind: 'rename', node: n })} aria-label={`Rename ${n.name}`}>
                       Rename
                     </button>
@@ -151,6 +156,7 @@ export function Devices() {
           </button>
         </div>
       )}
+      {action?.kind === 'expiry' && <KeyExpiryDialog node={action.node} onClose={() => setAction(null)} onDone={done} />}
       {action?.kind === 'rename' && <RenameDialog node={action.node} onClose={() => setAction(null)} onDone={done} />}
       {action?.kind === 'expire' && (
         <ConfirmDialog
@@ -202,6 +208,66 @@ function RenameDialog({ node, onClose, onDone }: { node: Node; onClose: () => vo
           </button>
           <button type="submit" className="primary">
             Rename
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+/**
+ * Per-device key expiry: extend by some days (an expired device is back at once), turn expiry
+ * back on, or disable it. Disabling is asked twice: a key that never expires stays valid on a lost
+ * or stolen device until someone deletes it.
+ */
+function KeyExpiryDialog({ node, onClose, onDone }: { node: Node; onClose: () => void; onDone: () => void }) {
+  const [days, setDays] = useState('30');
+  const [confirmDisable, setConfirmDisable] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const change = async (body: { extendDays: number } | { disabled: boolean }) => {
+    try {
+      await api('POST', `/api/v1/nodes/${node.id}/expiry`, body);
+      onDone();
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    await change({ extendDays: Number(days) });
+  };
+  const now = node.expiresAt === null ? 'never expires (expiry disabled)' : node.expired ? `expired ${node.expiresAt}` : `expires ${node.expiresAt}`;
+  return (
+    <Dialog title={`Key expiry of ${node.name}`} onClose={onClose}>
+      <p>Its key {now}.</p>
+      <form onSubmit={submit}>
+        <label htmlFor="extend-days">Extend by days (1-180)</label>
+        <input id="extend-days" type="number" min={1} max={180} step={1} value={days} onChange={(e) => setDays(e.target.value)} required autoFocus />
+        <ErrorText error={error} />
+        {confirmDisable && (
+          <p role="alert">
+            Disable key expiry for {node.name}? Its key then never expires: a lost device stays in the mesh until it is deleted.
+          </p>
+        )}
+        <div className="dialog-actions">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          {node.expiresAt === null ? (
+            <button type="button" onClick={() => void change({ disabled: false })}>
+              Enable expiry
+            </button>
+          ) : confirmDisable ? (
+            <button type="button" className="danger" onClick={() => void change({ disabled: true })}>
+              Yes, disable expiry
+            </button>
+          ) : (
+            <button type="button" className="danger" onClick={() => setConfirmDisable(true)}>
+              Disable expiry
+            </button>
+          )}
+          <button type="submit" className="primary">
+            Extend
           </button>
         </div>
       </form>

@@ -16,10 +16,8 @@ export async function join(args: Parsed, client: LocalClient): Promise<number> {
       if (e.type === 'login') {
         spinner.stop();
         if (args.json) process.stdout.write(JSON.stringify(e) + '\n');
-        else {
-          process.stdout.write(`\nTo approve, open ${String(e.url)}\nor ask an admin to run: weft-server nodes approve ${String(e.code)}\n\n`);
-        }
-        spinner.start('waiting for approval');
+        else process.stdout.write(loginText(e));
+        spinner.start(e.approval === 'admin' ? 'waiting for an admin to approve this device' : 'waiting for approval');
       } else if (e.type === 'registered') {
         spinner.stop();
         spinner.start('bringing the interface up');
@@ -48,4 +46,14 @@ export async function join(args: Parsed, client: LocalClient): Promise<number> {
     process.stdout.write(`${s.self.name} is up: ${s.self.ipv4} ${s.self.ipv6}, ${s.peers.length} peer${s.peers.length === 1 ? '' : 's'}${s.online ? '' : ' (control server not reachable: running on the last netmap)'}\n`);
   }
   return ExitCode.Ok;
+}
+
+/** What `weft up` prints while it waits: where to approve, or that an admin must. */
+export function loginText(e: { url?: unknown; code?: unknown; approval?: unknown; fingerprint?: unknown }): string {
+  if (e.approval === 'admin') {
+    return `\nThis device waits for an admin to approve it: this network requires approval of new devices.\n` +
+      `An admin approves it on the Pending devices page (${String(e.url)})\nor runs: weft-server nodes approve ${String(e.code)}\n\n`;
+  }
+  const fp = typeof e.fingerprint === 'string' ? `\nKey fingerprint: ${e.fingerprint} (the page must show the same)` : '';
+  return `\nTo approve, open ${String(e.url)}${fp}\nor ask an admin to run: weft-server nodes approve ${String(e.code)}\n\n`;
 }

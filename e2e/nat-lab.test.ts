@@ -2,11 +2,19 @@
  * The lab's NAT routers (e2e/lab/nat.ts) do what their names say, measured from outside: a
  * reflector on the "internet" reports the source address it sees. Every case starts with conntrack
  * flushed. These are the ground truth the netcheck and NAT traversal tests stand on.
+ *
+ * Then Weft through them (issue 9 lab cases (a)-(i)): the real server with STUN on the "internet",
+ * two agents behind the routers of each case, every case a fresh pair of nodes joining. Each case
+ * asserts that pings pass, that the first one passed within 2 s of both nodes having joined
+ * (relayed at once when direct is not ready), and what `weft status --json` says of the path and why.
  */
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Lab, listNamespaces, nsPrefix, type Host, type NatType, type Router, type RouterOptions } from './lab/index.js';
+import { Lab, listNamespaces, natRules, nsPrefix, type Host, type NatType, type Network, type Router, type RouterOptions } from './lab/index.js';
 import { useLab } from './lab/vitest.js';
+import { waitFor } from './lab/wait.js';
+import { cli, RELAY_BIN, WeftAgent, WeftServer, type AgentPeerStatus } from './lab/weft.js';
 
 const REFLECTOR = fileURLToPath(new URL('./lab/udp-reflector.mjs', import.meta.url));
 const PROBE = fileURLToPath(new URL('./lab/udp-probe.mjs', import.meta.url));
@@ -161,5 +169,156 @@ describe('router cleanup', () => {
       await lab.cleanup();
     }
     expect((await listNamespaces()).filter((n) => n.startsWith(nsPrefix('nlc')))).toEqual([]);
+  });
+});
+
+// ---- Weft through the NATs ------------------------------------------------------------------------
+
+describe('weft through NATs (issue 9 lab cases)', () => {
+  let server: WeftServer;
+  let authKey: string;
+  let live: WeftAgent[] = [];
+  const wl = useLab({ name: 'nt', hosts: ['server', 'a', 'b'] }, async (lab) => {
+    // A second STUN destination (a standalone weft-relay, region 2): the agents' netcheck needs two to tell endpoint-dependent NATs.
+    const host = lab.hosts.server;
+    const config = host.tmpPath('server-config.json');
+    writeFileSync(config, JSON.stringify({ regions: [{ id: 2, code: 'second', name: 'second STUN (weft-relay)', stun: [`${host.ip}:3479`] }] }));
+    const relay = host.spawn(process.execPath, [RELAY_BIN, ...cli.relay({ stunListen: '0.0.0.0:3479' })], { logName: 'weft-relay' });
+    await relay.waitForLine(/3479/, 30_000);
+    server = await WeftServer.start(lab, { stunListen: '0.0.0.0:3478', env: { WEFT_CONFIG: config }, readyTimeoutMs: 180_000 });
+    authKey = await server.authKey('lab');
+  });
+
+  async function natRouter(name: string, nat: NatType, opts: Omit<RouterOptions, 'nat'> = {}): Promise<Router> {
+    return wl.lab.routers.find((r) => r.name === name) ?? (await wl.lab.addRouter(name, { nat, ...opts }));
+  }
+
+  interface Pair { a: WeftAgent; b: WeftAgent; ipA: string; ipB: string; joinToPingMs: number }
+
+  /**
+   * Logs out and stops the previous case's nodes, plugs a and b where `aNet`/`bNet` say (conntrack
+   * flushed), and joins two new nodes; resolves once a pings b, with how long that took after both
+   * `weft up` returned.
+   */
+  async function freshPair(name: string, aNet: Network, bNet: Network): Promise<Pair> {
+    await Promise.all(live.map(async (x) => {
+      await x.logout();
+      await x.stop();
+    }));
+    live = [];
+    const { lab } = wl;
+    await lab.attach(lab.hosts.a, aNet);
+    await lab.attach(lab.hosts.b, bNet);
+    const [a, b] = await Promise.all((['a', 'b'] as const).map((h) => WeftAgent.start(lab.hosts[h], { stateDir: lab.hosts[h].tmpPath(`agent-${name}`), listenPort: 41641 })));
+    live = [a!, b!];
+    const [sa, sb] = await Promise.all([a!.upOk({ server: server.url, authKey, hostname: `a-${name}` }), b!.upOk({ server: server.url, authKey, hostname: `b-${name}` })]);
+    const joined = Date.now();
+    const ipA = sa.self!.ipv4;
+    const ipB = sb.self!.ipv4;
+    await waitFor(async () => (await lab.hosts.a.ping(ipB, { count: 1, timeoutMs: 1000, replyTimeoutMs: 500 })).ok, { timeoutMs: 20_000, intervalMs: 50, what: `${name}: a -> b over the tunnel` });
+    const joinToPingMs = Date.now() - joined;
+    console.info(`${name}: join -> first ping a -> b ${joinToPingMs} ms`);
+    return { a: a!, b: b!, ipA, ipB, joinToPingMs };
+  }
+
+  async function peerOf(agent: WeftAgent): Promise<AgentPeerStatus> {
+    const st = await agent.status();
+    expect(st.peers).toHaveLength(1);
+    return st.peers[0]!;
+  }
+
+  /** Waits until both sides report `path` for each other; returns both peer entries. */
+  async function bothOn(p: Pair, path: 'direct' | 'relay', timeoutMs: number): Promise<[AgentPeerStatus, AgentPeerStatus]> {
+    let last = '';
+    return waitFor(async () => {
+      const both = [await peerOf(p.a), await peerOf(p.b)] as [AgentPeerStatus, AgentPeerStatus];
+      last = JSON.stringify(both.map(({ path, endpoint, reason, region, pathSince }) => ({ path, endpoint, reason, region, pathSince })));
+      return both.every((x) => x.path === path) ? both : null;
+    }, { timeoutMs, intervalMs: 250, what: `both sides on ${path}` }).catch((err: Error) => {
+      throw new Error(`${err.message}; last: ${last}`);
+    });
+  }
+
+  async function pingsPass(p: Pair): Promise<void> {
+    const { a, b } = wl.lab.hosts;
+    const there = await a.ping(p.ipB, { count: 3, intervalMs: 200, timeoutMs: 4000 });
+    const back = await b.ping(p.ipA, { count: 3, intervalMs: 200, timeoutMs: 4000 });
+    expect(there.received, there.output).toBeGreaterThanOrEqual(2);
+    expect(back.received, back.output).toBeGreaterThanOrEqual(2);
+  }
+
+  it('(a) both behind endpoint-independent NATs: direct, on the reflexive endpoints', async () => {
+    const p = await freshPair('a', await natRouter('eim1', 'eim'), await natRouter('eim2', 'eim'));
+    expect(p.joinToPingMs).toBeLessThan(2000);
+    const [toB, toA] = await bothOn(p, 'direct', 15_000);
+    await pingsPass(p);
+    expect(toB.endpoint).toBe(`${(await natRouter('eim2', 'eim')).wanIp}:41641`);
+    expect(toA.endpoint).toBe(`${(await natRouter('eim1', 'eim')).wanIp}:41641`);
+    expect(toB).toMatchObject({ region: null, reason: null });
+    expect(toB.pathSince).not.toBeNull();
+  });
+
+  it('(c) both behind endpoint-dependent NATs: relay, saying the hole punch timed out and when it retries', async () => {
+    const p = await freshPair('c', await natRouter('edm1', 'edm'), await natRouter('edm2', 'edm'));
+    expect(p.joinToPingMs).toBeLessThan(2000);
+    const [toB] = await bothOn(p, 'relay', 10_000);
+    await pingsPass(p);
+    expect(toB.region).toBe('embedded');
+    expect(toB.endpoint).toMatch(/^127\.0\.0\.1:\d+$/);
+    const withReason = await waitFor(async () => {
+      const x = await peerOf(p.a);
+      return x.path === 'relay' && /hole punch timed out; retrying in \d+ s/.test(x.reason ?? '') ? x : null;
+    }, { timeoutMs: 15_000, intervalMs: 250, what: 'a says the hole punch timed out' });
+    expect(withReason.reason).toMatch(/endpoint-dependent/);
+  });
+
+  it('(b) one endpoint-dependent, one endpoint-independent NAT: connected, and says which path and why', async () => {
+    const p = await freshPair('b', await natRouter('edm1', 'edm'), await natRouter('eim2', 'eim'));
+    expect(p.joinToPingMs).toBeLessThan(2000);
+    await pingsPass(p);
+    const x = await peerOf(p.a);
+    expect(['direct', 'relay']).toContain(x.path);
+    if (x.path === 'relay') expect(x.reason).toBeTruthy();
+  });
+
+  it('(d) UDP blocked, only TCP to the server: relay, saying UDP is blocked here', async () => {
+    const p = await freshPair('d', await natRouter('tcponly', 'udp-blocked'), wl.lab.internet);
+    expect(p.joinToPingMs).toBeLessThan(2000);
+    await bothOn(p, 'relay', 10_000);
+    await pingsPass(p);
+    await waitFor(async () => /UDP to the internet is blocked here/.test((await peerOf(p.a)).reason ?? ''), { timeoutMs: 15_000, intervalMs: 250, what: 'a says UDP is blocked' });
+  });
+
+  it('(e) the UDP block lifted: direct within 10 s', async () => {
+    const r = await natRouter('tcponly', 'udp-blocked');
+    const p = await freshPair('e', r, wl.lab.internet);
+    await bothOn(p, 'relay', 10_000);
+    // Let the other side back off to its longest interval, as after a long block.
+    await waitFor(async () => /retrying in/.test((await peerOf(p.b)).reason ?? ''), { timeoutMs: 20_000, intervalMs: 500, what: 'b retrying' });
+    await r.nft(natRules('eim'));
+    const t0 = Date.now();
+    await bothOn(p, 'direct', 10_000);
+    console.info(`(e) block lifted -> direct both ways: ${Date.now() - t0} ms`);
+    await pingsPass(p);
+  });
+
+  it('(g) two hosts behind the same NAT: direct over the LAN', async () => {
+    const r = await natRouter('lan', 'eim');
+    const p = await freshPair('g', r, r);
+    expect(p.joinToPingMs).toBeLessThan(2000);
+    const [toB] = await bothOn(p, 'direct', 15_000);
+    expect(toB.endpoint).toBe(`${wl.lab.hosts.b.ip}:41641`);
+    await pingsPass(p);
+  });
+
+  it('(h) a host behind two layers of NAT (carrier NAT): connected', async () => {
+    const isp = await natRouter('isp', 'eim', { subnet: '100.64.7' });
+    const cpe = await natRouter('cpe', 'eim', { upstream: isp });
+    const p = await freshPair('h', cpe, await natRouter('eim2', 'eim'));
+    expect(p.joinToPingMs).toBeLessThan(2000);
+    await pingsPass(p);
+    const x = await peerOf(p.a);
+    expect(['direct', 'relay']).toContain(x.path);
+    if (x.path === 'relay') expect(x.reason).toBeTruthy();
   });
 });

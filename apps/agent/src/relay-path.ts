@@ -58,7 +58,9 @@ export class RelayPath {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private stopped = true;
   private wgPort: number | undefined;
-  readonly counters = { toRelay: 0, fromRelay: 0, dropped: 0 };
+  readonly counters = { toRelay: 0, fromRelay: 0, dropped: 0, heldForProbe: 0 };
+  /** Peers being hole-punched: what the relay brings from them is not handed to WireGuard (see `hold`). */
+  private readonly held = new Set<string>();
 
   constructor(private readonly opts: RelayPathOptions) {}
 
@@ -82,11 +84,22 @@ export class RelayPath {
     this.connect();
   }
 
+  /**
+   * While a peer is hole-punched (PeerPaths), packets the relay brings from it are dropped, not
+   * handed to WireGuard: WireGuard roams to wherever an authenticated packet last came from, and a
+   * straggler from the relay socket would turn the probe's packets back onto the relay.
+   */
+  hold(nodeKey: string, on: boolean): void {
+    if (on) this.held.add(keyId(nodeKey));
+    else this.held.delete(keyId(nodeKey));
+  }
+
   /** Stops carrying `nodeKey` (peer removed): its socket is closed. */
   release(nodeKey: string): void {
     const r = this.byKey.get(keyId(nodeKey));
     if (!r) return;
     this.byKey.delete(keyId(nodeKey));
+    this.held.delete(keyId(nodeKey));
     r.socket.close();
   }
 
@@ -94,6 +107,7 @@ export class RelayPath {
     this.stopped = true;
     for (const r of this.byKey.values()) r.socket.close();
     this.byKey.clear();
+    this.held.clear();
     this.disconnect();
   }
 
@@ -135,7 +149,12 @@ export class RelayPath {
   }
 
   private fromRelay(from: Buffer, packet: Buffer): void {
-    const r = this.byKey.get(from.toString('hex'));
+    const id = from.toString('hex');
+    if (this.held.has(id)) {
+      this.counters.heldForProbe++;
+      return;
+    }
+    const r = this.byKey.get(id);
     if (r) {
       if (this.wgPort === undefined) return;
       this.counters.fromRelay++;

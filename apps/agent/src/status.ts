@@ -41,6 +41,23 @@ export interface PeerStatus extends NodeIdentity {
   handshakeAgeSeconds: number | null;
   rxBytes: number;
   txBytes: number;
+  /** The relay region carrying the peer (its code) while `path` is relay; null otherwise. */
+  region: string | null;
+  /** ISO timestamp: since when the peer is on its current path (relay or direct); null = not decided yet. */
+  pathSince: string | null;
+  /**
+   * When `path` is not direct: why, in words a person can act on ("hole punch timed out; retrying
+   * in 30 s", "UDP to the internet is blocked here"); null when direct.
+   */
+  reason: string | null;
+}
+
+/** What peer-paths.ts says of a peer's path, for `peerStatus`. */
+export interface PathInfo {
+  via: 'relay' | 'direct';
+  since: Date;
+  reason: string | null;
+  region: string | null;
 }
 
 export interface Status {
@@ -88,9 +105,23 @@ export function pathOf(stats: PeerStats | undefined, now: Date, relayEndpoint?: 
   return relayEndpoint !== undefined && stats.endpoint === relayEndpoint ? 'relay' : 'direct';
 }
 
-/** `relayEndpoint`: this node's local relay socket for the peer, when the peer is relayed. */
-export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date, relayEndpoint?: string): PeerStatus {
+/**
+ * `relayEndpoint`: this node's local relay socket for the peer, when the peer is relayed; `info`:
+ * the path choice's view (absent: not decided yet).
+ */
+export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date, relayEndpoint?: string, info?: PathInfo): PeerStatus {
   const hs = stats?.lastHandshake ?? null;
+  let path = pathOf(stats, now, relayEndpoint);
+  // A hole punch aims WireGuard at a candidate for a moment: the path is still the relay until it succeeds.
+  if (path === 'direct' && info?.via === 'relay') path = 'relay';
+  let reason: string | null = null;
+  if (path !== 'direct') {
+    reason = info?.reason ?? null;
+    if (path === 'none') {
+      const why = !stats ? 'not configured in WireGuard' : !hs ? 'no handshake yet' : 'no handshake in the last 3 minutes';
+      reason = reason ? `${why}; ${reason}` : why;
+    }
+  }
   return {
     id: peer.id,
     name: peer.name,
@@ -99,11 +130,14 @@ export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date, 
     ipv6: peer.ipv6,
     nodeKey: peer.nodeKey,
     online: peer.online,
-    path: pathOf(stats, now, relayEndpoint),
+    path,
     endpoint: stats?.endpoint ?? peer.endpoints[0] ?? null,
     lastHandshake: hs ? hs.toISOString() : null,
     handshakeAgeSeconds: hs ? Math.max(0, Math.round((now.getTime() - hs.getTime()) / 1000)) : null,
     rxBytes: stats?.rxBytes ?? 0,
     txBytes: stats?.txBytes ?? 0,
+    region: path === 'relay' ? info?.region ?? null : null,
+    pathSince: info ? info.since.toISOString() : null,
+    reason,
   };
 }

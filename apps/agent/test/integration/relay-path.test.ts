@@ -102,6 +102,21 @@ describe('agent relayed data path', () => {
     stranger.close();
   });
 
+  it('a peer held for a hole punch: what the relay brings from it is not handed to WireGuard until the hold ends', async () => {
+    const endpoint = a.path.endpointOf(b.agent.node.publicKey)!;
+    const bSocket = b.path.endpointOf(a.agent.node.publicKey)!;
+    b.path.hold(a.agent.node.publicKey, true);
+    const before = b.got.length;
+    const held = b.path.counters.heldForProbe;
+    a.wg.send('straggler', Number(endpoint.split(':')[1]), endpoint.split(':')[0]);
+    await until(() => b.path.counters.heldForProbe === held + 1, 'held at b');
+    expect(b.got.length).toBe(before);
+    b.path.hold(a.agent.node.publicKey, false);
+    a.wg.send('after the probe', Number(endpoint.split(':')[1]), endpoint.split(':')[0]);
+    await until(() => b.got.length === before + 1, 'delivered at b');
+    expect(b.got.at(-1)).toEqual({ data: 'after the probe', from: bSocket });
+  });
+
   it('a relayed packet from a key that is not a peer opens no socket', async () => {
     const c = await side((await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key, 'path-c', () => []);
     try {

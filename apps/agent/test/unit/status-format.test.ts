@@ -59,8 +59,21 @@ describe('formatting', () => {
       IP           NAME                USER   PATH    ENDPOINT        HANDSHAKE  RX       TX    CONTROL
       100.64.0.2   peer2               alice  direct  10.0.0.2:41641  3s ago     2.0 KiB  10 B  online
       100.64.0.13  a-much-longer-name  alice  none    -               never      0 B      0 B   offline
+
+      a-much-longer-name: none: not configured in WireGuard
       "
     `);
+  });
+
+  it('a relayed peer shows relay (REGION), and under the table since when and why in words', () => {
+    const since = new Date(now.getTime() - 30_000);
+    const out = formatStatus({
+      ...base,
+      peers: [peerStatus(peer(2), { publicKey: peer(2).nodeKey as never, endpoint: '127.0.0.1:40000', lastHandshake: ago(3), rxBytes: 1, txBytes: 1 }, now, '127.0.0.1:40000',
+        { via: 'relay', since, reason: 'hole punch timed out; retrying in 30 s', region: 'fra' })],
+    });
+    expect(out).toMatch(/peer2\s+alice\s+relay \(fra\)\s+127\.0\.0\.1:40000/);
+    expect(out.split('\n')).toContain(`peer2: relay since ${since.toISOString()}: hole punch timed out; retrying in 30 s`);
   });
 
   it("shows the public endpoint the server sees for this node's WireGuard port, when it has one", () => {

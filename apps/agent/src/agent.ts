@@ -26,7 +26,7 @@ import type { Keys, Phase, StateStore } from './state-store.js';
 import { peerStatus, type PathInfo, type Status } from './status.js';
 import type { BackendChoice } from '@weft/wg';
 import {
-  ENDPOINT_REFRESH_MS, LOGIN_POLL_MS, NETCHECK_BLOCKED_REFRESH_MS, NETCHECK_FIRST_DELAY_MS, NETCHECK_REFRESH_MS, PERSIST_DEBOUNCE_MS,
+  ENDPOINT_REFRESH_MS, LINK_CHECK_MS, LOGIN_POLL_MS, NETCHECK_BLOCKED_REFRESH_MS, NETCHECK_FIRST_DELAY_MS, NETCHECK_REFRESH_MS, PERSIST_DEBOUNCE_MS,
   RECONNECT_BACKOFF, RESUME_WAIT_MS,
 } from './tunables.js';
 import { backoffDelay } from './backoff.js';
@@ -101,6 +101,9 @@ export class Agent {
   /** The last background netcheck's verdict (path reasons, probe gating); undefined = none yet. */
   private lastVerdict: NetcheckVerdict | undefined;
   private netcheckTimer: NodeJS.Timeout | undefined;
+  /** This host's own addresses when last looked at (roaming watch); undefined = not yet. */
+  private linkKey: string | undefined;
+  private linkTimer: NodeJS.Timeout | undefined;
   /** Set by shutdown: nothing may open the interface again (a late message or timer). */
   private shutDown = false;
 
@@ -421,6 +424,25 @@ export class Agent {
     else this.scheduleNetcheck(this.lastVerdict?.udp === false ? NETCHECK_BLOCKED_REFRESH_MS : NETCHECK_REFRESH_MS);
   }
 
+  /**
+   * Roaming: this host's own IPv4 addresses, every LINK_CHECK_MS. When they change, the control
+   * and relay connections are made again at once (they may be bound to an address that is gone),
+   * direct peers go to the relay, the server's responders get a fresh initiation (so the server
+   * learns the new public mapping), and the endpoints and netcheck are redone.
+   */
+  private async watchLink(): Promise<void> {
+    const key = localEndpoints(0, { interfaceName: this.engine?.deviceInfo?.name ?? this.opts.interfaceName, addresses: this.netmap.self ? [this.netmap.self.ipv4] : [] }).join(',');
+    const before = this.linkKey;
+    this.linkKey = key;
+    if (before === undefined || before === key || !this.paths) return;
+    this.opts.log('info', 'this host\'s addresses changed: reconnecting and re-punching', { before, now: key });
+    this.session?.reconnectNow('local addresses changed');
+    await this.paths.networkChanged();
+    await this.engine?.refreshResponders().catch((err: Error) => this.opts.log('warn', 're-adding the responders failed', { error: err.message }));
+    this.lastVerdict = undefined;
+    this.scheduleNetcheck(NETCHECK_FIRST_DELAY_MS);
+  }
+
   /** Why direct paths are unlikely from this node's side, in words, from the last netcheck. */
   private localObstacle(): string | null {
     const v = this.lastVerdict;
@@ -471,11 +493,16 @@ export class Agent {
     });
     this.paths.start();
     this.scheduleNetcheck(NETCHECK_FIRST_DELAY_MS);
+    this.linkKey = undefined;
+    this.linkTimer = setInterval(() => void this.watchLink(), LINK_CHECK_MS);
+    this.linkTimer.unref();
   }
 
   private stopPaths(): void {
     clearTimeout(this.netcheckTimer);
     this.netcheckTimer = undefined;
+    clearInterval(this.linkTimer);
+    this.linkTimer = undefined;
     this.paths?.stop();
     this.paths = undefined;
   }

@@ -117,6 +117,8 @@ export class Engine {
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
   /** Peers whose path PeerPaths chose: node key -> where WireGuard sends them (relay socket or punched candidate). */
   private readonly overrides = new Map<string, PathOverride>();
+  /** The responders of the last netmap (refreshResponders re-adds them). */
+  private responders: ResponderPeer[] = [];
 
   constructor(private readonly opts: EngineOptions) {}
 
@@ -151,6 +153,21 @@ export class Engine {
       if (opts.recreate) await this.device.removePeer(parseNodePublicKey(peer.nodeKey));
       await this.device.upsertPeer(this.config(peer));
       this.opts.log('debug', 'peer path set', { peer: peer.name, endpoint: path?.endpoint ?? peer.endpoints[0] ?? null, relay: path?.relay ?? false, keepalive: path?.keepaliveS ?? null });
+    });
+  }
+
+  /**
+   * This host roamed: the server's responders are removed and added again, so WireGuard sends
+   * them a fresh initiation now (not at its next keepalive, up to ~25 s away) and the server
+   * learns the new public mapping of WireGuard's port at once.
+   */
+  refreshResponders(): Promise<void> {
+    return this.serial(async () => {
+      if (!this.device || !this.configuredFor) return;
+      for (const r of this.responders) {
+        await this.device.removePeer(parseNodePublicKey(r.publicKey));
+        await this.device.upsertPeer(responderConfig(r));
+      }
     });
   }
 
@@ -209,6 +226,7 @@ export class Engine {
   applyFull(self: SelfNode, peers: Peer[], packetFilter?: WireFilter, responders: ResponderPeer[] = []): Promise<void> {
     return this.serial(async () => {
       this.selfKey = self.nodeKey;
+      this.responders = responders;
       const keys = new Set(peers.map((p) => p.nodeKey));
       for (const key of this.wanted.keys()) if (!keys.has(key)) this.forget(key);
       for (const peer of peers) this.wanted.set(peer.nodeKey, peer);

@@ -32,6 +32,8 @@ async function run(argv: string[]): Promise<number> {
       return status(args, client);
     case 'netcheck':
       return (await import('./cli/commands/netcheck.js')).netcheck(args, client);
+    case 'ping':
+      return (await import('./cli/commands/ping.js')).ping(args, client);
     case 'down':
       return down(args, client);
     case 'logout':

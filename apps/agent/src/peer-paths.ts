@@ -17,7 +17,7 @@ import {
   directDead, inSeconds, inUse, pairOffsetMs, probeCandidates, probeSlot, shouldRelay, TrafficWatch,
 } from './path-choice.js';
 import type { RelayPath } from './relay-path.js';
-import { DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS } from './tunables.js';
+import { DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS } from './tunables.js';
 
 export interface PeerPathsOptions {
   engine: () => Engine | undefined;
@@ -59,6 +59,9 @@ interface PathState {
   candidatesKey: string;
   /** Why the current path is not direct, in words; null when direct. */
   reason: string | null;
+  /** When WireGuard was last made to handshake afresh over the relay (no handshake yet). */
+  kickedAt: number;
+  kicks: number;
 }
 
 /** What `weft status` shows of a peer's path. */
@@ -108,6 +111,30 @@ export class PeerPaths {
     }
   }
 
+  /**
+   * This host's addresses changed (roamed): every direct path is presumed dead (the NAT mappings
+   * it stood on belong to the old network) and moves to the relay now, to be punched again.
+   */
+  async networkChanged(): Promise<void> {
+    this.opts.relay.reconnectNow();
+    const engine = this.opts.engine();
+    if (!engine?.up || !this.opts.relay.connected) {
+      // Not connected yet: the regular checks move them once the relay is back.
+      for (const st of this.states.values()) if (st.mode === 'direct') st.watch.unansweredSince ??= this.now() - DIRECT_DEAD_MS;
+      return;
+    }
+    for (const peer of this.opts.peers()) {
+      const st = this.states.get(peer.nodeKey);
+      if (!st || st.mode === 'relay') continue;
+      try {
+        await this.moveToRelay(engine, peer, false);
+        this.toRelayState(st, 'this node\'s network changed');
+      } catch (err) {
+        this.opts.log('warn', 'moving a peer to the relay failed', { peer: peer.name, error: (err as Error).message });
+      }
+    }
+  }
+
   /** The path as `weft status` shows it; undefined = not decided yet (the netmap endpoint). */
   view(nodeKey: string): PathView | undefined {
     const st = this.states.get(nodeKey);
@@ -134,7 +161,7 @@ export class PeerPaths {
   }
 
   private fresh(mode: Mode, reason: string | null): PathState {
-    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(), candidatesKey: '', reason };
+    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0 };
   }
 
   private toRelayState(st: PathState, reason: string): void {
@@ -270,6 +297,16 @@ export class PeerPaths {
           // once on that path, so the peer's probe hears back within its window.
           await this.confirmDirect(engine, peer, s.endpoint);
           this.toDirect(st, peer, s.endpoint, 'the peer reached this node directly');
+          return;
+        }
+        if (!s?.lastHandshake && initiator && peer.online && st.kicks < RELAY_KICKS && now - st.kickedAt >= RELAY_KICK_MS) {
+          // The first initiation over the relay can be lost (the peer's relay socket or interface
+          // was not up yet); WireGuard would retry only after RekeyTimeout (5 s). A fresh peer
+          // handshakes at once; there is no session to lose.
+          st.kickedAt = now;
+          st.kicks++;
+          await this.moveToRelay(engine, peer, true);
+          this.opts.log('debug', 'no handshake over the relay yet: handshaking again', { peer: peer.name });
           return;
         }
         if (!s?.lastHandshake || candidates.length === 0) return;

@@ -83,6 +83,14 @@ export const PROBE_KEEPALIVE_S = 1;
  * the peer goes back to the relay. A pair that pings both ways hears back within a round trip.
  */
 export const DIRECT_DEAD_MS = 2_000;
+/**
+ * The initiating side of a relayed pair with no handshake this long after its last try makes
+ * WireGuard try again at once (a fresh peer), instead of waiting for its RekeyTimeout (5 s): the
+ * first initiation may have reached a peer whose relay or interface was not up yet.
+ */
+export const RELAY_KICK_MS = 1_500;
+/** At most this many such tries per pair (then WireGuard's own retries): a peer that never answers costs little. */
+export const RELAY_KICKS = 3;
 /** A pair is in use while more than keepalives moved within this window: only then is direct retried. */
 export const IN_USE_WINDOW_MS = 60_000;
 /**
@@ -101,3 +109,5 @@ export const RELAY_RECONNECT_BACKOFF = { baseMs: 250, capMs: 10_000 } as const;
 export const NETCHECK_FIRST_DELAY_MS = 1_000;
 export const NETCHECK_REFRESH_MS = 60_000;
 export const NETCHECK_BLOCKED_REFRESH_MS = 3_000;
+/** How often this host's own addresses are read to notice roaming (agent.ts `watchLink`). */
+export const LINK_CHECK_MS = 1_000;

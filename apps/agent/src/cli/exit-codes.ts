@@ -44,6 +44,10 @@ export const ExitCode = {
    * --ca-file), expired, not yet valid, or not issued for the server's name. The message says which.
    */
   ServerCertificate: 19,
+  /** `weft ping`: no peer by that name, tunnel address or node key. */
+  NoSuchPeer: 20,
+  /** `weft ping`: the peer never answered. */
+  NoReply: 21,
   /** Interrupted (Ctrl-C). */
   Interrupted: 130,
 } as const;

@@ -115,3 +115,19 @@ describe('formatting', () => {
     expect(out).toContain('control: http://10.77.0.1:8080 (offline)');
   });
 });
+
+describe('weft ping output', () => {
+  it('finds a peer by name, tunnel IPv4 or node key; reads the round trip; says the path of each reply', async () => {
+    const { findPeer, formatReply, parseRtt } = await import('../../src/cli/commands/ping.js');
+    const peers = [{ name: 'b', ipv4: '100.64.0.2', nodeKey: 'nodekey:' + 'ab'.repeat(32) }, { name: 'c', ipv4: '100.64.0.3', nodeKey: 'nodekey:' + 'cd'.repeat(32) }] as never[];
+    expect(findPeer(peers, 'c')).toBe(peers[1]);
+    expect(findPeer(peers, '100.64.0.2')).toBe(peers[0]);
+    expect(findPeer(peers, 'nodekey:' + 'cd'.repeat(32))).toBe(peers[1]);
+    expect(findPeer(peers, 'd')).toBeUndefined();
+    expect(parseRtt('64 bytes from 100.64.0.2: icmp_seq=1 ttl=64 time=1.23 ms\n')).toBe(1.23);
+    expect(parseRtt('1 packets transmitted, 0 received, 100% packet loss')).toBeNull();
+    expect(formatReply('b', '100.64.0.2', { seq: 1, rttMs: 1.2, path: 'direct', endpoint: '203.0.113.7:41641', region: null })).toBe('pong from b (100.64.0.2) via 203.0.113.7:41641 in 1.2 ms');
+    expect(formatReply('b', '100.64.0.2', { seq: 2, rttMs: 23, path: 'relay', endpoint: null, region: 'fra' })).toBe('pong from b (100.64.0.2) via relay fra in 23 ms');
+    expect(formatReply('b', '100.64.0.2', { seq: 3, rttMs: null, path: 'none', endpoint: null, region: null })).toBe('no reply from b (100.64.0.2) within 2 s');
+  });
+});

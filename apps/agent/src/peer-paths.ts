@@ -69,6 +69,8 @@ export interface PathView {
   via: 'relay' | 'direct';
   since: Date;
   reason: string | null;
+  /** This host's relay socket for the peer, when it has one. */
+  relayEndpoint?: string;
 }
 
 export class PeerPaths {
@@ -139,7 +141,8 @@ export class PeerPaths {
   view(nodeKey: string): PathView | undefined {
     const st = this.states.get(nodeKey);
     if (!st) return undefined;
-    return { via: st.mode === 'direct' ? 'direct' : 'relay', since: new Date(st.since), reason: this.reasonOf(st) };
+    const relayEndpoint = this.opts.relay.endpointOf(nodeKey);
+    return { via: st.mode === 'direct' ? 'direct' : 'relay', since: new Date(st.since), reason: this.reasonOf(st), ...(relayEndpoint && { relayEndpoint }) };
   }
 
   /** The relay opened a socket for a peer that relayed to us first: point WireGuard at it too. */
@@ -176,7 +179,7 @@ export class PeerPaths {
 
   private reasonOf(st: PathState): string | null {
     if (st.mode === 'direct') return null;
-    if (st.mode === 'probe') return 'trying a direct path now (hole punch in progress)';
+    if (st.mode === 'probe') return `trying a direct path now (hole punch to ${st.probe?.candidates[st.probe.index] ?? '?'})`;
     const parts: string[] = [];
     const local = this.opts.localObstacle?.();
     if (local) parts.push(local);

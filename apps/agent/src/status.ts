@@ -58,6 +58,8 @@ export interface PathInfo {
   since: Date;
   reason: string | null;
   region: string | null;
+  /** This host's relay socket for the peer, when it has one. */
+  relayEndpoint?: string;
 }
 
 export interface Status {
@@ -112,8 +114,13 @@ export function pathOf(stats: PeerStats | undefined, now: Date, relayEndpoint?: 
 export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date, relayEndpoint?: string, info?: PathInfo): PeerStatus {
   const hs = stats?.lastHandshake ?? null;
   let path = pathOf(stats, now, relayEndpoint);
-  // A hole punch aims WireGuard at a candidate for a moment: the path is still the relay until it succeeds.
-  if (path === 'direct' && info?.via === 'relay') path = 'relay';
+  // A hole punch aims WireGuard at a candidate for a moment: the path is still the relay until it
+  // succeeds, and the endpoint shown is the relay socket (the reason names the candidate).
+  let endpoint = stats?.endpoint ?? peer.endpoints[0] ?? null;
+  if (path === 'direct' && info?.via === 'relay') {
+    path = 'relay';
+    if (info.relayEndpoint) endpoint = info.relayEndpoint;
+  }
   let reason: string | null = null;
   if (path !== 'direct') {
     reason = info?.reason ?? null;
@@ -131,7 +138,7 @@ export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date, 
     nodeKey: peer.nodeKey,
     online: peer.online,
     path,
-    endpoint: stats?.endpoint ?? peer.endpoints[0] ?? null,
+    endpoint,
     lastHandshake: hs ? hs.toISOString() : null,
     handshakeAgeSeconds: hs ? Math.max(0, Math.round((now.getTime() - hs.getTime()) / 1000)) : null,
     rxBytes: stats?.rxBytes ?? 0,

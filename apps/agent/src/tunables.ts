@@ -75,7 +75,7 @@ export const PATH_CHECK_INTERVAL_MS = 250;
  */
 export const PROBE_BACKOFF_S = [1, 5, 10, 30] as const;
 /** How long WireGuard is aimed at one candidate endpoint of the peer during a probe. */
-export const PROBE_WINDOW_MS = 1_500;
+export const PROBE_WINDOW_MS = 1_000;
 /** WireGuard keepalive during a probe: keeps punching packets leaving while the window lasts. */
 export const PROBE_KEEPALIVE_S = 1;
 /**

@@ -137,9 +137,9 @@ describe('peerStatus path, region and reason', () => {
     expect(st).toMatchObject({ path: 'direct', region: null, reason: null });
   });
 
-  it('a probe aims WireGuard at a candidate for a moment: still relay until it succeeds', () => {
-    const st = peerStatus(peer, stats('192.0.2.9:41641', 1000), now, undefined, { via: 'relay', since, reason: 'trying a direct path now (hole punch in progress)', region: 'embedded' });
-    expect(st).toMatchObject({ path: 'relay', region: 'embedded' });
+  it('a probe aims WireGuard at a candidate for a moment: still relay, on the relay socket, until it succeeds', () => {
+    const st = peerStatus(peer, stats('192.0.2.9:41641', 1000), now, undefined, { via: 'relay', since, reason: 'trying a direct path now (hole punch to 192.0.2.9:41641)', region: 'embedded', relayEndpoint: '127.0.0.1:4000' });
+    expect(st).toMatchObject({ path: 'relay', region: 'embedded', endpoint: '127.0.0.1:4000', reason: 'trying a direct path now (hole punch to 192.0.2.9:41641)' });
   });
 
   it('none says why in words', () => {

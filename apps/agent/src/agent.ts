@@ -19,17 +19,21 @@ import { Firewall, FirewallError } from './firewall/firewall.js';
 import type { Logger } from './log.js';
 import { Netmap } from './netmap.js';
 import { runNetcheck, type NetcheckReport } from './netcheck.js';
+import type { NetcheckVerdict } from './netcheck-verdict.js';
 import { PeerPaths } from './peer-paths.js';
 import { RelayPath } from './relay-path.js';
 import { checkPeers, type SkippedPeer } from './server-message.js';
 import type { Keys, Phase, StateStore } from './state-store.js';
-import { peerStatus, type Status } from './status.js';
+import { peerStatus, type PathInfo, type Status } from './status.js';
 import { LinkReporter } from './link-reporter.js';
 import { agentMetrics } from './metrics.js';
 import { runChecks, type DoctorReport } from './doctor/checks.js';
 import { gather } from './doctor/gather.js';
 import type { BackendChoice } from '@weft/wg';
-import { ENDPOINT_REFRESH_MS, LINK_OBSERVE_MS, LOGIN_POLL_MS, PERSIST_DEBOUNCE_MS, RECONNECT_BACKOFF, RESUME_WAIT_MS } from './tunables.js';
+import {
+  ENDPOINT_REFRESH_MS, LINK_CHECK_MS, LINK_OBSERVE_MS, LOGIN_POLL_MS, NETCHECK_BLOCKED_REFRESH_MS, NETCHECK_FIRST_DELAY_MS, NETCHECK_REFRESH_MS, PERSIST_DEBOUNCE_MS,
+  RECONNECT_BACKOFF, RESUME_WAIT_MS,
+} from './tunables.js';
 import { backoffDelay } from './backoff.js';
 import { loadTrust, plainHttpWarning, type Trust } from './tls-trust.js';
 
@@ -101,6 +105,12 @@ export class Agent {
   private regions: Region[] = [];
   /** The region the last netcheck preferred: kept unless another is clearly better (REGION_SWITCH). */
   private preferredRegion: number | null = null;
+  /** The last background netcheck's verdict (path reasons, probe gating); undefined = none yet. */
+  private lastVerdict: NetcheckVerdict | undefined;
+  private netcheckTimer: NodeJS.Timeout | undefined;
+  /** This host's own addresses when last looked at (roaming watch); undefined = not yet. */
+  private linkKey: string | undefined;
+  private roamTimer: NodeJS.Timeout | undefined;
   /** Set by shutdown: nothing may open the interface again (a late message or timer). */
   private shutDown = false;
   /** Link stats to the server (`links` messages); null once a server refused them. */
@@ -333,7 +343,7 @@ export class Agent {
       lastError: this.lastError,
       firewall: this.engine?.firewallStatus ?? { state: 'off', rules: 0, skippedRules: [], error: null },
       ...(this.relayPath ? { relay: { connected: this.relayPath.connected, transport: this.relayPath.transport } } : {}),
-      peers: this.phase === 'revoked' ? [] : this.netmap.peers.map((p) => peerStatus(p, stats.get(p.nodeKey), now, this.engine?.relayEndpointOf(p.nodeKey))),
+      peers: this.phase === 'revoked' ? [] : this.netmap.peers.map((p) => peerStatus(p, stats.get(p.nodeKey), now, this.engine?.relayEndpointOf(p.nodeKey), this.pathInfo(p.nodeKey))),
       skippedPeers: this.phase === 'revoked' ? [] : this.netmap.skipped,
     };
   }
@@ -453,6 +463,81 @@ export class Agent {
     }
   }
 
+  /**
+   * Background netcheck while paths run: what this node's network does to UDP says why a peer is
+   * relayed, and whether hole punching can work at all. Every NETCHECK_REFRESH_MS, and every
+   * NETCHECK_BLOCKED_REFRESH_MS while UDP is blocked, so a block lifted is noticed within seconds;
+   * when UDP comes back, relayed peers are punched at once.
+   */
+  private scheduleNetcheck(delayMs: number): void {
+    clearTimeout(this.netcheckTimer);
+    this.netcheckTimer = setTimeout(() => void this.backgroundNetcheck(), delayMs);
+    this.netcheckTimer.unref();
+  }
+
+  private async backgroundNetcheck(): Promise<void> {
+    if (!this.paths) return;
+    const withStun = this.regions.filter((r) => r.stun.length > 0);
+    if (withStun.length > 0) {
+      try {
+        const report = await runNetcheck(withStun, { current: this.preferredRegion });
+        const wasBlocked = this.lastVerdict?.udp === false;
+        this.lastVerdict = report;
+        if (wasBlocked && report.udp) {
+          this.opts.log('info', 'UDP works again: punching relayed peers now');
+          this.paths?.retryNow();
+        }
+      } catch (err) {
+        this.opts.log('debug', 'background netcheck failed', { error: (err as Error).message });
+      }
+    }
+    if (!this.paths) return;
+    if (withStun.length === 0) this.scheduleNetcheck(NETCHECK_FIRST_DELAY_MS); // no netmap (regions) yet
+    else this.scheduleNetcheck(this.lastVerdict?.udp === false ? NETCHECK_BLOCKED_REFRESH_MS : NETCHECK_REFRESH_MS);
+  }
+
+  /**
+   * Roaming: this host's own IPv4 addresses, every LINK_CHECK_MS. When they change, the control
+   * and relay connections are made again at once (they may be bound to an address that is gone),
+   * direct peers go to the relay, the server's responders get a fresh initiation (so the server
+   * learns the new public mapping), and the endpoints and netcheck are redone.
+   */
+  private async watchLink(): Promise<void> {
+    const key = localEndpoints(0, { interfaceName: this.engine?.deviceInfo?.name ?? this.opts.interfaceName, addresses: this.netmap.self ? [this.netmap.self.ipv4] : [] }).join(',');
+    const before = this.linkKey;
+    this.linkKey = key;
+    if (before === undefined || before === key || !this.paths) return;
+    this.opts.log('info', 'this host\'s addresses changed: reconnecting and re-punching', { before, now: key });
+    this.session?.reconnectNow('local addresses changed');
+    await this.paths.networkChanged();
+    await this.engine?.refreshResponders().catch((err: Error) => this.opts.log('warn', 're-adding the responders failed', { error: err.message }));
+    this.lastVerdict = undefined;
+    this.scheduleNetcheck(NETCHECK_FIRST_DELAY_MS);
+  }
+
+  /** Why direct paths are unlikely from this node's side, in words, from the last netcheck. */
+  private localObstacle(): string | null {
+    const v = this.lastVerdict;
+    if (!v) return null;
+    if (!v.udp) return 'UDP to the internet is blocked here';
+    if (v.mappingVariesByDestination) return "this node's NAT maps each destination to a new port (endpoint-dependent)";
+    return null;
+  }
+
+  /** What peer-paths says of a peer's path, with the relay region's code. */
+  private pathInfo(nodeKey: string): PathInfo | undefined {
+    const v = this.paths?.view(nodeKey);
+    return v && { ...v, region: this.relayRegion() };
+  }
+
+  /**
+   * The region whose relay carries relayed peers: today the control server's own (the embedded
+   * region, else the netmap's first region, else "server").
+   */
+  private relayRegion(): string {
+    return this.regions.find((r) => r.id === 1)?.code ?? this.regions[0]?.code ?? 'server';
+  }
+
   /** Path choice and the relayed data path run while the control session does. */
   private startPaths(): void {
     if (this.paths || !this.serverUrl || !this.keys) return;
@@ -465,11 +550,32 @@ export class Agent {
       onInbound: (nodeKey, endpoint) => this.paths?.inbound(nodeKey, endpoint),
     });
     this.relayPath = relay;
-    this.paths = new PeerPaths({ engine: () => this.engine, peers: () => this.netmap.peers, relay, forced: this.opts.forceRelay ?? (() => false), log: this.opts.log });
+    this.paths = new PeerPaths({
+      engine: () => this.engine,
+      peers: () => this.netmap.peers,
+      relay,
+      forced: this.opts.forceRelay ?? (() => false),
+      selfKey: () => this.netmap.self?.nodeKey,
+      selfPublicIp: () => {
+        const e = this.netmap.self?.reflexiveEndpoint;
+        return e ? e.slice(0, e.lastIndexOf(':')).replace(/^\[|\]$/g, '') : undefined;
+      },
+      localObstacle: () => this.localObstacle(),
+      punchingHopeless: () => this.lastVerdict?.udp === false,
+      log: this.opts.log,
+    });
     this.paths.start();
+    this.scheduleNetcheck(NETCHECK_FIRST_DELAY_MS);
+    this.linkKey = undefined;
+    this.roamTimer = setInterval(() => void this.watchLink(), LINK_CHECK_MS);
+    this.roamTimer.unref();
   }
 
   private stopPaths(): void {
+    clearTimeout(this.netcheckTimer);
+    this.netcheckTimer = undefined;
+    clearInterval(this.roamTimer);
+    this.roamTimer = undefined;
     this.paths?.stop();
     this.paths = undefined;
     this.relayPath = undefined;

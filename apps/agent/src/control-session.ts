@@ -116,6 +116,26 @@ export class ControlSession {
     return this.ws?.readyState === WebSocket.OPEN;
   }
 
+  /**
+   * This host's addresses changed (roamed): the connection may be bound to an address that is
+   * gone, and would take SILENCE_TIMEOUT_MS to notice. Drop it and connect again at once.
+   */
+  reconnectNow(reason: string): void {
+    if (this.stopped) return;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.silenceTimer);
+    const ws = this.ws;
+    this.ws = undefined;
+    if (ws) {
+      ws.removeAllListeners();
+      ws.on('error', () => {});
+      ws.terminate();
+    }
+    this.attempt = 0;
+    this.opts.log('info', 'reconnecting the control connection', { reason });
+    void this.connect();
+  }
+
   send(msg: AgentMessage): boolean {
     if (!this.connected) return false;
     this.ws!.send(JSON.stringify(msg));

@@ -62,16 +62,28 @@ export function initiatesTo(selfKey: string, peerKey: string): boolean {
  * Turned on together with the endpoint, keepalive starts the handshake at once instead; the
  * answering side of a pair (`keepalive` false) gets the endpoint alone until its grace is over.
  */
-export function peerConfig(peer: Peer, keepalive = true, relayEndpoint?: string): PeerConfig {
+export function peerConfig(peer: Peer, keepalive: boolean | number = true, endpointOverride?: string): PeerConfig {
   const allowedIps = peer.allowedIps.length > 0 ? peer.allowedIps : [`${bare(peer.ipv4)}/32`, `${bare(peer.ipv6)}/128`];
   const config: PeerConfig = { publicKey: parseNodePublicKey(peer.nodeKey), allowedIps };
-  // A relayed peer's endpoint is this host's local socket for it (relay-path.ts), whatever the netmap says.
-  const endpoint = relayEndpoint ?? peer.endpoints[0];
+  // The path PeerPaths chose (a local relay socket, or the candidate that punched through) wins over the netmap's first endpoint.
+  const endpoint = endpointOverride ?? peer.endpoints[0];
   if (endpoint) {
     config.endpoint = endpoint;
-    if (keepalive) config.persistentKeepalive = PERSISTENT_KEEPALIVE_S;
+    const seconds = keepalive === true ? PERSISTENT_KEEPALIVE_S : keepalive === false ? 0 : keepalive;
+    if (seconds > 0) config.persistentKeepalive = seconds;
   }
   return config;
+}
+
+/**
+ * Where WireGuard sends a peer's packets, as PeerPaths chose: `endpoint` instead of the netmap's,
+ * and `keepaliveS` when set (probes), else the one-initiator rule's keepalive. `relay`: the
+ * endpoint is this host's local relay socket for the peer.
+ */
+export interface PathOverride {
+  endpoint: string;
+  relay: boolean;
+  keepaliveS?: number;
 }
 
 /**
@@ -103,33 +115,59 @@ export class Engine {
   /** Peers this node answers whose grace is over: they get keepalive like the ones it initiates to. */
   private readonly graceOver = new Set<string>();
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
-  /** Peers carried over the relay: node key -> the local socket WireGuard sends them to. */
-  private readonly relayed = new Map<string, string>();
+  /** Peers whose path PeerPaths chose: node key -> where WireGuard sends them (relay socket or punched candidate). */
+  private readonly overrides = new Map<string, PathOverride>();
+  /** The responders of the last netmap (refreshResponders re-adds them). */
+  private responders: ResponderPeer[] = [];
 
   constructor(private readonly opts: EngineOptions) {}
 
 
-  /** Forgets every relay override (the relay path stopped); the next netmap programs netmap endpoints. */
+  /** Forgets every path override (the relay path stopped); the next netmap programs netmap endpoints. */
   clearRelayed(): void {
-    this.relayed.clear();
+    this.overrides.clear();
   }
 
   /** The local relay socket this peer is pointed at, if it is relayed. */
   relayEndpointOf(nodeKey: string): string | undefined {
-    return this.relayed.get(nodeKey);
+    const o = this.overrides.get(nodeKey);
+    return o?.relay ? o.endpoint : undefined;
+  }
+
+  /** Points `peer` at its local relay socket `endpoint`, or back at its netmap endpoint with null. */
+  setRelayEndpoint(peer: Peer, endpoint: string | null): Promise<void> {
+    return this.setPath(peer, endpoint === null ? null : { endpoint, relay: true });
   }
 
   /**
-   * Points `peer` at `endpoint` (its local relay socket), or back at its netmap endpoint with
-   * null. Kept across netmaps and deltas until changed again.
+   * Points `peer` where `path` says, or back at its netmap endpoint with null. Kept across
+   * netmaps and deltas until changed again. `recreate`: the peer is removed first (it never had
+   * a handshake, so there is no session to lose, and WireGuard forgets a handshake attempt it
+   * would otherwise hold off new ones for: RekeyTimeout, 5 s).
    */
-  setRelayEndpoint(peer: Peer, endpoint: string | null): Promise<void> {
+  setPath(peer: Peer, path: PathOverride | null, opts: { recreate?: boolean } = {}): Promise<void> {
     return this.serial(async () => {
-      if (endpoint === null) this.relayed.delete(peer.nodeKey);
-      else this.relayed.set(peer.nodeKey, endpoint);
-      if (!this.configuredFor || !this.device) return;
+      if (path === null) this.overrides.delete(peer.nodeKey);
+      else this.overrides.set(peer.nodeKey, path);
+      if (!this.configuredFor || !this.device || !this.wanted.has(peer.nodeKey) || this.opts.firewall?.blocksTunnel) return;
+      if (opts.recreate) await this.device.removePeer(parseNodePublicKey(peer.nodeKey));
       await this.device.upsertPeer(this.config(peer));
-      this.opts.log('info', endpoint ? 'peer relayed' : 'peer direct', { peer: peer.name, endpoint: endpoint ?? peer.endpoints[0] ?? null });
+      this.opts.log('debug', 'peer path set', { peer: peer.name, endpoint: path?.endpoint ?? peer.endpoints[0] ?? null, relay: path?.relay ?? false, keepalive: path?.keepaliveS ?? null });
+    });
+  }
+
+  /**
+   * This host roamed: the server's responders are removed and added again, so WireGuard sends
+   * them a fresh initiation now (not at its next keepalive, up to ~25 s away) and the server
+   * learns the new public mapping of WireGuard's port at once.
+   */
+  refreshResponders(): Promise<void> {
+    return this.serial(async () => {
+      if (!this.device || !this.configuredFor) return;
+      for (const r of this.responders) {
+        await this.device.removePeer(parseNodePublicKey(r.publicKey));
+        await this.device.upsertPeer(responderConfig(r));
+      }
     });
   }
 
@@ -188,6 +226,7 @@ export class Engine {
   applyFull(self: SelfNode, peers: Peer[], packetFilter?: WireFilter, responders: ResponderPeer[] = []): Promise<void> {
     return this.serial(async () => {
       this.selfKey = self.nodeKey;
+      this.responders = responders;
       const keys = new Set(peers.map((p) => p.nodeKey));
       for (const key of this.wanted.keys()) if (!keys.has(key)) this.forget(key);
       for (const peer of peers) this.wanted.set(peer.nodeKey, peer);
@@ -229,7 +268,7 @@ export class Engine {
       const device = change.self ? await this.ensureConfigured(self) : this.device!;
       for (const peer of change.removed) {
         this.forget(peer.nodeKey);
-        this.relayed.delete(peer.nodeKey);
+        this.overrides.delete(peer.nodeKey);
         await device.removePeer(parseNodePublicKey(peer.nodeKey));
       }
       // A policy change arrives as a delta carrying the new filter (null: no policy, allow all).
@@ -250,7 +289,7 @@ export class Engine {
         if (blocked) continue;
         if (previous && previous.nodeKey !== peer.nodeKey) {
           this.forget(previous.nodeKey);
-          this.relayed.delete(previous.nodeKey);
+          this.overrides.delete(previous.nodeKey);
           await device.removePeer(parseNodePublicKey(previous.nodeKey));
         }
         this.wanted.set(peer.nodeKey, peer);
@@ -259,8 +298,8 @@ export class Engine {
       for (const { peer, previous } of change.patched) {
         if (blocked) continue;
         this.wanted.set(peer.nodeKey, peer);
-        // A relayed peer's new netmap endpoint changes nothing on WireGuard.
-        if (wireguardDiffers(previous, peer) && !(this.relayed.has(peer.nodeKey) && sameExceptEndpoint(previous, peer))) await device.upsertPeer(this.config(peer));
+        // A peer on a path PeerPaths chose: a new netmap endpoint changes nothing on WireGuard.
+        if (wireguardDiffers(previous, peer) && !(this.overrides.has(peer.nodeKey) && sameExceptEndpoint(previous, peer))) await device.upsertPeer(this.config(peer));
       }
       this.opts.log('debug', 'delta applied', {
         removed: change.removed.length, upserted: change.upserted.length, patched: change.patched.length,
@@ -278,16 +317,16 @@ export class Engine {
    */
   private config(peer: Peer): PeerConfig {
     const key = peer.nodeKey;
-    // Relayed: WireGuard is pointed at this host's own relay socket, and keeps the pair warm.
-    const relayed = this.relayed.get(key);
-    if (relayed) return peerConfig(peer, true, relayed);
+    const path = this.overrides.get(key);
+    if (path?.keepaliveS !== undefined) return peerConfig(peer, path.keepaliveS, path.endpoint);
+    // The one-initiator rule holds on every path, the relay's included: crossing initiations stall either way.
     const keepalive = this.selfKey === undefined || initiatesTo(this.selfKey, key) || this.graceOver.has(key);
-    if (!keepalive && peer.endpoints.length > 0 && !this.graceTimers.has(key)) {
+    if (!keepalive && (path || peer.endpoints.length > 0) && !this.graceTimers.has(key)) {
       const timer = setTimeout(() => this.endGrace(key), ANSWERING_SIDE_GRACE_MS);
       timer.unref();
       this.graceTimers.set(key, timer);
     }
-    return peerConfig(peer, keepalive);
+    return peerConfig(peer, keepalive, path?.endpoint);
   }
 
   private endGrace(key: string): void {
@@ -295,14 +334,15 @@ export class Engine {
     this.graceOver.add(key);
     this.serial(async () => {
       const peer = this.wanted.get(key);
-      if (!peer || !this.device || !this.configuredFor || peer.endpoints.length === 0 || this.opts.firewall?.blocksTunnel) return;
+      const path = this.overrides.get(key);
+      if (!peer || !this.device || !this.configuredFor || (!path && peer.endpoints.length === 0) || this.opts.firewall?.blocksTunnel) return;
       // No handshake within the grace: the initiator could not get through, and this side may be
       // holding off its own tries (a packet it sent before it had the endpoint). A fresh peer
       // forgets that and, with keepalive, handshakes at once; there is no session to lose.
       const publicKey = parseNodePublicKey(key);
       const stats = (await this.device.stats()).find((p) => p.publicKey === publicKey);
       if (!stats?.lastHandshake) await this.device.removePeer(publicKey);
-      await this.device.upsertPeer(peerConfig(peer, true, this.relayed.get(key)));
+      await this.device.upsertPeer(this.config(peer));
     }).catch((err: unknown) => {
       this.opts.log('warn', 'could not turn on keepalive for a peer', { peer: key, error: String(err) });
     });
@@ -337,7 +377,7 @@ export class Engine {
       this.device = undefined;
       this.configuredFor = undefined;
       this.forgetAll();
-      this.relayed.clear();
+      this.overrides.clear();
       if (device) await device.close();
       await this.opts.firewall?.clear();
     });

@@ -36,6 +36,8 @@ async function run(argv: string[]): Promise<number> {
       return (await import('./cli/commands/doctor.js')).doctor(args, client);
     case 'metrics':
       return (await import('./cli/commands/metrics.js')).metrics(args, client);
+    case 'ping':
+      return (await import('./cli/commands/ping.js')).ping(args, client);
     case 'down':
       return down(args, client);
     case 'logout':

@@ -1,13 +1,25 @@
 /**
- * Which way a peer's packets go: straight from WireGuard to the peer's endpoint (direct, never
- * through this process) or over the control server's relay. One small pure function so that hole
- * punching can replace it: today a peer is relayed when a test or an operator forces it, or when
- * WireGuard has had no handshake with it RELAY_AFTER_NO_HANDSHAKE_MS after its endpoint was
- * programmed (or after it appeared, when it has none). Not at once without an endpoint: a peer
- * that just joined reports its endpoints a moment after its netmap entry arrives. Once relayed a
- * peer stays relayed (upgrading back to direct is the hole-punching work's).
+ * Which way a peer's packets go, as pure functions PeerPaths (peer-paths.ts) applies: straight
+ * from WireGuard to the peer's endpoint (direct, never through this process) or over the relay.
+ *
+ * The rule, per peer:
+ * - **Relayed at once.** A new peer, or one whose direct path died, is carried over the relay as
+ *   soon as the relay is connected, so the first packet never waits for a hole punch.
+ * - **Direct when punched.** Once the pair has a session, both sides aim WireGuard at each other's
+ *   candidate endpoints in the same time slot (`probeSlot`) for PROBE_WINDOW_MS per candidate. A
+ *   probe succeeds when WireGuard received from the peer's direct address during the window;
+ *   it then stays direct. Otherwise it goes back to the relay and tries again in the next slot of
+ *   the backoff (PROBE_BACKOFF_S), while the pair is in use.
+ * - **Fall back.** A direct path that carries data out but nothing back for DIRECT_DEAD_MS
+ *   (mapping flushed, host roamed) goes back to the relay, and is punched again from the start.
+ *
+ * Coordination without a message: both sides compute the same slots from the wall clock and the
+ * pair (`pairOffsetMs`), and the backoff intervals divide each other (1 s | 5 s | 10 s | 30 s), so
+ * whatever attempt either side is at, the slower side's slot is also one of the faster side's.
+ * That needs the two clocks within a fraction of PROBE_WINDOW_MS (NTP keeps them within tens of
+ * ms); docs/design.md says why this and not a punch message.
  */
-import { RELAY_AFTER_NO_HANDSHAKE_MS } from './tunables.js';
+import { PROBE_BACKOFF_S, RELAY_AFTER_NO_HANDSHAKE_MS } from './tunables.js';
 
 export interface PathFacts {
   /** Forced by WEFT_RELAY_PEERS (tests, or a network known to block UDP). */
@@ -18,18 +30,106 @@ export interface PathFacts {
   lastHandshake: Date | null;
 }
 
+/**
+ * For a peer on its netmap endpoint while the relay was not connected: relayed once the relay
+ * is up and WireGuard has had no handshake within RELAY_AFTER_NO_HANDSHAKE_MS.
+ */
 export function shouldRelay(f: PathFacts): boolean {
   if (f.forced) return true;
   return f.lastHandshake === null && f.sinceMs >= RELAY_AFTER_NO_HANDSHAKE_MS;
 }
 
+/** Milliseconds between probe slots after `failures` failed probes in a row. */
+export function probeIntervalMs(failures: number): number {
+  return PROBE_BACKOFF_S[Math.min(failures, PROBE_BACKOFF_S.length - 1)]! * 1000;
+}
+
+/**
+ * The pair's offset inside every slot: the same on both sides (the keys in order), spread over
+ * the smallest interval so not every pair of a node probes in the same millisecond.
+ */
+export function pairOffsetMs(keyA: string, keyB: string): number {
+  const [lo, hi] = keyA < keyB ? [keyA, keyB] : [keyB, keyA];
+  let h = 2166136261;
+  for (const ch of `${lo}|${hi}`) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  return h % probeIntervalMs(0);
+}
+
+/** The first slot strictly after `now` (ms since the epoch) for `failures` failed probes. */
+export function probeSlot(now: number, failures: number, offsetMs: number): number {
+  const interval = probeIntervalMs(failures);
+  return Math.floor((now - offsetMs) / interval) * interval + interval + offsetMs;
+}
+
+/**
+ * Where to aim during a probe, in order: a peer behind the same public address as this node
+ * (same NAT) is tried on its local addresses first, since few NATs hairpin.
+ */
+export function probeCandidates(endpoints: readonly string[], selfPublicIp: string | undefined, max = 3): string[] {
+  const ip = (e: string) => e.slice(0, e.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  const list = [...new Set(endpoints)];
+  if (selfPublicIp && list.length > 1 && ip(list[0]!) === selfPublicIp) list.push(list.shift()!);
+  return list.slice(0, max);
+}
+
+/** A WireGuard keepalive is a 32-byte transport message; more than that in one interval is data. */
+export const KEEPALIVE_BYTES = 32;
+
+export interface Traffic {
+  rxBytes: number;
+  txBytes: number;
+}
+
+/**
+ * Tracks one peer's counters across checks: when data last went out unanswered (for
+ * `directDead`) and when the pair was last in use.
+ */
+export class TrafficWatch {
+  private last: Traffic | undefined;
+  /** When data was first sent after the last thing received; null = answered. */
+  unansweredSince: number | null = null;
+  /** Last time more than a keepalive moved either way. */
+  lastUseAt: number | null = null;
+
+  observe(t: Traffic, now: number): { rx: number; tx: number } {
+    const prev = this.last ?? t;
+    this.last = t;
+    const rx = Math.max(0, t.rxBytes - prev.rxBytes);
+    const tx = Math.max(0, t.txBytes - prev.txBytes);
+    if (rx > 0) this.unansweredSince = null;
+    else if (tx > KEEPALIVE_BYTES && this.unansweredSince === null) this.unansweredSince = now;
+    if (rx > KEEPALIVE_BYTES || tx > KEEPALIVE_BYTES) this.lastUseAt = now;
+    return { rx, tx };
+  }
+
+  /** Forget the unanswered mark (after a path change, the old silence says nothing). */
+  reset(): void {
+    this.unansweredSince = null;
+  }
+}
+
+/** A direct path is dead when data went out and nothing came back for `deadMs`. */
+export function directDead(unansweredSince: number | null, now: number, deadMs: number): boolean {
+  return unansweredSince !== null && now - unansweredSince >= deadMs;
+}
+
+/** In use: more than keepalives moved within `windowMs`. */
+export function inUse(lastUseAt: number | null, now: number, windowMs: number): boolean {
+  return lastUseAt !== null && now - lastUseAt <= windowMs;
+}
+
 /**
  * `WEFT_RELAY_PEERS`: `*` relays every peer, otherwise a comma-separated list of peer names or
- * node keys; empty or absent = decide by `shouldRelay` alone.
+ * node keys; empty or absent = decide by the rules above.
  */
 export function forcedRelay(spec: string | undefined): (peer: { name: string; nodeKey: string }) => boolean {
   const items = (spec ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   if (items.includes('*')) return () => true;
   const set = new Set(items);
   return (peer) => set.has(peer.name) || set.has(peer.nodeKey);
+}
+
+/** Seconds as a person reads them in a reason ("in 30 s", "in 1 s"). */
+export function inSeconds(ms: number): string {
+  return `${Math.max(1, Math.round(ms / 1000))} s`;
 }

@@ -1,33 +1,87 @@
 /**
- * Keeps each peer on a path: reads WireGuard's handshakes every PATH_CHECK_INTERVAL_MS, asks
- * `shouldRelay` (path-choice.ts) about every peer that is still direct, and moves the ones it
- * names onto the relay (RelayPath socket + the engine's endpoint override). Peers that leave the
- * netmap are released. Runs while the control session does.
+ * Keeps each peer on a path (the rules are path-choice.ts's): reads WireGuard's handshakes and
+ * counters every PATH_CHECK_INTERVAL_MS; carries a new peer over the relay at once (RelayPath
+ * socket + the engine's path override); hole-punches in the pair's slots while the pair is in
+ * use; moves a punched peer to its direct endpoint; falls back to the relay when a direct path
+ * stops answering. Peers that leave the netmap are released. Runs while the control session does.
+ *
+ * This class decides only "relay or direct, and when to try": how the relay carries packets is
+ * RelayPath's.
  */
 import type { NodePublicKey } from '@weft/crypto';
 import type { Peer } from '@weft/protocol';
-import type { Engine } from './engine.js';
+import type { PeerStats } from '@weft/wg';
+import { initiatesTo, type Engine } from './engine.js';
 import type { Logger } from './log.js';
-import { shouldRelay } from './path-choice.js';
+import {
+  directDead, inSeconds, inUse, pairOffsetMs, probeCandidates, probeSlot, shouldRelay, TrafficWatch,
+} from './path-choice.js';
 import type { RelayPath } from './relay-path.js';
-import { PATH_CHECK_INTERVAL_MS } from './tunables.js';
+import { DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS } from './tunables.js';
 
 export interface PeerPathsOptions {
   engine: () => Engine | undefined;
   peers: () => readonly Peer[];
   relay: RelayPath;
   forced: (peer: Peer) => boolean;
+  /** This node's key (the one-initiator rule), undefined before the first netmap. */
+  selfKey: () => string | undefined;
+  /** This node's public IP as the server sees its WireGuard (reflexive endpoint), if known. */
+  selfPublicIp: () => string | undefined;
+  /** Why a direct path is unlikely from this node's side, in words (netcheck), or null. */
+  localObstacle?: () => string | null;
+  /** True while punching cannot work from here (UDP blocked): no probes, they would only lose packets. */
+  punchingHopeless?: () => boolean;
   log: Logger;
+  /** Wall clock (ms); tests may pin it. */
+  now?: () => number;
+}
+
+type Mode = 'relay' | 'direct' | 'probe';
+
+interface Probe {
+  candidates: string[];
+  index: number;
+  windowEndsAt: number;
+  rx0: number;
+}
+
+interface PathState {
+  mode: Mode;
+  /** When the current path (relay or direct) began; a probe keeps the relay's. */
+  since: number;
+  /** Failed probes in a row (the backoff). */
+  failures: number;
+  nextProbeAt: number | null;
+  probe: Probe | undefined;
+  watch: TrafficWatch;
+  /** The peer's candidates when last looked at: new ones restart the backoff. */
+  candidatesKey: string;
+  /** Why the current path is not direct, in words; null when direct. */
+  reason: string | null;
+  /** When WireGuard was last made to handshake afresh over the relay (no handshake yet). */
+  kickedAt: number;
+  kicks: number;
+}
+
+/** What `weft status` shows of a peer's path. */
+export interface PathView {
+  via: 'relay' | 'direct';
+  since: Date;
+  reason: string | null;
+  /** This host's relay socket for the peer, when it has one. */
+  relayEndpoint?: string;
 }
 
 export class PeerPaths {
-  /** Per direct peer: its endpoint as last seen and since when (ms). */
-  private readonly since = new Map<string, { endpoint: string | undefined; at: number }>();
-  private readonly relayed = new Set<string>();
+  private readonly states = new Map<string, PathState>();
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
+  private readonly now: () => number;
 
-  constructor(private readonly opts: PeerPathsOptions) {}
+  constructor(private readonly opts: PeerPathsOptions) {
+    this.now = opts.now ?? Date.now;
+  }
 
   start(): void {
     if (this.timer) return;
@@ -41,13 +95,54 @@ export class PeerPaths {
     clearInterval(this.timer);
     this.timer = undefined;
     this.opts.relay.stop();
-    this.relayed.clear();
-    this.since.clear();
+    this.states.clear();
     this.opts.engine()?.clearRelayed();
   }
 
   isRelayed(nodeKey: string): boolean {
-    return this.relayed.has(nodeKey);
+    const m = this.states.get(nodeKey)?.mode;
+    return m === 'relay' || m === 'probe';
+  }
+
+  /** Something changed for the better (UDP came back): every relayed peer is punched in its next 1 s slot. */
+  retryNow(): void {
+    for (const st of this.states.values()) {
+      if (st.mode !== 'relay') continue;
+      st.failures = 0;
+      st.nextProbeAt = null;
+    }
+  }
+
+  /**
+   * This host's addresses changed (roamed): every direct path is presumed dead (the NAT mappings
+   * it stood on belong to the old network) and moves to the relay now, to be punched again.
+   */
+  async networkChanged(): Promise<void> {
+    this.opts.relay.reconnectNow();
+    const engine = this.opts.engine();
+    if (!engine?.up || !this.opts.relay.connected) {
+      // Not connected yet: the regular checks move them once the relay is back.
+      for (const st of this.states.values()) if (st.mode === 'direct') st.watch.unansweredSince ??= this.now() - DIRECT_DEAD_MS;
+      return;
+    }
+    for (const peer of this.opts.peers()) {
+      const st = this.states.get(peer.nodeKey);
+      if (!st || st.mode === 'relay') continue;
+      try {
+        await this.moveToRelay(engine, peer, false);
+        this.toRelayState(st, 'this node\'s network changed');
+      } catch (err) {
+        this.opts.log('warn', 'moving a peer to the relay failed', { peer: peer.name, error: (err as Error).message });
+      }
+    }
+  }
+
+  /** The path as `weft status` shows it; undefined = not decided yet (the netmap endpoint). */
+  view(nodeKey: string): PathView | undefined {
+    const st = this.states.get(nodeKey);
+    if (!st) return undefined;
+    const relayEndpoint = this.opts.relay.endpointOf(nodeKey);
+    return { via: st.mode === 'direct' ? 'direct' : 'relay', since: new Date(st.since), reason: this.reasonOf(st), ...(relayEndpoint && { relayEndpoint }) };
   }
 
   /** The relay opened a socket for a peer that relayed to us first: point WireGuard at it too. */
@@ -55,14 +150,45 @@ export class PeerPaths {
     const peer = this.opts.peers().find((p) => p.nodeKey === nodeKey);
     const engine = this.opts.engine();
     if (!peer || !engine) return;
-    this.relayed.add(nodeKey);
+    const st = this.states.get(nodeKey);
+    if (st?.mode === 'probe') return; // held: the probe decides
+    if (st && st.mode === 'direct') this.toRelayState(st, 'the peer could not reach this node directly');
+    else if (!st) this.states.set(nodeKey, this.fresh('relay', 'relayed at once while a direct path is tried'));
     void engine.setRelayEndpoint(peer, endpoint).catch((err: Error) => this.opts.log('warn', 'pointing WireGuard at the relay failed', { peer: peer.name, error: err.message }));
   }
 
   /** One round of decisions (the timer calls this; tests may too). */
-  check(now = Date.now()): Promise<void> {
-    this.checking ??= this.decide(now).finally(() => (this.checking = undefined));
+  check(): Promise<void> {
+    this.checking ??= this.decide(this.now()).finally(() => (this.checking = undefined));
     return this.checking;
+  }
+
+  private fresh(mode: Mode, reason: string | null): PathState {
+    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0 };
+  }
+
+  private toRelayState(st: PathState, reason: string): void {
+    st.mode = 'relay';
+    st.since = this.now();
+    st.failures = 0;
+    st.nextProbeAt = null;
+    st.probe = undefined;
+    st.reason = reason;
+    st.watch.reset();
+  }
+
+  private reasonOf(st: PathState): string | null {
+    if (st.mode === 'direct') return null;
+    if (st.mode === 'probe') return `trying a direct path now (hole punch to ${st.probe?.candidates[st.probe.index] ?? '?'})`;
+    const parts: string[] = [];
+    const local = this.opts.localObstacle?.();
+    if (local) parts.push(local);
+    if (st.reason) parts.push(st.reason);
+    if (st.nextProbeAt !== null && st.failures > 0) {
+      const idle = !inUse(st.watch.lastUseAt, this.now(), IN_USE_WINDOW_MS);
+      parts.push(idle ? 'idle: direct is tried again when traffic starts' : `retrying in ${inSeconds(st.nextProbeAt - this.now())}`);
+    }
+    return parts.join('; ') || null;
   }
 
   private async decide(now: number): Promise<void> {
@@ -70,14 +196,13 @@ export class PeerPaths {
     if (!engine?.up) return;
     const peers = this.opts.peers();
     const present = new Set(peers.map((p) => p.nodeKey));
-    for (const key of [...this.relayed]) {
+    for (const key of [...this.states.keys()]) {
       if (!present.has(key)) {
-        this.relayed.delete(key);
+        this.states.delete(key);
         this.opts.relay.release(key);
       }
     }
-    for (const key of [...this.since.keys()]) if (!present.has(key)) this.since.delete(key);
-    let stats;
+    let stats: Map<NodePublicKey, PeerStats>;
     try {
       stats = await engine.stats();
     } catch (err) {
@@ -85,25 +210,178 @@ export class PeerPaths {
       return;
     }
     for (const peer of peers) {
-      if (this.relayed.has(peer.nodeKey)) continue;
-      const endpoint = peer.endpoints[0];
-      const seen = this.since.get(peer.nodeKey);
-      if (!seen || seen.endpoint !== endpoint) this.since.set(peer.nodeKey, { endpoint, at: now });
-      const facts = {
-        forced: this.opts.forced(peer),
-        sinceMs: now - (this.since.get(peer.nodeKey)!.at),
-        lastHandshake: stats.get(peer.nodeKey as NodePublicKey)?.lastHandshake ?? null,
-      };
-      if (!shouldRelay(facts)) continue;
-      this.relayed.add(peer.nodeKey);
       try {
-        const local = await this.opts.relay.open(peer.nodeKey as NodePublicKey);
-        await engine.setRelayEndpoint(peer, local);
-        this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: facts.forced ? 'forced by WEFT_RELAY_PEERS' : 'no handshake on its direct endpoint' });
+        await this.decidePeer(engine, peer, stats.get(peer.nodeKey as NodePublicKey), now);
       } catch (err) {
-        this.relayed.delete(peer.nodeKey);
-        this.opts.log('warn', 'moving a peer to the relay failed', { peer: peer.name, error: (err as Error).message });
+        this.opts.log('warn', 'choosing a path for a peer failed', { peer: peer.name, error: (err as Error).message });
       }
     }
+  }
+
+  private async moveToRelay(engine: Engine, peer: Peer, recreate: boolean): Promise<void> {
+    const local = await this.opts.relay.open(peer.nodeKey as NodePublicKey);
+    this.opts.relay.hold(peer.nodeKey, false);
+    await engine.setPath(peer, { endpoint: local, relay: true }, { recreate });
+  }
+
+  private async decidePeer(engine: Engine, peer: Peer, s: PeerStats | undefined, now: number): Promise<void> {
+    const relay = this.opts.relay;
+    const key = peer.nodeKey;
+    const selfKey = this.opts.selfKey();
+    const initiator = selfKey !== undefined && initiatesTo(selfKey, key);
+    let st = this.states.get(key);
+    const relayLocal = relay.endpointOf(key);
+    const onRelaySocket = s?.endpoint !== undefined && s?.endpoint !== null && s.endpoint === relayLocal;
+
+    if (!st) {
+      if (this.opts.forced(peer)) {
+        if (!relay.connected) return;
+        await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator);
+        this.states.set(key, this.fresh('relay', 'relayed: WEFT_RELAY_PEERS forces it'));
+        this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'forced by WEFT_RELAY_PEERS' });
+        return;
+      }
+      if (s?.lastHandshake && s.endpoint && !onRelaySocket) {
+        // Already talking directly (the netmap endpoint answered before we looked): keep it.
+        const fresh = this.fresh('direct', null);
+        fresh.watch.observe(s, now);
+        this.states.set(key, fresh);
+        return;
+      }
+      if (!relay.connected) {
+        this.states.set(key, this.fresh('direct', 'the relay is not connected'));
+        return;
+      }
+      // Relayed at once; direct is tried once the pair has a session (a probe then only needs keepalives).
+      await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator);
+      this.states.set(key, this.fresh('relay', 'relayed at once while a direct path is tried'));
+      this.opts.log('info', 'peer relayed at once', { peer: peer.name });
+      return;
+    }
+
+    const moved = s ? st.watch.observe(s, now) : { rx: 0, tx: 0 };
+    const candidates = probeCandidates(peer.endpoints, this.opts.selfPublicIp());
+    const candidatesKey = candidates.join(',');
+    if (candidatesKey !== st.candidatesKey) {
+      // New candidates (the peer roamed, or its reflexive endpoint was learned): start over.
+      st.candidatesKey = candidatesKey;
+      st.failures = 0;
+      if (st.mode === 'relay') st.nextProbeAt = null;
+    }
+    const offset = selfKey ? pairOffsetMs(selfKey, key) : 0;
+
+    switch (st.mode) {
+      case 'direct': {
+        if (!relay.connected) return;
+        if (onRelaySocket) {
+          // The peer's packets now come over the relay (it fell back): WireGuard roamed there.
+          await this.moveToRelay(engine, peer, false);
+          this.toRelayState(st, 'the peer fell back to the relay');
+          this.opts.log('info', 'peer back on the relay', { peer: peer.name, reason: 'the peer fell back' });
+          return;
+        }
+        if (!s?.lastHandshake && shouldRelay({ forced: false, sinceMs: now - st.since, lastHandshake: null })) {
+          await this.moveToRelay(engine, peer, initiator);
+          this.toRelayState(st, 'no handshake on its direct endpoint');
+          this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'no handshake on its direct endpoint' });
+          return;
+        }
+        if (directDead(st.watch.unansweredSince, now, DIRECT_DEAD_MS)) {
+          await this.moveToRelay(engine, peer, false);
+          this.toRelayState(st, 'the direct path stopped answering (NAT mapping gone or the network changed)');
+          this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'direct path stopped answering' });
+        }
+        return;
+      }
+      case 'relay': {
+        if (this.opts.forced(peer)) return;
+        if (s?.lastHandshake && s.endpoint && !onRelaySocket && relayLocal !== undefined) {
+          // WireGuard roamed off the relay socket: the peer's punch reached us directly. Answer at
+          // once on that path, so the peer's probe hears back within its window.
+          await this.confirmDirect(engine, peer, s.endpoint);
+          this.toDirect(st, peer, s.endpoint, 'the peer reached this node directly');
+          return;
+        }
+        if (!s?.lastHandshake && initiator && peer.online && st.kicks < RELAY_KICKS && now - st.kickedAt >= RELAY_KICK_MS) {
+          // The first initiation over the relay can be lost (the peer's relay socket or interface
+          // was not up yet); WireGuard would retry only after RekeyTimeout (5 s). A fresh peer
+          // handshakes at once; there is no session to lose.
+          st.kickedAt = now;
+          st.kicks++;
+          await this.moveToRelay(engine, peer, true);
+          this.opts.log('debug', 'no handshake over the relay yet: handshaking again', { peer: peer.name });
+          return;
+        }
+        if (!s?.lastHandshake || candidates.length === 0) return;
+        if (this.opts.punchingHopeless?.()) {
+          st.nextProbeAt = null;
+          return;
+        }
+        st.nextProbeAt ??= probeSlot(now, st.failures, offset);
+        if (now < st.nextProbeAt) return;
+        if (st.failures > 0 && !inUse(st.watch.lastUseAt, now, IN_USE_WINDOW_MS)) {
+          st.nextProbeAt = probeSlot(now, st.failures, offset);
+          return;
+        }
+        st.mode = 'probe';
+        st.probe = { candidates, index: 0, windowEndsAt: now + PROBE_WINDOW_MS, rx0: s.rxBytes };
+        relay.hold(key, true);
+        await this.aim(engine, peer, candidates[0]!);
+        this.opts.log('debug', 'hole punch started', { peer: peer.name, candidate: candidates[0], attempt: st.failures + 1 });
+        return;
+      }
+      case 'probe': {
+        const probe = st.probe!;
+        if (s && s.endpoint && !onRelaySocket && s.rxBytes - probe.rx0 > 0 && moved.rx >= 0) {
+          relay.hold(key, false);
+          await this.confirmDirect(engine, peer, s.endpoint);
+          this.toDirect(st, peer, s.endpoint, `hole punch to ${probe.candidates[probe.index]} succeeded`);
+          return;
+        }
+        if (now < probe.windowEndsAt) return;
+        if (probe.index + 1 < probe.candidates.length) {
+          probe.index++;
+          probe.windowEndsAt = now + PROBE_WINDOW_MS;
+          probe.rx0 = s?.rxBytes ?? probe.rx0;
+          await this.aim(engine, peer, probe.candidates[probe.index]!);
+          return;
+        }
+        st.failures++;
+        await this.moveToRelay(engine, peer, false);
+        st.mode = 'relay';
+        st.probe = undefined;
+        st.nextProbeAt = probeSlot(now, st.failures, offset);
+        st.reason = 'hole punch timed out';
+        st.watch.reset();
+        this.opts.log('info', 'hole punch timed out', { peer: peer.name, failures: st.failures, retryInMs: st.nextProbeAt - now });
+        return;
+      }
+    }
+  }
+
+  /** Aims WireGuard at `endpoint` and makes it send at once: keepalive off, then on (wireguard-go sends one when it turns on). */
+  private async aim(engine: Engine, peer: Peer, endpoint: string): Promise<void> {
+    await engine.setPath(peer, { endpoint, relay: false, keepaliveS: 0 });
+    await engine.setPath(peer, { endpoint, relay: false, keepaliveS: PROBE_KEEPALIVE_S });
+  }
+
+  /**
+   * Settles on `endpoint` as the direct path, sending one keepalive there first: the other side
+   * may still be in its probe window, and hears from us only when we send.
+   */
+  private async confirmDirect(engine: Engine, peer: Peer, endpoint: string): Promise<void> {
+    await this.aim(engine, peer, endpoint);
+    await engine.setPath(peer, { endpoint, relay: false });
+  }
+
+  private toDirect(st: PathState, peer: Peer, endpoint: string, why: string): void {
+    st.mode = 'direct';
+    st.since = this.now();
+    st.failures = 0;
+    st.nextProbeAt = null;
+    st.probe = undefined;
+    st.reason = null;
+    st.watch.reset();
+    this.opts.log('info', 'peer direct', { peer: peer.name, endpoint, why });
   }
 }

@@ -70,8 +70,11 @@ export class RelayPath {
   private wgPort: number | undefined;
   /** The UDP side of the current relay session, once its ticket came (undefined: WebSocket only). */
   private udp: RelayUdpClient | undefined;
+  private portQuery: Promise<void> | undefined;
   /** `toRelay` by transport: `toRelayUdp` of them went over UDP. */
-  readonly counters = { toRelay: 0, toRelayUdp: 0, fromRelay: 0, dropped: 0 };
+  readonly counters = { toRelay: 0, toRelayUdp: 0, fromRelay: 0, dropped: 0, heldForProbe: 0 };
+  /** Peers being hole-punched: what the relay brings from them is not handed to WireGuard (see `hold`). */
+  private readonly held = new Set<string>();
 
   constructor(private readonly opts: RelayPathOptions) {}
 
@@ -101,19 +104,43 @@ export class RelayPath {
     this.connect();
   }
 
+  /**
+   * While a peer is hole-punched (PeerPaths), packets the relay brings from it are dropped, not
+   * handed to WireGuard: WireGuard roams to wherever an authenticated packet last came from, and a
+   * straggler from the relay socket would turn the probe's packets back onto the relay.
+   */
+  hold(nodeKey: string, on: boolean): void {
+    if (on) this.held.add(keyId(nodeKey));
+    else this.held.delete(keyId(nodeKey));
+  }
+
   /** Stops carrying `nodeKey` (peer removed): its socket is closed. */
   release(nodeKey: string): void {
     const r = this.byKey.get(keyId(nodeKey));
     if (!r) return;
     this.byKey.delete(keyId(nodeKey));
     this.udp?.forget(r.keyBytes);
+    this.held.delete(keyId(nodeKey));
     r.socket.close();
+  }
+
+  /** This host's addresses changed (roamed): the relay socket may be bound to one that is gone; connect again at once. */
+  reconnectNow(): void {
+    if (this.stopped) return;
+    const ws = this.ws;
+    this.ws = undefined;
+    this.client = undefined;
+    this.ready = false;
+    this.attempt = 0;
+    ws?.terminate();
+    this.connect();
   }
 
   stop(): void {
     this.stopped = true;
     for (const r of this.byKey.values()) r.socket.close();
     this.byKey.clear();
+    this.held.clear();
     this.disconnect();
   }
 
@@ -142,6 +169,7 @@ export class RelayPath {
     const r: Relayed = { nodeKey, keyBytes: Buffer.from(keyId(nodeKey), 'hex'), socket, endpoint: `127.0.0.1:${socket.address().port}` };
     socket.on('error', (err) => this.opts.log('warn', 'relay socket error', { peer: nodeKey, error: err.message }));
     socket.on('message', (msg, rinfo) => {
+      if (this.wgPort === undefined) this.refreshPort();
       if (rinfo.port !== this.wgPort || rinfo.address !== '127.0.0.1') {
         this.counters.dropped++;
         return;
@@ -159,10 +187,34 @@ export class RelayPath {
     return r;
   }
 
+  /**
+   * WireGuard's port, asked again: a socket opened for a peer that relayed to us before the
+   * interface was configured had none, and without it nothing would ever pass (found in the NAT lab:
+   * a pair whose first relayed packet beat the netmap never handshook).
+   */
+  private refreshPort(): void {
+    this.portQuery ??= this.opts.wireguardPort().then(
+      (port) => {
+        if (port !== undefined) this.wgPort = port;
+      },
+      () => {},
+    ).finally(() => (this.portQuery = undefined));
+  }
+
   private fromRelay(from: Buffer, packet: Buffer): void {
-    const r = this.byKey.get(from.toString('hex'));
+    const id = from.toString('hex');
+    if (this.held.has(id)) {
+      this.counters.heldForProbe++;
+      return;
+    }
+    const r = this.byKey.get(id);
     if (r) {
-      if (this.wgPort === undefined) return;
+      if (this.wgPort === undefined) {
+        // A socket made before the interface was up: learn the port now; this packet is lost (WireGuard retries).
+        this.refreshPort();
+        this.counters.dropped++;
+        return;
+      }
       this.counters.fromRelay++;
       r.socket.send(packet, this.wgPort, '127.0.0.1');
       return;

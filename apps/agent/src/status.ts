@@ -41,6 +41,25 @@ export interface PeerStatus extends NodeIdentity {
   handshakeAgeSeconds: number | null;
   rxBytes: number;
   txBytes: number;
+  /** The relay region carrying the peer (its code) while `path` is relay; null otherwise. */
+  region: string | null;
+  /** ISO timestamp: since when the peer is on its current path (relay or direct); null = not decided yet. */
+  pathSince: string | null;
+  /**
+   * When `path` is not direct: why, in words a person can act on ("hole punch timed out; retrying
+   * in 30 s", "UDP to the internet is blocked here"); null when direct.
+   */
+  reason: string | null;
+}
+
+/** What peer-paths.ts says of a peer's path, for `peerStatus`. */
+export interface PathInfo {
+  via: 'relay' | 'direct';
+  since: Date;
+  reason: string | null;
+  region: string | null;
+  /** This host's relay socket for the peer, when it has one. */
+  relayEndpoint?: string;
 }
 
 export interface Status {
@@ -98,9 +117,28 @@ export function pathOf(stats: PeerStats | undefined, now: Date, relayEndpoint?: 
   return relayEndpoint !== undefined && stats.endpoint === relayEndpoint ? 'relay' : 'direct';
 }
 
-/** `relayEndpoint`: this node's local relay socket for the peer, when the peer is relayed. */
-export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date, relayEndpoint?: string): PeerStatus {
+/**
+ * `relayEndpoint`: this node's local relay socket for the peer, when the peer is relayed; `info`:
+ * the path choice's view (absent: not decided yet).
+ */
+export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date, relayEndpoint?: string, info?: PathInfo): PeerStatus {
   const hs = stats?.lastHandshake ?? null;
+  let path = pathOf(stats, now, relayEndpoint);
+  // A hole punch aims WireGuard at a candidate for a moment: the path is still the relay until it
+  // succeeds, and the endpoint shown is the relay socket (the reason names the candidate).
+  let endpoint = stats?.endpoint ?? peer.endpoints[0] ?? null;
+  if (path === 'direct' && info?.via === 'relay') {
+    path = 'relay';
+    if (info.relayEndpoint) endpoint = info.relayEndpoint;
+  }
+  let reason: string | null = null;
+  if (path !== 'direct') {
+    reason = info?.reason ?? null;
+    if (path === 'none') {
+      const why = !stats ? 'not configured in WireGuard' : !hs ? 'no handshake yet' : 'no handshake in the last 3 minutes';
+      reason = reason ? `${why}; ${reason}` : why;
+    }
+  }
   return {
     id: peer.id,
     name: peer.name,
@@ -109,11 +147,14 @@ export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date, 
     ipv6: peer.ipv6,
     nodeKey: peer.nodeKey,
     online: peer.online,
-    path: pathOf(stats, now, relayEndpoint),
-    endpoint: stats?.endpoint ?? peer.endpoints[0] ?? null,
+    path,
+    endpoint,
     lastHandshake: hs ? hs.toISOString() : null,
     handshakeAgeSeconds: hs ? Math.max(0, Math.round((now.getTime() - hs.getTime()) / 1000)) : null,
     rxBytes: stats?.rxBytes ?? 0,
     txBytes: stats?.txBytes ?? 0,
+    region: path === 'relay' ? info?.region ?? null : null,
+    pathSince: info ? info.since.toISOString() : null,
+    reason,
   };
 }

@@ -62,13 +62,37 @@ export const NETCHECK_PROBE_TIMEOUT_MS = 2000;
 // ---- relayed data path (path-choice.ts, relay-path.ts) ------------------------------------------
 
 /**
- * A peer whose WireGuard has not completed a handshake this long after its endpoint was programmed
- * is carried over the relay. Above RekeyTimeout (5 s) plus a retry's round trip: two nodes whose
- * first initiations cross are held 5 s by wireguard-go and must not be relayed for it.
+ * A peer programmed on its netmap endpoint because the relay was not connected yet (peers are
+ * otherwise relayed at once) moves to the relay once it is, if WireGuard has had no handshake
+ * this long: above the answering side's grace (1 s) plus a round trip.
  */
-export const RELAY_AFTER_NO_HANDSHAKE_MS = 8_000;
-/** How often peers' handshakes are read to decide which need the relay. */
-export const PATH_CHECK_INTERVAL_MS = 1_000;
+export const RELAY_AFTER_NO_HANDSHAKE_MS = 2_000;
+/** How often peers' handshakes and counters are read to decide paths (probe windows are judged at this grain). */
+export const PATH_CHECK_INTERVAL_MS = 250;
+/**
+ * Hole punching (path-choice.ts): slots between direct attempts after 0, 1, 2, 3+ failures. Each
+ * interval divides the next, so two sides at different attempts still meet in the slower one's slot.
+ */
+export const PROBE_BACKOFF_S = [1, 5, 10, 30] as const;
+/** How long WireGuard is aimed at one candidate endpoint of the peer during a probe. */
+export const PROBE_WINDOW_MS = 1_000;
+/** WireGuard keepalive during a probe: keeps punching packets leaving while the window lasts. */
+export const PROBE_KEEPALIVE_S = 1;
+/**
+ * A direct path that sent data and got nothing back this long is dead (mapping flushed, roamed):
+ * the peer goes back to the relay. A pair that pings both ways hears back within a round trip.
+ */
+export const DIRECT_DEAD_MS = 2_000;
+/**
+ * The initiating side of a relayed pair with no handshake this long after its last try makes
+ * WireGuard try again at once (a fresh peer), instead of waiting for its RekeyTimeout (5 s): the
+ * first initiation may have reached a peer whose relay or interface was not up yet.
+ */
+export const RELAY_KICK_MS = 1_500;
+/** At most this many such tries per pair (then WireGuard's own retries): a peer that never answers costs little. */
+export const RELAY_KICKS = 3;
+/** A pair is in use while more than keepalives moved within this window: only then is direct retried. */
+export const IN_USE_WINDOW_MS = 60_000;
 /**
  * Receive and send buffers asked for on each local relay socket. Small buffers throttle a relayed
  * flow (NetBird measured ~100 Mbit/s); the kernel caps the request at net.core.rmem_max / wmem_max.
@@ -92,3 +116,14 @@ export const RELAY_RECONNECT_BACKOFF = { baseMs: 250, capMs: 10_000 } as const;
  * what is sent: at most every 30 s for counters, a path or stale change after at most 5 s).
  */
 export const LINK_OBSERVE_MS = 5_000;
+/**
+ * Background netcheck while the control session runs (agent.ts): first after this delay (and
+ * again so until the netmap lists STUN servers), then every NETCHECK_REFRESH_MS; every
+ * NETCHECK_BLOCKED_REFRESH_MS while UDP is blocked, so a block lifted leads to a punch within
+ * seconds (a blocked netcheck itself takes NETCHECK_PROBE_TIMEOUT_MS).
+ */
+export const NETCHECK_FIRST_DELAY_MS = 1_000;
+export const NETCHECK_REFRESH_MS = 60_000;
+export const NETCHECK_BLOCKED_REFRESH_MS = 3_000;
+/** How often this host's own addresses are read to notice roaming (agent.ts `watchLink`). */
+export const LINK_CHECK_MS = 1_000;

@@ -66,6 +66,11 @@ export const commands = {
     usage: 'weft metrics [--json] [--socket PATH]',
     options: { json: { type: 'boolean' } } as Options,
   },
+  ping: {
+    summary: 'ping a peer over the tunnel and say by which path each reply came',
+    usage: 'weft ping PEER [-c N] [--json] [--socket PATH]',
+    options: { json: { type: 'boolean' }, count: { type: 'string', short: 'c' } } as Options,
+  },
   down: {
     summary: 'take the interface down; the node stays registered (weft up brings it back)',
     usage: 'weft down [--json] [--socket PATH]',
@@ -99,6 +104,9 @@ export interface Parsed {
   listenPort?: number;
   mtu?: number;
   logFormat?: 'json' | 'text';
+  /** `weft ping`: the peer (name, tunnel IP or node key) and how many pings. */
+  target?: string;
+  count?: number;
 }
 
 const usageError = (msg: string, command?: CommandName) =>
@@ -123,8 +131,9 @@ export function parse(argv: string[]): Parsed {
   const command = first as CommandName;
 
   let values: Record<string, string | boolean | undefined>;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({ args: rest, options: { ...common, ...commands[command].options }, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+    ({ values, positionals } = parseArgs({ args: rest, options: { ...common, ...commands[command].options }, strict: true, allowPositionals: command === 'ping' }) as { values: Record<string, string | boolean | undefined>; positionals: string[] });
   } catch (err) {
     throw usageError((err as Error).message.replace(/\. To specify a positional.*$/s, ''), command);
   }
@@ -159,6 +168,11 @@ export function parse(argv: string[]): Parsed {
   if (port !== undefined) out.listenPort = port;
   const mtu = int(str('mtu'), 'mtu', 1280, 9000, command);
   if (mtu !== undefined) out.mtu = mtu;
+  if (command === 'ping' && !out.help) {
+    if (positionals.length !== 1) throw usageError(positionals.length === 0 ? 'name the peer to ping' : `one peer only, got ${positionals.length}`, command);
+    out.target = positionals[0]!;
+    out.count = int(str('count'), 'count', 1, 1000, command) ?? 3;
+  }
   return out;
 }
 
@@ -189,7 +203,8 @@ const exitCodeTable = [
   'exit codes: 0 ok, 1 error, 2 usage, 3 not root, 4 daemon not running, 5 server unreachable,',
   '  6 auth key invalid, 7 auth key expired, 8 auth key used, 9 auth key revoked, 10 node revoked,',
   '  11 node expired, 12 login expired, 13 not logged in, 14 stopped, 15 starting, 16 user suspended,',
-  '  17 UDP blocked (netcheck), 18 no STUN server to check against (netcheck), 19 server certificate refused, 20 doctor found a FAIL, 130 interrupted',
+  '  17 UDP blocked (netcheck), 18 no STUN server to check against (netcheck), 19 server certificate refused,',
+  '  20 doctor found a FAIL, 21 no such peer (ping), 22 no reply (ping), 130 interrupted',
 ].join('\n');
 
 const commandDetail: Record<CommandName, string> = {
@@ -214,8 +229,10 @@ const commandDetail: Record<CommandName, string> = {
   login: 'Same as weft up.\n' + exitCodeTable,
   status: [
     'State is one of: running, starting, needs-login, stopped, revoked, expired.',
-    'PATH is direct when WireGuard has an endpoint and a handshake in the last 3 minutes,',
-    'relay when relayed (not yet implemented), none otherwise. --json prints the stable',
+    'PATH is direct when WireGuard sends to the peer\'s own endpoint and had a handshake in the last',
+    '3 minutes, relay (REGION) when it goes over the relay, none otherwise; under the table, for each',
+    'peer that is not direct, since when and why in words (a hole punch that timed out and when it is',
+    'retried, UDP blocked here, an endpoint-dependent NAT...). --json prints the stable',
     'machine-readable form (see apps/agent/src/status.ts). Exits 0 only while running: 4 no daemon,',
     '13 needs login, 14 stopped, 15 starting, 10 revoked, 11 expired (the status is printed all the same).',
     exitCodeTable,
@@ -248,6 +265,14 @@ const commandDetail: Record<CommandName, string> = {
     'connection state, connects and reconnects, netmaps and deltas applied, link reports sent, the',
     'interface, peers by path, and per peer the handshake age and rx/tx bytes. --json prints the',
     'samples as [{name, labels, value}]. To scrape it, run it from a textfile collector.',
+    exitCodeTable,
+  ].join('\n'),
+  ping: [
+    'Sends ICMP echo requests (the system ping) to the peer\'s tunnel address, one a second, and',
+    'prints each reply with the path it came by: "via 203.0.113.7:41641" (direct, the endpoint) or',
+    '"via relay REGION". PEER is a peer\'s name, tunnel IPv4 or node key. -c N pings (default 3).',
+    '--json prints one object with every reply. Exits 0 when a reply came, 22 when none did, 21 when',
+    'there is no such peer.',
     exitCodeTable,
   ].join('\n'),
   down: 'The control connection is closed and the link taken down; keys and registration stay.\n' + exitCodeTable,

@@ -46,6 +46,10 @@ export const ExitCode = {
   ServerCertificate: 19,
   /** `weft doctor`: at least one check FAILed (the report says what to do). */
   DoctorFailed: 20,
+  /** `weft ping`: no peer by that name, tunnel address or node key. */
+  NoSuchPeer: 21,
+  /** `weft ping`: the peer never answered. */
+  NoReply: 22,
   /** Interrupted (Ctrl-C). */
   Interrupted: 130,
 } as const;

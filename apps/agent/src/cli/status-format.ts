@@ -85,10 +85,13 @@ function formatStatusRaw(s: Status): string {
   const rows = [['IP', 'NAME', 'USER', 'PATH', 'ENDPOINT', 'HANDSHAKE', 'RX', 'TX', 'CONTROL']];
   for (const p of s.peers) {
     rows.push([
-      p.ipv4, p.name, p.user, p.path, p.endpoint ?? '-', formatAge(p.handshakeAgeSeconds),
+      p.ipv4, p.name, p.user, p.path === 'relay' && p.region ? `relay (${p.region})` : p.path, p.endpoint ?? '-', formatAge(p.handshakeAgeSeconds),
       formatBytes(p.rxBytes), formatBytes(p.txBytes), p.online ? 'online' : 'offline',
     ]);
   }
   lines.push('', table(rows));
+  // Why a peer is not direct, in words, one line each under the table.
+  const why = s.peers.filter((p) => p.path !== 'direct' && p.reason);
+  if (why.length > 0) lines.push('', ...why.map((p) => `${p.name}: ${p.path}${p.pathSince ? ` since ${p.pathSince}` : ''}: ${p.reason}`));
   return lines.join('\n') + '\n';
 }

@@ -25,15 +25,15 @@ async function udp(): Promise<dgram.Socket> {
   return s;
 }
 
-async function until(pred: () => boolean, what: string, ms = 5000): Promise<void> {
+async function until(pred: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
-  while (!pred()) {
+  while (!(await pred())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
 
-async function side(s: TestServer, key: string, name: string, peers: () => string[]): Promise<Side> {
+async function side(s: TestServer, key: string, name: string, peers: () => string[], portKnown: () => boolean = () => true): Promise<Side> {
   const agent = new SimAgent(s.url, name);
   await agent.register(key);
   await agent.connect();
@@ -44,7 +44,7 @@ async function side(s: TestServer, key: string, name: string, peers: () => strin
   wg.on('message', (m, r) => got.push({ data: m.toString(), from: `${r.address}:${r.port}` }));
   const path = new RelayPath({
     serverUrl: s.url, machineKey: agent.machine.privateKey, log: silentLogger,
-    wireguardPort: async () => wg.address().port,
+    wireguardPort: async () => (portKnown() ? wg.address().port : undefined),
     acceptFrom: (k) => peers().includes(k),
     onInbound: (nodeKey, endpoint) => inbound.push({ nodeKey, endpoint }),
   });
@@ -101,6 +101,47 @@ describe('agent relayed data path', () => {
     await until(() => a.path.counters.dropped === dropped + 1, 'stranger dropped');
     expect(b.got.length).toBe(before);
     stranger.close();
+  });
+
+  it('a peer held for a hole punch: what the relay brings from it is not handed to WireGuard until the hold ends', async () => {
+    const endpoint = a.path.endpointOf(b.agent.node.publicKey)!;
+    const bSocket = b.path.endpointOf(a.agent.node.publicKey)!;
+    b.path.hold(a.agent.node.publicKey, true);
+    const before = b.got.length;
+    const held = b.path.counters.heldForProbe;
+    a.wg.send('straggler', Number(endpoint.split(':')[1]), endpoint.split(':')[0]);
+    await until(() => b.path.counters.heldForProbe === held + 1, 'held at b');
+    expect(b.got.length).toBe(before);
+    b.path.hold(a.agent.node.publicKey, false);
+    a.wg.send('after the probe', Number(endpoint.split(':')[1]), endpoint.split(':')[0]);
+    await until(() => b.got.length === before + 1, 'delivered at b');
+    expect(b.got.at(-1)).toEqual({ data: 'after the probe', from: bSocket });
+  });
+
+  it('a socket opened by a relayed packet before WireGuard\'s port was known carries traffic once it is', async () => {
+    let known = false;
+    const d = await side(s, (await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key, 'path-d', () => [a.agent.node.publicKey], () => known);
+    try {
+      const toD = await a.path.open(d.agent.node.publicKey as NodePublicKey);
+      const [host, port] = toD.split(':');
+      // d's interface is not up yet: d makes a socket for a, but cannot hand the packet to WireGuard.
+      a.wg.send('before the interface is up', Number(port), host);
+      await until(() => d.inbound.length === 1, 'inbound socket at d');
+      known = true;
+      // WireGuard retries: this one gets through, and d's answer goes back over the same socket.
+      await until(async () => {
+        a.wg.send('retry', Number(port), host);
+        await new Promise((r) => setTimeout(r, 50));
+        return d.got.some((g) => g.data === 'retry');
+      }, 'a retry delivered at d');
+      const [dh, dp] = d.inbound[0]!.endpoint.split(':');
+      d.wg.send('answer from d', Number(dp), dh);
+      await until(() => a.got.some((g) => g.data === 'answer from d'), 'answer at a');
+    } finally {
+      d.path.stop();
+      d.wg.close();
+      d.agent.close();
+    }
   });
 
   it('a relayed packet from a key that is not a peer opens no socket', async () => {

@@ -46,11 +46,21 @@ describe('CLI arguments', () => {
     expect(usage(['down', '--server', 'x'])).toBe(ExitCode.Usage);
   });
 
+  it('ping takes one peer and -c N (default 3); no peer, two peers or a bad count is a usage error', () => {
+    expect(parse(['ping', 'db-1'])).toMatchObject({ command: 'ping', target: 'db-1', count: 3, json: false });
+    expect(parse(['ping', '100.64.0.2', '-c', '10', '--json'])).toMatchObject({ target: '100.64.0.2', count: 10, json: true });
+    expect(usage(['ping'])).toBe(ExitCode.Usage);
+    expect(usage(['ping', 'a', 'b'])).toBe(ExitCode.Usage);
+    expect(usage(['ping', 'a', '-c', '0'])).toBe(ExitCode.Usage);
+    expect(usage(['ping', 'a', '-c', 'x'])).toBe(ExitCode.Usage);
+  });
+
   it('every command has --help, --socket and --state-dir', () => {
     for (const name of Object.keys(commands)) {
       expect(parse([name, '--help']).help).toBe(true);
       expect(parse([name, '-h']).help).toBe(true);
-      expect(parse([name, '--socket', '/x', '--state-dir', '/y'])).toMatchObject({ socket: '/x', stateDir: '/y' });
+      const operand = name === 'ping' ? ['peer-b'] : [];
+      expect(parse([name, ...operand, '--socket', '/x', '--state-dir', '/y'])).toMatchObject({ socket: '/x', stateDir: '/y' });
       expect(helpText(name as keyof typeof commands)).toContain(`weft ${name}`);
     }
     expect(parse([])).toMatchObject({ command: 'help' });

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { forcedRelay, shouldRelay } from '../../src/path-choice.js';
-import { pathOf } from '../../src/status.js';
-import { RELAY_AFTER_NO_HANDSHAKE_MS } from '../../src/tunables.js';
+import {
+  directDead, forcedRelay, inUse, pairOffsetMs, probeCandidates, probeIntervalMs, probeSlot, shouldRelay, TrafficWatch,
+} from '../../src/path-choice.js';
+import { pathOf, peerStatus } from '../../src/status.js';
+import { PROBE_BACKOFF_S, RELAY_AFTER_NO_HANDSHAKE_MS } from '../../src/tunables.js';
 
 describe('shouldRelay', () => {
   it('relays a peer whose endpoint has not handshaken within the window, not before', () => {
@@ -36,5 +38,113 @@ describe('pathOf', () => {
     expect(pathOf(stats('192.0.2.1:41641', recent), now, '127.0.0.1:4000')).toBe('direct');
     expect(pathOf(stats('192.0.2.1:41641', recent), now)).toBe('direct');
     expect(pathOf(stats('127.0.0.1:4000', null), now, '127.0.0.1:4000')).toBe('none');
+  });
+});
+
+describe('hole-punch slots', () => {
+  const ka = 'nodekey:' + '01'.repeat(32);
+  const kb = 'nodekey:' + 'fe'.repeat(32);
+
+  it('both sides of a pair compute the same offset, inside the smallest interval', () => {
+    expect(pairOffsetMs(ka, kb)).toBe(pairOffsetMs(kb, ka));
+    expect(pairOffsetMs(ka, kb)).toBeGreaterThanOrEqual(0);
+    expect(pairOffsetMs(ka, kb)).toBeLessThan(probeIntervalMs(0));
+  });
+
+  it('backs off 1 s, 5 s, 10 s, then 30 s, each interval dividing the next', () => {
+    expect([0, 1, 2, 3, 9].map(probeIntervalMs)).toEqual([1000, 5000, 10_000, 30_000, 30_000]);
+    for (let i = 1; i < PROBE_BACKOFF_S.length; i++) expect(PROBE_BACKOFF_S[i]! % PROBE_BACKOFF_S[i - 1]!).toBe(0);
+  });
+
+  it('a slot is strictly after now, on the pair offset of the interval grid', () => {
+    const off = 137;
+    for (const now of [0, 136, 137, 138, 4_999_999, 1_733_000_000_123]) {
+      for (const f of [0, 1, 2, 3]) {
+        const slot = probeSlot(now, f, off);
+        expect(slot).toBeGreaterThan(now);
+        expect(slot - now).toBeLessThanOrEqual(probeIntervalMs(f));
+        expect((slot - off) % probeIntervalMs(f)).toBe(0);
+      }
+    }
+  });
+
+  it('two sides at different backoff steps still meet: the slower side\'s slot is one of the faster side\'s', () => {
+    const off = pairOffsetMs(ka, kb);
+    let now = 1_733_000_000_000;
+    for (let step = 0; step < 50; step++) {
+      const slow = probeSlot(now, 3, off);
+      // The fast side (1 s) probes at every one of its slots up to the slow one: it lands on it exactly.
+      let fast = probeSlot(now, 0, off);
+      while (fast < slow) fast = probeSlot(fast, 0, off);
+      expect(fast).toBe(slow);
+      now += 7_777;
+    }
+  });
+});
+
+describe('probeCandidates', () => {
+  it('keeps the netmap order (reflexive first), without duplicates, at most three', () => {
+    expect(probeCandidates(['203.0.113.5:41641', '10.0.0.2:41641', '10.0.0.2:41641', '192.168.1.2:41641', '172.16.0.2:41641'], '198.51.100.1'))
+      .toEqual(['203.0.113.5:41641', '10.0.0.2:41641', '192.168.1.2:41641']);
+  });
+
+  it('a peer behind this node\'s own public address (same NAT) is tried on its local address first', () => {
+    expect(probeCandidates(['203.0.113.5:1024', '10.0.0.2:41641'], '203.0.113.5')).toEqual(['10.0.0.2:41641', '203.0.113.5:1024']);
+  });
+});
+
+describe('TrafficWatch', () => {
+  it('marks data sent with nothing back, clears it when anything comes back, ignores keepalives', () => {
+    const w = new TrafficWatch();
+    w.observe({ rxBytes: 0, txBytes: 0 }, 0);
+    w.observe({ rxBytes: 0, txBytes: 32 }, 250); // a keepalive of ours: not data
+    expect(w.unansweredSince).toBeNull();
+    w.observe({ rxBytes: 0, txBytes: 32 + 128 }, 500);
+    expect(w.unansweredSince).toBe(500);
+    w.observe({ rxBytes: 0, txBytes: 32 + 256 }, 750);
+    expect(w.unansweredSince).toBe(500);
+    expect(directDead(w.unansweredSince, 2499, 2000)).toBe(false);
+    expect(directDead(w.unansweredSince, 2500, 2000)).toBe(true);
+    w.observe({ rxBytes: 32, txBytes: 32 + 256 }, 1000); // the peer's keepalive answers
+    expect(w.unansweredSince).toBeNull();
+    expect(directDead(w.unansweredSince, 10_000, 2000)).toBe(false);
+  });
+
+  it('is in use while more than keepalives moved within the window', () => {
+    const w = new TrafficWatch();
+    w.observe({ rxBytes: 0, txBytes: 0 }, 0);
+    w.observe({ rxBytes: 32, txBytes: 32 }, 1000);
+    expect(inUse(w.lastUseAt, 1000, 60_000)).toBe(false);
+    w.observe({ rxBytes: 32 + 148, txBytes: 32 }, 2000);
+    expect(inUse(w.lastUseAt, 62_000, 60_000)).toBe(true);
+    expect(inUse(w.lastUseAt, 62_001, 60_000)).toBe(false);
+  });
+});
+
+describe('peerStatus path, region and reason', () => {
+  const now = new Date('2026-12-01T12:00:00Z');
+  const peer = { id: 7, name: 'b', user: 'ops', ipv4: '100.64.0.2', ipv6: 'fd7a::2', nodeKey: 'nodekey:' + 'ab'.repeat(32), online: true, endpoints: ['192.0.2.9:41641'], allowedIps: [] } as never;
+  const stats = (endpoint: string, hsAgoMs: number | null) => ({ publicKey: 'nodekey:x' as never, endpoint, lastHandshake: hsAgoMs === null ? null : new Date(now.getTime() - hsAgoMs), rxBytes: 10, txBytes: 20 });
+  const since = new Date(now.getTime() - 60_000);
+
+  it('relayed: relay (REGION), since when, and why', () => {
+    const st = peerStatus(peer, stats('127.0.0.1:4000', 1000), now, '127.0.0.1:4000', { via: 'relay', since, reason: 'hole punch timed out; retrying in 30 s', region: 'embedded' });
+    expect(st).toMatchObject({ path: 'relay', region: 'embedded', pathSince: since.toISOString(), reason: 'hole punch timed out; retrying in 30 s', endpoint: '127.0.0.1:4000' });
+  });
+
+  it('direct: no region, no reason', () => {
+    const st = peerStatus(peer, stats('192.0.2.9:41641', 1000), now, undefined, { via: 'direct', since, reason: null, region: 'embedded' });
+    expect(st).toMatchObject({ path: 'direct', region: null, reason: null });
+  });
+
+  it('a probe aims WireGuard at a candidate for a moment: still relay, on the relay socket, until it succeeds', () => {
+    const st = peerStatus(peer, stats('192.0.2.9:41641', 1000), now, undefined, { via: 'relay', since, reason: 'trying a direct path now (hole punch to 192.0.2.9:41641)', region: 'embedded', relayEndpoint: '127.0.0.1:4000' });
+    expect(st).toMatchObject({ path: 'relay', region: 'embedded', endpoint: '127.0.0.1:4000', reason: 'trying a direct path now (hole punch to 192.0.2.9:41641)' });
+  });
+
+  it('none says why in words', () => {
+    expect(peerStatus(peer, stats('192.0.2.9:41641', null), now).reason).toBe('no handshake yet');
+    expect(peerStatus(peer, undefined, now).reason).toBe('not configured in WireGuard');
+    expect(peerStatus(peer, stats('192.0.2.9:41641', 200_000), now).reason).toBe('no handshake in the last 3 minutes');
   });
 });

@@ -60,6 +60,8 @@ describe('formatting', () => {
       IP           NAME                USER   PATH    ENDPOINT        HANDSHAKE  RX       TX    CONTROL
       100.64.0.2   peer2               alice  direct  10.0.0.2:41641  3s ago     2.0 KiB  10 B  online
       100.64.0.13  a-much-longer-name  alice  none    -               never      0 B      0 B   offline
+
+      a-much-longer-name: none: not configured in WireGuard
       "
     `);
   });
@@ -78,6 +80,17 @@ describe('formatting', () => {
     expect(loginText({ url: 'http://h/login/ABCD-EFGH', code: 'ABCD-EFGH', fingerprint: '6668-7aad-f862-bd77' })).toBe(
       '\nTo approve, open http://h/login/ABCD-EFGH\nKey fingerprint: 6668-7aad-f862-bd77 (the page must show the same)\nor ask an admin to run: weft-server nodes approve ABCD-EFGH\n\n');
     expect(loginText({ url: 'http://h/login/ABCD-EFGH', code: 'ABCD-EFGH' })).toBe('\nTo approve, open http://h/login/ABCD-EFGH\nor ask an admin to run: weft-server nodes approve ABCD-EFGH\n\n');
+  });
+
+  it('a relayed peer shows relay (REGION), and under the table since when and why in words', () => {
+    const since = new Date(now.getTime() - 30_000);
+    const out = formatStatus({
+      ...base,
+      peers: [peerStatus(peer(2), { publicKey: peer(2).nodeKey as never, endpoint: '127.0.0.1:40000', lastHandshake: ago(3), rxBytes: 1, txBytes: 1 }, now, '127.0.0.1:40000',
+        { via: 'relay', since, reason: 'hole punch timed out; retrying in 30 s', region: 'fra' })],
+    });
+    expect(out).toMatch(/peer2\s+alice\s+relay \(fra\)\s+127\.0\.0\.1:40000/);
+    expect(out.split('\n')).toContain(`peer2: relay since ${since.toISOString()}: hole punch timed out; retrying in 30 s`);
   });
 
   it("shows the public endpoint the server sees for this node's WireGuard port, when it has one", () => {
@@ -117,5 +130,21 @@ describe('formatting', () => {
     const out = formatStatus({ ...base, state: 'revoked', online: false, interface: { ...base.interface, up: false }, lastError: { code: 'node_revoked', message: 'this node was revoked by an admin (closed 4403)' } });
     expect(out).toContain('revoked by an admin (to join again: weft logout && weft up --server URL)');
     expect(out).toContain('control: http://10.77.0.1:8080 (offline)');
+  });
+});
+
+describe('weft ping output', () => {
+  it('finds a peer by name, tunnel IPv4 or node key; reads the round trip; says the path of each reply', async () => {
+    const { findPeer, formatReply, parseRtt } = await import('../../src/cli/commands/ping.js');
+    const peers = [{ name: 'b', ipv4: '100.64.0.2', nodeKey: 'nodekey:' + 'ab'.repeat(32) }, { name: 'c', ipv4: '100.64.0.3', nodeKey: 'nodekey:' + 'cd'.repeat(32) }] as never[];
+    expect(findPeer(peers, 'c')).toBe(peers[1]);
+    expect(findPeer(peers, '100.64.0.2')).toBe(peers[0]);
+    expect(findPeer(peers, 'nodekey:' + 'cd'.repeat(32))).toBe(peers[1]);
+    expect(findPeer(peers, 'd')).toBeUndefined();
+    expect(parseRtt('64 bytes from 100.64.0.2: icmp_seq=1 ttl=64 time=1.23 ms\n')).toBe(1.23);
+    expect(parseRtt('1 packets transmitted, 0 received, 100% packet loss')).toBeNull();
+    expect(formatReply('b', '100.64.0.2', { seq: 1, rttMs: 1.2, path: 'direct', endpoint: '203.0.113.7:41641', region: null })).toBe('pong from b (100.64.0.2) via 203.0.113.7:41641 in 1.2 ms');
+    expect(formatReply('b', '100.64.0.2', { seq: 2, rttMs: 23, path: 'relay', endpoint: null, region: 'fra' })).toBe('pong from b (100.64.0.2) via relay fra in 23 ms');
+    expect(formatReply('b', '100.64.0.2', { seq: 3, rttMs: null, path: 'none', endpoint: null, region: null })).toBe('no reply from b (100.64.0.2) within 2 s');
   });
 });

@@ -48,9 +48,10 @@ export const NOUN_USAGE = {
   weft-server nodes approve ID        let in a device waiting for an admin (device-approval-required on)
   weft-server nodes add-peer HOSTNAME --user NAME [--tags tag:a] [--out FILE.conf] [--qr-png FILE.png]
       (a node-less peer such as a phone: a wg-quick config and a QR code for the WireGuard app;
-       with --out the private key goes only to that file, written 0600)`,
+       with --out the private key goes only to that file, written 0600; --tags as for nodes tag)`,
   authkeys: `  weft-server authkeys list | create --user NAME [--reusable] [--ephemeral] [--pre-approved] [--tags tag:a,tag:b] [--expiration 1h|0] | revoke ID
-      (--pre-approved: its devices skip admin approval when device-approval-required is on)`,
+      (--pre-approved: its devices skip admin approval when device-approval-required is on;
+       --tags: each defined in the policy's tagOwners when the key is made; its devices get them)`,
   audit: `  weft-server audit list [--since TIME] [--until TIME] [--action PREFIX] [--actor LABEL] [--target KIND:NAME] [--limit N]
       (oldest first, one page of --limit (100); --since 1h for recent events. TIME is ISO 8601 or a
        duration ago such as 15m, 24h, 7d)

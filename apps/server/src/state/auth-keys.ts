@@ -3,6 +3,7 @@ import type { AuthKey, CreateAuthKey, CreatedAuthKey } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
 import { audit, type Actor, type StateContext, type Tx } from './context.js';
 import { authKeyDto } from './dto.js';
+import { assertMayTag } from './tag-owners.js';
 import { usableUserOrThrow } from './users.js';
 
 const DEFAULT_EXPIRY_S = 3600;
@@ -15,6 +16,8 @@ export class AuthKeys {
     const expiresIn = input.expiresIn ?? DEFAULT_EXPIRY_S;
     const row = await this.ctx.prisma.$transaction(async (tx) => {
       const user = await usableUserOrThrow(tx, input.user);
+      // Judged now, for the actor creating the key: nodes joining with it later get its tags unchecked.
+      if (actor.type !== 'system' && input.tags?.length) await assertMayTag(tx, actor, [...new Set(input.tags)].sort());
       const k = await tx.authKey.create({
         data: {
           prefix: secret.prefix,

@@ -6,9 +6,9 @@ import type { AuthKeys } from './auth-keys.js';
 import { audit, isUniqueViolation, SYSTEM, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
 import type { Change } from './changes.js';
 import { awaitingAdmin, isExpired, nodeDto, peerEndpoints, policyLogin, selfDto, withUser, type NodeWithUser } from './dto.js';
-import { parsePolicy, PolicyRejected, tagRefusal, type Policy, type TagApplier } from '@weft/policy';
 import type { LoginAdmission, Logins } from './logins.js';
 import { nodeOrderBy, nodeWhere } from './node-query.js';
+import { assertMayTag } from './tag-owners.js';
 import { DAY_MS, type TailnetSettingsStore } from './tailnet-settings.js';
 import { assertUsable, shareLockUser, usableUserOrThrow, userSuspended } from './users.js';
 
@@ -144,6 +144,8 @@ export class Nodes {
     try {
       const node = await this.ctx.prisma.$transaction(async (tx) => {
         const user = await usableUserOrThrow(tx, input.user);
+        // Tags given at creation pass the same tagOwners check as setTags, before anything is written.
+        if (actor.type !== 'system' && input.tags?.length) await assertMayTag(tx, actor, [...new Set(input.tags)].sort());
         await lockAllocation(tx);
         const n = await insertNode(this.ctx, tx, {
           userId: user.id,
@@ -367,24 +369,4 @@ export class Nodes {
     });
     if (change) this.ctx.emit(change);
   }
-}
-
-/** The stored policy's verdict on `actor` applying `tags` (see setTags). */
-async function assertMayTag(tx: Tx, actor: Actor, tags: string[]): Promise<void> {
-  const row = await tx.policyVersion.findFirst({ orderBy: { version: 'desc' }, select: { version: true, text: true } });
-  if (!row) throw new ApiError(Errors.tagUnknown, `no access policy is stored, so no tag is defined (${tags.join(', ')}); define tags in the policy's tagOwners first (weft-server policy set)`);
-  let policy: Policy;
-  try {
-    policy = parsePolicy(row.text);
-  } catch (err) {
-    if (!(err instanceof PolicyRejected)) throw err;
-    throw new ApiError(Errors.tagUnknown, `the stored policy v${row.version} no longer parses, so its tagOwners cannot be read: ${err.errors[0]?.message ?? 'rejected'}`);
-  }
-  let who: TagApplier | null = null;
-  if (actor.type === 'user') {
-    const user = await tx.user.findUnique({ where: { id: Number(actor.id) }, select: { name: true } });
-    who = { login: policyLogin(user ?? { name: actor.name ?? '?' }), admin: true };
-  }
-  const refusal = tagRefusal(policy, tags, who);
-  if (refusal) throw new ApiError(refusal.reason === 'unknown' ? Errors.tagUnknown : Errors.tagNotOwned, refusal.message, { errors: [{ path: 'tags', message: refusal.message }] });
 }

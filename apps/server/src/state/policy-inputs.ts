@@ -41,20 +41,36 @@ export async function loadPolicyInputs(db: Tx): Promise<Prepared> {
 
 /**
  * The groups the directory defines, for the policy: each SCIM-provisioned group as
- * `group:<displayName>` (scim/resources.ts `policyGroupName`) with its members' policy logins
- * (offboarded users left out). Two display names that clean up to one name share the group.
- * Identity-provider groups from OIDC sign-in (`user_identities.groups`) are not fed here yet.
+ * `group:<displayName>` (scim/resources.ts `policyGroupName`) with its members' policy logins,
+ * and each group the identity provider sent at a user's latest OIDC sign-in
+ * (`user_identities.groups`, the configured groups claim) cleaned up the same way. Offboarded
+ * users are left out. A name from both sources, or two names that clean up to one, is one group
+ * with the members of each.
  */
 export async function loadDirectoryGroups(db: Tx): Promise<Map<string, string[]>> {
-  const groups = await db.scimGroup.findMany({
-    select: { displayName: true, members: { select: { user: { select: { name: true, offboardedAt: true } } } } },
-    orderBy: { id: 'asc' },
-  });
+  const [groups, identities] = await Promise.all([
+    db.scimGroup.findMany({
+      select: { displayName: true, members: { select: { user: { select: { name: true, offboardedAt: true } } } } },
+      orderBy: { id: 'asc' },
+    }),
+    db.userIdentity.findMany({
+      where: { user: { offboardedAt: null } },
+      select: { userId: true, groups: true, user: { select: { name: true } } },
+      orderBy: [{ lastLoginAt: 'desc' }, { id: 'desc' }],
+    }),
+  ]);
   const out = new Map<string, string[]>();
-  for (const g of groups) {
-    const name = policyGroupName(g.displayName);
-    const logins = g.members.filter((m) => m.user.offboardedAt === null).map((m) => policyLogin(m.user));
+  const add = (displayName: string, logins: string[]) => {
+    const name = policyGroupName(displayName);
     out.set(name, [...new Set([...(out.get(name) ?? []), ...logins])].sort());
+  };
+  for (const g of groups) add(g.displayName, g.members.filter((m) => m.user.offboardedAt === null).map((m) => policyLogin(m.user)));
+  // A user with identities at two providers has the groups of the one they signed in with last.
+  const seen = new Set<number>();
+  for (const id of identities) {
+    if (seen.has(id.userId)) continue;
+    seen.add(id.userId);
+    for (const g of id.groups) add(g, [policyLogin(id.user)]);
   }
-  return out;
+  return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

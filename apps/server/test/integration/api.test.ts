@@ -27,6 +27,9 @@ describe.each(BACKENDS)('REST API on %s', (backend) => {
 
   it('auth keys are shown once, stored hashed, listed by prefix, revocable', async () => {
     await s.api('POST', '/api/v1/users', { name: 'bob' });
+    // A key's tags must be defined in the stored policy's tagOwners (node-tags.test.ts); this one lets everyone reach everyone, as no policy does.
+    const policy = JSON.stringify({ tagOwners: { 'tag:ci': [] }, acls: [{ action: 'accept', src: ['*'], dst: ['*:*'] }] });
+    expect((await s.api('PUT', '/api/v1/policy', { text: policy }, { 'if-match': '"0"' })).status).toBe(200);
     const k = await s.api('POST', '/api/v1/authkeys', { user: 'bob', reusable: true, tags: ['tag:ci'] });
     expect(k.status).toBe(201);
     expect(k.body.key).toMatch(/^weft-auth-[0-9a-f]{12}-/);

@@ -5,6 +5,7 @@
  * moves the node between views with deltas only to the agents whose view changed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateNodeKey } from '@weft/crypto';
 import { admin } from '../../src/cli/admin.js';
 import { SYSTEM, userActor } from '../../src/state/index.js';
 import { ApiError } from '../../src/errors.js';
@@ -164,5 +165,102 @@ describe.each(BACKENDS)('node tags on %s', (backend) => {
     expect(await tagsOf(box.self!.id)).toEqual([]);
     // Untagged, the box is dora's again: olga no longer sees it.
     await olga.waitFor(() => !olga.peers.has(box.self!.id), 5000, 'untagged box gone from olga');
+  });
+});
+
+/**
+ * Tags given at creation pass the same tagOwners rule: `POST /api/v1/nodes` and `weft-server
+ * nodes add-peer --tags`, and `POST /api/v1/authkeys` with tags (judged when the key is created,
+ * for its creator; a node joining with the key gets its tags without a new check).
+ */
+describe.each(BACKENDS)('tags at creation on %s', (backend) => {
+  let s: TestServer;
+  const agents: SimAgent[] = [];
+  beforeAll(async () => {
+    s = await startServer(backend);
+    for (const name of ['olga', 'dora']) expect((await s.api('POST', '/api/v1/users', { name })).status).toBe(201);
+  });
+  afterAll(async () => {
+    for (const a of agents) a.close();
+    await s?.close();
+  });
+
+  const nodeKey = () => generateNodeKey().publicKey;
+  /** What a refused write must leave alone: nodes, auth keys, the audit log. */
+  const footprint = async () => ({
+    nodes: await s.state.ctx.prisma.node.count(),
+    keys: await s.state.ctx.prisma.authKey.count(),
+    audit: await s.state.ctx.prisma.auditEvent.count(),
+  });
+  const cli = async (args: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await admin([...args, '--server', s.url, '--api-key', s.adminKey], (l) => out.push(l), (l) => err.push(l));
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  };
+  const user = async (name: string) => userActor({ userId: (await s.api('GET', `/api/v1/users/${name}`)).body.id, userName: name });
+
+  it('with no policy stored, a node or an auth key created with tags is 422 tag_unknown naming the tag, nothing written', async () => {
+    const before = await footprint();
+    const node = await s.api('POST', '/api/v1/nodes', { user: 'olga', hostname: 'phone', nodeKey: nodeKey(), tags: ['tag:web'] });
+    expect(node.status).toBe(422);
+    expect(node.type).toContain('application/problem+json');
+    expect(node.body).toMatchObject({ code: 'tag_unknown', retryable: false });
+    expect(node.body.detail).toContain('tag:web');
+    const key = await s.api('POST', '/api/v1/authkeys', { user: 'olga', tags: ['tag:web'] });
+    expect(key.status).toBe(422);
+    expect(key.body).toMatchObject({ code: 'tag_unknown', retryable: false });
+    expect(key.body.detail).toContain('tag:web');
+    expect(await footprint()).toEqual(before);
+    // Without tags both are still made.
+    expect((await s.api('POST', '/api/v1/nodes', { user: 'olga', hostname: 'plain', nodeKey: nodeKey() })).status).toBe(201);
+    expect((await s.api('POST', '/api/v1/authkeys', { user: 'olga' })).status).toBe(201);
+  });
+
+  it('POST /api/v1/nodes and nodes add-peer --tags: an undefined tag is refused naming it, nothing written; a defined one is applied', async () => {
+    const etag = (await s.api('GET', '/api/v1/policy')).headers.get('etag')!;
+    expect((await s.api('PUT', '/api/v1/policy', { text: POLICY }, { 'if-match': etag })).status).toBe(200);
+    const before = await footprint();
+    const r = await s.api('POST', '/api/v1/nodes', { user: 'olga', hostname: 'phone', nodeKey: nodeKey(), tags: ['tag:web', 'tag:nope'] });
+    expect(r.status).toBe(422);
+    expect(r.body).toMatchObject({ code: 'tag_unknown' });
+    expect(r.body.detail).toBe('tag "tag:nope" is not defined in the policy\'s tagOwners (defined: tag:ci, tag:db, tag:web)');
+    const bad = await cli(['nodes', 'add-peer', 'cli-phone', '--user', 'olga', '--tags', 'tag:nope']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toContain('tag "tag:nope" is not defined');
+    expect(await footprint()).toEqual(before);
+    expect((await s.api('GET', '/api/v1/nodes?q=cli-phone')).body.items).toEqual([]);
+
+    const ok = await s.api('POST', '/api/v1/nodes', { user: 'olga', hostname: 'phone', nodeKey: nodeKey(), tags: ['tag:web'] });
+    expect(ok.status, JSON.stringify(ok.body)).toBe(201);
+    expect(ok.body.tags).toEqual(['tag:web']);
+    const added = await cli(['nodes', 'add-peer', 'cli-phone', '--user', 'olga', '--tags', 'tag:ci']);
+    expect(added.code, added.err).toBe(0);
+    expect((await s.api('GET', '/api/v1/nodes?q=cli-phone')).body.items.map((n: { tags: string[] }) => n.tags)).toEqual([['tag:ci']]);
+  });
+
+  it('a signed-in user creates a node or an auth key only with tags they own', async () => {
+    const [asOlga, asDora] = [await user('olga'), await user('dora')];
+    const before = await footprint();
+    await expect(s.state.nodes.createExternal(asOlga, { user: 'olga', hostname: 'db-x', nodeKey: nodeKey(), tags: ['tag:db'] }))
+      .rejects.toMatchObject({ def: { code: 'tag_not_owned', status: 403 }, message: 'olga@ is not an owner of tag "tag:db" in the policy\'s tagOwners (owners: dora@)' });
+    await expect(s.state.authKeys.create(asOlga, { user: 'olga', tags: ['tag:db'] })).rejects.toMatchObject({ def: { code: 'tag_not_owned' } });
+    await expect(s.state.authKeys.create(asDora, { user: 'dora', tags: ['tag:ci'] })).rejects.toMatchObject({ def: { code: 'tag_not_owned' } });
+    expect(await footprint()).toEqual(before);
+    expect((await s.state.nodes.createExternal(asDora, { user: 'dora', hostname: 'db-x', nodeKey: nodeKey(), tags: ['tag:db'] })).tags).toEqual(['tag:db']);
+    expect((await s.state.authKeys.create(asOlga, { user: 'olga', tags: ['tag:web'] })).tags).toEqual(['tag:web']);
+  });
+
+  it('an auth key is judged when it is created: a node joining with it later gets its tags with no new check', async () => {
+    const created = await s.state.authKeys.create(await user('dora'), { user: 'dora', tags: ['tag:db'], reusable: true });
+    expect(created.tags).toEqual(['tag:db']);
+    // dora no longer owns tag:db: the key made while she did still tags what joins with it.
+    const etag = (await s.api('GET', '/api/v1/policy')).headers.get('etag')!;
+    const next = JSON.stringify({ ...JSON.parse(POLICY), tagOwners: { 'tag:web': ['group:ops'], 'tag:db': [], 'tag:ci': [] } });
+    expect((await s.api('PUT', '/api/v1/policy', { text: next }, { 'if-match': etag })).status).toBe(200);
+    const agent = new SimAgent(s.url, 'db-joined');
+    agents.push(agent);
+    await agent.register(created.key);
+    expect((await s.api('GET', `/api/v1/nodes/${agent.self!.id}`)).body.tags).toEqual(['tag:db']);
   });
 });

@@ -35,6 +35,9 @@ describe.each(BACKENDS)('per-node netmaps from the access policy on %s', (backen
 
   beforeAll(async () => {
     s = await startServer(backend, { loadPolicy: async () => policy });
+    // The mapper reads `policy` above; the stored policy only defines the tags keys and nodes are created with (tagOwners, node-tags.test.ts).
+    const stored = JSON.stringify({ tagOwners: { 'tag:web': [], 'tag:db': [] }, acls: [{ action: 'accept', src: ['*'], dst: ['*:*'] }] });
+    expect((await s.api('PUT', '/api/v1/policy', { text: stored }, { 'if-match': '"0"' })).status).toBe(200);
     for (const name of ['alice', 'bob']) {
       await s.api('POST', '/api/v1/users', { name });
       keys[name] = (await s.api('POST', '/api/v1/authkeys', { user: name, reusable: true })).body.key;

@@ -94,8 +94,9 @@ describe('admin UI in Chromium', () => {
 
     await page.reload();
     await page.getByTestId('links').waitFor();
-    const counts = Object.fromEntries(await Promise.all(['direct', 'relay', 'none', 'stale'].map(async (k) => [k, await page.getByTestId(`links-${k}`).innerText()])));
-    expect(counts).toEqual({ direct: '1', relay: '1', none: '1', stale: '1' });
+    // '…' while the answer is on its way.
+    const counts = async () => Object.fromEntries(await Promise.all(['direct', 'relay', 'none', 'stale'].map(async (k) => [k, await page.getByTestId(`links-${k}`).innerText()])));
+    await expect.poll(counts, { timeout: 10_000 }).toEqual({ direct: '1', relay: '1', none: '1', stale: '1' });
     expect(await page.getByText('No link reports yet').count()).toBe(0);
     await page.screenshot({ path: screenshotPath('01c-dashboard-links') });
   });
@@ -212,6 +213,15 @@ describe('admin UI in Chromium', () => {
 
   it('offboards a user through the confirmation: devices gone, status offboarded', async () => {
     await page.getByRole('link', { name: 'Users', exact: true }).click();
+    // The suspend confirmation says all the server does and that it is reversible; cancelled, nothing changes.
+    await page.getByRole('button', { name: 'Suspend alice' }).click();
+    const suspend = page.getByRole('dialog', { name: 'Suspend alice?' });
+    const said = await suspend.innerText();
+    for (const part of ['cut off', 'until you resume them', 'auth keys', 'API keys they created', 'web sessions end', 'Resume brings the devices back']) expect(said).toContain(part);
+    await page.screenshot({ path: screenshotPath('04a-suspend-confirm') });
+    await suspend.getByRole('button', { name: 'Cancel' }).click();
+    await suspend.waitFor({ state: 'detached' });
+    expect((await rest<{ status: string }>(s, key, 'GET', '/api/v1/users/alice')).body.status).toBe('active');
     await page.getByRole('button', { name: 'Offboard alice' }).click();
     const dialog = page.getByRole('dialog', { name: 'Offboard alice?' });
     // It says all the server does (state/users.ts): devices deleted, auth keys and owned API keys revoked, web sessions ended, final.

@@ -1,7 +1,8 @@
 /**
  * The admin UI in Debian's Chromium against a real weft-server: sign in with the local admin
  * account (the server's sign-in page; a session cookie the page cannot read), see devices, approve a real pending login, delete a device through its confirmation,
- * revoke (expire) a connected device, offboard a user, and reach the nav and a dialog by keyboard (Escape closes it, Tab stays in it).
+ * revoke (expire) a connected device, offboard a user, and reach the nav and a dialog by keyboard (Escape closes it, Tab stays in it);
+ * the dashboard's link counts (empty, then the simulated agents' reports), API keys' owners and SCIM tokens' label.
  * Screenshots of each step go to e2e/ui/artifacts/ (gitignored).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -70,6 +71,34 @@ describe('admin UI in Chromium', () => {
     const stored = await page.evaluate(() => ({ session: sessionStorage.length, local: localStorage.length, cookie: document.cookie, url: location.href }));
     expect(stored).toEqual({ session: 0, local: 0, cookie: '', url: `${s.url}/devices` });
     expect(await page.evaluate(() => [...document.scripts].filter((x) => !x.src).length)).toBe(0);
+  });
+
+  it('dashboard: no link reports yet says so; the simulated agents\' link reports are counted direct / relayed / no path / stale', async () => {
+    await page.goto(`${s.url}/`);
+    await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+    await page.getByText('No link reports yet: links appear here once agents report them.').waitFor();
+    expect(await page.getByTestId('links').count()).toBe(0);
+    await page.screenshot({ path: screenshotPath('01b-dashboard-no-links') });
+
+    const [laptop, , tablet] = agents as [SimAgent, SimAgent, SimAgent];
+    await laptop.waitFor(() => laptop.self !== null, 10_000, 'laptop netmap');
+    await tablet.waitFor(() => tablet.self !== null, 10_000, 'tablet netmap');
+    const stat = { endpoint: '192.0.2.10:51820', handshakeAgeS: 12, rxBytes: 1000, txBytes: 2000, stale: false };
+    const desktopId = (await rest<{ items: { id: number }[] }>(s, key, 'GET', '/api/v1/nodes?q=alice-desktop')).body.items[0]!.id;
+    laptop.send(JSON.stringify({ type: 'links', full: true, links: [
+      { ...stat, peer: tablet.self!.id, path: 'direct' },
+      { ...stat, peer: desktopId, path: 'none', endpoint: null, handshakeAgeS: 400, stale: true },
+    ] }));
+    tablet.send(JSON.stringify({ type: 'links', full: true, links: [{ ...stat, peer: laptop.self!.id, path: 'relay', endpoint: null }] }));
+    await expect.poll(async () => (await rest<{ nodes: number }>(s, key, 'GET', '/api/v1/links/summary')).body.nodes, { timeout: 10_000 }).toBe(2);
+
+    await page.reload();
+    await page.getByTestId('links').waitFor();
+    // '…' while the answer is on its way.
+    const counts = async () => Object.fromEntries(await Promise.all(['direct', 'relay', 'none', 'stale'].map(async (k) => [k, await page.getByTestId(`links-${k}`).innerText()])));
+    await expect.poll(counts, { timeout: 10_000 }).toEqual({ direct: '1', relay: '1', none: '1', stale: '1' });
+    expect(await page.getByText('No link reports yet').count()).toBe(0);
+    await page.screenshot({ path: screenshotPath('01c-dashboard-links') });
   });
 
   it('approves a waiting device as a device of a user', async () => {
@@ -184,11 +213,23 @@ describe('admin UI in Chromium', () => {
 
   it('offboards a user through the confirmation: devices gone, status offboarded', async () => {
     await page.getByRole('link', { name: 'Users', exact: true }).click();
+    // The suspend confirmation says all the server does and that it is reversible; cancelled, nothing changes.
+    await page.getByRole('button', { name: 'Suspend alice' }).click();
+    const suspend = page.getByRole('dialog', { name: 'Suspend alice?' });
+    const said = await suspend.innerText();
+    for (const part of ['cut off', 'until you resume them', 'auth keys', 'API keys they created', 'web sessions end', 'Resume brings the devices back']) expect(said).toContain(part);
+    await page.screenshot({ path: screenshotPath('04a-suspend-confirm') });
+    await suspend.getByRole('button', { name: 'Cancel' }).click();
+    await suspend.waitFor({ state: 'detached' });
+    expect((await rest<{ status: string }>(s, key, 'GET', '/api/v1/users/alice')).body.status).toBe('active');
     await page.getByRole('button', { name: 'Offboard alice' }).click();
     const dialog = page.getByRole('dialog', { name: 'Offboard alice?' });
+    // It says all the server does (state/users.ts): devices deleted, auth keys and owned API keys revoked, web sessions ended, final.
+    const text = await dialog.innerText();
+    for (const said of ['Final', 'every device of the user is deleted', 'auth keys', 'API keys they created', 'web sessions end']) expect(text).toContain(said);
     await page.screenshot({ path: screenshotPath('04-offboard-confirm') });
     await dialog.getByRole('button', { name: 'Offboard alice' }).click();
-    await page.getByRole('status').filter({ hasText: 'Offboard: alice' }).waitFor();
+    await page.getByRole('status').filter({ hasText: /^Offboard: alice \(\d+ devices?, \d+ auth keys? and \d+ API keys? revoked, \d+ web sessions? ended\)\.$/ }).waitFor();
     await page.screenshot({ path: screenshotPath('05-offboarded') });
     expect((await rest<{ status: string }>(s, key, 'GET', '/api/v1/users/alice')).body.status).toBe('offboarded');
     expect((await rest(s, key, 'GET', '/api/v1/nodes?q=alice')).body.total).toBe(0);
@@ -247,6 +288,15 @@ describe('admin UI in Chromium', () => {
     expect((await rest(s, secret, 'POST', '/api/v1/users', { name: 'carol' })).status).toBe(403);
     const row = page.locator('tbody tr').filter({ hasText: 'dashboards' });
     expect(await row.innerText()).toContain('read');
+    // Owner: the signed-in user made it; the key made from the admin socket has none.
+    const keys = (await rest<{ items: { prefix: string; owner: string | null; description: string | null }[] }>(s, key, 'GET', '/api/v1/apikeys')).body.items;
+    expect(keys.find((k) => k.description === 'dashboards')?.owner).toBe('admin');
+    const header = await page.locator('thead th').allInnerTexts();
+    const ownerCol = header.indexOf('Owner');
+    expect(ownerCol).toBeGreaterThan(0);
+    expect(await row.locator('td').nth(ownerCol).innerText()).toBe('admin');
+    const socketKey = page.locator('tbody tr').filter({ hasText: keys.find((k) => k.owner === null && key.startsWith(k.prefix))!.prefix });
+    expect(await socketKey.locator('td').nth(ownerCol).innerText()).toBe('—');
     const prefix = (await row.locator('td.mono').innerText()).trim();
     await page.getByRole('button', { name: `Revoke ${prefix}` }).click();
     const confirm = page.getByRole('dialog', { name: `Revoke ${prefix}?` });
@@ -255,6 +305,18 @@ describe('admin UI in Chromium', () => {
     await confirm.waitFor({ state: 'detached' });
     await expect.poll(() => row.innerText()).toContain('revoked');
     expect((await rest(s, secret, 'GET', '/api/v1/users')).status).toBe(401);
+  });
+
+  it('API keys: a SCIM token is listed with its scope labelled as a SCIM provisioning token', async () => {
+    const scim = (await rest<{ prefix: string }>(s, key, 'POST', '/api/v1/apikeys', { scopes: ['scim'], description: 'idp' })).body;
+    await page.getByRole('link', { name: 'Dashboard' }).click();
+    await page.getByRole('link', { name: 'API keys' }).click();
+    const row = page.locator('tbody tr').filter({ hasText: scim.prefix });
+    await row.waitFor();
+    const header = await page.locator('thead th').allInnerTexts();
+    expect(await row.locator('td').nth(header.indexOf('Scopes')).innerText()).toBe('scim (SCIM provisioning token)');
+    expect(await row.locator('td').nth(header.indexOf('Owner')).innerText()).toBe('—');
+    await page.screenshot({ path: screenshotPath('09-apikeys-scim') });
   });
 
   it('signing out ends the session: back to sign in, the old cookie is refused; the browser refused nothing on the way', async () => {

@@ -98,6 +98,11 @@ export class LinkStore {
     return [...this.nodes.keys()].map((id) => [id, this.live(id)!]);
   }
 
+  /** Counts of each node with a session here (O(nodes), for the fleet summary's overlay). */
+  liveCounts(): Array<[number, LinkCounts]> {
+    return [...this.nodes].map(([id, e]) => [id, e.counts]);
+  }
+
   /** Sum over the nodes connected here (metrics, read at scrape time: O(nodes), not O(links)). */
   totals(): LinkCounts {
     const t = zero();

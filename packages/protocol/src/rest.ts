@@ -565,7 +565,7 @@ export const WebSession = z.object({
 });
 export type WebSession = z.infer<typeof WebSession>;
 
-// ---- Link health (`/api/v1/nodes/:id/links`, `/api/v1/links`) ----
+// ---- Link health (`/api/v1/nodes/:id/links`, `/api/v1/links`, `/api/v1/links/summary`) ----
 
 /** One WireGuard link from a node to a peer, as its agent last reported it. */
 export const LinkView = z.object({
@@ -608,3 +608,17 @@ export const FleetLinks = z.object({
   items: z.array(LinkView.extend({ nodeId: z.number().int(), nodeName: z.string().nullable() })),
 });
 export type FleetLinks = z.infer<typeof FleetLinks>;
+
+/**
+ * `GET /api/v1/links/summary`: how many links of online nodes are direct, relayed, without a
+ * path and stale right now (the dashboard's counts, without listing 10,000 nodes' links).
+ * `nodes` = online nodes that reported at least one link; 0 = no reports yet.
+ */
+export const LinksSummary = z.object({
+  direct: z.number().int(),
+  relay: z.number().int(),
+  none: z.number().int(),
+  stale: z.number().int(),
+  nodes: z.number().int(),
+});
+export type LinksSummary = z.infer<typeof LinksSummary>;

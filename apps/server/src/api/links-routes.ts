@@ -1,11 +1,12 @@
 /**
  * Link health over REST: one node's links, and the fleet query ("which links are dead right
  * now": `GET /api/v1/links?state=stale`). Nodes with a session on this replica answer from
- * memory (live); others from their stored row (links.ts says how far behind it may be).
+ * memory (live); others from their stored row (links.ts says how far behind it may be). The
+ * summary (`/api/v1/links/summary`, the dashboard's counts) sums the rows' count columns the same way.
  */
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { FleetLinks, IdParam, LinksQuery, NodeLinksView, Problem } from '@weft/protocol';
+import { FleetLinks, IdParam, LinksQuery, LinksSummary, NodeLinksView, Problem } from '@weft/protocol';
 import { linkView, type LinkStore } from '../links.js';
 import type { AbuseLimits } from '../rate-limit.js';
 import type { State } from '../state/index.js';
@@ -47,5 +48,21 @@ export function linksRoutes(app: FastifyInstance, state: State, limits: AbuseLim
     const names = await state.links.names([...new Set(picked.flatMap(([n, l]) => [n, l.peer]))]);
     const now = Date.now();
     return { items: picked.map(([nodeId, l]) => ({ nodeId, nodeName: names.get(nodeId) ?? null, ...linkView(l, now, names.get(l.peer)) })) };
+  });
+
+  r.get('/api/v1/links/summary', {
+    schema: { ...tag, summary: 'How many links of online nodes are direct, relayed, without a path and stale right now', response: { 200: LinksSummary, ...errors } },
+  }, async (req) => {
+    await authenticate(req, state, limits, 'read');
+    const live = store.liveCounts();
+    const t = await state.links.summary(live.map(([id]) => id));
+    for (const [, c] of live) {
+      t.direct += c.direct;
+      t.relay += c.relay;
+      t.none += c.none;
+      t.stale += c.stale;
+      if (c.direct + c.relay + c.none > 0) t.nodes++;
+    }
+    return t;
   });
 }

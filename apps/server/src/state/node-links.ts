@@ -3,6 +3,7 @@
  * change: no audit event and no outbox entry (nothing in a netmap depends on it). Written in
  * batches by apps/server/src/links.ts at a bounded rate; read by the REST routes of any replica.
  */
+import type { LinkCounts } from '../links.js';
 import type { StateContext } from './context.js';
 
 /** One stored link: what the agent sent, and when this server got it (ms since the epoch). */
@@ -57,6 +58,23 @@ export class NodeLinks {
     const where = filter ? { [filter]: { gt: 0 } } : {};
     const rows = await this.ctx.prisma.nodeLinks.findMany({ where: { ...where, node: { online: true } }, orderBy: { nodeId: 'asc' } });
     return rows.map((r) => ({ nodeId: r.nodeId, links: r.links as unknown as StoredLink[], direct: r.direct, relay: r.relay, none: r.none, stale: r.stale, updatedAt: r.updatedAt }));
+  }
+
+  /**
+   * Link counts summed over online nodes from the stored rows, leaving out `except` (the nodes
+   * whose live counts the caller adds instead): one aggregate over the per-row count columns,
+   * never the JSON of the links, so it stays cheap at 10,000 nodes.
+   */
+  async summary(except: number[]): Promise<LinkCounts & { nodes: number }> {
+    const [r] = await this.ctx.prisma.$queryRawUnsafe<Array<LinkCounts & { nodes: number }>>(
+      `SELECT coalesce(sum(l.direct), 0)::int AS direct, coalesce(sum(l.relay), 0)::int AS relay,
+         coalesce(sum(l."none"), 0)::int AS "none", coalesce(sum(l.stale), 0)::int AS stale,
+         (count(*) FILTER (WHERE l.direct + l.relay + l."none" > 0))::int AS nodes
+       FROM node_links l JOIN nodes n ON n.id = l.node_id
+       WHERE n.online AND NOT (l.node_id = ANY($1::int[]))`,
+      except,
+    );
+    return r!;
   }
 
   /** Names of nodes by id, for the REST answers. */

@@ -1,4 +1,8 @@
-/** API keys (REST and this UI): create with scopes (the key is shown once), revoke. */
+/**
+ * API keys (REST and this UI): create with scopes (the key is shown once), revoke. SCIM tokens
+ * (scope `scim`, made for an identity provider) are listed here too, labelled as such; the owner
+ * is the user who created the key ("—": made from the admin socket).
+ */
 import { useState, type FormEvent } from 'react';
 import type { ApiKey, ApiScope, CreatedApiKey } from '@weft/protocol';
 import { api } from '../api/client.js';
@@ -13,7 +17,8 @@ export function ApiKeys() {
   const revoke = useConfirmAction<ApiKey>(r.reload);
   const columns: Column<ApiKey>[] = [
     { header: 'Prefix', className: 'mono', cell: (k) => k.prefix },
-    { header: 'Scopes', cell: (k) => k.scopes.join(', ') },
+    { header: 'Scopes', cell: (k) => scopesLabel(k.scopes) },
+    { header: 'Owner', cell: (k) => k.owner ?? '—' },
     { header: 'Description', cell: (k) => k.description ?? '—' },
     { header: 'Last used', cell: (k) => when(k.lastUsedAt) },
     { header: 'Expires', cell: (k) => (k.revoked ? 'revoked' : when(k.expiresAt)) },
@@ -58,6 +63,11 @@ export function ApiKeys() {
       }))}
     </>
   );
+}
+
+/** `scim` alone is a SCIM provisioning token, not a REST key: say so rather than show a bare scope name. */
+export function scopesLabel(scopes: ApiScope[]): string {
+  return scopes.map((s) => (s === 'scim' ? 'scim (SCIM provisioning token)' : s)).join(', ');
 }
 
 function CreateDialog({ onClose, onCreated }: { onClose: () => void; onCreated: (k: CreatedApiKey) => void }) {

@@ -1,5 +1,8 @@
-/** Nodes online, offline and expired, and the most recently seen: four small requests, no node list. */
-import type { NodePage } from '@weft/protocol';
+/**
+ * Nodes online, offline and expired, the links direct / relayed / without a path / stale (one
+ * summary request: counts, not the links), and the most recently seen: five small requests, no node list.
+ */
+import type { LinksSummary, NodePage } from '@weft/protocol';
 import { api } from '../api/client.js';
 import { ago, Empty, ErrorText, useLoad } from '../components/common.js';
 import { Link } from '../router.js';
@@ -8,13 +11,14 @@ const count = async (status: string) => (await api<NodePage>('GET', `/api/v1/nod
 
 export function Dashboard() {
   const r = useLoad(async () => {
-    const [online, offline, expired, recent] = await Promise.all([
+    const [online, offline, expired, recent, links] = await Promise.all([
       count('online'),
       count('offline'),
       count('expired'),
       api<NodePage>('GET', '/api/v1/nodes?sort=lastSeen&order=desc&limit=10'),
+      api<LinksSummary>('GET', '/api/v1/links/summary'),
     ]);
-    return { online, offline, expired, recent };
+    return { online, offline, expired, recent, links };
   }, 'dashboard');
   const d = r.data;
   return (
@@ -32,6 +36,25 @@ export function Dashboard() {
           <span className="stat">{d?.expired ?? '…'}</span> expired
         </li>
       </ul>
+      <h2>Links</h2>
+      {d && d.links.nodes === 0 ? (
+        <Empty>No link reports yet: links appear here once agents report them.</Empty>
+      ) : (
+        <ul className="stats" aria-busy={r.loading} data-testid="links">
+          <li>
+            <span className="stat" data-testid="links-direct">{d?.links.direct ?? '…'}</span> direct
+          </li>
+          <li>
+            <span className="stat" data-testid="links-relay">{d?.links.relay ?? '…'}</span> relayed
+          </li>
+          <li>
+            <span className="stat" data-testid="links-none">{d?.links.none ?? '…'}</span> no path
+          </li>
+          <li>
+            <span className="stat" data-testid="links-stale">{d?.links.stale ?? '…'}</span> stale (dead now)
+          </li>
+        </ul>
+      )}
       <h2>Recently seen</h2>
       {d && d.recent.total === 0 ? (
         <Empty>

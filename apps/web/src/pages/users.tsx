@@ -1,4 +1,8 @@
-/** Users and their lifecycle: suspend (reversible), resume, offboard (final), each confirmed. */
+/**
+ * Users and their lifecycle: suspend (reversible), resume, offboard (final), each confirmed with
+ * everything the server does (state/users.ts): devices cut off, auth keys and owned API keys
+ * revoked, web sessions ended.
+ */
 import { useState, type FormEvent } from 'react';
 import type { User, UserOperation } from '@weft/protocol';
 import { api } from '../api/client.js';
@@ -9,10 +13,20 @@ import { useConfirmAction } from '../components/dialog.js';
 type Op = { op: 'suspend' | 'resume' | 'offboard'; user: User };
 
 const TEXT = {
-  suspend: { title: 'Suspend', body: 'Every device of the user is cut off at once and refused until you resume them; their auth keys are revoked.', danger: true },
+  suspend: {
+    title: 'Suspend',
+    body: 'Every device of the user is cut off at once (out of every peer list, disconnected) and refused until you resume them. Their auth keys and the API keys they created are revoked, and their web sessions end. Resume brings the devices back; the revoked keys stay revoked and they sign in again.',
+    danger: true,
+  },
   resume: { title: 'Resume', body: 'Their devices may reconnect and peers see them again. Revoked auth keys stay revoked.', danger: false },
-  offboard: { title: 'Offboard', body: 'Final: every device of the user is deleted and their auth keys revoked. The user stays listed as offboarded for the audit history; the name cannot be reused.', danger: true },
+  offboard: {
+    title: 'Offboard',
+    body: 'Final, cannot be undone: every device of the user is deleted (peers drop it, it is disconnected), their auth keys and the API keys they created are revoked, and their web sessions end. The user stays listed as offboarded for the audit history; the name cannot be reused.',
+    danger: true,
+  },
 } as const;
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 export function Users() {
   const r = useList<User>('/api/v1/users');
@@ -79,7 +93,7 @@ export function Users() {
         danger: TEXT[op].danger,
         onConfirm: async () => {
           const res = await api<UserOperation>('POST', `/api/v1/users/${encodeURIComponent(user.name)}/${op}`);
-          setResult(`${TEXT[op].title}: ${res.user.name} (${res.nodes.length} device${res.nodes.length === 1 ? '' : 's'}, ${res.authKeys.length} auth key${res.authKeys.length === 1 ? '' : 's'} revoked).`);
+          setResult(op === 'resume' ? `Resume: ${res.user.name} (${plural(res.nodes.length, 'device')} back).` : `${TEXT[op].title}: ${res.user.name} (${plural(res.nodes.length, 'device')}, ${plural(res.authKeys.length, 'auth key')} and ${plural(res.apiKeys.length, 'API key')} revoked, ${plural(res.webSessions, 'web session')} ended).`);
         },
       }))}
     </>

@@ -264,6 +264,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       prisma: opts.db.prisma, backend: opts.db.backend,
       bus: hub.follower && opts.db.outbox ? { position: () => hub.follower!.position, head: () => opts.db.outbox!.head() } : null,
       stunPort: opts.regions?.embeddedStunPort ?? null, relay, tlsNotAfter: () => tlsState.notAfter,
+      listener: () => {
+        const addr = app.server.address();
+        return addr && typeof addr === 'object' ? { host: addr.address, port: addr.port, tls: Boolean(opts.https) } : null;
+      },
     });
   });
   app.get('/api/v1/openapi.json', { schema: { hide: true } as object }, async () => app.swagger());

@@ -8,14 +8,18 @@
  *   not know (a newer replica migrated it: upgrade this one);
  * - change bus: Postgres only; how far this replica's outbox follower is behind the outbox head;
  * - STUN: a Binding request to the embedded STUN port on loopback is answered;
- * - relay: the embedded relay is on (and how many clients it has);
+ * - relay: the embedded relay is on, and `/api/v1/relay` on this replica's own listener answers a
+ *   WebSocket upgrade without a machine token with 401 problem+json (what a client without
+ *   credentials gets: the route, its authentication and the upgrade path work, and nothing is
+ *   created); with how many clients it has;
  * - TLS: days left on the served certificate;
  * - clock: the database's clock against this process's (Postgres), and systemd's NTP flag.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readMigrations, shippedMigrationsDir, type PrismaClient } from '@weft/db';
-import { bindingRequest } from '@weft/relay';
+import WebSocket from 'ws';
+import { bindingRequest, RELAY_HTTP_PATH } from '@weft/relay';
 
 export type Verdict = 'PASS' | 'WARN' | 'FAIL';
 export interface CheckResult { id: string; title: string; status: Verdict; detail: string; fix: string | null }
@@ -28,6 +32,8 @@ export interface DoctorSources {
   bus: { position: () => number; head: () => Promise<number> } | null;
   stunPort: number | null;
   relay: { clientCount: number } | null;
+  /** This replica's own HTTP(S) listener (what the relay check connects to); null = not listening on TCP. */
+  listener: () => { host: string; port: number; tls: boolean } | null;
   tlsNotAfter: () => Date | null;
   migrationsDir?: string;
   /** For tests: what `timedatectl show -p NTPSynchronized --value` says (null = not available). */
@@ -52,6 +58,53 @@ async function systemdNtp(): Promise<boolean | null> {
   } catch {
     return null;
   }
+}
+
+/** How long the relay check waits for its own listener to answer. */
+export const RELAY_PROBE_TIMEOUT_MS = 3000;
+
+type RelayAnswer = { opened: true } | { opened: false; status: number; contentType: string; code: string | undefined } | { error: string };
+
+/** A WebSocket upgrade to `url` with no credentials, as a client without a machine token makes it. */
+function probeRelay(url: string, tls: boolean): Promise<RelayAnswer> {
+  return new Promise((resolve) => {
+    // Our own listener on loopback: its certificate names the public host, not this address.
+    const ws = new WebSocket(url, { handshakeTimeout: RELAY_PROBE_TIMEOUT_MS, perMessageDeflate: false, ...(tls ? { rejectUnauthorized: false } : {}) });
+    ws.on('open', () => {
+      ws.terminate();
+      resolve({ opened: true });
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        if (text.length < 4096) text += c;
+      });
+      res.on('end', () => {
+        let code: string | undefined;
+        try {
+          code = (JSON.parse(text) as { code?: string }).code;
+        } catch { /* not JSON: reported as no code */ }
+        resolve({ opened: false, status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), code });
+      });
+      res.on('error', (err) => resolve({ error: err.message }));
+    });
+    ws.on('error', (err) => resolve({ error: err.message }));
+  });
+}
+
+export async function relayCheck(clients: number, listener: { host: string; port: number; tls: boolean } | null): Promise<CheckResult> {
+  if (!listener) return warn('relay', 'relay', `on, ${clients} client(s); not probed: this replica has no TCP listener`, 'run weft-server doctor against a serving replica');
+  const host = listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host === '::' ? '::1' : listener.host;
+  const url = `${listener.tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${listener.port}${RELAY_HTTP_PATH}`;
+  const r = await probeRelay(url, listener.tls);
+  if ('error' in r) return fail('relay', 'relay', `${url} did not answer a WebSocket upgrade: ${r.error}`, 'check the listener (--listen) and that nothing in this host drops loopback connections to it');
+  if (r.opened) return fail('relay', 'relay', `${url} accepted a client without a machine token`, 'this is a bug: keep the relay off (--relay off) and report it');
+  if (r.status === 401 && r.contentType.startsWith('application/problem+json') && r.code === 'machine_unauthorized') {
+    return pass('relay', 'relay', `${RELAY_HTTP_PATH} answers (401 machine_unauthorized to a client without a machine token, as it should), ${clients} client(s)`);
+  }
+  return fail('relay', 'relay', `${url} answered a client without a machine token with ${r.status}${r.code ? ` ${r.code}` : ''}, not 401 machine_unauthorized`,
+    r.status === 404 ? 'the route is not served: restart the replica with --relay on' : 'check what sits in front of this port (a proxy answering for it?)');
 }
 
 export async function serverDoctor(s: DoctorSources): Promise<ServerDoctorReport> {
@@ -107,7 +160,7 @@ export async function serverDoctor(s: DoctorSources): Promise<ServerDoctorReport
   }
   // Relay.
   if (!s.relay) checks.push(warn('relay', 'relay', 'off (--relay off): nodes that cannot reach each other directly have no fallback', 'turn it on: --relay on'));
-  else checks.push(pass('relay', 'relay', `embedded relay on /api/v1/relay, ${s.relay.clientCount} client(s)`));
+  else checks.push(await relayCheck(s.relay.clientCount, s.listener()));
   // TLS.
   const notAfter = s.tlsNotAfter();
   if (!notAfter) checks.push(warn('tls', 'TLS', 'this server serves plain HTTP', 'serve HTTPS with --tls-cert/--tls-key, or put a TLS proxy in front (deploy/haproxy/weft-tls.cfg)'));

@@ -163,7 +163,7 @@ export class ServerMetrics {
   }
 
   /** The embedded packet relay's counters (plain numbers in RelayServer.counters), read at scrape time. */
-  relay(relay: Pick<RelayServer, 'counters' | 'clientCount'>): void {
+  relay(relay: Pick<RelayServer, 'counters' | 'clientCount' | 'meshLinkCount'>): void {
     const c = relay.counters;
     new Gauge({
       name: 'weft_relay_clients', help: 'Relay clients (WebSockets on /api/v1/relay) connected to this replica.', registers: [this.registry],
@@ -177,6 +177,25 @@ export class ServerMetrics {
     this.counterFrom('weft_relay_peer_gone_sent_total', 'Peer-gone frames sent (once per sender and unreachable peer).', () => c.peerGoneSent);
     this.counterFrom('weft_relay_clients_closed_total', 'Relay clients closed by the relay, by reason (bad_frame, timeout).', () => ({ bad_frame: c.badFrames, timeout: c.timeouts }), 'reason');
     this.counterFrom('weft_relay_connections_total', 'Relay client connections accepted.', () => c.accepted);
+    // UDP on the STUN port (relay-udp.ts) and the mesh between replicas (relay-mesh.ts): aggregates, no label per client or replica.
+    const u = c.udp;
+    this.counterFrom('weft_relay_udp_binds_total', 'Relay UDP BINDs, by result (accepted; refused: malformed, unknown_session, replayed, bad_mac).', () => ({
+      accepted: u.binds, malformed: u.bindsRefusedBy.malformed, unknown_session: u.bindsRefusedBy.unknownSession, replayed: u.bindsRefusedBy.replayed, bad_mac: u.bindsRefusedBy.badMac,
+    }), 'result');
+    this.counterFrom('weft_relay_udp_packets_total', 'Relayed packets over UDP, by direction (in: from a bound client; out: to one).', () => ({ in: u.packetsIn, out: u.packetsOut }), 'direction');
+    this.counterFrom('weft_relay_udp_bytes_total', 'Payload bytes of relayed packets over UDP, by direction.', () => ({ in: u.bytesIn, out: u.bytesOut }), 'direction');
+    this.counterFrom('weft_relay_udp_unbound_total', 'Relay datagrams from no bound client (dropped unanswered).', () => u.unbound);
+    this.counterFrom('weft_relay_udp_unbinds_total', 'UDP bindings dropped because the client sent over its WebSocket.', () => u.unbinds);
+    new Gauge({
+      name: 'weft_relay_mesh_links', help: 'Relay mesh links this replica sends on (one per peer replica it is linked to).', registers: [this.registry],
+      collect() { this.set(relay.meshLinkCount); },
+    });
+    this.counterFrom('weft_relay_mesh_packets_total', 'Packets relayed across the mesh, by direction (to_replica: forwarded to a peer replica; from_replica: delivered here from one).', () => ({
+      to_replica: c.mesh.forwardedOut, from_replica: c.mesh.deliveredIn,
+    }), 'direction');
+    this.counterFrom('weft_relay_mesh_packets_dropped_total', 'Packets from a peer replica dropped on arrival (destination not here or not allowed, too big, or its queue full; a full link queue on the way out counts as queue_full in weft_relay_packets_dropped_total).', () => c.mesh.dropped);
+    this.counterFrom('weft_relay_mesh_bad_frames_total', 'Invalid frames on mesh links into this replica (the link is closed).', () => c.mesh.badFrames);
+    this.counterFrom('weft_relay_mesh_links_refused_total', 'Mesh links into this replica refused at authentication (bad, stale or missing mesh token).', () => c.mesh.linksRefused);
   }
 
   /**

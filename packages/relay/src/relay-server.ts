@@ -71,10 +71,22 @@ export interface RelayCounters {
   timeouts: number;
   /** Client connections accepted in total. */
   accepted: number;
-  /** The UDP side: binds accepted and refused (bad mac, replayed, unknown id), packets in and out, datagrams from no bound client (dropped unanswered). */
-  udp: { binds: number; bindsRefused: number; packetsIn: number; packetsOut: number; unbound: number; unbinds: number };
-  /** The mesh: packets forwarded to other replicas and delivered from them, dropped (link queue full, or not allowed / not here on arrival), bad mesh frames. */
-  mesh: { forwardedOut: number; deliveredIn: number; dropped: number; badFrames: number };
+  /**
+   * The UDP side: binds accepted and refused (in total, and by reason: not a BIND, no session with
+   * that id, a sequence number not above the last, a wrong MAC), packets and their payload bytes in
+   * and out, datagrams from no bound client (dropped unanswered), bindings dropped because the
+   * client sent over its WebSocket.
+   */
+  udp: {
+    binds: number; bindsRefused: number; bindsRefusedBy: { malformed: number; unknownSession: number; replayed: number; badMac: number };
+    packetsIn: number; packetsOut: number; bytesIn: number; bytesOut: number; unbound: number; unbinds: number;
+  };
+  /**
+   * The mesh: packets forwarded to other replicas and delivered from them, dropped on arrival (not
+   * here, not allowed, too big, queue full; a full link on the way out is `dropped.queueFull`), bad mesh frames, and links into this replica the embedder
+   * refused at authentication (it counts those: the relay authenticates nothing).
+   */
+  mesh: { forwardedOut: number; deliveredIn: number; dropped: number; badFrames: number; linksRefused: number };
 }
 
 /** A link to another replica's relay that this relay sends on (a `ws` WebSocket it dialed fits). */
@@ -124,8 +136,8 @@ class Client {
 export class RelayServer {
   readonly counters: RelayCounters = {
     packetsForwarded: 0, bytesForwarded: 0, dropped: { noSuchPeer: 0, notAllowed: 0, queueFull: 0, tooBig: 0 }, peerGoneSent: 0, badFrames: 0, timeouts: 0, accepted: 0,
-    udp: { binds: 0, bindsRefused: 0, packetsIn: 0, packetsOut: 0, unbound: 0, unbinds: 0 },
-    mesh: { forwardedOut: 0, deliveredIn: 0, dropped: 0, badFrames: 0 },
+    udp: { binds: 0, bindsRefused: 0, bindsRefusedBy: { malformed: 0, unknownSession: 0, replayed: 0, badMac: 0 }, packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, unbound: 0, unbinds: 0 },
+    mesh: { forwardedOut: 0, deliveredIn: 0, dropped: 0, badFrames: 0, linksRefused: 0 },
   };
   /** Mesh: links this relay sends on, by replica id; keys other replicas announced, with their node id and replica. */
   private readonly meshLinks = new Map<string, RelayMeshLink>();
@@ -158,6 +170,11 @@ export class RelayServer {
 
   get clientCount(): number {
     return this.byNode.size;
+  }
+
+  /** Mesh links this relay sends on (one per peer replica it is linked to). */
+  get meshLinkCount(): number {
+    return this.meshLinks.size;
   }
 
   /**
@@ -304,8 +321,13 @@ export class RelayServer {
     if (msg[0] === UDP_BIND) {
       const head = readBindHeader(msg, UDP_BIND);
       const c = head.ok ? this.byUdpId.get(head.id.toString('latin1')) : undefined;
-      if (!head.ok || !c || c.closed || !c.udpSecret || head.seq <= c.udpSeq || !bindMacValid(msg, c.udpSecret)) {
+      const refused: keyof RelayCounters['udp']['bindsRefusedBy'] | undefined = !head.ok ? 'malformed'
+        : !c || c.closed || !c.udpSecret ? 'unknownSession'
+        : head.seq <= c.udpSeq ? 'replayed'
+        : !bindMacValid(msg, c.udpSecret) ? 'badMac' : undefined;
+      if (refused || !head.ok || !c?.udpSecret) {
         this.counters.udp.bindsRefused++;
+        this.counters.udp.bindsRefusedBy[refused ?? 'malformed']++;
         return;
       }
       c.udpSeq = head.seq;
@@ -327,6 +349,7 @@ export class RelayServer {
     }
     this.counters.udp.packetsIn++;
     const bodyLength = msg.length - UDP_SEND_HEADER_BYTES;
+    this.counters.udp.bytesIn += bodyLength;
     if (bodyLength > this.maxPacketBytes) {
       this.counters.dropped.tooBig++;
       return;
@@ -392,6 +415,7 @@ export class RelayServer {
       data[0] = UDP_RECV;
       this.udp.send(data, dst.udpPort, dst.udpAddress);
       this.counters.udp.packetsOut++;
+      this.counters.udp.bytesOut += bodyLength;
       return true;
     }
     if (dst.socket.bufferedAmount + bodyLength > this.maxQueueBytes) return false;

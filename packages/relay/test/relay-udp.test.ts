@@ -143,6 +143,7 @@ describe('RelayServer over UDP', () => {
     relay.receiveUdp(encodeBind(UDP_BIND, t.id, t.secret, 4n), B);
     expect(udp.out).toHaveLength(1);
     expect(relay.counters.udp.bindsRefused).toBe(5);
+    expect(relay.counters.udp.bindsRefusedBy).toEqual({ badMac: 1, unknownSession: 1, malformed: 1, replayed: 2 });
   });
 
   it('a newer bind from another address (the NAT moved the client) rebinds it', () => {

@@ -38,7 +38,10 @@ export function relayMeshRoute(app: FastifyInstance, relay: RelayServer, secret:
       const auth = req.headers.authorization;
       const token = auth?.startsWith('Bearer ') ? auth.slice(7) : '';
       const check = verifyMeshToken(secret, token, Date.now(), MESH_TOKEN_MAX_SKEW_MS);
-      if (!check.ok) throw new ApiError(Errors.machineUnauthorized, `relay mesh: ${check.reason}`);
+      if (!check.ok) {
+        relay.counters.mesh.linksRefused++;
+        throw new ApiError(Errors.machineUnauthorized, `relay mesh: ${check.reason}`);
+      }
       (req as { meshReplica?: string }).meshReplica = check.replicaId;
     },
   }, (socket, req) => {

@@ -23,6 +23,12 @@ async function node(s: TestServer, key: string, hostname: string): Promise<SimAg
   return a;
 }
 
+/** One series' value from a replica's exposition (labels as prom-client writes them); absent = undefined. */
+async function series(s: TestServer, name: string, labels = ''): Promise<number | undefined> {
+  const line = (await s.metrics!.exposition()).split('\n').find((l) => l.startsWith(labels ? `${name}{${labels}} ` : `${name} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!pred()) {
@@ -37,8 +43,8 @@ describe('relay mesh between two replicas on one Postgres', () => {
   let dialers: RelayMeshDialer[] = [];
   beforeAll(async () => {
     const url = await createTestDatabase();
-    r1 = await startServer('postgres', {}, url);
-    r2 = await startServer('postgres', {}, url);
+    r1 = await startServer('postgres', { metrics: {} }, url);
+    r2 = await startServer('postgres', { metrics: {} }, url);
     dialers = [
       new RelayMeshDialer({ relay: r1.relay!, secret: r1.relayMeshSecret!, selfUrl: r1.url, peers: [r2.url, r1.url], log: quiet }),
       new RelayMeshDialer({ relay: r2.relay!, secret: r2.relayMeshSecret!, selfUrl: r2.url, peers: [r1.url], log: quiet }),
@@ -54,6 +60,7 @@ describe('relay mesh between two replicas on one Postgres', () => {
     expect(r1.relayMeshSecret!.equals(r2.relayMeshSecret!)).toBe(true);
     await until(() => dialers[0]!.linked.length === 1 && dialers[1]!.linked.length === 1, 'both links up');
     expect(dialers[0]!.linked).toEqual([r2.url]);
+    expect([await series(r1, 'weft_relay_mesh_links'), await series(r2, 'weft_relay_mesh_links')]).toEqual([1, 1]);
   });
 
   it('two nodes with relay sockets on different replicas exchange packets both ways, stamped with the authenticated sender key', async () => {
@@ -82,6 +89,13 @@ describe('relay mesh between two replicas on one Postgres', () => {
     expect(r1.relay!.counters.mesh.forwardedOut).toBeGreaterThanOrEqual(21);
     expect(r2.relay!.counters.mesh.deliveredIn).toBeGreaterThanOrEqual(21);
     expect(r2.relay!.counters.mesh.forwardedOut).toBe(1);
+    // The same as Prometheus series, by direction.
+    expect(await series(r1, 'weft_relay_mesh_packets_total', 'direction="to_replica"')).toBe(r1.relay!.counters.mesh.forwardedOut);
+    expect(await series(r2, 'weft_relay_mesh_packets_total', 'direction="from_replica"')).toBe(r2.relay!.counters.mesh.deliveredIn);
+    expect(await series(r2, 'weft_relay_mesh_packets_total', 'direction="to_replica"')).toBe(1);
+    expect(await series(r1, 'weft_relay_mesh_packets_total', 'direction="from_replica"')).toBe(r1.relay!.counters.mesh.deliveredIn);
+    expect(r1.relay!.counters.mesh.deliveredIn).toBeGreaterThanOrEqual(1);
+    expect([await series(r2, 'weft_relay_mesh_bad_frames_total'), await series(r2, 'weft_relay_mesh_packets_dropped_total')]).toEqual([0, 0]);
     ra.close();
     rb.close();
     a.close();
@@ -101,11 +115,14 @@ describe('relay mesh between two replicas on one Postgres', () => {
         res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
       });
     });
+    const refusedBefore = await series(r1, 'weft_relay_mesh_links_refused_total');
+    expect(refusedBefore).toBe(0);
     const wrong = await open(meshToken(Buffer.alloc(32, 1), 'intruder', Date.now()));
     expect(wrong).toMatchObject({ status: 401, body: { code: 'machine_unauthorized', detail: expect.stringContaining('MAC') } });
     const stale = await open(meshToken(r1.relayMeshSecret!, 'old', Date.now() - 3_600_000));
     expect(stale).toMatchObject({ status: 401, body: { detail: expect.stringContaining('skew') } });
     expect(await open('')).toMatchObject({ status: 401 });
+    expect(await series(r1, 'weft_relay_mesh_links_refused_total')).toBe(3);
     expect(await open(meshToken(r1.relayMeshSecret!, meshReplicaId('http://127.0.0.1:1'), Date.now()))).toEqual({ status: 101 });
   });
 });

@@ -20,6 +20,12 @@ async function node(s: TestServer, key: string, hostname: string): Promise<SimAg
   return a;
 }
 
+/** One series' value in a text exposition (labels exactly as given, in prom-client's order); absent = undefined. */
+function series(text: string, name: string, labels = ''): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(labels ? `${name}{${labels}} ` : `${name} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
 async function refusal(p: Promise<unknown>): Promise<{ status: number; type: string; body: any }> {
   const err = (await p.then(() => null, (e: unknown) => e)) as { refused?: { status: number; type: string; body: any } } | null;
   if (!err?.refused) throw new Error(`expected the upgrade to be refused, got ${String(err)}`);
@@ -199,6 +205,7 @@ describe.each(BACKENDS)('relay on %s', (backend) => {
     const stun = await StunServer.listen({ listen: '127.0.0.1:0' });
     try {
       relayOverStunPort(s.relay!, stun);
+      const m0 = await s.metrics!.exposition();
       const [a, b, c] = [await node(s, key, 'udp-a'), await node(s, key, 'udp-b'), await node(s, key, 'ws-c')];
       const [ra, rb, rc] = await Promise.all([a, b, c].map((n) => RelayPeer.open(s.url, n.machine.privateKey)));
       const ticket = (p: RelayPeer) => (p.info as unknown as { udp?: UdpTicket }).udp!;
@@ -224,6 +231,7 @@ describe.each(BACKENDS)('relay on %s', (backend) => {
       expect(rb!.packets).toHaveLength(0);
       expect(s.relay!.counters.udp.packetsIn - before.packetsIn).toBe(51);
       expect(s.relay!.counters.udp.packetsOut - before.packetsOut).toBe(51);
+      const m1 = await s.metrics!.exposition();
       // A stranger sending relay datagrams to the port hears nothing back.
       const { createSocket } = await import('node:dgram');
       const stranger = createSocket('udp4');
@@ -232,10 +240,32 @@ describe.each(BACKENDS)('relay on %s', (backend) => {
       await new Promise<void>((r) => stranger.bind(0, '127.0.0.1', () => r()));
       const t = ticket(ra!);
       stranger.send(Buffer.concat([Buffer.of(0xa3), t.id, Buffer.from(keyBytes(b.node.publicKey)), Buffer.from('stolen id')]), stun.address().port, '127.0.0.1');
-      stranger.send(Buffer.concat([Buffer.of(0xa1), t.id, Buffer.alloc(24)]), stun.address().port, '127.0.0.1');
+      stranger.send(Buffer.concat([Buffer.of(0xa1), t.id, Buffer.alloc(24)]), stun.address().port, '127.0.0.1'); // sequence 0: replayed
+      stranger.send(Buffer.of(0xa1, 1, 2, 3), stun.address().port, '127.0.0.1'); // too short: malformed
+      stranger.send(Buffer.concat([Buffer.of(0xa1), Buffer.alloc(8, 0xee), Buffer.alloc(24)]), stun.address().port, '127.0.0.1'); // no such session
+      const far = Buffer.alloc(8);
+      far.writeBigUInt64BE(1n << 62n);
+      stranger.send(Buffer.concat([Buffer.of(0xa1), t.id, far, Buffer.alloc(16)]), stun.address().port, '127.0.0.1'); // fresh sequence, zero MAC
       await new Promise((r) => setTimeout(r, 300));
       expect(heard).toHaveLength(0);
       expect(got.some((g) => g.packet === 'stolen id')).toBe(false);
+      // The same as Prometheus series: binds by result, packets and payload bytes by direction.
+      const m2 = await s.metrics!.exposition();
+      const moved = (a: string, b: string, name: string, labels = '') => (series(b, name, labels) ?? NaN) - (series(a, name, labels) ?? 0);
+      expect(moved(m0, m1, 'weft_relay_udp_binds_total', 'result="accepted"')).toBeGreaterThanOrEqual(2);
+      expect(series(m1, 'weft_relay_udp_binds_total', 'result="accepted"')).toBe(s.relay!.counters.udp.binds);
+      expect(['malformed', 'unknown_session', 'replayed', 'bad_mac'].map((r) => moved(m1, m2, 'weft_relay_udp_binds_total', `result="${r}"`))).toEqual([1, 1, 1, 1]);
+      expect(moved(m1, m2, 'weft_relay_udp_unbound_total')).toBe(1);
+      expect(series(m2, 'weft_relay_udp_unbinds_total')).toBe(s.relay!.counters.udp.unbinds);
+      const ab = Array.from({ length: 50 }, (_, i) => `a->b ${i}`.length).reduce((x, y) => x + y, 0);
+      expect([moved(m0, m1, 'weft_relay_udp_packets_total', 'direction="in"'), moved(m0, m1, 'weft_relay_udp_packets_total', 'direction="out"')]).toEqual([51, 51]);
+      expect(moved(m0, m1, 'weft_relay_udp_bytes_total', 'direction="in"')).toBe(ab + 'a->c'.length);
+      expect(moved(m0, m1, 'weft_relay_udp_bytes_total', 'direction="out"')).toBe(ab + 'c->a over ws'.length);
+      // No mesh on a single replica: the series are there, at 0.
+      for (const [name, labels] of [['weft_relay_mesh_links', ''], ['weft_relay_mesh_packets_total', 'direction="to_replica"'], ['weft_relay_mesh_packets_total', 'direction="from_replica"'],
+        ['weft_relay_mesh_packets_dropped_total', ''], ['weft_relay_mesh_bad_frames_total', ''], ['weft_relay_mesh_links_refused_total', '']] as const) {
+        expect(series(m2, name, labels), `${name}{${labels}}`).toBe(0);
+      }
       stranger.close();
       ua.close();
       ub.close();

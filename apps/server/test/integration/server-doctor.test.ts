@@ -7,6 +7,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StunServer } from '@weft/relay';
+import { relayCheck } from '../../src/doctor.js';
 import { cli } from '../support/process.js';
 import { startServer, type Backend, type TestServer } from '../support/server.js';
 
@@ -40,7 +41,8 @@ describe.each(['pglite', 'postgres'] as Backend[])('weft-server doctor (%s)', (b
     expect(d.checks.database!.status).toBe('PASS');
     expect(d.checks.migrations).toMatchObject({ status: 'PASS', detail: expect.stringMatching(/^all \d+ applied$/) });
     expect(d.checks.stun).toMatchObject({ status: 'PASS', detail: expect.stringContaining('answers') });
-    expect(d.checks.relay!.status).toBe('PASS');
+    // The check connected to /api/v1/relay on the replica's own port and got the refusal a client without a token gets.
+    expect(d.checks.relay).toMatchObject({ status: 'PASS', detail: expect.stringMatching(/^\/api\/v1\/relay answers \(401 machine_unauthorized to a client without a machine token, as it should\), 0 client\(s\)$/), fix: null });
     expect(d.checks.tls).toMatchObject({ status: 'WARN', fix: expect.stringContaining('--tls-cert') });
     expect(d.checks.bus!.detail).toMatch(backend === 'pglite' ? /^embedded database/ : /^this replica is 0 change\(s\) behind the outbox$/);
     const text = await cli(['doctor', '--server', srv.url, '--api-key', srv.adminKey]);
@@ -63,6 +65,37 @@ describe.each(['pglite', 'postgres'] as Backend[])('weft-server doctor (%s)', (b
     expect((await doctor(srv)).code).toBe(0);
   }, SLOW.timeout);
 
+  it('the relay switched off: a WARN saying so, with the flag that turns it on; exit 0', async () => {
+    const off = await startServer(backend, { relay: false, regions: { embeddedStunPort: stun.address().port, extra: [] } });
+    try {
+      const d = await doctor(off);
+      expect(d.code).toBe(0);
+      expect(d.checks.relay).toMatchObject({ status: 'WARN', detail: expect.stringMatching(/^off \(--relay off\): /), fix: 'turn it on: --relay on' });
+      const text = await cli(['doctor', '--server', off.url, '--api-key', off.adminKey]);
+      expect(text.stdout).toMatch(/^WARN  relay: off \(--relay off\): nodes that cannot reach each other directly have no fallback\n      fix: turn it on: --relay on$/m);
+    } finally {
+      await off.close();
+    }
+  }, SLOW.timeout);
+});
+
+describe('the relay check against listeners that do not serve the relay', () => {
+  it('nothing listening: FAIL naming the URL and the error; a 404 (no relay route): FAIL saying to turn it on', async () => {
+    const { createServer } = await import('node:http');
+    const http = createServer((_req, res) => res.writeHead(404, { 'content-type': 'application/problem+json' }).end('{"code":"not_found"}'));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    const port = (http.address() as { port: number }).port;
+    try {
+      expect(await relayCheck(0, { host: '127.0.0.1', port, tls: false })).toMatchObject({
+        status: 'FAIL', detail: `ws://127.0.0.1:${port}/api/v1/relay answered a client without a machine token with 404 not_found, not 401 machine_unauthorized`, fix: expect.stringContaining('--relay on'),
+      });
+    } finally {
+      await new Promise((r) => http.close(r));
+    }
+    // The port is closed now: nothing answers.
+    expect(await relayCheck(0, { host: '127.0.0.1', port, tls: false })).toMatchObject({ status: 'FAIL', detail: expect.stringMatching(new RegExp(`^ws://127\\.0\\.0\\.1:${port}/api/v1/relay did not answer a WebSocket upgrade: .*ECONNREFUSED`)) });
+    expect(await relayCheck(2, null)).toMatchObject({ status: 'WARN', detail: 'on, 2 client(s); not probed: this replica has no TCP listener' });
+  });
 });
 
 describe('weft-server doctor with STUN down', () => {

@@ -126,6 +126,8 @@ export interface App {
   relayMeshSecret: Buffer | null;
   /** Null when no identity provider is configured. */
   oidc: OidcClient | null;
+  /** Every route the app registered (method and full path, HEAD included), in order: what the scope tests walk. */
+  routes: ReadonlyArray<{ method: string; url: string }>;
 }
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -223,6 +225,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   });
   if (metrics) metrics.links(links);
 
+  const routes: { method: string; url: string }[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
   await app.register(swagger, {
     openapi: {
       info: { title: 'Weft control API', version: `1 (agent protocol ${PROTOCOL_VERSION})`, description: 'Users, nodes, auth keys and API keys of a Weft deployment.' },
@@ -347,5 +353,5 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await links.close();
     await state.presence.stop();
   });
-  return { app, state, mapper, hub, metrics, wgMapping, relay, relayMeshSecret, oidc, tls: tlsState };
+  return { app, state, mapper, hub, metrics, wgMapping, relay, relayMeshSecret, oidc, tls: tlsState, routes };
 }

@@ -10,7 +10,7 @@ import { ConfirmDialog, Dialog } from '../components/dialog.js';
 
 export const PAGE_SIZE = 50;
 
-type Action = { kind: 'rename' | 'expire' | 'delete' | 'expiry'; node: Node } | null;
+type Action = { kind: 'rename' | 'tags' | 'expire' | 'delete' | 'expiry'; node: Node } | null;
 
 const COLUMNS: { label: string; sort?: NodeSort }[] = [
   { label: 'Name', sort: 'name' },
@@ -130,6 +130,9 @@ export function Devices() {
                     <button type="button" onClick={() => setAction({ kind: 'rename', node: n })} aria-label={`Rename ${n.name}`}>
                       Rename
                     </button>
+                    <button type="button" onClick={() => setAction({ kind: 'tags', node: n })} aria-label={`Tags of ${n.name}`}>
+                      Tags
+                    </button>
                     <button type="button" onClick={() => setAction({ kind: 'expire', node: n })} aria-label={`Expire ${n.name}`} disabled={n.expired}>
                       Expire
                     </button>
@@ -158,6 +161,7 @@ export function Devices() {
       )}
       {action?.kind === 'expiry' && <KeyExpiryDialog node={action.node} onClose={() => setAction(null)} onDone={done} />}
       {action?.kind === 'rename' && <RenameDialog node={action.node} onClose={() => setAction(null)} onDone={done} />}
+      {action?.kind === 'tags' && <TagsDialog node={action.node} onClose={() => setAction(null)} onDone={done} />}
       {action?.kind === 'expire' && (
         <ConfirmDialog
           title={`Expire ${action.node.name}?`}
@@ -208,6 +212,51 @@ function RenameDialog({ node, onClose, onDone }: { node: Node; onClose: () => vo
           </button>
           <button type="submit" className="primary">
             Rename
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+/** `tag:web, tag:db` or `tag:web tag:db` as the list the server takes (empty: no tags). */
+function parseTags(text: string): string[] {
+  return [...new Set(text.split(/[\s,]+/).filter((t) => t !== ''))];
+}
+
+/**
+ * Replaces a device's tags (PUT /api/v1/nodes/:id/tags). The server judges them against the
+ * stored policy's tagOwners; its refusal (an undefined tag, one the admin does not own) is shown
+ * here, naming the tag, and nothing changed.
+ */
+function TagsDialog({ node, onClose, onDone }: { node: Node; onClose: () => void; onDone: () => void }) {
+  const [text, setText] = useState(node.tags.join(', '));
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await api('PUT', `/api/v1/nodes/${node.id}/tags`, { tags: parseTags(text) });
+      onDone();
+    } catch (err) {
+      setError((err as Error).message);
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog title={`Tags of ${node.name}`} onClose={onClose}>
+      <form onSubmit={submit}>
+        <label htmlFor="node-tags">Tags (comma or space separated; empty for none)</label>
+        <input id="node-tags" value={text} onChange={(e) => setText(e.target.value)} placeholder="tag:web, tag:db" autoFocus />
+        <ErrorText error={error} />
+        <div className="dialog-actions">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            Save tags
           </button>
         </div>
       </form>

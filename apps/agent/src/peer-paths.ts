@@ -19,6 +19,9 @@ import {
 import type { RelayPath } from './relay-path.js';
 import { DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS } from './tunables.js';
 
+/** Why a peer is tried directly although it has no session: said in `weft status` while it lasts. */
+const UNREACHABLE_BY_RELAY = 'the relay cannot reach the peer (not connected to this relay server): trying its direct endpoints';
+
 export interface PeerPathsOptions {
   engine: () => Engine | undefined;
   peers: () => readonly Peer[];
@@ -178,7 +181,7 @@ export class PeerPaths {
   }
 
   private reasonOf(st: PathState): string | null {
-    if (st.mode === 'direct') return null;
+    if (st.mode === 'direct') return st.reason; // shown only while the peer has no direct session (status.ts)
     if (st.mode === 'probe') return `trying a direct path now (hole punch to ${st.probe?.candidates[st.probe.index] ?? '?'})`;
     const parts: string[] = [];
     const local = this.opts.localObstacle?.();
@@ -252,6 +255,10 @@ export class PeerPaths {
         this.states.set(key, this.fresh('direct', 'the relay is not connected'));
         return;
       }
+      if (relay.cannotReach(key)) {
+        this.states.set(key, this.fresh('direct', UNREACHABLE_BY_RELAY));
+        return;
+      }
       // Relayed at once; direct is tried once the pair has a session (a probe then only needs keepalives).
       await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator);
       this.states.set(key, this.fresh('relay', 'relayed at once while a direct path is tried'));
@@ -280,7 +287,7 @@ export class PeerPaths {
           this.opts.log('info', 'peer back on the relay', { peer: peer.name, reason: 'the peer fell back' });
           return;
         }
-        if (!s?.lastHandshake && shouldRelay({ forced: false, sinceMs: now - st.since, lastHandshake: null })) {
+        if (!s?.lastHandshake && !relay.cannotReach(key) && shouldRelay({ forced: false, sinceMs: now - st.since, lastHandshake: null })) {
           await this.moveToRelay(engine, peer, initiator);
           this.toRelayState(st, 'no handshake on its direct endpoint');
           this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'no handshake on its direct endpoint' });
@@ -295,6 +302,18 @@ export class PeerPaths {
       }
       case 'relay': {
         if (this.opts.forced(peer)) return;
+        if (!s?.lastHandshake && relay.cannotReach(key)) {
+          // The relay cannot carry this pair (the peer is on another replica with no relay mesh,
+          // or not connected): a relayed path would never handshake, so aim at the peer directly
+          // and stay there until the relay carries something from it.
+          await engine.setPath(peer, null, { recreate: initiator });
+          st.mode = 'direct';
+          st.since = now;
+          st.reason = UNREACHABLE_BY_RELAY;
+          st.watch.reset();
+          this.opts.log('info', 'peer aimed directly', { peer: peer.name, reason: 'the relay cannot reach it' });
+          return;
+        }
         if (s?.lastHandshake && s.endpoint && !onRelaySocket && relayLocal !== undefined) {
           // WireGuard roamed off the relay socket: the peer's punch reached us directly. Answer at
           // once on that path, so the peer's probe hears back within its window.

@@ -75,8 +75,19 @@ export class RelayPath {
   readonly counters = { toRelay: 0, toRelayUdp: 0, fromRelay: 0, dropped: 0, heldForProbe: 0 };
   /** Peers being hole-punched: what the relay brings from them is not handed to WireGuard (see `hold`). */
   private readonly held = new Set<string>();
+  /**
+   * Peers the relay said it cannot reach (PEER_GONE: not connected to this relay, e.g. on another
+   * replica with no relay mesh, or not allowed), until a packet from them comes over the relay or
+   * the relay session starts again. PeerPaths then aims at the peer directly instead.
+   */
+  private readonly unreachable = new Set<string>();
 
   constructor(private readonly opts: RelayPathOptions) {}
+
+  /** The relay told this session it cannot carry packets to `nodeKey` (and nothing came from it since). */
+  cannotReach(nodeKey: string): boolean {
+    return this.unreachable.has(keyId(nodeKey));
+  }
 
   /** Connected to the relay and greeted by it. */
   get connected(): boolean {
@@ -203,6 +214,7 @@ export class RelayPath {
 
   private fromRelay(from: Buffer, packet: Buffer): void {
     const id = from.toString('hex');
+    this.unreachable.delete(id);
     if (this.held.has(id)) {
       this.counters.heldForProbe++;
       return;
@@ -251,10 +263,15 @@ export class RelayPath {
         onServerInfo: (info) => {
           this.ready = true;
           this.attempt = 0;
+          // A new relay session: what the last one could not reach may be reachable now.
+          this.unreachable.clear();
           log('info', 'relay connected', { url: relayUrl(this.opts.serverUrl), udpPort: info.udp?.port ?? null });
           if (info.udp) void this.openUdp(ws, info.udp);
         },
-        onPeerGone: (key, reason) => log('info', 'relay: peer unreachable', { peer: `nodekey:${key.toString('hex')}`, reason: reason === PeerGoneReason.NotAllowed ? 'not allowed' : 'not connected' }),
+        onPeerGone: (key, reason) => {
+          this.unreachable.add(key.toString('hex'));
+          log('info', 'relay: peer unreachable', { peer: `nodekey:${key.toString('hex')}`, reason: reason === PeerGoneReason.NotAllowed ? 'not allowed' : 'not connected' });
+        },
         onProtocolError: (reason) => log('warn', 'relay protocol error', { reason }),
       });
       ws.on('unexpected-response', (_req, res) => {

@@ -36,10 +36,11 @@ const ctx = useLab({ name: 'ha', hosts: ['server', 'a', 'b'] }, async (lab) => {
   const shipped = readFileSync(join(REPO, 'deploy/haproxy/haproxy.cfg'), 'utf8');
   const cfg = shipped
     .replace('bind :8080', `bind ${server.ip}:8080`)
-    .replace('maxconn 10000', 'maxconn 1000') // this machine's descriptor limit is 20,000
+    .replace('maxconn 20000', 'maxconn 1000') // this machine's descriptor limit is 20,000
     .replace('replica-1.internal:8080', '127.0.0.1:8081')
     .replace('replica-2.internal:8080', '127.0.0.1:8082');
   expect(cfg).not.toEqual(shipped);
+  expect(cfg, 'maxconn swapped for this machine').toMatch(/^ {4}maxconn 1000$/m);
   const cfgPath = server.tmpPath('haproxy.cfg');
   writeFileSync(cfgPath, cfg);
   haproxy = server.spawn('haproxy', ['-db', '-f', cfgPath], { logName: 'haproxy' });

@@ -17,7 +17,9 @@ import {
   directDead, inSeconds, inUse, pairOffsetMs, probeCandidates, probeSlot, shouldRelay, TrafficWatch,
 } from './path-choice.js';
 import type { RelayPath } from './relay-path.js';
-import { DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS } from './tunables.js';
+import {
+  DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS, RELAY_UNREACHABLE_GRACE_MS,
+} from './tunables.js';
 
 /** Why a peer is tried directly although it has no session: said in `weft status` while it lasts. */
 const UNREACHABLE_BY_RELAY = 'the relay cannot reach the peer (not connected to this relay server): trying its direct endpoints';
@@ -255,10 +257,6 @@ export class PeerPaths {
         this.states.set(key, this.fresh('direct', 'the relay is not connected'));
         return;
       }
-      if (relay.cannotReach(key)) {
-        this.states.set(key, this.fresh('direct', UNREACHABLE_BY_RELAY));
-        return;
-      }
       // Relayed at once; direct is tried once the pair has a session (a probe then only needs keepalives).
       await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator);
       this.states.set(key, this.fresh('relay', 'relayed at once while a direct path is tried'));
@@ -302,10 +300,11 @@ export class PeerPaths {
       }
       case 'relay': {
         if (this.opts.forced(peer)) return;
-        if (!s?.lastHandshake && relay.cannotReach(key)) {
+        if (!s?.lastHandshake && relay.cannotReach(key) && now - st.since >= RELAY_UNREACHABLE_GRACE_MS) {
           // The relay cannot carry this pair (the peer is on another replica with no relay mesh,
           // or not connected): a relayed path would never handshake, so aim at the peer directly
-          // and stay there until the relay carries something from it.
+          // and stay there until the relay carries something from it. Not at once: a peer that
+          // joins together with this node is "not connected" for the moment it takes to dial.
           await engine.setPath(peer, null, { recreate: initiator });
           st.mode = 'direct';
           st.since = now;

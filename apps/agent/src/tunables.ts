@@ -127,3 +127,11 @@ export const NETCHECK_REFRESH_MS = 60_000;
 export const NETCHECK_BLOCKED_REFRESH_MS = 3_000;
 /** How often this host's own addresses are read to notice roaming (agent.ts `watchLink`). */
 export const LINK_CHECK_MS = 1_000;
+
+/**
+ * A relayed peer with no handshake that the relay says it cannot reach (PEER_GONE) is aimed at
+ * directly after this long on the relay (peer-paths.ts): long enough for a peer that joined at
+ * the same moment to dial the relay and for the relayed handshake retries (RELAY_KICKS x
+ * RELAY_KICK_MS) to run.
+ */
+export const RELAY_UNREACHABLE_GRACE_MS = 5_000;

@@ -19,6 +19,7 @@ import {
 import type { RelayPath } from './relay-path.js';
 import {
   DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS, RELAY_UNREACHABLE_GRACE_MS,
+  PROBES_WHEN_IDLE,
 } from './tunables.js';
 
 /** Why a peer is tried directly although it has no session: said in `weft status` while it lasts. */
@@ -337,7 +338,10 @@ export class PeerPaths {
         }
         st.nextProbeAt ??= probeSlot(now, st.failures, offset);
         if (now < st.nextProbeAt) return;
-        if (st.failures > 0 && !inUse(st.watch.lastUseAt, now, IN_USE_WINDOW_MS)) {
+        // An idle pair stops punching only after PROBES_WHEN_IDLE tries: the two sides may learn
+        // at different moments that a direct path could work now (a block lifted: each finds out
+        // by its own netcheck), and a side that probed alone must still meet the other's slot.
+        if (st.failures >= PROBES_WHEN_IDLE && !inUse(st.watch.lastUseAt, now, IN_USE_WINDOW_MS)) {
           st.nextProbeAt = probeSlot(now, st.failures, offset);
           return;
         }

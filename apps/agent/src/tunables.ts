@@ -135,3 +135,10 @@ export const LINK_CHECK_MS = 1_000;
  * RELAY_KICK_MS) to run.
  */
 export const RELAY_UNREACHABLE_GRACE_MS = 5_000;
+
+/**
+ * Hole punches an idle pair still gets (in its backoff slots: 1 s, then 5 s, then 10 s apart)
+ * before punching waits for traffic (peer-paths.ts): enough for two sides that started probing
+ * at different steps to meet in one slot.
+ */
+export const PROBES_WHEN_IDLE = 3;

@@ -11,10 +11,12 @@ import { Errors } from '../../src/errors.js';
  */
 const TELEMETRY = new Set(['api_keys.last_used_at', 'nodes.online', 'nodes.last_seen', 'nodes.presence_seq', 'replicas.heartbeat_at']);
 /**
- * Tables that are presence, not state: a socket the server closes for a bad message ends its
- * session row, as any disconnect does (the node's own rows must not change).
+ * Tables that are presence or telemetry, not state: a socket the server closes for a bad message
+ * ends its session row, as any disconnect does (the node's own rows must not change); link
+ * reports (`node_links`) are written in batches a few seconds after a valid `links` message, so
+ * a row may land while a later message is judged.
  */
-const TELEMETRY_TABLES = new Set(['node_sessions']);
+const TELEMETRY_TABLES = new Set(['node_sessions', 'node_links']);
 
 const snapshotQueries = new WeakMap<PrismaClient, string>();
 

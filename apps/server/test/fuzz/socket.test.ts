@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { z } from 'zod';
 import { generateMachineKey, signMachineToken } from '@weft/crypto';
-import { AgentMessage, CloseCode, MAX_AGENT_MESSAGE_BYTES } from '@weft/protocol';
+import { AgentMessage, CloseCode, LinksMessage, MAX_AGENT_MESSAGE_BYTES, MAX_LINKS_PER_NODE } from '@weft/protocol';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { startServer, type TestServer } from '../support/server.js';
 import { dbSnapshot, FailureLog, show, snapshotDiff } from './invariants.js';
@@ -52,7 +52,29 @@ function badBecause(frame: Frame): string | null {
     const bad = eps.find((e) => typeof e !== 'string' || !isValidEndpoint(e));
     return bad === undefined ? null : `bad endpoint ${show(bad, 80)}`;
   }
+  if (m.type === 'links') {
+    const r = LinksMessage.safeParse(m);
+    if (!r.success) return `links: ${r.error.issues[0]?.message ?? 'invalid'}`;
+    // The server holds at most MAX_LINKS_PER_NODE links per connection across reports.
+    const next = new Set(r.data.full ? [] : linksHeld);
+    for (const l of r.data.links) next.add(l.peer);
+    for (const id of r.data.removed ?? []) next.delete(id);
+    if (next.size > MAX_LINKS_PER_NODE) return `links: more than ${MAX_LINKS_PER_NODE} held`;
+    return null;
+  }
   return `unknown type ${show(m.type, 80)}`;
+}
+
+/** The links the server holds for the fuzzed connection (what its valid `links` messages left). */
+let linksHeld = new Set<number>();
+
+/** After the server took a valid `links` message: what it holds now. */
+function tookLinks(text: string): void {
+  const m = LinksMessage.parse(JSON.parse(text));
+  const next = new Set(m.full ? [] : linksHeld);
+  for (const l of m.links) next.add(l.peer);
+  for (const id of m.removed ?? []) next.delete(id);
+  linksHeld = next;
 }
 
 interface Frame {
@@ -115,6 +137,7 @@ describe('WebSocket fuzz on pglite: every agent message type', () => {
   });
 
   async function connect(): Promise<void> {
+    linksHeld = new Set(); // a new connection holds no links
     const netmaps = agent.received.filter((r) => r.msg.type === 'netmap').length;
     await agent.connect();
     await agent.waitFor(() => agent.received.filter((r) => r.msg.type === 'netmap').length > netmaps, 5000, 'netmap after connecting');
@@ -181,6 +204,7 @@ describe('WebSocket fuzz on pglite: every agent message type', () => {
         }
         if (agent.closed) fail('a valid message is taken and the socket keeps working', `closed: ${JSON.stringify(agent.closed)}`);
         const msg = JSON.parse(f.text) as { type: string; endpoints?: string[] };
+        if (msg.type === 'links') tookLinks(f.text);
         if (msg.type === 'endpoints' && !agent.closed) {
           const want = JSON.stringify(msg.endpoints);
           try {

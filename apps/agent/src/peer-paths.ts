@@ -173,14 +173,19 @@ export class PeerPaths {
     return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0 };
   }
 
-  private toRelayState(st: PathState, reason: string): void {
-    st.mode = 'relay';
+  /** Starts a new path (relay or direct) from scratch: backoff, probe and silence forgotten. */
+  private enter(st: PathState, mode: 'relay' | 'direct', reason: string | null): void {
+    st.mode = mode;
     st.since = this.now();
     st.failures = 0;
     st.nextProbeAt = null;
     st.probe = undefined;
     st.reason = reason;
     st.watch.reset();
+  }
+
+  private toRelayState(st: PathState, reason: string): void {
+    this.enter(st, 'relay', reason);
   }
 
   private reasonOf(st: PathState): string | null {
@@ -307,10 +312,7 @@ export class PeerPaths {
           // and stay there until the relay carries something from it. Not at once: a peer that
           // joins together with this node is "not connected" for the moment it takes to dial.
           await engine.setPath(peer, null, { recreate: initiator });
-          st.mode = 'direct';
-          st.since = now;
-          st.reason = UNREACHABLE_BY_RELAY;
-          st.watch.reset();
+          this.enter(st, 'direct', UNREACHABLE_BY_RELAY);
           this.opts.log('info', 'peer aimed directly', { peer: peer.name, reason: 'the relay cannot reach it' });
           return;
         }
@@ -397,13 +399,7 @@ export class PeerPaths {
   }
 
   private toDirect(st: PathState, peer: Peer, endpoint: string, why: string): void {
-    st.mode = 'direct';
-    st.since = this.now();
-    st.failures = 0;
-    st.nextProbeAt = null;
-    st.probe = undefined;
-    st.reason = null;
-    st.watch.reset();
+    this.enter(st, 'direct', null);
     this.opts.log('info', 'peer direct', { peer: peer.name, endpoint, why });
   }
 }

@@ -12,9 +12,21 @@ describe('tunnel addresses', () => {
 
   it('ULA prefixes are RFC 4193 /48s and IPv6 embeds the IPv4', () => {
     const p = generateUlaPrefix();
-    expect(p).toMatch(/^fd[0-9a-f]{2}:[0-9a-f]{4}:[0-9a-f]{4}::\/48$/);
+    expect(p).toMatch(/^fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}::\/48$/);
     expect(generateUlaPrefix()).not.toBe(p);
     expect(ipv6For('fd12:3456:789a::/48', ipv4ToInt('100.64.1.2'))).toBe('fd12:3456:789a::6440:102');
+  });
+
+  it('are in RFC 5952 form whatever the random bytes, and from a prefix stored padded', () => {
+    for (let i = 0; i < 2000; i++) {
+      const p = generateUlaPrefix();
+      expect(p, p).not.toMatch(/:0[0-9a-f]/);
+      const ip = ipv6For(p, ipv4ToInt('100.64.0.1'));
+      expect(ip, ip).not.toMatch(/(^|:)0[0-9a-f]/);
+    }
+    expect(ipv6For('fd41:01e8:a8b7::/48', ipv4ToInt('100.64.0.1'))).toBe('fd41:1e8:a8b7::6440:1');
+    expect(ipv6For('fd00:0000:0000::/48', ipv4ToInt('100.64.0.1'))).toBe('fd00::6440:1');
+    expect(ipv6For('fd00:0:5::/48', ipv4ToInt('100.64.0.1'))).toBe('fd00:0:5::6440:1');
   });
 });
 

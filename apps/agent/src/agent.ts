@@ -48,6 +48,8 @@ export interface AgentOptions {
   log: Logger;
   /** Peers carried over the relay whatever their handshakes say (WEFT_RELAY_PEERS); absent = none forced. */
   forceRelay?: (peer: Peer) => boolean;
+  /** Handshake age that makes a link with traffic attempted stale (WEFT_STALE_HANDSHAKE_S); default 180 s. */
+  staleHandshakeS?: number;
   /** For tests. */
   loginPollMs?: number;
   /** For tests: runs nft and conntrack (default: the real binaries on PATH). */
@@ -114,12 +116,14 @@ export class Agent {
   /** Set by shutdown: nothing may open the interface again (a late message or timer). */
   private shutDown = false;
   /** Link stats to the server (`links` messages); null once a server refused them. */
-  private linkReporter: LinkReporter | null = new LinkReporter({ send: (m) => this.session?.send(m) ?? false });
+  private linkReporter: LinkReporter | null;
   private linkTimer: NodeJS.Timeout | undefined;
   /** Plain counters for `weft metrics`. */
   readonly counters = { reconnects: 0, netmapsApplied: 0, deltasApplied: 0, controlConnects: 0 };
 
-  constructor(private readonly opts: AgentOptions) {}
+  constructor(private readonly opts: AgentOptions) {
+    this.linkReporter = new LinkReporter({ send: (m) => this.session?.send(m) ?? false, staleAfterS: opts.staleHandshakeS });
+  }
 
   /** Loads state; a node that was running comes back with its last peers and reconnects. */
   async start(): Promise<void> {
@@ -282,6 +286,7 @@ export class Agent {
       localNodeKey: this.keys?.nodePublicKey ?? null,
       netmapAllowedIps: Object.fromEntries(this.netmap.peers.map((p) => [p.nodeKey, p.allowedIps])),
       stalePeers: this.linkReporter ? [...this.linkReporter.staleIds] : [],
+      staleAfterS: this.linkReporter?.staleAfterS ?? this.opts.staleHandshakeS,
       serverClock: () => this.serverClock(),
     });
     return runChecks(facts);

@@ -16,7 +16,7 @@
  * larger report is split, the first part carrying `full` when it replaces everything.
  *
  * `stale` (the team's rule: handshake older than three minutes while traffic is expected): the
- * handshake is older than LINK_STALE_AFTER_S (a peer that never had one: first seen that long ago)
+ * handshake is older than `staleAfterS` (LINK_STALE_AFTER_S unless WEFT_STALE_HANDSHAKE_S; a peer that never had one: first seen that long ago)
  * and the tx counter grew since the handshake was last fresh. Sticky until a fresh handshake.
  */
 import { LINK_STALE_AFTER_S, MAX_LINKS_PER_MESSAGE, MAX_LINKS_PER_NODE, type LinksMessage, type LinkStat } from '@weft/protocol';
@@ -31,6 +31,8 @@ export interface LinkReporterOptions {
   now?: () => number;
   intervalMs?: number;
   minGapMs?: number;
+  /** Handshake age after which a link whose tx grows is stale; default LINK_STALE_AFTER_S (180 s). */
+  staleAfterS?: number;
 }
 
 interface Track {
@@ -44,6 +46,7 @@ export class LinkReporter {
   private readonly now: () => number;
   private readonly intervalMs: number;
   private readonly minGapMs: number;
+  readonly staleAfterS: number;
   private readonly tracks = new Map<number, Track>();
   /** What the server holds, as far as we know: by peer id. */
   private sent = new Map<number, LinkStat>();
@@ -59,6 +62,7 @@ export class LinkReporter {
     this.now = opts.now ?? Date.now;
     this.intervalMs = opts.intervalMs ?? LINK_REPORT_INTERVAL_MS;
     this.minGapMs = opts.minGapMs ?? LINK_REPORT_MIN_GAP_MS;
+    this.staleAfterS = opts.staleAfterS ?? LINK_STALE_AFTER_S;
   }
 
   /** A new control connection: the next observation sends a full report at once. */
@@ -81,7 +85,7 @@ export class LinkReporter {
         this.tracks.set(p.id, t);
       }
       const ageS = p.handshakeAgeSeconds;
-      const old = ageS === null ? now - t.firstSeen > LINK_STALE_AFTER_S * 1000 : ageS > LINK_STALE_AFTER_S;
+      const old = ageS === null ? now - t.firstSeen > this.staleAfterS * 1000 : ageS > this.staleAfterS;
       if (!old || p.txBytes < t.txBaseline) t.txBaseline = p.txBytes; // fresh, or the counters were reset
       const stale = old && p.txBytes > t.txBaseline;
       if (p.path === 'none' && !stale && (ageS === null || old)) continue; // idle: not a link in use

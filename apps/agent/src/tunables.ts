@@ -3,6 +3,7 @@
  * and message limits live in @weft/protocol). Changing one of these changes behaviour only, never
  * the wire format.
  */
+import { LINK_STALE_AFTER_S } from '@weft/protocol';
 
 /** Reconnect delay: full jitter over 250 ms * 2^attempt, capped at 30 s (see backoff.ts). */
 export const RECONNECT_BACKOFF = { baseMs: 250, capMs: 30_000 } as const;
@@ -41,6 +42,20 @@ export const ANSWERING_SIDE_GRACE_MS = 1000;
 export const DEFAULT_MTU = 1280;
 /** `weft status` calls a path direct if the last handshake is at most this old (WireGuard rekeys every 2 min). */
 export const DIRECT_HANDSHAKE_WINDOW_S = 180;
+/**
+ * A link is `stale` (dead: traffic attempted, no session) once its handshake is older than this
+ * while tx grows; default LINK_STALE_AFTER_S (180 s, the team's three minutes; WireGuard rekeys every
+ * 2 min while traffic flows). A test/ops knob, env WEFT_STALE_HANDSHAKE_S (whole seconds): labs set
+ * a few seconds so a dead link shows within the test; below ~130 s a healthy link between rekeys
+ * (keepalives count as traffic) is called stale too, so production keeps the default.
+ */
+export const STALE_HANDSHAKE_ENV = 'WEFT_STALE_HANDSHAKE_S';
+export function staleHandshakeS(raw: string | undefined): number {
+  if (raw === undefined || raw.trim() === '') return LINK_STALE_AFTER_S;
+  const n = Number(raw.trim());
+  if (!Number.isInteger(n) || n < 1 || n > 86_400) throw new Error(`${STALE_HANDSHAKE_ENV} must be whole seconds from 1 to 86400, got "${raw}"`);
+  return n;
+}
 /** Deltas are written to state.json at most this often (netmaps and phase changes at once). */
 export const PERSIST_DEBOUNCE_MS = 500;
 /**

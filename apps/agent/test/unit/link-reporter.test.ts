@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LinksMessage, MAX_LINKS_PER_MESSAGE, MAX_LINKS_PER_NODE } from '@weft/protocol';
 import { LinkReporter } from '../../src/link-reporter.js';
+import { staleHandshakeS } from '../../src/tunables.js';
 import type { PeerStatus } from '../../src/status.js';
 
 function peer(id: number, over: Partial<PeerStatus> = {}): PeerStatus {
@@ -93,6 +94,29 @@ describe('link reporter', () => {
     advance(121_000);
     r.observe([peer(1, { path: 'none', handshakeAgeSeconds: null, txBytes: 444 })]);
     expect(sent.at(-1)).toMatchObject({ links: [{ peer: 1, stale: true, handshakeAgeS: null }] });
+  });
+
+  it('the default threshold is 180 s: a handshake 180 s old with tx growing is not stale, 181 s is', () => {
+    const r = new LinkReporter({ send: () => true, now: () => 0 });
+    expect(r.staleAfterS).toBe(180);
+    r.links([peer(1, { handshakeAgeSeconds: 100, txBytes: 500 })]);
+    expect(r.links([peer(1, { handshakeAgeSeconds: 180, txBytes: 900 })])[0]!.stale).toBe(false);
+    expect(r.links([peer(1, { handshakeAgeSeconds: 181, txBytes: 1000 })])[0]!.stale).toBe(true);
+  });
+
+  it('staleAfterS (WEFT_STALE_HANDSHAKE_S) moves the threshold: 10 s makes an 11 s old handshake with tx growing stale', () => {
+    const r = new LinkReporter({ send: () => true, now: () => 0, staleAfterS: 10 });
+    r.links([peer(1, { handshakeAgeSeconds: 5, txBytes: 500 })]);
+    expect(r.links([peer(1, { handshakeAgeSeconds: 10, txBytes: 600 })])[0]!.stale).toBe(false);
+    expect(r.links([peer(1, { handshakeAgeSeconds: 11, txBytes: 700 })])[0]!.stale).toBe(true);
+    expect([...r.staleIds]).toEqual([1]);
+  });
+
+  it('WEFT_STALE_HANDSHAKE_S: unset or empty = 180 s; whole seconds 1-86400 taken; anything else refused naming the variable', () => {
+    expect(staleHandshakeS(undefined)).toBe(180);
+    expect(staleHandshakeS(' ')).toBe(180);
+    expect(staleHandshakeS('8')).toBe(8);
+    for (const bad of ['0', '-5', '1.5', 'ten', '86401']) expect(() => staleHandshakeS(bad), bad).toThrow(/WEFT_STALE_HANDSHAKE_S must be whole seconds from 1 to 86400/);
   });
 
   it('a peer leaving the netmap is sent as removed', () => {

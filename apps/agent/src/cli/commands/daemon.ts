@@ -2,7 +2,7 @@
 import { openDevice } from '@weft/wg';
 import { Agent } from '../../agent.js';
 import { forcedRelay } from '../../path-choice.js';
-import { DEFAULT_MTU } from '../../tunables.js';
+import { DEFAULT_MTU, STALE_HANDSHAKE_ENV, staleHandshakeS } from '../../tunables.js';
 import { createLocalApi, listenLocal } from '../../local-api.js';
 import { createLogger } from '../../log.js';
 import { DEFAULT_INTERFACE, DEFAULT_LISTEN_PORT, DEFAULT_STATE_DIR, resolveSocket } from '../../paths.js';
@@ -19,6 +19,12 @@ export async function daemon(args: Parsed): Promise<number> {
   const log = createLogger(args.logFormat ?? (process.stderr.isTTY ? 'text' : 'json'));
   const stateDir = args.stateDir ?? DEFAULT_STATE_DIR;
   const socket = resolveSocket(args);
+  let staleAfterS: number;
+  try {
+    staleAfterS = staleHandshakeS(process.env[STALE_HANDSHAKE_ENV]);
+  } catch (err) {
+    throw new CliError((err as Error).message, ExitCode.Usage, `Unset ${STALE_HANDSHAKE_ENV} for the default (180 s)`);
+  }
   const agent = new Agent({
     store: new StateStore(stateDir),
     openDevice,
@@ -28,6 +34,7 @@ export async function daemon(args: Parsed): Promise<number> {
     mtu: args.mtu ?? DEFAULT_MTU,
     log,
     forceRelay: forcedRelay(process.env.WEFT_RELAY_PEERS),
+    staleHandshakeS: staleAfterS,
   });
   // A bug in one handler must not take the data plane down with the process; log it loudly.
   process.on('unhandledRejection', (err) => log('error', 'unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));

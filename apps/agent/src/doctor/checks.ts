@@ -32,12 +32,21 @@ export interface DoctorFacts {
   nft: NftRuleset | null;
   nftError: string | null;
   listenPort: number | null;
+  /** net.ipv4.ip_forward and net.ipv6.conf.all.forwarding; null = could not be read. */
   forwarding: { v4: boolean | null; v6: boolean | null };
+  /**
+   * Prefixes this node carries for other nodes (subnet routes, an exit node's default routes).
+   * Nothing can route yet: the netmap's self has no advertised or approved routes and the agent
+   * no exit flag, so gather passes none; the check below already judges a node that does.
+   */
+  routedPrefixes?: string[];
   /** Server clock minus ours, in seconds (from the Date header, half the round trip added); null = not reached. */
   clockSkewS: number | null;
   clockError: string | null;
   /** Peers the link reporter holds stale (node ids); status alone cannot see tx growth. */
   stalePeers: number[];
+  /** The handshake age the link reporter calls stale (WEFT_STALE_HANDSHAKE_S); default LINK_STALE_AFTER_S. */
+  staleAfterS?: number;
 }
 
 export interface NftRuleset { nftables: Array<Record<string, any>> }
@@ -120,8 +129,7 @@ export function runChecks(f: DoctorFacts): DoctorReport {
     } else checks.push(pass('firewall', 'firewall', `${weftThere ? 'table inet weft present' : 'no packet filter from the server (table inet weft not needed)'}; UDP ${f.listenPort ?? '?'} not dropped by any table`));
   }
 
-  // Forwarding: only a node that routes subnets needs it; Weft nodes route only their own addresses today.
-  checks.push(pass('forwarding', 'forwarding', `this node advertises no subnet routes, so it forwards nothing (ip_forward ${f.forwarding.v4 === null ? 'unknown' : f.forwarding.v4 ? 'on' : 'off'})`));
+  checks.push(forwardingCheck(f.routedPrefixes ?? [], f.forwarding));
 
   // Clock.
   if (f.clockSkewS === null) checks.push(warn('clock', 'clock', `server clock not read: ${f.clockError ?? 'not connected'}`, 'check the server is reachable (weft status), then run doctor again'));
@@ -137,7 +145,7 @@ export function runChecks(f: DoctorFacts): DoctorReport {
   {
     const stale = s.peers.filter((p) => f.stalePeers.includes(p.id));
     if (stale.length) {
-      checks.push(fail('handshakes', 'handshakes', `${stale.map((p) => `${p.name} (last handshake ${p.handshakeAgeSeconds === null ? 'never' : `${p.handshakeAgeSeconds} s ago`})`).join(', ')}: traffic attempted, no session for over ${LINK_STALE_AFTER_S} s`,
+      checks.push(fail('handshakes', 'handshakes', `${stale.map((p) => `${p.name} (last handshake ${p.handshakeAgeSeconds === null ? 'never' : `${p.handshakeAgeSeconds} s ago`})`).join(', ')}: traffic attempted, no session for over ${f.staleAfterS ?? LINK_STALE_AFTER_S} s`,
         'on the peer: weft doctor (is its daemon and WireGuard running?); on both: weft netcheck (is UDP blocked?)'));
     } else checks.push(pass('handshakes', 'handshakes', 'no link with traffic attempted and no recent handshake'));
   }
@@ -146,6 +154,25 @@ export function runChecks(f: DoctorFacts): DoctorReport {
   checks.push(warn('mtu', 'path MTU', `not measured (interface MTU ${s.interface.mtu}; no path MTU probing yet)`, `if large transfers stall while ping works, try a smaller interface MTU: weft daemon --mtu 1280`));
 
   return { version: 1, ok: !checks.some((c) => c.status === 'FAIL'), checks };
+}
+
+/** Forwarding where the node routes: each address family it carries prefixes of needs its sysctl on. */
+export function forwardingCheck(routed: string[], fwd: DoctorFacts['forwarding']): CheckResult {
+  const title = 'forwarding';
+  const state = (v: boolean | null) => (v === null ? 'unknown' : v ? 'on' : 'off');
+  if (routed.length === 0) return pass('forwarding', title, `this node routes for no one (no subnet routes, not an exit node), so it needs no forwarding (IPv4 ${state(fwd.v4)}, IPv6 ${state(fwd.v6)})`);
+  const families = [
+    { v6: false, prefixes: routed.filter((p) => !p.includes(':')), on: fwd.v4, sysctl: 'net.ipv4.ip_forward' },
+    { v6: true, prefixes: routed.filter((p) => p.includes(':')), on: fwd.v6, sysctl: 'net.ipv6.conf.all.forwarding' },
+  ].filter((x) => x.prefixes.length > 0);
+  const off = families.filter((x) => x.on === false);
+  const unknown = families.filter((x) => x.on === null);
+  if (off.length) {
+    return fail('forwarding', title, off.map((x) => `this node routes ${x.prefixes.join(', ')} for its peers but ${x.sysctl} is 0: their packets stop here`).join('; '),
+      `${off.map((x) => `sysctl -w ${x.sysctl}=1`).join(' && ')} (to keep it across reboots: a line ${off.map((x) => `${x.sysctl}=1`).join(', ')} in /etc/sysctl.d/99-weft.conf)`);
+  }
+  if (unknown.length) return warn('forwarding', title, `this node routes ${unknown.flatMap((x) => x.prefixes).join(', ')} but ${unknown.map((x) => x.sysctl).join(', ')} could not be read`, 'run doctor as root on a Linux host (/proc/sys must be readable)');
+  return pass('forwarding', title, `forwarding on for the ${routed.length} prefix${routed.length === 1 ? '' : 'es'} this node routes (${routed.join(', ')})`);
 }
 
 function short(key: string): string {

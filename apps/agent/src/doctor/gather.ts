@@ -21,9 +21,14 @@ export interface GatherInput {
   localNodeKey: string | null;
   netmapAllowedIps: Record<string, string[]>;
   stalePeers: number[];
+  staleAfterS?: number;
   /** The server's Date header and how long the request took; null = failed (error). */
   serverClock: () => Promise<{ date: Date; rttMs: number } | { error: string }>;
+  /** Prefixes this node routes for others (checks.ts `routedPrefixes`); none can be configured yet. */
+  routedPrefixes?: string[];
   runner?: Runner;
+  /** Reads a /proc/sys file (tests: a fake). */
+  readSysctl?: (path: string) => Promise<string>;
   now?: () => number;
 }
 
@@ -65,9 +70,10 @@ export async function gather(g: GatherInput): Promise<DoctorFacts> {
   } catch (err) {
     nftError = message(err);
   }
+  const readSysctl = g.readSysctl ?? ((path: string) => readFile(path, 'utf8'));
   const sysctl = async (path: string) => {
     try {
-      return (await readFile(path, 'utf8')).trim() === '1';
+      return (await readSysctl(path)).trim() === '1';
     } catch {
       return null;
     }
@@ -82,6 +88,6 @@ export async function gather(g: GatherInput): Promise<DoctorFacts> {
   return {
     status: g.status, localNodeKey: g.localNodeKey, wg, wgError, netmapAllowedIps: g.netmapAllowedIps, routes, rules, nft, nftError,
     listenPort: g.status.interface.listenPort, forwarding: { v4: await sysctl('/proc/sys/net/ipv4/ip_forward'), v6: await sysctl('/proc/sys/net/ipv6/conf/all/forwarding') },
-    clockSkewS, clockError, stalePeers: g.stalePeers,
+    clockSkewS, clockError, stalePeers: g.stalePeers, staleAfterS: g.staleAfterS, routedPrefixes: g.routedPrefixes ?? [],
   };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { blockingRules, divertingRule, runChecks, type DoctorFacts } from '../../src/doctor/checks.js';
+import { gather } from '../../src/doctor/gather.js';
 import type { Status } from '../../src/status.js';
 
 const KEY_SELF = `nodekey:${'a'.repeat(64)}`;
@@ -74,5 +75,43 @@ describe('weft doctor checks', () => {
     const stale = runChecks(facts({ stalePeers: [2] }));
     expect(stale.ok).toBe(false);
     expect(stale.checks.find((c) => c.id === 'handshakes')!.detail).toMatch(/^b \(last handshake 5 s ago\): traffic attempted/);
+  });
+
+  it('stale handshakes name the threshold in force (WEFT_STALE_HANDSHAKE_S), 180 s by default', () => {
+    expect(byId(facts({ stalePeers: [2] })).handshakes!.detail).toMatch(/no session for over 180 s$/);
+    expect(byId(facts({ stalePeers: [2], staleAfterS: 8 })).handshakes!.detail).toMatch(/no session for over 8 s$/);
+  });
+
+  describe('forwarding where the node routes (sysctls read through a fake reader)', () => {
+    const run = async (sysctls: Record<string, string>, routedPrefixes?: string[]) => {
+      const f = facts();
+      const g = await gather({
+        status: f.status, localNodeKey: KEY_SELF, netmapAllowedIps: f.netmapAllowedIps, stalePeers: [], routedPrefixes,
+        serverClock: async () => ({ error: 'not asked' }),
+        runner: async () => { throw new Error('no tools in a unit test'); },
+        readSysctl: async (path) => {
+          if (!(path in sysctls)) throw new Error(`ENOENT: ${path}`);
+          return `${sysctls[path]}\n`;
+        },
+      });
+      return runChecks(g).checks.find((c) => c.id === 'forwarding')!;
+    };
+    const V4 = '/proc/sys/net/ipv4/ip_forward';
+    const V6 = '/proc/sys/net/ipv6/conf/all/forwarding';
+
+    it('a node that routes for no one (nothing can route yet) passes whatever the sysctls say', async () => {
+      expect(await run({ [V4]: '0', [V6]: '0' })).toMatchObject({ status: 'PASS', fix: null, detail: expect.stringMatching(/^this node routes for no one .*\(IPv4 off, IPv6 off\)$/) });
+      expect((await run({}, [])).detail).toContain('(IPv4 unknown, IPv6 unknown)');
+    });
+
+    it('a node that routes prefixes with forwarding off FAILs naming the prefix and sysctl, with the sysctl -w fix; on = PASS; unreadable = WARN', async () => {
+      const off = await run({ [V4]: '0', [V6]: '1' }, ['10.1.0.0/24', 'fd00:1::/64']);
+      expect(off).toMatchObject({ status: 'FAIL', detail: 'this node routes 10.1.0.0/24 for its peers but net.ipv4.ip_forward is 0: their packets stop here' });
+      expect(off.fix!.startsWith('sysctl -w net.ipv4.ip_forward=1 (')).toBe(true);
+      const both = await run({ [V4]: '0', [V6]: '0' }, ['0.0.0.0/0', '::/0']);
+      expect(both.fix!.startsWith('sysctl -w net.ipv4.ip_forward=1 && sysctl -w net.ipv6.conf.all.forwarding=1 (')).toBe(true);
+      expect(await run({ [V4]: '1' }, ['10.1.0.0/24'])).toMatchObject({ status: 'PASS', detail: 'forwarding on for the 1 prefix this node routes (10.1.0.0/24)' });
+      expect(await run({ [V4]: '1' }, ['10.1.0.0/24', 'fd00:1::/64'])).toMatchObject({ status: 'WARN', detail: expect.stringContaining('net.ipv6.conf.all.forwarding could not be read') });
+    });
   });
 });

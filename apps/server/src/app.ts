@@ -268,7 +268,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await authenticate(req, state, limits, 'admin');
     return serverDoctor({
       prisma: opts.db.prisma, backend: opts.db.backend,
-      bus: hub.follower && opts.db.outbox ? { position: () => hub.follower!.position, head: () => opts.db.outbox!.head() } : null,
+      bus: hub.follower && opts.db.outbox ? {
+        position: () => hub.follower!.position,
+        head: () => opts.db.outbox!.head(),
+        oldestAfter: async (position) => {
+          const page = await opts.db.outbox!.after(position, 1);
+          return { head: page.head, ageMs: page.rows[0] ? page.now - page.rows[0].createdAt : null };
+        },
+      } : null,
       stunPort: opts.regions?.embeddedStunPort ?? null, relay, tlsNotAfter: () => tlsState.notAfter,
       listener: () => {
         const addr = app.server.address();

@@ -6,7 +6,9 @@
  * - database: reachable (`SELECT 1`), with the round trip;
  * - migrations: every migration this binary ships is applied, and the database has none it does
  *   not know (a newer replica migrated it: upgrade this one);
- * - change bus: Postgres only; how far this replica's outbox follower is behind the outbox head;
+ * - change bus: Postgres only; how far this replica's outbox follower is behind the outbox head, in
+ *   changes and in the age of the oldest change it has not applied (a replica that hears no NOTIFY
+ *   and whose catch-up stalls falls behind by time long before it does by count);
  * - STUN: a Binding request to the embedded STUN port on loopback is answered;
  * - relay: the embedded relay is on, and `/api/v1/relay` on this replica's own listener answers a
  *   WebSocket upgrade without a machine token with 401 problem+json (what a client without
@@ -29,7 +31,7 @@ export interface DoctorSources {
   prisma: PrismaClient;
   backend: 'pglite' | 'postgres';
   /** Outbox follower position and the outbox head (Postgres); null = no bus (embedded database). */
-  bus: { position: () => number; head: () => Promise<number> } | null;
+  bus: { position: () => number; head: () => Promise<number>; oldestAfter?: (position: number) => Promise<{ head: number; ageMs: number | null }> } | null;
   stunPort: number | null;
   relay: { clientCount: number } | null;
   /** This replica's own HTTP(S) listener (what the relay check connects to); null = not listening on TCP. */
@@ -43,6 +45,13 @@ export interface DoctorSources {
 /** Outbox entries behind the head before the bus check WARNs / FAILs. */
 export const BUS_LAG_WARN = 100;
 export const BUS_LAG_FAIL = 10_000;
+/**
+ * Age of the oldest change this replica has not applied before the bus check WARNs / FAILs. A
+ * replica reads on every NOTIFY and at least every CHANGE_CATCH_UP_INTERVAL_MS (1 s), so a change
+ * seconds old and still unapplied means it hears neither.
+ */
+export const BUS_LAG_WARN_S = 10;
+export const BUS_LAG_FAIL_S = 60;
 export const TLS_WARN_DAYS = 14;
 export const CLOCK_WARN_S = 5;
 
@@ -139,10 +148,14 @@ export async function serverDoctor(s: DoctorSources): Promise<ServerDoctorReport
   if (!s.bus) checks.push(pass('bus', 'change bus', 'embedded database: one replica, no bus between replicas'));
   else {
     try {
-      const lag = Math.max(0, (await s.bus.head()) - s.bus.position());
-      const d = `this replica is ${lag} change(s) behind the outbox`;
-      if (lag >= BUS_LAG_FAIL) checks.push(fail('bus', 'change bus', d, 'check the server log for outbox read errors; restart this replica (it reloads every node)'));
-      else if (lag >= BUS_LAG_WARN) checks.push(warn('bus', 'change bus', d, 'watch weft_change_bus_lag_seconds; a database under load delays the follower'));
+      const position = s.bus.position();
+      const oldest = s.bus.oldestAfter ? await s.bus.oldestAfter(position) : { head: await s.bus.head(), ageMs: null };
+      const lag = Math.max(0, oldest.head - position);
+      const ageS = lag > 0 && oldest.ageMs !== null ? Math.max(0, Math.round(oldest.ageMs / 1000)) : null;
+      const d = `this replica is ${lag} change(s) behind the outbox${ageS !== null ? `, the oldest unapplied one ${ageS} s old` : ''}`;
+      const fix = 'this replica is not hearing the change bus: look in its log for "change-bus connection lost" or outbox read errors, and in pg_stat_activity for its listener (application_name weft-change-bus/PID: waiting or idle in transaction?); restart this replica (it reloads every node)';
+      if (lag >= BUS_LAG_FAIL || (ageS !== null && ageS >= BUS_LAG_FAIL_S)) checks.push(fail('bus', 'change bus', d, fix));
+      else if (lag >= BUS_LAG_WARN || (ageS !== null && ageS >= BUS_LAG_WARN_S)) checks.push(warn('bus', 'change bus', d, `${fix}; a database under load delays the follower too: watch weft_change_bus_lag_seconds`));
       else checks.push(pass('bus', 'change bus', d));
     } catch (err) {
       checks.push(fail('bus', 'change bus', `outbox not readable: ${msg(err)}`, 'fix the database first'));

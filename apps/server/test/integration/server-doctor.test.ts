@@ -2,13 +2,20 @@
  * `weft-server doctor` against real servers (the CLI process over REST with an admin key): a
  * healthy replica has no FAIL and exits 0; a STUN port that does not answer and a database
  * migrated by a newer server are FAILs naming what to do (exit 1); the bus check reads the real
- * outbox on Postgres. TLS is WARN on plain HTTP.
+ * outbox on Postgres, and a replica whose change-bus listener is really stopped (its Postgres backend
+ * SIGSTOPped, so no NOTIFY reaches it) while the other writes is a WARN with the lag and the fix,
+ * and PASS again once it hears the bus. TLS is WARN on plain HTTP.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StunServer } from '@weft/relay';
+import { CHANGE_BUS_APPLICATION_NAME } from '@weft/db';
+import pg from 'pg';
+import { createTestDatabase } from '../../../../test-support/test-database.js';
+import { SimAgent } from '../../../../test-support/sim-agent.js';
+import { BUS_LAG_WARN_S } from '../../src/doctor.js';
 import { relayCheck } from '../../src/doctor.js';
-import { cli } from '../support/process.js';
+import { cli, spawnServer, type ServerProcess } from '../support/process.js';
 import { startServer, type Backend, type TestServer } from '../support/server.js';
 
 interface Check { id: string; status: string; detail: string; fix: string | null }
@@ -117,4 +124,71 @@ describe('weft-server doctor with STUN down', () => {
     expect(d.code).toBe(1);
     expect(d.checks.stun).toMatchObject({ status: 'FAIL', detail: expect.stringContaining(`udp ${silent.address().port} on loopback did not answer`) });
   }, SLOW.timeout);
+});
+
+describe('weft-server doctor: the change bus of a replica that stops hearing it (two replicas, real Postgres)', () => {
+  let a: ServerProcess;
+  /** Catch-up timer far away (10 min): only NOTIFY hints deliver to it, as they do within a second in production. */
+  let b: ServerProcess;
+  let pool: pg.Pool;
+  let adminKey: string;
+  let authKey: string;
+  let stoppedBackend: number | null = null;
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const busOf = async (s: ServerProcess) => {
+    const r = await cli(['doctor', '--json', '--server', s.url, '--api-key', adminKey]);
+    return (JSON.parse(r.stdout).checks as Check[]).find((c) => c.id === 'bus')!;
+  };
+
+  beforeAll(async () => {
+    const url = await createTestDatabase();
+    a = await spawnServer({ DATABASE_URL: url });
+    b = await spawnServer({ DATABASE_URL: url, WEFT_TEST_OUTBOX: JSON.stringify({ catchUpIntervalMs: 600_000 }) });
+    const created = await cli(['apikeys', 'create', '--scopes', 'admin', '--json', '--data-dir', a.dataDir]);
+    expect(created.code, created.stderr).toBe(0);
+    adminKey = JSON.parse(created.stdout).key;
+    const post = async (path: string, body: unknown) => (await fetch(a.url + path, { method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json() as Promise<any>;
+    await post('/api/v1/users', { name: 'bus' });
+    authKey = (await post('/api/v1/authkeys', { user: 'bus', reusable: true })).key;
+    pool = new pg.Pool({ connectionString: url, max: 2 });
+  }, 240_000);
+  afterAll(async () => {
+    if (stoppedBackend !== null) process.kill(stoppedBackend, 'SIGCONT');
+    await pool?.end();
+    await Promise.all([a?.stop(), b?.stop()]);
+  });
+
+  it("healthy: PASS, 0 behind; B's listener backend stopped while A registers a node: WARN with the count, the age and the fix; resumed: PASS again", async () => {
+    expect(await busOf(b)).toMatchObject({ status: 'PASS', detail: 'this replica is 0 change(s) behind the outbox', fix: null });
+
+    // B's LISTEN connection, paused where it runs: its Postgres backend gets SIGSTOP (no NOTIFY is
+    // forwarded to B, and B's socket stays open, so B sees no reconnect to catch up on).
+    const r = await pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [`${CHANGE_BUS_APPLICATION_NAME}/${b.proc.pid}`]);
+    expect(r.rowCount, "B's listening connection").toBe(1);
+    stoppedBackend = r.rows[0]!.pid;
+    process.kill(stoppedBackend, 'SIGSTOP');
+
+    await new SimAgent(a.url, 'written-on-a').register(authKey);
+    // A hears its own change at commit: not behind.
+    expect((await busOf(a)).status).toBe('PASS');
+    await sleep((BUS_LAG_WARN_S + 1) * 1000);
+    const lagging = await busOf(b);
+    expect(lagging.status, lagging.detail).toBe('WARN');
+    const m = /^this replica is (\d+) change\(s\) behind the outbox, the oldest unapplied one (\d+) s old$/.exec(lagging.detail);
+    expect(m, lagging.detail).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThanOrEqual(1);
+    expect(Number(m![2])).toBeGreaterThanOrEqual(BUS_LAG_WARN_S);
+    expect(lagging.fix).toContain('application_name weft-change-bus/PID');
+
+    // The listener runs again: the queued NOTIFYs reach B, it reads the outbox and is level.
+    process.kill(stoppedBackend, 'SIGCONT');
+    stoppedBackend = null;
+    const deadline = Date.now() + 30_000;
+    let bus = await busOf(b);
+    while (bus.status !== 'PASS' && Date.now() < deadline) {
+      await sleep(500);
+      bus = await busOf(b);
+    }
+    expect(bus).toMatchObject({ status: 'PASS', detail: 'this replica is 0 change(s) behind the outbox' });
+  }, 240_000);
 });

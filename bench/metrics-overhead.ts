@@ -6,11 +6,15 @@
  * /proc) for the connect storm (every agent gets a full netmap) and for BENCH_DELETES node deletes,
  * and delete -> last agent removal latency. With metrics on, /metrics is scraped every
  * BENCH_SCRAPE_MS (1 s: far more often than a usual 15-60 s scrape interval), and the scrape time
- * and size are recorded. Writes bench/results/metrics-overhead.json with the machine noted.
+ * and size are recorded. The verdict is a same-run paired ratio: per round, metrics on divided by
+ * metrics off (the two runs back to back, so the load of the shared machine at that moment is in
+ * both), summarised as the geometric mean of the rounds' ratios with their min and max; the
+ * absolute numbers are kept but only the ratios are comparable between runs. Writes
+ * bench/results/metrics-overhead.json with the machine and the load average at start and end noted.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort, SERVER_BIN } from '../apps/server/test/support/process.js';
 import { now } from '../test-support/sim-agent.js';
@@ -48,7 +52,7 @@ async function startServer(metrics: boolean): Promise<ChildProcess> {
   server.stderr!.on('data', (d) => (err += d));
   for (let t = 0; ; t++) {
     if (await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false)) return server;
-    if (t > 300 || server.exitCode !== null) throw new Error(`server did not start:\n${err}`);
+    if (t > 1500 || server.exitCode !== null) throw new Error(`server did not start within 5 minutes (exit ${server.exitCode}):\n${err}`);
     await sleep(200);
   }
 }
@@ -73,9 +77,20 @@ interface Run {
   connectCpuS: number; connectS: number; deleteCpuS: number; deleteWallS: number;
   deleteToLastAgentMs: number[];
   scrapes: { count: number; p50Ms: number; maxMs: number; bytes: number } | null;
+  /** 1-minute load average when the run started. */
+  loadAvg1m: number;
 }
 
+const load1 = () => round(loadavg()[0]!, 2);
+/** Geometric mean (ratios multiply), with the spread. */
+const ratioSummary = (rs: number[]) => ({
+  geomean: round(Math.exp(rs.reduce((a, x) => a + Math.log(x), 0) / rs.length), 3),
+  min: round(Math.min(...rs), 3),
+  max: round(Math.max(...rs), 3),
+});
+
 async function oneRun(roundNo: number, metrics: boolean, apiKey: string, deleted: number[]): Promise<Run> {
+  const loadAtStart = load1();
   const server = await startServer(metrics);
   try {
     const c0 = cpuSeconds(server.pid!);
@@ -123,6 +138,7 @@ async function oneRun(roundNo: number, metrics: boolean, apiKey: string, deleted
       round: roundNo, metrics, nodes: conn.open, connectCpuS: round(connectCpuS, 2), connectS: round(connectS, 2),
       deleteCpuS: round(deleteCpuS, 2), deleteWallS: round(deleteWallS, 2), deleteToLastAgentMs: latencies.map((x) => round(x)),
       scrapes: metrics ? { count: scrapeMs.length, p50Ms: round(median(scrapeMs)), maxMs: round(Math.max(...scrapeMs)), bytes: scrapeBytes } : null,
+      loadAvg1m: loadAtStart,
     };
     console.log(`[round ${roundNo} metrics ${metrics ? 'on' : 'off'}] ${conn.open} agents; connect ${run.connectS} s, ${run.connectCpuS} CPU-s; deletes p50 ${round(median(latencies))} ms, ${run.deleteCpuS} CPU-s${metrics ? `; scrape p50 ${run.scrapes!.p50Ms} ms, ${run.scrapes!.bytes} B` : ''}`);
     return run;
@@ -131,6 +147,7 @@ async function oneRun(roundNo: number, metrics: boolean, apiKey: string, deleted
   }
 }
 
+const loadAvgAtStart = load1();
 try {
   await ask(null); // fleet ready
   // Registration once, metrics off (not measured here: bench:control does).
@@ -166,21 +183,35 @@ try {
     const b = runs.find((x) => x.round === i + 1 && x.metrics)!;
     return {
       round: i + 1,
+      connectCpuRatio: round(b.connectCpuS / a.connectCpuS, 3),
+      deleteCpuRatio: round(b.deleteCpuS / a.deleteCpuS, 3),
+      deleteP50Ratio: round(median(b.deleteToLastAgentMs) / median(a.deleteToLastAgentMs), 3),
       connectCpuDeltaS: round(b.connectCpuS - a.connectCpuS, 2),
       deleteCpuDeltaS: round(b.deleteCpuS - a.deleteCpuS, 2),
       deleteP50DeltaMs: round(median(b.deleteToLastAgentMs) - median(a.deleteToLastAgentMs)),
     };
   });
+  const pairedRatios = {
+    meaning: 'metrics on / metrics off, per round (back-to-back runs), geometric mean over rounds with min and max: 1.0 = no cost; the spread is the noise of this machine at the time',
+    connectCpu: ratioSummary(pairs.map((x) => x.connectCpuRatio)),
+    deleteCpu: ratioSummary(pairs.map((x) => x.deleteCpuRatio)),
+    deleteToLastAgentP50: ratioSummary(pairs.map((x) => x.deleteP50Ratio)),
+  };
   const out = {
     benchmark: 'metrics-overhead',
     date: new Date().toISOString(),
     machine: machine(),
+    loadAvg1m: { start: loadAvgAtStart, end: load1() },
     setup: `one weft-server (embedded PGlite) restarted on one data dir with ${NODES} registered nodes, metrics off and on alternating per round (round 1 off then on, round 2 on then off, ...); one fleet process of simulated agents reconnects each run (full netmaps), then ${DELETES} REST node deletes each timed to the last agent's removal. With metrics on, a separate listener is scraped every ${SCRAPE_MS} ms during the deletes. CPU = server process utime+stime. Each run deletes nodes, so the fleet shrinks by ${DELETES} per run; alternation spreads that over both sides.`,
-    summary: { off, on, pairedDifferences: pairs },
+    summary: { pairedRatios, off, on, pairs },
     runs,
   };
   mkdirSync(resolve(here, 'results'), { recursive: true });
-  writeFileSync(resolve(here, 'results/metrics-overhead.json'), JSON.stringify(out, null, 2) + '\n');
+  const file = resolve(here, 'results/metrics-overhead.json');
+  // bench:metrics-scrape and bench:metrics-prisma add their sections to the same file: kept.
+  const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
+  const kept = Object.fromEntries(['scrape', 'prismaExtension'].filter((k) => k in previous).map((k) => [k, previous[k]]));
+  writeFileSync(file, JSON.stringify({ ...out, ...kept }, null, 2) + '\n');
   console.log(JSON.stringify(out.summary, null, 2));
   console.log('wrote bench/results/metrics-overhead.json');
 } finally {

@@ -8,7 +8,8 @@ import { CHANGE_BUS_APPLICATION_NAME, OUTBOX_APPEND_SQL, Outbox } from '@weft/db
 import { CloseCode } from '@weft/protocol';
 import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
-import { cli, spawnServer, type ServerProcess } from '../support/process.js';
+import { spawnServer, type ServerProcess } from '../support/process.js';
+import { adminKeyFor, restApi } from '../support/replicas.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -24,14 +25,7 @@ describe('change outbox across replicas', () => {
   let pool: pg.Pool;
   const C_CATCH_UP_MS = 500;
 
-  const api = async (s: ServerProcess, method: string, path: string, body?: unknown) => {
-    const res = await fetch(s.url + path, {
-      method,
-      headers: { authorization: `Bearer ${adminKey}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const api = restApi(() => adminKey);
 
   /** `n` agents registered through A and connected to `s`, all visible to each other. */
   const agentsOn = async (s: ServerProcess, n: number, name: string) => {
@@ -48,9 +42,7 @@ describe('change outbox across replicas', () => {
       spawnServer({ DATABASE_URL: url, WEFT_TEST_OUTBOX: JSON.stringify({ catchUpIntervalMs: 600_000 }) }),
       spawnServer({ DATABASE_URL: url, WEFT_TEST_OUTBOX: JSON.stringify({ catchUpIntervalMs: C_CATCH_UP_MS, ignoreHints: true }) }),
     ]);
-    const created = await cli(['apikeys', 'create', '--scopes', 'admin', '--json', '--data-dir', a.dataDir]);
-    expect(created.code, created.stderr).toBe(0);
-    adminKey = JSON.parse(created.stdout).key;
+    adminKey = await adminKeyFor(a);
     expect((await api(a, 'POST', '/api/v1/users', { name: 'fleet' })).status).toBe(201);
     authKey = (await api(a, 'POST', '/api/v1/authkeys', { user: 'fleet', reusable: true })).body.key;
     pool = new pg.Pool({ connectionString: url, max: 4 });

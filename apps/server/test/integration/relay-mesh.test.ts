@@ -8,20 +8,15 @@ import WebSocket from 'ws';
 import { keyBytes } from '@weft/crypto';
 import { meshToken } from '@weft/relay';
 import { RelayPeer } from '../../../../test-support/relay-peer.js';
-import { SimAgent } from '../../../../test-support/sim-agent.js';
+import type { SimAgent } from '../../../../test-support/sim-agent.js';
 import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { meshReplicaId, RELAY_MESH_PATH, RelayMeshDialer } from '../../src/agent/relay-mesh.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { joinedAgent } from '../support/replicas.js';
 
 const quiet = { info: () => {}, warn: () => {} };
 
-async function node(s: TestServer, key: string, hostname: string): Promise<SimAgent> {
-  const a = new SimAgent(s.url, hostname);
-  await a.register(key);
-  await a.connect();
-  await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
-  return a;
-}
+const node = (s: TestServer, key: string, hostname: string): Promise<SimAgent> => joinedAgent(s.url, hostname, key);
 
 /** One series' value from a replica's exposition (labels as prom-client writes them); absent = undefined. */
 async function series(s: TestServer, name: string, labels = ''): Promise<number | undefined> {

@@ -8,17 +8,12 @@ import { generateMachineKey, generateNodeKey, keyBytes, signMachineToken } from 
 import { CloseCode } from '@weft/protocol';
 import { encodeFrame, FRAME_SEND_PACKET, PeerGoneReason, RelayClose, relayOverStunPort, RelayUdpClient, StunServer, type UdpTicket } from '@weft/relay';
 import { RelayPeer, RELAY_PATH } from '../../../../test-support/relay-peer.js';
-import { SimAgent } from '../../../../test-support/sim-agent.js';
+import type { SimAgent } from '../../../../test-support/sim-agent.js';
 import { BACKENDS, startServer, type TestServer } from '../support/server.js';
+import { joinedAgent } from '../support/replicas.js';
 
 /** A registered node with its control socket up, as an agent is before it opens the relay. */
-async function node(s: TestServer, key: string, hostname: string): Promise<SimAgent> {
-  const a = new SimAgent(s.url, hostname);
-  await a.register(key);
-  await a.connect();
-  await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
-  return a;
-}
+const node = (s: TestServer, key: string, hostname: string): Promise<SimAgent> => joinedAgent(s.url, hostname, key);
 
 /** One series' value in a text exposition (labels exactly as given, in prom-client's order); absent = undefined. */
 function series(text: string, name: string, labels = ''): number | undefined {

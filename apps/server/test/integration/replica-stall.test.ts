@@ -12,7 +12,8 @@ import { openDatabase, PG_IDLE_IN_TRANSACTION_TIMEOUT_MS, CHANGE_BUS_APPLICATION
 import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { buildApp, type App } from '../../src/app.js';
 import { SYSTEM } from '../../src/state/index.js';
-import { cli, spawnServer, type ServerProcess } from '../support/process.js';
+import { spawnServer, type ServerProcess } from '../support/process.js';
+import { adminKeyFor, restApi } from '../support/replicas.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The commit-order lock's key (state/context.ts). */
@@ -28,23 +29,14 @@ describe('a replica stalled inside a transaction', () => {
   let adminKey: string;
   let pool: pg.Pool;
 
-  const api = async (s: ServerProcess, method: string, path: string, body?: unknown) => {
-    const res = await fetch(s.url + path, {
-      method,
-      headers: { authorization: `Bearer ${adminKey}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const api = restApi(() => adminKey);
 
   beforeAll(async () => {
     url = await createTestDatabase();
     a = await spawnServer({ DATABASE_URL: url });
     // B stops itself (SIGSTOP) right after the audit insert of its first user.create: inside the transaction, holding the lock.
     b = await spawnServer({ DATABASE_URL: url, WEFT_TEST_STOP_IN_TX: 'user.create' });
-    const created = await cli(['apikeys', 'create', '--scopes', 'admin', '--json', '--data-dir', a.dataDir]);
-    expect(created.code, created.stderr).toBe(0);
-    adminKey = JSON.parse(created.stdout).key;
+    adminKey = await adminKeyFor(a);
     pool = new pg.Pool({ connectionString: url, max: 2 });
   }, 240_000);
   afterAll(async () => {

@@ -2,28 +2,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloseCode } from '@weft/protocol';
 import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
-import { cli, spawnServer, type ServerProcess } from '../support/process.js';
+import { spawnServer, type ServerProcess } from '../support/process.js';
+import { adminKeyFor, restApi } from '../support/replicas.js';
 
 describe('two server processes on one Postgres', () => {
   let a: ServerProcess;
   let b: ServerProcess;
   let adminKey: string;
-  const api = async (s: ServerProcess, method: string, path: string, body?: unknown) => {
-    const res = await fetch(s.url + path, {
-      method,
-      headers: { authorization: `Bearer ${adminKey}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const api = restApi(() => adminKey);
 
   beforeAll(async () => {
     const url = await createTestDatabase();
     // Started together: both migrate the empty database at once.
     [a, b] = await Promise.all([spawnServer({ DATABASE_URL: url }), spawnServer({ DATABASE_URL: url })]);
-    const created = await cli(['apikeys', 'create', '--scopes', 'admin', '--json', '--data-dir', a.dataDir]);
-    expect(created.code, created.stderr).toBe(0);
-    adminKey = JSON.parse(created.stdout).key;
+    adminKey = await adminKeyFor(a);
     expect((await api(a, 'POST', '/api/v1/users', { name: 'fleet' })).status).toBe(201);
   });
   afterAll(async () => {

@@ -16,6 +16,7 @@ import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { BUS_LAG_WARN_S } from '../../src/doctor.js';
 import { relayCheck } from '../../src/doctor.js';
 import { cli, spawnServer, type ServerProcess } from '../support/process.js';
+import { adminKeyFor, restApi } from '../support/replicas.js';
 import { startServer, type Backend, type TestServer } from '../support/server.js';
 
 interface Check { id: string; status: string; detail: string; fix: string | null }
@@ -144,12 +145,10 @@ describe('weft-server doctor: the change bus of a replica that stops hearing it 
     const url = await createTestDatabase();
     a = await spawnServer({ DATABASE_URL: url });
     b = await spawnServer({ DATABASE_URL: url, WEFT_TEST_OUTBOX: JSON.stringify({ catchUpIntervalMs: 600_000 }) });
-    const created = await cli(['apikeys', 'create', '--scopes', 'admin', '--json', '--data-dir', a.dataDir]);
-    expect(created.code, created.stderr).toBe(0);
-    adminKey = JSON.parse(created.stdout).key;
-    const post = async (path: string, body: unknown) => (await fetch(a.url + path, { method: 'POST', headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })).json() as Promise<any>;
-    await post('/api/v1/users', { name: 'bus' });
-    authKey = (await post('/api/v1/authkeys', { user: 'bus', reusable: true })).key;
+    adminKey = await adminKeyFor(a);
+    const api = restApi(() => adminKey);
+    expect((await api(a, 'POST', '/api/v1/users', { name: 'bus' })).status).toBe(201);
+    authKey = (await api(a, 'POST', '/api/v1/authkeys', { user: 'bus', reusable: true })).body.key;
     pool = new pg.Pool({ connectionString: url, max: 2 });
   }, 240_000);
   afterAll(async () => {

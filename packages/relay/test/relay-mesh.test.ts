@@ -1,36 +1,9 @@
 /** The relay mesh between replicas: its frames, its token, and two RelayServers forwarding to each other over fake links. */
-import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import {
-  encodeAbsent, encodeForward, encodeFrame, encodePresent, FRAME_PEER_GONE, FRAME_RECV_PACKET, FRAME_SEND_PACKET, MESH_FORWARD, meshToken, PeerGoneReason, readMeshFrame,
-  readServerFrame, RelayServer, verifyMeshToken, type RelayMeshLink, type RelaySocket, type ServerFrame,
+  encodeAbsent, encodeForward, encodePresent, FRAME_PEER_GONE, FRAME_RECV_PACKET, MESH_FORWARD, meshToken, PeerGoneReason, readMeshFrame, readServerFrame, RelayServer, verifyMeshToken, type RelayMeshLink,
 } from '../src/index.js';
-
-class FakeSocket extends EventEmitter implements RelaySocket {
-  bufferedAmount = 0;
-  sent: Buffer[] = [];
-  send(data: Buffer): void {
-    this.sent.push(Buffer.from(data));
-  }
-  ping(): void {}
-  close(): void {
-    this.emit('close');
-  }
-  terminate(): void {}
-  frames(): ServerFrame[] {
-    return this.sent.map((b) => {
-      const r = readServerFrame(b);
-      if (!r.ok) throw new Error(r.reason);
-      return r.frame;
-    });
-  }
-  packets(): { from: number; body: string }[] {
-    return this.frames().flatMap((f) => (f.type === FRAME_RECV_PACKET ? [{ from: f.key[0]!, body: f.body.toString() }] : []));
-  }
-  packet(dst: Buffer, body: string): void {
-    this.emit('message', encodeFrame(FRAME_SEND_PACKET, dst, Buffer.from(body)), true);
-  }
-}
+import { FakeSocket, key } from './fake-socket.js';
 
 /** A one-way link from `from`'s relay into `to`'s receiveMesh, as the embedder wires an authenticated WebSocket. */
 class Link implements RelayMeshLink {
@@ -43,8 +16,6 @@ class Link implements RelayMeshLink {
     if (reason) throw new Error(reason);
   }
 }
-
-const key = (n: number) => Buffer.alloc(32, n);
 
 function replicas(allow: (s: number, d: number) => boolean = () => true) {
   const r1 = new RelayServer({ mayRelay: allow, pingIntervalMs: 3_600_000 });

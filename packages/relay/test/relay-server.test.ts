@@ -1,42 +1,9 @@
 /** The relay core over fake sockets (pure forwarding logic; the real WebSocket path is in apps/server's relay tests). */
-import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import {
-  encodeFrame, FRAME_PEER_GONE, FRAME_RECV_PACKET, FRAME_SEND_PACKET, FRAME_SERVER_INFO, PeerGoneReason, readClientFrame, readServerFrame, RelayClient, RelayClose, RelayServer,
-  type RelaySocket, type ServerFrame,
+  encodeFrame, FRAME_PEER_GONE, FRAME_RECV_PACKET, FRAME_SEND_PACKET, FRAME_SERVER_INFO, PeerGoneReason, readClientFrame, RelayClient, RelayClose, RelayServer,
 } from '../src/index.js';
-
-class FakeSocket extends EventEmitter implements RelaySocket {
-  bufferedAmount = 0;
-  sent: Buffer[] = [];
-  closed: { code: number; reason: string } | null = null;
-  pings = 0;
-  send(data: Buffer): void {
-    this.sent.push(Buffer.from(data));
-  }
-  ping(): void {
-    this.pings++;
-  }
-  close(code: number, reason: string): void {
-    this.closed ??= { code, reason };
-    this.emit('close');
-  }
-  terminate(): void {
-    this.emit('close');
-  }
-  frames(): ServerFrame[] {
-    return this.sent.map((b) => {
-      const r = readServerFrame(b);
-      if (!r.ok) throw new Error(r.reason);
-      return r.frame;
-    });
-  }
-  packet(dst: Buffer, body: Buffer | string): void {
-    this.emit('message', encodeFrame(FRAME_SEND_PACKET, dst, Buffer.from(body)), true);
-  }
-}
-
-const key = (n: number) => Buffer.alloc(32, n);
+import { FakeSocket, key } from './fake-socket.js';
 
 function setup(opts: { allow?: (a: number, b: number) => boolean; maxQueueBytes?: number; maxPacketBytes?: number } = {}) {
   const relay = new RelayServer({ mayRelay: opts.allow ?? (() => true), maxQueueBytes: opts.maxQueueBytes, maxPacketBytes: opts.maxPacketBytes, pingIntervalMs: 3_600_000 });

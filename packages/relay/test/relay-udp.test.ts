@@ -1,35 +1,9 @@
 /** The relay over UDP: its datagrams, the ticket, and the relay core's binding and forwarding over fake sockets. */
-import { EventEmitter } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
-  bindMacValid, encodeBind, encodeFrame, encodeSendHeader, encodeServerInfo, FRAME_RECV_PACKET, FRAME_SEND_PACKET, FRAME_SERVER_INFO, isRelayDatagram, readBindHeader,
-  readRecv, readServerFrame, RelayServer, UDP_BIND, UDP_BIND_ACK, UDP_BIND_BYTES, UDP_RECV, type RelaySocket, type ServerFrame, type UdpTicket,
+  bindMacValid, encodeBind, encodeFrame, encodeSendHeader, encodeServerInfo, FRAME_RECV_PACKET, FRAME_SEND_PACKET, FRAME_SERVER_INFO, isRelayDatagram, readBindHeader, readRecv, readServerFrame, RelayServer, UDP_BIND, UDP_BIND_ACK, UDP_BIND_BYTES, UDP_RECV,
 } from '../src/index.js';
-
-class FakeSocket extends EventEmitter implements RelaySocket {
-  bufferedAmount = 0;
-  sent: Buffer[] = [];
-  send(data: Buffer): void {
-    this.sent.push(Buffer.from(data));
-  }
-  ping(): void {}
-  close(): void {
-    this.emit('close');
-  }
-  terminate(): void {}
-  frames(): ServerFrame[] {
-    return this.sent.map((b) => {
-      const r = readServerFrame(b);
-      if (!r.ok) throw new Error(r.reason);
-      return r.frame;
-    });
-  }
-  ticket(): UdpTicket {
-    const info = this.frames()[0];
-    if (info?.type !== FRAME_SERVER_INFO || !info.udp) throw new Error('no UDP ticket in SERVER_INFO');
-    return info.udp;
-  }
-}
+import { FakeSocket, key } from './fake-socket.js';
 
 class FakeUdp {
   readonly port = 3478;
@@ -39,7 +13,6 @@ class FakeUdp {
   }
 }
 
-const key = (n: number) => Buffer.alloc(32, n);
 const A = { address: '198.51.100.7', port: 40001 };
 const B = { address: '203.0.113.9', port: 50002 };
 

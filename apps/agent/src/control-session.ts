@@ -99,6 +99,16 @@ export class ControlSession {
 
   stop(): void {
     this.stopped = true;
+    const ws = this.detach();
+    if (ws) {
+      ws.close(1000, 'agent stopping');
+      // A close handshake the server never answers must not keep the socket alive.
+      setTimeout(() => ws.terminate(), 1000).unref();
+    }
+  }
+
+  /** Cancels the timers and lets go of the socket (its events no longer reach us); returns it, to close. */
+  private detach(): WebSocket | undefined {
     clearTimeout(this.retryTimer);
     clearTimeout(this.silenceTimer);
     const ws = this.ws;
@@ -106,10 +116,8 @@ export class ControlSession {
     if (ws) {
       ws.removeAllListeners();
       ws.on('error', () => {});
-      ws.close(1000, 'agent stopping');
-      // A close handshake the server never answers must not keep the socket alive.
-      setTimeout(() => ws.terminate(), 1000).unref();
     }
+    return ws;
   }
 
   get connected(): boolean {
@@ -122,15 +130,7 @@ export class ControlSession {
    */
   reconnectNow(reason: string): void {
     if (this.stopped) return;
-    clearTimeout(this.retryTimer);
-    clearTimeout(this.silenceTimer);
-    const ws = this.ws;
-    this.ws = undefined;
-    if (ws) {
-      ws.removeAllListeners();
-      ws.on('error', () => {});
-      ws.terminate();
-    }
+    this.detach()?.terminate();
     this.attempt = 0;
     this.opts.log('info', 'reconnecting the control connection', { reason });
     void this.connect();

@@ -4,7 +4,7 @@
  * would let focus leave for the browser's own controls), and focus returns to what opened it.
  */
 import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent, type ReactNode } from 'react';
-import { SecretOnce } from './common.js';
+import { ErrorText, SecretOnce } from './common.js';
 
 const FOCUSABLE = 'button:not(:disabled), input:not(:disabled), select:not(:disabled), textarea:not(:disabled), a[href], [tabindex]:not([tabindex="-1"])';
 
@@ -67,6 +67,41 @@ export interface ConfirmProps {
 }
 
 export function ConfirmDialog(props: ConfirmProps) {
+  return (
+    <FormDialog
+      title={props.title}
+      submit={props.confirm}
+      danger={props.danger}
+      focusCancel
+      onClose={props.onClose}
+      onSubmit={async () => {
+        await props.onConfirm();
+        (props.onDone ?? props.onClose)();
+      }}
+    >
+      <div className="dialog-body">{props.body}</div>
+    </FormDialog>
+  );
+}
+
+/**
+ * A dialog holding one form (the fields are `children`) with Cancel and a submit button.
+ * `onSubmit` does the work (and closes the dialog through its parent); while it runs the submit
+ * button is disabled, and its error is shown in the dialog: nothing changed, fix it and try again
+ * or cancel.
+ */
+export function FormDialog(props: {
+  title: string;
+  submit: string;
+  onSubmit: () => Promise<void>;
+  onClose: () => void;
+  children: ReactNode;
+  danger?: boolean;
+  /** The submit button disabled whatever the form holds (e.g. nothing to choose from). */
+  disabled?: boolean;
+  /** Focus on Cancel (confirmations: a stray Enter does nothing). */
+  focusCancel?: boolean;
+}) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const submit = async (e: FormEvent) => {
@@ -74,8 +109,7 @@ export function ConfirmDialog(props: ConfirmProps) {
     setBusy(true);
     setError(null);
     try {
-      await props.onConfirm();
-      (props.onDone ?? props.onClose)();
+      await props.onSubmit();
     } catch (err) {
       setError((err as Error).message);
       setBusy(false);
@@ -84,14 +118,14 @@ export function ConfirmDialog(props: ConfirmProps) {
   return (
     <Dialog title={props.title} onClose={props.onClose}>
       <form onSubmit={submit}>
-        <div className="dialog-body">{props.body}</div>
-        {error && <p className="error" role="alert">{error}</p>}
+        {props.children}
+        <ErrorText error={error} />
         <div className="dialog-actions">
-          <button type="button" onClick={props.onClose} autoFocus>
+          <button type="button" onClick={props.onClose} autoFocus={props.focusCancel}>
             Cancel
           </button>
-          <button type="submit" className={props.danger ? 'danger' : 'primary'} disabled={busy}>
-            {props.confirm}
+          <button type="submit" className={props.danger ? 'danger' : 'primary'} disabled={busy || props.disabled}>
+            {props.submit}
           </button>
         </div>
       </form>

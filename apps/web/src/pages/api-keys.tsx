@@ -3,12 +3,12 @@
  * (scope `scim`, made for an identity provider) are listed here too, labelled as such; the owner
  * is the user who created the key ("—": made from the admin socket).
  */
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
 import type { ApiKey, ApiScope, CreatedApiKey } from '@weft/protocol';
 import { api } from '../api/client.js';
 import { ErrorText, useList, when } from '../components/common.js';
 import { DataTable, type Column } from '../components/data-table.js';
-import { Dialog, SecretDialog, useConfirmAction } from '../components/dialog.js';
+import { FormDialog, SecretDialog, useConfirmAction } from '../components/dialog.js';
 
 export function ApiKeys() {
   const r = useList<ApiKey>('/api/v1/apikeys');
@@ -73,39 +73,24 @@ export function scopesLabel(scopes: ApiScope[]): string {
 function CreateDialog({ onClose, onCreated }: { onClose: () => void; onCreated: (k: CreatedApiKey) => void }) {
   const [scope, setScope] = useState<ApiScope>('read');
   const [description, setDescription] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    try {
-      onCreated(await api<CreatedApiKey>('POST', '/api/v1/apikeys', { scopes: [scope], ...(description ? { description } : {}) }));
-    } catch (err) {
-      setError((err as Error).message);
-    }
-  };
   return (
-    <Dialog title="Create API key" onClose={onClose}>
-      <form onSubmit={submit}>
-        <fieldset>
-          <legend>Scope</legend>
-          <label className="check">
-            <input type="radio" name="scope" checked={scope === 'read'} onChange={() => setScope('read')} autoFocus /> read (lists and reads only)
-          </label>
-          <label className="check">
-            <input type="radio" name="scope" checked={scope === 'admin'} onChange={() => setScope('admin')} /> admin (every change)
-          </label>
-        </fieldset>
-        <label htmlFor="apk-desc">Description</label>
-        <input id="apk-desc" value={description} onChange={(e) => setDescription(e.target.value)} maxLength={200} placeholder="dashboards" />
-        <ErrorText error={error} />
-        <div className="dialog-actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary">
-            Create
-          </button>
-        </div>
-      </form>
-    </Dialog>
+    <FormDialog
+      title="Create API key"
+      submit="Create"
+      onClose={onClose}
+      onSubmit={async () => onCreated(await api<CreatedApiKey>('POST', '/api/v1/apikeys', { scopes: [scope], ...(description ? { description } : {}) }))}
+    >
+      <fieldset>
+        <legend>Scope</legend>
+        <label className="check">
+          <input type="radio" name="scope" checked={scope === 'read'} onChange={() => setScope('read')} autoFocus /> read (lists and reads only)
+        </label>
+        <label className="check">
+          <input type="radio" name="scope" checked={scope === 'admin'} onChange={() => setScope('admin')} /> admin (every change)
+        </label>
+      </fieldset>
+      <label htmlFor="apk-desc">Description</label>
+      <input id="apk-desc" value={description} onChange={(e) => setDescription(e.target.value)} maxLength={200} placeholder="dashboards" />
+    </FormDialog>
   );
 }

@@ -1,10 +1,10 @@
 /** Auth keys (`weft up --auth-key`): create (the key is shown once), list by prefix, revoke. */
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
 import type { AuthKey, CreatedAuthKey, User } from '@weft/protocol';
 import { api } from '../api/client.js';
 import { ErrorText, Tags, useLoad, when } from '../components/common.js';
 import { DataTable, type Column } from '../components/data-table.js';
-import { Dialog, SecretDialog, useConfirmAction } from '../components/dialog.js';
+import { FormDialog, SecretDialog, useConfirmAction } from '../components/dialog.js';
 
 const EXPIRY = [
   { label: '1 hour', s: 3600 },
@@ -84,53 +84,37 @@ function CreateDialog({ users, onClose, onCreated }: { users: User[]; onClose: (
   const [ephemeral, setEphemeral] = useState(false);
   const [tags, setTags] = useState('');
   const [expiresIn, setExpiresIn] = useState(3600);
-  const [error, setError] = useState<string | null>(null);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    try {
-      const tagList = tags.split(/[\s,]+/).filter(Boolean);
-      onCreated(await api<CreatedAuthKey>('POST', '/api/v1/authkeys', { user, reusable, ephemeral, tags: tagList, expiresIn }));
-    } catch (err) {
-      setError((err as Error).message);
-    }
+  const create = async () => {
+    const tagList = tags.split(/[\s,]+/).filter(Boolean);
+    onCreated(await api<CreatedAuthKey>('POST', '/api/v1/authkeys', { user, reusable, ephemeral, tags: tagList, expiresIn }));
   };
   return (
-    <Dialog title="Create auth key" onClose={onClose}>
-      <form onSubmit={submit}>
-        <label htmlFor="ak-user">User</label>
-        <select id="ak-user" value={user} onChange={(e) => setUser(e.target.value)} autoFocus>
-          {users.map((u) => (
-            <option key={u.id} value={u.name}>
-              {u.name}
-            </option>
-          ))}
-        </select>
-        <label className="check">
-          <input type="checkbox" checked={reusable} onChange={(e) => setReusable(e.target.checked)} /> Reusable
-        </label>
-        <label className="check">
-          <input type="checkbox" checked={ephemeral} onChange={(e) => setEphemeral(e.target.checked)} /> Ephemeral (deleted when offline)
-        </label>
-        <label htmlFor="ak-tags">Tags</label>
-        <input id="ak-tags" value={tags} onChange={(e) => setTags(e.target.value)} placeholder="tag:ci tag:db" />
-        <label htmlFor="ak-exp">Expires after</label>
-        <select id="ak-exp" value={expiresIn} onChange={(e) => setExpiresIn(Number(e.target.value))}>
-          {EXPIRY.map((x) => (
-            <option key={x.s} value={x.s}>
-              {x.label}
-            </option>
-          ))}
-        </select>
-        <ErrorText error={users.length === 0 ? 'Create a user first: an auth key joins devices as one user.' : error} />
-        <div className="dialog-actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={users.length === 0}>
-            Create
-          </button>
-        </div>
-      </form>
-    </Dialog>
+    <FormDialog title="Create auth key" submit="Create" disabled={users.length === 0} onClose={onClose} onSubmit={create}>
+      <label htmlFor="ak-user">User</label>
+      <select id="ak-user" value={user} onChange={(e) => setUser(e.target.value)} autoFocus>
+        {users.map((u) => (
+          <option key={u.id} value={u.name}>
+            {u.name}
+          </option>
+        ))}
+      </select>
+      <label className="check">
+        <input type="checkbox" checked={reusable} onChange={(e) => setReusable(e.target.checked)} /> Reusable
+      </label>
+      <label className="check">
+        <input type="checkbox" checked={ephemeral} onChange={(e) => setEphemeral(e.target.checked)} /> Ephemeral (deleted when offline)
+      </label>
+      <label htmlFor="ak-tags">Tags</label>
+      <input id="ak-tags" value={tags} onChange={(e) => setTags(e.target.value)} placeholder="tag:ci tag:db" />
+      <label htmlFor="ak-exp">Expires after</label>
+      <select id="ak-exp" value={expiresIn} onChange={(e) => setExpiresIn(Number(e.target.value))}>
+        {EXPIRY.map((x) => (
+          <option key={x.s} value={x.s}>
+            {x.label}
+          </option>
+        ))}
+      </select>
+      {users.length === 0 && <ErrorText error="Create a user first: an auth key joins devices as one user." />}
+    </FormDialog>
   );
 }

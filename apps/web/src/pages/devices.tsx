@@ -6,7 +6,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import type { Node, NodePage, NodeSort } from '@weft/protocol';
 import { api, query } from '../api/client.js';
 import { ago, Empty, ErrorText, Tags, useLoad } from '../components/common.js';
-import { ConfirmDialog, Dialog } from '../components/dialog.js';
+import { ConfirmDialog, Dialog, FormDialog } from '../components/dialog.js';
 
 export const PAGE_SIZE = 50;
 
@@ -190,32 +190,19 @@ export function Devices() {
 
 function RenameDialog({ node, onClose, onDone }: { node: Node; onClose: () => void; onDone: () => void }) {
   const [name, setName] = useState(node.name);
-  const [error, setError] = useState<string | null>(null);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    try {
-      await api('POST', `/api/v1/nodes/${node.id}/rename`, { name });
-      onDone();
-    } catch (err) {
-      setError((err as Error).message);
-    }
-  };
   return (
-    <Dialog title={`Rename ${node.name}`} onClose={onClose}>
-      <form onSubmit={submit}>
-        <label htmlFor="rename">New name</label>
-        <input id="rename" value={name} onChange={(e) => setName(e.target.value)} required maxLength={63} autoFocus />
-        <ErrorText error={error} />
-        <div className="dialog-actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary">
-            Rename
-          </button>
-        </div>
-      </form>
-    </Dialog>
+    <FormDialog
+      title={`Rename ${node.name}`}
+      submit="Rename"
+      onClose={onClose}
+      onSubmit={async () => {
+        await api('POST', `/api/v1/nodes/${node.id}/rename`, { name });
+        onDone();
+      }}
+    >
+      <label htmlFor="rename">New name</label>
+      <input id="rename" value={name} onChange={(e) => setName(e.target.value)} required maxLength={63} autoFocus />
+    </FormDialog>
   );
 }
 
@@ -231,36 +218,19 @@ function parseTags(text: string): string[] {
  */
 function TagsDialog({ node, onClose, onDone }: { node: Node; onClose: () => void; onDone: () => void }) {
   const [text, setText] = useState(node.tags.join(', '));
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await api('PUT', `/api/v1/nodes/${node.id}/tags`, { tags: parseTags(text) });
-      onDone();
-    } catch (err) {
-      setError((err as Error).message);
-      setBusy(false);
-    }
-  };
   return (
-    <Dialog title={`Tags of ${node.name}`} onClose={onClose}>
-      <form onSubmit={submit}>
-        <label htmlFor="node-tags">Tags (comma or space separated; empty for none)</label>
-        <input id="node-tags" value={text} onChange={(e) => setText(e.target.value)} placeholder="tag:web, tag:db" autoFocus />
-        <ErrorText error={error} />
-        <div className="dialog-actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            Save tags
-          </button>
-        </div>
-      </form>
-    </Dialog>
+    <FormDialog
+      title={`Tags of ${node.name}`}
+      submit="Save tags"
+      onClose={onClose}
+      onSubmit={async () => {
+        await api('PUT', `/api/v1/nodes/${node.id}/tags`, { tags: parseTags(text) });
+        onDone();
+      }}
+    >
+      <label htmlFor="node-tags">Tags (comma or space separated; empty for none)</label>
+      <input id="node-tags" value={text} onChange={(e) => setText(e.target.value)} placeholder="tag:web, tag:db" autoFocus />
+    </FormDialog>
   );
 }
 

@@ -142,3 +142,23 @@ export const RELAY_UNREACHABLE_GRACE_MS = 5_000;
  * at different steps to meet in one slot.
  */
 export const PROBES_WHEN_IDLE = 3;
+
+// ---- adaptive MTU (mtu.ts, mtu-probe.ts) ----------------------------------------------------------
+
+/** UDP port of the path-MTU probe responder on each agent's tunnel IPv4 (allowed in by Weft's nft table). */
+export const MTU_PROBE_PORT = 41699;
+/** The interface MTU is never below this (IPv6's minimum; what every path carries). */
+export const MTU_FLOOR = 1280;
+/** Nor above this: WireGuard's 1420 on a 1500 underlay (1500 - 80, the IPv6 overhead). */
+export const MTU_CEILING = 1420;
+/** How long one probe waits for its ack, and how many times a size is sent before it counts as too big (loss is not MTU). */
+export const MTU_PROBE_TIMEOUT_MS = 400;
+export const MTU_PROBE_TRIES = 2;
+/** After the interface MTU changes, wireguard-go learns it from netlink: probes wait this long so its padding uses the new value. */
+export const MTU_SETTLE_MS = 100;
+/** How often the probe loop looks at peers (joins, path changes, traffic). */
+export const MTU_CHECK_MS = 2_000;
+/** A pair in use is probed again this often (slowly: a probe moves the interface MTU for a few seconds). */
+export const MTU_REPROBE_MS = 10 * 60_000;
+/** A higher interface MTU is taken only once it has been the target this long without a break (down: at once). */
+export const MTU_UP_HOLD_MS = 5_000;

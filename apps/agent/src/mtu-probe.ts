@@ -29,8 +29,8 @@ import type { Engine } from './engine.js';
 import type { Logger } from './log.js';
 import { inUse, interfaceMtuFor, MtuHysteresis, MtuSearch, probeCeiling } from './mtu.js';
 import {
-  DIRECT_HANDSHAKE_WINDOW_S, IN_USE_WINDOW_MS, MTU_CHECK_MS, MTU_FLOOR, MTU_PROBE_PORT, MTU_PROBE_TIMEOUT_MS, MTU_PROBE_TRIES,
-  MTU_REPROBE_MS, MTU_SETTLE_MS,
+  DIRECT_HANDSHAKE_WINDOW_S, IN_USE_WINDOW_MS, MTU_CHECK_MS, MTU_FLOOR, MTU_PROBE_FIRST_TIMEOUT_MS, MTU_PROBE_MIN_TIMEOUT_MS, MTU_PROBE_PORT,
+  MTU_PROBE_TRIES, MTU_REPROBE_MS, MTU_SETTLE_MS,
 } from './tunables.js';
 
 const run = promisify(execFile);
@@ -65,6 +65,8 @@ interface PeerState {
   measuredAt: number | null;
   /** The WireGuard endpoint when last measured: another one is another path. */
   measuredEndpoint: string | null;
+  /** The endpoint at the previous tick: a path is probed only once its endpoint held a tick (not during a hole punch's window). */
+  seenEndpoint: string | null;
   lastBytes: number | null;
   lastProbeBytes: number;
   /** Probe and ack bytes this agent added to the pair (counted out of "in use"). */
@@ -169,23 +171,24 @@ export class MtuProber {
     }
   }
 
-  /** One probe of `size` bytes (inner IPv4) to `ip`'s responder: true when acked. */
-  private async probe(ip: string, size: number, st: PeerState): Promise<boolean> {
+  /** One probe of `size` bytes (inner IPv4) to `ip`'s responder, up to MTU_PROBE_TRIES times: the round trip (ms) when acked, else null. */
+  private async probe(ip: string, size: number, st: PeerState, timeoutMs: number): Promise<number | null> {
     const payload = Buffer.alloc(size - IP_UDP_HEADERS);
     MAGIC.copy(payload);
     payload[4] = PROBE;
     for (let attempt = 0; attempt < MTU_PROBE_TRIES; attempt++) {
       const id = this.nextId++ >>> 0;
       payload.writeUInt32BE(id, 5);
-      const acked = new Promise<boolean>((resolve) => {
+      const sent = Date.now();
+      const acked = new Promise<number | null>((resolve) => {
         const t = setTimeout(() => {
           this.waiting.delete(id);
-          resolve(false);
-        }, MTU_PROBE_TIMEOUT_MS);
+          resolve(null);
+        }, timeoutMs);
         this.waiting.set(id, () => {
           clearTimeout(t);
           this.waiting.delete(id);
-          resolve(true);
+          resolve(Date.now() - sent);
         });
       });
       // What WireGuard adds to the pair's counters: the probe and the ack, each with 32 bytes of WireGuard.
@@ -193,10 +196,11 @@ export class MtuProber {
       this.prober?.send(payload, MTU_PROBE_PORT, ip, (err) => {
         if (err) this.waiting.get(id) && this.opts.log('debug', 'MTU probe not sent', { size, error: err.message });
       });
-      if (await acked) return true;
-      if (this.stopped) return false;
+      const rtt = await acked;
+      if (rtt !== null) return rtt;
+      if (this.stopped) return null;
     }
-    return false;
+    return null;
   }
 
   private async tick(): Promise<void> {
@@ -216,15 +220,17 @@ export class MtuProber {
       let candidate: { peer: Peer; st: PeerState; stats: PeerStats } | undefined;
       for (const peer of peers) {
         const s = stats.get(peer.nodeKey as never);
-        const st = this.state.get(peer.nodeKey) ?? { pathMtu: null, measuredAt: null, measuredEndpoint: null, lastBytes: null, lastProbeBytes: 0, probeBytes: 0, activeAt: null };
+        const st = this.state.get(peer.nodeKey) ?? { pathMtu: null, measuredAt: null, measuredEndpoint: null, seenEndpoint: null, lastBytes: null, lastProbeBytes: 0, probeBytes: 0, activeAt: null };
         this.state.set(peer.nodeKey, st);
         if (!s) continue;
         const bytes = s.rxBytes + s.txBytes;
         if (st.lastBytes !== null && inUse(bytes - st.lastBytes, st.probeBytes - st.lastProbeBytes)) st.activeAt = now;
         st.lastBytes = bytes;
         st.lastProbeBytes = st.probeBytes;
-        if (!live(s, now) || candidate) continue;
-        const joined = st.pathMtu === null;
+        const settled = st.seenEndpoint === (s.endpoint ?? null);
+        st.seenEndpoint = s.endpoint ?? null;
+        if (!live(s, now) || !settled || candidate) continue;
+        const joined = st.measuredAt === null;
         const pathChanged = st.measuredEndpoint !== (s.endpoint ?? null);
         const due = st.activeAt !== null && now - st.activeAt < IN_USE_WINDOW_MS && st.measuredAt !== null && now - st.measuredAt >= MTU_REPROBE_MS;
         if (joined || pathChanged || due) candidate = { peer, st, stats: s };
@@ -256,13 +262,22 @@ export class MtuProber {
     const search = new MtuSearch(ceiling);
     const ip = bare(peer.ipv4);
     const started = Date.now();
+    // The floor first, at the interface MTU as it is (never below the floor): is there a responder, and how far is it?
+    const rtt = await this.probe(ip, MTU_FLOOR, st, MTU_PROBE_FIRST_TIMEOUT_MS);
+    if (rtt === null) {
+      if (!this.stopped) this.opts.log('debug', 'no answer to the path MTU probe at the floor; path left unmeasured', { peer: peer.name, endpoint });
+      st.measuredEndpoint = endpoint; // asked again on the next path change or reprobe, not every tick
+      st.measuredAt = Date.now();
+      return;
+    }
+    const timeoutMs = Math.min(MTU_PROBE_FIRST_TIMEOUT_MS, Math.max(MTU_PROBE_MIN_TIMEOUT_MS, 3 * rtt + 200));
     try {
       for (let size = search.next(); size !== null && !this.stopped; size = search.next()) {
         if (this.opts.adaptive && engine.mtu !== size) {
           await engine.setMtu(size, this.opts.setLink ?? ipLinkSetMtu);
           await sleep(MTU_SETTLE_MS);
         }
-        search.record(size, await this.probe(ip, size, st));
+        search.record(size, (await this.probe(ip, size, st, timeoutMs)) !== null);
       }
     } finally {
       // Back to the MTU every path in use carries (the caller then applies this probe's result).
@@ -274,7 +289,7 @@ export class MtuProber {
     st.measuredAt = Date.now();
     st.measuredEndpoint = endpoint;
     this.opts.log(before === search.result ? 'debug' : 'info', 'path MTU measured', {
-      peer: peer.name, pathMtu: search.result, before, endpoint, underlay, probes: search.probed.length, ms: Date.now() - started,
+      peer: peer.name, pathMtu: search.result, before, endpoint, underlay, probes: search.probed.length, rttMs: rtt, timeoutMs, ms: Date.now() - started,
     });
   }
 }

@@ -151,9 +151,16 @@ export const MTU_PROBE_PORT = 41699;
 export const MTU_FLOOR = 1280;
 /** Nor above this: WireGuard's 1420 on a 1500 underlay (1500 - 80, the IPv6 overhead). */
 export const MTU_CEILING = 1420;
-/** How long one probe waits for its ack, and how many times a size is sent before it counts as too big (loss is not MTU). */
-export const MTU_PROBE_TIMEOUT_MS = 400;
-export const MTU_PROBE_TRIES = 2;
+/**
+ * A search starts with a probe at MTU_FLOOR (every path carries it): no ack to it within
+ * MTU_PROBE_FIRST_TIMEOUT_MS x MTU_PROBE_TRIES = the peer has no responder (an older weft), and
+ * the path stays unmeasured. Its round trip sets how long each later probe waits: 3 x RTT +
+ * 200 ms, within [MTU_PROBE_MIN_TIMEOUT_MS, MTU_PROBE_FIRST_TIMEOUT_MS]. Each size is sent
+ * MTU_PROBE_TRIES times before it counts as too big (a lost packet is not a limit).
+ */
+export const MTU_PROBE_FIRST_TIMEOUT_MS = 1_500;
+export const MTU_PROBE_MIN_TIMEOUT_MS = 300;
+export const MTU_PROBE_TRIES = 3;
 /** After the interface MTU changes, wireguard-go learns it from netlink: probes wait this long so its padding uses the new value. */
 export const MTU_SETTLE_MS = 100;
 /** How often the probe loop looks at peers (joins, path changes, traffic). */

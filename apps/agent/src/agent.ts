@@ -518,6 +518,7 @@ export class Agent {
     if (before === undefined || before === key || !this.paths) return;
     this.opts.log('info', 'this host\'s addresses changed: reconnecting and re-punching', { before, now: key });
     this.session?.reconnectNow('local addresses changed');
+    this.mtuProber?.networkChanged();
     await this.paths.networkChanged();
     await this.engine?.refreshResponders().catch((err: Error) => this.opts.log('warn', 're-adding the responders failed', { error: err.message }));
     this.lastVerdict = undefined;

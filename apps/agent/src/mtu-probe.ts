@@ -14,8 +14,8 @@
  * and not a fixed maximal interface MTU with per-peer MSS clamping: docs/design.md.
  *
  * When: a peer whose pair has a live session (handshake within DIRECT_HANDSHAKE_WINDOW_S) is
- * probed once when first seen (join), again when its endpoint changes (relay <-> direct,
- * roaming), and every MTU_REPROBE_MS while the pair is in use (more than keepalives moved).
+ * probed once when first seen (join), again when its endpoint changes (relay <-> direct, the
+ * peer roamed) or this host's addresses change (networkChanged), and every MTU_REPROBE_MS while the pair is in use (more than keepalives moved).
  * Idle pairs are never probed. With --mtu (fixed) the interface is never changed: probes only
  * check that the fixed MTU fits each path (what `weft doctor` judges).
  */
@@ -118,6 +118,14 @@ export class MtuProber {
     clearInterval(this.timer);
     this.timer = undefined;
     this.closeSockets();
+  }
+
+  /**
+   * This host's own addresses changed (roaming, another uplink): every path is another one even
+   * where the peer's endpoint is the same, so each pair with a session is probed again.
+   */
+  networkChanged(): void {
+    for (const st of this.state.values()) st.measuredEndpoint = '(network changed)';
   }
 
   view(nodeKey: string): PeerMtuView {

@@ -15,9 +15,16 @@
  * Writes bench/results/join.json. The baseline half needs only wireguard-go; if the Weft half cannot
  * run, the file says why (`pending`) and the exit code is 1.
  *
+ * Adaptive MTU (`adaptiveMtu`): iperf3 TCP a -> b through Weft with the agents adaptive (no --mtu:
+ * the MTU the probes chose, 1420 on this 1500 LAN) against the same agents pinned at --mtu 1280,
+ * same run, alternating MTU_ROUNDS times (each switch restarts both daemons on the same nodes);
+ * ratio = median adaptive / median 1280.
+ *
  * Env: BENCH_JOIN_ITERATIONS (default 20), BENCH_IPERF_SECONDS (8), BENCH_IPERF_ROUNDS (9): throughput swings 15-20% between runs on a shared 2-core machine, so more, longer rounds.
+ * BENCH_MTU_ROUNDS (3). BENCH_JOIN_PARTS=mtu runs only the adaptive-MTU part and replaces that key
+ * in the existing join.json (the join and baseline rows stay as they were measured, with their date).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, iperf3, requireBinaries, startWgPair, type Host, type IperfResult, type WgPair } from '../e2e/lab/index.js';
@@ -29,6 +36,8 @@ import { median, percentile, round } from './lib/stats.js';
 const ITERATIONS = Number(process.env.BENCH_JOIN_ITERATIONS ?? 20);
 const IPERF_SECONDS = Number(process.env.BENCH_IPERF_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_IPERF_ROUNDS ?? 9);
+const MTU_ROUNDS = Number(process.env.BENCH_MTU_ROUNDS ?? 3);
+const ONLY_MTU = process.env.BENCH_JOIN_PARTS === 'mtu';
 /** The agent's default; the baseline uses the same so the ratio compares like with like. */
 const MTU = 1280;
 const JOIN_TARGET_MS = 1000;
@@ -139,7 +148,92 @@ async function throughput(a: Host, b: Host, pair: WgPair, weftTarget: string | n
   };
 }
 
+/**
+ * Weft at the MTU adaptive MTU chose against Weft pinned at 1280: both daemons restarted on the
+ * same nodes (state dirs) for each switch, alternating, so the two halves share the machine's
+ * state of the moment.
+ */
+async function mtuThroughput(a: Host, b: Host, server: WeftServer, authKey: string) {
+  const dirs = { a: a.tmpPath('mtu-node-a'), b: b.tmpPath('mtu-node-b') };
+  let agents: WeftAgent[] = [];
+  const start = async (mtu: number | undefined) => {
+    for (const ag of agents) await ag.stop();
+    agents = [];
+    for (const [h, host] of [['a', a], ['b', b]] as const) {
+      const ag = await WeftAgent.start(host, { stateDir: dirs[h], ...(mtu !== undefined && { mtu }) });
+      agents.push(ag);
+      await ag.upOk({ server: server.url, authKey, hostname: `mtu-${h}` });
+    }
+    const target = (await agents[1]!.status()).self!.ipv4.split('/')[0]!;
+    // Until both sides are at their MTU and see each other direct (adaptive: the probes are done).
+    const want = mtu ?? 1420;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const st = await Promise.all(agents.map((x) => x.status()));
+      if (st.every((x) => x.interface.mtu === want && x.peers.some((p) => p.path === 'direct' && (mtu !== undefined || p.pathMtu === want)))) break;
+      if (Date.now() > deadline) throw new Error(`agents did not settle at MTU ${want}: ${st.map((x) => x.interface.mtu).join(', ')}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    return target;
+  };
+  const adaptive: IperfResult[] = [];
+  const fixed: IperfResult[] = [];
+  let chosen = 0;
+  try {
+    for (let r = 0; r < MTU_ROUNDS; r++) {
+      const t1 = await start(undefined);
+      chosen = (await agents[0]!.status()).interface.mtu;
+      adaptive.push(await iperf3(a, b, t1, { seconds: IPERF_SECONDS }));
+      log(`mtu round ${r + 1}/${MTU_ROUNDS} adaptive (${chosen}) ${(adaptive.at(-1)!.bitsPerSecond / 1e6).toFixed(0)} Mbit/s`);
+      const t2 = await start(1280);
+      fixed.push(await iperf3(a, b, t2, { seconds: IPERF_SECONDS }));
+      log(`mtu round ${r + 1}/${MTU_ROUNDS} fixed 1280 ${(fixed.at(-1)!.bitsPerSecond / 1e6).toFixed(0)} Mbit/s`);
+    }
+  } finally {
+    for (const ag of agents) await ag.stop();
+  }
+  const summary = (runs: IperfResult[]) => ({
+    mbitPerSecond: runs.map((x) => round(x.bitsPerSecond / 1e6)),
+    medianMbitPerSecond: round(median(runs.map((x) => x.bitsPerSecond)) / 1e6),
+    retransmits: runs.map((x) => x.retransmits),
+  });
+  return {
+    what: 'iperf3 TCP a -> b through Weft: agents adaptive (MTU from the path probes) vs the same agents pinned at --mtu 1280, alternating, same run',
+    secondsPerRun: IPERF_SECONDS,
+    rounds: MTU_ROUNDS,
+    underlayMtu: 1500,
+    chosenMtu: chosen,
+    adaptive: summary(adaptive),
+    fixed1280: summary(fixed),
+    ratio: round(median(adaptive.map((x) => x.bitsPerSecond)) / median(fixed.map((x) => x.bitsPerSecond)), 3),
+  };
+}
+
+/** BENCH_JOIN_PARTS=mtu: the adaptive-MTU rows alone, written into the existing join.json. */
+async function mainMtuOnly(): Promise<number> {
+  requireBinaries(['iperf3']);
+  const started = new Date();
+  const loadAtStart = machine().loadAvg1m;
+  const lab = await Lab.create({ name: 'bench', hosts: ['server', 'a', 'b'] });
+  try {
+    const server = await WeftServer.start(lab);
+    const authKey = await server.authKey('bench');
+    const result = await mtuThroughput(lab.hosts.a, lab.hosts.b, server, authKey);
+    const prev = existsSync(OUT) ? (JSON.parse(readFileSync(OUT, 'utf8')) as Record<string, unknown>) : { benchmark: 'join' };
+    prev.adaptiveMtu = { date: started.toISOString(), loadAvg1mAtStart: loadAtStart, machine: machine({ 'wireguard-go': ['wireguard-go', ['--version']], iperf3: ['iperf3', ['--version']] }), ...result };
+    writeFileSync(OUT, JSON.stringify(prev, null, 2) + '\n');
+    log(`wrote adaptiveMtu into ${OUT}`);
+    return 0;
+  } catch (err) {
+    lab.printLogTails(25);
+    throw err;
+  } finally {
+    await lab.cleanup();
+  }
+}
+
 async function main(): Promise<number> {
+  if (ONLY_MTU) return mainMtuOnly();
   requireBinaries(['iperf3']);
   const started = new Date();
   const loadAtStart = machine().loadAvg1m;
@@ -148,6 +242,8 @@ async function main(): Promise<number> {
   const { a, b } = lab.hosts;
   let joinResult: Record<string, unknown> | null = null;
   let tput: Awaited<ReturnType<typeof throughput>> | null = null;
+  let mtuResult: Awaited<ReturnType<typeof mtuThroughput>> | null = null;
+  let mtuServer: { server: WeftServer; authKey: string } | null = null;
   let failed = false;
   try {
     const pair = await startWgPair(a, b, { mtu: MTU });
@@ -156,6 +252,7 @@ async function main(): Promise<number> {
     try {
       const server = await WeftServer.start(lab);
       const authKey = await server.authKey('bench');
+      mtuServer = { server, authKey };
       const bAgent = await WeftAgent.start(b, { mtu: MTU });
       const bStatus = await bAgent.upOk({ server: server.url, authKey, hostname: 'bench-b' });
       const target = bStatus.self?.ipv4 ?? (await bAgent.tunnelIp());
@@ -204,6 +301,14 @@ async function main(): Promise<number> {
       lab.printLogTails(25);
     }
     tput = await throughput(a, b, pair, weftTarget);
+    if (mtuServer && weftTarget) {
+      try {
+        mtuResult = await mtuThroughput(a, b, mtuServer.server, mtuServer.authKey);
+      } catch (err) {
+        failed = true;
+        pending.push(`adaptive MTU part did not run: ${(err as Error).message.split('\n')[0]}`);
+      }
+    }
   } catch (err) {
     failed = true;
     lab.printLogTails(25);
@@ -219,6 +324,7 @@ async function main(): Promise<number> {
       lab: { hosts: ['server', 'a', 'b'], link: 'veth pairs on one Linux bridge, each host its own network namespace', wgBackend: 'userspace (wireguard-go)' },
       join: joinResult ?? { pending: 'needs the Weft server and agent (see pending)' },
       throughput: tput,
+      adaptiveMtu: mtuResult ?? { pending: 'needs the Weft half (see pending)' },
     };
     mkdirSync(dirname(OUT), { recursive: true });
     writeFileSync(OUT, JSON.stringify(out, null, 2) + '\n');

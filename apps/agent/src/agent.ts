@@ -29,6 +29,7 @@ import { LinkReporter } from './link-reporter.js';
 import { agentMetrics } from './metrics.js';
 import { runChecks, type DoctorReport } from './doctor/checks.js';
 import { gather } from './doctor/gather.js';
+import { MtuProber } from './mtu-probe.js';
 import type { BackendChoice } from '@weft/wg';
 import {
   ENDPOINT_REFRESH_MS, LINK_CHECK_MS, LINK_OBSERVE_MS, LOGIN_POLL_MS, NETCHECK_BLOCKED_REFRESH_MS, NETCHECK_FIRST_DELAY_MS, NETCHECK_REFRESH_MS, PERSIST_DEBOUNCE_MS,
@@ -45,6 +46,8 @@ export interface AgentOptions {
   backend: BackendChoice;
   listenPort: number;
   mtu: number;
+  /** Adaptive MTU (mtu-probe.ts): the interface MTU follows the paths in use; false = `mtu` stays (--mtu). */
+  adaptiveMtu?: boolean;
   log: Logger;
   /** Peers carried over the relay whatever their handshakes say (WEFT_RELAY_PEERS); absent = none forced. */
   forceRelay?: (peer: Peer) => boolean;
@@ -93,6 +96,8 @@ export class Agent {
   private paths: PeerPaths | undefined;
   /** The relayed data path of `paths` (for status: connected, and over which transport). */
   private relayPath: RelayPath | undefined;
+  /** Path MTU probing while paths run (mtu-probe.ts). */
+  private mtuProber: MtuProber | undefined;
   private online = false;
   private joining = false;
   private login: Status['login'] = null;
@@ -342,13 +347,17 @@ export class Agent {
         backend: this.engine?.deviceInfo?.backend ?? null,
         up: this.engine?.up ?? false,
         listenPort,
-        mtu: this.opts.mtu,
+        mtu: this.engine?.mtu ?? this.opts.mtu,
+        mtuMode: this.opts.adaptiveMtu ? 'adaptive' : 'fixed',
       },
       login: this.login,
       lastError: this.lastError,
       firewall: this.engine?.firewallStatus ?? { state: 'off', rules: 0, skippedRules: [], error: null },
       ...(this.relayPath ? { relay: { connected: this.relayPath.connected, transport: this.relayPath.transport } } : {}),
-      peers: this.phase === 'revoked' ? [] : this.netmap.peers.map((p) => peerStatus(p, stats.get(p.nodeKey), now, this.engine?.relayEndpointOf(p.nodeKey), this.pathInfo(p.nodeKey))),
+      peers: this.phase === 'revoked' ? [] : this.netmap.peers.map((p) => ({
+        ...peerStatus(p, stats.get(p.nodeKey), now, this.engine?.relayEndpointOf(p.nodeKey), this.pathInfo(p.nodeKey)),
+        pathMtu: this.mtuProber?.view(p.nodeKey).pathMtu ?? null,
+      })),
       skippedPeers: this.phase === 'revoked' ? [] : this.netmap.skipped,
     };
   }
@@ -514,6 +523,7 @@ export class Agent {
     if (before === undefined || before === key || !this.paths) return;
     this.opts.log('info', 'this host\'s addresses changed: reconnecting and re-punching', { before, now: key });
     this.session?.reconnectNow('local addresses changed');
+    this.mtuProber?.networkChanged();
     await this.paths.networkChanged();
     await this.engine?.refreshResponders().catch((err: Error) => this.opts.log('warn', 're-adding the responders failed', { error: err.message }));
     this.lastVerdict = undefined;
@@ -570,6 +580,14 @@ export class Agent {
       log: this.opts.log,
     });
     this.paths.start();
+    this.mtuProber = new MtuProber({
+      adaptive: this.opts.adaptiveMtu === true,
+      engine: () => this.engine,
+      peers: () => this.netmap.peers,
+      selfIpv4: () => this.netmap.self?.ipv4,
+      log: this.opts.log,
+    });
+    this.mtuProber.start();
     this.scheduleNetcheck(NETCHECK_FIRST_DELAY_MS);
     this.linkKey = undefined;
     this.roamTimer = setInterval(() => void this.watchLink(), LINK_CHECK_MS);
@@ -584,6 +602,8 @@ export class Agent {
     this.paths?.stop();
     this.paths = undefined;
     this.relayPath = undefined;
+    this.mtuProber?.stop();
+    this.mtuProber = undefined;
   }
 
   private stopSession(): void {

@@ -119,8 +119,28 @@ export class Engine {
   private readonly overrides = new Map<string, PathOverride>();
   /** The responders of the last netmap (refreshResponders re-adds them). */
   private responders: ResponderPeer[] = [];
+  /** The interface MTU now: --mtu, then what adaptive MTU (mtu-probe.ts) sets. */
+  private mtuNow: number;
 
-  constructor(private readonly opts: EngineOptions) {}
+  constructor(private readonly opts: EngineOptions) {
+    this.mtuNow = opts.mtu;
+  }
+
+  get mtu(): number {
+    return this.mtuNow;
+  }
+
+  /**
+   * Sets the interface MTU (adaptive MTU): `ip link set dev IFACE mtu N` through `setLink`, kept
+   * for a later reconfigure. Serialised with the rest, so it never races a configure.
+   */
+  setMtu(mtu: number, setLink: (name: string, mtu: number) => Promise<void>): Promise<void> {
+    return this.serial(async () => {
+      if (mtu === this.mtuNow) return;
+      this.mtuNow = mtu;
+      if (this.device && this.configuredFor) await setLink(this.device.name, mtu);
+    });
+  }
 
 
   /** Forgets every path override (the relay path stopped); the next netmap programs netmap endpoints. */
@@ -211,9 +231,9 @@ export class Engine {
     const addresses = interfaceAddresses(self);
     const key = addresses.join(',');
     if (this.configuredFor !== key) {
-      await device.configure({ privateKey: this.opts.privateKey, listenPort: this.opts.listenPort, addresses, mtu: this.opts.mtu });
+      await device.configure({ privateKey: this.opts.privateKey, listenPort: this.opts.listenPort, addresses, mtu: this.mtuNow });
       this.configuredFor = key;
-      this.opts.log('info', 'interface configured', { addresses, mtu: this.opts.mtu });
+      this.opts.log('info', 'interface configured', { addresses, mtu: this.mtuNow });
     }
     return device;
   }

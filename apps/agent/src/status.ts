@@ -50,6 +50,11 @@ export interface PeerStatus extends NodeIdentity {
    * in 30 s", "UDP to the internet is blocked here"); null when direct.
    */
   reason: string | null;
+  /**
+   * Path MTU to the peer: the largest inner packet (bytes) the path carried at the last probe
+   * (mtu-probe.ts); null = not measured (no live session yet, or probing not running).
+   */
+  pathMtu: number | null;
 }
 
 /** What peer-paths.ts says of a peer's path, for `peerStatus`. */
@@ -81,7 +86,8 @@ export interface Status {
    * absent = not seen yet.
    */
   self: (NodeIdentity & { machineKey: string | null; expiresAt: string | null; reflexiveEndpoint?: string }) | null;
-  interface: { name: string; backend: string | null; up: boolean; listenPort: number | null; mtu: number };
+  /** `mtu`: the interface MTU now; `mtuMode`: `adaptive` (follows the paths in use) or `fixed` (--mtu). */
+  interface: { name: string; backend: string | null; up: boolean; listenPort: number | null; mtu: number; mtuMode: 'adaptive' | 'fixed' };
   /**
    * Set while an interactive login waits for approval. `approval: "admin"`: the device is a node
    * already, waiting for an admin to approve it (`code` is its node id); absent: waiting for a
@@ -156,5 +162,6 @@ export function peerStatus(peer: Peer, stats: PeerStats | undefined, now: Date, 
     region: path === 'relay' ? info?.region ?? null : null,
     pathSince: info ? info.since.toISOString() : null,
     reason,
+    pathMtu: null,
   };
 }

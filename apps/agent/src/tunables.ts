@@ -157,3 +157,30 @@ export const RELAY_UNREACHABLE_GRACE_MS = 5_000;
  * at different steps to meet in one slot.
  */
 export const PROBES_WHEN_IDLE = 3;
+
+// ---- adaptive MTU (mtu.ts, mtu-probe.ts) ----------------------------------------------------------
+
+/** UDP port of the path-MTU probe responder on each agent's tunnel IPv4 (allowed in by Weft's nft table). */
+export const MTU_PROBE_PORT = 41699;
+/** The interface MTU is never below this (IPv6's minimum; what every path carries). */
+export const MTU_FLOOR = 1280;
+/** Nor above this: WireGuard's 1420 on a 1500 underlay (1500 - 80, the IPv6 overhead). */
+export const MTU_CEILING = 1420;
+/**
+ * A search starts with a probe at MTU_FLOOR (every path carries it): no ack to it within
+ * MTU_PROBE_FIRST_TIMEOUT_MS x MTU_PROBE_TRIES = the peer has no responder (an older weft), and
+ * the path stays unmeasured. Its round trip sets how long each later probe waits: 3 x RTT +
+ * 200 ms, within [MTU_PROBE_MIN_TIMEOUT_MS, MTU_PROBE_FIRST_TIMEOUT_MS]. Each size is sent
+ * MTU_PROBE_TRIES times before it counts as too big (a lost packet is not a limit).
+ */
+export const MTU_PROBE_FIRST_TIMEOUT_MS = 1_500;
+export const MTU_PROBE_MIN_TIMEOUT_MS = 300;
+export const MTU_PROBE_TRIES = 3;
+/** After the interface MTU changes, wireguard-go learns it from netlink: probes wait this long so its padding uses the new value. */
+export const MTU_SETTLE_MS = 100;
+/** How often the probe loop looks at peers (joins, path changes, traffic). */
+export const MTU_CHECK_MS = 2_000;
+/** A pair in use is probed again this often (slowly: a probe moves the interface MTU for a few seconds). */
+export const MTU_REPROBE_MS = 10 * 60_000;
+/** A higher interface MTU is taken only once it has been the target this long without a break (down: at once). */
+export const MTU_UP_HOLD_MS = 5_000;

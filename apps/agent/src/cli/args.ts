@@ -213,7 +213,8 @@ const commandDetail: Record<CommandName, string> = {
     `WireGuard. State (keys, last netmap) lives in --state-dir (default ${DEFAULT_STATE_DIR}, 0700);`,
     'the CLI talks to it over --socket (0600). Logs go to stderr (--log-format, default json',
     'when stderr is not a terminal). Defaults: --interface weft0, --wg-backend auto,',
-    '--listen-port 41641, --mtu 1280.',
+    '--listen-port 41641. Without --mtu the interface MTU follows the paths in use (probed through',
+    'the tunnel, 1280 to 1420); --mtu N pins it to N.',
     exitCodeTable,
   ].join('\n'),
   up: [
@@ -255,7 +256,7 @@ const commandDetail: Record<CommandName, string> = {
     'addresses route via the Weft interface (no other route or ip rule diverts them); table inet weft',
     'is there when a packet filter is in force and no other nftables table drops the WireGuard port;',
     "forwarding; clock skew against the server's Date header; stale handshakes with traffic attempted;",
-    'path MTU (WARN "not measured": there is no probing yet). Each line is PASS, WARN or FAIL with the',
+    'path MTU to each active peer against the interface MTU (FAIL when a path cannot carry it). Each line is PASS, WARN or FAIL with the',
     'command that fixes it. --json prints {version, ok, checks: [{id, title, status, detail, fix}]}.',
     'Exits 0 with no FAIL, 20 with any FAIL, 4 when the daemon is not running.',
     exitCodeTable,

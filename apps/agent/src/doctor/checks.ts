@@ -7,6 +7,7 @@
 import { normalizeCidr } from '@weft/wg';
 import type { Status } from '../status.js';
 import { LINK_STALE_AFTER_S } from '@weft/protocol';
+import { MTU_PROBE_PORT } from '../tunables.js';
 
 export type Verdict = 'PASS' | 'WARN' | 'FAIL';
 export interface CheckResult { id: string; title: string; status: Verdict; detail: string; fix: string | null }
@@ -150,8 +151,7 @@ export function runChecks(f: DoctorFacts): DoctorReport {
     } else checks.push(pass('handshakes', 'handshakes', 'no link with traffic attempted and no recent handshake'));
   }
 
-  // Path MTU: there is no MTU probing yet, so nothing is claimed.
-  checks.push(warn('mtu', 'path MTU', `not measured (interface MTU ${s.interface.mtu}; no path MTU probing yet)`, `if large transfers stall while ping works, try a smaller interface MTU: weft daemon --mtu 1280`));
+  checks.push(mtuCheck(s));
 
   return { version: 1, ok: !checks.some((c) => c.status === 'FAIL'), checks };
 }
@@ -173,6 +173,31 @@ export function forwardingCheck(routed: string[], fwd: DoctorFacts['forwarding']
   }
   if (unknown.length) return warn('forwarding', title, `this node routes ${unknown.flatMap((x) => x.prefixes).join(', ')} but ${unknown.map((x) => x.sysctl).join(', ')} could not be read`, 'run doctor as root on a Linux host (/proc/sys must be readable)');
   return pass('forwarding', title, `forwarding on for the ${routed.length} prefix${routed.length === 1 ? '' : 'es'} this node routes (${routed.join(', ')})`);
+}
+
+/**
+ * Path MTU against the interface MTU, for every active peer (a live session: path direct or
+ * relay). PASS: each measured path carries the interface MTU; FAIL: one does not (large packets
+ * to it are lost: transfers stall while ping works); WARN: an active peer is not measured yet.
+ */
+export function mtuCheck(s: Status): CheckResult {
+  const mtu = s.interface.mtu;
+  const active = s.peers.filter((p) => p.path !== 'none');
+  if (active.length === 0) return pass('mtu', 'path MTU', `no active peer (interface MTU ${mtu}, ${s.interface.mtuMode})`);
+  const unmeasured = active.filter((p) => p.pathMtu === null);
+  const small = active.filter((p) => p.pathMtu !== null && p.pathMtu < mtu);
+  if (small.length) {
+    const least = Math.min(...small.map((p) => p.pathMtu!));
+    const detail = `interface MTU ${mtu} is larger than the path to ${small.map((p) => `${p.name} (${p.pathMtu})`).join(', ')}: packets above ${least} bytes to ${small.length === 1 ? 'it' : 'them'} are lost (large transfers stall while ping works)`;
+    return fail('mtu', 'path MTU', detail, s.interface.mtuMode === 'fixed'
+      ? `restart the daemon without --mtu (the MTU then follows the paths), or with --mtu ${least}`
+      : `the daemon lowers the MTU at its next probe; until then: ip link set dev ${s.interface.name} mtu ${least}`);
+  }
+  if (unmeasured.length) {
+    return warn('mtu', 'path MTU', `not measured yet for ${unmeasured.map((p) => p.name).join(', ')} (interface MTU ${mtu}, ${s.interface.mtuMode})`,
+      `run weft doctor again in a few seconds (probing starts once a peer has a session); if it stays unmeasured, the peer's weft is older or its firewall drops UDP ${MTU_PROBE_PORT} on the tunnel`);
+  }
+  return pass('mtu', 'path MTU', `interface MTU ${mtu} (${s.interface.mtuMode}) fits every active path: ${active.map((p) => `${p.name} ${p.pathMtu}`).join(', ')}`);
 }
 
 function short(key: string): string {

@@ -13,6 +13,7 @@
  * - every other packet is checked against the rules, not only a connection's first: a removed
  *   rule stops an open flow at its next packet, with no window while conntrack entries are cleared;
  * - anything else is dropped.
+ * Before the jump, input accepts the path MTU probe port (MTU_PROBE_PORT): every peer may probe.
  * `output` stops the node from taking up a TCP flow over the tunnel in the middle (conntrack's
  * loose pickup, after the agent deletes the entry of a flow that lost permission): the node's
  * next segment would otherwise make it the flow's opener, and the peer's packets replies. The
@@ -20,6 +21,7 @@
  */
 import { PORT_PROTOCOLS, type CheckedFilter, type FilterRule, type PortRange } from './filter.js';
 import { formatRange, merge, type Family, type Range } from './ranges.js';
+import { MTU_PROBE_PORT } from '../tunables.js';
 
 export const TABLE = 'weft';
 /** Set elements per line in the script (readability only). */
@@ -138,7 +140,8 @@ export function renderRuleset(filter: CheckedFilter, interfaceName: string): str
   const chain = (name: string, body: string[]) => `\tchain ${name} {\n${body.map((l) => `\t\t${l}\n`).join('')}\t}`;
   const parts = [
     ...sets,
-    chain('input', ['type filter hook input priority filter; policy accept;', `iifname ${iface} jump tunnel_in`]),
+    // Path MTU probes (mtu-probe.ts) reach this node's responder whatever the policy: it only sends short acks.
+    chain('input', ['type filter hook input priority filter; policy accept;', `iifname ${iface} udp dport ${MTU_PROBE_PORT} accept`, `iifname ${iface} jump tunnel_in`]),
     chain('forward', ['type filter hook forward priority filter; policy accept;', `iifname ${iface} jump tunnel_in`]),
     chain('output', [
       'type filter hook output priority filter; policy accept;',

@@ -54,7 +54,7 @@ describe('weft status exit code', { timeout: 60_000 }, () => {
     server = createServer((_req, res) => {
       const s: Status = {
         version: 1, state, online: state === 'running', server: 'http://10.77.0.1:8080', controlChannel: { scheme: 'http', caFile: null, warning: null }, self: null,
-        interface: { name: 'weft0', backend: 'userspace', up: state === 'running', listenPort: 41641, mtu: 1280 },
+        interface: { name: 'weft0', backend: 'userspace', up: state === 'running', listenPort: 41641, mtu: 1280, mtuMode: 'fixed' },
         login: null, lastError: null, firewall: { state: 'off', rules: 0, skippedRules: [], error: null }, peers: [], skippedPeers: [],
       };
       res.setHeader('content-type', 'application/json');

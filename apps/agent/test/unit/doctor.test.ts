@@ -10,9 +10,9 @@ function facts(over: Partial<DoctorFacts> = {}): DoctorFacts {
   const status = {
     version: 1, state: 'running', online: true, server: 'http://s', controlChannel: { scheme: 'http', caFile: null, warning: null },
     self: { id: 1, name: 'a', user: 'u', ipv4: '100.64.0.1', ipv6: 'fd7a::1', nodeKey: KEY_SELF, machineKey: null, expiresAt: null },
-    interface: { name: 'weft0', backend: 'userspace', up: true, listenPort: 41641, mtu: 1280 }, login: null, lastError: null,
+    interface: { name: 'weft0', backend: 'userspace', up: true, listenPort: 41641, mtu: 1280, mtuMode: 'adaptive' }, login: null, lastError: null,
     firewall: { state: 'off', rules: 0, skippedRules: [], error: null },
-    peers: [{ id: 2, name: 'b', user: 'u', ipv4: '100.64.0.2', ipv6: 'fd7a::2', nodeKey: KEY_B, online: true, path: 'direct', endpoint: '192.0.2.2:41641', lastHandshake: null, handshakeAgeSeconds: 5, rxBytes: 1, txBytes: 1 }],
+    peers: [{ id: 2, name: 'b', user: 'u', ipv4: '100.64.0.2', ipv6: 'fd7a::2', nodeKey: KEY_B, online: true, path: 'direct', endpoint: '192.0.2.2:41641', lastHandshake: null, handshakeAgeSeconds: 5, rxBytes: 1, txBytes: 1, pathMtu: 1420 }],
     skippedPeers: [],
   } as unknown as Status;
   return {
@@ -27,11 +27,27 @@ function facts(over: Partial<DoctorFacts> = {}): DoctorFacts {
 const byId = (f: DoctorFacts) => Object.fromEntries(runChecks(f).checks.map((c) => [c.id, c]));
 
 describe('weft doctor checks', () => {
-  it('a healthy node: every check PASS except the path MTU, which is WARN "not measured", never a PASS', () => {
+  it('a healthy node: every check PASS, the path MTU too when every active path carries the interface MTU', () => {
     const r = runChecks(facts());
     expect(r.ok).toBe(true);
-    expect(r.checks.filter((c) => c.status !== 'PASS').map((c) => [c.id, c.status])).toEqual([['mtu', 'WARN']]);
-    expect(byId(facts()).mtu!.detail).toMatch(/^not measured/);
+    expect(r.checks.filter((c) => c.status !== 'PASS').map((c) => [c.id, c.status])).toEqual([]);
+    expect(byId(facts()).mtu!.detail).toBe('interface MTU 1280 (adaptive) fits every active path: b 1420');
+  });
+
+  it('path MTU: an active path smaller than the interface MTU is a FAIL naming the peer, with a fix per mode; unmeasured is WARN', () => {
+    const withPeer = (pathMtu: number | null, mtu: number, mtuMode: 'adaptive' | 'fixed', path = 'direct') => {
+      const f = facts();
+      f.status = { ...f.status, interface: { ...f.status.interface, mtu, mtuMode }, peers: [{ ...f.status.peers[0]!, pathMtu, path: path as 'direct' }] };
+      return byId(f).mtu!;
+    };
+    const fixed = withPeer(1340, 1420, 'fixed');
+    expect(fixed).toMatchObject({ status: 'FAIL', detail: expect.stringContaining('interface MTU 1420 is larger than the path to b (1340): packets above 1340 bytes') });
+    expect(fixed.fix).toBe('restart the daemon without --mtu (the MTU then follows the paths), or with --mtu 1340');
+    expect(withPeer(1340, 1420, 'adaptive').fix).toBe('the daemon lowers the MTU at its next probe; until then: ip link set dev weft0 mtu 1340');
+    expect(withPeer(null, 1420, 'adaptive')).toMatchObject({ status: 'WARN', detail: 'not measured yet for b (interface MTU 1420, adaptive)' });
+    expect(withPeer(1340, 1340, 'adaptive').status).toBe('PASS');
+    // A peer with no session is not a path in use: nothing to judge.
+    expect(withPeer(null, 1420, 'adaptive', 'none')).toMatchObject({ status: 'PASS', detail: 'no active peer (interface MTU 1420, adaptive)' });
   });
 
   it('a peer missing from wg, or with other allowed IPs, is a FAIL naming it, with the fix', () => {

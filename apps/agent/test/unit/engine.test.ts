@@ -179,4 +179,20 @@ describe('one initiator per pair', () => {
     expect(device.calls).toEqual([]);
     expect(device.peers.has(lower.nodeKey)).toBe(false);
   });
+
+  it('adaptive MTU: setMtu sets the link of a configured interface once per change, and a later configure keeps the MTU it set', async () => {
+    const { device, engine } = setup();
+    const links: Array<[string, number]> = [];
+    const setLink = async (name: string, mtu: number) => void links.push([name, mtu]);
+    await engine.setMtu(1340, setLink); // not configured yet: remembered, nothing run
+    expect(links).toEqual([]);
+    await engine.applyFull(self, [peer(2)]);
+    expect(device.config?.mtu).toBe(1340);
+    await engine.setMtu(1420, setLink);
+    await engine.setMtu(1420, setLink);
+    expect(links).toEqual([['weft0', 1420]]);
+    expect(engine.mtu).toBe(1420);
+    await engine.applyFull({ ...self, ipv4: '100.64.0.9' }, [peer(2)]); // new address: configure again
+    expect(device.config?.mtu).toBe(1420);
+  });
 });

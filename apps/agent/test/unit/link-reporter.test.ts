@@ -7,7 +7,7 @@ import type { PeerStatus } from '../../src/status.js';
 function peer(id: number, over: Partial<PeerStatus> = {}): PeerStatus {
   return {
     id, name: `n${id}`, user: 'u', ipv4: `100.64.0.${id}`, ipv6: `fd00::${id}`, nodeKey: `nodekey:${'0'.repeat(62)}${String(id).padStart(2, '0')}`,
-    online: true, path: 'direct', endpoint: `192.0.${id >> 8}.${id & 255}:51820`, lastHandshake: null, handshakeAgeSeconds: 10, rxBytes: 100, txBytes: 100, region: null, pathSince: null, reason: null, ...over,
+    online: true, path: 'direct', endpoint: `192.0.${id >> 8}.${id & 255}:51820`, lastHandshake: null, handshakeAgeSeconds: 10, rxBytes: 100, txBytes: 100, region: null, pathSince: null, reason: null, pathMtu: null, ...over,
   };
 }
 

@@ -8,7 +8,7 @@ const now = new Date('2026-11-22T12:00:00Z');
 describe('weft status on a terminal', () => {
   const base: Status = {
     version: 1, state: 'running', online: true, server: 'http://10.77.0.1:8080', controlChannel: { scheme: 'http', caFile: null, warning: null },
-    self: { ...self, machineKey: null }, interface: { name: 'weft0', backend: 'userspace', up: true, listenPort: 41641, mtu: 1280 },
+    self: { ...self, machineKey: null }, interface: { name: 'weft0', backend: 'userspace', up: true, listenPort: 41641, mtu: 1280, mtuMode: 'fixed' },
     login: null, lastError: null, firewall: { state: 'off', rules: 0, skippedRules: [], error: null }, peers: [], skippedPeers: [],
   };
 

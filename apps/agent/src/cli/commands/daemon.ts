@@ -32,6 +32,8 @@ export async function daemon(args: Parsed): Promise<number> {
     backend: args.backend ?? 'auto',
     listenPort: args.listenPort ?? DEFAULT_LISTEN_PORT,
     mtu: args.mtu ?? DEFAULT_MTU,
+    // --mtu pins the interface MTU; without it the MTU follows the paths in use (it starts at DEFAULT_MTU).
+    adaptiveMtu: args.mtu === undefined,
     log,
     forceRelay: forcedRelay(process.env.WEFT_RELAY_PEERS),
     staleHandshakeS: staleAfterS,

@@ -169,7 +169,8 @@ export class RelayPath {
 
   private async bind(nodeKey: NodePublicKey): Promise<Relayed> {
     this.wgPort = (await this.opts.wireguardPort()) ?? this.wgPort;
-    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: RELAY_UDP_BUFFER_BYTES, sendBufferSize: RELAY_UDP_BUFFER_BYTES });
+    // Every send goes to 127.0.0.1 (WireGuard's port): `literal` skips dgram's per-datagram dns.lookup.
+    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: RELAY_UDP_BUFFER_BYTES, sendBufferSize: RELAY_UDP_BUFFER_BYTES, lookup: literal });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(0, '127.0.0.1', () => {
@@ -337,6 +338,9 @@ export class RelayPath {
     ws?.close(1000, 'relay path stopped');
   }
 }
+
+/** A dgram `lookup` for sockets that only ever send to an IPv4 literal: hands it straight back (no dns.lookup, no deferred tick). */
+const literal = ((address: string, _opts: unknown, cb: (err: null, address: string, family: number) => void) => cb(null, address, 4)) as unknown as dgram.SocketOptions['lookup'];
 
 /** The hex of a node key, with or without its "nodekey:" prefix. */
 function keyId(nodeKey: string): string {

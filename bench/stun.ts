@@ -10,7 +10,7 @@
  * Writes bench/results/stun.json with the machine noted.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { bindingRequest, reusePortSupported } from '@weft/relay';
@@ -91,6 +91,9 @@ const servers: Record<Name, { port: number; pids: number[] }> = {
   coturn: { port: coturn.port, pids: [coturn.proc.pid!] },
   'coturn-1-relay-thread': { port: coturn1.port, pids: [coturn1.proc.pid!] },
 };
+/** Threads of a server's processes (/proc/PID/task), as it runs: what each side had to spread the load over. */
+const threadsOf = (pids: number[]) => pids.reduce((n, pid) => n + readdirSync(`/proc/${pid}/task`).length, 0);
+const threads = Object.fromEntries(NAMES.map((n) => [n, threadsOf(servers[n]!.pids)]));
 const rounds: Round[] = [];
 const ratios: number[] = [];
 const cpuRatios: number[] = [];
@@ -127,18 +130,32 @@ const result = {
   benchmark: 'stun',
   date: new Date().toISOString(),
   loadAvg1mAtStart,
+  loadAvg1mAtEnd: machine().loadAvg1m,
   machine: machine({ coturn: ['turnserver', ['--version']] }),
   setup:
     'loopback UDP; Weft = the weft-relay bundle (one Node.js process, StunServer, one event loop); weft-N-processes = weft-relay --workers N (N = nproc, SO_REUSEPORT; only on Node >= 22.12); coturn = turnserver --stun-only with its defaults (net engine 3, a UDP thread per CPU core), Debian package; coturn-1-relay-thread = the same with relay-threads=1; ' +
     `one load generator process (bench/lib/stun-load.ts): ${LOAD.sockets} sockets x ${LOAD.window} outstanding 20-byte Binding requests, a request unanswered for ${LOAD.timeoutMs} ms counts as lost and is replaced; ` +
-    `${PAIRS} sets of ${LOAD.durationMs} ms rounds, one round per server, rotating which goes first. Responses: Weft 48 bytes (XOR-MAPPED-ADDRESS, SOFTWARE, FINGERPRINT); coturn its own. ` +
+    `${PAIRS} sets of ${LOAD.durationMs} ms rounds, one round per server, rotating which goes first. Responses: Weft 48 bytes (XOR-MAPPED-ADDRESS, SOFTWARE, FINGERPRINT; a bare request is answered from BindingResponder's template, stun-binding.ts); coturn its own. ` +
     'serverCpuSeconds: utime+stime of the server process (all threads) from /proc during the round.',
   weft: summary('weft'),
   ...(weftPerCore ? { weftPerCore: { processes: NPROC, ...summary(WEFT_PER_CORE) } } : {}),
   coturn: summary('coturn'),
   coturn1RelayThread: summary('coturn-1-relay-thread'),
+  threads: {
+    what: 'OS threads of each server process tree (/proc/PID/task) at start: Node.js has libuv/V8 helper threads besides the one event loop that answers; coturn one UDP listener thread per core besides its others',
+    ...threads,
+  },
+  target: ratiosPerCore.length
+    ? {
+        what: `weft-relay with ${NPROC} processes (one event loop each, as coturn's defaults have a UDP listener thread per core) / coturn defaults, responses per second per set; target >= 1.0`,
+        median: round(median(ratiosPerCore), 3),
+        min: round(Math.min(...ratiosPerCore), 3),
+        max: round(Math.max(...ratiosPerCore), 3),
+        meets: median(ratiosPerCore) >= 1,
+      }
+    : null,
   ratio: {
-    what: 'weft / coturn (defaults) responses per second, per set; target >= 1.0',
+    what: 'weft (one process, one event loop) / coturn (defaults) responses per second, per set',
     median: round(median(ratios), 3),
     min: round(Math.min(...ratios), 3),
     max: round(Math.max(...ratios), 3),

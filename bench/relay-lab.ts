@@ -46,7 +46,9 @@ try {
   const authKey = await server.authKey('lab');
   const { a, b } = lab.hosts;
   await Promise.all([a, b].map((h) => setUdpBlock(h, 'all')));
-  const agents = { a: await WeftAgent.start(a), b: await WeftAgent.start(b) };
+  // Both transports are measured: UDP is used once it works (WEFT_RELAY_TRANSPORT=udp; the default is the WebSocket).
+  const env = { WEFT_RELAY_TRANSPORT: 'udp' };
+  const agents = { a: await WeftAgent.start(a, { env }), b: await WeftAgent.start(b, { env }) };
   await Promise.all((['a', 'b'] as const).map((h) => agents[h].upOk({ server: server.url, authKey, hostname: h })));
   const ipB = (await agents.b.status()).self!.ipv4;
   const pathTo = async (h: 'a' | 'b') => (await agents[h].status()).peers.find((p) => p.name === (h === 'a' ? 'b' : 'a'))?.path;

@@ -150,7 +150,7 @@ const result = {
   loadAvg1mAtEnd: machine().loadAvg1m,
   machine: machine({ coturn: ['turnserver', ['--version']] }),
   setup:
-    'loopback UDP; Weft = the weft-relay bundle (one Node.js process, StunServer, one event loop); weft-N-processes = weft-relay --workers N (N = nproc, SO_REUSEPORT; only on Node >= 22.12); coturn = turnserver --stun-only with its defaults (net engine 3, a UDP thread per CPU core), Debian package; coturn-1-relay-thread = the same with relay-threads=1; node-floor = bench/lib/node-udp-floor.mjs (one Node.js event loop answering a fixed 48 bytes: no STUN work, Node.js's own cost per datagram); ' +
+    'loopback UDP; Weft = the weft-relay bundle (one Node.js process, StunServer, one event loop); weft-N-processes = weft-relay --workers N (N = nproc, SO_REUSEPORT; only on Node >= 22.12); coturn = turnserver --stun-only with its defaults (net engine 3, a UDP thread per CPU core), Debian package; coturn-1-relay-thread = the same with relay-threads=1; node-floor = bench/lib/node-udp-floor.mjs (one Node.js event loop answering a fixed 48 bytes: no STUN work: what Node.js costs per datagram); ' +
     `one load generator process (bench/lib/stun-load.ts): ${LOAD.sockets} sockets x ${LOAD.window} outstanding 20-byte Binding requests, a request unanswered for ${LOAD.timeoutMs} ms counts as lost and is replaced; ` +
     `${PAIRS} sets of ${LOAD.durationMs} ms rounds, one round per server, rotating which goes first. Responses: Weft 48 bytes (XOR-MAPPED-ADDRESS, SOFTWARE, FINGERPRINT; a bare request is answered from BindingResponder's template, stun-binding.ts); coturn its own. ` +
     'serverCpuSeconds: utime+stime of the server process (all threads) from /proc during the round.',

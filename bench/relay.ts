@@ -34,6 +34,8 @@ const WINDOW = Number(process.env.BENCH_RELAY_WINDOW ?? 256);
 const THROUGHPUT_MS = Number(process.env.BENCH_RELAY_SECONDS ?? 5) * 1000;
 const LATENCY_MS = 2000;
 const ROUNDS = Number(process.env.BENCH_RELAY_ROUNDS ?? 3);
+/** A packet not echoed this long (UDP; or four smoothed round trips, if longer) is counted lost and its slot refilled. */
+const LOST_AFTER_MS = 200;
 
 /** Two endpoints of a relay: A sends to B, B to A. */
 interface Pair {
@@ -76,39 +78,50 @@ interface Result {
 
 /** One throughput phase then one latency phase at `size` bytes. */
 async function measure(pair: Pair, size: number): Promise<Result> {
-  let inflight = 0;
   let echoes = 0;
   let sent = 0;
   let window = WINDOW;
   let rtts: number[] | null = null;
-  let lastEcho = Date.now();
+  let seq = 0;
+  /** Packets in flight: sequence number -> when sent (ms). */
+  const inflight = new Map<number, number>();
   const packet = (): Buffer => {
     const p = Buffer.alloc(size);
     p.writeBigUInt64BE(nowNs(), 0);
+    p.writeUInt32BE(seq, 8);
+    inflight.set(seq++, Date.now());
     return p;
   };
   const fill = () => {
-    while (inflight < window) {
-      inflight++;
+    while (inflight.size < window) {
       sent++;
       pair.sendA(packet());
     }
   };
   pair.onB((p) => pair.sendB(p));
+  /** Smoothed round trip under load (ms): the loss timeout follows it, so a slow (loaded) machine's late echoes are not taken for losses. */
+  let srtt = 0;
   pair.onA((p) => {
-    inflight = Math.max(0, inflight - 1);
+    const s = p.readUInt32BE(8);
+    const at = inflight.get(s);
+    if (at === undefined) return; // late, already counted lost and replaced
+    inflight.delete(s);
+    const rtt = Date.now() - at;
+    srtt = srtt ? 0.95 * srtt + 0.05 * rtt : rtt;
     echoes++;
-    lastEcho = Date.now();
     if (rtts) rtts.push(Number(nowNs() - p.readBigUInt64BE(0)) / 1e6);
     fill();
   });
-  // A packet lost (UDP) never comes back: refill the window when echoes stop.
+  // A packet lost (UDP) never comes back: after LOST_AFTER_MS its slot sends a new one (as the STUN
+  // load generator does), so one loss costs one slot for that long, not the whole window's flow.
   const refill = setInterval(() => {
-    if (pair.lossy && Date.now() - lastEcho > 100) {
-      inflight = 0;
-      lastEcho = Date.now();
-      fill();
+    if (!pair.lossy) return;
+    const before = Date.now() - Math.max(LOST_AFTER_MS, 4 * srtt);
+    for (const [s, at] of inflight) {
+      if (at >= before) break; // in send order
+      inflight.delete(s);
     }
+    fill();
   }, 20);
   try {
     // Warm-up, then the measured run.
@@ -130,7 +143,7 @@ async function measure(pair: Pair, size: number): Promise<Result> {
     await new Promise((r) => setTimeout(r, 300));
     rtts = [];
     window = 1;
-    inflight = 0;
+    inflight.clear();
     fill();
     await new Promise((r) => setTimeout(r, LATENCY_MS));
     window = 0;
@@ -311,6 +324,7 @@ async function turnPair(turn: { proc: ChildProcess; port: number }, transport: '
 // ---- run ----------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
+  const loadAvg1mAtStart = machine().loadAvg1m;
   const weft = await startWeft();
   // The relay's RSS is weft-server's whole process (embedded database included): its idle value with
   // the two nodes connected is the baseline the traffic adds to.
@@ -376,9 +390,11 @@ async function main(): Promise<void> {
   const out = {
     benchmark: 'relay',
     date: new Date().toISOString(),
+    loadAvg1mAtStart,
+    /** machine.loadAvg1m is the load at the end. */
     machine: machine({ coturn: ['turnserver', ['--version']] }),
     workload: { sizes: SIZES, window: WINDOW, throughputSeconds: THROUGHPUT_MS / 1000, latencySeconds: LATENCY_MS / 1000, rounds: ROUNDS,
-      note: 'A keeps WINDOW packets in flight to B, B echoes each; packets/s counts relayed packets both ways; RTT is A->relay->B->relay->A with one packet in flight. Weft: weft-server (embedded PGlite, bundle) with two real WebSocket relay clients (weft), and the same two sessions bound over UDP on its STUN port (weft-udp); coturn: turnserver (lt-cred-mech, its default threads) with a TURN client per side (Allocate, CreatePermission, ChannelBind, ChannelData).' },
+      note: `A keeps WINDOW packets in flight to B, B echoes each (over UDP, a packet not echoed within ${LOST_AFTER_MS} ms or 4 smoothed round trips, whichever is longer, counts as lost and its slot sends another); packets/s counts relayed packets both ways; RTT is A->relay->B->relay->A with one packet in flight. Weft: weft-server (embedded PGlite, bundle) with two real WebSocket relay clients (weft), and the same two sessions bound over UDP on its STUN port (weft-udp); coturn: turnserver (lt-cred-mech, its default threads) with a TURN client per side (Allocate, CreatePermission, ChannelBind, ChannelData).` },
     weftServerIdleRssMiB: round(weftIdle.rss / 1024, 1),
     summary,
     rounds: runs,

@@ -10,7 +10,7 @@
  * Writes bench/results/stun.json with the machine noted.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { bindingRequest, reusePortSupported } from '@weft/relay';
@@ -63,7 +63,19 @@ const NPROC = availableParallelism();
 /** weft-relay with a process per core (as coturn has a UDP thread per core), where this Node can share a port. */
 const WEFT_PER_CORE = `weft-${NPROC}-processes`;
 type Name = string;
-const NAMES: readonly Name[] = ['weft', ...(reusePortSupported() && NPROC > 1 ? [WEFT_PER_CORE] : []), 'coturn', 'coturn-1-relay-thread'];
+const NAMES: readonly Name[] = ['weft', ...(reusePortSupported() && NPROC > 1 ? [WEFT_PER_CORE] : []), 'coturn', 'coturn-1-relay-thread', 'node-floor'];
+/** bench/lib/node-udp-floor.mjs: a fixed answer from one Node.js event loop, no STUN work (its responses are not verified STUN). */
+const FLOOR_BIN = resolve(import.meta.dirname, 'lib/node-udp-floor.mjs');
+
+async function startFloor(): Promise<{ port: number; proc: ChildProcess; stop: () => Promise<void> }> {
+  const port = await freeUdpPort();
+  const proc = spawn(process.execPath, [FLOOR_BIN, String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise<void>((ok, fail) => {
+    proc.stderr!.on('data', (d) => /STUN \(udp\) on/.test(String(d)) && ok());
+    proc.once('exit', (code) => fail(new Error(`node-udp-floor exited ${code}`)));
+  });
+  return { port, proc, stop: () => new Promise<void>((r) => { proc.once('exit', () => r()); proc.kill('SIGTERM'); }) };
+}
 
 interface Round extends LoadResult {
   server: Name;
@@ -85,17 +97,23 @@ const weft = await startWeft();
 const weftPerCore = NAMES.includes(WEFT_PER_CORE) ? await startWeft(NPROC) : undefined;
 const coturn = await startCoturn();
 const coturn1 = await startCoturn({ threads: 1 });
+const floor = await startFloor();
 const servers: Record<Name, { port: number; pids: number[] }> = {
   weft: { port: weft.port, pids: weft.pids() },
   ...(weftPerCore ? { [WEFT_PER_CORE]: { port: weftPerCore.port, pids: weftPerCore.pids() } } : {}),
   coturn: { port: coturn.port, pids: [coturn.proc.pid!] },
   'coturn-1-relay-thread': { port: coturn1.port, pids: [coturn1.proc.pid!] },
+  'node-floor': { port: floor.port, pids: [floor.proc.pid!] },
 };
+/** Threads of a server's processes (/proc/PID/task), as it runs: what each side had to spread the load over. */
+const threadsOf = (pids: number[]) => pids.reduce((n, pid) => n + readdirSync(`/proc/${pid}/task`).length, 0);
+const threads = Object.fromEntries(NAMES.map((n) => [n, threadsOf(servers[n]!.pids)]));
 const rounds: Round[] = [];
 const ratios: number[] = [];
 const cpuRatios: number[] = [];
 const ratios1: number[] = [];
 const ratiosPerCore: number[] = [];
+const floorRatios: number[] = [];
 try {
   // Warm-up for each (JIT, caches), not recorded.
   for (const n of NAMES) await runLoad({ host: '127.0.0.1', port: servers[n]!.port, ...LOAD, durationMs: 1000 });
@@ -111,6 +129,7 @@ try {
     ratios.push(set.weft!.responsesPerSecond / set.coturn!.responsesPerSecond);
     cpuRatios.push(set.weft!.responsesPerServerCpuSecond / set.coturn!.responsesPerServerCpuSecond);
     ratios1.push(set.weft!.responsesPerSecond / set['coturn-1-relay-thread']!.responsesPerSecond);
+    floorRatios.push(set.weft!.responsesPerSecond / set['node-floor']!.responsesPerSecond);
     if (set[WEFT_PER_CORE]) ratiosPerCore.push(set[WEFT_PER_CORE].responsesPerSecond / set.coturn!.responsesPerSecond);
     console.log(`set ${i + 1}: weft/coturn ${ratios.at(-1)!.toFixed(3)} (per server CPU-second ${cpuRatios.at(-1)!.toFixed(3)}); weft/coturn-1-relay-thread ${ratios1.at(-1)!.toFixed(3)}${set[WEFT_PER_CORE] ? `; ${WEFT_PER_CORE}/coturn ${ratiosPerCore.at(-1)!.toFixed(3)}` : ''}`);
   }
@@ -119,6 +138,7 @@ try {
   await weftPerCore?.stop();
   await coturn.stop();
   await coturn1.stop();
+  await floor.stop();
 }
 
 const med = (s: Name, k: 'responsesPerSecond' | 'responsesPerServerCpuSecond') => Math.round(median(rounds.filter((r) => r.server === s).map((r) => r[k])));
@@ -127,23 +147,39 @@ const result = {
   benchmark: 'stun',
   date: new Date().toISOString(),
   loadAvg1mAtStart,
+  loadAvg1mAtEnd: machine().loadAvg1m,
   machine: machine({ coturn: ['turnserver', ['--version']] }),
   setup:
-    'loopback UDP; Weft = the weft-relay bundle (one Node.js process, StunServer, one event loop); weft-N-processes = weft-relay --workers N (N = nproc, SO_REUSEPORT; only on Node >= 22.12); coturn = turnserver --stun-only with its defaults (net engine 3, a UDP thread per CPU core), Debian package; coturn-1-relay-thread = the same with relay-threads=1; ' +
+    'loopback UDP; Weft = the weft-relay bundle (one Node.js process, StunServer, one event loop); weft-N-processes = weft-relay --workers N (N = nproc, SO_REUSEPORT; only on Node >= 22.12); coturn = turnserver --stun-only with its defaults (net engine 3, a UDP thread per CPU core), Debian package; coturn-1-relay-thread = the same with relay-threads=1; node-floor = bench/lib/node-udp-floor.mjs (one Node.js event loop answering a fixed 48 bytes: no STUN work: what Node.js costs per datagram); ' +
     `one load generator process (bench/lib/stun-load.ts): ${LOAD.sockets} sockets x ${LOAD.window} outstanding 20-byte Binding requests, a request unanswered for ${LOAD.timeoutMs} ms counts as lost and is replaced; ` +
-    `${PAIRS} sets of ${LOAD.durationMs} ms rounds, one round per server, rotating which goes first. Responses: Weft 48 bytes (XOR-MAPPED-ADDRESS, SOFTWARE, FINGERPRINT); coturn its own. ` +
+    `${PAIRS} sets of ${LOAD.durationMs} ms rounds, one round per server, rotating which goes first. Responses: Weft 48 bytes (XOR-MAPPED-ADDRESS, SOFTWARE, FINGERPRINT; a bare request is answered from BindingResponder's template, stun-binding.ts); coturn its own. ` +
     'serverCpuSeconds: utime+stime of the server process (all threads) from /proc during the round.',
   weft: summary('weft'),
   ...(weftPerCore ? { weftPerCore: { processes: NPROC, ...summary(WEFT_PER_CORE) } } : {}),
   coturn: summary('coturn'),
   coturn1RelayThread: summary('coturn-1-relay-thread'),
+  nodeFloor: { what: 'bench/lib/node-udp-floor.mjs: one Node.js event loop answering a fixed 48 bytes, no STUN work (not verified as STUN): what Node.js itself does here', ...summary('node-floor') },
+  threads: {
+    what: 'OS threads of each server process tree (/proc/PID/task) at start: Node.js has libuv/V8 helper threads besides the one event loop that answers; coturn one UDP listener thread per core besides its others',
+    ...threads,
+  },
+  target: ratiosPerCore.length
+    ? {
+        what: `weft-relay with ${NPROC} processes (one event loop each, as coturn's defaults have a UDP listener thread per core) / coturn defaults, responses per second per set; target >= 1.0`,
+        median: round(median(ratiosPerCore), 3),
+        min: round(Math.min(...ratiosPerCore), 3),
+        max: round(Math.max(...ratiosPerCore), 3),
+        meets: median(ratiosPerCore) >= 1,
+      }
+    : null,
   ratio: {
-    what: 'weft / coturn (defaults) responses per second, per set; target >= 1.0',
+    what: 'weft (one process, one event loop) / coturn (defaults) responses per second, per set',
     median: round(median(ratios), 3),
     min: round(Math.min(...ratios), 3),
     max: round(Math.max(...ratios), 3),
     perServerCpuSecondMedian: round(median(cpuRatios), 3),
     vsCoturn1RelayThreadMedian: round(median(ratios1), 3),
+    vsNodeFloorMedian: round(median(floorRatios), 3),
     ...(ratiosPerCore.length ? { perCoreProcessesVsCoturnMedian: round(median(ratiosPerCore), 3), perCoreProcessesVsCoturnMin: round(Math.min(...ratiosPerCore), 3), perCoreProcessesVsCoturnMax: round(Math.max(...ratiosPerCore), 3) } : {}),
   },
   rounds: rounds.map((r) => ({ server: r.server, responsesPerSecond: Math.round(r.responsesPerSecond), lost: r.lost, serverCpuSeconds: round(r.serverCpuSeconds, 2), generatorCpuSeconds: round(r.generatorCpuSeconds, 2), seconds: round(r.seconds, 2), verified: r.verified })),

@@ -57,7 +57,8 @@ const ctx = useLab({ name: 'relay', hosts: ['server', 'a', 'b'] }, async (lab) =
   await Promise.all((['a', 'b'] as const).map((h) => blockUdp(lab.hosts[h])));
   joinedAt = Date.now();
   await Promise.all((['a', 'b'] as const).map(async (h) => {
-    agents[h] = await WeftAgent.start(lab.hosts[h]);
+    // UDP to the relay is the subject of the second half (the agent's default is the WebSocket).
+    agents[h] = await WeftAgent.start(lab.hosts[h], { env: { WEFT_RELAY_TRANSPORT: 'udp' } });
     await agents[h]!.upOk({ server: server.url, authKey, hostname: h });
   }));
 });

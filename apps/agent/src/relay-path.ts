@@ -13,7 +13,8 @@
  * socket is held from `start` to `stop` whether or not any peer is relayed yet, so a peer that
  * cannot reach us directly can always reach us there; it reconnects with backoff.
  *
- * UDP first, WebSocket as the fallback: when the relay's greeting carries a UDP ticket
+ * With `transport: 'udp'` (WEFT_RELAY_TRANSPORT=udp; the default is the WebSocket, which measured
+ * faster: tunables.ts RELAY_TRANSPORT_DEFAULT), UDP first and the WebSocket as the fallback: when the relay's greeting carries a UDP ticket
  * (@weft/relay relay-udp.ts), a UDP socket to the relay's UDP port (the server's STUN port, at the
  * server URL's host) is bound with it. While the relay acknowledges our binds, packets go there and
  * the relay sends ours there, so a relayed WireGuard flow does not run inside TCP; when UDP is
@@ -28,7 +29,7 @@ import { MAX_FRAME_BYTES, PeerGoneReason, RELAY_HTTP_PATH, RelayClient, RelayUdp
 import { backoffDelay } from './backoff.js';
 import type { Logger } from './log.js';
 import {
-  CONNECT_TIMEOUT_MS, RELAY_RECONNECT_BACKOFF, RELAY_UDP_BIND_INTERVAL_MS, RELAY_UDP_BIND_RETRY_MS, RELAY_UDP_BUFFER_BYTES, RELAY_UDP_DEAD_AFTER_MS,
+  CONNECT_TIMEOUT_MS, RELAY_RECONNECT_BACKOFF, RELAY_TRANSPORT_DEFAULT, RELAY_UDP_BIND_INTERVAL_MS, RELAY_UDP_BIND_RETRY_MS, RELAY_UDP_BUFFER_BYTES, RELAY_UDP_DEAD_AFTER_MS,
 } from './tunables.js';
 
 export interface RelayPathOptions {
@@ -41,6 +42,19 @@ export interface RelayPathOptions {
   acceptFrom: (nodeKey: NodePublicKey) => boolean;
   /** A socket was opened for `nodeKey` because it sent first: point WireGuard at `endpoint`. */
   onInbound: (nodeKey: NodePublicKey, endpoint: string) => void;
+  /** Relay over UDP when the relay offers it (`udp`), or over the WebSocket only. Default: relayTransport(process.env). */
+  transport?: 'udp' | 'websocket';
+}
+
+/**
+ * `WEFT_RELAY_TRANSPORT` (`udp` or `websocket`), else RELAY_TRANSPORT_DEFAULT (see there for why).
+ * Any other value is an error naming the variable and what it takes.
+ */
+export function relayTransport(env: NodeJS.ProcessEnv): 'udp' | 'websocket' {
+  const v = env.WEFT_RELAY_TRANSPORT;
+  if (v === undefined || v === '') return RELAY_TRANSPORT_DEFAULT;
+  if (v === 'udp' || v === 'websocket') return v;
+  throw new Error(`WEFT_RELAY_TRANSPORT: "${v}" is not udp or websocket`);
 }
 
 interface Relayed {
@@ -82,7 +96,11 @@ export class RelayPath {
    */
   private readonly unreachable = new Set<string>();
 
-  constructor(private readonly opts: RelayPathOptions) {}
+  private readonly useUdp: boolean;
+
+  constructor(private readonly opts: RelayPathOptions) {
+    this.useUdp = (opts.transport ?? relayTransport(process.env)) === 'udp';
+  }
 
   /** The relay told this session it cannot carry packets to `nodeKey` (and nothing came from it since). */
   cannotReach(nodeKey: string): boolean {
@@ -169,7 +187,8 @@ export class RelayPath {
 
   private async bind(nodeKey: NodePublicKey): Promise<Relayed> {
     this.wgPort = (await this.opts.wireguardPort()) ?? this.wgPort;
-    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: RELAY_UDP_BUFFER_BYTES, sendBufferSize: RELAY_UDP_BUFFER_BYTES });
+    // Every send goes to 127.0.0.1 (WireGuard's port): `literal` skips dgram's per-datagram dns.lookup.
+    const socket = dgram.createSocket({ type: 'udp4', recvBufferSize: RELAY_UDP_BUFFER_BYTES, sendBufferSize: RELAY_UDP_BUFFER_BYTES, lookup: literal });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(0, '127.0.0.1', () => {
@@ -266,7 +285,7 @@ export class RelayPath {
           // A new relay session: what the last one could not reach may be reachable now.
           this.unreachable.clear();
           log('info', 'relay connected', { url: relayUrl(this.opts.serverUrl), udpPort: info.udp?.port ?? null });
-          if (info.udp) void this.openUdp(ws, info.udp);
+          if (info.udp && this.useUdp) void this.openUdp(ws, info.udp);
         },
         onPeerGone: (key, reason) => {
           this.unreachable.add(key.toString('hex'));
@@ -337,6 +356,9 @@ export class RelayPath {
     ws?.close(1000, 'relay path stopped');
   }
 }
+
+/** A dgram `lookup` for sockets that only ever send to an IPv4 literal: hands it straight back (no dns.lookup, no deferred tick). */
+const literal = ((address: string, _opts: unknown, cb: (err: null, address: string, family: number) => void) => cb(null, address, 4)) as unknown as dgram.SocketOptions['lookup'];
 
 /** The hex of a node key, with or without its "nodekey:" prefix. */
 function keyId(nodeKey: string): string {

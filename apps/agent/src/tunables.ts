@@ -123,6 +123,19 @@ export const RELAY_UDP_BUFFER_BYTES = 4 * 1024 * 1024;
 export const RELAY_UDP_BIND_INTERVAL_MS = 10_000;
 export const RELAY_UDP_BIND_RETRY_MS = 1_000;
 export const RELAY_UDP_DEAD_AFTER_MS = 25_000;
+/**
+ * Which transport carries relayed packets when the relay offers both (relay-path.ts): `websocket`,
+ * or `udp` (bind with the relay's UDP ticket and use it while the binds are answered; the
+ * WebSocket when UDP is blocked). `WEFT_RELAY_TRANSPORT` in the daemon's environment overrides.
+ * WebSocket by default because it measured faster: Node.js pays a receive callback and a
+ * sendmsg per UDP datagram at each of the three hops, where the WebSocket reads many packets per
+ * TCP read and the relay writes a tick's packets in one writev. On the e2e lab (2 cores, load
+ * ~30; bench/results/relay-lab.json) one iperf3 TCP stream did 41 Mbit/s over the WebSocket
+ * relay and 18 over the UDP relay (0.44x); bench:relay gave the relay 18-27 us of CPU per packet
+ * over UDP against 8-18 over the WebSocket. UDP is the choice for a lossy long path, where a
+ * tunnel inside TCP stalls on every retransmission.
+ */
+export const RELAY_TRANSPORT_DEFAULT: 'websocket' | 'udp' = 'websocket';
 /** Reconnect delay of the relay socket: full jitter over 250 ms * 2^attempt, capped at 10 s. */
 export const RELAY_RECONNECT_BACKOFF = { baseMs: 250, capMs: 10_000 } as const;
 

@@ -12,7 +12,7 @@ export * from './stun-constants.js';
 export { parseMessage, encodeMessage, getAttribute, fingerprintOf, messageType, splitMessageType, type StunMessage, type StunAttribute, type ParseResult, type EncodeOptions } from './stun-message.js';
 export { checkMessageIntegrity, messageIntegrity, shortTermKey } from './stun-integrity.js';
 export { encodeMappedAddress, decodeMappedAddress, encodeXorMappedAddress, decodeXorMappedAddress, addressBytes, addressText, type MappedAddress } from './stun-address.js';
-export { answerBinding, encodeBindingSuccess, unknownRequired, encodeErrorCode, encodeUnknownAttributes, type BindingAnswer, type Peer } from './stun-binding.js';
+export { answerBinding, BindingResponder, encodeBindingSuccess, unknownRequired, encodeErrorCode, encodeUnknownAttributes, type BindingAnswer, type Peer } from './stun-binding.js';
 export { bindingRequest, encodeBindingRequest, readBindingResponse, StunError, type BindingOptions } from './stun-client.js';
 export { StunServer, reusePortSupported, type StunCounters, type StunLog, type StunServerOptions } from './stun-server.js';
 export { parseListenAddress, formatListenAddress, type ListenAddress } from './listen-address.js';

@@ -34,16 +34,20 @@ export class RelayUdpClient {
   private wasUsable = false;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  private readonly headers = new Map<string, Buffer>();
+  /** SEND headers by the destination key's object (callers pass the same one for a peer each time): no per-packet string. */
+  private readonly headers = new WeakMap<Uint8Array, Buffer>();
 
   private constructor(private readonly socket: Socket, private readonly opts: RelayUdpClientOptions) {}
 
   /** Opens the socket and sends the first BIND; `usable` once the relay answers. */
   static async open(opts: RelayUdpClientOptions): Promise<RelayUdpClient> {
     const socket = createSocket({ type: isIPv6(opts.host) ? 'udp6' : 'udp4', ...(opts.bufferBytes ? { recvBufferSize: opts.bufferBytes, sendBufferSize: opts.bufferBytes } : {}) });
+    // Connected to the relay: a send names no address (no per-datagram dns.lookup of the literal
+    // and the tick it defers the send by; no route lookup in the kernel), and the kernel drops
+    // datagrams from anywhere else before they cost a callback.
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(0, () => {
+      socket.connect(opts.ticket.port, opts.host, () => {
         socket.off('error', reject);
         resolve();
       });
@@ -61,21 +65,23 @@ export class RelayUdpClient {
     return !this.closed && this.lastAckAt > 0 && Date.now() - this.lastAckAt < this.opts.deadAfterMs;
   }
 
-  /** Sends `packet` to the node key `to` (32 bytes) through the relay. */
+  /**
+   * Sends `packet` to the node key `to` (32 bytes) through the relay. The SEND header is cached
+   * per `to` object: pass the same bytes object for a peer each time (a new one costs a header).
+   */
   send(to: Uint8Array, packet: Uint8Array): void {
-    const id = Buffer.from(to.buffer, to.byteOffset, to.length).toString('latin1');
-    let header = this.headers.get(id);
+    let header = this.headers.get(to);
     if (!header) {
       header = encodeSendHeader(this.opts.ticket.id, to);
-      this.headers.set(id, header);
+      this.headers.set(to, header);
     }
-    this.socket.send([header, packet], this.opts.ticket.port, this.opts.host);
+    this.socket.send([header, packet]);
     this.counters.sent++;
   }
 
-  /** Forgets a peer's cached SEND header (the peer left). */
+  /** Forgets a peer's cached SEND header (the peer left): `to` is the object its packets were sent with. */
   forget(to: Uint8Array): void {
-    this.headers.delete(Buffer.from(to.buffer, to.byteOffset, to.length).toString('latin1'));
+    this.headers.delete(to);
   }
 
   close(): void {
@@ -95,7 +101,7 @@ export class RelayUdpClient {
     this.noteUsable();
     this.seq++;
     this.counters.binds++;
-    this.socket.send(encodeBind(UDP_BIND, this.opts.ticket.id, this.opts.ticket.secret, this.seq), this.opts.ticket.port, this.opts.host);
+    this.socket.send(encodeBind(UDP_BIND, this.opts.ticket.id, this.opts.ticket.secret, this.seq));
     const wait = this.usable ? this.opts.bindIntervalMs : Math.min(this.opts.bindIntervalMs, this.opts.retryMs * 2 ** Math.min(this.unanswered, 20));
     this.unanswered++;
     this.timer = setTimeout(() => this.bind(), wait);

@@ -5,7 +5,7 @@
  * that. Malformed datagrams are counted and dropped; nothing a peer sends can throw out of here.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { answerBinding } from './stun-binding.js';
+import { answerBinding, BindingResponder } from './stun-binding.js';
 import { looksLikeInitiation } from './wg-initiation.js';
 import { isRelayDatagram } from './relay-udp.js';
 import { formatListenAddress, parseListenAddress, type ListenAddress } from './listen-address.js';
@@ -50,6 +50,7 @@ export class StunServer {
   readonly counters: StunCounters = { requests: 0, responses: 0, errorResponses: 0, malformed: 0, ignored: 0 };
   private readonly socket: Socket;
   private readonly software: Buffer;
+  private readonly responder: BindingResponder;
   private readonly log: StunLog | undefined;
   private readonly onRequest: StunServerOptions['onRequest'];
   /**
@@ -69,6 +70,7 @@ export class StunServer {
   private constructor(socket: Socket, opts: StunServerOptions) {
     this.socket = socket;
     this.software = Buffer.from(opts.software ?? STUN_SOFTWARE, 'utf8');
+    this.responder = new BindingResponder(this.software);
     this.log = opts.log;
     this.onRequest = opts.onRequest;
   }
@@ -149,6 +151,15 @@ export class StunServer {
       } catch (err) {
         this.log?.warn({ err, from: `${rinfo.address}:${rinfo.port}` }, 'WireGuard initiation handler raised an error; dropped');
       }
+      return;
+    }
+    // The common request (bare Binding from an IPv4 peer) from a template; the rest through the codec.
+    const quick = this.responder.quick(msg, rinfo);
+    if (quick) {
+      this.counters.requests++;
+      this.counters.responses++;
+      this.socket.send(quick, rinfo.port, rinfo.address);
+      this.onRequest?.(rinfo, 'success');
       return;
     }
     let answer;

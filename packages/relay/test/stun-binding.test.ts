@@ -18,6 +18,7 @@ import {
   addressBytes,
   addressText,
   answerBinding,
+  BindingResponder,
   encodeBindingSuccess,
   encodeXorMappedAddress,
   decodeMappedAddress,
@@ -131,6 +132,48 @@ describe('encodeBindingSuccess (the hot path)', () => {
       fingerprint: true,
     });
     expect(encodeBindingSuccess(txid, { address, port }, software).toString('hex')).toBe(want.toString('hex'));
+  });
+});
+
+describe('BindingResponder.quick (the template for bare requests)', () => {
+  const responder = new BindingResponder(SOFTWARE);
+  const bare = encodeMessage({ method: METHOD_BINDING, cls: CLASS_REQUEST, transactionId: txid, attributes: [] });
+  const withFingerprint = encodeBindingRequest(txid);
+  const badFingerprint = Buffer.from(withFingerprint);
+  badFingerprint[27]! ^= 1;
+
+  it.each([
+    ['IPv4', '203.0.113.200', 65535, bare],
+    ['IPv4, low port and address', '1.0.0.0', 1, bare],
+    ['IPv4 on a dual-stack socket', '::ffff:10.0.0.1', 3478, bare],
+    ['a request with FINGERPRINT', '192.0.2.44', 51820, withFingerprint],
+  ])('%s: the same bytes answerBinding gives', (_n, address, port, request) => {
+    expect(request.length).toBe(request === bare ? 20 : 28);
+    const want = answerBinding(request, { address, port }, SOFTWARE);
+    expect(want.kind).toBe('success');
+    expect(responder.quick(request, { address, port })?.toString('hex')).toBe((want as { response: Buffer }).response.toString('hex'));
+  });
+
+  it('two requests in a row each get their own transaction ID and address (the template is not shared state)', () => {
+    const other = Buffer.from('a0a1a2a3a4a5a6a7a8a9aaab', 'hex');
+    const first = responder.quick(bare, { address: '192.0.2.1', port: 1000 })!;
+    const second = responder.quick(encodeBindingRequest(other), { address: '198.51.100.9', port: 2000 })!;
+    expect(readBindingResponse(first, txid)).toMatchObject({ address: '192.0.2.1', port: 1000 });
+    expect(readBindingResponse(second, other)).toMatchObject({ address: '198.51.100.9', port: 2000 });
+  });
+
+  it.each([
+    ['an IPv6 peer', bare, '2001:db8::7'],
+    ['an address that is not a dotted quad', bare, '1.2.3'],
+    ['a leading zero', bare, '01.2.3.4'],
+    ['a request with attributes', encodeMessage({ method: METHOD_BINDING, cls: CLASS_REQUEST, transactionId: txid, attributes: [{ type: ATTR_USERNAME, value: Buffer.from('u') }] }), '192.0.2.1'],
+    ['an RFC 3489 request (no cookie)', Buffer.concat([Buffer.from('00010000', 'hex'), Buffer.alloc(16, 7)]), '192.0.2.1'],
+    ['an indication', encodeMessage({ method: METHOD_BINDING, cls: CLASS_INDICATION, transactionId: txid, attributes: [] }), '192.0.2.1'],
+    ['a truncated header', bare.subarray(0, 19), '192.0.2.1'],
+    ['a FINGERPRINT that does not match', badFingerprint, '192.0.2.1'],
+    ['SOFTWARE where FINGERPRINT would be', encodeMessage({ method: METHOD_BINDING, cls: CLASS_REQUEST, transactionId: txid, attributes: [{ type: ATTR_SOFTWARE, value: Buffer.from('abcd') }] }), '192.0.2.1'],
+  ])('%s: left to answerBinding (undefined)', (_n, datagram, address) => {
+    expect(responder.quick(datagram, { address, port: 3478 })).toBeUndefined();
   });
 });
 

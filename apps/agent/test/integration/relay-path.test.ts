@@ -9,7 +9,7 @@ import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { startServer, type TestServer } from '../../../server/test/support/server.js';
 import { silentLogger } from '../../src/log.js';
 import { relayOverStunPort, StunServer } from '@weft/relay';
-import { RelayPath } from '../../src/relay-path.js';
+import { RelayPath, relayTransport } from '../../src/relay-path.js';
 
 interface Side {
   agent: SimAgent;
@@ -33,7 +33,7 @@ async function until(pred: () => boolean | Promise<boolean>, what: string, ms = 
   }
 }
 
-async function side(s: TestServer, key: string, name: string, peers: () => string[], portKnown: () => boolean = () => true): Promise<Side> {
+async function side(s: TestServer, key: string, name: string, peers: () => string[], portKnown: () => boolean = () => true, transport?: 'udp' | 'websocket'): Promise<Side> {
   const agent = new SimAgent(s.url, name);
   await agent.register(key);
   await agent.connect();
@@ -47,6 +47,7 @@ async function side(s: TestServer, key: string, name: string, peers: () => strin
     wireguardPort: async () => (portKnown() ? wg.address().port : undefined),
     acceptFrom: (k) => peers().includes(k),
     onInbound: (nodeKey, endpoint) => inbound.push({ nodeKey, endpoint }),
+    ...(transport ? { transport } : {}),
   });
   path.start();
   await until(() => path.connected, `${name} connected to the relay`);
@@ -167,17 +168,20 @@ describe('agent relayed data path over UDP', () => {
   let stun: StunServer;
   let a: Side;
   let b: Side;
+  /** With the default transport (no WEFT_RELAY_TRANSPORT). */
+  let c: Side;
   beforeAll(async () => {
     s = await startServer('pglite');
     stun = await StunServer.listen({ listen: '127.0.0.1:0' });
     relayOverStunPort(s.relay!, stun);
     await s.api('POST', '/api/v1/users', { name: 'ops' });
     const key = (await s.api('POST', '/api/v1/authkeys', { user: 'ops', reusable: true })).body.key;
-    a = await side(s, key, 'udp-a', () => [b.agent.node.publicKey]);
-    b = await side(s, key, 'udp-b', () => [a.agent.node.publicKey]);
+    a = await side(s, key, 'udp-a', () => [b.agent.node.publicKey], undefined, 'udp');
+    b = await side(s, key, 'udp-b', () => [a.agent.node.publicKey], undefined, 'udp');
+    c = await side(s, key, 'default-c', () => [], undefined, relayTransport({}));
   });
   afterAll(async () => {
-    for (const x of [a, b]) {
+    for (const x of [a, b, c]) {
       x?.path.stop();
       x?.wg.close();
       x?.agent.close();
@@ -199,6 +203,13 @@ describe('agent relayed data path over UDP', () => {
     expect([a.path.counters.toRelayUdp, b.path.counters.toRelayUdp]).toEqual([1, 1]);
     expect(s.relay!.counters.udp).toMatchObject({ packetsIn: 2, packetsOut: 2 });
   });
+
+  it('by default (the WebSocket measured faster) a relay offering UDP is not bound: the session stays on the WebSocket', async () => {
+    expect(relayTransport({})).toBe('websocket');
+    await until(() => a.path.transport === 'udp', 'a on UDP (so binds are answered here)');
+    expect(c.path.transport).toBe('websocket');
+    expect((c.path as unknown as { udp: unknown }).udp).toBeUndefined();
+  });
 });
 
 describe('agent relayed data path when UDP to the relay is blocked', () => {
@@ -213,8 +224,8 @@ describe('agent relayed data path when UDP to the relay is blocked', () => {
     s.relay!.attachUdp({ port: hole.address().port, send: () => {} });
     await s.api('POST', '/api/v1/users', { name: 'ops' });
     const key = (await s.api('POST', '/api/v1/authkeys', { user: 'ops', reusable: true })).body.key;
-    a = await side(s, key, 'blocked-a', () => [b.agent.node.publicKey]);
-    b = await side(s, key, 'blocked-b', () => [a.agent.node.publicKey]);
+    a = await side(s, key, 'blocked-a', () => [b.agent.node.publicKey], undefined, 'udp');
+    b = await side(s, key, 'blocked-b', () => [a.agent.node.publicKey], undefined, 'udp');
   });
   afterAll(async () => {
     for (const x of [a, b]) {

@@ -2,6 +2,7 @@
 import { openDevice } from '@weft/wg';
 import { Agent } from '../../agent.js';
 import { forcedRelay } from '../../path-choice.js';
+import { relayTransport } from '../../relay-path.js';
 import { DEFAULT_MTU, STALE_HANDSHAKE_ENV, staleHandshakeS } from '../../tunables.js';
 import { createLocalApi, listenLocal } from '../../local-api.js';
 import { createLogger } from '../../log.js';
@@ -15,6 +16,12 @@ export async function daemon(args: Parsed): Promise<number> {
   if (process.getuid?.() !== 0) {
     throw new CliError('weft daemon needs root to create and program the WireGuard interface', ExitCode.NotRoot,
       'Run it as root: sudo weft daemon (or through the systemd unit)');
+  }
+  // A bad WEFT_RELAY_TRANSPORT is refused here, before anything starts, not when the relay first connects.
+  try {
+    relayTransport(process.env);
+  } catch (err) {
+    throw new CliError((err as Error).message, ExitCode.Usage, 'Unset it (relay over the WebSocket) or set WEFT_RELAY_TRANSPORT=udp');
   }
   const log = createLogger(args.logFormat ?? (process.stderr.isTTY ? 'text' : 'json'));
   const stateDir = args.stateDir ?? DEFAULT_STATE_DIR;

@@ -1,0 +1,107 @@
+/**
+ * `npm run bench:relay-lab`: issue 9's lab row for the relay. One iperf3 TCP stream a -> b through
+ * a Weft tunnel on the real-network lab (e2e/lab: network namespaces, real weft-server, real agents
+ * with wireguard-go; needs root like the e2e lab), in three phases on the same lab, as
+ * e2e/relay.test.ts sets them up:
+ *   websocket  a and b drop all UDP on their LAN interface: the pair is relayed over the WebSocket;
+ *   udp        UDP to and from the server's STUN port (the relay's UDP port) passes: relayed over UDP;
+ *   direct     the block is lifted: the pair goes direct.
+ * Each phase runs BENCH_ROUNDS (3) streams of BENCH_SECONDS (5) s; each relayed median is given as a
+ * fraction of the direct median (targets: 0.8 over the UDP relay; the WebSocket's is reported).
+ * Writes bench/results/relay-lab.json with the machine and its load at start and end.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Lab } from '../e2e/lab/lab.js';
+import type { Host } from '../e2e/lab/host.js';
+import { iperf3, type IperfResult } from '../e2e/lab/iperf.js';
+import { waitFor } from '../e2e/lab/wait.js';
+import { WeftAgent, WeftServer } from '../e2e/lab/weft.js';
+import { machine } from './lib/machine.js';
+import { median, round } from './lib/stats.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const STUN_PORT = 3478;
+const here = import.meta.dirname;
+
+/** nftables on `h`: all UDP on the LAN interface dropped, or (relayUdpFrom) all but the server's relay port. */
+async function setUdpBlock(h: Host, mode: 'all' | { relayUdpFrom: string } | 'none'): Promise<void> {
+  const file = h.tmpPath('bench-udp-block.nft');
+  const allow = typeof mode === 'object' ? { in: `ip saddr ${mode.relayUdpFrom} udp sport ${STUN_PORT} accept; `, out: `ip daddr ${mode.relayUdpFrom} udp dport ${STUN_PORT} accept; ` } : { in: '', out: '' };
+  const table = mode === 'none' ? '' : `table inet bench_block {
+  chain in { type filter hook input priority 0; policy accept; iifname "lo" accept; ${allow.in}meta l4proto udp drop; }
+  chain out { type filter hook output priority 0; policy accept; oifname "lo" accept; ${allow.out}meta l4proto udp drop; }
+}
+`;
+  writeFileSync(file, `table inet bench_block {}\ndelete table inet bench_block\n${table}`);
+  await h.execOk('nft', ['-f', file]);
+}
+
+const lab = await Lab.create({ name: 'rlab', hosts: ['server', 'a', 'b'] });
+const loadAvg1mAtStart = machine().loadAvg1m;
+const phases: Record<string, { mbitPerSecond: number[]; retransmits: (number | null)[]; medianMbitPerSecond: number }> = {};
+try {
+  const server = await WeftServer.start(lab, { readyTimeoutMs: 180_000, stunListen: `0.0.0.0:${STUN_PORT}` });
+  const authKey = await server.authKey('lab');
+  const { a, b } = lab.hosts;
+  await Promise.all([a, b].map((h) => setUdpBlock(h, 'all')));
+  // Both transports are measured: UDP is used once it works (WEFT_RELAY_TRANSPORT=udp; the default is the WebSocket).
+  const env = { WEFT_RELAY_TRANSPORT: 'udp' };
+  const agents = { a: await WeftAgent.start(a, { env }), b: await WeftAgent.start(b, { env }) };
+  await Promise.all((['a', 'b'] as const).map((h) => agents[h].upOk({ server: server.url, authKey, hostname: h })));
+  const ipB = (await agents.b.status()).self!.ipv4;
+  const pathTo = async (h: 'a' | 'b') => (await agents[h].status()).peers.find((p) => p.name === (h === 'a' ? 'b' : 'a'))?.path;
+  const run = async (name: string, check: () => Promise<void>) => {
+    const rs: IperfResult[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      rs.push(await iperf3(a, b, ipB, { seconds: SECONDS }));
+      await check();
+      console.log(`${name.padEnd(9)} ${(rs.at(-1)!.bitsPerSecond / 1e6).toFixed(1)} Mbit/s, ${rs.at(-1)!.retransmits ?? '?'} retransmits`);
+    }
+    const mbit = rs.map((r) => round(r.bitsPerSecond / 1e6, 1));
+    phases[name] = { mbitPerSecond: mbit, retransmits: rs.map((r) => r.retransmits), medianMbitPerSecond: round(median(mbit), 1) };
+  };
+  const expectState = async (path: string, transport?: string) => {
+    const st = await agents.a.status();
+    const p = st.peers.find((x) => x.name === 'b')?.path;
+    if (p !== path || (transport && st.relay?.transport !== transport)) throw new Error(`a -> b is ${p} (relay transport ${st.relay?.transport}), the phase needs ${path}${transport ? ` over ${transport}` : ''}`);
+  };
+
+  await waitFor(async () => (await a.ping(ipB, { count: 1, timeoutMs: 2000 })).ok && (await pathTo('a')) === 'relay', { timeoutMs: 60_000, intervalMs: 250, what: 'a -> b relayed over the WebSocket' });
+  await run('websocket', () => expectState('relay', 'websocket'));
+
+  await Promise.all([a, b].map((h) => setUdpBlock(h, { relayUdpFrom: lab.hosts.server!.ip })));
+  for (const h of ['a', 'b'] as const) await waitFor(async () => (await agents[h].status()).relay?.transport === 'udp', { timeoutMs: 30_000, intervalMs: 250, what: `${h} relays over UDP` });
+  await run('udp', () => expectState('relay', 'udp'));
+
+  await Promise.all([a, b].map((h) => setUdpBlock(h, 'none')));
+  await waitFor(async () => (await pathTo('a')) === 'direct' && (await pathTo('b')) === 'direct', { timeoutMs: 60_000, intervalMs: 250, what: 'a <-> b direct once UDP passes' });
+  await run('direct', () => expectState('direct'));
+} catch (err) {
+  lab.markFailed();
+  lab.printLogTails();
+  throw err;
+} finally {
+  await lab.cleanup();
+}
+
+const direct = phases.direct!.medianMbitPerSecond;
+const out = {
+  benchmark: 'relay-lab',
+  date: new Date().toISOString(),
+  loadAvg1mAtStart,
+  loadAvg1mAtEnd: machine().loadAvg1m,
+  machine: machine({ 'wireguard-go': ['wireguard-go', ['--version']], iperf3: ['iperf3', ['--version']] }),
+  setup: `real-network lab (e2e/lab, hosts server, a, b on one bridge; wireguard-go; weft-server with STUN/relay UDP on ${STUN_PORT}): iperf3 TCP, one stream a -> b through the Weft tunnel, ${ROUNDS} x ${SECONDS} s per phase (first second omitted), phases in this order on one lab: websocket (all UDP on a and b dropped: relayed over the WebSocket), udp (UDP to the relay port allowed: relayed over UDP), direct (no block). Each round checks a's weft status still says that path and transport.`,
+  phases,
+  fractionOfDirect: {
+    what: 'phase median / direct median; targets: udp >= 0.8 (issue 9); websocket reported',
+    udp: round(phases.udp!.medianMbitPerSecond / direct, 3),
+    websocket: round(phases.websocket!.medianMbitPerSecond / direct, 3),
+    udpOverWebsocket: round(phases.udp!.medianMbitPerSecond / phases.websocket!.medianMbitPerSecond, 3),
+  },
+};
+mkdirSync(resolve(here, 'results'), { recursive: true });
+writeFileSync(resolve(here, 'results/relay-lab.json'), JSON.stringify(out, null, 2) + '\n');
+console.log(JSON.stringify(out, null, 2));

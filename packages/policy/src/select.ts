@@ -27,7 +27,7 @@ export class NodeIndex {
   /** Every node address, ascending, with its node, per family. */
   private readonly ip4: { ip: bigint; idx: number }[] = [];
   private readonly ip6: { ip: bigint; idx: number }[] = [];
-  readonly tailnet: AddrSet;
+  private tailnetSet: AddrSet | null = null;
   private readonly cache = new Map<string, AddrSet>();
   /** Dedupes node hits without a Set: a node is in the current result when its stamp is the generation. */
   private readonly stamp: Int32Array;
@@ -49,8 +49,12 @@ export class NodeIndex {
     const cmp = (a: { ip: bigint }, b: { ip: bigint }) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0);
     this.ip4.sort(cmp);
     this.ip6.sort(cmp);
-    this.tailnet = tailnet(prepared);
     this.stamp = new Int32Array(prepared.nodes.length);
+  }
+
+  /** What `*` names, built on first use (most policies never name it: a union of every node's addresses). */
+  get tailnet(): AddrSet {
+    return (this.tailnetSet ??= tailnet(this.prepared));
   }
 
   private ipsOf(nodes: readonly PreparedNode[] | undefined): AddrSet {

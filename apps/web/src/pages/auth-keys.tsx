@@ -2,6 +2,7 @@
 import { useState, type FormEvent } from 'react';
 import type { AuthKey, CreatedAuthKey, User } from '@weft/protocol';
 import { api } from '../api/client.js';
+import { badTag, parseTags } from '../components/tag-input.js';
 import { ErrorText, Tags, useLoad, when } from '../components/common.js';
 import { DataTable, type Column } from '../components/data-table.js';
 import { Dialog, SecretDialog, useConfirmAction } from '../components/dialog.js';
@@ -88,7 +89,9 @@ function CreateDialog({ users, onClose, onCreated }: { users: User[]; onClose: (
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     try {
-      const tagList = tags.split(/[\s,]+/).filter(Boolean);
+      const tagList = parseTags(tags);
+      const bad = badTag(tagList);
+      if (bad) return setError(bad);
       onCreated(await api<CreatedAuthKey>('POST', '/api/v1/authkeys', { user, reusable, ephemeral, tags: tagList, expiresIn }));
     } catch (err) {
       setError((err as Error).message);

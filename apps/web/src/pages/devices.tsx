@@ -7,6 +7,7 @@ import type { Node, NodePage, NodeSort } from '@weft/protocol';
 import { api, query } from '../api/client.js';
 import { ago, Empty, ErrorText, Tags, useLoad } from '../components/common.js';
 import { ConfirmDialog, Dialog } from '../components/dialog.js';
+import { badTag, parseTags } from '../components/tag-input.js';
 
 export const PAGE_SIZE = 50;
 
@@ -219,11 +220,6 @@ function RenameDialog({ node, onClose, onDone }: { node: Node; onClose: () => vo
   );
 }
 
-/** `tag:web, tag:db` or `tag:web tag:db` as the list the server takes (empty: no tags). */
-function parseTags(text: string): string[] {
-  return [...new Set(text.split(/[\s,]+/).filter((t) => t !== ''))];
-}
-
 /**
  * Replaces a device's tags (PUT /api/v1/nodes/:id/tags). The server judges them against the
  * stored policy's tagOwners; its refusal (an undefined tag, one the admin does not own) is shown
@@ -235,10 +231,13 @@ function TagsDialog({ node, onClose, onDone }: { node: Node; onClose: () => void
   const [error, setError] = useState<string | null>(null);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
+    const tags = parseTags(text);
+    const bad = badTag(tags);
+    if (bad) return setError(bad);
     setBusy(true);
     setError(null);
     try {
-      await api('PUT', `/api/v1/nodes/${node.id}/tags`, { tags: parseTags(text) });
+      await api('PUT', `/api/v1/nodes/${node.id}/tags`, { tags });
       onDone();
     } catch (err) {
       setError((err as Error).message);

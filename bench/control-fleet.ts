@@ -134,6 +134,7 @@ process.on('message', async (m: Cmd) => {
         received: arrivals.length,
         wrongView: targets.filter((a) => !viewOk(a)).length,
         unaffectedThatHeard: agents.filter((a) => !want.has(a.self!.id) && substantive(a)).length,
+        firstAt: Math.min(...arrivals),
         lastAt: Math.max(...arrivals),
       });
     } else if (m.cmd === 'disconnect') {

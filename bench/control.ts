@@ -193,7 +193,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
     if (plan) {
       const left = ((await rest('GET', '/api/v1/nodes')) as { items: ListedNode[] }).items;
       let current = plan.policy;
-      const rounds: { affected: number; ms: number; missed: number; wrongView: number; unaffectedThatHeard: number }[] = [];
+      const rounds: { affected: number; ms: number; putMs: number; firstMs: number; missed: number; wrongView: number; unaffectedThatHeard: number }[] = [];
       for (let round = 0; round < POLICY_ROUNDS; round++) {
         const next = current === plan.policy ? plan.policyPlusOneRule : plan.policy;
         const before = compiledViews(current, left);
@@ -203,13 +203,14 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
         await ask({ cmd: 'arm' });
         const t0 = now();
         policyVersion = await putPolicy(next);
+        const putMs = round1(now() - t0);
         const r = await ask({ cmd: 'track-delta', expect, timeoutMs: 15_000 });
-        rounds.push({ affected: r.affected, ms: round1(r.lastAt - t0), missed: r.affected - r.received, wrongView: r.wrongView, unaffectedThatHeard: r.unaffectedThatHeard });
-        console.log(`[${n}] policy change ${round + 1}: ${r.affected} affected nodes, last delta ${round1(r.lastAt - t0)} ms after the change; wrong views ${r.wrongView}, others told ${r.unaffectedThatHeard}`);
+        rounds.push({ affected: r.affected, ms: round1(r.lastAt - t0), putMs, firstMs: round1(r.firstAt - t0), missed: r.affected - r.received, wrongView: r.wrongView, unaffectedThatHeard: r.unaffectedThatHeard });
+        console.log(`[${n}] policy change ${round + 1}: ${r.affected} affected nodes, PUT answered after ${putMs} ms, first delta ${round1(r.firstAt - t0)} ms, last ${round1(r.lastAt - t0)} ms after the change; wrong views ${r.wrongView}, others told ${r.unaffectedThatHeard}`);
         current = next;
       }
       policyChange = {
-        change: 'one rule added or removed (group:team-0 -> tag:svc-1:443), alternately; from the PUT /api/v1/policy request to the last affected agent receiving its delta',
+        change: 'one rule added or removed (group:team-0 -> tag:svc-1:443), alternately; from the PUT /api/v1/policy request to the last affected agent receiving its delta (putMs: to the PUT response; firstMs: to the first affected agent)',
         rounds,
         deliveredToAllAffectedMs: { p50: round1(pct(rounds.map((x) => x.ms), 50)), max: round1(Math.max(...rounds.map((x) => x.ms))) },
       };

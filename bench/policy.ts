@@ -5,7 +5,9 @@
  * (each user in one or two), TAGS tags, RULES rules (acls and grants: groups -> tags on ports,
  * tags -> tags, members -> autogroup:self, a few CIDRs). 30% of nodes are tagged.
  * Measured: parse, node preparation, compile (median of COMPILE_ROUNDS), output size and heap
- * growth; the naive reference on the same inputs when they are small enough to finish (it is
+ * growth; at full scale, a one-rule change as the server's mapper computes it (new views from
+ * the changed policy, and per node whether its view or filter changed: the nodes sent a delta);
+ * the naive reference on the same inputs when they are small enough to finish (it is
  * O(nodes^2 x rules)), and at every scale on the reduced inputs listed in `scales`, each with its
  * engine time in the same run, so the ratio compares like with like.
  *
@@ -14,16 +16,21 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { compile, compileReference, parseNodes, parsePolicy, runTests } from '../packages/policy/src/index.js';
+import { compile, compileReference, parseNodes, parsePolicy, PolicyViews, runTests, type LiveNode, type Prepared, type ViewClass } from '../packages/policy/src/index.js';
+import { loadavg } from 'node:os';
 import { machine } from './lib/machine.js';
 import { inputs, type Scale } from './lib/policy-inputs.js';
 import { median, round } from './lib/stats.js';
 
+/** Read before anything runs: the load the run started under (machine.loadAvg1m), and loadAvg1mAtEnd after. */
+const MACHINE = machine();
 const OUT = fileURLToPath(new URL('./results/policy.json', import.meta.url));
 const FULL = { nodes: 10_000, users: 200, groups: 50, tags: 500, rules: 1_000 };
 const REFERENCE_MAX_NODES = Number(process.env.BENCH_POLICY_REFERENCE_MAX_NODES ?? 500);
 const COMPILE_ROUNDS = 3;
 const TARGET_COMPILE_MS = 1000;
+const TARGET_ONE_RULE_MS = 1000;
+const ONE_RULE_ROUNDS = 3;
 
 /** Wall time, and this process's CPU time (user + system: on a loaded shared machine the wall time includes waiting for a core). */
 function time<T>(f: () => T): { ms: number; cpuMs: number; value: T } {
@@ -32,6 +39,68 @@ function time<T>(f: () => T): { ms: number; cpuMs: number; value: T } {
   const value = f();
   const c = process.cpuUsage(c0);
   return { ms: Number(process.hrtime.bigint() - t0) / 1e6, cpuMs: (c.user + c.system) / 1000, value };
+}
+
+/**
+ * A one-rule change as the server's mapper computes it (apps/server/src/mapper/mapper.ts
+ * policyChanged): parse the new text, build the incremental views from it (reusing the parsed
+ * addresses of the views in force), and per node compare its view class and packet filter, old
+ * against new; the nodes where either differs are the ones sent a delta. Serializing peer entries
+ * and the sockets are left out (bench:control times those end to end).
+ */
+function oneRuleChange(policyText: string, prepared: Prepared) {
+  const live: LiveNode[] = prepared.nodes.map((n) => ({ id: n.idx + 1, login: n.tagged ? null : n.input.user, tags: [...n.input.tags].sort(), ipv4: n.input.ipv4, ipv6: n.input.ipv6 }));
+  const base = JSON.parse(policyText) as { acls: unknown[]; groups: Record<string, string[]>; tagOwners: Record<string, string[]> };
+  const tag = Object.keys(base.tagOwners)[1]!;
+  const plusOne = JSON.stringify({ ...base, acls: [...base.acls, { action: 'accept', src: [Object.keys(base.groups)[0]!], dst: [`${tag}:443`] }] });
+  const build = (text: string, previous?: PolicyViews) => {
+    const v = new PolicyViews(parsePolicy(text), previous);
+    v.load(live);
+    return v;
+  };
+  let views = build(policyText);
+  const filters = new Map<PolicyViews, Map<number, string>>();
+  const filterOf = (v: PolicyViews, id: number) => {
+    let m = filters.get(v);
+    if (!m) filters.set(v, (m = new Map()));
+    let f = m.get(id);
+    if (f === undefined) m.set(id, (f = JSON.stringify(v.filterOf(id))));
+    return f;
+  };
+  for (const n of live) filterOf(views, n.id); // every connected node got its filter in its netmap
+  const rounds: { ms: number; cpuMs: number; affectedNodes: number }[] = [];
+  let text = policyText;
+  for (let r = 0; r < ONE_RULE_ROUNDS * 2; r++) {
+    const nextText = text === policyText ? plusOne : policyText;
+    const t = time(() => {
+      const next = build(nextText, views);
+      const same = new Map<string, boolean>();
+      let affected = 0;
+      for (const n of live) {
+        const a = views.classOf(n.id) as ViewClass | undefined;
+        const b = next.classOf(n.id) as ViewClass | undefined;
+        const key = `${a?.id} ${b?.id}`;
+        let eq = same.get(key);
+        if (eq === undefined) {
+          eq = !!a && !!b && a.view.size === b.view.size && [...a.view.keys()].every((x) => b.view.has(x));
+          same.set(key, eq);
+        }
+        if (!eq || filterOf(views, n.id) !== filterOf(next, n.id)) affected++;
+      }
+      return { next, affected };
+    });
+    filters.delete(views);
+    views = t.value.next;
+    text = nextText;
+    rounds.push({ ms: round(t.ms), cpuMs: round(t.cpuMs), affectedNodes: t.value.affected });
+  }
+  // The first round is the engine's first change (cold); the rest alternate adding and removing the rule.
+  return {
+    change: `one acl added then removed, alternately (${Object.keys(base.groups)[0]} -> ${tag}:443), ${ONE_RULE_ROUNDS * 2} rounds`,
+    rounds,
+    ms: { median: round(median(rounds.map((x) => x.ms))), max: round(Math.max(...rounds.map((x) => x.ms))) },
+    cpuMs: { median: round(median(rounds.map((x) => x.cpuMs))) },
+  };
 }
 
 function run(s: Scale, withReference: boolean) {
@@ -67,6 +136,7 @@ function run(s: Scale, withReference: boolean) {
     peersPerNode: { p50: peers[Math.floor(peers.length / 2)] ?? 0, max: peers[peers.length - 1] ?? 0 },
     testsMs: round(tests.ms),
   };
+  if (s.nodes === FULL.nodes) row.oneRuleChange = oneRuleChange(inp.policy, prep.value);
   if (withReference) {
     const ref = time(() => compileReference(parse.value, prep.value));
     row.referenceMs = round(ref.ms);
@@ -92,11 +162,13 @@ console.log(JSON.stringify(full));
 const result = {
   benchmark: 'policy',
   date: new Date().toISOString(),
-  machine: machine(),
+  machine: MACHINE,
   setup: 'one process, engine and reference in the same run on the same seeded inputs (bench/policy.ts); compileMs (wall) and compileCpuMs (CPU time of the process, GC threads included) are medians of ' + COMPILE_ROUNDS + ' rounds after one warm-up; a loaded machine inflates the wall time (see machine.loadAvg1m); the reference is the naive O(nodes^2 x rules) implementation in packages/policy/src/reference.ts, run where it finishes in reasonable time (scales), with its ratio to the engine at that scale',
-  targets: { fullCompileMs: TARGET_COMPILE_MS },
+  targets: { fullCompileMs: TARGET_COMPILE_MS, oneRuleChangeMs: TARGET_ONE_RULE_MS },
+  loadAvg1mAtEnd: round(loadavg()[0]!),
   full,
   fullCompileUnderTarget: (full.compileMs as number) < TARGET_COMPILE_MS,
+  oneRuleChangeUnderTarget: (full.oneRuleChange as { ms: { max: number } }).ms.max < TARGET_ONE_RULE_MS,
   scales,
 };
 mkdirSync(dirname(OUT), { recursive: true });

@@ -15,7 +15,7 @@
  * Scope: nodes without subnet routes (Weft has none yet), each with at least one address.
  * `test/incremental.test.ts` checks it against `compile()` after random change sequences.
  */
-import { cidrsOf, intersect, isEmpty, overlaps, parseAddrSet, union, type AddrSet, type Cidr } from './addr.js';
+import { cidrsOf, covers, intersect, isEmpty, overlaps, parseAddrSet, union, type AddrSet, type Cidr } from './addr.js';
 import { sortDstPorts, srcText, type FilterRule } from './filter.js';
 import type { DstEntry, Policy, Rule, Selector } from './model.js';
 import { ANY, type Resolved } from './select.js';
@@ -109,6 +109,7 @@ export class PolicyViews {
   };
   private readonly srcCache = new Map<number, Resolved>();
   private readonly mineCache = new Map<string, AddrSet>();
+  private readonly selfCache = new WeakMap<AddrSet, WeakMap<AddrSet, AddrSet>>();
   private tailnetCache: AddrSet | null = null;
   private nextClassId = 1;
   private pending: ViewChanges = { classes: new Map(), moved: new Map(), filters: new Set() };
@@ -245,7 +246,7 @@ export class PolicyViews {
       }
       if (this.hasSelf[r] && st.node.login !== null) {
         const mine = this.mineOf(st.node.login);
-        const from = src === ANY ? mine : intersect(src, mine);
+        const from = this.selfSources(src, mine);
         if (isEmpty(from)) continue;
         const entries: { ip: Cidr; ports: DstEntry['ports'][number] }[] = [];
         for (const e of rule.dst) if (e.sel.kind === 'self') for (const ports of e.ports) for (const ip of st.own) entries.push({ ip, ports });
@@ -425,6 +426,21 @@ export class PolicyViews {
       this.srcCache.set(r, s);
     }
     return s;
+  }
+
+  /**
+   * An autogroup:self rule's sources for one user: the rule's sources among the user's own
+   * addresses. Once per (sources, user's addresses) pair, both immutable and replaced when they
+   * change, so every device of the user shares one set and its text (per device, it was most of
+   * a policy change's filter work at 10,000 nodes).
+   */
+  private selfSources(src: Resolved, mine: AddrSet): AddrSet {
+    if (src === ANY) return mine;
+    let byMine = this.selfCache.get(src);
+    if (!byMine) this.selfCache.set(src, (byMine = new WeakMap()));
+    let from = byMine.get(mine);
+    if (!from) byMine.set(mine, (from = covers(src, mine) ? mine : intersect(src, mine)));
+    return from;
   }
 
   private tailnet(): AddrSet {

@@ -3,7 +3,7 @@
  * set of users and nodes in, per node the packet-filter rules for traffic arriving at it and its
  * visible peers out, sorted and deterministic. No I/O of any kind (no fs, net, clock, env, random):
  * callers read files and databases and hand the text in. Must not import anything in the repo but
- * @weft/protocol (and does not today). See README.md for the language and the assumptions made.
+ * @weft/protocol (for the tag-name rule, protocol's tags.ts, shared with the wire schema and REST). See README.md for the language and the assumptions made.
  */
 import { compile, type Compilation } from './compile.js';
 import { PolicyRejected } from './errors.js';

@@ -9,6 +9,7 @@
  * `user` is the owner's login, null for a tagged node (a node with tags never counts as its user's,
  * as in Tailscale). `approvedRoutes` is final. Every listed user is a member (autogroup:member).
  */
+import { isTagName, TAG_RULE } from '@weft/protocol';
 import { fromRanges, parseAddrSet, union, type AddrSet, type Range } from './addr.js';
 import { byPosition, PolicyError, PolicyRejected, type Pos } from './errors.js';
 import { parseHuJson, type JsonNode } from './hujson.js';
@@ -149,7 +150,7 @@ function prepare(input: NodesInput, errors: PolicyError[], at: (path: (string | 
     names.set(n.name, i);
     const tagged = n.tags.length > 0;
     n.tags.forEach((t, j) => {
-      if (!/^tag:[A-Za-z][A-Za-z0-9-]*$/.test(t)) fail(['nodes', i, 'tags', j], `nodes[${i}] tag "${t}" must look like tag:name`);
+      if (!isTagName(t)) fail(['nodes', i, 'tags', j], `nodes[${i}] tag "${t}" must look like ${TAG_RULE}`);
     });
     if (!tagged && n.user === null) fail(['nodes', i, 'user'], `node "${n.name}" has neither a user nor tags`);
     if (!tagged && n.user !== null && !logins.has(n.user)) fail(['nodes', i, 'user'], `node "${n.name}" belongs to "${n.user}", who is not in "users"`);

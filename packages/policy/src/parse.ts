@@ -2,6 +2,7 @@
  * Policy text -> validated `Policy`, or every problem with its line and column. Features of
  * Tailscale's policy files that Weft does not support yet are rejected by name, never ignored.
  */
+import { isTagName, TAG_RULE } from '@weft/protocol';
 import { parseAddrSet, subtract, union, EMPTY, type AddrSet } from './addr.js';
 import { byPosition, PolicyError, PolicyRejected, type Pos } from './errors.js';
 import { parseHuJson, type JsonNode } from './hujson.js';
@@ -13,7 +14,6 @@ const SUPPORTED = ['groups', 'hosts', 'tagOwners', 'ipsets', 'acls', 'grants', '
 const NOT_YET = ['ssh', 'sshTests', 'nodeAttrs', 'postures', 'defaultSrcPosture', 'derpMap', 'disableIPv4', 'OneCGNATRoute', 'randomizeClientPort', 'attrConfig', 'autogroups'];
 const UNSUPPORTED_AUTOGROUPS = ['autogroup:internet', 'autogroup:admin', 'autogroup:owner', 'autogroup:it-admin', 'autogroup:network-admin', 'autogroup:billing-admin', 'autogroup:auditor', 'autogroup:nonroot', 'autogroup:shared', 'autogroup:multiple-roles'];
 
-const TAG_RE = /^tag:[A-Za-z][A-Za-z0-9-]*$/;
 const GROUP_RE = /^group:[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const IPSET_RE = /^ipset:[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const HOST_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -170,7 +170,7 @@ class Validator {
 
   private readTagOwners(node: JsonNode | undefined): void {
     for (const { key, keyPos, value } of this.object(node, '"tagOwners"')) {
-      if (!TAG_RE.test(key)) this.err(keyPos, `tag name "${key}" must look like tag:name (letters, digits, dashes; starting with a letter)`);
+      if (!isTagName(key)) this.err(keyPos, `tag name "${key}" must look like ${TAG_RULE}`);
       this.tagOwners.set(key, this.strings(value, `tagOwners "${key}"`).map((s) => s.text));
     }
   }

@@ -27,7 +27,10 @@ export class NodeIndex {
   /** Every node address, ascending, with its node, per family. */
   private readonly ip4: { ip: bigint; idx: number }[] = [];
   private readonly ip6: { ip: bigint; idx: number }[] = [];
-  readonly tailnet: AddrSet;
+  /** Per table entry: its address is the previous entry's plus one (so a run of nodes is one range without BigInt arithmetic per walk). */
+  private readonly adj4: Uint8Array;
+  private readonly adj6: Uint8Array;
+  private tailnetSet: AddrSet | null = null;
   private readonly cache = new Map<string, AddrSet>();
   /** Dedupes node hits without a Set: a node is in the current result when its stamp is the generation. */
   private readonly stamp: Int32Array;
@@ -49,8 +52,14 @@ export class NodeIndex {
     const cmp = (a: { ip: bigint }, b: { ip: bigint }) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0);
     this.ip4.sort(cmp);
     this.ip6.sort(cmp);
-    this.tailnet = tailnet(prepared);
+    this.adj4 = adjacency(this.ip4);
+    this.adj6 = adjacency(this.ip6);
     this.stamp = new Int32Array(prepared.nodes.length);
+  }
+
+  /** What `*` names, built on first use (most policies never name it: a union of every node's addresses). */
+  get tailnet(): AddrSet {
+    return (this.tailnetSet ??= tailnet(this.prepared));
   }
 
   private ipsOf(nodes: readonly PreparedNode[] | undefined): AddrSet {
@@ -59,17 +68,23 @@ export class NodeIndex {
     // node has at most one address per family, all of them in the tables).
     this.generation++;
     for (const n of nodes) this.stamp[n.idx] = this.generation;
-    return { v4: this.rangesOf(this.ip4), v6: this.rangesOf(this.ip6) };
+    return { v4: this.rangesOf(this.ip4, this.adj4), v6: this.rangesOf(this.ip6, this.adj6) };
   }
 
-  private rangesOf(table: { ip: bigint; idx: number }[]): Range[] {
+  private rangesOf(table: { ip: bigint; idx: number }[], adj: Uint8Array): Range[] {
+    // Addresses are unique and the table ascending: the current range grows exactly when the
+    // previous entry is in it and this one is next to it.
     const out: [bigint, bigint][] = [];
-    for (const { ip, idx } of table) {
-      if (this.stamp[idx] !== this.generation) continue;
-      const last = out[out.length - 1];
-      if (last && ip <= last[1] + 1n) {
-        if (ip > last[1]) last[1] = ip;
-      } else out.push([ip, ip]);
+    let prevIn = false;
+    for (let i = 0; i < table.length; i++) {
+      const e = table[i]!;
+      if (this.stamp[e.idx] !== this.generation) {
+        prevIn = false;
+        continue;
+      }
+      if (prevIn && adj[i] === 1) out[out.length - 1]![1] = e.ip;
+      else out.push([e.ip, e.ip]);
+      prevIn = true;
     }
     return out;
   }
@@ -191,6 +206,12 @@ const CGNAT = (parseAddrSet('100.64.0.0/10') as { set: AddrSet }).set;
 export function tailnet(prepared: Prepared): AddrSet {
   const routes = prepared.nodes.flatMap((n) => n.input.approvedRoutes.filter((r) => r !== '0.0.0.0/0' && r !== '::/0').map((r) => (parseAddrSet(r) as { set: AddrSet }).set));
   return union(CGNAT, ...prepared.nodes.map((n) => n.ips), ...routes);
+}
+
+function adjacency(table: { ip: bigint }[]): Uint8Array {
+  const adj = new Uint8Array(table.length);
+  for (let i = 1; i < table.length; i++) if (table[i]!.ip === table[i - 1]!.ip + 1n) adj[i] = 1;
+  return adj;
 }
 
 function lowerBound(arr: { ip: bigint }[], ip: bigint): number {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { text } from './fields.js';
 import { parseCidr, parseEndpoint, parseIPv4, parseIPv6, MAX_ENDPOINT_LENGTH, type Parsed } from './address.js';
+import { TAG_NAME, TAG_RULE } from './tags.js';
 
 /** A string schema that accepts what `parse` accepts, with its reason as the issue message. */
 function parsedBy(parse: (text: string) => Parsed<unknown>, maxLength: number, description: string) {
@@ -34,4 +35,5 @@ export const Cidr = parsedBy(parseCidr, 49, 'CIDR, "address/bits"');
 /** Hostname as reported by a device: printable, up to 253 characters. The server sanitises it. */
 export const Hostname = text().min(1).max(253).regex(/^[^\p{C}]+$/u, 'must not contain control characters');
 
-export const Tag = text().regex(/^tag:[a-z0-9][a-z0-9-]{0,62}$/, 'must look like "tag:name"');
+/** A tag name: Tailscale's rule, mixed case allowed and kept (tags.ts). */
+export const Tag = text().regex(TAG_NAME, { error: (iss) => `${JSON.stringify(iss.input)} must look like ${TAG_RULE}` });

@@ -11,3 +11,4 @@ export * from './issue.js';
 export * from './rest.js';
 export * from './agent.js';
 export * from './terminal-text.js';
+export * from './tags.js';

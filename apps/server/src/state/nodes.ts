@@ -1,5 +1,5 @@
 import type { MachinePublicKey } from '@weft/crypto';
-import { EndpointsMessage, parseEndpoint, type CreateNode, type Node, type NodeExpiryChange, type NodePage, type NodeQuery, type PeerPatch, type RegisterRequest, type RegisterResponse } from '@weft/protocol';
+import { EndpointsMessage, isTagName, parseEndpoint, TAG_RULE, type CreateNode, type Node, type NodeExpiryChange, type NodePage, type NodeQuery, type PeerPatch, type RegisterRequest, type RegisterResponse } from '@weft/protocol';
 import { ApiError, Errors } from '../errors.js';
 import { insertNode, lockAllocation } from './allocate.js';
 import type { AuthKeys } from './auth-keys.js';
@@ -291,9 +291,9 @@ export class Nodes {
    * own callers, is not asked. Refused: nothing written, nothing audited.
    */
   async setTags(actor: Actor, id: number, tags: string[]): Promise<Node> {
-    const bad = tags.find((t) => !/^tag:[A-Za-z][A-Za-z0-9-]*$/.test(t));
+    const bad = tags.find((t) => !isTagName(t));
     if (bad !== undefined) {
-      throw new ApiError(Errors.invalidRequest, `tag ${JSON.stringify(bad)} must look like tag:name (a letter, then letters, digits and "-")`, {
+      throw new ApiError(Errors.invalidRequest, `tag ${JSON.stringify(bad)} must look like ${TAG_RULE}`, {
         errors: [{ path: 'tags', message: 'not a tag' }],
       });
     }

@@ -129,7 +129,7 @@ export const NASTY_CHARS = ['\u0000', '\u0001', '\u0007', '\u001b]0;pwned\u0007'
 export const BAD_LOOKALIKES = [
   '999.999.999.999:99999', '1.2.3.4:0', '1.2.3.4:65536', '256.0.0.1:1', '01.2.3.4:80', '1.2.3:4', '1.2.3.4', '[::1]:65536', '[::1]:0', '[:::]:1', '[1.2.3.4]:5', '[fe80::1%eth0]:1', ':80', '1.2.3.4:80:80', 'localhost:80',
   'nodekey:' + 'a'.repeat(63), 'nodekey:' + 'A'.repeat(64), 'nodekey:' + 'g'.repeat(64), 'nodekey:' + 'a'.repeat(65), 'mkey:' + 'a'.repeat(64), 'nodekey:', 'privkey:' + 'a'.repeat(64),
-  'tag:', 'tag:-x', 'tag:X', 'tag:' + 'a'.repeat(64), 'weft-auth-000000000000-' + 'A'.repeat(32), 'weft-api-000000000000-' + 'A'.repeat(32),
+  'tag:', 'tag:-x', 'tag:1x', 'tag:web_1', 'tag:wéb', 'weft-auth-000000000000-' + 'A'.repeat(32), 'weft-api-000000000000-' + 'A'.repeat(32),
   '100.64.0.1', 'fd00::/8', '0.0.0.0/0',
 ];
 /** The characters most likely to break a store or a terminal: tried half the time. */

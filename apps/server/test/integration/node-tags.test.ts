@@ -80,10 +80,12 @@ describe.each(BACKENDS)('node tags on %s', (backend) => {
       expect(r.body.code).toBe('invalid_request');
       expect(JSON.stringify(r.body.errors ?? r.body.detail)).toMatch(/tags|extra/);
     }
-    // Passes the wire schema (a digit first), refused by the tag rule with the tag named.
-    const digit = await put(box.self!.id, { tags: ['tag:1x'] });
-    expect(digit.status).toBe(400);
-    expect(digit.body.detail).toContain('"tag:1x"');
+    // Tailscale's rule at the wire schema too (a digit first, an underscore): refused with the tag named.
+    for (const bad of ['tag:1x', 'tag:web_1']) {
+      const r = await put(box.self!.id, { tags: [bad] });
+      expect(r.status).toBe(400);
+      expect(r.body.detail).toContain(`"${bad}"`);
+    }
     expect((await put(999_999, { tags: ['tag:web'] })).status).toBe(404);
     expect(await footprint()).toEqual(before);
   });
@@ -262,5 +264,70 @@ describe.each(BACKENDS)('tags at creation on %s', (backend) => {
     agents.push(agent);
     await agent.register(created.key);
     expect((await s.api('GET', `/api/v1/nodes/${agent.self!.id}`)).body.tags).toEqual(['tag:db']);
+  });
+});
+
+/**
+ * A mixed-case tag end to end (Tailscale's rule: a tag's case is part of its name): set over REST
+ * as written, matched by the policy selector of the same case only, and in both agents' netmaps
+ * and the tagged node's packet filter; the same name in another case is another tag.
+ */
+describe.each(BACKENDS)('mixed-case tags on %s', (backend) => {
+  let s: TestServer;
+  const agents: SimAgent[] = [];
+  let olga: SimAgent, box: SimAgent;
+  const CASED = JSON.stringify({
+    groups: { 'group:ops': ['olga@'] },
+    tagOwners: { 'tag:WebProd': ['group:ops'], 'tag:webprod': ['group:ops'] },
+    acls: [{ action: 'accept', src: ['group:ops'], dst: ['tag:WebProd:443'] }],
+  });
+  beforeAll(async () => {
+    s = await startServer(backend);
+    const keys: Record<string, string> = {};
+    for (const name of ['olga', 'dora']) {
+      await s.api('POST', '/api/v1/users', { name });
+      keys[name] = (await s.api('POST', '/api/v1/authkeys', { user: name, reusable: true })).body.key;
+    }
+    const join = async (hostname: string, key: string) => {
+      const a = new SimAgent(s.url, hostname);
+      await a.register(key);
+      await a.connect();
+      await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
+      agents.push(a);
+      return a;
+    };
+    olga = await join('olga-laptop', keys.olga!);
+    box = await join('dora-box', keys.dora!);
+    const etag = (await s.api('GET', '/api/v1/policy')).headers.get('etag')!;
+    expect((await s.api('PUT', '/api/v1/policy', { text: CASED }, { 'if-match': etag })).status).toBe(200);
+  });
+  afterAll(async () => {
+    for (const a of agents) a.close();
+    await s?.close();
+  });
+  const put = (id: number, tags: string[]) => s.api('PUT', `/api/v1/nodes/${id}/tags`, { tags });
+  /** The packet filter the agent holds now: from its latest netmap or delta that carried one. */
+  const filterOf = (a: SimAgent) => [...a.received].reverse().find((r) => 'packetFilter' in r.msg)?.msg.packetFilter as { srcIPs: string[]; dstPorts: { ip: string; ports: string }[] }[] | undefined;
+
+  it('tag:WebProd set over REST is kept as written, matched by the policy, and reaches both netmaps and the filter', async () => {
+    const r = await put(box.self!.id, ['tag:WebProd']);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.tags).toEqual(['tag:WebProd']);
+    expect((await s.api('GET', `/api/v1/nodes/${box.self!.id}`)).body.tags).toEqual(['tag:WebProd']);
+    await olga.waitFor(() => olga.peers.has(box.self!.id), 5000, 'the tag:WebProd box in olga netmap');
+    await box.waitFor(() => box.peers.has(olga.self!.id), 5000, 'olga in the box netmap');
+    await box.waitFor(() => (filterOf(box) ?? []).length > 0, 5000, 'the box filter');
+    expect(filterOf(box)).toEqual([{ srcIPs: [olga.self!.ipv4, olga.self!.ipv6], dstPorts: [{ ip: box.self!.ipv4, ports: '443-443' }, { ip: box.self!.ipv6, ports: '443-443' }], protos: [1, 6, 17, 58] }]);
+  });
+
+  it('tag:webprod is another tag: the rule for tag:WebProd no longer matches; a case the policy does not define is refused', async () => {
+    expect((await put(box.self!.id, ['tag:webprod'])).status).toBe(200);
+    await olga.waitFor(() => !olga.peers.has(box.self!.id), 5000, 'the tag:webprod box gone from olga');
+    await box.waitFor(() => !box.peers.has(olga.self!.id) && filterOf(box)?.length === 0, 5000, 'olga gone from the box, its filter empty');
+    const r = await put(box.self!.id, ['tag:WEBPROD']);
+    expect(r.status).toBe(422);
+    expect(r.body).toMatchObject({ code: 'tag_unknown' });
+    expect(r.body.detail).toContain('"tag:WEBPROD"');
+    expect((await s.api('GET', `/api/v1/nodes/${box.self!.id}`)).body.tags).toEqual(['tag:webprod']);
   });
 });

@@ -2,6 +2,7 @@
 import { useState } from 'react';
 import type { AuthKey, CreatedAuthKey, User } from '@weft/protocol';
 import { api } from '../api/client.js';
+import { badTag, parseTags } from '../components/tag-input.js';
 import { ErrorText, Tags, useLoad, when } from '../components/common.js';
 import { DataTable, type Column } from '../components/data-table.js';
 import { FormDialog, SecretDialog, useConfirmAction } from '../components/dialog.js';
@@ -85,7 +86,9 @@ function CreateDialog({ users, onClose, onCreated }: { users: User[]; onClose: (
   const [tags, setTags] = useState('');
   const [expiresIn, setExpiresIn] = useState(3600);
   const create = async () => {
-    const tagList = tags.split(/[\s,]+/).filter(Boolean);
+    const tagList = parseTags(tags);
+    const bad = badTag(tagList);
+    if (bad) throw new Error(bad);
     onCreated(await api<CreatedAuthKey>('POST', '/api/v1/authkeys', { user, reusable, ephemeral, tags: tagList, expiresIn }));
   };
   return (

@@ -7,6 +7,7 @@ import type { Node, NodePage, NodeSort } from '@weft/protocol';
 import { api, query } from '../api/client.js';
 import { ago, Empty, ErrorText, Tags, useLoad } from '../components/common.js';
 import { ConfirmDialog, Dialog, FormDialog } from '../components/dialog.js';
+import { badTag, parseTags } from '../components/tag-input.js';
 
 export const PAGE_SIZE = 50;
 
@@ -206,11 +207,6 @@ function RenameDialog({ node, onClose, onDone }: { node: Node; onClose: () => vo
   );
 }
 
-/** `tag:web, tag:db` or `tag:web tag:db` as the list the server takes (empty: no tags). */
-function parseTags(text: string): string[] {
-  return [...new Set(text.split(/[\s,]+/).filter((t) => t !== ''))];
-}
-
 /**
  * Replaces a device's tags (PUT /api/v1/nodes/:id/tags). The server judges them against the
  * stored policy's tagOwners; its refusal (an undefined tag, one the admin does not own) is shown
@@ -224,7 +220,10 @@ function TagsDialog({ node, onClose, onDone }: { node: Node; onClose: () => void
       submit="Save tags"
       onClose={onClose}
       onSubmit={async () => {
-        await api('PUT', `/api/v1/nodes/${node.id}/tags`, { tags: parseTags(text) });
+        const tags = parseTags(text);
+        const bad = badTag(tags);
+        if (bad) throw new Error(bad);
+        await api('PUT', `/api/v1/nodes/${node.id}/tags`, { tags });
         onDone();
       }}
     >

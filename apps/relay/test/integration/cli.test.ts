@@ -24,11 +24,11 @@ function run(args: string[], env: Record<string, string> = {}): Promise<{ code: 
 }
 
 describe('weft-relay', () => {
-  it.each([['--help'], ['-h'], ['help']])('%s exits 0 with usage on stdout that says the packet relay comes later', async (flag) => {
+  it.each([['--help'], ['-h'], ['help']])('%s exits 0 with usage on stdout that names the STUN-only and the relay forms', async (flag) => {
     const r = await run([flag]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: weft-relay \[--stun-listen HOST:PORT\]/);
-    expect(r.stdout).toContain('STUN service only');
+    expect(r.stdout).toContain('with --server, the\n  packet relay');
     expect(r.stderr).toBe('');
   });
 
@@ -38,7 +38,7 @@ describe('weft-relay', () => {
   });
 
   it.each([
-    [['--listen', '1'], /unknown argument --listen/],
+    [['--bogus', '1'], /unknown argument --bogus/],
     [['--stun-listen'], /flag --stun-listen needs a value/],
     [['--stun-listen', 'nope'], /"stun-listen" \(flag --stun-listen\): "nope" is not HOST:PORT/],
     [['--stun-listen=off'], /off would leave weft-relay nothing to do/],

@@ -5,7 +5,7 @@
 //
 // - apps/agent/dist: `weft`, with its npm dependencies inside (CLI start ~540 ms -> ~60 ms). The
 //   daemon's code sits in chunks that the quick commands (status, up) never load.
-// - apps/relay/dist: `weft-relay`, the standalone relay region (for now its STUN service).
+// - apps/relay/dist: `weft-relay`, the standalone relay region (STUN, and the packet relay with --server).
 // - apps/web/dist: the admin UI (React, built by Vite), which weft-server serves at `/`
 //   (apps/server/src/web-ui.ts reads it at start-up; a server started before a rebuild serves the
 //   build it read).
@@ -89,7 +89,7 @@ async function bundle({ app, name, bundlePackages }) {
 
 await bundle({ app: 'agent', name: 'weft', bundlePackages: true });
 await bundle({ app: 'server', name: 'weft-server', bundlePackages: false });
-// No npm dependencies: one self-contained file.
+// Its one npm dependency (ws) bundled in: one self-contained file.
 await bundle({ app: 'relay', name: 'weft-relay', bundlePackages: true });
 
 // The admin UI. Vite is imported only here, so the bundles above do not wait for it to load.

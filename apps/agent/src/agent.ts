@@ -22,6 +22,7 @@ import { runNetcheck, type NetcheckReport } from './netcheck.js';
 import type { NetcheckVerdict } from './netcheck-verdict.js';
 import { PeerPaths } from './peer-paths.js';
 import { RelayPath } from './relay-path.js';
+import { defaultHome, EMBEDDED_REGION_ID, hasRelay, nextHome, NO_HOME, type HomeState } from './home-relay.js';
 import { checkPeers, type SkippedPeer } from './server-message.js';
 import type { Keys, Phase, StateStore } from './state-store.js';
 import { peerStatus, type PathInfo, type Status } from './status.js';
@@ -112,6 +113,8 @@ export class Agent {
   private regions: Region[] = [];
   /** The region the last netcheck preferred: kept unless another is clearly better (REGION_SWITCH). */
   private preferredRegion: number | null = null;
+  /** The home relay region (home-relay.ts) and the netchecks' hysteresis state. */
+  private home: HomeState = NO_HOME;
   /** The last background netcheck's verdict (path reasons, probe gating); undefined = none yet. */
   private lastVerdict: NetcheckVerdict | undefined;
   private netcheckTimer: NodeJS.Timeout | undefined;
@@ -353,7 +356,7 @@ export class Agent {
       login: this.login,
       lastError: this.lastError,
       firewall: this.engine?.firewallStatus ?? { state: 'off', rules: 0, skippedRules: [], error: null },
-      ...(this.relayPath ? { relay: { connected: this.relayPath.connected, transport: this.relayPath.transport } } : {}),
+      ...(this.relayPath ? { relay: { connected: this.relayPath.connected, transport: this.relayPath.transport, region: this.relayRegion() } } : {}),
       peers: this.phase === 'revoked' ? [] : this.netmap.peers.map((p) => ({
         ...peerStatus(p, stats.get(p.nodeKey), now, this.engine?.relayEndpointOf(p.nodeKey), this.pathInfo(p.nodeKey)),
         pathMtu: this.mtuProber?.view(p.nodeKey).pathMtu ?? null,
@@ -371,7 +374,8 @@ export class Agent {
     }
     const report = await runNetcheck(withStun, { current: this.preferredRegion });
     if (report.preferredRegion !== null) this.preferredRegion = report.preferredRegion;
-    return report;
+    this.chooseHome(report);
+    return { ...report, homeRegion: this.homeRegion() };
   }
 
   // ---- joining --------------------------------------------------------------------------
@@ -495,6 +499,7 @@ export class Agent {
     if (withStun.length > 0) {
       try {
         const report = await runNetcheck(withStun, { current: this.preferredRegion });
+        this.chooseHome(report);
         const wasBlocked = this.lastVerdict?.udp === false;
         this.lastVerdict = report;
         if (wasBlocked && report.udp) {
@@ -546,11 +551,37 @@ export class Agent {
   }
 
   /**
-   * The region whose relay carries relayed peers: today the control server's own (the embedded
-   * region, else the netmap's first region, else "server").
+   * The region whose relay carries relayed peers: the home region, else (none chosen yet) the
+   * control server's own (the embedded region, else the netmap's first region, else "server").
    */
   private relayRegion(): string {
-    return this.regions.find((r) => r.id === 1)?.code ?? this.regions[0]?.code ?? 'server';
+    return this.homeRegion()?.code ?? this.regions.find((r) => r.id === EMBEDDED_REGION_ID)?.code ?? this.regions[0]?.code ?? 'server';
+  }
+
+  private homeRegion(): { id: number; code: string } | null {
+    const r = this.regions.find((g) => g.id === this.home.home && hasRelay(g));
+    return r ? { id: r.id, code: r.code } : null;
+  }
+
+  /**
+   * The home relay after a netcheck: by latency among regions with a relay, with hysteresis
+   * (home-relay.ts); a change moves the relay session to the new region's relay at once.
+   */
+  private chooseHome(report: NetcheckReport): void {
+    const relayed = new Set(this.regions.filter(hasRelay).map((r) => r.id));
+    if (this.home.home !== null && !relayed.has(this.home.home)) this.home = { home: defaultHome(this.regions), challenger: null };
+    const before = this.home.home;
+    this.home = nextHome(this.home, report.regions.filter((g) => relayed.has(g.id)).map((g) => ({ id: g.id, latencyMs: g.latencyMs })));
+    if (this.home.home !== before) this.applyHome();
+  }
+
+  /** Points the relay session at the home region's relay (the control server's for the embedded region). */
+  private applyHome(): void {
+    const region = this.regions.find((g) => g.id === this.home.home);
+    const url = !region || region.id === EMBEDDED_REGION_ID ? this.serverUrl : region.relayUrl;
+    if (!url || !this.relayPath) return;
+    this.opts.log('info', 'home relay', { region: region?.code ?? 'server', url });
+    this.relayPath.retarget(url);
   }
 
   /** Path choice and the relayed data path run while the control session does. */
@@ -565,6 +596,7 @@ export class Agent {
       onInbound: (nodeKey, endpoint) => this.paths?.inbound(nodeKey, endpoint),
     });
     this.relayPath = relay;
+    this.applyHome();
     this.paths = new PeerPaths({
       engine: () => this.engine,
       peers: () => this.netmap.peers,

@@ -31,6 +31,12 @@ export interface NetcheckReport extends NetcheckVerdict {
   }[];
   /** Region id (see `preferRegion`); null when no region answered. */
   preferredRegion: number | null;
+  /**
+   * The region whose relay this node is homed on after this netcheck (home-relay.ts: by latency,
+   * moving only after two netchecks agree); null = the control server's relay with no region
+   * chosen. Absent when the report did not come from the daemon.
+   */
+  homeRegion?: { id: number; code: string } | null;
 }
 
 export interface NetcheckOptions {

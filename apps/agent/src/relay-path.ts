@@ -1,7 +1,8 @@
 /**
  * The relayed data path on this node. WireGuard stays the only thing that speaks to peers; for a
  * relayed peer it is pointed at a UDP socket of ours on 127.0.0.1 (one per relayed peer), and this
- * class carries the datagrams both ways over one WebSocket to the control server's relay:
+ * class carries the datagrams both ways over one WebSocket to this node's home relay (the control
+ * server's, or a standalone region's: `retarget`):
  *
  *   WireGuard --udp--> 127.0.0.1:P (peer X's socket) --frame to X's node key--> relay
  *   relay --frame from X's node key--> X's socket --udp--> 127.0.0.1:<WireGuard's listen port>
@@ -64,9 +65,10 @@ interface Relayed {
   endpoint: string;
 }
 
+/** The relay WebSocket URL of a relay (the control server's, or a region's) at base URL `serverUrl` (http(s) or ws(s)). */
 export function relayUrl(serverUrl: string): string {
   const url = new URL(serverUrl);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.protocol = url.protocol === 'https:' || url.protocol === 'wss:' ? 'wss:' : 'ws:';
   url.pathname = url.pathname.replace(/\/+$/, '') + RELAY_HTTP_PATH;
   return url.toString();
 }
@@ -98,8 +100,27 @@ export class RelayPath {
 
   private readonly useUdp: boolean;
 
+  /** The base URL of the relay this node is homed on (the control server's until `retarget`). */
+  private base: string;
+
   constructor(private readonly opts: RelayPathOptions) {
     this.useUdp = (opts.transport ?? relayTransport(process.env)) === 'udp';
+    this.base = opts.serverUrl;
+  }
+
+  /** The relay this session goes to (its base URL). */
+  get target(): string {
+    return this.base;
+  }
+
+  /**
+   * Home on the relay at base URL `url` from now on (a region's relay, or the control server's):
+   * the session moves there at once; peers' local sockets stay, so WireGuard notices nothing.
+   */
+  retarget(url: string): void {
+    if (url === this.base) return;
+    this.base = url;
+    this.reconnectNow();
   }
 
   /** The relay told this session it cannot carry packets to `nodeKey` (and nothing came from it since). */
@@ -161,6 +182,8 @@ export class RelayPath {
     this.client = undefined;
     this.ready = false;
     this.attempt = 0;
+    // The old session's UDP ticket dies with it (its close handler no longer runs for it).
+    this.closeUdp();
     ws?.terminate();
     this.connect();
   }
@@ -270,7 +293,7 @@ export class RelayPath {
     const log = this.opts.log;
     void signMachineToken(this.opts.machineKey).then((token) => {
       if (this.stopped || this.ws) return;
-      const ws = new WebSocket(relayUrl(this.opts.serverUrl), {
+      const ws = new WebSocket(relayUrl(this.base), {
         headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false, maxPayload: MAX_FRAME_BYTES, handshakeTimeout: CONNECT_TIMEOUT_MS,
         // RFC 6455 masking protects intermediaries from bytes a browser script chose (§10.3); this
         // client is no browser, and ws skips the per-byte XOR for an all-zero mask.
@@ -284,7 +307,7 @@ export class RelayPath {
           this.attempt = 0;
           // A new relay session: what the last one could not reach may be reachable now.
           this.unreachable.clear();
-          log('info', 'relay connected', { url: relayUrl(this.opts.serverUrl), udpPort: info.udp?.port ?? null });
+          log('info', 'relay connected', { url: relayUrl(this.base), udpPort: info.udp?.port ?? null });
           if (info.udp && this.useUdp) void this.openUdp(ws, info.udp);
         },
         onPeerGone: (key, reason) => {
@@ -316,7 +339,7 @@ export class RelayPath {
   /** Binds UDP to the relay with the session's ticket, at the address the server URL's host resolves to. */
   private async openUdp(ws: WebSocket, ticket: UdpTicket): Promise<void> {
     const log = this.opts.log;
-    const hostname = new URL(this.opts.serverUrl).hostname.replace(/^\[|\]$/g, '');
+    const hostname = new URL(this.base).hostname.replace(/^\[|\]$/g, '');
     let host: string;
     try {
       host = isIP(hostname) ? hostname : (await lookup(hostname)).address;

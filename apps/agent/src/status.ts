@@ -107,7 +107,7 @@ export interface Status {
    * (`udp` while the relay answers our UDP binds, else `websocket`; null while not connected).
    * Absent when the relayed data path is not running (not logged in).
    */
-  relay?: { connected: boolean; transport: 'udp' | 'websocket' | null };
+  relay?: { connected: boolean; transport: 'udp' | 'websocket' | null; region?: string };
   peers: PeerStatus[];
   /**
    * Peer entries from the server that were malformed (bad endpoint, address, key...) and left

@@ -65,6 +65,12 @@ export const PERSIST_DEBOUNCE_MS = 500;
  * (Tailscale's DERP home uses a similar "better by a margin" rule for the same reason.)
  */
 export const REGION_SWITCH = { minGainRatio: 0.2, minGainMs: 10 } as const;
+/**
+ * The home relay (home-relay.ts) moves by the same margins, and only after the same better region
+ * won two netchecks in a row: moving closes the relay session and opens another, so one noisy
+ * measurement must not do it.
+ */
+export const HOME_RELAY_SWITCH = { ...REGION_SWITCH, confirmations: 2 } as const;
 /** `weft netcheck`: Binding requests per STUN address (the median of them is the latency). */
 export const NETCHECK_PROBES = 3;
 /**

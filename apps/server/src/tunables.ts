@@ -206,6 +206,12 @@ export const MESH_TOKEN_MAX_SKEW_MS = 5 * 60_000;
 export const MESH_RECONNECT_MIN_MS = 250;
 export const MESH_RECONNECT_MAX_MS = 10_000;
 /**
+ * Standalone relays (agent/relay-region.ts): after a change that may alter who sees whom, the
+ * peer sets of the nodes on standalone relays are pushed again this much later (one push per burst
+ * of changes). Cut-offs are pushed at once, not after this.
+ */
+export const REGION_PEERS_PUSH_DELAY_MS = 50;
+/**
  * Link reports (links.ts): how often the batched write of due `node_links` rows runs; the least
  * time between two writes of one node's row when a link's path or stale flag changed; and when
  * only counters moved.

@@ -31,6 +31,10 @@ function formatRaw(r: NetcheckReport): string {
   lines.push(`  * Port preserved: ${r.portPreserved === null ? `unknown (${r.udp ? 'no IPv4 answer' : 'no UDP'})` : r.portPreserved ? `yes (local port ${r.localPort} is the public port)` : `no (local port ${r.localPort}, public port ${r.ipv4?.port ?? '?'})`}`);
   const preferred = r.regions.find((g) => g.id === r.preferredRegion);
   lines.push(`  * Preferred region: ${preferred ? `${preferred.code} (${preferred.name})` : 'none (no region answered)'}`);
+  if (r.homeRegion !== undefined) {
+    const home = r.regions.find((g) => g.id === r.homeRegion?.id);
+    lines.push(`  * Home relay: ${r.homeRegion === null ? 'the control server\'s (no region with a relay answered yet)' : `${r.homeRegion.code}${home ? ` (${home.name})` : ''}`}`);
+  }
   lines.push('  * Region latency:');
   const width = Math.max(...r.regions.map((g) => g.code.length));
   for (const g of [...r.regions].sort((a, b) => (a.latencyMs ?? Infinity) - (b.latencyMs ?? Infinity) || a.id - b.id)) {

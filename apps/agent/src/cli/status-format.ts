@@ -71,6 +71,7 @@ function formatStatusRaw(s: Status): string {
     lines.push(`interface: ${s.interface.name} (${s.interface.backend ?? '?'}, port ${s.interface.listenPort ?? '?'}, mtu ${s.interface.mtu})`);
   }
   if (s.self?.reflexiveEndpoint) lines.push(`public endpoint (seen by the server): ${s.self.reflexiveEndpoint}`);
+  if (s.relay?.region) lines.push(`home relay: ${s.relay.region} (${s.relay.connected ? `connected, over ${s.relay.transport === 'udp' ? 'UDP' : 'WebSocket'}` : 'not connected'})`);
   if (s.login?.approval === 'admin') lines.push(`login: waiting for an admin to approve this device (weft-server nodes approve ${s.login.code}, or the Pending devices page at ${s.login.url})`);
   else if (s.login) lines.push(`login: open ${s.login.url} or ask an admin to run: weft-server nodes approve ${s.login.code}`);
   const fw = firewallLine(s.firewall);

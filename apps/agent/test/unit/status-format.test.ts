@@ -93,6 +93,12 @@ describe('formatting', () => {
     expect(out.split('\n')).toContain(`peer2: relay since ${since.toISOString()}: hole punch timed out; retrying in 30 s`);
   });
 
+  it('names the home relay region and how the session goes, only when there is a relay session', () => {
+    expect(formatStatus({ ...base, relay: { connected: true, transport: 'udp', region: 'fra' } }).split('\n')).toContain('home relay: fra (connected, over UDP)');
+    expect(formatStatus({ ...base, relay: { connected: false, transport: null, region: 'embedded' } }).split('\n')).toContain('home relay: embedded (not connected)');
+    expect(formatStatus(base)).not.toContain('home relay');
+  });
+
   it("shows the public endpoint the server sees for this node's WireGuard port, when it has one", () => {
     const out = formatStatus({ ...base, self: { ...base.self!, reflexiveEndpoint: '203.0.113.7:54321' } });
     expect(out.split('\n')).toContain('public endpoint (seen by the server): 203.0.113.7:54321');

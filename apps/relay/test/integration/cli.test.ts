@@ -24,11 +24,11 @@ function run(args: string[], env: Record<string, string> = {}): Promise<{ code: 
 }
 
 describe('weft-relay', () => {
-  it.each([['--help'], ['-h'], ['help']])('%s exits 0 with usage on stdout that says the packet relay comes later', async (flag) => {
+  it.each([['--help'], ['-h'], ['help']])('%s exits 0 with usage on stdout that names the STUN-only and the relay forms', async (flag) => {
     const r = await run([flag]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: weft-relay \[--stun-listen HOST:PORT\]/);
-    expect(r.stdout).toContain('STUN service only');
+    expect(r.stdout).toContain('with --server, the\n  packet relay');
     expect(r.stderr).toBe('');
   });
 
@@ -38,10 +38,15 @@ describe('weft-relay', () => {
   });
 
   it.each([
-    [['--listen', '1'], /unknown argument --listen/],
+    [['--bogus', '1'], /unknown argument --bogus/],
     [['--stun-listen'], /flag --stun-listen needs a value/],
     [['--stun-listen', 'nope'], /"stun-listen" \(flag --stun-listen\): "nope" is not HOST:PORT/],
     [['--stun-listen=off'], /off would leave weft-relay nothing to do/],
+    [['--listen', '127.0.0.1:0'], /"listen" \(flag --listen\) is for the packet relay, which needs --server URL/],
+    [['--server', 'ftp://x'], /"server" \(flag --server\): "ftp:\/\/x" is not an http:\/\/ or https:\/\/ URL/],
+    [['--server', 'http://127.0.0.1:1'], /"mesh-secret-file" is needed with --server/],
+    [['--server', 'http://127.0.0.1:1', '--mesh-secret-file', '/nonexistent/mesh.secret'], /cannot read \/nonexistent\/mesh.secret: ENOENT/],
+    [['--server', 'http://127.0.0.1:1', '--workers', '2'], /the packet relay runs in one process/],
   ])('%j exits 2 naming what is wrong', async (args, message) => {
     const r = await run(args);
     expect(r.code).toBe(2);

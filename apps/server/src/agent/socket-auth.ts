@@ -14,18 +14,25 @@ const authenticated = new WeakMap<FastifyRequest, NodeWithUser>();
 
 /** A `preValidation` hook: throws the ApiError that refuses the upgrade, or remembers the node. */
 export async function authenticateAgent(state: State, req: FastifyRequest): Promise<void> {
-  let node: NodeWithUser | null;
   try {
-    node = await state.nodes.byMachineKey(await machineKeyFrom(req.headers.authorization));
+    authenticated.set(req, await authenticateMachine(state, req.headers.authorization));
   } catch (err) {
     req.log.info({ err: (err as Error).message }, 'agent refused');
     throw err;
   }
+}
+
+/**
+ * The node an `Authorization: Bearer <machine token>` header proves, or the ApiError that refuses
+ * it (the same checks for `/agent/v1`, `/api/v1/relay` and a standalone relay's clients).
+ */
+export async function authenticateMachine(state: State, authorization: string | undefined): Promise<NodeWithUser> {
+  const node = await state.nodes.byMachineKey(await machineKeyFrom(authorization));
   if (!node) throw new ApiError(Errors.machineUnauthorized, 'no node has this machine key; run weft up');
   if (isExpired(node)) throw new ApiError(Errors.nodeExpired, 'node key expired; run weft up');
   if (node.user.suspendedAt) throw new ApiError(Errors.userSuspended, `user ${node.user.name} is suspended; the device reconnects once an admin resumes them`);
   if (node.approvalPending) throw new ApiError(Errors.nodePendingApproval, `this device waits for an admin to approve it: weft-server nodes approve ${node.id}`);
-  authenticated.set(req, node);
+  return node;
 }
 
 /** The node `authenticateAgent` let in on this request. */

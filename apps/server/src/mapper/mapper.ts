@@ -65,6 +65,7 @@ export class Mapper {
   /** `,"wgResponders":[...]` for every netmap (the same for every node), or ''. */
   private readonly respondersJson: string;
   private readonly cutOffListeners: ((nodeId: number, code: number, reason: string) => void)[] = [];
+  private readonly visibilityListeners: (() => void)[] = [];
 
   constructor(private readonly opts: MapperOptions) {
     this.patchIntervalMs = opts.patchIntervalMs ?? 200;
@@ -143,6 +144,7 @@ export class Mapper {
     this.queue = this.queue
       .then(async () => {
         await this.applyNow(change);
+        if (change.kind !== 'presence' && change.kind !== 'nodes-patched') for (const fn of this.visibilityListeners) fn();
         metrics?.applied(change.kind, (performance.now() - t0) / 1000);
       })
       .catch((err: unknown) => {
@@ -236,6 +238,14 @@ export class Mapper {
    */
   onCutOff(fn: (nodeId: number, code: number, reason: string) => void): void {
     this.cutOffListeners.push(fn);
+  }
+
+  /**
+   * `fn` is called after each change that may change who sees whom (nodes added, removed, cut off,
+   * a policy change), so a standalone relay's copy of `peersOf` can be refreshed.
+   */
+  onVisibilityChange(fn: () => void): void {
+    this.visibilityListeners.push(fn);
   }
 
   isAttached(nodeId: number): boolean {

@@ -28,7 +28,7 @@ import { MAX_FRAME_BYTES, PeerGoneReason, RELAY_HTTP_PATH, RelayClient, RelayUdp
 import { backoffDelay } from './backoff.js';
 import type { Logger } from './log.js';
 import {
-  CONNECT_TIMEOUT_MS, RELAY_RECONNECT_BACKOFF, RELAY_UDP_BIND_INTERVAL_MS, RELAY_UDP_BIND_RETRY_MS, RELAY_UDP_BUFFER_BYTES, RELAY_UDP_DEAD_AFTER_MS,
+  CONNECT_TIMEOUT_MS, RELAY_RECONNECT_BACKOFF, RELAY_UDP_BIND_INTERVAL_MS, RELAY_UDP_BIND_RETRY_MS, RELAY_UDP_BUFFER_BYTES, RELAY_UDP_DEAD_AFTER_MS, EARLY_PACKET_PEERS, EARLY_PACKET_TTL_MS, EARLY_PACKETS_PER_PEER,
 } from './tunables.js';
 
 export interface RelayPathOptions {
@@ -48,6 +48,8 @@ interface Relayed {
   keyBytes: Buffer;
   socket: dgram.Socket;
   endpoint: string;
+  /** Bytes handed to WireGuard from this peer (UDP payloads: what WireGuard counts as received). */
+  delivered: number;
 }
 
 export function relayUrl(serverUrl: string): string {
@@ -81,6 +83,12 @@ export class RelayPath {
    * the relay session starts again. PeerPaths then aims at the peer directly instead.
    */
   private readonly unreachable = new Set<string>();
+  /**
+   * What a peer relayed before this node could hand it to WireGuard (its netmap entry or the
+   * interface not there yet: the pair's first initiation, typically), kept EARLY_PACKET_TTL_MS
+   * for `deliverEarly`; without it that initiation is lost and the pair waits for a retry.
+   */
+  private readonly early = new Map<string, { at: number; packets: Buffer[] }>();
 
   constructor(private readonly opts: RelayPathOptions) {}
 
@@ -98,6 +106,15 @@ export class RelayPath {
   get transport(): 'udp' | 'websocket' | null {
     if (!this.ready) return null;
     return this.udp?.usable ? 'udp' : 'websocket';
+  }
+
+  /**
+   * Bytes the relay has handed to WireGuard from `nodeKey` so far. WireGuard's rx counter minus
+   * this is what came from the peer directly (PeerPaths: a hole punch that got through while the
+   * relay kept carrying the pair).
+   */
+  deliveredFrom(nodeKey: string): number {
+    return this.byKey.get(keyId(nodeKey))?.delivered ?? 0;
   }
 
   endpointOf(nodeKey: string): string | undefined {
@@ -123,6 +140,47 @@ export class RelayPath {
   hold(nodeKey: string, on: boolean): void {
     if (on) this.held.add(keyId(nodeKey));
     else this.held.delete(keyId(nodeKey));
+  }
+
+  /**
+   * Hands WireGuard what `nodeKey` relayed before it could be delivered; PeerPaths calls this
+   * once WireGuard has the peer aimed at its relay socket.
+   */
+  deliverEarly(nodeKey: string): void {
+    const id = keyId(nodeKey);
+    const e = this.early.get(id);
+    const r = this.byKey.get(id);
+    if (!e || !r) return;
+    if (this.wgPort === undefined) {
+      this.refreshPort();
+      return;
+    }
+    this.early.delete(id);
+    if (Date.now() - e.at > EARLY_PACKET_TTL_MS) return;
+    for (const p of e.packets) {
+      this.counters.fromRelay++;
+      r.delivered += p.length;
+      r.socket.send(p, this.wgPort, '127.0.0.1');
+    }
+  }
+
+  private stashEarly(id: string, packet: Buffer): void {
+    const now = Date.now();
+    for (const [k, v] of this.early) if (now - v.at > EARLY_PACKET_TTL_MS) this.early.delete(k);
+    let e = this.early.get(id);
+    if (!e) {
+      if (this.early.size >= EARLY_PACKET_PEERS) {
+        this.counters.dropped++;
+        return;
+      }
+      e = { at: now, packets: [] };
+      this.early.set(id, e);
+    }
+    if (e.packets.length >= EARLY_PACKETS_PER_PEER) {
+      e.packets.shift();
+      this.counters.dropped++;
+    }
+    e.packets.push(Buffer.from(packet));
   }
 
   /** Stops carrying `nodeKey` (peer removed): its socket is closed. */
@@ -152,6 +210,7 @@ export class RelayPath {
     for (const r of this.byKey.values()) r.socket.close();
     this.byKey.clear();
     this.held.clear();
+    this.early.clear();
     this.disconnect();
   }
 
@@ -177,7 +236,7 @@ export class RelayPath {
         resolve();
       });
     });
-    const r: Relayed = { nodeKey, keyBytes: Buffer.from(keyId(nodeKey), 'hex'), socket, endpoint: `127.0.0.1:${socket.address().port}` };
+    const r: Relayed = { nodeKey, keyBytes: Buffer.from(keyId(nodeKey), 'hex'), socket, endpoint: `127.0.0.1:${socket.address().port}`, delivered: 0 };
     socket.on('error', (err) => this.opts.log('warn', 'relay socket error', { peer: nodeKey, error: err.message }));
     socket.on('message', (msg, rinfo) => {
       if (this.wgPort === undefined) this.refreshPort();
@@ -222,25 +281,32 @@ export class RelayPath {
     const r = this.byKey.get(id);
     if (r) {
       if (this.wgPort === undefined) {
-        // A socket made before the interface was up: learn the port now; this packet is lost (WireGuard retries).
+        // A socket made before the interface was up: learn the port now; the packet waits for deliverEarly.
         this.refreshPort();
-        this.counters.dropped++;
+        this.stashEarly(id, packet);
         return;
       }
       this.counters.fromRelay++;
+      r.delivered += packet.length;
       r.socket.send(packet, this.wgPort, '127.0.0.1');
       return;
     }
     const nodeKey = `nodekey:${from.toString('hex')}` as NodePublicKey;
     if (!this.opts.acceptFrom(nodeKey)) {
-      this.counters.dropped++;
+      // Not (yet) a peer here: its netmap entry may be on the way. Kept for a moment, bounded.
+      this.stashEarly(id, packet);
       return;
     }
     // The peer relays to us first: make its socket, aim WireGuard at it, deliver this packet.
     const copy = Buffer.from(packet);
     void this.socketFor(nodeKey).then((made) => {
       this.opts.onInbound(nodeKey, made.endpoint);
-      if (this.wgPort !== undefined) made.socket.send(copy, this.wgPort, '127.0.0.1');
+      if (this.wgPort === undefined) {
+        this.stashEarly(id, copy);
+        return;
+      }
+      made.delivered += copy.length;
+      made.socket.send(copy, this.wgPort, '127.0.0.1');
     }, (err: Error) => this.opts.log('warn', 'could not open a relay socket', { peer: nodeKey, error: err.message }));
   }
 

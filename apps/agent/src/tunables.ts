@@ -76,6 +76,15 @@ export const PATH_CHECK_INTERVAL_MS = 250;
 export const PROBE_BACKOFF_S = [1, 5, 10, 30] as const;
 /** How long WireGuard is aimed at one candidate endpoint of the peer during a probe. */
 export const PROBE_WINDOW_MS = 1_000;
+/**
+ * A punch round (peer-paths.ts) aims WireGuard at each candidate this long, enough for the one
+ * keepalive it sends there to leave, then back at the relay socket: what the pair sends in those
+ * moments is all that goes the untried way. PUNCH_ROUNDS rounds, one per path check: the first
+ * opens each side's NAT (one side's packets arrive before the other's NAT expects them), the
+ * second gets through both.
+ */
+export const PUNCH_AIM_MS = 20;
+export const PUNCH_ROUNDS = 3;
 /** WireGuard keepalive during a probe: keeps punching packets leaving while the window lasts. */
 export const PROBE_KEEPALIVE_S = 1;
 /**
@@ -108,6 +117,15 @@ export const RELAY_UDP_BUFFER_BYTES = 4 * 1024 * 1024;
 export const RELAY_UDP_BIND_INTERVAL_MS = 10_000;
 export const RELAY_UDP_BIND_RETRY_MS = 1_000;
 export const RELAY_UDP_DEAD_AFTER_MS = 25_000;
+/**
+ * Packets a peer relays before this node can hand them to WireGuard (its netmap entry or the
+ * interface not there yet) wait this long, at most EARLY_PACKETS_PER_PEER of them for at most
+ * EARLY_PACKET_PEERS senders (relay-path.ts `deliverEarly`): the pair's first initiation is among
+ * them, and losing it cost a relay kick (RELAY_KICK_MS) or WireGuard's RekeyTimeout (5 s).
+ */
+export const EARLY_PACKET_TTL_MS = 3_000;
+export const EARLY_PACKETS_PER_PEER = 4;
+export const EARLY_PACKET_PEERS = 64;
 /** Reconnect delay of the relay socket: full jitter over 250 ms * 2^attempt, capped at 10 s. */
 export const RELAY_RECONNECT_BACKOFF = { baseMs: 250, capMs: 10_000 } as const;
 

@@ -74,7 +74,7 @@ export class RelayPath {
   private udp: RelayUdpClient | undefined;
   private portQuery: Promise<void> | undefined;
   /** `toRelay` by transport: `toRelayUdp` of them went over UDP. */
-  readonly counters = { toRelay: 0, toRelayUdp: 0, fromRelay: 0, dropped: 0, heldForProbe: 0 };
+  readonly counters = { toRelay: 0, toRelayUdp: 0, fromRelay: 0, dropped: 0, heldForProbe: 0, keptEarly: 0 };
   /** Peers being hole-punched: what the relay brings from them is not handed to WireGuard (see `hold`). */
   private readonly held = new Set<string>();
   /**
@@ -181,6 +181,7 @@ export class RelayPath {
       this.counters.dropped++;
     }
     e.packets.push(Buffer.from(packet));
+    this.counters.keptEarly++;
   }
 
   /** Stops carrying `nodeKey` (peer removed): its socket is closed. */

@@ -19,7 +19,7 @@ import {
 import type { RelayPath } from './relay-path.js';
 import {
   DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS, RELAY_UNREACHABLE_GRACE_MS,
-  PROBES_WHEN_IDLE, PUNCH_AIM_MS, PUNCH_ROUNDS,
+  PROBES_WHEN_IDLE,
 } from './tunables.js';
 
 /** Why a peer is tried directly although it has no session: said in `weft status` while it lasts. */
@@ -43,23 +43,7 @@ export interface PeerPathsOptions {
   now?: () => number;
 }
 
-/**
- * `punch`: still relayed, WireGuard aimed at the peer's candidates only for a moment per round (one
- * keepalive each, opening this side's NAT), watching whether the peer's packets arrive directly.
- * `probe`: that happened (or the peer reached us directly): WireGuard aimed at the direct path,
- * the relay's packets held, until a packet from the peer confirms it.
- */
-type Mode = 'relay' | 'direct' | 'punch' | 'probe';
-
-interface Punch {
-  candidates: string[];
-  windowEndsAt: number;
-  /** Rounds sent so far (PUNCH_ROUNDS at most, one per check). */
-  rounds: number;
-  /** WireGuard's rx bytes and the relay's delivered bytes from the peer when the punch began. */
-  rx0: number;
-  relay0: number;
-}
+type Mode = 'relay' | 'direct' | 'probe';
 
 interface Probe {
   candidates: string[];
@@ -76,7 +60,6 @@ interface PathState {
   failures: number;
   nextProbeAt: number | null;
   probe: Probe | undefined;
-  punch: Punch | undefined;
   watch: TrafficWatch;
   /** The peer's candidates when last looked at: new ones restart the backoff. */
   candidatesKey: string;
@@ -124,7 +107,7 @@ export class PeerPaths {
 
   isRelayed(nodeKey: string): boolean {
     const m = this.states.get(nodeKey)?.mode;
-    return m === 'relay' || m === 'punch' || m === 'probe';
+    return m === 'relay' || m === 'probe';
   }
 
   /** Something changed for the better (UDP came back): every relayed peer is punched in its next 1 s slot. */
@@ -187,7 +170,7 @@ export class PeerPaths {
   }
 
   private fresh(mode: Mode, reason: string | null): PathState {
-    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, punch: undefined, watch: new TrafficWatch(), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0 };
+    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0 };
   }
 
   /** Starts a new path (relay or direct) from scratch: backoff, probe and silence forgotten. */
@@ -197,7 +180,6 @@ export class PeerPaths {
     st.failures = 0;
     st.nextProbeAt = null;
     st.probe = undefined;
-    st.punch = undefined;
     st.reason = reason;
     st.watch.reset();
   }
@@ -209,7 +191,6 @@ export class PeerPaths {
   private reasonOf(st: PathState): string | null {
     if (st.mode === 'direct') return st.reason; // shown only while the peer has no direct session (status.ts)
     if (st.mode === 'probe') return `trying a direct path now (hole punch to ${st.probe?.candidates[st.probe.index] ?? '?'})`;
-    if (st.mode === 'punch') return `trying a direct path now (hole punch to ${st.punch?.candidates.join(', ') ?? '?'})`;
     const parts: string[] = [];
     const local = this.opts.localObstacle?.();
     if (local) parts.push(local);
@@ -226,9 +207,6 @@ export class PeerPaths {
     if (!engine?.up) return;
     const peers = this.opts.peers();
     const present = new Set(peers.map((p) => p.nodeKey));
-    // Read before WireGuard's counters: every relayed byte WireGuard counted then was delivered
-    // by then, so rx minus delivered never credits the relay's bytes to a direct path (punch).
-    const deliveredBefore = new Map(peers.map((p) => [p.nodeKey, this.opts.relay.deliveredFrom(p.nodeKey)]));
     for (const key of [...this.states.keys()]) {
       if (!present.has(key)) {
         this.states.delete(key);
@@ -244,7 +222,7 @@ export class PeerPaths {
     }
     for (const peer of peers) {
       try {
-        await this.decidePeer(engine, peer, stats.get(peer.nodeKey as NodePublicKey), now, deliveredBefore.get(peer.nodeKey) ?? 0);
+        await this.decidePeer(engine, peer, stats.get(peer.nodeKey as NodePublicKey), now);
       } catch (err) {
         this.opts.log('warn', 'choosing a path for a peer failed', { peer: peer.name, error: (err as Error).message });
       }
@@ -258,7 +236,7 @@ export class PeerPaths {
     this.opts.relay.deliverEarly(peer.nodeKey);
   }
 
-  private async decidePeer(engine: Engine, peer: Peer, s: PeerStats | undefined, now: number, deliveredBefore: number): Promise<void> {
+  private async decidePeer(engine: Engine, peer: Peer, s: PeerStats | undefined, now: number): Promise<void> {
     const relay = this.opts.relay;
     const key = peer.nodeKey;
     const selfKey = this.opts.selfKey();
@@ -370,40 +348,11 @@ export class PeerPaths {
           st.nextProbeAt = probeSlot(now, st.failures, offset);
           return;
         }
-        if (relayLocal === undefined) return;
-        // The relay keeps carrying the pair while punching: WireGuard is aimed at the candidates
-        // only for a moment each round, and stays on the direct path only once it proved itself.
-        st.mode = 'punch';
-        st.punch = { candidates, windowEndsAt: now + PROBE_WINDOW_MS, rounds: 1, rx0: s.rxBytes, relay0: deliveredBefore };
-        await this.punchRound(engine, peer, candidates, relayLocal);
-        this.opts.log('debug', 'hole punch started', { peer: peer.name, candidates, attempt: st.failures + 1 });
-        return;
-      }
-      case 'punch': {
-        const punch = st.punch!;
-        // What WireGuard received beyond what the relay handed it came straight from the peer.
-        const directRx = s ? (s.rxBytes - punch.rx0) - (relay.deliveredFrom(key) - punch.relay0) : 0;
-        const roamedTo = s?.endpoint && !onRelaySocket ? s.endpoint : undefined;
-        if (s && (directRx > 0 || roamedTo !== undefined)) {
-          // The peer's packets get here directly: settle on the direct path (the relay's packets
-          // held so a straggler does not turn WireGuard back), confirmed by the next one.
-          const targets = roamedTo !== undefined ? [roamedTo] : punch.candidates;
-          st.mode = 'probe';
-          st.punch = undefined;
-          st.probe = { candidates: targets, index: 0, windowEndsAt: now + PROBE_WINDOW_MS, rx0: s.rxBytes };
-          relay.hold(key, true);
-          await this.aim(engine, peer, targets[0]!);
-          this.opts.log('debug', 'hole punch got through: aiming directly', { peer: peer.name, candidate: targets[0], directRx });
-          return;
-        }
-        if (now >= punch.windowEndsAt) {
-          this.punchFailed(st, peer, now, offset);
-          return;
-        }
-        if (punch.rounds < PUNCH_ROUNDS && relayLocal !== undefined) {
-          punch.rounds++;
-          await this.punchRound(engine, peer, punch.candidates, relayLocal);
-        }
+        st.mode = 'probe';
+        st.probe = { candidates, index: 0, windowEndsAt: now + PROBE_WINDOW_MS, rx0: s.rxBytes };
+        relay.hold(key, true);
+        await this.aim(engine, peer, candidates[0]!);
+        this.opts.log('debug', 'hole punch started', { peer: peer.name, candidate: candidates[0], attempt: st.failures + 1 });
         return;
       }
       case 'probe': {
@@ -422,38 +371,16 @@ export class PeerPaths {
           await this.aim(engine, peer, probe.candidates[probe.index]!);
           return;
         }
+        st.failures++;
         await this.moveToRelay(engine, peer, false);
-        this.punchFailed(st, peer, now, offset);
+        st.mode = 'relay';
+        st.probe = undefined;
+        st.nextProbeAt = probeSlot(now, st.failures, offset);
+        st.reason = 'hole punch timed out';
+        st.watch.reset();
+        this.opts.log('info', 'hole punch timed out', { peer: peer.name, failures: st.failures, retryInMs: st.nextProbeAt - now });
         return;
       }
-    }
-  }
-
-  /** Back to the relay's backoff after a punch or probe that heard nothing directly. */
-  private punchFailed(st: PathState, peer: Peer, now: number, offset: number): void {
-    st.failures++;
-    st.mode = 'relay';
-    st.probe = undefined;
-    st.punch = undefined;
-    st.nextProbeAt = probeSlot(now, st.failures, offset);
-    st.reason = 'hole punch timed out';
-    st.watch.reset();
-    this.opts.log('info', 'hole punch timed out', { peer: peer.name, failures: st.failures, retryInMs: st.nextProbeAt - now });
-  }
-
-  /**
-   * One punch round: WireGuard sends one keepalive to each candidate (opening this side's NAT
-   * for the peer's packets, which WireGuard accepts from any address) and is aimed back at the
-   * relay socket PUNCH_AIM_MS later, so the pair's traffic keeps flowing over the relay.
-   */
-  private async punchRound(engine: Engine, peer: Peer, candidates: readonly string[], relayLocal: string): Promise<void> {
-    try {
-      for (const c of candidates) {
-        await this.aim(engine, peer, c);
-        await new Promise((r) => setTimeout(r, PUNCH_AIM_MS));
-      }
-    } finally {
-      await engine.setPath(peer, { endpoint: relayLocal, relay: true });
     }
   }
 

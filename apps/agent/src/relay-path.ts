@@ -48,8 +48,6 @@ interface Relayed {
   keyBytes: Buffer;
   socket: dgram.Socket;
   endpoint: string;
-  /** Bytes handed to WireGuard from this peer (UDP payloads: what WireGuard counts as received). */
-  delivered: number;
 }
 
 export function relayUrl(serverUrl: string): string {
@@ -108,15 +106,6 @@ export class RelayPath {
     return this.udp?.usable ? 'udp' : 'websocket';
   }
 
-  /**
-   * Bytes the relay has handed to WireGuard from `nodeKey` so far. WireGuard's rx counter minus
-   * this is what came from the peer directly (PeerPaths: a hole punch that got through while the
-   * relay kept carrying the pair).
-   */
-  deliveredFrom(nodeKey: string): number {
-    return this.byKey.get(keyId(nodeKey))?.delivered ?? 0;
-  }
-
   endpointOf(nodeKey: string): string | undefined {
     return this.byKey.get(keyId(nodeKey))?.endpoint;
   }
@@ -159,7 +148,6 @@ export class RelayPath {
     if (Date.now() - e.at > EARLY_PACKET_TTL_MS) return;
     for (const p of e.packets) {
       this.counters.fromRelay++;
-      r.delivered += p.length;
       r.socket.send(p, this.wgPort, '127.0.0.1');
     }
   }
@@ -237,7 +225,7 @@ export class RelayPath {
         resolve();
       });
     });
-    const r: Relayed = { nodeKey, keyBytes: Buffer.from(keyId(nodeKey), 'hex'), socket, endpoint: `127.0.0.1:${socket.address().port}`, delivered: 0 };
+    const r: Relayed = { nodeKey, keyBytes: Buffer.from(keyId(nodeKey), 'hex'), socket, endpoint: `127.0.0.1:${socket.address().port}` };
     socket.on('error', (err) => this.opts.log('warn', 'relay socket error', { peer: nodeKey, error: err.message }));
     socket.on('message', (msg, rinfo) => {
       if (this.wgPort === undefined) this.refreshPort();
@@ -288,7 +276,6 @@ export class RelayPath {
         return;
       }
       this.counters.fromRelay++;
-      r.delivered += packet.length;
       r.socket.send(packet, this.wgPort, '127.0.0.1');
       return;
     }
@@ -306,7 +293,6 @@ export class RelayPath {
         this.stashEarly(id, copy);
         return;
       }
-      made.delivered += copy.length;
       made.socket.send(copy, this.wgPort, '127.0.0.1');
     }, (err: Error) => this.opts.log('warn', 'could not open a relay socket', { peer: nodeKey, error: err.message }));
   }

@@ -76,15 +76,6 @@ export const PATH_CHECK_INTERVAL_MS = 250;
 export const PROBE_BACKOFF_S = [1, 5, 10, 30] as const;
 /** How long WireGuard is aimed at one candidate endpoint of the peer during a probe. */
 export const PROBE_WINDOW_MS = 1_000;
-/**
- * A punch round (peer-paths.ts) aims WireGuard at each candidate this long, enough for the one
- * keepalive it sends there to leave, then back at the relay socket: what the pair sends in those
- * moments is all that goes the untried way. PUNCH_ROUNDS rounds, one per path check: the first
- * opens each side's NAT (one side's packets arrive before the other's NAT expects them), the
- * second gets through both.
- */
-export const PUNCH_AIM_MS = 20;
-export const PUNCH_ROUNDS = 3;
 /** WireGuard keepalive during a probe: keeps punching packets leaving while the window lasts. */
 export const PROBE_KEEPALIVE_S = 1;
 /**

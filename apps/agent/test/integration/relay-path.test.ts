@@ -163,7 +163,6 @@ describe('agent relayed data path', () => {
       a.path.deliverEarly(c.agent.node.publicKey);
       await until(() => a.got.some((g) => g.data === 'initiation from c'), 'the early packet at a\'s WireGuard');
       expect(a.got.find((g) => g.data === 'initiation from c')!.from).toBe(toC);
-      expect(a.path.deliveredFrom(c.agent.node.publicKey)).toBe('initiation from c'.length);
     } finally {
       c.path.stop();
       c.wg.close();

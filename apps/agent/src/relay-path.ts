@@ -182,6 +182,15 @@ export class RelayPath {
     r.socket.close();
   }
 
+  /**
+   * A direct path just died (NAT mapping flushed, most likely): the NAT's mapping to the relay's
+   * UDP port may be gone with it, and the relay would keep sending to it. Relay over the
+   * WebSocket until a fresh UDP bind is answered.
+   */
+  udpSuspect(): void {
+    this.udp?.rebindNow();
+  }
+
   /** This host's addresses changed (roamed): the relay socket may be bound to one that is gone; connect again at once. */
   reconnectNow(): void {
     if (this.stopped) return;

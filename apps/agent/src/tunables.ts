@@ -91,6 +91,13 @@ export const DIRECT_DEAD_MS = 2_000;
 export const RELAY_KICK_MS = 1_500;
 /** At most this many such tries per pair (then WireGuard's own retries): a peer that never answers costs little. */
 export const RELAY_KICKS = 3;
+/**
+ * After a direct path died (DIRECT_DEAD_MS of silence) or this host roamed, the pair stays on the
+ * relay at least this long before it is punched again: a probe window loses what the pair sends
+ * (1 s per candidate), and right after the fallback it made one gap of both (nat-lab (f): 5.1 s,
+ * (i): over 5 s in some runs; issue 9 wants traffic back within 5 s).
+ */
+export const FALLBACK_QUIET_MS = 3_000;
 /** A pair is in use while more than keepalives moved within this window: only then is direct retried. */
 export const IN_USE_WINDOW_MS = 60_000;
 /**

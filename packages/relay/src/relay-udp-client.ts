@@ -61,6 +61,19 @@ export class RelayUdpClient {
     return !this.closed && this.lastAckAt > 0 && Date.now() - this.lastAckAt < this.opts.deadAfterMs;
   }
 
+  /**
+   * The path to the relay may have changed under us (this host's NAT flushed its mappings, or the
+   * host roamed): not `usable` until the relay answers a BIND sent now, so callers use the
+   * WebSocket meanwhile instead of sending into a mapping that is gone.
+   */
+  rebindNow(): void {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.lastAckAt = 0;
+    this.unanswered = 0;
+    this.bind();
+  }
+
   /** Sends `packet` to the node key `to` (32 bytes) through the relay. */
   send(to: Uint8Array, packet: Uint8Array): void {
     const id = Buffer.from(to.buffer, to.byteOffset, to.length).toString('latin1');

@@ -208,6 +208,22 @@ describe('agent relayed data path over UDP', () => {
     expect([a.path.counters.toRelayUdp, b.path.counters.toRelayUdp]).toEqual([1, 1]);
     expect(s.relay!.counters.udp).toMatchObject({ packetsIn: 2, packetsOut: 2 });
   });
+
+  it('a direct path that died makes the UDP binding suspect: over the WebSocket at once, back on UDP once a fresh bind is answered', async () => {
+    await until(() => a.path.transport === 'udp', 'a on UDP');
+    const endpoint = a.path.endpointOf(b.agent.node.publicKey)!;
+    const [host, port] = endpoint.split(':');
+    a.path.udpSuspect();
+    // The NAT's mapping to the relay's UDP port may be gone: nothing is sent into it until the relay answers again.
+    expect(a.path.transport).toBe('websocket');
+    await until(() => a.path.transport === 'udp', 'a back on UDP after the rebind');
+    const before = b.got.length;
+    const udpBefore = a.path.counters.toRelayUdp;
+    a.wg.send('after the rebind', Number(port), host);
+    await until(() => b.got.length === before + 1, 'datagram at b');
+    expect(b.got.at(-1)!.data).toBe('after the rebind');
+    expect(a.path.counters.toRelayUdp).toBe(udpBefore + 1);
+  });
 });
 
 describe('agent relayed data path when UDP to the relay is blocked', () => {

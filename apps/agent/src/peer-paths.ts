@@ -19,7 +19,7 @@ import {
 import type { RelayPath } from './relay-path.js';
 import {
   DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS, RELAY_UNREACHABLE_GRACE_MS,
-  PROBES_WHEN_IDLE,
+  PROBES_WHEN_IDLE, FALLBACK_QUIET_MS,
 } from './tunables.js';
 
 /** Why a peer is tried directly although it has no session: said in `weft status` while it lasts. */
@@ -68,6 +68,11 @@ interface PathState {
   /** When WireGuard was last made to handshake afresh over the relay (no handshake yet). */
   kickedAt: number;
   kicks: number;
+  /**
+   * No hole punch before this (ms): a pair that just fell back from a dead direct path runs on the
+   * relay first, so the probe window's lost packets do not add to the fallback's (0 = none).
+   */
+  quietUntil: number;
 }
 
 /** What `weft status` shows of a peer's path. */
@@ -137,6 +142,7 @@ export class PeerPaths {
       try {
         await this.moveToRelay(engine, peer, false);
         this.toRelayState(st, 'this node\'s network changed');
+        st.quietUntil = this.now() + FALLBACK_QUIET_MS;
       } catch (err) {
         this.opts.log('warn', 'moving a peer to the relay failed', { peer: peer.name, error: (err as Error).message });
       }
@@ -160,7 +166,7 @@ export class PeerPaths {
     if (st?.mode === 'probe') return; // held: the probe decides
     if (st && st.mode === 'direct') this.toRelayState(st, 'the peer could not reach this node directly');
     else if (!st) this.states.set(nodeKey, this.fresh('relay', 'relayed at once while a direct path is tried'));
-    void engine.setRelayEndpoint(peer, endpoint).catch((err: Error) => this.opts.log('warn', 'pointing WireGuard at the relay failed', { peer: peer.name, error: err.message }));
+    void engine.setRelayEndpoint(peer, endpoint).then(() => this.opts.relay.deliverEarly(nodeKey), (err: Error) => this.opts.log('warn', 'pointing WireGuard at the relay failed', { peer: peer.name, error: err.message }));
   }
 
   /** One round of decisions (the timer calls this; tests may too). */
@@ -170,7 +176,7 @@ export class PeerPaths {
   }
 
   private fresh(mode: Mode, reason: string | null): PathState {
-    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0 };
+    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0, quietUntil: 0 };
   }
 
   /** Starts a new path (relay or direct) from scratch: backoff, probe and silence forgotten. */
@@ -233,6 +239,7 @@ export class PeerPaths {
     const local = await this.opts.relay.open(peer.nodeKey as NodePublicKey);
     this.opts.relay.hold(peer.nodeKey, false);
     await engine.setPath(peer, { endpoint: local, relay: true }, { recreate });
+    this.opts.relay.deliverEarly(peer.nodeKey);
   }
 
   private async decidePeer(engine: Engine, peer: Peer, s: PeerStats | undefined, now: number): Promise<void> {
@@ -288,6 +295,7 @@ export class PeerPaths {
           // The peer's packets now come over the relay (it fell back): WireGuard roamed there.
           await this.moveToRelay(engine, peer, false);
           this.toRelayState(st, 'the peer fell back to the relay');
+          st.quietUntil = now + FALLBACK_QUIET_MS;
           this.opts.log('info', 'peer back on the relay', { peer: peer.name, reason: 'the peer fell back' });
           return;
         }
@@ -298,8 +306,10 @@ export class PeerPaths {
           return;
         }
         if (directDead(st.watch.unansweredSince, now, DIRECT_DEAD_MS)) {
+          relay.udpSuspect();
           await this.moveToRelay(engine, peer, false);
           this.toRelayState(st, 'the direct path stopped answering (NAT mapping gone or the network changed)');
+          st.quietUntil = now + FALLBACK_QUIET_MS;
           this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'direct path stopped answering' });
         }
         return;
@@ -338,6 +348,7 @@ export class PeerPaths {
           st.nextProbeAt = null;
           return;
         }
+        if (now < st.quietUntil) return;
         st.nextProbeAt ??= probeSlot(now, st.failures, offset);
         if (now < st.nextProbeAt) return;
         // An idle pair stops punching only after PROBES_WHEN_IDLE tries: the two sides may learn

@@ -30,7 +30,7 @@ import { MAX_FRAME_BYTES, PeerGoneReason, RELAY_HTTP_PATH, RelayClient, RelayUdp
 import { backoffDelay } from './backoff.js';
 import type { Logger } from './log.js';
 import {
-  CONNECT_TIMEOUT_MS, RELAY_RECONNECT_BACKOFF, RELAY_TRANSPORT_DEFAULT, RELAY_UDP_BIND_INTERVAL_MS, RELAY_UDP_BIND_RETRY_MS, RELAY_UDP_BUFFER_BYTES, RELAY_UDP_DEAD_AFTER_MS,
+  CONNECT_TIMEOUT_MS, RELAY_RECONNECT_BACKOFF, RELAY_TRANSPORT_DEFAULT, RELAY_UDP_BIND_INTERVAL_MS, RELAY_UDP_BIND_RETRY_MS, RELAY_UDP_BUFFER_BYTES, RELAY_UDP_DEAD_AFTER_MS, EARLY_PACKET_PEERS, EARLY_PACKET_TTL_MS, EARLY_PACKETS_PER_PEER,
 } from './tunables.js';
 
 export interface RelayPathOptions {
@@ -88,7 +88,7 @@ export class RelayPath {
   private udp: RelayUdpClient | undefined;
   private portQuery: Promise<void> | undefined;
   /** `toRelay` by transport: `toRelayUdp` of them went over UDP. */
-  readonly counters = { toRelay: 0, toRelayUdp: 0, fromRelay: 0, dropped: 0, heldForProbe: 0 };
+  readonly counters = { toRelay: 0, toRelayUdp: 0, fromRelay: 0, dropped: 0, heldForProbe: 0, keptEarly: 0 };
   /** Peers being hole-punched: what the relay brings from them is not handed to WireGuard (see `hold`). */
   private readonly held = new Set<string>();
   /**
@@ -97,6 +97,12 @@ export class RelayPath {
    * the relay session starts again. PeerPaths then aims at the peer directly instead.
    */
   private readonly unreachable = new Set<string>();
+  /**
+   * What a peer relayed before this node could hand it to WireGuard (its netmap entry or the
+   * interface not there yet: the pair's first initiation, typically), kept EARLY_PACKET_TTL_MS
+   * for `deliverEarly`; without it that initiation is lost and the pair waits for a retry.
+   */
+  private readonly early = new Map<string, { at: number; packets: Buffer[] }>();
 
   private readonly useUdp: boolean;
 
@@ -164,6 +170,47 @@ export class RelayPath {
     else this.held.delete(keyId(nodeKey));
   }
 
+  /**
+   * Hands WireGuard what `nodeKey` relayed before it could be delivered; PeerPaths calls this
+   * once WireGuard has the peer aimed at its relay socket.
+   */
+  deliverEarly(nodeKey: string): void {
+    const id = keyId(nodeKey);
+    const e = this.early.get(id);
+    const r = this.byKey.get(id);
+    if (!e || !r) return;
+    if (this.wgPort === undefined) {
+      this.refreshPort();
+      return;
+    }
+    this.early.delete(id);
+    if (Date.now() - e.at > EARLY_PACKET_TTL_MS) return;
+    for (const p of e.packets) {
+      this.counters.fromRelay++;
+      r.socket.send(p, this.wgPort, '127.0.0.1');
+    }
+  }
+
+  private stashEarly(id: string, packet: Buffer): void {
+    const now = Date.now();
+    for (const [k, v] of this.early) if (now - v.at > EARLY_PACKET_TTL_MS) this.early.delete(k);
+    let e = this.early.get(id);
+    if (!e) {
+      if (this.early.size >= EARLY_PACKET_PEERS) {
+        this.counters.dropped++;
+        return;
+      }
+      e = { at: now, packets: [] };
+      this.early.set(id, e);
+    }
+    if (e.packets.length >= EARLY_PACKETS_PER_PEER) {
+      e.packets.shift();
+      this.counters.dropped++;
+    }
+    e.packets.push(Buffer.from(packet));
+    this.counters.keptEarly++;
+  }
+
   /** Stops carrying `nodeKey` (peer removed): its socket is closed. */
   release(nodeKey: string): void {
     const r = this.byKey.get(keyId(nodeKey));
@@ -172,6 +219,15 @@ export class RelayPath {
     this.udp?.forget(r.keyBytes);
     this.held.delete(keyId(nodeKey));
     r.socket.close();
+  }
+
+  /**
+   * A direct path just died (NAT mapping flushed, most likely): the NAT's mapping to the relay's
+   * UDP port may be gone with it, and the relay would keep sending to it. Relay over the
+   * WebSocket until a fresh UDP bind is answered.
+   */
+  udpSuspect(): void {
+    this.udp?.rebindNow();
   }
 
   /** This host's addresses changed (roamed): the relay socket may be bound to one that is gone; connect again at once. */
@@ -193,6 +249,7 @@ export class RelayPath {
     for (const r of this.byKey.values()) r.socket.close();
     this.byKey.clear();
     this.held.clear();
+    this.early.clear();
     this.disconnect();
   }
 
@@ -264,9 +321,9 @@ export class RelayPath {
     const r = this.byKey.get(id);
     if (r) {
       if (this.wgPort === undefined) {
-        // A socket made before the interface was up: learn the port now; this packet is lost (WireGuard retries).
+        // A socket made before the interface was up: learn the port now; the packet waits for deliverEarly.
         this.refreshPort();
-        this.counters.dropped++;
+        this.stashEarly(id, packet);
         return;
       }
       this.counters.fromRelay++;
@@ -275,14 +332,19 @@ export class RelayPath {
     }
     const nodeKey = `nodekey:${from.toString('hex')}` as NodePublicKey;
     if (!this.opts.acceptFrom(nodeKey)) {
-      this.counters.dropped++;
+      // Not (yet) a peer here: its netmap entry may be on the way. Kept for a moment, bounded.
+      this.stashEarly(id, packet);
       return;
     }
     // The peer relays to us first: make its socket, aim WireGuard at it, deliver this packet.
     const copy = Buffer.from(packet);
     void this.socketFor(nodeKey).then((made) => {
       this.opts.onInbound(nodeKey, made.endpoint);
-      if (this.wgPort !== undefined) made.socket.send(copy, this.wgPort, '127.0.0.1');
+      if (this.wgPort === undefined) {
+        this.stashEarly(id, copy);
+        return;
+      }
+      made.socket.send(copy, this.wgPort, '127.0.0.1');
     }, (err: Error) => this.opts.log('warn', 'could not open a relay socket', { peer: nodeKey, error: err.message }));
   }
 

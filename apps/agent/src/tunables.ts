@@ -112,6 +112,13 @@ export const DIRECT_DEAD_MS = 2_000;
 export const RELAY_KICK_MS = 1_500;
 /** At most this many such tries per pair (then WireGuard's own retries): a peer that never answers costs little. */
 export const RELAY_KICKS = 3;
+/**
+ * After a direct path died (DIRECT_DEAD_MS of silence) or this host roamed, the pair stays on the
+ * relay at least this long before it is punched again: a probe window loses what the pair sends
+ * (1 s per candidate), and right after the fallback it made one gap of both (nat-lab (f): 5.1 s,
+ * (i): over 5 s in some runs; issue 9 wants traffic back within 5 s).
+ */
+export const FALLBACK_QUIET_MS = 3_000;
 /** A pair is in use while more than keepalives moved within this window: only then is direct retried. */
 export const IN_USE_WINDOW_MS = 60_000;
 /**
@@ -142,6 +149,15 @@ export const RELAY_UDP_DEAD_AFTER_MS = 25_000;
  * tunnel inside TCP stalls on every retransmission.
  */
 export const RELAY_TRANSPORT_DEFAULT: 'websocket' | 'udp' = 'websocket';
+/**
+ * Packets a peer relays before this node can hand them to WireGuard (its netmap entry or the
+ * interface not there yet) wait this long, at most EARLY_PACKETS_PER_PEER of them for at most
+ * EARLY_PACKET_PEERS senders (relay-path.ts `deliverEarly`): the pair's first initiation is among
+ * them, and losing it cost a relay kick (RELAY_KICK_MS) or WireGuard's RekeyTimeout (5 s).
+ */
+export const EARLY_PACKET_TTL_MS = 3_000;
+export const EARLY_PACKETS_PER_PEER = 4;
+export const EARLY_PACKET_PEERS = 64;
 /** Reconnect delay of the relay socket: full jitter over 250 ms * 2^attempt, capped at 10 s. */
 export const RELAY_RECONNECT_BACKOFF = { baseMs: 250, capMs: 10_000 } as const;
 

@@ -66,6 +66,19 @@ export class RelayUdpClient {
   }
 
   /**
+   * The path to the relay may have changed under us (this host's NAT flushed its mappings, or the
+   * host roamed): not `usable` until the relay answers a BIND sent now, so callers use the
+   * WebSocket meanwhile instead of sending into a mapping that is gone.
+   */
+  rebindNow(): void {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.lastAckAt = 0;
+    this.unanswered = 0;
+    this.bind();
+  }
+
+  /**
    * Sends `packet` to the node key `to` (32 bytes) through the relay. The SEND header is cached
    * per `to` object: pass the same bytes object for a peer each time (a new one costs a header).
    */

@@ -145,16 +145,25 @@ describe('agent relayed data path', () => {
     }
   });
 
-  it('a relayed packet from a key that is not a peer opens no socket', async () => {
-    const c = await side(s, (await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key, 'path-c', () => []);
+  it('a relayed packet from a key that is not a peer opens no socket; kept, it reaches WireGuard once the key is a peer there (the first initiation beating the netmap)', async () => {
+    const c = await side(s, (await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key, 'path-c', () => [a.agent.node.publicKey]);
     try {
       const ep = await c.path.open(a.agent.node.publicKey as NodePublicKey);
       await until(() => c.path.connected, 'c connected');
       const [host, port] = ep.split(':');
-      const dropped = a.path.counters.dropped;
-      c.wg.send('from a stranger', Number(port), host);
-      await until(() => a.path.counters.dropped === dropped + 1, 'dropped at a');
+      const kept = a.path.counters.keptEarly;
+      const before = a.got.length;
+      c.wg.send('initiation from c', Number(port), host);
+      await until(() => a.path.counters.keptEarly === kept + 1, 'kept at a');
       expect(a.path.endpointOf(c.agent.node.publicKey)).toBeUndefined();
+      // Nothing is handed over for a key with no socket (not a peer): still nothing at a's WireGuard.
+      a.path.deliverEarly(c.agent.node.publicKey);
+      expect(a.got.length).toBe(before);
+      // c's netmap entry arrives at a: PeerPaths opens a's socket for c, aims WireGuard at it, then delivers what came early.
+      const toC = await a.path.open(c.agent.node.publicKey as NodePublicKey);
+      a.path.deliverEarly(c.agent.node.publicKey);
+      await until(() => a.got.some((g) => g.data === 'initiation from c'), 'the early packet at a\'s WireGuard');
+      expect(a.got.find((g) => g.data === 'initiation from c')!.from).toBe(toC);
     } finally {
       c.path.stop();
       c.wg.close();
@@ -209,6 +218,22 @@ describe('agent relayed data path over UDP', () => {
     await until(() => a.path.transport === 'udp', 'a on UDP (so binds are answered here)');
     expect(c.path.transport).toBe('websocket');
     expect((c.path as unknown as { udp: unknown }).udp).toBeUndefined();
+  });
+
+  it('a direct path that died makes the UDP binding suspect: over the WebSocket at once, back on UDP once a fresh bind is answered', async () => {
+    await until(() => a.path.transport === 'udp', 'a on UDP');
+    const endpoint = a.path.endpointOf(b.agent.node.publicKey)!;
+    const [host, port] = endpoint.split(':');
+    a.path.udpSuspect();
+    // The NAT's mapping to the relay's UDP port may be gone: nothing is sent into it until the relay answers again.
+    expect(a.path.transport).toBe('websocket');
+    await until(() => a.path.transport === 'udp', 'a back on UDP after the rebind');
+    const before = b.got.length;
+    const udpBefore = a.path.counters.toRelayUdp;
+    a.wg.send('after the rebind', Number(port), host);
+    await until(() => b.got.length === before + 1, 'datagram at b');
+    expect(b.got.at(-1)!.data).toBe('after the rebind');
+    expect(a.path.counters.toRelayUdp).toBe(udpBefore + 1);
   });
 });
 

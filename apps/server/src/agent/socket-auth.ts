@@ -12,11 +12,25 @@ import { machineKeyFrom } from './register-route.js';
 
 const authenticated = new WeakMap<FastifyRequest, NodeWithUser>();
 
+/**
+ * Where the door finds a node by machine key before asking the database: the mapper's table, as of
+ * every change this replica has applied (`settled` first). A node it does not know yet (its
+ * change is still on the way) is read from the database. A cut-off made on another replica is
+ * enforced here once this replica has followed it (the bus lag); a session let in meanwhile is
+ * closed by the mapper when the change arrives, as every session of that node is.
+ */
+export interface KnownNodes {
+  settled(): Promise<void>;
+  nodeByMachineKey(machineKey: string): NodeWithUser | undefined;
+}
+
 /** A `preValidation` hook: throws the ApiError that refuses the upgrade, or remembers the node. */
-export async function authenticateAgent(state: State, req: FastifyRequest): Promise<void> {
+export async function authenticateAgent(state: State, req: FastifyRequest, known?: KnownNodes): Promise<void> {
   let node: NodeWithUser | null;
   try {
-    node = await state.nodes.byMachineKey(await machineKeyFrom(req.headers.authorization));
+    const machineKey = await machineKeyFrom(req.headers.authorization);
+    if (known) await known.settled();
+    node = known?.nodeByMachineKey(machineKey) ?? (await state.nodes.byMachineKey(machineKey));
   } catch (err) {
     req.log.info({ err: (err as Error).message }, 'agent refused');
     throw err;

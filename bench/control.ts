@@ -53,6 +53,7 @@ const cpuSec = (pid: number) => {
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 async function runOnce(n: number, backend: 'pglite' | 'postgres') {
+  const loadAtStart = round(loadavg()[0]!);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const pg = backend === 'postgres' ? await startPostgres() : null;
@@ -234,6 +235,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
         connect: { wall: round(conn.ms / 1000), server: round(cpu3.server - cpu2.server), fleet: round(cpu3.fleet - cpu2.fleet) },
       },
       loadAvg1mAtConnect: round(loadavg()[0]!),
+      loadAvg1m: { start: loadAtStart, end: round(loadavg()[0]!) },
       netmapBytes: conn.netmapBytes,
       netmapLatencyMs: { p50: round(pct(conn.netmapMs, 50)), p99: round(pct(conn.netmapMs, 99)) },
       deltaPropagationMs: {

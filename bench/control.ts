@@ -53,6 +53,7 @@ const cpuSec = (pid: number) => {
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 async function runOnce(n: number, backend: 'pglite' | 'postgres') {
+  const loadAtStart = round(loadavg()[0]!);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const pg = backend === 'postgres' ? await startPostgres() : null;
@@ -71,7 +72,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
   const ready = async () => {
     for (let t = 0; ; t++) {
       if (await fetch(`${url}/readyz`).then((r) => r.ok).catch(() => false)) return;
-      if (t > 300 || server.exitCode !== null) throw new Error(`server did not start:\n${serverErr}`);
+      if (t > 900 || server.exitCode !== null) throw new Error(`server did not start:\n${serverErr}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   };
@@ -117,8 +118,9 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
         await rest('POST', '/api/v1/users', { name: u });
         keyFor.set(u, (await rest('POST', '/api/v1/authkeys', { user: u, reusable: true, expiresIn: 0 })).key);
       }
-      for (let k = 0; k < plan.teams; k++) keyFor.set(`tag:svc-${k}`, (await rest('POST', '/api/v1/authkeys', { user: `t${k}u0`, reusable: true, expiresIn: 0, tags: [`tag:svc-${k}`] })).key);
+      // The policy first: it defines the tags (tagOwners) the tagged servers' keys carry.
       policyVersion = await putPolicy(plan.policy);
+      for (let k = 0; k < plan.teams; k++) keyFor.set(`tag:svc-${k}`, (await rest('POST', '/api/v1/authkeys', { user: `t${k}u0`, reusable: true, expiresIn: 0, tags: [`tag:svc-${k}`] })).key);
       authKeys = Array.from({ length: n }, (_, i) => {
         const k = plan.keyOf(i);
         return keyFor.get(k.tags[0] ?? k.user)!;
@@ -169,6 +171,8 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
     const views = plan ? compiledViews(plan.policy, nodes.items) : null;
     const fromRequest: number[] = [];
     const fromReturn: number[] = [];
+    /** The DELETE request alone: sent to response read (the write committed; nobody told yet, or some). */
+    const requestMs: number[] = [];
     let missed = 0;
     let unaffectedHeard = 0;
     const deleted: number[] = [];
@@ -185,9 +189,11 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       missed += r.affected - r.received;
       unaffectedHeard += r.unaffectedThatHeard ?? 0;
       if (r.missing.length) console.log(`[${n}] delete ${id}: ${r.affected - r.received} agents missed it, e.g. ${JSON.stringify(r.missing)}`);
+      requestMs.push(t1 - t0);
       fromRequest.push(r.lastAt - t0);
       fromReturn.push(r.lastAt - t1);
     }
+    console.log(`[${n}] DELETE /api/v1/nodes/:id request p50 ${round(pct(requestMs, 50))} ms, p99 ${round(pct(requestMs, 99))} ms; last agent told p99 ${round(pct(fromRequest, 99))} ms after the request`);
     // A one-rule policy change (added, then removed, alternately), to the last affected agent.
     let policyChange: Record<string, unknown> | undefined;
     if (plan) {
@@ -230,12 +236,14 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
         connect: { wall: round(conn.ms / 1000), server: round(cpu3.server - cpu2.server), fleet: round(cpu3.fleet - cpu2.fleet) },
       },
       loadAvg1mAtConnect: round(loadavg()[0]!),
+      loadAvg1m: { start: loadAtStart, end: round(loadavg()[0]!) },
       netmapBytes: conn.netmapBytes,
       netmapLatencyMs: { p50: round(pct(conn.netmapMs, 50)), p99: round(pct(conn.netmapMs, 99)) },
       deltaPropagationMs: {
         deletes: victims.length,
         fromRequestSent: { p50: round(pct(fromRequest, 50)), p99: round(pct(fromRequest, 99)), max: round(Math.max(...fromRequest)) },
         fromResponseReturned: { p50: round(pct(fromReturn, 50)), p99: round(pct(fromReturn, 99)) },
+        deleteRequestMs: { p50: round(pct(requestMs, 50)), p99: round(pct(requestMs, 99)), max: round(Math.max(...requestMs)) },
         agentsThatMissedARemoval: missed,
         ...(plan ? { agentsNotSeeingItThatWereTold: unaffectedHeard } : {}),
       },
@@ -278,7 +286,7 @@ const out = {
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release(), node: process.version },
   setup: 'one weft-server process (embedded PGlite, or Postgres 15 in its own processes) + one fleet process of simulated agents, loopback; every node sees every other where policy is none; rows with policy teams run under bench/lib/control-policy.ts (99 peers per node) and time a one-rule policy change (policyChange). serverRss is the weft-server process only (for PGlite that includes the database); perConnectedNodeKiB is read after the server idled settleSeconds with every agent connected.',
-  targets: { propagationP99Ms: 1000, rssPerNodeKiB: 50, connectAllUnderPolicySeconds: 30, policyChangeDeliveredMs: 1000 },
+  targets: { propagationP99Ms: 1000, deleteRequestP99Ms: 50, stormWithNetmapSeconds: 60, rssPerNodeKiB: 50, connectAllUnderPolicySeconds: 30, policyChangeDeliveredMs: 1000 },
   results,
 };
 mkdirSync(resolve(here, 'results'), { recursive: true });

@@ -49,6 +49,13 @@ export const REPLICA_DEAD_AFTER_MS = 3 * REPLICA_HEARTBEAT_MS;
 /** Most nodes one presence transaction writes (a connect storm is written in batches of this). */
 export const PRESENCE_BATCH = 500;
 
+/**
+ * A connect or disconnect waits this long for others before its presence transaction starts, so a
+ * reconnect storm is written in few large batches instead of one transaction per few sockets (each
+ * costs several statements whatever its size). It delays the online patch peers get by as much.
+ */
+export const PRESENCE_COALESCE_MS = 50;
+
 /** After a failed presence write (database unreachable), wait this long before trying again. */
 export const PRESENCE_RETRY_MS = 1_000;
 

@@ -132,7 +132,7 @@ export function relayRegionRoute(app: FastifyInstance, opts: RelayRegionOptions)
 
   async function answerAuth(link: { socket: WebSocket; nodes: Set<number> }, id: number, authorization: string): Promise<void> {
     try {
-      const node = await authenticateMachine(state, authorization);
+      const node = await authenticateMachine(state, authorization, mapper);
       // As at /api/v1/relay: a cut-off applied while this was asked has fired already.
       await mapper.settled();
       const refused = mapper.cutOff(node.id);

@@ -25,7 +25,7 @@ export function relayRoute(app: FastifyInstance, state: State, mapper: Mapper, r
   app.get(RELAY_HTTP_PATH, {
     websocket: true,
     schema: { hide: true } as object,
-    preValidation: (req) => authenticateAgent(state, req),
+    preValidation: (req) => authenticateAgent(state, req, mapper),
   }, async (socket, req) => {
     const node = agentNode(req);
     if (!node) return socket.close(CloseCode.Unauthorized, 'machine token invalid');

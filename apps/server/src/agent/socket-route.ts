@@ -26,7 +26,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
   app.get('/agent/v1', {
     websocket: true,
     schema: { hide: true } as object,
-    preValidation: (req) => authenticateAgent(state, req),
+    preValidation: (req) => authenticateAgent(state, req, mapper),
   }, async (socket, req) => {
     const node = agentNode(req);
     if (!node) return socket.close(CloseCode.Unauthorized, 'machine token invalid');

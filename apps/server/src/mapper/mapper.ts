@@ -51,6 +51,8 @@ export class Mapper {
   private readonly entries = new Map<number, Entry>();
   /** Node id by WireGuard public key (hex, no prefix): who sent a handshake initiation, per packet without the database. */
   private readonly byKey = new Map<string, number>();
+  /** Node id by machine key: the agent door (socket-auth.ts) finds a connecting node here, not in the database. */
+  private readonly byMachine = new Map<string, number>();
   private readonly chunks = new PeerChunks();
   private readonly sessions = new Map<number, Session>();
   private queue: Promise<void> = Promise.resolve();
@@ -75,6 +77,7 @@ export class Mapper {
   async init(): Promise<void> {
     const [rows, { text, groups, key }] = await Promise.all([this.opts.loadRows(), this.loadPolicySource()]);
     this.byKey.clear();
+    this.byMachine.clear();
     for (const row of rows) {
       const e = this.setEntry(row);
       if (visible(row)) e.json = JSON.stringify(e.peer);
@@ -143,6 +146,10 @@ export class Mapper {
     const t0 = metrics ? performance.now() : 0;
     this.queue = this.queue
       .then(async () => {
+        // One turn of the event loop first: the write that emitted this change answers its caller
+        // (a REST DELETE) before the fan-out to every session runs, which at 10,000 sessions costs
+        // more than the write itself. Order is kept: the queue is still one chain.
+        await new Promise<void>((r) => setImmediate(r));
         await this.applyNow(change);
         if (change.kind !== 'presence' && change.kind !== 'nodes-patched') for (const fn of this.visibilityListeners) fn();
         metrics?.applied(change.kind, (performance.now() - t0) / 1000);
@@ -285,18 +292,33 @@ export class Mapper {
     return e && visible(e.row) ? e.row : undefined;
   }
 
+  /**
+   * The node with this machine key as this replica knows it (every change applied so far; call
+   * after `settled()`), or undefined when it knows none: a node whose change has not reached this
+   * replica yet, so the caller asks the database. Connecting agents are looked up here, so a
+   * reconnect storm costs no query per connection.
+   */
+  nodeByMachineKey(machineKey: string): NodeWithUser | undefined {
+    const id = this.byMachine.get(machineKey);
+    const e = id === undefined ? undefined : this.entries.get(id);
+    return e && e.row.machineKey === machineKey ? e.row : undefined;
+  }
+
   private setEntry(row: NodeWithUser): Entry {
     const prev = this.entries.get(row.id);
     if (prev && prev.row.nodeKey !== row.nodeKey) this.byKey.delete(wgKeyHex(prev.row.nodeKey));
+    if (prev?.row.machineKey && prev.row.machineKey !== row.machineKey) this.byMachine.delete(prev.row.machineKey);
     const e: Entry = { row, peer: peerDto(row) };
     this.entries.set(row.id, e);
     this.byKey.set(wgKeyHex(row.nodeKey), row.id);
+    if (row.machineKey) this.byMachine.set(row.machineKey, row.id);
     return e;
   }
 
   private deleteEntry(id: number): void {
     const e = this.entries.get(id);
     if (e && this.byKey.get(wgKeyHex(e.row.nodeKey)) === id) this.byKey.delete(wgKeyHex(e.row.nodeKey));
+    if (e?.row.machineKey && this.byMachine.get(e.row.machineKey) === id) this.byMachine.delete(e.row.machineKey);
     this.entries.delete(id);
   }
 

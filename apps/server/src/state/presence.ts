@@ -22,7 +22,7 @@
  */
 import { hostname } from 'node:os';
 import type { FastifyBaseLogger } from 'fastify';
-import { PRESENCE_BATCH, PRESENCE_RETRY_MS } from '../tunables.js';
+import { PRESENCE_BATCH, PRESENCE_COALESCE_MS, PRESENCE_RETRY_MS } from '../tunables.js';
 import type { Change, PresenceChange } from './changes.js';
 import { audit, SYSTEM, TX_OPTIONS, type StateContext, type Tx } from './context.js';
 
@@ -145,6 +145,8 @@ export class Presence {
   }
 
   private async drain(): Promise<void> {
+    // Others marked in the next moments join this batch (a storm: few large transactions).
+    await new Promise((r) => setTimeout(r, PRESENCE_COALESCE_MS));
     while (this.dirty.size && !this.stopped) {
       const ids = [...this.dirty].slice(0, PRESENCE_BATCH);
       for (const id of ids) this.dirty.delete(id);

@@ -87,6 +87,37 @@ describe.each(BACKENDS)('agent channel on %s', (backend) => {
     a.close();
   });
 
+  it('a known node reconnecting is let in from the mapper\'s table (no database read per connection); a node the mapper has not heard of yet is read from the database', async () => {
+    const a = await joined('door-known');
+    a.close();
+    await a.waitFor(() => a.closed !== null, 5000, 'closed');
+    const lookups = vi.spyOn(s.state.nodes, 'byMachineKey');
+    try {
+      await a.connect();
+      await a.waitFor(() => a.received.filter((r) => r.msg.type === 'netmap').length === 2, 10_000, 'second netmap');
+      expect(lookups).not.toHaveBeenCalled();
+      // A node whose upsert this replica has not applied yet (another replica registered it, the
+      // outbox is behind): the door falls back to the database and the mapper takes the row.
+      const late = new SimAgent(s.url, 'door-late');
+      const apply = vi.spyOn(s.mapper, 'apply').mockImplementation(() => Promise.resolve());
+      try {
+        await late.register(key);
+      } finally {
+        apply.mockRestore();
+      }
+      expect(s.mapper.nodeByMachineKey(late.machine.publicKey)).toBeUndefined();
+      lookups.mockClear(); // registration itself looks the machine key up
+      await late.connect();
+      await late.waitFor(() => late.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
+      expect(lookups).toHaveBeenCalledTimes(1);
+      expect(late.received[0]!.msg).toMatchObject({ type: 'netmap', self: { id: late.self!.id } });
+      late.close();
+    } finally {
+      lookups.mockRestore();
+      a.close();
+    }
+  });
+
   it('resends a full netmap on resync', async () => {
     const a = await joined('gamma');
     a.send(JSON.stringify({ type: 'resync' }));

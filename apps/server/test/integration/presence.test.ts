@@ -158,6 +158,36 @@ describe.each(BACKENDS)('presence on %s', (backend) => {
     expect(await online(predecessor)).toBe(false);
   });
 
+  it('connects recorded together (a reconnect storm) are written in one presence transaction, the first not alone', async () => {
+    const b = await replicaB('replica-b-storm');
+    const ids: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const a = new SimAgent(s.url, `storm-${i}`);
+      await a.register(key);
+      ids.push(a.self!.id);
+    }
+    const emitted: number[][] = [];
+    const emit = s.state.ctx.emit;
+    s.state.ctx.emit = (change) => {
+      if (change.kind === 'presence' && change.nodes.some((n) => ids.includes(n.id))) emitted.push(change.nodes.map((n) => n.id));
+      emit(change);
+    };
+    try {
+      // Recorded together (the first used to start a transaction of its own at once).
+      for (const id of ids) b.connected(id);
+      await b.settled();
+    } finally {
+      s.state.ctx.emit = emit;
+    }
+    expect(emitted).toHaveLength(1);
+    expect([...emitted[0]!].sort((x, y) => x - y)).toEqual(ids);
+    expect((await s.state.ctx.prisma.nodeSession.count({ where: { replicaId: 'replica-b-storm' } }))).toBe(ids.length);
+    for (const id of ids) b.disconnected(id);
+    await b.settled();
+    await b.stop();
+    await s.state.ctx.prisma.replica.delete({ where: { id: 'replica-b-storm' } });
+  });
+
   it('a session of a node deleted meanwhile is not written, and the writer carries on', async () => {
     const b = await replicaB('replica-b-deleted');
     const x = await joined('deleted-soon');

@@ -74,6 +74,28 @@ export function probeCandidates(endpoints: readonly string[], selfPublicIp: stri
 
 /** A WireGuard keepalive is a 32-byte transport message; more than that in one interval is data. */
 export const KEEPALIVE_BYTES = 32;
+/** WireGuard's handshake initiation and response (type 1 and 2 messages), in bytes. */
+export const HANDSHAKE_INITIATION_BYTES = 148;
+export const HANDSHAKE_RESPONSE_BYTES = 92;
+
+/**
+ * Whether `bytes` moved one way in one check interval (250 ms) are WireGuard's own upkeep only,
+ * not data: at most two handshake initiations (a retry, a fresh peer's), one response (crossing
+ * handshakes) and two keepalives. A peer that never answers gets an initiation every 5 s, and a
+ * pair with keepalive rekeys every 2 min: counted as data, either would keep the pair in use for
+ * ever. Data is a transport message of 64 + 16n bytes or, for any flow, far more than these
+ * sums; a rare packet whose size equals a sum is simply not counted (the next one is).
+ */
+export function upkeepOnly(bytes: number): boolean {
+  if (bytes <= KEEPALIVE_BYTES) return true;
+  for (let i = 0; i <= 2; i++) {
+    for (let r = 0; r <= 1; r++) {
+      const rest = bytes - i * HANDSHAKE_INITIATION_BYTES - r * HANDSHAKE_RESPONSE_BYTES;
+      if (rest >= 0 && rest <= 2 * KEEPALIVE_BYTES && rest % KEEPALIVE_BYTES === 0) return true;
+    }
+  }
+  return false;
+}
 
 export interface Traffic {
   rxBytes: number;
@@ -82,14 +104,21 @@ export interface Traffic {
 
 /**
  * Tracks one peer's counters across checks: when data last went out unanswered (for
- * `directDead`) and when the pair was last in use.
+ * `directDead`) and when the pair was last in use (`inUse`).
  */
 export class TrafficWatch {
   private last: Traffic | undefined;
   /** When data was first sent after the last thing received; null = answered. */
   unansweredSince: number | null = null;
-  /** Last time more than a keepalive moved either way. */
-  lastUseAt: number | null = null;
+  /**
+   * Last time data (more than WireGuard's upkeep, `upkeepOnly`) moved either way. A watch made
+   * with `since` counts that moment as use: a pair that just appeared is about to be used.
+   */
+  lastUseAt: number | null;
+
+  constructor(since?: number) {
+    this.lastUseAt = since ?? null;
+  }
 
   observe(t: Traffic, now: number): { rx: number; tx: number } {
     const prev = this.last ?? t;
@@ -98,7 +127,7 @@ export class TrafficWatch {
     const tx = Math.max(0, t.txBytes - prev.txBytes);
     if (rx > 0) this.unansweredSince = null;
     else if (tx > KEEPALIVE_BYTES && this.unansweredSince === null) this.unansweredSince = now;
-    if (rx > KEEPALIVE_BYTES || tx > KEEPALIVE_BYTES) this.lastUseAt = now;
+    if (!upkeepOnly(rx) || !upkeepOnly(tx)) this.lastUseAt = now;
     return { rx, tx };
   }
 
@@ -113,7 +142,12 @@ export function directDead(unansweredSince: number | null, now: number, deadMs: 
   return unansweredSince !== null && now - unansweredSince >= deadMs;
 }
 
-/** In use: more than keepalives moved within `windowMs`. */
+/**
+ * In use: data moved within `windowMs` (TrafficWatch.lastUseAt). The one definition: punching
+ * (peer-paths.ts) and keepalive (engine.ts `setIdle`) both follow it, so an idle pair sends
+ * nothing at all; its first packet wakes it (WireGuard's handshake for it is upkeep, the packet
+ * after it is data).
+ */
 export function inUse(lastUseAt: number | null, now: number, windowMs: number): boolean {
   return lastUseAt !== null && now - lastUseAt <= windowMs;
 }

@@ -22,6 +22,8 @@ import {
   PROBES_WHEN_IDLE,
 } from './tunables.js';
 
+/** Why an idle pair that was direct is on the relay now. */
+const IDLE_REASON = 'idle: relayed until traffic starts (an idle pair sends nothing), then direct is tried again';
 /** Why a peer is tried directly although it has no session: said in `weft status` while it lasts. */
 const UNREACHABLE_BY_RELAY = 'the relay cannot reach the peer (not connected to this relay server): trying its direct endpoints';
 
@@ -68,6 +70,11 @@ interface PathState {
   /** When WireGuard was last made to handshake afresh over the relay (no handshake yet). */
   kickedAt: number;
   kicks: number;
+  /**
+   * Moved to the relay because it went idle on its direct path: no punching until traffic
+   * starts (then at once, in the first 1 s slot), so an idle pair sends nothing.
+   */
+  parked: boolean;
 }
 
 /** What `weft status` shows of a peer's path. */
@@ -103,6 +110,7 @@ export class PeerPaths {
     this.opts.relay.stop();
     this.states.clear();
     this.opts.engine()?.clearRelayed();
+    this.opts.engine()?.clearIdle();
   }
 
   isRelayed(nodeKey: string): boolean {
@@ -170,7 +178,8 @@ export class PeerPaths {
   }
 
   private fresh(mode: Mode, reason: string | null): PathState {
-    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0 };
+    // A pair that just appeared is about to be used: in use from now (TrafficWatch).
+    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(this.now()), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0, parked: false };
   }
 
   /** Starts a new path (relay or direct) from scratch: backoff, probe and silence forgotten. */
@@ -181,7 +190,13 @@ export class PeerPaths {
     st.nextProbeAt = null;
     st.probe = undefined;
     st.reason = reason;
+    st.parked = false;
     st.watch.reset();
+  }
+
+  /** The one "in use" (path-choice.ts `inUse`): punching and keepalive both follow it. */
+  private inUse(st: PathState, now: number): boolean {
+    return inUse(st.watch.lastUseAt, now, IN_USE_WINDOW_MS);
   }
 
   private toRelayState(st: PathState, reason: string): void {
@@ -196,7 +211,7 @@ export class PeerPaths {
     if (local) parts.push(local);
     if (st.reason) parts.push(st.reason);
     if (st.nextProbeAt !== null && st.failures > 0) {
-      const idle = !inUse(st.watch.lastUseAt, this.now(), IN_USE_WINDOW_MS);
+      const idle = !this.inUse(st, this.now());
       parts.push(idle ? 'idle: direct is tried again when traffic starts' : `retrying in ${inSeconds(st.nextProbeAt - this.now())}`);
     }
     return parts.join('; ') || null;
@@ -223,6 +238,10 @@ export class PeerPaths {
     for (const peer of peers) {
       try {
         await this.decidePeer(engine, peer, stats.get(peer.nodeKey as NodePublicKey), now);
+        // Keepalive only while the pair is in use: an idle pair costs no packets (the node's own
+        // NAT mapping is kept by its responder keepalive and the relay's UDP bind, not by peers).
+        const st = this.states.get(peer.nodeKey);
+        if (st) await engine.setIdle(peer, !this.inUse(st, now));
       } catch (err) {
         this.opts.log('warn', 'choosing a path for a peer failed', { peer: peer.name, error: (err as Error).message });
       }
@@ -301,6 +320,16 @@ export class PeerPaths {
           await this.moveToRelay(engine, peer, false);
           this.toRelayState(st, 'the direct path stopped answering (NAT mapping gone or the network changed)');
           this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'direct path stopped answering' });
+          return;
+        }
+        if (!this.inUse(st, now)) {
+          // Idle: keepalive goes off (decide), so the NAT mappings this path stands on will lapse
+          // and a first packet sent direct could be lost. On the relay it gets through at once,
+          // and the pair is punched again as soon as traffic starts.
+          await this.moveToRelay(engine, peer, false);
+          this.toRelayState(st, IDLE_REASON);
+          st.parked = true;
+          this.opts.log('info', 'peer idle: parked on the relay', { peer: peer.name });
         }
         return;
       }
@@ -343,7 +372,8 @@ export class PeerPaths {
         // An idle pair stops punching only after PROBES_WHEN_IDLE tries: the two sides may learn
         // at different moments that a direct path could work now (a block lifted: each finds out
         // by its own netcheck), and a side that probed alone must still meet the other's slot.
-        if (st.failures >= PROBES_WHEN_IDLE && !inUse(st.watch.lastUseAt, now, IN_USE_WINDOW_MS)) {
+        // A pair parked on the relay because it went idle is not punched until traffic starts.
+        if ((st.failures >= PROBES_WHEN_IDLE || st.parked) && !this.inUse(st, now)) {
           st.nextProbeAt = probeSlot(now, st.failures, offset);
           return;
         }

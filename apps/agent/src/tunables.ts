@@ -28,7 +28,10 @@ export const RESUME_WAIT_MS = 10_000;
  * keeps the mapping itself alive (typical UDP NAT timeouts are 30 s or more).
  */
 export const RESPONDER_KEEPALIVE_S = 25;
-/** WireGuard keepalive for every peer: keeps NAT mappings open. */
+/**
+ * WireGuard keepalive for a peer while the pair is in use (IN_USE_WINDOW_MS): keeps its NAT
+ * mappings open. An idle pair gets none (engine.ts `setIdle`).
+ */
 export const PERSISTENT_KEEPALIVE_S = 25;
 /**
  * The answering side of a pair waits this long for the initiator's handshake before it sends its
@@ -91,7 +94,13 @@ export const DIRECT_DEAD_MS = 2_000;
 export const RELAY_KICK_MS = 1_500;
 /** At most this many such tries per pair (then WireGuard's own retries): a peer that never answers costs little. */
 export const RELAY_KICKS = 3;
-/** A pair is in use while more than keepalives moved within this window: only then is direct retried. */
+/**
+ * A pair is in use while data (more than WireGuard's keepalives and handshakes) moved within this
+ * window, and for this long after it appears: only then is direct retried and keepalive on. An
+ * idle pair sends nothing. Below WireGuard's RekeyAfterTime (120 s) on purpose: a pair goes idle
+ * before its keepalives bring the first rekey (which path-choice.ts `upkeepOnly` does not count
+ * as data either).
+ */
 export const IN_USE_WINDOW_MS = 60_000;
 /**
  * Receive and send buffers asked for on each local relay socket. Small buffers throttle a relayed

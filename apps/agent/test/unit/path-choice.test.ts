@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  directDead, forcedRelay, inUse, pairOffsetMs, probeCandidates, probeIntervalMs, probeSlot, shouldRelay, TrafficWatch,
+  directDead, forcedRelay, inUse, pairOffsetMs, probeCandidates, probeIntervalMs, probeSlot, shouldRelay, TrafficWatch, upkeepOnly,
 } from '../../src/path-choice.js';
 import { pathOf, peerStatus } from '../../src/status.js';
 import { PROBE_BACKOFF_S, RELAY_AFTER_NO_HANDSHAKE_MS } from '../../src/tunables.js';
@@ -93,7 +93,21 @@ describe('probeCandidates', () => {
   });
 });
 
+describe('upkeepOnly', () => {
+  it('keepalives, handshake initiations and responses (and the sums one check can see) are upkeep; a ping or a flow is data', () => {
+    for (const b of [0, 32, 64, 92, 148, 148 + 32, 148 * 2, 92 + 32, 148 * 2 + 92 + 64]) expect(upkeepOnly(b), String(b)).toBe(true);
+    // IPv4 ping (84 -> 128 on the wire), IPv6 ping (104 -> 144), a TCP ACK (40 -> 80), the first packet with its handshake, a flow.
+    for (const b of [128, 144, 80, 148 + 128, 1420 * 10]) expect(upkeepOnly(b), String(b)).toBe(false);
+  });
+});
+
 describe('TrafficWatch', () => {
+  it('a watch made with a moment is in use from it (a pair that just appeared is about to be used)', () => {
+    expect(inUse(new TrafficWatch(5000).lastUseAt, 65_000, 60_000)).toBe(true);
+    expect(inUse(new TrafficWatch(5000).lastUseAt, 65_001, 60_000)).toBe(false);
+    expect(new TrafficWatch().lastUseAt).toBeNull();
+  });
+
   it('marks data sent with nothing back, clears it when anything comes back, ignores keepalives', () => {
     const w = new TrafficWatch();
     w.observe({ rxBytes: 0, txBytes: 0 }, 0);
@@ -110,12 +124,15 @@ describe('TrafficWatch', () => {
     expect(directDead(w.unansweredSince, 10_000, 2000)).toBe(false);
   });
 
-  it('is in use while more than keepalives moved within the window', () => {
+  it('is in use while data moved within the window; keepalives and handshakes are not data', () => {
     const w = new TrafficWatch();
     w.observe({ rxBytes: 0, txBytes: 0 }, 0);
     w.observe({ rxBytes: 32, txBytes: 32 }, 1000);
     expect(inUse(w.lastUseAt, 1000, 60_000)).toBe(false);
-    w.observe({ rxBytes: 32 + 148, txBytes: 32 }, 2000);
+    w.observe({ rxBytes: 32 + 148, txBytes: 32 + 92 }, 1500); // a rekey the peer started
+    expect(inUse(w.lastUseAt, 1500, 60_000)).toBe(false);
+    w.observe({ rxBytes: 32 + 148 + 128, txBytes: 32 + 92 }, 2000); // a ping
+    expect(inUse(w.lastUseAt, 2000, 60_000)).toBe(true);
     expect(inUse(w.lastUseAt, 62_000, 60_000)).toBe(true);
     expect(inUse(w.lastUseAt, 62_001, 60_000)).toBe(false);
   });

@@ -78,23 +78,40 @@ export const KEEPALIVE_BYTES = 32;
 export const HANDSHAKE_INITIATION_BYTES = 148;
 export const HANDSHAKE_RESPONSE_BYTES = 92;
 
+/** Above this many bytes one way, a check's traffic is data whatever it is made of. */
+const UPKEEP_MAX_BYTES = 40 * (HANDSHAKE_INITIATION_BYTES + HANDSHAKE_RESPONSE_BYTES + KEEPALIVE_BYTES);
+
 /**
- * Whether `bytes` moved one way in one check interval (250 ms) are WireGuard's own upkeep only,
- * not data: at most two handshake initiations (a retry, a fresh peer's), one response (crossing
- * handshakes) and two keepalives. A peer that never answers gets an initiation every 5 s, and a
- * pair with keepalive rekeys every 2 min: counted as data, either would keep the pair in use for
- * ever. Data is a transport message of 64 + 16n bytes or, for any flow, far more than these
- * sums; a rare packet whose size equals a sum is simply not counted (the next one is).
+ * The ways `bytes` sent one way split into i handshake initiations, r responses and keepalives
+ * (at most two, plus one after each handshake this side began): [i, r] pairs.
  */
-export function upkeepOnly(bytes: number): boolean {
-  if (bytes <= KEEPALIVE_BYTES) return true;
-  for (let i = 0; i <= 2; i++) {
-    for (let r = 0; r <= 1; r++) {
+function upkeepSplits(bytes: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i * HANDSHAKE_INITIATION_BYTES <= bytes; i++) {
+    for (let r = 0; i * HANDSHAKE_INITIATION_BYTES + r * HANDSHAKE_RESPONSE_BYTES <= bytes; r++) {
       const rest = bytes - i * HANDSHAKE_INITIATION_BYTES - r * HANDSHAKE_RESPONSE_BYTES;
-      if (rest >= 0 && rest <= 2 * KEEPALIVE_BYTES && rest % KEEPALIVE_BYTES === 0) return true;
+      if (rest % KEEPALIVE_BYTES === 0 && rest / KEEPALIVE_BYTES <= 2 + i) out.push([i, r]);
     }
   }
-  return false;
+  return out;
+}
+
+/**
+ * Whether the bytes received (`rx`) and sent (`tx`) since the last check are WireGuard's own
+ * upkeep only, not data: handshake initiations, responses to the other side's initiations, and
+ * keepalives. A peer that never answers gets an initiation every 5 s, and a pair with keepalive
+ * rekeys every 2 min: counted as data, either would keep the pair in use for ever. The two
+ * directions are judged together (a response answers an initiation that came the other way), and
+ * for any number of handshakes, so a check that ran late (a loaded host: 1,000 peers' counters
+ * read at once) still reads upkeep as upkeep. Data is a transport message of 64 + 16n bytes; a
+ * rare packet whose size makes the sums work is simply not counted (the next one is).
+ */
+export function upkeepOnly(rx: number, tx: number): boolean {
+  if (rx > UPKEEP_MAX_BYTES || tx > UPKEEP_MAX_BYTES) return false;
+  const sent = upkeepSplits(tx);
+  const received = upkeepSplits(rx);
+  // Our responses need their initiations, and the responses we got need ours.
+  return sent.some(([i, r]) => received.some(([j, s]) => r <= j && s <= i));
 }
 
 export interface Traffic {
@@ -115,9 +132,12 @@ export class TrafficWatch {
    * with `since` counts that moment as use: a pair that just appeared is about to be used.
    */
   lastUseAt: number | null;
+  /** Last time anything at all (keepalives included) came from the peer; `since` counts too. */
+  lastRxAt: number | null;
 
   constructor(since?: number) {
     this.lastUseAt = since ?? null;
+    this.lastRxAt = since ?? null;
   }
 
   observe(t: Traffic, now: number): { rx: number; tx: number } {
@@ -125,9 +145,12 @@ export class TrafficWatch {
     this.last = t;
     const rx = Math.max(0, t.rxBytes - prev.rxBytes);
     const tx = Math.max(0, t.txBytes - prev.txBytes);
-    if (rx > 0) this.unansweredSince = null;
+    if (rx > 0) {
+      this.unansweredSince = null;
+      this.lastRxAt = now;
+    }
     else if (tx > KEEPALIVE_BYTES && this.unansweredSince === null) this.unansweredSince = now;
-    if (!upkeepOnly(rx) || !upkeepOnly(tx)) this.lastUseAt = now;
+    if (!upkeepOnly(rx, tx)) this.lastUseAt = now;
     return { rx, tx };
   }
 

@@ -19,7 +19,7 @@ import {
 import type { RelayPath } from './relay-path.js';
 import {
   DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS, RELAY_UNREACHABLE_GRACE_MS,
-  PROBES_WHEN_IDLE,
+  PARK_AFTER_SILENCE_MS, PROBES_WHEN_IDLE,
 } from './tunables.js';
 
 /** Why an idle pair that was direct is on the relay now. */
@@ -322,10 +322,10 @@ export class PeerPaths {
           this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'direct path stopped answering' });
           return;
         }
-        if (!this.inUse(st, now)) {
-          // Idle: keepalive goes off (decide), so the NAT mappings this path stands on will lapse
-          // and a first packet sent direct could be lost. On the relay it gets through at once,
-          // and the pair is punched again as soon as traffic starts.
+        if (!this.inUse(st, now) && st.watch.lastRxAt !== null && now - st.watch.lastRxAt >= PARK_AFTER_SILENCE_MS) {
+          // Idle, and the peer went quiet too: keepalive is off (decide), so the NAT mappings this
+          // path stands on will lapse and a first packet sent direct could be lost. On the relay it
+          // gets through at once, and the pair is punched again as soon as traffic starts.
           await this.moveToRelay(engine, peer, false);
           this.toRelayState(st, IDLE_REASON);
           st.parked = true;

@@ -103,6 +103,13 @@ export const RELAY_KICKS = 3;
  */
 export const IN_USE_WINDOW_MS = 60_000;
 /**
+ * An idle direct pair is parked on the relay (peer-paths.ts) once nothing at all came from the
+ * peer this long: more than a keepalive interval, so the other side's keepalive has stopped too.
+ * A peer that keeps its side of the path open by itself (a phone's wg-quick keepalive) is never
+ * parked: the path stays alive, and the peer might not be able to use the relay at all.
+ */
+export const PARK_AFTER_SILENCE_MS = 30_000;
+/**
  * Receive and send buffers asked for on each local relay socket. Small buffers throttle a relayed
  * flow (NetBird measured ~100 Mbit/s); the kernel caps the request at net.core.rmem_max / wmem_max.
  */

@@ -94,10 +94,27 @@ describe('probeCandidates', () => {
 });
 
 describe('upkeepOnly', () => {
-  it('keepalives, handshake initiations and responses (and the sums one check can see) are upkeep; a ping or a flow is data', () => {
-    for (const b of [0, 32, 64, 92, 148, 148 + 32, 148 * 2, 92 + 32, 148 * 2 + 92 + 64]) expect(upkeepOnly(b), String(b)).toBe(true);
-    // IPv4 ping (84 -> 128 on the wire), IPv6 ping (104 -> 144), a TCP ACK (40 -> 80), the first packet with its handshake, a flow.
-    for (const b of [128, 144, 80, 148 + 128, 1420 * 10]) expect(upkeepOnly(b), String(b)).toBe(false);
+  it('keepalives, handshakes and the keepalive after one are upkeep, in any number (a late check), judged both ways together', () => {
+    const upkeep: [number, number][] = [
+      [0, 0], [32, 32], [64, 32],
+      [92, 148 + 32], // a rekey this side began: initiation and keepalive out, response in
+      [148 + 32, 92], // one the peer began
+      [0, 148], [0, 148 * 7], // a peer that never answers, one check or a late one
+      [148 + 92, 148 + 92], // crossing handshakes
+      [92 * 3 + 32, 148 * 3 + 32 * 3], // three rekeys in one late check
+    ];
+    for (const [rx, tx] of upkeep) expect(upkeepOnly(rx, tx), `${rx}/${tx}`).toBe(true);
+  });
+
+  it('a ping, the first packet with its handshake, answers to nothing, or a flow are data', () => {
+    const data: [number, number][] = [
+      [0, 148 + 128], // the first ping to an idle peer (84-byte IPv4 -> 128 on the wire) with its handshake
+      [92 + 128, 148 + 128], // and its reply
+      [128, 128], [144, 0], [80, 0], // a ping each way, an IPv6 ping, a TCP ACK
+      [0, 92 * 3], // "responses" with no initiation received: data
+      [0, 1420 * 10], [1420 * 1000, 80 * 1000],
+    ];
+    for (const [rx, tx] of data) expect(upkeepOnly(rx, tx), `${rx}/${tx}`).toBe(false);
   });
 });
 

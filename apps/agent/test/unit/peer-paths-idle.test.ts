@@ -90,7 +90,7 @@ describe('idle peers cost nothing', () => {
     expect(wg().persistentKeepalive).toBe(PERSISTENT_KEEPALIVE_S);
   });
 
-  it('a direct pair that goes idle is parked on the relay with no keepalive and no punching; traffic punches it in the next 1 s slot', async () => {
+  it('a direct pair that goes idle (the peer quiet too) is parked on the relay with no keepalive and no punching; traffic punches it in the next 1 s slot', async () => {
     const { device, paths, counters, wg, run } = await setup({ punching: true });
     counters.lastHandshake = new Date();
     device.peers.set(p2.nodeKey, { ...wg(), endpoint: p2.endpoints[0]! }); // already talking directly
@@ -107,5 +107,19 @@ describe('idle peers cost nothing', () => {
     await run(250, 1000);
     await run(1_000);
     expect(wg()).toMatchObject({ endpoint: p2.endpoints[0], persistentKeepalive: PROBE_KEEPALIVE_S });
+  });
+
+  it('an idle direct pair whose peer keeps sending its own keepalives (a phone) stays direct, with no keepalive from this side', async () => {
+    const { device, paths, counters, wg, run } = await setup({ punching: true });
+    counters.lastHandshake = new Date();
+    device.peers.set(p2.nodeKey, { ...wg(), endpoint: p2.endpoints[0]! });
+    await run(250, 1000);
+    for (let i = 0; i < 8; i++) { // 200 s
+      counters.rxBytes += 32;
+      await run(25_000);
+    }
+    expect(paths.view(p2.nodeKey)?.via).toBe('direct');
+    expect(wg()).toMatchObject({ endpoint: p2.endpoints[0] });
+    expect(wg()).not.toHaveProperty('persistentKeepalive');
   });
 });

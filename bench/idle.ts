@@ -16,12 +16,13 @@
  *           use for their first IN_USE_WINDOW_MS, then idle. Its relay points at a closed port
  *           (not connected), so peers stay on their netmap endpoints.
  *
- * Each phase's window is counted once WireGuard's handshake retries that its own setup began
- * have run out (wireguard-go retries an unanswered initiation every ~5 s for 90 s), so both
- * count the steady state. Peers that never answer send initiations instead of keepalives: for
+ * Each phase's window is counted in its steady state: `before` once the burst of its setup has
+ * passed (BENCH_SETTLE_S), `after` once its peers are idle and WireGuard's handshake retries
+ * (an unanswered initiation is retried every ~5 s for 90 s) have run out (BENCH_AFTER_SETTLE_S). Peers that never answer send initiations instead of keepalives: for
  * `before` that is the rate of a node whose peers are offline; peers that answer would cost one
  * keepalive each per 25 s (40/s for 1,000) plus a rekey each per 2 min. Writes
- * bench/results/idle.json. BENCH_PEERS (1000), BENCH_WINDOW_S (30), BENCH_SETTLE_S (95).
+ * bench/results/idle.json. BENCH_PEERS (1000), BENCH_WINDOW_S (30), BENCH_SETTLE_S (95),
+ * BENCH_AFTER_SETTLE_S (185).
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -41,6 +42,12 @@ import { round } from './lib/stats.js';
 const PEERS = Number(process.env.BENCH_PEERS ?? 1000);
 const WINDOW_S = Number(process.env.BENCH_WINDOW_S ?? 30);
 const SETTLE_S = Number(process.env.BENCH_SETTLE_S ?? 95);
+/**
+ * `after` is counted once its peers are idle and the handshake retries of their last keepalive
+ * ran out: the in-use window, then up to one keepalive interval (the last keepalive that found
+ * no session started a retry series), then wireguard-go's 90 s of retries, and a margin.
+ */
+const AFTER_SETTLE_S = Number(process.env.BENCH_AFTER_SETTLE_S ?? IN_USE_WINDOW_MS / 1000 + PERSISTENT_KEEPALIVE_S + 90 + 10);
 const here = import.meta.dirname;
 const run = randomBytes(2).toString('hex');
 const NODE_NS = `wib-${run}-node`;
@@ -134,7 +141,7 @@ async function after(list: Peer[]) {
     // In use for their first IN_USE_WINDOW_MS: keepalive on, as before. Counted from 5 s in, for comparison.
     await sleep(5_000);
     const inUse = await count(Math.min(WINDOW_S, IN_USE_WINDOW_MS / 1000 - 10));
-    const settleMs = Math.max(0, SETTLE_S * 1000 - (5 + inUse.seconds) * 1000);
+    const settleMs = Math.max(0, AFTER_SETTLE_S * 1000 - (5 + inUse.seconds) * 1000);
     await sleep(settleMs);
     const idle = list.filter((p) => engine.isIdle(p.nodeKey)).length;
     const window = await count(WINDOW_S);
@@ -151,7 +158,7 @@ process.on('SIGINT', () => { labDown(); process.exit(130); });
 labUp();
 try {
   const list = peers();
-  console.log(`idle bench: ${PEERS} peers, settle ${SETTLE_S} s, window ${WINDOW_S} s`);
+  console.log(`idle bench: ${PEERS} peers, settle ${SETTLE_S} s (after: ${AFTER_SETTLE_S} s), window ${WINDOW_S} s`);
   const b = await before(list);
   console.log('before (25 s keepalive everywhere):', b);
   const a = await after(list);
@@ -162,6 +169,7 @@ try {
     peers: PEERS,
     windowS: WINDOW_S,
     settleS: SETTLE_S,
+    afterSettleS: AFTER_SETTLE_S,
     inUseWindowS: IN_USE_WINDOW_MS / 1000,
     note: 'peers never answer (endpoints blackholed), so "before" counts handshake initiations (a node whose peers are offline); answering peers would cost 1 keepalive per peer per 25 s (40/s at 1,000) plus rekeys. Both phases include one responder peer (the node\'s own mapping upkeep). after.firstMinute: the same node while the peers are new (in use).',
     before: b,

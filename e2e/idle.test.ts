@@ -91,5 +91,5 @@ describe('idle peers cost nothing', () => {
     expect(await keepaliveOf(a!, bKey)).toBe(String(PERSISTENT_KEEPALIVE_S));
     const pinged = await traffic;
     expect(pinged.received, pinged.output).toBeGreaterThanOrEqual(30);
-  });
+  }, 300_000); // idle for the in-use window and the park delay, quiet for a keepalive interval, then back
 });

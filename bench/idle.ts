@@ -94,11 +94,24 @@ async function count(seconds: number): Promise<{ packets: number; seconds: numbe
 
 const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
 const selfNode = (nodeKey: string): SelfNode => ({ id: 1, name: 'idle-bench', user: 'bench', ipv4: '100.64.0.1', ipv6: 'fd7a:115c:a1e0::1', nodeKey, expiresAt: null } as SelfNode);
+/**
+ * The node's key and its peers: the node's sorts lowest, so it initiates to every peer (engine.ts
+ * `initiatesTo`) and no peer waits out the answering side's grace. That grace reads the device's
+ * stats once per peer when it ends (engine.ts `endGrace`): 500 answering peers at once queue 500
+ * reads of a 1,000-peer dump ahead of everything else, and on this loaded 2-core host that held
+ * the idle switch back by minutes. A measurement of the engine at start-up, not of idle peers.
+ */
+function keys(): { self: ReturnType<typeof generateNodeKey>; peers: string[] } {
+  const all = Array.from({ length: PEERS + 1 }, () => generateNodeKey()).sort((a, b) => (a.publicKey < b.publicKey ? -1 : 1));
+  return { self: all[0]!, peers: all.slice(1).map((k) => k.publicKey) };
+}
+const KEYS = keys();
+
 function peers(): Peer[] {
   return Array.from({ length: PEERS }, (_, i) => {
     const n = i + 2;
     return {
-      id: n, name: `idle${n}`, user: 'bench', nodeKey: generateNodeKey().publicKey,
+      id: n, name: `idle${n}`, user: 'bench', nodeKey: KEYS.peers[i]!,
       ipv4: `100.64.${n >> 8}.${n & 255}`, ipv6: `fd7a:115c:a1e0::${hex(n, 1)}`,
       allowedIps: [], endpoints: [`10.233.${n >> 8}.${n & 255}:41641`], online: true, lastSeen: null,
     } as Peer;
@@ -123,7 +136,7 @@ async function before(list: Peer[]) {
 }
 
 async function after(list: Peer[]) {
-  const key = generateNodeKey();
+  const key = KEYS.self;
   const engine = new Engine({
     openDevice: (o) => openUserspace({ ...o, netns: NODE_NS }), interfaceName: `${IFNAME}a`, backend: 'userspace',
     privateKey: key.privateKey, listenPort: 41641, mtu: 1280, log,

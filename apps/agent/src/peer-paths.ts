@@ -75,6 +75,8 @@ interface PathState {
    * starts (then at once, in the first 1 s slot), so an idle pair sends nothing.
    */
   parked: boolean;
+  /** The direct endpoint a parked pair was on: it goes back there if the relay goes away. */
+  parkedFrom?: string;
 }
 
 /** What `weft status` shows of a peer's path. */
@@ -329,12 +331,21 @@ export class PeerPaths {
           await this.moveToRelay(engine, peer, false);
           this.toRelayState(st, IDLE_REASON);
           st.parked = true;
+          st.parkedFrom = s?.endpoint ?? undefined;
           this.opts.log('info', 'peer idle: parked on the relay', { peer: peer.name });
         }
         return;
       }
       case 'relay': {
         if (this.opts.forced(peer)) return;
+        if (st.parked && st.parkedFrom && !relay.connected) {
+          // Parked for idleness, and the relay went away (server down): back to the direct
+          // endpoint that worked when it was parked, rather than a relay that carries nothing.
+          await engine.setPath(peer, { endpoint: st.parkedFrom, relay: false });
+          this.enter(st, 'direct', null);
+          this.opts.log('info', 'parked peer back on its direct endpoint', { peer: peer.name, reason: 'the relay is not connected' });
+          return;
+        }
         if (!s?.lastHandshake && relay.cannotReach(key) && now - st.since >= RELAY_UNREACHABLE_GRACE_MS) {
           // The relay cannot carry this pair (the peer is on another replica with no relay mesh,
           // or not connected): a relayed path would never handshake, so aim at the peer directly

@@ -17,7 +17,7 @@ import { peer, self } from './fixtures.js';
 const p2 = peer(2); // self (01..01) initiates to it
 const RELAY_SOCKET = '127.0.0.1:50002';
 
-function relay(): RelayPath {
+function relay(): RelayPath & { connected: boolean } {
   const open = new Set<string>();
   const stub = {
     connected: true,
@@ -27,7 +27,7 @@ function relay(): RelayPath {
     open: async (k: string) => (open.add(k), RELAY_SOCKET),
     release: (k: string) => void open.delete(k),
   };
-  return stub as unknown as RelayPath;
+  return stub as unknown as RelayPath & { connected: boolean };
 }
 
 async function setup(opts: { punching: boolean }) {
@@ -38,8 +38,9 @@ async function setup(opts: { punching: boolean }) {
   });
   await engine.applyFull(self, [p2]);
   let now = 1_000_000;
+  const theRelay = relay();
   const paths = new PeerPaths({
-    engine: () => engine, peers: () => [p2], relay: relay(), forced: () => false,
+    engine: () => engine, peers: () => [p2], relay: theRelay, forced: () => false,
     selfKey: () => self.nodeKey, selfPublicIp: () => undefined, punchingHopeless: () => !opts.punching,
     log: silentLogger, now: () => now,
   });
@@ -58,7 +59,7 @@ async function setup(opts: { punching: boolean }) {
       await paths.check();
     }
   };
-  return { device, engine, paths, counters, wg, run, at: () => now };
+  return { device, engine, paths, counters, wg, run, relay: theRelay };
 }
 
 describe('idle peers cost nothing', () => {
@@ -107,6 +108,19 @@ describe('idle peers cost nothing', () => {
     await run(250, 1000);
     await run(1_000);
     expect(wg()).toMatchObject({ endpoint: p2.endpoints[0], persistentKeepalive: PROBE_KEEPALIVE_S });
+  });
+
+  it('a parked pair goes back to its direct endpoint when the relay goes away (server down: tunnels keep working)', async () => {
+    const { device, paths, counters, wg, run, relay: r } = await setup({ punching: true });
+    counters.lastHandshake = new Date();
+    device.peers.set(p2.nodeKey, { ...wg(), endpoint: p2.endpoints[0]! });
+    await run(250, 1000);
+    await run(IN_USE_WINDOW_MS + 250);
+    expect(wg()).toMatchObject({ endpoint: RELAY_SOCKET });
+    r.connected = false;
+    await run(250);
+    expect(paths.view(p2.nodeKey)?.via).toBe('direct');
+    expect(wg()).toMatchObject({ endpoint: p2.endpoints[0] });
   });
 
   it('an idle direct pair whose peer keeps sending its own keepalives (a phone) stays direct, with no keepalive from this side', async () => {

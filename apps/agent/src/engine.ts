@@ -121,6 +121,8 @@ export class Engine {
   private responders: ResponderPeer[] = [];
   /** The interface MTU now: --mtu, then what adaptive MTU (mtu-probe.ts) sets. */
   private mtuNow: number;
+  /** Peers PeerPaths found idle (path-choice.ts `inUse`): no keepalive, so an idle pair sends nothing. */
+  private readonly idle = new Set<string>();
 
   constructor(private readonly opts: EngineOptions) {
     this.mtuNow = opts.mtu;
@@ -146,6 +148,31 @@ export class Engine {
   /** Forgets every path override (the relay path stopped); the next netmap programs netmap endpoints. */
   clearRelayed(): void {
     this.overrides.clear();
+  }
+
+  /**
+   * Marks `peer` idle (no keepalive: WireGuard then sends it nothing until there is a packet for
+   * it, and handshakes for that packet at once) or in use again (keepalive back per the
+   * one-initiator rule; wireguard-go sends one when it turns on). Only a change reprograms it.
+   */
+  setIdle(peer: Peer, idle: boolean): Promise<void> {
+    if (this.idle.has(peer.nodeKey) === idle) return Promise.resolve();
+    if (idle) this.idle.add(peer.nodeKey);
+    else this.idle.delete(peer.nodeKey);
+    return this.serial(async () => {
+      if (!this.configuredFor || !this.device || !this.wanted.has(peer.nodeKey) || this.opts.firewall?.blocksTunnel) return;
+      await this.device.upsertPeer(this.config(peer));
+      this.opts.log('debug', idle ? 'peer idle: keepalive off' : 'peer in use: keepalive on', { peer: peer.name });
+    });
+  }
+
+  /** Forgets which peers were idle (path choice stopped): peers get keepalive when next programmed. */
+  clearIdle(): void {
+    this.idle.clear();
+  }
+
+  isIdle(nodeKey: string): boolean {
+    return this.idle.has(nodeKey);
   }
 
   /** The local relay socket this peer is pointed at, if it is relayed. */
@@ -333,7 +360,8 @@ export class Engine {
    * The WireGuard config for `peer` now. A peer this node answers (the other side initiates) gets
    * its endpoint without keepalive, and a timer: if the initiator's handshake has not made the
    * pair work by then (its packets cannot get in, or it lacks our endpoint), keepalive goes on
-   * here too and this side handshakes as well.
+   * here too and this side handshakes as well. An idle peer (`setIdle`) gets no keepalive; a
+   * probe's own keepalive (PathOverride.keepaliveS) wins over both.
    */
   private config(peer: Peer): PeerConfig {
     const key = peer.nodeKey;
@@ -346,7 +374,7 @@ export class Engine {
       timer.unref();
       this.graceTimers.set(key, timer);
     }
-    return peerConfig(peer, keepalive, path?.endpoint);
+    return peerConfig(peer, keepalive && !this.idle.has(key), path?.endpoint);
   }
 
   private endGrace(key: string): void {
@@ -371,6 +399,7 @@ export class Engine {
   /** Drops what the engine remembers about a peer that left the netmap. */
   private forget(key: string): void {
     this.wanted.delete(key);
+    this.idle.delete(key);
     this.graceOver.delete(key);
     const timer = this.graceTimers.get(key);
     if (timer) clearTimeout(timer);

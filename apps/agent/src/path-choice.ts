@@ -74,6 +74,45 @@ export function probeCandidates(endpoints: readonly string[], selfPublicIp: stri
 
 /** A WireGuard keepalive is a 32-byte transport message; more than that in one interval is data. */
 export const KEEPALIVE_BYTES = 32;
+/** WireGuard's handshake initiation and response (type 1 and 2 messages), in bytes. */
+export const HANDSHAKE_INITIATION_BYTES = 148;
+export const HANDSHAKE_RESPONSE_BYTES = 92;
+
+/** Above this many bytes one way, a check's traffic is data whatever it is made of. */
+const UPKEEP_MAX_BYTES = 40 * (HANDSHAKE_INITIATION_BYTES + HANDSHAKE_RESPONSE_BYTES + KEEPALIVE_BYTES);
+
+/**
+ * The ways `bytes` sent one way split into i handshake initiations, r responses and keepalives
+ * (at most two, plus one after each handshake this side began): [i, r] pairs.
+ */
+function upkeepSplits(bytes: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i * HANDSHAKE_INITIATION_BYTES <= bytes; i++) {
+    for (let r = 0; i * HANDSHAKE_INITIATION_BYTES + r * HANDSHAKE_RESPONSE_BYTES <= bytes; r++) {
+      const rest = bytes - i * HANDSHAKE_INITIATION_BYTES - r * HANDSHAKE_RESPONSE_BYTES;
+      if (rest % KEEPALIVE_BYTES === 0 && rest / KEEPALIVE_BYTES <= 2 + i) out.push([i, r]);
+    }
+  }
+  return out;
+}
+
+/**
+ * Whether the bytes received (`rx`) and sent (`tx`) since the last check are WireGuard's own
+ * upkeep only, not data: handshake initiations, responses to the other side's initiations, and
+ * keepalives. A peer that never answers gets an initiation every 5 s, and a pair with keepalive
+ * rekeys every 2 min: counted as data, either would keep the pair in use for ever. The two
+ * directions are judged together (a response answers an initiation that came the other way), and
+ * for any number of handshakes, so a check that ran late (a loaded host: 1,000 peers' counters
+ * read at once) still reads upkeep as upkeep. Data is a transport message of 64 + 16n bytes; a
+ * rare packet whose size makes the sums work is simply not counted (the next one is).
+ */
+export function upkeepOnly(rx: number, tx: number): boolean {
+  if (rx > UPKEEP_MAX_BYTES || tx > UPKEEP_MAX_BYTES) return false;
+  const sent = upkeepSplits(tx);
+  const received = upkeepSplits(rx);
+  // Our responses need their initiations, and the responses we got need ours.
+  return sent.some(([i, r]) => received.some(([j, s]) => r <= j && s <= i));
+}
 
 export interface Traffic {
   rxBytes: number;
@@ -82,23 +121,36 @@ export interface Traffic {
 
 /**
  * Tracks one peer's counters across checks: when data last went out unanswered (for
- * `directDead`) and when the pair was last in use.
+ * `directDead`) and when the pair was last in use (`inUse`).
  */
 export class TrafficWatch {
   private last: Traffic | undefined;
   /** When data was first sent after the last thing received; null = answered. */
   unansweredSince: number | null = null;
-  /** Last time more than a keepalive moved either way. */
-  lastUseAt: number | null = null;
+  /**
+   * Last time data (more than WireGuard's upkeep, `upkeepOnly`) moved either way. A watch made
+   * with `since` counts that moment as use: a pair that just appeared is about to be used.
+   */
+  lastUseAt: number | null;
+  /** Last time anything at all (keepalives included) came from the peer; `since` counts too. */
+  lastRxAt: number | null;
+
+  constructor(since?: number) {
+    this.lastUseAt = since ?? null;
+    this.lastRxAt = since ?? null;
+  }
 
   observe(t: Traffic, now: number): { rx: number; tx: number } {
     const prev = this.last ?? t;
     this.last = t;
     const rx = Math.max(0, t.rxBytes - prev.rxBytes);
     const tx = Math.max(0, t.txBytes - prev.txBytes);
-    if (rx > 0) this.unansweredSince = null;
+    if (rx > 0) {
+      this.unansweredSince = null;
+      this.lastRxAt = now;
+    }
     else if (tx > KEEPALIVE_BYTES && this.unansweredSince === null) this.unansweredSince = now;
-    if (rx > KEEPALIVE_BYTES || tx > KEEPALIVE_BYTES) this.lastUseAt = now;
+    if (!upkeepOnly(rx, tx)) this.lastUseAt = now;
     return { rx, tx };
   }
 
@@ -113,7 +165,12 @@ export function directDead(unansweredSince: number | null, now: number, deadMs: 
   return unansweredSince !== null && now - unansweredSince >= deadMs;
 }
 
-/** In use: more than keepalives moved within `windowMs`. */
+/**
+ * In use: data moved within `windowMs` (TrafficWatch.lastUseAt). The one definition: punching
+ * (peer-paths.ts) and keepalive (engine.ts `setIdle`) both follow it, so an idle pair sends
+ * nothing at all; its first packet wakes it (WireGuard's handshake for it is upkeep, the packet
+ * after it is data).
+ */
 export function inUse(lastUseAt: number | null, now: number, windowMs: number): boolean {
   return lastUseAt !== null && now - lastUseAt <= windowMs;
 }

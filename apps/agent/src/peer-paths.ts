@@ -19,9 +19,11 @@ import {
 import type { RelayPath } from './relay-path.js';
 import {
   DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS, RELAY_UNREACHABLE_GRACE_MS,
-  PROBES_WHEN_IDLE, FALLBACK_QUIET_MS,
+  PARK_AFTER_SILENCE_MS, PROBES_WHEN_IDLE, FALLBACK_QUIET_MS,
 } from './tunables.js';
 
+/** Why an idle pair that was direct is on the relay now. */
+const IDLE_REASON = 'idle: relayed until traffic starts (an idle pair sends nothing), then direct is tried again';
 /** Why a peer is tried directly although it has no session: said in `weft status` while it lasts. */
 const UNREACHABLE_BY_RELAY = 'the relay cannot reach the peer (not connected to this relay server): trying its direct endpoints';
 
@@ -73,6 +75,13 @@ interface PathState {
    * relay first, so the probe window's lost packets do not add to the fallback's (0 = none).
    */
   quietUntil: number;
+  /**
+   * Moved to the relay because it went idle on its direct path: no punching until traffic
+   * starts (then at once, in the first 1 s slot), so an idle pair sends nothing.
+   */
+  parked: boolean;
+  /** The direct endpoint a parked pair was on: it goes back there if the relay goes away. */
+  parkedFrom?: string;
 }
 
 /** What `weft status` shows of a peer's path. */
@@ -108,6 +117,7 @@ export class PeerPaths {
     this.opts.relay.stop();
     this.states.clear();
     this.opts.engine()?.clearRelayed();
+    this.opts.engine()?.clearIdle();
   }
 
   isRelayed(nodeKey: string): boolean {
@@ -176,7 +186,8 @@ export class PeerPaths {
   }
 
   private fresh(mode: Mode, reason: string | null): PathState {
-    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0, quietUntil: 0 };
+    // A pair that just appeared is about to be used: in use from now (TrafficWatch).
+    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(this.now()), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0, quietUntil: 0, parked: false };
   }
 
   /** Starts a new path (relay or direct) from scratch: backoff, probe and silence forgotten. */
@@ -187,7 +198,13 @@ export class PeerPaths {
     st.nextProbeAt = null;
     st.probe = undefined;
     st.reason = reason;
+    st.parked = false;
     st.watch.reset();
+  }
+
+  /** The one "in use" (path-choice.ts `inUse`): punching and keepalive both follow it. */
+  private inUse(st: PathState, now: number): boolean {
+    return inUse(st.watch.lastUseAt, now, IN_USE_WINDOW_MS);
   }
 
   private toRelayState(st: PathState, reason: string): void {
@@ -202,7 +219,7 @@ export class PeerPaths {
     if (local) parts.push(local);
     if (st.reason) parts.push(st.reason);
     if (st.nextProbeAt !== null && st.failures > 0) {
-      const idle = !inUse(st.watch.lastUseAt, this.now(), IN_USE_WINDOW_MS);
+      const idle = !this.inUse(st, this.now());
       parts.push(idle ? 'idle: direct is tried again when traffic starts' : `retrying in ${inSeconds(st.nextProbeAt - this.now())}`);
     }
     return parts.join('; ') || null;
@@ -229,6 +246,10 @@ export class PeerPaths {
     for (const peer of peers) {
       try {
         await this.decidePeer(engine, peer, stats.get(peer.nodeKey as NodePublicKey), now);
+        // Keepalive only while the pair is in use: an idle pair costs no packets (the node's own
+        // NAT mapping is kept by its responder keepalive and the relay's UDP bind, not by peers).
+        const st = this.states.get(peer.nodeKey);
+        if (st) await engine.setIdle(peer, !this.inUse(st, now));
       } catch (err) {
         this.opts.log('warn', 'choosing a path for a peer failed', { peer: peer.name, error: (err as Error).message });
       }
@@ -311,11 +332,30 @@ export class PeerPaths {
           this.toRelayState(st, 'the direct path stopped answering (NAT mapping gone or the network changed)');
           st.quietUntil = now + FALLBACK_QUIET_MS;
           this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'direct path stopped answering' });
+          return;
+        }
+        if (!this.inUse(st, now) && st.watch.lastRxAt !== null && now - st.watch.lastRxAt >= PARK_AFTER_SILENCE_MS) {
+          // Idle, and the peer went quiet too: keepalive is off (decide), so the NAT mappings this
+          // path stands on will lapse and a first packet sent direct could be lost. On the relay it
+          // gets through at once, and the pair is punched again as soon as traffic starts.
+          await this.moveToRelay(engine, peer, false);
+          this.toRelayState(st, IDLE_REASON);
+          st.parked = true;
+          st.parkedFrom = s?.endpoint ?? undefined;
+          this.opts.log('info', 'peer idle: parked on the relay', { peer: peer.name });
         }
         return;
       }
       case 'relay': {
         if (this.opts.forced(peer)) return;
+        if (st.parked && st.parkedFrom && !relay.connected) {
+          // Parked for idleness, and the relay went away (server down): back to the direct
+          // endpoint that worked when it was parked, rather than a relay that carries nothing.
+          await engine.setPath(peer, { endpoint: st.parkedFrom, relay: false });
+          this.enter(st, 'direct', null);
+          this.opts.log('info', 'parked peer back on its direct endpoint', { peer: peer.name, reason: 'the relay is not connected' });
+          return;
+        }
         if (!s?.lastHandshake && relay.cannotReach(key) && now - st.since >= RELAY_UNREACHABLE_GRACE_MS) {
           // The relay cannot carry this pair (the peer is on another replica with no relay mesh,
           // or not connected): a relayed path would never handshake, so aim at the peer directly
@@ -354,7 +394,8 @@ export class PeerPaths {
         // An idle pair stops punching only after PROBES_WHEN_IDLE tries: the two sides may learn
         // at different moments that a direct path could work now (a block lifted: each finds out
         // by its own netcheck), and a side that probed alone must still meet the other's slot.
-        if (st.failures >= PROBES_WHEN_IDLE && !inUse(st.watch.lastUseAt, now, IN_USE_WINDOW_MS)) {
+        // A pair parked on the relay because it went idle is not punched until traffic starts.
+        if ((st.failures >= PROBES_WHEN_IDLE || st.parked) && !this.inUse(st, now)) {
           st.nextProbeAt = probeSlot(now, st.failures, offset);
           return;
         }

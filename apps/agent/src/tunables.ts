@@ -29,7 +29,10 @@ export const RESUME_WAIT_MS = 10_000;
  * keeps the mapping itself alive (typical UDP NAT timeouts are 30 s or more).
  */
 export const RESPONDER_KEEPALIVE_S = 25;
-/** WireGuard keepalive for every peer: keeps NAT mappings open. */
+/**
+ * WireGuard keepalive for a peer while the pair is in use (IN_USE_WINDOW_MS): keeps its NAT
+ * mappings open. An idle pair gets none (engine.ts `setIdle`).
+ */
 export const PERSISTENT_KEEPALIVE_S = 25;
 /**
  * The answering side of a pair waits this long for the initiator's handshake before it sends its
@@ -119,8 +122,21 @@ export const RELAY_KICKS = 3;
  * (i): over 5 s in some runs; issue 9 wants traffic back within 5 s).
  */
 export const FALLBACK_QUIET_MS = 3_000;
-/** A pair is in use while more than keepalives moved within this window: only then is direct retried. */
+/**
+ * A pair is in use while data (more than WireGuard's keepalives and handshakes) moved within this
+ * window, and for this long after it appears: only then is direct retried and keepalive on. An
+ * idle pair sends nothing. Below WireGuard's RekeyAfterTime (120 s) on purpose: a pair goes idle
+ * before its keepalives bring the first rekey (which path-choice.ts `upkeepOnly` does not count
+ * as data either).
+ */
 export const IN_USE_WINDOW_MS = 60_000;
+/**
+ * An idle direct pair is parked on the relay (peer-paths.ts) once nothing at all came from the
+ * peer this long: more than a keepalive interval, so the other side's keepalive has stopped too.
+ * A peer that keeps its side of the path open by itself (a phone's wg-quick keepalive) is never
+ * parked: the path stays alive, and the peer might not be able to use the relay at all.
+ */
+export const PARK_AFTER_SILENCE_MS = 30_000;
 /**
  * Receive and send buffers asked for on each local relay socket. Small buffers throttle a relayed
  * flow (NetBird measured ~100 Mbit/s); the kernel caps the request at net.core.rmem_max / wmem_max.

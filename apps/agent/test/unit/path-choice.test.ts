@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  directDead, forcedRelay, inUse, pairOffsetMs, probeCandidates, probeIntervalMs, probeSlot, shouldRelay, TrafficWatch,
+  directDead, forcedRelay, inUse, pairOffsetMs, probeCandidates, probeIntervalMs, probeSlot, shouldRelay, TrafficWatch, upkeepOnly,
 } from '../../src/path-choice.js';
 import { pathOf, peerStatus } from '../../src/status.js';
 import { PROBE_BACKOFF_S, RELAY_AFTER_NO_HANDSHAKE_MS } from '../../src/tunables.js';
@@ -93,7 +93,38 @@ describe('probeCandidates', () => {
   });
 });
 
+describe('upkeepOnly', () => {
+  it('keepalives, handshakes and the keepalive after one are upkeep, in any number (a late check), judged both ways together', () => {
+    const upkeep: [number, number][] = [
+      [0, 0], [32, 32], [64, 32],
+      [92, 148 + 32], // a rekey this side began: initiation and keepalive out, response in
+      [148 + 32, 92], // one the peer began
+      [0, 148], [0, 148 * 7], // a peer that never answers, one check or a late one
+      [148 + 92, 148 + 92], // crossing handshakes
+      [92 * 3 + 32, 148 * 3 + 32 * 3], // three rekeys in one late check
+    ];
+    for (const [rx, tx] of upkeep) expect(upkeepOnly(rx, tx), `${rx}/${tx}`).toBe(true);
+  });
+
+  it('a ping, the first packet with its handshake, answers to nothing, or a flow are data', () => {
+    const data: [number, number][] = [
+      [0, 148 + 128], // the first ping to an idle peer (84-byte IPv4 -> 128 on the wire) with its handshake
+      [92 + 128, 148 + 128], // and its reply
+      [128, 128], [144, 0], [80, 0], // a ping each way, an IPv6 ping, a TCP ACK
+      [0, 92 * 3], // "responses" with no initiation received: data
+      [0, 1420 * 10], [1420 * 1000, 80 * 1000],
+    ];
+    for (const [rx, tx] of data) expect(upkeepOnly(rx, tx), `${rx}/${tx}`).toBe(false);
+  });
+});
+
 describe('TrafficWatch', () => {
+  it('a watch made with a moment is in use from it (a pair that just appeared is about to be used)', () => {
+    expect(inUse(new TrafficWatch(5000).lastUseAt, 65_000, 60_000)).toBe(true);
+    expect(inUse(new TrafficWatch(5000).lastUseAt, 65_001, 60_000)).toBe(false);
+    expect(new TrafficWatch().lastUseAt).toBeNull();
+  });
+
   it('marks data sent with nothing back, clears it when anything comes back, ignores keepalives', () => {
     const w = new TrafficWatch();
     w.observe({ rxBytes: 0, txBytes: 0 }, 0);
@@ -110,12 +141,15 @@ describe('TrafficWatch', () => {
     expect(directDead(w.unansweredSince, 10_000, 2000)).toBe(false);
   });
 
-  it('is in use while more than keepalives moved within the window', () => {
+  it('is in use while data moved within the window; keepalives and handshakes are not data', () => {
     const w = new TrafficWatch();
     w.observe({ rxBytes: 0, txBytes: 0 }, 0);
     w.observe({ rxBytes: 32, txBytes: 32 }, 1000);
     expect(inUse(w.lastUseAt, 1000, 60_000)).toBe(false);
-    w.observe({ rxBytes: 32 + 148, txBytes: 32 }, 2000);
+    w.observe({ rxBytes: 32 + 148, txBytes: 32 + 92 }, 1500); // a rekey the peer started
+    expect(inUse(w.lastUseAt, 1500, 60_000)).toBe(false);
+    w.observe({ rxBytes: 32 + 148 + 128, txBytes: 32 + 92 }, 2000); // a ping
+    expect(inUse(w.lastUseAt, 2000, 60_000)).toBe(true);
     expect(inUse(w.lastUseAt, 62_000, 60_000)).toBe(true);
     expect(inUse(w.lastUseAt, 62_001, 60_000)).toBe(false);
   });

@@ -21,7 +21,7 @@ function relay(): RelayPath & { connected: boolean } {
   const open = new Set<string>();
   const stub = {
     connected: true,
-    start() {}, stop() {}, reconnectNow() {}, hold() {},
+    start() {}, stop() {}, reconnectNow() {}, hold() {}, deliverEarly() {}, udpSuspect() {},
     cannotReach: () => false,
     endpointOf: (k: string) => (open.has(k) ? RELAY_SOCKET : undefined),
     open: async (k: string) => (open.add(k), RELAY_SOCKET),

@@ -31,7 +31,11 @@ describe.each(BACKENDS)('agent channel on %s', (backend) => {
     await sender.register(key);
     let release!: () => void;
     const busy = new Promise<void>((resolve) => (release = resolve));
-    const settled = vi.spyOn(s.mapper, 'settled').mockImplementationOnce(() => busy);
+    // The door waits on the mapper too (it reads the node from the mapper's table): let that call
+    // through, and hold the second, the one the socket waits on before it is attached.
+    const original = s.mapper.settled.bind(s.mapper);
+    let calls = 0;
+    const settled = vi.spyOn(s.mapper, 'settled').mockImplementation(() => (++calls === 2 ? busy : original()));
     try {
       await sender.connect();
       sender.send(JSON.stringify({ type: 'endpoints', endpoints: ['192.0.2.77:41641'] }));

@@ -26,6 +26,7 @@ const GET_NEEDS_ADMIN: Record<string, string> = {
 const OTHER_CREDENTIALS: Record<string, string> = {
   'GET /api/v1/relay': "the relay WebSocket: a node's machine token (a JWT signed with its machine key)",
   'GET /api/v1/relay/mesh': "the relay mesh WebSocket between replicas: a token MACed with the mesh's shared secret",
+  'GET /api/v1/relay/region': "a standalone relay region's link to the server: a mesh token MACed with the mesh's shared secret",
 };
 /** Routes that answer without any credentials, so a SCIM token is not refused there. */
 const PUBLIC: Record<string, string> = {

@@ -4,7 +4,8 @@
  * the deployment's secret, a real standalone `weft-relay` started with that file links to the
  * server and its clients are accepted, a second run without --force refuses and changes nothing,
  * the export is audited without the secret, no API key gets it over TCP, and with no server
- * running the embedded database gives the same secret directly.
+ * running the embedded database gives the same secret directly. On Postgres, the database itself:
+ * a secret made there is the one a server started on it uses.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -13,7 +14,9 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RelayPeer } from '../../../../test-support/relay-peer.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
+import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { cli, freePort, spawnServer, type ServerProcess } from '../support/process.js';
+import { startServer, type TestServer } from '../support/server.js';
 
 const RELAY_BIN = resolve(import.meta.dirname, '../../../relay/bin/weft-relay.mjs');
 
@@ -28,20 +31,24 @@ async function until<T>(fn: () => Promise<T | undefined>, what: string, ms = 30_
 }
 
 describe('weft-server relay-secret', () => {
-  const work = mkdtempSync(join(tmpdir(), 'weft-relay-secret-'));
-  const dataDir = join(work, 'data');
-  const secretFile = join(work, 'mesh.secret');
+  // Made in beforeAll, so a run that filters these tests out leaves nothing behind.
+  let work: string;
+  let dataDir: string;
+  let secretFile: string;
   let server: ServerProcess;
   let relay: ChildProcess | undefined;
   const audits = async () => JSON.parse((await cli(['audit', 'list', '--action', 'relay.secret_export', '--json', '--data-dir', dataDir])).stdout).items as any[];
 
   beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'weft-relay-secret-'));
+    dataDir = join(work, 'data');
+    secretFile = join(work, 'mesh.secret');
     server = await spawnServer({}, dataDir);
   }, 120_000);
   afterAll(async () => {
     if (relay && relay.exitCode === null) relay.kill('SIGKILL');
     await server?.stop();
-    rmSync(work, { recursive: true, force: true });
+    if (work) rmSync(work, { recursive: true, force: true });
   });
 
   it('writes the secret 0600 through the running server, and a standalone weft-relay with that file links and accepts clients', async () => {
@@ -150,5 +157,35 @@ describe('weft-server relay-secret', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(offline, 'utf8').trim()).toBe(secret);
     expect(statSync(offline).mode & 0o777).toBe(0o600);
+  }, 120_000);
+});
+
+describe('weft-server relay-secret on Postgres', () => {
+  let work: string;
+  let s: TestServer | undefined;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'weft-relay-secret-pg-'));
+  });
+  afterAll(async () => {
+    await s?.close();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('on a database with no secret yet it makes one, and the server started on it uses that one; again while it runs, the same', async () => {
+    const url = await createTestDatabase();
+    const first = join(work, 'first.secret');
+    const made = await cli(['relay-secret', '--out', first, '--database-url', url]);
+    expect(made.code, made.stderr).toBe(0);
+    expect(statSync(first).mode & 0o777).toBe(0o600);
+    const secret = readFileSync(first, 'utf8').trim();
+    s = await startServer('postgres', {}, url);
+    expect(s.relayMeshSecret!.toString('base64')).toBe(secret);
+    const again = join(work, 'again.secret');
+    const running = await cli(['relay-secret', '--out', again, '--database-url', url]);
+    expect(running.code, running.stderr).toBe(0);
+    expect(readFileSync(again, 'utf8').trim()).toBe(secret);
+    const events = (await s.api('GET', '/api/v1/audit?action=relay.secret_export')).body.items;
+    expect(events.map((e: any) => e.detail)).toEqual([{ created: true }, { created: false }]);
+    expect(JSON.stringify(events)).not.toContain(secret);
   }, 120_000);
 });

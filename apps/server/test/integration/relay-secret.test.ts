@@ -148,7 +148,7 @@ describe('weft-server relay-secret', () => {
     expect(help.stdout).toContain('weft-server relay-secret --out FILE');
   }, 60_000);
 
-  it('with the server stopped, the embedded database gives the same secret directly', async () => {
+  it('with the server stopped, the embedded database gives the same secret directly (and --print prints it alone)', async () => {
     const secret = readFileSync(secretFile, 'utf8').trim();
     if (relay && relay.exitCode === null) relay.kill('SIGTERM');
     await server.stop();
@@ -157,6 +157,9 @@ describe('weft-server relay-secret', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(offline, 'utf8').trim()).toBe(secret);
     expect(statSync(offline).mode & 0o777).toBe(0o600);
+    const printed = await cli(['relay-secret', '--print', '--data-dir', dataDir]);
+    expect(printed.code, printed.stderr).toBe(0);
+    expect(printed.stdout).toBe(`${secret}\n`);
   }, 120_000);
 });
 

@@ -14,7 +14,7 @@ export const USAGE = `Usage: weft-relay [--stun-listen HOST:PORT] [--workers N]
   --server            the control server's URL, e.g. https://weft.example.com (env WEFT_RELAY_SERVER);
                       without it weft-relay runs the STUN service only
   --mesh-secret-file  file holding the deployment's relay mesh secret (base64, as
-                      \`weft-server relay-secret\` prints it) (env WEFT_RELAY_MESH_SECRET_FILE)
+                      \`weft-server relay-secret --out FILE\` writes it) (env WEFT_RELAY_MESH_SECRET_FILE)
   --listen            TCP host:port of the relay's HTTP(S) WebSocket (env WEFT_RELAY_LISTEN; default 0.0.0.0:8443)
   --name              this relay's name in the relay mesh, 1-64 of A-Z a-z 0-9 _ - (env WEFT_RELAY_NAME;
                       default relay-<port>)`;
@@ -87,7 +87,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): RelayArgs {
     throw new UsageError(`"server" (${server.from}): "${server.v}" is not an http:// or https:// URL, e.g. https://weft.example.com`);
   }
   const secretFile = value.meshSecretFile;
-  if (!secretFile) throw new UsageError('"mesh-secret-file" is needed with --server: a file holding the relay mesh secret (`weft-server relay-secret` prints it)');
+  if (!secretFile) throw new UsageError('"mesh-secret-file" is needed with --server: a file holding the relay mesh secret (on the server host, `weft-server relay-secret --out FILE` writes one)');
   let secret: Buffer;
   try {
     secret = Buffer.from(readFileSync(secretFile.v, 'utf8').trim(), 'base64');

@@ -22,6 +22,7 @@ import { Regions, type RegionOptions } from './regions.js';
 import { apiRoutes } from './api/routes.js';
 import { scimRoutes } from './scim/routes.js';
 import { statusRoute } from './api/status-route.js';
+import { relaySecretRoute } from './api/relay-secret-route.js';
 import { backupRoute } from './api/backup-route.js';
 import { ChangeHub } from './hub.js';
 import type { FollowerTimings } from './outbox-follower.js';
@@ -297,6 +298,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     linksRoutes(scope, state, limits, links);
     statusRoute(scope, state, limits, mapper);
     backupRoute(scope, state, limits, opts.db);
+    relaySecretRoute(scope, state, limits);
   });
   await scimRoutes(app, state, limits);
   const oidc = opts.oidc ? new OidcClient(opts.oidc) : null;

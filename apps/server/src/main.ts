@@ -18,6 +18,7 @@ if (!command) {
   if (topic === 'serve') process.stdout.write(SERVE_USAGE + '\n');
   else if (topic === 'policy') process.stdout.write(POLICY_USAGE + '\n');
   else if (topic === 'db' || topic === 'backup' || topic === 'restore') process.stdout.write(DB_USAGE + '\n');
+  else if (topic === 'relay-secret') process.stdout.write((await import('./cli/relay-secret.js')).RELAY_SECRET_USAGE + '\n');
   else if (topic && Object.hasOwn(NOUN_USAGE, topic)) process.stdout.write(nounUsage(topic as Noun) + '\n');
   else process.stdout.write(USAGE + '\n');
   process.exit(ExitCode.Ok);
@@ -41,6 +42,8 @@ if (!command) {
   });
 } else if (command === 'backup' || command === 'restore' || command === 'db') {
   process.exitCode = await dbCommand([command, ...rest]);
+} else if (command === 'relay-secret') {
+  process.exitCode = await (await import('./cli/relay-secret.js')).relaySecretCommand(rest);
 } else if (command === 'doctor') {
   process.exitCode = await (await import('./cli/doctor.js')).doctorCommand(rest);
 } else if (command === 'policy') {

@@ -119,7 +119,7 @@ async function nodeIdOf(t: Parameters<typeof call>[0], ref: string): Promise<num
 
 async function run(argv: string[], out: Out, io: Prompt, stdout: Stdout): Promise<number> {
   const [noun, ...afterNoun] = argv;
-  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, scim, audit, settings, admin, policy, backup, restore, db, --help, --version)`);
+  if (!isNoun(noun)) throw new UsageError(`unknown command "${noun ?? ''}" (commands: serve, users, nodes, authkeys, apikeys, scim, audit, settings, admin, policy, backup, restore, db, relay-secret, doctor, --help, --version)`);
   // `nodes --json` and `nodes --help` are `nodes list ...`: a flag is not a verb.
   const [verb, ...rest] = afterNoun[0] === undefined || afterNoun[0].startsWith('-') ? ['list', ...afterNoun] : afterNoun;
   if (verb === 'help' || rest.includes('--help') || rest.includes('-h')) {

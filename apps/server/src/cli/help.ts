@@ -138,6 +138,7 @@ export const USAGE = `Usage:
   weft-server policy get|set FILE|check FILE|history|rollback VERSION|explain SRC DST[:PORT]   the access policy
   weft-server policy compile POLICY_FILE --nodes NODES_JSON [--json]   preview a policy offline
   weft-server backup FILE | restore FILE --data-dir DIR | db copy --to URL   (weft-server db --help)
+  weft-server relay-secret --out FILE   the relay mesh secret for a standalone weft-relay (weft-server relay-secret --help)
   weft-server users|nodes|authkeys|apikeys|scim|audit|admin ...   the admin CLI (weft-server nodes --help)
   weft-server --version
 ${SERVE_USAGE.split('\n').slice(2).join('\n')}

@@ -3,7 +3,6 @@
  * here, is audited and recorded in the change outbox in the same transaction, and emits a change descriptor for the mapper. Route
  * handlers validate, call state, and shape the reply; they never touch Prisma.
  */
-import { randomBytes } from 'node:crypto';
 import type { PrismaClient } from '@weft/db';
 import { generateResponderPrivateKey } from '@weft/relay';
 import { ApiKeys } from './api-keys.js';
@@ -11,13 +10,14 @@ import { AuditLog } from './audit-log.js';
 import { AuthKeys } from './auth-keys.js';
 import { generateUlaPrefix } from './addresses.js';
 import type { ChangeSink } from './changes.js';
-import type { ChangeRecorder, StateContext } from './context.js';
+import type { Actor, ChangeRecorder, StateContext } from './context.js';
 import { Identities } from './identities.js';
 import { LocalAccounts } from './local-accounts.js';
 import { Logins } from './logins.js';
 import { Nodes } from './nodes.js';
 import { NodeLinks } from './node-links.js';
 import { PolicyStore } from './policy.js';
+import { exportRelayMeshSecret, relayMeshSecret } from './relay-secret.js';
 import { Presence } from './presence.js';
 import { TailnetSettingsStore } from './tailnet-settings.js';
 import { Users } from './users.js';
@@ -102,13 +102,13 @@ export class State {
   }
 
   /** The relay mesh's shared secret (32 bytes): made by whichever replica asks first, then read by all. */
-  async relayMeshSecret(): Promise<Buffer> {
-    const prisma = this.ctx.prisma;
-    await prisma.setting.createMany({ data: [{ key: RELAY_MESH_SETTING, value: randomBytes(32).toString('base64') }], skipDuplicates: true });
-    const row = await prisma.setting.findUniqueOrThrow({ where: { key: RELAY_MESH_SETTING } });
-    const secret = Buffer.from(row.value, 'base64');
-    if (secret.length !== 32) throw new Error(`setting ${RELAY_MESH_SETTING} does not hold a 32-byte secret (base64)`);
-    return secret;
+  relayMeshSecret(): Promise<Buffer> {
+    return relayMeshSecret(this.ctx.prisma);
+  }
+
+  /** The relay mesh secret for an operator (`weft-server relay-secret`): made if missing, audited. */
+  exportRelayMeshSecret(actor: Actor): Promise<Buffer> {
+    return exportRelayMeshSecret(this.ctx.prisma, actor);
   }
 
   async ping(): Promise<void> {
@@ -117,7 +117,6 @@ export class State {
 }
 
 const WG_RESPONDER_SETTING = 'wg_responder_private_key';
-const RELAY_MESH_SETTING = 'relay_mesh_secret';
 
 /** The /48 chosen on the deployment's first start; replicas racing to choose agree on one. */
 async function deploymentUlaPrefix(prisma: PrismaClient): Promise<string> {

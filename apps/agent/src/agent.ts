@@ -117,6 +117,10 @@ export class Agent {
   private home: HomeState = NO_HOME;
   /** The last background netcheck's verdict (path reasons, probe gating); undefined = none yet. */
   private lastVerdict: NetcheckVerdict | undefined;
+  /** The verdict last sent on this connection (`nat` message, as JSON); '' = none yet. */
+  private lastNat = '';
+  /** False once the server refused a `nat` message by its type (it predates it). */
+  private natReports = true;
   private netcheckTimer: NodeJS.Timeout | undefined;
   /** This host's own addresses when last looked at (roaming watch); undefined = not yet. */
   private linkKey: string | undefined;
@@ -439,6 +443,7 @@ export class Agent {
           if (this.lastError?.code === AgentErrorCode.ServerCertificate) this.lastError = null;
           this.netmap.resetConnection();
           this.lastEndpoints = '';
+          this.lastNat = '';
           this.linkReporter?.reset();
           this.counters.controlConnects++;
         },
@@ -449,9 +454,15 @@ export class Agent {
           this.counters.reconnects++;
           // A server that predates `links` refuses the message by its type ("type: Invalid
           // discriminator value. Expected 'endpoints' | 'resync'"): stop sending them.
-          if (this.linkReporter && reason.startsWith('closed 4400 type: Invalid discriminator')) {
-            this.linkReporter = null;
-            log('warn', 'the control server does not take link reports; not sending them', { reason });
+          // The same for `nat` (newer than `links`): blamed first when this connection sent one.
+          if (reason.startsWith('closed 4400 type: Invalid discriminator')) {
+            if (this.natReports && this.lastNat !== '') {
+              this.natReports = false;
+              log('warn', 'the control server does not take netcheck reports; not sending them', { reason });
+            } else if (this.linkReporter) {
+              this.linkReporter = null;
+              log('warn', 'the control server does not take link reports; not sending them', { reason });
+            }
           }
           log('info', 'reconnecting to control server', { reason, retryInMs });
         },
@@ -502,6 +513,7 @@ export class Agent {
         this.chooseHome(report);
         const wasBlocked = this.lastVerdict?.udp === false;
         this.lastVerdict = report;
+        this.reportNat();
         if (wasBlocked && report.udp) {
           this.opts.log('info', 'UDP works again: punching relayed peers now');
           this.paths?.retryNow();
@@ -535,14 +547,6 @@ export class Agent {
     this.scheduleNetcheck(NETCHECK_FIRST_DELAY_MS);
   }
 
-  /** Why direct paths are unlikely from this node's side, in words, from the last netcheck. */
-  private localObstacle(): string | null {
-    const v = this.lastVerdict;
-    if (!v) return null;
-    if (!v.udp) return 'UDP to the internet is blocked here';
-    if (v.mappingVariesByDestination) return "this node's NAT maps each destination to a new port (endpoint-dependent)";
-    return null;
-  }
 
   /** What peer-paths says of a peer's path, with the relay region's code. */
   private pathInfo(nodeKey: string): PathInfo | undefined {
@@ -607,7 +611,7 @@ export class Agent {
         const e = this.netmap.self?.reflexiveEndpoint;
         return e ? e.slice(0, e.lastIndexOf(':')).replace(/^\[|\]$/g, '') : undefined;
       },
-      localObstacle: () => this.localObstacle(),
+      selfNat: () => this.lastVerdict,
       punchingHopeless: () => this.lastVerdict?.udp === false,
       log: this.opts.log,
     });
@@ -680,6 +684,7 @@ export class Agent {
           if (firewallError) this.firewallFailed(firewallError);
           else this.resolveWaiters();
           await this.reportEndpoints();
+          this.reportNat();
           return;
         case 'delta': {
           if (this.phase !== 'running') return;
@@ -773,6 +778,22 @@ export class Agent {
     this.engine = undefined;
     if (final === 'revoked') this.netmap = new Netmap(this.netmap.self && { self: this.netmap.self, peers: [] });
     await this.persist();
+  }
+
+  /**
+   * Tells the server this node's netcheck verdict (peers' `weft status` reasons say "peer too"):
+   * after each connection's netmap and whenever a netcheck changes it; nothing before the first.
+   */
+  private reportNat(): void {
+    const v = this.lastVerdict;
+    if (!v || !this.natReports || !this.online) return;
+    const nat = { udp: v.udp, mappingVariesByDestination: v.mappingVariesByDestination };
+    const key = JSON.stringify(nat);
+    if (key === this.lastNat) return;
+    if (this.session?.send({ type: 'nat', nat })) {
+      this.lastNat = key;
+      this.opts.log('info', 'reported netcheck verdict', nat);
+    }
   }
 
   private async reportEndpoints(): Promise<void> {

@@ -208,6 +208,7 @@ export class Netmap {
         ...(patch.endpoints !== undefined && { endpoints: patch.endpoints }),
         ...(patch.online !== undefined && { online: patch.online }),
         ...(patch.lastSeen !== undefined && { lastSeen: patch.lastSeen }),
+        ...(patch.nat !== undefined && { nat: patch.nat }),
       };
       this.peersById.set(peer.id, peer);
       patched.push({ peer, previous });

@@ -19,6 +19,7 @@
  * That needs the two clocks within a fraction of PROBE_WINDOW_MS (NTP keeps them within tens of
  * ms); docs/design.md says why this and not a punch message.
  */
+import type { NatVerdict } from '@weft/protocol';
 import { PROBE_BACKOFF_S, RELAY_AFTER_NO_HANDSHAKE_MS } from './tunables.js';
 
 export interface PathFacts {
@@ -189,4 +190,28 @@ export function forcedRelay(spec: string | undefined): (peer: { name: string; no
 /** Seconds as a person reads them in a reason ("in 30 s", "in 1 s"). */
 export function inSeconds(ms: number): string {
   return `${Math.max(1, Math.round(ms / 1000))} s`;
+}
+
+/** What a netcheck says stands in the way of a direct path, from one side. */
+function natObstacle(v: NatVerdict | null | undefined): 'blocked' | 'varies' | null {
+  if (!v) return null;
+  if (!v.udp) return 'blocked';
+  return v.mappingVariesByDestination ? 'varies' : null;
+}
+
+const SELF_OBSTACLE = { blocked: 'UDP to the internet is blocked here', varies: "this node's NAT maps each destination to a new port (endpoint-dependent)" } as const;
+const PEER_OBSTACLE = { blocked: "the peer's UDP is blocked", varies: "the peer's NAT maps each destination to a new port (endpoint-dependent)" } as const;
+
+/**
+ * Why a direct path is unlikely, in words, from this node's netcheck verdict (`self`) and the
+ * peer's as the server passed it on (`Peer.nat`): "...; peer too" when both sides have the same
+ * obstacle. Null when neither verdict names one (or neither is known).
+ */
+export function natReason(self: NatVerdict | null | undefined, peer: NatVerdict | null | undefined): string | null {
+  const mine = natObstacle(self);
+  const theirs = natObstacle(peer);
+  if (mine && theirs) return mine === theirs ? `${SELF_OBSTACLE[mine]}; peer too` : `${SELF_OBSTACLE[mine]}; ${PEER_OBSTACLE[theirs]}`;
+  if (mine) return SELF_OBSTACLE[mine];
+  if (theirs) return PEER_OBSTACLE[theirs];
+  return null;
 }

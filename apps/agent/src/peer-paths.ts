@@ -9,12 +9,12 @@
  * RelayPath's.
  */
 import type { NodePublicKey } from '@weft/crypto';
-import type { Peer } from '@weft/protocol';
+import type { NatVerdict, Peer } from '@weft/protocol';
 import type { PeerStats } from '@weft/wg';
 import { initiatesTo, type Engine } from './engine.js';
 import type { Logger } from './log.js';
 import {
-  directDead, inSeconds, inUse, pairOffsetMs, probeCandidates, probeSlot, shouldRelay, TrafficWatch,
+  directDead, inSeconds, inUse, natReason, pairOffsetMs, probeCandidates, probeSlot, shouldRelay, TrafficWatch,
 } from './path-choice.js';
 import type { RelayPath } from './relay-path.js';
 import {
@@ -36,8 +36,11 @@ export interface PeerPathsOptions {
   selfKey: () => string | undefined;
   /** This node's public IP as the server sees its WireGuard (reflexive endpoint), if known. */
   selfPublicIp: () => string | undefined;
-  /** Why a direct path is unlikely from this node's side, in words (netcheck), or null. */
-  localObstacle?: () => string | null;
+  /**
+   * This node's last netcheck verdict (undefined = none yet): with the peer's (`Peer.nat`), why a
+   * direct path is unlikely, in words (path-choice.ts `natReason`).
+   */
+  selfNat?: () => NatVerdict | undefined;
   /** True while punching cannot work from here (UDP blocked): no probes, they would only lose packets. */
   punchingHopeless?: () => boolean;
   log: Logger;
@@ -164,7 +167,7 @@ export class PeerPaths {
     const st = this.states.get(nodeKey);
     if (!st) return undefined;
     const relayEndpoint = this.opts.relay.endpointOf(nodeKey);
-    return { via: st.mode === 'direct' ? 'direct' : 'relay', since: new Date(st.since), reason: this.reasonOf(st), ...(relayEndpoint && { relayEndpoint }) };
+    return { via: st.mode === 'direct' ? 'direct' : 'relay', since: new Date(st.since), reason: this.reasonOf(st, this.opts.peers().find((p) => p.nodeKey === nodeKey)), ...(relayEndpoint && { relayEndpoint }) };
   }
 
   /** The relay opened a socket for a peer that relayed to us first: point WireGuard at it too. */
@@ -211,12 +214,12 @@ export class PeerPaths {
     this.enter(st, 'relay', reason);
   }
 
-  private reasonOf(st: PathState): string | null {
+  private reasonOf(st: PathState, peer: Peer | undefined): string | null {
     if (st.mode === 'direct') return st.reason; // shown only while the peer has no direct session (status.ts)
     if (st.mode === 'probe') return `trying a direct path now (hole punch to ${st.probe?.candidates[st.probe.index] ?? '?'})`;
     const parts: string[] = [];
-    const local = this.opts.localObstacle?.();
-    if (local) parts.push(local);
+    const nat = natReason(this.opts.selfNat?.(), peer?.nat);
+    if (nat) parts.push(nat);
     if (st.reason) parts.push(st.reason);
     if (st.nextProbeAt !== null && st.failures > 0) {
       const idle = !this.inUse(st, this.now());

@@ -62,6 +62,22 @@ export const RegisterRequest = z.strictObject({
 });
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 
+/**
+ * What a node's own netcheck (`weft netcheck`) concluded about its network, as it reports it
+ * (`nat` message) and as its peers get it (`Peer.nat`), so `weft status` can say why a pair is not
+ * direct from both sides ("peer too").
+ */
+export const NatVerdict = z.strictObject({
+  /** Any STUN server answered over UDP: false = UDP to the internet is blocked at that node. */
+  udp: z.boolean(),
+  /**
+   * Its NAT gives the same socket a different public port per destination (endpoint-dependent
+   * mapping). Null = not known (fewer than two STUN destinations answered).
+   */
+  mappingVariesByDestination: z.boolean().nullable(),
+});
+export type NatVerdict = z.infer<typeof NatVerdict>;
+
 export const SelfNode = z.object({
   id: z.number().int(),
   name: z.string(),
@@ -125,6 +141,12 @@ export const Peer = z.object({
   endpoints: z.array(Endpoint).max(MAX_ENDPOINTS),
   online: z.boolean(),
   lastSeen: Timestamp.nullable(),
+  /**
+   * The peer's own netcheck verdict as it last reported it (`nat` message) to the server replica
+   * it is connected to. Absent or null = not known (not reported, not connected, another replica,
+   * or a server before it). Since protocol 1 (2026-12-01), optional.
+   */
+  nat: NatVerdict.nullable().optional(),
 });
 export type Peer = z.infer<typeof Peer>;
 
@@ -134,6 +156,8 @@ export const PeerPatch = z.object({
   endpoints: z.array(Endpoint).max(MAX_ENDPOINTS).optional(),
   online: z.boolean().optional(),
   lastSeen: Timestamp.nullable().optional(),
+  /** The peer's netcheck verdict changed; null = no longer known (it disconnected). */
+  nat: NatVerdict.nullable().optional(),
 });
 export type PeerPatch = z.infer<typeof PeerPatch>;
 
@@ -321,7 +345,20 @@ export const LinksMessage = z.strictObject({
 });
 export type LinksMessage = z.infer<typeof LinksMessage>;
 
-export const AgentMessage = z.discriminatedUnion('type', [EndpointsMessage, ResyncMessage, LinksMessage]);
+/**
+ * Agent reports its netcheck verdict (since 2026-12-01): once per connection after its first
+ * netcheck, then whenever the verdict changes. The server keeps the latest per node in memory
+ * while the node is connected to it and patches it into peers' netmaps (`Peer.nat`). A malformed
+ * message closes the socket with BadMessage and stores nothing. A server that predates it closes
+ * the socket with BadMessage naming `type`; the agent then stops sending it for the daemon's life.
+ */
+export const NatMessage = z.strictObject({
+  type: z.literal('nat'),
+  nat: NatVerdict,
+});
+export type NatMessage = z.infer<typeof NatMessage>;
+
+export const AgentMessage = z.discriminatedUnion('type', [EndpointsMessage, ResyncMessage, LinksMessage, NatMessage]);
 export type AgentMessage = z.infer<typeof AgentMessage>;
 
 /** Largest agent->server WebSocket message the server reads; larger closes the socket. */

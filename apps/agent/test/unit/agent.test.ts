@@ -7,6 +7,7 @@ import { platform, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodeKeyFingerprint, type NodePublicKey } from '@weft/crypto';
+import { StunServer } from '@weft/relay';
 import type { SelfNode } from '@weft/protocol';
 import { Agent, reportableHostname, type UpEvent } from '../../src/agent.js';
 import { AgentError } from '../../src/agent-error.js';
@@ -85,6 +86,59 @@ describe('Agent', { timeout: 20_000 }, () => {
     const ep = control.received.find((m) => m.type === 'endpoints')!;
     if (ep.type !== 'endpoints') throw new Error();
     for (const e of ep.endpoints) expect(e).toMatch(/:41641$/);
+  });
+
+  it('reports its background netcheck verdict (nat) after the netmap, once per connection, and again after a reconnect', async () => {
+    const stun = await StunServer.listen({ listen: '127.0.0.1:0' });
+    try {
+      const regions = [{ id: 1, code: 'lo', name: 'Loopback', stun: [stun.toString()] }];
+      control.onConnect = (ws) => ws.send(JSON.stringify({ ...netmap(1), regions }));
+      const agent = newAgent();
+      await agent.start();
+      await agent.up({ server: control.url, authKey: 'weft-auth-x' }, () => {}, new AbortController().signal);
+      const nats = () => control.received.filter((m) => m.type === 'nat');
+      await until(() => nats().length >= 1, 10_000);
+      // One STUN destination answered: UDP works, whether the mapping varies is unknown.
+      expect(nats()[0]).toEqual({ type: 'nat', nat: { udp: true, mappingVariesByDestination: null } });
+      await until(async () => (await agent.status()).peers.length > 0 && control.received.some((m) => m.type === 'endpoints'));
+      expect(nats()).toHaveLength(1); // one netcheck, one report
+      for (const ws of control.sockets) ws.close(1001, 'going away');
+      await until(() => control.connections >= 2, 10_000);
+      await until(() => nats().length >= 2, 10_000); // the new connection is told too, without waiting for a netcheck
+      expect(nats()[1]).toEqual(nats()[0]);
+    } finally {
+      await stun.close();
+    }
+  });
+
+  it('a server that refuses nat by its type (it predates it) is not sent nat again; the session goes on (endpoints reported)', async () => {
+    const stun = await StunServer.listen({ listen: '127.0.0.1:0' });
+    try {
+      const regions = [{ id: 1, code: 'lo', name: 'Loopback', stun: [stun.toString()] }];
+      let refusals = 0;
+      control.onConnect = (ws) => {
+        ws.on('message', (data) => {
+          if ((JSON.parse(data.toString()) as { type: string }).type !== 'nat') return;
+          refusals++;
+          ws.close(4400, "type: Invalid discriminator value. Expected 'endpoints' | 'resync' | 'links'");
+        });
+        ws.send(JSON.stringify({ ...netmap(1), regions }));
+      };
+      const agent = newAgent();
+      await agent.start();
+      await agent.up({ server: control.url, authKey: 'weft-auth-x' }, () => {}, new AbortController().signal);
+      await until(() => refusals >= 1 && control.connections >= 2, 10_000);
+      await until(async () => (await agent.status()).online, 10_000);
+      const sentBefore = control.received.filter((m) => m.type === 'nat').length;
+      for (const ws of control.sockets) ws.close(1001, 'going away');
+      await until(() => control.connections >= 3, 10_000);
+      await until(async () => (await agent.status()).online, 10_000);
+      await until(() => control.received.some((m) => m.type === 'endpoints'), 10_000);
+      expect(control.received.filter((m) => m.type === 'nat').length).toBe(sentBefore);
+      expect(refusals).toBe(1);
+    } finally {
+      await stun.close();
+    }
   });
 
   it('interactive login: emits URL and code once, polls until approved', async () => {

@@ -69,6 +69,17 @@ describe('Netmap sequencing', () => {
     expect(nm.apply({ type: 'delta', seq: 2 }).kind).toBe('resync');
   });
 
+  it('a nat patch sets the peer\'s netcheck verdict and null clears it, leaving the rest of the peer alone', () => {
+    const nm = new Netmap();
+    nm.apply(netmap(1, [peer(2)]));
+    nm.apply({ type: 'delta', seq: 2, patch: [{ id: 2, nat: { udp: true, mappingVariesByDestination: true } }] });
+    expect(nm.peer(2)).toEqual({ ...peer(2), nat: { udp: true, mappingVariesByDestination: true } });
+    nm.apply({ type: 'delta', seq: 3, patch: [{ id: 2, online: false }] });
+    expect(nm.peer(2)!.nat).toEqual({ udp: true, mappingVariesByDestination: true });
+    nm.apply({ type: 'delta', seq: 4, patch: [{ id: 2, nat: null }] });
+    expect(nm.peer(2)!.nat).toBeNull();
+  });
+
   it('ignores a patch for an unknown peer and records self changes', () => {
     const nm = new Netmap();
     nm.apply(netmap(1, []));

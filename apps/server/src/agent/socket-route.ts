@@ -60,6 +60,7 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       const msg = read.msg;
       if (msg.type === 'resync') mapper.resync(session);
       else if (msg.type === 'endpoints') endpoints.report(nodeId, msg.endpoints);
+      else if (msg.type === 'nat') mapper.natReported(nodeId, msg.nat);
       else if (msg.type === 'links') {
         try {
           links.report(nodeId, msg);
@@ -79,7 +80,11 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       void links.detach(nodeId);
       // A newer connection of the same node may already have replaced this one. At shutdown the
       // node is not marked offline: it reconnects to another replica or to this one restarted.
-      if (!mapper.isAttached(nodeId) && !hub.closed) state.presence.disconnected(nodeId);
+      if (!mapper.isAttached(nodeId)) {
+        // Its netcheck verdict is this connection's: peers stop seeing it (a reconnect reports it again).
+        mapper.natReported(nodeId, null);
+        if (!hub.closed) state.presence.disconnected(nodeId);
+      }
     });
   });
 }

@@ -15,7 +15,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { parsePolicy, PolicyRejected, type Policy, type ViewClass } from '@weft/policy';
-import { CloseCode, PROTOCOL_VERSION, type Peer, type PeerPatch, type ResponderPeer } from '@weft/protocol';
+import { CloseCode, PROTOCOL_VERSION, type NatVerdict, type Peer, type PeerPatch, type ResponderPeer } from '@weft/protocol';
 import type { MapperMetrics, NodeStateCounts } from '../metrics.js';
 import type { Change, PresenceChange } from '../state/changes.js';
 import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.js';
@@ -54,6 +54,11 @@ export class Mapper {
   /** Node id by machine key: the agent door (socket-auth.ts) finds a connecting node here, not in the database. */
   private readonly byMachine = new Map<string, number>();
   private readonly chunks = new PeerChunks();
+  /**
+   * Each connected node's netcheck verdict (`nat` message), in memory on the replica its session
+   * is on only: not stored, not carried to other replicas (their peers see `nat` absent).
+   */
+  private readonly nats = new Map<number, NatVerdict>();
   private readonly sessions = new Map<number, Session>();
   private queue: Promise<void> = Promise.resolve();
   private pendingPatches = new Map<number, PeerPatch>();
@@ -308,7 +313,8 @@ export class Mapper {
     const prev = this.entries.get(row.id);
     if (prev && prev.row.nodeKey !== row.nodeKey) this.byKey.delete(wgKeyHex(prev.row.nodeKey));
     if (prev?.row.machineKey && prev.row.machineKey !== row.machineKey) this.byMachine.delete(prev.row.machineKey);
-    const e: Entry = { row, peer: peerDto(row) };
+    const nat = this.nats.get(row.id);
+    const e: Entry = { row, peer: nat ? { ...peerDto(row), nat } : peerDto(row) };
     this.entries.set(row.id, e);
     this.byKey.set(wgKeyHex(row.nodeKey), row.id);
     if (row.machineKey) this.byMachine.set(row.machineKey, row.id);
@@ -439,6 +445,7 @@ export class Mapper {
     const visibleBefore = ids.filter((id) => this.entries.get(id) && visible(this.entries.get(id)!.row));
     for (const id of ids) {
       for (const fn of this.cutOffListeners) fn(id, code, reason);
+      this.nats.delete(id);
       this.sessions.get(id)?.close(code, reason);
       this.sessions.delete(id);
       this.chunks.delete(id);
@@ -458,6 +465,19 @@ export class Mapper {
     }
     if (this.policy) this.sendAll(this.policy.collect(new Set(), this.sessions.keys()));
     else if (visibleBefore.length) this.broadcast(`,"remove":${JSON.stringify(visibleBefore)}}`, new Set(ids));
+  }
+
+  /**
+   * A node reported its netcheck verdict (null: it disconnected from this replica): kept in memory
+   * and sent to its peers as a patch (coalesced like online/endpoints; no view is recomputed).
+   * The same verdict again sends nothing.
+   */
+  natReported(nodeId: number, nat: NatVerdict | null): void {
+    const before = this.nats.get(nodeId);
+    if (nat === null ? before === undefined : before && before.udp === nat.udp && before.mappingVariesByDestination === nat.mappingVariesByDestination) return;
+    if (nat) this.nats.set(nodeId, { udp: nat.udp, mappingVariesByDestination: nat.mappingVariesByDestination });
+    else this.nats.delete(nodeId);
+    this.patched([{ id: nodeId, nat: nat ? this.nats.get(nodeId)! : null }]);
   }
 
   /** A node's own session learns where the server sees its WireGuard port (`self.reflexiveEndpoint`). */

@@ -3,7 +3,7 @@
  * schema and mutated, plus frames that are no message at all, and bad machine tokens at the door.
  * The fuzzer judges each message with its own oracle (strict endpoints: octets 0-255, ports
  * 1-65535), not with the server's schema. Held to: a valid message is taken (endpoints stored and
- * sent to peers, resync answered), a bad one closes that socket only and changes nothing stored,
+ * sent to peers, a netcheck verdict sent to peers, resync answered), a bad one closes that socket only and changes nothing stored,
  * /healthz keeps answering, and a bystander agent keeps its session and its deltas.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,6 +62,17 @@ function badBecause(frame: Frame): string | null {
     if (next.size > MAX_LINKS_PER_NODE) return `links: more than ${MAX_LINKS_PER_NODE} held`;
     return null;
   }
+  if (m.type === 'nat') {
+    if (keys !== 'nat,type') return `nat with fields ${keys}`;
+    const v = m.nat;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'nat.nat is not an object';
+    const n = v as Record<string, unknown>;
+    const natKeys = Object.keys(n).sort().join(',');
+    if (natKeys !== 'mappingVariesByDestination,udp') return `nat.nat with fields ${natKeys}`;
+    if (typeof n.udp !== 'boolean') return 'nat.udp is not a boolean';
+    if (n.mappingVariesByDestination !== null && typeof n.mappingVariesByDestination !== 'boolean') return 'nat.mappingVariesByDestination is not a boolean or null';
+    return null;
+  }
   return `unknown type ${show(m.type, 80)}`;
 }
 
@@ -112,6 +123,9 @@ function frame(rng: Rng, pools: Pools): Frame {
     { text: JSON.stringify({ type: 'endpoints', endpoints: [rng.pick(NASTY_CHARS) + '1.2.3.4:5'] }), binary: false, what: 'control character in an endpoint' },
     { text: JSON.stringify(hostileValue(rng)) ?? 'null', binary: false, what: 'hostile JSON value' },
     { text: '\u0000', binary: false, what: 'NUL' },
+    { text: JSON.stringify({ type: 'nat', nat: { udp: rng.chance(0.5), mappingVariesByDestination: rng.pick([true, false, null]) } }), binary: false, what: 'nat: a verdict' },
+    { text: JSON.stringify({ type: 'nat', nat: { udp: 'true', mappingVariesByDestination: null } }), binary: false, what: 'nat: udp as text' },
+    { text: JSON.stringify({ type: 'nat', nat: { udp: true } }), binary: false, what: 'nat: mapping missing' },
   ]);
 }
 
@@ -203,8 +217,16 @@ describe('WebSocket fuzz on pglite: every agent message type', () => {
           fail('a valid message is taken and the socket keeps working', (err as Error).message);
         }
         if (agent.closed) fail('a valid message is taken and the socket keeps working', `closed: ${JSON.stringify(agent.closed)}`);
-        const msg = JSON.parse(f.text) as { type: string; endpoints?: string[] };
+        const msg = JSON.parse(f.text) as { type: string; endpoints?: string[]; nat?: unknown };
         if (msg.type === 'links') tookLinks(f.text);
+        if (msg.type === 'nat' && !agent.closed) {
+          const want = JSON.stringify(msg.nat);
+          try {
+            await observer.agent.waitFor(() => JSON.stringify(observer.agent.peers.get(agent.self!.id)?.nat) === want, 3000, 'nat patched into the observer');
+          } catch (err) {
+            fail('a valid netcheck verdict reaches peers', `${(err as Error).message}; observer has ${show(observer.agent.peers.get(agent.self!.id)?.nat ?? null)}`);
+          }
+        }
         if (msg.type === 'endpoints' && !agent.closed) {
           const want = JSON.stringify(msg.endpoints);
           try {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { CloseCode, MAX_AGENT_MESSAGE_BYTES, MAX_ENDPOINTS } from '@weft/protocol';
+import { CloseCode, MAX_AGENT_MESSAGE_BYTES, MAX_ENDPOINTS, type Peer } from '@weft/protocol';
 import { generateNodeKey, signMachineToken } from '@weft/crypto';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { ENDPOINT_WRITE_INTERVAL_MS } from '../../src/tunables.js';
@@ -66,6 +66,61 @@ describe.each(BACKENDS)('agent channel on %s', (backend) => {
     expect(a.peers.has(a.self!.id)).toBe(false);
     a.close();
     b.close();
+  });
+
+  it('a netcheck verdict sent by one agent reaches its peers as a patch and in later netmaps, and is dropped when it disconnects', async () => {
+    const a = await joined('nat-sender');
+    const b = await joined('nat-watcher');
+    await b.waitFor(() => b.peers.has(a.self!.id), 5000, 'sender in watcher');
+    expect(b.peers.get(a.self!.id)).not.toHaveProperty('nat'); // nothing reported yet
+    a.send(JSON.stringify({ type: 'nat', nat: { udp: true, mappingVariesByDestination: true } }));
+    await b.waitFor(() => b.peers.get(a.self!.id)?.nat?.mappingVariesByDestination === true, 5000, 'nat patch');
+    // Carried by a patch (it may be coalesced with the sender's presence patch).
+    const natDeltas = () => b.received.filter((r) => r.msg.type === 'delta' && JSON.stringify(r.msg).includes('"nat"')).map((r) => r.msg as { patch?: { id: number; nat?: unknown }[]; upsert?: unknown });
+    expect(natDeltas()[0]!.patch?.find((p) => p.id === a.self!.id)).toMatchObject({ id: a.self!.id, nat: { udp: true, mappingVariesByDestination: true } });
+    // A node that connects later gets it in its netmap's peer entry.
+    const c = await joined('nat-latecomer');
+    expect(c.peers.get(a.self!.id)?.nat).toEqual({ udp: true, mappingVariesByDestination: true });
+    // A change is patched again (not an upsert: no view recomputed).
+    a.send(JSON.stringify({ type: 'nat', nat: { udp: false, mappingVariesByDestination: null } }));
+    await b.waitFor(() => b.peers.get(a.self!.id)?.nat?.udp === false, 5000, 'second nat patch');
+    expect(natDeltas().map((d) => [d.patch !== undefined, d.upsert])).toEqual([[true, undefined], [true, undefined]]);
+    // It belongs to the connection: the sender going away clears it at its peers.
+    a.close();
+    await b.waitFor(() => b.peers.get(a.self!.id)?.nat === null, 5000, 'nat cleared on disconnect');
+    b.close();
+    c.close();
+  });
+
+  it('a malformed netcheck verdict closes only that socket with BadMessage, naming the field, and reaches no peer', async () => {
+    const bad = await joined('nat-bad');
+    const watcher = await joined('nat-bad-watcher');
+    await watcher.waitFor(() => watcher.peers.has(bad.self!.id), 5000, 'bad sender in watcher');
+    const cases: [unknown, RegExp][] = [
+      [{ type: 'nat', nat: { udp: 'yes', mappingVariesByDestination: true } }, /^nat\.udp: /],
+      [{ type: 'nat', nat: { udp: true } }, /^nat\.mappingVariesByDestination: /],
+      [{ type: 'nat', nat: { udp: true, mappingVariesByDestination: false, extra: 1 } }, /^nat: /],
+      [{ type: 'nat' }, /^nat: /],
+    ];
+    for (const [msg, reason] of cases) {
+      if (bad.closed) {
+        const netmaps = bad.received.filter((r) => r.msg.type === 'netmap').length;
+        await bad.connect();
+        await bad.waitFor(() => bad.received.filter((r) => r.msg.type === 'netmap').length > netmaps, 5000, 'netmap');
+      }
+      bad.send(JSON.stringify(msg));
+      await bad.waitFor(() => bad.closed !== null, 5000, 'bad sender closed');
+      expect(bad.closed!.code).toBe(CloseCode.BadMessage);
+      expect(bad.closed!.reason).toMatch(reason);
+    }
+    const natOfBad = watcher.received.flatMap((r) => {
+      const m = r.msg as { peers?: Peer[]; upsert?: Peer[]; patch?: { id: number; nat?: unknown }[] };
+      return [...(m.peers ?? []), ...(m.upsert ?? []), ...(m.patch ?? [])].filter((p) => p.id === bad.self!.id && p.nat);
+    });
+    expect(natOfBad).toEqual([]);
+    expect(watcher.peers.get(bad.self!.id)?.nat ?? null).toBeNull();
+    expect(watcher.closed).toBeNull();
+    watcher.close();
   });
 
   it('a netmap of several hundred peers (several cached chunks, sent as fragments) arrives as one whole message', async () => {

@@ -26,6 +26,20 @@ describe('readAgentMessage', () => {
   });
 });
 
+describe('readAgentMessage: nat', () => {
+  it('takes a verdict with a known or unknown mapping, and refuses anything else naming the field', () => {
+    for (const m of [true, false, null]) expect(read({ type: 'nat', nat: { udp: true, mappingVariesByDestination: m } })).toEqual({ ok: true, msg: { type: 'nat', nat: { udp: true, mappingVariesByDestination: m } } });
+    const refused = (v: unknown) => {
+      const r = read(v);
+      return r.ok ? 'taken' : `${r.code} ${r.reason}`;
+    };
+    expect(refused({ type: 'nat', nat: { udp: 1, mappingVariesByDestination: null } })).toMatch(/^4400 nat\.udp: /);
+    expect(refused({ type: 'nat', nat: { udp: true, mappingVariesByDestination: 'yes' } })).toMatch(/^4400 nat\.mappingVariesByDestination: /);
+    expect(refused({ type: 'nat', nat: { udp: true, mappingVariesByDestination: null, portPreserved: true } })).toMatch(/^4400 nat: /);
+    expect(refused({ type: 'nat', nat: { udp: true, mappingVariesByDestination: null }, extra: 1 })).toMatch(/^4400 /);
+  });
+});
+
 describe('readAgentMessage size limit', () => {
   it('refuses a message over MAX_AGENT_MESSAGE_BYTES with TooBig, though the WebSocket server admits larger relay frames', () => {
     // Multi-byte characters: the limit is in bytes, as the WebSocket server's limit was.

@@ -1,0 +1,93 @@
+/**
+ * Why a peer is not direct, from both sides' netcheck verdicts (issue 9, "What the person sees"):
+ * this node's own (its background netcheck) and the peer's as the server passed it on (`Peer.nat`).
+ */
+import { describe, expect, it } from 'vitest';
+import { generateNodeKey, type NodePublicKey } from '@weft/crypto';
+import type { NatVerdict } from '@weft/protocol';
+import type { PeerStats } from '@weft/wg';
+import { Engine } from '../../src/engine.js';
+import { silentLogger } from '../../src/log.js';
+import { natReason } from '../../src/path-choice.js';
+import { PeerPaths } from '../../src/peer-paths.js';
+import type { RelayPath } from '../../src/relay-path.js';
+import { FakeDevice } from './fake-device.js';
+import { peer, self } from './fixtures.js';
+
+const OPEN: NatVerdict = { udp: true, mappingVariesByDestination: false };
+const UNKNOWN: NatVerdict = { udp: true, mappingVariesByDestination: null };
+const VARIES: NatVerdict = { udp: true, mappingVariesByDestination: true };
+const BLOCKED: NatVerdict = { udp: false, mappingVariesByDestination: null };
+
+describe('natReason', () => {
+  it('both endpoint-dependent: says it once, "peer too"', () => {
+    expect(natReason(VARIES, VARIES)).toBe("this node's NAT maps each destination to a new port (endpoint-dependent); peer too");
+  });
+
+  it('both blocked: "peer too"', () => {
+    expect(natReason(BLOCKED, BLOCKED)).toBe('UDP to the internet is blocked here; peer too');
+  });
+
+  it('different obstacles on the two sides: each named', () => {
+    expect(natReason(VARIES, BLOCKED)).toBe("this node's NAT maps each destination to a new port (endpoint-dependent); the peer's UDP is blocked");
+    expect(natReason(BLOCKED, VARIES)).toBe("UDP to the internet is blocked here; the peer's NAT maps each destination to a new port (endpoint-dependent)");
+  });
+
+  it('only this side: this node\'s words alone, whatever the peer reported or not', () => {
+    for (const peerNat of [OPEN, UNKNOWN, null, undefined]) {
+      expect(natReason(VARIES, peerNat)).toBe("this node's NAT maps each destination to a new port (endpoint-dependent)");
+      expect(natReason(BLOCKED, peerNat)).toBe('UDP to the internet is blocked here');
+    }
+  });
+
+  it('only the peer\'s side: the peer\'s words alone, also before this node\'s first netcheck', () => {
+    for (const selfNat of [OPEN, UNKNOWN, undefined]) {
+      expect(natReason(selfNat, VARIES)).toBe("the peer's NAT maps each destination to a new port (endpoint-dependent)");
+      expect(natReason(selfNat, BLOCKED)).toBe("the peer's UDP is blocked");
+    }
+  });
+
+  it('nothing in the way (or nothing known): no reason', () => {
+    expect(natReason(OPEN, OPEN)).toBeNull();
+    expect(natReason(UNKNOWN, OPEN)).toBeNull();
+    expect(natReason(undefined, undefined)).toBeNull();
+    expect(natReason(OPEN, null)).toBeNull();
+  });
+});
+
+describe('PeerPaths reason for a relayed peer', () => {
+  const RELAY_SOCKET = '127.0.0.1:50002';
+  function relay(): RelayPath {
+    const open = new Set<string>();
+    return {
+      connected: true,
+      start() {}, stop() {}, reconnectNow() {}, hold() {}, deliverEarly() {}, udpSuspect() {},
+      cannotReach: () => false,
+      endpointOf: (k: string) => (open.has(k) ? RELAY_SOCKET : undefined),
+      open: async (k: string) => (open.add(k), RELAY_SOCKET),
+      release: (k: string) => void open.delete(k),
+    } as unknown as RelayPath;
+  }
+
+  it('names the peer\'s NAT from its netmap entry and follows a patch of it', async () => {
+    const device = new FakeDevice();
+    const engine = new Engine({
+      openDevice: () => device, interfaceName: 'weft0', backend: 'userspace',
+      privateKey: generateNodeKey().privateKey, listenPort: 41641, mtu: 1280, log: silentLogger,
+    });
+    let p2 = { ...peer(2), nat: VARIES };
+    await engine.applyFull(self, [p2]);
+    device.stats = async (): Promise<PeerStats[]> => [{ publicKey: p2.nodeKey as NodePublicKey, endpoint: device.peers.get(p2.nodeKey)?.endpoint ?? null, rxBytes: 0, txBytes: 0, lastHandshake: null }];
+    let now = 1_000_000;
+    const paths = new PeerPaths({
+      engine: () => engine, peers: () => [p2], relay: relay(), forced: () => false,
+      selfKey: () => self.nodeKey, selfPublicIp: () => undefined, punchingHopeless: () => true,
+      selfNat: () => VARIES, log: silentLogger, now: () => now,
+    });
+    now += 250;
+    await paths.check();
+    expect(paths.view(p2.nodeKey)).toMatchObject({ via: 'relay', reason: expect.stringContaining("this node's NAT maps each destination to a new port (endpoint-dependent); peer too") });
+    p2 = { ...p2, nat: BLOCKED };
+    expect(paths.view(p2.nodeKey)?.reason).toContain("this node's NAT maps each destination to a new port (endpoint-dependent); the peer's UDP is blocked");
+  });
+});

@@ -18,6 +18,10 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['apps/*/test/integration/**/*.test.ts', 'packages/db/test/**/*.itest.ts', 'packages/relay/test/**/*.itest.ts'],
+          // Two files at a time whatever the core count (vitest's default is cores - 1, one on a
+          // 2-core CI machine): a file mostly waits on the servers it starts. Each file has its own
+          // data dirs, ports and Postgres database, so files never share state.
+          maxWorkers: 2,
           testTimeout: 60_000,
           hookTimeout: 120_000,
           globalSetup: [tempDirCheck, 'test-support/postgres-global-setup.ts'],
@@ -41,7 +45,10 @@ export default defineConfig({
           testTimeout: 120_000,
           // A lab's beforeAll starts a server (its /readyz wait alone is bounded at 120 s) and agents.
           hookTimeout: 240_000,
-          fileParallelism: false,
+          // Two lab files at a time: each lab has its own namespaces (wl-<lab>-*), interface names
+          // and lock (e2e/lab/lock.ts, per lab name), and a lab mostly waits on timers, so two
+          // overlap without sharing anything; the suite stays well under 30 minutes.
+          maxWorkers: 2,
           globalSetup: [tempDirCheck],
         },
       },

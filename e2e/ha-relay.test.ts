@@ -142,7 +142,8 @@ describe('two replicas behind one HAProxy address, the nodes on different ones, 
       expect(st.server, `${h}'s server is the balancer`).toBe(balancerUrl);
       const peer = st.peers.find((x) => x.name === other)!;
       expect(peer.path, `${h} -> ${other}: ${JSON.stringify(peer)}`).toBe('relay');
-      expect(st.relay).toEqual({ connected: true, transport: 'websocket' });
+      // No STUN in this lab, so no regions: the control server's own relay, named "server".
+      expect(st.relay).toEqual({ connected: true, transport: 'websocket', region: 'server' });
     }
     // a -> r1 -> r2 -> b and back: both replicas forwarded packets to the other over the mesh.
     const meshAfter = {

@@ -237,7 +237,9 @@ export class MtuProber {
         st.lastProbeBytes = st.probeBytes;
         const settled = st.seenEndpoint === (s.endpoint ?? null);
         st.seenEndpoint = s.endpoint ?? null;
-        if (!live(s, now) || !settled || candidate) continue;
+        // An idle pair (PeerPaths' one "in use", engine.isIdle) is never probed, even when its
+        // endpoint changed: parking it on the relay must not cost it packets.
+        if (!live(s, now) || !settled || candidate || engine.isIdle(peer.nodeKey)) continue;
         const joined = st.measuredAt === null;
         const pathChanged = st.measuredEndpoint !== (s.endpoint ?? null);
         const due = st.activeAt !== null && now - st.activeAt < IN_USE_WINDOW_MS && st.measuredAt !== null && now - st.measuredAt >= MTU_REPROBE_MS;

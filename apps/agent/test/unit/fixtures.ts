@@ -1,4 +1,5 @@
 import type { CommandRunner } from '../../src/firewall/exec.js';
+import type { RelayPath } from '../../src/relay-path.js';
 import type { Peer, SelfNode } from '@weft/protocol';
 
 const hex = (n: number) => n.toString(16).padStart(2, '0').repeat(32);
@@ -24,3 +25,23 @@ export function peer(id: number, over: Partial<Peer> = {}): Peer {
  */
 export const noFirewall: CommandRunner = async (argv) =>
   argv[0] === 'nft' && argv[1] === 'list' ? { code: 1, stdout: '', stderr: 'Error: No such file or directory', missing: false } : { code: 0, stdout: '', stderr: '', missing: false };
+
+/** The local socket `stubRelay` hands out for every peer. */
+export const STUB_RELAY_SOCKET = '127.0.0.1:50002';
+
+/**
+ * A connected relay for PeerPaths tests of pure path logic: every peer gets STUB_RELAY_SOCKET;
+ * `connected` can be set to false. What the socket carries is RelayPath's (integration/, e2e/).
+ */
+export function stubRelay(): RelayPath & { connected: boolean } {
+  const open = new Set<string>();
+  const stub = {
+    connected: true,
+    start() {}, stop() {}, reconnectNow() {}, hold() {}, deliverEarly() {}, udpSuspect() {},
+    cannotReach: () => false,
+    endpointOf: (k: string) => (open.has(k) ? STUB_RELAY_SOCKET : undefined),
+    open: async (k: string) => (open.add(k), STUB_RELAY_SOCKET),
+    release: (k: string) => void open.delete(k),
+  };
+  return stub as unknown as RelayPath & { connected: boolean };
+}

@@ -10,9 +10,8 @@ import { Engine } from '../../src/engine.js';
 import { silentLogger } from '../../src/log.js';
 import { natReason } from '../../src/path-choice.js';
 import { PeerPaths } from '../../src/peer-paths.js';
-import type { RelayPath } from '../../src/relay-path.js';
 import { FakeDevice } from './fake-device.js';
-import { peer, self } from './fixtures.js';
+import { peer, self, stubRelay } from './fixtures.js';
 
 const OPEN: NatVerdict = { udp: true, mappingVariesByDestination: false };
 const UNKNOWN: NatVerdict = { udp: true, mappingVariesByDestination: null };
@@ -56,19 +55,6 @@ describe('natReason', () => {
 });
 
 describe('PeerPaths reason for a relayed peer', () => {
-  const RELAY_SOCKET = '127.0.0.1:50002';
-  function relay(): RelayPath {
-    const open = new Set<string>();
-    return {
-      connected: true,
-      start() {}, stop() {}, reconnectNow() {}, hold() {}, deliverEarly() {}, udpSuspect() {},
-      cannotReach: () => false,
-      endpointOf: (k: string) => (open.has(k) ? RELAY_SOCKET : undefined),
-      open: async (k: string) => (open.add(k), RELAY_SOCKET),
-      release: (k: string) => void open.delete(k),
-    } as unknown as RelayPath;
-  }
-
   it('names the peer\'s NAT from its netmap entry and follows a patch of it', async () => {
     const device = new FakeDevice();
     const engine = new Engine({
@@ -80,7 +66,7 @@ describe('PeerPaths reason for a relayed peer', () => {
     device.stats = async (): Promise<PeerStats[]> => [{ publicKey: p2.nodeKey as NodePublicKey, endpoint: device.peers.get(p2.nodeKey)?.endpoint ?? null, rxBytes: 0, txBytes: 0, lastHandshake: null }];
     let now = 1_000_000;
     const paths = new PeerPaths({
-      engine: () => engine, peers: () => [p2], relay: relay(), forced: () => false,
+      engine: () => engine, peers: () => [p2], relay: stubRelay(), forced: () => false,
       selfKey: () => self.nodeKey, selfPublicIp: () => undefined, punchingHopeless: () => true,
       selfNat: () => VARIES, log: silentLogger, now: () => now,
     });

@@ -9,26 +9,11 @@ import type { PeerStats } from '@weft/wg';
 import { Engine } from '../../src/engine.js';
 import { silentLogger } from '../../src/log.js';
 import { PeerPaths } from '../../src/peer-paths.js';
-import type { RelayPath } from '../../src/relay-path.js';
 import { IN_USE_WINDOW_MS, PERSISTENT_KEEPALIVE_S, PROBE_KEEPALIVE_S } from '../../src/tunables.js';
 import { FakeDevice } from './fake-device.js';
-import { peer, self } from './fixtures.js';
+import { peer, self, STUB_RELAY_SOCKET, stubRelay } from './fixtures.js';
 
 const p2 = peer(2); // self (01..01) initiates to it
-const RELAY_SOCKET = '127.0.0.1:50002';
-
-function relay(): RelayPath & { connected: boolean } {
-  const open = new Set<string>();
-  const stub = {
-    connected: true,
-    start() {}, stop() {}, reconnectNow() {}, hold() {}, deliverEarly() {}, udpSuspect() {},
-    cannotReach: () => false,
-    endpointOf: (k: string) => (open.has(k) ? RELAY_SOCKET : undefined),
-    open: async (k: string) => (open.add(k), RELAY_SOCKET),
-    release: (k: string) => void open.delete(k),
-  };
-  return stub as unknown as RelayPath & { connected: boolean };
-}
 
 async function setup(opts: { punching: boolean }) {
   const device = new FakeDevice();
@@ -38,7 +23,7 @@ async function setup(opts: { punching: boolean }) {
   });
   await engine.applyFull(self, [p2]);
   let now = 1_000_000;
-  const theRelay = relay();
+  const theRelay = stubRelay();
   const paths = new PeerPaths({
     engine: () => engine, peers: () => [p2], relay: theRelay, forced: () => false,
     selfKey: () => self.nodeKey, selfPublicIp: () => undefined, punchingHopeless: () => !opts.punching,
@@ -66,7 +51,7 @@ describe('idle peers cost nothing', () => {
   it('a pair gets keepalive while in use, none once idle (keepalives and rekeys do not count), and keepalive again with its first packet', async () => {
     const { counters, wg, run } = await setup({ punching: false });
     await run(250);
-    expect(wg()).toMatchObject({ endpoint: RELAY_SOCKET, persistentKeepalive: PERSISTENT_KEEPALIVE_S }); // new: about to be used
+    expect(wg()).toMatchObject({ endpoint: STUB_RELAY_SOCKET, persistentKeepalive: PERSISTENT_KEEPALIVE_S }); // new: about to be used
     counters.lastHandshake = new Date();
     await run(10_000, 1000); // data both ways
     expect(wg().persistentKeepalive).toBe(PERSISTENT_KEEPALIVE_S);
@@ -99,7 +84,7 @@ describe('idle peers cost nothing', () => {
     expect(paths.view(p2.nodeKey)?.via).toBe('direct');
     await run(IN_USE_WINDOW_MS + 250);
     expect(paths.view(p2.nodeKey)).toMatchObject({ via: 'relay', reason: expect.stringContaining('idle') });
-    expect(wg()).toMatchObject({ endpoint: RELAY_SOCKET });
+    expect(wg()).toMatchObject({ endpoint: STUB_RELAY_SOCKET });
     expect(wg()).not.toHaveProperty('persistentKeepalive');
     device.calls = [];
     await run(40_000); // past every punch slot (1 s, 5 s, 10 s, 30 s): nothing sent, nothing reprogrammed
@@ -116,7 +101,7 @@ describe('idle peers cost nothing', () => {
     device.peers.set(p2.nodeKey, { ...wg(), endpoint: p2.endpoints[0]! });
     await run(250, 1000);
     await run(IN_USE_WINDOW_MS + 250);
-    expect(wg()).toMatchObject({ endpoint: RELAY_SOCKET });
+    expect(wg()).toMatchObject({ endpoint: STUB_RELAY_SOCKET });
     r.connected = false;
     await run(250);
     expect(paths.view(p2.nodeKey)?.via).toBe('direct');

@@ -19,6 +19,26 @@ const POLICY = JSON.stringify({
   acls: [{ action: 'accept', src: ['group:ops'], dst: ['tag:web:443'] }],
 });
 
+/** Users `names`, each with a reusable auth key: name -> key. */
+async function usersWithKeys(s: TestServer, names: string[]): Promise<Record<string, string>> {
+  const keys: Record<string, string> = {};
+  for (const name of names) {
+    await s.api('POST', '/api/v1/users', { name });
+    keys[name] = (await s.api('POST', '/api/v1/authkeys', { user: name, reusable: true })).body.key;
+  }
+  return keys;
+}
+
+/** A simulated agent registered with `key`, connected, holding its first netmap (kept in `agents` to close). */
+async function joined(s: TestServer, agents: SimAgent[], hostname: string, key: string): Promise<SimAgent> {
+  const a = new SimAgent(s.url, hostname);
+  await a.register(key);
+  await a.connect();
+  await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
+  agents.push(a);
+  return a;
+}
+
 describe.each(BACKENDS)('node tags on %s', (backend) => {
   let s: TestServer;
   const agents: SimAgent[] = [];
@@ -32,19 +52,8 @@ describe.each(BACKENDS)('node tags on %s', (backend) => {
       if (c.kind === 'nodes-upserted') upserts++;
       emit(c);
     };
-    const keys: Record<string, string> = {};
-    for (const name of ['olga', 'dora']) {
-      await s.api('POST', '/api/v1/users', { name });
-      keys[name] = (await s.api('POST', '/api/v1/authkeys', { user: name, reusable: true })).body.key;
-    }
-    const join = async (hostname: string, key: string) => {
-      const a = new SimAgent(s.url, hostname);
-      await a.register(key);
-      await a.connect();
-      await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
-      agents.push(a);
-      return a;
-    };
+    const keys = await usersWithKeys(s, ['olga', 'dora']);
+    const join = (hostname: string, key: string) => joined(s, agents, hostname, key);
     olga = await join('olga-laptop', keys.olga!);
     dora = await join('dora-laptop', keys.dora!);
     box = await join('dora-box', keys.dora!);
@@ -283,19 +292,8 @@ describe.each(BACKENDS)('mixed-case tags on %s', (backend) => {
   });
   beforeAll(async () => {
     s = await startServer(backend);
-    const keys: Record<string, string> = {};
-    for (const name of ['olga', 'dora']) {
-      await s.api('POST', '/api/v1/users', { name });
-      keys[name] = (await s.api('POST', '/api/v1/authkeys', { user: name, reusable: true })).body.key;
-    }
-    const join = async (hostname: string, key: string) => {
-      const a = new SimAgent(s.url, hostname);
-      await a.register(key);
-      await a.connect();
-      await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
-      agents.push(a);
-      return a;
-    };
+    const keys = await usersWithKeys(s, ['olga', 'dora']);
+    const join = (hostname: string, key: string) => joined(s, agents, hostname, key);
     olga = await join('olga-laptop', keys.olga!);
     box = await join('dora-box', keys.dora!);
     const etag = (await s.api('GET', '/api/v1/policy')).headers.get('etag')!;

@@ -10,6 +10,7 @@ import { admin } from '../../src/cli/admin.js';
 import { SYSTEM, userActor } from '../../src/state/index.js';
 import { ApiError } from '../../src/errors.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
+import { joinedAgent } from '../support/replicas.js';
 import { BACKENDS, startServer, type TestServer } from '../support/server.js';
 
 // ops may reach tag:web on 443; tag:db is owned by dora only; tag:ci exists but nobody may apply it as a person.
@@ -29,12 +30,9 @@ async function usersWithKeys(s: TestServer, names: string[]): Promise<Record<str
   return keys;
 }
 
-/** A simulated agent registered with `key`, connected, holding its first netmap (kept in `agents` to close). */
+/** `joinedAgent`, kept in `agents` to close. */
 async function joined(s: TestServer, agents: SimAgent[], hostname: string, key: string): Promise<SimAgent> {
-  const a = new SimAgent(s.url, hostname);
-  await a.register(key);
-  await a.connect();
-  await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
+  const a = await joinedAgent(s.url, hostname, key);
   agents.push(a);
   return a;
 }

@@ -12,7 +12,7 @@ import type { SimAgent } from '../../../../test-support/sim-agent.js';
 import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { meshReplicaId, RELAY_MESH_PATH, RelayMeshDialer } from '../../src/agent/relay-mesh.js';
 import { startServer, type TestServer } from '../support/server.js';
-import { joinedAgent } from '../support/replicas.js';
+import { joinedAgent, upgradeOutcome } from '../support/replicas.js';
 
 const quiet = { info: () => {}, warn: () => {} };
 
@@ -98,18 +98,7 @@ describe('relay mesh between two replicas on one Postgres', () => {
   });
 
   it('a mesh link without a valid token is refused before the upgrade (401 problem+json); one with it is accepted', async () => {
-    const open = (token: string) => new Promise<{ status: number; body?: any }>((resolve) => {
-      const ws = new WebSocket(`${r1.url.replace(/^http/, 'ws')}${RELAY_MESH_PATH}`, { headers: { authorization: `Bearer ${token}` } });
-      ws.on('open', () => {
-        ws.close();
-        resolve({ status: 101 });
-      });
-      ws.on('unexpected-response', (_req, res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
-      });
-    });
+    const open = (token: string) => upgradeOutcome(`${r1.url}${RELAY_MESH_PATH}`, `Bearer ${token}`);
     const refusedBefore = await series(r1, 'weft_relay_mesh_links_refused_total');
     expect(refusedBefore).toBe(0);
     const wrong = await open(meshToken(Buffer.alloc(32, 1), 'intruder', Date.now()));

@@ -14,6 +14,7 @@ import { RegionRelay } from '../../../relay/src/region-relay.js';
 import { RelayPeer } from '../../../../test-support/relay-peer.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { RELAY_REGION_PATH } from '../../src/agent/relay-region.js';
+import { upgradeOutcome } from '../support/replicas.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const quiet = { info: () => {}, warn: () => {} };
@@ -70,18 +71,7 @@ describe('standalone relay region joined to a server', () => {
   });
 
   it('the server refuses a region link without a valid mesh token (401 problem+json)', async () => {
-    const status = await new Promise<{ status: number; body?: any }>((resolve) => {
-      const ws = new WebSocket(`${s.url.replace(/^http/, 'ws')}${RELAY_REGION_PATH}`, { headers: { authorization: `Bearer ${meshToken(Buffer.alloc(32, 7), 'intruder', Date.now())}` } });
-      ws.on('open', () => {
-        ws.close();
-        resolve({ status: 101 });
-      });
-      ws.on('unexpected-response', (_req, res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
-      });
-    });
+    const status = await upgradeOutcome(`${s.url}${RELAY_REGION_PATH}`, `Bearer ${meshToken(Buffer.alloc(32, 7), 'intruder', Date.now())}`);
     expect(status).toMatchObject({ status: 401, body: { code: 'machine_unauthorized', detail: expect.stringContaining('MAC') } });
   });
 

@@ -4,6 +4,7 @@
  * an admin API key made through the CLI, and a REST caller for either.
  */
 import { afterAll, beforeAll, expect } from 'vitest';
+import WebSocket from 'ws';
 import { openDatabase, type Database } from '@weft/db';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { createTestDatabase } from '../../../../test-support/test-database.js';
@@ -106,4 +107,20 @@ export function useTwoReplicas(opts: Omit<AppOptions, 'db' | 'serverUrl'> = {}):
     await closeReplicas([t.r1, t.r2]);
   });
   return t;
+}
+
+/** The outcome of a WebSocket upgrade to `url` with `authorization`: 101, or the refusal's status and problem+json. */
+export function upgradeOutcome(url: string, authorization: string): Promise<{ status: number; body?: any }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url.replace(/^http/, 'ws'), { headers: { authorization } });
+    ws.on('open', () => {
+      ws.close();
+      resolve({ status: 101 });
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+    });
+  });
 }

@@ -5,6 +5,7 @@ import { generateNodeKey, signMachineToken } from '@weft/crypto';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { ENDPOINT_WRITE_INTERVAL_MS } from '../../src/tunables.js';
 import { BACKENDS, startServer, type TestServer } from '../support/server.js';
+import { joinedAgent } from '../support/replicas.js';
 
 describe.each(BACKENDS)('agent channel on %s', (backend) => {
   let s: TestServer;
@@ -18,11 +19,7 @@ describe.each(BACKENDS)('agent channel on %s', (backend) => {
   afterAll(async () => s?.close());
 
   async function joined(hostname: string, authKey = key): Promise<SimAgent> {
-    const a = new SimAgent(s.url, hostname);
-    await a.register(authKey);
-    await a.connect();
-    await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
-    return a;
+    return joinedAgent(s.url, hostname, authKey);
   }
 
   it('a message the agent sends while the mapper is still busy (before its socket is attached) is not lost', async () => {

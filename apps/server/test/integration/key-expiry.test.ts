@@ -8,6 +8,7 @@ import { CloseCode } from '@weft/protocol';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { admin } from '../../src/cli/admin.js';
 import { BACKENDS, startServer, type TestServer } from '../support/server.js';
+import { joinedAgent } from '../support/replicas.js';
 
 const DAY_MS = 86_400_000;
 
@@ -22,11 +23,7 @@ describe.each(BACKENDS)('node key expiry on %s', (backend) => {
   afterAll(async () => s?.close());
 
   async function joined(hostname: string): Promise<SimAgent> {
-    const a = new SimAgent(s.url, hostname);
-    await a.register(key);
-    await a.connect();
-    await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
-    return a;
+    return joinedAgent(s.url, hostname, key);
   }
 
   /** Moves a node's expiry into the past, as time passing would (the sweeper is what is tested). */

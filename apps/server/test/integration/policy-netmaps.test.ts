@@ -12,6 +12,7 @@ import { RelayPeer } from '../../../../test-support/relay-peer.js';
 import { PeerGoneReason } from '@weft/relay';
 import { policyLogin, SYSTEM } from '../../src/state/index.js';
 import { BACKENDS, startServer, type TestServer } from '../support/server.js';
+import { joinedAgent } from '../support/replicas.js';
 
 const WEB_443 = JSON.stringify({
   tagOwners: { 'tag:web': [], 'tag:db': [] },
@@ -50,10 +51,7 @@ describe.each(BACKENDS)('per-node netmaps from the access policy on %s', (backen
   });
 
   async function joined(hostname: string, key: string): Promise<SimAgent> {
-    const a = new SimAgent(s.url, hostname);
-    await a.register(key);
-    await a.connect();
-    await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
+    const a = await joinedAgent(s.url, hostname, key);
     agents.push(a);
     return a;
   }

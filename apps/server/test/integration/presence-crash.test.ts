@@ -10,6 +10,7 @@ import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS } from '../../src/tunables.js';
 import { cli, spawnServer, type ServerProcess } from '../support/process.js';
+import { joinedAgent } from '../support/replicas.js';
 
 /** The mapper's patch window is at most 2 s; a little more for the sweep's own transaction. */
 const OFFLINE_BOUND_MS = REPLICA_DEAD_AFTER_MS + REPLICA_HEARTBEAT_MS + 2_000 + 1_000;
@@ -40,11 +41,7 @@ async function adminKeyFor(s: ServerProcess): Promise<string> {
 }
 
 async function joined(url: string, authKey: string, hostname: string): Promise<SimAgent> {
-  const a = new SimAgent(url, hostname);
-  await a.register(authKey);
-  await a.connect();
-  await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
-  return a;
+  return joinedAgent(url, hostname, authKey);
 }
 
 async function until(pred: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {

@@ -8,6 +8,7 @@ import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { Presence } from '../../src/state/presence.js';
 import { REPLICA_DEAD_AFTER_MS } from '../../src/tunables.js';
 import { BACKENDS, startServer, type TestServer } from '../support/server.js';
+import { joinedAgent } from '../support/replicas.js';
 
 const quiet = { warn: () => {}, error: () => {} };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -28,11 +29,7 @@ describe.each(BACKENDS)('presence on %s', (backend) => {
   });
 
   async function joined(hostname: string): Promise<SimAgent> {
-    const a = new SimAgent(s.url, hostname);
-    await a.register(key);
-    await a.connect();
-    await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
-    return a;
+    return joinedAgent(s.url, hostname, key);
   }
   async function replicaB(id: string): Promise<Presence> {
     const b = new Presence(s.state.ctx, id, quiet);

@@ -12,6 +12,7 @@ import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { StalledSocket } from '../../../../test-support/stalled-socket.js';
 import { RESYNC_BURST, SOCKET_QUEUE_FLOOR_BYTES, SOCKET_QUEUE_NETMAPS } from '../../src/tunables.js';
 import { startServer, type TestServer } from '../support/server.js';
+import { joinedAgent } from '../support/replicas.js';
 
 const BULK_NODES = 400;
 
@@ -35,11 +36,7 @@ describe('slow readers', () => {
   afterAll(async () => s?.close());
 
   async function joined(hostname: string): Promise<SimAgent> {
-    const a = new SimAgent(s.url, hostname);
-    await a.register(key);
-    await a.connect();
-    await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
-    return a;
+    return joinedAgent(s.url, hostname, key);
   }
 
   /** A registered node whose socket never reads, and the server's side of it. */

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { buildInitiation } from '../../../../test-support/wg-initiator.js';
 import { BACKENDS, startServer, type TestServer } from '../support/server.js';
+import { joinedAgent } from '../support/replicas.js';
 
 describe.each(BACKENDS)('WireGuard responder on %s', (backend) => {
   let s: TestServer;
@@ -34,11 +35,7 @@ describe.each(BACKENDS)('WireGuard responder on %s', (backend) => {
   });
 
   async function joined(hostname: string): Promise<SimAgent> {
-    const a = new SimAgent(s.url, hostname);
-    await a.register(key);
-    await a.connect();
-    await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
-    return a;
+    return joinedAgent(s.url, hostname, key);
   }
   async function udp(): Promise<Socket> {
     const sock = createSocket('udp4');

@@ -165,8 +165,8 @@ export const RELAY_UDP_DEAD_AFTER_MS = 25_000;
  * datagrams in 15 s) and TCP retransmitted 0-17 segments, where over the WebSocket wireguard-go's
  * own receive socket (208 KiB, the kernel default; this wireguard-go sets none) dropped 2,158
  * and TCP retransmitted 188-1,155 and was still faster. The UDP chain is bounded by CPU per
- * datagram under contention (bench:relay: 27 us of relay CPU per packet over UDP against 18 over
- * the WebSocket). UDP is the choice for a lossy long path, where a tunnel inside TCP stalls on
+ * datagram under contention (bench:relay: 25-26 us of relay CPU per packet over UDP against
+ * 14-18 over the WebSocket). UDP is the choice for a lossy long path, where a tunnel inside TCP stalls on
  * every retransmission.
  */
 export const RELAY_TRANSPORT_DEFAULT: 'websocket' | 'udp' = 'websocket';

@@ -38,9 +38,40 @@ async function setUdpBlock(h: Host, mode: 'all' | { relayUdpFrom: string } | 'no
   await h.execOk('nft', ['-f', file]);
 }
 
+/**
+ * Where datagrams are lost on `h`: the kernel's UDP RcvbufErrors (/proc/net/snmp) and each UDP
+ * socket's drop count (`ss -uanmp` skmem d), keyed by owning process and local address, with its
+ * receive buffer size (rb). Read before and after a phase: what TCP inside the tunnel backs off on.
+ */
+async function udpDrops(h: Host): Promise<{ rcvbufErrors: number; sockets: Record<string, { drops: number; rcvbuf: number }> }> {
+  const snmp = (await h.execOk('cat', ['/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = snmp[0]!.split(/\s+/);
+  const values = snmp[1]!.split(/\s+/);
+  const rcvbufErrors = Number(values[names.indexOf('RcvbufErrors')]);
+  const sockets: Record<string, { drops: number; rcvbuf: number }> = {};
+  const ss = (await h.execOk('ss', ['-uanmpH'])).stdout.replace(/\n\s+skmem/g, ' skmem');
+  for (const line of ss.split('\n')) {
+    const m = /^\S+\s+\d+\s+\d+\s+(\S+)\s+\S+\s+(?:users:\(\("([^"]+)".*?)?skmem:\(([^)]*)\)/.exec(line.trim());
+    if (!m) continue;
+    const sk = Object.fromEntries(m[3]!.split(',').map((f) => [f.replace(/\d+$/, ''), Number(f.replace(/^\D+/, ''))]));
+    sockets[`${m[2] ?? '?'} ${m[1]}`] = { drops: sk.d ?? 0, rcvbuf: sk.rb ?? 0 };
+  }
+  return { rcvbufErrors, sockets };
+}
+
+/** `after` less `before`: only the sockets that dropped during the phase. */
+function dropsDuring(before: Awaited<ReturnType<typeof udpDrops>>, after: Awaited<ReturnType<typeof udpDrops>>) {
+  const sockets: Record<string, { drops: number; rcvbuf: number }> = {};
+  for (const [k, v] of Object.entries(after.sockets)) {
+    const d = v.drops - (before.sockets[k]?.drops ?? 0);
+    if (d > 0) sockets[k] = { drops: d, rcvbuf: v.rcvbuf };
+  }
+  return { rcvbufErrors: after.rcvbufErrors - before.rcvbufErrors, sockets };
+}
+
 const lab = await Lab.create({ name: 'rlab', hosts: ['server', 'a', 'b'] });
 const loadAvg1mAtStart = machine().loadAvg1m;
-const phases: Record<string, { mbitPerSecond: number[]; retransmits: (number | null)[]; medianMbitPerSecond: number }> = {};
+const phases: Record<string, { mbitPerSecond: number[]; retransmits: (number | null)[]; medianMbitPerSecond: number; tunnelMtu: Record<string, number>; udpDrops: Record<string, ReturnType<typeof dropsDuring>> }> = {};
 try {
   const server = await WeftServer.start(lab, { readyTimeoutMs: 180_000, stunListen: `0.0.0.0:${STUN_PORT}` });
   const authKey = await server.authKey('lab');
@@ -54,13 +85,22 @@ try {
   const pathTo = async (h: 'a' | 'b') => (await agents[h].status()).peers.find((p) => p.name === (h === 'a' ? 'b' : 'a'))?.path;
   const run = async (name: string, check: () => Promise<void>) => {
     const rs: IperfResult[] = [];
+    const hosts = { a, b, server: lab.hosts.server! };
+    const before = Object.fromEntries(await Promise.all(Object.entries(hosts).map(async ([n, h]) => [n, await udpDrops(h)] as const)));
+    const tunnelMtu: Record<string, number> = {};
+    for (const h of ['a', 'b'] as const) {
+      const link = (await hosts[h].execOk('ip', ['-o', 'link', 'show', 'type', 'tun'])).stdout;
+      tunnelMtu[h] = Number(/ mtu (\d+)/.exec(link)?.[1] ?? 0);
+    }
     for (let i = 0; i < ROUNDS; i++) {
       rs.push(await iperf3(a, b, ipB, { seconds: SECONDS }));
       await check();
       console.log(`${name.padEnd(9)} ${(rs.at(-1)!.bitsPerSecond / 1e6).toFixed(1)} Mbit/s, ${rs.at(-1)!.retransmits ?? '?'} retransmits`);
     }
     const mbit = rs.map((r) => round(r.bitsPerSecond / 1e6, 1));
-    phases[name] = { mbitPerSecond: mbit, retransmits: rs.map((r) => r.retransmits), medianMbitPerSecond: round(median(mbit), 1) };
+    const udpDropsDuring = Object.fromEntries(await Promise.all(Object.entries(hosts).map(async ([n, h]) => [n, dropsDuring(before[n]!, await udpDrops(h))] as const)));
+    phases[name] = { mbitPerSecond: mbit, retransmits: rs.map((r) => r.retransmits), medianMbitPerSecond: round(median(mbit), 1), tunnelMtu, udpDrops: udpDropsDuring };
+    console.log(`${name.padEnd(9)} tunnel MTU ${JSON.stringify(tunnelMtu)}, UDP drops ${JSON.stringify(udpDropsDuring)}`);
   };
   const expectState = async (path: string, transport?: string) => {
     const st = await agents.a.status();
@@ -93,7 +133,7 @@ const out = {
   loadAvg1mAtStart,
   loadAvg1mAtEnd: machine().loadAvg1m,
   machine: machine({ 'wireguard-go': ['wireguard-go', ['--version']], iperf3: ['iperf3', ['--version']] }),
-  setup: `real-network lab (e2e/lab, hosts server, a, b on one bridge; wireguard-go; weft-server with STUN/relay UDP on ${STUN_PORT}): iperf3 TCP, one stream a -> b through the Weft tunnel, ${ROUNDS} x ${SECONDS} s per phase (first second omitted), phases in this order on one lab: websocket (all UDP on a and b dropped: relayed over the WebSocket), udp (UDP to the relay port allowed: relayed over UDP), direct (no block). Each round checks a's weft status still says that path and transport.`,
+  setup: `real-network lab (e2e/lab, hosts server, a, b on one bridge; wireguard-go; weft-server with STUN/relay UDP on ${STUN_PORT}): iperf3 TCP, one stream a -> b through the Weft tunnel, ${ROUNDS} x ${SECONDS} s per phase (first second omitted), phases in this order on one lab: websocket (all UDP on a and b dropped: relayed over the WebSocket), udp (UDP to the relay port allowed: relayed over UDP), direct (no block). Each round checks a's weft status still says that path and transport. Per phase: the tunnel interfaces' MTU, and UDP datagrams dropped on each host during it (kernel RcvbufErrors, and per socket the skmem drop count with the socket's receive buffer).`,
   phases,
   fractionOfDirect: {
     what: 'phase median / direct median; targets: udp >= 0.8 (issue 9); websocket reported',

@@ -20,7 +20,7 @@ import { median, round } from './lib/stats.js';
 import { runLoad, type LoadResult } from './lib/stun-load.js';
 
 const PAIRS = Number(process.env.BENCH_STUN_PAIRS ?? 6);
-const LOAD = { sockets: 4, window: 64, durationMs: Number(process.env.BENCH_STUN_ROUND_MS ?? 3000), timeoutMs: 200 };
+const LOAD = { sockets: Number(process.env.BENCH_STUN_SOCKETS ?? 16), window: Number(process.env.BENCH_STUN_WINDOW ?? 16), durationMs: Number(process.env.BENCH_STUN_ROUND_MS ?? 3000), timeoutMs: 200 };
 const RELAY_BIN = resolve(import.meta.dirname, '../apps/relay/bin/weft-relay.mjs');
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 

@@ -158,11 +158,16 @@ export const RELAY_UDP_DEAD_AFTER_MS = 25_000;
  * WebSocket when UDP is blocked). `WEFT_RELAY_TRANSPORT` in the daemon's environment overrides.
  * WebSocket by default because it measured faster: Node.js pays a receive callback and a
  * sendmsg per UDP datagram at each of the three hops, where the WebSocket reads many packets per
- * TCP read and the relay writes a tick's packets in one writev. On the e2e lab (2 cores, load
- * ~30; bench/results/relay-lab.json) one iperf3 TCP stream did 41 Mbit/s over the WebSocket
- * relay and 18 over the UDP relay (0.44x); bench:relay gave the relay 18-27 us of CPU per packet
- * over UDP against 8-18 over the WebSocket. UDP is the choice for a lossy long path, where a
- * tunnel inside TCP stalls on every retransmission.
+ * TCP read and the relay writes a tick's packets in one writev. On the e2e lab (2 cores; one
+ * iperf3 TCP stream, bench/results/relay-lab.json) the UDP relay did 0.60-0.67x the WebSocket's
+ * (13.1 against 21.9 Mbit/s at load 23-26; 18 against 27 at load 10). It is not loss: during the
+ * UDP phase no socket on the path dropped (the relay's, both agents' and wireguard-go's: 17
+ * datagrams in 15 s) and TCP retransmitted 0-17 segments, where over the WebSocket wireguard-go's
+ * own receive socket (208 KiB, the kernel default; this wireguard-go sets none) dropped 2,158
+ * and TCP retransmitted 188-1,155 and was still faster. The UDP chain is bounded by CPU per
+ * datagram under contention (bench:relay: 25-26 us of relay CPU per packet over UDP against
+ * 14-18 over the WebSocket). UDP is the choice for a lossy long path, where a tunnel inside TCP stalls on
+ * every retransmission.
  */
 export const RELAY_TRANSPORT_DEFAULT: 'websocket' | 'udp' = 'websocket';
 /**

@@ -52,16 +52,27 @@ const cpuSec = (pid: number) => {
 };
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
+/** The send counters from the server's /metrics (metrics.ts SendStats). */
+async function sentMetrics(port: number): Promise<{ netmapBytes: number; deltaBytes: number; netmapsFlushed: number; lastFlushedAt: number }> {
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return {
+    netmapBytes: read('weft_netmap_bytes_sent_total'), deltaBytes: read('weft_delta_bytes_sent_total'),
+    netmapsFlushed: read('weft_netmaps_flushed_total'), lastFlushedAt: read('weft_last_netmap_flushed_timestamp_seconds') * 1000,
+  };
+}
+
 async function runOnce(n: number, backend: 'pglite' | 'postgres') {
   const loadAtStart = round(loadavg()[0]!);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  const metricsPort = await freePort();
   const pg = backend === 'postgres' ? await startPostgres() : null;
   const dataDir = mkdtempSync(join(tmpdir(), 'weft-bench-')); // after Postgres: a failed start leaves no dir behind
   const plan: TeamPlan | null = POLICY === 'teams' ? teamPlan(n) : null;
   let serverErr = '';
   const startServer = () => {
-    const child = spawn(process.execPath, [...SERVER_NODE_ARGS, SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', 'off', '--data-dir', dataDir, '--log-level', 'warn'], {
+    const child = spawn(process.execPath, [...SERVER_NODE_ARGS, SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', 'off', '--metrics-listen', `127.0.0.1:${metricsPort}`, '--data-dir', dataDir, '--log-level', 'warn'], {
       stdio: ['ignore', 'inherit', 'pipe'],
       env: { ...process.env, ...(pg ? { WEFT_DATABASE_URL: pg.url } : {}) },
     });
@@ -155,15 +166,30 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       server = startServer();
       await ready();
       const s0 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
+      const m0 = await sentMetrics(metricsPort);
+      const stormStart = Date.now();
       const r = await ask({ cmd: 'storm', parse: !!plan, timeoutMs: 600_000 });
       const s1 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
+      const m1 = await sentMetrics(metricsPort);
+      // The server's own side: from the storm's start until it had handed the last netmap's last
+      // byte to the kernel (its metric), apart from the fleet reading and parsing. A fleet that
+      // reads slowly fills the socket buffers and holds this back too, so it is an upper bound.
+      const serverSideSeconds = m1.lastFlushedAt > stormStart ? round((m1.lastFlushedAt - stormStart) / 1000) : null;
+      const bytesSent = { netmaps: m1.netmapBytes - m0.netmapBytes, deltas: m1.deltaBytes - m0.deltaBytes };
+      const cpuServer = s1.server - s0.server;
       storm = {
         agents: r.agents, connected: r.connected, seconds: round(r.ms / 1000), attempts: r.attempts,
         netmapAfterMs: { p50: round(pct(r.netmapAt, 50)), p99: round(pct(r.netmapAt, 99)) },
-        cpuSeconds: { server: round(s1.server - s0.server), fleet: round(s1.fleet - s0.fleet) },
+        cpuSeconds: { server: round(cpuServer), fleet: round(s1.fleet - s0.fleet) },
+        serverSideSeconds,
+        netmapsFlushed: m1.netmapsFlushed - m0.netmapsFlushed,
+        bytesSent,
+        /** Server CPU per netmap sent (ms) and per netmap byte (ns), the whole storm's CPU over its netmaps. */
+        serverCpuPerNetmapMs: r.connected ? round((cpuServer * 1000) / r.connected) : null,
+        serverCpuPerNetmapByteNs: bytesSent.netmaps ? round((cpuServer * 1e9) / bytesSent.netmaps) : null,
         loadAvg1m: round(loadavg()[0]!),
       };
-      console.log(`[${n}] reconnect storm after a server restart: ${r.connected}/${r.agents} back with netmaps in ${round(r.ms / 1000)} s (${r.attempts} attempts); CPU: server ${round(s1.server - s0.server)} s, fleet ${round(s1.fleet - s0.fleet)} s`);
+      console.log(`[${n}] reconnect storm after a server restart: ${r.connected}/${r.agents} back with netmaps in ${round(r.ms / 1000)} s (${r.attempts} attempts; server side ${serverSideSeconds} s); ${round(bytesSent.netmaps / 2 ** 20)} MiB netmaps + ${round(bytesSent.deltas / 2 ** 20)} MiB deltas; CPU: server ${round(cpuServer)} s, fleet ${round(s1.fleet - s0.fleet)} s`);
     }
 
     const nodes = (await rest('GET', '/api/v1/nodes')) as { items: ListedNode[] };

@@ -55,7 +55,13 @@ export class SimAgent {
     return signMachineToken(this.machine.privateKey).then(
       (token) =>
         new Promise<void>((resolve, reject) => {
-          const ws = new WebSocket(`${(opts.url ?? this.serverUrl).replace(/^http/, 'ws')}/agent/v1`, { headers: { authorization: `Bearer ${token}` }, ...(this.ca ? { ca: this.ca } : {}) });
+          const ws = new WebSocket(`${(opts.url ?? this.serverUrl).replace(/^http/, 'ws')}/agent/v1`, {
+            headers: { authorization: `Bearer ${token}` },
+            ...(this.ca ? { ca: this.ca } : {}),
+            // Without parsing, netmaps are counted, not read: checking megabytes of UTF-8 per
+            // agent would make the fleet, not the server, what a storm bench measures.
+            skipUTF8Validation: !parse,
+          });
           this.socket = ws;
           this.closed = null;
           this.refused = null;

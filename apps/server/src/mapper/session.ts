@@ -72,7 +72,13 @@ export class Session {
       this.count(type, parts.reduce((n, p) => n + (typeof p === 'string' ? Buffer.byteLength(p) : p.length), 0));
     }
     // The last fragment's callback runs once the whole message has left for the kernel.
-    const flushed = type === 'netmap' ? () => (this.netmapQueued = false) : undefined;
+    const flushed = type === 'netmap' ? (err?: Error) => {
+      this.netmapQueued = false;
+      if (this.stats && !err) {
+        this.stats.netmapsFlushed++;
+        this.stats.lastNetmapFlushedAt = Date.now();
+      }
+    } : undefined;
     parts.forEach((part, i) => this.socket.send(part, { binary: false, fin: i === last }, i === last ? flushed : undefined));
     this.checkQueue();
   }

@@ -121,6 +121,10 @@ describe('metrics on the main port behind a token', () => {
     samples = await scrape();
     expect(value(samples, 'weft_sessions')).toBe(3);
     expect(value(samples, 'weft_netmaps_sent_total')).toBe(3);
+    // Each agent read its netmap, so the server had handed every byte of it to the kernel.
+    expect(value(samples, 'weft_netmaps_flushed_total')).toBe(3);
+    expect(value(samples, 'weft_last_netmap_flushed_timestamp_seconds')).toBeGreaterThan(0);
+    expect(value(samples, 'weft_last_netmap_flushed_timestamp_seconds')).toBeLessThanOrEqual(Date.now() / 1000);
     // Presence is written and patched asynchronously.
     for (let t = 0; value(samples, 'weft_nodes', { state: 'online' }) !== 3 && t < 50; t++) {
       await new Promise((r) => setTimeout(r, 100));

@@ -15,7 +15,7 @@
  * Scope: nodes without subnet routes (Weft has none yet), each with at least one address.
  * `test/incremental.test.ts` checks it against `compile()` after random change sequences.
  */
-import { cidrsOf, covers, intersect, isEmpty, overlaps, parseAddrSet, union, type AddrSet, type Cidr } from './addr.js';
+import { cidrsOf, covers, formatSet, intersect, isEmpty, overlaps, parseAddrSet, union, type AddrSet, type Cidr } from './addr.js';
 import { sortDstPorts, srcText, type FilterRule } from './filter.js';
 import type { DstEntry, Policy, Rule, Selector } from './model.js';
 import { ANY, type Resolved } from './select.js';
@@ -83,7 +83,7 @@ const partnerOf = (g: string): string | null => {
   }
 };
 
-/** Rule index of a group key ("s12", "D3:odin@example.com" -> 12, 3). */
+/** Rule id of a group key ("s12", "D3:odin@example.com" -> 12, 3). Ids are stable across `update()`: an unchanged rule keeps its groups. */
 const ruleOf = (g: string): number => parseInt(g.slice(1), 10);
 
 export class PolicyViews {
@@ -93,20 +93,19 @@ export class PolicyViews {
   private readonly watchers = new Map<string, Set<Klass>>();
   private readonly classes = new Map<string, Klass>();
   private readonly byLogin = new Map<string, Set<number>>();
-  private readonly groupMembers: Map<string, Set<string>>;
-  private readonly hasAll: boolean[];
-  private readonly hasSelf: boolean[];
-  private readonly anySelf: boolean;
+  private groupMembers: Map<string, Set<string>>;
+  /** Rules by id, and each id's position in the policy (filters list rules in policy order). */
+  private readonly rules = new Map<number, Rule>();
+  private readonly order = new Map<number, number>();
+  private ruleIds: number[] = [];
+  private nextRuleId = 0;
+  /** Rule ids with `*` among their sources, and with autogroup:self among their destinations. */
+  private hasAll = new Set<number>();
+  private hasSelf = new Set<number>();
+  /** Tagged nodes by tag (a policy change finds a new rule's tag:x nodes here). */
+  private readonly byTag = new Map<string, Set<number>>();
   /** Which rule sides could name a node, by what the node is: so placing a node reads only the rules that can match it. */
-  private readonly index = {
-    always: [] as string[],
-    member: [] as string[],
-    tagged: [] as string[],
-    byLogin: new Map<string, string[]>(),
-    byTag: new Map<string, string[]>(),
-    addrs: [] as { key: string; set: AddrSet }[],
-    selfRules: [] as number[],
-  };
+  private index = emptyIndex();
   private readonly srcCache = new Map<number, Resolved>();
   private readonly mineCache = new Map<string, AddrSet>();
   private readonly selfCache = new WeakMap<AddrSet, WeakMap<AddrSet, AddrSet>>();
@@ -119,13 +118,24 @@ export class PolicyViews {
   /** False while `load` places the first nodes: nothing to report then. */
   private tracking = true;
 
-  constructor(private readonly policy: Policy, previous?: PolicyViews) {
+  constructor(policy: Policy, previous?: PolicyViews) {
     this.addrs = previous?.addrs ?? new Map();
-    this.groupMembers = new Map([...policy.groups].map(([k, v]) => [k, new Set(v)]));
-    this.hasAll = policy.rules.map((r) => r.src.some((s) => s.kind === 'all'));
-    this.hasSelf = policy.rules.map((r) => r.dst.some((d) => d.sel.kind === 'self'));
-    this.anySelf = this.hasSelf.some(Boolean);
-    const ix = this.index;
+    this.groupMembers = membersOf(policy);
+    this.install(policy, policy.rules.map(() => this.nextRuleId++));
+  }
+
+  /** Takes `policy` with `ids[i]` naming its rule i: the rule tables and the index by user, group, tag. */
+  private install(policy: Policy, ids: number[]): void {
+    this.ruleIds = ids;
+    this.rules.clear();
+    this.order.clear();
+    ids.forEach((id, i) => {
+      this.rules.set(id, policy.rules[i]!);
+      this.order.set(id, i);
+    });
+    this.hasAll = new Set(ids.filter((id) => this.rules.get(id)!.src.some((s) => s.kind === 'all')));
+    this.hasSelf = new Set(ids.filter((id) => this.rules.get(id)!.dst.some((d) => d.sel.kind === 'self')));
+    const ix = (this.index = emptyIndex());
     const put = (sel: Selector, key: string) => {
       switch (sel.kind) {
         case 'all':
@@ -139,14 +149,113 @@ export class PolicyViews {
         case 'self': break;
       }
     };
-    policy.rules.forEach((rule, r) => {
+    ids.forEach((r, i) => {
+      const rule = policy.rules[i]!;
       for (const sel of rule.src) {
         put(sel, 's' + r);
         if (sel.kind !== 'all' && sel.kind !== 'danger-all' && sel.kind !== 'addrs') put(sel, 'n' + r);
       }
       for (const e of rule.dst) put(e.sel, 'd' + r);
-      if (this.hasSelf[r]) ix.selfRules.push(r);
+      if (this.hasSelf.has(r)) ix.selfRules.push(r);
     });
+  }
+
+  private get anySelf(): boolean {
+    return this.hasSelf.size > 0;
+  }
+
+  /**
+   * Switches to a new policy in place, touching only what the changed rules can reach: rules are
+   * matched old to new by what they mean (selectors with groups expanded, hosts and ipsets as
+   * addresses, ports, protocols; not their line), so an edit of a group or host changes exactly
+   * the rules that name it. The nodes in the groups of removed rules, and those the added rules'
+   * selectors name (from the indexes by user, group and tag), are placed again; every other node
+   * keeps its groups, class and filter. The changes are reported by `take()` like a node change.
+   * Kept rules in a new order mark the filters of the nodes they reach (filters follow policy order).
+   * Returns false, changing nothing, for a whole-policy edit (more than a quarter of the rules,
+   * and more than 8, changed): the caller builds fresh views then (`new PolicyViews(policy, this)`).
+   */
+  update(policy: Policy): boolean {
+    const nextMembers = membersOf(policy);
+    const old = new Map<string, number[]>();
+    for (const id of this.ruleIds) listAdd(old, ruleKey(this.rules.get(id)!, this.groupMembers), id);
+    const ids: number[] = [];
+    const fresh: number[] = [];
+    for (const rule of policy.rules) {
+      const same = old.get(ruleKey(rule, nextMembers));
+      let id: number;
+      if (same?.length) id = same.shift()!;
+      else fresh.push((id = this.nextRuleId++));
+      ids.push(id);
+    }
+    const gone = [...old.values()].flat();
+    const changed = gone.length + fresh.length;
+    if (changed > 8 && changed * 4 > Math.max(this.ruleIds.length, ids.length)) return false;
+    // Who was in the removed rules' groups.
+    const affected = new Set<number>();
+    for (const r of gone) {
+      for (const p of ['s', 'd', 'n']) for (const id of this.groups.get(p + r) ?? []) affected.add(id);
+      if (this.hasSelf.has(r)) for (const login of this.byLogin.keys()) for (const id of this.byLogin.get(login)!) affected.add(id);
+      this.srcCache.delete(r);
+    }
+    // Kept rules in another order: filters list rules in policy order, so every node they reach gets its filter again.
+    const keptBefore = this.ruleIds.filter((id) => !gone.includes(id));
+    const keptAfter = ids.filter((id) => !fresh.includes(id));
+    const reordered = keptBefore.some((id, i) => keptAfter[i] !== id);
+    this.groupMembers = nextMembers;
+    this.install(policy, ids);
+    if (reordered) {
+      for (const r of keptAfter) {
+        for (const id of this.groups.get('d' + r) ?? []) this.pending.filters.add(id);
+        if (this.hasSelf.has(r)) for (const login of this.byLogin.keys()) for (const id of this.groups.get(`D${r}:${login}`) ?? []) this.pending.filters.add(id);
+      }
+    }
+    // Who the added rules' selectors name.
+    for (const r of fresh) {
+      const rule = this.rules.get(r)!;
+      for (const sel of [...rule.src, ...rule.dst.map((e) => e.sel)]) this.named(sel, affected);
+    }
+    for (const id of affected) {
+      const st = this.nodes.get(id)!;
+      const groups = this.groupsOf(st.node, st.ips);
+      if (groups.join(' ') !== st.groups.join(' ')) this.regroup(st, groups);
+    }
+    return true;
+  }
+
+  /** Adds the nodes `sel` may name to `into` (a superset for wide selectors: placing checks). */
+  private named(sel: Selector, into: Set<number>): void {
+    const addAll = (ids: Iterable<number> | undefined) => {
+      if (ids) for (const id of ids) into.add(id);
+    };
+    switch (sel.kind) {
+      case 'user': addAll(this.byLogin.get(sel.login)); break;
+      case 'group': for (const login of this.groupMembers.get(sel.name) ?? []) addAll(this.byLogin.get(login)); break;
+      case 'tag': addAll(this.byTag.get(sel.name)); break;
+      case 'self': for (const ids of this.byLogin.values()) addAll(ids); break;
+      case 'addrs': for (const [id, st] of this.nodes) if (overlaps(st.ips, sel.set)) into.add(id); break;
+      default: addAll(this.nodes.keys());
+    }
+  }
+
+  /** A node's groups changed with the policy (its addresses did not): moves it, and marks its filter. */
+  private regroup(st: NodeState, groups: string[]): void {
+    const id = st.node.id;
+    this.snapshot(id, st.cls);
+    const before = new Set(st.groups);
+    const now = new Set(groups);
+    for (const g of st.groups) if (!now.has(g)) this.leaveGroup(g, id);
+    st.cls.members.delete(id);
+    if (!st.cls.members.size) this.dropClass(st.cls);
+    for (const g of groups) if (!before.has(g)) this.join(g, id);
+    // Only changed rules' groups differ: their source sets are rebuilt on demand, and every node
+    // they reach is among the nodes being placed again (its filter is marked here).
+    for (const g of [...st.groups, ...groups]) if ((g[0] === 's' || g[0] === 'n') && before.has(g) !== now.has(g)) this.srcCache.delete(ruleOf(g));
+    st.groups = groups;
+    st.cls = this.classFor(groups);
+    st.cls.members.add(id);
+    this.pending.moved.get(id)!.to = st.cls;
+    this.pending.filters.add(id);
   }
 
   /** Places many nodes at once (a fresh view set): nothing is reported for them. */
@@ -178,6 +287,7 @@ export class PolicyViews {
     const st: NodeState = { node, ips, own: parsed.own, groups, cls: null as unknown as Klass };
     this.nodes.set(node.id, st);
     if (node.login !== null) setAdd(this.byLogin, node.login, node.id);
+    else for (const t of node.tags) setAdd(this.byTag, t, node.id);
     this.mineCache.delete(node.login ?? '');
     this.tailnetCache = null;
     for (const g of groups) this.join(g, node.id);
@@ -231,8 +341,8 @@ export class PolicyViews {
     const reached = new Set<number>();
     for (const g of st.groups) if (g[0] === 'd' || g[0] === 'D') reached.add(ruleOf(g));
     const out: FilterRule[] = [];
-    for (const r of [...reached].sort((a, b) => a - b)) {
-      const rule = this.policy.rules[r]!;
+    for (const r of [...reached].sort((a, b) => this.order.get(a)! - this.order.get(b)!)) {
+      const rule = this.rules.get(r)!;
       const src = this.srcOf(r);
       if (src !== ANY && isEmpty(src)) continue;
       if (st.groups.includes('d' + r)) {
@@ -244,7 +354,7 @@ export class PolicyViews {
         }
         out.push({ srcIPs: srcText(src), dstPorts: sortDstPorts(entries), protos: rule.protos });
       }
-      if (this.hasSelf[r] && st.node.login !== null) {
+      if (this.hasSelf.has(r) && st.node.login !== null) {
         const mine = this.mineOf(st.node.login);
         const from = this.selfSources(src, mine);
         if (isEmpty(from)) continue;
@@ -319,6 +429,12 @@ export class PolicyViews {
       const s = this.byLogin.get(node.login);
       s?.delete(node.id);
       if (s && !s.size) this.byLogin.delete(node.login);
+    } else {
+      for (const t of node.tags) {
+        const s = this.byTag.get(t);
+        s?.delete(node.id);
+        if (s && !s.size) this.byTag.delete(t);
+      }
     }
     this.mineCache.delete(node.login ?? '');
     this.tailnetCache = null;
@@ -333,7 +449,7 @@ export class PolicyViews {
     }
     const rules = new Set<number>();
     for (const g of groups) if (g[0] === 's' || g[0] === 'n') rules.add(ruleOf(g));
-    this.hasAll.forEach((all, r) => all && rules.add(r)); // `*` lists every node's addresses
+    for (const r of this.hasAll) rules.add(r); // `*` lists every node's addresses
     for (const r of rules) {
       this.srcCache.delete(r);
       for (const id of this.groups.get('d' + r) ?? []) this.pending.filters.add(id);
@@ -411,7 +527,7 @@ export class PolicyViews {
   private srcOf(r: number): Resolved {
     let s = this.srcCache.get(r);
     if (s === undefined) {
-      const rule = this.policy.rules[r]!;
+      const rule = this.rules.get(r)!;
       if (rule.src.some((x) => x.kind === 'danger-all')) s = ANY;
       else {
         const sets: AddrSet[] = [];
@@ -456,6 +572,37 @@ export class PolicyViews {
     }
     return m;
   }
+}
+
+function emptyIndex() {
+  return {
+    always: [] as string[],
+    member: [] as string[],
+    tagged: [] as string[],
+    byLogin: new Map<string, string[]>(),
+    byTag: new Map<string, string[]>(),
+    addrs: [] as { key: string; set: AddrSet }[],
+    selfRules: [] as number[],
+  };
+}
+
+function membersOf(policy: Policy): Map<string, Set<string>> {
+  return new Map([...policy.groups].map(([k, v]) => [k, new Set(v)]));
+}
+
+/** What a rule means for compilation, as text: equal keys compile alike (its line is left out). */
+function ruleKey(rule: Rule, groups: ReadonlyMap<string, ReadonlySet<string>>): string {
+  const sel = (s: Selector): string => {
+    switch (s.kind) {
+      case 'user': return `u:${s.login}`;
+      case 'group': return `g:${[...(groups.get(s.name) ?? [])].sort().join(',')}`;
+      case 'tag': return `t:${s.name}`;
+      case 'addrs': return `a:${formatSet(s.set).join(',')}`;
+      default: return s.kind;
+    }
+  };
+  const dst = rule.dst.map((e) => `${sel(e.sel)}:${e.ports.map((p) => `${p.first}-${p.last}`).join(',')}`);
+  return `${rule.src.map(sel).join(' ')}|${dst.join(' ')}|${rule.protos.join(',')}`;
 }
 
 function sameNode(a: LiveNode, b: LiveNode): boolean {

@@ -355,8 +355,9 @@ export class Mapper {
   }
 
   /**
-   * Rebuilds the views from the new policy and sends each session the difference between what it
-   * saw and what it sees now (one body per pair of old and new class), and its new filter.
+   * Updates the views in place when a few rules changed (`PolicyNetmaps.update`); otherwise
+   * rebuilds them from the new policy and sends each session the difference between what it saw
+   * and what it sees now (one body per pair of old and new class), and its new filter.
    */
   private async policyChanged(): Promise<void> {
     const { text, groups, key } = await this.loadPolicySource();
@@ -365,6 +366,13 @@ export class Mapper {
     const policy = text === null ? null : this.parse(text, groups);
     if (policy === undefined) return;
     const old = this.policy;
+    // A few rules changed: in place, deltas only to the sessions the changed rules reach.
+    const inPlace = old && policy ? old.update(policy, this.sessions.keys()) : null;
+    if (inPlace) {
+      this.inForce = policy;
+      this.sendAll(inPlace);
+      return;
+    }
     const next = policy ? this.buildViews(policy) : null;
     const pairs = new Map<string, { upsert: number[]; remove: number[]; body: string }>();
     const out: Outgoing = new Map();

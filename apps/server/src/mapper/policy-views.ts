@@ -34,6 +34,16 @@ export class PolicyNetmaps {
     this.views.load([...rows].map(liveNode));
   }
 
+  /**
+   * A policy change in place (`PolicyViews.update`): only the nodes the changed rules name are
+   * placed again; then `collect` gives the deltas, so the cost follows the affected nodes. False
+   * (nothing changed) for a whole-policy edit: build new netmaps then.
+   */
+  update(policy: Policy, sessions: Iterable<number>): Outgoing | null {
+    if (!this.views.update(policy)) return null;
+    return this.collect(new Set(), sessions);
+  }
+
   /** A node's visible peers as shared parts (itself left out), and its filter's JSON. */
   netmap(id: number): { peers: Buffer[]; filter: string } {
     const cls = this.views.classOf(id);

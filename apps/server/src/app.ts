@@ -57,6 +57,8 @@ export interface AppOptions {
   ephemeralTimeoutS?: number;
   /** How long online/endpoint patches are coalesced before going out. */
   patchIntervalMs?: number;
+  /** Mapper: most deltas sent per event-loop turn (tests); absent = DELTA_SEND_SLICE. */
+  deltaSendSlice?: number;
   /** Link-report row writes (links.ts); absent = the tunables (tests shorten them). */
   linkWriteIntervalMs?: number;
   linkFlushMs?: number;
@@ -208,7 +210,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const responders = wgKey && opts.wgResponder ? [{ publicKey: `nodekey:${Buffer.from(wgKey.publicKey).toString('hex')}`, endpoint: opts.wgResponder.endpoint }] : undefined;
   const mapper = new Mapper({
     loadRows: (ids) => state.nodes.rows(ids), loadPolicy: opts.loadPolicy ?? (() => activePolicy(state)), loadDirectoryGroups: () => state.policy.directoryGroups(), log: app.log,
-    patchIntervalMs: opts.patchIntervalMs, metrics: metrics?.mapper, ...(responders ? { responders } : {}),
+    patchIntervalMs: opts.patchIntervalMs, ...(opts.deltaSendSlice ? { deltaSendSlice: opts.deltaSendSlice } : {}), metrics: metrics?.mapper, ...(responders ? { responders } : {}),
   });
   await mapper.init();
   hub.connect(mapper);

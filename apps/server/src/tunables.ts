@@ -226,3 +226,10 @@ export const REGION_PEERS_PUSH_DELAY_MS = 50;
 export const LINK_FLUSH_MS = 5_000;
 export const LINK_WRITE_INTERVAL_MS = 30_000;
 export const LINK_REFRESH_MS = 300_000;
+
+/**
+ * Most deltas the mapper sends in one turn of the event loop; a fan-out to more sessions goes on
+ * after a setImmediate, so a write's queries (PGlite runs in this thread) and its REST response
+ * are not held behind 10,000 socket writes. Deltas still leave in order, per session and overall.
+ */
+export const DELTA_SEND_SLICE = 500;

@@ -22,6 +22,7 @@ import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.j
 import { PeerChunks } from './peer-chunks.js';
 import { liveNode, PolicyNetmaps, type Outgoing } from './policy-views.js';
 import { Session, type ResyncOutcome } from './session.js';
+import { DELTA_SEND_SLICE } from '../tunables.js';
 
 interface Entry {
   row: NodeWithUser;
@@ -38,6 +39,8 @@ export interface MapperOptions {
   loadDirectoryGroups?: () => Promise<Map<string, string[]>>;
   log: FastifyBaseLogger;
   patchIntervalMs?: number;
+  /** Most deltas sent per turn of the event loop; absent = DELTA_SEND_SLICE (tests make it small). */
+  deltaSendSlice?: number;
   /** Absent = nothing measured. */
   metrics?: MapperMetrics;
   /** Sent in every netmap as `wgResponders`; absent = none. */
@@ -61,9 +64,15 @@ export class Mapper {
   private readonly nats = new Map<number, NatVerdict>();
   private readonly sessions = new Map<number, Session>();
   private queue: Promise<void> = Promise.resolve();
+  /** Deltas waiting to be sent, in order (see `deliver`); `outPos` is the next of `outJobs[0]`. */
+  private outJobs: (readonly [Session, string])[][] = [];
+  private outPos = 0;
+  private outDone: Promise<void> = Promise.resolve();
+  private outResolve: (() => void) | null = null;
   private pendingPatches = new Map<number, PeerPatch>();
   private patchTimer: NodeJS.Timeout | null = null;
   private readonly patchIntervalMs: number;
+  private readonly sendSlice: number;
   /** Null while no policy is stored (allow all: the shared list alone). */
   private policy: PolicyNetmaps | null = null;
   /** The policy text (and directory groups) last read (to skip reloads that change nothing), and the policy in force. */
@@ -76,6 +85,7 @@ export class Mapper {
 
   constructor(private readonly opts: MapperOptions) {
     this.patchIntervalMs = opts.patchIntervalMs ?? 200;
+    this.sendSlice = opts.deltaSendSlice ?? DELTA_SEND_SLICE;
     this.respondersJson = opts.responders?.length ? `,"wgResponders":${JSON.stringify(opts.responders)}` : '';
   }
 
@@ -156,6 +166,7 @@ export class Mapper {
         // more than the write itself. Order is kept: the queue is still one chain.
         await new Promise<void>((r) => setImmediate(r));
         await this.applyNow(change);
+        await this.outDone;
         if (change.kind !== 'presence' && change.kind !== 'nodes-patched') for (const fn of this.visibilityListeners) fn();
         metrics?.applied(change.kind, (performance.now() - t0) / 1000);
       })
@@ -409,7 +420,52 @@ export class Mapper {
   }
 
   private sendAll(out: Outgoing): void {
-    for (const [id, rest] of out) this.sessions.get(id)?.send('delta', rest);
+    const items: (readonly [Session, string])[] = [];
+    for (const [id, rest] of out) {
+      const s = this.sessions.get(id);
+      if (s) items.push([s, rest]);
+    }
+    this.deliver(items);
+  }
+
+  /**
+   * Sends each session its delta, DELTA_SEND_SLICE per turn of the event loop: the rest after a
+   * setImmediate, so the database's queries and REST responses interleave with a fan-out to every
+   * session. Every delta goes through here, behind those still queued, so each session gets them
+   * in the order the mapper made them. A session detached meanwhile is skipped.
+   */
+  private deliver(items: (readonly [Session, string])[]): void {
+    if (!items.length) return;
+    if (!this.outJobs.length && items.length <= this.sendSlice) {
+      for (const [s, rest] of items) s.send('delta', rest);
+      return;
+    }
+    this.outJobs.push(items);
+    if (this.outResolve) return;
+    this.outDone = new Promise<void>((r) => (this.outResolve = r));
+    this.drainOut();
+  }
+
+  private drainOut(): void {
+    let budget = this.sendSlice;
+    while (this.outJobs.length && budget > 0) {
+      const job = this.outJobs[0]!;
+      while (this.outPos < job.length && budget-- > 0) {
+        const [s, rest] = job[this.outPos++]!;
+        if (this.sessions.get(s.nodeId) === s) s.send('delta', rest);
+      }
+      if (this.outPos >= job.length) {
+        this.outJobs.shift();
+        this.outPos = 0;
+      }
+    }
+    if (this.outJobs.length) {
+      setImmediate(() => this.drainOut());
+      return;
+    }
+    const done = this.outResolve;
+    this.outResolve = null;
+    done?.();
   }
 
   /** Presence writes reach replicas out of commit order: only a higher `seq` than the row's counts. */
@@ -440,7 +496,7 @@ export class Mapper {
         gone.push(row.id);
       }
       const own = this.sessions.get(row.id);
-      if (own) own.send('delta', `,"self":${JSON.stringify(selfDto(row))}}`);
+      if (own) this.deliver([[own, `,"self":${JSON.stringify(selfDto(row))}}`]]);
     }
     const found = new Set(rows.map((r) => r.id));
     for (const id of ids) if (!found.has(id)) gone.push(id);
@@ -494,7 +550,8 @@ export class Mapper {
       const e = this.entries.get(id);
       if (!e || e.row.reflexiveEndpoint === endpoint) continue;
       e.row = { ...e.row, reflexiveEndpoint: endpoint };
-      this.sessions.get(id)?.send('delta', `,"self":${JSON.stringify(selfDto(e.row))}}`);
+      const s = this.sessions.get(id);
+      if (s) this.deliver([[s, `,"self":${JSON.stringify(selfDto(e.row))}}`]]);
     }
   }
 
@@ -540,15 +597,18 @@ export class Mapper {
     // A node is not sent its own patch; with many patches, build that one variant per patched node.
     const all = `,"patch":${JSON.stringify(patches)}}`;
     const own = new Map(patches.map((p) => [p.id, p]));
+    const items: (readonly [Session, string])[] = [];
     for (const s of this.sessions.values()) {
-      if (!own.has(s.nodeId)) s.send('delta', all);
-      else s.send('delta', `,"patch":${JSON.stringify(patches.filter((p) => p.id !== s.nodeId))}}`);
+      if (!own.has(s.nodeId)) items.push([s, all]);
+      else items.push([s, `,"patch":${JSON.stringify(patches.filter((p) => p.id !== s.nodeId))}}`]);
     }
+    this.deliver(items);
   }
 
   /** Each session gets the patches of the nodes it sees: one body per view class. */
   private flushPolicyPatches(patches: PeerPatch[], policy: PolicyNetmaps): void {
     const bodies = new Map<ViewClass, { ids: Set<number>; list: PeerPatch[]; body: string } | null>();
+    const items: (readonly [Session, string])[] = [];
     for (const s of this.sessions.values()) {
       const cls = policy.views.classOf(s.nodeId);
       if (!cls) continue;
@@ -559,14 +619,17 @@ export class Mapper {
         bodies.set(cls, b);
       }
       if (!b) continue;
-      if (!b.ids.has(s.nodeId)) s.send('delta', b.body);
-      else if (b.list.length > 1) s.send('delta', `,"patch":${JSON.stringify(b.list.filter((p) => p.id !== s.nodeId))}}`);
+      if (!b.ids.has(s.nodeId)) items.push([s, b.body]);
+      else if (b.list.length > 1) items.push([s, `,"patch":${JSON.stringify(b.list.filter((p) => p.id !== s.nodeId))}}`]);
     }
+    this.deliver(items);
   }
 
   /** Sends the same delta body to every session except those of `except`. */
   private broadcast(rest: string, except: Set<number>): void {
-    for (const s of this.sessions.values()) if (!except.has(s.nodeId)) s.send('delta', rest);
+    const items: (readonly [Session, string])[] = [];
+    for (const s of this.sessions.values()) if (!except.has(s.nodeId)) items.push([s, rest]);
+    this.deliver(items);
   }
 }
 

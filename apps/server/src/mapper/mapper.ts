@@ -62,6 +62,11 @@ export class Mapper {
   private readonly sessions = new Map<number, Session>();
   private queue: Promise<void> = Promise.resolve();
   private pendingPatches = new Map<number, PeerPatch>();
+  /** When each pending patch was last recorded, on the `patchClock`. */
+  private pendingAt = new Map<number, number>();
+  /** Counts patches recorded; a session's netmap holds every patch recorded up to its mark. */
+  private patchClock = 0;
+  private readonly netmapMark = new WeakMap<Session, number>();
   private patchTimer: NodeJS.Timeout | null = null;
   private readonly patchIntervalMs: number;
   /** Null while no policy is stored (allow all: the shared list alone). */
@@ -277,6 +282,7 @@ export class Mapper {
     const entry = this.entries.get(session.nodeId);
     if (!entry) return;
     session.resetSeq();
+    this.netmapMark.set(session, this.patchClock);
     const head = `,"protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"peers":[`;
     const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
     if (!this.policy) {
@@ -503,6 +509,7 @@ export class Mapper {
       this.policy?.refresh(p.id);
       const prev = this.pendingPatches.get(p.id);
       this.pendingPatches.set(p.id, prev ? { ...prev, ...p } : p);
+      this.pendingAt.set(p.id, ++this.patchClock);
     }
     if (this.pendingPatches.size && !this.patchTimer) {
       this.patchTimer = setTimeout(() => this.flushPatches(), this.patchWindowMs());
@@ -513,18 +520,23 @@ export class Mapper {
   /**
    * Every flush is one message to every session, so the window grows with the fleet: 200 ms up to
    * 2,000 sessions, then 0.1 ms per session (1 s at 10,000), capped at 2 s. Online and endpoint
-   * changes are not worth 50,000 messages a second.
+   * changes are not worth 50,000 messages a second. `patchIntervalMs` is the floor (the cap
+   * applies to the growth only).
    */
   private patchWindowMs(): number {
-    return Math.min(2000, Math.max(this.patchIntervalMs, this.sessions.size / 10));
+    return Math.max(this.patchIntervalMs, Math.min(2000, this.sessions.size / 10));
   }
 
-  private flushPatches(): void {
+  /** Sends the window's patches now (the window's timer calls it; tests end a window with it). */
+  flushPatches(): void {
+    if (this.patchTimer) clearTimeout(this.patchTimer);
     this.patchTimer = null;
     const patches = [...this.pendingPatches.values()];
+    const at = this.pendingAt;
     this.pendingPatches = new Map();
+    this.pendingAt = new Map();
     if (!patches.length) return;
-    if (this.policy) return this.flushPolicyPatches(patches, this.policy);
+    if (this.policy) return this.flushPolicyPatches(patches, at, this.policy);
     if (patches.length === 1) {
       this.broadcast(`,"patch":${JSON.stringify(patches)}}`, new Set([patches[0]!.id]));
       return;
@@ -538,19 +550,24 @@ export class Mapper {
     }
   }
 
-  /** Each session gets the patches of the nodes it sees: one body per view class. */
-  private flushPolicyPatches(patches: PeerPatch[], policy: PolicyNetmaps): void {
-    const bodies = new Map<ViewClass, { ids: Set<number>; list: PeerPatch[]; body: string } | null>();
+  /**
+   * Each session whose view holds a patched node gets one message with all of the window's
+   * patches it sees: one body per view class, built from the window's patches once per class, so
+   * a session's patch rate is one message per window however many sessions or patches there are.
+   * A session whose netmap was sent after the last of them (it connected in this window) already
+   * has them all and is sent nothing.
+   */
+  private flushPolicyPatches(patches: PeerPatch[], at: Map<number, number>, policy: PolicyNetmaps): void {
+    const bodies = new Map<ViewClass, ClassPatches | null>();
     for (const s of this.sessions.values()) {
       const cls = policy.views.classOf(s.nodeId);
       if (!cls) continue;
       let b = bodies.get(cls);
-      if (b === undefined) {
-        const list = patches.filter((p) => cls.view.has(p.id));
-        b = list.length ? { ids: new Set(list.map((p) => p.id)), list, body: `,"patch":${JSON.stringify(list)}}` } : null;
-        bodies.set(cls, b);
-      }
+      if (b === undefined) bodies.set(cls, (b = classPatches(patches.filter((p) => cls.view.has(p.id)), at)));
       if (!b) continue;
+      // Its own patch is never sent to it, so only the others' count.
+      const newest = b.newest.id === s.nodeId ? b.secondAt : b.newest.at;
+      if ((this.netmapMark.get(s) ?? -1) >= newest) continue;
       if (!b.ids.has(s.nodeId)) s.send('delta', b.body);
       else if (b.list.length > 1) s.send('delta', `,"patch":${JSON.stringify(b.list.filter((p) => p.id !== s.nodeId))}}`);
     }
@@ -560,6 +577,30 @@ export class Mapper {
   private broadcast(rest: string, except: Set<number>): void {
     for (const s of this.sessions.values()) if (!except.has(s.nodeId)) s.send('delta', rest);
   }
+}
+
+/** A window's patches one view class sees, and when the newest two of them were recorded. */
+interface ClassPatches {
+  ids: Set<number>;
+  list: PeerPatch[];
+  body: string;
+  newest: { id: number; at: number };
+  secondAt: number;
+}
+
+function classPatches(list: PeerPatch[], at: Map<number, number>): ClassPatches | null {
+  if (!list.length) return null;
+  const newest = { id: -1, at: -1 };
+  let secondAt = -1;
+  for (const p of list) {
+    const t = at.get(p.id) ?? Infinity;
+    if (t > newest.at) {
+      secondAt = newest.at;
+      newest.id = p.id;
+      newest.at = t;
+    } else if (t > secondAt) secondAt = t;
+  }
+  return { ids: new Set(list.map((p) => p.id)), list, body: `,"patch":${JSON.stringify(list)}}`, newest, secondAt };
 }
 
 /** In force when the stored policy cannot be read as a policy (it was checked when stored, so never expected). */

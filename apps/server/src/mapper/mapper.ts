@@ -67,6 +67,13 @@ export class Mapper {
   /** Counts patches recorded; a session's netmap holds every patch recorded up to its mark. */
   private patchClock = 0;
   private readonly netmapMark = new WeakMap<Session, number>();
+  /**
+   * Under a policy, the sessions attached here by view class, so a patch window visits only the
+   * classes it touches and their sessions, never every session. Kept up to date by attach and
+   * detach; null after anything that may move nodes between classes (rebuilt at the next flush).
+   */
+  private byClass: Map<ViewClass, Set<Session>> | null = null;
+  private readonly classOfSession = new WeakMap<Session, ViewClass>();
   private patchTimer: NodeJS.Timeout | null = null;
   private readonly patchIntervalMs: number;
   /** Null while no policy is stored (allow all: the shared list alone). */
@@ -85,6 +92,7 @@ export class Mapper {
   }
 
   async init(): Promise<void> {
+    this.byClass = null;
     const [rows, { text, groups, key }] = await Promise.all([this.opts.loadRows(), this.loadPolicySource()]);
     this.byKey.clear();
     this.byMachine.clear();
@@ -99,6 +107,7 @@ export class Mapper {
     if (policy !== undefined) this.inForce = policy;
     else this.inForce ??= DENY_ALL;
     this.policy = this.inForce ? this.buildViews(this.inForce) : null;
+    this.byClass = null;
   }
 
   /** The ids node `id` may see now (tests compare this with a from-scratch compile). */
@@ -212,11 +221,15 @@ export class Mapper {
         this.chunks.set(nodeId, e.json);
         // Its own view only; others learn of it when its change arrives.
         this.policy?.views.upsert(liveNode(row));
+        this.byClass = null;
       }
     }
-    this.sessions.get(nodeId)?.close(4409, 'replaced by a newer connection');
+    const older = this.sessions.get(nodeId);
+    older?.close(4409, 'replaced by a newer connection');
     const session = new Session(nodeId, socket, this.opts.metrics?.sent, regionsJson);
     this.sessions.set(nodeId, session);
+    if (older) this.unindex(older);
+    this.index(session);
     this.sendNetmap(session);
     return session;
   }
@@ -271,6 +284,36 @@ export class Mapper {
 
   detach(session: Session): void {
     if (this.sessions.get(session.nodeId) === session) this.sessions.delete(session.nodeId);
+    this.unindex(session);
+  }
+
+  private index(session: Session): void {
+    const cls = this.byClass && this.policy?.views.classOf(session.nodeId);
+    if (!cls) return;
+    this.classOfSession.set(session, cls);
+    let set = this.byClass!.get(cls);
+    if (!set) this.byClass!.set(cls, (set = new Set()));
+    set.add(session);
+  }
+
+  private unindex(session: Session): void {
+    const cls = this.classOfSession.get(session);
+    if (cls) this.byClass?.get(cls)?.delete(session);
+  }
+
+  /** The sessions here by view class (rebuilt from every session after a change that may move nodes between classes). */
+  private sessionsByClass(policy: PolicyNetmaps): Map<ViewClass, Set<Session>> {
+    if (this.byClass) return this.byClass;
+    this.byClass = new Map();
+    for (const s of this.sessions.values()) {
+      const cls = policy.views.classOf(s.nodeId);
+      if (!cls) continue;
+      this.classOfSession.set(s, cls);
+      let set = this.byClass.get(cls);
+      if (!set) this.byClass.set(cls, (set = new Set()));
+      set.add(s);
+    }
+    return this.byClass;
   }
 
   /** The agent asked for a fresh netmap: coalesced and rate limited by the session. */
@@ -338,9 +381,21 @@ export class Mapper {
   closeAll(code: number, reason: string): void {
     for (const s of this.sessions.values()) s.close(code, reason);
     this.sessions.clear();
+    this.byClass = null;
   }
 
   private async applyNow(change: Change): Promise<void> {
+    // Anything but a patch may move nodes between view classes (also while it awaits the database).
+    const moves = change.kind !== 'presence' && change.kind !== 'nodes-patched';
+    if (moves) this.byClass = null;
+    try {
+      await this.applyChange(change);
+    } finally {
+      if (moves) this.byClass = null;
+    }
+  }
+
+  private async applyChange(change: Change): Promise<void> {
     switch (change.kind) {
       case 'nodes-upserted':
         return this.upserted(change.nodeIds);
@@ -558,18 +613,17 @@ export class Mapper {
    * has them all and is sent nothing.
    */
   private flushPolicyPatches(patches: PeerPatch[], at: Map<number, number>, policy: PolicyNetmaps): void {
-    const bodies = new Map<ViewClass, ClassPatches | null>();
-    for (const s of this.sessions.values()) {
-      const cls = policy.views.classOf(s.nodeId);
-      if (!cls) continue;
-      let b = bodies.get(cls);
-      if (b === undefined) bodies.set(cls, (b = classPatches(patches.filter((p) => cls.view.has(p.id)), at)));
+    for (const [cls, members] of this.sessionsByClass(policy)) {
+      if (!members.size) continue;
+      const b = classPatches(patches.filter((p) => cls.view.has(p.id)), at);
       if (!b) continue;
-      // Its own patch is never sent to it, so only the others' count.
-      const newest = b.newest.id === s.nodeId ? b.secondAt : b.newest.at;
-      if ((this.netmapMark.get(s) ?? -1) >= newest) continue;
-      if (!b.ids.has(s.nodeId)) s.send('delta', b.body);
-      else if (b.list.length > 1) s.send('delta', `,"patch":${JSON.stringify(b.list.filter((p) => p.id !== s.nodeId))}}`);
+      for (const s of members) {
+        // Its own patch is never sent to it, so only the others' count.
+        const newest = b.newest.id === s.nodeId ? b.secondAt : b.newest.at;
+        if ((this.netmapMark.get(s) ?? -1) >= newest) continue;
+        if (!b.ids.has(s.nodeId)) s.send('delta', b.body);
+        else if (b.list.length > 1) s.send('delta', `,"patch":${JSON.stringify(b.list.filter((p) => p.id !== s.nodeId))}}`);
+      }
     }
   }
 

@@ -90,7 +90,7 @@ describe.each(BACKENDS)('connecting under an access policy on %s', (backend) => 
     for (let i = 0; i < 3; i++) await join('b');
     await online(all.length);
     await flushed();
-  }, 120_000);
+  }, 300_000);
   afterAll(async () => {
     for (const a of all) a.close();
     await s?.close();
@@ -161,7 +161,11 @@ describe.each(BACKENDS)('connecting under an access policy on %s', (backend) => 
     // The door finds each node in the mapper's table: no Node or User read per connect. What
     // remains is presence: the node_sessions rows, the raw row locks and outbox record of the
     // presence transaction (and a replica heartbeat, if one fell in).
+    // A periodic sweep (key expiry, ephemeral nodes) may fall in: a few node reads in all, never one per connect.
     expect(grew.some((k) => k.startsWith('NodeSession createMany '))).toBe(true);
-    expect(grew.filter((k) => !/^(NodeSession|Replica|raw) /.test(k))).toEqual([]);
+    expect(grew.filter((k) => k.startsWith('Node findUnique ') || k.startsWith('Node findFirst '))).toEqual([]);
+    const nodeReads = grew.filter((k) => /^(Node|User) /.test(k)).reduce((n, k) => n + Number(k.split('+')[1]), 0);
+    expect(nodeReads).toBeLessThan(again.length);
+    expect(grew.filter((k) => !/^(NodeSession|Replica|raw|Node|User) /.test(k))).toEqual([]);
   });
 });

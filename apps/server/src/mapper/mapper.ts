@@ -70,6 +70,18 @@ export class Mapper {
   private outDone: Promise<void> = Promise.resolve();
   private outResolve: (() => void) | null = null;
   private pendingPatches = new Map<number, PeerPatch>();
+  /** When each pending patch was last recorded, on the `patchClock`. */
+  private pendingAt = new Map<number, number>();
+  /** Counts patches recorded; a session's netmap holds every patch recorded up to its mark. */
+  private patchClock = 0;
+  private readonly netmapMark = new WeakMap<Session, number>();
+  /**
+   * Under a policy, the sessions attached here by view class, so a patch window visits only the
+   * classes it touches and their sessions, never every session. Kept up to date by attach and
+   * detach; null after anything that may move nodes between classes (rebuilt at the next flush).
+   */
+  private byClass: Map<ViewClass, Set<Session>> | null = null;
+  private readonly classOfSession = new WeakMap<Session, ViewClass>();
   private patchTimer: NodeJS.Timeout | null = null;
   private readonly patchIntervalMs: number;
   private readonly sendSlice: number;
@@ -90,6 +102,7 @@ export class Mapper {
   }
 
   async init(): Promise<void> {
+    this.byClass = null;
     const [rows, { text, groups, key }] = await Promise.all([this.opts.loadRows(), this.loadPolicySource()]);
     this.byKey.clear();
     this.byMachine.clear();
@@ -104,6 +117,7 @@ export class Mapper {
     if (policy !== undefined) this.inForce = policy;
     else this.inForce ??= DENY_ALL;
     this.policy = this.inForce ? this.buildViews(this.inForce) : null;
+    this.byClass = null;
   }
 
   /** The ids node `id` may see now (tests compare this with a from-scratch compile). */
@@ -218,11 +232,15 @@ export class Mapper {
         this.chunks.set(nodeId, e.json);
         // Its own view only; others learn of it when its change arrives.
         this.policy?.views.upsert(liveNode(row));
+        this.byClass = null;
       }
     }
-    this.sessions.get(nodeId)?.close(4409, 'replaced by a newer connection');
+    const older = this.sessions.get(nodeId);
+    older?.close(4409, 'replaced by a newer connection');
     const session = new Session(nodeId, socket, this.opts.metrics?.sent, regionsJson);
     this.sessions.set(nodeId, session);
+    if (older) this.unindex(older);
+    this.index(session);
     this.sendNetmap(session);
     return session;
   }
@@ -277,6 +295,36 @@ export class Mapper {
 
   detach(session: Session): void {
     if (this.sessions.get(session.nodeId) === session) this.sessions.delete(session.nodeId);
+    this.unindex(session);
+  }
+
+  private index(session: Session): void {
+    const cls = this.byClass && this.policy?.views.classOf(session.nodeId);
+    if (!cls) return;
+    this.classOfSession.set(session, cls);
+    let set = this.byClass!.get(cls);
+    if (!set) this.byClass!.set(cls, (set = new Set()));
+    set.add(session);
+  }
+
+  private unindex(session: Session): void {
+    const cls = this.classOfSession.get(session);
+    if (cls) this.byClass?.get(cls)?.delete(session);
+  }
+
+  /** The sessions here by view class (rebuilt from every session after a change that may move nodes between classes). */
+  private sessionsByClass(policy: PolicyNetmaps): Map<ViewClass, Set<Session>> {
+    if (this.byClass) return this.byClass;
+    this.byClass = new Map();
+    for (const s of this.sessions.values()) {
+      const cls = policy.views.classOf(s.nodeId);
+      if (!cls) continue;
+      this.classOfSession.set(s, cls);
+      let set = this.byClass.get(cls);
+      if (!set) this.byClass.set(cls, (set = new Set()));
+      set.add(s);
+    }
+    return this.byClass;
   }
 
   /** The agent asked for a fresh netmap: coalesced and rate limited by the session. */
@@ -288,6 +336,7 @@ export class Mapper {
     const entry = this.entries.get(session.nodeId);
     if (!entry) return;
     session.resetSeq();
+    this.netmapMark.set(session, this.patchClock);
     const head = `,"protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"peers":[`;
     const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
     if (!this.policy) {
@@ -343,9 +392,21 @@ export class Mapper {
   closeAll(code: number, reason: string): void {
     for (const s of this.sessions.values()) s.close(code, reason);
     this.sessions.clear();
+    this.byClass = null;
   }
 
   private async applyNow(change: Change): Promise<void> {
+    // Anything but a patch may move nodes between view classes (also while it awaits the database).
+    const moves = change.kind !== 'presence' && change.kind !== 'nodes-patched';
+    if (moves) this.byClass = null;
+    try {
+      await this.applyChange(change);
+    } finally {
+      if (moves) this.byClass = null;
+    }
+  }
+
+  private async applyChange(change: Change): Promise<void> {
     switch (change.kind) {
       case 'nodes-upserted':
         return this.upserted(change.nodeIds);
@@ -568,6 +629,7 @@ export class Mapper {
       this.policy?.refresh(p.id);
       const prev = this.pendingPatches.get(p.id);
       this.pendingPatches.set(p.id, prev ? { ...prev, ...p } : p);
+      this.pendingAt.set(p.id, ++this.patchClock);
     }
     if (this.pendingPatches.size && !this.patchTimer) {
       this.patchTimer = setTimeout(() => this.flushPatches(), this.patchWindowMs());
@@ -578,49 +640,56 @@ export class Mapper {
   /**
    * Every flush is one message to every session, so the window grows with the fleet: 200 ms up to
    * 2,000 sessions, then 0.1 ms per session (1 s at 10,000), capped at 2 s. Online and endpoint
-   * changes are not worth 50,000 messages a second.
+   * changes are not worth 50,000 messages a second. `patchIntervalMs` is the floor (the cap
+   * applies to the growth only).
    */
   private patchWindowMs(): number {
-    return Math.min(2000, Math.max(this.patchIntervalMs, this.sessions.size / 10));
+    return Math.max(this.patchIntervalMs, Math.min(2000, this.sessions.size / 10));
   }
 
-  private flushPatches(): void {
+  /** Sends the window's patches now (the window's timer calls it; tests end a window with it). */
+  flushPatches(): void {
+    if (this.patchTimer) clearTimeout(this.patchTimer);
     this.patchTimer = null;
     const patches = [...this.pendingPatches.values()];
+    const at = this.pendingAt;
     this.pendingPatches = new Map();
+    this.pendingAt = new Map();
     if (!patches.length) return;
-    if (this.policy) return this.flushPolicyPatches(patches, this.policy);
-    if (patches.length === 1) {
-      this.broadcast(`,"patch":${JSON.stringify(patches)}}`, new Set([patches[0]!.id]));
-      return;
-    }
-    // A node is not sent its own patch; with many patches, build that one variant per patched node.
-    const all = `,"patch":${JSON.stringify(patches)}}`;
-    const own = new Map(patches.map((p) => [p.id, p]));
+    if (this.policy) return this.flushPolicyPatches(patches, at, this.policy);
+    // Every session sees every patched node; one that connected in this window has them in its
+    // netmap already (as under a policy). A node is not sent its own patch.
+    const b = classPatches(patches, at)!;
     const items: (readonly [Session, string])[] = [];
     for (const s of this.sessions.values()) {
-      if (!own.has(s.nodeId)) items.push([s, all]);
-      else items.push([s, `,"patch":${JSON.stringify(patches.filter((p) => p.id !== s.nodeId))}}`]);
+      const newest = b.newest.id === s.nodeId ? b.secondAt : b.newest.at;
+      if ((this.netmapMark.get(s) ?? -1) >= newest) continue;
+      if (!b.ids.has(s.nodeId)) items.push([s, b.body]);
+      else if (b.list.length > 1) items.push([s, `,"patch":${JSON.stringify(b.list.filter((p) => p.id !== s.nodeId))}}`]);
     }
     this.deliver(items);
   }
 
-  /** Each session gets the patches of the nodes it sees: one body per view class. */
-  private flushPolicyPatches(patches: PeerPatch[], policy: PolicyNetmaps): void {
-    const bodies = new Map<ViewClass, { ids: Set<number>; list: PeerPatch[]; body: string } | null>();
+  /**
+   * Each session whose view holds a patched node gets one message with all of the window's
+   * patches it sees: one body per view class, built from the window's patches once per class, so
+   * a session's patch rate is one message per window however many sessions or patches there are.
+   * A session whose netmap was sent after the last of them (it connected in this window) already
+   * has them all and is sent nothing.
+   */
+  private flushPolicyPatches(patches: PeerPatch[], at: Map<number, number>, policy: PolicyNetmaps): void {
     const items: (readonly [Session, string])[] = [];
-    for (const s of this.sessions.values()) {
-      const cls = policy.views.classOf(s.nodeId);
-      if (!cls) continue;
-      let b = bodies.get(cls);
-      if (b === undefined) {
-        const list = patches.filter((p) => cls.view.has(p.id));
-        b = list.length ? { ids: new Set(list.map((p) => p.id)), list, body: `,"patch":${JSON.stringify(list)}}` } : null;
-        bodies.set(cls, b);
-      }
+    for (const [cls, members] of this.sessionsByClass(policy)) {
+      if (!members.size) continue;
+      const b = classPatches(patches.filter((p) => cls.view.has(p.id)), at);
       if (!b) continue;
-      if (!b.ids.has(s.nodeId)) items.push([s, b.body]);
-      else if (b.list.length > 1) items.push([s, `,"patch":${JSON.stringify(b.list.filter((p) => p.id !== s.nodeId))}}`]);
+      for (const s of members) {
+        // Its own patch is never sent to it, so only the others' count.
+        const newest = b.newest.id === s.nodeId ? b.secondAt : b.newest.at;
+        if ((this.netmapMark.get(s) ?? -1) >= newest) continue;
+        if (!b.ids.has(s.nodeId)) items.push([s, b.body]);
+        else if (b.list.length > 1) items.push([s, `,"patch":${JSON.stringify(b.list.filter((p) => p.id !== s.nodeId))}}`]);
+      }
     }
     this.deliver(items);
   }
@@ -631,6 +700,30 @@ export class Mapper {
     for (const s of this.sessions.values()) if (!except.has(s.nodeId)) items.push([s, rest]);
     this.deliver(items);
   }
+}
+
+/** A window's patches one view class sees, and when the newest two of them were recorded. */
+interface ClassPatches {
+  ids: Set<number>;
+  list: PeerPatch[];
+  body: string;
+  newest: { id: number; at: number };
+  secondAt: number;
+}
+
+function classPatches(list: PeerPatch[], at: Map<number, number>): ClassPatches | null {
+  if (!list.length) return null;
+  const newest = { id: -1, at: -1 };
+  let secondAt = -1;
+  for (const p of list) {
+    const t = at.get(p.id) ?? Infinity;
+    if (t > newest.at) {
+      secondAt = newest.at;
+      newest.id = p.id;
+      newest.at = t;
+    } else if (t > secondAt) secondAt = t;
+  }
+  return { ids: new Set(list.map((p) => p.id)), list, body: `,"patch":${JSON.stringify(list)}}`, newest, secondAt };
 }
 
 /** In force when the stored policy cannot be read as a policy (it was checked when stored, so never expected). */

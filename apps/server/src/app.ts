@@ -364,6 +364,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await beating;
     await wgMapping?.close();
     await links.close();
+    state.nat.stop();
     await state.presence.stop();
   });
   return { app, state, mapper, hub, metrics, wgMapping, relay, relayMeshSecret, oidc, tls: tlsState, routes };

@@ -33,6 +33,7 @@ const KNOWN: Record<Change['kind'], true> = {
   'nodes-suspended': true,
   'nodes-patched': true,
   presence: true,
+  nat: true,
   'policy-changed': true,
 };
 const KINDS = new Set<string>(Object.keys(KNOWN));

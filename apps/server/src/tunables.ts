@@ -59,6 +59,12 @@ export const PRESENCE_COALESCE_MS = 50;
 /** After a failed presence write (database unreachable), wait this long before trying again. */
 export const PRESENCE_RETRY_MS = 1_000;
 
+/** Netcheck verdicts reported within this window reach the other replicas in one outbox row (state/nat.ts). */
+export const NAT_COALESCE_MS = 50;
+
+/** After a failed verdict write, wait this long before trying again. */
+export const NAT_RETRY_MS = 1_000;
+
 // ---- abuse limits (rate-limit.ts) ------------------------------------------------------------
 
 /**

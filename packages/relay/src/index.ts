@@ -20,7 +20,7 @@ export * from './wg-constants.js';
 export { openInitiation, mac1Valid, responderKey, generateResponderPrivateKey, looksLikeInitiation, tai64nToUnixMs, type ResponderKey, type OpenedInitiation, type InitiationReject } from './wg-initiation.js';
 export { WgResponder, type WgResponderCounters, type WgResponderOptions, type WgReceived, type WgRefusal } from './wg-responder.js';
 export * from './relay-frame.js';
-export { RelayServer, relayOverStunPort, type RelayCounters, type RelayServerOptions, type RelaySocket, type RelayStream, type RelayUdpTransport, type RelayMeshLink } from './relay-server.js';
+export { RelayServer, relayOverStunPort, passesOn, type MeshPeerKind, type RelayCounters, type RelayServerOptions, type RelaySocket, type RelayStream, type RelayUdpTransport, type RelayMeshLink } from './relay-server.js';
 export * from './relay-udp.js';
 export * from './relay-mesh.js';
 export { RelayClient, type RelayClientCounters, type RelayClientHandlers, type RelayClientSocket } from './relay-client.js';

@@ -133,6 +133,20 @@ class Client {
   constructor(readonly nodeId: number, readonly key: Buffer, readonly mapKey: string, readonly socket: RelaySocket, readonly stream: RelayStream | undefined) {}
 }
 
+/** A mesh peer: another server replica, or a standalone `weft-relay` region linked to this relay. */
+export type MeshPeerKind = 'replica' | 'region';
+
+/**
+ * Whether what mesh peer `from` (of kind `fromKind`) announced, or a packet toward it, passes
+ * through this relay to mesh peer `to` (of kind `toKind`). Replicas link to every other replica,
+ * so what one replica holds is never passed replica to replica again; what a region holds goes to
+ * every other peer, and what a replica holds goes on to the regions linked here. So a key reaches
+ * every relay of the deployment, and a path is at most region -> replica -> replica -> region.
+ */
+export function passesOn(from: string, fromKind: MeshPeerKind, to: string, toKind: MeshPeerKind): boolean {
+  return from !== to && (fromKind === 'region' || toKind === 'region');
+}
+
 export class RelayServer {
   readonly counters: RelayCounters = {
     packetsForwarded: 0, bytesForwarded: 0, dropped: { noSuchPeer: 0, notAllowed: 0, queueFull: 0, tooBig: 0 }, peerGoneSent: 0, badFrames: 0, timeouts: 0, accepted: 0,
@@ -141,7 +155,9 @@ export class RelayServer {
   };
   /** Mesh: links this relay sends on, by replica id; keys other replicas announced, with their node id and replica. */
   private readonly meshLinks = new Map<string, RelayMeshLink>();
-  private readonly remote = new Map<string, { replica: string; nodeId: number }>();
+  /** What each mesh peer is: another server replica (full mesh among replicas) or a standalone region. */
+  private readonly meshKinds = new Map<string, MeshPeerKind>();
+  private readonly remote = new Map<string, { replica: string; nodeId: number; via: MeshPeerKind }>();
   private readonly byUdpId = new Map<string, Client>();
   private udp: RelayUdpTransport | undefined;
   private readonly udpTtlMs: number;
@@ -229,22 +245,39 @@ export class RelayServer {
     }
   }
 
-  /** Sends on `link` to replica `replicaId` from now on (replacing an older link), starting with every client held here. */
-  addMeshLink(replicaId: string, link: RelayMeshLink): void {
+  /**
+   * Sends on `link` to mesh peer `replicaId` (a server replica, or a standalone region: `kind`)
+   * from now on (replacing an older link), starting with every client held here and every remote
+   * key this relay passes on to a peer of that kind (`passesOn`).
+   */
+  addMeshLink(replicaId: string, link: RelayMeshLink, kind: MeshPeerKind = 'replica'): void {
     this.meshLinks.set(replicaId, link);
+    this.meshKinds.set(replicaId, kind);
     for (const c of this.byNode.values()) link.send(encodePresent(c.key, c.nodeId), { binary: true });
+    for (const [k, r] of this.remote) {
+      if (this.byKey.has(k) || !passesOn(r.replica, r.via, replicaId, kind)) continue;
+      link.send(encodePresent(Buffer.from(k, 'latin1'), r.nodeId), { binary: true });
+    }
+  }
+
+  /** Sends `frame` (about a key mesh peer `from`, of kind `via`, holds) on every link it passes on to. */
+  private passOn(from: string, via: MeshPeerKind, frame: Buffer): void {
+    for (const [id, link] of this.meshLinks) if (passesOn(from, via, id, this.meshKinds.get(id) ?? 'replica')) link.send(frame, { binary: true });
   }
 
   /** The link to `replicaId` closed: packets for its clients wait for a new one (they are dropped until then). */
   removeMeshLink(replicaId: string, link: RelayMeshLink): void {
-    if (this.meshLinks.get(replicaId) === link) this.meshLinks.delete(replicaId);
+    if (this.meshLinks.get(replicaId) === link) {
+      this.meshLinks.delete(replicaId);
+      this.meshKinds.delete(replicaId);
+    }
   }
 
   /**
    * A frame replica `replicaId` sent on a link the embedder authenticated. Returns a reason when it
    * is not a valid mesh frame (the embedder closes that link), undefined otherwise.
    */
-  receiveMesh(replicaId: string, data: Buffer): string | undefined {
+  receiveMesh(replicaId: string, data: Buffer, kind: MeshPeerKind = 'replica'): string | undefined {
     const read = readMeshFrame(data);
     if (!read.ok) {
       this.counters.mesh.badFrames++;
@@ -252,14 +285,23 @@ export class RelayServer {
     }
     const f = read.frame;
     if (f.type === MESH_PRESENT) {
-      this.remote.set(f.key.toString('latin1'), { replica: replicaId, nodeId: f.nodeId });
+      const k = f.key.toString('latin1');
+      this.remote.set(k, { replica: replicaId, nodeId: f.nodeId, via: kind });
+      // A client held here wins over what a peer says of the same key (its own PRESENT went out).
+      if (!this.byKey.has(k)) this.passOn(replicaId, kind, data);
     } else if (f.type === MESH_ABSENT) {
       const k = f.key.toString('latin1');
-      if (this.remote.get(k)?.replica === replicaId) this.remote.delete(k);
+      const r = this.remote.get(k);
+      if (r?.replica === replicaId) {
+        this.remote.delete(k);
+        if (!this.byKey.has(k)) this.passOn(replicaId, r.via, data);
+      }
     } else if (f.type === MESH_FORWARD) {
-      const dst = this.byKey.get(f.dst.toString('latin1'));
+      const dstKey = f.dst.toString('latin1');
+      const dst = this.byKey.get(dstKey);
       const bodyLength = f.tail.length - 1 - KEY_BYTES;
-      if (!dst || bodyLength > this.maxPacketBytes || !this.opts.mayRelay(f.srcNodeId, dst.nodeId) || !this.deliver(dst, f.tail, bodyLength)) {
+      if (!dst) return this.transit(replicaId, kind, dstKey, f.srcNodeId, data, bodyLength);
+      if (bodyLength > this.maxPacketBytes || !this.opts.mayRelay(f.srcNodeId, dst.nodeId) || !this.deliver(dst, f.tail, bodyLength)) {
         this.counters.mesh.dropped++;
         return undefined;
       }
@@ -270,9 +312,33 @@ export class RelayServer {
     return undefined;
   }
 
-  /** Replica `replicaId`'s link to us closed (or it died): forget every key it announced. */
+  /**
+   * A FORWARD from mesh peer `from` for a key not held here: sent on toward the peer that
+   * announced the key when that is a hop `passesOn` allows (so a packet crosses at most
+   * region -> replica -> replica -> region, and never goes back where it came from), and this
+   * relay's own `mayRelay` allows the pair; dropped otherwise.
+   */
+  private transit(from: string, fromKind: MeshPeerKind, dstKey: string, srcNodeId: number, data: Buffer, bodyLength: number): undefined {
+    const far = this.remote.get(dstKey);
+    const link = far && this.meshLinks.get(far.replica);
+    if (!far || !link || bodyLength > this.maxPacketBytes || !passesOn(far.replica, far.via, from, fromKind) || link.bufferedAmount + bodyLength > this.maxQueueBytes || !this.opts.mayRelay(srcNodeId, far.nodeId)) {
+      this.counters.mesh.dropped++;
+      return undefined;
+    }
+    link.send(data, { binary: true });
+    this.counters.mesh.forwardedOut++;
+    this.counters.packetsForwarded++;
+    this.counters.bytesForwarded += bodyLength;
+    return undefined;
+  }
+
+  /** Mesh peer `replicaId`'s link to us closed (or it died): forget every key it announced, and tell whom it was passed on to. */
   forgetReplica(replicaId: string): void {
-    for (const [k, r] of this.remote) if (r.replica === replicaId) this.remote.delete(k);
+    for (const [k, r] of this.remote) {
+      if (r.replica !== replicaId) continue;
+      this.remote.delete(k);
+      if (!this.byKey.has(k)) this.passOn(replicaId, r.via, encodeAbsent(Buffer.from(k, 'latin1')));
+    }
   }
 
   /** Closes a node's relay connection (the embedder's node was deleted, expired or suspended). */
@@ -474,6 +540,9 @@ export class RelayServer {
     if (this.meshLinks.size && this.byKey.get(c.mapKey) === undefined) {
       const absent = encodeAbsent(c.key);
       for (const link of this.meshLinks.values()) link.send(absent, { binary: true });
+      // The node may be on another relay already (it moved): that peer's PRESENT is passed on again after the ABSENT.
+      const r = this.remote.get(c.mapKey);
+      if (r) this.passOn(r.replica, r.via, encodePresent(c.key, r.nodeId));
     }
     for (const s of c.senders) {
       if (s.closed) continue;

@@ -1,7 +1,7 @@
 /** The relay mesh between replicas: its frames, its token, and two RelayServers forwarding to each other over fake links. */
 import { describe, expect, it } from 'vitest';
 import {
-  encodeAbsent, encodeForward, encodePresent, FRAME_PEER_GONE, FRAME_RECV_PACKET, MESH_FORWARD, meshToken, PeerGoneReason, readMeshFrame, readServerFrame, RelayServer, verifyMeshToken, type RelayMeshLink,
+  encodeAbsent, encodeForward, encodePresent, FRAME_PEER_GONE, FRAME_RECV_PACKET, MESH_FORWARD, meshToken, PeerGoneReason, readMeshFrame, readServerFrame, RelayServer, verifyMeshToken, type MeshPeerKind, type RelayMeshLink,
 } from '../src/index.js';
 import { FakeSocket, key } from './fake-socket.js';
 
@@ -9,10 +9,10 @@ import { FakeSocket, key } from './fake-socket.js';
 class Link implements RelayMeshLink {
   bufferedAmount = 0;
   frames = 0;
-  constructor(private readonly to: RelayServer, private readonly fromId: string) {}
+  constructor(private readonly to: RelayServer, private readonly fromId: string, private readonly fromKind: MeshPeerKind = 'replica') {}
   send(data: Buffer): void {
     this.frames++;
-    const reason = this.to.receiveMesh(this.fromId, Buffer.from(data));
+    const reason = this.to.receiveMesh(this.fromId, Buffer.from(data), this.fromKind);
     if (reason) throw new Error(reason);
   }
 }
@@ -131,5 +131,117 @@ describe('RelayServer mesh', () => {
     a.packet(key(2), 'nowhere');
     expect(a.frames().filter((f) => f.type === FRAME_PEER_GONE)).toHaveLength(1);
     expect(r1.counters.mesh.forwardedOut).toBe(0);
+  });
+});
+
+/**
+ * A deployment: replicas A and B (linked to each other both ways), standalone regions R1 and R3
+ * linked to A and R2 linked to B, each region's one link carrying both directions.
+ */
+function deployment(allow: (s: number, d: number) => boolean = () => true) {
+  const relay = () => new RelayServer({ mayRelay: (s, d) => allow(s, d), pingIntervalMs: 3_600_000 });
+  const r = { A: relay(), B: relay(), R1: relay(), R2: relay(), R3: relay() };
+  const links: Array<{ from: keyof typeof r; to: keyof typeof r; link: Link }> = [];
+  const link = (from: keyof typeof r, to: keyof typeof r, toKind: MeshPeerKind) => {
+    // `to` reads what `from` sends as coming from a peer of `from`'s kind.
+    const fromKind: MeshPeerKind = from.startsWith('R') ? 'region' : 'replica';
+    const l = new Link(r[to], from, fromKind);
+    links.push({ from, to, link: l });
+    r[from].addMeshLink(to, l, toKind);
+    return l;
+  };
+  const up = () => {
+    link('A', 'B', 'replica');
+    link('B', 'A', 'replica');
+    for (const [region, hub] of [['R1', 'A'], ['R3', 'A'], ['R2', 'B']] as const) {
+      link(hub, region, 'region');
+      link(region, hub, 'replica');
+    }
+  };
+  const join = (at: keyof typeof r, id: number) => {
+    const s = new FakeSocket();
+    r[at].accept(s, id, key(id));
+    return s;
+  };
+  /** Link `from` -> `to` goes away, as its WebSocket closing would tell both ends. */
+  const cut = (a: keyof typeof r, b: keyof typeof r) => {
+    for (const { from, to, link: l } of links) {
+      if ((from === a && to === b) || (from === b && to === a)) {
+        r[from].removeMeshLink(to, l);
+        r[to].forgetReplica(from);
+      }
+    }
+  };
+  return { r, up, join, cut };
+}
+
+describe('RelayServer mesh across regions', () => {
+  it('nodes on two regions linked to different replicas relay to each other both ways, whichever joined first', () => {
+    const { r, up, join } = deployment();
+    const x = join('R1', 1);
+    up();
+    const y = join('R2', 2);
+    x.packet(key(2), 'x->y');
+    y.packet(key(1), 'y->x');
+    expect(y.packets()).toEqual([{ from: 1, body: 'x->y' }]);
+    expect(x.packets()).toEqual([{ from: 2, body: 'y->x' }]);
+    // Through both replicas: one hop out of each relay on the way.
+    expect([r.A.counters.mesh.forwardedOut, r.B.counters.mesh.forwardedOut]).toEqual([2, 2]);
+  });
+
+  it('two regions on one replica, and a region and the other replica\'s embedded relay, reach each other', () => {
+    const { up, join } = deployment();
+    up();
+    const x = join('R1', 1);
+    const z = join('R3', 3);
+    const w = join('B', 4);
+    x.packet(key(3), 'x->z');
+    z.packet(key(4), 'z->w');
+    w.packet(key(1), 'w->x');
+    expect(z.packets()).toEqual([{ from: 1, body: 'x->z' }]);
+    expect(w.packets()).toEqual([{ from: 3, body: 'z->w' }]);
+    expect(x.packets()).toEqual([{ from: 4, body: 'w->x' }]);
+  });
+
+  it('a node that leaves its region is withdrawn everywhere; one that moves to another region is found there', () => {
+    const { up, join } = deployment();
+    up();
+    const x = join('R1', 1);
+    const y = join('R2', 2);
+    y.close();
+    x.packet(key(2), 'gone');
+    expect(x.frames().filter((f) => f.type === FRAME_PEER_GONE)).toMatchObject([{ reason: PeerGoneReason.NotConnected }]);
+    const y2 = join('R3', 2);
+    x.packet(key(2), 'moved');
+    expect(y2.packets()).toEqual([{ from: 1, body: 'moved' }]);
+  });
+
+  it('a node on a region whose link dies is withdrawn from every other relay', () => {
+    const { r, up, join, cut } = deployment();
+    up();
+    const x = join('R1', 1);
+    join('R2', 2);
+    cut('R2', 'B');
+    x.packet(key(2), 'region gone');
+    expect(x.frames().filter((f) => f.type === FRAME_PEER_GONE)).toHaveLength(1);
+    expect(r.A.counters.mesh.forwardedOut).toBe(0);
+  });
+
+  it('a pair a hub\'s mayRelay refuses stops at that hub, and a replica never passes a replica\'s packet to another replica', () => {
+    let allowed = true;
+    const { r, up, join } = deployment(() => allowed);
+    up();
+    const x = join('R1', 1);
+    const y = join('R2', 2);
+    allowed = false;
+    // R1 forwards anyway (its peer set lags): A drops it.
+    expect(r.A.receiveMesh('R1', encodeForward(key(2), 1, key(1), Buffer.from('cut')), 'region')).toBeUndefined();
+    expect(r.A.counters.mesh.dropped).toBe(1);
+    allowed = true;
+    // A key B holds, arriving at A from another replica, is not sent back to replica B (nor on to any replica).
+    expect(r.A.receiveMesh('C', encodeForward(key(2), 1, key(1), Buffer.from('loop')), 'replica')).toBeUndefined();
+    expect(r.A.counters.mesh.dropped).toBe(2);
+    expect(y.packets()).toEqual([]);
+    expect(x.packets()).toEqual([]);
   });
 });

@@ -105,10 +105,10 @@ export function relayRegionRoute(app: FastifyInstance, opts: RelayRegionOptions)
     log.info({ replica }, 'relay region: a standalone relay joined');
     send(socket, { type: 'hello', replica: opts.selfReplica, token: meshToken(secret, opts.selfReplica, Date.now()) });
     const meshLink = { get bufferedAmount() { return socket.bufferedAmount; }, send: (d: Buffer, o: { binary: true }) => socket.send(d, o) };
-    relay.addMeshLink(replica, meshLink);
+    relay.addMeshLink(replica, meshLink, 'region');
     socket.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) {
-        const bad = relay.receiveMesh(replica, data);
+        const bad = relay.receiveMesh(replica, data, 'region');
         if (bad) socket.close(RelayClose.BadFrame, bad);
         return;
       }

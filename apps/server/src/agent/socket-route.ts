@@ -60,7 +60,9 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       const msg = read.msg;
       if (msg.type === 'resync') mapper.resync(session);
       else if (msg.type === 'endpoints') endpoints.report(nodeId, msg.endpoints);
-      else if (msg.type === 'nat') mapper.natReported(nodeId, msg.nat);
+      else if (msg.type === 'nat') {
+        if (mapper.natReported(nodeId, msg.nat)) state.nat.reported(nodeId, msg.nat);
+      }
       else if (msg.type === 'links') {
         try {
           links.report(nodeId, msg);
@@ -82,8 +84,11 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       // node is not marked offline: it reconnects to another replica or to this one restarted.
       if (!mapper.isAttached(nodeId)) {
         // Its netcheck verdict is this connection's: peers stop seeing it (a reconnect reports it again).
-        mapper.natReported(nodeId, null);
-        if (!hub.closed) state.presence.disconnected(nodeId);
+        const natCleared = mapper.natReported(nodeId, null);
+        if (!hub.closed) {
+          if (natCleared) state.nat.reported(nodeId, null);
+          state.presence.disconnected(nodeId);
+        }
       }
     });
   });

@@ -62,6 +62,12 @@ export class Mapper {
    * is on only: not stored, not carried to other replicas (their peers see `nat` absent).
    */
   private readonly nats = new Map<number, NatVerdict>();
+  /**
+   * Per node, the verdict each replica's session reported (key '' = this replica's, others from
+   * `nat` changes), oldest first: `nats` holds the newest. A session ending removes only its own
+   * replica's, so whatever order changes arrive in, a node that moved keeps its new verdict.
+   */
+  private readonly natBy = new Map<number, Map<string, NatVerdict>>();
   private readonly sessions = new Map<number, Session>();
   private queue: Promise<void> = Promise.resolve();
   /** Deltas waiting to be sent, in order (see `deliver`); `outPos` is the next of `outJobs[0]`. */
@@ -419,8 +425,17 @@ export class Mapper {
       case 'nodes-patched':
         if (change.reflexive) this.reflexiveSet(change.reflexive);
         return this.patched(change.patches);
-      case 'presence':
-        return this.patched(change.nodes.filter((n) => this.newerPresence(n)).map(({ id, online, lastSeen }) => ({ id, online, lastSeen })));
+      case 'presence': {
+        const newer = change.nodes.filter((n) => this.newerPresence(n));
+        this.patched(newer.map(({ id, online, lastSeen }) => ({ id, online, lastSeen })));
+        // Offline everywhere (its replica may have died before saying so): a verdict from elsewhere goes too.
+        const stale = newer.filter((n) => !n.online && this.natBy.has(n.id) && !this.isAttached(n.id));
+        for (const n of stale) this.natBy.delete(n.id);
+        this.natsSet(stale.map((n) => ({ id: n.id, nat: null })));
+        return;
+      }
+      case 'nat':
+        return this.natsFrom(change.origin, change.nodes);
       case 'policy-changed':
         return this.policyChanged();
     }
@@ -571,6 +586,7 @@ export class Mapper {
     for (const id of ids) {
       for (const fn of this.cutOffListeners) fn(id, code, reason);
       this.nats.delete(id);
+      this.natBy.delete(id);
       this.sessions.get(id)?.close(code, reason);
       this.sessions.delete(id);
       this.chunks.delete(id);
@@ -595,14 +611,47 @@ export class Mapper {
   /**
    * A node reported its netcheck verdict (null: it disconnected from this replica): kept in memory
    * and sent to its peers as a patch (coalesced like online/endpoints; no view is recomputed).
-   * The same verdict again sends nothing.
+   * The same verdict again sends nothing. True when this replica's verdict for the node changed
+   * (the caller carries it to the other replicas, state/nat.ts).
    */
-  natReported(nodeId: number, nat: NatVerdict | null): void {
-    const before = this.nats.get(nodeId);
-    if (nat === null ? before === undefined : before && before.udp === nat.udp && before.mappingVariesByDestination === nat.mappingVariesByDestination) return;
-    if (nat) this.nats.set(nodeId, { udp: nat.udp, mappingVariesByDestination: nat.mappingVariesByDestination });
-    else this.nats.delete(nodeId);
-    this.patched([{ id: nodeId, nat: nat ? this.nats.get(nodeId)! : null }]);
+  natReported(nodeId: number, nat: NatVerdict | null): boolean {
+    const before = this.natBy.get(nodeId)?.get('');
+    if (nat === null ? before === undefined : before && sameNat(before, nat)) return false;
+    this.natsFrom('', [{ id: nodeId, nat }]);
+    return true;
+  }
+
+  /**
+   * Verdicts replica `origin` ('' = this one) reported: each replaces that replica's verdict for
+   * the node (a null removes it), and peers get the newest the node has on any replica.
+   */
+  private natsFrom(origin: string, nodes: { id: number; nat: NatVerdict | null }[]): void {
+    const apply: { id: number; nat: NatVerdict | null }[] = [];
+    for (const n of nodes) {
+      if (!this.entries.has(n.id)) continue;
+      let by = this.natBy.get(n.id);
+      if (!by) this.natBy.set(n.id, (by = new Map()));
+      by.delete(origin);
+      if (n.nat) by.set(origin, { udp: n.nat.udp, mappingVariesByDestination: n.nat.mappingVariesByDestination });
+      const newest = [...by.values()].at(-1) ?? null;
+      if (!newest) this.natBy.delete(n.id);
+      apply.push({ id: n.id, nat: newest });
+    }
+    this.natsSet(apply);
+  }
+
+  /** Sets verdicts and patches peers with the ones that changed (the same verdict again sends nothing); returns those. */
+  private natsSet(nodes: { id: number; nat: NatVerdict | null }[]): PeerPatch[] {
+    const patches: PeerPatch[] = [];
+    for (const { id, nat } of nodes) {
+      const before = this.nats.get(id);
+      if (nat === null ? before === undefined : before && sameNat(before, nat)) continue;
+      if (nat) this.nats.set(id, nat);
+      else this.nats.delete(id);
+      patches.push({ id, nat: nat ? this.nats.get(id)! : null });
+    }
+    if (patches.length) this.patched(patches);
+    return patches;
   }
 
   /** A node's own session learns where the server sees its WireGuard port (`self.reflexiveEndpoint`). */
@@ -736,3 +785,7 @@ function visible(row: NodeWithUser): boolean {
 
 /** "nodekey:<hex>" -> "<hex>", the form the WireGuard responder looks keys up by. */
 const wgKeyHex = (nodeKey: string) => nodeKey.slice('nodekey:'.length);
+
+function sameNat(a: NatVerdict, b: NatVerdict): boolean {
+  return a.udp === b.udp && a.mappingVariesByDestination === b.mappingVariesByDestination;
+}

@@ -3,7 +3,7 @@
  * They carry ids (and small patches), not rows; a replica that reads one from the change outbox
  * reloads the rows it names.
  */
-import type { PeerPatch } from '@weft/protocol';
+import type { NatVerdict, PeerPatch } from '@weft/protocol';
 
 export type Change =
   /** Nodes created or changed in a way peers must reprogram (key, addresses, name, expiry renewed). */
@@ -21,6 +21,12 @@ export type Change =
   | { kind: 'nodes-patched'; patches: PeerPatch[]; reflexive?: { id: number; endpoint: string }[] }
   /** Online recomputed from sessions (state/presence.ts); `seq` orders them per node. */
   | { kind: 'presence'; nodes: PresenceChange[] }
+  /**
+   * Netcheck verdicts nodes reported to replica `origin` (null: the node left that replica). Kept
+   * in memory only (state/nat.ts): other replicas apply a verdict unless they hold the node's
+   * session themselves, and a null only over a verdict from the same origin.
+   */
+  | { kind: 'nat'; origin: string; nodes: { id: number; nat: NatVerdict | null }[] }
   /** The active access policy changed (set, rolled back or removed): the mapper reloads it and recomputes views. */
   | { kind: 'policy-changed'; version: number };
 

@@ -18,6 +18,7 @@ import { Nodes } from './nodes.js';
 import { NodeLinks } from './node-links.js';
 import { PolicyStore } from './policy.js';
 import { exportRelayMeshSecret, relayMeshSecret } from './relay-secret.js';
+import { NatVerdicts } from './nat.js';
 import { Presence } from './presence.js';
 import { TailnetSettingsStore } from './tailnet-settings.js';
 import { Users } from './users.js';
@@ -44,6 +45,8 @@ export class State {
   readonly logins: Logins;
   readonly nodes: Nodes;
   readonly presence: Presence;
+  /** Netcheck verdicts carried to the other replicas (in memory, through the outbox). */
+  readonly nat: NatVerdicts;
   /** Link reports (telemetry: not audited, no outbox). */
   readonly links: NodeLinks;
   readonly audit: AuditLog;
@@ -62,6 +65,7 @@ export class State {
     this.logins = new Logins(ctx, this.settings);
     this.nodes = new Nodes(ctx, this.authKeys, this.logins, this.settings);
     this.presence = new Presence(ctx, replica.id, replica.log);
+    this.nat = new NatVerdicts(ctx, replica.id, replica.log);
     this.links = new NodeLinks(ctx);
     this.audit = new AuditLog(ctx);
     this.policy = new PolicyStore(ctx);

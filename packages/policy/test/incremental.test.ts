@@ -85,14 +85,7 @@ describe('PolicyViews matches compile() after random change sequences', () => {
             told.set(id, new Set(views.peersOf(id)));
           }
         }
-        for (const [cls, d] of changes.classes) {
-          for (const id of cls.members) {
-            if (changes.moved.has(id)) continue;
-            const t = told.get(id)!;
-            for (const x of d.removed) t.delete(x);
-            for (const x of d.added) if (x !== id) t.add(x);
-          }
-        }
+        replayClassDeltas(changes, told);
         // From scratch.
         const users_ = users.map((login, i) => ({ id: i + 1, name: `u${i}`, login }));
         const nodes = [...live.values()].map((n) => ({ id: n.id, name: `n${n.id}`, user: n.login, tags: [...n.tags], ipv4: n.ipv4, ipv6: n.ipv6, advertisedRoutes: [], approvedRoutes: [] }));
@@ -179,14 +172,7 @@ describe('PolicyViews.update: a policy change in place equals a full compile', (
             expect(new Set(told.get(id)), `${ctx}\n"before" of node ${id}`).toEqual(m.before ?? new Set());
             told.set(id, new Set(views.peersOf(id)));
           }
-          for (const [cls, d] of c.classes) {
-            for (const id of cls.members) {
-              if (c.moved.has(id)) continue;
-              const t = told.get(id)!;
-              for (const x of d.removed) t.delete(x);
-              for (const x of d.added) if (x !== id) t.add(x);
-            }
-          }
+          replayClassDeltas(c, told);
           for (const id of live.keys()) {
             const f = JSON.stringify(views.filterOf(id));
             if (!c.filters.has(id)) expect(f, `${ctx}\nnode ${id}: filter changed without being reported`).toBe(filters.get(id));
@@ -210,3 +196,15 @@ describe('PolicyViews.update: a policy change in place equals a full compile', (
     expect(placedAgain).toBeLessThan(total);
   }, 180_000); // a budget for a loaded machine, not a timing assertion
 });
+
+/** What each member of a class that did not move was told: its class's removals and additions (never itself). */
+function replayClassDeltas(c: ReturnType<PolicyViews['take']>, told: Map<number, Set<number>>): void {
+  for (const [cls, d] of c.classes) {
+    for (const id of cls.members) {
+      if (c.moved.has(id)) continue;
+      const t = told.get(id)!;
+      for (const x of d.removed) t.delete(x);
+      for (const x of d.added) if (x !== id) t.add(x);
+    }
+  }
+}

@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 // Three tiers (docs/style.md 10) and the fuzz tier. `npm test` runs all of them; each tier is a vitest project.
 // Every tier runs with a TMPDIR of its own that must be empty at the end (tests clean up after themselves).
 const tempDirCheck = 'test-support/temp-dir-global-setup.ts';
+// The tiers that start many servers on new embedded databases copy one made by initdb once per run.
+const pgliteTemplate = 'test-support/pglite-template.ts';
 
 export default defineConfig({
   test: {
@@ -24,7 +26,7 @@ export default defineConfig({
           maxWorkers: 2,
           testTimeout: 60_000,
           hookTimeout: 120_000,
-          globalSetup: [tempDirCheck, 'test-support/postgres-global-setup.ts'],
+          globalSetup: [tempDirCheck, pgliteTemplate, 'test-support/postgres-global-setup.ts'],
         },
       },
       {
@@ -49,7 +51,7 @@ export default defineConfig({
           // and lock (e2e/lab/lock.ts, per lab name), and a lab mostly waits on timers, so two
           // overlap without sharing anything; the suite stays well under 30 minutes.
           maxWorkers: 2,
-          globalSetup: [tempDirCheck],
+          globalSetup: [tempDirCheck, pgliteTemplate],
         },
       },
     ],

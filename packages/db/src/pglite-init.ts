@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { makeOwnerOnly } from './data-dir-mode.js';
@@ -23,6 +23,35 @@ export async function initPGliteDir(dir: string, log: Log): Promise<void> {
   }
   const building = `${dir}.creating`;
   rmSync(building, { recursive: true, force: true });
+  const template = process.env[PGLITE_TEMPLATE_ENV];
+  let childPid: number | undefined;
+  if (template) copyTemplate(template, building);
+  else childPid = await createInChild(dir, building, log);
+  // Under umask 077 (the caller's, inherited) directories come out 0700, but initdb sets its files 0666 itself.
+  makeOwnerOnly(building);
+  rmSync(dir, { recursive: true, force: true }); // empty, checked above
+  renameSync(building, dir);
+  if (template) log.info({ dir, template }, 'created the embedded database from the test template');
+  else log.info({ dir, childPid }, 'created the embedded database in a child process');
+}
+
+/**
+ * Tests only: the path of a database that initPGliteDir created (and nothing opened since), copied
+ * instead of running initdb again. The test tiers make one per run (test-support/pglite-template.ts):
+ * initdb is the same every time, and it was most of a fresh server's start-up (~5 s idle, 35 s
+ * under load). Migrations still run on the copy as on any new database.
+ */
+export const PGLITE_TEMPLATE_ENV = 'WEFT_TEST_PGLITE_TEMPLATE';
+
+function copyTemplate(template: string, building: string): void {
+  if (!existsSync(join(template, 'PG_VERSION'))) {
+    throw new DbError('DATABASE_INIT_FAILED', `${PGLITE_TEMPLATE_ENV}=${template} holds no database (no PG_VERSION)`);
+  }
+  cpSync(template, building, { recursive: true });
+}
+
+/** Runs initdb into `building` in a child process; returns the child's pid. */
+async function createInChild(dir: string, building: string, log: Log): Promise<number | undefined> {
   // Resolved from this package, so the child loads the same PGlite version the server does.
   const entry = createRequire(join(repoRoot, 'packages/db/package.json')).resolve('@electric-sql/pglite');
   const script = 'const { PGlite } = require(process.argv[1]); PGlite.create({ dataDir: process.argv[2] }).then((db) => db.close());';
@@ -38,9 +67,5 @@ export async function initPGliteDir(dir: string, log: Log): Promise<void> {
     rmSync(building, { recursive: true, force: true });
     throw new DbError('DATABASE_INIT_FAILED', `could not create the embedded database in ${dir} (exit ${code}): ${stderr.trim() || 'no output'}`);
   }
-  // Under umask 077 (the caller's, inherited) directories come out 0700, but initdb sets its files 0666 itself.
-  makeOwnerOnly(building);
-  rmSync(dir, { recursive: true, force: true }); // empty, checked above
-  renameSync(building, dir);
-  log.info({ dir, childPid: child.pid }, 'created the embedded database in a child process');
+  return child.pid;
 }

@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { countEntries, notOwnerOnly } from '../../../test-support/modes.js';
 import { createTestDatabase } from '../../../test-support/test-database.js';
 import { type Database, DbError, MAX_PAYLOAD_BYTES, openDatabase, type OpenOptions } from '../src/index.js';
 import type { Log } from '../src/log.js';
 import { readMigrations } from '../src/migration-files.js';
 import { migrationsDir } from '../src/paths.js';
+import { PGLITE_TEMPLATE_ENV } from '../src/pglite-init.js';
 
 type Backend = 'pglite' | 'postgres';
 
@@ -272,7 +273,9 @@ describe('openDatabase on pglite, data directory', () => {
   it('creates a new database in a child process, so its memory is not held by the server', async () => {
     const { dataDir } = (await freshTarget('pglite')) as { dataDir: string };
     const log = recordingLog();
-    const db = await openDatabase({ dataDir }, log);
+    // As a server outside the tests does: initdb, not a copy of the run's template (test-support/pglite-template.ts).
+    vi.stubEnv(PGLITE_TEMPLATE_ENV, undefined);
+    const db = await openDatabase({ dataDir }, log).finally(() => vi.unstubAllEnvs());
     try {
       const created = log.lines.find((l) => l.msg === 'created the embedded database in a child process');
       expect(created?.obj.childPid).toEqual(expect.any(Number));

@@ -292,6 +292,33 @@ describe('openDatabase on pglite, data directory', () => {
     expect(again.lines.map((l) => l.msg)).not.toContain('created the embedded database in a child process');
   });
 
+  it("in the test tiers a new database is a copy of the run's template, and still applies every migration", async () => {
+    expect(process.env[PGLITE_TEMPLATE_ENV], 'set by test-support/pglite-template.ts').toBeTruthy();
+    const { dataDir } = (await freshTarget('pglite')) as { dataDir: string };
+    const log = recordingLog();
+    const db = await openDatabase({ dataDir }, log);
+    try {
+      expect(log.lines.find((l) => l.msg === 'created the embedded database from the test template')?.obj.template).toBe(process.env[PGLITE_TEMPLATE_ENV]);
+      expect(log.lines.map((l) => l.msg)).not.toContain('created the embedded database in a child process');
+      expect(db.appliedMigrations).toEqual(files.map((f) => f.name));
+    } finally {
+      await db.close();
+    }
+    expect(notOwnerOnly(dataDir)).toEqual([]);
+  });
+
+  it('a template that holds no database is refused, naming the variable, and no database is made', async () => {
+    const { dataDir } = (await freshTarget('pglite')) as { dataDir: string };
+    const notATemplate = join(dataDir, 'not-a-template');
+    mkdirSync(notATemplate);
+    vi.stubEnv(PGLITE_TEMPLATE_ENV, notATemplate);
+    const err = await openDatabase({ dataDir }).catch((e: unknown) => e).finally(() => vi.unstubAllEnvs());
+    expect(err).toBeInstanceOf(DbError);
+    expect((err as DbError).code).toBe('DATABASE_INIT_FAILED');
+    expect((err as DbError).message).toContain(`${PGLITE_TEMPLATE_ENV}=${notATemplate} holds no database`);
+    expect(readdirSync(dataDir).filter((n) => n.startsWith('db'))).toEqual([]);
+  });
+
   it('refuses a db directory that holds something other than a database, and leaves it alone', async () => {
     const { dataDir } = (await freshTarget('pglite')) as { dataDir: string };
     mkdirSync(join(dataDir, 'db'));

@@ -16,8 +16,8 @@ import { EventEmitter } from 'node:events';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 
-/** Bytes of each message decoded for `keep` (enough for `{"type":"delta","seq":N,"patch"`). */
-export const HEAD_BYTES = 40;
+/** Bytes of each message decoded for `keep` (enough for `{"type":"netmap","seq":N,"revision":"<32 hex>"`). */
+export const HEAD_BYTES = 96;
 
 const Op = { continuation: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa } as const;
 

@@ -7,7 +7,7 @@ import { request as httpsRequest } from 'node:https';
 import WebSocket from 'ws';
 import { CountingSocket, UpgradeRefused, type CountedMessage } from './counting-socket.js';
 import { generateMachineKey, generateNodeKey, signMachineToken } from '@weft/crypto';
-import type { Peer, RegisterResponse, SelfNode } from '@weft/protocol';
+import { NETMAP_REVISION_HEADER, type Peer, type RegisterResponse, type SelfNode } from '@weft/protocol';
 
 /** `at` is performance.timeOrigin + performance.now(): comparable across processes. */
 export interface Received { at: number; raw: string; bytes: number; msg: { type: string; seq: number; [k: string]: unknown } }
@@ -28,6 +28,11 @@ export class SimAgent {
   patchesSeen = 0;
   /** Sent as `os` in registration when set (the real agent's `os.platform()` and release); unset = an agent too old to report it. */
   os: string | undefined;
+  /**
+   * The revision of the peer list held (the last one the server sent; forgotten on an upsert or
+   * removal that carried none). Sent on connect with `resume`.
+   */
+  revision: string | null = null;
   /** Called for every message after it is recorded. */
   onMessage: ((r: Received) => void) | null = null;
   private waiters: (() => void)[] = [];
@@ -50,14 +55,17 @@ export class SimAgent {
   /**
    * Opens the agent socket. `parse` = false keeps full netmaps as raw text (benchmarks with
    * thousands of agents cannot afford to parse megabytes each); deltas are always parsed.
+   * `resume`: send the revision held (NETMAP_REVISION_HEADER), as the real agent does; a string
+   * sends that instead (tests of stale or malformed revisions).
    */
-  connect(opts: { parse?: boolean; url?: string } = {}): Promise<void> {
+  connect(opts: { parse?: boolean; url?: string; resume?: boolean | string } = {}): Promise<void> {
     const parse = opts.parse ?? true;
     const url = `${(opts.url ?? this.serverUrl).replace(/^http/, 'ws')}/agent/v1`;
     return signMachineToken(this.machine.privateKey).then((token) => {
       this.closed = null;
       this.refused = null;
-      const headers = { authorization: `Bearer ${token}` };
+      const held = typeof opts.resume === 'string' ? opts.resume : opts.resume ? this.revision : null;
+      const headers = { authorization: `Bearer ${token}`, ...(held !== null ? { [NETMAP_REVISION_HEADER]: held } : {}) };
       return parse ? this.openParsing(url, headers) : this.openCounting(url, headers);
     });
   }
@@ -112,8 +120,9 @@ export class SimAgent {
         // Online/endpoint patches: counted, not kept (a 10,000-node fleet gets millions).
         this.patchesSeen++;
       } else {
-        const type = counted(m.head) && m.head.startsWith('{"type":"resume"') ? 'resume' : 'netmap';
-        this.record({ at, raw: '', bytes: m.bytes, msg: { type, seq: Number(/"seq":(\d+)/.exec(m.head)?.[1]) } }, false);
+        const type = m.head.startsWith('{"type":"resume"') ? 'resume' : 'netmap';
+        const revision = /^\{"type":"\w+","seq":\d+,"revision":"([0-9a-f]{32})"/.exec(m.head)?.[1];
+        this.record({ at, raw: '', bytes: m.bytes, msg: { type, seq: Number(/"seq":(\d+)/.exec(m.head)?.[1]), ...(revision ? { revision } : {}) } }, false);
       }
     });
   }
@@ -136,6 +145,7 @@ export class SimAgent {
   private record(r: Received, apply = true): void {
     this.received.push(r);
     if (apply) this.apply(r.msg);
+    this.holdRevision(r.msg);
     this.onMessage?.(r);
     this.wake();
   }
@@ -170,12 +180,19 @@ export class SimAgent {
     for (const f of w) f();
   }
 
+  /** DeltaMessage.revision's rules: a netmap or resume says it; an upsert or removal without one makes it unknown. */
+  private holdRevision(msg: Received['msg']): void {
+    if (typeof msg.revision === 'string') this.revision = msg.revision;
+    else if (msg.type !== 'delta' || msg.upsert || msg.remove) this.revision = null;
+  }
+
   private apply(msg: Received['msg']): void {
     if (msg.type === 'netmap') {
       this.peers = new Map((msg.peers as Peer[]).map((p) => [p.id, p]));
       this.self = msg.self as SelfNode;
       return;
     }
+    // A resume keeps the peers held: `patch` (every peer's volatile fields) and `self` apply below.
     for (const id of (msg.remove as number[] | undefined) ?? []) this.peers.delete(id);
     for (const p of (msg.upsert as Peer[] | undefined) ?? []) this.peers.set(p.id, p);
     for (const p of (msg.patch as { id: number }[] | undefined) ?? []) {

@@ -15,8 +15,11 @@ type Cmd =
   | { cmd: 'track-removal'; nodeId: number; deleted: number[]; timeoutMs: number; affected?: number[] }
   /** Arms, then waits until every `expect` node got a non-patch delta and has exactly those peers; counts deltas to anyone else. */
   | { cmd: 'track-delta'; expect: Record<number, number[]>; timeoutMs: number }
-  /** Every agent at once, retrying with the agent's reconnect backoff until it has a netmap (a reconnect storm). */
-  | { cmd: 'storm'; parse?: boolean; timeoutMs: number }
+  /**
+   * Every agent at once, retrying with the agent's reconnect backoff until it has a netmap or a
+   * resume (a reconnect storm). `resume`: each sends the revision it holds, as the real agent does.
+   */
+  | { cmd: 'storm'; parse?: boolean; resume?: boolean; timeoutMs: number }
   | { cmd: 'arm' }
   | { cmd: 'closed' }
   /** Closes every socket, forgets what was received, and drops the agents of deleted nodes (before a server restart). */
@@ -60,22 +63,26 @@ process.on('message', async (m: Cmd) => {
       const deadline = Date.now() + m.timeoutMs;
       const netmapAt: number[] = [];
       let attempts = 0;
+      let resumed = 0;
+      const first = (a: SimAgent) => a.received.find((r) => r.msg.type === 'netmap' || r.msg.type === 'resume');
       await Promise.all(agents.map(async (a) => {
         for (let attempt = 0; Date.now() < deadline; attempt++) {
           // As the agent does after losing the server: a full-jitter delay, then a try.
           await new Promise((r) => setTimeout(r, backoffDelay(attempt, RECONNECT_BACKOFF)));
           attempts++;
-          const ok = await a.connect({ parse: m.parse ?? false })
-            .then(() => a.waitFor(() => a.closed !== null || a.received.some((r) => r.msg.type === 'netmap'), 60_000, 'netmap'))
+          const ok = await a.connect({ parse: m.parse ?? false, resume: m.resume ?? false })
+            .then(() => a.waitFor(() => a.closed !== null || first(a) !== undefined, 60_000, 'netmap'))
             .then(() => a.closed === null, () => false);
           if (ok) {
-            netmapAt.push(a.received.find((r) => r.msg.type === 'netmap')!.at - t0);
+            const got = first(a)!;
+            netmapAt.push(got.at - t0);
+            if (got.msg.type === 'resume') resumed++;
             return;
           }
           a.close();
         }
       }));
-      send({ ok: 'storm', ms: now() - t0, agents: agents.length, connected: netmapAt.length, attempts, netmapAt });
+      send({ ok: 'storm', ms: now() - t0, agents: agents.length, connected: netmapAt.length, resumed, attempts, netmapAt });
     } else if (m.cmd === 'closed') {
       const codes: Record<string, number> = {};
       for (const a of agents) if (a.closed) codes[a.closed.code] = (codes[a.closed.code] ?? 0) + 1;

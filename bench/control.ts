@@ -29,8 +29,14 @@ const DELETES = Number(process.env.BENCH_DELETES ?? 40);
 /** "teams": the realistic policy (bench/lib/control-policy.ts); absent = none (every node sees every node). */
 const POLICY = process.env.BENCH_POLICY === 'teams' ? 'teams' : 'none';
 const POLICY_ROUNDS = Number(process.env.BENCH_POLICY_ROUNDS ?? 4);
-/** BENCH_STORM=1: after the first connect, restart the server and time every agent reconnecting at once with the agent's backoff. */
+/**
+ * BENCH_STORM=1: after the first connect, restart the server and time every agent reconnecting at
+ * once with the agent's backoff, as cold agents (no revision sent: a full netmap each); then
+ * restart again and time it with every agent sending the revision it holds (a resume each, unless
+ * the list changed). BENCH_STORM_RESUME=0 leaves the second storm out.
+ */
 const STORM = process.env.BENCH_STORM === '1';
+const STORM_RESUME = STORM && process.env.BENCH_STORM_RESUME !== '0';
 /** How long the server idles before an RSS reading counts as settled. */
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -53,11 +59,11 @@ const cpuSec = (pid: number) => {
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 /** The send counters from the server's /metrics (metrics.ts SendStats). */
-async function sentMetrics(port: number): Promise<{ netmapBytes: number; deltaBytes: number; netmapsFlushed: number; lastFlushedAt: number }> {
+async function sentMetrics(port: number): Promise<{ netmapBytes: number; resumeBytes: number; deltaBytes: number; netmapsFlushed: number; lastFlushedAt: number }> {
   const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
   const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
   return {
-    netmapBytes: read('weft_netmap_bytes_sent_total'), deltaBytes: read('weft_delta_bytes_sent_total'),
+    netmapBytes: read('weft_netmap_bytes_sent_total'), resumeBytes: read('weft_resume_bytes_sent_total'), deltaBytes: read('weft_delta_bytes_sent_total'),
     netmapsFlushed: read('weft_netmaps_flushed_total'), lastFlushedAt: read('weft_last_netmap_flushed_timestamp_seconds') * 1000,
   };
 }
@@ -157,9 +163,8 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
     console.log(`[${n}] server RSS ${round(rssAfterConnect / 1024)} MiB 3 s after the last connect, ${round(rssConnected / 1024)} MiB after ${SETTLE_MS / 1000} s more`);
 
     // The reconnect storm: the server restarts and every agent comes back at once, each with the
-    // agent's own reconnect backoff (full jitter), until it has its netmap again.
-    let storm: Record<string, unknown> | undefined;
-    if (STORM) {
+    // agent's own reconnect backoff (full jitter), until it has its netmap (or resume) again.
+    const stormAfterRestart = async (resume: boolean) => {
       server.kill('SIGTERM');
       if (server.exitCode === null) await new Promise((r) => server.once('exit', r));
       await ask({ cmd: 'disconnect', drop: [] });
@@ -168,29 +173,33 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       const s0 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
       const m0 = await sentMetrics(metricsPort);
       const stormStart = Date.now();
-      const r = await ask({ cmd: 'storm', parse: !!plan, timeoutMs: 600_000 });
+      const r = await ask({ cmd: 'storm', parse: !!plan, resume, timeoutMs: 600_000 });
       const s1 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
       const m1 = await sentMetrics(metricsPort);
       // The server's own side: from the storm's start until it had handed the last netmap's last
       // byte to the kernel (its metric), apart from the fleet reading and parsing. A fleet that
       // reads slowly fills the socket buffers and holds this back too, so it is an upper bound.
       const serverSideSeconds = m1.lastFlushedAt > stormStart ? round((m1.lastFlushedAt - stormStart) / 1000) : null;
-      const bytesSent = { netmaps: m1.netmapBytes - m0.netmapBytes, deltas: m1.deltaBytes - m0.deltaBytes };
+      const bytesSent = { netmaps: m1.netmapBytes - m0.netmapBytes, resumes: m1.resumeBytes - m0.resumeBytes, deltas: m1.deltaBytes - m0.deltaBytes };
       const cpuServer = s1.server - s0.server;
-      storm = {
-        agents: r.agents, connected: r.connected, seconds: round(r.ms / 1000), attempts: r.attempts,
+      const first = bytesSent.netmaps + bytesSent.resumes;
+      console.log(`[${n}] reconnect storm after a server restart (${resume ? 'resuming' : 'cold'} agents): ${r.connected}/${r.agents} back in ${round(r.ms / 1000)} s, ${r.resumed} resumed (${r.attempts} attempts; server side ${serverSideSeconds} s); ${round(bytesSent.netmaps / 2 ** 20)} MiB netmaps + ${round(bytesSent.resumes / 2 ** 20)} MiB resumes + ${round(bytesSent.deltas / 2 ** 20)} MiB deltas; CPU: server ${round(cpuServer)} s, fleet ${round(s1.fleet - s0.fleet)} s`);
+      return {
+        agentsSentRevision: resume,
+        agents: r.agents, connected: r.connected, resumed: r.resumed, seconds: round(r.ms / 1000), attempts: r.attempts,
         netmapAfterMs: { p50: round(pct(r.netmapAt, 50)), p99: round(pct(r.netmapAt, 99)) },
         cpuSeconds: { server: round(cpuServer), fleet: round(s1.fleet - s0.fleet) },
         serverSideSeconds,
         netmapsFlushed: m1.netmapsFlushed - m0.netmapsFlushed,
         bytesSent,
-        /** Server CPU per netmap sent (ms) and per netmap byte (ns), the whole storm's CPU over its netmaps. */
+        /** Server CPU per agent back (ms) and per byte of its first message, netmap or resume (ns). */
         serverCpuPerNetmapMs: r.connected ? round((cpuServer * 1000) / r.connected) : null,
-        serverCpuPerNetmapByteNs: bytesSent.netmaps ? round((cpuServer * 1e9) / bytesSent.netmaps) : null,
+        serverCpuPerNetmapByteNs: first ? round((cpuServer * 1e9) / first) : null,
         loadAvg1m: round(loadavg()[0]!),
       };
-      console.log(`[${n}] reconnect storm after a server restart: ${r.connected}/${r.agents} back with netmaps in ${round(r.ms / 1000)} s (${r.attempts} attempts; server side ${serverSideSeconds} s); ${round(bytesSent.netmaps / 2 ** 20)} MiB netmaps + ${round(bytesSent.deltas / 2 ** 20)} MiB deltas; CPU: server ${round(cpuServer)} s, fleet ${round(s1.fleet - s0.fleet)} s`);
-    }
+    };
+    const storm = STORM ? await stormAfterRestart(false) : undefined;
+    const stormResuming = STORM_RESUME ? await stormAfterRestart(true) : undefined;
 
     const nodes = (await rest('GET', '/api/v1/nodes')) as { items: ListedNode[] };
     const victims = nodes.items.slice(-DELETES).map((x) => x.id);
@@ -275,6 +284,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       },
       ...(policyChange ? { policyChange } : {}),
       ...(storm ? { reconnectStormAfterRestart: storm } : {}),
+      ...(stormResuming ? { reconnectStormAfterRestartResuming: stormResuming } : {}),
       serverRss: {
         settleSeconds: SETTLE_MS / 1000,
         afterRegisteringMiB: round(rssAfterRegister / 1024),

@@ -5,8 +5,9 @@
  */
 import { request as httpsRequest } from 'node:https';
 import WebSocket from 'ws';
+import { CountingSocket, UpgradeRefused, type CountedMessage } from './counting-socket.js';
 import { generateMachineKey, generateNodeKey, signMachineToken } from '@weft/crypto';
-import type { Peer, RegisterResponse, SelfNode } from '@weft/protocol';
+import { NETMAP_REVISION_HEADER, type Peer, type RegisterResponse, type SelfNode } from '@weft/protocol';
 
 /** `at` is performance.timeOrigin + performance.now(): comparable across processes. */
 export interface Received { at: number; raw: string; bytes: number; msg: { type: string; seq: number; [k: string]: unknown } }
@@ -17,7 +18,7 @@ export class SimAgent {
   readonly machine = generateMachineKey();
   readonly node = generateNodeKey();
   self: SelfNode | null = null;
-  socket: WebSocket | null = null;
+  socket: WebSocket | CountingSocket | null = null;
   readonly received: Received[] = [];
   peers = new Map<number, Peer>();
   closed: { code: number; reason: string } | null = null;
@@ -27,6 +28,11 @@ export class SimAgent {
   patchesSeen = 0;
   /** Sent as `os` in registration when set (the real agent's `os.platform()` and release); unset = an agent too old to report it. */
   os: string | undefined;
+  /**
+   * The revision of the peer list held (the last one the server sent; forgotten on an upsert or
+   * removal that carried none). Sent on connect with `resume`.
+   */
+  revision: string | null = null;
   /** Called for every message after it is recorded. */
   onMessage: ((r: Received) => void) | null = null;
   private waiters: (() => void)[] = [];
@@ -49,64 +55,99 @@ export class SimAgent {
   /**
    * Opens the agent socket. `parse` = false keeps full netmaps as raw text (benchmarks with
    * thousands of agents cannot afford to parse megabytes each); deltas are always parsed.
+   * `resume`: send the revision held (NETMAP_REVISION_HEADER), as the real agent does; a string
+   * sends that instead (tests of stale or malformed revisions).
    */
-  connect(opts: { parse?: boolean; url?: string } = {}): Promise<void> {
+  connect(opts: { parse?: boolean; url?: string; resume?: boolean | string } = {}): Promise<void> {
     const parse = opts.parse ?? true;
-    return signMachineToken(this.machine.privateKey).then(
-      (token) =>
-        new Promise<void>((resolve, reject) => {
-          const ws = new WebSocket(`${(opts.url ?? this.serverUrl).replace(/^http/, 'ws')}/agent/v1`, {
-            headers: { authorization: `Bearer ${token}` },
-            ...(this.ca ? { ca: this.ca } : {}),
-            // Without parsing, netmaps are counted, not read: checking megabytes of UTF-8 per
-            // agent would make the fleet, not the server, what a storm bench measures.
-            skipUTF8Validation: !parse,
-          });
-          this.socket = ws;
-          this.closed = null;
-          this.refused = null;
-          ws.on('open', () => resolve());
-          ws.on('unexpected-response', (_req, res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('end', () => {
-              const text = Buffer.concat(chunks).toString();
-              let body: unknown = text;
-              try {
-                body = JSON.parse(text);
-              } catch { /* not JSON */ }
-              this.refused = { status: res.statusCode ?? 0, type: res.headers['content-type'], body };
-              reject(Object.assign(new Error(`upgrade refused: HTTP ${res.statusCode}`), { refused: this.refused }));
-              ws.terminate();
-            });
-          });
-          ws.on('error', (err) => reject(err));
-          ws.on('close', (code, reason) => {
-            this.closed = { code, reason: reason.toString() };
-            this.wake();
-          });
-          ws.on('message', (data: Buffer) => {
-            const at = now();
-            const head = data.subarray(0, 40).toString();
-            if (!parse && head.startsWith('{"type":"netmap"')) {
-              // Only the head is decoded: thousands of multi-megabyte netmaps would swamp the fleet.
-              const seq = Number(/"seq":(\d+)/.exec(head)?.[1]);
-              this.received.push({ at, raw: '', bytes: data.length, msg: { type: 'netmap', seq } });
-            } else if (!parse && /^\{"type":"delta","seq":\d+,"patch"/.test(head)) {
-              // Online/endpoint patches: counted, not kept (a 10,000-node fleet gets millions).
-              this.patchesSeen++;
-              return;
-            } else {
-              const raw = data.toString();
-              const msg = JSON.parse(raw) as Received['msg'];
-              this.received.push({ at, raw: parse ? raw : '', bytes: data.length, msg });
-              this.apply(msg);
-            }
-            this.onMessage?.(this.received.at(-1)!);
-            this.wake();
-          });
-        }),
-    );
+    const url = `${(opts.url ?? this.serverUrl).replace(/^http/, 'ws')}/agent/v1`;
+    return signMachineToken(this.machine.privateKey).then((token) => {
+      this.closed = null;
+      this.refused = null;
+      const held = typeof opts.resume === 'string' ? opts.resume : opts.resume ? this.revision : null;
+      const headers = { authorization: `Bearer ${token}`, ...(held !== null ? { [NETMAP_REVISION_HEADER]: held } : {}) };
+      return parse ? this.openParsing(url, headers) : this.openCounting(url, headers);
+    });
+  }
+
+  /** Through `ws`: every message whole and parsed. */
+  private openParsing(url: string, headers: Record<string, string>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(url, { headers, ...(this.ca ? { ca: this.ca } : {}) });
+      this.socket = ws;
+      ws.on('open', () => resolve());
+      ws.on('unexpected-response', (_req, res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          this.refuse(res.statusCode ?? 0, res.headers['content-type'], Buffer.concat(chunks).toString(), reject);
+          ws.terminate();
+        });
+      });
+      ws.on('error', (err) => reject(err));
+      ws.on('close', (code, reason) => this.ended(code, reason.toString()));
+      ws.on('message', (data: Buffer) => {
+        const raw = data.toString();
+        this.record({ at: now(), raw, bytes: data.length, msg: JSON.parse(raw) as Received['msg'] });
+      });
+    });
+  }
+
+  /**
+   * Through a CountingSocket: netmaps and patch-only deltas are counted as their bytes pass and
+   * never held (a fleet of thousands would otherwise hold every netmap in flight at once, and
+   * checking megabytes of UTF-8 per agent would make the fleet what a storm bench measures);
+   * every other delta is parsed.
+   */
+  private async openCounting(url: string, headers: Record<string, string>): Promise<void> {
+    const counted = (head: string) => head.startsWith('{"type":"netmap"') || head.startsWith('{"type":"resume"');
+    const patchOnly = (head: string) => /^\{"type":"delta","seq":\d+,"patch"/.test(head);
+    let ws: CountingSocket;
+    try {
+      ws = await CountingSocket.open(url, { headers, ca: this.ca, keep: (head) => !counted(head) && !patchOnly(head) });
+    } catch (err) {
+      if (err instanceof UpgradeRefused) this.refuse(err.status, err.contentType, err.body, (e) => { throw e; });
+      throw err;
+    }
+    this.socket = ws;
+    ws.on('close', (code: number, reason: string) => this.ended(code, reason));
+    ws.on('message', (m: CountedMessage) => {
+      const at = now();
+      if (m.data) {
+        const raw = m.data.toString();
+        this.record({ at, raw: '', bytes: m.bytes, msg: JSON.parse(raw) as Received['msg'] });
+      } else if (patchOnly(m.head)) {
+        // Online/endpoint patches: counted, not kept (a 10,000-node fleet gets millions).
+        this.patchesSeen++;
+      } else {
+        const type = m.head.startsWith('{"type":"resume"') ? 'resume' : 'netmap';
+        const revision = /^\{"type":"\w+","seq":\d+,"revision":"([0-9a-f]{32})"/.exec(m.head)?.[1];
+        this.record({ at, raw: '', bytes: m.bytes, msg: { type, seq: Number(/"seq":(\d+)/.exec(m.head)?.[1]), ...(revision ? { revision } : {}) } }, false);
+      }
+    });
+  }
+
+  private refuse(status: number, type: string | undefined, text: string, reject: (err: Error) => void): void {
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch { /* not JSON */ }
+    this.refused = { status, type, body };
+    reject(Object.assign(new Error(`upgrade refused: HTTP ${status}`), { refused: this.refused }));
+  }
+
+  private ended(code: number, reason: string): void {
+    this.closed = { code, reason };
+    this.wake();
+  }
+
+  /** Keeps a message (applying it to `peers` unless it was only counted) and wakes waiters. */
+  private record(r: Received, apply = true): void {
+    this.received.push(r);
+    if (apply) this.apply(r.msg);
+    this.holdRevision(r.msg);
+    this.onMessage?.(r);
+    this.wake();
   }
 
   send(data: string | Buffer): void {
@@ -139,12 +180,19 @@ export class SimAgent {
     for (const f of w) f();
   }
 
+  /** DeltaMessage.revision's rules: a netmap or resume says it; an upsert or removal without one makes it unknown. */
+  private holdRevision(msg: Received['msg']): void {
+    if (typeof msg.revision === 'string') this.revision = msg.revision;
+    else if (msg.type !== 'delta' || msg.upsert || msg.remove) this.revision = null;
+  }
+
   private apply(msg: Received['msg']): void {
     if (msg.type === 'netmap') {
       this.peers = new Map((msg.peers as Peer[]).map((p) => [p.id, p]));
       this.self = msg.self as SelfNode;
       return;
     }
+    // A resume keeps the peers held: `patch` (every peer's volatile fields) and `self` apply below.
     for (const id of (msg.remove as number[] | undefined) ?? []) this.peers.delete(id);
     for (const p of (msg.upsert as Peer[] | undefined) ?? []) this.peers.set(p.id, p);
     for (const p of (msg.patch as { id: number }[] | undefined) ?? []) {

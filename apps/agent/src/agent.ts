@@ -438,6 +438,7 @@ export class Agent {
       machineKey: this.keys.machinePrivateKey,
       trust: this.trust,
       log,
+      heldRevision: () => this.netmap.revision,
       events: {
         onOpen: () => {
           if (this.lastError?.code === AgentErrorCode.ServerCertificate) this.lastError = null;
@@ -655,7 +656,7 @@ export class Agent {
 
   private async onServerMessage(msg: Parameters<Netmap['apply']>[0], skipped: SkippedPeer[] = []): Promise<void> {
     const change = this.netmap.apply(msg, skipped);
-    if (change.kind === 'full' && msg.type === 'netmap') this.regions = msg.regions ?? [];
+    if (change.kind === 'full' && msg.type !== 'delta') this.regions = msg.regions ?? [];
     if (change.kind === 'full' || change.kind === 'delta') this.logSkipped(change.kind === 'full' ? 'netmap' : `delta ${msg.seq}`, change.skipped);
     try {
       switch (change.kind) {
@@ -668,7 +669,8 @@ export class Agent {
         case 'full':
           if (this.phase !== 'running') return;
           this.opts.log('debug', 'netmap received', { peers: change.peers.length });
-          if (msg.type === 'netmap') this.packetFilter = msg.packetFilter;
+          // A resume comes only without a policy: allow all, as a netmap without a filter says.
+          if (msg.type !== 'delta') this.packetFilter = msg.type === 'netmap' ? msg.packetFilter : undefined;
           const firewallError = await this.engineFor().applyFull(change.self, change.peers, this.packetFilter, change.responders).then(
             () => undefined,
             (err: Error) => {

@@ -6,7 +6,7 @@
  */
 import WebSocket from 'ws';
 import { signMachineToken, type MachinePrivateKey } from '@weft/crypto';
-import { CloseCode, Problem, RegisterErrorCode, type AgentMessage, type ServerMessage } from '@weft/protocol';
+import { CloseCode, NETMAP_REVISION_HEADER, Problem, RegisterErrorCode, type AgentMessage, type ServerMessage } from '@weft/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { CONNECT_TIMEOUT_MS, RECONNECT_BACKOFF, SILENCE_TIMEOUT_MS } from './tunables.js';
 import { agentSocketUrl } from './control-client.js';
@@ -78,6 +78,8 @@ export interface SessionOptions {
   trust: Trust;
   log: Logger;
   events: SessionEvents;
+  /** The peer-list revision the agent holds, sent on each connect so the server may resume; null = none. */
+  heldRevision?: () => string | null;
   backoff?: BackoffOptions;
   silenceTimeoutMs?: number;
 }
@@ -160,7 +162,9 @@ export class ControlSession {
     }
     if (this.stopped) return;
     const url = agentSocketUrl(serverUrl);
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: CONNECT_TIMEOUT_MS, ca: this.opts.trust.ca });
+    const revision = this.opts.heldRevision?.() ?? null;
+    const headers = { authorization: `Bearer ${token}`, ...(revision !== null ? { [NETMAP_REVISION_HEADER]: revision } : {}) };
+    const ws = new WebSocket(url, { headers, handshakeTimeout: CONNECT_TIMEOUT_MS, ca: this.opts.trust.ca });
     this.ws = ws;
     let settled = false;
     let certError: string | undefined;

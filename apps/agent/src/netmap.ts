@@ -1,6 +1,8 @@
 /**
  * The agent's view of its netmap and the sequencing rules of `/agent/v1`: a `netmap` replaces
- * everything; a `delta` must carry exactly the next seq and is applied remove, upsert, patch.
+ * everything; a `resume` (the server's list is the revision we held) keeps the peers and patches
+ * their volatile fields; a `delta` must carry exactly the next seq and is applied remove, upsert,
+ * patch. The revision held follows DeltaMessage.revision's rules.
  * A gap (or a delta before any netmap on this connection) asks for a resync and ignores deltas
  * until the fresh netmap arrives. Pure: the engine turns the returned changes into WireGuard calls.
  *
@@ -10,7 +12,7 @@
  * so the result is what a resync would give. Its record stays until the server sends that id
  * again valid, removes it, or sends a fresh netmap.
  */
-import type { DeltaMessage, FilterRule, NetmapMessage, Peer, ResponderPeer, SelfNode, ServerMessage } from '@weft/protocol';
+import type { DeltaMessage, FilterRule, NetmapMessage, Peer, PeerPatch, ResponderPeer, ResumeMessage, SelfNode, ServerMessage } from '@weft/protocol';
 import type { SkippedPeer } from './server-message.js';
 
 /** Skipped entries without a usable id kept for `weft status`; the newest win. */
@@ -45,6 +47,8 @@ export class Netmap {
   private skippedUnnamed: SkippedPeer[] = [];
   private filter: FilterRule[] | null = null;
   private responderPeers: ResponderPeer[] = [];
+  /** The revision of the peer list held (sent on reconnect to resume); null = not known. Kept across connections. */
+  private heldRevision: string | null = null;
 
   /** Starts from a persisted netmap; the next connection still expects a fresh netmap first. */
   constructor(initial?: { self: SelfNode; peers: Peer[] }) {
@@ -77,6 +81,10 @@ export class Netmap {
   }
 
   /** The packet filter for traffic arriving at this node; null = no policy: allow all. Stored, not enforced here. */
+  get revision(): string | null {
+    return this.heldRevision;
+  }
+
   get packetFilter(): FilterRule[] | null {
     return this.filter;
   }
@@ -93,7 +101,9 @@ export class Netmap {
 
   /** `skipped`: entries of `msg` the reader left out (server-message.ts). */
   apply(msg: ServerMessage, skipped: SkippedPeer[] = []): NetmapChange {
-    return msg.type === 'netmap' ? this.applyNetmap(msg, skipped) : this.applyDelta(msg, skipped);
+    if (msg.type === 'netmap') return this.applyNetmap(msg, skipped);
+    if (msg.type === 'resume') return this.applyResume(msg, skipped);
+    return this.applyDelta(msg, skipped);
   }
 
   /** Node key -> peer id of the peers held now. */
@@ -119,6 +129,7 @@ export class Netmap {
   private applyNetmap(msg: NetmapMessage, skipped: SkippedPeer[]): NetmapChange {
     this.lastSeq = msg.seq;
     this.awaitingNetmap = false;
+    this.heldRevision = msg.revision ?? null;
     this.selfNode = msg.self;
     this.filter = msg.packetFilter ?? null;
     this.peersById = new Map();
@@ -145,6 +156,33 @@ export class Netmap {
     return { kind: 'full', self: msg.self, peers: this.peers, skipped: refused, packetFilter: this.filter, responders: this.responderPeers };
   }
 
+  /**
+   * The server's list is the one we hold: keep the peers, take every peer's volatile fields from
+   * `patch`, and the rest as a netmap gives it (no packet filter: the server resumes only without
+   * a policy). A resume we did not ask for (no revision held) cannot be trusted: resync.
+   */
+  private applyResume(msg: ResumeMessage, skipped: SkippedPeer[]): NetmapChange {
+    if (this.heldRevision === null || msg.revision !== this.heldRevision) {
+      this.awaitingNetmap = true;
+      this.lastSeq = -1;
+      return { kind: 'resync', reason: `resume at revision ${msg.revision}, which is not the one held` };
+    }
+    this.lastSeq = msg.seq;
+    this.awaitingNetmap = false;
+    this.selfNode = msg.self;
+    this.filter = null;
+    // As in a delta: a malformed entry removes the peer it names, as a fresh netmap would leave it out.
+    for (const s of skipped) if (s.id !== null) this.peersById.delete(s.id);
+    for (const patch of msg.patch) {
+      const previous = this.peersById.get(patch.id);
+      if (previous) this.peersById.set(patch.id, withPatch(previous, patch));
+    }
+    this.recordSkipped(skipped);
+    const keys = this.keyIndex();
+    this.responderPeers = (msg.wgResponders ?? []).filter((r) => r.publicKey !== msg.self.nodeKey && !keys.has(r.publicKey));
+    return { kind: 'full', self: msg.self, peers: this.peers, skipped, packetFilter: null, responders: this.responderPeers };
+  }
+
   private applyDelta(msg: DeltaMessage, skipped: SkippedPeer[]): NetmapChange {
     if (this.awaitingNetmap) {
       // Already asked (or about to ask) for a netmap on this connection; deltas until then are stale.
@@ -161,6 +199,8 @@ export class Netmap {
       return { kind: 'resync', reason };
     }
     this.lastSeq = msg.seq;
+    if (msg.revision !== undefined) this.heldRevision = msg.revision;
+    else if (msg.upsert || msg.remove) this.heldRevision = null;
 
     // Ids with a bad entry in this delta are removed with the removals; their other entries wait.
     const bad = new Set(skipped.flatMap((s) => (s.id === null ? [] : [s.id])));
@@ -203,13 +243,7 @@ export class Netmap {
       if (bad.has(patch.id)) continue;
       const previous = this.peersById.get(patch.id);
       if (!previous) continue; // patch for a peer we do not have: nothing to change
-      const peer: Peer = {
-        ...previous,
-        ...(patch.endpoints !== undefined && { endpoints: patch.endpoints }),
-        ...(patch.online !== undefined && { online: patch.online }),
-        ...(patch.lastSeen !== undefined && { lastSeen: patch.lastSeen }),
-        ...(patch.nat !== undefined && { nat: patch.nat }),
-      };
+      const peer = withPatch(previous, patch);
       this.peersById.set(peer.id, peer);
       patched.push({ peer, previous });
     }
@@ -218,4 +252,14 @@ export class Netmap {
     this.recordSkipped(refused);
     return { kind: 'delta', skipped: refused, removed, upserted, patched, self: msg.self, ...(msg.packetFilter !== undefined && { packetFilter: msg.packetFilter }) };
   }
+}
+
+function withPatch(previous: Peer, patch: PeerPatch): Peer {
+  return {
+    ...previous,
+    ...(patch.endpoints !== undefined && { endpoints: patch.endpoints }),
+    ...(patch.online !== undefined && { online: patch.online }),
+    ...(patch.lastSeen !== undefined && { lastSeen: patch.lastSeen }),
+    ...(patch.nat !== undefined && { nat: patch.nat }),
+  };
 }

@@ -27,18 +27,26 @@ export function readServerMessage(json: unknown): ReadServerMessage {
   if (env.data.type === 'netmap') {
     const peers = keep(env.data.peers, checkPeer, skipped);
     const { wgResponders, ...netmap } = env.data;
-    // A responder entry that is not valid is left out: it only feeds the server's view of our NAT.
-    const responders = (wgResponders ?? []).flatMap((r) => {
-      const p = ResponderPeer.safeParse(r);
-      return p.success ? [p.data] : [];
-    }).slice(0, MAX_WG_RESPONDERS);
-    return { ok: true, msg: { ...netmap, peers, ...(responders.length ? { wgResponders: responders } : {}) }, skipped };
+    return { ok: true, msg: { ...netmap, peers, ...validResponders(wgResponders) }, skipped };
+  }
+  if (env.data.type === 'resume') {
+    const { wgResponders, patch, ...resume } = env.data;
+    return { ok: true, msg: { ...resume, patch: keep(patch, checkPatch, skipped), ...validResponders(wgResponders) }, skipped };
   }
   const { upsert, patch, ...rest } = env.data;
   const msg: DeltaMessage = { ...rest };
   if (upsert) msg.upsert = keep(upsert, checkPeer, skipped);
   if (patch) msg.patch = keep(patch, checkPatch, skipped);
   return { ok: true, msg, skipped };
+}
+
+/** A responder entry that is not valid is left out: it only feeds the server's view of our NAT. */
+function validResponders(entries: unknown[] | undefined): { wgResponders?: ResponderPeer[] } {
+  const responders = (entries ?? []).flatMap((r) => {
+    const p = ResponderPeer.safeParse(r);
+    return p.success ? [p.data] : [];
+  }).slice(0, MAX_WG_RESPONDERS);
+  return responders.length ? { wgResponders: responders } : {};
 }
 
 type Check<T> = { ok: true; value: T } | { ok: false; skipped: SkippedPeer };

@@ -18,10 +18,10 @@ import type { Change } from './state/changes.js';
 
 /**
  * Bytes and messages written to agent sockets; plain numbers, added to by every send.
- * `netmapsFlushed` / `lastNetmapFlushedAt` (epoch ms): full netmaps whose last byte the kernel
- * has taken, so the server's own side of a reconnect storm can be timed apart from the readers.
+ * `netmapsFlushed` / `lastNetmapFlushedAt` (epoch ms): full netmaps and resumes (a connection's
+ * first message either way) whose last byte the kernel has taken, so the server's own side of a reconnect storm can be timed apart from the readers.
  */
-export interface SendStats { netmaps: number; netmapBytes: number; deltas: number; deltaBytes: number; netmapsFlushed: number; lastNetmapFlushedAt: number }
+export interface SendStats { netmaps: number; netmapBytes: number; resumes: number; resumeBytes: number; deltas: number; deltaBytes: number; netmapsFlushed: number; lastNetmapFlushedAt: number }
 
 /** What the mapper reports: sends (plain numbers) and each change it applied. */
 export interface MapperMetrics {
@@ -44,7 +44,7 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 export class ServerMetrics {
   readonly registry = new Registry();
-  readonly sent: SendStats = { netmaps: 0, netmapBytes: 0, deltas: 0, deltaBytes: 0, netmapsFlushed: 0, lastNetmapFlushedAt: 0 };
+  readonly sent: SendStats = { netmaps: 0, netmapBytes: 0, resumes: 0, resumeBytes: 0, deltas: 0, deltaBytes: 0, netmapsFlushed: 0, lastNetmapFlushedAt: 0 };
   private readonly changesApplied: Counter<'kind'>;
   private readonly applyToSend: Histogram<'kind'>;
   private readonly busLag: Histogram;
@@ -74,7 +74,9 @@ export class ServerMetrics {
     });
     this.counterFrom('weft_netmaps_sent_total', 'Full netmaps written to agent sockets.', () => this.sent.netmaps);
     this.counterFrom('weft_netmap_bytes_sent_total', 'Bytes of full netmaps written to agent sockets.', () => this.sent.netmapBytes);
-    this.counterFrom('weft_netmaps_flushed_total', 'Full netmaps whose last byte the kernel has taken (written out of this process).', () => this.sent.netmapsFlushed);
+    this.counterFrom('weft_resumes_sent_total', 'Resumes (an agent holding the current peer list: volatile fields only) written to agent sockets instead of full netmaps.', () => this.sent.resumes);
+    this.counterFrom('weft_resume_bytes_sent_total', 'Bytes of resumes written to agent sockets.', () => this.sent.resumeBytes);
+    this.counterFrom('weft_netmaps_flushed_total', 'Full netmaps and resumes whose last byte the kernel has taken (written out of this process).', () => this.sent.netmapsFlushed);
     new Gauge({
       name: 'weft_last_netmap_flushed_timestamp_seconds', help: 'When the last full netmap finished leaving this process for the kernel (Unix seconds; 0 = none yet).', registers,
       collect() { this.set(self.sent.lastNetmapFlushedAt / 1000); },

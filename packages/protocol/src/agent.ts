@@ -6,6 +6,14 @@
  * `netmap` message, then `delta` messages. Every server message carries `seq`; seq grows by exactly
  * one per message on a connection, starting at 1 with the netmap. A gap means the agent missed a
  * message: it sends `resync` and the server answers with a fresh `netmap`.
+ *
+ * Resume (since protocol 1, 2026-12-02, optional on both sides): netmaps and deltas may carry the
+ * `revision` of the peer list they leave the agent holding. An agent that holds one sends it on
+ * reconnect in the NETMAP_REVISION_HEADER of the upgrade request; when the server's list has that
+ * revision, the first message is a `resume` (the agent keeps its peers, with their volatile fields
+ * replaced) instead of the whole list. Anything else (no header, a stale, unknown or malformed
+ * revision, an access policy in force) gets the full `netmap`, so an older agent or server is
+ * served as before.
  */
 import { z } from 'zod';
 import { Cidr, Endpoint, Hostname, IPv4Address, IPv6Address, MachineKeyText, MAX_ENDPOINTS, NodeKeyText, Timestamp } from './common.js';
@@ -224,9 +232,30 @@ export type ResponderPeer = z.infer<typeof ResponderPeer>;
 /** At most this many responders in a netmap. */
 export const MAX_WG_RESPONDERS = 4;
 
+/**
+ * The content revision of a peer list: 32 lower-case hex digits, a hash over every listed node's
+ * stable fields (id, name, user, nodeKey, addresses, allowedIps; the list includes the receiving
+ * node itself). Volatile fields (endpoints, online, lastSeen, nat) are left out: they change by
+ * the thousand in a reconnect storm and travel as patches. Derived from content only, so it is the
+ * same after a server restart and on every replica.
+ */
+export const NetmapRevision = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lower-case hex digits');
+
+/**
+ * Request header of `GET /agent/v1`: the revision of the peer list the agent holds (the last
+ * `revision` it was sent). Absent = none held. A malformed value is ignored (full netmap).
+ */
+export const NETMAP_REVISION_HEADER = 'weft-netmap-revision';
+
 export const NetmapMessage = z.object({
   type: z.literal('netmap'),
   seq: z.number().int(),
+  /**
+   * The revision of `peers` (see NetmapRevision); sent first after seq. Absent = none (an access
+   * policy is in force, or an older server): the agent holds no revision. Since protocol 1
+   * (2026-12-02), optional.
+   */
+  revision: NetmapRevision.optional(),
   protocolVersion: z.number().int(),
   self: SelfNode,
   /** Every peer this node may see, sorted by id (with an access policy, only those it may see). */
@@ -258,6 +287,13 @@ export type NetmapMessage = z.infer<typeof NetmapMessage>;
 export const DeltaMessage = z.object({
   type: z.literal('delta'),
   seq: z.number().int(),
+  /**
+   * The revision of the peer list once this delta is applied. Absent on a delta with `upsert` or
+   * `remove`: the agent no longer knows its list's revision and forgets the one it held. A delta
+   * with neither (patches, self, packetFilter) leaves the held revision as it was. Since
+   * protocol 1 (2026-12-02), optional.
+   */
+  revision: NetmapRevision.optional(),
   /** Peers added or changed in a way that needs reprogramming (key, addresses). */
   upsert: z.array(Peer).optional(),
   /** Peer ids no longer visible. */
@@ -273,7 +309,32 @@ export const DeltaMessage = z.object({
 });
 export type DeltaMessage = z.infer<typeof DeltaMessage>;
 
-export const ServerMessage = z.discriminatedUnion('type', [NetmapMessage, DeltaMessage]);
+/**
+ * The first message of a connection that resumed (the agent sent the revision the server's list
+ * has): seq 1, like a netmap, and it replaces a netmap. The agent keeps the peers it holds (their
+ * stable fields are what `revision` says) and applies `patch`; everything else is as in a netmap
+ * (`self`, `regions`, `wgResponders`; no packet filter: a server only resumes when no policy is
+ * in force). Only an agent that sent NETMAP_REVISION_HEADER is ever sent one. Since protocol 1
+ * (2026-12-02).
+ */
+export const ResumeMessage = z.object({
+  type: z.literal('resume'),
+  seq: z.number().int(),
+  /** The revision the agent sent, which the server's list has. */
+  revision: NetmapRevision,
+  protocolVersion: z.number().int(),
+  self: SelfNode,
+  /**
+   * Every listed peer's volatile fields as they are now (all of endpoints, online, lastSeen and
+   * nat, null = not known), sorted by id: what may have changed while the agent was away.
+   */
+  patch: z.array(PeerPatch),
+  regions: z.array(Region).max(MAX_REGIONS).optional(),
+  wgResponders: z.array(ResponderPeer).max(MAX_WG_RESPONDERS).optional(),
+});
+export type ResumeMessage = z.infer<typeof ResumeMessage>;
+
+export const ServerMessage = z.discriminatedUnion('type', [NetmapMessage, DeltaMessage, ResumeMessage]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
 /**
@@ -284,6 +345,7 @@ export type ServerMessage = z.infer<typeof ServerMessage>;
 export const ServerMessageEnvelope = z.discriminatedUnion('type', [
   NetmapMessage.extend({ peers: z.array(z.unknown()), wgResponders: z.array(z.unknown()).optional() }),
   DeltaMessage.extend({ upsert: z.array(z.unknown()).optional(), patch: z.array(z.unknown()).optional() }),
+  ResumeMessage.extend({ patch: z.array(z.unknown()), wgResponders: z.array(z.unknown()).optional() }),
 ]);
 
 /**

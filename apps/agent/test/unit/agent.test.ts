@@ -366,6 +366,27 @@ describe('Agent', { timeout: 20_000 }, () => {
     expect(device().calls.filter((c) => c.startsWith('configure')).length).toBe(1); // link never reconfigured
   });
 
+  it('reconnects with the revision it holds and, resumed, keeps its peers with their volatile fields replaced', async () => {
+    const R = 'a'.repeat(32);
+    const sent: (string | undefined)[] = [];
+    control.onConnect = (ws, req) => {
+      const held = req.headers['weft-netmap-revision'] as string | undefined;
+      sent.push(held);
+      ws.send(JSON.stringify(held === R
+        ? { type: 'resume', seq: 1, revision: R, protocolVersion: 1, self, patch: [{ id: 2, endpoints: ['192.0.2.2:41641'], online: false, lastSeen: null, nat: null }] }
+        : { ...netmap(1, [peer(2)]), revision: R }));
+    };
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    control.closeAll(1001);
+    await until(async () => control.connections === 2 && (await agent.status()).peers[0]?.online === false);
+    expect(sent).toEqual([undefined, R]);
+    const [p] = (await agent.status()).peers;
+    expect(p).toMatchObject({ id: 2, online: false });
+    expect([...device().peers.keys()]).toEqual([peer(2).nodeKey]);
+  });
+
   it('a restarted daemon comes back on its last netmap before the server answers, without logging in', async () => {
     const agent = newAgent();
     await agent.start();

@@ -24,8 +24,8 @@ export class FakeControl {
   upgrades = 0;
   /** Upgrades to any other path (the relay), refused with 404. */
   relayUpgrades = 0;
-  /** Called when an agent connects; send its netmap here. */
-  onConnect: (ws: WebSocket) => void = () => {};
+  /** Called when an agent connects; send its netmap here. `req`: its upgrade request (headers). */
+  onConnect: (ws: WebSocket, req: IncomingMessage) => void = () => {};
   received: AgentMessage[] = [];
   connections = 0;
   sockets = new Set<WebSocket>();
@@ -65,7 +65,7 @@ export class FakeControl {
           this.sockets.add(ws);
           ws.on('close', () => this.sockets.delete(ws));
           ws.on('message', (data) => this.received.push(JSON.parse(data.toString()) as AgentMessage));
-          this.onConnect(ws);
+          this.onConnect(ws, req);
         });
       });
     });

@@ -108,3 +108,46 @@ describe('Netmap packet filter (stored for enforcement, not enforced here)', () 
     expect(nm.packetFilter).toBeNull();
   });
 });
+
+describe('Netmap resume', () => {
+  const R1 = '1'.repeat(32);
+  const R2 = '2'.repeat(32);
+  const resume = (seq: number, revision: string, patch: { id: number; online?: boolean; endpoints?: string[] }[]) =>
+    ({ type: 'resume' as const, seq, revision, protocolVersion: 1, self, patch });
+
+  it('holds the revision a netmap or delta says, and forgets it on an upsert or removal without one', () => {
+    const nm = new Netmap();
+    nm.apply({ ...netmap(1, [peer(2)]), revision: R1 });
+    expect(nm.revision).toBe(R1);
+    nm.apply({ type: 'delta', seq: 2, patch: [{ id: 2, online: false }] });
+    expect(nm.revision).toBe(R1); // volatile fields are not in the revision
+    nm.apply({ type: 'delta', seq: 3, upsert: [peer(3)], revision: R2 });
+    expect(nm.revision).toBe(R2);
+    nm.apply({ type: 'delta', seq: 4, remove: [3] });
+    expect(nm.revision).toBeNull();
+    nm.apply(netmap(1, [peer(2)]));
+    expect(nm.revision).toBeNull(); // a netmap without one (a policy, an older server)
+  });
+
+  it('a resume at the held revision keeps the peers across the reconnect and takes their volatile fields', () => {
+    const nm = new Netmap();
+    nm.apply({ ...netmap(1, [peer(2), peer(3)]), revision: R1 });
+    nm.resetConnection();
+    const change = nm.apply(resume(1, R1, [{ id: 2, online: false, endpoints: ['192.0.2.9:41641'] }, { id: 3, online: true }]));
+    expect(change.kind).toBe('full');
+    expect(nm.peers.map((p) => p.id)).toEqual([2, 3]);
+    expect(nm.peer(2)).toMatchObject({ online: false, endpoints: ['192.0.2.9:41641'] });
+    expect(nm.apply({ type: 'delta', seq: 2, remove: [3], revision: R2 }).kind).toBe('delta');
+    expect(nm.revision).toBe(R2);
+  });
+
+  it('a resume at another revision, or with none held, is not trusted: resync', () => {
+    const nm = new Netmap({ self, peers: [peer(2)] }); // restored from disk: no revision
+    nm.resetConnection();
+    expect(nm.apply(resume(1, R1, []))).toMatchObject({ kind: 'resync' });
+    nm.apply({ ...netmap(1, [peer(2)]), revision: R1 });
+    nm.resetConnection();
+    expect(nm.apply(resume(1, R2, []))).toMatchObject({ kind: 'resync' });
+    expect(nm.peers.map((p) => p.id)).toEqual([2]);
+  });
+});

@@ -19,7 +19,7 @@ import { CloseCode, PROTOCOL_VERSION, type NatVerdict, type Peer, type PeerPatch
 import type { MapperMetrics, NodeStateCounts } from '../metrics.js';
 import type { Change, PresenceChange } from '../state/changes.js';
 import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.js';
-import { PeerChunks } from './peer-chunks.js';
+import { SharedList } from './shared-list.js';
 import { liveNode, PolicyNetmaps, type Outgoing } from './policy-views.js';
 import { Session, type ResyncOutcome } from './session.js';
 import { DELTA_SEND_SLICE } from '../tunables.js';
@@ -56,7 +56,8 @@ export class Mapper {
   private readonly byKey = new Map<string, number>();
   /** Node id by machine key: the agent door (socket-auth.ts) finds a connecting node here, not in the database. */
   private readonly byMachine = new Map<string, number>();
-  private readonly chunks = new PeerChunks();
+  /** The list every node sees while no policy is stored (kept under a policy too, for when it goes). */
+  private readonly list = new SharedList();
   /**
    * Each connected node's netcheck verdict (`nat` message), in memory on the replica its session
    * is on only: not stored, not carried to other replicas (their peers see `nat` absent).
@@ -116,7 +117,7 @@ export class Mapper {
       const e = this.setEntry(row);
       if (visible(row)) e.json = JSON.stringify(e.peer);
     }
-    this.chunks.reset([...this.entries.values()].filter((e) => e.json !== undefined).map((e) => [e.row.id, e.json!]));
+    this.list.reset([...this.entries.values()].filter((e) => e.json !== undefined).map((e) => [e.peer, e.json!]));
     const policy = text === null ? null : this.parse(text, groups);
     this.policyText = key;
     // Fail closed: a policy that cannot be read keeps the one in force, or lets nobody reach anybody.
@@ -221,9 +222,10 @@ export class Mapper {
 
   /**
    * A node's socket authenticated (`row` was just read from the database): replaces any older
-   * session of that node and sends the netmap.
+   * session of that node and sends the netmap, or a resume when `heldRevision` (what the agent
+   * says it holds, already checked as a NetmapRevision) is the list's revision now.
    */
-  attach(row: NodeWithUser, socket: import('ws').WebSocket, regionsJson?: string): Session | null {
+  attach(row: NodeWithUser, socket: import('ws').WebSocket, regionsJson?: string, heldRevision?: string): Session | null {
     const nodeId = row.id;
     // Authenticated before a suspension this replica has applied since: refuse like the door would.
     if (this.entries.get(nodeId)?.row.user.suspendedAt) {
@@ -235,7 +237,7 @@ export class Mapper {
       const e = this.setEntry(row);
       if (visible(row)) {
         e.json = JSON.stringify(e.peer);
-        this.chunks.set(nodeId, e.json);
+        this.list.set(e.peer, e.json, false);
         // Its own view only; others learn of it when its change arrives.
         this.policy?.views.upsert(liveNode(row));
         this.byClass = null;
@@ -247,7 +249,8 @@ export class Mapper {
     this.sessions.set(nodeId, session);
     if (older) this.unindex(older);
     this.index(session);
-    this.sendNetmap(session);
+    if (heldRevision !== undefined && heldRevision === this.resumableRevision()) this.sendResume(session);
+    else this.sendNetmap(session);
     return session;
   }
 
@@ -343,14 +346,41 @@ export class Mapper {
     if (!entry) return;
     session.resetSeq();
     this.netmapMark.set(session, this.patchClock);
-    const head = `,"protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"peers":[`;
+    const self = `,"protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))}`;
     const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
     if (!this.policy) {
-      session.sendParts('netmap', [head, ...this.chunks.partsExcept(session.nodeId), `]${regions}${this.respondersJson}}`]);
+      // The revision right after seq: a reader that counts netmaps finds it in the first bytes.
+      const head = `,"revision":"${this.list.revision}"${self},"peers":[`;
+      session.sendParts('netmap', [head, ...this.list.peers.partsExcept(session.nodeId), `]${regions}${this.respondersJson}}`]);
       return;
     }
     const { peers, filter } = this.policy.netmap(session.nodeId);
-    session.sendParts('netmap', [head, ...peers, `]${regions}${this.respondersJson},"packetFilter":${filter}}`]);
+    session.sendParts('netmap', [`${self},"peers":[`, ...peers, `]${regions}${this.respondersJson},"packetFilter":${filter}}`]);
+  }
+
+  /** The revision an agent may resume from now; null under a policy (each session gets a full netmap). */
+  private resumableRevision(): string | null {
+    return this.policy ? null : this.list.revision;
+  }
+
+  /**
+   * The agent holds the list as it is now (its revision matched): the volatile fields of every
+   * peer instead of the whole list, from their own cached chunks. It replaces a netmap, so it
+   * holds every patch recorded so far (the same mark).
+   */
+  private sendResume(session: Session): void {
+    const entry = this.entries.get(session.nodeId)!;
+    session.resetSeq();
+    this.netmapMark.set(session, this.patchClock);
+    const head = `,"revision":"${this.list.revision}","protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"patch":[`;
+    const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
+    session.sendParts('resume', [head, ...this.list.volatile.partsExcept(session.nodeId), `]${regions}${this.respondersJson}}`]);
+  }
+
+  /** `,"revision":"R"` for a delta whose receivers hold the list as it is now; '' when that cannot be said. */
+  private deltaRevisionField(): string {
+    const r = this.list.deltaRevision;
+    return r === null ? '' : `,"revision":"${r}"`;
   }
 
   /**
@@ -564,11 +594,11 @@ export class Mapper {
       const peer = e.peer;
       if (visible(row)) {
         e.json = JSON.stringify(peer);
-        this.chunks.set(row.id, e.json);
+        this.list.set(peer, e.json, true);
         this.policy?.views.upsert(liveNode(row));
         upsert.push(peer);
       } else {
-        this.chunks.delete(row.id);
+        this.list.delete(row.id);
         gone.push(row.id);
       }
       const own = this.sessions.get(row.id);
@@ -577,7 +607,8 @@ export class Mapper {
     const found = new Set(rows.map((r) => r.id));
     for (const id of ids) if (!found.has(id)) gone.push(id);
     if (this.policy) this.sendAll(this.policy.collect(new Set(upsert.map((p) => p.id)), this.sessions.keys()));
-    else if (upsert.length) this.broadcast(`,"upsert":${JSON.stringify(upsert)}}`, new Set(upsert.map((p) => p.id)));
+    // With removals to follow, the list after this upsert is not the list now: no revision.
+    else if (upsert.length) this.broadcast(`,"upsert":${JSON.stringify(upsert)}${gone.length ? '' : this.deltaRevisionField()}}`, new Set(upsert.map((p) => p.id)));
     if (gone.length) await this.removed(gone, CloseCode.NodeDeleted, 'node deleted');
   }
 
@@ -589,7 +620,7 @@ export class Mapper {
       this.natBy.delete(id);
       this.sessions.get(id)?.close(code, reason);
       this.sessions.delete(id);
-      this.chunks.delete(id);
+      this.list.delete(id);
       this.policy?.views.remove(id);
       const gone = this.entries.get(id);
       if (gone) delete gone.json;
@@ -605,7 +636,7 @@ export class Mapper {
       }
     }
     if (this.policy) this.sendAll(this.policy.collect(new Set(), this.sessions.keys()));
-    else if (visibleBefore.length) this.broadcast(`,"remove":${JSON.stringify(visibleBefore)}}`, new Set(ids));
+    else if (visibleBefore.length) this.broadcast(`,"remove":${JSON.stringify(visibleBefore)}${this.deltaRevisionField()}}`, new Set(ids));
   }
 
   /**
@@ -674,7 +705,7 @@ export class Mapper {
       e.row = { ...e.row, ...(p.online !== undefined ? { online: p.online } : {}), ...(p.endpoints ? { endpoints: p.endpoints } : {}), ...(p.lastSeen !== undefined ? { lastSeen: p.lastSeen ? new Date(p.lastSeen) : null } : {}) };
       if (!visible(e.row)) continue;
       e.json = JSON.stringify(peer);
-      this.chunks.set(p.id, e.json);
+      this.list.set(peer, e.json);
       this.policy?.refresh(p.id);
       const prev = this.pendingPatches.get(p.id);
       this.pendingPatches.set(p.id, prev ? { ...prev, ...p } : p);

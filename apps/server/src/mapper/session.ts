@@ -59,20 +59,21 @@ export class Session {
    * fragment per part, so large shared parts (the cached peer list) are written as they are,
    * never copied into a per-session string. The receiver sees one message.
    */
-  sendParts(type: 'netmap' | 'delta', rest: (string | Buffer)[]): void {
+  sendParts(type: 'netmap' | 'resume' | 'delta', rest: (string | Buffer)[]): void {
     if (!this.ready()) return;
     this.seq++;
     const parts = [`{"type":"${type}","seq":${this.seq}`, ...rest];
     const last = parts.length - 1;
-    if (type === 'netmap') {
-      this.netmapBytes = parts.reduce((n, p) => n + (typeof p === 'string' ? Buffer.byteLength(p) : p.length), 0);
+    const bytes = parts.reduce((n, p) => n + (typeof p === 'string' ? Buffer.byteLength(p) : p.length), 0);
+    // A resume stands for a netmap: the queue bound and the flush count follow it the same way.
+    const first = type !== 'delta';
+    if (first) {
+      this.netmapBytes = bytes;
       this.netmapQueued = true;
-      if (this.stats) this.count(type, this.netmapBytes);
-    } else if (this.stats) {
-      this.count(type, parts.reduce((n, p) => n + (typeof p === 'string' ? Buffer.byteLength(p) : p.length), 0));
     }
+    if (this.stats) this.count(type, bytes);
     // The last fragment's callback runs once the whole message has left for the kernel.
-    const flushed = type === 'netmap' ? (err?: Error) => {
+    const flushed = first ? (err?: Error) => {
       this.netmapQueued = false;
       if (this.stats && !err) {
         this.stats.netmapsFlushed++;
@@ -112,11 +113,14 @@ export class Session {
     return 'deferred';
   }
 
-  private count(type: 'netmap' | 'delta', bytes: number): void {
+  private count(type: 'netmap' | 'resume' | 'delta', bytes: number): void {
     const s = this.stats!;
     if (type === 'netmap') {
       s.netmaps++;
       s.netmapBytes += bytes;
+    } else if (type === 'resume') {
+      s.resumes++;
+      s.resumeBytes += bytes;
     } else {
       s.deltas++;
       s.deltaBytes += bytes;

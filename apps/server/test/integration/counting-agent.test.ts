@@ -1,0 +1,56 @@
+/**
+ * The fleet's counting reader (test-support/counting-socket.ts): a sim agent that does not parse
+ * reads frames as they pass and keeps no netmap. Guards that it still sees every message end (a
+ * netmap of many fragments, some longer than 64 KiB, counted to the byte as a parsing agent
+ * receives it), parses the deltas it must (a removal), answers the server's pings and hears the
+ * close code, so a storm bench that relies on it measures what it says.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateNodeKey } from '@weft/crypto';
+import { CloseCode } from '@weft/protocol';
+import { SimAgent } from '../../../../test-support/sim-agent.js';
+import { SYSTEM } from '../../src/state/context.js';
+import { startServer, type TestServer } from '../support/server.js';
+
+describe('a sim agent that counts instead of parsing', () => {
+  let s: TestServer;
+  let key: string;
+  beforeAll(async () => {
+    s = await startServer('pglite');
+    await s.api('POST', '/api/v1/users', { name: 'ops' });
+    key = (await s.api('POST', '/api/v1/authkeys', { user: 'ops', reusable: true })).body.key as string;
+    // 300 peers: one 256-peer chunk is a fragment past 64 KiB (a 64-bit frame length).
+    for (let i = 0; i < 300; i += 30) {
+      await Promise.all(Array.from({ length: 30 }, (_, j) => s.state.nodes.createExternal(SYSTEM, { user: 'ops', hostname: `bulk-${i + j}`, nodeKey: generateNodeKey().publicKey })));
+    }
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('counts a many-fragment netmap to the byte, parses a removal, and hears its close code', async () => {
+    const a = new SimAgent(s.url, 'counter');
+    await a.register(key);
+    await a.connect({ parse: true });
+    await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'parsed netmap');
+    const parsed = a.received.find((r) => r.msg.type === 'netmap')!;
+    expect(a.peers.size).toBe(300);
+    await new Promise<void>((resolve) => { a.socket!.once('close', () => resolve()); a.close(); });
+    a.received.length = 0;
+
+    await a.connect({ parse: false });
+    await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'counted netmap');
+    const counted = a.received.find((r) => r.msg.type === 'netmap')!;
+    expect(counted.msg.seq).toBe(1);
+    expect(counted.bytes).toBe(parsed.bytes);
+    expect(counted.bytes).toBeGreaterThan(65_536);
+
+    const gone = (await s.api('GET', '/api/v1/nodes')).body.items.find((n: { name: string }) => n.name === 'bulk-7').id as number;
+    await s.state.nodes.delete(SYSTEM, gone);
+    await a.waitFor(() => a.received.some((r) => (r.msg.remove as number[] | undefined)?.includes(gone)), 10_000, 'the removal');
+
+    await s.state.nodes.delete(SYSTEM, a.self!.id);
+    await a.waitFor(() => a.closed !== null, 10_000, 'close');
+    expect(a.closed!.code).toBe(CloseCode.NodeDeleted);
+  });
+});

@@ -8,7 +8,7 @@ import { SignJWT, importJWK } from 'jose';
 import {
   MACHINE_TOKEN_AUDIENCE, MACHINE_TOKEN_CLOCK_SKEW_S, MACHINE_TOKEN_MAX_AGE_S, MachineTokenClaims, PROTOCOL_VERSION,
 } from '@weft/protocol';
-import { machinePrivateJwk, machinePublicJwk } from './jwk.js';
+import { machinePrivateJwk } from './jwk.js';
 import { keyBytes, machinePublicKeyOf, parseMachinePublicKey, type MachinePrivateKey, type MachinePublicKey } from './keys.js';
 
 export async function signMachineToken(privateKey: MachinePrivateKey, lifetimeS = 60): Promise<string> {

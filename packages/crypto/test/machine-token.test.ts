@@ -1,4 +1,4 @@
-import { SignJWT, importJWK } from 'jose';
+import { CompactSign, SignJWT, importJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { MACHINE_TOKEN_AUDIENCE, MACHINE_TOKEN_CLOCK_SKEW_S, MACHINE_TOKEN_MAX_AGE_S } from '@weft/protocol';
 import { generateMachineKey, machinePrivateJwk, verifyMachineToken } from '../src/index.js';
@@ -65,5 +65,53 @@ describe('machine token lifetime against the server clock', () => {
     expect(wrongType).toMatch(/claim "pv"/);
     expect(wrongType).not.toContain('\n');
     expect(await reason({ iat: NOW, exp: NOW + 60, aud: 'elsewhere' })).toMatch(/audience must be "weft-control"/);
+  });
+});
+
+describe('machine token signature and header', () => {
+  const other = generateMachineKey();
+  const fresh = () => token({ iat: NOW, exp: NOW + 60 });
+  /** A token's three parts, and back. */
+  const split = (t: string) => t.split('.') as [string, string, string];
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const refusal = async (t: string) => verifyMachineToken(t, NOW).then(() => 'accepted', (err: Error) => err.message);
+  const SIGNATURE = /signature does not verify with the key in "sub"/;
+
+  it('accepts the untouched token', async () => {
+    await expect(verifyMachineToken(await fresh(), NOW)).resolves.toMatchObject({ machineKey: m.publicKey });
+  });
+
+  it('refuses a signature with one bit flipped, cut short, or not base64url', async () => {
+    const [h, p, s] = split(await fresh());
+    const sig = Buffer.from(s, 'base64url');
+    sig[10]! ^= 1;
+    expect(await refusal(`${h}.${p}.${sig.toString('base64url')}`)).toMatch(SIGNATURE);
+    expect(await refusal(`${h}.${p}.${s.slice(0, -4)}`)).toMatch(SIGNATURE);
+    expect(await refusal(`${h}.${p}.${s.slice(0, -1)}*`)).toMatch(SIGNATURE);
+    expect(await refusal(`${h}.${p}.`)).toMatch(SIGNATURE);
+  });
+
+  it('refuses claims changed after signing, and a token signed by another key than "sub"', async () => {
+    const [h, p, s] = split(await fresh());
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
+    expect(await refusal(`${h}.${b64({ ...claims, exp: NOW + 61 })}.${s}`)).toMatch(SIGNATURE);
+    expect(await refusal(`${h}.${b64({ ...claims, sub: other.publicKey })}.${s}`)).toMatch(SIGNATURE);
+  });
+
+  it('refuses a header that is not EdDSA, names a critical extension, or is not a JSON object', async () => {
+    const key = await importJWK(machinePrivateJwk(m.privateKey), 'EdDSA');
+    const [h, p, s] = split(await fresh());
+    // Correctly signed, but with a critical extension this server does not implement.
+    const critical = await new CompactSign(Buffer.from(p, 'base64url')).setProtectedHeader({ alg: 'EdDSA', b64: true, crit: ['b64'] }).sign(key);
+    expect(await refusal(critical)).toMatch(SIGNATURE);
+    expect(await refusal(`${b64({ alg: 'none' })}.${p}.${s}`)).toMatch(SIGNATURE);
+    expect(await refusal(`${b64(['EdDSA'])}.${p}.${s}`)).toMatch(SIGNATURE);
+    expect(await refusal(`${h.slice(1)}.${p}.${s}`)).toMatch(SIGNATURE);
+  });
+
+  it('refuses a payload whose "sub" is not a machine key', async () => {
+    const [h, , s] = split(await fresh());
+    expect(await refusal(`${h}.${b64({ sub: 'nodekey:00' })}.${s}`)).toMatch(/no valid machine key in "sub"/);
+    expect(await refusal(`${h}.not-json.${s}`)).toMatch(/no valid machine key in "sub"/);
   });
 });

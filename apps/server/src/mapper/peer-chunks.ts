@@ -1,17 +1,25 @@
 /**
  * The serialized peer list, kept as fixed-size chunks of UTF-8 JSON so a full netmap is a list of
  * cached buffers, sent as WebSocket fragments: a change re-serializes one chunk, not the whole
- * list, and a netmap for one node costs one chunk rebuild (to leave itself out). Every other
- * chunk is the same Buffer for every node, so 10,000 agents reconnecting at once do not each
- * cost a 3 MB string and its 3 MB encoding.
+ * list. A netmap for one node leaves itself out by sending its chunk as two views around its own
+ * entry, so every byte sent is a cached buffer shared by every node: 10,000 agents reconnecting
+ * at once do not each cost a 3 MB string and its 3 MB encoding, nor (under a policy, where a
+ * node's whole view is often one chunk) a copy of their view.
  */
 const CHUNK = 256;
+
+/** One chunk's bytes, and where each entry starts in them (entry i is `bytes[starts[i], starts[i + 1])`). */
+interface Built {
+  bytes: Buffer;
+  /** One more than the entries: the last is bytes.length. */
+  starts: number[];
+}
 
 export class PeerChunks {
   private ids: number[] = [];
   private json = new Map<number, string>();
   /** Chunk c as "," + its peers' JSON joined by ","; null until built after a change. */
-  private chunks: (Buffer | null)[] = [];
+  private chunks: (Built | null)[] = [];
   private position = new Map<number, number>();
 
   /** Replaces the whole set; `entries` in id order. */
@@ -61,28 +69,36 @@ export class PeerChunks {
    */
   partsExcept(exclude: number): Buffer[] {
     const parts: Buffer[] = [];
-    const skipChunk = this.position.has(exclude) ? Math.floor(this.position.get(exclude)! / CHUNK) : -1;
+    const at = this.position.get(exclude);
+    const skipChunk = at === undefined ? -1 : Math.floor(at / CHUNK);
     for (let c = 0; c < this.chunks.length; c++) {
-      const b = c === skipChunk ? Buffer.from(`,${this.build(c, exclude)}`) : this.chunk(c);
-      if (b.length > 1) parts.push(b); // "," alone: nothing left in this chunk
+      const { bytes, starts } = this.chunk(c);
+      if (c !== skipChunk) parts.push(bytes);
+      else {
+        // Each entry carries its leading ",", so the bytes before and after it join up exactly.
+        const i = at! - c * CHUNK;
+        parts.push(bytes.subarray(0, starts[i]), bytes.subarray(starts[i + 1]));
+      }
     }
-    if (parts.length) parts[0] = parts[0]!.subarray(1); // a view without the leading ","
-    return parts;
+    const sent = parts.filter((b) => b.length > 1); // "," alone or empty: nothing left of this chunk
+    if (sent.length) sent[0] = sent[0]!.subarray(1); // a view without the leading ","
+    return sent;
   }
 
-  private chunk(c: number): Buffer {
+  private chunk(c: number): Built {
     let b = this.chunks[c];
     if (b == null) {
-      b = Buffer.from(`,${this.build(c, -1)}`);
+      b = this.build(c);
       this.chunks[c] = b;
     }
     return b;
   }
 
-  private build(c: number, exclude: number): string {
-    const out: string[] = [];
-    for (const id of this.ids.slice(c * CHUNK, (c + 1) * CHUNK)) if (id !== exclude) out.push(this.json.get(id)!);
-    return out.join(',');
+  private build(c: number): Built {
+    const entries = this.ids.slice(c * CHUNK, (c + 1) * CHUNK).map((id) => this.json.get(id)!);
+    const starts = [0];
+    for (const j of entries) starts.push(starts[starts.length - 1]! + 1 + Buffer.byteLength(j));
+    return { bytes: Buffer.from(`,${entries.join(',')}`), starts };
   }
 
   private invalidate(id: number): void {

@@ -80,7 +80,13 @@ export class Session {
         this.stats.lastNetmapFlushedAt = Date.now();
       }
     } : undefined;
+    // ws writes each fragment with its own writev; corked, the whole netmap leaves in one (a
+    // reconnect storm sends one per agent). ws keeps its TCP socket in `_socket`, not public API:
+    // without it the fragments are simply written one by one.
+    const tcp = (this.socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    tcp?.cork();
     parts.forEach((part, i) => this.socket.send(part, { binary: false, fin: i === last }, i === last ? flushed : undefined));
+    tcp?.uncork();
     this.checkQueue();
   }
 

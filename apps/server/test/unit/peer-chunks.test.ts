@@ -39,4 +39,16 @@ describe('PeerChunks', () => {
     }
     expect(chunks.size).toBe(model.size);
   });
+
+  it('leaves a node out without copying: every part is a view of the chunks a full list sends', () => {
+    const chunks = new PeerChunks();
+    // Entries large enough that each chunk is its own allocation, not a slice of Buffer's pool.
+    for (let id = 1; id <= 600; id++) chunks.set(id, `{"id":${id},"pad":"${'x'.repeat(100)}"}`);
+    const cached = new Set(chunks.partsExcept(0).map((p) => p.buffer));
+    for (const ex of [1, 2, 256, 257, 300, 600]) {
+      const parts = chunks.partsExcept(ex);
+      expect(parts.every((p) => cached.has(p.buffer)), `excluding ${ex}`).toBe(true);
+      expect(Buffer.concat(parts).toString()).not.toContain(`{"id":${ex},`);
+    }
+  });
 });

@@ -96,9 +96,9 @@ export class Nodes {
       const node = await this.ctx.prisma.$transaction(async (tx) => {
         // The owner's row first (lock order: user, then key): a suspend or offboard running now
         // either refuses this join or sees its node.
-        const ownerId = await this.authKeys.ownerOf(tx, authKey);
-        const owner = ownerId === null ? null : await shareLockUser(tx, ownerId);
-        const key = await this.authKeys.consume(tx, authKey);
+        const found = await this.authKeys.find(tx, authKey);
+        const owner = found ? await shareLockUser(tx, found.userId) : null;
+        const key = await this.authKeys.consume(tx, authKey, found);
         if (owner) assertUsable(owner);
         if (existing) {
           // Renewal of a known machine: same node, same addresses, fresh key and expiry (a node

@@ -64,6 +64,6 @@ describe.each(BACKENDS)('statements per write on %s', (backend) => {
     await s.mapper.settled();
     // Was 20 (PGlite) and 22 (Postgres): the owner read, locked and read again, and the
     // commit-order lock in statements of its own. What is left: docs/design.md "Round trips".
-    expect((await statements(s)) - before).toBe(backend === 'postgres' ? 19 : 18);
+    expect((await statements(s)) - before).toBe(backend === 'postgres' ? 18 : 17);
   });
 });

@@ -63,7 +63,7 @@ const SERVER = process.env.BENCH_SERVER_BIN ?? SERVER_BIN;
 /** One scrape as name -> value (unlabelled series only). */
 async function scrape(port: number): Promise<Map<string, number>> {
   const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
-  return new Map([...text.matchAll(/^([a-z_]+) (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+  return new Map([...text.matchAll(/^([a-z_0-9]+) (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
 }
 
 /** Statements per write between two scrapes; null for a server that does not count them. */

@@ -10,6 +10,10 @@
  * node sees 99 peers; stored with PUT /api/v1/policy) and also times
  * a one-rule policy change to the last affected agent, checking every affected agent's view and
  * that no other agent was sent anything. Rows are kept per (nodes, backend, policy).
+ * Also per phase: SQL statements per registration and per delete (`weft_db_statements_total`, round
+ * trips, BEGIN and COMMIT included; null for a server without it) and the server's event-loop delay
+ * during the delete phase (prom-client's monitorEventLoopDelay gauges, reset by each scrape).
+ * BENCH_SERVER_BIN runs another checkout's server (e.g. main's) for a same-run baseline.
  * Writes bench/results/control.json with the machine noted.
  */
 import { fork, spawn } from 'node:child_process';
@@ -59,6 +63,21 @@ const cpuSec = (pid: number) => {
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 /** The send counters from the server's /metrics (metrics.ts SendStats). */
+/** The server to measure; another checkout's bin/weft-server.mjs for a baseline. */
+const SERVER = process.env.BENCH_SERVER_BIN ?? SERVER_BIN;
+
+/** One scrape as name -> value (unlabelled series only). */
+async function scrape(port: number): Promise<Map<string, number>> {
+  const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+  return new Map([...text.matchAll(/^([a-z_0-9]+) (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+}
+
+/** Statements per write between two scrapes; null for a server that does not count them. */
+function statementsPer(a: Map<string, number>, b: Map<string, number>, writes: number): number | null {
+  const [x, y] = [a.get('weft_db_statements_total'), b.get('weft_db_statements_total')];
+  return x === undefined || y === undefined ? null : round((y - x) / writes);
+}
+
 async function sentMetrics(port: number): Promise<{ netmapBytes: number; resumeBytes: number; deltaBytes: number; netmapsFlushed: number; lastFlushedAt: number }> {
   const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
   const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
@@ -78,7 +97,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
   const plan: TeamPlan | null = POLICY === 'teams' ? teamPlan(n) : null;
   let serverErr = '';
   const startServer = () => {
-    const child = spawn(process.execPath, [...SERVER_NODE_ARGS, SERVER_BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', 'off', '--metrics-listen', `127.0.0.1:${metricsPort}`, '--data-dir', dataDir, '--log-level', 'warn'], {
+    const child = spawn(process.execPath, [...SERVER_NODE_ARGS, SERVER, 'serve', '--listen', `127.0.0.1:${port}`, '--stun-listen', 'off', '--metrics-listen', `127.0.0.1:${metricsPort}`, '--data-dir', dataDir, '--log-level', 'warn'], {
       stdio: ['ignore', 'inherit', 'pipe'],
       env: { ...process.env, ...(pg ? { WEFT_DATABASE_URL: pg.url } : {}) },
     });
@@ -104,7 +123,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
     await ask(null); // ready
     await ready();
     const admin = async (args: string[]) => {
-      const p = spawn(process.execPath, [SERVER_BIN, ...args, '--json', '--data-dir', dataDir]);
+      const p = spawn(process.execPath, [SERVER, ...args, '--json', '--data-dir', dataDir]);
       let out = '';
       p.stdout.on('data', (d) => (out += d));
       await new Promise((r) => p.on('exit', r));
@@ -145,7 +164,9 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
     }
     console.log(`[${n}] registering ${n} nodes${plan ? ` (policy: ${plan.teams} teams)` : ''}...`);
     const cpu0 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
+    const regM0 = await scrape(metricsPort);
     const reg = await ask({ cmd: 'register', url, authKey, authKeys, count: n, concurrency: 32 });
+    const statementsPerRegistration = statementsPer(regM0, await scrape(metricsPort), n);
     const cpu1 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
     // RSS right after a storm holds garbage V8 has not collected yet; idle for SETTLE_MS, it does.
     const rssAfterRegister = rssKb(server.pid!);
@@ -211,6 +232,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
     let missed = 0;
     let unaffectedHeard = 0;
     const deleted: number[] = [];
+    const delM0 = await scrape(metricsPort); // also resets the event-loop delay histogram
     for (const id of victims) {
       const affected = views ? [...views.peers].filter(([viewer, peers]) => peers.includes(id) && !deleted.includes(viewer)).map(([viewer]) => viewer) : undefined;
       const tracking = ask({ cmd: 'track-removal', nodeId: id, deleted, timeoutMs: 15_000, affected });
@@ -228,6 +250,11 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       fromRequest.push(r.lastAt - t0);
       fromReturn.push(r.lastAt - t1);
     }
+    const delM1 = await scrape(metricsPort);
+    const eventLoop = (q: string) => round((delM1.get(`nodejs_eventloop_lag_${q}_seconds`) ?? NaN) * 1000);
+    const eventLoopDelayMs = { p50: eventLoop('p50'), p99: eventLoop('p99'), max: eventLoop('max') };
+    const statementsPerDelete = statementsPer(delM0, delM1, victims.length);
+    console.log(`[${n}] delete phase: ${statementsPerDelete} statements per delete (presence and sweeps included), event-loop delay ${JSON.stringify(eventLoopDelayMs)} ms`);
     console.log(`[${n}] DELETE /api/v1/nodes/:id request p50 ${round(pct(requestMs, 50))} ms, p99 ${round(pct(requestMs, 99))} ms; last agent told p99 ${round(pct(fromRequest, 99))} ms after the request`);
     // A one-rule policy change (added, then removed, alternately), to the last affected agent.
     let policyChange: Record<string, unknown> | undefined;
@@ -264,6 +291,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       measuredAt: new Date().toISOString(),
       agentSocketsClosedByCode: closed,
       registerAllSeconds: round(reg.ms / 1000),
+      statementsPerRegistration,
       connectAllSeconds: round(conn.ms / 1000),
       // Where the time goes: CPU seconds each process used in the phase, against its wall time (a loaded machine shows as CPU well under wall x cores).
       cpuSeconds: {
@@ -279,6 +307,10 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
         fromRequestSent: { p50: round(pct(fromRequest, 50)), p99: round(pct(fromRequest, 99)), max: round(Math.max(...fromRequest)) },
         fromResponseReturned: { p50: round(pct(fromReturn, 50)), p99: round(pct(fromReturn, 99)) },
         deleteRequestMs: { p50: round(pct(requestMs, 50)), p99: round(pct(requestMs, 99)), max: round(Math.max(...requestMs)) },
+        /** SQL statements (round trips) per delete over the phase, anything else the server did meanwhile included. */
+        statementsPerDelete,
+        /** The server's event-loop delay over the delete phase (monitorEventLoopDelay, 10 ms resolution). */
+        eventLoopDelayMs,
         agentsThatMissedARemoval: missed,
         ...(plan ? { agentsNotSeeingItThatWereTold: unaffectedHeard } : {}),
       },

@@ -181,6 +181,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 
   const metrics = opts.metrics ? new ServerMetrics() : null;
   if (metrics) metrics.instrumentHttp(app);
+  if (metrics) metrics.statements(opts.db.statementCount);
   if (metrics && opts.metrics?.stun) metrics.stun(opts.metrics.stun.counters);
   if (metrics && opts.https?.notAfter) metrics.tlsCertificate(opts.https.notAfter);
   const hub = new ChangeHub(opts.db.bus, opts.db.outbox, app.log, opts.outbox, metrics ? (s) => metrics.busReceived(s) : undefined);

@@ -12,7 +12,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { RelayServer, StunCounters, WgResponderCounters } from '@weft/relay';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { PrismaClient } from '@weft/db';
+import type { PrismaClient, StatementCount } from '@weft/db';
 import type { LinkStore } from './links.js';
 import type { Change } from './state/changes.js';
 
@@ -241,6 +241,11 @@ export class ServerMetrics {
       this.httpDuration.observe({ method, route }, reply.elapsedTime / 1000);
       done();
     });
+  }
+
+  /** Every SQL statement the Prisma client sent, BEGIN and COMMIT included (round trips: @weft/db statement-count.ts). */
+  statements(count: StatementCount): void {
+    this.counterFrom('weft_db_statements_total', 'SQL statements the Prisma client sent, BEGIN and COMMIT included (each one a round trip).', () => count.statements);
   }
 
   /** The same client, timing every operation (the extension runs inside interactive transactions too). */

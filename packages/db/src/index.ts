@@ -14,6 +14,7 @@
  * (new-migration.ts) and the schema engine wrapper (schema-engine.ts).
  */
 export { openDatabase, type Database, type OpenOptions, type PgTimeouts } from './open-database.js';
+export type { StatementCount } from './statement-count.js';
 export { PG_IDLE_IN_TRANSACTION_TIMEOUT_MS, PG_LOCK_TIMEOUT_MS } from './tunables.js';
 export { databaseSums, parseSnapshotHeader, restoreSnapshot, SnapshotError, writeSnapshot, SNAPSHOT_FORMAT, type RestoreResult, type SnapshotHeader, type SnapshotTable } from './snapshot.js';
 export { type ChangeBus, MAX_PAYLOAD_BYTES, CHANNEL as CHANGE_BUS_CHANNEL, LISTENER_APPLICATION_NAME as CHANGE_BUS_APPLICATION_NAME } from './change-bus.js';

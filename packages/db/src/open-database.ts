@@ -11,6 +11,7 @@ import { holdOwnerOnlyUmask, makeOwnerOnly, prepareDataDir } from './data-dir-mo
 import { type Log, silentLog } from './log.js';
 import { migrate, type SqlSession } from './migrate.js';
 import { initPGliteDir } from './pglite-init.js';
+import { countStatements, type StatementCount } from './statement-count.js';
 import { migrationsDir as defaultMigrationsDir } from './paths.js';
 import { PG_IDLE_IN_TRANSACTION_TIMEOUT_MS, PG_LOCK_TIMEOUT_MS } from './tunables.js';
 
@@ -38,6 +39,8 @@ export interface Database {
    * at a time (the data-directory lock), so there is no other replica to deliver to.
    */
   outbox: Outbox | null;
+  /** Statements the Prisma client has sent (BEGIN and COMMIT included): round trips, statement-count.ts. */
+  statementCount: StatementCount;
   /** Migrations this open applied, in order; empty when the database was already current. */
   appliedMigrations: readonly string[];
   /** Closes the bus, the client and the connections (or the embedded database). */
@@ -96,12 +99,13 @@ async function openPGlite(dataDir: string, migrationsDir: string, log: Log): Pro
     };
     const appliedMigrations = await migrate(session, { migrationsDir, lock: false, log });
     // pglite-prisma-adapter is typed against the PGlite version it was built with; the API it uses is unchanged.
-    const adapter = new PrismaPGlite(pglite as unknown as ConstructorParameters<typeof PrismaPGlite>[0]);
-    const prisma = new PrismaClient({ adapter });
+    const { factory, count } = countStatements(new PrismaPGlite(pglite as unknown as ConstructorParameters<typeof PrismaPGlite>[0]));
+    const prisma = new PrismaClient({ adapter: factory });
     const bus = new LocalChangeBus(log);
     return {
       prisma,
       backend: 'pglite',
+      statementCount: count,
       bus,
       outbox: null,
       appliedMigrations,
@@ -136,11 +140,13 @@ async function openPostgres(url: string, migrationsDir: string, log: Log, timeou
     const appliedMigrations = await migratePostgres(pool, migrationsDir, log);
     bus = new PgChangeBus({ connectionString: url }, pool, log);
     await bus.start();
-    const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+    const { factory, count } = countStatements(new PrismaPg(pool));
+    const prisma = new PrismaClient({ adapter: factory });
     const theBus = bus;
     return {
       prisma,
       backend: 'postgres',
+      statementCount: count,
       bus: theBus,
       outbox: new Outbox(pool),
       appliedMigrations,

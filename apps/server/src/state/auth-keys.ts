@@ -53,11 +53,13 @@ export class AuthKeys {
     return authKeyDto(row);
   }
 
-  /** The user a presented key belongs to, read without a lock; null when it matches no key. */
-  async ownerOf(tx: Tx, presented: string): Promise<number | null> {
+  /**
+   * The key row a presented key names, read without a lock (a join reads it before locking the
+   * owner's row: user, then key); null when the prefix matches none. `consume` checks it.
+   */
+  async find(tx: Tx, presented: string) {
     const prefix = secretPrefix('auth', presented);
-    const k = prefix ? await tx.authKey.findUnique({ where: { prefix }, select: { userId: true } }) : null;
-    return k?.userId ?? null;
+    return prefix ? tx.authKey.findUnique({ where: { prefix } }) : null;
   }
 
   /** Whether `presented` is the auth key with id `id` (the key a node joined with), read without a lock. */
@@ -68,20 +70,23 @@ export class AuthKeys {
   }
 
   /**
-   * Checks a presented key and consumes one use, inside the caller's transaction. Throws the
-   * precise reason a person can act on (invalid, expired, used, revoked).
+   * Checks a presented key against its row (`find`) and consumes one use, inside the caller's
+   * transaction. Throws the precise reason a person can act on (invalid, expired, used, revoked).
    */
-  async consume(tx: Tx, presented: string) {
-    const prefix = secretPrefix('auth', presented);
-    const k = prefix ? await tx.authKey.findUnique({ where: { prefix } }) : null;
+  async consume(tx: Tx, presented: string, k: Awaited<ReturnType<AuthKeys['find']>>) {
     if (!k || !constantTimeEqual(k.hash, hashSecret(presented))) {
       throw new ApiError(Errors.authKeyInvalid, 'the auth key is not valid; create one with: weft-server authkeys create --user NAME');
     }
     if (k.revokedAt) throw new ApiError(Errors.authKeyRevoked, `auth key ${k.prefix} was revoked; create a new one`);
     if (k.expiresAt && k.expiresAt.getTime() <= Date.now()) throw new ApiError(Errors.authKeyExpired, `auth key ${k.prefix} expired at ${k.expiresAt.toISOString()}; create a new one`);
-    // Conditional update so two concurrent joins cannot both spend a single-use key.
-    const spent = await tx.authKey.updateMany({ where: { id: k.id, ...(k.reusable ? {} : { usedCount: 0 }) }, data: { usedCount: { increment: 1 } } });
-    if (spent.count === 0) throw new ApiError(Errors.authKeyUsed, `single-use auth key ${k.prefix} was already used; create a new one or use --reusable`);
+    // Conditional update so two concurrent joins cannot both spend a single-use key, and a revoke
+    // that committed after the read (which took no lock) still refuses this join.
+    const spent = await tx.authKey.updateMany({ where: { id: k.id, revokedAt: null, ...(k.reusable ? {} : { usedCount: 0 }) }, data: { usedCount: { increment: 1 } } });
+    if (spent.count === 0) {
+      const now = await tx.authKey.findUnique({ where: { id: k.id }, select: { revokedAt: true } });
+      if (!now || now.revokedAt) throw new ApiError(Errors.authKeyRevoked, `auth key ${k.prefix} was revoked; create a new one`);
+      throw new ApiError(Errors.authKeyUsed, `single-use auth key ${k.prefix} was already used; create a new one or use --reusable`);
+    }
     return k;
   }
 }

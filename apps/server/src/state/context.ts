@@ -75,8 +75,19 @@ const COMMIT_ORDER_LOCK = 0x77656661;
  * for those inserts and the commit.
  */
 export async function lockCommitOrder(tx: Tx): Promise<void> {
-  await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${COMMIT_ORDER_LOCK})`);
+  if (holdingCommitOrder.has(tx)) return;
+  await tx.$executeRawUnsafe(COMMIT_ORDER_LOCK_SQL);
+  holdingCommitOrder.add(tx);
 }
+
+const COMMIT_ORDER_LOCK_SQL = `SELECT pg_advisory_xact_lock(${COMMIT_ORDER_LOCK})`;
+
+/**
+ * Transactions that hold the commit-order lock already: asking again would be free for the lock
+ * but not for the round trip (one statement per write on Postgres, the audit's lock again before
+ * `ctx.record`). A transaction client lives as long as its transaction, so the set forgets it.
+ */
+const holdingCommitOrder = new WeakSet<Tx>();
 
 export interface AuditExtra {
   before?: Record<string, unknown>;
@@ -87,33 +98,37 @@ export interface AuditExtra {
 
 /**
  * Appends one event inside the caller's transaction. Events are written under the commit-order
- * lock (`lockCommitOrder`), taken just before the insert and held to commit, so ids become
+ * lock (`lockCommitOrder`), taken by the insert's own statement unless the transaction holds it, and held to commit, so ids become
  * visible in id order: a reader paging by id (`GET /api/v1/audit`) never passes over an event
  * that commits later with a smaller id. Every write path calls this at the end of its transaction,
  * followed only by its `ctx.record` calls, so the lock is held only for those inserts and the
  * commit; no row lock may be taken after it.
  */
 export async function audit(tx: Tx, actor: Actor, action: string, target: string | null, detail?: Record<string, unknown>, extra: AuditExtra = {}): Promise<void> {
-  await lockCommitOrder(tx);
-  const json = (v: Record<string, unknown> | undefined) => (v ? (v as Prisma.InputJsonValue) : undefined);
-  await tx.auditEvent.create({
-    data: {
-      actor: actorLabel(actor),
-      actorType: actor.type,
-      actorId: actor.id ?? null,
-      actorName: actor.name ?? null,
-      origin: actor.origin,
-      ip: actor.ip ?? null,
-      action,
-      target,
-      groupId: extra.groupId ?? randomUUID(),
-      detail: json(detail),
-      before: json(extra.before),
-      after: json(extra.after),
-    },
-  });
+  const json = (v: Record<string, unknown> | undefined) => (v ? JSON.stringify(v) : null);
+  const row = [
+    actorLabel(actor), actor.type, actor.id ?? null, actor.name ?? null, actor.origin, actor.ip ?? null,
+    action, target, extra.groupId ?? randomUUID(), json(detail), json(extra.before), json(extra.after),
+  ];
+  if (holdingCommitOrder.has(tx)) await tx.$executeRawUnsafe(AUDIT_INSERT_SQL, ...row);
+  else {
+    await tx.$executeRawUnsafe(LOCKED_AUDIT_INSERT_SQL, ...row);
+    holdingCommitOrder.add(tx);
+  }
   if (action === TEST_STOP_IN_TX) stopInsideTransaction();
 }
+
+/** `at` is UTC in a timestamp without zone, as Prisma writes it; the id comes from its sequence. */
+const AUDIT_COLUMNS = `(at, actor, actor_type, actor_id, actor_name, origin, ip, action, target, group_id, detail, before, after)`;
+const AUDIT_VALUES = `(clock_timestamp() AT TIME ZONE 'UTC')::timestamp(3), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12::jsonb`;
+const AUDIT_INSERT_SQL = `INSERT INTO audit_events ${AUDIT_COLUMNS} VALUES (${AUDIT_VALUES})`;
+
+/**
+ * The insert with the commit-order lock in one statement (one round trip, not two). The row is
+ * selected from the materialised lock, so its id (nextval, in the insert's projection) is taken
+ * only once the lock is held.
+ */
+const LOCKED_AUDIT_INSERT_SQL = `WITH l AS MATERIALIZED (${COMMIT_ORDER_LOCK_SQL}) INSERT INTO audit_events ${AUDIT_COLUMNS} SELECT ${AUDIT_VALUES} FROM l`;
 
 /**
  * Tests only: `WEFT_TEST_STOP_IN_TX=<audit action>` makes the first write with that action stop
@@ -135,4 +150,9 @@ function stopInsideTransaction(): void {
 export function isUniqueViolation(err: unknown): boolean {
   const code = typeof err === 'object' && err !== null ? (err as { code?: string }).code : undefined;
   return code === 'P2002' || code === '23505';
+}
+
+/** Prisma's P2025: the row a delete or update named does not exist. */
+export function isRecordNotFound(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: string }).code === 'P2025';
 }

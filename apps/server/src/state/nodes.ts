@@ -3,7 +3,7 @@ import { EndpointsMessage, isTagName, parseEndpoint, TAG_RULE, type CreateNode, 
 import { ApiError, Errors } from '../errors.js';
 import { insertNode, lockAllocation } from './allocate.js';
 import type { AuthKeys } from './auth-keys.js';
-import { audit, isUniqueViolation, SYSTEM, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
+import { audit, isRecordNotFound, isUniqueViolation, SYSTEM, TX_OPTIONS, type Actor, type StateContext, type Tx } from './context.js';
 import type { Change } from './changes.js';
 import { awaitingAdmin, isExpired, nodeDto, peerEndpoints, policyLogin, selfDto, withUser, type NodeWithUser } from './dto.js';
 import type { LoginAdmission, Logins } from './logins.js';
@@ -96,9 +96,9 @@ export class Nodes {
       const node = await this.ctx.prisma.$transaction(async (tx) => {
         // The owner's row first (lock order: user, then key): a suspend or offboard running now
         // either refuses this join or sees its node.
-        const ownerId = await this.authKeys.ownerOf(tx, authKey);
-        const owner = ownerId === null ? null : await shareLockUser(tx, ownerId);
-        const key = await this.authKeys.consume(tx, authKey);
+        const found = await this.authKeys.find(tx, authKey);
+        const owner = found ? await shareLockUser(tx, found.userId) : null;
+        const key = await this.authKeys.consume(tx, authKey, found);
         if (owner) assertUsable(owner);
         if (existing) {
           // Renewal of a known machine: same node, same addresses, fresh key and expiry (a node
@@ -171,9 +171,13 @@ export class Nodes {
 
   async delete(actor: Actor, id: number): Promise<Node> {
     const node = await this.ctx.prisma.$transaction(async (tx) => {
-      const n = await tx.node.findUnique({ where: { id }, include: withUser });
-      if (!n) throw new ApiError(Errors.nodeNotFound, `no node with id ${id}; list them with: weft-server nodes list`);
-      await tx.node.delete({ where: { id } });
+      // DELETE ... RETURNING, then its user: two statements (with `include`, Prisma reads the node
+      // and its user before the delete, three).
+      const row = await tx.node.delete({ where: { id } }).catch((err: unknown) => {
+        if (isRecordNotFound(err)) throw new ApiError(Errors.nodeNotFound, `no node with id ${id}; list them with: weft-server nodes list`, { cause: err });
+        throw err;
+      });
+      const n: NodeWithUser = { ...row, user: await tx.user.findUniqueOrThrow({ where: { id: row.userId }, select: withUser.user.select }) };
       await audit(tx, actor, 'node.delete', `node:${n.name}`, { user: n.user.name, ipv4: n.ipv4 });
       await this.ctx.record(tx, { kind: 'nodes-removed', nodeIds: [n.id] });
       return n;

@@ -22,9 +22,12 @@ export const userWhere = (ref: UserRef) => (typeof ref === 'number' ? { id: ref 
 
 export async function findUserOrThrow(tx: Tx, ref: UserRef) {
   const user = await tx.user.findUnique({ where: userWhere(ref) });
-  if (!user) throw new ApiError(Errors.userNotFound, `no user ${typeof ref === 'number' ? `with id ${ref}` : `named "${ref}"`}; list them with: weft-server users list`);
+  if (!user) throw userNotFound(ref);
   return user;
 }
+
+const userNotFound = (ref: UserRef) =>
+  new ApiError(Errors.userNotFound, `no user ${typeof ref === 'number' ? `with id ${ref}` : `named "${ref}"`}; list them with: weft-server users list`);
 
 export const userSuspended = (name: string) =>
   new ApiError(Errors.userSuspended, `user ${name} is suspended; an admin can resume them with: weft-server users resume ${name}`);
@@ -41,10 +44,16 @@ export async function usableUserOrThrow(tx: Tx, ref: UserRef) {
   return assertUsable(await shareLockUser(tx, ref));
 }
 
+/**
+ * The lock finds the row too, and the read after it sees what holds once the lock is ours: two
+ * statements (a read, the lock and a read again were three; a registration takes this path).
+ */
 export async function shareLockUser(tx: Tx, ref: UserRef) {
-  const found = await findUserOrThrow(tx, ref);
-  await tx.$queryRaw`SELECT id FROM users WHERE id = ${found.id} FOR SHARE`;
-  return tx.user.findUniqueOrThrow({ where: { id: found.id } });
+  const [locked] = typeof ref === 'number'
+    ? await tx.$queryRaw<{ id: number }[]>`SELECT id FROM users WHERE id = ${ref} FOR SHARE`
+    : await tx.$queryRaw<{ id: number }[]>`SELECT id FROM users WHERE name = ${ref} FOR SHARE`;
+  if (!locked) throw userNotFound(ref);
+  return tx.user.findUniqueOrThrow({ where: { id: locked.id } });
 }
 
 export function assertUsable<U extends { name: string; suspendedAt: Date | null; offboardedAt: Date | null }>(user: U): U {

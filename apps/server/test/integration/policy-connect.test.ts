@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
+import { connected, drained as drainedOn, flushed as flushedOn, ids, online as onlineOn, patchMessages } from '../support/patch-window.js';
 import { BACKENDS, startServer, type TestServer } from '../support/server.js';
 
 /** Two teams: each user's nodes see each other and nothing of the other team. */
@@ -28,39 +29,12 @@ function queryCounts(exposition: string): Map<string, number> {
 
 describe.each(BACKENDS)('connecting under an access policy on %s', (backend) => {
   let s: TestServer;
+  const drained = (a: SimAgent) => drainedOn(s, a);
+  const online = (n: number) => onlineOn(s, n);
+  const flushed = () => flushedOn(s, all);
   const keys: Record<string, string> = {};
   const team: Record<'a' | 'b', SimAgent[]> = { a: [], b: [] };
   const all: SimAgent[] = [];
-
-  /** Patch messages `a` got from index `from` up to `to`, as the ids each carried. */
-  const patchMessages = (a: SimAgent, from: number, to = a.received.length) =>
-    a.received.slice(from, to).filter((r) => r.msg.type === 'delta' && 'patch' in r.msg).map((r) => (r.msg.patch as { id: number }[]).map((p) => p.id).sort((x, y) => x - y));
-
-  /** Everything sent to `a` before now has arrived: a resync is answered after it. Returns the resync netmap's index. */
-  async function drained(a: SimAgent): Promise<number> {
-    await s.mapper.settled();
-    const from = a.received.length;
-    a.send(JSON.stringify({ type: 'resync' }));
-    await a.waitFor(() => a.received.slice(from).some((r) => r.msg.type === 'netmap'), 10_000, 'resync netmap');
-    return from + a.received.slice(from).findIndex((r) => r.msg.type === 'netmap');
-  }
-
-  /** Waits until the mapper has applied presence for `n` online nodes. */
-  async function online(n: number): Promise<void> {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      await s.mapper.settled();
-      if (s.mapper.nodeStates().online === n) return;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} nodes online (have ${s.mapper.nodeStates().online})`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-
-  async function connected(a: SimAgent): Promise<void> {
-    const from = a.received.length;
-    await a.connect();
-    await a.waitFor(() => a.received.slice(from).some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
-  }
 
   async function join(t: 'a' | 'b'): Promise<SimAgent> {
     const a = new SimAgent(s.url, `t${t}-${team[t].length}`);
@@ -70,14 +44,6 @@ describe.each(BACKENDS)('connecting under an access policy on %s', (backend) => 
     all.push(a);
     return a;
   }
-
-  /** Ends the window and waits until every agent has what it was sent. */
-  async function flushed(): Promise<void> {
-    s.mapper.flushPatches();
-    await Promise.all(all.map((a) => drained(a)));
-  }
-
-  const ids = (xs: SimAgent[]) => xs.map((x) => x.self!.id).sort((p, q) => p - q);
 
   beforeAll(async () => {
     // One window lasts the whole test unless the test ends it.

@@ -1,9 +1,8 @@
 /**
  * Two standalone relay regions (real `weft-relay` processes on hosts `one` and `two`, linked to
  * one weft-server), real agents with wireguard-go whose UDP to each other is dropped (nftables),
- * so they must relay. a's STUN to region two is dropped and b's to region one (this machine's
- * kernel has no netem qdisc, so latency cannot be shaped per destination here): each homes on the
- * one region that answers its netcheck, and their pings pass relayed region one -> server ->
+ * so they must relay. a's STUN to region two is dropped and b's to region one: each homes on the
+ * one region that answers its netcheck (homing by latency is e2e/homing.test.ts), and their pings pass relayed region one -> server ->
  * region two and back. A third agent c sees both regions alike (same LAN, near-equal latency)
  * and must not flap between them over repeated netchecks.
  */

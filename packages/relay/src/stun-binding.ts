@@ -40,6 +40,7 @@ import {
 } from './stun-constants.js';
 import { addressBytes, encodeMappedAddress, writeAddressValue } from './stun-address.js';
 import { encodeMessage, fingerprintOf, messageType, parseMessage, type StunMessage } from './stun-message.js';
+import { FingerprintPatch } from './stun-fingerprint-patch.js';
 
 /** Comprehension-required attributes RFC 8489 defines: known, though a Binding server uses none. */
 const UNDERSTOOD = new Set([
@@ -124,16 +125,22 @@ export function encodeBindingSuccess(transactionId: Buffer, to: Peer, software: 
  * The server's hot path for the request nearly every client sends: a Binding request with the
  * magic cookie and no attribute but (optionally) a FINGERPRINT that checks out, from an IPv4 peer. The response (what answerBinding gives
  * for it, byte for byte: a unit test holds it to that) is a template made once per server with
- * the transaction ID, the XORed port and address and the FINGERPRINT written in: no parse, no
- * attribute list, no intermediate buffers. Anything else gets `undefined`, and answerBinding decides.
+ * the transaction ID, the XORed port and address and the FINGERPRINT written in (the FINGERPRINTs
+ * of request and response by table, stun-fingerprint-patch.ts): no parse, no attribute list, no
+ * intermediate buffers, no CRC pass. Anything else gets `undefined`, and answerBinding decides.
  */
 export class BindingResponder {
   private readonly template: Buffer;
   private readonly fingerprintAt: number;
+  private readonly fingerprint: FingerprintPatch;
+  /** A request's FINGERPRINT: its header is fixed but for the transaction ID. */
+  private readonly requestFingerprint: FingerprintPatch;
 
   constructor(software: Buffer) {
     this.template = encodeBindingSuccess(Buffer.alloc(TRANSACTION_ID_BYTES), { address: '0.0.0.0', port: 0 }, software);
     this.fingerprintAt = this.template.length - ATTRIBUTE_HEADER_LENGTH - FINGERPRINT_LENGTH;
+    this.fingerprint = new FingerprintPatch(this.template, this.fingerprintAt, PER_ANSWER_BYTES);
+    this.requestFingerprint = new FingerprintPatch(encodeMessage({ method: METHOD_BINDING, cls: CLASS_REQUEST, transactionId: Buffer.alloc(TRANSACTION_ID_BYTES), attributes: [], fingerprint: true }), HEADER_LENGTH, TRANSACTION_ID_AT);
   }
 
   /** The success response to `datagram` from `from`, when it is a bare Binding request from an IPv4 peer; else undefined. */
@@ -141,16 +148,18 @@ export class BindingResponder {
     // 00 01 00 LL (Binding request) then the cookie; LL = 0 (bare) or 8 (FINGERPRINT only, and right).
     const n = datagram.length;
     if ((n !== HEADER_LENGTH && n !== BARE_WITH_FINGERPRINT) || datagram[0] !== 0 || datagram[1] !== 1 || datagram[2] !== 0 || datagram[3] !== n - HEADER_LENGTH || datagram.readUInt32BE(4) !== MAGIC_COOKIE) return undefined;
-    if (n === BARE_WITH_FINGERPRINT && (datagram.readUInt16BE(HEADER_LENGTH) !== ATTR_FINGERPRINT || datagram.readUInt16BE(HEADER_LENGTH + 2) !== FINGERPRINT_LENGTH || datagram.readUInt32BE(HEADER_LENGTH + ATTRIBUTE_HEADER_LENGTH) !== fingerprintOf(datagram, HEADER_LENGTH))) return undefined;
+    if (n === BARE_WITH_FINGERPRINT && (datagram.readUInt16BE(HEADER_LENGTH) !== ATTR_FINGERPRINT || datagram.readUInt16BE(HEADER_LENGTH + 2) !== FINGERPRINT_LENGTH || datagram.readUInt32BE(HEADER_LENGTH + ATTRIBUTE_HEADER_LENGTH) !== this.requestFingerprint.of(datagram))) return undefined;
     const text = from.address;
     const start = text.charCodeAt(0) === 58 /* ':' */ ? (text.startsWith('::ffff:') ? 7 : -1) : 0;
     if (start < 0) return undefined;
-    const out = Buffer.allocUnsafe(this.template.length);
-    this.template.copy(out);
+    const out = Buffer.from(this.template);
     if (!writeXorIpv4(text, start, out, XOR_ADDRESS_AT)) return undefined;
-    datagram.copy(out, 8, 8, HEADER_LENGTH);
+    // The transaction ID as three words: cheaper than a copy() call for 12 bytes.
+    out.writeInt32BE(datagram.readInt32BE(8), 8);
+    out.writeInt32BE(datagram.readInt32BE(12), 12);
+    out.writeInt32BE(datagram.readInt32BE(16), 16);
     out.writeUInt16BE((from.port ^ (MAGIC_COOKIE >>> 16)) & 0xffff, XOR_ADDRESS_AT - 2);
-    out.writeUInt32BE(fingerprintOf(out, this.fingerprintAt), this.fingerprintAt + ATTRIBUTE_HEADER_LENGTH);
+    out.writeUInt32BE(this.fingerprint.of(out), this.fingerprintAt + ATTRIBUTE_HEADER_LENGTH);
     return out;
   }
 }
@@ -160,6 +169,13 @@ const TRANSACTION_ID_BYTES = 12;
 const BARE_WITH_FINGERPRINT = HEADER_LENGTH + ATTRIBUTE_HEADER_LENGTH + FINGERPRINT_LENGTH;
 /** Where XOR-MAPPED-ADDRESS's address sits in a success response (header, attribute header, family and port). */
 const XOR_ADDRESS_AT = HEADER_LENGTH + ATTRIBUTE_HEADER_LENGTH + 4;
+const TRANSACTION_ID_AT = range(HEADER_LENGTH - TRANSACTION_ID_BYTES, HEADER_LENGTH);
+/** The template's bytes that differ per answer: the transaction ID, then the XORed port and IPv4 address. */
+const PER_ANSWER_BYTES = [...TRANSACTION_ID_AT, ...range(XOR_ADDRESS_AT - 2, XOR_ADDRESS_AT + 4)];
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
 
 /** Dotted-quad `text` from `from` -> its 4 bytes XORed with the cookie at `out[at]`; false (out partly written) when it is not exactly one. */
 function writeXorIpv4(text: string, from: number, out: Buffer, at: number): boolean {

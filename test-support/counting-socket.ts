@@ -41,7 +41,8 @@ export class UpgradeRefused extends Error {
 
 /**
  * Events: 'message' (CountedMessage), 'close' (code, reason), 'pong'. `open()` resolves after
- * the 101; a refused upgrade rejects with UpgradeRefused.
+ * the 101 with the socket paused: attach listeners, then `start()`. A refused upgrade rejects
+ * with UpgradeRefused.
  */
 export class CountingSocket extends EventEmitter {
   private buf: Buffer = Buffer.alloc(0);
@@ -54,10 +55,23 @@ export class CountingSocket extends EventEmitter {
   /** The message being read. */
   private msg: { head: Buffer[]; headLen: number; bytes: number; kept: Buffer[] | null; decided: boolean } | null = null;
   private closeSent = false;
+  /** What came after the 101 in its read, until start(). */
+  private early: Buffer = Buffer.alloc(0);
   private closedWith: { code: number; reason: string } | null = null;
 
   private constructor(private readonly tcp: Socket, private readonly keep: (head: string) => boolean) {
     super();
+  }
+
+  /**
+   * Starts reading: call once the 'message' and 'close' listeners are on. Until then the socket
+   * is paused and whatever came with the 101 is held, so no message is emitted to nobody.
+   */
+  start(): void {
+    const early = this.early;
+    this.early = Buffer.alloc(0);
+    if (early.length) this.read(early);
+    this.tcp.resume();
   }
 
   static open(url: string, opts: CountingSocketOptions): Promise<CountingSocket> {
@@ -87,9 +101,12 @@ export class CountingSocket extends EventEmitter {
         tcp.off('error', reject);
         tcp.on('error', () => {}); // 'close' follows and says so
         tcp.on('close', () => ws.ended());
+        // Frames may have come in the same read as the 101 (a small netmap often does): held, with
+        // the socket paused, until the caller has its listeners on and calls start().
+        tcp.pause();
+        ws.early = rest;
         tcp.on('data', (c: Buffer) => ws.read(c));
         resolve(ws);
-        if (rest.length) ws.read(rest);
       };
       const refused = (status: number, lines: string[], body: Buffer) => {
         const contentType = lines.find((l) => /^content-type:/i.test(l))?.split(':')[1]?.trim();

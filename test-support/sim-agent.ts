@@ -125,6 +125,7 @@ export class SimAgent {
         this.record({ at, raw: '', bytes: m.bytes, msg: { type, seq: Number(/"seq":(\d+)/.exec(m.head)?.[1]), ...(revision ? { revision } : {}) } }, false);
       }
     });
+    ws.start();
   }
 
   private refuse(status: number, type: string | undefined, text: string, reject: (err: Error) => void): void {

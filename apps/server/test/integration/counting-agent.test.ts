@@ -5,9 +5,11 @@
  * receives it), parses the deltas it must (a removal), answers the server's pings and hears the
  * close code, so a storm bench that relies on it measures what it says.
  */
+import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateNodeKey } from '@weft/crypto';
 import { CloseCode } from '@weft/protocol';
+import { CountingSocket, type CountedMessage } from '../../../../test-support/counting-socket.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
 import { SYSTEM } from '../../src/state/context.js';
 import { startServer, type TestServer } from '../support/server.js';
@@ -52,5 +54,25 @@ describe('a sim agent that counts instead of parsing', () => {
     await s.state.nodes.delete(SYSTEM, a.self!.id);
     await a.waitFor(() => a.closed !== null, 10_000, 'close');
     expect(a.closed!.code).toBe(CloseCode.NodeDeleted);
+  });
+
+  it('keeps a message that came in the same read as the 101 until its listener is on', async () => {
+    // A small netmap often arrives with the upgrade's answer; emitted before the sim agent had
+    // its listener on, it was lost, and the agent waited out its netmap timeout.
+    const body = Buffer.from('{"type":"netmap","seq":1,"peers":[]}');
+    const frame = Buffer.concat([Buffer.from([0x81, body.length]), body]);
+    const raw = createServer((c) => c.once('data', () => c.write(Buffer.concat([Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'), frame]))));
+    await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+    try {
+      const ws = await CountingSocket.open(`ws://127.0.0.1:${(raw.address() as AddressInfo).port}/agent/v1`, { headers: {}, keep: () => true });
+      await new Promise((r) => setImmediate(r)); // any read it did on its own has happened by now
+      const got: CountedMessage[] = [];
+      ws.on('message', (m: CountedMessage) => got.push(m));
+      ws.start();
+      expect(got.map((m) => m.data?.toString())).toEqual([body.toString()]);
+      ws.removeAllListeners();
+    } finally {
+      raw.close();
+    }
   });
 });

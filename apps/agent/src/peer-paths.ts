@@ -406,6 +406,7 @@ export class PeerPaths {
         st.probe = { candidates, index: 0, windowEndsAt: now + PROBE_WINDOW_MS, rx0: s.rxBytes };
         relay.hold(key, true);
         await this.aim(engine, peer, candidates[0]!);
+        st.probe.rx0 = await this.rxNow(engine, peer, st.probe.rx0);
         this.opts.log('debug', 'hole punch started', { peer: peer.name, candidate: candidates[0], attempt: st.failures + 1 });
         return;
       }
@@ -421,8 +422,8 @@ export class PeerPaths {
         if (probe.index + 1 < probe.candidates.length) {
           probe.index++;
           probe.windowEndsAt = now + PROBE_WINDOW_MS;
-          probe.rx0 = s?.rxBytes ?? probe.rx0;
           await this.aim(engine, peer, probe.candidates[probe.index]!);
+          probe.rx0 = await this.rxNow(engine, peer, s?.rxBytes ?? probe.rx0);
           return;
         }
         st.failures++;
@@ -435,6 +436,22 @@ export class PeerPaths {
         this.opts.log('info', 'hole punch timed out', { peer: peer.name, failures: st.failures, retryInMs: st.nextProbeAt - now });
         return;
       }
+    }
+  }
+
+  /**
+   * WireGuard's received bytes from `peer` now (`fallback` when it cannot say). A probe counts what
+   * arrives from here on: what WireGuard took in before the aim (relayed packets still queued in
+   * its socket when the probe began, processed after this check read the counters) is no answer
+   * from the candidate. Counted from the check's earlier reading, they made a probe to an endpoint
+   * nothing could reach "succeed" in the lab, and the stream sat on a dead direct path until the
+   * 2 s dead-path check moved it back.
+   */
+  private async rxNow(engine: Engine, peer: Peer, fallback: number): Promise<number> {
+    try {
+      return (await engine.stats()).get(peer.nodeKey as NodePublicKey)?.rxBytes ?? fallback;
+    } catch {
+      return fallback;
     }
   }
 

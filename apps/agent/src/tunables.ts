@@ -94,10 +94,15 @@ export const RELAY_AFTER_NO_HANDSHAKE_MS = 2_000;
 /** How often peers' handshakes and counters are read to decide paths (probe windows are judged at this grain). */
 export const PATH_CHECK_INTERVAL_MS = 250;
 /**
- * Hole punching (path-choice.ts): slots between direct attempts after 0, 1, 2, 3+ failures. Each
- * interval divides the next, so two sides at different attempts still meet in the slower one's slot.
+ * Hole punching (path-choice.ts): slots between direct attempts after 0, 1, 2, 3, 4, 5+ failures.
+ * Each interval divides the next, so two sides at different attempts still meet in the slower
+ * one's slot. A probe holds the pair's tunnel for PROBE_WINDOW_MS (WireGuard aimed at the
+ * candidate, the relay's packets held), and a TCP stream inside it stalls for 1-3 s each time
+ * (bench:relay-profile, per second): so a pair whose punches keep failing is tried every 2 min,
+ * not every 30 s. A change that may open a direct path (UDP back, roaming, new candidates) starts
+ * the ladder again (PeerPaths.retryNow, networkChanged).
  */
-export const PROBE_BACKOFF_S = [1, 5, 10, 30] as const;
+export const PROBE_BACKOFF_S = [1, 5, 10, 30, 60, 120] as const;
 /** How long WireGuard is aimed at one candidate endpoint of the peer during a probe. */
 export const PROBE_WINDOW_MS = 1_000;
 /** WireGuard keepalive during a probe: keeps punching packets leaving while the window lasts. */

@@ -51,8 +51,8 @@ describe('hole-punch slots', () => {
     expect(pairOffsetMs(ka, kb)).toBeLessThan(probeIntervalMs(0));
   });
 
-  it('backs off 1 s, 5 s, 10 s, then 30 s, each interval dividing the next', () => {
-    expect([0, 1, 2, 3, 9].map(probeIntervalMs)).toEqual([1000, 5000, 10_000, 30_000, 30_000]);
+  it('backs off 1 s, 5 s, 10 s, 30 s, 60 s, then 120 s, each interval dividing the next', () => {
+    expect([0, 1, 2, 3, 4, 5, 9].map(probeIntervalMs)).toEqual([1000, 5000, 10_000, 30_000, 60_000, 120_000, 120_000]);
     for (let i = 1; i < PROBE_BACKOFF_S.length; i++) expect(PROBE_BACKOFF_S[i]! % PROBE_BACKOFF_S[i - 1]!).toBe(0);
   });
 

@@ -9,11 +9,12 @@
  *
  * Resume (since protocol 1, 2026-12-02, optional on both sides): netmaps and deltas may carry the
  * `revision` of the peer list they leave the agent holding. An agent that holds one sends it on
- * reconnect in the NETMAP_REVISION_HEADER of the upgrade request; when the server's list has that
- * revision, the first message is a `resume` (the agent keeps its peers, with their volatile fields
- * replaced) instead of the whole list. Anything else (no header, a stale, unknown or malformed
- * revision, an access policy in force) gets the full `netmap`, so an older agent or server is
- * served as before.
+ * reconnect in the NETMAP_REVISION_HEADER of the upgrade request (and, since the compact resume,
+ * NETMAP_ENDPOINTS_HEADER); when the server's list for it (under an access policy: its view's) has
+ * that revision, the first message is a `resume` (the agent keeps its peers, with their volatile
+ * fields replaced) instead of the whole list. Anything else (no header, a stale, unknown or
+ * malformed revision, an access policy in force for an agent that sent no endpoints revision)
+ * gets the full `netmap`, so an older agent or server is served as before.
  */
 import { z } from 'zod';
 import { Cidr, Endpoint, Hostname, IPv4Address, IPv6Address, MachineKeyText, MAX_ENDPOINTS, NodeKeyText, Timestamp } from './common.js';
@@ -235,7 +236,8 @@ export const MAX_WG_RESPONDERS = 4;
 /**
  * The content revision of a peer list: 32 lower-case hex digits, a hash over every listed node's
  * stable fields (id, name, user, nodeKey, addresses, allowedIps; the list includes the receiving
- * node itself). Volatile fields (endpoints, online, lastSeen, nat) are left out: they change by
+ * node itself; under an access policy the list is the node's view, the node included when its
+ * view holds it). Volatile fields (endpoints, online, lastSeen, nat) are left out: they change by
  * the thousand in a reconnect storm and travel as patches. Derived from content only, so it is the
  * same after a server restart and on every replica.
  */
@@ -296,9 +298,9 @@ export const NetmapMessage = z.object({
   type: z.literal('netmap'),
   seq: z.number().int(),
   /**
-   * The revision of `peers` (see NetmapRevision); sent first after seq. Absent = none (an access
-   * policy is in force, or an older server): the agent holds no revision. Since protocol 1
-   * (2026-12-02), optional.
+   * The revision of `peers` (see NetmapRevision); sent first after seq. Absent = none (an older
+   * server; before the compact resume also under an access policy): the agent holds no revision.
+   * Since protocol 1 (2026-12-02), optional.
    */
   revision: NetmapRevision.optional(),
   protocolVersion: z.number().int(),

@@ -81,7 +81,8 @@ describe.each(BACKENDS)('REST API on %s', (backend) => {
     expect(na.ipv4).toMatch(/^100\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.\d+\.\d+$/);
     expect(na.ipv6).toMatch(/^fd[0-9a-f]{2}:/);
     expect(na.ipv4).not.toBe(nb.ipv4);
-    await a.waitFor(() => true);
+    // The connect's presence write is batched: wait for it rather than racing it.
+    await s.state.presence.settled();
     const fresh = (await s.api('GET', `/api/v1/nodes/${na.id}`)).body;
     expect(fresh.online).toBe(true);
     expect(fresh.lastSeen).not.toBeNull();

@@ -15,9 +15,9 @@ import { type Database, openDatabase } from '@weft/db';
 import type { Peer } from '@weft/protocol';
 import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
-import { buildApp, type App } from '../../src/app.js';
+import type { App } from '../../src/app.js';
 import { SYSTEM } from '../../src/state/index.js';
-import { BACKENDS } from '../support/server.js';
+import { BACKENDS, listenOn } from '../support/server.js';
 
 describe.each(BACKENDS)('netmap resume on %s', (backend) => {
   let dir = '';
@@ -31,10 +31,7 @@ describe.each(BACKENDS)('netmap resume on %s', (backend) => {
 
   const start = async () => {
     db = await openDatabase(backend === 'pglite' ? { dataDir: dir } : { databaseUrl: databaseUrl! });
-    app = await buildApp({ db, serverUrl: 'http://127.0.0.1', patchIntervalMs: 20 });
-    await app.app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.app.server.address();
-    url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    ({ app, url } = await listenOn(db));
   };
   const stop = async () => {
     await app.app.close();

@@ -13,9 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Database, openDatabase } from '@weft/db';
 import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
-import { buildApp, type App } from '../../src/app.js';
+import type { App } from '../../src/app.js';
 import { SYSTEM } from '../../src/state/index.js';
-import { BACKENDS } from '../support/server.js';
+import { BACKENDS, listenOn } from '../support/server.js';
 
 const RULES = [
   { action: 'accept', src: ['group:ops'], dst: ['tag:web:443'] },
@@ -36,10 +36,7 @@ describe.each(BACKENDS)('the first policy change after a restart on %s', (backen
 
   const start = async () => {
     db = await openDatabase(backend === 'pglite' ? { dataDir: dir } : { databaseUrl: databaseUrl! });
-    app = await buildApp({ db, serverUrl: 'http://127.0.0.1', patchIntervalMs: 20 });
-    await app.app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.app.server.address();
-    url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    ({ app, url } = await listenOn(db));
     adminKey = (await app.state.apiKeys.create(SYSTEM, { scopes: ['admin'] })).key;
   };
   const stop = async () => {

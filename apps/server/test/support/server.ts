@@ -19,26 +19,38 @@ export interface TestServer extends App {
   close: () => Promise<void>;
 }
 
+/**
+ * Builds a server on an open database and listens on a loopback port, with the test defaults
+ * (fast patches). For tests that restart a server on a database they keep.
+ */
+export async function listenOn(db: Database, opts: Partial<Omit<AppOptions, 'db' | 'serverUrl'>> = {}): Promise<{ app: App; url: string }> {
+  const app = await buildApp({ ...opts, db, serverUrl: 'http://127.0.0.1', patchIntervalMs: opts.patchIntervalMs ?? 20 });
+  try {
+    await app.app.listen({ host: '127.0.0.1', port: 0 });
+  } catch (err) {
+    await app.app.close().catch(() => {});
+    throw err;
+  }
+  const addr = app.app.server.address();
+  return { app, url: `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}` };
+}
+
 /** `databaseUrl` (postgres only): use that database instead of a fresh one, e.g. for two replicas on one database. */
 export async function startServer(backend: Backend, opts: Partial<Omit<AppOptions, 'db' | 'serverUrl'>> = {}, databaseUrl?: string): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-srv-'));
   let db: Database | undefined;
-  let app: App | undefined;
+  let listening: { app: App; url: string };
   try {
     db = await openDatabase(backend === 'pglite' ? { dataDir: dir } : { databaseUrl: databaseUrl ?? (await createTestDatabase()) });
-    app = await buildApp({ ...opts, db, serverUrl: 'http://127.0.0.1', patchIntervalMs: opts.patchIntervalMs ?? 20, ephemeralTimeoutS: opts.ephemeralTimeoutS ?? 1 });
-    await app.app.listen({ host: '127.0.0.1', port: 0 });
+    listening = await listenOn(db, { ...opts, ephemeralTimeoutS: opts.ephemeralTimeoutS ?? 1 });
   } catch (err) {
     // Leave nothing behind when start-up fails: no open database, no temp dir.
-    await app?.app.close().catch(() => {});
     await db?.close().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  const built = app;
+  const { app: built, url } = listening;
   const openDb = db;
-  const addr = built.app.server.address();
-  const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
   const adminKey = (await built.state.apiKeys.create(SYSTEM, { scopes: ['admin'] })).key;
   const readKey = (await built.state.apiKeys.create(SYSTEM, { scopes: ['read'] })).key;
   const api: TestServer['api'] = async (method, path, body, headers = {}) => {

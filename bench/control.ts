@@ -37,9 +37,11 @@ const POLICY_ROUNDS = Number(process.env.BENCH_POLICY_ROUNDS ?? 4);
  * BENCH_STORM=1: after the first connect, restart the server and time every agent reconnecting at
  * once with the agent's backoff, as cold agents (no revision sent: a full netmap each); then
  * restart again and time it with every agent sending the revision it holds (a resume each, unless
- * the list changed). BENCH_STORM_RESUME=0 leaves the second storm out.
+ * the list changed). BENCH_STORM_RESUME=0 leaves the second storm out, BENCH_STORM_COLD=0 the
+ * first (the resuming agents then hold the revision of their connect's netmap).
  */
 const STORM = process.env.BENCH_STORM === '1';
+const STORM_COLD = STORM && process.env.BENCH_STORM_COLD !== '0';
 const STORM_RESUME = STORM && process.env.BENCH_STORM_RESUME !== '0';
 /** How long the server idles before an RSS reading counts as settled. */
 const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 30_000);
@@ -225,7 +227,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
         loadAvg1m: round(loadavg()[0]!),
       };
     };
-    const storm = STORM ? await stormAfterRestart(false) : undefined;
+    const storm = STORM_COLD ? await stormAfterRestart(false) : undefined;
     const stormResuming = STORM_RESUME ? await stormAfterRestart(true) : undefined;
 
     const nodes = (await rest('GET', '/api/v1/nodes')) as { items: ListedNode[] };

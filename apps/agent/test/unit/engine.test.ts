@@ -1,20 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { generateNodeKey } from '@weft/crypto';
-import { Engine, initiatesTo, interfaceAddresses, peerConfig, responderConfig } from '../../src/engine.js';
+import { type Engine, initiatesTo, interfaceAddresses, peerConfig, responderConfig } from '../../src/engine.js';
 import { ANSWERING_SIDE_GRACE_MS } from '../../src/tunables.js';
 import { Netmap } from '../../src/netmap.js';
-import { silentLogger } from '../../src/log.js';
-import { FakeDevice } from './fake-device.js';
-import { peer, self } from './fixtures.js';
+import { fakeEngine, peer, self } from './fixtures.js';
 
-function setup() {
-  const device = new FakeDevice();
-  const engine = new Engine({
-    openDevice: () => device, interfaceName: 'weft0', backend: 'userspace',
-    privateKey: generateNodeKey().privateKey, listenPort: 41641, mtu: 1280, log: silentLogger,
-  });
-  return { device, engine };
-}
+const setup = fakeEngine;
 
 async function delta(engine: Engine, nm: Netmap, msg: Parameters<Netmap['apply']>[0]) {
   const change = nm.apply(msg);

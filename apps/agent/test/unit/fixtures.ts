@@ -1,6 +1,10 @@
+import { generateNodeKey } from '@weft/crypto';
+import { Engine } from '../../src/engine.js';
 import type { CommandRunner } from '../../src/firewall/exec.js';
+import { silentLogger } from '../../src/log.js';
 import type { RelayPath } from '../../src/relay-path.js';
 import type { Peer, SelfNode } from '@weft/protocol';
+import { FakeDevice } from './fake-device.js';
 
 const hex = (n: number) => n.toString(16).padStart(2, '0').repeat(32);
 
@@ -44,4 +48,14 @@ export function stubRelay(): RelayPath & { connected: boolean } {
     release: (k: string) => void open.delete(k),
   };
   return stub as unknown as RelayPath & { connected: boolean };
+}
+
+/** An Engine on the in-memory device, with a fresh key: what the engine and path tests drive. */
+export function fakeEngine(): { device: FakeDevice; engine: Engine } {
+  const device = new FakeDevice();
+  const engine = new Engine({
+    openDevice: () => device, interfaceName: 'weft0', backend: 'userspace',
+    privateKey: generateNodeKey().privateKey, listenPort: 41641, mtu: 1280, log: silentLogger,
+  });
+  return { device, engine };
 }

@@ -3,15 +3,13 @@
  * this node's own (its background netcheck) and the peer's as the server passed it on (`Peer.nat`).
  */
 import { describe, expect, it } from 'vitest';
-import { generateNodeKey, type NodePublicKey } from '@weft/crypto';
+import type { NodePublicKey } from '@weft/crypto';
 import type { NatVerdict } from '@weft/protocol';
 import type { PeerStats } from '@weft/wg';
-import { Engine } from '../../src/engine.js';
 import { silentLogger } from '../../src/log.js';
 import { natReason } from '../../src/path-choice.js';
 import { PeerPaths } from '../../src/peer-paths.js';
-import { FakeDevice } from './fake-device.js';
-import { peer, self, stubRelay } from './fixtures.js';
+import { fakeEngine, peer, self, stubRelay } from './fixtures.js';
 
 const OPEN: NatVerdict = { udp: true, mappingVariesByDestination: false };
 const UNKNOWN: NatVerdict = { udp: true, mappingVariesByDestination: null };
@@ -56,11 +54,7 @@ describe('natReason', () => {
 
 describe('PeerPaths reason for a relayed peer', () => {
   it('names the peer\'s NAT from its netmap entry and follows a patch of it', async () => {
-    const device = new FakeDevice();
-    const engine = new Engine({
-      openDevice: () => device, interfaceName: 'weft0', backend: 'userspace',
-      privateKey: generateNodeKey().privateKey, listenPort: 41641, mtu: 1280, log: silentLogger,
-    });
+    const { device, engine } = fakeEngine();
     let p2 = { ...peer(2), nat: VARIES };
     await engine.applyFull(self, [p2]);
     device.stats = async (): Promise<PeerStats[]> => [{ publicKey: p2.nodeKey as NodePublicKey, endpoint: device.peers.get(p2.nodeKey)?.endpoint ?? null, rxBytes: 0, txBytes: 0, lastHandshake: null }];

@@ -5,24 +5,18 @@
  * stand-in relay, as in peer-paths-idle.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { generateNodeKey, type NodePublicKey } from '@weft/crypto';
+import type { NodePublicKey } from '@weft/crypto';
 import type { PeerConfig, PeerStats } from '@weft/wg';
-import { Engine } from '../../src/engine.js';
 import { silentLogger } from '../../src/log.js';
 import { PeerPaths } from '../../src/peer-paths.js';
 import { PROBE_KEEPALIVE_S } from '../../src/tunables.js';
-import { FakeDevice } from './fake-device.js';
-import { peer, self, STUB_RELAY_SOCKET, stubRelay } from './fixtures.js';
+import { fakeEngine, peer, self, STUB_RELAY_SOCKET, stubRelay } from './fixtures.js';
 
 const p2 = peer(2);
 const candidate = p2.endpoints[0]!;
 
 async function setup() {
-  const device = new FakeDevice();
-  const engine = new Engine({
-    openDevice: () => device, interfaceName: 'weft0', backend: 'userspace',
-    privateKey: generateNodeKey().privateKey, listenPort: 41641, mtu: 1280, log: silentLogger,
-  });
+  const { device, engine } = fakeEngine();
   await engine.applyFull(self, [p2]);
   let now = 1_000_000;
   const paths = new PeerPaths({

@@ -12,26 +12,19 @@
  * goes to r1, everything of b to r2. The test then checks where they really are (each replica
  * reports one connected node and one relay client) and fails naming the placement if not.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startPostgres, type TestPostgres } from '../test-support/postgres.js';
-import type { LabProcess } from './lab/index.js';
 import type { Host } from './lab/host.js';
+import { connectedOn, replicaMetric, startHaDeployment, type HaDeployment, type ReplicaName } from './lab/ha.js';
 import { useLab } from './lab/vitest.js';
-import { GiveUp, waitFor } from './lab/wait.js';
-import { httpFrom } from './lab/weft-rest.js';
-import { REPO, WeftAgent, WeftServer } from './lab/weft.js';
+import { waitFor } from './lab/wait.js';
+import { WeftAgent } from './lab/weft.js';
 
-let pg: TestPostgres;
-let replicas: Record<'r1' | 'r2', WeftServer>;
-let haproxy: LabProcess;
-let balancerUrl: string;
+let ha: HaDeployment;
 let serverHost: Host;
 const agents = {} as Record<'a' | 'b', WeftAgent>;
 /** Where everything was once a alone was connected. */
 let placementWithA: Awaited<ReturnType<typeof placement>>;
-const METRICS = { r1: 'http://127.0.0.1:9091/metrics', r2: 'http://127.0.0.1:9092/metrics' } as const;
 
 /** Every UDP datagram in or out of the LAN interface is dropped; loopback (the relay sockets) is not. */
 async function blockUdp(h: Host): Promise<void> {
@@ -44,70 +37,30 @@ async function blockUdp(h: Host): Promise<void> {
   await h.execOk('nft', ['-f', file]);
 }
 
-/** One sample of a replica's /metrics (the separate metrics listener), 0 when the series is absent. */
-async function metric(r: 'r1' | 'r2', series: string): Promise<number> {
-  const res = await httpFrom(serverHost, 'GET', METRICS[r], { timeoutMs: 5000 });
-  expect(res.status, `${r} /metrics`).toBe(200);
-  const line = res.text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
-
-async function connectedOn(r: WeftServer): Promise<number> {
-  return (await r.api.call<{ connectedNodes: number }>('GET', '/api/v1/status')).connectedNodes;
-}
+const metric = (r: ReplicaName, series: string) => replicaMetric(serverHost, ha, r, series);
 
 /** Where the agents are: connected nodes (control WebSockets) and relay clients, per replica. */
-async function placement(): Promise<Record<'r1' | 'r2', { nodes: number; relayClients: number }>> {
-  const one = async (r: 'r1' | 'r2') => ({ nodes: await connectedOn(replicas[r]), relayClients: await metric(r, 'weft_relay_clients') });
+async function placement(): Promise<Record<ReplicaName, { nodes: number; relayClients: number }>> {
+  const one = async (r: ReplicaName) => ({ nodes: await connectedOn(ha.replicas[r]), relayClients: await metric(r, 'weft_relay_clients') });
   return { r1: await one('r1'), r2: await one('r2') };
 }
 
 useLab({ name: 'harly', hosts: ['server', 'a', 'b'] }, async (lab) => {
-  pg = await startPostgres();
-  const databaseUrl = `postgres://postgres@localhost/weft?host=${encodeURIComponent(pg.socketDir)}&port=${pg.port}`;
   serverHost = lab.hosts.server;
-  balancerUrl = `http://${serverHost.ip}:8080`;
-  const env = (self: number, peer: number, metricsPort: number) => ({
-    WEFT_DATABASE_URL: databaseUrl,
-    WEFT_RELAY_MESH_URL: `http://127.0.0.1:${self}`,
-    WEFT_RELAY_MESH_PEERS: `http://127.0.0.1:${peer}`,
-    WEFT_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
-  });
-  const r1 = await WeftServer.start(lab, { name: 'r1', port: 8081, advertisedUrl: balancerUrl, env: env(8081, 8082, 9091), readyTimeoutMs: 180_000 });
-  const r2 = await WeftServer.start(lab, { name: 'r2', port: 8082, advertisedUrl: balancerUrl, env: env(8082, 8081, 9092), readyTimeoutMs: 180_000 });
-  replicas = { r1, r2 };
-
-  const shipped = readFileSync(join(REPO, 'deploy/haproxy/haproxy.cfg'), 'utf8');
-  const cfg = shipped
-    .replace('bind :8080', `bind ${serverHost.ip}:8080`)
-    .replace('maxconn 20000', 'maxconn 1000') // this machine's descriptor limit is 20,000
-    .replace('    balance leastconn\n', `    balance leastconn\n    use-server replica-1 if { src ${lab.hosts.a.ip} }\n    use-server replica-2 if { src ${lab.hosts.b.ip} }\n`)
-    .replace('replica-1.internal:8080', '127.0.0.1:8081')
-    .replace('replica-2.internal:8080', '127.0.0.1:8082');
-  expect(cfg, 'the test config pins a and b').toContain(`use-server replica-2 if { src ${lab.hosts.b.ip} }`);
-  expect(cfg).toContain('127.0.0.1:8082 check');
-  expect(cfg, 'maxconn swapped for this machine').toMatch(/^ {4}maxconn 1000$/m);
-  const cfgPath = serverHost.tmpPath('haproxy.cfg');
-  writeFileSync(cfgPath, cfg);
-  haproxy = serverHost.spawn('haproxy', ['-db', '-f', cfgPath], { logName: 'haproxy' });
-  await waitFor(async () => {
-    if (!haproxy.running) throw new GiveUp(`haproxy exited:\n${haproxy.tail(20)}`);
-    return (await httpFrom(serverHost, 'GET', `${balancerUrl}/readyz`, { timeoutMs: 2000 }).catch(() => null))?.status === 200;
-  }, { timeoutMs: 20_000, intervalMs: 200, what: 'haproxy passing /readyz to a replica' });
-
-  const authKey = await r1.authKey('ops');
+  ha = await startHaDeployment(lab, serverHost, { pin: { r1: lab.hosts.a, r2: lab.hosts.b } });
+  const authKey = await ha.replicas.r1.authKey('ops');
   await Promise.all([lab.hosts.a, lab.hosts.b].map((h) => blockUdp(h)));
   // a first, connected (control and relay) before b starts.
   agents.a = await WeftAgent.start(lab.hosts.a);
-  await agents.a.upOk({ server: balancerUrl, authKey, hostname: 'a' });
+  await agents.a.upOk({ server: ha.balancerUrl, authKey, hostname: 'a' });
   await waitFor(async () => { const p = await placement(); return p.r1.nodes + p.r2.nodes === 1 && p.r1.relayClients + p.r2.relayClients === 1; },
     { timeoutMs: 20_000, intervalMs: 250, what: 'a connected (control and relay) through haproxy' });
   placementWithA = await placement();
   agents.b = await WeftAgent.start(lab.hosts.b);
-  await agents.b.upOk({ server: balancerUrl, authKey, hostname: 'b' });
+  await agents.b.upOk({ server: ha.balancerUrl, authKey, hostname: 'b' });
 });
 afterAll(async () => {
-  await pg?.stop();
+  await ha?.pg.stop();
 });
 
 describe('two replicas behind one HAProxy address, the nodes on different ones, UDP blocked (lab case j)', () => {
@@ -120,11 +73,11 @@ describe('two replicas behind one HAProxy address, the nodes on different ones, 
     const p = await placement();
     expect(p, `with b connected too, per replica (b's control and relay must both be on r2): ${JSON.stringify(p)}`)
       .toEqual({ r1: { nodes: 1, relayClients: 1 }, r2: { nodes: 1, relayClients: 1 } });
-    for (const [name, r] of Object.entries(replicas)) {
+    for (const [name, r] of Object.entries(ha.replicas)) {
       expect(r.process.output(), `${name} starts its relay mesh`).toMatch(/Relay mesh: http:\/\/127\.0\.0\.1:808\d linking to/);
     }
-    await waitFor(async () => (await metric('r1', 'weft_relay_mesh_links')) === 1 && (await metric('r2', 'weft_relay_mesh_links')) === 1,
-      { timeoutMs: 20_000, intervalMs: 250, what: 'each replica linked to the other (weft_relay_mesh_links 1)' });
+    expect(await metric('r1', 'weft_relay_mesh_links'), 'r1 linked to r2').toBe(1);
+    expect(await metric('r2', 'weft_relay_mesh_links'), 'r2 linked to r1').toBe(1);
     const meshBefore = {
       r1: await metric('r1', 'weft_relay_mesh_packets_total{direction="to_replica"}'),
       r2: await metric('r2', 'weft_relay_mesh_packets_total{direction="to_replica"}'),
@@ -139,7 +92,7 @@ describe('two replicas behind one HAProxy address, the nodes on different ones, 
     expect(back.ok, back.output).toBe(true);
     for (const [h, other] of [['a', 'b'], ['b', 'a']] as const) {
       const st = await agents[h].status();
-      expect(st.server, `${h}'s server is the balancer`).toBe(balancerUrl);
+      expect(st.server, `${h}'s server is the balancer`).toBe(ha.balancerUrl);
       const peer = st.peers.find((x) => x.name === other)!;
       expect(peer.path, `${h} -> ${other}: ${JSON.stringify(peer)}`).toBe('relay');
       // No STUN in this lab, so no regions: the control server's own relay, named "server".
@@ -153,10 +106,10 @@ describe('two replicas behind one HAProxy address, the nodes on different ones, 
     console.info(`mesh packets to the other replica during the pings: r1 ${meshAfter.r1 - meshBefore.r1}, r2 ${meshAfter.r2 - meshBefore.r2}`);
     expect(meshAfter.r1 - meshBefore.r1, 'r1 -> r2 mesh packets').toBeGreaterThanOrEqual(5);
     expect(meshAfter.r2 - meshBefore.r2, 'r2 -> r1 mesh packets').toBeGreaterThanOrEqual(5);
-    for (const [name, r] of Object.entries(replicas)) {
+    for (const [name, r] of Object.entries(ha.replicas)) {
       expect(r.process.output(), `${name} linked out`).toContain('relay mesh: linked to a replica');
       expect(r.process.output(), `${name} linked in`).toContain('relay mesh: a replica linked in');
     }
-    expect(haproxy.running).toBe(true);
+    expect(ha.haproxy.running).toBe(true);
   });
 });

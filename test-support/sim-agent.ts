@@ -6,8 +6,8 @@
 import { request as httpsRequest } from 'node:https';
 import WebSocket from 'ws';
 import { CountingSocket, UpgradeRefused, type CountedMessage } from './counting-socket.js';
-import { generateMachineKey, generateNodeKey, signMachineToken } from '@weft/crypto';
-import { NETMAP_REVISION_HEADER, type Peer, type RegisterResponse, type SelfNode } from '@weft/protocol';
+import { endpointsRevision, generateMachineKey, generateNodeKey, signMachineToken } from '@weft/crypto';
+import { NETMAP_ENDPOINTS_HEADER, NETMAP_REVISION_HEADER, resumeStateOf, type Peer, type RegisterResponse, type ResumePresence, type SelfNode } from '@weft/protocol';
 
 /** `at` is performance.timeOrigin + performance.now(): comparable across processes. */
 export interface Received { at: number; raw: string; bytes: number; msg: { type: string; seq: number; [k: string]: unknown } }
@@ -56,16 +56,23 @@ export class SimAgent {
    * Opens the agent socket. `parse` = false keeps full netmaps as raw text (benchmarks with
    * thousands of agents cannot afford to parse megabytes each); deltas are always parsed.
    * `resume`: send the revision held (NETMAP_REVISION_HEADER), as the real agent does; a string
-   * sends that instead (tests of stale or malformed revisions).
+   * sends that instead (tests of stale or malformed revisions). With it, `endpoints` (default
+   * true) sends the endpoints revision of the peers held (NETMAP_ENDPOINTS_HEADER: the compact
+   * resume), as the real agent does; false = an agent of the older resume; a string sends that.
    */
-  connect(opts: { parse?: boolean; url?: string; resume?: boolean | string } = {}): Promise<void> {
+  connect(opts: { parse?: boolean; url?: string; resume?: boolean | string; endpoints?: boolean | string } = {}): Promise<void> {
     const parse = opts.parse ?? true;
     const url = `${(opts.url ?? this.serverUrl).replace(/^http/, 'ws')}/agent/v1`;
     return signMachineToken(this.machine.privateKey).then((token) => {
       this.closed = null;
       this.refused = null;
       const held = typeof opts.resume === 'string' ? opts.resume : opts.resume ? this.revision : null;
-      const headers = { authorization: `Bearer ${token}`, ...(held !== null ? { [NETMAP_REVISION_HEADER]: held } : {}) };
+      const eps = held === null || opts.endpoints === false ? null : typeof opts.endpoints === 'string' ? opts.endpoints : endpointsRevision(this.peers.values());
+      const headers = {
+        authorization: `Bearer ${token}`,
+        ...(held !== null ? { [NETMAP_REVISION_HEADER]: held } : {}),
+        ...(eps !== null ? { [NETMAP_ENDPOINTS_HEADER]: eps } : {}),
+      };
       return parse ? this.openParsing(url, headers) : this.openCounting(url, headers);
     });
   }
@@ -193,7 +200,20 @@ export class SimAgent {
       this.self = msg.self as SelfNode;
       return;
     }
-    // A resume keeps the peers held: `patch` (every peer's volatile fields) and `self` apply below.
+    // A resume keeps the peers held: `presence` and `endpoints` by position (the peers in id
+    // order), or `patch` (every peer's volatile fields), and `self` apply below.
+    if (msg.type === 'resume' && msg.presence) {
+      const { base, state, lastSeen } = msg.presence as ResumePresence;
+      const eps = msg.endpoints as string[][] | undefined;
+      const ids = [...this.peers.keys()].sort((a, b) => a - b);
+      if (state.length !== ids.length) throw new Error(`resume lists ${state.length} peers, ${ids.length} held`);
+      ids.forEach((id, i) => {
+        const st = resumeStateOf(state[i]!)!;
+        const { nat: _nat, ...prev } = this.peers.get(id)!;
+        const t = lastSeen[i]!;
+        this.peers.set(id, { ...prev, online: st.online, lastSeen: t === null ? null : new Date(base + t).toISOString(), ...(eps ? { endpoints: eps[i]! } : {}), ...(st.nat ? { nat: st.nat } : {}) });
+      });
+    }
     for (const id of (msg.remove as number[] | undefined) ?? []) this.peers.delete(id);
     for (const p of (msg.upsert as Peer[] | undefined) ?? []) this.peers.set(p.id, p);
     for (const p of (msg.patch as { id: number }[] | undefined) ?? []) {

@@ -439,6 +439,7 @@ export class Agent {
       trust: this.trust,
       log,
       heldRevision: () => this.netmap.revision,
+      heldEndpoints: () => this.netmap.endpointsRevision,
       events: {
         onOpen: () => {
           if (this.lastError?.code === AgentErrorCode.ServerCertificate) this.lastError = null;
@@ -669,8 +670,8 @@ export class Agent {
         case 'full':
           if (this.phase !== 'running') return;
           this.opts.log('debug', 'netmap received', { peers: change.peers.length });
-          // A resume comes only without a policy: allow all, as a netmap without a filter says.
-          if (msg.type !== 'delta') this.packetFilter = msg.type === 'netmap' ? msg.packetFilter : undefined;
+          // A resume carries the filter as a netmap does (absent = allow all).
+          if (msg.type !== 'delta') this.packetFilter = msg.packetFilter;
           const firewallError = await this.engineFor().applyFull(change.self, change.peers, this.packetFilter, change.responders).then(
             () => undefined,
             (err: Error) => {

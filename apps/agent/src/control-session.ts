@@ -6,7 +6,7 @@
  */
 import WebSocket from 'ws';
 import { signMachineToken, type MachinePrivateKey } from '@weft/crypto';
-import { CloseCode, NETMAP_REVISION_HEADER, Problem, RegisterErrorCode, type AgentMessage, type ServerMessage } from '@weft/protocol';
+import { CloseCode, NETMAP_ENDPOINTS_HEADER, NETMAP_REVISION_HEADER, Problem, RegisterErrorCode, type AgentMessage, type ServerMessage } from '@weft/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { CONNECT_TIMEOUT_MS, RECONNECT_BACKOFF, SILENCE_TIMEOUT_MS } from './tunables.js';
 import { agentSocketUrl } from './control-client.js';
@@ -80,6 +80,8 @@ export interface SessionOptions {
   events: SessionEvents;
   /** The peer-list revision the agent holds, sent on each connect so the server may resume; null = none. */
   heldRevision?: () => string | null;
+  /** The endpoints revision of the peers held (sent with the revision: it also says we read the compact resume). */
+  heldEndpoints?: () => string | null;
   backoff?: BackoffOptions;
   silenceTimeoutMs?: number;
 }
@@ -163,7 +165,12 @@ export class ControlSession {
     if (this.stopped) return;
     const url = agentSocketUrl(serverUrl);
     const revision = this.opts.heldRevision?.() ?? null;
-    const headers = { authorization: `Bearer ${token}`, ...(revision !== null ? { [NETMAP_REVISION_HEADER]: revision } : {}) };
+    const endpoints = revision !== null ? this.opts.heldEndpoints?.() ?? null : null;
+    const headers = {
+      authorization: `Bearer ${token}`,
+      ...(revision !== null ? { [NETMAP_REVISION_HEADER]: revision } : {}),
+      ...(endpoints !== null ? { [NETMAP_ENDPOINTS_HEADER]: endpoints } : {}),
+    };
     const ws = new WebSocket(url, { headers, handshakeTimeout: CONNECT_TIMEOUT_MS, ca: this.opts.trust.ca });
     this.ws = ws;
     let settled = false;

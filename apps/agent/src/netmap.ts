@@ -12,7 +12,8 @@
  * so the result is what a resync would give. Its record stays until the server sends that id
  * again valid, removes it, or sends a fresh netmap.
  */
-import type { DeltaMessage, FilterRule, NetmapMessage, Peer, PeerPatch, ResponderPeer, ResumeMessage, SelfNode, ServerMessage } from '@weft/protocol';
+import { resumeStateOf, type DeltaMessage, type FilterRule, type NetmapMessage, type Peer, type PeerPatch, type ResponderPeer, type ResumeMessage, type SelfNode, type ServerMessage } from '@weft/protocol';
+import { endpointsRevision } from '@weft/crypto';
 import type { SkippedPeer } from './server-message.js';
 
 /** Skipped entries without a usable id kept for `weft status`; the newest win. */
@@ -80,10 +81,20 @@ export class Netmap {
     return [...[...this.skippedById.values()].sort((a, b) => a.id! - b.id!), ...this.skippedUnnamed];
   }
 
-  /** The packet filter for traffic arriving at this node; null = no policy: allow all. Stored, not enforced here. */
+  /**
+   * The revision of the peer list held, to resume from; null = none known, or an entry of the
+   * list was left out (skipped): then the peers held are not the list the revision names.
+   */
   get revision(): string | null {
-    return this.heldRevision;
+    return this.skippedById.size || this.skippedUnnamed.length ? null : this.heldRevision;
   }
+
+  /** The endpoints revision of the peers held (NETMAP_ENDPOINTS_HEADER): computed from them. */
+  get endpointsRevision(): string {
+    return endpointsRevision(this.peersById.values());
+  }
+
+  /** The packet filter for traffic arriving at this node; null = no policy: allow all. Stored, not enforced here. */
 
   get packetFilter(): FilterRule[] | null {
     return this.filter;
@@ -158,29 +169,52 @@ export class Netmap {
 
   /**
    * The server's list is the one we hold: keep the peers, take every peer's volatile fields from
-   * `patch`, and the rest as a netmap gives it (no packet filter: the server resumes only without
-   * a policy). A resume we did not ask for (no revision held) cannot be trusted: resync.
+   * `presence` and `endpoints` (by position: our peers in id order) or from `patch` (the older
+   * form), and the rest as a netmap gives it (the packet filter absent = allow all). A resume we
+   * did not ask for (no revision held, or not ours), or whose positions do not match the peers we
+   * hold, cannot be trusted: resync.
    */
   private applyResume(msg: ResumeMessage, skipped: SkippedPeer[]): NetmapChange {
-    if (this.heldRevision === null || msg.revision !== this.heldRevision) {
+    const resync = (reason: string): NetmapChange => {
       this.awaitingNetmap = true;
       this.lastSeq = -1;
-      return { kind: 'resync', reason: `resume at revision ${msg.revision}, which is not the one held` };
+      return { kind: 'resync', reason };
+    };
+    if (this.revision === null || msg.revision !== this.heldRevision) return resync(`resume at revision ${msg.revision}, which is not the one held`);
+    let next: Map<number, Peer> | null = null;
+    if (msg.presence) {
+      const { base, state, lastSeen } = msg.presence;
+      const ids = [...this.peersById.keys()].sort((a, b) => a - b);
+      if (state.length !== ids.length || lastSeen.length !== ids.length || (msg.endpoints && msg.endpoints.length !== ids.length)) {
+        return resync(`resume lists ${state.length} peers, ${ids.length} held`);
+      }
+      next = new Map();
+      for (const [i, id] of ids.entries()) {
+        const st = resumeStateOf(state[i]!)!;
+        const t = lastSeen[i]!;
+        const { nat: _nat, ...prev } = this.peersById.get(id)!;
+        const peer: Peer = { ...prev, online: st.online, lastSeen: t === null ? null : new Date(base + t).toISOString() };
+        if (msg.endpoints) peer.endpoints = msg.endpoints[i]!;
+        // Not known = absent, as a netmap's entry has it.
+        if (st.nat) peer.nat = st.nat;
+        next.set(id, peer);
+      }
     }
     this.lastSeq = msg.seq;
     this.awaitingNetmap = false;
     this.selfNode = msg.self;
-    this.filter = null;
+    this.filter = msg.packetFilter ?? null;
+    if (next) this.peersById = next;
     // As in a delta: a malformed entry removes the peer it names, as a fresh netmap would leave it out.
     for (const s of skipped) if (s.id !== null) this.peersById.delete(s.id);
-    for (const patch of msg.patch) {
+    for (const patch of msg.patch ?? []) {
       const previous = this.peersById.get(patch.id);
       if (previous) this.peersById.set(patch.id, withPatch(previous, patch));
     }
     this.recordSkipped(skipped);
     const keys = this.keyIndex();
     this.responderPeers = (msg.wgResponders ?? []).filter((r) => r.publicKey !== msg.self.nodeKey && !keys.has(r.publicKey));
-    return { kind: 'full', self: msg.self, peers: this.peers, skipped, packetFilter: null, responders: this.responderPeers };
+    return { kind: 'full', self: msg.self, peers: this.peers, skipped, packetFilter: this.filter, responders: this.responderPeers };
   }
 
   private applyDelta(msg: DeltaMessage, skipped: SkippedPeer[]): NetmapChange {

@@ -4,7 +4,7 @@
  * fails the protocol schema, or that WireGuard could not be given, is left out and reported, so
  * one malformed peer never stops the others from being applied. Pure.
  */
-import { describeIssue, MAX_WG_RESPONDERS, Peer, PeerPatch, ResponderPeer, ServerMessageEnvelope, type DeltaMessage, type ServerMessage } from '@weft/protocol';
+import { describeIssue, MAX_WG_RESPONDERS, type ResumeMessage, Peer, PeerPatch, ResponderPeer, ServerMessageEnvelope, type DeltaMessage, type ServerMessage } from '@weft/protocol';
 import { normalizeEndpoint, normalizePeer } from '@weft/wg';
 import { peerConfig } from './engine.js';
 
@@ -31,7 +31,17 @@ export function readServerMessage(json: unknown): ReadServerMessage {
   }
   if (env.data.type === 'resume') {
     const { wgResponders, patch, ...resume } = env.data;
-    return { ok: true, msg: { ...resume, patch: keep(patch, checkPatch, skipped), ...validResponders(wgResponders) }, skipped };
+    // The compact form's endpoints are positional (no id to skip one by): a bad one refuses the message.
+    for (const [i, list] of (resume.endpoints ?? []).entries()) {
+      try {
+        for (const e of list) normalizeEndpoint(e);
+      } catch (err) {
+        return { ok: false, reason: `endpoints[${i}]: ${printable((err as Error).message)}` };
+      }
+    }
+    const msg: ResumeMessage = { ...resume, ...validResponders(wgResponders) };
+    if (patch) msg.patch = keep(patch, checkPatch, skipped);
+    return { ok: true, msg, skipped };
   }
   const { upsert, patch, ...rest } = env.data;
   const msg: DeltaMessage = { ...rest };

@@ -8,3 +8,4 @@ export * from './jwk.js';
 export * from './secret.js';
 export * from './machine-token.js';
 export * from './password.js';
+export * from './peer-revision.js';

@@ -9,11 +9,12 @@
  *
  * Resume (since protocol 1, 2026-12-02, optional on both sides): netmaps and deltas may carry the
  * `revision` of the peer list they leave the agent holding. An agent that holds one sends it on
- * reconnect in the NETMAP_REVISION_HEADER of the upgrade request; when the server's list has that
- * revision, the first message is a `resume` (the agent keeps its peers, with their volatile fields
- * replaced) instead of the whole list. Anything else (no header, a stale, unknown or malformed
- * revision, an access policy in force) gets the full `netmap`, so an older agent or server is
- * served as before.
+ * reconnect in the NETMAP_REVISION_HEADER of the upgrade request (and, since the compact resume,
+ * NETMAP_ENDPOINTS_HEADER); when the server's list for it (under an access policy: its view's) has
+ * that revision, the first message is a `resume` (the agent keeps its peers, with their volatile
+ * fields replaced) instead of the whole list. Anything else (no header, a stale, unknown or
+ * malformed revision, an access policy in force for an agent that sent no endpoints revision)
+ * gets the full `netmap`, so an older agent or server is served as before.
  */
 import { z } from 'zod';
 import { Cidr, Endpoint, Hostname, IPv4Address, IPv6Address, MachineKeyText, MAX_ENDPOINTS, NodeKeyText, Timestamp } from './common.js';
@@ -235,7 +236,8 @@ export const MAX_WG_RESPONDERS = 4;
 /**
  * The content revision of a peer list: 32 lower-case hex digits, a hash over every listed node's
  * stable fields (id, name, user, nodeKey, addresses, allowedIps; the list includes the receiving
- * node itself). Volatile fields (endpoints, online, lastSeen, nat) are left out: they change by
+ * node itself; under an access policy the list is the node's view, the node included when its
+ * view holds it). Volatile fields (endpoints, online, lastSeen, nat) are left out: they change by
  * the thousand in a reconnect storm and travel as patches. Derived from content only, so it is the
  * same after a server restart and on every replica.
  */
@@ -247,13 +249,58 @@ export const NetmapRevision = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 low
  */
 export const NETMAP_REVISION_HEADER = 'weft-netmap-revision';
 
+/**
+ * Request header of `GET /agent/v1`, sent with NETMAP_REVISION_HEADER: the endpoints revision of
+ * the peers the agent holds (@weft/crypto `endpointsRevision`: a sum of per-peer hashes over id and
+ * endpoints, computed by the agent from what it holds). It also says the agent reads the compact
+ * resume (`presence`, `endpoints`, `packetFilter`); without it a server resumes only without a
+ * policy and in the older form (`patch`). Since protocol 1 (2026-12-02), optional. A malformed
+ * value counts as absent.
+ */
+export const NETMAP_ENDPOINTS_HEADER = 'weft-netmap-endpoints';
+
+/**
+ * A compact resume's per-peer state, one character each: online (7 codes apart) and the netcheck
+ * verdict. Index = (online ? 7 : 0) + nat, where nat 0 = not known (the peer entry has no `nat`),
+ * then udp false / true, each with mappingVariesByDestination null, false, true.
+ */
+const RESUME_STATE_BASE = 'a'.charCodeAt(0);
+export function resumeStateChar(online: boolean, nat: NatVerdict | null | undefined): string {
+  const n = nat ? 1 + (nat.udp ? 3 : 0) + (nat.mappingVariesByDestination === null ? 0 : nat.mappingVariesByDestination ? 2 : 1) : 0;
+  return String.fromCharCode(RESUME_STATE_BASE + (online ? 7 : 0) + n);
+}
+
+/** The inverse of resumeStateChar; null for a character that is not a state. */
+export function resumeStateOf(c: string): { online: boolean; nat: NatVerdict | null } | null {
+  const i = c.charCodeAt(0) - RESUME_STATE_BASE;
+  if (c.length !== 1 || !(i >= 0 && i < 14)) return null;
+  const n = i % 7;
+  const nat = n === 0 ? null : { udp: n >= 4, mappingVariesByDestination: [null, false, true][(n - 1) % 3]! };
+  return { online: i >= 7, nat };
+}
+
+/**
+ * A compact resume's volatile fields, positional: entry i is the agent's i-th peer in id order
+ * (the revision matched, so the agent holds exactly the server's list; `state.length` is the
+ * number of peers, and an agent holding another count asks for a resync).
+ */
+export const ResumePresence = z.object({
+  /** Epoch milliseconds that `lastSeen` counts from. */
+  base: z.number().int(),
+  /** One resumeStateChar per peer. */
+  state: z.string().regex(/^[a-n]*$/, 'must be state characters a-n'),
+  /** Per peer: lastSeen as milliseconds after `base` (an ISO timestamp with milliseconds); null = none. */
+  lastSeen: z.array(z.number().int().nullable()),
+});
+export type ResumePresence = z.infer<typeof ResumePresence>;
+
 export const NetmapMessage = z.object({
   type: z.literal('netmap'),
   seq: z.number().int(),
   /**
-   * The revision of `peers` (see NetmapRevision); sent first after seq. Absent = none (an access
-   * policy is in force, or an older server): the agent holds no revision. Since protocol 1
-   * (2026-12-02), optional.
+   * The revision of `peers` (see NetmapRevision); sent first after seq. Absent = none (an older
+   * server; before the compact resume also under an access policy): the agent holds no revision.
+   * Since protocol 1 (2026-12-02), optional.
    */
   revision: NetmapRevision.optional(),
   protocolVersion: z.number().int(),
@@ -312,10 +359,11 @@ export type DeltaMessage = z.infer<typeof DeltaMessage>;
 /**
  * The first message of a connection that resumed (the agent sent the revision the server's list
  * has): seq 1, like a netmap, and it replaces a netmap. The agent keeps the peers it holds (their
- * stable fields are what `revision` says) and applies `patch`; everything else is as in a netmap
- * (`self`, `regions`, `wgResponders`; no packet filter: a server only resumes when no policy is
- * in force). Only an agent that sent NETMAP_REVISION_HEADER is ever sent one. Since protocol 1
- * (2026-12-02).
+ * stable fields are what `revision` says) and takes their volatile fields from `patch` (the older
+ * form, to an agent that sent no NETMAP_ENDPOINTS_HEADER, never under a policy) or from
+ * `presence` and `endpoints` (the compact form); everything else is as in a netmap (`self`,
+ * `regions`, `wgResponders`, `packetFilter`). Only an agent that sent NETMAP_REVISION_HEADER is
+ * ever sent one. Since protocol 1 (2026-12-02).
  */
 export const ResumeMessage = z.object({
   type: z.literal('resume'),
@@ -325,12 +373,21 @@ export const ResumeMessage = z.object({
   protocolVersion: z.number().int(),
   self: SelfNode,
   /**
-   * Every listed peer's volatile fields as they are now (all of endpoints, online, lastSeen and
-   * nat, null = not known), sorted by id: what may have changed while the agent was away.
+   * The older form: every listed peer's volatile fields as they are now (all of endpoints,
+   * online, lastSeen and nat, null = not known), sorted by id.
    */
-  patch: z.array(PeerPatch),
+  patch: z.array(PeerPatch).optional(),
+  /** The compact form: every peer's online, nat and lastSeen, by position (see ResumePresence). */
+  presence: ResumePresence.optional(),
+  /**
+   * With `presence`: every peer's endpoints by position. Absent = the endpoints revision the agent
+   * sent is the server's (keep the endpoints held).
+   */
+  endpoints: z.array(z.array(Endpoint).max(MAX_ENDPOINTS)).optional(),
   regions: z.array(Region).max(MAX_REGIONS).optional(),
   wgResponders: z.array(ResponderPeer).max(MAX_WG_RESPONDERS).optional(),
+  /** As in a netmap: the packet filter (present whenever a policy is in force); absent = allow all. */
+  packetFilter: z.array(FilterRule).optional(),
 });
 export type ResumeMessage = z.infer<typeof ResumeMessage>;
 
@@ -345,7 +402,7 @@ export type ServerMessage = z.infer<typeof ServerMessage>;
 export const ServerMessageEnvelope = z.discriminatedUnion('type', [
   NetmapMessage.extend({ peers: z.array(z.unknown()), wgResponders: z.array(z.unknown()).optional() }),
   DeltaMessage.extend({ upsert: z.array(z.unknown()).optional(), patch: z.array(z.unknown()).optional() }),
-  ResumeMessage.extend({ patch: z.array(z.unknown()), wgResponders: z.array(z.unknown()).optional() }),
+  ResumeMessage.extend({ patch: z.array(z.unknown()).optional(), wgResponders: z.array(z.unknown()).optional() }),
 ]);
 
 /**

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { platform, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { nodeKeyFingerprint, type NodePublicKey } from '@weft/crypto';
+import { endpointsRevision, nodeKeyFingerprint, type NodePublicKey } from '@weft/crypto';
 import { StunServer } from '@weft/relay';
 import type { SelfNode } from '@weft/protocol';
 import { Agent, reportableHostname, type UpEvent } from '../../src/agent.js';
@@ -369,9 +369,11 @@ describe('Agent', { timeout: 20_000 }, () => {
   it('reconnects with the revision it holds and, resumed, keeps its peers with their volatile fields replaced', async () => {
     const R = 'a'.repeat(32);
     const sent: (string | undefined)[] = [];
+    const endpointsSent: (string | undefined)[] = [];
     control.onConnect = (ws, req) => {
       const held = req.headers['weft-netmap-revision'] as string | undefined;
       sent.push(held);
+      endpointsSent.push(req.headers['weft-netmap-endpoints'] as string | undefined);
       ws.send(JSON.stringify(held === R
         ? { type: 'resume', seq: 1, revision: R, protocolVersion: 1, self, patch: [{ id: 2, endpoints: ['192.0.2.2:41641'], online: false, lastSeen: null, nat: null }] }
         : { ...netmap(1, [peer(2)]), revision: R }));
@@ -382,6 +384,8 @@ describe('Agent', { timeout: 20_000 }, () => {
     control.closeAll(1001);
     await until(async () => control.connections === 2 && (await agent.status()).peers[0]?.online === false);
     expect(sent).toEqual([undefined, R]);
+    // With the revision, the endpoints revision of the peers it held (it reads the compact resume).
+    expect(endpointsSent).toEqual([undefined, endpointsRevision([peer(2)])]);
     const [p] = (await agent.status()).peers;
     expect(p).toMatchObject({ id: 2, online: false });
     expect([...device().peers.keys()]).toEqual([peer(2).nodeKey]);

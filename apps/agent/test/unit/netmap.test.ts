@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Peer, SelfNode } from '@weft/protocol';
+import { resumeStateChar, resumeStateOf, type Peer, type SelfNode } from '@weft/protocol';
 import { Netmap } from '../../src/netmap.js';
 import { peer, self } from './fixtures.js';
 
@@ -139,6 +139,52 @@ describe('Netmap resume', () => {
     expect(nm.peer(2)).toMatchObject({ online: false, endpoints: ['192.0.2.9:41641'] });
     expect(nm.apply({ type: 'delta', seq: 2, remove: [3], revision: R2 }).kind).toBe('delta');
     expect(nm.revision).toBe(R2);
+  });
+
+  it('a compact resume sets every peer by position to what a netmap would give, with its filter', () => {
+    const rule = { srcIPs: ['100.64.0.2'], dstPorts: [{ ip: '100.64.0.1', ports: '22-22' }], protos: [6] };
+    const nm = new Netmap();
+    nm.apply({ ...netmap(1, [{ ...peer(2), nat: { udp: true, mappingVariesByDestination: false } }, peer(3)]), revision: R1 });
+    expect(nm.endpointsRevision).toMatch(/^[0-9a-f]{32}$/);
+    nm.resetConnection();
+    const base = Date.parse('2026-12-02T09:00:00.000Z');
+    const change = nm.apply({
+      type: 'resume', seq: 1, revision: R1, protocolVersion: 1, self, packetFilter: [rule],
+      presence: { base, state: resumeStateChar(false, null) + resumeStateChar(true, { udp: false, mappingVariesByDestination: null }), lastSeen: [0, 1234] },
+      endpoints: [['192.0.2.2:41641'], []],
+    });
+    expect(change).toMatchObject({ kind: 'full', packetFilter: [rule] });
+    expect(nm.packetFilter).toEqual([rule]);
+    expect(nm.peer(2)).toEqual({ ...peer(2), online: false, lastSeen: '2026-12-02T09:00:00.000Z', endpoints: ['192.0.2.2:41641'] });
+    expect(nm.peer(3)).toEqual({ ...peer(3), online: true, lastSeen: '2026-12-02T09:00:01.234Z', endpoints: [], nat: { udp: false, mappingVariesByDestination: null } });
+    // Without endpoints: the held ones stay. Without a filter: allow all.
+    nm.resetConnection();
+    nm.apply({ type: 'resume', seq: 1, revision: R1, protocolVersion: 1, self, presence: { base, state: 'aa', lastSeen: [null, null] } });
+    expect(nm.peer(2)?.endpoints).toEqual(['192.0.2.2:41641']);
+    expect(nm.peer(2)?.lastSeen).toBeNull();
+    expect(nm.packetFilter).toBeNull();
+  });
+
+  it('a compact resume for another number of peers asks for a resync; an agent holding a skipped entry sends no revision', () => {
+    const nm = new Netmap();
+    nm.apply({ ...netmap(1, [peer(2), peer(3)]), revision: R1 });
+    nm.resetConnection();
+    expect(nm.apply({ type: 'resume', seq: 1, revision: R1, protocolVersion: 1, self, presence: { base: 0, state: 'a', lastSeen: [null] } })).toMatchObject({ kind: 'resync' });
+    nm.apply({ ...netmap(1, [peer(2), { ...peer(3), nodeKey: peer(2).nodeKey }]), revision: R1 });
+    expect(nm.skipped.length).toBe(1);
+    expect(nm.revision).toBeNull();
+  });
+
+  it('every state character round-trips', () => {
+    const nats = [null, ...[false, true].flatMap((udp) => [null, false, true].map((m) => ({ udp, mappingVariesByDestination: m })))];
+    const seen = new Set<string>();
+    for (const online of [false, true]) for (const nat of nats) {
+      const c = resumeStateChar(online, nat);
+      seen.add(c);
+      expect(resumeStateOf(c)).toEqual({ online, nat });
+    }
+    expect(seen.size).toBe(14);
+    expect(resumeStateOf('o')).toBeNull();
   });
 
   it('a resume at another revision, or with none held, is not trusted: resync', () => {

@@ -39,6 +39,11 @@ export class ListRevision {
     this.add(-old);
   }
 
+  /** The hash `peer` adds to the sum while listed (undefined = not listed). */
+  hashOf(id: number): bigint | undefined {
+    return this.hashes.get(id);
+  }
+
   /** 32 lower-case hex digits. */
   get text(): string {
     return (this.textCache ??= this.sum.toString(16).padStart(32, '0'));
@@ -50,7 +55,7 @@ export class ListRevision {
   }
 }
 
-function stableHash(p: Peer): bigint {
+export function stableHash(p: Peer): bigint {
   const stable = JSON.stringify([FORMAT, p.id, p.name, p.user, p.nodeKey, p.ipv4, p.ipv6, p.allowedIps]);
   return BigInt(`0x${createHash('sha256').update(stable).digest('hex').slice(0, 32)}`);
 }

@@ -15,7 +15,8 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { parsePolicy, PolicyRejected, type Policy, type ViewClass } from '@weft/policy';
-import { CloseCode, PROTOCOL_VERSION, type NatVerdict, type Peer, type PeerPatch, type ResponderPeer } from '@weft/protocol';
+import { CloseCode, PROTOCOL_VERSION, resumeStateChar, type NatVerdict, type Peer, type PeerPatch, type ResponderPeer } from '@weft/protocol';
+import { addMod128, peerEndpointsHash, revisionHex } from '@weft/crypto';
 import type { MapperMetrics, NodeStateCounts } from '../metrics.js';
 import type { Change, PresenceChange } from '../state/changes.js';
 import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.js';
@@ -29,6 +30,8 @@ interface Entry {
   peer: Peer;
   /** `peer` serialized, while the node is visible. */
   json?: string;
+  /** peerEndpointsHash of `peer` (computed when a compact resume first needs it; cleared when its endpoints change). */
+  ep?: bigint;
 }
 
 export interface MapperOptions {
@@ -155,7 +158,7 @@ export class Mapper {
   }
 
   private buildViews(policy: Policy): PolicyNetmaps {
-    return new PolicyNetmaps(policy, [...this.entries.values()].filter((e) => e.json !== undefined).map((e) => e.row), (id) => this.entries.get(id)?.json, this.policy);
+    return new PolicyNetmaps(policy, [...this.entries.values()].filter((e) => e.json !== undefined).map((e) => e.row), (id) => this.entries.get(id)?.json, this.policy, (id) => this.list.hashOf(id));
   }
 
   get connectedCount(): number {
@@ -223,9 +226,11 @@ export class Mapper {
   /**
    * A node's socket authenticated (`row` was just read from the database): replaces any older
    * session of that node and sends the netmap, or a resume when `heldRevision` (what the agent
-   * says it holds, already checked as a NetmapRevision) is the list's revision now.
+   * says it holds, already checked as a NetmapRevision) is its list's revision now. `heldEndpoints`
+   * (NETMAP_ENDPOINTS_HEADER, checked the same way): the agent reads the compact resume, which is
+   * also what makes a resume possible under a policy (it carries the packet filter).
    */
-  attach(row: NodeWithUser, socket: import('ws').WebSocket, regionsJson?: string, heldRevision?: string): Session | null {
+  attach(row: NodeWithUser, socket: import('ws').WebSocket, regionsJson?: string, heldRevision?: string, heldEndpoints?: string): Session | null {
     const nodeId = row.id;
     // Authenticated before a suspension this replica has applied since: refuse like the door would.
     if (this.entries.get(nodeId)?.row.user.suspendedAt) {
@@ -249,7 +254,9 @@ export class Mapper {
     this.sessions.set(nodeId, session);
     if (older) this.unindex(older);
     this.index(session);
-    if (heldRevision !== undefined && heldRevision === this.resumableRevision()) this.sendResume(session);
+    if (heldRevision === undefined) this.sendNetmap(session);
+    else if (heldEndpoints !== undefined && heldRevision === this.revisionFor(nodeId)) this.sendCompactResume(session, heldEndpoints);
+    else if (heldEndpoints === undefined && !this.policy && heldRevision === this.list.revision) this.sendResume(session);
     else this.sendNetmap(session);
     return session;
   }
@@ -355,12 +362,50 @@ export class Mapper {
       return;
     }
     const { peers, filter } = this.policy.netmap(session.nodeId);
-    session.sendParts('netmap', [`${self},"peers":[`, ...peers, `]${regions}${this.respondersJson},"packetFilter":${filter}}`]);
+    const head = `,"revision":"${this.policy.revisionOf(session.nodeId)}"${self},"peers":[`;
+    session.sendParts('netmap', [head, ...peers, `]${regions}${this.respondersJson},"packetFilter":${filter}}`]);
   }
 
-  /** The revision an agent may resume from now; null under a policy (each session gets a full netmap). */
-  private resumableRevision(): string | null {
-    return this.policy ? null : this.list.revision;
+  /** The revision of the list a netmap for node `id` sends now (its view class's under a policy). */
+  private revisionFor(id: number): string {
+    return this.policy ? this.policy.revisionOf(id) : this.list.revision;
+  }
+
+  /**
+   * The agent holds its list as it is now and reads the compact form: every peer's online, nat
+   * and lastSeen by position (a character and a number each), endpoints only when the agent's
+   * endpoints revision is not the list's, and the packet filter under a policy. One pass over the
+   * node's list; it replaces a netmap, so it holds every patch recorded so far (the same mark).
+   */
+  private sendCompactResume(session: Session, heldEndpoints: string): void {
+    const id = session.nodeId;
+    const entry = this.entries.get(id)!;
+    const ids = this.policy ? this.policy.listOf(id) : this.list.peers.idList;
+    let state = '';
+    const seen: (number | null)[] = [];
+    const endpoints: string[] = [];
+    let base = Infinity;
+    let ep = 0n;
+    for (const x of ids) {
+      if (x === id) continue;
+      const e = this.entries.get(x);
+      if (!e) continue; // never: the list holds entries only
+      const p = e.peer;
+      state += resumeStateChar(p.online, p.nat);
+      const t = p.lastSeen === null ? null : Date.parse(p.lastSeen);
+      seen.push(t);
+      if (t !== null && t < base) base = t;
+      ep = addMod128(ep, (e.ep ??= peerEndpointsHash(x, p.endpoints)));
+      endpoints.push(JSON.stringify(p.endpoints));
+    }
+    if (base === Infinity) base = 0;
+    session.resetSeq();
+    this.netmapMark.set(session, this.patchClock);
+    const presence = `{"base":${base},"state":"${state}","lastSeen":[${seen.map((t) => (t === null ? 'null' : t - base)).join(',')}]}`;
+    const eps = revisionHex(ep) === heldEndpoints ? '' : `,"endpoints":[${endpoints.join(',')}]`;
+    const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
+    const filter = this.policy ? `,"packetFilter":${this.policy.filterJson(id)}` : '';
+    session.sendParts('resume', [`,"revision":"${this.revisionFor(id)}","protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"presence":${presence}${eps}${regions}${this.respondersJson}${filter}}`]);
   }
 
   /**
@@ -484,20 +529,22 @@ export class Mapper {
     if (policy === undefined) return;
     const old = this.policy;
     // A few rules changed: in place, deltas only to the sessions the changed rules reach.
-    const inPlace = old && policy ? old.update(policy, this.sessions.keys()) : null;
+    const inPlace = old && policy ? old.update(policy, this.sessions.keys(), this.list.deltaRevision !== null) : null;
     if (inPlace) {
       this.inForce = policy;
       this.sendAll(inPlace);
       return;
     }
     const next = policy ? this.buildViews(policy) : null;
-    const pairs = new Map<string, { upsert: number[]; remove: number[]; body: string }>();
+    const pairs = new Map<string, { upsert: number[]; remove: number[]; revision: string; body: string }>();
     const out: Outgoing = new Map();
     let all: number[] | undefined;
     const everyone = () => (all ??= [...this.entries.values()].filter((e) => e.json !== undefined).map((e) => e.row.id));
     const json = (x: number) => this.entries.get(x)!.json;
-    const body = (upsert: number[], remove: number[]) =>
-      `${upsert.length ? `,"upsert":[${upsert.map(json).join(',')}]` : ''}${remove.length ? `,"remove":${JSON.stringify(remove)}` : ''}}`;
+    // What each receiver's list is afterwards: its new class's (or the shared list's) revision.
+    const sayRevision = this.list.deltaRevision !== null;
+    const body = (upsert: number[], remove: number[], revision: string | null) =>
+      `${upsert.length ? `,"upsert":[${upsert.map(json).join(',')}]` : ''}${remove.length ? `,"remove":${JSON.stringify(remove)}` : ''}${sayRevision && revision !== null && (upsert.length || remove.length) ? `,"revision":"${revision}"` : ''}}`;
     for (const s of this.sessions.values()) {
       const id = s.nodeId;
       if (this.entries.get(id)?.json === undefined) continue;
@@ -511,10 +558,11 @@ export class Mapper {
         const has = (v: ReadonlyMap<number, number> | null, x: number) => (v ? v.has(x) : this.entries.get(x)?.json !== undefined);
         const upsert = (after ? [...after.keys()] : everyone()).filter((x) => !has(before, x)).sort((x, y) => x - y);
         const remove = (before ? [...before.keys()] : everyone()).filter((x) => !has(after, x)).sort((x, y) => x - y);
-        pairs.set(key, (pair = { upsert, remove, body: body(upsert, remove) }));
+        const revision = next ? next.revisionOf(id) : this.list.revision;
+        pairs.set(key, (pair = { upsert, remove, revision, body: body(upsert, remove, revision) }));
       }
       // Shared by every session of the pair, unless the node is in its own lists.
-      let rest = pair.upsert.includes(id) || pair.remove.includes(id) ? body(pair.upsert.filter((x) => x !== id), pair.remove.filter((x) => x !== id)) : pair.body;
+      let rest = pair.upsert.includes(id) || pair.remove.includes(id) ? body(pair.upsert.filter((x) => x !== id), pair.remove.filter((x) => x !== id), pair.revision) : pair.body;
       const filterBefore = old ? old.filterJson(id) : null;
       const filterAfter = next ? next.filterJson(id) : null;
       if (filterBefore !== filterAfter) rest = `${rest.slice(0, -1)},"packetFilter":${filterAfter ?? 'null'}}`;
@@ -606,7 +654,7 @@ export class Mapper {
     }
     const found = new Set(rows.map((r) => r.id));
     for (const id of ids) if (!found.has(id)) gone.push(id);
-    if (this.policy) this.sendAll(this.policy.collect(new Set(upsert.map((p) => p.id)), this.sessions.keys()));
+    if (this.policy) this.sendAll(this.policy.collect(new Set(upsert.map((p) => p.id)), this.sessions.keys(), this.list.deltaRevision !== null));
     // With removals to follow, the list after this upsert is not the list now: no revision.
     else if (upsert.length) this.broadcast(`,"upsert":${JSON.stringify(upsert)}${gone.length ? '' : this.deltaRevisionField()}}`, new Set(upsert.map((p) => p.id)));
     if (gone.length) await this.removed(gone, CloseCode.NodeDeleted, 'node deleted');
@@ -635,7 +683,7 @@ export class Mapper {
         if (e && !isExpired(e.row)) e.row = { ...e.row, expiresAt: new Date() };
       }
     }
-    if (this.policy) this.sendAll(this.policy.collect(new Set(), this.sessions.keys()));
+    if (this.policy) this.sendAll(this.policy.collect(new Set(), this.sessions.keys(), this.list.deltaRevision !== null));
     else if (visibleBefore.length) this.broadcast(`,"remove":${JSON.stringify(visibleBefore)}${this.deltaRevisionField()}}`, new Set(ids));
   }
 
@@ -702,6 +750,7 @@ export class Mapper {
       if (!e) continue;
       const peer = { ...e.peer, ...p };
       e.peer = peer;
+      if (p.endpoints !== undefined) delete e.ep;
       e.row = { ...e.row, ...(p.online !== undefined ? { online: p.online } : {}), ...(p.endpoints ? { endpoints: p.endpoints } : {}), ...(p.lastSeen !== undefined ? { lastSeen: p.lastSeen ? new Date(p.lastSeen) : null } : {}) };
       if (!visible(e.row)) continue;
       e.json = JSON.stringify(peer);
@@ -742,10 +791,8 @@ export class Mapper {
     const b = classPatches(patches, at)!;
     const items: (readonly [Session, string])[] = [];
     for (const s of this.sessions.values()) {
-      const newest = b.newest.id === s.nodeId ? b.secondAt : b.newest.at;
-      if ((this.netmapMark.get(s) ?? -1) >= newest) continue;
-      if (!b.ids.has(s.nodeId)) items.push([s, b.body]);
-      else if (b.list.length > 1) items.push([s, `,"patch":${JSON.stringify(b.list.filter((p) => p.id !== s.nodeId))}}`]);
+      const rest = this.patchesFor(s, b);
+      if (rest !== null) items.push([s, rest]);
     }
     this.deliver(items);
   }
@@ -764,14 +811,39 @@ export class Mapper {
       const b = classPatches(patches.filter((p) => cls.view.has(p.id)), at);
       if (!b) continue;
       for (const s of members) {
-        // Its own patch is never sent to it, so only the others' count.
-        const newest = b.newest.id === s.nodeId ? b.secondAt : b.newest.at;
-        if ((this.netmapMark.get(s) ?? -1) >= newest) continue;
-        if (!b.ids.has(s.nodeId)) items.push([s, b.body]);
-        else if (b.list.length > 1) items.push([s, `,"patch":${JSON.stringify(b.list.filter((p) => p.id !== s.nodeId))}}`]);
+        const rest = this.patchesFor(s, b);
+        if (rest !== null) items.push([s, rest]);
       }
     }
     this.deliver(items);
+  }
+
+  /**
+   * What a session is sent of a window's patches: those recorded after its netmap or resume (its
+   * mark), never its own. A session that got its netmap or resume before the window opened gets
+   * the shared body; one that got it during the window gets only the later patches (a body per
+   * distinct suffix, shared by every session with the same one), never what it already holds.
+   */
+  private patchesFor(s: Session, b: ClassPatches): string | null {
+    const mark = this.netmapMark.get(s) ?? -1;
+    // The first patch recorded after the mark (patches in recording order).
+    let lo = 0;
+    let hi = b.byAt.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (b.byAt[mid]!.at <= mark) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo >= b.byAt.length) return null;
+    const own = b.ids.has(s.nodeId) && b.at.get(s.nodeId)! > mark;
+    if (lo === 0 && !own) return b.body;
+    if (!own) {
+      let body = b.suffix.get(lo);
+      if (body === undefined) b.suffix.set(lo, (body = `,"patch":${JSON.stringify(b.byAt.slice(lo).map((x) => x.p))}}`));
+      return body;
+    }
+    const rest = b.byAt.slice(lo).filter((x) => x.p.id !== s.nodeId);
+    return rest.length ? `,"patch":${JSON.stringify(rest.map((x) => x.p))}}` : null;
   }
 
   /** Sends the same delta body to every session except those of `except`. */
@@ -782,28 +854,21 @@ export class Mapper {
   }
 }
 
-/** A window's patches one view class sees, and when the newest two of them were recorded. */
+/** A window's patches one view class sees, in the order they were (last) recorded. */
 interface ClassPatches {
   ids: Set<number>;
-  list: PeerPatch[];
+  at: Map<number, number>;
+  byAt: { p: PeerPatch; at: number }[];
+  /** Every patch (for sessions whose netmap predates the window). */
   body: string;
-  newest: { id: number; at: number };
-  secondAt: number;
+  /** Bodies of the patches from position i on, built when a session needs one. */
+  suffix: Map<number, string>;
 }
 
 function classPatches(list: PeerPatch[], at: Map<number, number>): ClassPatches | null {
   if (!list.length) return null;
-  const newest = { id: -1, at: -1 };
-  let secondAt = -1;
-  for (const p of list) {
-    const t = at.get(p.id) ?? Infinity;
-    if (t > newest.at) {
-      secondAt = newest.at;
-      newest.id = p.id;
-      newest.at = t;
-    } else if (t > secondAt) secondAt = t;
-  }
-  return { ids: new Set(list.map((p) => p.id)), list, body: `,"patch":${JSON.stringify(list)}}`, newest, secondAt };
+  const byAt = list.map((p) => ({ p, at: at.get(p.id) ?? Infinity })).sort((x, y) => x.at - y.at);
+  return { ids: new Set(list.map((p) => p.id)), at, byAt, body: `,"patch":${JSON.stringify(byAt.map((x) => x.p))}}`, suffix: new Map() };
 }
 
 /** In force when the stored policy cannot be read as a policy (it was checked when stored, so never expected). */

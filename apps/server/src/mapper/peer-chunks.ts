@@ -59,6 +59,15 @@ export class PeerChunks {
     this.reindex();
   }
 
+  has(id: number): boolean {
+    return this.json.has(id);
+  }
+
+  /** The ids listed, ascending; not to be modified. */
+  get idList(): readonly number[] {
+    return this.ids;
+  }
+
   get size(): number {
     return this.ids.length;
   }

@@ -6,6 +6,7 @@
  * affected class, so a change costs one string per class it touches plus one per node that moved.
  */
 import { PolicyViews, type LiveNode, type Policy, type ViewClass } from '@weft/policy';
+import { addMod128, revisionHex } from '@weft/crypto';
 import { policyLogin, type NodeWithUser } from '../state/index.js';
 import { PeerChunks } from './peer-chunks.js';
 
@@ -17,10 +18,25 @@ export function liveNode(row: NodeWithUser): LiveNode {
 /** What one session is sent for a batch: the delta's JSON after `"seq":N`, or nothing. */
 export type Outgoing = Map<number, string>;
 
+/**
+ * One view class's list as sent (its chunks) and its revision: the sum of its entries' stable
+ * hashes (list-revision.ts), kept in step with the chunks, so a revision always says what a
+ * netmap from these chunks holds.
+ */
+interface ClassList {
+  chunks: PeerChunks;
+  sum: bigint;
+}
+
 export class PolicyNetmaps {
   readonly views: PolicyViews;
-  private readonly chunks = new Map<ViewClass, PeerChunks>();
+  private readonly chunks = new Map<ViewClass, ClassList>();
   private readonly filters = new Map<number, string>();
+  /**
+   * The stable hash each listed node adds to every class sum that holds it (one per node, not per
+   * class): a node whose stable fields changed moves every sum holding it by new - old.
+   */
+  private readonly used = new Map<number, bigint>();
 
   constructor(
     policy: Policy,
@@ -28,7 +44,9 @@ export class PolicyNetmaps {
     /** The serialized peer entry of a visible node (shared with the allow-all list). */
     private readonly json: (id: number) => string | undefined,
     /** The views this replaces (a policy change): their parsed addresses are reused. */
-    previous?: PolicyNetmaps | null,
+    previous: PolicyNetmaps | null | undefined,
+    /** A visible node's stable hash (SharedList.hashOf): what class revisions are sums of. */
+    private readonly hashOf: (id: number) => bigint | undefined,
   ) {
     this.views = new PolicyViews(policy, previous?.views);
     this.views.load([...rows].map(liveNode));
@@ -39,15 +57,30 @@ export class PolicyNetmaps {
    * placed again; then `collect` gives the deltas, so the cost follows the affected nodes. False
    * (nothing changed) for a whole-policy edit: build new netmaps then.
    */
-  update(policy: Policy, sessions: Iterable<number>): Outgoing | null {
+  update(policy: Policy, sessions: Iterable<number>, revisions = true): Outgoing | null {
     if (!this.views.update(policy)) return null;
-    return this.collect(new Set(), sessions);
+    return this.collect(new Set(), sessions, revisions);
   }
 
   /** A node's visible peers as shared parts (itself left out), and its filter's JSON. */
   netmap(id: number): { peers: Buffer[]; filter: string } {
     const cls = this.views.classOf(id);
-    return { peers: cls ? this.chunksOf(cls).partsExcept(id) : [], filter: this.filterJson(id) };
+    return { peers: cls ? this.chunksOf(cls).chunks.partsExcept(id) : [], filter: this.filterJson(id) };
+  }
+
+  /**
+   * The revision of the list a netmap for `id` sends now: its class list's sum (the list holds
+   * the node itself when its class sees it; its netmap leaves it out, as without a policy).
+   */
+  revisionOf(id: number): string {
+    const cls = this.views.classOf(id);
+    return revisionHex(cls ? this.chunksOf(cls).sum : 0n);
+  }
+
+  /** The ids a netmap for `id` lists now, ascending, itself left out (what a resume is positional over). */
+  listOf(id: number): number[] {
+    const cls = this.views.classOf(id);
+    return cls ? this.chunksOf(cls).chunks.idList.filter((x) => x !== id) : [];
   }
 
   /** The ids a node sees, ascending (tests and the policy switch read it). */
@@ -71,7 +104,7 @@ export class PolicyNetmaps {
    * the nodes whose peer entry changed (their viewers get it as an upsert even if the view did not
    * change); `sessions` are the nodes connected here.
    */
-  collect(changed: Set<number>, sessions: Iterable<number>): Outgoing {
+  collect(changed: Set<number>, sessions: Iterable<number>, revisions = true): Outgoing {
     const c = this.views.take();
     const out: Outgoing = new Map();
     const live = new Set(sessions);
@@ -79,10 +112,14 @@ export class PolicyNetmaps {
     for (const [cls, d] of c.classes) {
       const ch = this.chunks.get(cls);
       if (!ch) continue;
-      for (const id of d.removed) ch.delete(id);
+      for (const id of d.removed) this.deleteIn(ch, id);
       for (const id of d.added) this.setIn(ch, id);
     }
     for (const cls of this.chunks.keys()) if (!cls.members.size) this.chunks.delete(cls);
+    for (const id of changed) this.rehash(id);
+    for (const [id, m] of c.moved) if (!m.to && this.hashOf(id) === undefined) this.used.delete(id);
+    // `revisions`: false while the lists may hold what was not announced (see SharedList.deltaRevision).
+    const rev = (cls: ViewClass | null | undefined) => (revisions && cls ? revisionHex(this.chunksOf(cls).sum) : null);
     // Changed entries go to the classes of connected nodes that see them.
     const reChanged = new Map<ViewClass, number[]>();
     if (changed.size) {
@@ -105,8 +142,8 @@ export class PolicyNetmaps {
       let shared: string | undefined;
       for (const id of cls.members) {
         if (!live.has(id) || c.moved.has(id)) continue;
-        if (upsert.includes(id) || remove.includes(id)) out.set(id, this.body(upsert.filter((x) => x !== id), remove.filter((x) => x !== id)));
-        else out.set(id, (shared ??= this.body(upsert, remove)));
+        if (upsert.includes(id) || remove.includes(id)) out.set(id, this.body(upsert.filter((x) => x !== id), remove.filter((x) => x !== id), rev(cls)));
+        else out.set(id, (shared ??= this.body(upsert, remove, rev(cls))));
       }
     }
     // Nodes that moved between classes: their own diff.
@@ -117,7 +154,7 @@ export class PolicyNetmaps {
       const upsert = now.filter((x) => !before.has(x) || changed.has(x));
       const nowSet = new Set(now);
       const remove = [...before].filter((x) => !nowSet.has(x)).sort((a, b) => a - b);
-      out.set(id, this.body(upsert, remove));
+      out.set(id, this.body(upsert, remove, rev(m.to)));
     }
     // Filters.
     for (const id of c.filters) {
@@ -138,29 +175,61 @@ export class PolicyNetmaps {
     for (const [cls, ch] of this.chunks) if (cls.view.has(id)) this.setIn(ch, id);
   }
 
-  private setIn(ch: PeerChunks, id: number): void {
-    const j = this.json(id);
-    if (j !== undefined) ch.set(id, j);
+  /** The stable hash this replica uses for `id` in every sum (the first time: its current one). */
+  private usedHash(id: number): bigint {
+    let h = this.used.get(id);
+    if (h === undefined) {
+      h = this.hashOf(id) ?? 0n;
+      this.used.set(id, h);
+    }
+    return h;
   }
 
-  private chunksOf(cls: ViewClass): PeerChunks {
+  /** `id`'s stable fields may have changed: every class sum holding it follows. */
+  private rehash(id: number): void {
+    const old = this.used.get(id);
+    const now = this.hashOf(id);
+    if (old === undefined || now === undefined || old === now) return;
+    this.used.set(id, now);
+    for (const ch of this.chunks.values()) if (ch.chunks.has(id)) ch.sum = addMod128(ch.sum, now - old);
+  }
+
+  private setIn(ch: ClassList, id: number): void {
+    const j = this.json(id);
+    if (j === undefined) return;
+    if (!ch.chunks.has(id)) ch.sum = addMod128(ch.sum, this.usedHash(id));
+    ch.chunks.set(id, j);
+  }
+
+  private deleteIn(ch: ClassList, id: number): void {
+    if (!ch.chunks.has(id)) return;
+    ch.sum = addMod128(ch.sum, -this.usedHash(id));
+    ch.chunks.delete(id);
+  }
+
+  private chunksOf(cls: ViewClass): ClassList {
     let ch = this.chunks.get(cls);
     if (!ch) {
-      ch = new PeerChunks();
+      const chunks = new PeerChunks();
       const ids = [...cls.view.keys()].sort((a, b) => a - b);
-      ch.reset(ids.flatMap((id) => {
+      let sum = 0n;
+      chunks.reset(ids.flatMap((id) => {
         const j = this.json(id);
-        return j === undefined ? [] : [[id, j] as [number, string]];
+        if (j === undefined) return [];
+        sum = addMod128(sum, this.usedHash(id));
+        return [[id, j] as [number, string]];
       }));
-      this.chunks.set(cls, ch);
+      this.chunks.set(cls, (ch = { chunks, sum }));
     }
     return ch;
   }
 
-  private body(upsert: number[], remove: number[]): string {
+  /** `revision`: what the receiver's list is once this is applied (only on an upsert or removal). */
+  private body(upsert: number[], remove: number[], revision: string | null = null): string {
     let s = '';
     if (upsert.length) s += `,"upsert":[${upsert.map((id) => this.json(id)).filter((j) => j !== undefined).join(',')}]`;
     if (remove.length) s += `,"remove":${JSON.stringify(remove)}`;
+    if (s && revision !== null) s += `,"revision":"${revision}"`;
     return s + '}';
   }
 }

@@ -46,6 +46,11 @@ export class SharedList {
     this.unannounced.delete(id);
   }
 
+  /** The stable hash a listed node adds to the revision (per view class sums use it too). */
+  hashOf(id: number): bigint | undefined {
+    return this.rev.hashOf(id);
+  }
+
   /** The list's revision (what a netmap sent now says). */
   get revision(): string {
     return this.rev.text;

@@ -31,14 +31,8 @@ export function readServerMessage(json: unknown): ReadServerMessage {
   }
   if (env.data.type === 'resume') {
     const { wgResponders, patch, ...resume } = env.data;
-    // The compact form's endpoints are positional (no id to skip one by): a bad one refuses the message.
-    for (const [i, list] of (resume.endpoints ?? []).entries()) {
-      try {
-        for (const e of list) normalizeEndpoint(e);
-      } catch (err) {
-        return { ok: false, reason: `endpoints[${i}]: ${printable((err as Error).message)}` };
-      }
-    }
+    // The compact form's endpoints are positional (no id to skip one by): the protocol schema
+    // checks them strictly (Endpoint), and a bad one refuses the message.
     const msg: ResumeMessage = { ...resume, ...validResponders(wgResponders) };
     if (patch) msg.patch = keep(patch, checkPatch, skipped);
     return { ok: true, msg, skipped };

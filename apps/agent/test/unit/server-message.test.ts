@@ -122,3 +122,28 @@ describe('reading the packet filter', () => {
     if (!read.ok) expect(read.reason).toMatch(/packetFilter/);
   });
 });
+
+describe('reading a compact resume', () => {
+  const resume = (endpoints: string[][]) => ({
+    type: 'resume', seq: 1, revision: 'a'.repeat(32), protocolVersion: 1, self,
+    presence: { base: 0, state: 'aa', lastSeen: [null, null] }, endpoints,
+  });
+
+  it('takes good endpoints by position', () => {
+    const read = readOk(resume([['192.0.2.2:41641'], []]));
+    expect(read.msg.type === 'resume' && read.msg.endpoints).toEqual([['192.0.2.2:41641'], []]);
+  });
+
+  it('refuses the whole message for one bad endpoint, naming its position (no id to skip one peer by)', () => {
+    const read = readServerMessage(resume([['192.0.2.2:41641'], ['192.0.2.3:41641', '[::1]:0']]));
+    expect(read.ok).toBe(false);
+    expect(!read.ok && read.reason).toBe('endpoints[1][1]: port is 0, outside 1-65535');
+  });
+
+  it('refuses an endpoint that would inject a line into WireGuard\'s configuration', () => {
+    const read = readServerMessage(resume([[], ['[fe80::1%eth0\nprivate_key=00]:1']]));
+    expect(read.ok).toBe(false);
+    expect(!read.ok && read.reason).toMatch(/^endpoints\[1\]/);
+    expect(!read.ok && read.reason).toMatch(/^[\x20-\x7e]+$/);
+  });
+});

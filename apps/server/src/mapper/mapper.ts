@@ -47,6 +47,16 @@ export interface MapperOptions {
   responders?: ResponderPeer[];
 }
 
+/** What the agent's upgrade request said (socket-route.ts). */
+export interface AttachOptions {
+  /** JSON of the netmap's `regions` for this agent; absent = none listed. */
+  regionsJson?: string;
+  /** The revision the agent holds, already checked as a NetmapRevision; absent = none. */
+  heldRevision?: string;
+  /** It reads netmaps and resumes as binary raw deflate (NETMAP_ENCODING_HEADER). */
+  deflate?: boolean;
+}
+
 /** Close code and reason for sockets bound to a node key the node has since rotated (4409, as for a replaced connection). */
 export const RELAY_KEY_ROTATED = { code: 4409, reason: 'node key changed; reconnect' } as const;
 
@@ -225,7 +235,8 @@ export class Mapper {
    * session of that node and sends the netmap, or a resume when `heldRevision` (what the agent
    * says it holds, already checked as a NetmapRevision) is the list's revision now.
    */
-  attach(row: NodeWithUser, socket: import('ws').WebSocket, regionsJson?: string, heldRevision?: string): Session | null {
+  attach(row: NodeWithUser, socket: import('ws').WebSocket, opts: AttachOptions = {}): Session | null {
+    const { regionsJson, heldRevision } = opts;
     const nodeId = row.id;
     // Authenticated before a suspension this replica has applied since: refuse like the door would.
     if (this.entries.get(nodeId)?.row.user.suspendedAt) {
@@ -245,7 +256,7 @@ export class Mapper {
     }
     const older = this.sessions.get(nodeId);
     older?.close(4409, 'replaced by a newer connection');
-    const session = new Session(nodeId, socket, this.opts.metrics?.sent, regionsJson);
+    const session = new Session(nodeId, socket, this.opts.metrics?.sent, regionsJson, opts.deflate);
     this.sessions.set(nodeId, session);
     if (older) this.unindex(older);
     this.index(session);
@@ -350,12 +361,11 @@ export class Mapper {
     const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
     if (!this.policy) {
       // The revision right after seq: a reader that counts netmaps finds it in the first bytes.
-      const head = `,"revision":"${this.list.revision}"${self},"peers":[`;
-      session.sendParts('netmap', [head, ...this.list.peers.partsExcept(session.nodeId), `]${regions}${this.respondersJson}}`]);
+      session.sendList('netmap', `,"revision":"${this.list.revision}"${self},"peers":[`, this.list.peers, `]${regions}${this.respondersJson}}`);
       return;
     }
     const { peers, filter } = this.policy.netmap(session.nodeId);
-    session.sendParts('netmap', [`${self},"peers":[`, ...peers, `]${regions}${this.respondersJson},"packetFilter":${filter}}`]);
+    session.sendList('netmap', `${self},"peers":[`, peers, `]${regions}${this.respondersJson},"packetFilter":${filter}}`);
   }
 
   /** The revision an agent may resume from now; null under a policy (each session gets a full netmap). */
@@ -374,7 +384,7 @@ export class Mapper {
     this.netmapMark.set(session, this.patchClock);
     const head = `,"revision":"${this.list.revision}","protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"patch":[`;
     const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
-    session.sendParts('resume', [head, ...this.list.volatile.partsExcept(session.nodeId), `]${regions}${this.respondersJson}}`]);
+    session.sendList('resume', head, this.list.volatile, `]${regions}${this.respondersJson}}`);
   }
 
   /** `,"revision":"R"` for a delta whose receivers hold the list as it is now; '' when that cannot be said. */

@@ -5,14 +5,36 @@
  * entry, so every byte sent is a cached buffer shared by every node: 10,000 agents reconnecting
  * at once do not each cost a 3 MB string and its 3 MB encoding, nor (under a policy, where a
  * node's whole view is often one chunk) a copy of their view.
+ *
+ * For agents that read compressed netmaps, each chunk is also kept deflated, in pieces of PIECE
+ * entries (deflate-piece.ts): a compressed netmap is the cached pieces, and only the piece holding
+ * the receiving node is compressed for that session, without its entry.
  */
+import { deflatePiece } from './deflate-piece.js';
+
 const CHUNK = 256;
+/**
+ * Entries per deflated piece: small, since a netmap compresses the piece holding its own node
+ * per session (16 entries of ~1 KB); large enough that the pieces compress nearly as well as the
+ * whole (deflate looks back 32 KB at most anyway).
+ */
+const PIECE = 16;
 
 /** One chunk's bytes, and where each entry starts in them (entry i is `bytes[starts[i], starts[i + 1])`). */
 interface Built {
   bytes: Buffer;
   /** One more than the entries: the last is bytes.length. */
   starts: number[];
+  /** Piece p (entries [p * PIECE, (p + 1) * PIECE)) deflated, each with its leading ","; built when first sent. */
+  deflated: (Buffer | undefined)[];
+  /** The same without the leading ",": the piece that opens a list. */
+  deflatedFirst: (Buffer | undefined)[];
+}
+
+/** A list as deflate pieces to send in order, and the bytes of JSON they inflate to. */
+export interface DeflatedParts {
+  pieces: Buffer[];
+  jsonBytes: number;
 }
 
 export class PeerChunks {
@@ -85,6 +107,48 @@ export class PeerChunks {
     return sent;
   }
 
+  /**
+   * What partsExcept(exclude) sends, as deflate pieces: the cached piece for each piece without
+   * `exclude`, and the one with it compressed now, without it. Shared buffers, never to be modified.
+   */
+  deflatedExcept(exclude: number): DeflatedParts {
+    const pieces: Buffer[] = [];
+    let jsonBytes = 0;
+    const at = this.position.get(exclude) ?? -1;
+    for (let c = 0; c < this.chunks.length; c++) {
+      const b = this.chunk(c);
+      const entries = b.starts.length - 1;
+      for (let p = 0; p * PIECE < entries; p++) {
+        const lo = p * PIECE;
+        const hi = Math.min(entries, lo + PIECE);
+        const own = at - c * CHUNK;
+        const first = jsonBytes === 0;
+        // The list's first entry goes without its leading ",".
+        const skip = first ? 1 : 0;
+        if (own < lo || own >= hi) {
+          pieces.push(this.deflatedPiece(b, p, first));
+          jsonBytes += b.starts[hi]! - b.starts[lo]! - skip;
+          continue;
+        }
+        const rest = Buffer.concat([b.bytes.subarray(b.starts[lo], b.starts[own]), b.bytes.subarray(b.starts[own + 1], b.starts[hi])]);
+        if (!rest.length) continue;
+        pieces.push(deflatePiece(rest.subarray(skip)));
+        jsonBytes += rest.length - skip;
+      }
+    }
+    return { pieces, jsonBytes };
+  }
+
+  private deflatedPiece(b: Built, p: number, first: boolean): Buffer {
+    const cache = first ? b.deflatedFirst : b.deflated;
+    let d = cache[p];
+    if (!d) {
+      const raw = b.bytes.subarray(b.starts[p * PIECE], b.starts[Math.min(b.starts.length - 1, (p + 1) * PIECE)]);
+      cache[p] = d = deflatePiece(first ? raw.subarray(1) : raw);
+    }
+    return d;
+  }
+
   private chunk(c: number): Built {
     let b = this.chunks[c];
     if (b == null) {
@@ -98,7 +162,7 @@ export class PeerChunks {
     const entries = this.ids.slice(c * CHUNK, (c + 1) * CHUNK).map((id) => this.json.get(id)!);
     const starts = [0];
     for (const j of entries) starts.push(starts[starts.length - 1]! + 1 + Buffer.byteLength(j));
-    return { bytes: Buffer.from(`,${entries.join(',')}`), starts };
+    return { bytes: Buffer.from(`,${entries.join(',')}`), starts, deflated: [], deflatedFirst: [] };
   }
 
   private invalidate(id: number): void {

@@ -14,6 +14,9 @@ export function liveNode(row: NodeWithUser): LiveNode {
   return { id: row.id, login: row.tags.length ? null : policyLogin(row.user), tags: [...row.tags].sort(), ipv4: row.ipv4, ipv6: row.ipv6 };
 }
 
+/** The peers of a node in no view class. */
+const NO_PEERS = new PeerChunks();
+
 /** What one session is sent for a batch: the delta's JSON after `"seq":N`, or nothing. */
 export type Outgoing = Map<number, string>;
 
@@ -44,10 +47,10 @@ export class PolicyNetmaps {
     return this.collect(new Set(), sessions);
   }
 
-  /** A node's visible peers as shared parts (itself left out), and its filter's JSON. */
-  netmap(id: number): { peers: Buffer[]; filter: string } {
+  /** A node's visible peers (the list it shares with its class; the session leaves itself out), and its filter's JSON. */
+  netmap(id: number): { peers: PeerChunks; filter: string } {
     const cls = this.views.classOf(id);
-    return { peers: cls ? this.chunksOf(cls).partsExcept(id) : [], filter: this.filterJson(id) };
+    return { peers: cls ? this.chunksOf(cls) : NO_PEERS, filter: this.filterJson(id) };
   }
 
   /** The ids a node sees, ascending (tests and the policy switch read it). */

@@ -1,5 +1,12 @@
+import { inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { deflateLast, deflatePiece } from '../../src/mapper/deflate-piece.js';
 import { PeerChunks } from '../../src/mapper/peer-chunks.js';
+
+/** A compressed netmap's stream: a head, the list's pieces, a tail; inflated, one text. */
+function inflated(head: string, pieces: Buffer[], tail: string): string {
+  return inflateRawSync(Buffer.concat([deflatePiece(head), ...pieces, deflateLast(tail)])).toString();
+}
 
 /** The obviously-correct reference: join everything but `exclude`, in id order. */
 function reference(map: Map<number, string>, exclude: number): string {
@@ -35,6 +42,9 @@ describe('PeerChunks', () => {
         const parts = chunks.partsExcept(ex);
         expect(Buffer.concat(parts).toString()).toBe(reference(model, ex));
         expect(parts.every((p) => p.length > 0)).toBe(true);
+        const d = chunks.deflatedExcept(ex);
+        expect(inflated('[', d.pieces, ']')).toBe(`[${reference(model, ex)}]`);
+        expect(d.jsonBytes).toBe(Buffer.byteLength(reference(model, ex)));
       }
     }
     expect(chunks.size).toBe(model.size);
@@ -50,5 +60,31 @@ describe('PeerChunks', () => {
       expect(parts.every((p) => cached.has(p.buffer)), `excluding ${ex}`).toBe(true);
       expect(Buffer.concat(parts).toString()).not.toContain(`{"id":${ex},`);
     }
+  });
+
+  it('deflates each piece once: the pieces a netmap sends are the cached ones but for its own', () => {
+    const chunks = new PeerChunks();
+    for (let id = 1; id <= 600; id++) chunks.set(id, `{"id":${id},"key":"nodekey:${id.toString(16).padStart(64, '0')}","pad":"${'x'.repeat(100)}"}`);
+    const all = chunks.deflatedExcept(0);
+    const cached = new Set(all.pieces);
+    for (const ex of [1, 2, 17, 256, 257, 300, 600]) {
+      const d = chunks.deflatedExcept(ex);
+      const fresh = d.pieces.filter((p) => !cached.has(p));
+      expect(fresh.length, `excluding ${ex}`).toBeLessThanOrEqual(2); // its own piece, and the list's first when that is its own
+      const text = inflated('{"peers":[', d.pieces, ']}');
+      expect(JSON.parse(text).peers.map((p: { id: number }) => p.id)).toEqual([...Array(600).keys()].map((i) => i + 1).filter((id) => id !== ex));
+    }
+    // Compressed once, the list is a fraction of its JSON.
+    expect(all.pieces.reduce((n, p) => n + p.length, 0)).toBeLessThan(all.jsonBytes / 4);
+  });
+
+  it('a change re-deflates the pieces of its chunk only', () => {
+    const chunks = new PeerChunks();
+    for (let id = 1; id <= 600; id++) chunks.set(id, `{"id":${id}}`);
+    const before = chunks.deflatedExcept(0).pieces;
+    chunks.set(300, '{"id":300,"renamed":true}');
+    const after = chunks.deflatedExcept(0).pieces;
+    expect(inflated('[', after, ']')).toContain('{"id":300,"renamed":true}');
+    expect(after.filter((p, i) => p !== before[i]).length).toBe(16); // chunk 1 (ids 257..512): 256 entries, 16 pieces
   });
 });

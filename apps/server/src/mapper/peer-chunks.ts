@@ -25,10 +25,12 @@ interface Built {
   bytes: Buffer;
   /** One more than the entries: the last is bytes.length. */
   starts: number[];
-  /** Piece p (entries [p * PIECE, (p + 1) * PIECE)) deflated, each with its leading ","; built when first sent. */
-  deflated: (Buffer | undefined)[];
-  /** The same without the leading ",": the piece that opens a list. */
-  deflatedFirst: (Buffer | undefined)[];
+}
+
+/** A piece deflated with its entries' leading ","s (`rest`), and without the first one (`first`: the piece that opens a list). */
+interface Deflated {
+  rest?: Buffer;
+  first?: Buffer;
 }
 
 /** A list as deflate pieces to send in order, and the bytes of JSON they inflate to. */
@@ -43,6 +45,12 @@ export class PeerChunks {
   /** Chunk c as "," + its peers' JSON joined by ","; null until built after a change. */
   private chunks: (Built | null)[] = [];
   private position = new Map<number, number>();
+  /**
+   * Piece g (entries [g * PIECE, (g + 1) * PIECE) of the list) deflated; built when first sent.
+   * Kept apart from its chunk's JSON: a change to one entry (an online patch: a storm makes one
+   * per node) drops the one piece holding it, not its chunk's other fifteen.
+   */
+  private deflated: (Deflated | undefined)[] = [];
 
   /** Replaces the whole set; `entries` in id order. */
   reset(entries: Iterable<[number, string]>): void {
@@ -63,8 +71,7 @@ export class PeerChunks {
       if (last === undefined || last < id) {
         this.position.set(id, this.ids.length);
         this.ids.push(id);
-        const c = Math.floor((this.ids.length - 1) / CHUNK);
-        this.chunks[c] = null;
+        this.invalidate(id);
       } else {
         this.ids = [...this.ids, id].sort((a, b) => a - b);
         this.reindex();
@@ -126,7 +133,7 @@ export class PeerChunks {
         // The list's first entry goes without its leading ",".
         const skip = first ? 1 : 0;
         if (own < lo || own >= hi) {
-          pieces.push(this.deflatedPiece(b, p, first));
+          pieces.push(this.deflatedPiece(b, c, p, first));
           jsonBytes += b.starts[hi]! - b.starts[lo]! - skip;
           continue;
         }
@@ -139,14 +146,12 @@ export class PeerChunks {
     return { pieces, jsonBytes };
   }
 
-  private deflatedPiece(b: Built, p: number, first: boolean): Buffer {
-    const cache = first ? b.deflatedFirst : b.deflated;
-    let d = cache[p];
-    if (!d) {
-      const raw = b.bytes.subarray(b.starts[p * PIECE], b.starts[Math.min(b.starts.length - 1, (p + 1) * PIECE)]);
-      cache[p] = d = deflatePiece(first ? raw.subarray(1) : raw);
-    }
-    return d;
+  /** Piece p of chunk c (built as `b`), deflated. */
+  private deflatedPiece(b: Built, c: number, p: number, first: boolean): Buffer {
+    const g = c * (CHUNK / PIECE) + p;
+    const d = (this.deflated[g] ??= {});
+    const raw = () => b.bytes.subarray(b.starts[p * PIECE], b.starts[Math.min(b.starts.length - 1, (p + 1) * PIECE)]);
+    return first ? (d.first ??= deflatePiece(raw().subarray(1))) : (d.rest ??= deflatePiece(raw()));
   }
 
   private chunk(c: number): Built {
@@ -162,12 +167,14 @@ export class PeerChunks {
     const entries = this.ids.slice(c * CHUNK, (c + 1) * CHUNK).map((id) => this.json.get(id)!);
     const starts = [0];
     for (const j of entries) starts.push(starts[starts.length - 1]! + 1 + Buffer.byteLength(j));
-    return { bytes: Buffer.from(`,${entries.join(',')}`), starts, deflated: [], deflatedFirst: [] };
+    return { bytes: Buffer.from(`,${entries.join(',')}`), starts };
   }
 
   private invalidate(id: number): void {
     const p = this.position.get(id);
-    if (p !== undefined) this.chunks[Math.floor(p / CHUNK)] = null;
+    if (p === undefined) return;
+    this.chunks[Math.floor(p / CHUNK)] = null;
+    this.deflated[Math.floor(p / PIECE)] = undefined;
   }
 
   private reindex(): void {
@@ -175,5 +182,6 @@ export class PeerChunks {
     this.position.clear();
     this.ids.forEach((id, i) => this.position.set(id, i));
     this.chunks = new Array(Math.ceil(this.ids.length / CHUNK)).fill(null);
+    this.deflated = [];
   }
 }

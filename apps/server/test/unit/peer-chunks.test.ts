@@ -78,13 +78,16 @@ describe('PeerChunks', () => {
     expect(all.pieces.reduce((n, p) => n + p.length, 0)).toBeLessThan(all.jsonBytes / 4);
   });
 
-  it('a change re-deflates the pieces of its chunk only', () => {
+  it('a change to an entry re-deflates the one piece holding it (a storm patches every node once)', () => {
     const chunks = new PeerChunks();
     for (let id = 1; id <= 600; id++) chunks.set(id, `{"id":${id}}`);
     const before = chunks.deflatedExcept(0).pieces;
     chunks.set(300, '{"id":300,"renamed":true}');
     const after = chunks.deflatedExcept(0).pieces;
     expect(inflated('[', after, ']')).toContain('{"id":300,"renamed":true}');
-    expect(after.filter((p, i) => p !== before[i]).length).toBe(16); // chunk 1 (ids 257..512): 256 entries, 16 pieces
+    expect(after.map((p, i) => p !== before[i]).flatMap((changed, i) => (changed ? [i] : []))).toEqual([18]); // ids 289..304
+    chunks.set(601, '{"id":601}');
+    const appended = chunks.deflatedExcept(0).pieces;
+    expect(appended.map((p, i) => p !== after[i]).flatMap((changed, i) => (changed ? [i] : []))).toEqual([37]); // the last piece, ids 593..601
   });
 });

@@ -27,13 +27,13 @@ interface Built {
   starts: number[];
 }
 
-/** A piece deflated with its entries' leading ","s (`rest`), and without the first one (`first`: the piece that opens a list). */
+/** A piece (or a chunk) deflated with its entries' leading ","s (`rest`), and without the first one (`first`: the one that opens a list). */
 interface Deflated {
   rest?: Buffer;
   first?: Buffer;
 }
 
-/** A list as deflate pieces to send in order, and the bytes of JSON they inflate to. */
+/** A list as raw deflate parts to send in order (pieces that concatenate), and the bytes of JSON they inflate to. */
 export interface DeflatedParts {
   pieces: Buffer[];
   jsonBytes: number;
@@ -51,6 +51,11 @@ export class PeerChunks {
    * per node) drops the one piece holding it, not its chunk's other fifteen.
    */
   private deflated: (Deflated | undefined)[] = [];
+  /** Chunk c's deflated pieces joined; dropped with any of its pieces. */
+  private deflatedChunks: (Deflated | undefined)[] = [];
+
+  /** `deflate`: what compresses a piece (tests count what it is given). */
+  constructor(private readonly deflate: (text: Buffer) => Buffer = deflatePiece) {}
 
   /** Replaces the whole set; `entries` in id order. */
   reset(entries: Iterable<[number, string]>): void {
@@ -115,35 +120,49 @@ export class PeerChunks {
   }
 
   /**
-   * What partsExcept(exclude) sends, as deflate pieces: the cached piece for each piece without
-   * `exclude`, and the one with it compressed now, without it. Shared buffers, never to be modified.
+   * What partsExcept(exclude) sends, as raw deflate: one buffer per chunk (a WebSocket fragment
+   * each, as for text), each chunk without `exclude` its cached pieces joined (shared, never to be
+   * modified); the chunk with it is its cached pieces and the one holding `exclude` compressed
+   * now without it, joined for this netmap.
    */
   deflatedExcept(exclude: number): DeflatedParts {
-    const pieces: Buffer[] = [];
+    const parts: Buffer[] = [];
     let jsonBytes = 0;
     const at = this.position.get(exclude) ?? -1;
     for (let c = 0; c < this.chunks.length; c++) {
       const b = this.chunk(c);
+      const own = at - c * CHUNK;
       const entries = b.starts.length - 1;
+      // The list's first entry goes without its leading ",".
+      if (own < 0 || own >= entries) {
+        parts.push(this.deflatedChunk(b, c, jsonBytes === 0));
+        jsonBytes += b.bytes.length - (jsonBytes === 0 ? 1 : 0);
+        continue;
+      }
+      const pieces: Buffer[] = [];
       for (let p = 0; p * PIECE < entries; p++) {
-        const lo = p * PIECE;
-        const hi = Math.min(entries, lo + PIECE);
-        const own = at - c * CHUNK;
-        const first = jsonBytes === 0;
-        // The list's first entry goes without its leading ",".
-        const skip = first ? 1 : 0;
+        const [lo, hi] = [p * PIECE, Math.min(entries, (p + 1) * PIECE)];
+        const skip = jsonBytes === 0 ? 1 : 0;
         if (own < lo || own >= hi) {
-          pieces.push(this.deflatedPiece(b, c, p, first));
+          pieces.push(this.deflatedPiece(b, c, p, skip === 1));
           jsonBytes += b.starts[hi]! - b.starts[lo]! - skip;
           continue;
         }
         const rest = Buffer.concat([b.bytes.subarray(b.starts[lo], b.starts[own]), b.bytes.subarray(b.starts[own + 1], b.starts[hi])]);
         if (!rest.length) continue;
-        pieces.push(deflatePiece(rest.subarray(skip)));
+        pieces.push(this.deflate(rest.subarray(skip)));
         jsonBytes += rest.length - skip;
       }
+      if (pieces.length) parts.push(Buffer.concat(pieces));
     }
-    return { pieces, jsonBytes };
+    return { pieces: parts, jsonBytes };
+  }
+
+  /** Chunk c (built as `b`) deflated: its pieces joined (one fragment to send, not sixteen). */
+  private deflatedChunk(b: Built, c: number, first: boolean): Buffer {
+    const d = (this.deflatedChunks[c] ??= {});
+    const join = () => Buffer.concat(Array.from({ length: Math.ceil((b.starts.length - 1) / PIECE) }, (_, p) => this.deflatedPiece(b, c, p, first && p === 0)));
+    return first ? (d.first ??= join()) : (d.rest ??= join());
   }
 
   /** Piece p of chunk c (built as `b`), deflated. */
@@ -151,7 +170,7 @@ export class PeerChunks {
     const g = c * (CHUNK / PIECE) + p;
     const d = (this.deflated[g] ??= {});
     const raw = () => b.bytes.subarray(b.starts[p * PIECE], b.starts[Math.min(b.starts.length - 1, (p + 1) * PIECE)]);
-    return first ? (d.first ??= deflatePiece(raw().subarray(1))) : (d.rest ??= deflatePiece(raw()));
+    return first ? (d.first ??= this.deflate(raw().subarray(1))) : (d.rest ??= this.deflate(raw()));
   }
 
   private chunk(c: number): Built {
@@ -175,6 +194,7 @@ export class PeerChunks {
     if (p === undefined) return;
     this.chunks[Math.floor(p / CHUNK)] = null;
     this.deflated[Math.floor(p / PIECE)] = undefined;
+    this.deflatedChunks[Math.floor(p / CHUNK)] = undefined;
   }
 
   private reindex(): void {
@@ -183,5 +203,6 @@ export class PeerChunks {
     this.ids.forEach((id, i) => this.position.set(id, i));
     this.chunks = new Array(Math.ceil(this.ids.length / CHUNK)).fill(null);
     this.deflated = [];
+    this.deflatedChunks = [];
   }
 }

@@ -26,6 +26,9 @@ type Cmd =
   | { cmd: 'disconnect'; drop: number[] }
   | { cmd: 'exit' };
 
+/** The agents ask for compressed netmaps as the real agent does; BENCH_DEFLATE=0 = agents that predate them. */
+const deflate = process.env.BENCH_DEFLATE !== '0';
+
 let agents: SimAgent[] = [];
 /** Per agent, how many messages it had when the parent last armed a tracker. */
 const armed = new Map<SimAgent, number>();
@@ -51,7 +54,7 @@ process.on('message', async (m: Cmd) => {
       let netmapBytes = 0;
       await pool(agents, m.concurrency, async (a) => {
         const start = now();
-        await a.connect({ parse: m.parse ?? false });
+        await a.connect({ parse: m.parse ?? false, deflate });
         await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 300_000, 'netmap');
         const nm = a.received.find((r) => r.msg.type === 'netmap')!;
         netmapMs.push(nm.at - start);
@@ -70,7 +73,7 @@ process.on('message', async (m: Cmd) => {
           // As the agent does after losing the server: a full-jitter delay, then a try.
           await new Promise((r) => setTimeout(r, backoffDelay(attempt, RECONNECT_BACKOFF)));
           attempts++;
-          const ok = await a.connect({ parse: m.parse ?? false, resume: m.resume ?? false })
+          const ok = await a.connect({ parse: m.parse ?? false, resume: m.resume ?? false, deflate })
             .then(() => a.waitFor(() => a.closed !== null || first(a) !== undefined, 60_000, 'netmap'))
             .then(() => a.closed === null, () => false);
           if (ok) {

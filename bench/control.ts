@@ -14,6 +14,8 @@
  * trips, BEGIN and COMMIT included; null for a server without it) and the server's event-loop delay
  * during the delete phase (prom-client's monitorEventLoopDelay gauges, reset by each scrape).
  * BENCH_SERVER_BIN runs another checkout's server (e.g. main's) for a same-run baseline.
+ * The fleet asks for compressed netmaps (NETMAP_ENCODING_HEADER) as the real agent does, so netmap
+ * bytes are what went on the wire; BENCH_DEFLATE=0 makes it a fleet of agents that predate them.
  * Writes bench/results/control.json with the machine noted.
  */
 import { fork, spawn } from 'node:child_process';

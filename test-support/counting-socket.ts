@@ -7,6 +7,10 @@
  * holds a few bytes per agent. The end of a message (the FIN bit of its last fragment) is what
  * says "netmap received". Used by SimAgent when it does not parse (benchmarks).
  *
+ * A binary message is a compressed netmap or resume (raw deflate, NETMAP_ENCODING_HEADER): its
+ * head is the first HEAD_BYTES it inflates to, read from as few of its first bytes as that takes
+ * (the rest is counted, never inflated); a kept one is collected as it came, compressed.
+ *
  * Frames (RFC 6455 5.2): byte 0 = FIN (0x80) | opcode; byte 1 = MASK (0x80) | 7-bit length,
  * 126 = a 16-bit length follows, 127 = a 64-bit length follows; then the 4-byte mask key (client
  * frames only: the server's are never masked); then the payload.
@@ -15,14 +19,18 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { constants, inflateRawSync } from 'node:zlib';
 
 /** Bytes of each message decoded for `keep` (enough for `{"type":"netmap","seq":N,"revision":"<32 hex>"`). */
 export const HEAD_BYTES = 96;
 
 const Op = { continuation: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa } as const;
 
-/** One message: its head, its size in bytes, and its payload when kept. */
-export interface CountedMessage { head: string; bytes: number; data: Buffer | null }
+/** Compressed bytes read for a binary message's head at most (96 bytes of JSON take far fewer). */
+const HEAD_DEFLATED_BYTES = 4096;
+
+/** One message: its head, its size in bytes (on the wire), its payload when kept, and whether it is binary (raw deflate). */
+export interface CountedMessage { head: string; bytes: number; data: Buffer | null; binary: boolean }
 
 export interface CountingSocketOptions {
   headers: Record<string, string>;
@@ -53,7 +61,7 @@ export class CountingSocket extends EventEmitter {
   /** A control frame's payload (collected whole; at most 125 bytes). */
   private control: Buffer[] = [];
   /** The message being read. */
-  private msg: { head: Buffer[]; headLen: number; bytes: number; kept: Buffer[] | null; decided: boolean } | null = null;
+  private msg: { binary: boolean; head: Buffer[]; headLen: number; bytes: number; kept: Buffer[] | null; decided: boolean } | null = null;
   private closeSent = false;
   /** What came after the 101 in its read, until start(). */
   private early: Buffer = Buffer.alloc(0);
@@ -203,7 +211,7 @@ export class CountingSocket extends EventEmitter {
     this.fin = (data[0]! & 0x80) !== 0;
     this.opcode = data[0]! & 0x0f;
     this.left = b1 === 126 ? data.readUInt16BE(2) : b1 === 127 ? Number(data.readBigUInt64BE(2)) : b1;
-    if (this.opcode === Op.text || this.opcode === Op.binary) this.msg = { head: [], headLen: 0, bytes: 0, kept: null, decided: false };
+    if (this.opcode === Op.text || this.opcode === Op.binary) this.msg = { binary: this.opcode === Op.binary, head: [], headLen: 0, bytes: 0, kept: null, decided: false };
     if (this.opcode >= Op.close) this.control = [];
     return need;
   }
@@ -217,7 +225,13 @@ export class CountingSocket extends EventEmitter {
     if (!m) return;
     m.bytes += part.length;
     if (m.kept) m.kept.push(Buffer.from(part));
-    else if (!m.decided) {
+    else if (!m.decided && m.binary) {
+      // Compressed: the head is what the bytes so far inflate to, once that is enough.
+      const want = HEAD_DEFLATED_BYTES - m.headLen;
+      m.head.push(Buffer.from(part.subarray(0, want)));
+      m.headLen += Math.min(want, part.length);
+      if (inflatedHead(m.head).length >= HEAD_BYTES || m.headLen >= HEAD_DEFLATED_BYTES) this.decide(m, part.subarray(want));
+    } else if (!m.decided) {
       const want = HEAD_BYTES - m.headLen;
       m.head.push(Buffer.from(part.subarray(0, want)));
       m.headLen += Math.min(want, part.length);
@@ -227,7 +241,11 @@ export class CountingSocket extends EventEmitter {
 
   private decide(m: NonNullable<CountingSocket['msg']>, after: Buffer): void {
     m.decided = true;
-    if (this.keep(Buffer.concat(m.head).toString())) m.kept = [...m.head, Buffer.from(after)];
+    if (this.keep(this.headOf(m))) m.kept = [...m.head, Buffer.from(after)];
+  }
+
+  private headOf(m: NonNullable<CountingSocket['msg']>): string {
+    return m.binary ? inflatedHead(m.head) : Buffer.concat(m.head).toString();
   }
 
   private endFrame(): void {
@@ -236,7 +254,7 @@ export class CountingSocket extends EventEmitter {
     if (!m || !this.fin) return;
     if (!m.decided) this.decide(m, Buffer.alloc(0));
     this.msg = null;
-    this.emit('message', { head: Buffer.concat(m.head).toString(), bytes: m.bytes, data: m.kept ? Buffer.concat(m.kept) : null } satisfies CountedMessage);
+    this.emit('message', { head: this.headOf(m), bytes: m.bytes, data: m.kept ? Buffer.concat(m.kept) : null, binary: m.binary } satisfies CountedMessage);
   }
 
   private controlFrame(payload: Buffer): void {
@@ -255,5 +273,14 @@ export class CountingSocket extends EventEmitter {
   private ended(): void {
     const c = this.closedWith ?? { code: 1006, reason: '' };
     this.emit('close', c.code, c.reason);
+  }
+}
+
+/** The first HEAD_BYTES of JSON that the start of a raw deflate stream inflates to ('' when it is not raw deflate). */
+function inflatedHead(start: Buffer[]): string {
+  try {
+    return inflateRawSync(Buffer.concat(start), { finishFlush: constants.Z_SYNC_FLUSH }).subarray(0, HEAD_BYTES).toString();
+  } catch {
+    return '';
   }
 }

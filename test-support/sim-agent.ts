@@ -7,10 +7,17 @@ import { request as httpsRequest } from 'node:https';
 import WebSocket from 'ws';
 import { CountingSocket, UpgradeRefused, type CountedMessage } from './counting-socket.js';
 import { endpointsRevision, generateMachineKey, generateNodeKey, signMachineToken } from '@weft/crypto';
-import { NETMAP_ENDPOINTS_HEADER, NETMAP_REVISION_HEADER, resumeStateOf, type Peer, type RegisterResponse, type ResumePresence, type SelfNode } from '@weft/protocol';
+import { inflateRawSync } from 'node:zlib';
+import { MAX_INFLATED_NETMAP_BYTES, NETMAP_ENCODING_DEFLATE, NETMAP_ENCODING_HEADER, NETMAP_ENDPOINTS_HEADER, NETMAP_REVISION_HEADER, resumeStateOf, type Peer, type RegisterResponse, type ResumePresence, type SelfNode } from '@weft/protocol';
 
-/** `at` is performance.timeOrigin + performance.now(): comparable across processes. */
-export interface Received { at: number; raw: string; bytes: number; msg: { type: string; seq: number; [k: string]: unknown } }
+/**
+ * `at` is performance.timeOrigin + performance.now(): comparable across processes. `bytes`: on
+ * the wire (compressed for a binary message); `binary`: it came as raw deflate.
+ */
+export interface Received { at: number; raw: string; bytes: number; binary: boolean; msg: { type: string; seq: number; [k: string]: unknown } }
+
+/** A message's JSON text: a binary one is raw deflate (NETMAP_ENCODING_HEADER), inflated as the real agent does. */
+const messageText = (data: Buffer, binary: boolean) => (binary ? inflateRawSync(data, { maxOutputLength: MAX_INFLATED_NETMAP_BYTES }) : data).toString();
 
 export const now = () => performance.timeOrigin + performance.now();
 
@@ -59,8 +66,10 @@ export class SimAgent {
    * sends that instead (tests of stale or malformed revisions). With it, `endpoints` (default
    * true) sends the endpoints revision of the peers held (NETMAP_ENDPOINTS_HEADER: the compact
    * resume), as the real agent does; false = an agent of the older resume; a string sends that.
+   * `deflate`: ask for compressed netmaps (NETMAP_ENCODING_HEADER), as the real agent does;
+   * absent = an agent that predates them.
    */
-  connect(opts: { parse?: boolean; url?: string; resume?: boolean | string; endpoints?: boolean | string } = {}): Promise<void> {
+  connect(opts: { parse?: boolean; url?: string; resume?: boolean | string; endpoints?: boolean | string; deflate?: boolean } = {}): Promise<void> {
     const parse = opts.parse ?? true;
     const url = `${(opts.url ?? this.serverUrl).replace(/^http/, 'ws')}/agent/v1`;
     return signMachineToken(this.machine.privateKey).then((token) => {
@@ -72,6 +81,7 @@ export class SimAgent {
         authorization: `Bearer ${token}`,
         ...(held !== null ? { [NETMAP_REVISION_HEADER]: held } : {}),
         ...(eps !== null ? { [NETMAP_ENDPOINTS_HEADER]: eps } : {}),
+        ...(opts.deflate ? { [NETMAP_ENCODING_HEADER]: NETMAP_ENCODING_DEFLATE } : {}),
       };
       return parse ? this.openParsing(url, headers) : this.openCounting(url, headers);
     });
@@ -93,9 +103,9 @@ export class SimAgent {
       });
       ws.on('error', (err) => reject(err));
       ws.on('close', (code, reason) => this.ended(code, reason.toString()));
-      ws.on('message', (data: Buffer) => {
-        const raw = data.toString();
-        this.record({ at: now(), raw, bytes: data.length, msg: JSON.parse(raw) as Received['msg'] });
+      ws.on('message', (data: Buffer, binary: boolean) => {
+        const raw = messageText(data, binary);
+        this.record({ at: now(), raw, bytes: data.length, binary, msg: JSON.parse(raw) as Received['msg'] });
       });
     });
   }
@@ -121,15 +131,15 @@ export class SimAgent {
     ws.on('message', (m: CountedMessage) => {
       const at = now();
       if (m.data) {
-        const raw = m.data.toString();
-        this.record({ at, raw: '', bytes: m.bytes, msg: JSON.parse(raw) as Received['msg'] });
+        const raw = messageText(m.data, m.binary);
+        this.record({ at, raw: '', bytes: m.bytes, binary: m.binary, msg: JSON.parse(raw) as Received['msg'] });
       } else if (patchOnly(m.head)) {
         // Online/endpoint patches: counted, not kept (a 10,000-node fleet gets millions).
         this.patchesSeen++;
       } else {
         const type = m.head.startsWith('{"type":"resume"') ? 'resume' : 'netmap';
         const revision = /^\{"type":"\w+","seq":\d+,"revision":"([0-9a-f]{32})"/.exec(m.head)?.[1];
-        this.record({ at, raw: '', bytes: m.bytes, msg: { type, seq: Number(/"seq":(\d+)/.exec(m.head)?.[1]), ...(revision ? { revision } : {}) } }, false);
+        this.record({ at, raw: '', bytes: m.bytes, binary: m.binary, msg: { type, seq: Number(/"seq":(\d+)/.exec(m.head)?.[1]), ...(revision ? { revision } : {}) } }, false);
       }
     });
     ws.start();

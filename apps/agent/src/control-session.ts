@@ -6,12 +6,12 @@
  */
 import WebSocket from 'ws';
 import { signMachineToken, type MachinePrivateKey } from '@weft/crypto';
-import { CloseCode, NETMAP_ENDPOINTS_HEADER, NETMAP_REVISION_HEADER, Problem, RegisterErrorCode, type AgentMessage, type ServerMessage } from '@weft/protocol';
+import { CloseCode, NETMAP_ENCODING_DEFLATE, NETMAP_ENCODING_HEADER, NETMAP_ENDPOINTS_HEADER, NETMAP_REVISION_HEADER, Problem, RegisterErrorCode, type AgentMessage, type ServerMessage } from '@weft/protocol';
 import { backoffDelay, type BackoffOptions } from './backoff.js';
 import { CONNECT_TIMEOUT_MS, RECONNECT_BACKOFF, SILENCE_TIMEOUT_MS } from './tunables.js';
 import { agentSocketUrl } from './control-client.js';
 import type { Logger } from './log.js';
-import { readServerMessage, type SkippedPeer } from './server-message.js';
+import { messageText, readServerMessage, type SkippedPeer } from './server-message.js';
 import { certificateProblem, type Trust } from './tls-trust.js';
 
 
@@ -166,8 +166,10 @@ export class ControlSession {
     const url = agentSocketUrl(serverUrl);
     const revision = this.opts.heldRevision?.() ?? null;
     const endpoints = revision !== null ? this.opts.heldEndpoints?.() ?? null : null;
+    // Netmaps compressed: a tenth of the bytes for us and for a server sending thousands at once.
     const headers = {
       authorization: `Bearer ${token}`,
+      [NETMAP_ENCODING_HEADER]: NETMAP_ENCODING_DEFLATE,
       ...(revision !== null ? { [NETMAP_REVISION_HEADER]: revision } : {}),
       ...(endpoints !== null ? { [NETMAP_ENDPOINTS_HEADER]: endpoints } : {}),
     };
@@ -192,10 +194,15 @@ export class ControlSession {
     ws.on('pong', () => this.feed(ws));
     ws.on('message', (data, isBinary) => {
       this.feed(ws);
-      if (isBinary) return;
+      // A message we cannot read is dropped; the next delta's seq gap asks for a fresh netmap.
+      const text = messageText(data as Buffer, isBinary);
+      if (!text.ok) {
+        log('warn', 'ignoring malformed control message', { error: text.reason });
+        return;
+      }
       let json: unknown;
       try {
-        json = JSON.parse(data.toString());
+        json = JSON.parse(text.text);
       } catch {
         log('warn', 'ignoring malformed control message', { error: 'not JSON' });
         return;

@@ -4,7 +4,8 @@
  * fails the protocol schema, or that WireGuard could not be given, is left out and reported, so
  * one malformed peer never stops the others from being applied. Pure.
  */
-import { describeIssue, MAX_WG_RESPONDERS, type ResumeMessage, Peer, PeerPatch, ResponderPeer, ServerMessageEnvelope, type DeltaMessage, type ServerMessage } from '@weft/protocol';
+import { inflateRawSync } from 'node:zlib';
+import { describeIssue, MAX_INFLATED_NETMAP_BYTES, MAX_WG_RESPONDERS, type ResumeMessage, Peer, PeerPatch, ResponderPeer, ServerMessageEnvelope, type DeltaMessage, type ServerMessage } from '@weft/protocol';
 import { normalizeEndpoint, normalizePeer } from '@weft/wg';
 import { peerConfig } from './engine.js';
 
@@ -19,6 +20,21 @@ export interface SkippedPeer {
 export type ReadServerMessage =
   | { ok: true; msg: ServerMessage; skipped: SkippedPeer[] }
   | { ok: false; reason: string };
+
+/**
+ * A control message's JSON text. A binary message is a compressed netmap or resume (we send
+ * NETMAP_ENCODING_HEADER): raw deflate, inflated to at most `maxBytes`, so a small message that
+ * would inflate to gigabytes (a deflate bomb) is refused like any other malformed message.
+ */
+export function messageText(data: Buffer, isBinary: boolean, maxBytes = MAX_INFLATED_NETMAP_BYTES): { ok: true; text: string } | { ok: false; reason: string } {
+  if (!isBinary) return { ok: true, text: data.toString() };
+  try {
+    return { ok: true, text: inflateRawSync(data, { maxOutputLength: maxBytes }).toString() };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return { ok: false, reason: `compressed message inflates to more than ${maxBytes} bytes` };
+    return { ok: false, reason: `compressed message is not a whole raw deflate stream: ${(err as Error).message}` };
+  }
+}
 
 export function readServerMessage(json: unknown): ReadServerMessage {
   const env = ServerMessageEnvelope.safeParse(json);

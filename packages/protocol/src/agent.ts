@@ -15,6 +15,12 @@
  * fields replaced) instead of the whole list. Anything else (no header, a stale, unknown or
  * malformed revision, an access policy in force for an agent that sent no endpoints revision)
  * gets the full `netmap`, so an older agent or server is served as before.
+ *
+ * Compressed netmaps (optional on both sides): an agent that sends NETMAP_ENCODING_HEADER with
+ * the value NETMAP_ENCODING_DEFLATE may be sent its `netmap` and `resume` as one binary WebSocket
+ * message holding a raw deflate stream (RFC 1951, no zlib or gzip wrapper) whose inflated bytes
+ * are exactly the JSON text the message would otherwise be. Deltas stay text. An agent that does
+ * not send the header gets text messages only.
  */
 import { z } from 'zod';
 import { Cidr, Endpoint, Hostname, IPv4Address, IPv6Address, MachineKeyText, MAX_ENDPOINTS, NodeKeyText, Timestamp } from './common.js';
@@ -293,6 +299,20 @@ export const ResumePresence = z.object({
   lastSeen: z.array(z.number().int().nullable()),
 });
 export type ResumePresence = z.infer<typeof ResumePresence>;
+
+/**
+ * Request header of `GET /agent/v1`: the agent reads netmaps and resumes sent as binary messages
+ * of raw deflate (see the top of this file). Any value but NETMAP_ENCODING_DEFLATE is ignored.
+ */
+export const NETMAP_ENCODING_HEADER = 'weft-netmap-encoding';
+export const NETMAP_ENCODING_DEFLATE = 'deflate';
+
+/**
+ * The most bytes a compressed netmap may inflate to: what `ws` accepts for a text message by
+ * default (100 MiB), so a compressed netmap may be as large as a text one, and a deflate bomb
+ * (a few KB inflating to gigabytes) is refused at this size.
+ */
+export const MAX_INFLATED_NETMAP_BYTES = 100 * 1024 * 1024;
 
 export const NetmapMessage = z.object({
   type: z.literal('netmap'),

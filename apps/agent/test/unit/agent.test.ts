@@ -3,12 +3,13 @@
  * in-memory Device. Real WireGuard and the real server are covered by the e2e lab.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { deflateRawSync } from 'node:zlib';
 import { platform, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { endpointsRevision, nodeKeyFingerprint, type NodePublicKey } from '@weft/crypto';
 import { StunServer } from '@weft/relay';
-import type { SelfNode } from '@weft/protocol';
+import { MAX_INFLATED_NETMAP_BYTES, type SelfNode } from '@weft/protocol';
 import { Agent, reportableHostname, type UpEvent } from '../../src/agent.js';
 import { AgentError } from '../../src/agent-error.js';
 import { silentLogger } from '../../src/log.js';
@@ -228,6 +229,39 @@ describe('Agent', { timeout: 20_000 }, () => {
     expect(device().peers.has(peer(4).nodeKey)).toBe(false);
     control.send(netmap(5, [peer(2), peer(3), peer(4)]));
     await until(() => device().peers.size === 3);
+  });
+
+  it('asks for compressed netmaps and applies one (binary raw deflate), then text deltas', async () => {
+    const asked: (string | string[] | undefined)[] = [];
+    control.onConnect = (ws, req) => {
+      asked.push(req.headers['weft-netmap-encoding']);
+      ws.send(deflateRawSync(JSON.stringify(netmap(1, [peer(2), peer(3)]))));
+    };
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    await until(() => device().peers.size === 2);
+    expect(asked).toEqual(['deflate']);
+    control.send({ type: 'delta', seq: 2, upsert: [peer(4)] });
+    await until(() => device().peers.size === 3);
+  });
+
+  it('a compressed message that inflates past the bound (a deflate bomb) is refused; the next seq asks for a fresh netmap', async () => {
+    // A valid delta but for its size: whitespace past the bound inside its JSON.
+    const bomb = deflateRawSync(Buffer.concat([
+      Buffer.from('{"type":"delta","seq":2,"upsert":['), Buffer.alloc(MAX_INFLATED_NETMAP_BYTES, ' '), Buffer.from(`${JSON.stringify(peer(4))}]}`),
+    ]));
+    const agent = newAgent();
+    await agent.start();
+    await agent.up({ server: control.url, authKey: 'k' }, () => {}, new AbortController().signal);
+    await until(() => device().peers.size === 1);
+    for (const ws of control.sockets) ws.send(bomb);
+    control.send({ type: 'delta', seq: 3, upsert: [peer(5)] }); // seq 2 was the bomb
+    await until(() => control.received.some((m) => m.type === 'resync'));
+    expect(device().peers.has(peer(4).nodeKey)).toBe(false);
+    expect(device().peers.has(peer(5).nodeKey)).toBe(false);
+    control.send(netmap(1, [peer(2), peer(3)]));
+    await until(() => device().peers.size === 2);
   });
 
   it('revoked (4403): interface removed, state remembered, up refuses, restart stays revoked', async () => {

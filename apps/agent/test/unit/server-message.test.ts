@@ -1,5 +1,6 @@
+import { constants, deflateRawSync, deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { readServerMessage } from '../../src/server-message.js';
+import { messageText, readServerMessage } from '../../src/server-message.js';
 import { Netmap } from '../../src/netmap.js';
 import { peer, self } from './fixtures.js';
 
@@ -145,5 +146,28 @@ describe('reading a compact resume', () => {
     expect(read.ok).toBe(false);
     expect(!read.ok && read.reason).toMatch(/^endpoints\[1\]/);
     expect(!read.ok && read.reason).toMatch(/^[\x20-\x7e]+$/);
+  });
+});
+
+describe('the text of a control message', () => {
+  const json = JSON.stringify(netmap([peer(2), peer(3)]));
+
+  it('a text message is its text; a binary one is raw deflate, inflated', () => {
+    expect(messageText(Buffer.from(json), false)).toEqual({ ok: true, text: json });
+    expect(messageText(deflateRawSync(json), true)).toEqual({ ok: true, text: json });
+  });
+
+  it('refuses a message that inflates past the bound (a deflate bomb), saying so', () => {
+    const bomb = deflateRawSync(Buffer.alloc(1 << 20));
+    expect(bomb.length).toBeLessThan(2048);
+    expect(messageText(bomb, true, 1 << 19)).toEqual({ ok: false, reason: `compressed message inflates to more than ${1 << 19} bytes` });
+    expect(messageText(bomb, true, 1 << 20)).toMatchObject({ ok: true });
+  });
+
+  it('refuses what is not a whole raw deflate stream: a zlib stream, a stream cut short', () => {
+    const gz = messageText(deflateSync(json), true);
+    expect(gz).toMatchObject({ ok: false, reason: expect.stringMatching(/^compressed message is not a whole raw deflate stream: /) });
+    const cut = messageText(deflateRawSync(json, { finishFlush: constants.Z_SYNC_FLUSH }), true);
+    expect(cut).toMatchObject({ ok: false, reason: expect.stringMatching(/^compressed message is not a whole raw deflate stream: /) });
   });
 });

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type WebSocket from 'ws';
-import { CloseCode, NETMAP_ENDPOINTS_HEADER, NETMAP_REVISION_HEADER, NetmapRevision } from '@weft/protocol';
+import { CloseCode, NETMAP_ENCODING_DEFLATE, NETMAP_ENCODING_HEADER, NETMAP_ENDPOINTS_HEADER, NETMAP_REVISION_HEADER, NetmapRevision } from '@weft/protocol';
 import type { ChangeHub } from '../hub.js';
 import { LinkReportError, type LinkStore } from '../links.js';
 import type { Mapper } from '../mapper/mapper.js';
@@ -39,7 +39,12 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
     await mapper.settled();
     socket.off('message', hold);
     const nodeId = node.id;
-    const session = mapper.attach(node, socket, regions?.jsonFor(req.hostname), heldRevision(req.headers[NETMAP_REVISION_HEADER]), heldRevision(req.headers[NETMAP_ENDPOINTS_HEADER]));
+    const session = mapper.attach(node, socket, {
+      regionsJson: regions?.jsonFor(req.hostname),
+      heldRevision: heldRevision(req.headers[NETMAP_REVISION_HEADER]),
+      heldEndpoints: heldRevision(req.headers[NETMAP_ENDPOINTS_HEADER]),
+      deflate: req.headers[NETMAP_ENCODING_HEADER] === NETMAP_ENCODING_DEFLATE,
+    });
     if (!session) return;
     endpoints.attach(nodeId, node.endpoints);
     links.attach(nodeId);

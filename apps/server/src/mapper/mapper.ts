@@ -50,6 +50,18 @@ export interface MapperOptions {
   responders?: ResponderPeer[];
 }
 
+/** What the agent's upgrade request said (socket-route.ts). */
+export interface AttachOptions {
+  /** JSON of the netmap's `regions` for this agent; absent = none listed. */
+  regionsJson?: string;
+  /** The revision the agent holds, already checked as a NetmapRevision; absent = none. */
+  heldRevision?: string;
+  /** The endpoints revision of the peers it holds (NETMAP_ENDPOINTS_HEADER: it reads the compact resume); absent = none. */
+  heldEndpoints?: string;
+  /** It reads netmaps and resumes as binary raw deflate (NETMAP_ENCODING_HEADER). */
+  deflate?: boolean;
+}
+
 /** Close code and reason for sockets bound to a node key the node has since rotated (4409, as for a replaced connection). */
 export const RELAY_KEY_ROTATED = { code: 4409, reason: 'node key changed; reconnect' } as const;
 
@@ -230,7 +242,8 @@ export class Mapper {
    * (NETMAP_ENDPOINTS_HEADER, checked the same way): the agent reads the compact resume, which is
    * also what makes a resume possible under a policy (it carries the packet filter).
    */
-  attach(row: NodeWithUser, socket: import('ws').WebSocket, regionsJson?: string, heldRevision?: string, heldEndpoints?: string): Session | null {
+  attach(row: NodeWithUser, socket: import('ws').WebSocket, opts: AttachOptions = {}): Session | null {
+    const { regionsJson, heldRevision, heldEndpoints } = opts;
     const nodeId = row.id;
     // Authenticated before a suspension this replica has applied since: refuse like the door would.
     if (this.entries.get(nodeId)?.row.user.suspendedAt) {
@@ -250,7 +263,7 @@ export class Mapper {
     }
     const older = this.sessions.get(nodeId);
     older?.close(4409, 'replaced by a newer connection');
-    const session = new Session(nodeId, socket, this.opts.metrics?.sent, regionsJson);
+    const session = new Session(nodeId, socket, this.opts.metrics?.sent, regionsJson, opts.deflate);
     this.sessions.set(nodeId, session);
     if (older) this.unindex(older);
     this.index(session);
@@ -357,13 +370,12 @@ export class Mapper {
     const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
     if (!this.policy) {
       // The revision right after seq: a reader that counts netmaps finds it in the first bytes.
-      const head = `,"revision":"${this.list.revision}"${self},"peers":[`;
-      session.sendParts('netmap', [head, ...this.list.peers.partsExcept(session.nodeId), `]${regions}${this.respondersJson}}`]);
+      session.sendList('netmap', `,"revision":"${this.list.revision}"${self},"peers":[`, this.list.peers, `]${regions}${this.respondersJson}}`);
       return;
     }
     const { peers, filter } = this.policy.netmap(session.nodeId);
     const head = `,"revision":"${this.policy.revisionOf(session.nodeId)}"${self},"peers":[`;
-    session.sendParts('netmap', [head, ...peers, `]${regions}${this.respondersJson},"packetFilter":${filter}}`]);
+    session.sendList('netmap', head, peers, `]${regions}${this.respondersJson},"packetFilter":${filter}}`);
   }
 
   /** The revision of the list a netmap for node `id` sends now (its view class's under a policy). */
@@ -405,7 +417,7 @@ export class Mapper {
     const eps = revisionHex(ep) === heldEndpoints ? '' : `,"endpoints":[${endpoints.join(',')}]`;
     const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
     const filter = this.policy ? `,"packetFilter":${this.policy.filterJson(id)}` : '';
-    session.sendParts('resume', [`,"revision":"${this.revisionFor(id)}","protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"presence":${presence}${eps}${regions}${this.respondersJson}${filter}}`]);
+    session.sendText('resume', `,"revision":"${this.revisionFor(id)}","protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"presence":${presence}${eps}${regions}${this.respondersJson}${filter}}`);
   }
 
   /**
@@ -419,7 +431,7 @@ export class Mapper {
     this.netmapMark.set(session, this.patchClock);
     const head = `,"revision":"${this.list.revision}","protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"patch":[`;
     const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
-    session.sendParts('resume', [head, ...this.list.volatile.partsExcept(session.nodeId), `]${regions}${this.respondersJson}}`]);
+    session.sendList('resume', head, this.list.volatile, `]${regions}${this.respondersJson}}`);
   }
 
   /** `,"revision":"R"` for a delta whose receivers hold the list as it is now; '' when that cannot be said. */

@@ -5,8 +5,20 @@
  * entry, so every byte sent is a cached buffer shared by every node: 10,000 agents reconnecting
  * at once do not each cost a 3 MB string and its 3 MB encoding, nor (under a policy, where a
  * node's whole view is often one chunk) a copy of their view.
+ *
+ * For agents that read compressed netmaps, each chunk is also kept deflated, in pieces of PIECE
+ * entries (deflate-piece.ts): a compressed netmap is the cached pieces, and only the piece holding
+ * the receiving node is compressed for that session, without its entry.
  */
+import { deflatePiece } from './deflate-piece.js';
+
 const CHUNK = 256;
+/**
+ * Entries per deflated piece: small, since a netmap compresses the piece holding its own node
+ * per session (16 entries of ~1 KB); large enough that the pieces compress nearly as well as the
+ * whole (deflate looks back 32 KB at most anyway).
+ */
+const PIECE = 16;
 
 /** One chunk's bytes, and where each entry starts in them (entry i is `bytes[starts[i], starts[i + 1])`). */
 interface Built {
@@ -15,12 +27,35 @@ interface Built {
   starts: number[];
 }
 
+/** A piece (or a chunk) deflated with its entries' leading ","s (`rest`), and without the first one (`first`: the one that opens a list). */
+interface Deflated {
+  rest?: Buffer;
+  first?: Buffer;
+}
+
+/** A list as raw deflate parts to send in order (pieces that concatenate), and the bytes of JSON they inflate to. */
+export interface DeflatedParts {
+  pieces: Buffer[];
+  jsonBytes: number;
+}
+
 export class PeerChunks {
   private ids: number[] = [];
   private json = new Map<number, string>();
   /** Chunk c as "," + its peers' JSON joined by ","; null until built after a change. */
   private chunks: (Built | null)[] = [];
   private position = new Map<number, number>();
+  /**
+   * Piece g (entries [g * PIECE, (g + 1) * PIECE) of the list) deflated; built when first sent.
+   * Kept apart from its chunk's JSON: a change to one entry (an online patch: a storm makes one
+   * per node) drops the one piece holding it, not its chunk's other fifteen.
+   */
+  private deflated: (Deflated | undefined)[] = [];
+  /** Chunk c's deflated pieces joined; dropped with any of its pieces. */
+  private deflatedChunks: (Deflated | undefined)[] = [];
+
+  /** `deflate`: what compresses a piece (tests count what it is given). */
+  constructor(private readonly deflate: (text: Buffer) => Buffer = deflatePiece) {}
 
   /** Replaces the whole set; `entries` in id order. */
   reset(entries: Iterable<[number, string]>): void {
@@ -41,8 +76,7 @@ export class PeerChunks {
       if (last === undefined || last < id) {
         this.position.set(id, this.ids.length);
         this.ids.push(id);
-        const c = Math.floor((this.ids.length - 1) / CHUNK);
-        this.chunks[c] = null;
+        this.invalidate(id);
       } else {
         this.ids = [...this.ids, id].sort((a, b) => a - b);
         this.reindex();
@@ -94,6 +128,60 @@ export class PeerChunks {
     return sent;
   }
 
+  /**
+   * What partsExcept(exclude) sends, as raw deflate: one buffer per chunk (a WebSocket fragment
+   * each, as for text), each chunk without `exclude` its cached pieces joined (shared, never to be
+   * modified); the chunk with it is its cached pieces and the one holding `exclude` compressed
+   * now without it, joined for this netmap.
+   */
+  deflatedExcept(exclude: number): DeflatedParts {
+    const parts: Buffer[] = [];
+    let jsonBytes = 0;
+    const at = this.position.get(exclude) ?? -1;
+    for (let c = 0; c < this.chunks.length; c++) {
+      const b = this.chunk(c);
+      const own = at - c * CHUNK;
+      const entries = b.starts.length - 1;
+      // The list's first entry goes without its leading ",".
+      if (own < 0 || own >= entries) {
+        parts.push(this.deflatedChunk(b, c, jsonBytes === 0));
+        jsonBytes += b.bytes.length - (jsonBytes === 0 ? 1 : 0);
+        continue;
+      }
+      const pieces: Buffer[] = [];
+      for (let p = 0; p * PIECE < entries; p++) {
+        const [lo, hi] = [p * PIECE, Math.min(entries, (p + 1) * PIECE)];
+        const skip = jsonBytes === 0 ? 1 : 0;
+        if (own < lo || own >= hi) {
+          pieces.push(this.deflatedPiece(b, c, p, skip === 1));
+          jsonBytes += b.starts[hi]! - b.starts[lo]! - skip;
+          continue;
+        }
+        const rest = Buffer.concat([b.bytes.subarray(b.starts[lo], b.starts[own]), b.bytes.subarray(b.starts[own + 1], b.starts[hi])]);
+        if (!rest.length) continue;
+        pieces.push(this.deflate(rest.subarray(skip)));
+        jsonBytes += rest.length - skip;
+      }
+      if (pieces.length) parts.push(Buffer.concat(pieces));
+    }
+    return { pieces: parts, jsonBytes };
+  }
+
+  /** Chunk c (built as `b`) deflated: its pieces joined (one fragment to send, not sixteen). */
+  private deflatedChunk(b: Built, c: number, first: boolean): Buffer {
+    const d = (this.deflatedChunks[c] ??= {});
+    const join = () => Buffer.concat(Array.from({ length: Math.ceil((b.starts.length - 1) / PIECE) }, (_, p) => this.deflatedPiece(b, c, p, first && p === 0)));
+    return first ? (d.first ??= join()) : (d.rest ??= join());
+  }
+
+  /** Piece p of chunk c (built as `b`), deflated. */
+  private deflatedPiece(b: Built, c: number, p: number, first: boolean): Buffer {
+    const g = c * (CHUNK / PIECE) + p;
+    const d = (this.deflated[g] ??= {});
+    const raw = () => b.bytes.subarray(b.starts[p * PIECE], b.starts[Math.min(b.starts.length - 1, (p + 1) * PIECE)]);
+    return first ? (d.first ??= this.deflate(raw().subarray(1))) : (d.rest ??= this.deflate(raw()));
+  }
+
   private chunk(c: number): Built {
     let b = this.chunks[c];
     if (b == null) {
@@ -112,7 +200,10 @@ export class PeerChunks {
 
   private invalidate(id: number): void {
     const p = this.position.get(id);
-    if (p !== undefined) this.chunks[Math.floor(p / CHUNK)] = null;
+    if (p === undefined) return;
+    this.chunks[Math.floor(p / CHUNK)] = null;
+    this.deflated[Math.floor(p / PIECE)] = undefined;
+    this.deflatedChunks[Math.floor(p / CHUNK)] = undefined;
   }
 
   private reindex(): void {
@@ -120,5 +211,7 @@ export class PeerChunks {
     this.position.clear();
     this.ids.forEach((id, i) => this.position.set(id, i));
     this.chunks = new Array(Math.ceil(this.ids.length / CHUNK)).fill(null);
+    this.deflated = [];
+    this.deflatedChunks = [];
   }
 }

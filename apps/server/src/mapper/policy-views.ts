@@ -15,6 +15,9 @@ export function liveNode(row: NodeWithUser): LiveNode {
   return { id: row.id, login: row.tags.length ? null : policyLogin(row.user), tags: [...row.tags].sort(), ipv4: row.ipv4, ipv6: row.ipv6 };
 }
 
+/** The peers of a node in no view class. */
+const NO_PEERS = new PeerChunks();
+
 /** What one session is sent for a batch: the delta's JSON after `"seq":N`, or nothing. */
 export type Outgoing = Map<number, string>;
 
@@ -62,10 +65,10 @@ export class PolicyNetmaps {
     return this.collect(new Set(), sessions, revisions);
   }
 
-  /** A node's visible peers as shared parts (itself left out), and its filter's JSON. */
-  netmap(id: number): { peers: Buffer[]; filter: string } {
+  /** A node's visible peers (the list it shares with its class; the session leaves itself out), and its filter's JSON. */
+  netmap(id: number): { peers: PeerChunks; filter: string } {
     const cls = this.views.classOf(id);
-    return { peers: cls ? this.chunksOf(cls).chunks.partsExcept(id) : [], filter: this.filterJson(id) };
+    return { peers: cls ? this.chunksOf(cls).chunks : NO_PEERS, filter: this.filterJson(id) };
   }
 
   /**

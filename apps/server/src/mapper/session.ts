@@ -7,6 +7,8 @@
 import type { WebSocket } from 'ws';
 import { CloseCode } from '@weft/protocol';
 import type { SendStats } from '../metrics.js';
+import { deflateLast, deflatePiece } from './deflate-piece.js';
+import type { PeerChunks } from './peer-chunks.js';
 import { RESYNC_BURST, RESYNC_INTERVAL_MS, SOCKET_CLOSE_GRACE_MS, SOCKET_QUEUE_FLOOR_BYTES, SOCKET_QUEUE_NETMAPS } from '../tunables.js';
 import { ResyncLimiter } from './resync-limiter.js';
 
@@ -31,6 +33,8 @@ export class Session {
     private readonly stats?: SendStats,
     /** JSON of the netmap's `regions` for this agent (regions.ts); absent = none listed. */
     readonly regionsJson?: string,
+    /** The agent reads netmaps and resumes as binary raw deflate (NETMAP_ENCODING_HEADER). */
+    readonly deflate = false,
   ) {
     socket.once('close', () => {
       this.closed = true;
@@ -55,37 +59,57 @@ export class Session {
   }
 
   /**
-   * Like send, with the JSON after `"seq":N` in parts: one text message sent as one WebSocket
-   * fragment per part, so large shared parts (the cached peer list) are written as they are,
-   * never copied into a per-session string. The receiver sees one message.
+   * A netmap or resume: `head`, then every entry of `list` but this node's (the JSON array's
+   * body), then `tail`, all of it the JSON after `"seq":N`. As text, one message sent as one
+   * WebSocket fragment per part, so the large shared parts (the cached peer list) are written as
+   * they are, never copied into a per-session string. To an agent that reads deflate, one binary
+   * message of the list's cached deflate pieces between a head and a tail compressed now: the
+   * list is compressed once for every session, not once per session.
    */
-  sendParts(type: 'netmap' | 'resume' | 'delta', rest: (string | Buffer)[]): void {
+  sendList(type: 'netmap' | 'resume', head: string, list: PeerChunks, tail: string): void {
     if (!this.ready()) return;
     this.seq++;
-    const parts = [`{"type":"${type}","seq":${this.seq}`, ...rest];
-    const last = parts.length - 1;
-    const bytes = parts.reduce((n, p) => n + (typeof p === 'string' ? Buffer.byteLength(p) : p.length), 0);
-    // A resume stands for a netmap: the queue bound and the flush count follow it the same way.
-    const first = type !== 'delta';
-    if (first) {
-      this.netmapBytes = bytes;
-      this.netmapQueued = true;
+    const start = `{"type":"${type}","seq":${this.seq}${head}`;
+    if (!this.deflate) {
+      const parts = [Buffer.from(start), ...list.partsExcept(this.nodeId), Buffer.from(tail)];
+      const bytes = parts.reduce((n, p) => n + p.length, 0);
+      return this.write(type, parts, false, bytes);
     }
-    if (this.stats) this.count(type, bytes);
+    const { pieces, jsonBytes } = list.deflatedExcept(this.nodeId);
+    this.write(type, [deflatePiece(start), ...pieces, deflateLast(tail)], true, Buffer.byteLength(start) + jsonBytes + Buffer.byteLength(tail));
+  }
+
+  /** A resume that is one text (the compact one: no shared list in it); compressed whole for an agent that reads deflate. */
+  sendText(type: 'resume', rest: string): void {
+    if (!this.ready()) return;
+    this.seq++;
+    const text = `{"type":"${type}","seq":${this.seq}${rest}`;
+    this.write(type, [this.deflate ? deflateLast(text) : Buffer.from(text)], this.deflate, Buffer.byteLength(text));
+  }
+
+  /**
+   * Writes one message, a fragment per part; `jsonBytes` is its JSON's length (the queue bound
+   * follows it, compressed or not: deltas that follow are text).
+   */
+  private write(type: 'netmap' | 'resume', parts: Buffer[], binary: boolean, jsonBytes: number): void {
+    const last = parts.length - 1;
+    this.netmapBytes = jsonBytes;
+    this.netmapQueued = true;
+    if (this.stats) this.count(type, parts.reduce((n, p) => n + p.length, 0));
     // The last fragment's callback runs once the whole message has left for the kernel.
-    const flushed = first ? (err?: Error) => {
+    const flushed = (err?: Error) => {
       this.netmapQueued = false;
       if (this.stats && !err) {
         this.stats.netmapsFlushed++;
         this.stats.lastNetmapFlushedAt = Date.now();
       }
-    } : undefined;
+    };
     // ws writes each fragment with its own writev; corked, the whole netmap leaves in one (a
     // reconnect storm sends one per agent). ws keeps its TCP socket in `_socket`, not public API:
     // without it the fragments are simply written one by one.
     const tcp = (this.socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
     tcp?.cork();
-    parts.forEach((part, i) => this.socket.send(part, { binary: false, fin: i === last }, i === last ? flushed : undefined));
+    parts.forEach((part, i) => this.socket.send(part, { binary, fin: i === last }, i === last ? flushed : undefined));
     tcp?.uncork();
     this.checkQueue();
   }

@@ -56,6 +56,23 @@ describe('a sim agent that counts instead of parsing', () => {
     expect(a.closed!.code).toBe(CloseCode.NodeDeleted);
   });
 
+  it('counts a compressed netmap to the byte and reads its seq and revision from the inflated head', async () => {
+    const a = new SimAgent(s.url, 'deflate-counter');
+    await a.register(key);
+    await a.connect({ parse: true, deflate: true });
+    await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'parsed netmap');
+    const parsed = a.received.find((r) => r.msg.type === 'netmap')!;
+    expect(parsed.binary).toBe(true);
+    await new Promise<void>((resolve) => { a.socket!.once('close', () => resolve()); a.close(); });
+    a.received.length = 0;
+
+    await a.connect({ parse: false, deflate: true });
+    await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'counted netmap');
+    const counted = a.received.find((r) => r.msg.type === 'netmap')!;
+    expect(counted).toMatchObject({ binary: true, bytes: parsed.bytes, msg: { seq: 1, revision: parsed.msg.revision } });
+    a.close();
+  });
+
   it('keeps a message that came in the same read as the 101 until its listener is on', async () => {
     // A small netmap often arrives with the upgrade's answer; emitted before the sim agent had
     // its listener on, it was lost, and the agent waited out its netmap timeout.

@@ -1,5 +1,12 @@
+import { inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { deflateLast, deflatePiece } from '../../src/mapper/deflate-piece.js';
 import { PeerChunks } from '../../src/mapper/peer-chunks.js';
+
+/** A compressed netmap's stream: a head, the list's pieces, a tail; inflated, one text. */
+function inflated(head: string, pieces: Buffer[], tail: string): string {
+  return inflateRawSync(Buffer.concat([deflatePiece(head), ...pieces, deflateLast(tail)])).toString();
+}
 
 /** The obviously-correct reference: join everything but `exclude`, in id order. */
 function reference(map: Map<number, string>, exclude: number): string {
@@ -35,6 +42,9 @@ describe('PeerChunks', () => {
         const parts = chunks.partsExcept(ex);
         expect(Buffer.concat(parts).toString()).toBe(reference(model, ex));
         expect(parts.every((p) => p.length > 0)).toBe(true);
+        const d = chunks.deflatedExcept(ex);
+        expect(inflated('[', d.pieces, ']')).toBe(`[${reference(model, ex)}]`);
+        expect(d.jsonBytes).toBe(Buffer.byteLength(reference(model, ex)));
       }
     }
     expect(chunks.size).toBe(model.size);
@@ -50,5 +60,41 @@ describe('PeerChunks', () => {
       expect(parts.every((p) => cached.has(p.buffer)), `excluding ${ex}`).toBe(true);
       expect(Buffer.concat(parts).toString()).not.toContain(`{"id":${ex},`);
     }
+  });
+
+  it('deflates once: the parts a netmap sends are the cached ones but for its own chunk', () => {
+    const chunks = new PeerChunks();
+    for (let id = 1; id <= 600; id++) chunks.set(id, `{"id":${id},"key":"nodekey:${id.toString(16).padStart(64, '0')}","pad":"${'x'.repeat(100)}"}`);
+    const all = chunks.deflatedExcept(0);
+    const cached = new Set(all.pieces);
+    for (const ex of [1, 2, 17, 256, 257, 300, 600]) {
+      const d = chunks.deflatedExcept(ex);
+      const fresh = d.pieces.filter((p) => !cached.has(p));
+      expect(fresh.length, `excluding ${ex}`).toBe(1); // its own chunk, joined for it
+      const text = inflated('{"peers":[', d.pieces, ']}');
+      expect(JSON.parse(text).peers.map((p: { id: number }) => p.id)).toEqual([...Array(600).keys()].map((i) => i + 1).filter((id) => id !== ex));
+    }
+    // Compressed once, the list is a fraction of its JSON.
+    expect(all.pieces.reduce((n, p) => n + p.length, 0)).toBeLessThan(all.jsonBytes / 4);
+  });
+
+  it('a change to an entry re-deflates the one piece holding it (a storm patches every node once)', () => {
+    const deflated: string[] = [];
+    const chunks = new PeerChunks((text) => (deflated.push(text.toString()), deflatePiece(text)));
+    for (let id = 1; id <= 600; id++) chunks.set(id, `{"id":${id}}`);
+    chunks.deflatedExcept(0);
+    expect(deflated.length).toBe(38); // 600 entries in pieces of 16
+    deflated.length = 0;
+    chunks.set(300, '{"id":300,"renamed":true}');
+    expect(inflated('[', chunks.deflatedExcept(0).pieces, ']')).toContain('{"id":300,"renamed":true}');
+    expect(deflated).toEqual([Array.from({ length: 16 }, (_, i) => (i + 289 === 300 ? '{"id":300,"renamed":true}' : `{"id":${i + 289}}`)).map((j) => `,${j}`).join('')]);
+    deflated.length = 0;
+    chunks.set(601, '{"id":601}');
+    chunks.deflatedExcept(0);
+    expect(deflated.length).toBe(1); // the last piece, ids 593..601
+    deflated.length = 0;
+    // Excluding a node compresses its own piece for it; every other piece is the cached one.
+    chunks.deflatedExcept(300);
+    expect(deflated.length).toBe(1);
   });
 });

@@ -149,7 +149,7 @@ process.on('message', async (m: Cmd) => {
       });
     } else if (m.cmd === 'disconnect') {
       const drop = new Set(m.drop);
-      await Promise.all(agents.map((a) => a.closed === null && a.socket ? new Promise<void>((resolve) => { a.socket!.once('close', () => resolve()); a.close(); }) : undefined));
+      await Promise.all(agents.map((a) => a.disconnect()));
       agents = agents.filter((a) => !drop.has(a.self!.id));
       for (const a of agents) {
         a.received.length = 0;

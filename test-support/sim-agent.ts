@@ -176,6 +176,16 @@ export class SimAgent {
     this.socket?.close();
   }
 
+  /** Closes the connection and resolves once it has closed (at once when there is none open). */
+  disconnect(): Promise<void> {
+    const ws = this.socket;
+    if (!ws || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      ws.once('close', () => resolve());
+      ws.close();
+    });
+  }
+
   /** Resolves when `pred` holds, checking after each message or close; rejects after timeoutMs. */
   async waitFor(pred: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
     const deadline = Date.now() + timeoutMs;

@@ -37,7 +37,7 @@ describe('a sim agent that counts instead of parsing', () => {
     await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'parsed netmap');
     const parsed = a.received.find((r) => r.msg.type === 'netmap')!;
     expect(a.peers.size).toBe(300);
-    await new Promise<void>((resolve) => { a.socket!.once('close', () => resolve()); a.close(); });
+    await a.disconnect();
     a.received.length = 0;
 
     await a.connect({ parse: false });
@@ -63,7 +63,7 @@ describe('a sim agent that counts instead of parsing', () => {
     await a.waitFor(() => a.received.some((r) => r.msg.type === 'netmap'), 10_000, 'parsed netmap');
     const parsed = a.received.find((r) => r.msg.type === 'netmap')!;
     expect(parsed.binary).toBe(true);
-    await new Promise<void>((resolve) => { a.socket!.once('close', () => resolve()); a.close(); });
+    await a.disconnect();
     a.received.length = 0;
 
     await a.connect({ parse: false, deflate: true });

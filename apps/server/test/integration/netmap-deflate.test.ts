@@ -23,7 +23,7 @@ describe('compressed netmaps', () => {
   };
   /** The first message of a fresh connection. */
   const first = async (opts: { deflate: boolean; resume?: boolean; endpoints?: boolean }): Promise<Received> => {
-    if (agent.socket && !agent.closed) await new Promise<void>((resolve) => { agent.socket!.once('close', () => resolve()); agent.close(); });
+    await agent.disconnect();
     await s.mapper.settled();
     const mark = agent.received.length;
     await agent.connect({ ...opts, parse: true });

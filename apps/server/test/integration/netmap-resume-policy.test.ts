@@ -17,9 +17,9 @@ import { type Database, openDatabase } from '@weft/db';
 import type { Peer } from '@weft/protocol';
 import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
-import { buildApp, type App } from '../../src/app.js';
+import type { App } from '../../src/app.js';
 import { SYSTEM } from '../../src/state/index.js';
-import { BACKENDS } from '../support/server.js';
+import { BACKENDS, listenOn } from '../support/server.js';
 
 /** Each user's devices reach each other (two view classes: ops and dev). */
 const SELF = { acls: [{ action: 'accept', src: ['autogroup:member'], dst: ['autogroup:self:*'] }] };
@@ -36,20 +36,12 @@ describe.each(BACKENDS)('netmap resume under a policy on %s', (backend) => {
 
   const start = async () => {
     db = await openDatabase(backend === 'pglite' ? { dataDir: dir } : { databaseUrl: databaseUrl! });
-    app = await buildApp({ db, serverUrl: 'http://127.0.0.1', patchIntervalMs: 20 });
-    await app.app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.app.server.address();
-    url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    ({ app, url } = await listenOn(db));
   };
   const stop = async () => {
     await app.app.close();
     await db.close();
   };
-  const disconnect = (a: SimAgent) => new Promise<void>((resolve) => {
-    if (a.closed || !a.socket) return resolve();
-    a.socket.once('close', () => resolve());
-    a.close();
-  });
   const reconnect = async (a: SimAgent, resume: boolean, endpoints = true) => {
     const mark = a.received.length;
     await a.connect({ url, resume, endpoints });
@@ -64,7 +56,7 @@ describe.each(BACKENDS)('netmap resume under a policy on %s', (backend) => {
     return f;
   };
   const fresh = async (a: SimAgent) => {
-    await disconnect(a);
+    await a.disconnect();
     expect((await reconnect(a, false)).type).toBe('netmap');
     return { peers: held(a), filter: filterOf(a) };
   };
@@ -108,7 +100,7 @@ describe.each(BACKENDS)('netmap resume under a policy on %s', (backend) => {
     await quiet();
     for (const a of [...ops, ...dev]) expect(a.revision, a.hostname).toMatch(/^[0-9a-f]{32}$/);
     expect(ops[0]!.revision).not.toBe(dev[0]!.revision);
-    for (const a of [...ops, ...dev]) await disconnect(a);
+    for (const a of [...ops, ...dev]) await a.disconnect();
     // A volatile field changed while they were away: endpoints come with the resume.
     await app.state.nodes.patch(opsPrinter, { endpoints: ['192.0.2.7:41641'] });
     await stop();
@@ -131,7 +123,7 @@ describe.each(BACKENDS)('netmap resume under a policy on %s', (backend) => {
     expect(await fresh(o0)).toEqual(resumed);
     // Nothing changed since: the next resume leaves endpoints out, and still matches a fresh netmap.
     await quiet();
-    await disconnect(o1);
+    await o1.disconnect();
     const again = await reconnect(o1, true);
     expect(again.type).toBe('resume');
     expect(again.endpoints).toBeUndefined();
@@ -144,8 +136,8 @@ describe.each(BACKENDS)('netmap resume under a policy on %s', (backend) => {
     const [o0, o1] = ops as [SimAgent, SimAgent];
     const d0 = dev[0]!;
     await quiet();
-    await disconnect(o0);
-    await disconnect(d0);
+    await o0.disconnect();
+    await d0.disconnect();
     const scanner = await app.state.nodes.createExternal(SYSTEM, { user: 'ops', hostname: 'scanner', nodeKey: generateNodeKey().publicKey });
     // o1 was connected: it got the upsert with its class's new revision.
     await o1.waitFor(() => o1.peers.has(scanner.id), 10_000, 'the upsert');
@@ -156,7 +148,7 @@ describe.each(BACKENDS)('netmap resume under a policy on %s', (backend) => {
     expect((await reconnect(d0, true)).type).toBe('resume');
     await quiet();
     expect({ peers: held(d0), filter: filterOf(d0) }).toEqual(await fresh(d0));
-    await disconnect(o1);
+    await o1.disconnect();
     expect((await reconnect(o1, true)).type).toBe('resume');
     await quiet();
     const o1Held = { peers: held(o1), filter: filterOf(o1) };
@@ -168,7 +160,7 @@ describe.each(BACKENDS)('netmap resume under a policy on %s', (backend) => {
     const d0 = dev[0]!;
     await quiet();
     // Only the ports change: views stay, filters change.
-    await disconnect(o0);
+    await o0.disconnect();
     await setPolicy({ acls: [{ action: 'accept', src: ['autogroup:member'], dst: ['autogroup:self:22,443'] }] });
     const r = await reconnect(o0, true);
     expect(r.type).toBe('resume');
@@ -176,15 +168,15 @@ describe.each(BACKENDS)('netmap resume under a policy on %s', (backend) => {
     await quiet();
     expect(await fresh(o0)).toEqual({ peers: held(o0), filter: filterOf(o0) });
     // ops may now reach dev: both views change.
-    await disconnect(o1);
-    await disconnect(d0);
+    await o1.disconnect();
+    await d0.disconnect();
     await setPolicy({ acls: [{ action: 'accept', src: ['autogroup:member'], dst: ['autogroup:self:22,443'] }, { action: 'accept', src: ['ops@'], dst: ['dev@:*'] }] });
     expect((await reconnect(o1, true)).type).toBe('netmap');
     expect(held(o1).map((p) => p.id)).toEqual(expect.arrayContaining(dev.map((a) => a.self!.id)));
     expect((await reconnect(d0, true)).type).toBe('netmap');
     await quiet();
     // o0 stayed connected through the change: its deltas said its new revision.
-    await disconnect(o0);
+    await o0.disconnect();
     expect((await reconnect(o0, true)).type).toBe('resume');
     await quiet();
     expect(await fresh(o0)).toEqual({ peers: held(o0), filter: filterOf(o0) });
@@ -202,10 +194,7 @@ describe.each(BACKENDS)('patches to a session resumed in the window on %s', (bac
     dir = mkdtempSync(join(tmpdir(), 'weft-resume-patch-'));
     db = await openDatabase(backend === 'pglite' ? { dataDir: dir } : { databaseUrl: await createTestDatabase() });
     // A window that never ends by itself: the test ends it.
-    app = await buildApp({ db, serverUrl: 'http://127.0.0.1', patchIntervalMs: 600_000 });
-    await app.app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = app.app.server.address();
-    url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    ({ app, url } = await listenOn(db, { patchIntervalMs: 600_000 }));
   }, 60_000);
   afterAll(async () => {
     await app.app.close().catch(() => {});
@@ -232,10 +221,7 @@ describe.each(BACKENDS)('patches to a session resumed in the window on %s', (bac
     };
     await settle();
     await b.waitFor(() => b.peers.size === 3 && b.revision !== null, 10_000, 'b sees all');
-    await new Promise<void>((resolve) => {
-      b.socket!.once('close', () => resolve());
-      b.close();
-    });
+    await b.disconnect();
     await settle();
     // In one window: x changes, then b resumes (it gets x's change in the resume), then y changes.
     await app.state.nodes.patch(x, { endpoints: ['192.0.2.1:41641'] });

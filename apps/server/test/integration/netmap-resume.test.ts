@@ -37,11 +37,6 @@ describe.each(BACKENDS)('netmap resume on %s', (backend) => {
     await app.app.close();
     await db.close();
   };
-  const disconnect = (a: SimAgent) => new Promise<void>((resolve) => {
-    if (a.closed || !a.socket) return resolve();
-    a.socket.once('close', () => resolve());
-    a.close();
-  });
   /** Connects and returns the type of the connection's first message (netmap or resume). */
   const reconnect = async (a: SimAgent, resume: boolean | string) => {
     const mark = a.received.length;
@@ -53,7 +48,7 @@ describe.each(BACKENDS)('netmap resume on %s', (backend) => {
   const held = (a: SimAgent) => [...a.peers.values()].map(({ nat, ...p }) => (nat ? { ...p, nat } : p) as Peer).sort((x, y) => x.id - y.id);
   /** What a fresh agent gets: the same node connected without a revision. */
   const fresh = async (a: SimAgent) => {
-    await disconnect(a);
+    await a.disconnect();
     expect(await reconnect(a, false)).toBe('netmap');
     return held(a);
   };
@@ -87,7 +82,7 @@ describe.each(BACKENDS)('netmap resume on %s', (backend) => {
   it('after a restart an agent holding the current revision gets no list and ends with the peers a fresh agent gets', async () => {
     await quiet();
     for (const a of agents) expect(a.revision, a.hostname).toMatch(/^[0-9a-f]{32}$/);
-    for (const a of agents) await disconnect(a);
+    for (const a of agents) await a.disconnect();
     // A volatile field changed while they were away: the resume must carry it.
     await app.state.nodes.patch(external, { endpoints: ['192.0.2.7:41641'] });
     await stop();
@@ -107,7 +102,7 @@ describe.each(BACKENDS)('netmap resume on %s', (backend) => {
   it('a change made while it was away (a node added, one deleted) gets it the full netmap; one made while connected keeps it resumable', async () => {
     const [r0, r1, r2] = agents as [SimAgent, SimAgent, SimAgent];
     await quiet();
-    await disconnect(r1);
+    await r1.disconnect();
     const added = await app.state.nodes.createExternal(SYSTEM, { user: 'ops', hostname: 'scanner', nodeKey: generateNodeKey().publicKey });
     await app.state.nodes.delete(SYSTEM, external);
     // r2 was connected: it got both changes as deltas, each saying the list's new revision.
@@ -116,7 +111,7 @@ describe.each(BACKENDS)('netmap resume on %s', (backend) => {
     expect(await reconnect(r1, true)).toBe('netmap');
     expect(held(r1).map((p) => p.id)).toContain(added.id);
     expect(held(r1).map((p) => p.id)).not.toContain(external);
-    await disconnect(r2);
+    await r2.disconnect();
     expect(await reconnect(r2, true)).toBe('resume');
     await quiet();
     expect(held(r2)).toEqual(await fresh(r2));
@@ -126,7 +121,7 @@ describe.each(BACKENDS)('netmap resume on %s', (backend) => {
   it('a stale, garbage or oversized revision gets the full netmap and a working session', async () => {
     const a = agents[0]!;
     for (const bad of ['0'.repeat(32), 'not-a-revision', 'A'.repeat(32), 'f'.repeat(5000)]) {
-      await disconnect(a);
+      await a.disconnect();
       expect(await reconnect(a, bad), bad.slice(0, 40)).toBe('netmap');
       expect(a.peers.size).toBe(agents.length);
       expect(a.closed).toBeNull();
@@ -143,7 +138,7 @@ describe.each(BACKENDS)('netmap resume on %s', (backend) => {
     await app.state.policy.set(JSON.stringify({ acls: [{ action: 'accept', src: ['*'], dst: ['*:*'] }] }), (await app.state.policy.current()).version, SYSTEM);
     await quiet();
     const revisionBefore = a.revision!;
-    await disconnect(a);
+    await a.disconnect();
     const mark = a.received.length;
     await a.connect({ url, resume: revisionBefore, endpoints: false });
     await a.waitFor(() => a.received.length > mark, 10_000, 'first message');
@@ -152,7 +147,7 @@ describe.each(BACKENDS)('netmap resume on %s', (backend) => {
     expect(netmap.packetFilter).toBeDefined();
     // Everyone sees everyone: the class's list is the whole list, so its revision is the same.
     expect(netmap.revision).toBe(revisionBefore);
-    await disconnect(a);
+    await a.disconnect();
     expect(await reconnect(a, true)).toBe('resume');
     expect(a.received.at(-1)!.msg.packetFilter).toEqual(netmap.packetFilter);
   }, 60_000);

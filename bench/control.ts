@@ -18,7 +18,8 @@
  * bytes are what went on the wire; BENCH_DEFLATE=0 makes it a fleet of agents that predate them.
  * Writes bench/results/control.json with the machine noted.
  */
-import { fork, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { adminCli, forkFleet } from './lib/server-process.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, loadavg, totalmem, tmpdir, release } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -116,23 +117,11 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       await new Promise((r) => setTimeout(r, 200));
     }
   };
-  const fleet = fork(join(here, 'control-fleet.ts'), [], { execArgv: ['--import', 'tsx', '--max-old-space-size=8192'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const replies: ((m: any) => void)[] = [];
-  fleet.on('message', (m: any) => {
-    if (m.error) throw new Error(`fleet: ${m.error}`);
-    replies.shift()?.(m);
-  });
-  const ask = (m: unknown) => new Promise<any>((res) => { replies.push(res); if (m) fleet.send(m as object); });
+  const { fleet, ask } = forkFleet(join(here, 'control-fleet.ts'), 8192);
   try {
     await ask(null); // ready
     await ready();
-    const admin = async (args: string[]) => {
-      const p = spawn(process.execPath, [SERVER, ...args, '--json', '--data-dir', dataDir]);
-      let out = '';
-      p.stdout.on('data', (d) => (out += d));
-      await new Promise((r) => p.on('exit', r));
-      return JSON.parse(out);
-    };
+    const admin = (args: string[]) => adminCli(SERVER, dataDir, args);
     const apiKey = (await admin(['apikeys', 'create', '--scopes', 'admin'])).key as string;
     await admin(['users', 'create', 'bench']);
     const authKey = (await admin(['authkeys', 'create', '--user', 'bench', '--reusable', '--expiration', '0'])).key as string;

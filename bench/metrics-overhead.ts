@@ -13,6 +13,7 @@
  * bench/results/metrics-overhead.json with the machine and the load average at start and end noted.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { adminCli } from './lib/server-process.js';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -64,13 +65,7 @@ async function stopServer(server: ChildProcess): Promise<void> {
   await exited;
 }
 
-const admin = async (args: string[]) => {
-  const p = spawn(process.execPath, [SERVER_BIN, ...args, '--json', '--data-dir', dataDir]);
-  let out = '';
-  p.stdout.on('data', (d) => (out += d));
-  await new Promise((r) => p.on('exit', r));
-  return JSON.parse(out);
-};
+const admin = (args: string[]) => adminCli(SERVER_BIN, dataDir, args);
 
 interface Run {
   round: number; metrics: boolean; nodes: number;

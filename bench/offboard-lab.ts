@@ -30,7 +30,7 @@ async function runSetup(setup: 'single' | 'replicas') {
   const peerNames = Array.from({ length: PEERS }, (_, i) => `p${i + 1}`);
   const lab = await Lab.create({ name: setup === 'single' ? 'obb1' : 'obb2', hosts: ['server', 'v', ...peerNames] });
   let pg: TestPostgres | null = null;
-  try {
+  return lab.run(async () => {
     let callOn: WeftServer;
     let victimOn: WeftServer;
     let peersOn: WeftServer;
@@ -73,14 +73,9 @@ async function runSetup(setup: 'single' | 'replicas') {
       lastPeerFromRequestSentMs: summary(fromSent),
       everyPeerFromResponseMs: summary(perPeer),
     };
-  } catch (err) {
-    lab.markFailed();
-    lab.printLogTails();
-    throw err;
-  } finally {
-    await lab.cleanup();
+  }).finally(async () => {
     await pg?.stop();
-  }
+  });
 }
 
 const results = [];

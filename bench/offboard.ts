@@ -6,7 +6,8 @@
  * more device and deletes it (order alternating); measured from the REST call returning to the
  * last fleet agent holding the removal of every device. Writes bench/results/offboard.json.
  */
-import { execFileSync, fork, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { adminCli, forkFleet } from './lib/server-process.js';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -34,13 +35,7 @@ async function runOnce(backend: 'pglite' | 'postgres') {
   });
   let serverErr = '';
   server.stderr!.on('data', (d) => (serverErr += d));
-  const fleet = fork(join(here, 'offboard-fleet.ts'), [], { execArgv: ['--import', 'tsx', '--max-old-space-size=4096'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const replies: ((m: any) => void)[] = [];
-  fleet.on('message', (m: any) => {
-    if (m.error) throw new Error(`fleet: ${m.error}`);
-    replies.shift()?.(m);
-  });
-  const ask = (m: unknown) => new Promise<any>((res) => { replies.push(res); if (m) fleet.send(m as object); });
+  const { fleet, ask } = forkFleet(join(here, 'offboard-fleet.ts'), 4096);
   try {
     await ask(null);
     for (let t = 0; ; t++) {
@@ -48,13 +43,7 @@ async function runOnce(backend: 'pglite' | 'postgres') {
       if (t > 300 || server.exitCode !== null) throw new Error(`server did not start:\n${serverErr}`);
       await sleep(200);
     }
-    const admin = async (args: string[]) => {
-      const p = spawn(process.execPath, [SERVER_BIN, ...args, '--json', '--data-dir', dataDir]);
-      let out = '';
-      p.stdout.on('data', (d) => (out += d));
-      await new Promise((r) => p.on('exit', r));
-      return JSON.parse(out);
-    };
+    const admin = (args: string[]) => adminCli(SERVER_BIN, dataDir, args);
     const apiKey = (await admin(['apikeys', 'create', '--scopes', 'admin'])).key as string;
     const api = async (method: string, path: string, body?: unknown) => {
       const res = await fetch(url + path, { method, headers: { authorization: `Bearer ${apiKey}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });

@@ -28,7 +28,7 @@ const lab = await Lab.create({ name: 'r9kc', hosts: ['server', 'a', 'b'] });
 const loadAvg1mAtStart = machine().loadAvg1m;
 const runs: Record<'direct' | 'kernel', IperfResult[]> = { direct: [], kernel: [] };
 let forwarded = 0;
-try {
+await lab.run(async () => {
   const { a, b, server: r } = lab.hosts;
   const pair = await startWgPair(a, b);
   await r.execOk('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.send_redirects=0', 'net.ipv4.conf.eth0.send_redirects=0']);
@@ -68,13 +68,7 @@ try {
   const counters = (await r.execOk('nft', ['list', 'chain', 'ip', 'r9kc', 'forward_count'])).stdout;
   forwarded = Number(/packets (\d+)/.exec(counters)?.[1] ?? 0);
   await pair.close();
-} catch (err) {
-  lab.markFailed();
-  lab.printLogTails();
-  throw err;
-} finally {
-  await lab.cleanup();
-}
+});
 if (forwarded === 0) throw new Error('the relay host forwarded nothing: the kernel phase did not go through it');
 const med = (p: 'direct' | 'kernel') => round(median(runs[p].map((x) => x.bitsPerSecond / 1e6)), 1);
 const out = {

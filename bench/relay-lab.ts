@@ -18,25 +18,12 @@ import { iperf3, type IperfResult } from '../e2e/lab/iperf.js';
 import { waitFor } from '../e2e/lab/wait.js';
 import { WeftAgent, WeftServer } from '../e2e/lab/weft.js';
 import { machine } from './lib/machine.js';
+import { RELAY_UDP_PORT, setUdpBlock } from './lib/udp-block.js';
 import { median, round } from './lib/stats.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const STUN_PORT = 3478;
 const here = import.meta.dirname;
-
-/** nftables on `h`: all UDP on the LAN interface dropped, or (relayUdpFrom) all but the server's relay port. */
-async function setUdpBlock(h: Host, mode: 'all' | { relayUdpFrom: string } | 'none'): Promise<void> {
-  const file = h.tmpPath('bench-udp-block.nft');
-  const allow = typeof mode === 'object' ? { in: `ip saddr ${mode.relayUdpFrom} udp sport ${STUN_PORT} accept; `, out: `ip daddr ${mode.relayUdpFrom} udp dport ${STUN_PORT} accept; ` } : { in: '', out: '' };
-  const table = mode === 'none' ? '' : `table inet bench_block {
-  chain in { type filter hook input priority 0; policy accept; iifname "lo" accept; ${allow.in}meta l4proto udp drop; }
-  chain out { type filter hook output priority 0; policy accept; oifname "lo" accept; ${allow.out}meta l4proto udp drop; }
-}
-`;
-  writeFileSync(file, `table inet bench_block {}\ndelete table inet bench_block\n${table}`);
-  await h.execOk('nft', ['-f', file]);
-}
 
 /**
  * Where datagrams are lost on `h`: the kernel's UDP RcvbufErrors (/proc/net/snmp) and each UDP
@@ -72,8 +59,8 @@ function dropsDuring(before: Awaited<ReturnType<typeof udpDrops>>, after: Awaite
 const lab = await Lab.create({ name: 'rlab', hosts: ['server', 'a', 'b'] });
 const loadAvg1mAtStart = machine().loadAvg1m;
 const phases: Record<string, { mbitPerSecond: number[]; retransmits: (number | null)[]; medianMbitPerSecond: number; tunnelMtu: Record<string, number>; udpDrops: Record<string, ReturnType<typeof dropsDuring>> }> = {};
-try {
-  const server = await WeftServer.start(lab, { readyTimeoutMs: 180_000, stunListen: `0.0.0.0:${STUN_PORT}` });
+await lab.run(async () => {
+  const server = await WeftServer.start(lab, { readyTimeoutMs: 180_000, stunListen: `0.0.0.0:${RELAY_UDP_PORT}` });
   const authKey = await server.authKey('lab');
   const { a, b } = lab.hosts;
   await Promise.all([a, b].map((h) => setUdpBlock(h, 'all')));
@@ -118,13 +105,7 @@ try {
   await Promise.all([a, b].map((h) => setUdpBlock(h, 'none')));
   await waitFor(async () => (await pathTo('a')) === 'direct' && (await pathTo('b')) === 'direct', { timeoutMs: 60_000, intervalMs: 250, what: 'a <-> b direct once UDP passes' });
   await run('direct', () => expectState('direct'));
-} catch (err) {
-  lab.markFailed();
-  lab.printLogTails();
-  throw err;
-} finally {
-  await lab.cleanup();
-}
+});
 
 const direct = phases.direct!.medianMbitPerSecond;
 const out = {
@@ -133,7 +114,7 @@ const out = {
   loadAvg1mAtStart,
   loadAvg1mAtEnd: machine().loadAvg1m,
   machine: machine({ 'wireguard-go': ['wireguard-go', ['--version']], iperf3: ['iperf3', ['--version']] }),
-  setup: `real-network lab (e2e/lab, hosts server, a, b on one bridge; wireguard-go; weft-server with STUN/relay UDP on ${STUN_PORT}): iperf3 TCP, one stream a -> b through the Weft tunnel, ${ROUNDS} x ${SECONDS} s per phase (first second omitted), phases in this order on one lab: websocket (all UDP on a and b dropped: relayed over the WebSocket), udp (UDP to the relay port allowed: relayed over UDP), direct (no block). Each round checks a's weft status still says that path and transport. Per phase: the tunnel interfaces' MTU, and UDP datagrams dropped on each host during it (kernel RcvbufErrors, and per socket the skmem drop count with the socket's receive buffer).`,
+  setup: `real-network lab (e2e/lab, hosts server, a, b on one bridge; wireguard-go; weft-server with STUN/relay UDP on ${RELAY_UDP_PORT}): iperf3 TCP, one stream a -> b through the Weft tunnel, ${ROUNDS} x ${SECONDS} s per phase (first second omitted), phases in this order on one lab: websocket (all UDP on a and b dropped: relayed over the WebSocket), udp (UDP to the relay port allowed: relayed over UDP), direct (no block). Each round checks a's weft status still says that path and transport. Per phase: the tunnel interfaces' MTU, and UDP datagrams dropped on each host during it (kernel RcvbufErrors, and per socket the skmem drop count with the socket's receive buffer).`,
   phases,
   fractionOfDirect: {
     what: 'phase median / direct median; targets: udp >= 0.8 (issue 9); websocket reported',

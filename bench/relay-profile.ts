@@ -16,24 +16,12 @@ import { iperf3 } from '../e2e/lab/iperf.js';
 import { waitFor } from '../e2e/lab/wait.js';
 import { WeftAgent, WeftServer } from '../e2e/lab/weft.js';
 import { machine } from './lib/machine.js';
+import { RELAY_UDP_PORT, setUdpBlock } from './lib/udp-block.js';
 import { median, percentile, round } from './lib/stats.js';
 
-const STUN_PORT = 3478;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const PHASES = (process.env.PHASES ?? 'websocket,udp,direct').split(',');
 const here = import.meta.dirname;
-
-async function setUdpBlock(h: Host, mode: 'all' | { relayUdpFrom: string } | 'none'): Promise<void> {
-  const file = h.tmpPath('bench-udp-block.nft');
-  const allow = typeof mode === 'object' ? { in: `ip saddr ${mode.relayUdpFrom} udp sport ${STUN_PORT} accept; `, out: `ip daddr ${mode.relayUdpFrom} udp dport ${STUN_PORT} accept; ` } : { in: '', out: '' };
-  const table = mode === 'none' ? '' : `table inet bench_block {
-  chain in { type filter hook input priority 0; policy accept; iifname "lo" accept; ${allow.in}meta l4proto udp drop; }
-  chain out { type filter hook output priority 0; policy accept; oifname "lo" accept; ${allow.out}meta l4proto udp drop; }
-}
-`;
-  writeFileSync(file, `table inet bench_block {}\ndelete table inet bench_block\n${table}`);
-  await h.execOk('nft', ['-f', file]);
-}
 
 async function snmp(h: Host): Promise<Record<string, number>> {
   const lines = (await h.execOk('cat', ['/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Udp:'));
@@ -71,8 +59,8 @@ async function sockets(h: Host): Promise<Record<string, { drops: number; recvQ: 
 const lab = await Lab.create({ name: 'rprof', hosts: ['server', 'a', 'b'] });
 const loadAvg1mAtStart = machine().loadAvg1m;
 const report: Record<string, unknown> = {};
-try {
-  const server = await WeftServer.start(lab, { readyTimeoutMs: 180_000, stunListen: `0.0.0.0:${STUN_PORT}` });
+await lab.run(async () => {
+  const server = await WeftServer.start(lab, { readyTimeoutMs: 180_000, stunListen: `0.0.0.0:${RELAY_UDP_PORT}` });
   const authKey = await server.authKey('lab');
   const { a, b } = lab.hosts;
   const hosts = { a, b, server: lab.hosts.server! };
@@ -123,13 +111,7 @@ try {
     };
     console.log(phase, JSON.stringify(report[phase], null, 1));
   }
-} catch (err) {
-  lab.markFailed();
-  lab.printLogTails();
-  throw err;
-} finally {
-  await lab.cleanup();
-}
+});
 const out = {
   benchmark: 'relay-profile',
   date: new Date().toISOString(),

@@ -14,6 +14,7 @@
  * Ratios are Weft / coturn for the same size. Writes bench/results/relay.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { adminCli } from './lib/server-process.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -190,13 +191,7 @@ async function startWeft(): Promise<{ pair: Pair; udpPair: Pair; stop: () => Pro
       if (t > 900 || server.exitCode !== null) throw new Error(`weft-server did not start:\n${err}`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    const admin = async (args: string[]) => {
-      const p = spawn(process.execPath, [SERVER_BIN, ...args, '--json', '--data-dir', dataDir]);
-      let out = '';
-      p.stdout.on('data', (d) => (out += d));
-      await new Promise((r) => p.on('exit', r));
-      return JSON.parse(out);
-    };
+    const admin = (args: string[]) => adminCli(SERVER_BIN, dataDir, args);
     await admin(['users', 'create', 'bench']);
     const authKey = (await admin(['authkeys', 'create', '--user', 'bench', '--reusable', '--expiration', '0'])).key as string;
     // c and d are the UDP pair: a node bound over UDP receives there, so it cannot also be a WebSocket-only client.

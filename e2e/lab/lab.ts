@@ -177,6 +177,21 @@ export class Lab<H extends string = string> implements HostOwner, RouterOwner {
     this.failed = true;
   }
 
+  /**
+   * Runs `fn` (a bench script's whole use of the lab) and cleans up after it, whatever happens; if
+   * it throws, the lab is marked failed, so cleanup prints every process log's tail first.
+   */
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.markFailed();
+      throw err;
+    } finally {
+      await this.cleanup();
+    }
+  }
+
   /** Writes the last `lines` of every process log to stderr, so CI output shows why. */
   printLogTails(lines = 40): void {
     this.tailsPrinted = true;

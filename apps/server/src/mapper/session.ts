@@ -7,7 +7,7 @@
 import type { WebSocket } from 'ws';
 import { CloseCode } from '@weft/protocol';
 import type { SendStats } from '../metrics.js';
-import { deflateLast, deflatePiece } from './deflate-piece.js';
+import { deflateLast, storedPiece } from './deflate-piece.js';
 import type { PeerChunks } from './peer-chunks.js';
 import { RESYNC_BURST, RESYNC_INTERVAL_MS, SOCKET_CLOSE_GRACE_MS, SOCKET_QUEUE_FLOOR_BYTES, SOCKET_QUEUE_NETMAPS } from '../tunables.js';
 import { ResyncLimiter } from './resync-limiter.js';
@@ -74,8 +74,8 @@ export class Session {
    * body), then `tail`, all of it the JSON after `"seq":N`. As text, one message sent as one
    * WebSocket fragment per part, so the large shared parts (the cached peer list) are written as
    * they are, never copied into a per-session string. To an agent that reads deflate, one binary
-   * message of the list's cached deflate pieces between a head and a tail compressed now: the
-   * list is compressed once for every session, not once per session.
+   * message of the list's cached deflate pieces between a head and a tail as stored blocks: the
+   * list is compressed once for every session, and nothing is compressed per session.
    */
   sendList(type: 'netmap' | 'resume', head: string, list: PeerChunks, tail: string): void {
     this.held = false;
@@ -88,7 +88,7 @@ export class Session {
       return this.write(type, parts, false, bytes);
     }
     const { pieces, jsonBytes } = list.deflatedExcept(this.nodeId);
-    this.write(type, [deflatePiece(start), ...pieces, deflateLast(tail)], true, Buffer.byteLength(start) + jsonBytes + Buffer.byteLength(tail));
+    this.write(type, [storedPiece(start), ...pieces, storedPiece(tail, true)], true, Buffer.byteLength(start) + jsonBytes + Buffer.byteLength(tail));
   }
 
   /** A resume that is one text (the compact one: no shared list in it); compressed whole for an agent that reads deflate. */

@@ -59,6 +59,8 @@ export interface AppOptions {
   patchIntervalMs?: number;
   /** Mapper: most deltas sent per event-loop turn (tests); absent = DELTA_SEND_SLICE. */
   deltaSendSlice?: number;
+  /** Mapper: most full netmaps being written at once (absent = NETMAPS_IN_FLIGHT; tests make it 1). */
+  netmapsInFlight?: number;
   /** Link-report row writes (links.ts); absent = the tunables (tests shorten them). */
   linkWriteIntervalMs?: number;
   linkFlushMs?: number;
@@ -211,7 +213,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const responders = wgKey && opts.wgResponder ? [{ publicKey: `nodekey:${Buffer.from(wgKey.publicKey).toString('hex')}`, endpoint: opts.wgResponder.endpoint }] : undefined;
   const mapper = new Mapper({
     loadRows: (ids) => state.nodes.rows(ids), loadPolicy: opts.loadPolicy ?? (() => activePolicy(state)), loadDirectoryGroups: () => state.policy.directoryGroups(), log: app.log,
-    patchIntervalMs: opts.patchIntervalMs, ...(opts.deltaSendSlice ? { deltaSendSlice: opts.deltaSendSlice } : {}), metrics: metrics?.mapper, ...(responders ? { responders } : {}),
+    patchIntervalMs: opts.patchIntervalMs, ...(opts.deltaSendSlice ? { deltaSendSlice: opts.deltaSendSlice } : {}), ...(opts.netmapsInFlight ? { netmapsInFlight: opts.netmapsInFlight } : {}), metrics: metrics?.mapper, ...(responders ? { responders } : {}),
   });
   await mapper.init();
   hub.connect(mapper);

@@ -12,6 +12,18 @@ export const PING_INTERVAL_MS = 15_000;
  * the deltas behind it. A socket over the bound is dropped; the agent reconnects and resyncs.
  */
 export const SOCKET_QUEUE_NETMAPS = 3;
+/**
+ * Full netmaps (and resumes) being written at once, the rest waiting their turn in order
+ * (mapper/netmap-gate.ts): enough to keep the server busy writing, few enough that a reconnect
+ * storm finishes the netmaps it started instead of sending every agent a little of its own.
+ */
+export const NETMAPS_IN_FLIGHT = 64;
+/**
+ * ... and a netmap that has not left after this long gives its place back anyway (a reader that
+ * never reads keeps its netmap queued until its queue bound drops it): far longer than a netmap
+ * takes in a storm, far shorter than the agent's silence timeout (45 s).
+ */
+export const NETMAP_TURN_MS = 10_000;
 /** ... but never less than this, so a small tailnet's bursts of deltas do not trip it. */
 export const SOCKET_QUEUE_FLOOR_BYTES = 2 * 1024 * 1024;
 /**

@@ -23,7 +23,8 @@ import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.j
 import { SharedList } from './shared-list.js';
 import { liveNode, PolicyNetmaps, type Outgoing } from './policy-views.js';
 import { Session, type ResyncOutcome } from './session.js';
-import { DELTA_SEND_SLICE } from '../tunables.js';
+import { DELTA_SEND_SLICE, NETMAP_TURN_MS, NETMAPS_IN_FLIGHT } from '../tunables.js';
+import { NetmapGate } from './netmap-gate.js';
 
 interface Entry {
   row: NodeWithUser;
@@ -44,6 +45,8 @@ export interface MapperOptions {
   patchIntervalMs?: number;
   /** Most deltas sent per turn of the event loop; absent = DELTA_SEND_SLICE (tests make it small). */
   deltaSendSlice?: number;
+  /** Most full netmaps (and resumes) being written at once; absent = NETMAPS_IN_FLIGHT (tests make it 1). */
+  netmapsInFlight?: number;
   /** Absent = nothing measured. */
   metrics?: MapperMetrics;
   /** Sent in every netmap as `wgResponders`; absent = none. */
@@ -107,6 +110,7 @@ export class Mapper {
   private patchTimer: NodeJS.Timeout | null = null;
   private readonly patchIntervalMs: number;
   private readonly sendSlice: number;
+  private readonly gate: NetmapGate;
   /** Null while no policy is stored (allow all: the shared list alone). */
   private policy: PolicyNetmaps | null = null;
   /** The policy text (and directory groups) last read (to skip reloads that change nothing), and the policy in force. */
@@ -120,6 +124,7 @@ export class Mapper {
   constructor(private readonly opts: MapperOptions) {
     this.patchIntervalMs = opts.patchIntervalMs ?? 200;
     this.sendSlice = opts.deltaSendSlice ?? DELTA_SEND_SLICE;
+    this.gate = new NetmapGate(opts.netmapsInFlight ?? NETMAPS_IN_FLIGHT, NETMAP_TURN_MS);
     this.respondersJson = opts.responders?.length ? `,"wgResponders":${JSON.stringify(opts.responders)}` : '';
   }
 
@@ -267,10 +272,13 @@ export class Mapper {
     this.sessions.set(nodeId, session);
     if (older) this.unindex(older);
     this.index(session);
-    if (heldRevision === undefined) this.sendNetmap(session);
-    else if (heldEndpoints !== undefined && heldRevision === this.revisionFor(nodeId)) this.sendCompactResume(session, heldEndpoints);
-    else if (heldEndpoints === undefined && !this.policy && heldRevision === this.list.revision) this.sendResume(session);
-    else this.sendNetmap(session);
+    // Resume or netmap is decided when its turn comes: the list may change while it waits.
+    this.admit(session, () => {
+      if (heldRevision === undefined) this.writeNetmap(session);
+      else if (heldEndpoints !== undefined && heldRevision === this.revisionFor(nodeId)) this.sendCompactResume(session, heldEndpoints);
+      else if (heldEndpoints === undefined && !this.policy && heldRevision === this.list.revision) this.sendResume(session);
+      else this.writeNetmap(session);
+    });
     return session;
   }
 
@@ -361,7 +369,29 @@ export class Mapper {
     return session.requestNetmap(() => this.sendNetmap(session));
   }
 
+  /** Sends the session a fresh netmap when its turn comes (NetmapGate). */
   sendNetmap(session: Session): void {
+    this.admit(session, () => this.writeNetmap(session));
+  }
+
+  /**
+   * Holds the session until fewer than NETMAPS_IN_FLIGHT netmaps are being written, then runs
+   * `write` (its netmap or resume); its place frees when that has left for the kernel. A session
+   * that ended or was replaced while it waited is skipped. One already waiting gets the netmap
+   * made when its turn comes; one whose netmap is still leaving has its place and writes at once
+   * (its queue bound, not the gate, limits what a reader that does not read can be sent).
+   */
+  private admit(session: Session, write: () => void): void {
+    if (session.waiting) return;
+    if (session.netmapInFlight) return write();
+    session.hold();
+    this.gate.admit((done) => {
+      if (!session.closed && this.sessions.get(session.nodeId) === session) write();
+      session.afterNetmap(done);
+    });
+  }
+
+  private writeNetmap(session: Session): void {
     const entry = this.entries.get(session.nodeId);
     if (!entry) return;
     session.resetSeq();

@@ -8,14 +8,14 @@
  *
  * For agents that read compressed netmaps, each chunk is also kept deflated, in pieces of PIECE
  * entries (deflate-piece.ts): a compressed netmap is the cached pieces, and only the piece holding
- * the receiving node is compressed for that session, without its entry.
+ * the receiving node is made for that session, without its entry (stored, not compressed).
  */
-import { deflatePiece } from './deflate-piece.js';
+import { deflatePiece, storedPiece } from './deflate-piece.js';
 
 const CHUNK = 256;
 /**
- * Entries per deflated piece: small, since a netmap compresses the piece holding its own node
- * per session (16 entries of ~1 KB); large enough that the pieces compress nearly as well as the
+ * Entries per deflated piece: small, since a netmap sends the piece holding its own node
+ * uncompressed (16 entries of ~1 KB); large enough that the pieces compress nearly as well as the
  * whole (deflate looks back 32 KB at most anyway).
  */
 const PIECE = 16;
@@ -131,8 +131,8 @@ export class PeerChunks {
   /**
    * What partsExcept(exclude) sends, as raw deflate: one buffer per chunk (a WebSocket fragment
    * each, as for text), each chunk without `exclude` its cached pieces joined (shared, never to be
-   * modified); the chunk with it is its cached pieces and the one holding `exclude` compressed
-   * now without it, joined for this netmap.
+   * modified); the chunk with it is its cached pieces and the one holding `exclude`, without it,
+   * as stored blocks, joined for this netmap.
    */
   deflatedExcept(exclude: number): DeflatedParts {
     const parts: Buffer[] = [];
@@ -159,7 +159,7 @@ export class PeerChunks {
         }
         const rest = Buffer.concat([b.bytes.subarray(b.starts[lo], b.starts[own]), b.bytes.subarray(b.starts[own + 1], b.starts[hi])]);
         if (!rest.length) continue;
-        pieces.push(this.deflate(rest.subarray(skip)));
+        pieces.push(storedPiece(rest.subarray(skip)));
         jsonBytes += rest.length - skip;
       }
       if (pieces.length) parts.push(Buffer.concat(pieces));

@@ -7,7 +7,7 @@
 import type { WebSocket } from 'ws';
 import { CloseCode } from '@weft/protocol';
 import type { SendStats } from '../metrics.js';
-import { deflateLast, deflatePiece } from './deflate-piece.js';
+import { deflateLast, storedPiece } from './deflate-piece.js';
 import type { PeerChunks } from './peer-chunks.js';
 import { RESYNC_BURST, RESYNC_INTERVAL_MS, SOCKET_CLOSE_GRACE_MS, SOCKET_QUEUE_FLOOR_BYTES, SOCKET_QUEUE_NETMAPS } from '../tunables.js';
 import { ResyncLimiter } from './resync-limiter.js';
@@ -22,6 +22,16 @@ export class Session {
   private netmapBytes = 0;
   /** A netmap is written to the socket but not yet taken by the kernel. */
   private netmapQueued = false;
+  /**
+   * Waiting for its netmap's turn (NetmapGate): nothing is sent meanwhile (the netmap, made when
+   * its turn comes, holds every change until then), and resync requests fold into it.
+   */
+  private held = false;
+  /**
+   * Called once when a netmap written has left for the kernel, or the session ended (a list: a
+   * resync of every session may write a netmap while another is still in flight).
+   */
+  private netmapLeft: (() => void)[] = [];
   private readonly resyncs = new ResyncLimiter(RESYNC_BURST, RESYNC_INTERVAL_MS);
   private resyncTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
@@ -38,6 +48,7 @@ export class Session {
   ) {
     socket.once('close', () => {
       this.closed = true;
+      this.left();
       clearTimeout(this.resyncTimer);
       clearTimeout(this.killTimer);
     });
@@ -50,7 +61,7 @@ export class Session {
 
   /** `rest` is the message's JSON after `"seq":N` (starting with "," or "}"). */
   send(type: 'netmap' | 'delta', rest: string): void {
-    if (!this.ready()) return;
+    if (this.held || !this.ready()) return;
     this.seq++;
     const msg = `{"type":"${type}","seq":${this.seq}${rest}`;
     this.socket.send(msg);
@@ -63,10 +74,11 @@ export class Session {
    * body), then `tail`, all of it the JSON after `"seq":N`. As text, one message sent as one
    * WebSocket fragment per part, so the large shared parts (the cached peer list) are written as
    * they are, never copied into a per-session string. To an agent that reads deflate, one binary
-   * message of the list's cached deflate pieces between a head and a tail compressed now: the
-   * list is compressed once for every session, not once per session.
+   * message of the list's cached deflate pieces between a head and a tail as stored blocks: the
+   * list is compressed once for every session, and nothing is compressed per session.
    */
   sendList(type: 'netmap' | 'resume', head: string, list: PeerChunks, tail: string): void {
+    this.held = false;
     if (!this.ready()) return;
     this.seq++;
     const start = `{"type":"${type}","seq":${this.seq}${head}`;
@@ -76,11 +88,12 @@ export class Session {
       return this.write(type, parts, false, bytes);
     }
     const { pieces, jsonBytes } = list.deflatedExcept(this.nodeId);
-    this.write(type, [deflatePiece(start), ...pieces, deflateLast(tail)], true, Buffer.byteLength(start) + jsonBytes + Buffer.byteLength(tail));
+    this.write(type, [storedPiece(start), ...pieces, storedPiece(tail, true)], true, Buffer.byteLength(start) + jsonBytes + Buffer.byteLength(tail));
   }
 
   /** A resume that is one text (the compact one: no shared list in it); compressed whole for an agent that reads deflate. */
   sendText(type: 'resume', rest: string): void {
+    this.held = false;
     if (!this.ready()) return;
     this.seq++;
     const text = `{"type":"${type}","seq":${this.seq}${rest}`;
@@ -99,6 +112,7 @@ export class Session {
     // The last fragment's callback runs once the whole message has left for the kernel.
     const flushed = (err?: Error) => {
       this.netmapQueued = false;
+      this.left();
       if (this.stats && !err) {
         this.stats.netmapsFlushed++;
         this.stats.lastNetmapFlushedAt = Date.now();
@@ -122,7 +136,7 @@ export class Session {
    */
   requestNetmap(sendNetmap: () => void): ResyncOutcome {
     if (this.closed) return 'refused';
-    if (this.netmapQueued || this.resyncTimer) {
+    if (this.netmapQueued || this.held || this.resyncTimer) {
       if (this.resyncs.unanswered() >= RESYNC_BURST) {
         this.drop(CloseCode.TryAgainLater, 'too many resync requests; reconnect');
         return 'refused';
@@ -137,10 +151,40 @@ export class Session {
     }
     this.resyncTimer = setTimeout(() => {
       this.resyncTimer = undefined;
-      if (!this.closed && !this.netmapQueued) sendNetmap();
+      if (!this.closed && !this.netmapQueued && !this.held) sendNetmap();
     }, waitMs);
     this.resyncTimer.unref();
     return 'deferred';
+  }
+
+  /** Its netmap waits for its turn (NetmapGate): until it is written, nothing else is sent. */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Waiting for its netmap's turn. */
+  get waiting(): boolean {
+    return this.held;
+  }
+
+  /** A netmap written has not all left for the kernel yet. */
+  get netmapInFlight(): boolean {
+    return this.netmapQueued;
+  }
+
+  /**
+   * `fn` is called once, when the netmap just written has left for the kernel or the session
+   * ended: at once if nothing is in flight (it ended, or sent nothing).
+   */
+  afterNetmap(fn: () => void): void {
+    this.netmapLeft.push(fn);
+    if (this.closed || !this.netmapQueued) this.left();
+  }
+
+  private left(): void {
+    const fns = this.netmapLeft;
+    this.netmapLeft = [];
+    for (const fn of fns) fn();
   }
 
   private count(type: 'netmap' | 'resume' | 'delta', bytes: number): void {
@@ -188,6 +232,7 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.resyncTimer);
+    this.left();
     this.socket.close(code, reason);
     this.killTimer = setTimeout(() => this.socket.terminate(), SOCKET_CLOSE_GRACE_MS);
     this.killTimer.unref();

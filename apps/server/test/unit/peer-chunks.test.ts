@@ -1,6 +1,6 @@
 import { inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { deflateLast, deflatePiece } from '../../src/mapper/deflate-piece.js';
+import { deflateLast, deflatePiece, storedPiece } from '../../src/mapper/deflate-piece.js';
 import { PeerChunks } from '../../src/mapper/peer-chunks.js';
 
 /** A compressed netmap's stream: a head, the list's pieces, a tail; inflated, one text. */
@@ -93,8 +93,19 @@ describe('PeerChunks', () => {
     chunks.deflatedExcept(0);
     expect(deflated.length).toBe(1); // the last piece, ids 593..601
     deflated.length = 0;
-    // Excluding a node compresses its own piece for it; every other piece is the cached one.
+    // Excluding a node compresses nothing: its own piece goes stored; every other is the cached one.
     chunks.deflatedExcept(300);
-    expect(deflated.length).toBe(1);
+    expect(deflated.length).toBe(0);
+  });
+
+  it('stored pieces join deflated ones: any length, the last one ending the stream', () => {
+    const big = Buffer.from('x'.repeat(70_000) + 'y'.repeat(70_000)); // past one stored block's 65,535 bytes
+    for (const [head, tail] of [['{"a":', '1}'], ['', ''], [big.toString(), big.toString()]] as const) {
+      const stream = Buffer.concat([storedPiece(head), deflatePiece(',"mid":2'), storedPiece(tail, true)]);
+      expect(inflateRawSync(stream).toString()).toBe(`${head},"mid":2${tail}`);
+    }
+    expect(storedPiece('', false).length).toBe(0);
+    // Not final: a stream of it alone is cut short.
+    expect(() => inflateRawSync(storedPiece('abc'))).toThrow(/unexpected end/);
   });
 });

@@ -62,7 +62,7 @@ describe('presence after kill -9 on the embedded database', () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  it('nodes connected before the crash are offline after a restart with nothing connected, and an ephemeral one is reaped', async () => {
+  it('nodes connected before the crash stay online for the restart grace, then go offline with nothing connected, and an ephemeral one is reaped', async () => {
     const cfgDir = mkdtempSync(join(tmpdir(), 'weft-presence-cfg-'));
     dirs.push(cfgDir);
     const config = join(cfgDir, 'config.json');

@@ -41,7 +41,7 @@ import { DEFAULT_WEB_DIR, webUi } from './web-ui.js';
 import { WgMapping } from './wg-mapping.js';
 import type { SessionTimings } from './state/index.js';
 import {
-  WG_MAPPING_WRITE_INTERVAL_MS, LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS, SESSION_IDLE_TIMEOUT_MS, SESSION_MAX_AGE_MS,
+  WG_MAPPING_WRITE_INTERVAL_MS, LOGIN_REAP_GRACE_S, LOGIN_REAP_INTERVAL_MS, MAX_PENDING_LOGINS, REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS, SOLE_RESTART_GRACE_MS, SESSION_IDLE_TIMEOUT_MS, SESSION_MAX_AGE_MS,
   SESSION_REAP_INTERVAL_MS, SESSION_TOUCH_INTERVAL_MS, NODE_EXPIRY_SWEEP_INTERVAL_MS,
   LINK_FLUSH_MS, LINK_REFRESH_MS, LINK_WRITE_INTERVAL_MS,
 } from './tunables.js';
@@ -55,6 +55,8 @@ export interface AppOptions {
   loginTimeoutS?: number;
   /** Seconds an ephemeral node may stay offline before it is deleted. */
   ephemeralTimeoutS?: number;
+  /** Embedded database: how long a predecessor's sessions are kept after a restart (SOLE_RESTART_GRACE_MS). */
+  restartGraceMs?: number;
   /** How long online/endpoint patches are coalesced before going out. */
   patchIntervalMs?: number;
   /** Mapper: most deltas sent per event-loop turn (tests); absent = DELTA_SEND_SLICE. */
@@ -205,7 +207,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     },
   });
   // Before the mapper loads the nodes, so a crashed predecessor's "online" never reaches a netmap.
-  await state.presence.start({ sole: opts.db.backend === 'pglite', deadAfterMs: REPLICA_DEAD_AFTER_MS });
+  await state.presence.start({ sole: opts.db.backend === 'pglite', deadAfterMs: REPLICA_DEAD_AFTER_MS, graceMs: opts.restartGraceMs ?? SOLE_RESTART_GRACE_MS });
   const limits = new AbuseLimits(opts.limits);
   // Before the mapper loads: every change up to here is in what it loads, later ones are read.
   await hub.start();

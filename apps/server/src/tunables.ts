@@ -58,6 +58,16 @@ export const REPLICA_HEARTBEAT_MS = 5_000;
  */
 export const REPLICA_DEAD_AFTER_MS = 3 * REPLICA_HEARTBEAT_MS;
 
+/**
+ * On the embedded database a restarted server treats its predecessor's sessions as those of a
+ * replica that just stopped beating, swept only after this grace: agents reconnecting within it
+ * stay online throughout, so a restart sends no offline/online patches (sweeping at once made every
+ * return news to every agent already back: N^2/2 patches). An agent retrying through the downtime
+ * waits up to 30 s between attempts (agent RECONNECT_BACKOFF.capMs), and a storm of thousands is
+ * admitted over tens of seconds; a node that does not come back shows offline after the grace.
+ */
+export const SOLE_RESTART_GRACE_MS = 60_000;
+
 /** Most nodes one presence transaction writes (a connect storm is written in batches of this). */
 export const PRESENCE_BATCH = 500;
 

@@ -543,7 +543,12 @@ export class Mapper {
         if (change.reflexive) this.reflexiveSet(change.reflexive);
         return this.patched(change.patches);
       case 'presence': {
-        const newer = change.nodes.filter((n) => this.newerPresence(n));
+        // Online before and after: only lastSeen moved, which means nothing to a peer while the
+        // node is online (the REST API and the database keep it), so nobody is patched.
+        const newer = change.nodes.filter((n) => {
+          const stillOnline = n.online && this.entries.get(n.id)?.row.online === true;
+          return this.newerPresence(n) && !stillOnline;
+        });
         this.patched(newer.map(({ id, online, lastSeen }) => ({ id, online, lastSeen })));
         // Offline everywhere (its replica may have died before saying so): a verdict from elsewhere goes too.
         const stale = newer.filter((n) => !n.online && this.natBy.has(n.id) && !this.isAttached(n.id));

@@ -8,8 +8,9 @@
  *   least one; `nodes.online` caches that and is written in the same transaction as the sessions,
  *   with `presence_seq` bumped, so the mapper can drop an online patch that arrives out of order.
  * - Any replica's sweep deletes dead replicas with their sessions and recomputes their nodes. On
- *   the embedded database only one process can run, so at start-up every other row is a crashed
- *   predecessor and is swept at once.
+ *   the embedded database only one process can run, so at start-up every other row is a
+ *   predecessor: it is treated as a replica that just stopped beating and swept after a grace
+ *   (SOLE_RESTART_GRACE_MS), so agents that reconnect within it never go offline.
  *
  * Every writer locks the replica row, then the node rows in id order, then changes sessions, and
  * only then (in a later statement, so a fresh snapshot under READ COMMITTED) recomputes `online`
@@ -39,6 +40,8 @@ export class Presence {
   private readonly dirty = new Set<number>();
   private draining: Promise<void> | null = null;
   private stopped = false;
+  /** Embedded database: until it fires, a predecessor's sessions are kept (see `start`). */
+  private grace: NodeJS.Timeout | null = null;
   private readonly host = `${hostname()}/${process.pid}`;
 
   constructor(
@@ -49,11 +52,22 @@ export class Presence {
 
   /**
    * Registers this replica and sweeps. `sole` (the embedded database, one process at a time):
-   * every other replica row is a predecessor that did not shut down cleanly.
+   * every other replica row is a predecessor, swept with its sessions `graceMs` from now whatever
+   * its last beat (a downtime longer than the dead-after bound must not sweep it sooner). A node
+   * that reconnects meanwhile has a session here too, so it stays online and no peer hears of it.
    */
-  async start(opts: { sole: boolean; deadAfterMs: number }): Promise<void> {
+  async start(opts: { sole: boolean; deadAfterMs: number; graceMs?: number }): Promise<void> {
     await this.ctx.prisma.replica.createMany({ data: [{ id: this.replicaId, host: this.host }], skipDuplicates: true });
-    await this.sweep(opts.deadAfterMs, { everyOther: opts.sole });
+    const graceMs = opts.graceMs ?? 0;
+    if (opts.sole && graceMs > 0) {
+      this.grace = setTimeout(() => {
+        this.sweep(opts.deadAfterMs, { everyOther: true })
+          .catch((err: unknown) => this.log.warn({ err }, "failed to sweep the predecessor's sessions; the heartbeat sweep retries"))
+          .finally(() => (this.grace = null));
+      }, graceMs);
+      this.grace.unref();
+    }
+    await this.sweep(opts.deadAfterMs, { everyOther: opts.sole && graceMs <= 0 });
   }
 
   /** This replica now holds a socket of `nodeId`. */
@@ -87,10 +101,12 @@ export class Presence {
    */
   async sweep(deadAfterMs: number, opts: { everyOther?: boolean } = {}): Promise<number[]> {
     const everyOther = opts.everyOther ?? false;
+    // During a sole restart's grace every other row is the predecessor, kept until the grace ends.
+    const keepOthers = !everyOther && this.grace !== null;
     const rows = await this.ctx.prisma.$transaction(async (tx) => {
       const dead = await tx.$queryRaw<{ id: string; host: string; heartbeatAt: Date }[]>`
         SELECT id, host, heartbeat_at AS "heartbeatAt" FROM replicas
-        WHERE id <> ${this.replicaId} AND (${everyOther}::boolean OR heartbeat_at < now() - ${deadAfterMs}::int * interval '1 millisecond')
+        WHERE id <> ${this.replicaId} AND (${everyOther}::boolean OR (NOT ${keepOthers}::boolean AND heartbeat_at < now() - ${deadAfterMs}::int * interval '1 millisecond'))
         ORDER BY id FOR UPDATE SKIP LOCKED`;
       const deadIds = dead.map((r) => r.id);
       const held = deadIds.length
@@ -132,6 +148,8 @@ export class Presence {
   /** Stops writing (shutdown). Sessions stay until a sweep by a restarted or another replica. */
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.grace) clearTimeout(this.grace);
+    this.grace = null;
     await this.draining;
   }
 

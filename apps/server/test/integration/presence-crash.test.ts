@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../../../test-support/test-database.js';
 import { SimAgent } from '../../../../test-support/sim-agent.js';
-import { REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS } from '../../src/tunables.js';
+import { REPLICA_DEAD_AFTER_MS, REPLICA_HEARTBEAT_MS, SOLE_RESTART_GRACE_MS } from '../../src/tunables.js';
 import { cli, spawnServer, type ServerProcess } from '../support/process.js';
 import { joinedAgent } from '../support/replicas.js';
 
@@ -62,7 +62,7 @@ describe('presence after kill -9 on the embedded database', () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  it('nodes connected before the crash are offline after a restart with nothing connected, and an ephemeral one is reaped', async () => {
+  it('nodes connected before the crash stay online for the restart grace, then go offline with nothing connected, and an ephemeral one is reaped', async () => {
     const cfgDir = mkdtempSync(join(tmpdir(), 'weft-presence-cfg-'));
     dirs.push(cfgDir);
     const config = join(cfgDir, 'config.json');
@@ -81,10 +81,13 @@ describe('presence after kill -9 on the embedded database', () => {
     await kill9(server);
     server = await spawnServer({ WEFT_CONFIG: config }, server.dataDir);
 
-    // The restarted server swept its predecessor before it listened.
-    expect((await api('GET', `/api/v1/nodes/${kept.self!.id}`)).body.online).toBe(false);
+    // The restarted server keeps its predecessor's sessions for the grace (they may come back),
+    // then sweeps them: a node that did not come back goes offline, and peers hear of it.
+    expect((await api('GET', `/api/v1/nodes/${kept.self!.id}`)).body.online).toBe(true);
     const viewer = await joined(server.url, key, 'viewer');
-    expect(viewer.peers.get(kept.self!.id)?.online).toBe(false);
+    expect(viewer.peers.get(kept.self!.id)?.online).toBe(true);
+    await viewer.waitFor(() => viewer.peers.get(kept.self!.id)?.online === false, SOLE_RESTART_GRACE_MS + 10_000, 'kept offline after the grace');
+    expect((await api('GET', `/api/v1/nodes/${kept.self!.id}`)).body.online).toBe(false);
     await until(async () => (await api('GET', `/api/v1/nodes/${runner.self!.id}`)).status === 404, 15_000, 'ephemeral runner reaped');
     await viewer.waitFor(() => !viewer.peers.has(runner.self!.id), 5_000, 'viewer drops the reaped runner');
     expect((await api('GET', `/api/v1/nodes/${kept.self!.id}`)).status).toBe(200);
@@ -115,9 +118,10 @@ describe('presence with two replicas on one Postgres when one is kill -9d', () =
     const [xid, yid] = [x.self!.id, y.self!.id];
     await watcher.waitFor(() => watcher.peers.get(xid)?.online === true && watcher.peers.get(yid)?.online === true, 10_000, 'x and y online');
     // y reconnects to B while its socket on A is still open; B's write of the session refreshes lastSeen.
-    const seenBefore = watcher.peers.get(yid)!.lastSeen!;
+    // (Peers are not patched for it: y was online and still is.)
+    const seenBefore = (await onB('GET', `/api/v1/nodes/${yid}`)).body.lastSeen as string;
     await y.connect({ url: b.url });
-    await watcher.waitFor(() => watcher.peers.get(yid)!.lastSeen! > seenBefore, 10_000, 'y session recorded on B');
+    await until(async () => ((await onB('GET', `/api/v1/nodes/${yid}`)).body.lastSeen as string) > seenBefore, 10_000, 'y session recorded on B');
 
     const killedAt = Date.now();
     await kill9(a);

@@ -18,7 +18,8 @@ describe.each(BACKENDS)('presence on %s', (backend) => {
   let key: string;
   let watcher: SimAgent;
   beforeAll(async () => {
-    s = await startServer(backend);
+    // No restart grace: a second replica here plays HA on the embedded database too.
+    s = await startServer(backend, { restartGraceMs: 0 });
     await s.api('POST', '/api/v1/users', { name: 'ops' });
     key = (await s.api('POST', '/api/v1/authkeys', { user: 'ops', reusable: true })).body.key;
     watcher = await joined('watcher');

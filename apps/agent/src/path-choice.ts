@@ -168,19 +168,12 @@ export function directDead(unansweredSince: number | null, now: number, deadMs: 
 
 /**
  * Whether WireGuard's last handshake with a peer is of the session the peer holds now: only if it
- * came after `peerChangedAt` (ms, 0 = never), the last moment this node saw the peer go away or
- * come back (a daemon restarted brings a fresh WireGuard that forgot every session). A hole punch
- * needs a current one: its keepalives travel in that session, and while it runs the relay's
- * packets are held, the peer's new handshake among them, which WireGuard then retries only after
- * RekeyTimeout (5 s).
+ * came after `newSessionAt` (ms, 0 = never), when the relay last brought a handshake initiation
+ * from the peer (RelayPath `lastInitiation`: a restarted daemon's fresh WireGuard forgot every
+ * session). A hole punch needs a current one: its keepalives travel in that session.
  */
-export function sessionCurrent(lastHandshake: Date | null | undefined, peerChangedAt: number): boolean {
-  return lastHandshake != null && lastHandshake.getTime() > peerChangedAt;
-}
-
-/** What the netmap says of a peer's presence: a change means it disconnected or reconnected. */
-export function presenceOf(peer: { online: boolean; lastSeen: string | null }): string {
-  return `${peer.online}@${peer.lastSeen ?? ''}`;
+export function sessionCurrent(lastHandshake: Date | null | undefined, newSessionAt: number): boolean {
+  return lastHandshake != null && lastHandshake.getTime() > newSessionAt;
 }
 
 /**

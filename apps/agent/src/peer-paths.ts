@@ -14,7 +14,7 @@ import type { PeerStats } from '@weft/wg';
 import { initiatesTo, type Engine } from './engine.js';
 import type { Logger } from './log.js';
 import {
-  directDead, inSeconds, inUse, natReason, pairOffsetMs, presenceOf, probeCandidates, probeSlot, sessionCurrent, shouldRelay, TrafficWatch,
+  directDead, inSeconds, inUse, natReason, pairOffsetMs, probeCandidates, probeSlot, sessionCurrent, shouldRelay, TrafficWatch,
 } from './path-choice.js';
 import type { RelayPath } from './relay-path.js';
 import {
@@ -86,16 +86,6 @@ interface PathState {
   parked: boolean;
   /** The direct endpoint a parked pair was on: it goes back there if the relay goes away. */
   parkedFrom?: string;
-  /**
-   * The last moment (ms, 0 = never) the peer was seen to go away or come back: its presence in the
-   * netmap changed, or the relay said it is not connected. A handshake before it may be of a
-   * session the peer no longer holds (path-choice.ts `sessionCurrent`): no hole punch on it.
-   */
-  peerChangedAt: number;
-  /** The peer's presence (path-choice.ts `presenceOf`) when last looked at. */
-  presence: string;
-  /** Whether the relay could not reach the peer when last looked at. */
-  relayGone: boolean;
 }
 
 /** What `weft status` shows of a peer's path. */
@@ -189,7 +179,7 @@ export class PeerPaths {
     const st = this.states.get(nodeKey);
     if (st?.mode === 'probe') return; // held: the probe decides
     if (st && st.mode === 'direct') this.toRelayState(st, 'the peer could not reach this node directly');
-    else if (!st) this.states.set(nodeKey, this.fresh(peer, 'relay', 'relayed at once while a direct path is tried'));
+    else if (!st) this.states.set(nodeKey, this.fresh('relay', 'relayed at once while a direct path is tried'));
     void engine.setRelayEndpoint(peer, endpoint).then(() => this.opts.relay.deliverEarly(nodeKey), (err: Error) => this.opts.log('warn', 'pointing WireGuard at the relay failed', { peer: peer.name, error: err.message }));
   }
 
@@ -199,12 +189,9 @@ export class PeerPaths {
     return this.checking;
   }
 
-  private fresh(peer: Peer, mode: Mode, reason: string | null): PathState {
+  private fresh(mode: Mode, reason: string | null): PathState {
     // A pair that just appeared is about to be used: in use from now (TrafficWatch).
-    return {
-      mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(this.now()), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0, quietUntil: 0, parked: false,
-      peerChangedAt: 0, presence: presenceOf(peer), relayGone: this.opts.relay.cannotReach(peer.nodeKey),
-    };
+    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(this.now()), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0, quietUntil: 0, parked: false };
   }
 
   /** Starts a new path (relay or direct) from scratch: backoff, probe and silence forgotten. */
@@ -293,30 +280,32 @@ export class PeerPaths {
       if (this.opts.forced(peer)) {
         if (!relay.connected) return;
         await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator);
-        this.states.set(key, this.fresh(peer, 'relay', 'relayed: WEFT_RELAY_PEERS forces it'));
+        this.states.set(key, this.fresh('relay', 'relayed: WEFT_RELAY_PEERS forces it'));
         this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'forced by WEFT_RELAY_PEERS' });
         return;
       }
       if (s?.lastHandshake && s.endpoint && !onRelaySocket) {
         // Already talking directly (the netmap endpoint answered before we looked): keep it.
-        const fresh = this.fresh(peer, 'direct', null);
+        const fresh = this.fresh('direct', null);
         fresh.watch.observe(s, now);
         this.states.set(key, fresh);
         return;
       }
       if (!relay.connected) {
-        this.states.set(key, this.fresh(peer, 'direct', 'the relay is not connected'));
+        this.states.set(key, this.fresh('direct', 'the relay is not connected'));
         return;
       }
       // Relayed at once; direct is tried once the pair has a session (a probe then only needs keepalives).
       await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator);
-      this.states.set(key, this.fresh(peer, 'relay', 'relayed at once while a direct path is tried'));
+      this.states.set(key, this.fresh('relay', 'relayed at once while a direct path is tried'));
       this.opts.log('info', 'peer relayed at once', { peer: peer.name });
       return;
     }
 
     const moved = s ? st.watch.observe(s, now) : { rx: 0, tx: 0 };
-    this.notePeerChange(st, peer, now);
+    // The peer's last new handshake over the relay (a restarted daemon's, typically): a session
+    // from before it may be one the peer no longer holds (path-choice.ts `sessionCurrent`).
+    const newSessionAt = relay.lastInitiation(key) ?? 0;
     const candidates = probeCandidates(peer.endpoints, this.opts.selfPublicIp());
     const candidatesKey = candidates.join(',');
     if (candidatesKey !== st.candidatesKey) {
@@ -401,9 +390,9 @@ export class PeerPaths {
           this.opts.log('debug', 'no handshake over the relay yet: handshaking again', { peer: peer.name });
           return;
         }
-        // A session from before the peer went away or came back is no session: wait for the one it
-        // makes now (over the relay, at once), rather than hold its handshake for a probe window.
-        if (!s || !sessionCurrent(s.lastHandshake, st.peerChangedAt) || candidates.length === 0) return;
+        // A session the peer may have forgotten is no session: wait for the one it is making now,
+        // over the relay, rather than punch with keepalives it cannot read.
+        if (!s || !sessionCurrent(s.lastHandshake, newSessionAt) || candidates.length === 0) return;
         if (this.opts.punchingHopeless?.()) {
           st.nextProbeAt = null;
           return;
@@ -435,12 +424,13 @@ export class PeerPaths {
           this.toDirect(st, peer, s.endpoint, `hole punch to ${probe.candidates[probe.index]} succeeded`);
           return;
         }
-        if (st.peerChangedAt >= probe.startedAt) {
-          // The peer went away or came back mid-probe: its new handshake comes over the relay, which
-          // the probe holds. Back to the relay at once (no failure: nothing was learned of the path).
+        if (newSessionAt >= probe.startedAt) {
+          // The peer began a new session over the relay mid-probe (RelayPath hands a held pair's
+          // handshakes to WireGuard all the same): its data follows there, and the probe's session
+          // may be one it forgot. Back to the relay at once (no failure: nothing was learned of the path).
           await this.moveToRelay(engine, peer, false);
-          this.toRelayState(st, 'the peer reconnected: a direct path is tried once it has a new session');
-          this.opts.log('info', 'hole punch abandoned', { peer: peer.name, reason: 'the peer reconnected' });
+          this.toRelayState(st, 'the peer began a new session: a direct path is tried once it is up');
+          this.opts.log('info', 'hole punch abandoned', { peer: peer.name, reason: 'the peer began a new session over the relay' });
           return;
         }
         if (now < probe.windowEndsAt) return;
@@ -462,15 +452,6 @@ export class PeerPaths {
         return;
       }
     }
-  }
-
-  /** Marks the moment the peer is seen to go away or come back (PathState.peerChangedAt). */
-  private notePeerChange(st: PathState, peer: Peer, now: number): void {
-    const presence = presenceOf(peer);
-    const relayGone = this.opts.relay.cannotReach(peer.nodeKey);
-    if (presence !== st.presence || (relayGone && !st.relayGone)) st.peerChangedAt = now;
-    st.presence = presence;
-    st.relayGone = relayGone;
   }
 
   /**

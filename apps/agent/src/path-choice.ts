@@ -167,6 +167,16 @@ export function directDead(unansweredSince: number | null, now: number, deadMs: 
 }
 
 /**
+ * Whether WireGuard's last handshake with a peer is of the session the peer holds now: only if it
+ * came after `newSessionAt` (ms, 0 = never), when the relay last brought a handshake initiation
+ * from the peer (RelayPath `lastInitiation`: a restarted daemon's fresh WireGuard forgot every
+ * session). A hole punch needs a current one: its keepalives travel in that session.
+ */
+export function sessionCurrent(lastHandshake: Date | null | undefined, newSessionAt: number): boolean {
+  return lastHandshake != null && lastHandshake.getTime() > newSessionAt;
+}
+
+/**
  * In use: data moved within `windowMs` (TrafficWatch.lastUseAt). The one definition: punching
  * (peer-paths.ts) and keepalive (engine.ts `setIdle`) both follow it, so an idle pair sends
  * nothing at all; its first packet wakes it (WireGuard's handshake for it is upkeep, the packet

@@ -14,7 +14,7 @@ import type { PeerStats } from '@weft/wg';
 import { initiatesTo, type Engine } from './engine.js';
 import type { Logger } from './log.js';
 import {
-  directDead, inSeconds, inUse, natReason, pairOffsetMs, probeCandidates, probeSlot, shouldRelay, TrafficWatch,
+  directDead, inSeconds, inUse, natReason, pairOffsetMs, probeCandidates, probeSlot, sessionCurrent, shouldRelay, TrafficWatch,
 } from './path-choice.js';
 import type { RelayPath } from './relay-path.js';
 import {
@@ -55,6 +55,7 @@ interface Probe {
   index: number;
   windowEndsAt: number;
   rx0: number;
+  startedAt: number;
 }
 
 interface PathState {
@@ -302,6 +303,9 @@ export class PeerPaths {
     }
 
     const moved = s ? st.watch.observe(s, now) : { rx: 0, tx: 0 };
+    // The peer's last new handshake over the relay (a restarted daemon's, typically): a session
+    // from before it may be one the peer no longer holds (path-choice.ts `sessionCurrent`).
+    const newSessionAt = relay.lastInitiation(key) ?? 0;
     const candidates = probeCandidates(peer.endpoints, this.opts.selfPublicIp());
     const candidatesKey = candidates.join(',');
     if (candidatesKey !== st.candidatesKey) {
@@ -386,7 +390,9 @@ export class PeerPaths {
           this.opts.log('debug', 'no handshake over the relay yet: handshaking again', { peer: peer.name });
           return;
         }
-        if (!s?.lastHandshake || candidates.length === 0) return;
+        // A session the peer may have forgotten is no session: wait for the one it is making now,
+        // over the relay, rather than punch with keepalives it cannot read.
+        if (!s || !sessionCurrent(s.lastHandshake, newSessionAt) || candidates.length === 0) return;
         if (this.opts.punchingHopeless?.()) {
           st.nextProbeAt = null;
           return;
@@ -403,7 +409,7 @@ export class PeerPaths {
           return;
         }
         st.mode = 'probe';
-        st.probe = { candidates, index: 0, windowEndsAt: now + PROBE_WINDOW_MS, rx0: s.rxBytes };
+        st.probe = { candidates, index: 0, windowEndsAt: now + PROBE_WINDOW_MS, rx0: s.rxBytes, startedAt: now };
         relay.hold(key, true);
         await this.aim(engine, peer, candidates[0]!);
         st.probe.rx0 = await this.rxNow(engine, peer, st.probe.rx0);
@@ -416,6 +422,15 @@ export class PeerPaths {
           relay.hold(key, false);
           await this.confirmDirect(engine, peer, s.endpoint);
           this.toDirect(st, peer, s.endpoint, `hole punch to ${probe.candidates[probe.index]} succeeded`);
+          return;
+        }
+        if (newSessionAt >= probe.startedAt) {
+          // The peer began a new session over the relay mid-probe (RelayPath hands a held pair's
+          // handshakes to WireGuard all the same): its data follows there, and the probe's session
+          // may be one it forgot. Back to the relay at once (no failure: nothing was learned of the path).
+          await this.moveToRelay(engine, peer, false);
+          this.toRelayState(st, 'the peer began a new session: a direct path is tried once it is up');
+          this.opts.log('info', 'hole punch abandoned', { peer: peer.name, reason: 'the peer began a new session over the relay' });
           return;
         }
         if (now < probe.windowEndsAt) return;

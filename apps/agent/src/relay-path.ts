@@ -26,7 +26,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import WebSocket from 'ws';
 import { signMachineToken, type MachinePrivateKey, type NodePublicKey } from '@weft/crypto';
-import { MAX_FRAME_BYTES, PeerGoneReason, RELAY_HTTP_PATH, RelayClient, RelayUdpClient, type UdpTicket } from '@weft/relay';
+import { looksLikeInitiation, MAX_FRAME_BYTES, MESSAGE_INITIATION_TYPE, PeerGoneReason, RELAY_HTTP_PATH, RelayClient, RelayUdpClient, type UdpTicket } from '@weft/relay';
 import { backoffDelay } from './backoff.js';
 import type { Logger } from './log.js';
 import {
@@ -91,6 +91,8 @@ export class RelayPath {
   readonly counters = { toRelay: 0, toRelayUdp: 0, fromRelay: 0, dropped: 0, heldForProbe: 0, keptEarly: 0 };
   /** Peers being hole-punched: what the relay brings from them is not handed to WireGuard (see `hold`). */
   private readonly held = new Set<string>();
+  /** When (ms, wall clock) the relay last brought a handshake initiation from a peer: `lastInitiation`. */
+  private readonly initiations = new Map<string, number>();
   /**
    * Peers the relay said it cannot reach (PEER_GONE: not connected to this relay, e.g. on another
    * replica with no relay mesh, or not allowed), until a packet from them comes over the relay or
@@ -132,6 +134,15 @@ export class RelayPath {
   /** The relay told this session it cannot carry packets to `nodeKey` (and nothing came from it since). */
   cannotReach(nodeKey: string): boolean {
     return this.unreachable.has(keyId(nodeKey));
+  }
+
+  /**
+   * When (ms, wall clock) the relay last brought a WireGuard handshake initiation from `nodeKey`:
+   * the peer is making a new session (a restarted daemon's fresh WireGuard, or its rekey), so a
+   * handshake before it may be of a session the peer no longer holds. Undefined = none.
+   */
+  lastInitiation(nodeKey: string): number | undefined {
+    return this.initiations.get(keyId(nodeKey));
   }
 
   /** Connected to the relay and greeted by it. */
@@ -218,6 +229,7 @@ export class RelayPath {
     this.byKey.delete(keyId(nodeKey));
     this.udp?.forget(r.keyBytes);
     this.held.delete(keyId(nodeKey));
+    this.initiations.delete(keyId(nodeKey));
     r.socket.close();
   }
 
@@ -314,7 +326,9 @@ export class RelayPath {
   private fromRelay(from: Buffer, packet: Buffer): void {
     const id = from.toString('hex');
     this.unreachable.delete(id);
-    if (this.held.has(id)) {
+    if (looksLikeInitiation(packet)) this.initiations.set(id, Date.now());
+    // A handshake is never held: dropped, WireGuard would retry it only after RekeyTimeout (5 s).
+    if (this.held.has(id) && !wireguardHandshake(packet)) {
       this.counters.heldForProbe++;
       return;
     }
@@ -448,4 +462,13 @@ const literal = ((address: string, _opts: unknown, cb: (err: null, address: stri
 /** The hex of a node key, with or without its "nodekey:" prefix. */
 function keyId(nodeKey: string): string {
   return nodeKey.slice(nodeKey.indexOf(':') + 1);
+}
+
+/** WireGuard's cookie reply (message type 3; 1 initiation, 2 response, 4 data). */
+const MESSAGE_COOKIE_REPLY_TYPE = 3;
+
+/** A WireGuard handshake message (initiation, response or cookie reply), not data. */
+export function wireguardHandshake(packet: Uint8Array): boolean {
+  const type = packet[0] ?? 0;
+  return type >= MESSAGE_INITIATION_TYPE && type <= MESSAGE_COOKIE_REPLY_TYPE;
 }

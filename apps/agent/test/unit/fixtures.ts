@@ -43,6 +43,7 @@ export function stubRelay(): RelayPath & { connected: boolean } {
     connected: true,
     start() {}, stop() {}, reconnectNow() {}, hold() {}, deliverEarly() {}, udpSuspect() {},
     cannotReach: () => false,
+    lastInitiation: () => undefined,
     endpointOf: (k: string) => (open.has(k) ? STUB_RELAY_SOCKET : undefined),
     open: async (k: string) => (open.add(k), STUB_RELAY_SOCKET),
     release: (k: string) => void open.delete(k),

@@ -97,9 +97,10 @@ describe('presence across a restart on the embedded database', () => {
     // (c) back-1 reconnects while online: its lastSeen moves in the database, no peer is patched.
     const before = (await app.state.ctx.prisma.node.findUniqueOrThrow({ where: { id: one.self!.id } })).lastSeen!;
     const mark = two.received.length;
-    const socket = one.socket!;
+    // The server replaces the older connection when the new one is up: wait for it to close.
+    const replaced = new Promise<void>((resolve) => one.socket!.once('close', () => resolve()));
     await one.connect({ url });
-    await new Promise<void>((resolve) => (socket.readyState === socket.CLOSED ? resolve() : socket.once('close', () => resolve())));
+    await replaced;
     await settle();
     expect((await app.state.ctx.prisma.node.findUniqueOrThrow({ where: { id: one.self!.id } })).lastSeen!.getTime()).toBeGreaterThan(before.getTime());
     expect(onlinePatches(two, one.self!.id, mark)).toEqual([]);

@@ -5,51 +5,9 @@
  * stand-in relay, as in peer-paths-idle.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import type { NodePublicKey } from '@weft/crypto';
-import type { PeerConfig, PeerStats } from '@weft/wg';
-import { silentLogger } from '../../src/log.js';
-import { PeerPaths } from '../../src/peer-paths.js';
-import { PROBE_KEEPALIVE_S } from '../../src/tunables.js';
-import { fakeEngine, peer, self, STUB_RELAY_SOCKET, stubRelay } from './fixtures.js';
+import { candidate, p2, relayedPair } from './relayed-pair.js';
 
-const p2 = peer(2);
-const candidate = p2.endpoints[0]!;
-
-async function setup() {
-  const { device, engine } = fakeEngine();
-  await engine.applyFull(self, [p2]);
-  let now = 1_000_000;
-  const paths = new PeerPaths({
-    engine: () => engine, peers: () => [p2], relay: stubRelay(), forced: () => false,
-    selfKey: () => self.nodeKey, selfPublicIp: () => undefined, punchingHopeless: () => false,
-    log: silentLogger, now: () => now,
-  });
-  const counters = { rxBytes: 0, txBytes: 0, lastHandshake: null as Date | null };
-  device.stats = async (): Promise<PeerStats[]> => [{
-    publicKey: p2.nodeKey as NodePublicKey, endpoint: device.peers.get(p2.nodeKey)?.endpoint ?? null, ...counters,
-  }];
-  /** Each time WireGuard is aimed at the candidate with the probe's keepalive: one probe. */
-  const probes: number[] = [];
-  const onAim: ((cfg: PeerConfig) => void)[] = [];
-  const upsert = device.upsertPeer.bind(device);
-  device.upsertPeer = async (cfg: PeerConfig) => {
-    await upsert(cfg);
-    if (cfg.endpoint === candidate && cfg.persistentKeepalive === PROBE_KEEPALIVE_S) probes.push(now);
-    for (const f of onAim) f(cfg);
-  };
-  /** Moves the clock in 250 ms checks; `traffic` adds bytes both ways each check unless a probe is on (the relay is held). */
-  const run = async (ms: number, traffic = 0) => {
-    for (let t = 0; t < ms; t += 250) {
-      now += 250;
-      if (paths.view(p2.nodeKey)?.via === 'relay' && device.peers.get(p2.nodeKey)?.endpoint === STUB_RELAY_SOCKET) {
-        counters.rxBytes += traffic;
-        counters.txBytes += traffic;
-      }
-      await paths.check();
-    }
-  };
-  return { device, paths, counters, run, probes, onAim, now: () => now };
-}
+const setup = () => relayedPair();
 
 describe('hole punching a relayed pair in use', () => {
   it('a probe to a candidate nothing reaches times out, even when WireGuard took in relayed packets as the probe began', async () => {

@@ -8,58 +8,23 @@
  * WireGuard) is `wireguardHandshake` below.
  */
 import { describe, expect, it } from 'vitest';
-import type { NodePublicKey } from '@weft/crypto';
-import type { PeerConfig, PeerStats } from '@weft/wg';
-import { silentLogger } from '../../src/log.js';
-import { PeerPaths } from '../../src/peer-paths.js';
 import { wireguardHandshake } from '../../src/relay-path.js';
-import { PROBE_KEEPALIVE_S } from '../../src/tunables.js';
-import { fakeEngine, peer, self, STUB_RELAY_SOCKET, stubRelay } from './fixtures.js';
-
-const p2 = peer(2);
-const candidate = p2.endpoints[0]!;
+import { STUB_RELAY_SOCKET, stubRelay } from './fixtures.js';
+import { candidate, p2, relayedPair } from './relayed-pair.js';
 
 async function setup() {
-  const { device, engine } = fakeEngine();
-  await engine.applyFull(self, [p2]);
-  let now = 1_000_000;
   const relay = stubRelay();
   let initiationAt: number | undefined;
   relay.lastInitiation = () => initiationAt;
-  const paths = new PeerPaths({
-    engine: () => engine, peers: () => [p2], relay, forced: () => false,
-    selfKey: () => self.nodeKey, selfPublicIp: () => undefined, punchingHopeless: () => false,
-    log: silentLogger, now: () => now,
-  });
-  const counters = { rxBytes: 0, txBytes: 0, lastHandshake: null as Date | null };
-  device.stats = async (): Promise<PeerStats[]> => [{
-    publicKey: p2.nodeKey as NodePublicKey, endpoint: device.peers.get(p2.nodeKey)?.endpoint ?? null, ...counters,
-  }];
-  /** Each time WireGuard is aimed at the candidate with the probe's keepalive: one probe. */
-  const probes: number[] = [];
-  const upsert = device.upsertPeer.bind(device);
-  device.upsertPeer = async (cfg: PeerConfig) => {
-    await upsert(cfg);
-    if (cfg.endpoint === candidate && cfg.persistentKeepalive === PROBE_KEEPALIVE_S) probes.push(now);
-  };
-  const endpoint = () => device.peers.get(p2.nodeKey)?.endpoint;
-  /** Moves the clock in 250 ms checks, the pair carrying traffic while on the relay (nothing answers the candidate). */
-  const run = async (ms: number) => {
-    for (let t = 0; t < ms; t += 250) {
-      now += 250;
-      if (endpoint() === STUB_RELAY_SOCKET) {
-        counters.rxBytes += 1000;
-        counters.txBytes += 1000;
-      }
-      await paths.check();
-    }
-  };
+  const pair = await relayedPair(relay);
   return {
-    paths, run, probes, endpoint,
+    paths: pair.paths, probes: pair.probes, endpoint: pair.endpoint,
+    /** Moves the clock in 250 ms checks, the pair carrying traffic while on the relay (nothing answers the candidate). */
+    run: (ms: number) => pair.run(ms, 1000),
     /** WireGuard completes a handshake with the peer now (the fake clock's now). */
-    handshake: () => (counters.lastHandshake = new Date(now)),
+    handshake: () => (pair.counters.lastHandshake = new Date(pair.now())),
     /** The relay brings the peer's handshake initiation now: its restarted daemon begins a new session. */
-    peerInitiates: () => (initiationAt = now),
+    peerInitiates: () => (initiationAt = pair.now()),
   };
 }
 

@@ -291,18 +291,14 @@ export class RelayPath {
     const r: Relayed = { nodeKey, keyBytes: Buffer.from(keyId(nodeKey), 'hex'), socket, endpoint: `127.0.0.1:${socket.address().port}` };
     socket.on('error', (err) => this.opts.log('warn', 'relay socket error', { peer: nodeKey, error: err.message }));
     socket.on('message', (msg, rinfo) => {
-      if (this.wgPort === undefined) this.refreshPort();
-      if (rinfo.port !== this.wgPort || rinfo.address !== '127.0.0.1') {
-        this.counters.dropped++;
+      if (this.wgPort === undefined) {
+        // Bound before the interface was up: learn WireGuard's port, then judge this packet. It is
+        // the pair's first initiation, typically (a restarted daemon's first ping); dropped, the
+        // pair would wait for a relay kick (1.5 s) or RekeyTimeout (5 s).
+        void this.refreshPort().then(() => this.toRelay(r, msg, rinfo));
         return;
       }
-      const udp = this.udp;
-      if (udp && this.ready && udp.usable) {
-        udp.send(r.keyBytes, msg);
-        this.counters.toRelay++;
-        this.counters.toRelayUdp++;
-      } else if (this.client && this.ready && this.client.send(r.keyBytes, msg)) this.counters.toRelay++;
-      else this.counters.dropped++;
+      this.toRelay(r, msg, rinfo);
     });
     this.byKey.set(keyId(nodeKey), r);
     this.opts.log('info', 'relaying peer', { peer: nodeKey, endpoint: r.endpoint });
@@ -314,13 +310,29 @@ export class RelayPath {
    * interface was configured had none, and without it nothing would ever pass (found in the NAT lab:
    * a pair whose first relayed packet beat the netmap never handshook).
    */
-  private refreshPort(): void {
+  private refreshPort(): Promise<void> {
     this.portQuery ??= this.opts.wireguardPort().then(
       (port) => {
         if (port !== undefined) this.wgPort = port;
       },
       () => {},
     ).finally(() => (this.portQuery = undefined));
+    return this.portQuery;
+  }
+
+  /** A datagram from a peer's relay socket: sent over the relay if WireGuard's own port sent it. */
+  private toRelay(r: Relayed, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (rinfo.port !== this.wgPort || rinfo.address !== '127.0.0.1') {
+      this.counters.dropped++;
+      return;
+    }
+    const udp = this.udp;
+    if (udp && this.ready && udp.usable) {
+      udp.send(r.keyBytes, msg);
+      this.counters.toRelay++;
+      this.counters.toRelayUdp++;
+    } else if (this.client && this.ready && this.client.send(r.keyBytes, msg)) this.counters.toRelay++;
+    else this.counters.dropped++;
   }
 
   private fromRelay(from: Buffer, packet: Buffer): void {

@@ -145,6 +145,25 @@ describe('agent relayed data path', () => {
     }
   });
 
+  it('a socket opened before WireGuard\'s port was known sends WireGuard\'s first packet over the relay (a restarted daemon\'s first initiation)', async () => {
+    let known = false;
+    const e = await side(s, (await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key, 'path-e', () => [a.agent.node.publicKey], () => known);
+    try {
+      // e relays to a before its interface is configured: the socket is bound with no port to check against.
+      const toA = await e.path.open(a.agent.node.publicKey as NodePublicKey);
+      await a.path.open(e.agent.node.publicKey as NodePublicKey);
+      known = true;
+      const [host, port] = toA.split(':');
+      e.wg.send('first initiation', Number(port), host);
+      await until(() => a.got.some((g) => g.data === 'first initiation'), 'the first packet at a');
+      expect(e.path.counters.dropped).toBe(0);
+    } finally {
+      e.path.stop();
+      e.wg.close();
+      e.agent.close();
+    }
+  });
+
   it('a relayed packet from a key that is not a peer opens no socket; kept, it reaches WireGuard once the key is a peer there (the first initiation beating the netmap)', async () => {
     const c = await side(s, (await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key, 'path-c', () => [a.agent.node.publicKey]);
     try {

@@ -42,6 +42,9 @@ export class FakeControl {
     };
     this.server = tls ? (createHttpsServer({ cert: tls.cert, key: tls.key }, handler) as unknown as Server) : createServer(handler);
     this.server.on('upgrade', (req, socket, head) => {
+      // Node's http server drops its socket error listener on an upgrade: a client that resets while
+      // this fake authorises (or after its refusal) would otherwise be an uncaught ECONNRESET.
+      socket.on('error', () => {});
       // The daemon also dials the relay (`/api/v1/relay`); this fake is a control server without one.
       if (!req.url?.startsWith('/agent/v1')) {
         this.relayUpgrades++;

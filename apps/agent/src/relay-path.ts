@@ -338,7 +338,13 @@ export class RelayPath {
   private fromRelay(from: Buffer, packet: Buffer): void {
     const id = from.toString('hex');
     this.unreachable.delete(id);
-    if (looksLikeInitiation(packet)) this.initiations.set(id, Date.now());
+    if (looksLikeInitiation(packet)) {
+      this.initiations.set(id, Date.now());
+      // The peer begins a new session over the relay (a restarted daemon, typically): its data
+      // follows on this path, so the hold ends now rather than at PeerPaths' next check, which
+      // abandons the probe (`lastInitiation`). Held until then, a first ping would be dropped.
+      this.held.delete(id);
+    }
     // A handshake is never held: dropped, WireGuard would retry it only after RekeyTimeout (5 s).
     if (this.held.has(id) && !wireguardHandshake(packet)) {
       this.counters.heldForProbe++;

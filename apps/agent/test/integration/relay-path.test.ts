@@ -119,6 +119,24 @@ describe('agent relayed data path', () => {
     expect(b.got.at(-1)).toEqual({ data: 'after the probe', from: bSocket });
   });
 
+  it('a held peer that begins a new session over the relay ends the hold: its initiation and the data after it reach WireGuard', async () => {
+    const endpoint = a.path.endpointOf(b.agent.node.publicKey)!;
+    b.path.hold(a.agent.node.publicKey, true);
+    const before = b.got.length;
+    const held = b.path.counters.heldForProbe;
+    // A WireGuard handshake initiation's shape (type 1, 148 bytes), then a data packet (type 4).
+    const initiation = Buffer.alloc(148);
+    initiation[0] = 1;
+    const data = Buffer.from([4, 0, 0, 0, ...Buffer.from('first ping')]);
+    const [host, port] = endpoint.split(':');
+    a.wg.send(initiation, Number(port), host);
+    await until(() => b.got.length === before + 1, 'the initiation at b');
+    a.wg.send(data, Number(port), host);
+    await until(() => b.got.length === before + 2, 'the data after it at b');
+    expect(b.path.counters.heldForProbe).toBe(held);
+    expect(b.path.lastInitiation(a.agent.node.publicKey)).toBeGreaterThan(0);
+  });
+
   it('a socket opened by a relayed packet before WireGuard\'s port was known carries traffic once it is', async () => {
     let known = false;
     const d = await side(s, (await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key, 'path-d', () => [a.agent.node.publicKey], () => known);

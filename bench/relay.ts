@@ -363,6 +363,15 @@ async function main(): Promise<void> {
     // The median round by packets/s stands for the system (a noisy round neither flatters nor hurts it).
     return [...rs].sort((x, y) => x.packetsPerS - y.packetsPerS)[Math.floor((rs.length - 1) / 2)];
   };
+  // Per round, Weft over coturn for the same transport: the two measured minutes apart at most,
+  // so the shared machine's load at that moment is in both (a median of medians is not paired).
+  const paired = (a: string, b: string, size: number) => {
+    const xs = runs[a]?.[size] ?? [];
+    const ys = runs[b]?.[size] ?? [];
+    const rs = xs.slice(0, ys.length).map((x, i) => x.packetsPerS / ys[i]!.packetsPerS).sort((p, q) => p - q);
+    if (!rs.length) return null;
+    return { median: round(rs[Math.floor((rs.length - 1) / 2)]!, 2), min: round(rs[0]!, 2), max: round(rs.at(-1)!, 2), rounds: rs.length };
+  };
   const summary: Record<string, unknown> = {};
   for (const size of SIZES) {
     const w = best('weft', size);
@@ -379,6 +388,11 @@ async function main(): Promise<void> {
         rttP50WeftOverCoturnTcp: w && t ? round(w.rttP50Ms / t.rttP50Ms, 2) : null,
         cpuPerPacketWeftOverCoturnTcp: w && t ? round(w.relayCpuUsPerPacket / t.relayCpuUsPerPacket, 2) : null,
         cpuPerPacketWeftOverCoturnUdp: w && u ? round(w.relayCpuUsPerPacket / u.relayCpuUsPerPacket, 2) : null,
+      },
+      pairedPacketsPerS: {
+        what: 'packets/s per round, Weft / coturn on the same transport (rounds back to back), the verdict: target >= 1.0',
+        weftOverCoturnTcp: paired('weft', 'coturn-tcp', size),
+        weftUdpOverCoturnUdp: paired('weft-udp', 'coturn-udp', size),
       },
     };
   }

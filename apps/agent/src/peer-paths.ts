@@ -86,6 +86,13 @@ interface PathState {
   parked: boolean;
   /** The direct endpoint a parked pair was on: it goes back there if the relay goes away. */
   parkedFrom?: string;
+  /**
+   * This host roamed while the relay was down (it reconnects at once): the direct path goes to
+   * the relay as soon as the relay is back, whatever the counters say. Replies that arrived just
+   * before the move would otherwise count as an answer, and after it WireGuard's sends from the
+   * vanished address may not count as sent, so the silence rule alone can miss it for good.
+   */
+  roamed: boolean;
 }
 
 /** What `weft status` shows of a peer's path. */
@@ -146,8 +153,8 @@ export class PeerPaths {
     this.opts.relay.reconnectNow();
     const engine = this.opts.engine();
     if (!engine?.up || !this.opts.relay.connected) {
-      // Not connected yet: the regular checks move them once the relay is back.
-      for (const st of this.states.values()) if (st.mode === 'direct') st.watch.unansweredSince ??= this.now() - DIRECT_DEAD_MS;
+      // Not connected yet (reconnectNow above): the regular checks move them once the relay is back.
+      for (const st of this.states.values()) if (st.mode === 'direct') st.roamed = true;
       return;
     }
     for (const peer of this.opts.peers()) {
@@ -191,7 +198,7 @@ export class PeerPaths {
 
   private fresh(mode: Mode, reason: string | null): PathState {
     // A pair that just appeared is about to be used: in use from now (TrafficWatch).
-    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(this.now()), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0, quietUntil: 0, parked: false };
+    return { mode, since: this.now(), failures: 0, nextProbeAt: null, probe: undefined, watch: new TrafficWatch(this.now()), candidatesKey: '', reason, kickedAt: this.now(), kicks: 0, quietUntil: 0, parked: false, roamed: false };
   }
 
   /** Starts a new path (relay or direct) from scratch: backoff, probe and silence forgotten. */
@@ -203,6 +210,7 @@ export class PeerPaths {
     st.probe = undefined;
     st.reason = reason;
     st.parked = false;
+    st.roamed = false;
     st.watch.reset();
   }
 
@@ -319,6 +327,13 @@ export class PeerPaths {
     switch (st.mode) {
       case 'direct': {
         if (!relay.connected) return;
+        if (st.roamed) {
+          await this.moveToRelay(engine, peer, false);
+          this.toRelayState(st, 'this node\'s network changed');
+          st.quietUntil = now + FALLBACK_QUIET_MS;
+          this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'this node\'s network changed' });
+          return;
+        }
         if (onRelaySocket) {
           // The peer's packets now come over the relay (it fell back): WireGuard roamed there.
           await this.moveToRelay(engine, peer, false);

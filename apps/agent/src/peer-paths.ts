@@ -161,9 +161,7 @@ export class PeerPaths {
       const st = this.states.get(peer.nodeKey);
       if (!st || st.mode === 'relay') continue;
       try {
-        await this.moveToRelay(engine, peer, false);
-        this.toRelayState(st, 'this node\'s network changed');
-        st.quietUntil = this.now() + FALLBACK_QUIET_MS;
+        await this.roamedToRelay(engine, peer, st);
       } catch (err) {
         this.opts.log('warn', 'moving a peer to the relay failed', { peer: peer.name, error: (err as Error).message });
       }
@@ -268,6 +266,14 @@ export class PeerPaths {
     }
   }
 
+  /** This host roamed: the direct path stood on the old network's NAT mappings; relayed now, punched again after the quiet time. */
+  private async roamedToRelay(engine: Engine, peer: Peer, st: PathState): Promise<void> {
+    await this.moveToRelay(engine, peer, false);
+    this.toRelayState(st, 'this node\'s network changed');
+    st.quietUntil = this.now() + FALLBACK_QUIET_MS;
+    this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'this node\'s network changed' });
+  }
+
   private async moveToRelay(engine: Engine, peer: Peer, recreate: boolean): Promise<void> {
     const local = await this.opts.relay.open(peer.nodeKey as NodePublicKey);
     this.opts.relay.hold(peer.nodeKey, false);
@@ -328,10 +334,7 @@ export class PeerPaths {
       case 'direct': {
         if (!relay.connected) return;
         if (st.roamed) {
-          await this.moveToRelay(engine, peer, false);
-          this.toRelayState(st, 'this node\'s network changed');
-          st.quietUntil = now + FALLBACK_QUIET_MS;
-          this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'this node\'s network changed' });
+          await this.roamedToRelay(engine, peer, st);
           return;
         }
         if (onRelaySocket) {

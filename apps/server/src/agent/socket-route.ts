@@ -66,7 +66,8 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       if (msg.type === 'resync') mapper.resync(session);
       else if (msg.type === 'endpoints') endpoints.report(nodeId, msg.endpoints);
       else if (msg.type === 'nat') {
-        if (mapper.natReported(nodeId, msg.nat)) state.nat.reported(nodeId, msg.nat);
+        const at = Date.now();
+        if (mapper.natReported(nodeId, msg.nat, at)) state.nat.reported(nodeId, msg.nat, at);
       }
       else if (msg.type === 'links') {
         try {
@@ -89,9 +90,10 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
       // node is not marked offline: it reconnects to another replica or to this one restarted.
       if (!mapper.isAttached(nodeId)) {
         // Its netcheck verdict is this connection's: peers stop seeing it (a reconnect reports it again).
-        const natCleared = mapper.natReported(nodeId, null);
+        const at = Date.now();
+        const natCleared = mapper.natReported(nodeId, null, at);
         if (!hub.closed) {
-          if (natCleared) state.nat.reported(nodeId, null);
+          if (natCleared) state.nat.reported(nodeId, null, at);
           state.presence.disconnected(nodeId);
         }
       }

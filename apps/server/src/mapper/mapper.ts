@@ -82,11 +82,13 @@ export class Mapper {
    */
   private readonly nats = new Map<number, NatVerdict>();
   /**
-   * Per node, the verdict each replica's session reported (key '' = this replica's, others from
-   * `nat` changes), oldest first: `nats` holds the newest. A session ending removes only its own
-   * replica's, so whatever order changes arrive in, a node that moved keeps its new verdict.
+   * Per node, the verdict each replica's session reported and when (key '' = this replica's,
+   * others from `nat` changes): `nats` holds the one reported last. A session ending removes only
+   * its own replica's, and the report time, not the arrival, decides which is newest, so whatever
+   * order changes arrive in (the outbox can bring an older verdict from the replica a node left
+   * after it reported here), a node that moved keeps its new verdict.
    */
-  private readonly natBy = new Map<number, Map<string, NatVerdict>>();
+  private readonly natBy = new Map<number, Map<string, { nat: NatVerdict; at: number }>>();
   private readonly sessions = new Map<number, Session>();
   private queue: Promise<void> = Promise.resolve();
   /** Deltas waiting to be sent, in order (see `deliver`); `outPos` is the next of `outJobs[0]`. */
@@ -740,28 +742,30 @@ export class Mapper {
    * The same verdict again sends nothing. True when this replica's verdict for the node changed
    * (the caller carries it to the other replicas, state/nat.ts).
    */
-  natReported(nodeId: number, nat: NatVerdict | null): boolean {
-    const before = this.natBy.get(nodeId)?.get('');
+  natReported(nodeId: number, nat: NatVerdict | null, at: number): boolean {
+    const before = this.natBy.get(nodeId)?.get('')?.nat;
     if (nat === null ? before === undefined : before && sameNat(before, nat)) return false;
-    this.natsFrom('', [{ id: nodeId, nat }]);
+    this.natsFrom('', [{ id: nodeId, nat, at }]);
     return true;
   }
 
   /**
    * Verdicts replica `origin` ('' = this one) reported: each replaces that replica's verdict for
-   * the node (a null removes it), and peers get the newest the node has on any replica.
+   * the node (a null removes it), and peers get the one the node reported last on any replica
+   * (a tie goes to the one that arrived last).
    */
-  private natsFrom(origin: string, nodes: { id: number; nat: NatVerdict | null }[]): void {
+  private natsFrom(origin: string, nodes: { id: number; nat: NatVerdict | null; at?: number }[]): void {
     const apply: { id: number; nat: NatVerdict | null }[] = [];
     for (const n of nodes) {
       if (!this.entries.has(n.id)) continue;
       let by = this.natBy.get(n.id);
       if (!by) this.natBy.set(n.id, (by = new Map()));
       by.delete(origin);
-      if (n.nat) by.set(origin, { udp: n.nat.udp, mappingVariesByDestination: n.nat.mappingVariesByDestination });
-      const newest = [...by.values()].at(-1) ?? null;
+      if (n.nat) by.set(origin, { nat: { udp: n.nat.udp, mappingVariesByDestination: n.nat.mappingVariesByDestination }, at: n.at ?? Date.now() });
+      let newest: { nat: NatVerdict; at: number } | undefined;
+      for (const v of by.values()) if (!newest || v.at >= newest.at) newest = v;
       if (!newest) this.natBy.delete(n.id);
-      apply.push({ id: n.id, nat: newest });
+      apply.push({ id: n.id, nat: newest?.nat ?? null });
     }
     this.natsSet(apply);
   }

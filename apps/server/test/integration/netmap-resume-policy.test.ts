@@ -247,4 +247,44 @@ describe.each(BACKENDS)('patches to a session resumed in the window on %s', (bac
     a.close();
     b.close();
   }, 60_000);
+
+  it('two agents resuming from one list each get their own cut of it, and one resuming after a change gets the change (the parts are made once per version of the list)', async () => {
+    await app.state.users.create(SYSTEM, { name: 'cut' });
+    const key = (await app.state.authKeys.create(SYSTEM, { user: 'cut', reusable: true })).key;
+    const x = (await app.state.nodes.createExternal(SYSTEM, { user: 'cut', hostname: 'cut-x', nodeKey: generateNodeKey().publicKey })).id;
+    const agents = [new SimAgent(url, 'cut-a'), new SimAgent(url, 'cut-b'), new SimAgent(url, 'cut-c')];
+    for (const s of agents) {
+      await s.register(key);
+      await s.connect({ url });
+      await s.waitFor(() => s.received.some((r) => r.msg.type === 'netmap'), 10_000, 'netmap');
+    }
+    await new Promise((r) => setTimeout(r, 200)); // presence writes
+    await app.mapper.settled();
+    app.mapper.flushPatches();
+    const [a, b, c] = agents as [SimAgent, SimAgent, SimAgent];
+    const all = await app.state.nodes.list();
+    for (const s of agents) await s.waitFor(() => s.peers.size === all.length - 1 && s.revision !== null, 10_000, `${s.hostname} sees all`);
+    for (const s of agents) await s.disconnect();
+    await new Promise((r) => setTimeout(r, 200));
+    await app.mapper.settled();
+    app.mapper.flushPatches();
+    const resume = async (s: SimAgent) => {
+      const mark = s.received.length;
+      await s.connect({ url, resume: true });
+      await s.waitFor(() => s.received.length > mark, 10_000, `${s.hostname}'s resume`);
+      expect(s.received[mark]!.msg.type, s.hostname).toBe('resume');
+      expect(s.received[mark]!.msg).toHaveProperty('presence');
+      // Each holds every peer but itself.
+      expect([...s.peers.keys()].sort((p, q) => p - q), s.hostname).toEqual(all.map((n) => n.id).filter((id) => id !== s.self!.id).sort((p, q) => p - q));
+      return s;
+    };
+    await resume(a);
+    await resume(b);
+    // A change to x after a and b resumed: c's resume must have it (a cut of parts made before would not).
+    await app.state.nodes.patch(x, { endpoints: ['192.0.2.9:41641'] });
+    await app.mapper.settled();
+    await resume(c);
+    expect(c.peers.get(x)?.endpoints).toEqual(['192.0.2.9:41641']);
+    for (const s of agents) s.close();
+  }, 60_000);
 });

@@ -55,11 +55,14 @@ export class CompactResumeParts {
   private readonly endpoints: JoinedList;
   private readonly endpointsSum: bigint;
   private readonly endpointsHash: bigint[];
+  private readonly seen: (number | null)[];
+  /** How many entries have the earliest lastSeen (the base). */
+  private readonly atBase: number;
 
   /**
    * `peers` in the list's order with each one's endpoints hash (peerEndpointsHash). `base` is the
-   * earliest lastSeen of the whole list: every entry's offset from it is 0 or more, with or
-   * without the one left out.
+   * earliest lastSeen of the list without the agent's own entry, as the per-session pass had it:
+   * the whole list's, unless the agent's own entry alone holds it (then its cut is made anew).
    */
   constructor(peers: readonly { peer: Peer; endpointsHash: bigint }[]) {
     let state = '';
@@ -80,6 +83,8 @@ export class CompactResumeParts {
       sum = addMod128(sum, endpointsHash);
     }
     this.state = state;
+    this.seen = seen;
+    this.atBase = seen.filter((t) => t === base).length;
     this.base = base === Infinity ? 0 : base;
     this.lastSeen = new JoinedList(seen.map((t) => (t === null ? 'null' : String(t - this.base))));
     this.endpoints = new JoinedList(endpoints);
@@ -91,8 +96,16 @@ export class CompactResumeParts {
     const i = this.position.get(id) ?? -1;
     const state = i < 0 ? this.state : this.state.slice(0, i) + this.state.slice(i + 1);
     const sum = i < 0 ? this.endpointsSum : addMod128(this.endpointsSum, -this.endpointsHash[i]!);
+    let presence = `{"base":${this.base},"state":"${state}","lastSeen":[${this.lastSeen.without(i)}]}`;
+    if (i >= 0 && this.atBase === 1 && this.seen[i] === this.base) {
+      // Its own entry alone was the earliest: the others count from the earliest of theirs.
+      const others = this.seen.filter((_, k) => k !== i);
+      const b = others.reduce<number>((m, t) => (t !== null && t < m ? t : m), Infinity);
+      const base = b === Infinity ? 0 : b;
+      presence = `{"base":${base},"state":"${state}","lastSeen":[${others.map((t) => (t === null ? 'null' : t - base)).join(',')}]}`;
+    }
     return {
-      presence: `{"base":${this.base},"state":"${state}","lastSeen":[${this.lastSeen.without(i)}]}`,
+      presence,
       endpoints: () => this.endpoints.without(i),
       endpointsRevision: revisionHex(sum),
     };

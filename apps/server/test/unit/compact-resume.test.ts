@@ -37,8 +37,9 @@ function reference(list: Peer[], id: number) {
   };
 }
 
-function decode(cut: ReturnType<CompactResumeParts['except']>) {
+function decode(cut: ReturnType<CompactResumeParts['except']>, base?: number) {
   const p = JSON.parse(cut.presence) as { base: number; state: string; lastSeen: (number | null)[] };
+  if (base !== undefined) expect(p.base).toBe(base);
   expect(p.lastSeen.length).toBe(p.state.length);
   return {
     state: p.state,
@@ -55,7 +56,12 @@ describe('CompactResumeParts', () => {
       const list = peers(seed % 7 === 0 ? 1 : Math.floor(rnd() * 60), rnd);
       const parts = new CompactResumeParts(list.map((peer) => ({ peer, endpointsHash: peerEndpointsHash(peer.id, peer.endpoints) })));
       // Every listed node, plus one not in the list (a node whose class does not see itself).
-      for (const id of [...list.map((p) => p.id), 1_000_000]) expect(decode(parts.except(id)), `seed ${seed}, node ${id}`).toEqual(reference(list, id));
+      // The base too is the per-session pass's: the earliest lastSeen of the others (0: none).
+      const baseOf = (id: number) => Math.min(Infinity, ...list.filter((p) => p.id !== id && p.lastSeen !== null).map((p) => Date.parse(p.lastSeen!)));
+      for (const id of [...list.map((p) => p.id), 1_000_000]) {
+        const b = baseOf(id);
+        expect(decode(parts.except(id), b === Infinity ? 0 : b), `seed ${seed}, node ${id}`).toEqual(reference(list, id));
+      }
     }
   });
 

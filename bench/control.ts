@@ -107,8 +107,17 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       env: { ...process.env, ...(pg ? { WEFT_DATABASE_URL: pg.url } : {}) },
     });
     child.stderr!.on('data', (d) => (serverErr += d));
+    // A server that dies mid-run would leave the fleet retrying for minutes: say why, and stop.
+    child.once('exit', (code, signal) => {
+      if (stopping.has(child)) return;
+      console.error(`[${n}] the server exited during the run (${signal ?? `exit code ${code}`}); the end of its stderr:\n${serverErr.slice(-8000)}`);
+      fleet.kill('SIGKILL');
+      void pg?.stop().finally(() => process.exit(1));
+    });
     return child;
   };
+  /** Servers this run stops itself (a restart, the end). */
+  const stopping = new Set<ReturnType<typeof spawn>>();
   let server = startServer();
   const ready = async () => {
     for (let t = 0; ; t++) {
@@ -179,6 +188,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
     // The reconnect storm: the server restarts and every agent comes back at once, each with the
     // agent's own reconnect backoff (full jitter), until it has its netmap (or resume) again.
     const stormAfterRestart = async (resume: boolean) => {
+      stopping.add(server);
       server.kill('SIGTERM');
       if (server.exitCode === null) await new Promise((r) => server.once('exit', r));
       await ask({ cmd: 'disconnect', drop: [] });
@@ -331,6 +341,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
     return result;
   } finally {
     fleet.send({ cmd: 'exit' });
+    stopping.add(server);
     server.kill('SIGTERM');
     if (server.exitCode === null) await new Promise((r) => server.once('exit', r));
     await pg?.stop();

@@ -55,7 +55,11 @@ export interface AppOptions {
   loginTimeoutS?: number;
   /** Seconds an ephemeral node may stay offline before it is deleted. */
   ephemeralTimeoutS?: number;
-  /** Embedded database: how long a predecessor's sessions are kept after a restart (SOLE_RESTART_GRACE_MS). */
+  /**
+   * How long a restart may take before the nodes whose agents have not come back go offline
+   * (SOLE_RESTART_GRACE_MS): on the embedded database, how long a predecessor's sessions are kept;
+   * on either, how long after this server stops gracefully its sessions are kept.
+   */
   restartGraceMs?: number;
   /** How long online/endpoint patches are coalesced before going out. */
   patchIntervalMs?: number;
@@ -370,7 +374,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await wgMapping?.close();
     await links.close();
     state.nat.stop();
-    await state.presence.stop();
+    await state.presence.stop({ keepSessionsMs: opts.restartGraceMs ?? SOLE_RESTART_GRACE_MS });
   });
   return { app, state, mapper, hub, metrics, wgMapping, relay, relayMeshSecret, oidc, tls: tlsState, routes };
 }

@@ -11,6 +11,12 @@
  *   the embedded database only one process can run, so at start-up every other row is a
  *   predecessor: it is treated as a replica that just stopped beating and swept after a grace
  *   (SOLE_RESTART_GRACE_MS), so agents that reconnect within it never go offline.
+ * - A replica that stops gracefully (SIGTERM: a restart, a rolling upgrade) stamps its row with
+ *   `keep_sessions_until` = now + that grace. Sweeps keep a stamped replica's sessions until then
+ *   even though it no longer beats, so its agents, reconnecting to another replica or to its own
+ *   successor on Postgres, stay online throughout and no peer hears of them. A crash leaves no
+ *   stamp and is swept after REPLICA_DEAD_AFTER_MS as before. The cost: a node that goes away
+ *   together with a gracefully stopped replica shows offline only after the grace.
  *
  * Every writer locks the replica row, then the node rows in id order, then changes sessions, and
  * only then (in a later statement, so a fresh snapshot under READ COMMITTED) recomputes `online`
@@ -106,7 +112,9 @@ export class Presence {
     const rows = await this.ctx.prisma.$transaction(async (tx) => {
       const dead = await tx.$queryRaw<{ id: string; host: string; heartbeatAt: Date }[]>`
         SELECT id, host, heartbeat_at AS "heartbeatAt" FROM replicas
-        WHERE id <> ${this.replicaId} AND (${everyOther}::boolean OR (NOT ${keepOthers}::boolean AND heartbeat_at < now() - ${deadAfterMs}::int * interval '1 millisecond'))
+        WHERE id <> ${this.replicaId} AND (${everyOther}::boolean OR (NOT ${keepOthers}::boolean
+          AND heartbeat_at < now() - ${deadAfterMs}::int * interval '1 millisecond'
+          AND (keep_sessions_until IS NULL OR keep_sessions_until < now())))
         ORDER BY id FOR UPDATE SKIP LOCKED`;
       const deadIds = dead.map((r) => r.id);
       const held = deadIds.length
@@ -145,12 +153,23 @@ export class Presence {
     while (this.draining) await this.draining;
   }
 
-  /** Stops writing (shutdown). Sessions stay until a sweep by a restarted or another replica. */
-  async stop(): Promise<void> {
+  /**
+   * Stops writing (shutdown). Sessions stay until a sweep by a restarted or another replica; with
+   * `keepSessionsMs` (a graceful stop) the row is stamped so that no sweep takes them sooner than
+   * that from now, whatever the dead-after bound.
+   */
+  async stop(opts: { keepSessionsMs?: number } = {}): Promise<void> {
     this.stopped = true;
     if (this.grace) clearTimeout(this.grace);
     this.grace = null;
     await this.draining;
+    const keepMs = Math.round(opts.keepSessionsMs ?? 0);
+    if (keepMs <= 0) return;
+    try {
+      await this.ctx.prisma.$executeRaw`UPDATE replicas SET keep_sessions_until = now() + ${keepMs}::int * interval '1 millisecond' WHERE id = ${this.replicaId}`;
+    } catch (err) {
+      this.log.warn({ err }, "could not mark this replica as stopped gracefully; its sessions are swept as a crashed replica's");
+    }
   }
 
   private markDirty(nodeId: number): void {

@@ -97,6 +97,33 @@ describe.each(BACKENDS)('presence on %s', (backend) => {
     y.close();
   });
 
+  it('a replica that stops gracefully keeps its sessions through the grace it stamped, whatever its last beat; a sweep after it takes them', async () => {
+    const GRACE_MS = 1500;
+    const b = await replicaB('replica-b-restarts');
+    const x = await joined('restarting-on-b');
+    const xid = x.self!.id;
+    b.connected(xid);
+    await b.settled();
+    x.close();
+    await x.waitFor(() => x.closed !== null, 5000, 'x closed on A');
+    await s.mapper.settled();
+    await s.state.presence.settled();
+    const stoppedAt = Date.now();
+    await b.stop({ keepSessionsMs: GRACE_MS }); // SIGTERM: a restart or a rolling upgrade.
+    const row = await s.state.ctx.prisma.replica.findUniqueOrThrow({ where: { id: 'replica-b-restarts' } });
+    expect(row.keepSessionsUntil).not.toBeNull();
+    await sleep(20);
+    // Its beat is older than the bound: a crashed replica would go now (the test above).
+    expect(await s.state.presence.sweep(10)).toEqual([]);
+    expect(await online(xid)).toBe(true);
+    expect((await sessions(xid)).map((r) => r.replicaId)).toEqual(['replica-b-restarts']);
+    await sleep(Math.max(0, stoppedAt + GRACE_MS + 100 - Date.now()));
+    expect(await s.state.presence.sweep(10)).toEqual([xid]);
+    expect(await online(xid)).toBe(false);
+    expect(await s.state.ctx.prisma.replica.findUnique({ where: { id: 'replica-b-restarts' } })).toBeNull();
+    await watcher.waitFor(() => watcher.peers.get(xid)?.online === false, 5000, 'x offline patch after the grace');
+  });
+
   it('a replica declared dead while still alive registers again and rewrites its sessions at its next beat', async () => {
     const x = await joined('survivor');
     const id = x.self!.id;

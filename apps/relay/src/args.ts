@@ -12,7 +12,9 @@ export const USAGE = `Usage: weft-relay [--stun-listen HOST:PORT] [--workers N]
   --workers           processes sharing the STUN port, e.g. one per core (env WEFT_RELAY_WORKERS; default 1;
                       more than 1 needs Linux and Node.js 22.12 or newer; STUN only, not with --server)
   --server            the control server's URL, e.g. https://weft.example.com (env WEFT_RELAY_SERVER);
-                      without it weft-relay runs the STUN service only
+                      with several replicas, each one's own URL, comma-separated
+                      (https://weft-1.example.com,https://weft-2.example.com): the region links to every
+                      one and keeps relaying while any is up; without --server, STUN service only
   --mesh-secret-file  file holding the deployment's relay mesh secret (base64, as
                       \`weft-server relay-secret --out FILE\` writes it) (env WEFT_RELAY_MESH_SECRET_FILE)
   --listen            TCP host:port of the relay's HTTP(S) WebSocket (env WEFT_RELAY_LISTEN; default 0.0.0.0:8443)
@@ -25,7 +27,7 @@ export interface RelayArgs {
   stunListen: string;
   workers: number;
   /** The packet relay; absent = STUN only. */
-  relay?: { serverUrl: string; secret: Buffer; listen: string; name: string };
+  relay?: { serverUrls: string[]; secret: Buffer; listen: string; name: string };
 }
 
 /** The most --workers takes: far more than any machine's cores, to catch a typo. */
@@ -79,12 +81,14 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): RelayArgs {
   if (!server) return { stunListen: stun.v, workers };
 
   if (workers > 1) throw new UsageError(`"workers" (${workersText.from}): the packet relay runs in one process (its clients are in memory); use --workers 1 with --server`);
-  let url: URL;
-  try {
-    url = new URL(server.v);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http(s)');
-  } catch {
-    throw new UsageError(`"server" (${server.from}): "${server.v}" is not an http:// or https:// URL, e.g. https://weft.example.com`);
+  const serverUrls = server.v.split(',').map((u) => u.trim());
+  for (const u of serverUrls) {
+    try {
+      const url = new URL(u);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http(s)');
+    } catch {
+      throw new UsageError(`"server" (${server.from}): "${u}" is not an http:// or https:// URL, e.g. https://weft.example.com (several: comma-separated)`);
+    }
   }
   const secretFile = value.meshSecretFile;
   if (!secretFile) throw new UsageError('"mesh-secret-file" is needed with --server: a file holding the relay mesh secret (on the server host, `weft-server relay-secret --out FILE` writes one)');
@@ -104,7 +108,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): RelayArgs {
   }
   const name = get('name', `relay-${port}`);
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(name.v)) throw new UsageError(`"name" (${name.from}): "${name.v}" is not 1-64 of A-Z a-z 0-9 _ -`);
-  return { stunListen: stun.v, workers, relay: { serverUrl: url.toString().replace(/\/$/, ''), secret, listen: listen.v, name: name.v } };
+  return { stunListen: stun.v, workers, relay: { serverUrls: [...new Set(serverUrls.map((u) => new URL(u).toString().replace(/\/$/, '')))], secret, listen: listen.v, name: name.v } };
 }
 
 function kebab(k: string): string {

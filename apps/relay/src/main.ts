@@ -45,7 +45,7 @@ try {
   let region: RegionRelay | undefined;
   if (args.relay) {
     try {
-      region = await RegionRelay.start({ listen: args.relay.listen, serverUrl: args.relay.serverUrl, secret: args.relay.secret, replicaId: args.relay.name, stun, log });
+      region = await RegionRelay.start({ listen: args.relay.listen, serverUrls: args.relay.serverUrls, secret: args.relay.secret, replicaId: args.relay.name, stun, log });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const why = e.code === 'EADDRINUSE' ? 'the port is in use' : e.code === 'EADDRNOTAVAIL' ? 'no such local address' : e.code === 'EACCES' ? 'permission denied' : e.message;
@@ -83,7 +83,7 @@ try {
     process.stderr.write(`weft-relay ${RELAY_VERSION}: STUN (udp) on ${where}${args.workers > 1 ? ` (${args.workers} processes)` : ''}\n`);
     if (region) {
       const a = region.address();
-      process.stderr.write(`weft-relay: relay (http) on ${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}${stun ? `, relay over udp on the STUN port` : ''}, control server ${args.relay!.serverUrl}\n`);
+      process.stderr.write(`weft-relay: relay (http) on ${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}${stun ? `, relay over udp on the STUN port` : ''}, control server ${args.relay!.serverUrls.join(', ')}\n`);
     }
   }
   const stop = async (signal: string) => {

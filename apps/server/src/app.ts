@@ -10,7 +10,7 @@ import type { Database } from '@weft/db';
 import { MACHINE_TOKEN_CLOCK_SKEW_S, MAX_AGENT_MESSAGE_BYTES, PROTOCOL_VERSION } from '@weft/protocol';
 import { logoutRoute } from './agent/logout-route.js';
 import { relayRoute } from './agent/relay-route.js';
-import { meshReplicaId, relayMeshRoute } from './agent/relay-mesh.js';
+import { relayMeshRoute } from './agent/relay-mesh.js';
 import { relayRegionRoute } from './agent/relay-region.js';
 import { registerRoute } from './agent/register-route.js';
 import { socketRoute } from './agent/socket-route.js';
@@ -304,7 +304,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     socketRoute(scope, state, mapper, hub, links, opts.regions ? new Regions(opts.regions) : undefined);
     if (relay) relayRoute(scope, state, mapper, relay);
     if (relay && relayMeshSecret) relayMeshRoute(scope, relay, relayMeshSecret, app.log);
-    if (relay && relayMeshSecret) relayRegionRoute(scope, { state, mapper, relay, secret: relayMeshSecret, selfReplica: meshReplicaId(opts.serverUrl), log: app.log });
+    if (relay && relayMeshSecret) relayRegionRoute(scope, { state, mapper, relay, secret: relayMeshSecret, selfReplica: hub.origin, log: app.log });
     apiRoutes(scope, state, limits);
     linksRoutes(scope, state, limits, links);
     statusRoute(scope, state, limits, mapper);

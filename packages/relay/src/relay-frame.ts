@@ -61,6 +61,11 @@ export const RelayClose = {
   Replaced: 4409,
   /** Missed keepalives. */
   Timeout: 4408,
+  /**
+   * A relay region presented the node's token to another replica, which refused it (deleted,
+   * expired, suspended): reconnect; the upgrade's refusal then says which.
+   */
+  Refused: 4401,
 } as const;
 
 export type ClientFrame = { type: typeof FRAME_SEND_PACKET; key: Buffer; body: Buffer };

@@ -44,6 +44,7 @@ describe('weft-relay', () => {
     [['--stun-listen=off'], /off would leave weft-relay nothing to do/],
     [['--listen', '127.0.0.1:0'], /"listen" \(flag --listen\) is for the packet relay, which needs --server URL/],
     [['--server', 'ftp://x'], /"server" \(flag --server\): "ftp:\/\/x" is not an http:\/\/ or https:\/\/ URL/],
+    [['--server', 'http://127.0.0.1:1,ftp://x'], /"server" \(flag --server\): "ftp:\/\/x" is not an http:\/\/ or https:\/\/ URL, e\.g\. https:\/\/weft\.example\.com \(several: comma-separated\)/],
     [['--server', 'http://127.0.0.1:1'], /"mesh-secret-file" is needed with --server/],
     [['--server', 'http://127.0.0.1:1', '--mesh-secret-file', '/nonexistent/mesh.secret'], /cannot read \/nonexistent\/mesh.secret: ENOENT/],
     [['--server', 'http://127.0.0.1:1', '--workers', '2'], /the packet relay runs in one process/],

@@ -60,7 +60,11 @@ export interface RelayRegionOptions {
   mapper: Mapper;
   relay: RelayServer;
   secret: Buffer;
-  /** This server's mesh id (what it names itself in `hello`). */
+  /**
+   * This server's mesh id (what it names itself in `hello`): this process's own (the change hub's
+   * origin), since every replica behind one address has the same server URL and a region linked
+   * to several replicas must tell them apart.
+   */
   selfReplica: string;
   log: Log;
 }

@@ -59,7 +59,7 @@ describe('standalone relay region joined to a server', () => {
   let key: string;
   beforeAll(async () => {
     s = await startServer('pglite', {});
-    region = await RegionRelay.start({ listen: '127.0.0.1:0', serverUrl: s.url, secret: s.relayMeshSecret!, replicaId: 'region-2', log: quiet });
+    region = await RegionRelay.start({ listen: '127.0.0.1:0', serverUrls: [s.url], secret: s.relayMeshSecret!, replicaId: 'region-2', log: quiet });
     regionUrl = `http://127.0.0.1:${region.address().port}`;
     await until(() => region.linked, 'the region linked to the server');
     await s.api('POST', '/api/v1/users', { name: 'ops' });
@@ -76,7 +76,7 @@ describe('standalone relay region joined to a server', () => {
   });
 
   it('a relay that cannot prove the secret to itself is never linked, and refuses clients 503 retryable', async () => {
-    const lost = await RegionRelay.start({ listen: '127.0.0.1:0', serverUrl: s.url, secret: Buffer.alloc(32, 9), replicaId: 'wrong-secret', log: quiet });
+    const lost = await RegionRelay.start({ listen: '127.0.0.1:0', serverUrls: [s.url], secret: Buffer.alloc(32, 9), replicaId: 'wrong-secret', log: quiet });
     try {
       const a = await node(s, key, 'region-lost');
       const r = await refusal(RelayPeer.open(`http://127.0.0.1:${lost.address().port}`, a.machine.privateKey));

@@ -3,7 +3,8 @@
  * embedded relays meshed (RelayMeshDialer), and two real `weft-relay` processes, region-1 linked
  * to replica 1 and region-2 to replica 2. A node on region-1 reaches a node on region-2 (through
  * both replicas) and one on replica 2's embedded relay, both ways; deleting a node stops its
- * relayed packets at once, wherever it is homed.
+ * relayed packets at once, wherever it is homed. And a region linked to both replicas keeps its
+ * clients relaying when the replica it announces them on goes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,23 +45,33 @@ async function reaches(from: RelayPeer, to: RelayPeer, fromKey: string, toKey: s
   expect(got.every((p) => p.packet.toString() === tag && p.from.equals(Buffer.from(keyBytes(fromKey as never))))).toBe(true);
 }
 
+type Region = { proc: ChildProcess; url: string; out: () => string };
+
+/** A real `weft-relay` process linked to `servers` (one URL per replica). */
+async function spawnRegion(servers: string[], name: string, secretFile: string): Promise<Region> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [RELAY_BIN, '--server', servers.join(','), '--mesh-secret-file', secretFile, '--listen', `127.0.0.1:${port}`, '--stun-listen', '127.0.0.1:0', '--name', name], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  return { proc, url: `http://127.0.0.1:${port}`, out: () => out };
+}
+
+type Health = { ok: boolean; links: Array<{ server: string; linked: boolean; primary: boolean }> };
+const health = async (r: Region): Promise<Health> => (await fetch(`${r.url}/healthz`)).json() as Promise<Health>;
+
 describe('relays of a deployment relay to each other (two replicas, two standalone regions)', () => {
   let work: string;
   let r1: TestServer;
   let r2: TestServer;
   let dialers: RelayMeshDialer[] = [];
-  const regions: Array<{ proc: ChildProcess; url: string; out: () => string }> = [];
+  const regions: Region[] = [];
   const agents: SimAgent[] = [];
   const peers: RelayPeer[] = [];
   let authKey: string;
 
   async function region(server: TestServer, name: string, secretFile: string) {
-    const port = await freePort();
-    const proc = spawn(process.execPath, [RELAY_BIN, '--server', server.url, '--mesh-secret-file', secretFile, '--listen', `127.0.0.1:${port}`, '--stun-listen', '127.0.0.1:0', '--name', name], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    proc.stdout!.on('data', (d) => (out += d));
-    proc.stderr!.on('data', (d) => (out += d));
-    const r = { proc, url: `http://127.0.0.1:${port}`, out: () => out };
+    const r = await spawnRegion([server.url], name, secretFile);
     regions.push(r);
     return r;
   }
@@ -135,4 +146,88 @@ describe('relays of a deployment relay to each other (two replicas, two standalo
       expect(err?.refused?.status).toBe(401);
     }
   }, 90_000);
+});
+
+describe('a region linked to every replica (weft-relay --server URL1,URL2) outlives one of them', () => {
+  let work: string;
+  const servers: TestServer[] = [];
+  let dialers: RelayMeshDialer[] = [];
+  let region: Region;
+  const agents: SimAgent[] = [];
+  const peers: RelayPeer[] = [];
+  let authKey: string;
+
+  async function node(s: TestServer, name: string, relayUrl: string) {
+    const a = await joinedAgent(s.url, name, authKey);
+    agents.push(a);
+    const r = await until(() => RelayPeer.open(relayUrl, a.machine.privateKey), `${name}'s relay socket on ${relayUrl}`);
+    peers.push(r);
+    return { a, r, key: a.node.publicKey as string };
+  }
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'weft-relay-failover-'));
+    const url = await createTestDatabase();
+    servers.push(await startServer('postgres', {}, url), await startServer('postgres', {}, url));
+    const [r1, r2] = servers as [TestServer, TestServer];
+    dialers = [
+      new RelayMeshDialer({ relay: r1.relay!, secret: r1.relayMeshSecret!, selfUrl: r1.url, peers: [r2.url], log: quiet }),
+      new RelayMeshDialer({ relay: r2.relay!, secret: r2.relayMeshSecret!, selfUrl: r2.url, peers: [r1.url], log: quiet }),
+    ];
+    const secretFile = join(work, 'mesh.secret');
+    writeFileSync(secretFile, `${r1.relayMeshSecret!.toString('base64')}\n`, { mode: 0o600 });
+    region = await spawnRegion([r1.url, r2.url], 'region-ha', secretFile);
+    await r1.api('POST', '/api/v1/users', { name: 'ops' });
+    authKey = (await r1.api('POST', '/api/v1/authkeys', { user: 'ops', reusable: true })).body.key;
+    await until(() => dialers.every((d) => d.linked.length === 1), 'the replicas linked to each other');
+    await until(async () => (await health(region)).links.every((l) => l.linked) || undefined, 'the region linked to both replicas').catch((err: Error) => {
+      throw new Error(`${err.message}; weft-relay said:\n${region.out()}`);
+    });
+  }, 120_000);
+  afterAll(async () => {
+    for (const p of peers) p.close();
+    for (const a of agents) a.close();
+    if (region?.proc.exitCode === null) region.proc.kill('SIGKILL');
+    for (const d of dialers) d.close();
+    for (const s of servers) await s.close().catch(() => {});
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('the replica its mesh frames travel on goes: its clients stay connected and relay on through the other; a delete there cuts them; with no replica left it fails closed', async () => {
+    const h = await health(region);
+    expect(h.ok).toBe(true);
+    const primary = servers.find((s) => h.links.find((l) => l.primary)?.server === s.url)!;
+    const survivor = servers.find((s) => s !== primary)!;
+    expect(primary).toBeDefined();
+    const x = await node(survivor, 'ha-x', region.url);
+    const y = await node(survivor, 'ha-y', region.url);
+    const w = await node(survivor, 'ha-w', survivor.url);
+    await reaches(x.r, w.r, x.key, w.key, 'x->w before');
+    await reaches(w.r, x.r, w.key, x.key, 'w->x before');
+
+    // The replica the region announces its clients on goes away.
+    dialers[servers.indexOf(primary)]!.close();
+    await primary.close();
+    await until(async () => {
+      const now = await health(region);
+      return (now.ok && now.links.filter((l) => l.linked).map((l) => l.server).join() === survivor.url && now.links.find((l) => l.primary)?.server === survivor.url) || undefined;
+    }, 'the region relinked its mesh frames to the survivor', 15_000);
+    await reaches(x.r, w.r, x.key, w.key, 'x->w after');
+    await reaches(w.r, x.r, w.key, x.key, 'w->x after');
+    await reaches(x.r, y.r, x.key, y.key, 'x->y after');
+    expect(x.r.closed).toBeNull();
+    expect(y.r.closed).toBeNull();
+
+    // The survivor learnt of x when x joined (its token was presented there too): a delete there cuts x on the region.
+    expect((await survivor.api('DELETE', `/api/v1/nodes/${x.a.self!.id}`)).status).toBe(200);
+    await x.r.waitFor(() => x.r.closed !== null, 10_000, "x's relay socket closed");
+    expect(x.r.closed!.code).toBe(CloseCode.NodeDeleted);
+
+    // No replica left: nothing can revoke, so the region closes its clients.
+    dialers[servers.indexOf(survivor)]!.close();
+    await survivor.close();
+    await y.r.waitFor(() => y.r.closed !== null, 10_000, "y's relay socket closed");
+    expect(y.r.closed!.code).toBe(1013);
+    expect((await fetch(`${region.url}/healthz`)).status).toBe(503);
+  }, 120_000);
 });

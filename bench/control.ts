@@ -83,12 +83,32 @@ function statementsPer(a: Map<string, number>, b: Map<string, number>, writes: n
   return x === undefined || y === undefined ? null : round((y - x) / writes);
 }
 
-async function sentMetrics(port: number): Promise<{ netmapBytes: number; resumeBytes: number; deltaBytes: number; netmapsFlushed: number; lastFlushedAt: number }> {
+/**
+ * Linux: handshakes the kernel dropped because a listening socket's accept queue was full
+ * (TcpExtListenOverflows, machine-wide; only this bench listens here meanwhile). null elsewhere.
+ */
+function listenOverflows(): number | null {
+  try {
+    const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const head = lines[i]!.split(' ');
+      if (head[0] !== 'TcpExt:') continue;
+      return Number(lines[i + 1]!.split(' ')[head.indexOf('ListenOverflows')]);
+    }
+  } catch {
+    // not Linux
+  }
+  return null;
+}
+
+async function sentMetrics(port: number): Promise<{ netmapBytes: number; resumeBytes: number; deltaBytes: number; netmapsFlushed: number; lastFlushedAt: number; eventLoopP99Ms: number; eventLoopMaxMs: number }> {
   const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
   const read = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
   return {
     netmapBytes: read('weft_netmap_bytes_sent_total'), resumeBytes: read('weft_resume_bytes_sent_total'), deltaBytes: read('weft_delta_bytes_sent_total'),
     netmapsFlushed: read('weft_netmaps_flushed_total'), lastFlushedAt: read('weft_last_netmap_flushed_timestamp_seconds') * 1000,
+    // Since the previous scrape (each scrape resets the histogram).
+    eventLoopP99Ms: round(read('nodejs_eventloop_lag_p99_seconds') * 1000), eventLoopMaxMs: round(read('nodejs_eventloop_lag_max_seconds') * 1000),
   };
 }
 
@@ -196,10 +216,13 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       await ready();
       const s0 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
       const m0 = await sentMetrics(metricsPort);
+      const overflows0 = listenOverflows();
       const stormStart = Date.now();
       const r = await ask({ cmd: 'storm', parse: !!plan, resume, timeoutMs: 600_000 });
       const s1 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
       const m1 = await sentMetrics(metricsPort);
+      const overflows1 = listenOverflows();
+      const acceptQueueOverflows = overflows0 === null || overflows1 === null ? null : overflows1 - overflows0;
       // The server's own side: from the storm's start until it had handed the last netmap's last
       // byte to the kernel (its metric), apart from the fleet reading and parsing. A fleet that
       // reads slowly fills the socket buffers and holds this back too, so it is an upper bound.
@@ -212,7 +235,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       await sleep(3000);
       const m2 = await sentMetrics(metricsPort);
       const deltaBytesInNext3s = m2.deltaBytes - m1.deltaBytes;
-      console.log(`[${n}] reconnect storm after a server restart (${resume ? 'resuming' : 'cold'} agents): ${r.connected}/${r.agents} back in ${round(r.ms / 1000)} s, ${r.resumed} resumed (${r.attempts} attempts; server side ${serverSideSeconds} s); ${round(bytesSent.netmaps / 2 ** 20)} MiB netmaps + ${round(bytesSent.resumes / 2 ** 20)} MiB resumes + ${round(bytesSent.deltas / 2 ** 20)} MiB deltas (+ ${round(deltaBytesInNext3s / 2 ** 20)} MiB in the next 3 s); CPU: server ${round(cpuServer)} s, fleet ${round(s1.fleet - s0.fleet)} s`);
+      console.log(`[${n}] reconnect storm after a server restart (${resume ? 'resuming' : 'cold'} agents): ${r.connected}/${r.agents} back in ${round(r.ms / 1000)} s, ${r.resumed} resumed (${r.attempts} attempts; server side ${serverSideSeconds} s); ${round(bytesSent.netmaps / 2 ** 20)} MiB netmaps + ${round(bytesSent.resumes / 2 ** 20)} MiB resumes + ${round(bytesSent.deltas / 2 ** 20)} MiB deltas (+ ${round(deltaBytesInNext3s / 2 ** 20)} MiB in the next 3 s); CPU: server ${round(cpuServer)} s, fleet ${round(s1.fleet - s0.fleet)} s; event-loop delay p99 ${m1.eventLoopP99Ms} ms, max ${m1.eventLoopMaxMs} ms; accept-queue overflows ${acceptQueueOverflows}`);
       return {
         agentsSentRevision: resume,
         agents: r.agents, connected: r.connected, resumed: r.resumed, seconds: round(r.ms / 1000), attempts: r.attempts,
@@ -222,6 +245,9 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
         netmapsFlushed: m1.netmapsFlushed - m0.netmapsFlushed,
         bytesSent,
         deltaBytesInNext3s,
+        /** The server's event-loop delay over the storm, and handshakes the kernel dropped with its accept queue full. */
+        eventLoopDelayMs: { p99: m1.eventLoopP99Ms, max: m1.eventLoopMaxMs },
+        acceptQueueOverflows,
         /** Server CPU per agent back (ms) and per byte of its first message, netmap or resume (ns). */
         serverCpuPerNetmapMs: r.connected ? round((cpuServer * 1000) / r.connected) : null,
         serverCpuPerNetmapByteNs: first ? round((cpuServer * 1e9) / first) : null,

@@ -14,6 +14,7 @@ import { listenMetrics } from './metrics-endpoint.js';
 import { createLogger } from './log.js';
 import type { Server as TlsServer } from 'node:tls';
 import { loadTlsPair, TlsReloader } from './tls.js';
+import { LISTEN_BACKLOG } from './tunables.js';
 
 export async function serve(argv: string[]): Promise<void> {
   const config = loadConfig(argv, process.env);
@@ -53,7 +54,7 @@ export async function serve(argv: string[]): Promise<void> {
         },
       })
     : null;
-  await app.listen({ host, port });
+  await app.listen({ host, port, backlog: LISTEN_BACKLOG });
   // Replicas behind one address: link to every peer replica's relay (after listen: they link to ours too).
   const mesh = relay && relayMeshSecret && config.relayMeshUrl && config.relayMeshPeers.length
     ? new RelayMeshDialer({ relay, secret: relayMeshSecret, selfUrl: config.relayMeshUrl, peers: config.relayMeshPeers, log })

@@ -218,7 +218,20 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       const m0 = await sentMetrics(metricsPort);
       const overflows0 = listenOverflows();
       const stormStart = Date.now();
+      // Does the server still answer meanwhile? /healthz every 250 ms from this process (not the fleet's).
+      const healthMs: number[] = [];
+      let storming = true;
+      const probing = (async () => {
+        while (storming) {
+          const t = now();
+          await fetch(`${url}/healthz`).then((res) => res.arrayBuffer(), () => undefined);
+          healthMs.push(now() - t);
+          await sleep(250);
+        }
+      })();
       const r = await ask({ cmd: 'storm', parse: !!plan, resume, timeoutMs: 600_000 });
+      storming = false;
+      await probing;
       const s1 = { server: cpuSec(server.pid!), fleet: cpuSec(fleet.pid!) };
       const m1 = await sentMetrics(metricsPort);
       const overflows1 = listenOverflows();
@@ -235,7 +248,7 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
       await sleep(3000);
       const m2 = await sentMetrics(metricsPort);
       const deltaBytesInNext3s = m2.deltaBytes - m1.deltaBytes;
-      console.log(`[${n}] reconnect storm after a server restart (${resume ? 'resuming' : 'cold'} agents): ${r.connected}/${r.agents} back in ${round(r.ms / 1000)} s, ${r.resumed} resumed (${r.attempts} attempts; server side ${serverSideSeconds} s); ${round(bytesSent.netmaps / 2 ** 20)} MiB netmaps + ${round(bytesSent.resumes / 2 ** 20)} MiB resumes + ${round(bytesSent.deltas / 2 ** 20)} MiB deltas (+ ${round(deltaBytesInNext3s / 2 ** 20)} MiB in the next 3 s); CPU: server ${round(cpuServer)} s, fleet ${round(s1.fleet - s0.fleet)} s; event-loop delay p99 ${m1.eventLoopP99Ms} ms, max ${m1.eventLoopMaxMs} ms; accept-queue overflows ${acceptQueueOverflows}`);
+      console.log(`[${n}] reconnect storm after a server restart (${resume ? 'resuming' : 'cold'} agents): ${r.connected}/${r.agents} back in ${round(r.ms / 1000)} s, ${r.resumed} resumed (${r.attempts} attempts; server side ${serverSideSeconds} s); ${round(bytesSent.netmaps / 2 ** 20)} MiB netmaps + ${round(bytesSent.resumes / 2 ** 20)} MiB resumes + ${round(bytesSent.deltas / 2 ** 20)} MiB deltas (+ ${round(deltaBytesInNext3s / 2 ** 20)} MiB in the next 3 s); CPU: server ${round(cpuServer)} s, fleet ${round(s1.fleet - s0.fleet)} s; event-loop delay p99 ${m1.eventLoopP99Ms} ms, max ${m1.eventLoopMaxMs} ms; accept-queue overflows ${acceptQueueOverflows}; /healthz answered in p50 ${round(pct(healthMs, 50))} ms, max ${round(Math.max(...healthMs))} ms`);
       return {
         agentsSentRevision: resume,
         agents: r.agents, connected: r.connected, resumed: r.resumed, seconds: round(r.ms / 1000), attempts: r.attempts,
@@ -248,6 +261,8 @@ async function runOnce(n: number, backend: 'pglite' | 'postgres') {
         /** The server's event-loop delay over the storm, and handshakes the kernel dropped with its accept queue full. */
         eventLoopDelayMs: { p99: m1.eventLoopP99Ms, max: m1.eventLoopMaxMs },
         acceptQueueOverflows,
+        /** /healthz asked every 250 ms through the storm: how long the server took to answer. */
+        healthzMs: { probes: healthMs.length, p50: round(pct(healthMs, 50)), p99: round(pct(healthMs, 99)), max: round(Math.max(...healthMs)) },
         /** Server CPU per agent back (ms) and per byte of its first message, netmap or resume (ns). */
         serverCpuPerNetmapMs: r.connected ? round((cpuServer * 1000) / r.connected) : null,
         serverCpuPerNetmapByteNs: first ? round((cpuServer * 1e9) / first) : null,

@@ -27,6 +27,13 @@ export const NETMAPS_IN_FLIGHT = 64;
  * server's CPU idle. Measured at 10,000 agents: 212,809 overflows over two benches' storms.
  */
 export const LISTEN_BACKLOG = 4096;
+
+/**
+ * Agent connections start their work (token, upgrade, session, netmap or resume) in slices of this
+ * many milliseconds, the event loop turning between them (agent/turns.ts): a reconnect storm held
+ * one poll phase for 11-21 s before.
+ */
+export const AGENT_TURN_SLICE_MS = 10;
 /**
  * ... and a netmap that has not left after this long gives its place back anyway (a reader that
  * never reads keeps its netmap queued until its queue bound drops it): far longer than a netmap

@@ -11,10 +11,11 @@ import { LinkReportError, type LinkStore } from '../links.js';
 import type { Mapper } from '../mapper/mapper.js';
 import type { Regions } from '../regions.js';
 import type { State } from '../state/index.js';
-import { ENDPOINT_WRITE_INTERVAL_MS, PING_INTERVAL_MS } from '../tunables.js';
+import { AGENT_TURN_SLICE_MS, ENDPOINT_WRITE_INTERVAL_MS, PING_INTERVAL_MS } from '../tunables.js';
 import { readAgentMessage } from './agent-message.js';
 import { EndpointWriter } from './endpoint-writer.js';
 import { agentNode, authenticateAgent } from './socket-auth.js';
+import { Turns } from './turns.js';
 
 export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, hub: ChangeHub, links: LinkStore, regions?: Regions): void {
   const endpoints = new EndpointWriter({
@@ -23,10 +24,14 @@ export function socketRoute(app: FastifyInstance, state: State, mapper: Mapper, 
     onError: (nodeId, err) => app.log.error({ err, nodeId }, 'failed to store endpoints'),
   });
   app.addHook('onClose', () => endpoints.close());
+  const turns = new Turns(AGENT_TURN_SLICE_MS);
   app.get('/agent/v1', {
     websocket: true,
     schema: { hide: true } as object,
-    preValidation: (req) => authenticateAgent(state, req, mapper),
+    preValidation: async (req) => {
+      await turns.turn();
+      return authenticateAgent(state, req, mapper);
+    },
   }, async (socket, req) => {
     const node = agentNode(req);
     if (!node) return socket.close(CloseCode.Unauthorized, 'machine token invalid');

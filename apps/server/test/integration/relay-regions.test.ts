@@ -57,6 +57,18 @@ async function spawnRegion(servers: string[], name: string, secretFile: string):
   return { proc, url: `http://127.0.0.1:${port}`, out: () => out };
 }
 
+/**
+ * A node joined through replica `s`, with its relay socket open on `relayUrl` (retried until that
+ * relay has linked); both are kept in `agents` and `peers` for the teardown.
+ */
+async function relayNode(s: TestServer, name: string, relayUrl: string, authKey: string, agents: SimAgent[], peers: RelayPeer[]) {
+  const a = await joinedAgent(s.url, name, authKey);
+  agents.push(a);
+  const r = await until(() => RelayPeer.open(relayUrl, a.machine.privateKey), `${name}'s relay socket on ${relayUrl}`);
+  peers.push(r);
+  return { a, r, key: a.node.publicKey as string };
+}
+
 type Health = { ok: boolean; links: Array<{ server: string; linked: boolean; primary: boolean }> };
 const health = async (r: Region): Promise<Health> => (await fetch(`${r.url}/healthz`)).json() as Promise<Health>;
 
@@ -76,14 +88,7 @@ describe('relays of a deployment relay to each other (two replicas, two standalo
     return r;
   }
 
-  /** A node joined through replica `s`, with its relay socket open on `relayUrl` (retried until that relay has linked). */
-  async function node(s: TestServer, name: string, relayUrl: string) {
-    const a = await joinedAgent(s.url, name, authKey);
-    agents.push(a);
-    const r = await until(() => RelayPeer.open(relayUrl, a.machine.privateKey), `${name}'s relay socket on ${relayUrl}`);
-    peers.push(r);
-    return { a, r, key: a.node.publicKey as string };
-  }
+  const node = (s: TestServer, name: string, relayUrl: string) => relayNode(s, name, relayUrl, authKey, agents, peers);
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'weft-relay-regions-'));
@@ -157,13 +162,7 @@ describe('a region linked to every replica (weft-relay --server URL1,URL2) outli
   const peers: RelayPeer[] = [];
   let authKey: string;
 
-  async function node(s: TestServer, name: string, relayUrl: string) {
-    const a = await joinedAgent(s.url, name, authKey);
-    agents.push(a);
-    const r = await until(() => RelayPeer.open(relayUrl, a.machine.privateKey), `${name}'s relay socket on ${relayUrl}`);
-    peers.push(r);
-    return { a, r, key: a.node.publicKey as string };
-  }
+  const node = (s: TestServer, name: string, relayUrl: string) => relayNode(s, name, relayUrl, authKey, agents, peers);
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'weft-relay-failover-'));

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { DEFAULT_PORT, parseListenAddress } from '@weft/relay';
 
 export const USAGE = `Usage: weft-relay [--stun-listen HOST:PORT] [--workers N]
-       weft-relay --server URL --mesh-secret-file PATH [--listen HOST:PORT] [--name NAME] [--stun-listen HOST:PORT]
+       weft-relay --server URL[,URL...] --mesh-secret-file PATH [--listen HOST:PORT] [--name NAME] [--stun-listen HOST:PORT]
        weft-relay --help | --version
   A standalone Weft relay region: the STUN service (RFC 8489 Binding, UDP) and, with --server, the
   packet relay (WebSocket on --listen, UDP on the STUN port) for the nodes of that control server.

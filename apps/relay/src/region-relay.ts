@@ -131,11 +131,6 @@ export class RegionRelay {
     return this.links.some((l) => l.linked);
   }
 
-  /** The server URLs linked now, the primary first. */
-  get linkedServers(): string[] {
-    return this.links.filter((l) => l.linked).sort((a, b) => Number(b === this.primary) - Number(a === this.primary)).map((l) => l.url);
-  }
-
   address(): { address: string; port: number } {
     return this.http.address() as { address: string; port: number };
   }
@@ -270,6 +265,7 @@ export class RegionRelay {
       if (link.ws !== ws) return;
       link.ws = undefined;
       const replica = link.replica;
+      const meshLink = link.meshLink;
       link.replica = undefined;
       link.meshLink = undefined;
       link.announced.clear();
@@ -279,6 +275,7 @@ export class RegionRelay {
       if (replica) {
         if (this.primary === link) {
           this.primary = undefined;
+          if (meshLink) this.relay.removeMeshLink(replica, meshLink);
           this.relay.forgetReplica(replica);
         }
         const left = this.links.find((l) => l.linked);

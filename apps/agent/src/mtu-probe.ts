@@ -39,6 +39,8 @@ const PROBE = 0x50; // 'P'
 const ACK = 0x41; // 'A'
 /** Inner IPv4 header (20) + UDP header (8): a probe of N bytes carries N - 28 bytes of payload. */
 const IP_UDP_HEADERS = 28;
+/** What a path is recorded as when it moved during its search: never an endpoint, so it is searched again once its endpoint holds. */
+const MOVED = '(moved while probing)';
 
 /** What `weft status` shows of a peer's path MTU. */
 export interface PeerMtuView {
@@ -104,6 +106,8 @@ export class MtuProber {
   private nextId = 1;
   private readonly waiting = new Map<number, () => void>();
   private hysteresis: MtuHysteresis | undefined;
+  /** Counts networkChanged() calls: a search that spans one measured a path that is gone. */
+  private networkGen = 0;
 
   constructor(private readonly opts: MtuProberOptions) {}
 
@@ -125,6 +129,7 @@ export class MtuProber {
    * where the peer's endpoint is the same, so each pair with a session is probed again.
    */
   networkChanged(): void {
+    this.networkGen++;
     for (const st of this.state.values()) st.measuredEndpoint = '(network changed)';
   }
 
@@ -211,7 +216,8 @@ export class MtuProber {
     return null;
   }
 
-  private async tick(): Promise<void> {
+  /** One check of every peer (start() runs it every MTU_CHECK_MS; tests call it directly). */
+  async tick(): Promise<void> {
     if (this.busy || this.stopped) return;
     const engine = this.opts.engine();
     const self = this.opts.selfIpv4();
@@ -266,6 +272,7 @@ export class MtuProber {
 
   private async search(engine: Engine, peer: Peer, st: PeerState, s: PeerStats): Promise<void> {
     const endpoint = s.endpoint ?? null;
+    const gen = this.networkGen; // before the first await: as of the stats `s` came from
     const underlay = endpoint ? await (this.opts.underlayMtu ?? deviceMtuToward)(endpointHost(endpoint)) : null;
     // Fixed MTU: nothing above the interface MTU can be sent, so the search stops there.
     const ceiling = this.opts.adaptive ? probeCeiling(underlay) : Math.max(MTU_FLOOR, Math.min(probeCeiling(underlay), engine.mtu));
@@ -275,6 +282,7 @@ export class MtuProber {
     // The floor first, at the interface MTU as it is (never below the floor): is there a responder, and how far is it?
     const rtt = await this.probe(ip, MTU_FLOOR, st, MTU_PROBE_FIRST_TIMEOUT_MS);
     if (rtt === null) {
+      if (await this.pathMoved(engine, peer, st, endpoint, gen)) return;
       if (!this.stopped) this.opts.log('debug', 'no answer to the path MTU probe at the floor; path left unmeasured', { peer: peer.name, endpoint });
       st.measuredEndpoint = endpoint; // asked again on the next path change or reprobe, not every tick
       st.measuredAt = Date.now();
@@ -293,7 +301,7 @@ export class MtuProber {
       // Back to the MTU every path in use carries (the caller then applies this probe's result).
       if (this.opts.adaptive && this.hysteresis) await engine.setMtu(Math.min(this.hysteresis.current, Math.max(search.result, MTU_FLOOR)) , this.opts.setLink ?? ipLinkSetMtu);
     }
-    if (this.stopped) return;
+    if (this.stopped || await this.pathMoved(engine, peer, st, endpoint, gen)) return;
     const before = st.pathMtu;
     st.pathMtu = search.result;
     st.measuredAt = Date.now();
@@ -301,6 +309,23 @@ export class MtuProber {
     this.opts.log(before === search.result ? 'debug' : 'info', 'path MTU measured', {
       peer: peer.name, pathMtu: search.result, before, endpoint, underlay, probes: search.probed.length, rttMs: rtt, timeoutMs, ms: Date.now() - started,
     });
+  }
+
+  /**
+   * Whether the path to `peer` moved while it was being searched: this host's network changed, or
+   * WireGuard's endpoint for it is no longer `endpoint` (PeerPaths moved it to or from the relay).
+   * The probes then measured some mix of two paths, so nothing is recorded but MOVED, and the
+   * next tick at which the endpoint has held searches it again. Without this, a host that moved
+   * behind a smaller hop had its search begin on the old direct endpoint and run over the relay:
+   * the relay's 1420 was recorded against that endpoint, and when the pair went direct to it
+   * again, through the hop, nothing searched it again (a CI failure of e2e/mtu.test.ts).
+   */
+  private async pathMoved(engine: Engine, peer: Peer, st: PeerState, endpoint: string | null, gen: number): Promise<boolean> {
+    const now = (await engine.stats()).get(peer.nodeKey as never)?.endpoint ?? null;
+    if (gen === this.networkGen && now === endpoint) return false;
+    st.measuredEndpoint = MOVED;
+    this.opts.log('debug', 'the path moved during its MTU search; searched again once it holds', { peer: peer.name, endpoint, now });
+    return true;
   }
 }
 

@@ -4,8 +4,15 @@
  * destination node key and hands received ones to `onPacket` with the sender's key as the server
  * stamped it. Its own queue is bounded like the server's: a packet that would take the socket's
  * unsent bytes past `maxQueueBytes` is dropped (drop newest) and counted.
+ *
+ * With a server of frame version 3 on (SERVER_INFO), it sends CLIENT_INFO, and packets sent within
+ * one event-loop turn leave as one SEND_BATCH message at setImmediate (packets read from UDP
+ * sockets in one poll phase are one turn); the server then batches what it sends here too.
  */
-import { encodeFrame, FRAME_PEER_GONE, FRAME_RECV_PACKET, FRAME_SEND_PACKET, FRAME_SERVER_INFO, KEY_BYTES, MAX_PACKET_BYTES, readServerFrame, type PeerGoneReason } from './relay-frame.js';
+import {
+  BatchWriter, batchEntry, encodeClientInfo, encodeFrame, FRAME_PEER_GONE, FRAME_RECV_BATCH, FRAME_RECV_PACKET, FRAME_SEND_BATCH, FRAME_SEND_PACKET, FRAME_SERVER_INFO, KEY_BYTES,
+  MAX_BATCH_PACKET_BYTES, MAX_PACKET_BYTES, readServerFrame, RELAY_VERSION_BATCH, type PeerGoneReason,
+} from './relay-frame.js';
 import { RELAY_QUEUE_BYTES } from './tunables.js';
 import type { UdpTicket } from './relay-udp.js';
 
@@ -31,12 +38,21 @@ export interface RelayClientHandlers {
 export interface RelayClientCounters {
   sent: number;
   received: number;
+  /** SEND_BATCH messages sent (each more than one packet). */
+  batchesSent: number;
   dropped: { queueFull: number; tooBig: number };
 }
 
 export class RelayClient {
-  readonly counters: RelayClientCounters = { sent: 0, received: 0, dropped: { queueFull: 0, tooBig: 0 } };
+  readonly counters: RelayClientCounters = { sent: 0, received: 0, batchesSent: 0, dropped: { queueFull: 0, tooBig: 0 } };
   maxPacketBytes = MAX_PACKET_BYTES;
+  /** Set when the server takes batches (SERVER_INFO version 3 on). */
+  private out: BatchWriter | undefined;
+  private flushQueued = false;
+  private readonly flush = () => {
+    this.flushQueued = false;
+    this.write(this.out?.take());
+  };
 
   constructor(private readonly socket: RelayClientSocket, private readonly handlers: RelayClientHandlers, private readonly maxQueueBytes = RELAY_QUEUE_BYTES) {
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
@@ -49,13 +65,30 @@ export class RelayClient {
       this.counters.dropped.tooBig++;
       return false;
     }
-    if (this.socket.bufferedAmount + packet.length > this.maxQueueBytes) {
+    const out = this.out;
+    if (this.socket.bufferedAmount + (out?.pendingBytes ?? 0) + packet.length > this.maxQueueBytes) {
       this.counters.dropped.queueFull++;
       return false;
     }
-    this.socket.send(encodeFrame(FRAME_SEND_PACKET, to, packet), { binary: true });
     this.counters.sent++;
+    if (out && packet.length <= MAX_BATCH_PACKET_BYTES) {
+      // Copied now: the caller may reuse its buffers once send returns.
+      this.write(out.add(to, Buffer.from(packet)));
+      if (!this.flushQueued) {
+        this.flushQueued = true;
+        setImmediate(this.flush);
+      }
+      return true;
+    }
+    this.write(out?.take());
+    this.socket.send(encodeFrame(FRAME_SEND_PACKET, to, packet), { binary: true });
     return true;
+  }
+
+  private write(frame: Buffer | undefined): void {
+    if (!frame) return;
+    if (frame[0] === FRAME_SEND_BATCH) this.counters.batchesSent++;
+    this.socket.send(frame, { binary: true });
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
@@ -69,9 +102,19 @@ export class RelayClient {
     if (f.type === FRAME_RECV_PACKET) {
       this.counters.received++;
       this.handlers.onPacket(f.key, f.body);
+    } else if (f.type === FRAME_RECV_BATCH) {
+      for (let i = 0; i < f.entries.offsets.length; i++) {
+        const { key, body } = batchEntry(f.entries, i);
+        this.counters.received++;
+        this.handlers.onPacket(key, body);
+      }
     } else if (f.type === FRAME_PEER_GONE) this.handlers.onPeerGone?.(f.key, f.reason);
     else if (f.type === FRAME_SERVER_INFO) {
       this.maxPacketBytes = Math.min(MAX_PACKET_BYTES, f.maxPacketBytes);
+      if (f.version >= RELAY_VERSION_BATCH && !this.out) {
+        this.socket.send(encodeClientInfo(), { binary: true });
+        this.out = new BatchWriter(FRAME_SEND_BATCH, FRAME_SEND_PACKET);
+      }
       this.handlers.onServerInfo?.(f);
     }
   }

@@ -15,6 +15,10 @@
  *   allowed) until a packet to that peer is forwarded again. When a client goes away, every client
  *   that sent to it is told at once.
  * - A bad frame closes only that client (RelayClose.BadFrame with the reason).
+ * - Batches (relay-frame.ts, version 3): a client that sent CLIENT_INFO gets what arrives for it
+ *   within one event-loop turn as one RECV_BATCH message (flushed at setImmediate), counted in
+ *   the queue bound while it waits; an older client gets one RECV_PACKET per packet, as before.
+ *   A SEND_BATCH is forwarded entry by entry, each as a SEND_PACKET would be.
  * - Keepalive: a ping every `pingIntervalMs`; a client that answered nothing for two is cut off.
  * - UDP (relay-udp.ts), once the embedder attaches a UDP socket (`attachUdp`): every client gets a
  *   ticket in SERVER_INFO; a client that bound its UDP address with it receives its packets there
@@ -30,7 +34,8 @@
  *   which delivers it to its client; queue bounds apply to mesh links as to clients.
  */
 import {
-  encodePeerGone, encodeServerInfo, FRAME_RECV_PACKET, KEY_BYTES, MAX_PACKET_BYTES, PeerGoneReason, readClientFrame, RelayClose,
+  BatchWriter, batchEntry, encodePeerGone, encodeServerInfo, FRAME_CLIENT_INFO, FRAME_RECV_BATCH, FRAME_RECV_PACKET, FRAME_SEND_BATCH, KEY_BYTES, MAX_BATCH_PACKET_BYTES,
+  MAX_PACKET_BYTES, PeerGoneReason, readClientFrame, RELAY_VERSION_BATCH, RelayClose,
 } from './relay-frame.js';
 import { randomBytes } from 'node:crypto';
 import type { StunServer } from './stun-server.js';
@@ -71,6 +76,9 @@ export interface RelayCounters {
   timeouts: number;
   /** Client connections accepted in total. */
   accepted: number;
+  /** RECV_BATCH messages sent, and SEND_BATCH messages received (each more than one packet). */
+  batchesSent: number;
+  batchesReceived: number;
   /**
    * The UDP side: binds accepted and refused (in total, and by reason: not a BIND, no session with
    * that id, a sequence number not above the last, a wrong MAC), packets and their payload bytes in
@@ -130,6 +138,9 @@ class Client {
   alive = true;
   closed = false;
   corked = false;
+  /** Set once the client sent CLIENT_INFO (version 3 on): its packets then leave in batches. */
+  out: BatchWriter | undefined;
+  flushing = false;
   constructor(readonly nodeId: number, readonly key: Buffer, readonly mapKey: string, readonly socket: RelaySocket, readonly stream: RelayStream | undefined) {}
 }
 
@@ -149,7 +160,7 @@ export function passesOn(from: string, fromKind: MeshPeerKind, to: string, toKin
 
 export class RelayServer {
   readonly counters: RelayCounters = {
-    packetsForwarded: 0, bytesForwarded: 0, dropped: { noSuchPeer: 0, notAllowed: 0, queueFull: 0, tooBig: 0 }, peerGoneSent: 0, badFrames: 0, timeouts: 0, accepted: 0,
+    packetsForwarded: 0, bytesForwarded: 0, dropped: { noSuchPeer: 0, notAllowed: 0, queueFull: 0, tooBig: 0 }, peerGoneSent: 0, badFrames: 0, timeouts: 0, accepted: 0, batchesSent: 0, batchesReceived: 0,
     udp: { binds: 0, bindsRefused: 0, bindsRefusedBy: { malformed: 0, unknownSession: 0, replayed: 0, badMac: 0 }, packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, unbound: 0, unbinds: 0 },
     mesh: { forwardedOut: 0, deliveredIn: 0, dropped: 0, badFrames: 0, linksRefused: 0 },
   };
@@ -173,6 +184,20 @@ export class RelayServer {
     for (const c of list) {
       c.corked = false;
       c.stream!.uncork();
+    }
+  };
+
+  private flushing: Client[] = [];
+  private readonly flushAll = () => {
+    const list = this.flushing;
+    this.flushing = [];
+    for (const c of list) {
+      c.flushing = false;
+      const batch = c.out?.take();
+      if (batch && !c.closed) {
+        if (batch[0] === FRAME_RECV_BATCH) this.counters.batchesSent++;
+        c.socket.send(batch, { binary: true });
+      }
     }
   };
 
@@ -301,7 +326,7 @@ export class RelayServer {
       const dst = this.byKey.get(dstKey);
       const bodyLength = f.tail.length - 1 - KEY_BYTES;
       if (!dst) return this.transit(replicaId, kind, dstKey, f.srcNodeId, data, bodyLength);
-      if (bodyLength > this.maxPacketBytes || !this.opts.mayRelay(f.srcNodeId, dst.nodeId) || !this.deliver(dst, f.tail, bodyLength)) {
+      if (bodyLength > this.maxPacketBytes || !this.opts.mayRelay(f.srcNodeId, dst.nodeId) || !this.deliver(dst, f.tail.subarray(1, 1 + KEY_BYTES), f.tail, bodyLength)) {
         this.counters.mesh.dropped++;
         return undefined;
       }
@@ -361,7 +386,11 @@ export class RelayServer {
       this.counters.badFrames++;
       return this.drop(src, RelayClose.BadFrame, read.reason);
     }
-    const { key, body } = read.frame;
+    const f = read.frame;
+    if (f.type === FRAME_CLIENT_INFO) {
+      if (f.version >= RELAY_VERSION_BATCH) src.out ??= new BatchWriter(FRAME_RECV_BATCH, FRAME_RECV_PACKET);
+      return;
+    }
     // A client sends over its WebSocket only while its UDP does not work (relay-udp-client's
     // `usable`): its packets come back that way too, at once rather than when the binding lapses.
     if (src.udpAddress !== undefined) {
@@ -369,11 +398,22 @@ export class RelayServer {
       src.udpPort = 0;
       this.counters.udp.unbinds++;
     }
-    if (body.length > this.maxPacketBytes) {
+    if (f.type !== FRAME_SEND_BATCH) return this.forwardChecked(src, f.key, data, f.body.length);
+    this.counters.batchesReceived++;
+    for (let i = 0; i < f.entries.offsets.length && !src.closed; i++) {
+      const { key, body } = batchEntry(f.entries, i);
+      // The entry seen in the RECV layout: the byte before its key stands for the type, and its
+      // key and length (34 bytes) hold the 33 of type and key; the next entry starts after its body.
+      this.forwardChecked(src, key, data.subarray(body.byteOffset - data.byteOffset - 1 - KEY_BYTES, body.byteOffset - data.byteOffset + body.length), body.length);
+    }
+  }
+
+  private forwardChecked(src: Client, key: Buffer, frame: Buffer, bodyLength: number): void {
+    if (bodyLength > this.maxPacketBytes) {
       this.counters.dropped.tooBig++;
       return;
     }
-    this.forward(src, key, data, body.length);
+    this.forward(src, key, frame, bodyLength);
   }
 
   /**
@@ -426,8 +466,9 @@ export class RelayServer {
   }
 
   /**
-   * Forwards `data` (type byte | destination key `key` | body of `bodyLength`, which it rewrites in
-   * place to the RECV layout with the sender's authenticated key) from `src` to the key's client.
+   * Forwards `data` (type byte | destination key `key` | body of `bodyLength`, which it may rewrite
+   * in place to the RECV layout with the sender's authenticated key) from `src` to the key's client.
+   * `key` may share bytes with `data`'s: it is read before `data` is written.
    */
   private forward(src: Client, key: Buffer, data: Buffer, bodyLength: number): void {
     const dstKey = key.toString('latin1');
@@ -443,10 +484,7 @@ export class RelayServer {
       this.counters.dropped.notAllowed++;
       return this.tellGone(src, key, dstKey, PeerGoneReason.NotAllowed);
     }
-    // The received message becomes the forwarded one in place: same length, type and key rewritten
-    // (the key to the sender's authenticated one), so a packet is never copied on its way through.
-    src.key.copy(data, 1);
-    if (!this.deliver(dst, data, bodyLength)) {
+    if (!this.deliver(dst, src.key, data, bodyLength)) {
       this.counters.dropped.queueFull++;
       return;
     }
@@ -473,18 +511,40 @@ export class RelayServer {
   }
 
   /**
-   * Sends `data` (RECV layout: a type byte to be set, the sender's key, the body) to `dst`: over
-   * UDP when it is bound, else its WebSocket unless its queue is full (false).
+   * Sends the packet at the end of `data` (RECV layout: a type byte and a key to be set, then the
+   * body) from the sender with key `srcKey` to `dst`: over UDP when it is bound; else into its
+   * batch when it takes batches; else its WebSocket. False when its queue is full. Sent as is,
+   * the received message becomes the forwarded one in place (same length, type and key rewritten),
+   * so a packet is never copied on its way through; a batch copies it once.
    */
-  private deliver(dst: Client, data: Buffer, bodyLength: number): boolean {
+  private deliver(dst: Client, srcKey: Buffer, data: Buffer, bodyLength: number): boolean {
     if (dst.udpAddress !== undefined && this.udp) {
+      srcKey.copy(data, 1);
       data[0] = UDP_RECV;
       this.udp.send(data, dst.udpPort, dst.udpAddress);
       this.counters.udp.packetsOut++;
       this.counters.udp.bytesOut += bodyLength;
       return true;
     }
+    const out = dst.out;
+    if (out && dst.socket.bufferedAmount + out.pendingBytes + bodyLength > this.maxQueueBytes) return false;
+    if (out && bodyLength <= MAX_BATCH_PACKET_BYTES) {
+      const full = out.add(srcKey, data.subarray(data.length - bodyLength));
+      if (full) {
+        this.counters.batchesSent++;
+        dst.socket.send(full, { binary: true });
+      }
+      if (!dst.flushing) {
+        dst.flushing = true;
+        if (this.flushing.push(dst) === 1) setImmediate(this.flushAll);
+      }
+      return true;
+    }
+    // Too big for a batch entry: what waits goes first, then this in a frame of its own.
+    const waiting = out?.take();
+    if (waiting) dst.socket.send(waiting, { binary: true });
     if (dst.socket.bufferedAmount + bodyLength > this.maxQueueBytes) return false;
+    srcKey.copy(data, 1);
     data[0] = FRAME_RECV_PACKET;
     // Packets that arrive in one read are mostly emitted in one tick: corked until the tick ends,
     // they leave in one writev instead of one system call each.

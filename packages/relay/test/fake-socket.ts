@@ -1,6 +1,6 @@
 /** A RelaySocket that records what the relay sends it, for the relay core's tests (no WebSocket). */
 import { EventEmitter } from 'node:events';
-import { encodeFrame, FRAME_RECV_PACKET, FRAME_SEND_PACKET, FRAME_SERVER_INFO, readServerFrame, type RelaySocket, type ServerFrame, type UdpTicket } from '../src/index.js';
+import { batchEntry, encodeFrame, FRAME_RECV_BATCH, FRAME_RECV_PACKET, FRAME_SEND_PACKET, FRAME_SERVER_INFO, readServerFrame, type RelaySocket, type ServerFrame, type UdpTicket } from '../src/index.js';
 
 export class FakeSocket extends EventEmitter implements RelaySocket {
   bufferedAmount = 0;
@@ -28,9 +28,16 @@ export class FakeSocket extends EventEmitter implements RelaySocket {
       return r.frame;
     });
   }
-  /** The RECV_PACKETs sent: from whom (the first byte of the key) and the body. */
+  /** The packets sent (RECV_PACKETs, and the entries of RECV_BATCHes): from whom (the first byte of the key) and the body. */
   packets(): { from: number; body: string }[] {
-    return this.frames().flatMap((f) => (f.type === FRAME_RECV_PACKET ? [{ from: f.key[0]!, body: f.body.toString() }] : []));
+    return this.frames().flatMap((f) => {
+      if (f.type === FRAME_RECV_PACKET) return [{ from: f.key[0]!, body: f.body.toString() }];
+      if (f.type !== FRAME_RECV_BATCH) return [];
+      return f.entries.offsets.map((_, i) => {
+        const e = batchEntry(f.entries, i);
+        return { from: e.key[0]!, body: e.body.toString() };
+      });
+    });
   }
   /** The client sends a packet to `dst`. */
   packet(dst: Buffer, body: Buffer | string): void {

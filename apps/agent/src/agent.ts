@@ -623,6 +623,7 @@ export class Agent {
       engine: () => this.engine,
       peers: () => this.netmap.peers,
       selfIpv4: () => this.netmap.self?.ipv4,
+      relayTransport: () => this.relayPath?.route ?? null,
       log: this.opts.log,
     });
     this.mtuProber.start();

@@ -24,6 +24,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Peer } from '@weft/protocol';
+import { UDP_SEND_HEADER_BYTES } from '@weft/relay';
 import type { PeerStats } from '@weft/wg';
 import type { Engine } from './engine.js';
 import type { Logger } from './log.js';
@@ -60,6 +61,12 @@ export interface MtuProberOptions {
   setLink?: (name: string, mtu: number) => Promise<void>;
   /** MTU of the device packets to `ip` leave by; default `ip route get` + /sys/class/net. */
   underlayMtu?: (ip: string) => Promise<number | null>;
+  /**
+   * How relayed peers' packets leave now: over UDP to `host` (each WireGuard datagram gains the
+   * relay's UDP header, UDP_SEND_HEADER_BYTES, inside the same underlay packet), over the
+   * WebSocket (TCP segments them: no ceiling from the path), or null (no relay).
+   */
+  relayTransport?: () => { transport: 'udp'; host: string } | { transport: 'websocket' } | null;
 }
 
 interface PeerState {
@@ -89,6 +96,16 @@ export async function deviceMtuToward(ip: string): Promise<number | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * What identifies the path to a peer: WireGuard's endpoint, and for a relayed peer (its endpoint
+ * is the local relay socket) the relay's transport too, since UDP and the WebSocket carry
+ * different sizes through the same socket.
+ */
+function pathKey(endpoint: string | null, relayed: boolean, relay: ReturnType<NonNullable<MtuProberOptions['relayTransport']>> | undefined): string | null {
+  if (endpoint === null || !relayed || !relay) return endpoint;
+  return `${endpoint} via ${relay.transport === 'udp' ? `udp ${relay.host}` : 'websocket'}`;
 }
 
 const endpointHost = (e: string) => e.slice(0, e.lastIndexOf(':')).replace(/^\[|\]$/g, '');
@@ -241,13 +258,14 @@ export class MtuProber {
         if (st.lastBytes !== null && inUse(bytes - st.lastBytes, st.probeBytes - st.lastProbeBytes)) st.activeAt = now;
         st.lastBytes = bytes;
         st.lastProbeBytes = st.probeBytes;
-        const settled = st.seenEndpoint === (s.endpoint ?? null);
-        st.seenEndpoint = s.endpoint ?? null;
+        const path = this.pathOf(engine, peer, s);
+        const settled = st.seenEndpoint === path;
+        st.seenEndpoint = path;
         // An idle pair (PeerPaths' one "in use", engine.isIdle) is never probed, even when its
         // endpoint changed: parking it on the relay must not cost it packets.
         if (!live(s, now) || !settled || candidate || engine.isIdle(peer.nodeKey)) continue;
         const joined = st.measuredAt === null;
-        const pathChanged = st.measuredEndpoint !== (s.endpoint ?? null);
+        const pathChanged = st.measuredEndpoint !== path;
         const due = st.activeAt !== null && now - st.activeAt < IN_USE_WINDOW_MS && st.measuredAt !== null && now - st.measuredAt >= MTU_REPROBE_MS;
         if (joined || pathChanged || due) candidate = { peer, st, stats: s };
       }
@@ -271,9 +289,9 @@ export class MtuProber {
   }
 
   private async search(engine: Engine, peer: Peer, st: PeerState, s: PeerStats): Promise<void> {
-    const endpoint = s.endpoint ?? null;
+    const endpoint = this.pathOf(engine, peer, s);
     const gen = this.networkGen; // before the first await: as of the stats `s` came from
-    const underlay = endpoint ? await (this.opts.underlayMtu ?? deviceMtuToward)(endpointHost(endpoint)) : null;
+    const underlay = await this.underlayOf(engine, peer, s.endpoint ?? null);
     // Fixed MTU: nothing above the interface MTU can be sent, so the search stops there.
     const ceiling = this.opts.adaptive ? probeCeiling(underlay) : Math.max(MTU_FLOOR, Math.min(probeCeiling(underlay), engine.mtu));
     const search = new MtuSearch(ceiling);
@@ -311,6 +329,25 @@ export class MtuProber {
     });
   }
 
+  private pathOf(engine: Engine, peer: Peer, s: PeerStats | undefined): string | null {
+    return pathKey(s?.endpoint ?? null, engine.relayEndpointOf(peer.nodeKey) !== undefined, this.opts.relayTransport?.());
+  }
+
+  /**
+   * The MTU a path's WireGuard datagrams must fit in: the device toward a direct peer's endpoint;
+   * for a relayed peer over UDP, the device toward the relay less the relay's header (else every
+   * full-size packet would leave as two IP fragments: 1420 + 32 + 41 + 28 > 1500); over the
+   * WebSocket, none (null: the ceiling).
+   */
+  private async underlayOf(engine: Engine, peer: Peer, endpoint: string | null): Promise<number | null> {
+    const underlay = this.opts.underlayMtu ?? deviceMtuToward;
+    if (engine.relayEndpointOf(peer.nodeKey) === undefined) return endpoint ? underlay(endpointHost(endpoint)) : null;
+    const relay = this.opts.relayTransport?.();
+    if (relay?.transport !== 'udp') return null;
+    const mtu = await underlay(relay.host);
+    return mtu === null ? null : mtu - UDP_SEND_HEADER_BYTES;
+  }
+
   /**
    * Whether the path to `peer` moved while it was being searched: this host's network changed, or
    * WireGuard's endpoint for it is no longer `endpoint` (PeerPaths moved it to or from the relay).
@@ -321,7 +358,7 @@ export class MtuProber {
    * again, through the hop, nothing searched it again (a CI failure of e2e/mtu.test.ts).
    */
   private async pathMoved(engine: Engine, peer: Peer, st: PeerState, endpoint: string | null, gen: number): Promise<boolean> {
-    const now = (await engine.stats()).get(peer.nodeKey as never)?.endpoint ?? null;
+    const now = this.pathOf(engine, peer, (await engine.stats()).get(peer.nodeKey as never));
     if (gen === this.networkGen && now === endpoint) return false;
     st.measuredEndpoint = MOVED;
     this.opts.log('debug', 'the path moved during its MTU search; searched again once it holds', { peer: peer.name, endpoint, now });

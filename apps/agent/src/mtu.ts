@@ -13,8 +13,9 @@ export const OVERHEAD = { 4: 60, 6: 80 } as const;
 /**
  * The largest inner size worth probing to a peer whose packets leave through a device of
  * `underlayMtu`: that MTU less the IPv6 overhead (so 1420 on 1500, whatever the family: a path
- * can change family), within [MTU_FLOOR, MTU_CEILING]. A relayed peer's local socket is on `lo`
- * (65536): the ceiling is MTU_CEILING then.
+ * can change family), within [MTU_FLOOR, MTU_CEILING]. A peer relayed over the WebSocket has no
+ * underlay of its own (null: MTU_CEILING; TCP segments it); over UDP, its underlay is the device
+ * toward the relay less the relay's header (mtu-probe.ts).
  */
 export function probeCeiling(underlayMtu: number | null): number {
   if (underlayMtu === null || !Number.isFinite(underlayMtu)) return MTU_CEILING;

@@ -86,6 +86,8 @@ export class RelayPath {
   private wgPort: number | undefined;
   /** The UDP side of the current relay session, once its ticket came (undefined: WebSocket only). */
   private udp: RelayUdpClient | undefined;
+  /** The address `udp` sends to (the server host, resolved). */
+  private udpHost: string | undefined;
   private portQuery: Promise<void> | undefined;
   /** `toRelay` by transport: `toRelayUdp` of them went over UDP. */
   readonly counters = { toRelay: 0, toRelayUdp: 0, fromRelay: 0, dropped: 0, heldForProbe: 0, keptEarly: 0 };
@@ -154,6 +156,13 @@ export class RelayPath {
   get transport(): 'udp' | 'websocket' | null {
     if (!this.ready) return null;
     return this.udp?.usable ? 'udp' : 'websocket';
+  }
+
+  /** The same, with the relay's address when over UDP (what adaptive MTU sizes relayed paths by). */
+  get route(): { transport: 'udp'; host: string } | { transport: 'websocket' } | null {
+    const t = this.transport;
+    if (t === null) return null;
+    return t === 'udp' && this.udpHost ? { transport: 'udp', host: this.udpHost } : { transport: 'websocket' };
   }
 
   endpointOf(nodeKey: string): string | undefined {
@@ -455,6 +464,7 @@ export class RelayPath {
     // The session ended (or was replaced) while the socket opened: its ticket is void.
     if (this.ws !== ws || this.stopped) return udp.close();
     this.udp = udp;
+    this.udpHost = host;
   }
 
   private closeUdp(): void {

@@ -16,9 +16,12 @@ const peer = { nodeKey: KEY, name: 'b', ipv4: '127.0.0.1/32', endpoints: [] } as
 function fakeEngine() {
   const e = {
     endpoint: '10.0.0.2:41641' as string | null,
+    /** Set: the peer is relayed (its endpoint is the local relay socket). */
+    relayed: false,
     mtu: 1420,
     up: true,
     isIdle: () => false,
+    relayEndpointOf: () => (e.relayed ? e.endpoint ?? undefined : undefined),
     setMtu: async (m: number) => { e.mtu = m; },
     stats: async (): Promise<Map<string, PeerStats>> => new Map([[KEY, {
       publicKey: KEY, endpoint: e.endpoint, lastHandshake: new Date(), rxBytes: 0, txBytes: 0,
@@ -30,7 +33,9 @@ function fakeEngine() {
 let prober: MtuProber | undefined;
 afterEach(() => prober?.stop());
 
-function start(engine: ReturnType<typeof fakeEngine>, duringSearch: () => void) {
+type Route = { transport: 'udp'; host: string } | { transport: 'websocket' } | null;
+
+function start(engine: ReturnType<typeof fakeEngine>, duringSearch: () => void, relay: { route: Route } = { route: null }) {
   const searches: string[] = [];
   prober = new MtuProber({
     adaptive: true,
@@ -38,6 +43,7 @@ function start(engine: ReturnType<typeof fakeEngine>, duringSearch: () => void) 
     peers: () => [peer],
     selfIpv4: () => '127.0.0.1/32',
     log: () => {},
+    relayTransport: () => relay.route,
     setLink: async () => {},
     // Called once at the start of each search, with the endpoint's host.
     underlayMtu: async (host) => {
@@ -50,6 +56,24 @@ function start(engine: ReturnType<typeof fakeEngine>, duringSearch: () => void) 
 }
 
 describe('path MTU prober', () => {
+  it('a peer relayed over UDP is searched under the relay\'s header (no IP fragments); over the WebSocket up to the ceiling; a transport change is a path change', async () => {
+    const engine = fakeEngine();
+    engine.relayed = true;
+    engine.endpoint = '127.0.0.1:50000';
+    const relay: { route: Route } = { route: { transport: 'udp', host: '10.0.0.1' } };
+    const { prober: p, searches } = start(engine, () => {}, relay);
+    await p.tick();
+    await p.tick();
+    expect(searches).toEqual(['10.0.0.1']); // the device toward the relay, not lo
+    // 1500 - 41 (relay UDP header) - 80 (WireGuard over IPv6): every probe acks on loopback, so the result is the ceiling.
+    expect(p.view(KEY).pathMtu).toBe(1379);
+    relay.route = { transport: 'websocket' };
+    await p.tick(); // the path changed: seen once
+    await p.tick(); // held: searched, with no underlay of its own
+    expect(searches).toEqual(['10.0.0.1']);
+    expect(p.view(KEY).pathMtu).toBe(1420);
+  });
+
   it('a path whose endpoint moves to the relay mid-search and back is searched again once it holds', async () => {
     const engine = fakeEngine();
     const { prober: p, searches } = start(engine, () => { engine.endpoint = '127.0.0.1:50000'; });

@@ -8,6 +8,13 @@
  *   direct     the block is lifted: the pair goes direct.
  * Each phase runs BENCH_ROUNDS (3) streams of BENCH_SECONDS (5) s; each relayed median is given as a
  * fraction of the direct median (targets: 0.8 over the UDP relay; the WebSocket's is reported).
+ *
+ * On this lab every process (two iperf3, two wireguard-go, two agents, the server) shares the
+ * machine's cores, so those three phases measure CPU: a relay hop costs the same cores the direct
+ * path already fills (bench:relay-kernel-ceiling measures the same with the kernel forwarding).
+ * So the three are run again with a's and b's eth0 shaped to BENCH_LINK_MBIT (100) Mbit/s (tc tbf,
+ * egress), as an uplink is: direct-link, udp-link, websocket-link. There the question is whether
+ * the relay holds one TCP flow back when the link, not the CPU, is the limit.
  * Writes bench/results/relay-lab.json with the machine and its load at start and end.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -23,6 +30,7 @@ import { median, round } from './lib/stats.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const LINK_MBIT = Number(process.env.BENCH_LINK_MBIT ?? 100);
 const here = import.meta.dirname;
 
 /**
@@ -95,16 +103,40 @@ await lab.run(async () => {
     if (p !== path || (transport && st.relay?.transport !== transport)) throw new Error(`a -> b is ${p} (relay transport ${st.relay?.transport}), the phase needs ${path}${transport ? ` over ${transport}` : ''}`);
   };
 
+  // Each phase starts once adaptive MTU has sized both interfaces for the path (1420 direct and
+  // over the WebSocket, under 1400 over the UDP relay: its header comes off), so no phase is run
+  // at the size of the one before.
+  const settleMtu = async (ok: (mtu: number) => boolean, what: string) => {
+    // Pinging meanwhile: an idle pair is never probed.
+    for (const h of ['a', 'b'] as const) await waitFor(async () => (await a.ping(ipB, { count: 1, timeoutMs: 2000 })).ok && ok((await agents[h].status()).interface.mtu), { timeoutMs: 60_000, intervalMs: 500, what: `${h}'s interface MTU ${what}` });
+  };
+  const [full, underUdpRelay] = [(m: number) => m === 1420, (m: number) => m < 1400];
   await waitFor(async () => (await a.ping(ipB, { count: 1, timeoutMs: 2000 })).ok && (await pathTo('a')) === 'relay', { timeoutMs: 60_000, intervalMs: 250, what: 'a -> b relayed over the WebSocket' });
+  await settleMtu(full, '1420 over the WebSocket');
   await run('websocket', () => expectState('relay', 'websocket'));
 
   await Promise.all([a, b].map((h) => setUdpBlock(h, { relayUdpFrom: lab.hosts.server!.ip })));
   for (const h of ['a', 'b'] as const) await waitFor(async () => (await agents[h].status()).relay?.transport === 'udp', { timeoutMs: 30_000, intervalMs: 250, what: `${h} relays over UDP` });
+  await settleMtu(underUdpRelay, 'under 1400 over the UDP relay');
   await run('udp', () => expectState('relay', 'udp'));
 
   await Promise.all([a, b].map((h) => setUdpBlock(h, 'none')));
   await waitFor(async () => (await pathTo('a')) === 'direct' && (await pathTo('b')) === 'direct', { timeoutMs: 60_000, intervalMs: 250, what: 'a <-> b direct once UDP passes' });
+  await settleMtu(full, '1420 direct');
   await run('direct', () => expectState('direct'));
+
+  // The same three at a shaped uplink, in reverse (direct first: it is where the pair is).
+  for (const h of [a, b]) await h.execOk('tc', ['qdisc', 'replace', 'dev', 'eth0', 'root', 'tbf', 'rate', `${LINK_MBIT}mbit`, 'burst', '64kb', 'latency', '20ms']);
+  await run('direct-link', () => expectState('direct'));
+  await Promise.all([a, b].map((h) => setUdpBlock(h, { relayUdpFrom: lab.hosts.server!.ip })));
+  // Pings carry the traffic that finds the direct path dead (an idle pair is not watched).
+  await waitFor(async () => (await a.ping(ipB, { count: 1, timeoutMs: 2000 })).ok && (await pathTo('a')) === 'relay' && (await agents.a.status()).relay?.transport === 'udp', { timeoutMs: 60_000, intervalMs: 250, what: 'a -> b relayed over UDP once the direct path is blocked' });
+  await settleMtu(underUdpRelay, 'under 1400 over the UDP relay');
+  await run('udp-link', () => expectState('relay', 'udp'));
+  await Promise.all([a, b].map((h) => setUdpBlock(h, 'all')));
+  for (const h of ['a', 'b'] as const) await waitFor(async () => (await a.ping(ipB, { count: 1, timeoutMs: 2000 })).ok && (await agents[h].status()).relay?.transport === 'websocket', { timeoutMs: 60_000, intervalMs: 250, what: `${h} relays over the WebSocket once UDP is blocked` });
+  await settleMtu(full, '1420 over the WebSocket');
+  await run('websocket-link', () => expectState('relay', 'websocket'));
 });
 
 const direct = phases.direct!.medianMbitPerSecond;
@@ -114,13 +146,19 @@ const out = {
   loadAvg1mAtStart,
   loadAvg1mAtEnd: machine().loadAvg1m,
   machine: machine({ 'wireguard-go': ['wireguard-go', ['--version']], iperf3: ['iperf3', ['--version']] }),
-  setup: `real-network lab (e2e/lab, hosts server, a, b on one bridge; wireguard-go; weft-server with STUN/relay UDP on ${RELAY_UDP_PORT}): iperf3 TCP, one stream a -> b through the Weft tunnel, ${ROUNDS} x ${SECONDS} s per phase (first second omitted), phases in this order on one lab: websocket (all UDP on a and b dropped: relayed over the WebSocket), udp (UDP to the relay port allowed: relayed over UDP), direct (no block). Each round checks a's weft status still says that path and transport. Per phase: the tunnel interfaces' MTU, and UDP datagrams dropped on each host during it (kernel RcvbufErrors, and per socket the skmem drop count with the socket's receive buffer).`,
+  setup: `real-network lab (e2e/lab, hosts server, a, b on one bridge; wireguard-go; weft-server with STUN/relay UDP on ${RELAY_UDP_PORT}): iperf3 TCP, one stream a -> b through the Weft tunnel, ${ROUNDS} x ${SECONDS} s per phase (first second omitted), phases in this order on one lab: websocket (all UDP on a and b dropped: relayed over the WebSocket), udp (UDP to the relay port allowed: relayed over UDP), direct (no block); then with a's and b's eth0 shaped to ${LINK_MBIT} Mbit/s egress (tc tbf, burst 64 KiB, latency 20 ms): direct-link, udp-link, websocket-link. Each round checks a's weft status still says that path and transport. Per phase: the tunnel interfaces' MTU, and UDP datagrams dropped on each host during it (kernel RcvbufErrors, and per socket the skmem drop count with the socket's receive buffer).`,
   phases,
   fractionOfDirect: {
     what: 'phase median / direct median; targets: udp >= 0.8 (issue 9); websocket reported',
     udp: round(phases.udp!.medianMbitPerSecond / direct, 3),
     websocket: round(phases.websocket!.medianMbitPerSecond / direct, 3),
     udpOverWebsocket: round(phases.udp!.medianMbitPerSecond / phases.websocket!.medianMbitPerSecond, 3),
+  },
+  fractionOfDirectAtLinkRate: {
+    what: `the same at a ${LINK_MBIT} Mbit/s uplink on a and b: phase median / direct-link median (the link is the limit, not the shared CPU)`,
+    linkMbit: LINK_MBIT,
+    udp: round(phases['udp-link']!.medianMbitPerSecond / phases['direct-link']!.medianMbitPerSecond, 3),
+    websocket: round(phases['websocket-link']!.medianMbitPerSecond / phases['direct-link']!.medianMbitPerSecond, 3),
   },
 };
 mkdirSync(resolve(here, 'results'), { recursive: true });

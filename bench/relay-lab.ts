@@ -12,13 +12,14 @@
  * On this lab every process (two iperf3, two wireguard-go, two agents, the server) shares the
  * machine's cores, so those three phases measure CPU: a relay hop costs the same cores the direct
  * path already fills (bench:relay-kernel-ceiling measures the same with the kernel forwarding).
- * So the three are run again with a's and b's eth0 shaped to BENCH_LINK_MBIT (100) Mbit/s (tc tbf,
- * egress), as an uplink is: direct-link, udp-link, websocket-link. There the question is whether
+ * So the three are run again with the LAN's ports toward a and b shaped to BENCH_LINK_MBIT (100)
+ * Mbit/s (tc tbf), as a router's downlink to each is: direct-link, udp-link, websocket-link. There the question is whether
  * the relay holds one TCP flow back when the link, not the CPU, is the limit.
  * Writes bench/results/relay-lab.json with the machine and its load at start and end.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { execOkIn } from '../e2e/lab/exec.js';
 import { Lab } from '../e2e/lab/lab.js';
 import type { Host } from '../e2e/lab/host.js';
 import { iperf3, type IperfResult } from '../e2e/lab/iperf.js';
@@ -126,7 +127,10 @@ await lab.run(async () => {
   await run('direct', () => expectState('direct'));
 
   // The same three at a shaped uplink, in reverse (direct first: it is where the pair is).
-  for (const h of [a, b]) await h.execOk('tc', ['qdisc', 'replace', 'dev', 'eth0', 'root', 'tbf', 'rate', `${LINK_MBIT}mbit`, 'burst', '64kb', 'latency', '20ms']);
+  // Shaped where a router would be: the LAN's ports toward a and b (their downlinks), which the
+  // direct and the relayed path both cross. Not a's own eth0: there the qdisc pushes back on the
+  // local sender, which wireguard-go's small socket buffer feels and the agent's large one does not.
+  for (const h of [a, b]) await execOkIn(lab.bridgeNs, 'tc', ['qdisc', 'replace', 'dev', `vh${h.index}`, 'root', 'tbf', 'rate', `${LINK_MBIT}mbit`, 'burst', '64kb', 'latency', '20ms']);
   await run('direct-link', () => expectState('direct'));
   await Promise.all([a, b].map((h) => setUdpBlock(h, { relayUdpFrom: lab.hosts.server!.ip })));
   // Pings carry the traffic that finds the direct path dead (an idle pair is not watched).
@@ -146,7 +150,7 @@ const out = {
   loadAvg1mAtStart,
   loadAvg1mAtEnd: machine().loadAvg1m,
   machine: machine({ 'wireguard-go': ['wireguard-go', ['--version']], iperf3: ['iperf3', ['--version']] }),
-  setup: `real-network lab (e2e/lab, hosts server, a, b on one bridge; wireguard-go; weft-server with STUN/relay UDP on ${RELAY_UDP_PORT}): iperf3 TCP, one stream a -> b through the Weft tunnel, ${ROUNDS} x ${SECONDS} s per phase (first second omitted), phases in this order on one lab: websocket (all UDP on a and b dropped: relayed over the WebSocket), udp (UDP to the relay port allowed: relayed over UDP), direct (no block); then with a's and b's eth0 shaped to ${LINK_MBIT} Mbit/s egress (tc tbf, burst 64 KiB, latency 20 ms): direct-link, udp-link, websocket-link. Each round checks a's weft status still says that path and transport. Per phase: the tunnel interfaces' MTU, and UDP datagrams dropped on each host during it (kernel RcvbufErrors, and per socket the skmem drop count with the socket's receive buffer).`,
+  setup: `real-network lab (e2e/lab, hosts server, a, b on one bridge; wireguard-go; weft-server with STUN/relay UDP on ${RELAY_UDP_PORT}): iperf3 TCP, one stream a -> b through the Weft tunnel, ${ROUNDS} x ${SECONDS} s per phase (first second omitted), phases in this order on one lab: websocket (all UDP on a and b dropped: relayed over the WebSocket), udp (UDP to the relay port allowed: relayed over UDP), direct (no block); then with the LAN bridge's ports toward a and b shaped to ${LINK_MBIT} Mbit/s (tc tbf, burst 64 KiB, latency 20 ms: each host's downlink, which the direct and the relayed path both cross): direct-link, udp-link, websocket-link. Each round checks a's weft status still says that path and transport. Per phase: the tunnel interfaces' MTU, and UDP datagrams dropped on each host during it (kernel RcvbufErrors, and per socket the skmem drop count with the socket's receive buffer).`,
   phases,
   fractionOfDirect: {
     what: 'phase median / direct median; targets: udp >= 0.8 (issue 9); websocket reported',
@@ -155,7 +159,7 @@ const out = {
     udpOverWebsocket: round(phases.udp!.medianMbitPerSecond / phases.websocket!.medianMbitPerSecond, 3),
   },
   fractionOfDirectAtLinkRate: {
-    what: `the same at a ${LINK_MBIT} Mbit/s uplink on a and b: phase median / direct-link median (the link is the limit, not the shared CPU)`,
+    what: `the same with a ${LINK_MBIT} Mbit/s downlink to a and to b: phase median / direct-link median (the link is the limit, not the shared CPU)`,
     linkMbit: LINK_MBIT,
     udp: round(phases['udp-link']!.medianMbitPerSecond / phases['direct-link']!.medianMbitPerSecond, 3),
     websocket: round(phases['websocket-link']!.medianMbitPerSecond / phases['direct-link']!.medianMbitPerSecond, 3),

@@ -58,7 +58,10 @@ export class RelayClient {
     socket.on('message', (data, isBinary) => this.onMessage(data, isBinary));
   }
 
-  /** Sends one packet to the peer with node key `to`; false when it was dropped here. */
+  /**
+   * Sends one packet to the peer with node key `to`; false when it was dropped here. The packet is
+   * copied at once; `to` is kept until the batch leaves (this turn), so it must not change before.
+   */
   send(to: Uint8Array, packet: Uint8Array): boolean {
     if (to.length !== KEY_BYTES) throw new RangeError(`destination key must be ${KEY_BYTES} bytes`);
     if (packet.length > this.maxPacketBytes) {

@@ -34,7 +34,7 @@
  *   which delivers it to its client; queue bounds apply to mesh links as to clients.
  */
 import {
-  BatchWriter, batchEntry, encodePeerGone, encodeServerInfo, FRAME_CLIENT_INFO, FRAME_RECV_BATCH, FRAME_RECV_PACKET, FRAME_SEND_BATCH, KEY_BYTES, MAX_BATCH_PACKET_BYTES,
+  BATCH_ENTRY_HEADER_BYTES, BatchWriter, encodePeerGone, encodeServerInfo, FRAME_CLIENT_INFO, FRAME_RECV_BATCH, FRAME_RECV_PACKET, FRAME_SEND_BATCH, KEY_BYTES, MAX_BATCH_PACKET_BYTES,
   MAX_PACKET_BYTES, PeerGoneReason, readClientFrame, RELAY_VERSION_BATCH, RelayClose,
 } from './relay-frame.js';
 import { randomBytes } from 'node:crypto';
@@ -193,11 +193,7 @@ export class RelayServer {
     this.flushing = [];
     for (const c of list) {
       c.flushing = false;
-      const batch = c.out?.take();
-      if (batch && !c.closed) {
-        if (batch[0] === FRAME_RECV_BATCH) this.counters.batchesSent++;
-        c.socket.send(batch, { binary: true });
-      }
+      if (!c.closed) this.sendOut(c, c.out?.take());
     }
   };
 
@@ -400,11 +396,12 @@ export class RelayServer {
     }
     if (f.type !== FRAME_SEND_BATCH) return this.forwardChecked(src, f.key, data, f.body.length);
     this.counters.batchesReceived++;
-    for (let i = 0; i < f.entries.offsets.length && !src.closed; i++) {
-      const { key, body } = batchEntry(f.entries, i);
-      // The entry seen in the RECV layout: the byte before its key stands for the type, and its
-      // key and length (34 bytes) hold the 33 of type and key; the next entry starts after its body.
-      this.forwardChecked(src, key, data.subarray(body.byteOffset - data.byteOffset - 1 - KEY_BYTES, body.byteOffset - data.byteOffset + body.length), body.length);
+    for (const o of f.entries.offsets) {
+      if (src.closed) break;
+      const len = data.readUInt16BE(o + KEY_BYTES);
+      // The entry seen in the RECV layout, from its key's second byte: that byte stands for the
+      // type, the rest of the key and the length (33 bytes) for the key; then the packet.
+      this.forwardChecked(src, data.subarray(o, o + KEY_BYTES), data.subarray(o + 1, o + BATCH_ENTRY_HEADER_BYTES + len), len);
     }
   }
 
@@ -529,11 +526,7 @@ export class RelayServer {
     const out = dst.out;
     if (out && dst.socket.bufferedAmount + out.pendingBytes + bodyLength > this.maxQueueBytes) return false;
     if (out && bodyLength <= MAX_BATCH_PACKET_BYTES) {
-      const full = out.add(srcKey, data.subarray(data.length - bodyLength));
-      if (full) {
-        this.counters.batchesSent++;
-        dst.socket.send(full, { binary: true });
-      }
+      this.sendOut(dst, out.add(srcKey, data.subarray(data.length - bodyLength)));
       if (!dst.flushing) {
         dst.flushing = true;
         if (this.flushing.push(dst) === 1) setImmediate(this.flushAll);
@@ -541,8 +534,7 @@ export class RelayServer {
       return true;
     }
     // Too big for a batch entry: what waits goes first, then this in a frame of its own.
-    const waiting = out?.take();
-    if (waiting) dst.socket.send(waiting, { binary: true });
+    this.sendOut(dst, out?.take());
     if (dst.socket.bufferedAmount + bodyLength > this.maxQueueBytes) return false;
     srcKey.copy(data, 1);
     data[0] = FRAME_RECV_PACKET;
@@ -555,6 +547,13 @@ export class RelayServer {
     }
     dst.socket.send(data, { binary: true });
     return true;
+  }
+
+  /** Sends what a client's BatchWriter handed out (a batch, or a single frame), if anything. */
+  private sendOut(c: Client, frame: Buffer | undefined): void {
+    if (!frame) return;
+    if (frame[0] === FRAME_RECV_BATCH) this.counters.batchesSent++;
+    c.socket.send(frame, { binary: true });
   }
 
   private tellGone(src: Client, key: Buffer, mapKey: string, reason: PeerGoneReason): void {

@@ -26,7 +26,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import WebSocket from 'ws';
 import { signMachineToken, type MachinePrivateKey, type NodePublicKey } from '@weft/crypto';
-import { looksLikeInitiation, MAX_FRAME_BYTES, MESSAGE_INITIATION_TYPE, PeerGoneReason, RELAY_HTTP_PATH, RelayClient, RelayUdpClient, type UdpTicket } from '@weft/relay';
+import { looksLikeInitiation, MAX_FRAME_BYTES, MESSAGE_INITIATION_SIZE, MESSAGE_INITIATION_TYPE, PeerGoneReason, RELAY_HTTP_PATH, RelayClient, RelayUdpClient, type UdpTicket } from '@weft/relay';
 import { backoffDelay } from './backoff.js';
 import type { Logger } from './log.js';
 import {
@@ -107,6 +107,12 @@ export class RelayPath {
    * for `deliverEarly`; without it that initiation is lost and the pair waits for a retry.
    */
   private readonly early = new Map<string, { at: number; packets: Buffer[] }>();
+  /**
+   * The last handshake initiation WireGuard sent each peer over the relay, until the peer's
+   * response comes back that way: sent again when the relay says the peer has just connected
+   * (PEER_PRESENT), since it went into the void if the peer was not there yet.
+   */
+  private readonly unanswered = new Map<string, { at: number; packet: Buffer }>();
 
   private readonly useUdp: boolean;
 
@@ -239,6 +245,7 @@ export class RelayPath {
     this.udp?.forget(r.keyBytes);
     this.held.delete(keyId(nodeKey));
     this.initiations.delete(keyId(nodeKey));
+    this.unanswered.delete(keyId(nodeKey));
     r.socket.close();
   }
 
@@ -335,18 +342,33 @@ export class RelayPath {
       this.counters.dropped++;
       return;
     }
+    if (msg[0] === MESSAGE_INITIATION_TYPE && msg.length === MESSAGE_INITIATION_SIZE) this.unanswered.set(keyId(r.nodeKey), { at: Date.now(), packet: Buffer.from(msg) });
+    this.send(r, msg);
+  }
+
+  /** Sends `msg` to `r`'s peer over the relay: its UDP side while that is answered, else the WebSocket. */
+  private send(r: Relayed, msg: Buffer): void {
     const udp = this.udp;
+    let via: 'udp' | 'websocket' | 'dropped';
     if (udp && this.ready && udp.usable) {
       udp.send(r.keyBytes, msg);
       this.counters.toRelay++;
       this.counters.toRelayUdp++;
-    } else if (this.client && this.ready && this.client.send(r.keyBytes, msg)) this.counters.toRelay++;
-    else this.counters.dropped++;
+      via = 'udp';
+    } else if (this.client && this.ready && this.client.send(r.keyBytes, msg)) {
+      this.counters.toRelay++;
+      via = 'websocket';
+    } else {
+      this.counters.dropped++;
+      via = 'dropped';
+    }
+    if (wireguardHandshake(msg)) this.opts.log('debug', 'relay: handshake out', { peer: r.nodeKey, type: handshakeName(msg), via });
   }
 
   private fromRelay(from: Buffer, packet: Buffer): void {
     const id = from.toString('hex');
     this.unreachable.delete(id);
+    if (packet[0] === MESSAGE_RESPONSE_TYPE) this.unanswered.delete(id);
     if (looksLikeInitiation(packet)) {
       this.initiations.set(id, Date.now());
       // The peer begins a new session over the relay (a restarted daemon, typically): its data
@@ -360,6 +382,7 @@ export class RelayPath {
       return;
     }
     const r = this.byKey.get(id);
+    if (wireguardHandshake(packet)) this.opts.log('debug', 'relay: handshake in', { peer: `nodekey:${id}`, type: handshakeName(packet), to: r ? (this.wgPort === undefined ? 'kept until the interface is up' : 'wireguard') : 'a new relay socket' });
     if (r) {
       if (this.wgPort === undefined) {
         // A socket made before the interface was up: learn the port now; the packet waits for deliverEarly.
@@ -413,6 +436,7 @@ export class RelayPath {
           log('info', 'relay connected', { url: relayUrl(this.base), udpPort: info.udp?.port ?? null });
           if (info.udp && this.useUdp) void this.openUdp(ws, info.udp);
         },
+        onPeerPresent: (key) => this.peerPresent(key.toString('hex')),
         onPeerGone: (key, reason) => {
           this.unreachable.add(key.toString('hex'));
           log('info', 'relay: peer unreachable', { peer: `nodekey:${key.toString('hex')}`, reason: reason === PeerGoneReason.NotAllowed ? 'not allowed' : 'not connected' });
@@ -467,6 +491,22 @@ export class RelayPath {
     this.udpHost = host;
   }
 
+  /**
+   * The relay says the peer `id` (hex) connected after it had said it was not connected. An
+   * initiation WireGuard sent it since and that is still unanswered was dropped on the way:
+   * sent again now, it is answered at once, where WireGuard would resend only after RekeyTimeout
+   * (5 s). The same bytes: WireGuard still waits for the response to them, and a peer that did
+   * get them ignores the copy (its timestamp is not newer).
+   */
+  private peerPresent(id: string): void {
+    this.unreachable.delete(id);
+    const u = this.unanswered.get(id);
+    const r = this.byKey.get(id);
+    if (!u || !r || Date.now() - u.at >= REKEY_TIMEOUT_MS) return;
+    this.send(r, u.packet);
+    this.opts.log('info', 'relay: peer connected; handshake initiation sent again', { peer: r.nodeKey });
+  }
+
   private closeUdp(): void {
     this.udp?.close();
     this.udp = undefined;
@@ -492,8 +532,16 @@ function keyId(nodeKey: string): string {
   return nodeKey.slice(nodeKey.indexOf(':') + 1);
 }
 
-/** WireGuard's cookie reply (message type 3; 1 initiation, 2 response, 4 data). */
+/** WireGuard's handshake response and cookie reply (message types 2 and 3; 1 initiation, 4 data). */
+const MESSAGE_RESPONSE_TYPE = 2;
 const MESSAGE_COOKIE_REPLY_TYPE = 3;
+/** WireGuard's RekeyTimeout (whitepaper §6.1): an unanswered initiation is sent anew after it. */
+const REKEY_TIMEOUT_MS = 5_000;
+
+/** What a handshake message is, for the log. */
+function handshakeName(packet: Uint8Array): string {
+  return packet[0] === MESSAGE_INITIATION_TYPE ? 'initiation' : packet[0] === MESSAGE_COOKIE_REPLY_TYPE ? 'cookie reply' : 'response';
+}
 
 /** A WireGuard handshake message (initiation, response or cookie reply), not data. */
 export function wireguardHandshake(packet: Uint8Array): boolean {

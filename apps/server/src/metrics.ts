@@ -186,6 +186,7 @@ export class ServerMetrics {
       no_such_peer: c.dropped.noSuchPeer, not_allowed: c.dropped.notAllowed, queue_full: c.dropped.queueFull, too_big: c.dropped.tooBig,
     }), 'reason');
     this.counterFrom('weft_relay_peer_gone_sent_total', 'Peer-gone frames sent (once per sender and unreachable peer).', () => c.peerGoneSent);
+    this.counterFrom('weft_relay_peer_present_sent_total', 'Peer-present frames sent (a peer a client was told is not connected connected).', () => c.peerPresentSent);
     this.counterFrom('weft_relay_clients_closed_total', 'Relay clients closed by the relay, by reason (bad_frame, timeout).', () => ({ bad_frame: c.badFrames, timeout: c.timeouts }), 'reason');
     this.counterFrom('weft_relay_connections_total', 'Relay client connections accepted.', () => c.accepted);
     // UDP on the STUN port (relay-udp.ts) and the mesh between replicas (relay-mesh.ts): aggregates, no label per client or replica.

@@ -10,7 +10,7 @@
  * sockets in one poll phase are one turn); the server then batches what it sends here too.
  */
 import {
-  BatchWriter, batchEntry, encodeClientInfo, encodeFrame, FRAME_PEER_GONE, FRAME_RECV_BATCH, FRAME_RECV_PACKET, FRAME_SEND_BATCH, FRAME_SEND_PACKET, FRAME_SERVER_INFO, KEY_BYTES,
+  BatchWriter, batchEntry, encodeClientInfo, encodeFrame, FRAME_PEER_GONE, FRAME_PEER_PRESENT, FRAME_RECV_BATCH, FRAME_RECV_PACKET, FRAME_SEND_BATCH, FRAME_SEND_PACKET, FRAME_SERVER_INFO, KEY_BYTES,
   MAX_BATCH_PACKET_BYTES, MAX_PACKET_BYTES, readServerFrame, RELAY_VERSION_BATCH, type PeerGoneReason,
 } from './relay-frame.js';
 import { RELAY_QUEUE_BYTES } from './tunables.js';
@@ -29,6 +29,8 @@ export interface RelayClientHandlers {
   onPacket: (from: Buffer, packet: Buffer) => void;
   /** The server says `key` cannot be reached (sent once until a packet to it gets through again). */
   onPeerGone?: (key: Buffer, reason: PeerGoneReason) => void;
+  /** A peer the server said was not connected has connected (`key`: a view valid during the call). */
+  onPeerPresent?: (key: Buffer) => void;
   /** The server's first frame: our node key as it authenticated us, its packet limit, and a UDP ticket when it serves UDP. */
   onServerInfo?: (info: { key: Buffer; version: number; maxPacketBytes: number; udp?: UdpTicket }) => void;
   /** The server sent something that is not a server frame; the client closes the socket. */
@@ -112,6 +114,7 @@ export class RelayClient {
         this.handlers.onPacket(key, body);
       }
     } else if (f.type === FRAME_PEER_GONE) this.handlers.onPeerGone?.(f.key, f.reason);
+    else if (f.type === FRAME_PEER_PRESENT) this.handlers.onPeerPresent?.(f.key);
     else if (f.type === FRAME_SERVER_INFO) {
       this.maxPacketBytes = Math.min(MAX_PACKET_BYTES, f.maxPacketBytes);
       if (f.version >= RELAY_VERSION_BATCH && !this.out) {

@@ -34,6 +34,12 @@
  *   writer does. A batch must be well formed as a whole (entries that end exactly at its end), or
  *   nothing of it is forwarded.
  *
+ * - PEER_PRESENT (server -> client, version 4 on): key = a peer this client was told PEER_GONE
+ *   (not connected) that has connected since (here, or to a relay linked to this one), no body.
+ *   Sent once, to a client whose CLIENT_INFO said version 4 or later, so it can send again at once
+ *   what it sent into the void (the handshake initiation of a pair that joined at the same moment:
+ *   WireGuard would retry it only after RekeyTimeout, 5 s).
+ *
  * Anything else from a client (text messages, short frames, a server-only type, an unknown type)
  * is a protocol error that closes that client with RelayClose.BadFrame and a reason.
  */
@@ -50,15 +56,19 @@ export const FRAME_SERVER_INFO = 0x04;
 export const FRAME_SEND_BATCH = 0x05;
 export const FRAME_RECV_BATCH = 0x06;
 export const FRAME_CLIENT_INFO = 0x07;
+export const FRAME_PEER_PRESENT = 0x08;
 
 /**
  * The relay frame format's version, carried in SERVER_INFO. 1 (2026-12-01): the four frames above.
  * 2 (2026-12-01): SERVER_INFO may carry a UDP ticket (relay-udp.ts).
  * 3 (2026-12-03): CLIENT_INFO, SEND_BATCH and RECV_BATCH.
+ * 4 (2026-12-04): PEER_PRESENT.
  */
-export const RELAY_VERSION = 3;
+export const RELAY_VERSION = 4;
 /** The first version with batches (and CLIENT_INFO). */
 export const RELAY_VERSION_BATCH = 3;
+/** The first version whose clients take PEER_PRESENT. */
+export const RELAY_VERSION_PRESENT = 4;
 
 export const KEY_BYTES = 32;
 /** type + key. */
@@ -111,6 +121,7 @@ export type ServerFrame =
   | { type: typeof FRAME_RECV_PACKET; key: Buffer; body: Buffer }
   | { type: typeof FRAME_RECV_BATCH; entries: BatchEntries }
   | { type: typeof FRAME_PEER_GONE; key: Buffer; reason: PeerGoneReason }
+  | { type: typeof FRAME_PEER_PRESENT; key: Buffer }
   | { type: typeof FRAME_SERVER_INFO; key: Buffer; version: number; maxPacketBytes: number; udp?: UdpTicket };
 
 export type ReadFrame<T> = { ok: true; frame: T } | { ok: false; reason: string };
@@ -127,6 +138,10 @@ export function encodeFrame(type: number, key: Uint8Array, body: Uint8Array): Bu
 
 export function encodePeerGone(key: Uint8Array, reason: PeerGoneReason): Buffer {
   return encodeFrame(FRAME_PEER_GONE, key, Uint8Array.of(reason));
+}
+
+export function encodePeerPresent(key: Uint8Array): Buffer {
+  return encodeFrame(FRAME_PEER_PRESENT, key, new Uint8Array(0));
 }
 
 export function encodeServerInfo(key: Uint8Array, maxPacketBytes: number, udp?: UdpTicket): Buffer {
@@ -254,6 +269,9 @@ export function readServerFrame(data: Buffer): ReadFrame<ServerFrame> {
       if (body.length !== 1 || (reason !== PeerGoneReason.NotConnected && reason !== PeerGoneReason.NotAllowed)) return { ok: false, reason: 'peer-gone frame without a known reason byte' };
       return { ok: true, frame: { type, key, reason } };
     }
+    case FRAME_PEER_PRESENT:
+      if (body.length !== 0) return { ok: false, reason: `peer-present frame with ${body.length} bytes of body (it has none)` };
+      return { ok: true, frame: { type, key } };
     case FRAME_SERVER_INFO:
       if (body.length < 5) return { ok: false, reason: 'server-info frame is shorter than 5 bytes of body' };
       {

@@ -13,7 +13,9 @@
  *   router queue would, and costs nothing to the packets already queued.
  * - Drops are counted by reason; a sender is told PEER_GONE once per peer (not connected, or not
  *   allowed) until a packet to that peer is forwarded again. When a client goes away, every client
- *   that sent to it is told at once.
+ *   that sent to it is told at once. A client of version 4 on that was told a peer is not
+ *   connected is told PEER_PRESENT once that peer connects (here or to a linked relay), so it can
+ *   send again what it sent into the void (a handshake initiation at join) without waiting.
  * - A bad frame closes only that client (RelayClose.BadFrame with the reason).
  * - Batches (relay-frame.ts, version 3): a client that sent CLIENT_INFO gets what arrives for it
  *   within one event-loop turn as one RECV_BATCH message (flushed at setImmediate), counted in
@@ -34,8 +36,8 @@
  *   which delivers it to its client; queue bounds apply to mesh links as to clients.
  */
 import {
-  BATCH_ENTRY_HEADER_BYTES, BatchWriter, encodePeerGone, encodeServerInfo, FRAME_CLIENT_INFO, FRAME_RECV_BATCH, FRAME_RECV_PACKET, FRAME_SEND_BATCH, KEY_BYTES, MAX_BATCH_PACKET_BYTES,
-  MAX_PACKET_BYTES, PeerGoneReason, readClientFrame, RELAY_VERSION_BATCH, RelayClose,
+  BATCH_ENTRY_HEADER_BYTES, BatchWriter, encodePeerGone, encodePeerPresent, encodeServerInfo, FRAME_CLIENT_INFO, FRAME_RECV_BATCH, FRAME_RECV_PACKET, FRAME_SEND_BATCH, KEY_BYTES, MAX_BATCH_PACKET_BYTES,
+  MAX_PACKET_BYTES, PeerGoneReason, readClientFrame, RELAY_VERSION_BATCH, RELAY_VERSION_PRESENT, RelayClose,
 } from './relay-frame.js';
 import { randomBytes } from 'node:crypto';
 import type { StunServer } from './stun-server.js';
@@ -69,8 +71,9 @@ export interface RelayCounters {
   bytesForwarded: number;
   /** Packets not forwarded, by reason. */
   dropped: { noSuchPeer: number; notAllowed: number; queueFull: number; tooBig: number };
-  /** PEER_GONE frames sent. */
+  /** PEER_GONE frames sent, and PEER_PRESENT frames. */
   peerGoneSent: number;
+  peerPresentSent: number;
   /** Clients closed for a bad frame, and for missed keepalives. */
   badFrames: number;
   timeouts: number;
@@ -140,6 +143,8 @@ class Client {
   corked = false;
   /** Set once the client sent CLIENT_INFO (version 3 on): its packets then leave in batches. */
   out: BatchWriter | undefined;
+  /** The frame version its CLIENT_INFO named (0 without one). */
+  version = 0;
   flushing = false;
   constructor(readonly nodeId: number, readonly key: Buffer, readonly mapKey: string, readonly socket: RelaySocket, readonly stream: RelayStream | undefined) {}
 }
@@ -160,7 +165,7 @@ export function passesOn(from: string, fromKind: MeshPeerKind, to: string, toKin
 
 export class RelayServer {
   readonly counters: RelayCounters = {
-    packetsForwarded: 0, bytesForwarded: 0, dropped: { noSuchPeer: 0, notAllowed: 0, queueFull: 0, tooBig: 0 }, peerGoneSent: 0, badFrames: 0, timeouts: 0, accepted: 0, batchesSent: 0, batchesReceived: 0,
+    packetsForwarded: 0, bytesForwarded: 0, dropped: { noSuchPeer: 0, notAllowed: 0, queueFull: 0, tooBig: 0 }, peerGoneSent: 0, peerPresentSent: 0, badFrames: 0, timeouts: 0, accepted: 0, batchesSent: 0, batchesReceived: 0,
     udp: { binds: 0, bindsRefused: 0, bindsRefusedBy: { malformed: 0, unknownSession: 0, replayed: 0, badMac: 0 }, packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, unbound: 0, unbinds: 0 },
     mesh: { forwardedOut: 0, deliveredIn: 0, dropped: 0, badFrames: 0, linksRefused: 0 },
   };
@@ -174,6 +179,8 @@ export class RelayServer {
   private readonly udpTtlMs: number;
   private readonly byKey = new Map<string, Client>();
   private readonly byNode = new Map<number, Client>();
+  /** Keys clients of version 4 on were told are not connected, with those clients: told PEER_PRESENT when the key connects. */
+  private readonly watching = new Map<string, Set<Client>>();
   private readonly maxQueueBytes: number;
   private readonly maxPacketBytes: number;
   private readonly pinger: NodeJS.Timeout;
@@ -264,6 +271,7 @@ export class RelayServer {
       const present = encodePresent(key, nodeId);
       for (const link of this.meshLinks.values()) link.send(present, { binary: true });
     }
+    this.tellPresent(client.mapKey, key, nodeId);
   }
 
   /**
@@ -309,7 +317,10 @@ export class RelayServer {
       const k = f.key.toString('latin1');
       this.remote.set(k, { replica: replicaId, nodeId: f.nodeId, via: kind });
       // A client held here wins over what a peer says of the same key (its own PRESENT went out).
-      if (!this.byKey.has(k)) this.passOn(replicaId, kind, data);
+      if (!this.byKey.has(k)) {
+        this.passOn(replicaId, kind, data);
+        this.tellPresent(k, f.key, f.nodeId);
+      }
     } else if (f.type === MESH_ABSENT) {
       const k = f.key.toString('latin1');
       const r = this.remote.get(k);
@@ -384,6 +395,7 @@ export class RelayServer {
     }
     const f = read.frame;
     if (f.type === FRAME_CLIENT_INFO) {
+      src.version = f.version;
       if (f.version >= RELAY_VERSION_BATCH) src.out ??= new BatchWriter(FRAME_RECV_BATCH, FRAME_RECV_PACKET);
       return;
     }
@@ -486,7 +498,7 @@ export class RelayServer {
       return;
     }
     dst.senders.add(src);
-    if (src.told.size) src.told.delete(dstKey);
+    if (src.told.size) this.untell(src, dstKey);
     this.counters.packetsForwarded++;
     this.counters.bytesForwarded += bodyLength;
   }
@@ -501,7 +513,7 @@ export class RelayServer {
       return;
     }
     link.send(encodeForward(key, src.nodeId, src.key, data.subarray(data.length - bodyLength)), { binary: true });
-    if (src.told.size) src.told.delete(dstKey);
+    if (src.told.size) this.untell(src, dstKey);
     this.counters.mesh.forwardedOut++;
     this.counters.packetsForwarded++;
     this.counters.bytesForwarded += bodyLength;
@@ -561,6 +573,32 @@ export class RelayServer {
     src.told.add(mapKey);
     this.counters.peerGoneSent++;
     src.socket.send(encodePeerGone(key, reason), { binary: true });
+    if (reason !== PeerGoneReason.NotConnected || src.version < RELAY_VERSION_PRESENT) return;
+    let w = this.watching.get(mapKey);
+    if (!w) this.watching.set(mapKey, (w = new Set()));
+    w.add(src);
+  }
+
+  /** A packet from `src` to `mapKey` got through: a later absence is told again. */
+  private untell(src: Client, mapKey: string): void {
+    if (!src.told.delete(mapKey)) return;
+    const w = this.watching.get(mapKey);
+    if (w?.delete(src) && w.size === 0) this.watching.delete(mapKey);
+  }
+
+  /** `key` (node `nodeId`) connected, here or to a linked relay: whoever was told it was not hears it is now. */
+  private tellPresent(mapKey: string, key: Buffer, nodeId: number): void {
+    const w = this.watching.get(mapKey);
+    if (!w) return;
+    this.watching.delete(mapKey);
+    let frame: Buffer | undefined;
+    for (const s of w) {
+      s.told.delete(mapKey);
+      // Told only where a packet would be forwarded now: presence is not news to a pair that may not talk.
+      if (s.closed || !this.opts.mayRelay(s.nodeId, nodeId)) continue;
+      this.counters.peerPresentSent++;
+      s.socket.send((frame ??= encodePeerPresent(key)), { binary: true });
+    }
   }
 
   private pingAll(): void {
@@ -592,6 +630,10 @@ export class RelayServer {
   private forget(c: Client): void {
     if (c.closed) return;
     c.closed = true;
+    for (const k of c.told) {
+      const w = this.watching.get(k);
+      if (w?.delete(c) && w.size === 0) this.watching.delete(k);
+    }
     if (this.byNode.get(c.nodeId) === c) this.byNode.delete(c.nodeId);
     if (this.byKey.get(c.mapKey) === c) this.byKey.delete(c.mapKey);
     if (c.udpId && this.byUdpId.get(c.udpIdKey) === c) this.byUdpId.delete(c.udpIdKey);

@@ -1,7 +1,7 @@
 /** The relay mesh between replicas: its frames, its token, and two RelayServers forwarding to each other over fake links. */
 import { describe, expect, it } from 'vitest';
 import {
-  encodeAbsent, encodeForward, encodePresent, FRAME_PEER_GONE, FRAME_RECV_PACKET, MESH_FORWARD, meshToken, PeerGoneReason, readMeshFrame, readServerFrame, RelayServer, verifyMeshToken, type MeshPeerKind, type RelayMeshLink,
+  encodeAbsent, encodeClientInfo, encodeForward, encodePresent, FRAME_PEER_GONE, FRAME_PEER_PRESENT, FRAME_RECV_PACKET, MESH_FORWARD, meshToken, PeerGoneReason, readMeshFrame, readServerFrame, RelayServer, verifyMeshToken, type MeshPeerKind, type RelayMeshLink,
 } from '../src/index.js';
 import { FakeSocket, key } from './fake-socket.js';
 
@@ -80,6 +80,21 @@ describe('RelayServer mesh', () => {
     expect(a.packets()).toEqual([{ from: 2, body: 'b->a' }]);
     expect(r1.counters.mesh).toMatchObject({ forwardedOut: 1, deliveredIn: 1 });
     expect(r2.counters.mesh).toMatchObject({ forwardedOut: 1, deliveredIn: 1 });
+  });
+
+  it('a client told a peer is not connected hears it is present when the peer connects to the other replica', () => {
+    const { r1, r2, join, connect } = replicas();
+    connect();
+    const a = join(r1, 1);
+    a.emit('message', encodeClientInfo(), true);
+    a.packet(key(2), 'before b is anywhere');
+    expect(a.frames().filter((f) => f.type === FRAME_PEER_GONE)).toHaveLength(1);
+    const b = join(r2, 2);
+    const present = a.frames().filter((f) => f.type === FRAME_PEER_PRESENT);
+    expect(present).toHaveLength(1);
+    expect(present[0]!.type === FRAME_PEER_PRESENT && present[0]!.key.equals(key(2))).toBe(true);
+    a.packet(key(2), 'now');
+    expect(b.packets()).toEqual([{ from: 1, body: 'now' }]);
   });
 
   it('a client that connects after the link is announced at once; one that leaves is withdrawn (its senders are told peer gone)', () => {

@@ -1,7 +1,8 @@
 /** The relay core over fake sockets (pure forwarding logic; the real WebSocket path is in apps/server's relay tests). */
 import { describe, expect, it } from 'vitest';
 import {
-  encodeFrame, FRAME_PEER_GONE, FRAME_RECV_PACKET, FRAME_SEND_PACKET, FRAME_SERVER_INFO, PeerGoneReason, readClientFrame, RelayClient, RelayClose, RelayServer,
+  encodeClientInfo, encodeFrame, encodePeerPresent, FRAME_PEER_GONE, FRAME_PEER_PRESENT, FRAME_RECV_PACKET, FRAME_SEND_PACKET, FRAME_SERVER_INFO, PeerGoneReason, readClientFrame, readServerFrame, RelayClient, RelayClose, RelayServer,
+  RELAY_VERSION,
 } from '../src/index.js';
 import { FakeSocket, key } from './fake-socket.js';
 
@@ -43,7 +44,7 @@ describe('RelayServer', () => {
     const { relay, join } = setup();
     const a = join(1);
     const b = join(2);
-    expect(a.frames()[0]).toMatchObject({ type: FRAME_SERVER_INFO, version: 3 });
+    expect(a.frames()[0]).toMatchObject({ type: FRAME_SERVER_INFO, version: RELAY_VERSION });
     expect(a.frames()[0]).not.toHaveProperty("udp");
     expect((a.frames()[0] as { key: Buffer }).key.equals(key(1))).toBe(true);
     a.packet(key(2), 'ping');
@@ -130,6 +131,63 @@ describe('RelayServer', () => {
     expect(a.frames().filter((f) => f.type === FRAME_PEER_GONE)).toHaveLength(2);
   });
 
+  it('a client of version 4 told a peer is not connected is told once when it connects, and only then; an older client is not', () => {
+    const { relay, join } = setup();
+    const a = join(1);
+    a.emit('message', encodeClientInfo(), true);
+    const old = join(3);
+    old.emit('message', encodeClientInfo(3), true);
+    a.packet(key(2), 'into the void');
+    old.packet(key(2), 'into the void');
+    expect(a.frames().filter((f) => f.type === FRAME_PEER_PRESENT)).toHaveLength(0);
+    const b = join(2);
+    const present = a.frames().filter((f) => f.type === FRAME_PEER_PRESENT);
+    expect(present).toHaveLength(1);
+    expect(present[0]!.type === FRAME_PEER_PRESENT && present[0]!.key.equals(key(2))).toBe(true);
+    expect(old.frames().map((f) => f.type)).not.toContain(FRAME_PEER_PRESENT);
+    expect(relay.counters.peerPresentSent).toBe(1);
+    // The watch is over: the next absence is told again, and so is the next arrival.
+    b.close(1000, 'bye');
+    a.packet(key(2), 'into the void again');
+    expect(a.frames().filter((f) => f.type === FRAME_PEER_GONE)).toHaveLength(2);
+    join(2);
+    expect(a.frames().filter((f) => f.type === FRAME_PEER_PRESENT)).toHaveLength(2);
+  });
+
+  it('a peer that left is announced present when it comes back to everyone it had talked to', () => {
+    const { join } = setup();
+    const a = join(1);
+    a.emit('message', encodeClientInfo(), true);
+    const b = join(2);
+    a.packet(key(2), 'x');
+    b.close(1000, 'restarting');
+    expect(a.frames().filter((f) => f.type === FRAME_PEER_GONE)).toHaveLength(1);
+    join(2);
+    expect(a.frames().filter((f) => f.type === FRAME_PEER_PRESENT)).toHaveLength(1);
+  });
+
+  it('is not told present by a packet that got through, by a pair that may not talk, or after it left', () => {
+    const { relay, join } = setup({ allow: (s, d) => !(s === 1 && d === 3) });
+    const a = join(1);
+    a.emit('message', encodeClientInfo(), true);
+    a.packet(key(2), 'x');
+    a.packet(key(3), 'x');
+    // Forwarded since: nothing to announce (the watch ended with the packet that got through).
+    const b = join(2);
+    expect(relay.counters.peerPresentSent).toBe(1);
+    a.packet(key(2), 'y');
+    b.close(1000, 'bye');
+    join(3); // 1 may not talk to 3: not told
+    expect(a.frames().filter((f) => f.type === FRAME_PEER_PRESENT)).toHaveLength(1);
+    const c = join(4);
+    c.emit('message', encodeClientInfo(), true);
+    c.packet(key(5), 'x');
+    c.close(1000, 'gone first');
+    join(5);
+    expect(c.sent.filter((f) => f[0] === FRAME_PEER_PRESENT)).toHaveLength(0);
+    expect(relay.counters.peerPresentSent).toBe(1);
+  });
+
   it('a burst to one destination in one tick is written corked (one writev), uncorked when the tick ends', async () => {
     const relay = new RelayServer({ mayRelay: () => true, pingIntervalMs: 3_600_000 });
     const a = new FakeSocket();
@@ -195,6 +253,19 @@ describe('RelayClient', () => {
     expect(client.send(key(2), Buffer.from('yo'))).toBe(true);
     const r = readClientFrame(sock.sent.at(-1)!, true);
     expect(r.ok && r.frame.type === FRAME_SEND_PACKET && r.frame.key.equals(key(2))).toBe(true);
+  });
+
+  it('reads peer-present; refuses one with a body', () => {
+    const sock = new FakeSocket();
+    const got: number[] = [];
+    const errors: string[] = [];
+    new RelayClient(sock, { onPacket: () => {}, onPeerPresent: (k) => got.push(k[0]!), onProtocolError: (r) => errors.push(r) });
+    sock.emit('message', encodePeerPresent(key(4)), true);
+    expect(got).toEqual([4]);
+    const bad = readServerFrame(encodeFrame(FRAME_PEER_PRESENT, key(4), Buffer.of(1)));
+    expect(!bad.ok && bad.reason).toContain('peer-present frame with 1 bytes of body');
+    sock.emit('message', encodeFrame(FRAME_PEER_PRESENT, key(4), Buffer.of(1)), true);
+    expect(errors).toHaveLength(1);
   });
 
   it('closes on a frame a server never sends', () => {

@@ -182,6 +182,40 @@ describe('agent relayed data path', () => {
     }
   });
 
+  it('an initiation relayed to a peer not connected yet is sent again, the same bytes, the moment the relay says the peer connected', async () => {
+    const f = new SimAgent(s.url, 'path-f');
+    await f.register((await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key);
+    await f.connect();
+    await f.waitFor(() => f.received.some((r) => r.msg.type === 'netmap'));
+    const fKey = f.node.publicKey as NodePublicKey;
+    const toF = await a.path.open(fKey);
+    // Shaped as WireGuard's first message (type 1, three reserved zeros, 148 bytes).
+    const initiation = Buffer.alloc(148, 7);
+    initiation.writeUInt32LE(1, 0);
+    const [host, port] = toF.split(':');
+    a.wg.send(initiation, Number(port), host);
+    await until(() => a.path.cannotReach(fKey), 'a told f is not connected');
+    const wg = await udp();
+    const got: Buffer[] = [];
+    wg.on('message', (m) => got.push(m));
+    const path = new RelayPath({
+      serverUrl: s.url, machineKey: f.machine.privateKey, log: silentLogger,
+      wireguardPort: async () => wg.address().port, acceptFrom: (k) => k === a.agent.node.publicKey, onInbound: () => {},
+    });
+    try {
+      path.start();
+      await until(() => got.length > 0, 'the initiation at f\'s WireGuard');
+      expect(got).toHaveLength(1);
+      expect(got[0]!.equals(initiation)).toBe(true);
+      expect(a.path.cannotReach(fKey)).toBe(false);
+    } finally {
+      path.stop();
+      wg.close();
+      f.close();
+      a.path.release(fKey);
+    }
+  });
+
   it('a relayed packet from a key that is not a peer opens no socket; kept, it reaches WireGuard once the key is a peer there (the first initiation beating the netmap)', async () => {
     const c = await side(s, (await s.api('POST', '/api/v1/authkeys', { user: 'ops' })).body.key, 'path-c', () => [a.agent.node.publicKey]);
     try {

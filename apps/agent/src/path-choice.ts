@@ -20,7 +20,7 @@
  * ms); docs/design.md says why this and not a punch message.
  */
 import type { NatVerdict } from '@weft/protocol';
-import { PROBE_BACKOFF_S, RELAY_AFTER_NO_HANDSHAKE_MS } from './tunables.js';
+import { PROBE_BACKOFF_S, RELAY_AFTER_NO_HANDSHAKE_MS, STREAM_BYTES_PER_S } from './tunables.js';
 
 export interface PathFacts {
   /** Forced by WEFT_RELAY_PEERS (tests, or a network known to block UDP). */
@@ -135,6 +135,9 @@ export class TrafficWatch {
   lastUseAt: number | null;
   /** Last time anything at all (keepalives included) came from the peer; `since` counts too. */
   lastRxAt: number | null;
+  /** Last time the pair moved at least STREAM_BYTES_PER_S either way since the observation before (a stream). */
+  lastStreamAt: number | null = null;
+  private lastAt: number | undefined;
 
   constructor(since?: number) {
     this.lastUseAt = since ?? null;
@@ -143,9 +146,12 @@ export class TrafficWatch {
 
   observe(t: Traffic, now: number): { rx: number; tx: number } {
     const prev = this.last ?? t;
+    const prevAt = this.lastAt ?? now;
     this.last = t;
+    this.lastAt = now;
     const rx = Math.max(0, t.rxBytes - prev.rxBytes);
     const tx = Math.max(0, t.txBytes - prev.txBytes);
+    if (now > prevAt && Math.max(rx, tx) * 1000 >= STREAM_BYTES_PER_S * (now - prevAt)) this.lastStreamAt = now;
     if (rx > 0) {
       this.unansweredSince = null;
       this.lastRxAt = now;

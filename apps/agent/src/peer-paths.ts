@@ -19,7 +19,7 @@ import {
 import type { RelayPath } from './relay-path.js';
 import {
   DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS, RELAY_UNREACHABLE_GRACE_MS,
-  PARK_AFTER_SILENCE_MS, PROBES_WHEN_IDLE, FALLBACK_QUIET_MS,
+  PARK_AFTER_SILENCE_MS, PROBES_WHEN_IDLE, FALLBACK_QUIET_MS, STREAM_PROBE_DEFER_MAX_MS,
 } from './tunables.js';
 
 /** Why an idle pair that was direct is on the relay now. */
@@ -86,6 +86,8 @@ interface PathState {
   parked: boolean;
   /** The direct endpoint a parked pair was on: it goes back there if the relay goes away. */
   parkedFrom?: string;
+  /** Since when its due probe has waited for a pause in a stream (unset: it has not). */
+  deferredSince?: number;
   /**
    * This host roamed while the relay was down (it reconnects at once): the direct path goes to
    * the relay as soon as the relay is back, whatever the counters say. Replies that arrived just
@@ -217,6 +219,11 @@ export class PeerPaths {
     return inUse(st.watch.lastUseAt, now, IN_USE_WINDOW_MS);
   }
 
+  /** Whether the pair carried a stream within the last two checks (path-choice.ts `TrafficWatch.lastStreamAt`). */
+  private streaming(st: PathState, now: number): boolean {
+    return st.watch.lastStreamAt !== null && now - st.watch.lastStreamAt <= 2 * PATH_CHECK_INTERVAL_MS;
+  }
+
   private toRelayState(st: PathState, reason: string): void {
     this.enter(st, 'relay', reason);
   }
@@ -230,7 +237,10 @@ export class PeerPaths {
     if (st.reason) parts.push(st.reason);
     if (st.nextProbeAt !== null && st.failures > 0) {
       const idle = !this.inUse(st, this.now());
-      parts.push(idle ? 'idle: direct is tried again when traffic starts' : `retrying in ${inSeconds(st.nextProbeAt - this.now())}`);
+      const now = this.now();
+      if (idle) parts.push('idle: direct is tried again when traffic starts');
+      else if (st.deferredSince !== undefined) parts.push(`retrying when the stream pauses (in ${inSeconds(st.deferredSince + STREAM_PROBE_DEFER_MAX_MS - now)} at most)`);
+      else parts.push(`retrying in ${inSeconds(st.nextProbeAt - now)}`);
     }
     return parts.join('; ') || null;
   }
@@ -426,6 +436,14 @@ export class PeerPaths {
           st.nextProbeAt = probeSlot(now, st.failures, offset);
           return;
         }
+        // Three probes failed and nothing changed since: a stream flowing now would lose more to
+        // the next one (its windows aim WireGuard away from the relay) than it is likely to gain.
+        // It waits for a pause in the stream, for a while (STREAM_PROBE_DEFER_MAX_MS).
+        if (st.failures >= PROBES_WHEN_IDLE && this.streaming(st, now) && now - (st.deferredSince ??= now) < STREAM_PROBE_DEFER_MAX_MS) {
+          st.nextProbeAt = probeSlot(now, st.failures, offset);
+          return;
+        }
+        st.deferredSince = undefined;
         st.mode = 'probe';
         st.probe = { candidates, index: 0, windowEndsAt: now + PROBE_WINDOW_MS, rx0: s.rxBytes, startedAt: now };
         relay.hold(key, true);

@@ -219,6 +219,21 @@ export const RELAY_UNREACHABLE_GRACE_MS = 5_000;
  */
 export const PROBES_WHEN_IDLE = 3;
 
+/**
+ * A relayed pair carrying a stream, at least this many bytes per second either way over the last
+ * check (~2 Mbit/s: far above pings, keepalives and an interactive shell), is "streaming".
+ */
+export const STREAM_BYTES_PER_S = 256 * 1024;
+/**
+ * After PROBES_WHEN_IDLE failed probes in a row, a streaming pair's next probe waits for a pause
+ * in the stream, for at most this long. A probe aims WireGuard at a candidate for up to
+ * PROBE_WINDOW_MS each, so a probe that fails stalls the stream for a second or more (TCP backs
+ * off on the loss and climbs back for seconds more); after three failures with no change in
+ * either network, another is far more likely to cost the stream than to free it. A change that
+ * may open a path (new candidates, UDP back, roaming) starts the ladder again and probes at once.
+ */
+export const STREAM_PROBE_DEFER_MAX_MS = 300_000;
+
 // ---- adaptive MTU (mtu.ts, mtu-probe.ts) ----------------------------------------------------------
 
 /** UDP port of the path-MTU probe responder on each agent's tunnel IPv4 (allowed in by Weft's nft table). */

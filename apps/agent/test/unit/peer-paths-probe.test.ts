@@ -31,14 +31,37 @@ describe('hole punching a relayed pair in use', () => {
     expect(paths.view(p2.nodeKey)).toMatchObject({ via: 'relay', reason: expect.stringContaining('hole punch timed out') });
   });
 
-  it('a pair whose punches keep failing while it carries a stream is probed (its tunnel held) ever less often: 9 times in 10 minutes', async () => {
+  it('a pair in use (pings, a shell) whose punches keep failing is probed ever less often: 9 times in 10 minutes', async () => {
     const { counters, run, probes } = await setup();
     await run(250);
     counters.lastHandshake = new Date();
-    await run(600_000, 100_000);
+    await run(600_000, 20_000); // 80 KB/s: in use (an interactive session, pings), not a stream
     const gaps = probes.slice(1).map((t, i) => Math.round((t - probes[i]!) / 1000));
     // 1, 5, 10, 30, 60 s slots, then every 120 s (was every 30 s from the fourth: 22 in 10 minutes).
-    expect(probes.length).toBeLessThanOrEqual(9);
+    expect(probes.length).toBe(9);
     expect(Math.min(...gaps.slice(5))).toBeGreaterThanOrEqual(119);
+  });
+
+  it('a pair carrying a stream is probed three times, then only once every 5 minutes while the stream flows; the reason says so', async () => {
+    const { paths, counters, run, probes } = await setup();
+    await run(250);
+    counters.lastHandshake = new Date();
+    await run(30_000, 100_000); // 400 KB/s each way
+    expect(probes).toHaveLength(3);
+    expect(paths.view(p2.nodeKey)?.reason).toMatch(/hole punch timed out; retrying when the stream pauses \(in \d+ s at most\)/);
+    await run(570_000, 100_000);
+    const gaps = probes.slice(1).map((t, i) => Math.round((t - probes[i]!) / 1000));
+    expect(probes).toHaveLength(4);
+    expect(gaps[2]).toBeGreaterThanOrEqual(300);
+  });
+
+  it('a stream that pauses gets its due probe in the next slot', async () => {
+    const { counters, run, probes } = await setup();
+    await run(250);
+    counters.lastHandshake = new Date();
+    await run(60_000, 100_000);
+    expect(probes).toHaveLength(3);
+    await run(130_000, 100);
+    expect(probes.length).toBeGreaterThanOrEqual(4);
   });
 });

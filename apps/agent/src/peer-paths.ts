@@ -88,6 +88,8 @@ interface PathState {
   parkedFrom?: string;
   /** Since when its due probe has waited for a pause in a stream (unset: it has not). */
   deferredSince?: number;
+  /** Made by `inbound` (the peer relayed to us before we chose a path for it): when. */
+  inboundAt?: number;
   /**
    * This host roamed while the relay was down (it reconnects at once): the direct path goes to
    * the relay as soon as the relay is back, whatever the counters say. Replies that arrived just
@@ -186,7 +188,7 @@ export class PeerPaths {
     const st = this.states.get(nodeKey);
     if (st?.mode === 'probe') return; // held: the probe decides
     if (st && st.mode === 'direct') this.toRelayState(st, 'the peer could not reach this node directly');
-    else if (!st) this.states.set(nodeKey, this.fresh('relay', 'relayed at once while a direct path is tried'));
+    else if (!st) this.states.set(nodeKey, { ...this.fresh('relay', 'relayed at once while a direct path is tried'), inboundAt: this.now() });
     void engine.setRelayEndpoint(peer, endpoint).then(() => this.opts.relay.deliverEarly(nodeKey), (err: Error) => this.opts.log('warn', 'pointing WireGuard at the relay failed', { peer: peer.name, error: err.message }));
   }
 
@@ -284,8 +286,15 @@ export class PeerPaths {
     this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'this node\'s network changed' });
   }
 
-  private async moveToRelay(engine: Engine, peer: Peer, recreate: boolean): Promise<void> {
+  /** `firstPath`: the pair had no path state when this began (decidePeer's first look at it). */
+  private async moveToRelay(engine: Engine, peer: Peer, recreate: boolean, firstPath = false): Promise<void> {
     const local = await this.opts.relay.open(peer.nodeKey as NodePublicKey);
+    // The peer relayed to us while the socket opened (`inbound`): WireGuard is aimed at it
+    // already and may have answered, or begun, a handshake there. Removing the peer now would
+    // lose that handshake, and the fresh peer's initiation, sent within 20 ms of the lost one,
+    // is one the other side drops as a flood (wireguard-go's HandshakeInitationRate): the pair
+    // then waits for a relay kick (1.5 s) or RekeyTimeout (5 s).
+    if (recreate && firstPath && this.states.get(peer.nodeKey)?.inboundAt !== undefined) recreate = false;
     this.opts.relay.hold(peer.nodeKey, false);
     await engine.setPath(peer, { endpoint: local, relay: true }, { recreate });
     this.opts.relay.deliverEarly(peer.nodeKey);
@@ -303,7 +312,7 @@ export class PeerPaths {
     if (!st) {
       if (this.opts.forced(peer)) {
         if (!relay.connected) return;
-        await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator);
+        await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator, true);
         this.states.set(key, this.fresh('relay', 'relayed: WEFT_RELAY_PEERS forces it'));
         this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'forced by WEFT_RELAY_PEERS' });
         return;
@@ -320,7 +329,7 @@ export class PeerPaths {
         return;
       }
       // Relayed at once; direct is tried once the pair has a session (a probe then only needs keepalives).
-      await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator);
+      await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator, true);
       this.states.set(key, this.fresh('relay', 'relayed at once while a direct path is tried'));
       this.opts.log('info', 'peer relayed at once', { peer: peer.name });
       return;

@@ -255,7 +255,7 @@ const commandDetail: Record<CommandName, string> = {
     "daemon's and the interface's agree; every netmap peer is in `wg show` with its allowed IPs; peer",
     'addresses route via the Weft interface (no other route or ip rule diverts them); table inet weft',
     'is there when a packet filter is in force and no other nftables table drops the WireGuard port;',
-    "forwarding; clock skew against the server's Date header; stale handshakes with traffic attempted;",
+    "forwarding; wireguard-go's UDP receive buffer (WARN under 1 MiB); clock skew against the server's Date header; stale handshakes with traffic attempted;",
     'path MTU to each active peer against the interface MTU (FAIL when a path cannot carry it). Each line is PASS, WARN or FAIL with the',
     'command that fixes it. --json prints {version, ok, checks: [{id, title, status, detail, fix}]}.',
     'Exits 0 with no FAIL, 20 with any FAIL, 4 when the daemon is not running.',

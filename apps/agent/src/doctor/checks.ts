@@ -48,6 +48,11 @@ export interface DoctorFacts {
   stalePeers: number[];
   /** The handshake age the link reporter calls stale (WEFT_STALE_HANDSHAKE_S); default LINK_STALE_AFTER_S. */
   staleAfterS?: number;
+  /**
+   * The smallest receive buffer (bytes, `ss -uanm` rb) of the UDP sockets bound to WireGuard's
+   * port; null or absent = not read (ss missing, or a kernel WireGuard's sockets are not listed).
+   */
+  udpReceiveBuffer?: number | null;
 }
 
 export interface NftRuleset { nftables: Array<Record<string, any>> }
@@ -55,6 +60,15 @@ export interface NftRuleset { nftables: Array<Record<string, any>> }
 const pass = (id: string, title: string, detail: string): CheckResult => ({ id, title, status: 'PASS', detail, fix: null });
 const warn = (id: string, title: string, detail: string, fix: string): CheckResult => ({ id, title, status: 'WARN', detail, fix });
 const fail = (id: string, title: string, detail: string, fix: string): CheckResult => ({ id, title, status: 'FAIL', detail, fix });
+
+/**
+ * Below this, wireguard-go's socket overflows under one fast flow: in the lab (bench:relay-lab,
+ * Debian wireguard-go 0.0.20220316, which keeps the kernel default of 208 KiB) a direct iperf3
+ * stream dropped datagrams at 262 Mbit/s and ran at 448-482 Mbit/s with 0 drops at 4 MiB.
+ */
+export const UDP_BUFFER_WARN_BYTES = 1024 * 1024;
+/** What the fix sets net.core.rmem_default / rmem_max to. */
+export const UDP_BUFFER_FIX_BYTES = 4 * 1024 * 1024;
 
 /** Clock skew: WARN from here, FAIL from the server's token tolerance (MACHINE_TOKEN_CLOCK_SKEW_S). */
 export const CLOCK_WARN_S = 30;
@@ -131,6 +145,7 @@ export function runChecks(f: DoctorFacts): DoctorReport {
   }
 
   checks.push(forwardingCheck(f.routedPrefixes ?? [], f.forwarding));
+  checks.push(udpBufferCheck(s.interface.backend ?? null, f.listenPort, f.udpReceiveBuffer ?? null));
 
   // Clock.
   if (f.clockSkewS === null) checks.push(warn('clock', 'clock', `server clock not read: ${f.clockError ?? 'not connected'}`, 'check the server is reachable (weft status), then run doctor again'));
@@ -173,6 +188,22 @@ export function forwardingCheck(routed: string[], fwd: DoctorFacts['forwarding']
   }
   if (unknown.length) return warn('forwarding', title, `this node routes ${unknown.flatMap((x) => x.prefixes).join(', ')} but ${unknown.map((x) => x.sysctl).join(', ')} could not be read`, 'run doctor as root on a Linux host (/proc/sys must be readable)');
   return pass('forwarding', title, `forwarding on for the ${routed.length} prefix${routed.length === 1 ? '' : 'es'} this node routes (${routed.join(', ')})`);
+}
+
+/**
+ * wireguard-go's UDP receive buffer: a userspace WireGuard reads its socket from one goroutine
+ * per batch, and a fast flow that outruns it for a moment overflows a small buffer (TCP inside
+ * then backs off). WARN below UDP_BUFFER_WARN_BYTES; kernel WireGuard is not judged.
+ */
+export function udpBufferCheck(backend: string | null, port: number | null, rb: number | null): CheckResult {
+  const title = 'UDP receive buffer';
+  if (backend !== 'userspace') return pass('udp-buffer', title, `not judged for the ${backend ?? 'unknown'} backend (only wireguard-go reads its socket from user space)`);
+  if (rb === null) return pass('udp-buffer', title, `wireguard-go's socket${port ? ` on UDP ${port}` : ''} not measured (ss could not list it)`);
+  const kib = (n: number) => `${Math.round(n / 1024)} KiB`;
+  if (rb >= UDP_BUFFER_WARN_BYTES) return pass('udp-buffer', title, `wireguard-go's socket on UDP ${port ?? '?'} has a ${kib(rb)} receive buffer`);
+  return warn('udp-buffer', title,
+    `wireguard-go's socket on UDP ${port ?? '?'} has a ${kib(rb)} receive buffer (the system default): a fast flow overflows it and loses packets, and TCP inside the tunnel slows down (lab: 262 Mbit/s with drops at 208 KiB, 450-480 with none at 4 MiB)`,
+    `sysctl -w net.core.rmem_default=${UDP_BUFFER_FIX_BYTES} net.core.rmem_max=${UDP_BUFFER_FIX_BYTES} && weft down && weft up (wireguard-go takes the default when it opens its socket; to keep it across reboots: net.core.rmem_default=${UDP_BUFFER_FIX_BYTES} and net.core.rmem_max=${UDP_BUFFER_FIX_BYTES} in /etc/sysctl.d/99-weft.conf)`);
 }
 
 /**

@@ -78,6 +78,16 @@ export async function gather(g: GatherInput): Promise<DoctorFacts> {
       return null;
     }
   };
+  let udpReceiveBuffer: number | null = null;
+  const port = g.status.interface.listenPort;
+  if (port) {
+    try {
+      const sizes = [...(await exec('ss', ['-uanmH', `sport = :${port}`])).matchAll(/\brb(\d+)/g)].map((m) => Number(m[1]));
+      if (sizes.length) udpReceiveBuffer = Math.min(...sizes);
+    } catch {
+      /* ss missing: not measured */
+    }
+  }
   const clock = await g.serverClock();
   const now = g.now ?? Date.now;
   let clockSkewS: number | null = null;
@@ -88,6 +98,6 @@ export async function gather(g: GatherInput): Promise<DoctorFacts> {
   return {
     status: g.status, localNodeKey: g.localNodeKey, wg, wgError, netmapAllowedIps: g.netmapAllowedIps, routes, rules, nft, nftError,
     listenPort: g.status.interface.listenPort, forwarding: { v4: await sysctl('/proc/sys/net/ipv4/ip_forward'), v6: await sysctl('/proc/sys/net/ipv6/conf/all/forwarding') },
-    clockSkewS, clockError, stalePeers: g.stalePeers, staleAfterS: g.staleAfterS, routedPrefixes: g.routedPrefixes ?? [],
+    clockSkewS, clockError, stalePeers: g.stalePeers, staleAfterS: g.staleAfterS, routedPrefixes: g.routedPrefixes ?? [], udpReceiveBuffer,
   };
 }

@@ -98,6 +98,34 @@ describe('weft doctor checks', () => {
     expect(byId(facts({ stalePeers: [2], staleAfterS: 8 })).handshakes!.detail).toMatch(/no session for over 8 s$/);
   });
 
+  it('UDP receive buffer: wireguard-go on the kernel default (208 KiB) is WARN with the sysctl fix; 4 MiB PASS; kernel WireGuard and unmeasured PASS', () => {
+    const small = byId(facts({ udpReceiveBuffer: 212_992 }))['udp-buffer']!;
+    expect(small).toMatchObject({ status: 'WARN', detail: expect.stringMatching(/^wireguard-go's socket on UDP 41641 has a 208 KiB receive buffer/) });
+    expect(small.fix!.startsWith('sysctl -w net.core.rmem_default=4194304 net.core.rmem_max=4194304 && weft down && weft up (')).toBe(true);
+    expect(byId(facts({ udpReceiveBuffer: 4 * 1024 * 1024 }))['udp-buffer']).toMatchObject({ status: 'PASS', detail: expect.stringContaining('4096 KiB') });
+    expect(byId(facts({ udpReceiveBuffer: null }))['udp-buffer']).toMatchObject({ status: 'PASS', detail: expect.stringContaining('not measured') });
+    const kernel = facts({ udpReceiveBuffer: 212_992 });
+    kernel.status = { ...kernel.status, interface: { ...kernel.status.interface, backend: 'kernel' } };
+    expect(byId(kernel)['udp-buffer']).toMatchObject({ status: 'PASS', detail: expect.stringContaining('not judged for the kernel backend') });
+  });
+
+  it('gather reads the smallest receive buffer of the sockets on WireGuard\'s port from ss', async () => {
+    const f = facts();
+    const asked: string[][] = [];
+    const g = await gather({
+      status: f.status, localNodeKey: KEY_SELF, netmapAllowedIps: f.netmapAllowedIps, stalePeers: [],
+      serverClock: async () => ({ error: 'not asked' }),
+      runner: async (cmd, args) => {
+        if (cmd !== 'ss') throw new Error('no tools in a unit test');
+        asked.push(args);
+        return 'UNCONN 0 0 0.0.0.0:41641 0.0.0.0:*\n\t skmem:(r0,rb212992,t0,tb212992,f0,w0,o0,bl0,d17)\nUNCONN 0 0 [::]:41641 [::]:*\n\t skmem:(r0,rb425984,t0,tb212992,f0,w0,o0,bl0,d0)\n';
+      },
+      readSysctl: async () => '0\n',
+    });
+    expect(asked).toEqual([['-uanmH', 'sport = :41641']]);
+    expect(g.udpReceiveBuffer).toBe(212_992);
+  });
+
   describe('forwarding where the node routes (sysctls read through a fake reader)', () => {
     const run = async (sysctls: Record<string, string>, routedPrefixes?: string[]) => {
       const f = facts();

@@ -6,6 +6,7 @@
  * handshake, and the fresh one, sent within 20 ms, is dropped by the other side as a flood.
  */
 import { describe, expect, it } from 'vitest';
+import type { NodePublicKey } from '@weft/crypto';
 import { silentLogger } from '../../src/log.js';
 import { PeerPaths } from '../../src/peer-paths.js';
 import { fakeEngine, peer, self, STUB_RELAY_SOCKET, stubRelay } from './fixtures.js';
@@ -39,7 +40,7 @@ describe('a peer that relays to this node first', () => {
     const { p2, device, paths, release, openAsked } = await setup();
     const checking = paths.check();
     await openAsked;
-    paths.inbound(p2.nodeKey, STUB_RELAY_SOCKET);
+    paths.inbound(p2.nodeKey as NodePublicKey, STUB_RELAY_SOCKET);
     release();
     await checking;
     expect(device.calls.filter((c) => c.startsWith('remove'))).toEqual([]);

@@ -19,7 +19,7 @@ import {
 import type { RelayPath } from './relay-path.js';
 import {
   DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS, RELAY_UNREACHABLE_GRACE_MS,
-  PARK_AFTER_SILENCE_MS, PROBES_WHEN_IDLE, FALLBACK_QUIET_MS, STREAM_PROBE_DEFER_MAX_MS,
+  PARK_AFTER_SILENCE_MS, PROBES_WHEN_IDLE, FALLBACK_QUIET_MS, STREAM_PROBE_DEFER_MAX_MS, RELAY_DOWN_DIRECT_MS,
 } from './tunables.js';
 
 /** Why an idle pair that was direct is on the relay now. */
@@ -112,6 +112,8 @@ export class PeerPaths {
   private readonly states = new Map<string, PathState>();
   private timer: NodeJS.Timeout | undefined;
   private checking: Promise<void> | undefined;
+  /** When the relay was first seen not connected (this clock); undefined while it is. */
+  private relayDownAt: number | undefined;
   private readonly now: () => number;
 
   constructor(private readonly opts: PeerPathsOptions) {
@@ -250,6 +252,8 @@ export class PeerPaths {
   private async decide(now: number): Promise<void> {
     const engine = this.opts.engine();
     if (!engine?.up) return;
+    if (this.opts.relay.connected) this.relayDownAt = undefined;
+    else this.relayDownAt ??= now;
     const peers = this.opts.peers();
     const present = new Set(peers.map((p) => p.nodeKey));
     for (const key of [...this.states.keys()]) {
@@ -392,12 +396,16 @@ export class PeerPaths {
       }
       case 'relay': {
         if (this.opts.forced(peer)) return;
-        if (st.parked && st.parkedFrom && !relay.connected) {
-          // Parked for idleness, and the relay went away (server down): back to the direct
-          // endpoint that worked when it was parked, rather than a relay that carries nothing.
-          await engine.setPath(peer, { endpoint: st.parkedFrom, relay: false });
-          this.enter(st, 'direct', null);
-          this.opts.log('info', 'parked peer back on its direct endpoint', { peer: peer.name, reason: 'the relay is not connected' });
+        if (!relay.connected && this.relayDownAt !== undefined && now - this.relayDownAt >= RELAY_DOWN_DIRECT_MS) {
+          // The relay went away (server down or restarting): a relayed pair carries nothing now.
+          // Back to the direct endpoint that worked when it was parked for idleness, or else the
+          // peer's own endpoints: the session goes on there if the peer is reachable, and a pair
+          // that is not loses nothing. When the relay is back, a path that does not answer
+          // moves back to it (the direct case: no handshake, or a dead direct path).
+          const parkedFrom = st.parked ? st.parkedFrom : undefined;
+          await engine.setPath(peer, parkedFrom ? { endpoint: parkedFrom, relay: false } : null);
+          this.enter(st, 'direct', parkedFrom ? null : 'the relay is not connected: trying the peer directly');
+          this.opts.log('info', parkedFrom ? 'parked peer back on its direct endpoint' : 'relayed peer aimed directly', { peer: peer.name, reason: 'the relay is not connected' });
           return;
         }
         if (!s?.lastHandshake && relay.cannotReach(key) && now - st.since >= RELAY_UNREACHABLE_GRACE_MS) {

@@ -91,6 +91,14 @@ export const NETCHECK_PROBE_TIMEOUT_MS = 2000;
  * this long: above the answering side's grace (1 s) plus a round trip.
  */
 export const RELAY_AFTER_NO_HANDSHAKE_MS = 2_000;
+
+/**
+ * A relayed pair is aimed at the peer's direct endpoint once the relay has been gone this long
+ * (the server down or restarting): on the relay it carries nothing, and many pairs reach each
+ * other directly. Not at once: a relay session that drops and comes straight back (a replica
+ * handing over) should not move every pair.
+ */
+export const RELAY_DOWN_DIRECT_MS = 1_000;
 /** How often peers' handshakes and counters are read to decide paths (probe windows are judged at this grain). */
 export const PATH_CHECK_INTERVAL_MS = 250;
 /**

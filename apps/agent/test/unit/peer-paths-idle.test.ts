@@ -8,7 +8,7 @@ import type { NodePublicKey } from '@weft/crypto';
 import type { PeerStats } from '@weft/wg';
 import { silentLogger } from '../../src/log.js';
 import { PeerPaths } from '../../src/peer-paths.js';
-import { IN_USE_WINDOW_MS, PERSISTENT_KEEPALIVE_S, PROBE_KEEPALIVE_S } from '../../src/tunables.js';
+import { IN_USE_WINDOW_MS, PERSISTENT_KEEPALIVE_S, PROBE_KEEPALIVE_S, RELAY_DOWN_DIRECT_MS } from '../../src/tunables.js';
 import { fakeEngine, peer, self, STUB_RELAY_SOCKET, stubRelay } from './fixtures.js';
 
 const p2 = peer(2); // self (01..01) initiates to it
@@ -97,9 +97,35 @@ describe('idle peers cost nothing', () => {
     await run(IN_USE_WINDOW_MS + 250);
     expect(wg()).toMatchObject({ endpoint: STUB_RELAY_SOCKET });
     r.connected = false;
-    await run(250);
+    await run(RELAY_DOWN_DIRECT_MS + 250);
     expect(paths.view(p2.nodeKey)?.via).toBe('direct');
     expect(wg()).toMatchObject({ endpoint: p2.endpoints[0] });
+  });
+
+  it('a relayed pair (not parked) is aimed at the peer\'s endpoint once the relay has been gone a moment, not on a blip; back on the relay when it returns if direct does not answer', async () => {
+    const { paths, counters, wg, run, relay: r } = await setup({ punching: false });
+    await run(250);
+    counters.lastHandshake = new Date();
+    await run(1_000, 1000);
+    expect(wg()).toMatchObject({ endpoint: STUB_RELAY_SOCKET });
+    // A blip: gone for less than RELAY_DOWN_DIRECT_MS, nothing moves.
+    r.connected = false;
+    await run(RELAY_DOWN_DIRECT_MS - 250, 1000);
+    r.connected = true;
+    await run(250, 1000);
+    expect(wg()).toMatchObject({ endpoint: STUB_RELAY_SOCKET });
+    // Gone for good (the server stopped): the tunnel goes direct and says why.
+    r.connected = false;
+    await run(RELAY_DOWN_DIRECT_MS + 250, 1000);
+    expect(wg()).toMatchObject({ endpoint: p2.endpoints[0] });
+    expect(paths.view(p2.nodeKey)).toMatchObject({ via: 'direct', reason: expect.stringContaining('the relay is not connected') });
+    // The relay is back and nothing comes back on the direct path: on the relay again.
+    r.connected = true;
+    for (let i = 0; i < 40 && wg().endpoint !== STUB_RELAY_SOCKET; i++) {
+      counters.txBytes += 1000; // data out, nothing in
+      await run(250);
+    }
+    expect(wg()).toMatchObject({ endpoint: STUB_RELAY_SOCKET });
   });
 
   it('an idle direct pair whose peer keeps sending its own keepalives (a phone) stays direct, with no keepalive from this side', async () => {

@@ -19,7 +19,7 @@ import {
 import type { RelayPath } from './relay-path.js';
 import {
   DIRECT_DEAD_MS, IN_USE_WINDOW_MS, PATH_CHECK_INTERVAL_MS, PROBE_KEEPALIVE_S, PROBE_WINDOW_MS, RELAY_KICK_MS, RELAY_KICKS, RELAY_UNREACHABLE_GRACE_MS,
-  PARK_AFTER_SILENCE_MS, PROBES_WHEN_IDLE, FALLBACK_QUIET_MS, STREAM_PROBE_DEFER_MAX_MS, RELAY_DOWN_DIRECT_MS,
+  PARK_AFTER_SILENCE_MS, PROBES_WHEN_IDLE, FALLBACK_QUIET_MS, STREAM_PROBE_DEFER_MAX_MS, RELAY_DOWN_DIRECT_MS, REKEY_TIMEOUT_MS,
 } from './tunables.js';
 
 /** Why an idle pair that was direct is on the relay now. */
@@ -88,8 +88,6 @@ interface PathState {
   parkedFrom?: string;
   /** Since when its due probe has waited for a pause in a stream (unset: it has not). */
   deferredSince?: number;
-  /** Made by `inbound` (the peer relayed to us before we chose a path for it): when. */
-  inboundAt?: number;
   /**
    * This host roamed while the relay was down (it reconnects at once): the direct path goes to
    * the relay as soon as the relay is back, whatever the counters say. Replies that arrived just
@@ -190,7 +188,7 @@ export class PeerPaths {
     const st = this.states.get(nodeKey);
     if (st?.mode === 'probe') return; // held: the probe decides
     if (st && st.mode === 'direct') this.toRelayState(st, 'the peer could not reach this node directly');
-    else if (!st) this.states.set(nodeKey, { ...this.fresh('relay', 'relayed at once while a direct path is tried'), inboundAt: this.now() });
+    else if (!st) this.states.set(nodeKey, this.fresh('relay', 'relayed at once while a direct path is tried'));
     void engine.setRelayEndpoint(peer, endpoint).then(() => this.opts.relay.deliverEarly(nodeKey), (err: Error) => this.opts.log('warn', 'pointing WireGuard at the relay failed', { peer: peer.name, error: err.message }));
   }
 
@@ -290,18 +288,25 @@ export class PeerPaths {
     this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'this node\'s network changed' });
   }
 
-  /** `firstPath`: the pair had no path state when this began (decidePeer's first look at it). */
-  private async moveToRelay(engine: Engine, peer: Peer, recreate: boolean, firstPath = false): Promise<void> {
+  private async moveToRelay(engine: Engine, peer: Peer, recreate: boolean): Promise<void> {
     const local = await this.opts.relay.open(peer.nodeKey as NodePublicKey);
-    // The peer relayed to us while the socket opened (`inbound`): WireGuard is aimed at it
-    // already and may have answered, or begun, a handshake there. Removing the peer now would
-    // lose that handshake, and the fresh peer's initiation, sent within 20 ms of the lost one,
-    // is one the other side drops as a flood (wireguard-go's HandshakeInitationRate): the pair
-    // then waits for a relay kick (1.5 s) or RekeyTimeout (5 s).
-    if (recreate && firstPath && this.states.get(peer.nodeKey)?.inboundAt !== undefined) recreate = false;
+    // The peer began a handshake over the relay just now (it relayed to us first: `inbound`, or
+    // on the socket this node opened for it): WireGuard may have answered it, and its session is
+    // the peer's. Removing the peer to start afresh would lose it, and the fresh peer's
+    // initiation, sent within 20 ms of the lost one, is one the other side drops as a flood
+    // (wireguard-go's HandshakeInitationRate): the pair then waits for a relay kick (1.5 s) or
+    // RekeyTimeout (5 s). As the responder, WireGuard has no handshake time to show for it until
+    // the peer's first data packet, so the counters alone cannot tell.
+    if (recreate && this.peerHandshaking(peer.nodeKey)) recreate = false;
     this.opts.relay.hold(peer.nodeKey, false);
     await engine.setPath(peer, { endpoint: local, relay: true }, { recreate });
     this.opts.relay.deliverEarly(peer.nodeKey);
+  }
+
+  /** The relay brought a handshake initiation from the peer less than RekeyTimeout ago. */
+  private peerHandshaking(nodeKey: string): boolean {
+    const at = this.opts.relay.lastInitiation(nodeKey);
+    return at !== undefined && this.now() - at < REKEY_TIMEOUT_MS;
   }
 
   private async decidePeer(engine: Engine, peer: Peer, s: PeerStats | undefined, now: number): Promise<void> {
@@ -316,7 +321,7 @@ export class PeerPaths {
     if (!st) {
       if (this.opts.forced(peer)) {
         if (!relay.connected) return;
-        await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator, true);
+        await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator);
         this.states.set(key, this.fresh('relay', 'relayed: WEFT_RELAY_PEERS forces it'));
         this.opts.log('info', 'peer moved to the relay', { peer: peer.name, reason: 'forced by WEFT_RELAY_PEERS' });
         return;
@@ -333,7 +338,7 @@ export class PeerPaths {
         return;
       }
       // Relayed at once; direct is tried once the pair has a session (a probe then only needs keepalives).
-      await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator, true);
+      await this.moveToRelay(engine, peer, !s?.lastHandshake && initiator);
       this.states.set(key, this.fresh('relay', 'relayed at once while a direct path is tried'));
       this.opts.log('info', 'peer relayed at once', { peer: peer.name });
       return;
@@ -425,10 +430,11 @@ export class PeerPaths {
           this.toDirect(st, peer, s.endpoint, 'the peer reached this node directly');
           return;
         }
-        if (!s?.lastHandshake && initiator && peer.online && st.kicks < RELAY_KICKS && now - st.kickedAt >= RELAY_KICK_MS) {
+        if (!s?.lastHandshake && initiator && peer.online && st.kicks < RELAY_KICKS && now - st.kickedAt >= RELAY_KICK_MS && !this.peerHandshaking(key)) {
           // The first initiation over the relay can be lost (the peer's relay socket or interface
           // was not up yet); WireGuard would retry only after RekeyTimeout (5 s). A fresh peer
-          // handshakes at once; there is no session to lose.
+          // handshakes at once; there is no session to lose. Not while the peer's own handshake
+          // is under way: that one makes the session.
           st.kickedAt = now;
           st.kicks++;
           await this.moveToRelay(engine, peer, true);

@@ -30,7 +30,7 @@ import { looksLikeInitiation, MAX_FRAME_BYTES, MESSAGE_INITIATION_SIZE, MESSAGE_
 import { backoffDelay } from './backoff.js';
 import type { Logger } from './log.js';
 import {
-  CONNECT_TIMEOUT_MS, RELAY_RECONNECT_BACKOFF, RELAY_TRANSPORT_DEFAULT, RELAY_UDP_BIND_INTERVAL_MS, RELAY_UDP_BIND_RETRY_MS, RELAY_UDP_BUFFER_BYTES, RELAY_UDP_DEAD_AFTER_MS, EARLY_PACKET_PEERS, EARLY_PACKET_TTL_MS, EARLY_PACKETS_PER_PEER,
+  CONNECT_TIMEOUT_MS, REKEY_TIMEOUT_MS, RELAY_RECONNECT_BACKOFF, RELAY_TRANSPORT_DEFAULT, RELAY_UDP_BIND_INTERVAL_MS, RELAY_UDP_BIND_RETRY_MS, RELAY_UDP_BUFFER_BYTES, RELAY_UDP_DEAD_AFTER_MS, EARLY_PACKET_PEERS, EARLY_PACKET_TTL_MS, EARLY_PACKETS_PER_PEER,
 } from './tunables.js';
 
 export interface RelayPathOptions {
@@ -535,8 +535,6 @@ function keyId(nodeKey: string): string {
 /** WireGuard's handshake response and cookie reply (message types 2 and 3; 1 initiation, 4 data). */
 const MESSAGE_RESPONSE_TYPE = 2;
 const MESSAGE_COOKIE_REPLY_TYPE = 3;
-/** WireGuard's RekeyTimeout (whitepaper §6.1): an unanswered initiation is sent anew after it. */
-const REKEY_TIMEOUT_MS = 5_000;
 
 /** What a handshake message is, for the log. */
 function handshakeName(packet: Uint8Array): string {

@@ -99,6 +99,13 @@ export const RELAY_AFTER_NO_HANDSHAKE_MS = 2_000;
  * handing over) should not move every pair.
  */
 export const RELAY_DOWN_DIRECT_MS = 1_000;
+/**
+ * WireGuard's RekeyTimeout (whitepaper §6.1): an unanswered initiation is sent anew after it. A
+ * handshake the peer began over the relay less than this ago is in progress: PeerPaths does not
+ * remove the peer to start afresh (it would lose it), and RelayPath re-sends an initiation of ours
+ * this young when the peer connects.
+ */
+export const REKEY_TIMEOUT_MS = 5_000;
 /** How often peers' handshakes and counters are read to decide paths (probe windows are judged at this grain). */
 export const PATH_CHECK_INTERVAL_MS = 250;
 /**

@@ -413,7 +413,11 @@ export class PeerPaths {
           this.opts.log('info', parkedFrom ? 'parked peer back on its direct endpoint' : 'relayed peer aimed directly', { peer: peer.name, reason: 'the relay is not connected' });
           return;
         }
-        if (!s?.lastHandshake && relay.cannotReach(key) && now - st.since >= RELAY_UNREACHABLE_GRACE_MS) {
+        // WireGuard roamed off the relay socket: the peer's initiation reached this node directly.
+        // The answering side shows no handshake until the peer's first data packet, so until then
+        // the pair looks unconnected; recreating the peer (below) would lose the session.
+        const reachedDirectly = s?.endpoint != null && !onRelaySocket;
+        if (!s?.lastHandshake && relay.cannotReach(key) && now - st.since >= RELAY_UNREACHABLE_GRACE_MS && !reachedDirectly) {
           // The relay cannot carry this pair (the peer is on another replica with no relay mesh,
           // or not connected): a relayed path would never handshake, so aim at the peer directly
           // and stay there until the relay carries something from it. Not at once: a peer that
@@ -430,11 +434,11 @@ export class PeerPaths {
           this.toDirect(st, peer, s.endpoint, 'the peer reached this node directly');
           return;
         }
-        if (!s?.lastHandshake && initiator && peer.online && st.kicks < RELAY_KICKS && now - st.kickedAt >= RELAY_KICK_MS && !this.peerHandshaking(key)) {
+        if (!s?.lastHandshake && initiator && peer.online && st.kicks < RELAY_KICKS && now - st.kickedAt >= RELAY_KICK_MS && !this.peerHandshaking(key) && !reachedDirectly) {
           // The first initiation over the relay can be lost (the peer's relay socket or interface
           // was not up yet); WireGuard would retry only after RekeyTimeout (5 s). A fresh peer
           // handshakes at once; there is no session to lose. Not while the peer's own handshake
-          // is under way: that one makes the session.
+          // is under way, over the relay or directly: that one makes the session.
           st.kickedAt = now;
           st.kicks++;
           await this.moveToRelay(engine, peer, true);

@@ -11,11 +11,11 @@ import { describe, expect, it } from 'vitest';
 import type { NodePublicKey } from '@weft/crypto';
 import { silentLogger } from '../../src/log.js';
 import { PeerPaths } from '../../src/peer-paths.js';
-import { RELAY_KICK_MS, REKEY_TIMEOUT_MS } from '../../src/tunables.js';
-import { fakeEngine, peer, self, STUB_RELAY_SOCKET, stubRelay } from './fixtures.js';
+import { RELAY_KICK_MS, RELAY_UNREACHABLE_GRACE_MS, REKEY_TIMEOUT_MS } from '../../src/tunables.js';
+import { fakeEngine, self, STUB_RELAY_SOCKET, stubRelay } from './fixtures.js';
+import { p2, relayedPair } from './relayed-pair.js';
 
 async function setup() {
-  const p2 = peer(2); // self (key 01..) initiates to it (02..)
   const { device, engine } = fakeEngine();
   await engine.applyFull(self, [p2]);
   const relay = stubRelay();
@@ -101,5 +101,28 @@ describe('a peer that begins a handshake over the relay while its first path is 
     advance(REKEY_TIMEOUT_MS);
     await paths.check();
     expect(removes()).toHaveLength(2);
+  });
+});
+
+describe('a peer the relay cannot reach that reaches this node directly', () => {
+  it('is not removed (no relay kick, no aim at its netmap endpoint) while WireGuard, the answering side, shows no handshake yet', async () => {
+    const relay = stubRelay();
+    relay.cannotReach = () => true; // the peer is not connected to the relay (a phone, say)
+    const pair = await relayedPair(relay);
+    await pair.run(250); // relayed at once: the one fresh peer
+    const removes = () => pair.device.calls.filter((c) => c.startsWith('remove')).length;
+    expect(removes()).toBe(1);
+    // The peer's initiation arrives directly: WireGuard answers it and roams to where it came from.
+    const roamed = '198.51.100.7:51820';
+    pair.device.peers.set(p2.nodeKey, { ...pair.device.peers.get(p2.nodeKey)!, endpoint: roamed });
+    await pair.run(RELAY_UNREACHABLE_GRACE_MS + 500);
+    expect(removes()).toBe(1);
+    expect(pair.endpoint()).toBe(roamed);
+    // Its first data packet: the handshake shows, and the pair is direct where the peer is.
+    pair.counters.lastHandshake = new Date(pair.now());
+    pair.counters.rxBytes += 100;
+    await pair.run(250);
+    expect(pair.paths.view(p2.nodeKey)?.via).toBe('direct');
+    expect(pair.endpoint()).toBe(roamed);
   });
 });

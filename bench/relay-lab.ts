@@ -15,9 +15,14 @@
  * So the three are run again with the LAN's ports toward a and b shaped to BENCH_LINK_MBIT (100)
  * Mbit/s (tc tbf), as a router's downlink to each is: direct-link, udp-link, websocket-link. There the question is whether
  * the relay holds one TCP flow back when the link, not the CPU, is the limit.
- * Writes bench/results/relay-lab.json with the machine and its load at start and end.
+ * BENCH_UDP_BUFFERS=doctor runs it all on a host set up as `weft doctor` advises for wireguard-go
+ * (its "UDP receive buffer" check: net.core.rmem_default and rmem_max raised to
+ * UDP_BUFFER_FIX_BYTES, which Debian's wireguard-go 0.0.20220316 takes when it opens its socket;
+ * newer wireguard-go asks for 7 MiB itself). The sysctls are put back when the run ends.
+ * Writes bench/results/relay-lab.json (relay-lab-doctor.json with BENCH_UDP_BUFFERS=doctor) with
+ * the machine and its load at start and end.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { execOkIn } from '../e2e/lab/exec.js';
 import { Lab } from '../e2e/lab/lab.js';
@@ -25,6 +30,7 @@ import type { Host } from '../e2e/lab/host.js';
 import { iperf3, type IperfResult } from '../e2e/lab/iperf.js';
 import { waitFor } from '../e2e/lab/wait.js';
 import { WeftAgent, WeftServer } from '../e2e/lab/weft.js';
+import { UDP_BUFFER_FIX_BYTES } from '../apps/agent/src/doctor/checks.js';
 import { machine } from './lib/machine.js';
 import { RELAY_UDP_PORT, setUdpBlock } from './lib/udp-block.js';
 import { median, round } from './lib/stats.js';
@@ -33,6 +39,18 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const LINK_MBIT = Number(process.env.BENCH_LINK_MBIT ?? 100);
 const here = import.meta.dirname;
+const BUFFERS = process.env.BENCH_UDP_BUFFERS ?? 'default';
+if (BUFFERS !== 'default' && BUFFERS !== 'doctor') throw new Error(`BENCH_UDP_BUFFERS must be "default" or "doctor", not ${JSON.stringify(BUFFERS)}`);
+
+/** The host's net.core.rmem_* (the init namespace's: the lab's namespaces take them from there). */
+const RMEM = ['rmem_default', 'rmem_max'] as const;
+const readRmem = () => Object.fromEntries(RMEM.map((k) => [k, Number(readFileSync(`/proc/sys/net/core/${k}`, 'utf8').trim())])) as Record<(typeof RMEM)[number], number>;
+const writeRmem = (v: Record<(typeof RMEM)[number], number>) => {
+  // rmem_max first when raising (the default may not exceed it), last when lowering.
+  const order = v.rmem_max >= readRmem().rmem_max ? ['rmem_max', 'rmem_default'] as const : ['rmem_default', 'rmem_max'] as const;
+  for (const k of order) writeFileSync(`/proc/sys/net/core/${k}`, String(v[k]));
+};
+const rmemBefore = readRmem();
 
 /**
  * Where datagrams are lost on `h`: the kernel's UDP RcvbufErrors (/proc/net/snmp) and each UDP
@@ -65,6 +83,11 @@ function dropsDuring(before: Awaited<ReturnType<typeof udpDrops>>, after: Awaite
   return { rcvbufErrors: after.rcvbufErrors - before.rcvbufErrors, sockets };
 }
 
+if (BUFFERS === 'doctor') {
+  writeRmem({ rmem_default: UDP_BUFFER_FIX_BYTES, rmem_max: Math.max(rmemBefore.rmem_max, UDP_BUFFER_FIX_BYTES) });
+  process.once('exit', () => writeRmem(rmemBefore));
+}
+const rmemDuring = readRmem();
 const lab = await Lab.create({ name: 'rlab', hosts: ['server', 'a', 'b'] });
 const loadAvg1mAtStart = machine().loadAvg1m;
 const phases: Record<string, { mbitPerSecond: number[]; retransmits: (number | null)[]; medianMbitPerSecond: number; tunnelMtu: Record<string, number>; udpDrops: Record<string, ReturnType<typeof dropsDuring>> }> = {};
@@ -149,6 +172,7 @@ const out = {
   date: new Date().toISOString(),
   loadAvg1mAtStart,
   loadAvg1mAtEnd: machine().loadAvg1m,
+  udpBuffers: { what: BUFFERS === 'doctor' ? 'the host set up as weft doctor advises (BENCH_UDP_BUFFERS=doctor): net.core.rmem_* raised for the run, put back after' : 'the host\'s own net.core.rmem_* (BENCH_UDP_BUFFERS=default)', ...rmemDuring },
   machine: machine({ 'wireguard-go': ['wireguard-go', ['--version']], iperf3: ['iperf3', ['--version']] }),
   setup: `real-network lab (e2e/lab, hosts server, a, b on one bridge; wireguard-go; weft-server with STUN/relay UDP on ${RELAY_UDP_PORT}): iperf3 TCP, one stream a -> b through the Weft tunnel, ${ROUNDS} x ${SECONDS} s per phase (first second omitted), phases in this order on one lab: websocket (all UDP on a and b dropped: relayed over the WebSocket), udp (UDP to the relay port allowed: relayed over UDP), direct (no block); then with the LAN bridge's ports toward a and b shaped to ${LINK_MBIT} Mbit/s (tc tbf, burst 64 KiB, latency 20 ms: each host's downlink, which the direct and the relayed path both cross): direct-link, udp-link, websocket-link. Each round checks a's weft status still says that path and transport. Per phase: the tunnel interfaces' MTU, and UDP datagrams dropped on each host during it (kernel RcvbufErrors, and per socket the skmem drop count with the socket's receive buffer).`,
   phases,
@@ -166,5 +190,5 @@ const out = {
   },
 };
 mkdirSync(resolve(here, 'results'), { recursive: true });
-writeFileSync(resolve(here, 'results/relay-lab.json'), JSON.stringify(out, null, 2) + '\n');
+writeFileSync(resolve(here, BUFFERS === 'doctor' ? 'results/relay-lab-doctor.json' : 'results/relay-lab.json'), JSON.stringify(out, null, 2) + '\n');
 console.log(JSON.stringify(out, null, 2));

@@ -124,8 +124,14 @@ await bundle({ app: 'agent', name: 'weft', bundlePackages: true });
 await bundle({ app: 'server', name: 'weft-server', bundlePackages: false });
 // Its one npm dependency (ws) bundled in: one self-contained file.
 await bundle({ app: 'relay', name: 'weft-relay', bundlePackages: true });
-// packages/relay/src/native-udp.ts looks beside the bundle for it.
-for (const app of ['server', 'relay']) if (udpAddon) copyFileSync(udpAddon, join(root, 'apps', app, 'dist/udp_batch.node'));
+// packages/relay/src/native-udp.ts looks beside the bundle for it. Copied then renamed: a running
+// weft-relay has the file mapped, and writing into it would pull its code from under it.
+for (const app of ['server', 'relay']) {
+  if (!udpAddon) break;
+  const to = join(root, 'apps', app, 'dist/udp_batch.node');
+  copyFileSync(udpAddon, `${to}.${process.pid}.tmp`);
+  renameSync(`${to}.${process.pid}.tmp`, to);
+}
 
 // The admin UI. Vite is imported only here, so the bundles above do not wait for it to load.
 {

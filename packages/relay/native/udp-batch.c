@@ -91,6 +91,17 @@ static udp_t *get_udp(napi_env env, napi_value v) {
   return p;
 }
 
+/* A method's arguments, the first of them a handle: the handle's udp_t, or NULL (thrown). */
+static udp_t *handle_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
+  size_t argc = n;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < n) {
+    throw_type(env, "too few arguments");
+    return NULL;
+  }
+  return get_udp(env, argv[0]);
+}
+
 static int get_buffer(napi_env env, napi_value v, uint8_t **data, size_t *len) {
   bool ok = false;
   napi_is_buffer(env, v, &ok);
@@ -339,10 +350,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 
 /* address(handle) -> [address, port, family 4|6] of the bound socket. */
 static napi_value js_address(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  udp_t *u = get_udp(env, argv[0]);
+  udp_t *u = handle_args(env, info, 1, argv);
   if (!u) return NULL;
   if (u->closed) return throw_errno(env, "getsockname", EBADF, NULL), NULL;
   struct sockaddr_storage ss;
@@ -363,10 +372,8 @@ static napi_value js_address(napi_env env, napi_callback_info info) {
 
 /* peer(handle, i) -> the source address of datagram i of the current batch, as RemoteInfo spells it. */
 static napi_value js_peer(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  udp_t *u = get_udp(env, argv[0]);
+  udp_t *u = handle_args(env, info, 2, argv);
   if (!u) return NULL;
   int32_t i = -1;
   napi_get_value_int32(env, argv[1], &i);
@@ -383,10 +390,8 @@ static napi_value js_peer(napi_env env, napi_callback_info info) {
  * destination) is skipped; a full send buffer drops the rest, as it would drop any datagram.
  */
 static napi_value js_send_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2], out;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  udp_t *u = get_udp(env, argv[0]);
+  udp_t *u = handle_args(env, info, 2, argv);
   if (!u) return NULL;
   int32_t n = 0;
   napi_get_value_int32(env, argv[1], &n);
@@ -430,10 +435,8 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
 
 /* sendTo(handle, buffer, port, address) -> 0, or -errno (never throws for a bad destination). */
 static napi_value js_send_to(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4], out;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  udp_t *u = get_udp(env, argv[0]);
+  udp_t *u = handle_args(env, info, 4, argv);
   if (!u) return NULL;
   uint8_t *data;
   size_t len;
@@ -460,10 +463,8 @@ static napi_value js_send_to(napi_env env, napi_callback_info info) {
 
 /* close(handle): stops the poll, closes the fd. Idempotent. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  udp_t *u = get_udp(env, argv[0]);
+  udp_t *u = handle_args(env, info, 1, argv);
   if (!u) return NULL;
   shutdown_udp(u, 1);
   return NULL;

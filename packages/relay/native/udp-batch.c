@@ -47,6 +47,7 @@
 
 typedef struct {
   int fd;
+  int family; /* AF_INET or AF_INET6, as bound */
   int closed;         /* close() ran: fd closed, poll stopping */
   int handle_closed;  /* libuv's close callback ran: the poll handle's memory is free to go */
   int finalized;      /* the JS handle was collected: free on handle_closed */
@@ -325,6 +326,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     return throw_errno(env, "calloc", ENOMEM, NULL), NULL;
   }
   u->fd = fd;
+  u->family = family;
   u->env = env;
   u->recv = bufs[0];
   u->recv_table = bufs[1];
@@ -451,10 +453,7 @@ static napi_value js_send_to(napi_env env, napi_callback_info info) {
   if (rc == 0) {
     struct sockaddr_storage ss;
     socklen_t sslen;
-    struct sockaddr_storage self;
-    socklen_t selflen = sizeof self;
-    getsockname(u->fd, (struct sockaddr *)&self, &selflen);
-    rc = parse_address(host, port, self.ss_family, &ss, &sslen);
+    rc = parse_address(host, port, u->family, &ss, &sslen);
     if (rc == 0 && sendto(u->fd, data, len, 0, (struct sockaddr *)&ss, sslen) < 0) rc = -errno;
   }
   napi_create_int32(env, rc, &out);

@@ -13,11 +13,17 @@
 //   (PGlite and Prisma load their WASM from beside their own files). tsx held ~80 MB of the
 //   server's memory (measured: importing PGlite through tsx 124 MB RSS, plain Node 44 MB).
 //
+// - packages/relay/native/build/udp_batch.node: StunServer's batched UDP socket (recvmmsg and
+//   sendmmsg, packages/relay/native/udp-batch.c), compiled with gcc against this Node's headers and
+//   copied beside the weft-server and weft-relay bundles, which load it from there. Without gcc
+//   (or off Linux) it is not built and StunServer uses node:dgram: this says so and goes on.
+//
 // dist/inputs.json lists the workspace sources that went in, with their mtimes: bin/*.mjs
 // (scripts/launch.mjs) uses a bundle only while none of them changed, else falls back to tsx.
 import { build } from 'esbuild';
 import { builtinModules } from 'node:module';
-import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -87,10 +93,45 @@ async function bundle({ app, name, bundlePackages }) {
   console.log(`built apps/${app}/dist (${inputs.length} workspace sources, ${(bytes / 1024).toFixed(0)} KiB) in ${(performance.now() - t0).toFixed(0)} ms`);
 }
 
+/** Compiles udp-batch.c when it changed; returns the .node file, or undefined when it could not. */
+function buildUdpAddon() {
+  const dir = join(root, 'packages/relay/native');
+  const src = join(dir, 'udp-batch.c');
+  const out = join(dir, 'build/udp_batch.node');
+  const skip = (why) => console.log(`packages/relay/native: ${why}; the STUN socket uses node:dgram`);
+  if (process.platform !== 'linux') return skip('recvmmsg/sendmmsg are Linux only'), undefined;
+  if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return out;
+  // The headers ship with the Node binary (bin/node -> include/node); Node-API's ABI is stable,
+  // so a distribution's copy of them does as well.
+  const include = [join(dirname(process.execPath), '../include/node'), '/usr/include/node'].find((d) => existsSync(join(d, 'node_api.h')));
+  if (!include) return skip(`no node_api.h beside ${process.execPath}`), undefined;
+  mkdirSync(dirname(out), { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  const t0 = performance.now();
+  const r = spawnSync('gcc', ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', `-I${include}`, '-o', tmp, src], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    rmSync(tmp, { force: true });
+    return skip(r.error?.code === 'ENOENT' ? 'gcc not found (apt-get install gcc libc6-dev)' : `gcc failed:\n${r.stderr}`), undefined;
+  }
+  // A rename, so a process that already loaded the old file keeps it whole.
+  renameSync(tmp, out);
+  console.log(`built packages/relay/native/build/udp_batch.node in ${(performance.now() - t0).toFixed(0)} ms`);
+  return out;
+}
+
+const udpAddon = buildUdpAddon();
 await bundle({ app: 'agent', name: 'weft', bundlePackages: true });
 await bundle({ app: 'server', name: 'weft-server', bundlePackages: false });
 // Its one npm dependency (ws) bundled in: one self-contained file.
 await bundle({ app: 'relay', name: 'weft-relay', bundlePackages: true });
+// packages/relay/src/native-udp.ts looks beside the bundle for it. Copied then renamed: a running
+// weft-relay has the file mapped, and writing into it would pull its code from under it.
+for (const app of ['server', 'relay']) {
+  if (!udpAddon) break;
+  const to = join(root, 'apps', app, 'dist/udp_batch.node');
+  copyFileSync(udpAddon, `${to}.${process.pid}.tmp`);
+  renameSync(`${to}.${process.pid}.tmp`, to);
+}
 
 // The admin UI. Vite is imported only here, so the bundles above do not wait for it to load.
 {

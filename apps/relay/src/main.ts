@@ -80,7 +80,7 @@ try {
       for (const c of children) c.kill('SIGTERM');
       throw new Error(`${ready.filter((x) => !x).length} of ${args.workers - 1} worker processes failed to start (their errors are above)`);
     }
-    process.stderr.write(`weft-relay ${RELAY_VERSION}: STUN (udp) on ${where}${args.workers > 1 ? ` (${args.workers} processes)` : ''}\n`);
+    process.stderr.write(`weft-relay ${RELAY_VERSION}: STUN (udp) on ${where}${args.workers > 1 ? ` (${args.workers} processes)` : ''}${stun ? `, ${stun.io === 'native' ? 'batched I/O (recvmmsg/sendmmsg)' : 'node:dgram'}` : ''}\n`);
     if (region) {
       const a = region.address();
       process.stderr.write(`weft-relay: relay (http) on ${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}${stun ? `, relay over udp on the STUN port` : ''}, control server ${args.relay!.serverUrls.join(', ')}\n`);

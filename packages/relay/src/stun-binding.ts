@@ -143,24 +143,52 @@ export class BindingResponder {
     this.requestFingerprint = new FingerprintPatch(encodeMessage({ method: METHOD_BINDING, cls: CLASS_REQUEST, transactionId: Buffer.alloc(TRANSACTION_ID_BYTES), attributes: [], fingerprint: true }), HEADER_LENGTH, TRANSACTION_ID_AT);
   }
 
+  /** The length of every quick() answer. */
+  get answerLength(): number {
+    return this.template.length;
+  }
+
   /** The success response to `datagram` from `from`, when it is a bare Binding request from an IPv4 peer; else undefined. */
   quick(datagram: Buffer, from: Peer): Buffer | undefined {
-    // 00 01 00 LL (Binding request) then the cookie; LL = 0 (bare) or 8 (FINGERPRINT only, and right).
-    const n = datagram.length;
-    if ((n !== HEADER_LENGTH && n !== BARE_WITH_FINGERPRINT) || datagram[0] !== 0 || datagram[1] !== 1 || datagram[2] !== 0 || datagram[3] !== n - HEADER_LENGTH || datagram.readUInt32BE(4) !== MAGIC_COOKIE) return undefined;
-    if (n === BARE_WITH_FINGERPRINT && (datagram.readUInt16BE(HEADER_LENGTH) !== ATTR_FINGERPRINT || datagram.readUInt16BE(HEADER_LENGTH + 2) !== FINGERPRINT_LENGTH || datagram.readUInt32BE(HEADER_LENGTH + ATTRIBUTE_HEADER_LENGTH) !== this.requestFingerprint.of(datagram))) return undefined;
+    if (!this.isBare(datagram)) return undefined;
     const text = from.address;
     const start = text.charCodeAt(0) === 58 /* ':' */ ? (text.startsWith('::ffff:') ? 7 : -1) : 0;
     if (start < 0) return undefined;
     const out = Buffer.from(this.template);
     if (!writeXorIpv4(text, start, out, XOR_ADDRESS_AT)) return undefined;
-    // The transaction ID as three words: cheaper than a copy() call for 12 bytes.
-    out.writeInt32BE(datagram.readInt32BE(8), 8);
-    out.writeInt32BE(datagram.readInt32BE(12), 12);
-    out.writeInt32BE(datagram.readInt32BE(16), 16);
-    out.writeUInt16BE((from.port ^ (MAGIC_COOKIE >>> 16)) & 0xffff, XOR_ADDRESS_AT - 2);
-    out.writeUInt32BE(this.fingerprint.of(out), this.fingerprintAt + ATTRIBUTE_HEADER_LENGTH);
+    this.finish(datagram, from.port, out, 0);
     return out;
+  }
+
+  /**
+   * quick() for the batched socket (stun-server.ts), which has the peer's IPv4 address as a
+   * number, not text: writes the answer into `out` at `at` (answerLength bytes must fit) instead
+   * of a new buffer. Returns its length, or 0 where quick() would return undefined.
+   */
+  quickInto(datagram: Buffer, ipv4: number, port: number, out: Buffer, at: number): number {
+    if (!this.isBare(datagram)) return 0;
+    this.template.copy(out, at);
+    out.writeInt32BE(ipv4 ^ MAGIC_COOKIE, at + XOR_ADDRESS_AT);
+    this.finish(datagram, port, out, at);
+    return this.template.length;
+  }
+
+  /** A Binding request with the cookie and no attribute but a right FINGERPRINT, if any. */
+  private isBare(datagram: Buffer): boolean {
+    // 00 01 00 LL (Binding request) then the cookie; LL = 0 (bare) or 8 (FINGERPRINT only, and right).
+    const n = datagram.length;
+    if ((n !== HEADER_LENGTH && n !== BARE_WITH_FINGERPRINT) || datagram[0] !== 0 || datagram[1] !== 1 || datagram[2] !== 0 || datagram[3] !== n - HEADER_LENGTH || datagram.readUInt32BE(4) !== MAGIC_COOKIE) return false;
+    return n === HEADER_LENGTH || (datagram.readUInt16BE(HEADER_LENGTH) === ATTR_FINGERPRINT && datagram.readUInt16BE(HEADER_LENGTH + 2) === FINGERPRINT_LENGTH && datagram.readUInt32BE(HEADER_LENGTH + ATTRIBUTE_HEADER_LENGTH) === this.requestFingerprint.of(datagram));
+  }
+
+  /** The transaction ID, the XORed port and the FINGERPRINT into the answer at `out[at]` (its address already in). */
+  private finish(datagram: Buffer, port: number, out: Buffer, at: number): void {
+    // The transaction ID as three words: cheaper than a copy() call for 12 bytes.
+    out.writeInt32BE(datagram.readInt32BE(8), at + 8);
+    out.writeInt32BE(datagram.readInt32BE(12), at + 12);
+    out.writeInt32BE(datagram.readInt32BE(16), at + 16);
+    out.writeUInt16BE((port ^ (MAGIC_COOKIE >>> 16)) & 0xffff, at + XOR_ADDRESS_AT - 2);
+    out.writeUInt32BE(this.fingerprint.of(out, at), at + this.fingerprintAt + ATTRIBUTE_HEADER_LENGTH);
   }
 }
 

@@ -42,13 +42,13 @@ export class FingerprintPatch {
     });
   }
 
-  /** The FINGERPRINT value of `message`, which must equal the template in [0, end) outside `positions`. */
-  of(message: Buffer): number {
+  /** The FINGERPRINT value of the message at `message[at]`, which must equal the template in [0, end) outside `positions`. */
+  of(message: Buffer, at = 0): number {
     let c = this.templateCrc;
     const { positions, tables, template } = this;
     for (let i = 0; i < positions.length; i++) {
       const p = positions[i]!;
-      c ^= tables[i * 256 + (message[p]! ^ template[p]!)]!;
+      c ^= tables[i * 256 + (message[at + p]! ^ template[p]!)]!;
     }
     return (c ^ FINGERPRINT_XOR) >>> 0;
   }

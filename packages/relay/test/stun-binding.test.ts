@@ -154,6 +154,23 @@ describe('BindingResponder.quick (the template for bare requests)', () => {
     expect(responder.quick(request, { address, port })?.toString('hex')).toBe((want as { response: Buffer }).response.toString('hex'));
   });
 
+  it.each([
+    ['IPv4', '203.0.113.200', 65535, bare],
+    ['a request with FINGERPRINT', '192.0.2.44', 51820, withFingerprint],
+  ])('quickInto (the batched socket), %s: the same bytes at the offset it is given, nothing else touched', (_n, address, port, request) => {
+    const out = Buffer.alloc(200, 0xee);
+    const ipv4 = Buffer.from(address.split('.').map(Number)).readUInt32BE(0);
+    const n = responder.quickInto(request, ipv4, port, out, 37);
+    expect(n).toBe(responder.answerLength);
+    expect(out.subarray(37, 37 + n).toString('hex')).toBe(responder.quick(request, { address, port })!.toString('hex'));
+    expect(out.subarray(0, 37).every((b) => b === 0xee) && out.subarray(37 + n).every((b) => b === 0xee)).toBe(true);
+  });
+
+  it('quickInto leaves what quick() would leave to answerBinding (0)', () => {
+    expect(responder.quickInto(badFingerprint, 0x7f000001, 3478, Buffer.alloc(100), 0)).toBe(0);
+    expect(responder.quickInto(bare.subarray(0, 19), 0x7f000001, 3478, Buffer.alloc(100), 0)).toBe(0);
+  });
+
   it('two requests in a row each get their own transaction ID and address (the template is not shared state)', () => {
     const other = Buffer.from('a0a1a2a3a4a5a6a7a8a9aaab', 'hex');
     const first = responder.quick(bare, { address: '192.0.2.1', port: 1000 })!;

@@ -50,10 +50,13 @@ describe('weft doctor', () => {
     expect(d.report.ok).toBe(true);
     expect(d.byId.mtu).toMatchObject({ status: 'PASS', detail: expect.stringMatching(/^interface MTU \d+ \(adaptive\) fits every active path: b \d+/) });
     for (const id of ['daemon', 'keys', 'wg-peers', 'routes', 'firewall', 'clock', 'handshakes']) expect(d.byId[id]?.status, id).toBe('PASS');
-    // wireguard-go's real socket, read with ss in a's namespace: measured, and judged against 1 MiB.
+    // wireguard-go's real socket, read with ss in a's namespace: the agent raised it from the
+    // kernel's 208 KiB (Debian's wireguard-go asks for nothing) to 7 MiB, which the kernel reports doubled.
     expect(d.byId['udp-buffer']?.detail).toMatch(/^wireguard-go's socket on UDP \d+ has a \d+ KiB receive buffer/);
     const kib = Number(/has a (\d+) KiB/.exec(d.byId['udp-buffer']!.detail)![1]);
-    expect(d.byId['udp-buffer']?.status).toBe(kib < 1024 ? 'WARN' : 'PASS');
+    expect(kib, d.byId['udp-buffer']!.detail).toBeGreaterThanOrEqual(7 * 1024);
+    expect(d.byId['udp-buffer']?.status).toBe('PASS');
+    expect(mesh.agents.a.process.output()).toContain("wireguard-go's UDP buffers raised");
     // The real agent's link report reaches the real server: a's direct link to b, per node.
     const [sa, sb] = [await mesh.agents.a.status(), await mesh.agents.b.status()];
     const links = await waitFor(async () => {

@@ -15,7 +15,8 @@
 //
 // - packages/relay/native/build/udp_batch.node: StunServer's batched UDP socket (recvmmsg and
 //   sendmmsg, packages/relay/native/udp-batch.c), compiled with gcc against this Node's headers and
-//   copied beside the weft-server and weft-relay bundles, which load it from there. Without gcc
+//   copied beside the weft, weft-server and weft-relay bundles, which load it from there (the agent
+//   for one call: raising wireguard-go's socket buffers, apps/agent/src/wg-socket-buffers.ts). Without gcc
 //   (or off Linux) it is not built and StunServer uses node:dgram: this says so and goes on.
 //
 // dist/inputs.json lists the workspace sources that went in, with their mtimes: bin/*.mjs
@@ -126,7 +127,7 @@ await bundle({ app: 'server', name: 'weft-server', bundlePackages: false });
 await bundle({ app: 'relay', name: 'weft-relay', bundlePackages: true });
 // packages/relay/src/native-udp.ts looks beside the bundle for it. Copied then renamed: a running
 // weft-relay has the file mapped, and writing into it would pull its code from under it.
-for (const app of ['server', 'relay']) {
+for (const app of ['agent', 'server', 'relay']) {
   if (!udpAddon) break;
   const to = join(root, 'apps', app, 'dist/udp_batch.node');
   copyFileSync(udpAddon, `${to}.${process.pid}.tmp`);

@@ -20,7 +20,8 @@ import type { Firewall } from './firewall/firewall.js';
 import type { WireFilter } from './firewall/filter.js';
 import type { NetmapChange } from './netmap.js';
 import type { Logger } from './log.js';
-import { ANSWERING_SIDE_GRACE_MS, PERSISTENT_KEEPALIVE_S, RESPONDER_KEEPALIVE_S } from './tunables.js';
+import { ANSWERING_SIDE_GRACE_MS, PERSISTENT_KEEPALIVE_S, RESPONDER_KEEPALIVE_S, WG_SOCKET_BUFFER_BYTES } from './tunables.js';
+import { raiseWireguardGoBuffers } from './wg-socket-buffers.js';
 
 export const IPV4_PREFIX = 10;
 export const IPV6_PREFIX = 48;
@@ -261,8 +262,22 @@ export class Engine {
       await device.configure({ privateKey: this.opts.privateKey, listenPort: this.opts.listenPort, addresses, mtu: this.mtuNow });
       this.configuredFor = key;
       this.opts.log('info', 'interface configured', { addresses, mtu: this.mtuNow });
+      if (device.backend === 'userspace') void this.raiseSocketBuffers(device); // not on the join's path: ss takes a few ms
     }
     return device;
+  }
+
+  /**
+   * wireguard-go's sockets on the listen port get WG_SOCKET_BUFFER_BYTES (wg-socket-buffers.ts):
+   * it has bound them by now (port set, link up). What cannot be done is logged; `weft doctor`
+   * then WARNs with the sysctl fix.
+   */
+  private async raiseSocketBuffers(device: Device): Promise<void> {
+    const port = await device.listenPort().catch(() => 0);
+    if (!port) return;
+    const r = await raiseWireguardGoBuffers(port, WG_SOCKET_BUFFER_BYTES);
+    if ('skipped' in r) this.opts.log('info', "wireguard-go's UDP buffers left as they are", { port, why: r.skipped });
+    else if (r.raised > 0) this.opts.log('info', "wireguard-go's UDP buffers raised", { port, sockets: r.raised, rcvbuf: r.rcvbuf });
   }
 
   /**

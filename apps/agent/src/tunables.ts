@@ -275,3 +275,10 @@ export const MTU_CHECK_MS = 2_000;
 export const MTU_REPROBE_MS = 10 * 60_000;
 /** A higher interface MTU is taken only once it has been the target this long without a break (down: at once). */
 export const MTU_UP_HOLD_MS = 5_000;
+
+/**
+ * wireguard-go's UDP receive and send buffers, set by the agent once the interface is configured
+ * (wg-socket-buffers.ts): what wireguard-go since 2023 asks for itself (7 MiB), for the older
+ * ones (Debian's 0.0.20220316) that keep the kernel default of 208 KiB.
+ */
+export const WG_SOCKET_BUFFER_BYTES = 7 * 1024 * 1024;

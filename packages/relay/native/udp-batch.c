@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define BATCH 64
@@ -469,9 +470,54 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * raiseSocketBuffers(pid, fd, bytes) -> the socket's receive buffer now (bytes, as the kernel
+ * reports it: twice what was asked), or -errno. Another process's socket: the agent's wireguard-go,
+ * which (Debian's 0.0.20220316) keeps the kernel's default 208 KiB, where wireguard-go since 2023
+ * asks for 7 MiB itself. pidfd_getfd (Linux 5.6) gives this process a second descriptor for the
+ * same socket, so the options set on it are the socket's; the duplicate is closed at once. Needs
+ * PTRACE_MODE_ATTACH on the target and CAP_NET_ADMIN for the FORCE options (root has both); without
+ * CAP_NET_ADMIN the plain options apply, capped at net.core.{r,w}mem_max.
+ */
+static napi_value js_raise_socket_buffers(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t pid = 0, fd = -1, bytes = 0;
+  if (argc != 3 || napi_get_value_int32(env, argv[0], &pid) != napi_ok || napi_get_value_int32(env, argv[1], &fd) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &bytes) != napi_ok || pid <= 0 || fd < 0 || bytes <= 0)
+    return throw_type(env, "raiseSocketBuffers(pid, fd, bytes): positive integers"), NULL;
+  int rc = 0;
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) rc = -errno;
+  int dup = -1;
+  if (rc == 0) {
+    dup = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+    if (dup < 0) rc = -errno;
+    close(pidfd);
+  }
+  if (rc == 0) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(dup, SOL_SOCKET, SO_TYPE, &type, &len) < 0) rc = -errno;
+    else if (type != SOCK_DGRAM) rc = -ENOTSOCK; /* not what the caller meant: leave it alone */
+  }
+  if (rc == 0) {
+    if (setsockopt(dup, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) < 0) setsockopt(dup, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+    if (setsockopt(dup, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof bytes) < 0) setsockopt(dup, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    int now = 0;
+    socklen_t len = sizeof now;
+    rc = getsockopt(dup, SOL_SOCKET, SO_RCVBUF, &now, &len) < 0 ? -errno : now;
+  }
+  if (dup >= 0) close(dup);
+  napi_create_int32(env, rc, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   const struct { const char *name; napi_callback fn; } fns[] = {
     {"open", js_open}, {"address", js_address}, {"peer", js_peer}, {"sendBatch", js_send_batch}, {"sendTo", js_send_to}, {"close", js_close},
+    {"raiseSocketBuffers", js_raise_socket_buffers},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

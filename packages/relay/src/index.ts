@@ -25,3 +25,4 @@ export * from './relay-udp.js';
 export * from './relay-mesh.js';
 export { RelayClient, type RelayClientCounters, type RelayClientHandlers, type RelayClientSocket } from './relay-client.js';
 export { RelayUdpClient, type RelayUdpClientOptions } from './relay-udp-client.js';
+export { udpBatchAddon, type UdpBatchAddon } from './native-udp.js';

@@ -26,6 +26,12 @@ export interface UdpBatchAddon {
   /** One datagram: 0, or -errno (a bad destination does not throw). */
   sendTo(h: UdpBatchHandle, msg: Buffer, port: number, address: string): number;
   close(h: UdpBatchHandle): void;
+  /**
+   * Another process's UDP socket `fd` (pid_getfd): receive and send buffers set to `bytes`
+   * (SO_RCVBUFFORCE, else SO_RCVBUF); returns the receive buffer now, or -errno. The agent's use:
+   * wireguard-go's sockets (apps/agent/src/wg-socket-buffers.ts).
+   */
+  raiseSocketBuffers(pid: number, fd: number, bytes: number): number;
 }
 
 declare const handle: unique symbol;

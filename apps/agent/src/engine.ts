@@ -118,6 +118,8 @@ export class Engine {
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
   /** Peers whose path PeerPaths chose: node key -> where WireGuard sends them (relay socket or punched candidate). */
   private readonly overrides = new Map<string, PathOverride>();
+  /** How many times each peer was aimed somewhere (`setPath`): `pathChanges`. */
+  private readonly aimed = new Map<string, number>();
   /** The responders of the last netmap (refreshResponders re-adds them). */
   private responders: ResponderPeer[] = [];
   /** The interface MTU now: --mtu, then what adaptive MTU (mtu-probe.ts) sets. */
@@ -176,6 +178,15 @@ export class Engine {
     return this.idle.has(nodeKey);
   }
 
+  /**
+   * How many times `peer` was aimed somewhere (relay, direct, a hole punch's candidate) since this
+   * engine began: a measurement that spans a change measured more than one path, even when the
+   * endpoint at its end is the one at its start (a hole punch's window, then back to the relay).
+   */
+  pathChanges(nodeKey: string): number {
+    return this.aimed.get(nodeKey) ?? 0;
+  }
+
   /** The local relay socket this peer is pointed at, if it is relayed. */
   relayEndpointOf(nodeKey: string): string | undefined {
     const o = this.overrides.get(nodeKey);
@@ -194,6 +205,7 @@ export class Engine {
    * would otherwise hold off new ones for: RekeyTimeout, 5 s).
    */
   setPath(peer: Peer, path: PathOverride | null, opts: { recreate?: boolean } = {}): Promise<void> {
+    this.aimed.set(peer.nodeKey, (this.aimed.get(peer.nodeKey) ?? 0) + 1);
     return this.serial(async () => {
       if (path === null) this.overrides.delete(peer.nodeKey);
       else this.overrides.set(peer.nodeKey, path);

@@ -290,7 +290,7 @@ export class MtuProber {
 
   private async search(engine: Engine, peer: Peer, st: PeerState, s: PeerStats): Promise<void> {
     const endpoint = this.pathOf(engine, peer, s);
-    const gen = this.networkGen; // before the first await: as of the stats `s` came from
+    const gen = { network: this.networkGen, aimed: engine.pathChanges(peer.nodeKey) }; // before the first await: as of the stats `s` came from
     const underlay = await this.underlayOf(engine, peer, s.endpoint ?? null);
     // Fixed MTU: nothing above the interface MTU can be sent, so the search stops there.
     const ceiling = this.opts.adaptive ? probeCeiling(underlay) : Math.max(MTU_FLOOR, Math.min(probeCeiling(underlay), engine.mtu));
@@ -355,11 +355,14 @@ export class MtuProber {
    * next tick at which the endpoint has held searches it again. Without this, a host that moved
    * behind a smaller hop had its search begin on the old direct endpoint and run over the relay:
    * the relay's 1420 was recorded against that endpoint, and when the pair went direct to it
-   * again, through the hop, nothing searched it again (a CI failure of e2e/mtu.test.ts).
+   * again, through the hop, nothing searched it again (a CI failure of e2e/mtu.test.ts). Nor may
+   * the peer have been aimed anywhere meanwhile (`Engine.pathChanges`): a hole punch's window, or
+   * a relay kick, ends on the endpoint it began from, but the probes sent during it went to a
+   * candidate that may not answer, and a search that lost them all recorded the floor, 1280.
    */
-  private async pathMoved(engine: Engine, peer: Peer, st: PeerState, endpoint: string | null, gen: number): Promise<boolean> {
+  private async pathMoved(engine: Engine, peer: Peer, st: PeerState, endpoint: string | null, gen: { network: number; aimed: number }): Promise<boolean> {
     const now = this.pathOf(engine, peer, (await engine.stats()).get(peer.nodeKey as never));
-    if (gen === this.networkGen && now === endpoint) return false;
+    if (gen.network === this.networkGen && gen.aimed === engine.pathChanges(peer.nodeKey) && now === endpoint) return false;
     st.measuredEndpoint = MOVED;
     this.opts.log('debug', 'the path moved during its MTU search; searched again once it holds', { peer: peer.name, endpoint, now });
     return true;

@@ -18,6 +18,9 @@ function fakeEngine() {
     endpoint: '10.0.0.2:41641' as string | null,
     /** Set: the peer is relayed (its endpoint is the local relay socket). */
     relayed: false,
+    /** Times the peer was aimed somewhere (Engine.pathChanges). */
+    aimed: 0,
+    pathChanges: () => e.aimed,
     mtu: 1420,
     up: true,
     isIdle: () => false,
@@ -87,6 +90,18 @@ describe('path MTU prober', () => {
     expect(p.view(KEY).pathMtu).toBe(1420);
     await p.tick(); // measured and unchanged: not searched again
     expect(searches).toHaveLength(2);
+  });
+
+  it('a search during which the peer was aimed elsewhere and back (a relay kick, a hole punch\'s window) is searched again, though it ends on the endpoint it began on', async () => {
+    const engine = fakeEngine();
+    const { prober: p, searches } = start(engine, () => { engine.aimed += 2; }); // away, then back to the same endpoint
+    await p.tick();
+    await p.tick(); // held: searched; aimed twice meanwhile
+    expect(searches).toEqual(['10.0.0.2']);
+    expect(p.view(KEY).pathMtu).toBeNull();
+    await p.tick(); // searched again, nothing moving now
+    expect(searches).toEqual(['10.0.0.2', '10.0.0.2']);
+    expect(p.view(KEY).pathMtu).toBe(1420);
   });
 
   it('a search during which this host\'s network changed is searched again, even on the same endpoint', async () => {

@@ -5,7 +5,7 @@
 # admin UI tests and bench:ui: Playwright drives it, its own browser builds are not downloaded),
 # gcc and libc6-dev for the STUN socket's batched UDP addon (packages/relay/native; scripts/build.mjs,
 # which `npm test` runs after this, compiles it; without them StunServer falls back to node:dgram and
-# in CI its native test cases fail) and bench:stun's C load generator.
+# the suite's native StunServer cases fail) and bench:stun's C load generator.
 # Root, Debian. coturn's package does not start its daemon here (no init system);
 # the tests run turnserver themselves on a loopback port.
 set -euo pipefail

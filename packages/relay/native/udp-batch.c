@@ -138,33 +138,52 @@ static void address_text(const struct sockaddr_storage *ss, char *out, size_t n,
   }
 }
 
-/* A numeric address (IPv4, IPv6, IPv6%scope) and port -> sockaddr for this socket's family. */
+/* A numeric address (IPv4, IPv6, IPv6%scope) and port -> sockaddr for this socket's family (0, or -errno). */
 static int parse_address(const char *host, int port, int family, struct sockaddr_storage *ss, socklen_t *len) {
-  struct addrinfo hints = {0}, *res = NULL;
-  hints.ai_flags = AI_NUMERICHOST;
-  hints.ai_socktype = SOCK_DGRAM;
-  if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) return -EINVAL;
+  /* The relay sends each datagram through here: a plain literal is parsed without getaddrinfo's
+     allocation; a scoped IPv6 address (fe80::1%eth0) takes the general route below. */
+  struct in_addr v4;
+  struct in6_addr v6;
   memset(ss, 0, sizeof *ss);
-  int rc = 0;
-  if (res->ai_family == AF_INET && family == AF_INET6) {
-    /* An IPv4 destination from a dual-stack socket: its mapped form. */
+  if (inet_pton(AF_INET, host, &v4) == 1) {
+    if (family == AF_INET) {
+      struct sockaddr_in *a = (void *)ss;
+      a->sin_family = AF_INET;
+      a->sin_port = htons(port);
+      a->sin_addr = v4;
+      *len = sizeof *a;
+    } else { /* an IPv4 destination from a dual-stack socket: its mapped form */
+      struct sockaddr_in6 *a = (void *)ss;
+      a->sin6_family = AF_INET6;
+      a->sin6_port = htons(port);
+      a->sin6_addr.s6_addr[10] = 0xff;
+      a->sin6_addr.s6_addr[11] = 0xff;
+      memcpy(&a->sin6_addr.s6_addr[12], &v4, 4);
+      *len = sizeof *a;
+    }
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &v6) == 1) {
+    if (family != AF_INET6) return -EAFNOSUPPORT;
     struct sockaddr_in6 *a = (void *)ss;
     a->sin6_family = AF_INET6;
     a->sin6_port = htons(port);
-    a->sin6_addr.s6_addr[10] = 0xff;
-    a->sin6_addr.s6_addr[11] = 0xff;
-    memcpy(&a->sin6_addr.s6_addr[12], &((struct sockaddr_in *)res->ai_addr)->sin_addr, 4);
+    a->sin6_addr = v6;
     *len = sizeof *a;
-  } else if (res->ai_family == family) {
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    if (family == AF_INET) ((struct sockaddr_in *)ss)->sin_port = htons(port);
-    else ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-  } else {
-    rc = -EAFNOSUPPORT;
+    return 0;
   }
+  /* What is left is an IPv6 literal with a scope (fe80::1%eth0), or not an address. */
+  if (family != AF_INET6) return -EINVAL;
+  struct addrinfo hints = {0}, *res = NULL;
+  hints.ai_flags = AI_NUMERICHOST;
+  hints.ai_family = AF_INET6;
+  hints.ai_socktype = SOCK_DGRAM;
+  if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) return -EINVAL;
+  memcpy(ss, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
+  ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
   freeaddrinfo(res);
-  return rc;
+  return 0;
 }
 
 static void on_handle_closed(uv_handle_t *h) {
